@@ -1,0 +1,59 @@
+//! Block devices: the storage a volume sits on and keeps its diff area in.
+//!
+//! ```text
+//!            BlockDevice  (Send + Sync; &self positional read_at / write_at / flush / len)
+//!            /        \
+//!       Resize      Discard     optional abilities, found through BlockDevice::as_resize / as_discard
+//! ```
+//!
+//! [`MemDevice`] keeps sparse chunks in memory; [`FileDevice`] uses `pread` / `pwrite` on a file and
+//! `fdatasync` for [`BlockDevice::flush`]. A writable snapshot ([`crate::Snapshot`]) is a device too, so
+//! volumes stack.
+
+mod file;
+mod memory;
+
+pub use file::FileDevice;
+pub use memory::MemDevice;
+
+use crate::error::Result;
+
+/// A byte-addressed device with positional I/O, shareable between threads.
+///
+/// Reads and writes take any offset and length inside [`BlockDevice::len`]; a range past the end is an
+/// [`crate::ErrorKind::OutOfRange`] error and transfers nothing. A write may be cached (volatile) until
+/// [`BlockDevice::flush`] returns.
+pub trait BlockDevice: Send + Sync {
+    /// Reads `buf.len()` bytes at `offset`.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()>;
+    /// Writes `buf` at `offset`.
+    fn write_at(&self, buf: &[u8], offset: u64) -> Result<()>;
+    /// Makes every completed write durable.
+    fn flush(&self) -> Result<()>;
+    /// The size in bytes.
+    fn len(&self) -> u64;
+    /// True when the device has no bytes.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The device's resize ability, if it has one.
+    fn as_resize(&self) -> Option<&dyn Resize> {
+        None
+    }
+    /// The device's discard ability, if it has one.
+    fn as_discard(&self) -> Option<&dyn Discard> {
+        None
+    }
+}
+
+/// A device whose size can change.
+pub trait Resize: BlockDevice {
+    /// Sets the size to `new_len` bytes; new space reads as zeros.
+    fn resize(&self, new_len: u64) -> Result<()>;
+}
+
+/// A device that can drop the contents of a range (it reads as zeros afterwards).
+pub trait Discard: BlockDevice {
+    /// Discards `[offset, offset + len)`.
+    fn discard(&self, offset: u64, len: u64) -> Result<()>;
+}

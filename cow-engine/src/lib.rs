@@ -1,0 +1,41 @@
+//! # cow-engine
+//!
+//! A copy-on-write block engine: a lock-free block map, volumes with O(1) snapshots (volsnap style:
+//! one copy per block per write epoch, whatever the number of snapshots), a diff area, writable and
+//! stackable snapshots, revert, split, changed-block tracking, freeze/thaw, and crash-safe
+//! persistence through a checksummed, group-committed metadata journal.
+//!
+//! ```
+//! use cow_engine::{BlockDevice, SnapshotOptions, Volume, VolumeConfig};
+//!
+//! # fn main() -> Result<(), cow_engine::Error> {
+//! let vol = Volume::create_mem(1 << 20, VolumeConfig::default())?;
+//! vol.write_at(b"before", 0)?;
+//! let snap = vol.create_snapshot(SnapshotOptions::default())?;
+//! vol.write_at(b"after!", 0)?;
+//!
+//! let mut buf = [0u8; 6];
+//! vol.snapshot(snap)?.read_at(&mut buf, 0)?;
+//! assert_eq!(&buf, b"before");
+//! vol.read_at(&mut buf, 0)?;
+//! assert_eq!(&buf, b"after!");
+//! # Ok(()) }
+//! ```
+//!
+//! Layout: [`device`] (the [`BlockDevice`] trait, memory and file devices), [`map`] (the block map),
+//! [`Volume`] and [`Snapshot`] (the engine), and the persistence internals (format in docs/format.md).
+
+pub mod device;
+mod error;
+pub mod map;
+mod persist;
+mod sync;
+mod volume;
+
+pub use device::{BlockDevice, Discard, FileDevice, MemDevice, Resize};
+pub use error::{Error, ErrorKind, Result};
+pub use volume::{
+    DeleteReason, DiffFullPolicy, Durability, Event, Progress, RevertProgress, Snapshot,
+    SnapshotId, SnapshotInfo, SnapshotOptions, SplitProgress, ThawOutcome, Volume, VolumeConfig,
+    VolumeStats, MAX_BLOCK_SIZE, MAX_METADATA, MIN_BLOCK_SIZE,
+};

@@ -1,0 +1,396 @@
+//! The block map: block number -> packed [`Entry`], lock-free on the hot path.
+//!
+//! A three-level radix: a fixed top array (sized from the capacity) of lazily allocated mid pages, each
+//! holding pointers to lazily allocated leaf pages of `AtomicU64` entries. Pages are installed by CAS and
+//! never freed before the map is dropped, so memory is proportional to the blocks touched: a map for
+//! 1 TiB of 4 KiB blocks with nothing in it costs 8 KiB.
+//!
+//! The entry protocol ([`BlockMap::claim`]): the writer whose CAS moves an entry from untouched to
+//! copying copies the block, then [`CopyClaim::publish`]es `preserved(slot)`; writers that find `copying`
+//! park (via `parking_lot_core`) until the winner publishes or gives up; readers only load, never block.
+
+mod entry;
+
+pub use entry::{Entry, MAX_SLOT};
+
+use std::ptr;
+
+use crate::sync::{park_while, unpark_all, AtomicPtr, AtomicU64, Ordering};
+use entry::{preserved, COPYING, UNTOUCHED, WAITERS};
+
+#[cfg(not(loom))]
+const LEAF_BITS: u32 = 9;
+#[cfg(loom)]
+const LEAF_BITS: u32 = 1;
+#[cfg(not(loom))]
+const MID_BITS: u32 = 9;
+#[cfg(loom)]
+const MID_BITS: u32 = 1;
+const LEAF_LEN: usize = 1 << LEAF_BITS;
+const MID_LEN: usize = 1 << MID_BITS;
+const MID_SPAN_BITS: u32 = LEAF_BITS + MID_BITS;
+
+struct Leaf {
+    entries: Box<[AtomicU64]>,
+}
+
+struct Mid {
+    leaves: Box<[AtomicPtr<Leaf>]>,
+}
+
+impl Leaf {
+    fn new() -> Self {
+        Leaf {
+            entries: (0..LEAF_LEN).map(|_| AtomicU64::new(UNTOUCHED)).collect(),
+        }
+    }
+}
+
+impl Mid {
+    fn new() -> Self {
+        Mid {
+            leaves: (0..MID_LEN)
+                .map(|_| AtomicPtr::new(ptr::null_mut()))
+                .collect(),
+        }
+    }
+}
+
+/// Loads a page pointer, installing a new page by CAS if it is absent.
+fn get_or_install<T>(slot: &AtomicPtr<T>, make: impl FnOnce() -> T) -> &T {
+    // Acquire: pairs with the Release of the CAS below, so the page's initialised contents are
+    // visible before we use the pointer.
+    let p = slot.load(Ordering::Acquire);
+    if !p.is_null() {
+        // SAFETY: non-null pointers in the radix come from Box::into_raw below and are freed only in
+        // Drop, which needs `&mut self`; the page lives as long as the `&self` this borrow derives from.
+        return unsafe { &*p };
+    }
+    let fresh = Box::into_raw(Box::new(make()));
+    // AcqRel on success: Release publishes the fresh page's contents to later Acquire loads.
+    // Acquire on failure: we use the winner's page and need its contents.
+    match slot.compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
+        // SAFETY: we just installed `fresh`, a live Box pointer, see above for its lifetime.
+        Ok(_) => unsafe { &*fresh },
+        Err(winner) => {
+            // SAFETY: `fresh` came from Box::into_raw just above and was never shared.
+            drop(unsafe { Box::from_raw(fresh) });
+            // SAFETY: `winner` is a non-null page installed by another thread, live until Drop.
+            unsafe { &*winner }
+        }
+    }
+}
+
+/// Loads a page pointer without installing.
+fn get<T>(slot: &AtomicPtr<T>) -> Option<&T> {
+    // Acquire: see get_or_install.
+    let p = slot.load(Ordering::Acquire);
+    // SAFETY: non-null radix pointers are live Box pages until Drop (see get_or_install).
+    (!p.is_null()).then(|| unsafe { &*p })
+}
+
+/// A map from block number to [`Entry`] for blocks `0..capacity`.
+pub struct BlockMap {
+    top: Box<[AtomicPtr<Mid>]>,
+    capacity: u64,
+    preserved: AtomicU64,
+}
+
+/// The outcome of [`BlockMap::claim`].
+pub enum Claim<'a> {
+    /// The block is already preserved in this slot; nothing to copy.
+    Preserved(u64),
+    /// The caller won the right to copy the block and must publish or drop the claim.
+    Won(CopyClaim<'a>),
+}
+
+/// The right to copy one block, held by exactly one writer. Dropping it without
+/// [`CopyClaim::publish`] returns the entry to untouched and wakes parked writers (who retry).
+pub struct CopyClaim<'a> {
+    map: &'a BlockMap,
+    word: &'a AtomicU64,
+    done: bool,
+}
+
+impl CopyClaim<'_> {
+    /// Publishes `preserved(slot)`: the copy in `slot` is complete and readable.
+    pub fn publish(mut self, slot: u64) {
+        assert!(slot <= MAX_SLOT, "slot {slot} does not fit an entry");
+        // Release: the copied data (written to the slot before this call) and everything else this
+        // thread did must be visible to any thread that Acquire-loads `preserved(slot)`.
+        let old = self.word.swap(preserved(slot), Ordering::Release);
+        self.map.preserved.fetch_add(1, Ordering::Relaxed);
+        self.done = true;
+        if old & WAITERS != 0 {
+            unpark_all(self.word);
+        }
+    }
+}
+
+impl Drop for CopyClaim<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            // Release: orders the failed attempt before the retry of whichever writer wins next.
+            let old = self.word.swap(UNTOUCHED, Ordering::Release);
+            if old & WAITERS != 0 {
+                unpark_all(self.word);
+            }
+        }
+    }
+}
+
+impl BlockMap {
+    /// An empty map for blocks `0..capacity`.
+    pub fn new(capacity: u64) -> Self {
+        let tops = capacity.div_ceil(1 << MID_SPAN_BITS).max(1) as usize;
+        BlockMap {
+            top: (0..tops).map(|_| AtomicPtr::new(ptr::null_mut())).collect(),
+            capacity,
+            preserved: AtomicU64::new(0),
+        }
+    }
+
+    /// The number of blocks the map covers.
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// The number of preserved entries.
+    pub fn preserved_count(&self) -> u64 {
+        self.preserved.load(Ordering::Relaxed)
+    }
+
+    fn split(&self, block: u64) -> (usize, usize, usize) {
+        assert!(
+            block < self.capacity,
+            "block {block} outside map of {}",
+            self.capacity
+        );
+        let top = (block >> MID_SPAN_BITS) as usize;
+        let mid = ((block >> LEAF_BITS) as usize) & (MID_LEN - 1);
+        let leaf = (block as usize) & (LEAF_LEN - 1);
+        (top, mid, leaf)
+    }
+
+    fn word(&self, block: u64) -> Option<&AtomicU64> {
+        let (t, m, l) = self.split(block);
+        let mid = get(&self.top[t])?;
+        let leaf = get(&mid.leaves[m])?;
+        Some(&leaf.entries[l])
+    }
+
+    fn word_or_install(&self, block: u64) -> &AtomicU64 {
+        let (t, m, l) = self.split(block);
+        let mid = get_or_install(&self.top[t], Mid::new);
+        let leaf = get_or_install(&mid.leaves[m], Leaf::new);
+        &leaf.entries[l]
+    }
+
+    /// The entry of `block`. Never blocks.
+    pub fn get(&self, block: u64) -> Entry {
+        match self.word(block) {
+            // Acquire: pairs with the Release in `publish`, so a reader that sees `preserved(slot)`
+            // also sees the slot's data.
+            Some(w) => Entry::decode(w.load(Ordering::Acquire)),
+            None => Entry::Untouched,
+        }
+    }
+
+    /// Claims `block` for copying. Returns [`Claim::Preserved`] if it is already preserved; parks
+    /// while another writer is copying it; returns [`Claim::Won`] to exactly one caller otherwise.
+    pub fn claim(&self, block: u64) -> Claim<'_> {
+        let word = self.word_or_install(block);
+        // Acquire: if the entry is already preserved we hand its slot to the caller, who may read it.
+        let mut cur = word.load(Ordering::Acquire);
+        loop {
+            match Entry::decode(cur) {
+                Entry::Preserved(slot) => return Claim::Preserved(slot),
+                Entry::Untouched => {
+                    // Acquire on both outcomes: on failure we may observe `preserved(slot)` and hand
+                    // out the slot; on success we follow a possibly failed earlier copy (its Release).
+                    match word.compare_exchange_weak(
+                        UNTOUCHED,
+                        COPYING,
+                        Ordering::Acquire,
+                        Ordering::Acquire,
+                    ) {
+                        Ok(_) => {
+                            return Claim::Won(CopyClaim {
+                                map: self,
+                                word,
+                                done: false,
+                            })
+                        }
+                        Err(now) => cur = now,
+                    }
+                }
+                Entry::Copying => {
+                    if cur & WAITERS == 0 {
+                        // Relaxed: setting the flag only needs atomicity; the bucket lock inside
+                        // park/unpark orders the sleep against the copier's swap.
+                        if let Err(now) = word.compare_exchange_weak(
+                            cur,
+                            cur | WAITERS,
+                            Ordering::Relaxed,
+                            Ordering::Acquire,
+                        ) {
+                            cur = now;
+                            continue;
+                        }
+                    }
+                    park_while(word, COPYING | WAITERS);
+                    // Acquire: pairs with the copier's Release publish (or abort).
+                    cur = word.load(Ordering::Acquire);
+                }
+            }
+        }
+    }
+
+    /// Sets `block` to `preserved(slot)` outside the concurrent protocol (recovery, handoff).
+    /// Returns the previous entry.
+    pub fn set_preserved(&mut self, block: u64, slot: u64) -> Entry {
+        let word = self.word_or_install(block);
+        let old = Entry::decode(word.swap(preserved(slot), Ordering::Relaxed));
+        if !matches!(old, Entry::Preserved(_)) {
+            self.preserved.fetch_add(1, Ordering::Relaxed);
+        }
+        old
+    }
+
+    /// Returns `block` to untouched; returns the previous entry.
+    pub fn remove(&mut self, block: u64) -> Entry {
+        let Some(word) = self.word(block) else {
+            return Entry::Untouched;
+        };
+        let old = Entry::decode(word.swap(UNTOUCHED, Ordering::Relaxed));
+        if matches!(old, Entry::Preserved(_)) {
+            self.preserved.fetch_sub(1, Ordering::Relaxed);
+        }
+        old
+    }
+
+    /// Calls `f(block, slot)` for every preserved entry, in block order.
+    pub fn for_each_preserved(&self, mut f: impl FnMut(u64, u64)) {
+        for (t, mid) in self.top.iter().enumerate() {
+            let Some(mid) = get(mid) else { continue };
+            for (m, leaf) in mid.leaves.iter().enumerate() {
+                let Some(leaf) = get(leaf) else { continue };
+                for (l, w) in leaf.entries.iter().enumerate() {
+                    // Acquire: the caller may read the slot's data.
+                    if let Entry::Preserved(slot) = Entry::decode(w.load(Ordering::Acquire)) {
+                        let block =
+                            ((t as u64) << MID_SPAN_BITS) | ((m as u64) << LEAF_BITS) | l as u64;
+                        f(block, slot);
+                    }
+                }
+            }
+        }
+    }
+
+    /// All preserved entries as `(block, slot)`, in block order.
+    pub fn preserved_entries(&self) -> Vec<(u64, u64)> {
+        let mut v = Vec::new();
+        self.for_each_preserved(|b, s| v.push((b, s)));
+        v
+    }
+
+    /// Extends the map to cover `new_capacity` blocks (never shrinks).
+    pub fn grow(&mut self, new_capacity: u64) {
+        if new_capacity <= self.capacity {
+            return;
+        }
+        let tops = new_capacity.div_ceil(1 << MID_SPAN_BITS).max(1) as usize;
+        if tops > self.top.len() {
+            let old = std::mem::take(&mut self.top).into_vec();
+            let mut v: Vec<AtomicPtr<Mid>> = Vec::with_capacity(tops);
+            for p in old {
+                v.push(AtomicPtr::new(p.load(Ordering::Relaxed)));
+            }
+            v.resize_with(tops, || AtomicPtr::new(ptr::null_mut()));
+            self.top = v.into_boxed_slice();
+        }
+        self.capacity = new_capacity;
+    }
+}
+
+impl Drop for BlockMap {
+    fn drop(&mut self) {
+        for mid in self.top.iter() {
+            let mp = mid.load(Ordering::Relaxed);
+            if mp.is_null() {
+                continue;
+            }
+            // SAFETY: `&mut self` means no other thread holds a page reference; every non-null
+            // pointer came from Box::into_raw and is freed exactly once, here.
+            let mid = unsafe { Box::from_raw(mp) };
+            for leaf in mid.leaves.iter() {
+                let lp = leaf.load(Ordering::Relaxed);
+                if !lp.is_null() {
+                    // SAFETY: as above, for leaf pages.
+                    drop(unsafe { Box::from_raw(lp) });
+                }
+            }
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn empty_map_of_a_tebibyte_is_small() {
+        let m = BlockMap::new((1u64 << 40) / 4096);
+        assert!(m.top.len() * std::mem::size_of::<usize>() <= 8192);
+        assert_eq!(m.get(12345678), Entry::Untouched);
+    }
+
+    #[test]
+    fn claim_publish_and_remove() {
+        let mut m = BlockMap::new(10_000);
+        match m.claim(777) {
+            Claim::Won(c) => c.publish(42),
+            Claim::Preserved(_) => panic!("fresh block preserved"),
+        }
+        assert_eq!(m.get(777), Entry::Preserved(42));
+        assert!(matches!(m.claim(777), Claim::Preserved(42)));
+        // A dropped claim returns the entry to untouched.
+        match m.claim(5) {
+            Claim::Won(c) => drop(c),
+            Claim::Preserved(_) => panic!(),
+        }
+        assert_eq!(m.get(5), Entry::Untouched);
+        assert_eq!(m.preserved_count(), 1);
+        assert_eq!(m.preserved_entries(), vec![(777, 42)]);
+        assert_eq!(m.remove(777), Entry::Preserved(42));
+        assert_eq!(m.preserved_count(), 0);
+        m.grow(1 << 30);
+        m.set_preserved((1 << 30) - 1, 9);
+        assert_eq!(m.get((1 << 30) - 1), Entry::Preserved(9));
+    }
+
+    #[test]
+    fn one_winner_and_parked_losers_see_its_slot() {
+        let m = Arc::new(BlockMap::new(1 << 20));
+        for block in 0..200u64 {
+            let threads: Vec<_> = (0..4)
+                .map(|t| {
+                    let m = m.clone();
+                    std::thread::spawn(move || match m.claim(block) {
+                        Claim::Won(c) => {
+                            std::thread::yield_now();
+                            c.publish(block * 10 + t);
+                            (true, block * 10 + t)
+                        }
+                        Claim::Preserved(s) => (false, s),
+                    })
+                })
+                .collect();
+            let results: Vec<_> = threads.into_iter().map(|h| h.join().unwrap()).collect();
+            let winners: Vec<_> = results.iter().filter(|r| r.0).collect();
+            assert_eq!(winners.len(), 1);
+            assert!(results.iter().all(|r| r.1 == winners[0].1));
+        }
+    }
+}

@@ -1,0 +1,465 @@
+//! Persistence: a volume's devices, their formatting, and recovery by journal replay.
+//!
+//! A file volume is a directory:
+//!
+//! ```text
+//! origin.img    the volume's bytes, in place
+//! diff.img      superblock, then block-sized data slots
+//! journal.0     journal header + records (one of the two is active)
+//! journal.1
+//! ```
+//!
+//! The byte layout is in docs/format.md.
+
+mod journal;
+mod record;
+mod superblock;
+
+pub(crate) use journal::Journal;
+pub(crate) use record::Record;
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::device::{BlockDevice, FileDevice};
+use crate::error::{Error, ErrorKind, Result};
+use crate::map::BlockMap;
+use crate::volume::{apply_delete, Durability, Snap, State, VolumeConfig};
+use journal::JournalPosition;
+use superblock::{random_uuid, JournalHeader, Superblock, JOURNAL_DATA, SUPERBLOCK_LEN};
+
+const ORIGIN_FILE: &str = "origin.img";
+const DIFF_FILE: &str = "diff.img";
+const JOURNAL_FILES: [&str; 2] = ["journal.0", "journal.1"];
+
+/// A volume's devices and what its superblock says.
+pub(crate) struct Store {
+    pub(crate) origin: Arc<dyn BlockDevice>,
+    pub(crate) diff: Arc<dyn BlockDevice>,
+    pub(crate) journals: [Arc<dyn BlockDevice>; 2],
+    pub(crate) config: VolumeConfig,
+    pub(crate) data_offset: u64,
+    pub(crate) uuid: [u8; 16],
+    pub(crate) lock: Option<File>,
+    position: Option<JournalPosition>,
+}
+
+/// The result of recovery.
+pub(crate) struct Recovered {
+    pub(crate) store: Store,
+    pub(crate) state: State,
+    pub(crate) used_slots: BTreeSet<u64>,
+}
+
+/// Takes an exclusive advisory lock on `path` so one process owns the volume at a time.
+fn lock_file(path: &Path) -> Result<File> {
+    use std::os::fd::AsRawFd;
+    let f =
+        File::open(path).map_err(|e| Error::io("cannot open for locking", e).with_path(path))?;
+    // SAFETY: flock only reads its integer arguments; the descriptor is owned by `f`, open here.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        return Err(Error::new(
+            ErrorKind::Busy,
+            "volume is in use by another handle or process",
+        )
+        .with_path(path));
+    }
+    Ok(f)
+}
+
+impl Store {
+    pub(crate) fn create_dir(dir: &Path, size: u64, config: &VolumeConfig) -> Result<Store> {
+        match std::fs::read_dir(dir) {
+            Ok(mut entries) => {
+                if entries.next().is_some() {
+                    return Err(Error::new(
+                        ErrorKind::AlreadyExists,
+                        "volume directory exists and is not empty",
+                    )
+                    .with_path(dir));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir(dir)
+                .map_err(|e| Error::io("cannot create volume directory", e).with_path(dir))?,
+            Err(e) => return Err(Error::io("cannot read volume directory", e).with_path(dir)),
+        }
+        let origin = Arc::new(FileDevice::create(dir.join(ORIGIN_FILE), size)?);
+        let diff = Arc::new(FileDevice::create(dir.join(DIFF_FILE), 0)?);
+        let j0 = Arc::new(FileDevice::create(dir.join(JOURNAL_FILES[0]), 0)?);
+        let j1 = Arc::new(FileDevice::create(dir.join(JOURNAL_FILES[1]), 0)?);
+        let lock = lock_file(&dir.join(DIFF_FILE))?;
+        let store = Store::format(origin, diff, [j0, j1], Some(lock), config)?;
+        sync_dir(dir)?;
+        Ok(store)
+    }
+
+    pub(crate) fn open_dir(dir: &Path) -> Result<Store> {
+        if !dir.is_dir() {
+            return Err(Error::new(ErrorKind::NotFound, "no volume directory").with_path(dir));
+        }
+        let open = |name: &str| -> Result<Arc<dyn BlockDevice>> {
+            let p: PathBuf = dir.join(name);
+            Ok(Arc::new(FileDevice::open(&p).map_err(|e| {
+                if e.kind() == ErrorKind::NotFound {
+                    Error::new(ErrorKind::Corrupt, format!("volume directory lacks {name}"))
+                        .with_path(&p)
+                } else {
+                    e
+                }
+            })?))
+        };
+        let origin = open(ORIGIN_FILE)?;
+        let diff = open(DIFF_FILE)?;
+        let journals = [open(JOURNAL_FILES[0])?, open(JOURNAL_FILES[1])?];
+        let lock = lock_file(&dir.join(DIFF_FILE))?;
+        Store::open(origin, diff, journals, Some(lock)).map_err(|e| {
+            if e.path().is_none() {
+                e.with_path(dir)
+            } else {
+                e
+            }
+        })
+    }
+
+    pub(crate) fn remove_dir(dir: &Path) -> Result<()> {
+        for name in [ORIGIN_FILE, DIFF_FILE, JOURNAL_FILES[0], JOURNAL_FILES[1]] {
+            match std::fs::remove_file(dir.join(name)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(Error::io("cannot remove volume file", e).with_path(dir.join(name)))
+                }
+            }
+        }
+        std::fs::remove_dir(dir)
+            .map_err(|e| Error::io("cannot remove volume directory", e).with_path(dir))
+    }
+
+    /// Writes a fresh superblock and an empty journal.
+    pub(crate) fn format(
+        origin: Arc<dyn BlockDevice>,
+        diff: Arc<dyn BlockDevice>,
+        journals: [Arc<dyn BlockDevice>; 2],
+        lock: Option<File>,
+        config: &VolumeConfig,
+    ) -> Result<Store> {
+        let uuid = random_uuid()?;
+        let data_offset = u64::from(config.block_size).max(4096);
+        let sb = Superblock {
+            uuid,
+            config: config.clone(),
+            data_offset,
+        };
+        let resize = |d: &dyn BlockDevice, len: u64| -> Result<()> {
+            d.as_resize()
+                .ok_or_else(|| Error::new(ErrorKind::Unsupported, "device cannot be resized"))?
+                .resize(len)
+        };
+        resize(diff.as_ref(), data_offset)?;
+        diff.write_at(&sb.encode(), 0)?;
+        diff.flush()?;
+        let state = State::empty(origin.len());
+        let mut body = Vec::new();
+        let recs = journal::checkpoint_records(&state);
+        for (i, r) in recs.iter().enumerate() {
+            r.encode(i as u64 + 1, &mut body);
+        }
+        resize(journals[1].as_ref(), 0)?;
+        journals[1].flush()?;
+        let j = &journals[0];
+        resize(
+            j.as_ref(),
+            (JOURNAL_DATA + body.len() as u64).next_multiple_of(1 << 20),
+        )?;
+        j.write_at(&body, JOURNAL_DATA)?;
+        j.write_at(
+            &JournalHeader {
+                uuid,
+                generation: 1,
+            }
+            .encode(),
+            0,
+        )?;
+        j.flush()?;
+        let position = Some(JournalPosition {
+            active: 0,
+            generation: 1,
+            end: JOURNAL_DATA + body.len() as u64,
+            next_seq: recs.len() as u64 + 1,
+            checkpoint_len: body.len() as u64,
+        });
+        Ok(Store {
+            origin,
+            diff,
+            journals,
+            config: config.clone(),
+            data_offset,
+            uuid,
+            lock,
+            position,
+        })
+    }
+
+    /// Reads the superblock of existing devices.
+    pub(crate) fn open(
+        origin: Arc<dyn BlockDevice>,
+        diff: Arc<dyn BlockDevice>,
+        journals: [Arc<dyn BlockDevice>; 2],
+        lock: Option<File>,
+    ) -> Result<Store> {
+        if diff.len() < SUPERBLOCK_LEN as u64 {
+            return Err(Error::corrupt(
+                "diff area is too short to hold a superblock",
+            ));
+        }
+        let mut b = [0u8; SUPERBLOCK_LEN];
+        diff.read_at(&mut b, 0)?;
+        let sb = Superblock::decode(&b)?;
+        Ok(Store {
+            origin,
+            diff,
+            journals,
+            config: sb.config,
+            data_offset: sb.data_offset,
+            uuid: sb.uuid,
+            lock,
+            position: None,
+        })
+    }
+
+    /// Splits the store into the volume's parts; the journal only for persistent volumes.
+    pub(crate) fn into_parts(self, durability: Durability) -> Result<crate::volume::Parts> {
+        let journal = match (durability, self.position) {
+            (Durability::Persistent, Some(pos)) => {
+                Some(Journal::new(self.journals, self.uuid, pos))
+            }
+            (Durability::Persistent, None) => {
+                return Err(Error::corrupt("journal position unknown (not recovered)"))
+            }
+            (Durability::Volatile, _) => None,
+        };
+        Ok((self.origin, self.diff, journal, self.lock))
+    }
+
+    /// Replays the journal into a [`State`].
+    pub(crate) fn recover(mut self) -> Result<Recovered> {
+        let shift = self.config.block_size.trailing_zeros();
+        if self.config.durability == Durability::Volatile {
+            // Nothing of the diff area survives; start it afresh.
+            let state = State::empty(self.origin.len());
+            return Ok(Recovered {
+                store: self,
+                state,
+                used_slots: BTreeSet::new(),
+            });
+        }
+        // Candidates by generation, newest first.
+        let mut headers = Vec::new();
+        for (i, j) in self.journals.iter().enumerate() {
+            if j.len() < JOURNAL_DATA {
+                continue;
+            }
+            let mut b = [0u8; SUPERBLOCK_LEN];
+            j.read_at(&mut b, 0)?;
+            if let Some(h) = JournalHeader::decode(&b, &self.uuid)? {
+                headers.push((h.generation, i));
+            }
+        }
+        headers.sort_unstable_by(|a, b| b.cmp(a));
+        let mut last_err = None;
+        for (generation, i) in headers {
+            match replay(self.journals[i].as_ref(), shift) {
+                Ok(Some(r)) => {
+                    // Drop the torn tail so no stale bytes follow the records we append next.
+                    let dev = &self.journals[i];
+                    if let Some(rs) = dev.as_resize() {
+                        rs.resize(r.end.next_multiple_of(1 << 20))?;
+                        let tail = r.end.next_multiple_of(1 << 20) - r.end;
+                        dev.write_at(&vec![0u8; tail as usize], r.end)?;
+                        dev.flush()?;
+                    }
+                    let origin_len = self.origin.len();
+                    if r.state.len > origin_len {
+                        return Err(Error::corrupt(format!(
+                            "journal says the volume has {} bytes, the origin holds {origin_len}",
+                            r.state.len
+                        )));
+                    }
+                    self.position = Some(JournalPosition {
+                        active: i,
+                        generation,
+                        end: r.end,
+                        next_seq: r.next_seq,
+                        checkpoint_len: r.checkpoint_len,
+                    });
+                    let used = used_slots(&r.state)?;
+                    return Ok(Recovered {
+                        store: self,
+                        state: r.state,
+                        used_slots: used,
+                    });
+                }
+                Ok(None) => {}
+                Err(e) => last_err = Some(e),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| {
+            Error::corrupt("no complete journal found (both journal files are damaged or empty)")
+        }))
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io("cannot sync volume directory", e).with_path(dir))
+}
+
+struct Replayed {
+    state: State,
+    end: u64,
+    next_seq: u64,
+    checkpoint_len: u64,
+}
+
+/// Replays one journal device. `Ok(None)` if its checkpoint is incomplete (a torn checkpoint).
+fn replay(dev: &dyn BlockDevice, shift: u32) -> Result<Option<Replayed>> {
+    let len = dev.len();
+    let mut data = vec![0u8; (len - JOURNAL_DATA) as usize];
+    dev.read_at(&mut data, JOURNAL_DATA)?;
+    let mut at = 0usize;
+    let mut state = State::empty(0);
+    let mut expected_seq = None;
+    let mut checkpoint_len = None;
+    while let Some((seq, rec, used)) = Record::decode(&data[at..])? {
+        if expected_seq.is_some_and(|e| e != seq) {
+            break;
+        }
+        expected_seq = Some(seq + 1);
+        let was_end = matches!(rec, Record::CheckpointEnd { .. });
+        apply(&mut state, rec, shift)
+            .map_err(|e| Error::corrupt(format!("journal record {seq}: {}", e.message())))?;
+        at += used;
+        if was_end && checkpoint_len.is_none() {
+            checkpoint_len = Some(at as u64);
+        }
+    }
+    let Some(checkpoint_len) = checkpoint_len else {
+        return Ok(None);
+    };
+    Ok(Some(Replayed {
+        state,
+        end: JOURNAL_DATA + at as u64,
+        next_seq: expected_seq.unwrap_or(1),
+        checkpoint_len,
+    }))
+}
+
+fn find(state: &mut State, id: u64) -> Result<&mut Snap> {
+    let i = state.index_of(id)?;
+    Ok(&mut state.snaps[i])
+}
+
+fn check_block(map: &BlockMap, block: u64) -> Result<()> {
+    if block >= map.capacity() {
+        return Err(Error::corrupt(format!(
+            "block {block} past the snapshot's {} blocks",
+            map.capacity()
+        )));
+    }
+    Ok(())
+}
+
+/// Applies one record to the state being rebuilt.
+fn apply(state: &mut State, rec: Record, shift: u32) -> Result<()> {
+    match rec {
+        Record::VolumeLen { len } | Record::Grow { len } => state.len = len,
+        Record::CreateSnapshot {
+            id,
+            len,
+            writable,
+            persistent,
+            pinned,
+            metadata,
+        } => {
+            if id < state.next_id || state.snaps.iter().any(|s| s.id == id) {
+                return Err(Error::corrupt(format!("snapshot id {id} reused")));
+            }
+            let blocks = len >> shift;
+            state.snaps.push(Snap {
+                id,
+                len,
+                map: BlockMap::new(blocks),
+                overlay: writable.then(|| BlockMap::new(blocks)),
+                persistent,
+                pinned,
+                metadata,
+                split_cursor: 0,
+            });
+            state.next_id = id + 1;
+        }
+        Record::Preserve {
+            snapshot,
+            block,
+            slot,
+        } => {
+            let s = find(state, snapshot)?;
+            check_block(&s.map, block)?;
+            s.map.set_preserved(block, slot);
+        }
+        Record::Overlay {
+            snapshot,
+            block,
+            slot,
+        } => {
+            let s = find(state, snapshot)?;
+            let ov = s
+                .overlay
+                .as_mut()
+                .ok_or_else(|| Error::corrupt("overlay record for a read-only snapshot"))?;
+            check_block(ov, block)?;
+            ov.set_preserved(block, slot);
+        }
+        Record::DeleteSnapshot { id } => {
+            let i = state.index_of(id)?;
+            apply_delete(state, i, shift);
+            if state.pending_revert.is_some_and(|(s, _)| s == id) {
+                state.pending_revert = None;
+            }
+        }
+        Record::SetPinned { id, pinned } => find(state, id)?.pinned = pinned,
+        Record::SetMetadata { id, metadata } => find(state, id)?.metadata = metadata,
+        Record::RevertBegin { snapshot } => state.pending_revert = Some((snapshot, 0)),
+        Record::RevertProgress { snapshot, cursor } => {
+            state.pending_revert = Some((snapshot, cursor))
+        }
+        Record::RevertDone { .. } => state.pending_revert = None,
+        Record::SplitProgress { snapshot, cursor } => find(state, snapshot)?.split_cursor = cursor,
+        Record::CheckpointEnd { next_id } => state.next_id = state.next_id.max(next_id),
+    }
+    Ok(())
+}
+
+/// The slots referenced by the state; a slot referenced twice is corruption.
+fn used_slots(state: &State) -> Result<BTreeSet<u64>> {
+    let mut used = BTreeSet::new();
+    let mut dup = None;
+    for s in &state.snaps {
+        let mut note = |_, slot| {
+            if !used.insert(slot) {
+                dup = Some(slot);
+            }
+        };
+        s.map.for_each_preserved(&mut note);
+        if let Some(ov) = &s.overlay {
+            ov.for_each_preserved(&mut note);
+        }
+    }
+    match dup {
+        Some(slot) => Err(Error::corrupt(format!("diff slot {slot} is used twice"))),
+        None => Ok(used),
+    }
+}

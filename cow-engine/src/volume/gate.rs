@@ -1,0 +1,59 @@
+//! Freeze / thaw: flush-and-hold of new writes, with a deadline.
+//!
+//! The write gate itself is the volume's `RwLock<State>`: every I/O call holds it shared, and taking it
+//! exclusively (snapshot creation, freeze) drains the calls in flight. The freeze state lives here:
+//! a writer that got the shared gate checks [`Freeze::held_until`]; while a hold is active and its
+//! deadline not reached, it releases the gate and waits.
+
+use std::time::Instant;
+
+use parking_lot::{Condvar, Mutex};
+
+#[derive(Default)]
+struct FreezeState {
+    /// The deadline of the current hold, if writes are held.
+    until: Option<Instant>,
+}
+
+#[derive(Default)]
+pub(crate) struct Freeze {
+    state: Mutex<FreezeState>,
+    thawed: Condvar,
+}
+
+impl Freeze {
+    /// Starts holding writes until `deadline`. Returns false if a hold is already active.
+    pub(crate) fn hold(&self, deadline: Instant) -> bool {
+        let mut s = self.state.lock();
+        if matches!(s.until, Some(d) if Instant::now() < d) {
+            return false;
+        }
+        s.until = Some(deadline);
+        true
+    }
+
+    /// Ends the hold. Returns `Some(expired)` if a hold was set (expired = its deadline had passed),
+    /// `None` if none was.
+    pub(crate) fn release(&self) -> Option<bool> {
+        let mut s = self.state.lock();
+        let until = s.until.take()?;
+        self.thawed.notify_all();
+        Some(Instant::now() >= until)
+    }
+
+    /// True while a hold is active (deadline not reached).
+    pub(crate) fn is_held(&self) -> bool {
+        matches!(self.state.lock().until, Some(d) if Instant::now() < d)
+    }
+
+    /// Blocks until no hold is active (thawed or its deadline passed).
+    pub(crate) fn wait_thawed(&self) {
+        let mut s = self.state.lock();
+        while let Some(d) = s.until {
+            if Instant::now() >= d {
+                return;
+            }
+            self.thawed.wait_until(&mut s, d);
+        }
+    }
+}

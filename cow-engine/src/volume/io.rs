@@ -1,0 +1,310 @@
+//! The I/O paths: origin writes with copy-on-write, snapshot reads through the chain, snapshot writes
+//! into the overlay.
+
+use crate::error::{check_range, Error, ErrorKind, Result};
+use crate::map::{Claim, CopyClaim, Entry};
+use crate::persist::Record;
+
+use super::{DiffFullPolicy, Inner, SnapshotId, State};
+
+/// What an origin write puts down.
+#[derive(Clone, Copy)]
+pub(crate) enum Payload<'a> {
+    /// These bytes.
+    Data(&'a [u8]),
+    /// This many zero bytes (discard).
+    Zeros(u64),
+}
+
+impl Payload<'_> {
+    fn len(&self) -> u64 {
+        match self {
+            Payload::Data(d) => d.len() as u64,
+            Payload::Zeros(n) => *n,
+        }
+    }
+}
+
+/// Where a snapshot's block lives right now.
+enum Source {
+    Slot(u64),
+    Origin,
+}
+
+impl Inner {
+    /// Writes to the origin, preserving the old contents of each block first when the newest
+    /// snapshot has not preserved it yet in this epoch.
+    pub(crate) fn write_origin(&self, payload: Payload<'_>, offset: u64) -> Result<()> {
+        let len = payload.len();
+        let len_usize =
+            usize::try_from(len).map_err(|_| Error::invalid(format!("length {len} too large")))?;
+        loop {
+            let st = self.gate_for_write();
+            check_range(offset, len_usize, st.len)?;
+            if len == 0 {
+                return Ok(());
+            }
+            match self.preserve_range(&st, offset, len) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::NoSpace => {
+                    drop(st);
+                    if self.policy == DiffFullPolicy::DeleteOldest && self.make_room()? {
+                        continue;
+                    }
+                    return Err(e.with_offset(offset));
+                }
+                Err(e) => return Err(e),
+            }
+            return match payload {
+                Payload::Data(d) => self.origin.write_at(d, offset),
+                Payload::Zeros(n) => self.zero_origin(offset, n),
+            };
+        }
+    }
+
+    fn zero_origin(&self, offset: u64, len: u64) -> Result<()> {
+        if let Some(d) = self.origin.as_discard() {
+            return d.discard(offset, len);
+        }
+        let zeros = vec![0u8; (len.min(1 << 20)) as usize];
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(zeros.len() as u64);
+            self.origin.write_at(&zeros[..n as usize], offset + done)?;
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Preserves every block of `[offset, offset+len)` not yet preserved in the newest map.
+    /// Claims are taken in ascending block order (so writers never deadlock), copied, made durable
+    /// together (one group commit) and only then published: a writer parked on a block, or one that
+    /// finds it preserved, writes the origin only after the preservation is durable.
+    fn preserve_range(&self, st: &State, offset: u64, len: u64) -> Result<()> {
+        let Some(newest) = st.snaps.last() else {
+            return Ok(());
+        };
+        let first = offset >> self.shift;
+        let end = ((offset + len - 1) >> self.shift) + 1;
+        let end = end.min(newest.blocks(self.shift));
+        let mut won: Vec<(u64, CopyClaim<'_>)> = Vec::new();
+        for block in first..end {
+            if let Claim::Won(c) = newest.map.claim(block) {
+                won.push((block, c));
+            }
+        }
+        if won.is_empty() {
+            return Ok(());
+        }
+        let bs = self.block_size() as usize;
+        let mut buf = vec![0u8; bs];
+        let mut slots = Vec::with_capacity(won.len());
+        let mut last_seq = None;
+        let result = (|| -> Result<()> {
+            for (block, _) in &won {
+                let slot = self.diff.alloc()?;
+                slots.push(slot);
+                // The old contents are read exactly once, whether the write covers the block or not.
+                self.origin.read_at(&mut buf, block << self.shift)?;
+                self.diff.write(slot, 0, &buf)?;
+                if let Some(j) = &self.journal {
+                    last_seq = Some(j.append(&Record::Preserve {
+                        snapshot: newest.id,
+                        block: *block,
+                        slot,
+                    })?);
+                }
+            }
+            if let (Some(j), Some(seq)) = (&self.journal, last_seq) {
+                if st.any_persistent() {
+                    j.sync_through(seq, self.diff.device().as_ref())?;
+                }
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => {
+                for ((_, claim), slot) in won.into_iter().zip(slots) {
+                    claim.publish(slot);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                // Nothing was published: the claims return to untouched on drop. Records already
+                // appended name slots whose data is complete; if they ever become durable they
+                // describe a valid (merely early) preservation, so the slots stay reserved.
+                if last_seq.is_none() {
+                    for slot in slots {
+                        self.diff.free(slot);
+                    }
+                }
+                drop(won);
+                Err(e)
+            }
+        }
+    }
+
+    /// Where block `block` of snapshot `i` lives, not counting its overlay.
+    fn locate(&self, st: &State, i: usize, block: u64) -> Source {
+        for s in &st.snaps[i..] {
+            if block >= s.blocks(self.shift) {
+                // Newer snapshots are at least as large; a block past this one's end was never
+                // preserved for an older snapshot.
+                break;
+            }
+            if let Entry::Preserved(slot) = s.map.get(block) {
+                return Source::Slot(slot);
+            }
+        }
+        Source::Origin
+    }
+
+    /// Reads a piece of block `block` of snapshot `i` (as of its point in time, plus its overlay).
+    fn read_snapshot_piece(
+        &self,
+        st: &State,
+        i: usize,
+        block: u64,
+        within: u64,
+        out: &mut [u8],
+    ) -> Result<()> {
+        if let Some(ov) = &st.snaps[i].overlay {
+            if let Entry::Preserved(slot) = ov.get(block) {
+                return self.diff.read(slot, within, out);
+            }
+        }
+        self.read_frozen_piece(st, i, block, within, out)
+    }
+
+    /// Reads a piece of the point-in-time image of snapshot `i` (no overlay).
+    fn read_frozen_piece(
+        &self,
+        st: &State,
+        i: usize,
+        block: u64,
+        within: u64,
+        out: &mut [u8],
+    ) -> Result<()> {
+        match self.locate(st, i, block) {
+            Source::Slot(slot) => self.diff.read(slot, within, out),
+            Source::Origin => {
+                self.origin.read_at(out, (block << self.shift) + within)?;
+                // A writer may have preserved and overwritten the block meanwhile (only the newest
+                // map can change under the shared gate). Writers publish before they write the
+                // origin, so if the entry is still not preserved our origin read saw the old data.
+                let newest = st.snaps.last().expect("snapshot i exists");
+                if block < newest.blocks(self.shift) {
+                    if let Entry::Preserved(slot) = newest.map.get(block) {
+                        return self.diff.read(slot, within, out);
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Calls `f(block, within, range in buf)` for each block piece of `[offset, offset+len)`.
+    fn for_each_piece(
+        &self,
+        offset: u64,
+        len: usize,
+        mut f: impl FnMut(u64, u64, std::ops::Range<usize>) -> Result<()>,
+    ) -> Result<()> {
+        let bs = self.block_size();
+        let mut done = 0usize;
+        while done < len {
+            let pos = offset + done as u64;
+            let block = pos >> self.shift;
+            let within = pos & (bs - 1);
+            let n = ((bs - within) as usize).min(len - done);
+            f(block, within, done..done + n)?;
+            done += n;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn read_snapshot(&self, id: SnapshotId, buf: &mut [u8], offset: u64) -> Result<()> {
+        let st = self.state.read();
+        let i = st.index_of(id)?;
+        check_range(offset, buf.len(), st.snaps[i].len).map_err(|e| e.with_snapshot(id))?;
+        self.for_each_piece(offset, buf.len(), |block, within, r| {
+            self.read_snapshot_piece(&st, i, block, within, &mut buf[r])
+        })
+    }
+
+    /// Reads snapshot `i`'s full block `block` (current contents) into `out`.
+    pub(crate) fn read_snapshot_block(
+        &self,
+        st: &State,
+        i: usize,
+        block: u64,
+        out: &mut [u8],
+    ) -> Result<()> {
+        self.read_snapshot_piece(st, i, block, 0, out)
+    }
+
+    pub(crate) fn write_snapshot(&self, id: SnapshotId, buf: &[u8], offset: u64) -> Result<()> {
+        let st = self.state.read();
+        let i = st.index_of(id)?;
+        let snap = &st.snaps[i];
+        check_range(offset, buf.len(), snap.len).map_err(|e| e.with_snapshot(id))?;
+        let Some(overlay) = &snap.overlay else {
+            return Err(Error::new(ErrorKind::Busy, "snapshot is read-only").with_snapshot(id));
+        };
+        let bs = self.block_size() as usize;
+        self.for_each_piece(offset, buf.len(), |block, within, r| {
+            let piece = &buf[r];
+            match overlay.claim(block) {
+                Claim::Preserved(slot) => self.diff.write(slot, within, piece),
+                Claim::Won(claim) => {
+                    self.fill_overlay_block(&st, i, block, within, piece, bs, claim)
+                }
+            }
+        })
+    }
+
+    /// First write to a block of a writable snapshot: a new slot gets the block's current contents
+    /// merged with `piece`, then the overlay entry is published.
+    #[allow(clippy::too_many_arguments)]
+    fn fill_overlay_block(
+        &self,
+        st: &State,
+        i: usize,
+        block: u64,
+        within: u64,
+        piece: &[u8],
+        bs: usize,
+        claim: CopyClaim<'_>,
+    ) -> Result<()> {
+        let id = st.snaps[i].id;
+        let slot = self.diff.alloc().map_err(|e| e.with_snapshot(id))?;
+        let result = (|| -> Result<()> {
+            if piece.len() == bs {
+                self.diff.write(slot, 0, piece)?;
+            } else {
+                let mut full = vec![0u8; bs];
+                self.read_frozen_piece(st, i, block, 0, &mut full)?;
+                full[within as usize..within as usize + piece.len()].copy_from_slice(piece);
+                self.diff.write(slot, 0, &full)?;
+            }
+            if let Some(j) = &self.journal {
+                j.append(&Record::Overlay {
+                    snapshot: id,
+                    block,
+                    slot,
+                })?;
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => {
+                claim.publish(slot);
+                Ok(())
+            }
+            Err(e) => {
+                self.diff.free(slot);
+                Err(e)
+            }
+        }
+    }
+}

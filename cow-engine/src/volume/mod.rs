@@ -1,0 +1,789 @@
+//! Volumes: an origin device, a diff area and a chain of snapshots, volsnap style.
+//!
+//! Snapshots are kept oldest first. Each owns a [`BlockMap`] of the blocks preserved during its epoch
+//! (from its creation until the next snapshot's): the first write to an origin block in an epoch copies
+//! the old block once into the newest snapshot's map. A snapshot reads a block from the first map at or
+//! after its own that holds it, else from the origin. A writable snapshot also has an overlay map of
+//! the blocks written to it, consulted first.
+//!
+//! Concurrency: the write gate is the `RwLock<State>`. Every I/O call holds it shared for its whole
+//! duration (so a write is atomic with respect to snapshot creation); structural changes (create,
+//! delete, grow, freeze) hold it exclusively. Within the shared gate the block maps are lock-free.
+
+mod diff_area;
+mod gate;
+mod io;
+mod ops;
+mod snapshot;
+
+pub use ops::{Progress, RevertProgress, SplitProgress};
+pub use snapshot::{Snapshot, SnapshotInfo, SnapshotOptions};
+
+use std::path::Path;
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::device::{BlockDevice, MemDevice};
+use crate::error::{Error, ErrorKind, Result};
+use crate::map::BlockMap;
+use crate::persist::{Journal, Record, Store};
+use diff_area::DiffArea;
+use gate::Freeze;
+
+/// A snapshot id: a `u64` never reused within a volume.
+pub type SnapshotId = u64;
+
+/// Smallest block size a volume accepts.
+pub const MIN_BLOCK_SIZE: u32 = 4096;
+/// Largest block size a volume accepts.
+pub const MAX_BLOCK_SIZE: u32 = 1 << 20;
+
+/// What to do when the diff area reaches its limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DiffFullPolicy {
+    /// Delete the oldest unpinned snapshots to make room (as volsnap does), announcing each with
+    /// [`Event::SnapshotDeleted`]; fail with [`ErrorKind::NoSpace`] only if none is left to delete.
+    #[default]
+    DeleteOldest,
+    /// Fail the origin write with [`ErrorKind::NoSpace`]; nothing of it is written.
+    FailWrites,
+}
+
+/// How a file volume keeps its metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Journaled and synced: snapshots survive a crash and a reopen.
+    #[default]
+    Persistent,
+    /// No journal, no syncs of the diff area: snapshots do not survive a reopen.
+    Volatile,
+}
+
+/// Settings fixed when a volume is created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeConfig {
+    /// Bytes per block: a power of two from 4 KiB to 1 MiB.
+    pub block_size: u32,
+    /// The most diff-area bytes snapshots may hold (rounded down to blocks); `None` = unlimited.
+    pub diff_limit: Option<u64>,
+    /// What to do when the limit is reached.
+    pub on_diff_full: DiffFullPolicy,
+    /// Journaled or volatile (file volumes only; memory volumes are always volatile).
+    pub durability: Durability,
+}
+
+impl Default for VolumeConfig {
+    fn default() -> Self {
+        VolumeConfig {
+            block_size: 4096,
+            diff_limit: None,
+            on_diff_full: DiffFullPolicy::DeleteOldest,
+            durability: Durability::Persistent,
+        }
+    }
+}
+
+impl VolumeConfig {
+    /// The default settings with another block size.
+    pub fn with_block_size(block_size: u32) -> Self {
+        VolumeConfig {
+            block_size,
+            ..Default::default()
+        }
+    }
+
+    pub(crate) fn validate(&self, size: u64) -> Result<()> {
+        let bs = self.block_size;
+        if !bs.is_power_of_two() || !(MIN_BLOCK_SIZE..=MAX_BLOCK_SIZE).contains(&bs) {
+            return Err(Error::invalid(format!(
+                "block size {bs} is not a power of two from {MIN_BLOCK_SIZE} to {MAX_BLOCK_SIZE}"
+            )));
+        }
+        if size == 0 || size % u64::from(bs) != 0 {
+            return Err(Error::invalid(format!(
+                "volume size {size} is not a positive multiple of the block size {bs}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Something the layers above need to hear about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A snapshot was deleted by the volume itself to make room in the diff area.
+    SnapshotDeleted {
+        /// The deleted snapshot.
+        id: SnapshotId,
+        /// Why.
+        reason: DeleteReason,
+    },
+}
+
+/// Why the volume deleted a snapshot on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteReason {
+    /// The diff area was full and the policy is [`DiffFullPolicy::DeleteOldest`].
+    DiffAreaFull,
+}
+
+/// The outcome of [`Volume::thaw`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThawOutcome {
+    /// Writes were held until now.
+    Thawed,
+    /// The freeze deadline passed before the thaw; writes had already been released.
+    Expired,
+}
+
+/// Usage figures of a volume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VolumeStats {
+    /// Size in bytes.
+    pub len: u64,
+    /// Block size in bytes.
+    pub block_size: u32,
+    /// Live snapshots.
+    pub snapshots: usize,
+    /// Diff-area slots holding data.
+    pub diff_blocks_in_use: u64,
+    /// The diff-area slot limit, if any.
+    pub diff_blocks_limit: Option<u64>,
+    /// Bytes in the active metadata journal (0 for volatile volumes).
+    pub journal_bytes: u64,
+}
+
+pub(crate) struct Snap {
+    pub(crate) id: SnapshotId,
+    /// Size in bytes (the volume's size when it was taken).
+    pub(crate) len: u64,
+    pub(crate) map: BlockMap,
+    pub(crate) overlay: Option<BlockMap>,
+    pub(crate) persistent: bool,
+    pub(crate) pinned: bool,
+    pub(crate) metadata: Vec<u8>,
+    /// Blocks below this are already copied by an interrupted split.
+    pub(crate) split_cursor: u64,
+}
+
+impl Snap {
+    pub(crate) fn blocks(&self, shift: u32) -> u64 {
+        self.len >> shift
+    }
+}
+
+pub(crate) struct State {
+    pub(crate) len: u64,
+    pub(crate) snaps: Vec<Snap>,
+    pub(crate) next_id: SnapshotId,
+    /// A revert interrupted by a crash: (snapshot, first block not yet copied).
+    pub(crate) pending_revert: Option<(SnapshotId, u64)>,
+}
+
+impl State {
+    pub(crate) fn index_of(&self, id: SnapshotId) -> Result<usize> {
+        self.snaps
+            .iter()
+            .position(|s| s.id == id)
+            .ok_or_else(|| Error::no_snapshot(id))
+    }
+
+    /// True if a preservation into the newest map must be durable before the origin write.
+    pub(crate) fn any_persistent(&self) -> bool {
+        self.snaps.iter().any(|s| s.persistent)
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) state: RwLock<State>,
+    pub(crate) freeze: Freeze,
+    pub(crate) shift: u32,
+    pub(crate) origin: Arc<dyn BlockDevice>,
+    pub(crate) diff: DiffArea,
+    pub(crate) journal: Option<Journal>,
+    pub(crate) policy: DiffFullPolicy,
+    subscribers: Mutex<Vec<Sender<Event>>>,
+    /// The advisory lock that makes this handle the volume's one owner (file volumes).
+    _lock: Option<std::fs::File>,
+}
+
+/// Origin, diff device, journal and lock, as assembled into a volume.
+pub(crate) type Parts = (
+    Arc<dyn BlockDevice>,
+    Arc<dyn BlockDevice>,
+    Option<Journal>,
+    Option<std::fs::File>,
+);
+
+/// A volume: an origin device with copy-on-write snapshots.
+///
+/// `Volume` is a cheap handle (`Clone` shares it); every method takes `&self` and may be called from
+/// many threads at once.
+#[derive(Clone)]
+pub struct Volume {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Volume {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Volume")
+            .field("len", &self.len())
+            .field("block_size", &self.block_size())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Volume {
+    /// A volatile volume of `size` bytes held in memory (origin and diff area).
+    pub fn create_mem(size: u64, config: VolumeConfig) -> Result<Volume> {
+        config.validate(size)?;
+        let origin: Arc<dyn BlockDevice> = Arc::new(MemDevice::new(size));
+        let diff: Arc<dyn BlockDevice> = Arc::new(MemDevice::new(0));
+        Volume::assemble((origin, diff, None, None), 0, &config, State::empty(size))
+    }
+
+    /// A volatile volume over an existing origin device (for example a writable [`Snapshot`], to
+    /// stack volumes), with its diff area in memory. The device's size must be a multiple of the
+    /// block size.
+    pub fn on_device(origin: Arc<dyn BlockDevice>, config: VolumeConfig) -> Result<Volume> {
+        let size = origin.len();
+        config.validate(size)?;
+        let diff: Arc<dyn BlockDevice> = Arc::new(MemDevice::new(0));
+        Volume::assemble((origin, diff, None, None), 0, &config, State::empty(size))
+    }
+
+    /// Creates a file volume of `size` bytes in directory `dir` (created if missing; its parent
+    /// must exist; an existing non-empty directory is [`ErrorKind::AlreadyExists`]).
+    pub fn create(dir: impl AsRef<Path>, size: u64, config: VolumeConfig) -> Result<Volume> {
+        config.validate(size)?;
+        let store = Store::create_dir(dir.as_ref(), size, &config)?;
+        Volume::from_store(store, &config)
+    }
+
+    /// Creates a persistent volume on caller-supplied devices: `origin` (its size is the volume's),
+    /// `diff`, and two journal devices (all but `origin` resizable). Used by tests that simulate
+    /// crashes; [`Volume::create`] is the usual way.
+    pub fn create_on_devices(
+        origin: Arc<dyn BlockDevice>,
+        diff: Arc<dyn BlockDevice>,
+        journals: [Arc<dyn BlockDevice>; 2],
+        config: VolumeConfig,
+    ) -> Result<Volume> {
+        let size = origin.len();
+        config.validate(size)?;
+        let store = Store::format(origin, diff, journals, None, &config)?;
+        Volume::from_store(store, &config)
+    }
+
+    /// Opens a file volume created by [`Volume::create`], recovering every persistent snapshot.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Volume> {
+        let store = Store::open_dir(dir.as_ref())?;
+        Volume::recover(store)
+    }
+
+    /// Opens a persistent volume on devices formatted by [`Volume::create_on_devices`].
+    pub fn open_on_devices(
+        origin: Arc<dyn BlockDevice>,
+        diff: Arc<dyn BlockDevice>,
+        journals: [Arc<dyn BlockDevice>; 2],
+    ) -> Result<Volume> {
+        let store = Store::open(origin, diff, journals, None)?;
+        Volume::recover(store)
+    }
+
+    fn from_store(store: Store, config: &VolumeConfig) -> Result<Volume> {
+        let size = store.origin.len();
+        let data_offset = store.data_offset;
+        let parts = store.into_parts(config.durability)?;
+        Volume::assemble(parts, data_offset, config, State::empty(size))
+    }
+
+    fn recover(store: Store) -> Result<Volume> {
+        let config = store.config.clone();
+        let data_offset = store.data_offset;
+        let recovered = store.recover()?;
+        let parts = recovered.store.into_parts(config.durability)?;
+        let vol = Volume::assemble(parts, data_offset, &config, recovered.state)?;
+        vol.inner.diff.restore(&recovered.used_slots);
+        // Non-persistent snapshots do not survive a reopen.
+        let volatile: Vec<SnapshotId> = vol
+            .inner
+            .state
+            .read()
+            .snaps
+            .iter()
+            .filter(|s| !s.persistent)
+            .map(|s| s.id)
+            .collect();
+        for id in volatile {
+            vol.delete_snapshot(id)?;
+        }
+        Ok(vol)
+    }
+
+    fn assemble(
+        (origin, diff, journal, lock): Parts,
+        data_offset: u64,
+        config: &VolumeConfig,
+        state: State,
+    ) -> Result<Volume> {
+        let bs = u64::from(config.block_size);
+        let limit = config.diff_limit.map(|l| l / bs);
+        Ok(Volume {
+            inner: Arc::new(Inner {
+                state: RwLock::new(state),
+                freeze: Freeze::default(),
+                shift: config.block_size.trailing_zeros(),
+                origin,
+                diff: DiffArea::new(diff, data_offset, bs, limit),
+                journal,
+                policy: config.on_diff_full,
+                subscribers: Mutex::new(Vec::new()),
+                _lock: lock,
+            }),
+        })
+    }
+
+    /// Size in bytes.
+    pub fn len(&self) -> u64 {
+        self.inner.state.read().len
+    }
+
+    /// True if the volume has no bytes (never: sizes are positive).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Block size in bytes.
+    pub fn block_size(&self) -> u32 {
+        1 << self.inner.shift
+    }
+
+    /// Usage figures.
+    pub fn stats(&self) -> VolumeStats {
+        let st = self.inner.state.read();
+        VolumeStats {
+            len: st.len,
+            block_size: self.block_size(),
+            snapshots: st.snaps.len(),
+            diff_blocks_in_use: self.inner.diff.in_use(),
+            diff_blocks_limit: self.inner.diff.limit(),
+            journal_bytes: self.inner.journal.as_ref().map_or(0, |j| j.size()),
+        }
+    }
+
+    /// Reads `buf.len()` bytes of the origin at `offset`.
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        let st = self.inner.state.read();
+        crate::error::check_range(offset, buf.len(), st.len)?;
+        self.inner.origin.read_at(buf, offset)
+    }
+
+    /// Writes `buf` to the origin at `offset`, preserving old blocks for the snapshots first.
+    /// Atomic with respect to snapshot creation: a snapshot holds all of it or none of it.
+    pub fn write_at(&self, buf: &[u8], offset: u64) -> Result<()> {
+        self.inner.write_origin(io::Payload::Data(buf), offset)
+    }
+
+    /// Discards `[offset, offset + len)`: it reads as zeros afterwards; snapshots keep their data.
+    pub fn discard(&self, offset: u64, len: u64) -> Result<()> {
+        self.inner.write_origin(io::Payload::Zeros(len), offset)
+    }
+
+    /// Makes every write completed before this call durable (origin, diff area and journal).
+    pub fn flush(&self) -> Result<()> {
+        let _st = self.inner.state.read();
+        self.inner.flush_all()
+    }
+
+    /// Writes a checkpoint of the metadata now, so the journal restarts small (it also happens on
+    /// its own when the journal grows). A no-op for volatile volumes.
+    pub fn checkpoint(&self) -> Result<()> {
+        let st = self.inner.state.write();
+        match &self.inner.journal {
+            Some(j) => j.checkpoint(&st, self.inner.diff.device().as_ref()),
+            None => Ok(()),
+        }
+    }
+
+    /// Takes a snapshot: O(1) in the volume size. On a persistent volume the snapshot is durable
+    /// when this returns.
+    pub fn create_snapshot(&self, options: SnapshotOptions) -> Result<SnapshotId> {
+        let mut st = self.inner.state.write();
+        self.inner.create_snapshot_locked(&mut st, options)
+    }
+
+    /// A handle to snapshot `id` (a [`BlockDevice`]; writable if the snapshot is).
+    pub fn snapshot(&self, id: SnapshotId) -> Result<Snapshot> {
+        let st = self.inner.state.read();
+        let i = st.index_of(id)?;
+        Ok(Snapshot::new(self.clone(), id, st.snaps[i].len))
+    }
+
+    /// Every live snapshot, oldest first.
+    pub fn snapshots(&self) -> Vec<SnapshotInfo> {
+        let st = self.inner.state.read();
+        st.snaps.iter().map(SnapshotInfo::of).collect()
+    }
+
+    /// The properties of snapshot `id`.
+    pub fn snapshot_info(&self, id: SnapshotId) -> Result<SnapshotInfo> {
+        let st = self.inner.state.read();
+        Ok(SnapshotInfo::of(&st.snaps[st.index_of(id)?]))
+    }
+
+    /// Deletes snapshot `id`. The oldest frees its slots; a newer one hands the entries its elder
+    /// still needs to the elder. Durable when this returns.
+    pub fn delete_snapshot(&self, id: SnapshotId) -> Result<()> {
+        let mut st = self.inner.state.write();
+        self.inner.delete_snapshot_locked(&mut st, id)
+    }
+
+    /// Pins or unpins snapshot `id` (a pinned snapshot is never deleted to make room).
+    pub fn set_pinned(&self, id: SnapshotId, pinned: bool) -> Result<()> {
+        let mut st = self.inner.state.write();
+        let i = st.index_of(id)?;
+        self.inner
+            .log_sync(Record::SetPinned { id, pinned }, st.snaps[i].persistent)?;
+        st.snaps[i].pinned = pinned;
+        Ok(())
+    }
+
+    /// Replaces the opaque metadata of snapshot `id` (names, properties of the layers above);
+    /// at most [`MAX_METADATA`] bytes, stored atomically.
+    pub fn set_metadata(&self, id: SnapshotId, metadata: &[u8]) -> Result<()> {
+        check_metadata(metadata)?;
+        let mut st = self.inner.state.write();
+        let i = st.index_of(id)?;
+        self.inner.log_sync(
+            Record::SetMetadata {
+                id,
+                metadata: metadata.to_vec(),
+            },
+            st.snaps[i].persistent,
+        )?;
+        st.snaps[i].metadata = metadata.to_vec();
+        Ok(())
+    }
+
+    /// The blocks that differ between snapshot `from` and snapshot `to` (or the origin if `None`),
+    /// sorted, computed from the maps without reading data: a superset of the blocks whose contents
+    /// differ, exact for blocks never written back to their old contents.
+    pub fn changed_blocks(&self, from: SnapshotId, to: Option<SnapshotId>) -> Result<Vec<u64>> {
+        let st = self.inner.state.read();
+        ops::changed_blocks(&st, self.inner.shift, from, to)
+    }
+
+    /// Grows the volume to `new_len` bytes (a multiple of the block size); new space reads as zeros,
+    /// snapshots keep their size. Needs a resizable origin device.
+    pub fn grow(&self, new_len: u64) -> Result<()> {
+        let mut st = self.inner.state.write();
+        self.inner.grow_locked(&mut st, new_len)
+    }
+
+    /// Holds new writes until [`Volume::thaw`] or `timeout`, after draining those in flight
+    /// (flush-and-hold). Fails with [`ErrorKind::Busy`] if already frozen and with
+    /// [`ErrorKind::Timeout`] if in-flight writes do not drain within `timeout`.
+    pub fn freeze(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        if !self.inner.freeze.hold(deadline) {
+            return Err(Error::new(ErrorKind::Busy, "volume is already frozen"));
+        }
+        // Taking the gate exclusively drains every write in flight; writers arriving after it see
+        // the hold (they check it after taking the gate) and wait.
+        match self.inner.state.try_write_until(deadline) {
+            Some(st) => {
+                let r = self.inner.flush_all();
+                drop(st);
+                if let Err(e) = r {
+                    self.inner.freeze.release();
+                    return Err(e);
+                }
+                Ok(())
+            }
+            None => {
+                self.inner.freeze.release();
+                Err(Error::new(
+                    ErrorKind::Timeout,
+                    "writes in flight did not drain before the freeze deadline",
+                ))
+            }
+        }
+    }
+
+    /// Releases held writes. Reports [`ThawOutcome::Expired`] if the freeze deadline had passed
+    /// (writes were released then); fails with [`ErrorKind::InvalidArgument`] if not frozen.
+    pub fn thaw(&self) -> Result<ThawOutcome> {
+        match self.inner.freeze.release() {
+            Some(false) => Ok(ThawOutcome::Thawed),
+            Some(true) => Ok(ThawOutcome::Expired),
+            None => Err(Error::invalid("volume is not frozen")),
+        }
+    }
+
+    /// True while writes are held by a freeze.
+    pub fn is_frozen(&self) -> bool {
+        self.inner.freeze.is_held()
+    }
+
+    /// Receives the volume's [`Event`]s from now on.
+    pub fn subscribe(&self) -> Receiver<Event> {
+        let (tx, rx) = channel();
+        self.inner.subscribers.lock().push(tx);
+        rx
+    }
+
+    /// Reverts the origin to snapshot `id` (its current contents, if writable): copies back only
+    /// the blocks that differ, through the normal write path, so every snapshot stays unchanged.
+    /// Progress is observable through `progress`; an interrupted revert is resumed by calling this
+    /// again (after a reopen, [`Volume::pending_revert`] names it).
+    pub fn revert(&self, id: SnapshotId, progress: &RevertProgress) -> Result<()> {
+        self.inner.revert(self, id, progress)
+    }
+
+    /// A revert that a crash interrupted, if any: `(snapshot, blocks already copied)`.
+    pub fn pending_revert(&self) -> Option<(SnapshotId, u64)> {
+        self.inner.state.read().pending_revert
+    }
+
+    /// Copies writable snapshot `id` into `dest` (a device of the snapshot's size), in block order,
+    /// with progress, then deletes it from this volume: it stands alone on `dest`. Resumable: calling
+    /// again after an interruption copies only what is left (the progress is journaled).
+    pub fn split_snapshot(
+        &self,
+        id: SnapshotId,
+        dest: &dyn BlockDevice,
+        progress: &SplitProgress,
+    ) -> Result<()> {
+        self.inner.split(self, id, dest, progress)
+    }
+
+    /// Refuses (with [`ErrorKind::Busy`]) unless no snapshot depends on the volume, or `force`
+    /// is set, in which case every snapshot is deleted. Call before removing a volume.
+    pub fn prepare_delete(&self, force: bool) -> Result<()> {
+        let mut st = self.inner.state.write();
+        if !st.snaps.is_empty() && !force {
+            return Err(Error::new(
+                ErrorKind::Busy,
+                format!(
+                    "{} snapshot(s) still depend on this volume; split or delete them, or force",
+                    st.snaps.len()
+                ),
+            ));
+        }
+        while let Some(id) = st.snaps.last().map(|s| s.id) {
+            self.inner.delete_snapshot_locked(&mut st, id)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the file volume in `dir` (after [`Volume::prepare_delete`] rules: refused while
+    /// snapshots depend on it, unless `force`).
+    pub fn destroy(self, dir: impl AsRef<Path>, force: bool) -> Result<()> {
+        self.prepare_delete(force)?;
+        drop(self);
+        Store::remove_dir(dir.as_ref())
+    }
+}
+
+/// The largest metadata blob a snapshot may carry.
+pub const MAX_METADATA: usize = 64 * 1024;
+
+pub(crate) fn check_metadata(m: &[u8]) -> Result<()> {
+    if m.len() > MAX_METADATA {
+        return Err(Error::invalid(format!(
+            "snapshot metadata of {} bytes exceeds {MAX_METADATA}",
+            m.len()
+        )));
+    }
+    Ok(())
+}
+
+impl State {
+    pub(crate) fn empty(len: u64) -> State {
+        State {
+            len,
+            snaps: Vec::new(),
+            next_id: 1,
+            pending_revert: None,
+        }
+    }
+}
+
+impl Inner {
+    pub(crate) fn block_size(&self) -> u64 {
+        1 << self.shift
+    }
+
+    /// Takes the gate shared for an origin write, waiting out a freeze.
+    pub(crate) fn gate_for_write(&self) -> RwLockReadGuard<'_, State> {
+        loop {
+            let st = self.state.read();
+            if !self.freeze.is_held() {
+                return st;
+            }
+            drop(st);
+            self.freeze.wait_thawed();
+        }
+    }
+
+    pub(crate) fn announce(&self, event: Event) {
+        self.subscribers
+            .lock()
+            .retain(|tx| tx.send(event.clone()).is_ok());
+    }
+
+    /// Appends `rec` to the journal; syncs it (group commit) if `sync`.
+    pub(crate) fn log_sync(&self, rec: Record, sync: bool) -> Result<()> {
+        if let Some(j) = &self.journal {
+            let seq = j.append(&rec)?;
+            if sync {
+                j.sync_through(seq, self.diff.device().as_ref())?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn flush_all(&self) -> Result<()> {
+        self.origin.flush()?;
+        if let Some(j) = &self.journal {
+            j.sync_all(self.diff.device().as_ref())?;
+        }
+        Ok(())
+    }
+
+    fn create_snapshot_locked(
+        &self,
+        st: &mut RwLockWriteGuard<'_, State>,
+        options: SnapshotOptions,
+    ) -> Result<SnapshotId> {
+        check_metadata(&options.metadata)?;
+        let id = st.next_id;
+        let durable = self.journal.is_some() && options.persistent;
+        if durable {
+            // The snapshot's image is the origin as of now: the origin writes acknowledged before
+            // this call must be durable before the snapshot record is.
+            self.origin.flush()?;
+        }
+        self.log_sync(
+            Record::CreateSnapshot {
+                id,
+                len: st.len,
+                writable: options.writable,
+                persistent: options.persistent,
+                pinned: options.pinned,
+                metadata: options.metadata.clone(),
+            },
+            durable,
+        )?;
+        st.next_id += 1;
+        let blocks = st.len >> self.shift;
+        let len = st.len;
+        st.snaps.push(Snap {
+            id,
+            len,
+            map: BlockMap::new(blocks),
+            overlay: options.writable.then(|| BlockMap::new(blocks)),
+            persistent: options.persistent,
+            pinned: options.pinned,
+            metadata: options.metadata,
+            split_cursor: 0,
+        });
+        self.maybe_checkpoint(st)?;
+        Ok(id)
+    }
+
+    pub(crate) fn delete_snapshot_locked(&self, st: &mut State, id: SnapshotId) -> Result<()> {
+        let i = st.index_of(id)?;
+        let persistent = st.snaps[i].persistent;
+        // Durable before any slot is reused, so a crash never finds a live snapshot whose slots
+        // were overwritten.
+        self.log_sync(
+            Record::DeleteSnapshot { id },
+            self.journal.is_some() && persistent,
+        )?;
+        let freed = apply_delete(st, i, self.shift);
+        for slot in freed {
+            self.diff.free(slot);
+        }
+        if st.pending_revert.is_some_and(|(s, _)| s == id) {
+            st.pending_revert = None;
+        }
+        Ok(())
+    }
+
+    fn grow_locked(&self, st: &mut State, new_len: u64) -> Result<()> {
+        let bs = self.block_size();
+        if new_len < st.len || new_len % bs != 0 {
+            return Err(Error::invalid(format!(
+                "new size {new_len} must be a multiple of {bs} and at least the current {}",
+                st.len
+            )));
+        }
+        if new_len == st.len {
+            return Ok(());
+        }
+        let resize = self.origin.as_resize().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Unsupported,
+                "the origin device cannot be resized",
+            )
+        })?;
+        resize.resize(new_len)?;
+        self.log_sync(Record::Grow { len: new_len }, self.journal.is_some())?;
+        st.len = new_len;
+        Ok(())
+    }
+
+    /// Deletes the oldest unpinned snapshot to make room; false if there is none.
+    pub(crate) fn make_room(&self) -> Result<bool> {
+        let mut st = self.state.write();
+        let Some(id) = st.snaps.iter().find(|s| !s.pinned).map(|s| s.id) else {
+            return Ok(false);
+        };
+        self.delete_snapshot_locked(&mut st, id)?;
+        drop(st);
+        self.announce(Event::SnapshotDeleted {
+            id,
+            reason: DeleteReason::DiffAreaFull,
+        });
+        Ok(true)
+    }
+
+    pub(crate) fn maybe_checkpoint(&self, st: &State) -> Result<()> {
+        if let Some(j) = &self.journal {
+            if j.wants_checkpoint() {
+                j.checkpoint(st, self.diff.device().as_ref())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Removes snapshot `i` from the chain, handing the entries its elder needs to the elder.
+/// Returns the slots no longer referenced. Shared by delete and journal replay.
+pub(crate) fn apply_delete(st: &mut State, i: usize, shift: u32) -> Vec<u64> {
+    let snap = st.snaps.remove(i);
+    let mut freed = Vec::new();
+    if i > 0 {
+        let elder = &mut st.snaps[i - 1];
+        let elder_blocks = elder.blocks(shift);
+        for (block, slot) in snap.map.preserved_entries() {
+            if block < elder_blocks && matches!(elder.map.get(block), crate::map::Entry::Untouched)
+            {
+                elder.map.set_preserved(block, slot);
+            } else {
+                freed.push(slot);
+            }
+        }
+    } else {
+        snap.map.for_each_preserved(|_, slot| freed.push(slot));
+    }
+    if let Some(ov) = &snap.overlay {
+        ov.for_each_preserved(|_, slot| freed.push(slot));
+    }
+    freed
+}
