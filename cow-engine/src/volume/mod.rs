@@ -763,6 +763,16 @@ impl Inner {
     }
 }
 
+impl Drop for Inner {
+    /// A clean close: everything written becomes durable, as if flushed (errors cannot be reported
+    /// here; call [`Volume::flush`] first to see them).
+    fn drop(&mut self) {
+        if self.journal.is_some() {
+            let _ = self.flush_all();
+        }
+    }
+}
+
 /// Removes snapshot `i` from the chain, handing the entries its elder needs to the elder.
 /// Returns the slots no longer referenced. Shared by delete and journal replay.
 pub(crate) fn apply_delete(st: &mut State, i: usize, shift: u32) -> Vec<u64> {
