@@ -106,10 +106,14 @@ fn run(vol: Volume) {
         let blocks: Vec<(u64, u64)> = image.chunks(BS).map(read_stamp).collect();
         // Shared blocks: one multi-block write is all or nothing.
         let shared = &blocks[..SHARED as usize];
-        assert!(shared.iter().all(|s| *s == shared[0]), "multi-block write split by a snapshot: {shared:?}");
+        assert!(
+            shared.iter().all(|s| *s == shared[0]),
+            "multi-block write split by a snapshot: {shared:?}"
+        );
         // Own blocks: the image after exactly k writes, for some k the timing allows.
         for t in 0..WRITERS as u64 {
-            let own: Vec<u64> = blocks[(SHARED + t * OWN) as usize..(SHARED + (t + 1) * OWN) as usize]
+            let own: Vec<u64> = blocks
+                [(SHARED + t * OWN) as usize..(SHARED + (t + 1) * OWN) as usize]
                 .iter()
                 .map(|&(tt, s)| {
                     assert!(tt == 0 || tt == t + 1);
@@ -117,7 +121,11 @@ fn run(vol: Volume) {
                 })
                 .collect();
             let ok = (before[t as usize]..=after[t as usize]).any(|k| own_image(t, k) == own);
-            assert!(ok, "writer {t}: snapshot is no point-in-time image between {} and {}", before[t as usize], after[t as usize]);
+            assert!(
+                ok,
+                "writer {t}: snapshot is no point-in-time image between {} and {}",
+                before[t as usize], after[t as usize]
+            );
         }
         taken.lock().unwrap().push((id, image));
         checked += 1;
@@ -151,6 +159,9 @@ fn memory_volume_snapshots_are_point_in_time_under_concurrent_writes() {
 fn file_volume_snapshots_are_point_in_time_under_concurrent_writes() {
     let dir = tempfile::tempdir().unwrap();
     let size = (SHARED + WRITERS as u64 * OWN) * BS as u64;
-    let config = VolumeConfig { durability: cow_engine::Durability::Volatile, ..Default::default() };
+    let config = VolumeConfig {
+        durability: cow_engine::Durability::Volatile,
+        ..Default::default()
+    };
     run(Volume::create(dir.path().join("v"), size, config).unwrap());
 }

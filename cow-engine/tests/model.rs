@@ -6,13 +6,34 @@ use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
 enum Op {
-    Write { off: u64, len: usize, seed: u8 },
-    Discard { off: u64, len: u64 },
-    Snapshot { writable: bool, persistent: bool },
-    SnapWrite { pick: usize, off: u64, len: usize, seed: u8 },
-    Delete { pick: usize },
-    Revert { pick: usize },
-    Grow { blocks: u64 },
+    Write {
+        off: u64,
+        len: usize,
+        seed: u8,
+    },
+    Discard {
+        off: u64,
+        len: u64,
+    },
+    Snapshot {
+        writable: bool,
+        persistent: bool,
+    },
+    SnapWrite {
+        pick: usize,
+        off: u64,
+        len: usize,
+        seed: u8,
+    },
+    Delete {
+        pick: usize,
+    },
+    Revert {
+        pick: usize,
+    },
+    Grow {
+        blocks: u64,
+    },
     Flush,
     Checkpoint,
     Reopen,
@@ -37,7 +58,9 @@ fn op(size: u64) -> impl Strategy<Value = Op> {
 }
 
 fn pattern(seed: u8, len: usize) -> Vec<u8> {
-    (0..len).map(|i| seed.wrapping_add((i * 7 % 251) as u8)).collect()
+    (0..len)
+        .map(|i| seed.wrapping_add((i * 7 % 251) as u8))
+        .collect()
 }
 
 struct MSnap {
@@ -84,7 +107,10 @@ fn check(vol: &Volume, model: &Model) {
         for (blk, chunk) in model.origin.chunks(bs).enumerate() {
             let theirs = s.data.get(blk * bs..(blk + 1) * bs);
             if theirs != Some(chunk) {
-                assert!(changed.binary_search(&(blk as u64)).is_ok(), "block {blk} differs but is not reported changed");
+                assert!(
+                    changed.binary_search(&(blk as u64)).is_ok(),
+                    "block {blk} differs but is not reported changed"
+                );
             }
         }
     }
@@ -117,30 +143,56 @@ fn run(ops: Vec<Op>, file: bool, block_size: u32) {
         let size = model.origin.len() as u64;
         match op {
             Op::Write { off, len, seed } => {
-                let Some((off, len)) = clamp(off, len, size) else { continue };
+                let Some((off, len)) = clamp(off, len, size) else {
+                    continue;
+                };
                 let data = pattern(seed, len);
                 vol.write_at(&data, off).unwrap();
                 model.origin[off as usize..off as usize + len].copy_from_slice(&data);
             }
             Op::Discard { off, len } => {
-                let Some((off, len)) = clamp(off, len as usize, size) else { continue };
+                let Some((off, len)) = clamp(off, len as usize, size) else {
+                    continue;
+                };
                 vol.discard(off, len as u64).unwrap();
                 model.origin[off as usize..off as usize + len].fill(0);
             }
-            Op::Snapshot { writable, persistent } => {
+            Op::Snapshot {
+                writable,
+                persistent,
+            } => {
                 let id = vol
-                    .create_snapshot(SnapshotOptions { writable, persistent, ..Default::default() })
+                    .create_snapshot(SnapshotOptions {
+                        writable,
+                        persistent,
+                        ..Default::default()
+                    })
                     .unwrap();
-                assert!(model.snaps.iter().all(|s| s.id < id), "ids increase, never reused");
-                model.snaps.push(MSnap { id, data: model.origin.clone(), writable, persistent });
+                assert!(
+                    model.snaps.iter().all(|s| s.id < id),
+                    "ids increase, never reused"
+                );
+                model.snaps.push(MSnap {
+                    id,
+                    data: model.origin.clone(),
+                    writable,
+                    persistent,
+                });
             }
-            Op::SnapWrite { pick, off, len, seed } => {
+            Op::SnapWrite {
+                pick,
+                off,
+                len,
+                seed,
+            } => {
                 if model.snaps.is_empty() {
                     continue;
                 }
                 let n = model.snaps.len();
                 let s = &mut model.snaps[pick % n];
-                let Some((off, len)) = clamp(off, len, s.data.len() as u64) else { continue };
+                let Some((off, len)) = clamp(off, len, s.data.len() as u64) else {
+                    continue;
+                };
                 let data = pattern(seed, len);
                 let r = vol.snapshot(s.id).unwrap().write_at(&data, off);
                 if s.writable {
@@ -156,7 +208,10 @@ fn run(ops: Vec<Op>, file: bool, block_size: u32) {
                 }
                 let s = model.snaps.remove(pick % model.snaps.len());
                 vol.delete_snapshot(s.id).unwrap();
-                assert_eq!(vol.delete_snapshot(s.id).unwrap_err().kind(), ErrorKind::NotFound);
+                assert_eq!(
+                    vol.delete_snapshot(s.id).unwrap_err().kind(),
+                    ErrorKind::NotFound
+                );
             }
             Op::Revert { pick } => {
                 if model.snaps.is_empty() {

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use crate::device::{BlockDevice, MemDevice};
+use crate::device::{BlockDevice, Discard, MemDevice, Resize};
 use crate::error::{Error, ErrorKind, Result};
 use crate::map::BlockMap;
 use crate::persist::{Journal, Record, Store};
@@ -586,6 +586,47 @@ impl Volume {
         self.prepare_delete(force)?;
         drop(self);
         Store::remove_dir(dir.as_ref())
+    }
+}
+
+/// A volume is itself a block device (its origin view), so volumes stack and layers above can treat
+/// volumes and snapshots alike.
+impl BlockDevice for Volume {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        Volume::read_at(self, buf, offset)
+    }
+
+    fn write_at(&self, buf: &[u8], offset: u64) -> Result<()> {
+        Volume::write_at(self, buf, offset)
+    }
+
+    fn flush(&self) -> Result<()> {
+        Volume::flush(self)
+    }
+
+    fn len(&self) -> u64 {
+        Volume::len(self)
+    }
+
+    fn as_resize(&self) -> Option<&dyn Resize> {
+        Some(self)
+    }
+
+    fn as_discard(&self) -> Option<&dyn Discard> {
+        Some(self)
+    }
+}
+
+impl Resize for Volume {
+    /// Grows the volume ([`Volume::grow`]); shrinking is refused.
+    fn resize(&self, new_len: u64) -> Result<()> {
+        self.grow(new_len)
+    }
+}
+
+impl Discard for Volume {
+    fn discard(&self, offset: u64, len: u64) -> Result<()> {
+        Volume::discard(self, offset, len)
     }
 }
 

@@ -1,0 +1,567 @@
+//! Behaviour of each volume feature, and clear errors on bad input.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cow_engine::{
+    BlockDevice, DeleteReason, DiffFullPolicy, ErrorKind, Event, MemDevice, Progress,
+    SnapshotOptions, ThawOutcome, Volume, VolumeConfig,
+};
+
+const BS: u64 = 4096;
+
+fn mem(blocks: u64) -> Volume {
+    Volume::create_mem(blocks * BS, VolumeConfig::default()).unwrap()
+}
+
+fn fill(vol: &Volume, block: u64, byte: u8) {
+    vol.write_at(&vec![byte; BS as usize], block * BS).unwrap();
+}
+
+fn block_of(dev: &dyn BlockDevice, block: u64) -> Vec<u8> {
+    let mut b = vec![0u8; BS as usize];
+    dev.read_at(&mut b, block * BS).unwrap();
+    b
+}
+
+fn all(dev: &dyn BlockDevice) -> Vec<u8> {
+    let mut b = vec![0u8; dev.len() as usize];
+    dev.read_at(&mut b, 0).unwrap();
+    b
+}
+
+#[test]
+fn bad_block_sizes_and_sizes_are_rejected_with_reasons() {
+    for bs in [0u32, 512, 3000, 4097, 2 << 20] {
+        let e = Volume::create_mem(1 << 22, VolumeConfig::with_block_size(bs)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+        assert!(e.to_string().contains("block size"), "{e}");
+    }
+    for bs in [4096u32, 8192, 65536, 1 << 20] {
+        Volume::create_mem(4 << 20, VolumeConfig::with_block_size(bs)).unwrap();
+    }
+    for size in [0u64, 4095, 4096 * 3 + 1] {
+        let e = Volume::create_mem(size, VolumeConfig::default()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    }
+}
+
+#[test]
+fn out_of_range_is_an_error_and_writes_nothing() {
+    let vol = mem(4);
+    fill(&vol, 3, 5);
+    let snap = vol.create_snapshot(SnapshotOptions::writable()).unwrap();
+    let e = vol.write_at(&[1u8; 100], 4 * BS - 50).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::OutOfRange);
+    assert_eq!(e.offset(), Some(4 * BS - 50));
+    assert_eq!(block_of(&vol, 3), vec![5u8; BS as usize]);
+    assert_eq!(
+        vol.stats().diff_blocks_in_use,
+        0,
+        "nothing preserved for a refused write"
+    );
+    let mut b = [0u8; 10];
+    assert_eq!(
+        vol.read_at(&mut b, u64::MAX - 3).unwrap_err().kind(),
+        ErrorKind::OutOfRange
+    );
+    let s = vol.snapshot(snap).unwrap();
+    assert_eq!(
+        s.write_at(&[1u8; 2], 4 * BS - 1).unwrap_err().kind(),
+        ErrorKind::OutOfRange
+    );
+    assert_eq!(
+        s.read_at(&mut b, 4 * BS).unwrap_err().kind(),
+        ErrorKind::OutOfRange
+    );
+    let e = vol.snapshot(999).unwrap_err();
+    assert_eq!((e.kind(), e.snapshot()), (ErrorKind::NotFound, Some(999)));
+    assert_eq!(
+        vol.delete_snapshot(999).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        vol.changed_blocks(999, None).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        vol.revert(999, &Progress::new()).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+}
+
+/// Counts reads of the origin, to check a whole-block overwrite reads the old block once.
+struct CountingDevice {
+    inner: MemDevice,
+    reads: AtomicU64,
+}
+
+impl BlockDevice for CountingDevice {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> cow_engine::Result<()> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        self.inner.read_at(buf, offset)
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> cow_engine::Result<()> {
+        self.inner.write_at(buf, offset)
+    }
+    fn flush(&self) -> cow_engine::Result<()> {
+        Ok(())
+    }
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
+}
+
+#[test]
+fn first_write_in_an_epoch_copies_once_and_reads_the_old_block_once() {
+    let dev = Arc::new(CountingDevice {
+        inner: MemDevice::new(8 * BS),
+        reads: AtomicU64::new(0),
+    });
+    let vol = Volume::on_device(dev.clone(), VolumeConfig::default()).unwrap();
+    let s1 = vol.create_snapshot(SnapshotOptions::default()).unwrap();
+    let s2 = vol.create_snapshot(SnapshotOptions::default()).unwrap();
+    // A whole-block write: the old block is read exactly once, and copied once for both snapshots.
+    fill(&vol, 2, 7);
+    assert_eq!(dev.reads.load(Ordering::Relaxed), 1);
+    assert_eq!(vol.stats().diff_blocks_in_use, 1);
+    assert_eq!(vol.snapshot_info(s1).unwrap().diff_blocks, 0);
+    assert_eq!(vol.snapshot_info(s2).unwrap().diff_blocks, 1);
+    // Rewrites in the same epoch copy nothing more.
+    fill(&vol, 2, 8);
+    vol.write_at(&[9u8; 10], 2 * BS + 5).unwrap();
+    assert_eq!(dev.reads.load(Ordering::Relaxed), 1);
+    assert_eq!(vol.stats().diff_blocks_in_use, 1);
+    // A partial write of another block also reads it once (no read-modify-write of the origin).
+    vol.write_at(&[9u8; 10], 3 * BS + 5).unwrap();
+    assert_eq!(dev.reads.load(Ordering::Relaxed), 2);
+    assert_eq!(
+        block_of(&vol.snapshot(s1).unwrap(), 2),
+        vec![0u8; BS as usize]
+    );
+}
+
+#[test]
+fn snapshot_ids_are_never_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("v");
+    let vol = Volume::create(&p, 8 * BS, VolumeConfig::default()).unwrap();
+    let a = vol.create_snapshot(SnapshotOptions::default()).unwrap();
+    let b = vol.create_snapshot(SnapshotOptions::default()).unwrap();
+    vol.delete_snapshot(b).unwrap();
+    vol.checkpoint().unwrap();
+    drop(vol);
+    let vol = Volume::open(&p).unwrap();
+    let c = vol.create_snapshot(SnapshotOptions::default()).unwrap();
+    assert!(a < b && b < c, "{a} {b} {c}");
+}
+
+#[test]
+fn deleting_middle_and_oldest_keeps_the_others_exact_and_reuses_slots() {
+    let vol = mem(8);
+    for b in 0..8 {
+        fill(&vol, b, 1);
+    }
+    let s1 = vol.create_snapshot(SnapshotOptions::default()).unwrap();
+    fill(&vol, 0, 2);
+    fill(&vol, 1, 2);
+    let s2 = vol.create_snapshot(SnapshotOptions::default()).unwrap();
+    fill(&vol, 1, 3);
+    fill(&vol, 2, 3);
+    let s3 = vol.create_snapshot(SnapshotOptions::default()).unwrap();
+    fill(&vol, 2, 4);
+    let img1 = all(&vol.snapshot(s1).unwrap());
+    let img3 = all(&vol.snapshot(s3).unwrap());
+    assert_eq!(vol.stats().diff_blocks_in_use, 5);
+    // Middle: its block-1 and block-2 entries pass to s1 where s1 lacks them; block 1 is dropped
+    // (s1 has its own), block 2 is handed over.
+    vol.delete_snapshot(s2).unwrap();
+    assert_eq!(all(&vol.snapshot(s1).unwrap()), img1);
+    assert_eq!(all(&vol.snapshot(s3).unwrap()), img3);
+    assert_eq!(vol.stats().diff_blocks_in_use, 4);
+    // Oldest: its slots are freed.
+    vol.delete_snapshot(s1).unwrap();
+    assert_eq!(all(&vol.snapshot(s3).unwrap()), img3);
+    assert_eq!(vol.stats().diff_blocks_in_use, 1);
+    // Freed slots are reused: more COWs do not grow the high-water mark past what is needed.
+    let s4 = vol.create_snapshot(SnapshotOptions::default()).unwrap();
+    for b in 0..4 {
+        fill(&vol, b, 5);
+    }
+    assert_eq!(vol.stats().diff_blocks_in_use, 5);
+    assert_eq!(
+        block_of(&vol.snapshot(s4).unwrap(), 2),
+        vec![4u8; BS as usize]
+    );
+}
+
+#[test]
+fn writable_snapshots_are_isolated_and_stack() {
+    let vol = mem(8);
+    fill(&vol, 0, 1);
+    let w = vol.create_snapshot(SnapshotOptions::writable()).unwrap();
+    let r = vol.create_snapshot(SnapshotOptions::default()).unwrap();
+    let ws = Arc::new(vol.snapshot(w).unwrap());
+    ws.write_at(&[9u8; 100], 50).unwrap();
+    assert_eq!(
+        block_of(&vol, 0),
+        vec![1u8; BS as usize],
+        "origin untouched"
+    );
+    assert_eq!(
+        block_of(&vol.snapshot(r).unwrap(), 0),
+        vec![1u8; BS as usize],
+        "other snapshot untouched"
+    );
+    let mut expect = vec![1u8; BS as usize];
+    expect[50..150].fill(9);
+    assert_eq!(block_of(ws.as_ref(), 0), expect);
+    // A read-only snapshot refuses writes.
+    assert_eq!(
+        vol.snapshot(r)
+            .unwrap()
+            .write_at(&[1], 0)
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Busy
+    );
+    // Origin writes after the snapshot do not show through its overlay or its shared blocks.
+    fill(&vol, 0, 2);
+    fill(&vol, 1, 2);
+    assert_eq!(block_of(ws.as_ref(), 0), expect);
+    assert_eq!(block_of(ws.as_ref(), 1), vec![0u8; BS as usize]);
+    // A volume stacked on the writable snapshot, with snapshots of its own.
+    let stacked = Volume::on_device(ws.clone(), VolumeConfig::default()).unwrap();
+    let inner = stacked.create_snapshot(SnapshotOptions::default()).unwrap();
+    stacked.write_at(&[7u8; 4096], 0).unwrap();
+    assert_eq!(block_of(&stacked.snapshot(inner).unwrap(), 0), expect);
+    assert_eq!(block_of(ws.as_ref(), 0), vec![7u8; BS as usize]);
+    assert_eq!(block_of(&vol, 0), vec![2u8; BS as usize]);
+}
+
+#[test]
+fn revert_copies_back_only_changed_blocks_and_keeps_snapshots() {
+    let vol = mem(16);
+    for b in 0..16 {
+        fill(&vol, b, 1);
+    }
+    let s = vol.create_snapshot(SnapshotOptions::writable()).unwrap();
+    fill(&vol, 3, 2);
+    fill(&vol, 9, 2);
+    vol.snapshot(s)
+        .unwrap()
+        .write_at(&[5u8; 10], 12 * BS)
+        .unwrap();
+    let later = vol.create_snapshot(SnapshotOptions::default()).unwrap();
+    let later_img = all(&vol.snapshot(later).unwrap());
+    let p = Progress::new();
+    vol.revert(s, &p).unwrap();
+    assert_eq!((p.done(), p.total()), (3, 3), "blocks 3, 9 and 12 only");
+    assert_eq!(all(&vol), all(&vol.snapshot(s).unwrap()));
+    assert_eq!(
+        all(&vol.snapshot(later).unwrap()),
+        later_img,
+        "newer snapshot unchanged"
+    );
+    assert_eq!(vol.pending_revert(), None);
+}
+
+#[test]
+fn revert_resumes_after_cancel_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("v");
+    let blocks = 3000;
+    let vol = Volume::create(&p, blocks * BS, VolumeConfig::default()).unwrap();
+    let s = vol.create_snapshot(SnapshotOptions::default()).unwrap();
+    let data = vec![3u8; (blocks * BS) as usize];
+    vol.write_at(&data, 0).unwrap();
+    let prog = Arc::new(Progress::new());
+    let (v2, p2) = (vol.clone(), prog.clone());
+    let h = std::thread::spawn(move || v2.revert(s, &p2));
+    while prog.done() < 1500 {
+        std::thread::yield_now();
+    }
+    prog.cancel();
+    let e = h.join().unwrap().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Busy);
+    drop(vol);
+    let vol = Volume::open(&p).unwrap();
+    let (id, cursor) = vol.pending_revert().expect("revert recorded as pending");
+    assert_eq!(id, s);
+    assert!(cursor >= 1024 && cursor < blocks, "cursor {cursor}");
+    let prog = Progress::new();
+    vol.revert(s, &prog).unwrap();
+    assert_eq!(prog.total(), blocks);
+    assert_eq!(all(&vol), vec![0u8; (blocks * BS) as usize]);
+    assert_eq!(vol.pending_revert(), None);
+}
+
+#[test]
+fn split_copies_the_snapshot_out_resumably_and_frees_the_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("v");
+    let blocks = 2500;
+    let vol = Volume::create(&p, blocks * BS, VolumeConfig::default()).unwrap();
+    vol.write_at(&vec![1u8; (blocks * BS) as usize], 0).unwrap();
+    let s = vol.create_snapshot(SnapshotOptions::writable()).unwrap();
+    vol.snapshot(s)
+        .unwrap()
+        .write_at(&[8u8; 4096], 7 * BS)
+        .unwrap();
+    vol.write_at(&[2u8; 8192], 0).unwrap();
+    let expect = all(&vol.snapshot(s).unwrap());
+    // Deleting the volume is refused while the snapshot depends on it.
+    assert_eq!(
+        vol.prepare_delete(false).unwrap_err().kind(),
+        ErrorKind::Busy
+    );
+    let dest = cow_engine::FileDevice::create(dir.path().join("split.img"), blocks * BS).unwrap();
+    let prog = Arc::new(Progress::new());
+    let wrong = MemDevice::new(BS);
+    assert_eq!(
+        vol.split_snapshot(s, &wrong, &prog).unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
+    let dest = Arc::new(dest);
+    let (v2, p2, d2) = (vol.clone(), prog.clone(), dest.clone());
+    let h = std::thread::spawn(move || v2.split_snapshot(s, d2.as_ref(), &p2));
+    while prog.done() < 1100 {
+        std::thread::yield_now();
+    }
+    prog.cancel();
+    assert_eq!(h.join().unwrap().unwrap_err().kind(), ErrorKind::Busy);
+    drop(vol);
+    let vol = Volume::open(&p).unwrap();
+    let prog = Progress::new();
+    vol.split_snapshot(s, dest.as_ref(), &prog).unwrap();
+    assert_eq!(prog.total(), blocks);
+    assert_eq!(all(dest.as_ref()), expect);
+    assert_eq!(vol.snapshot(s).unwrap_err().kind(), ErrorKind::NotFound);
+    vol.destroy(&p, false).unwrap();
+    assert!(!p.exists());
+}
+
+#[test]
+fn grow_and_discard() {
+    let vol = mem(4);
+    fill(&vol, 3, 6);
+    let s = vol.create_snapshot(SnapshotOptions::default()).unwrap();
+    vol.grow(8 * BS).unwrap();
+    assert_eq!(vol.len(), 8 * BS);
+    assert_eq!(block_of(&vol, 7), vec![0u8; BS as usize]);
+    assert_eq!(
+        vol.snapshot(s).unwrap().len(),
+        4 * BS,
+        "snapshots keep their size"
+    );
+    fill(&vol, 7, 1);
+    vol.discard(3 * BS + 100, BS).unwrap();
+    let mut expect = vec![6u8; BS as usize];
+    expect[100..].fill(0);
+    assert_eq!(block_of(&vol, 3), expect);
+    assert_eq!(
+        block_of(&vol.snapshot(s).unwrap(), 3),
+        vec![6u8; BS as usize]
+    );
+    assert_eq!(
+        vol.grow(5 * BS).unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
+    assert_eq!(
+        vol.grow(9 * BS + 1).unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
+    // Blocks past a snapshot's end are reported as changed against the grown origin.
+    let changed = vol.changed_blocks(s, None).unwrap();
+    assert_eq!(changed, vec![3, 4, 5, 6, 7]);
+}
+
+#[test]
+fn freeze_holds_writes_until_thaw_or_deadline() {
+    let vol = mem(4);
+    vol.freeze(Duration::from_secs(30)).unwrap();
+    assert!(vol.is_frozen());
+    assert_eq!(
+        vol.freeze(Duration::from_secs(1)).unwrap_err().kind(),
+        ErrorKind::Busy
+    );
+    let v = vol.clone();
+    let done = Arc::new(AtomicU64::new(0));
+    let d2 = done.clone();
+    let h = std::thread::spawn(move || {
+        v.write_at(&[1u8; 10], 0).unwrap();
+        d2.store(1, Ordering::SeqCst);
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(
+        done.load(Ordering::SeqCst),
+        0,
+        "write held during the freeze"
+    );
+    let mut b = [9u8; 10];
+    vol.read_at(&mut b, 0).unwrap();
+    assert_eq!(b, [0; 10], "reads go on during a freeze");
+    assert_eq!(vol.thaw().unwrap(), ThawOutcome::Thawed);
+    h.join().unwrap();
+    assert_eq!(done.load(Ordering::SeqCst), 1);
+    assert_eq!(vol.thaw().unwrap_err().kind(), ErrorKind::InvalidArgument);
+
+    // The deadline releases the hold; thaw then reports it expired.
+    vol.freeze(Duration::from_millis(30)).unwrap();
+    let t = Instant::now();
+    vol.write_at(&[2u8; 10], 0).unwrap();
+    assert!(t.elapsed() >= Duration::from_millis(20));
+    assert!(!vol.is_frozen());
+    assert_eq!(vol.thaw().unwrap(), ThawOutcome::Expired);
+}
+
+#[test]
+fn diff_limit_fail_policy_reports_no_space_at_the_write() {
+    let config = VolumeConfig {
+        diff_limit: Some(2 * BS),
+        on_diff_full: DiffFullPolicy::FailWrites,
+        ..Default::default()
+    };
+    let vol = Volume::create_mem(8 * BS, config).unwrap();
+    for b in 0..8 {
+        fill(&vol, b, 1);
+    }
+    let s = vol.create_snapshot(SnapshotOptions::default()).unwrap();
+    fill(&vol, 0, 2);
+    fill(&vol, 1, 2);
+    let e = vol
+        .write_at(&vec![3u8; 2 * BS as usize], 2 * BS)
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NoSpace);
+    assert_eq!(
+        block_of(&vol, 2),
+        vec![1u8; BS as usize],
+        "the failed write wrote nothing"
+    );
+    assert_eq!(all(&vol.snapshot(s).unwrap()), vec![1u8; 8 * BS as usize]);
+    // Overwrites of preserved blocks still work.
+    fill(&vol, 0, 4);
+    vol.delete_snapshot(s).unwrap();
+    fill(&vol, 2, 3);
+}
+
+#[test]
+fn diff_limit_delete_policy_deletes_oldest_unpinned_with_an_event() {
+    let config = VolumeConfig {
+        diff_limit: Some(3 * BS),
+        ..Default::default()
+    };
+    let vol = Volume::create_mem(8 * BS, config).unwrap();
+    let events = vol.subscribe();
+    let old = vol.create_snapshot(SnapshotOptions::default()).unwrap();
+    fill(&vol, 0, 1);
+    fill(&vol, 1, 1);
+    let pinned = vol
+        .create_snapshot(SnapshotOptions {
+            pinned: true,
+            ..Default::default()
+        })
+        .unwrap();
+    fill(&vol, 2, 1);
+    assert_eq!(vol.stats().diff_blocks_in_use, 3);
+    // Full: the oldest unpinned snapshot goes, announced; the write then succeeds.
+    fill(&vol, 3, 1);
+    assert_eq!(
+        events.try_recv().unwrap(),
+        Event::SnapshotDeleted {
+            id: old,
+            reason: DeleteReason::DiffAreaFull
+        }
+    );
+    assert_eq!(vol.snapshot(old).unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(vol.stats().diff_blocks_in_use, 2);
+    assert_eq!(all(&vol.snapshot(pinned).unwrap()), {
+        let mut v = vec![1u8; 2 * BS as usize];
+        v.extend(vec![0u8; 6 * BS as usize]);
+        v
+    });
+    fill(&vol, 4, 1);
+    // Only the pinned snapshot is left and the area is full: NoSpace, nothing written.
+    let e = vol.write_at(&[5u8; 4096], 5 * BS).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NoSpace);
+    assert_eq!(block_of(&vol, 5), vec![0u8; BS as usize]);
+    assert!(
+        vol.snapshot(pinned).is_ok(),
+        "pinned snapshots are never deleted to make room"
+    );
+    assert!(events.try_recv().is_err(), "no other deletion");
+}
+
+#[test]
+fn per_snapshot_persistence_pin_and_metadata_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("v");
+    let vol = Volume::create(&p, 8 * BS, VolumeConfig::default()).unwrap();
+    fill(&vol, 0, 1);
+    let keep = vol
+        .create_snapshot(SnapshotOptions {
+            metadata: b"name=keep".to_vec(),
+            ..Default::default()
+        })
+        .unwrap();
+    let gone = vol
+        .create_snapshot(SnapshotOptions {
+            persistent: false,
+            ..Default::default()
+        })
+        .unwrap();
+    fill(&vol, 0, 2);
+    vol.set_pinned(keep, true).unwrap();
+    vol.set_metadata(keep, b"name=kept").unwrap();
+    let big = vec![0u8; cow_engine::MAX_METADATA + 1];
+    assert_eq!(
+        vol.set_metadata(keep, &big).unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
+    assert_eq!(vol.snapshot_info(gone).unwrap().diff_blocks, 1);
+    drop(vol);
+    let vol = Volume::open(&p).unwrap();
+    let infos = vol.snapshots();
+    assert_eq!(infos.len(), 1, "the non-persistent snapshot vanished");
+    assert_eq!(infos[0].id, keep);
+    assert!(infos[0].pinned);
+    assert_eq!(infos[0].metadata, b"name=kept");
+    // Its block preserved in the non-persistent snapshot's map was handed to `keep`.
+    assert_eq!(
+        block_of(&vol.snapshot(keep).unwrap(), 0),
+        vec![1u8; BS as usize]
+    );
+    assert_eq!(block_of(&vol, 0), vec![2u8; BS as usize]);
+}
+
+#[test]
+fn file_volume_errors_name_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("v");
+    assert_eq!(Volume::open(&p).unwrap_err().kind(), ErrorKind::NotFound);
+    let vol = Volume::create(&p, 8 * BS, VolumeConfig::default()).unwrap();
+    let e = Volume::create(&p, 8 * BS, VolumeConfig::default()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::AlreadyExists);
+    assert_eq!(e.path(), Some(p.as_path()));
+    let e = Volume::open(&p).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Busy, "one owner at a time: {e}");
+    let e = Volume::create(
+        dir.path().join("no/such/parent"),
+        8 * BS,
+        VolumeConfig::default(),
+    )
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    let _s = vol.create_snapshot(SnapshotOptions::default()).unwrap();
+    assert_eq!(
+        vol.clone().destroy(&p, false).unwrap_err().kind(),
+        ErrorKind::Busy
+    );
+    drop(vol);
+    // A directory that lost a file is a clear error.
+    std::fs::remove_file(p.join("journal.1")).unwrap();
+    let e = Volume::open(&p).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Corrupt);
+    assert!(e.to_string().contains("journal.1"), "{e}");
+}
