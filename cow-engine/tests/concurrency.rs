@@ -51,6 +51,9 @@ fn own_image(t: u64, k: u64) -> Vec<u64> {
     img
 }
 
+/// A snapshot id and the image read from it right after it was taken.
+type Taken = (u64, Vec<u8>);
+
 fn run(vol: Volume) {
     let started: Arc<Vec<AtomicU64>> = Arc::new((0..WRITERS).map(|_| AtomicU64::new(0)).collect());
     let done: Arc<Vec<AtomicU64>> = Arc::new((0..WRITERS).map(|_| AtomicU64::new(0)).collect());
@@ -75,7 +78,7 @@ fn run(vol: Volume) {
         }));
     }
     // Readers re-read existing snapshots while writes go on; a snapshot never changes.
-    let taken: Arc<Mutex<Vec<(u64, Vec<u8>)>>> = Arc::new(Mutex::new(Vec::new()));
+    let taken: Arc<Mutex<Vec<Taken>>> = Arc::new(Mutex::new(Vec::new()));
     let reader = {
         let (vol, taken, stop) = (vol.clone(), taken.clone(), stop.clone());
         std::thread::spawn(move || {

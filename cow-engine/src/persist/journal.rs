@@ -22,7 +22,8 @@ use crate::volume::State;
 
 /// Journal devices grow in steps of this many bytes.
 const GROW_STEP: u64 = 1 << 20;
-/// A checkpoint is due when the active journal exceeds this, or twice the last checkpoint.
+/// A checkpoint is due when the active journal exceeds the larger of this and twice the last
+/// checkpoint (so a large state is not rewritten over and over).
 pub(crate) const DEFAULT_CHECKPOINT_BYTES: u64 = 64 << 20;
 
 struct JState {
@@ -215,8 +216,12 @@ impl Journal {
                 Ok(())
             }
             Err(e) => {
-                // The active journal is untouched and still valid; a failed checkpoint is retried
-                // at the next opportunity.
+                // The active journal is untouched and still valid. The other file may hold a
+                // complete checkpoint of a higher generation that recovery would prefer over the
+                // records we append next: invalidate it, or stop appending if we cannot.
+                if resize(dev.as_ref(), 0).and_then(|()| dev.flush()).is_err() {
+                    s.failed = Some(format!("checkpoint failed and could not be undone: {e}"));
+                }
                 Err(e)
             }
         }

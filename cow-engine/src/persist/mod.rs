@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use crate::device::{BlockDevice, FileDevice};
 use crate::error::{Error, ErrorKind, Result};
-use crate::map::BlockMap;
+use crate::map::{BlockMap, MAX_SLOT};
 use crate::volume::{apply_delete, Durability, Snap, State, VolumeConfig};
 use journal::JournalPosition;
 use superblock::{random_uuid, JournalHeader, Superblock, JOURNAL_DATA, SUPERBLOCK_LEN};
@@ -61,11 +61,15 @@ fn lock_file(path: &Path) -> Result<File> {
     // SAFETY: flock only reads its integer arguments; the descriptor is owned by `f`, open here.
     let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     if rc != 0 {
-        return Err(Error::new(
-            ErrorKind::Busy,
-            "volume is in use by another handle or process",
-        )
-        .with_path(path));
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            return Err(Error::new(
+                ErrorKind::Busy,
+                "volume is in use by another handle or process",
+            )
+            .with_path(path));
+        }
+        return Err(Error::io("cannot lock the volume", e).with_path(path));
     }
     Ok(f)
 }
@@ -269,46 +273,49 @@ impl Store {
             }
         }
         headers.sort_unstable_by(|a, b| b.cmp(a));
-        let mut last_err = None;
+        let limits = Limits {
+            shift,
+            slots: self.diff.len().saturating_sub(self.data_offset) >> shift,
+        };
         for (generation, i) in headers {
-            match replay(self.journals[i].as_ref(), shift) {
-                Ok(Some(r)) => {
-                    // Drop the torn tail so no stale bytes follow the records we append next.
-                    let dev = &self.journals[i];
-                    if let Some(rs) = dev.as_resize() {
-                        rs.resize(r.end.next_multiple_of(1 << 20))?;
-                        let tail = r.end.next_multiple_of(1 << 20) - r.end;
-                        dev.write_at(&vec![0u8; tail as usize], r.end)?;
-                        dev.flush()?;
-                    }
-                    let origin_len = self.origin.len();
-                    if r.state.len > origin_len {
-                        return Err(Error::corrupt(format!(
-                            "journal says the volume has {} bytes, the origin holds {origin_len}",
-                            r.state.len
-                        )));
-                    }
-                    self.position = Some(JournalPosition {
-                        active: i,
-                        generation,
-                        end: r.end,
-                        next_seq: r.next_seq,
-                        checkpoint_len: r.checkpoint_len,
-                    });
-                    let used = used_slots(&r.state)?;
-                    return Ok(Recovered {
-                        store: self,
-                        state: r.state,
-                        used_slots: used,
-                    });
+            // A journal whose checkpoint is incomplete (a crash while it was written) yields to the
+            // older one; a journal with a damaged record that passed its checksum is an error,
+            // never a silent fallback to older, stale metadata.
+            if let Some(r) = replay(self.journals[i].as_ref(), limits)? {
+                let origin_len = self.origin.len();
+                if r.state.len > origin_len {
+                    return Err(Error::corrupt(format!(
+                        "journal says the volume has {} bytes, the origin holds {origin_len}",
+                        r.state.len
+                    )));
                 }
-                Ok(None) => {}
-                Err(e) => last_err = Some(e),
+                let used = used_slots(&r.state)?;
+                // Only now, with the state known good, drop the torn tail so no stale bytes
+                // follow the records we append next.
+                let dev = &self.journals[i];
+                if let Some(rs) = dev.as_resize() {
+                    rs.resize(r.end.next_multiple_of(1 << 20))?;
+                    let tail = r.end.next_multiple_of(1 << 20) - r.end;
+                    dev.write_at(&vec![0u8; tail as usize], r.end)?;
+                    dev.flush()?;
+                }
+                self.position = Some(JournalPosition {
+                    active: i,
+                    generation,
+                    end: r.end,
+                    next_seq: r.next_seq,
+                    checkpoint_len: r.checkpoint_len,
+                });
+                return Ok(Recovered {
+                    store: self,
+                    state: r.state,
+                    used_slots: used,
+                });
             }
         }
-        Err(last_err.unwrap_or_else(|| {
-            Error::corrupt("no complete journal found (both journal files are damaged or empty)")
-        }))
+        Err(Error::corrupt(
+            "no complete journal found (both journal files are damaged or empty)",
+        ))
     }
 }
 
@@ -325,8 +332,16 @@ struct Replayed {
     checkpoint_len: u64,
 }
 
+/// What replay checks records against.
+#[derive(Clone, Copy)]
+struct Limits {
+    shift: u32,
+    /// Slots the diff device has room for.
+    slots: u64,
+}
+
 /// Replays one journal device. `Ok(None)` if its checkpoint is incomplete (a torn checkpoint).
-fn replay(dev: &dyn BlockDevice, shift: u32) -> Result<Option<Replayed>> {
+fn replay(dev: &dyn BlockDevice, limits: Limits) -> Result<Option<Replayed>> {
     let len = dev.len();
     let mut data = vec![0u8; (len - JOURNAL_DATA) as usize];
     dev.read_at(&mut data, JOURNAL_DATA)?;
@@ -340,7 +355,7 @@ fn replay(dev: &dyn BlockDevice, shift: u32) -> Result<Option<Replayed>> {
         }
         expected_seq = Some(seq + 1);
         let was_end = matches!(rec, Record::CheckpointEnd { .. });
-        apply(&mut state, rec, shift)
+        apply(&mut state, rec, limits)
             .map_err(|e| Error::corrupt(format!("journal record {seq}: {}", e.message())))?;
         at += used;
         if was_end && checkpoint_len.is_none() {
@@ -363,20 +378,42 @@ fn find(state: &mut State, id: u64) -> Result<&mut Snap> {
     Ok(&mut state.snaps[i])
 }
 
-fn check_block(map: &BlockMap, block: u64) -> Result<()> {
+fn check_entry(map: &BlockMap, block: u64, slot: u64, limits: Limits) -> Result<()> {
     if block >= map.capacity() {
         return Err(Error::corrupt(format!(
             "block {block} past the snapshot's {} blocks",
             map.capacity()
         )));
     }
+    if slot >= limits.slots || slot > MAX_SLOT {
+        return Err(Error::corrupt(format!(
+            "slot {slot} lies outside the diff area's {} slots",
+            limits.slots
+        )));
+    }
+    Ok(())
+}
+
+fn check_len(len: u64, shift: u32) -> Result<()> {
+    if len == 0 || len & ((1 << shift) - 1) != 0 {
+        return Err(Error::corrupt(format!(
+            "size {len} is not a positive multiple of the block size"
+        )));
+    }
     Ok(())
 }
 
 /// Applies one record to the state being rebuilt.
-fn apply(state: &mut State, rec: Record, shift: u32) -> Result<()> {
+fn apply(state: &mut State, rec: Record, limits: Limits) -> Result<()> {
+    let shift = limits.shift;
     match rec {
-        Record::VolumeLen { len } | Record::Grow { len } => state.len = len,
+        Record::VolumeLen { len } | Record::Grow { len } => {
+            check_len(len, shift)?;
+            if len < state.len {
+                return Err(Error::corrupt("the volume shrank"));
+            }
+            state.len = len;
+        }
         Record::CreateSnapshot {
             id,
             len,
@@ -387,6 +424,12 @@ fn apply(state: &mut State, rec: Record, shift: u32) -> Result<()> {
         } => {
             if id < state.next_id || state.snaps.iter().any(|s| s.id == id) {
                 return Err(Error::corrupt(format!("snapshot id {id} reused")));
+            }
+            check_len(len, shift)?;
+            if len > state.len || state.snaps.last().is_some_and(|s| s.len > len) {
+                return Err(Error::corrupt(format!(
+                    "snapshot {id} of {len} bytes does not fit the volume's history"
+                )));
             }
             let blocks = len >> shift;
             state.snaps.push(Snap {
@@ -407,7 +450,7 @@ fn apply(state: &mut State, rec: Record, shift: u32) -> Result<()> {
             slot,
         } => {
             let s = find(state, snapshot)?;
-            check_block(&s.map, block)?;
+            check_entry(&s.map, block, slot, limits)?;
             s.map.set_preserved(block, slot);
         }
         Record::Overlay {
@@ -420,7 +463,7 @@ fn apply(state: &mut State, rec: Record, shift: u32) -> Result<()> {
                 .overlay
                 .as_mut()
                 .ok_or_else(|| Error::corrupt("overlay record for a read-only snapshot"))?;
-            check_block(ov, block)?;
+            check_entry(ov, block, slot, limits)?;
             ov.set_preserved(block, slot);
         }
         Record::DeleteSnapshot { id } => {
@@ -432,9 +475,13 @@ fn apply(state: &mut State, rec: Record, shift: u32) -> Result<()> {
         }
         Record::SetPinned { id, pinned } => find(state, id)?.pinned = pinned,
         Record::SetMetadata { id, metadata } => find(state, id)?.metadata = metadata,
-        Record::RevertBegin { snapshot } => state.pending_revert = Some((snapshot, 0)),
+        Record::RevertBegin { snapshot } => {
+            find(state, snapshot)?;
+            state.pending_revert = Some((snapshot, 0));
+        }
         Record::RevertProgress { snapshot, cursor } => {
-            state.pending_revert = Some((snapshot, cursor))
+            find(state, snapshot)?;
+            state.pending_revert = Some((snapshot, cursor));
         }
         Record::RevertDone { .. } => state.pending_revert = None,
         Record::SplitProgress { snapshot, cursor } => find(state, snapshot)?.split_cursor = cursor,

@@ -5,6 +5,7 @@
 //! a writer that got the shared gate checks [`Freeze::held_until`]; while a hold is active and its
 //! deadline not reached, it releases the gate and waits.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
@@ -17,6 +18,10 @@ struct FreezeState {
 
 #[derive(Default)]
 pub(crate) struct Freeze {
+    /// Fast path for writers: false whenever no hold is set. Relaxed suffices: the hold is set
+    /// before the freezer takes the gate exclusively, and writers load this after taking the gate
+    /// shared, so the gate's lock orders the store before the load.
+    set: AtomicBool,
     state: Mutex<FreezeState>,
     thawed: Condvar,
 }
@@ -29,6 +34,7 @@ impl Freeze {
             return false;
         }
         s.until = Some(deadline);
+        self.set.store(true, Ordering::Relaxed);
         true
     }
 
@@ -37,12 +43,16 @@ impl Freeze {
     pub(crate) fn release(&self) -> Option<bool> {
         let mut s = self.state.lock();
         let until = s.until.take()?;
+        self.set.store(false, Ordering::Relaxed);
         self.thawed.notify_all();
         Some(Instant::now() >= until)
     }
 
     /// True while a hold is active (deadline not reached).
     pub(crate) fn is_held(&self) -> bool {
+        if !self.set.load(Ordering::Relaxed) {
+            return false;
+        }
         matches!(self.state.lock().until, Some(d) if Instant::now() < d)
     }
 

@@ -395,8 +395,20 @@ impl Volume {
 
     /// Makes every write completed before this call durable (origin, diff area and journal).
     pub fn flush(&self) -> Result<()> {
-        let _st = self.inner.state.read();
-        self.inner.flush_all()
+        {
+            let _st = self.inner.state.read();
+            self.inner.flush_all()?;
+        }
+        if self
+            .inner
+            .journal
+            .as_ref()
+            .is_some_and(|j| j.wants_checkpoint())
+        {
+            let st = self.inner.state.write();
+            self.inner.maybe_checkpoint(&st)?;
+        }
+        Ok(())
     }
 
     /// Writes a checkpoint of the metadata now, so the journal restarts small (it also happens on
@@ -691,6 +703,9 @@ impl Inner {
     pub(crate) fn flush_all(&self) -> Result<()> {
         self.origin.flush()?;
         if let Some(j) = &self.journal {
+            // The diff device is flushed even when no record is pending: rewrites of a writable
+            // snapshot's mapped blocks go to their slots in place and append nothing.
+            self.diff.device().flush()?;
             j.sync_all(self.diff.device().as_ref())?;
         }
         Ok(())
@@ -740,8 +755,9 @@ impl Inner {
     pub(crate) fn delete_snapshot_locked(&self, st: &mut State, id: SnapshotId) -> Result<()> {
         let i = st.index_of(id)?;
         let persistent = st.snaps[i].persistent;
-        // Durable before any slot is reused, so a crash never finds a live snapshot whose slots
-        // were overwritten.
+        // A persistent snapshot's delete is durable before any of its slots is reused, so a crash
+        // never finds a live snapshot whose slots were overwritten. A non-persistent one vanishes
+        // on reopen anyway, and its record precedes (in journal order) any record reusing a slot.
         self.log_sync(
             Record::DeleteSnapshot { id },
             self.journal.is_some() && persistent,
@@ -753,7 +769,7 @@ impl Inner {
         if st.pending_revert.is_some_and(|(s, _)| s == id) {
             st.pending_revert = None;
         }
-        Ok(())
+        self.maybe_checkpoint(st)
     }
 
     fn grow_locked(&self, st: &mut State, new_len: u64) -> Result<()> {
@@ -774,6 +790,8 @@ impl Inner {
             )
         })?;
         resize.resize(new_len)?;
+        // The new size must be durable before the record that relies on it.
+        self.origin.flush()?;
         self.log_sync(Record::Grow { len: new_len }, self.journal.is_some())?;
         st.len = new_len;
         Ok(())
