@@ -1,9 +1,10 @@
 //! The block map: block number -> packed [`Entry`], lock-free on the hot path.
 //!
-//! A three-level radix: a fixed top array (sized from the capacity) of lazily allocated mid pages, each
-//! holding pointers to lazily allocated leaf pages of `AtomicU64` entries. Pages are installed by CAS and
-//! never freed before the map is dropped, so memory is proportional to the blocks touched: a map for
-//! 1 TiB of 4 KiB blocks with nothing in it costs 8 KiB.
+//! A three-level radix: a top array (sized from the capacity) of pointers to mid pages, each holding
+//! pointers to leaf pages of `AtomicU64` entries. Every level, the top included, is allocated on first
+//! use and installed by CAS, and nothing is freed before the map is dropped. So an empty map costs a
+//! few words whatever its capacity (creating a snapshot is O(1)), and memory is proportional to the
+//! blocks touched: a map for 1 TiB of 4 KiB blocks with one entry costs 8 KiB + 4 KiB + 4 KiB.
 //!
 //! The entry protocol ([`BlockMap::claim`]): the writer whose CAS moves an entry from untouched to
 //! copying copies the block, then [`CopyClaim::publish`]es `preserved(slot)`; writers that find `copying`
@@ -36,6 +37,19 @@ struct Leaf {
 
 struct Mid {
     leaves: Box<[AtomicPtr<Leaf>]>,
+}
+
+struct Top {
+    mids: Box<[AtomicPtr<Mid>]>,
+}
+
+impl Top {
+    fn new(capacity: u64) -> Self {
+        let n = capacity.div_ceil(1 << MID_SPAN_BITS).max(1) as usize;
+        Top {
+            mids: (0..n).map(|_| AtomicPtr::new(ptr::null_mut())).collect(),
+        }
+    }
 }
 
 impl Leaf {
@@ -91,7 +105,7 @@ fn get<T>(slot: &AtomicPtr<T>) -> Option<&T> {
 
 /// A map from block number to [`Entry`] for blocks `0..capacity`.
 pub struct BlockMap {
-    top: Box<[AtomicPtr<Mid>]>,
+    root: AtomicPtr<Top>,
     capacity: u64,
     preserved: AtomicU64,
 }
@@ -142,9 +156,8 @@ impl Drop for CopyClaim<'_> {
 impl BlockMap {
     /// An empty map for blocks `0..capacity`.
     pub fn new(capacity: u64) -> Self {
-        let tops = capacity.div_ceil(1 << MID_SPAN_BITS).max(1) as usize;
         BlockMap {
-            top: (0..tops).map(|_| AtomicPtr::new(ptr::null_mut())).collect(),
+            root: AtomicPtr::new(ptr::null_mut()),
             capacity,
             preserved: AtomicU64::new(0),
         }
@@ -174,14 +187,15 @@ impl BlockMap {
 
     fn word(&self, block: u64) -> Option<&AtomicU64> {
         let (t, m, l) = self.split(block);
-        let mid = get(&self.top[t])?;
+        let mid = get(&get(&self.root)?.mids[t])?;
         let leaf = get(&mid.leaves[m])?;
         Some(&leaf.entries[l])
     }
 
     fn word_or_install(&self, block: u64) -> &AtomicU64 {
         let (t, m, l) = self.split(block);
-        let mid = get_or_install(&self.top[t], Mid::new);
+        let top = get_or_install(&self.root, || Top::new(self.capacity));
+        let mid = get_or_install(&top.mids[t], Mid::new);
         let leaf = get_or_install(&mid.leaves[m], Leaf::new);
         &leaf.entries[l]
     }
@@ -271,7 +285,8 @@ impl BlockMap {
 
     /// Calls `f(block, slot)` for every preserved entry, in block order.
     pub fn for_each_preserved(&self, mut f: impl FnMut(u64, u64)) {
-        for (t, mid) in self.top.iter().enumerate() {
+        let Some(top) = get(&self.root) else { return };
+        for (t, mid) in top.mids.iter().enumerate() {
             let Some(mid) = get(mid) else { continue };
             for (m, leaf) in mid.leaves.iter().enumerate() {
                 let Some(leaf) = get(leaf) else { continue };
@@ -299,15 +314,17 @@ impl BlockMap {
         if new_capacity <= self.capacity {
             return;
         }
-        let tops = new_capacity.div_ceil(1 << MID_SPAN_BITS).max(1) as usize;
-        if tops > self.top.len() {
-            let old = std::mem::take(&mut self.top).into_vec();
-            let mut v: Vec<AtomicPtr<Mid>> = Vec::with_capacity(tops);
-            for p in old {
-                v.push(AtomicPtr::new(p.load(Ordering::Relaxed)));
+        let old = self.root.load(Ordering::Relaxed);
+        if !old.is_null() {
+            // SAFETY: `&mut self`: no other thread holds a page reference; `old` came from
+            // Box::into_raw in get_or_install and is replaced (then freed) exactly once, here.
+            let old = unsafe { Box::from_raw(old) };
+            let grown = Top::new(new_capacity);
+            for (dst, src) in grown.mids.iter().zip(old.mids.iter()) {
+                dst.store(src.load(Ordering::Relaxed), Ordering::Relaxed);
             }
-            v.resize_with(tops, || AtomicPtr::new(ptr::null_mut()));
-            self.top = v.into_boxed_slice();
+            self.root
+                .store(Box::into_raw(Box::new(grown)), Ordering::Relaxed);
         }
         self.capacity = new_capacity;
     }
@@ -315,7 +332,14 @@ impl BlockMap {
 
 impl Drop for BlockMap {
     fn drop(&mut self) {
-        for mid in self.top.iter() {
+        let root = self.root.load(Ordering::Relaxed);
+        if root.is_null() {
+            return;
+        }
+        // SAFETY: `&mut self` means no other thread holds a page reference; the top came from
+        // Box::into_raw and is freed exactly once, here.
+        let top = unsafe { Box::from_raw(root) };
+        for mid in top.mids.iter() {
             let mp = mid.load(Ordering::Relaxed);
             if mp.is_null() {
                 continue;
@@ -342,8 +366,19 @@ mod tests {
     #[test]
     fn empty_map_of_a_tebibyte_is_small() {
         let m = BlockMap::new((1u64 << 40) / 4096);
-        assert!(m.top.len() * std::mem::size_of::<usize>() <= 8192);
+        assert!(
+            m.root.load(Ordering::Relaxed).is_null(),
+            "nothing allocated while empty"
+        );
         assert_eq!(m.get(12345678), Entry::Untouched);
+        assert_eq!(m.preserved_entries(), vec![]);
+        match m.claim(12345678) {
+            Claim::Won(c) => c.publish(1),
+            Claim::Preserved(_) => panic!(),
+        }
+        // SAFETY: test code; the root was just installed and lives until `m` drops.
+        let top = unsafe { &*m.root.load(Ordering::Relaxed) };
+        assert!(top.mids.len() * std::mem::size_of::<usize>() <= 8192);
     }
 
     #[test]
