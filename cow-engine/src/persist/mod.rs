@@ -18,7 +18,6 @@ mod superblock;
 pub(crate) use journal::Journal;
 pub(crate) use record::Record;
 
-use std::collections::BTreeSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -50,7 +49,8 @@ pub(crate) struct Store {
 pub(crate) struct Recovered {
     pub(crate) store: Store,
     pub(crate) state: State,
-    pub(crate) used_slots: BTreeSet<u64>,
+    /// Sorted, without duplicates.
+    pub(crate) used_slots: Vec<u64>,
 }
 
 /// Takes an exclusive advisory lock on `path` so one process owns the volume at a time.
@@ -257,7 +257,7 @@ impl Store {
             return Ok(Recovered {
                 store: self,
                 state,
-                used_slots: BTreeSet::new(),
+                used_slots: Vec::new(),
             });
         }
         // Candidates by generation, newest first.
@@ -490,23 +490,18 @@ fn apply(state: &mut State, rec: Record, limits: Limits) -> Result<()> {
     Ok(())
 }
 
-/// The slots referenced by the state; a slot referenced twice is corruption.
-fn used_slots(state: &State) -> Result<BTreeSet<u64>> {
-    let mut used = BTreeSet::new();
-    let mut dup = None;
+/// The slots referenced by the state, sorted; a slot referenced twice is corruption.
+fn used_slots(state: &State) -> Result<Vec<u64>> {
+    let mut used = Vec::new();
     for s in &state.snaps {
-        let mut note = |_, slot| {
-            if !used.insert(slot) {
-                dup = Some(slot);
-            }
-        };
-        s.map.for_each_preserved(&mut note);
+        s.map.for_each_preserved(|_, slot| used.push(slot));
         if let Some(ov) = &s.overlay {
-            ov.for_each_preserved(&mut note);
+            ov.for_each_preserved(|_, slot| used.push(slot));
         }
     }
-    match dup {
-        Some(slot) => Err(Error::corrupt(format!("diff slot {slot} is used twice"))),
-        None => Ok(used),
+    used.sort_unstable();
+    if let Some(w) = used.windows(2).find(|w| w[0] == w[1]) {
+        return Err(Error::corrupt(format!("diff slot {} is used twice", w[0])));
     }
+    Ok(used)
 }

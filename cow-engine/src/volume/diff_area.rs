@@ -106,12 +106,19 @@ impl DiffArea {
         }
     }
 
-    /// Recovery: declares exactly `used` as the slots in use (the rest below the high-water mark free).
-    pub(crate) fn restore(&self, used: &BTreeSet<u64>) {
+    /// Recovery: declares exactly `used` (sorted, no duplicates) as the slots in use; the rest
+    /// below the high-water mark are free.
+    pub(crate) fn restore(&self, used: &[u64]) {
         let mut a = self.alloc.lock();
         let next = used.last().map_or(0, |s| s + 1).max(a.next);
+        let mut free = BTreeSet::new();
+        let mut expect = 0;
+        for &u in used.iter().chain(std::iter::once(&next)) {
+            free.extend(expect..u);
+            expect = u + 1;
+        }
         a.next = next;
-        a.free = (0..next).filter(|s| !used.contains(s)).collect();
+        a.free = free;
         self.in_use.store(used.len() as u64, Ordering::Relaxed);
     }
 
