@@ -6,14 +6,29 @@ use vds_core::{ErrorKind, InitiatorId};
 fn valid_spellings_normalise_to_one_canonical_form() {
     let table: &[(&str, &str)] = &[
         // RFC 3720 examples, any case, lowercase canonical (ceph-iscsi #146, trident #1135).
-        ("iqn.2001-04.com.example:storage:diskarrays-sn-a8675309", "iqn.2001-04.com.example:storage:diskarrays-sn-a8675309"),
+        (
+            "iqn.2001-04.com.example:storage:diskarrays-sn-a8675309",
+            "iqn.2001-04.com.example:storage:diskarrays-sn-a8675309",
+        ),
         ("iqn.2001-04.com.example", "iqn.2001-04.com.example"),
-        ("IQN.1991-05.COM.Microsoft:Host1.Contoso.com", "iqn.1991-05.com.microsoft:host1.contoso.com"),
-        ("  iqn.1994-05.com.redhat:9a3c1d2e  ", "iqn.1994-05.com.redhat:9a3c1d2e"),
-        ("iqn.2003-01.org.linux-iscsi.host:sn.123", "iqn.2003-01.org.linux-iscsi.host:sn.123"),
+        (
+            "IQN.1991-05.COM.Microsoft:Host1.Contoso.com",
+            "iqn.1991-05.com.microsoft:host1.contoso.com",
+        ),
+        (
+            "  iqn.1994-05.com.redhat:9a3c1d2e  ",
+            "iqn.1994-05.com.redhat:9a3c1d2e",
+        ),
+        (
+            "iqn.2003-01.org.linux-iscsi.host:sn.123",
+            "iqn.2003-01.org.linux-iscsi.host:sn.123",
+        ),
         ("eui.02004567A425678D", "eui.02004567a425678d"),
         ("naa.52004567BA64678D", "52004567ba64678d"),
-        ("naa.62004567BA64678D0123456789ABCDEF", "naa.62004567ba64678d0123456789abcdef"),
+        (
+            "naa.62004567BA64678D0123456789ABCDEF",
+            "naa.62004567ba64678d0123456789abcdef",
+        ),
         // FC WWPNs in every common spelling (rtslib-fb #139, #23, #45).
         ("10000000C9123456", "10000000c9123456"),
         ("10:00:00:00:c9:12:34:56", "10000000c9123456"),
@@ -41,7 +56,9 @@ fn valid_spellings_normalise_to_one_canonical_form() {
     let b = InitiatorId::parse("10:00:00:00:C9:12:34:56").unwrap();
     assert_eq!(a, b);
     assert!(!a.is_iscsi());
-    assert!(InitiatorId::parse("eui.02004567a425678d").unwrap().is_iscsi());
+    assert!(InitiatorId::parse("eui.02004567a425678d")
+        .unwrap()
+        .is_iscsi());
 }
 
 #[test]

@@ -32,12 +32,14 @@ pub struct Grant {
 /// Who sees a LUN.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LunHosts {
-    /// Every host, at the LUN's default number.
+    /// Every host, at the LUN's default number unless it has a number of its own.
     All {
         /// The access every host gets.
         access: Access,
         /// The default LUN number.
         number: u32,
+        /// Hosts with a number of their own for this LUN.
+        own_numbers: BTreeMap<InitiatorId, Grant>,
     },
     /// Exactly these hosts (possibly none).
     Hosts(BTreeMap<InitiatorId, Grant>),
@@ -201,6 +203,21 @@ impl MaskTable {
         spec: &MaskSpec,
         plan: &mut Plan,
     ) -> Result<BTreeMap<InitiatorId, Grant>> {
+        if let MaskSpec::All(access) = spec {
+            // Every host sees it; hosts with a number of their own keep it.
+            return Ok(old
+                .iter()
+                .map(|(h, g)| {
+                    (
+                        h.clone(),
+                        Grant {
+                            access: *access,
+                            number: g.number,
+                        },
+                    )
+                })
+                .collect());
+        }
         let targets = self.resolve(spec)?;
         let mut grants = BTreeMap::new();
         for (h, access) in targets {
@@ -213,13 +230,12 @@ impl MaskTable {
         Ok(grants)
     }
 
-    /// Checks that unmasking `lun` to every host at `number` collides with no host's own numbers.
+    /// Checks that unmasking `lun` to every host at `number` collides with no host's own numbers
+    /// (hosts with a number of their own for `lun` keep it and are not affected).
     fn check_star(&self, lun: LunId, number: u32) -> Result<()> {
-        if let Some((h, _)) = self
-            .hosts
-            .iter()
-            .find(|(_, idx)| idx.numbers.get(&number).is_some_and(|&l| l != lun))
-        {
+        if let Some((h, _)) = self.hosts.iter().find(|(_, idx)| {
+            !idx.luns.contains_key(&lun) && idx.numbers.get(&number).is_some_and(|&l| l != lun)
+        }) {
             return Err(Error::new(
                 ErrorKind::InvalidArgument,
                 format!(
@@ -376,11 +392,18 @@ impl MaskTable {
             )));
         }
         let m = self.lun(id)?;
-        let Some(g) = m.grants.get(host).copied() else {
-            return Err(Error::new(
-                ErrorKind::NotFound,
-                format!("host {host} has no grant of its own or through a group for this LUN"),
-            ));
+        let g = match (m.grants.get(host).copied(), &m.spec) {
+            (Some(g), _) => g,
+            (None, MaskSpec::All(access)) => Grant {
+                access: *access,
+                number: m.default_number,
+            },
+            (None, _) => {
+                return Err(Error::new(
+                    ErrorKind::NotFound,
+                    format!("host {host} has no grant of its own or through a group for this LUN"),
+                ))
+            }
         };
         if g.number == number {
             return Ok(MaskDelta {
@@ -524,7 +547,11 @@ impl MaskTable {
             .get(host)
             .map(|h| h.luns.iter().map(|(l, g)| (*l, *g)).collect())
             .unwrap_or_default();
+        let own = self.hosts.get(host);
         for (&number, &lun) in &self.star {
+            if own.is_some_and(|h| h.luns.contains_key(&lun)) {
+                continue;
+            }
             if let MaskSpec::All(access) = self.luns[&lun].spec {
                 v.push((lun, Grant { access, number }));
             }
@@ -540,6 +567,7 @@ impl MaskTable {
             MaskSpec::All(access) => LunHosts::All {
                 access,
                 number: m.default_number,
+                own_numbers: m.grants.clone(),
             },
             _ => LunHosts::Hosts(m.grants.clone()),
         })
