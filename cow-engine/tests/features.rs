@@ -657,3 +657,46 @@ fn concurrent_copy_on_writes_share_journal_syncs() {
     assert!(syncs < 150, "{syncs} journal syncs for 200 concurrent COWs");
     assert!(syncs > 0);
 }
+
+#[test]
+fn writes_to_a_snapshot_during_its_split_are_not_lost() {
+    let blocks = 3000;
+    let vol = Volume::create_mem(blocks * BS, VolumeConfig::default()).unwrap();
+    let s = vol.create_snapshot(SnapshotOptions::writable()).unwrap();
+    let snap = Arc::new(vol.snapshot(s).unwrap());
+    let dest = Arc::new(MemDevice::new(blocks * BS));
+    let stop = Arc::new(AtomicU64::new(0));
+    let writer = {
+        let (snap, stop) = (snap.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut last = std::collections::BTreeMap::new();
+            let mut i = 0u64;
+            while stop.load(Ordering::SeqCst) == 0 {
+                let b = (i * 37) % blocks;
+                let v = (i % 250) as u8 + 1;
+                match snap.write_at(&vec![v; BS as usize], b * BS) {
+                    Ok(()) => {
+                        last.insert(b, v);
+                    }
+                    // The split ended: the snapshot is gone from the volume.
+                    Err(e) if e.kind() == ErrorKind::NotFound => break,
+                    Err(e) => panic!("{e}"),
+                }
+                i += 1;
+            }
+            last
+        })
+    };
+    let prog = Progress::new();
+    vol.split_snapshot(s, dest.as_ref(), &prog).unwrap();
+    stop.store(1, Ordering::SeqCst);
+    let last = writer.join().unwrap();
+    assert!(!last.is_empty());
+    for (b, v) in last {
+        assert_eq!(
+            block_of(dest.as_ref(), b),
+            vec![v; BS as usize],
+            "block {b}"
+        );
+    }
+}

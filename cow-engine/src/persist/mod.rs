@@ -441,6 +441,7 @@ fn apply(state: &mut State, rec: Record, limits: Limits) -> Result<()> {
                 pinned,
                 metadata,
                 split_cursor: 0,
+                split_dirty: parking_lot::Mutex::new(None),
             });
             state.next_id = id + 1;
         }

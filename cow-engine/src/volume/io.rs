@@ -255,11 +255,15 @@ impl Inner {
         self.for_each_piece(offset, buf.len(), |block, within, r| {
             let piece = &buf[r];
             match overlay.claim(block) {
-                Claim::Preserved(slot) => self.diff.write(slot, within, piece),
+                Claim::Preserved(slot) => self.diff.write(slot, within, piece)?,
                 Claim::Won(claim) => {
-                    self.fill_overlay_block(&st, i, block, within, piece, bs, claim)
+                    self.fill_overlay_block(&st, i, block, within, piece, bs, claim)?
                 }
             }
+            if let Some(dirty) = snap.split_dirty.lock().as_mut() {
+                dirty.insert(block);
+            }
+            Ok(())
         })
     }
 

@@ -167,6 +167,8 @@ pub(crate) struct Snap {
     pub(crate) metadata: Vec<u8>,
     /// Blocks below this are already copied by an interrupted split.
     pub(crate) split_cursor: u64,
+    /// While a split runs: blocks written to the snapshot since it started (copied again at the end).
+    pub(crate) split_dirty: Mutex<Option<std::collections::BTreeSet<u64>>>,
 }
 
 impl Snap {
@@ -570,7 +572,7 @@ impl Volume {
         dest: &dyn BlockDevice,
         progress: &SplitProgress,
     ) -> Result<()> {
-        self.inner.split(self, id, dest, progress)
+        self.inner.split(id, dest, progress)
     }
 
     /// Refuses (with [`ErrorKind::Busy`]) unless no snapshot depends on the volume, or `force`
@@ -747,6 +749,7 @@ impl Inner {
             pinned: options.pinned,
             metadata: options.metadata,
             split_cursor: 0,
+            split_dirty: Mutex::new(None),
         });
         self.maybe_checkpoint(st)?;
         Ok(id)

@@ -1,5 +1,6 @@
 //! Long and whole-volume operations: changed blocks, revert, split.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::device::BlockDevice;
@@ -153,14 +154,15 @@ impl Inner {
 
     pub(crate) fn split(
         &self,
-        vol: &Volume,
         id: SnapshotId,
         dest: &dyn BlockDevice,
         progress: &Progress,
     ) -> Result<()> {
         let bs = self.block_size() as usize;
         let (blocks, start) = {
-            let st = self.state.read();
+            // Exclusive: no snapshot write is in flight when tracking starts, so every write that
+            // lands after a block was copied is recorded and copied again at the end.
+            let st = self.state.write();
             let s = &st.snaps[st.index_of(id)?];
             if dest.len() != s.len {
                 return Err(Error::invalid(format!(
@@ -170,8 +172,39 @@ impl Inner {
                 ))
                 .with_snapshot(id));
             }
+            // Resuming: blocks below the cursor written after they were copied (before the
+            // interruption) are among the overlay's blocks; copy those again too.
+            let mut dirty = BTreeSet::new();
+            if let Some(ov) = &s.overlay {
+                ov.for_each_preserved(|b, _| {
+                    if b < s.split_cursor {
+                        dirty.insert(b);
+                    }
+                });
+            }
+            *s.split_dirty.lock() = Some(dirty);
             (s.blocks(self.shift), s.split_cursor)
         };
+        let result = self.split_copy(id, dest, progress, bs, blocks, start);
+        if result.is_err() {
+            let st = self.state.read();
+            if let Ok(i) = st.index_of(id) {
+                *st.snaps[i].split_dirty.lock() = None;
+            }
+        }
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn split_copy(
+        &self,
+        id: SnapshotId,
+        dest: &dyn BlockDevice,
+        progress: &Progress,
+        bs: usize,
+        blocks: u64,
+        start: u64,
+    ) -> Result<()> {
         progress.total.store(blocks, Ordering::Relaxed);
         progress.done.store(start, Ordering::Relaxed);
         let mut buf = vec![0u8; bs];
@@ -204,6 +237,16 @@ impl Inner {
             drop(st);
             block = end;
         }
-        vol.delete_snapshot(id)
+        // Final pass with the gate held exclusively: copy again what was written meanwhile, then
+        // delete the snapshot; no write can slip between the two.
+        let mut st = self.state.write();
+        let i = st.index_of(id)?;
+        let dirty = st.snaps[i].split_dirty.lock().take().unwrap_or_default();
+        for b in dirty {
+            self.read_snapshot_block(&st, i, b, &mut buf)?;
+            dest.write_at(&buf, b << self.shift)?;
+        }
+        dest.flush()?;
+        self.delete_snapshot_locked(&mut st, id)
     }
 }
