@@ -18,10 +18,14 @@
 //! # Ok(()) }
 //! ```
 
+pub mod array;
 mod error;
 pub mod initiator;
 pub mod mask;
+pub mod model;
 
+pub use array::{Array, AsyncHandle};
 pub use error::{Error, ErrorKind, Result};
 pub use initiator::InitiatorId;
 pub use mask::{Access, Grant, LunHosts, LunId, MaskDelta, MaskSpec, MaskTable, Principal};
+pub use model::{Health, LunInfo, LunStatus, LunType, Notification, TransitionState};

@@ -42,8 +42,24 @@ impl Progress {
         self.cancel.store(true, Ordering::Relaxed);
     }
 
-    fn cancelled(&self) -> bool {
+    /// True once [`Progress::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
         self.cancel.load(Ordering::Relaxed)
+    }
+
+    /// Records progress of a copy driven by a layer above (for example a full LUN resync).
+    pub fn set(&self, done: u64, total: u64) {
+        self.total.store(total, Ordering::Relaxed);
+        self.done.store(done, Ordering::Relaxed);
+    }
+
+    /// Percent done, VDS style: 0 to 99 while running (100 is reported only by the finished
+    /// operation's handle).
+    pub fn percent(&self) -> u32 {
+        match self.total() {
+            0 => 0,
+            t => ((self.done().min(t) * 100) / t).min(99) as u32,
+        }
     }
 }
 
@@ -121,7 +137,7 @@ impl Inner {
         let mut buf = vec![0u8; bs];
         for (n, chunk) in blocks.chunks(PROGRESS_EVERY).enumerate() {
             for &block in chunk {
-                if progress.cancelled() {
+                if progress.is_cancelled() {
                     return Err(Error::new(ErrorKind::Busy, "revert cancelled").with_snapshot(id));
                 }
                 {
@@ -212,7 +228,7 @@ impl Inner {
         while block < blocks {
             let end = (block + PROGRESS_EVERY as u64).min(blocks);
             for b in block..end {
-                if progress.cancelled() {
+                if progress.is_cancelled() {
                     return Err(Error::new(ErrorKind::Busy, "split cancelled").with_snapshot(id));
                 }
                 {

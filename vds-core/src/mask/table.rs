@@ -285,7 +285,7 @@ impl MaskTable {
             ..Default::default()
         };
         for (h, g) in &old_grants {
-            if grants.get(h).is_none() {
+            if !grants.contains_key(h) {
                 let idx = self.hosts.get_mut(h).expect("indexed host");
                 idx.luns.remove(&lun);
                 idx.numbers.remove(&g.number);
@@ -356,6 +356,51 @@ impl MaskTable {
         );
         self.default_numbers.insert(default, id);
         Ok(self.install(id, spec, grants))
+    }
+
+    /// Recovery: adds LUN `id` with its saved default number and the hosts' saved numbers (hosts
+    /// the spec grants but `numbers` lacks get new ones). Refused if a saved number collides.
+    pub fn restore_lun(
+        &mut self,
+        id: LunId,
+        spec: MaskSpec,
+        default_number: u32,
+        numbers: &BTreeMap<InitiatorId, u32>,
+    ) -> Result<()> {
+        self.add_lun(id, MaskSpec::None, Some(default_number))?;
+        let access_all = match &spec {
+            MaskSpec::All(a) => Some(*a),
+            _ => None,
+        };
+        let targets: BTreeMap<InitiatorId, Access> = match access_all {
+            Some(a) => numbers.keys().map(|h| (h.clone(), a)).collect(),
+            None => self.resolve(&spec)?,
+        };
+        let mut plan = Plan::default();
+        let mut grants = BTreeMap::new();
+        for (h, access) in targets {
+            let number = match numbers.get(&h) {
+                Some(&n) if self.free_for(&h, n, id, &plan) => {
+                    plan.taken.entry(h.clone()).or_default().insert(n);
+                    n
+                }
+                Some(&n) => {
+                    return Err(Error::new(
+                        ErrorKind::Corrupt,
+                        format!("saved LUN number {n} of host {h} collides"),
+                    ))
+                }
+                None => self.choose_number(&h, id, default_number, &mut plan)?,
+            };
+            grants.insert(h, Grant { access, number });
+        }
+        self.install(id, spec, grants);
+        Ok(())
+    }
+
+    /// The hosts with a grant of their own (or through a group) for LUN `id`.
+    pub fn grants(&self, id: LunId) -> Result<&BTreeMap<InitiatorId, Grant>> {
+        Ok(&self.lun(id)?.grants)
     }
 
     /// Removes LUN `id`; returns the delta (every host that saw it lost it).

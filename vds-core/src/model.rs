@@ -1,0 +1,148 @@
+//! The VDS object model: LUN properties and their enumerations (values as in `vds.h`), and the
+//! notifications the array sends.
+
+use serde::{Deserialize, Serialize};
+
+use crate::initiator::InitiatorId;
+use crate::mask::LunId;
+
+/// `VDS_LUN_STATUS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[repr(u32)]
+pub enum LunStatus {
+    /// `VDS_LS_UNKNOWN`.
+    Unknown = 0,
+    /// `VDS_LS_ONLINE`: I/O is served.
+    Online = 1,
+    /// `VDS_LS_NOT_READY`.
+    NotReady = 2,
+    /// `VDS_LS_OFFLINE`: I/O is refused.
+    Offline = 4,
+    /// `VDS_LS_FAILED`.
+    Failed = 5,
+}
+
+/// `VDS_HEALTH`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[repr(u32)]
+pub enum Health {
+    /// `VDS_H_UNKNOWN`.
+    Unknown = 0,
+    /// `VDS_H_HEALTHY`.
+    Healthy = 1,
+    /// `VDS_H_REBUILDING`.
+    Rebuilding = 2,
+    /// `VDS_H_STALE`.
+    Stale = 3,
+    /// `VDS_H_FAILING`.
+    Failing = 4,
+    /// `VDS_H_FAILED`.
+    Failed = 8,
+    /// `VDS_H_DEGRADED`.
+    Degraded = 11,
+}
+
+/// `VDS_LUN_TYPE` (the embedded array makes simple LUNs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[repr(u32)]
+pub enum LunType {
+    /// `VDS_LT_UNKNOWN`.
+    Unknown = 0,
+    /// `VDS_LT_DEFAULT`.
+    Default = 1,
+    /// `VDS_LT_SIMPLE`.
+    Simple = 10,
+}
+
+/// `VDS_TRANSITION_STATE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[repr(u32)]
+pub enum TransitionState {
+    /// `VDS_TS_UNKNOWN`.
+    Unknown = 0,
+    /// `VDS_TS_STABLE`.
+    Stable = 1,
+    /// `VDS_TS_EXTENDING`.
+    Extending = 2,
+    /// `VDS_TS_RECONFIGING`: a split or resync is running.
+    Reconfiguring = 4,
+}
+
+/// `VDS_SF_*` subsystem flags the embedded array reports.
+pub mod subsystem_flags {
+    /// `VDS_SF_LUN_MASKING_CAPABLE`.
+    pub const LUN_MASKING_CAPABLE: u32 = 0x1;
+    /// `VDS_SF_SUPPORTS_LUN_NUMBER`.
+    pub const SUPPORTS_LUN_NUMBER: u32 = 0x80000;
+}
+
+/// The properties of a LUN (after `VDS_LUN_PROP`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LunInfo {
+    /// Internal id (never reused).
+    pub id: LunId,
+    /// Unique, case-sensitive name.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Always [`LunType::Simple`] here.
+    pub lun_type: LunType,
+    /// Online or offline.
+    pub status: LunStatus,
+    /// Health.
+    pub health: Health,
+    /// Stable, or extending / reconfiguring while a long operation runs.
+    pub transition: TransitionState,
+    /// The canonical unmasking list.
+    pub mask: String,
+    /// The array-wide default LUN number (VDS `GetLunNumber`).
+    pub number: u32,
+    /// For a snapshot LUN not yet split: the LUN it is a snapshot of.
+    pub source: Option<String>,
+}
+
+/// A change the array announces after it is applied and persisted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notification {
+    /// A LUN was created (`VDS_NF_LUN_ARRIVE`, 108).
+    LunArrive {
+        /// Its name.
+        name: String,
+    },
+    /// A LUN was deleted (`VDS_NF_LUN_DEPART`, 109).
+    LunDepart {
+        /// Its name.
+        name: String,
+    },
+    /// A LUN's properties changed (`VDS_NF_LUN_MODIFY`, 110).
+    LunModify {
+        /// Its name.
+        name: String,
+    },
+    /// Who sees a LUN changed: hosts should rescan.
+    MaskChanged {
+        /// The LUN.
+        name: String,
+        /// Hosts that gained it.
+        gained: Vec<InitiatorId>,
+        /// Hosts that lost it.
+        lost: Vec<InitiatorId>,
+        /// Hosts whose access or LUN number changed.
+        modified: Vec<InitiatorId>,
+        /// Every host saw it before.
+        all_before: bool,
+        /// Every host sees it now.
+        all_after: bool,
+    },
+}
+
+impl Notification {
+    /// The VDS notification code (`VDS_NF_*`); mask changes report LUN modify.
+    pub fn vds_code(&self) -> u32 {
+        match self {
+            Notification::LunArrive { .. } => 108,
+            Notification::LunDepart { .. } => 109,
+            Notification::LunModify { .. } | Notification::MaskChanged { .. } => 110,
+        }
+    }
+}

@@ -1,0 +1,296 @@
+//! The embedded array: masking enforced on I/O, snapshot LUNs, split, swap, resync, persistence,
+//! notifications.
+
+use std::sync::Arc;
+
+use vds_core::{Access, Array, ErrorKind, InitiatorId, LunHosts, Notification};
+
+const MB: u64 = 1 << 20;
+const H1: &str = "iqn.1991-05.com.microsoft:server1";
+const H2: &str = "10:00:00:00:c9:00:00:02";
+
+fn id(s: &str) -> InitiatorId {
+    InitiatorId::parse(s).unwrap()
+}
+
+fn read(a: &Array, lun: &str, host: &str, off: u64, n: usize) -> Vec<u8> {
+    let mut b = vec![0u8; n];
+    a.read(lun, &id(host), off, &mut b).unwrap();
+    b
+}
+
+#[test]
+fn masking_is_enforced_on_io_and_new_luns_are_visible_to_no_one() {
+    let a = Array::in_memory();
+    a.create_lun("data", 4 * MB, "").unwrap();
+    let e = a.write("data", &id(H1), 0, b"x").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::AccessDenied);
+    assert!(e.to_string().contains("masked"), "{e}");
+    a.set_mask("data", &format!("{H1};{H2}=ro")).unwrap();
+    a.write("data", &id(H1), 4090, b"hello world").unwrap();
+    assert_eq!(read(&a, "data", H2, 4090, 11), b"hello world");
+    // Read-only: refused, nothing written.
+    let e = a.write("data", &id(H2), 4090, b"HELLO").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::AccessDenied);
+    assert_eq!(read(&a, "data", H1, 4090, 11), b"hello world");
+    // Replace semantics: H1 is gone now.
+    a.set_mask("data", H2).unwrap();
+    assert_eq!(
+        a.read("data", &id(H1), 0, &mut [0u8; 4])
+            .unwrap_err()
+            .kind(),
+        ErrorKind::AccessDenied
+    );
+    // Bad input is refused and loses nothing.
+    assert_eq!(
+        a.set_mask("data", "bogus;*").unwrap_err().kind(),
+        ErrorKind::InvalidInitiator
+    );
+    assert_eq!(a.get_mask("data").unwrap(), "10000000c9000002");
+    assert_eq!(
+        a.create_lun("bad name", MB, "").unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
+    assert_eq!(
+        a.create_lun("odd", MB + 1, "").unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
+    assert_eq!(
+        a.create_lun("data", MB, "").unwrap_err().kind(),
+        ErrorKind::AlreadyExists
+    );
+    a.set_mask("data", "*").unwrap();
+    assert_eq!(
+        a.write("data", &id(H2), 4 * MB - 2, b"xyz")
+            .unwrap_err()
+            .kind(),
+        ErrorKind::OutOfRange
+    );
+    a.set_online("data", false).unwrap();
+    assert_eq!(
+        a.read("data", &id(H2), 0, &mut [0u8; 1])
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Busy
+    );
+}
+
+#[test]
+fn snapshot_luns_are_point_in_time_masked_at_birth_and_stack() {
+    let a = Array::in_memory();
+    a.create_lun("db", 4 * MB, H1).unwrap();
+    a.write("db", &id(H1), 0, b"version 1").unwrap();
+    a.snapshot_lun("db", "db-snap").unwrap();
+    assert_eq!(a.lun("db-snap").unwrap().mask, "");
+    assert_eq!(a.lun("db-snap").unwrap().source.as_deref(), Some("db"));
+    assert!(a.host_view(&id(H1)).iter().all(|(n, _)| n != "db-snap"));
+    a.write("db", &id(H1), 0, b"version 2").unwrap();
+    a.set_mask("db-snap", H2).unwrap();
+    assert_eq!(read(&a, "db-snap", H2, 0, 9), b"version 1");
+    a.write("db-snap", &id(H2), 0, b"version 3").unwrap();
+    assert_eq!(read(&a, "db", H1, 0, 9), b"version 2");
+    // A snapshot of the snapshot LUN.
+    a.snapshot_lun("db-snap", "db-snap-2").unwrap();
+    a.write("db-snap", &id(H2), 0, b"version 4").unwrap();
+    a.set_mask("db-snap-2", H2).unwrap();
+    assert_eq!(read(&a, "db-snap-2", H2, 0, 9), b"version 3");
+    // Deleting a LUN others depend on is refused with a clear error.
+    let e = a.delete_lun("db").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Busy);
+    assert!(e.to_string().contains("db-snap"), "{e}");
+    a.delete_lun("db-snap-2").unwrap();
+    a.delete_lun("db-snap").unwrap();
+    a.delete_lun("db").unwrap();
+    assert!(a.luns().is_empty());
+}
+
+#[test]
+fn fast_recovery_swap_puts_the_snapshot_where_the_damaged_lun_was() {
+    let a = Array::in_memory();
+    a.create_lun("boot", 4 * MB, "").unwrap();
+    a.create_lun("ad", 4 * MB, &format!("{H1};{H2}=ro"))
+        .unwrap();
+    a.set_host_number("ad", H1, 5).unwrap();
+    a.write("ad", &id(H1), 0, b"good data").unwrap();
+    a.snapshot_lun("ad", "ad-backup").unwrap();
+    a.write("ad", &id(H1), 0, b"corrupted").unwrap();
+    let before1 = a.access("ad", &id(H1)).unwrap().unwrap();
+    let before2 = a.access("ad", &id(H2)).unwrap().unwrap();
+    let rx = a.subscribe_channel();
+    a.swap_lun("ad", "ad-backup").unwrap();
+    assert_eq!(a.access("ad-backup", &id(H1)).unwrap(), Some(before1));
+    assert_eq!(a.access("ad-backup", &id(H2)).unwrap(), Some(before2));
+    assert_eq!(before1.number, 5);
+    assert_eq!(
+        a.access("ad", &id(H1)).unwrap(),
+        None,
+        "the damaged LUN is masked off"
+    );
+    assert_eq!(read(&a, "ad-backup", H1, 0, 9), b"good data");
+    // The damaged copy is kept for diagnosis (readable once unmasked to an admin host).
+    a.set_mask("ad", "iqn.2000-01.org.example:forensics")
+        .unwrap();
+    assert_eq!(
+        read(&a, "ad", "iqn.2000-01.org.example:forensics", 0, 9),
+        b"corrupted"
+    );
+    let notes: Vec<Notification> = rx.try_iter().collect();
+    assert!(notes.iter().any(|n| matches!(n, Notification::MaskChanged { name, lost, .. } if name == "ad" && lost.len() == 2)));
+    assert!(notes.iter().any(|n| matches!(n, Notification::MaskChanged { name, gained, .. } if name == "ad-backup" && gained.len() == 2)));
+}
+
+#[test]
+fn split_detaches_a_snapshot_lun_so_its_source_can_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = dir.path().join("pool");
+    let a = Array::open(&pool).unwrap();
+    a.create_lun("src", 8 * MB, H1).unwrap();
+    a.write("src", &id(H1), 12345, b"original").unwrap();
+    a.snapshot_lun("src", "copy").unwrap();
+    a.set_mask("copy", H2).unwrap();
+    a.write("src", &id(H1), 12345, b"changed!").unwrap();
+    a.write("copy", &id(H2), 0, b"own").unwrap();
+    let h = a.split_lun("copy");
+    h.wait().unwrap();
+    assert_eq!(a.lun("copy").unwrap().source, None);
+    a.delete_lun("src").unwrap();
+    assert_eq!(read(&a, "copy", H2, 12345, 8), b"original");
+    assert_eq!(read(&a, "copy", H2, 0, 3), b"own");
+    drop(a);
+    let a = Array::open(&pool).unwrap();
+    assert_eq!(read(&a, "copy", H2, 12345, 8), b"original");
+    assert_eq!(
+        a.split_lun("copy").wait().unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
+}
+
+#[test]
+fn resync_copies_back_only_what_changed_with_progress() {
+    let a = Array::in_memory();
+    a.create_lun("vol", 8 * MB, H1).unwrap();
+    a.write("vol", &id(H1), 0, &vec![1u8; 8 * MB as usize])
+        .unwrap();
+    a.snapshot_lun("vol", "vol-snap").unwrap();
+    a.write("vol", &id(H1), 4096 * 10, &[9u8; 4096 * 3])
+        .unwrap();
+    let h = a.resync_lun("vol-snap", "vol");
+    h.wait().unwrap();
+    assert_eq!(
+        read(&a, "vol", H1, 0, 8 * MB as usize),
+        vec![1u8; 8 * MB as usize]
+    );
+    // A full copy between unrelated LUNs, with a percent that ends at 100.
+    a.create_lun("other", 8 * MB, H1).unwrap();
+    let h = a.resync_lun("vol", "other");
+    while !h.wait_for(std::time::Duration::from_millis(1)) {
+        assert!(h.percent() < 100);
+    }
+    assert_eq!(h.percent(), 100);
+    h.wait().unwrap();
+    assert_eq!(
+        read(&a, "other", H1, 0, 8 * MB as usize),
+        vec![1u8; 8 * MB as usize]
+    );
+    assert_eq!(
+        a.resync_lun("vol", "vol").wait().unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
+}
+
+#[test]
+fn pool_persists_and_has_one_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = dir.path().join("pool");
+    {
+        let a = Array::open(&pool).unwrap();
+        let e = Array::open(&pool).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Busy);
+        assert!(
+            e.to_string()
+                .contains(&format!("pool in use (pid {})", std::process::id())),
+            "{e}"
+        );
+        a.set_group("cluster", &[H1, H2]).unwrap();
+        a.create_lun("a", MB, "@cluster=ro").unwrap();
+        a.create_lun("b", MB, H1).unwrap();
+        a.set_host_number("b", H1, 9).unwrap();
+        a.write("b", &id(H1), 100, b"persisted").unwrap();
+        a.snapshot_lun("b", "b-snap").unwrap();
+        a.set_mask("b-snap", "*").unwrap();
+    }
+    let a = Array::open(&pool).unwrap();
+    assert_eq!(a.get_mask("a").unwrap(), "@cluster=ro");
+    assert_eq!(
+        a.access("a", &id(H2)).unwrap().unwrap().access,
+        Access::ReadOnly
+    );
+    assert_eq!(a.access("b", &id(H1)).unwrap().unwrap().number, 9);
+    assert_eq!(read(&a, "b", H1, 100, 9), b"persisted");
+    assert_eq!(read(&a, "b-snap", H2, 100, 9), b"persisted");
+    assert!(matches!(
+        a.lun_hosts("b-snap").unwrap(),
+        LunHosts::All { .. }
+    ));
+    assert_eq!(a.groups().len(), 1);
+    assert_eq!(
+        a.delete_group("cluster").unwrap_err().kind(),
+        ErrorKind::Busy
+    );
+}
+
+#[test]
+fn notifications_follow_changes() {
+    let a = Array::in_memory();
+    let rx = a.subscribe_channel();
+    a.create_lun("n", MB, H1).unwrap();
+    a.set_mask("n", H2).unwrap();
+    a.delete_lun("n").unwrap();
+    let notes: Vec<Notification> = rx.try_iter().collect();
+    assert_eq!(notes[0], Notification::LunArrive { name: "n".into() });
+    assert!(
+        matches!(&notes[1], Notification::MaskChanged { gained, .. } if gained == &vec![id(H1)])
+    );
+    assert!(
+        matches!(&notes[2], Notification::MaskChanged { gained, lost, .. } if gained == &vec![id(H2)] && lost == &vec![id(H1)])
+    );
+    assert_eq!(
+        notes.last().unwrap(),
+        &Notification::LunDepart { name: "n".into() }
+    );
+    assert_eq!(notes[0].vds_code(), 108);
+}
+
+#[test]
+fn host_lun_numbers_never_collide_under_concurrent_provisioning() {
+    let a = Arc::new(Array::in_memory());
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let a = a.clone();
+            std::thread::spawn(move || {
+                for i in 0..25 {
+                    let name = format!("t{t}-{i}");
+                    a.create_lun(&name, MB, "").unwrap();
+                    // Half unmasked at creation, half added later: both paths allocate numbers.
+                    if i % 2 == 0 {
+                        a.set_mask(&name, &format!("{H1};{H2}")).unwrap();
+                    } else {
+                        a.add_to_mask(&name, H1).unwrap();
+                        a.add_to_mask(&name, H2).unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    for h in [H1, H2] {
+        let view = a.host_view(&id(h));
+        assert_eq!(view.len(), 100);
+        let mut numbers: Vec<u32> = view.iter().map(|(_, g)| g.number).collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        assert_eq!(numbers.len(), 100, "host {h}: two LUNs share a number");
+    }
+}
