@@ -294,3 +294,58 @@ fn host_lun_numbers_never_collide_under_concurrent_provisioning() {
         assert_eq!(numbers.len(), 100, "host {h}: two LUNs share a number");
     }
 }
+
+#[test]
+fn a_torn_log_tail_is_dropped_and_damaged_state_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = dir.path().join("pool");
+    {
+        let a = Array::open(&pool).unwrap();
+        a.create_lun("x", MB, H1).unwrap();
+        a.set_mask("x", H2).unwrap();
+    }
+    let log = pool.join("pool.log");
+    let len = std::fs::metadata(&log).unwrap().len();
+    // Tear the last record: the change before it survives, the torn one is gone.
+    let f = std::fs::OpenOptions::new().write(true).open(&log).unwrap();
+    f.set_len(len - 3).unwrap();
+    drop(f);
+    {
+        let a = Array::open(&pool).unwrap();
+        assert_eq!(
+            a.get_mask("x").unwrap(),
+            "iqn.1991-05.com.microsoft:server1"
+        );
+        a.set_mask("x", "*").unwrap();
+    }
+    assert_eq!(Array::open(&pool).unwrap().get_mask("x").unwrap(), "*");
+    std::fs::write(pool.join("pool.state"), b"{ not json").unwrap();
+    let e = Array::open(&pool).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Corrupt);
+    assert!(e.to_string().contains("pool.state"), "{e}");
+}
+
+#[test]
+fn checkpoints_keep_the_log_short_and_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = dir.path().join("pool");
+    {
+        let a = Array::open(&pool).unwrap();
+        a.create_lun("c", MB, "").unwrap();
+        for i in 0..1100u32 {
+            a.set_mask("c", &format!("iqn.2024-01.org.example:h{i}"))
+                .unwrap();
+        }
+        a.set_host_number("c", "iqn.2024-01.org.example:h1099", 77)
+            .unwrap();
+    }
+    assert!(pool.join("pool.state").exists(), "a checkpoint was written");
+    assert!(std::fs::metadata(pool.join("pool.log")).unwrap().len() < 100 * 1024);
+    let a = Array::open(&pool).unwrap();
+    assert_eq!(a.get_mask("c").unwrap(), "iqn.2024-01.org.example:h1099");
+    let g = a
+        .access("c", &id("iqn.2024-01.org.example:h1099"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(g.number, 77);
+}
