@@ -200,6 +200,9 @@ impl Journal {
                 generation,
             };
             dev.write_at(&body, JOURNAL_DATA)?;
+            // The truncation and the body must be durable before the header that makes recovery
+            // prefer this file: a header over stale contents would revive an old checkpoint.
+            dev.flush()?;
             dev.write_at(&header.encode(), 0)?;
             dev.flush()?;
             Ok(len)

@@ -98,12 +98,15 @@ impl Inner {
         }
         let bs = self.block_size() as usize;
         let mut buf = vec![0u8; bs];
-        let mut slots = Vec::with_capacity(won.len());
+        // Copies complete and recorded (with a journal: appended), in `won` order; then at most
+        // one slot allocated whose copy did not complete.
+        let mut done: Vec<u64> = Vec::with_capacity(won.len());
+        let mut partial: Option<u64> = None;
         let mut last_seq = None;
-        let result = (|| -> Result<()> {
+        let mut copy = || -> Result<()> {
             for (block, _) in &won {
                 let slot = self.diff.alloc()?;
-                slots.push(slot);
+                partial = Some(slot);
                 // The old contents are read exactly once, whether the write covers the block or not.
                 self.origin.read_at(&mut buf, block << self.shift)?;
                 self.diff.write(slot, 0, &buf)?;
@@ -114,34 +117,45 @@ impl Inner {
                         slot,
                     })?);
                 }
-            }
-            if let (Some(j), Some(seq)) = (&self.journal, last_seq) {
-                if st.any_persistent() {
-                    j.sync_through(seq, self.diff.device().as_ref())?;
-                }
+                partial = None;
+                done.push(slot);
             }
             Ok(())
-        })();
-        match result {
+        };
+        let copied = copy();
+        // Whatever was copied and recorded becomes durable (if a persistent snapshot needs it) and
+        // is published, even when a later block failed: a retry then finds those blocks preserved
+        // instead of copying them into new slots and leaking the old ones.
+        let synced = match (&self.journal, last_seq) {
+            (Some(j), Some(seq)) if st.any_persistent() => {
+                j.sync_through(seq, self.diff.device().as_ref())
+            }
+            _ => Ok(()),
+        };
+        if let Some(slot) = partial {
+            self.diff.free(slot);
+        }
+        let mut won = won.into_iter();
+        match synced {
             Ok(()) => {
-                for ((_, claim), slot) in won.into_iter().zip(slots) {
+                for (slot, (_, claim)) in done.into_iter().zip(won.by_ref()) {
                     claim.publish(slot);
                 }
-                Ok(())
             }
             Err(e) => {
-                // Nothing was published: the claims return to untouched on drop. Records already
-                // appended name slots whose data is complete; if they ever become durable they
-                // describe a valid (merely early) preservation, so the slots stay reserved.
+                // The journal has failed: nothing is published (the claims return to untouched on
+                // drop) and every later operation fails until the volume is reopened, which rebuilds
+                // the slot accounting. Slots whose records never got appended are freed now.
                 if last_seq.is_none() {
-                    for slot in slots {
+                    for slot in done {
                         self.diff.free(slot);
                     }
                 }
-                drop(won);
-                Err(e)
+                return Err(e);
             }
         }
+        drop(won);
+        copied
     }
 
     /// Where block `block` of snapshot `i` lives, not counting its overlay.
