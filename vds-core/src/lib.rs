@@ -23,6 +23,7 @@ mod error;
 pub mod initiator;
 pub mod mask;
 pub mod model;
+pub mod script;
 
 pub use array::{Array, AsyncHandle};
 pub use error::{Error, ErrorKind, Result};

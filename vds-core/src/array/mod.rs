@@ -12,7 +12,7 @@ mod state;
 mod store;
 
 pub use async_op::AsyncHandle;
-pub use state::check_lun_name;
+pub use state::{check_lun_name, TargetInfo};
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -604,6 +604,48 @@ impl Array {
             let notes = Array::commit(core, &Change::SetStatus { id, online })?;
             Ok(((), notes))
         })
+    }
+
+    /// Creates iSCSI target `name` with iSCSI name `iqn` and its portals (`address:port`).
+    pub fn create_target(&self, name: &str, iqn: &str, portals: &[&str]) -> Result<()> {
+        self.simple(Change::CreateTarget {
+            name: name.to_string(),
+            iqn: iqn.to_string(),
+            portals: portals.iter().map(|p| p.to_string()).collect(),
+        })
+    }
+
+    /// Deletes iSCSI target `name`; refused while LUNs are associated with it.
+    pub fn delete_target(&self, name: &str) -> Result<()> {
+        self.simple(Change::DeleteTarget {
+            name: name.to_string(),
+        })
+    }
+
+    /// Associates LUN `lun` with `targets`: replacing its associations, or adding to them.
+    pub fn associate_targets(&self, lun: &str, targets: &[&str], add: bool) -> Result<()> {
+        let targets = targets.iter().map(|t| t.to_string()).collect();
+        self.transact(|core| {
+            let id = core.model.id_of(lun)?;
+            let notes = Array::commit(core, &Change::AssociateTargets { id, targets, add })?;
+            Ok(((), notes))
+        })
+    }
+
+    /// Every iSCSI target, by name.
+    pub fn targets(&self) -> Vec<TargetInfo> {
+        self.inner
+            .core
+            .read()
+            .model
+            .targets
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    fn simple(&self, change: Change) -> Result<()> {
+        self.transact(|core| Ok(((), Array::commit(core, &change)?)))
     }
 
     /// Every LUN's properties, by name.

@@ -77,6 +77,32 @@ pub(crate) enum Change {
     Detach {
         id: LunId,
     },
+    CreateTarget {
+        name: String,
+        iqn: String,
+        portals: Vec<String>,
+    },
+    DeleteTarget {
+        name: String,
+    },
+    AssociateTargets {
+        id: LunId,
+        targets: Vec<String>,
+        add: bool,
+    },
+}
+
+/// An iSCSI target of the array's subsystem.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetInfo {
+    /// Its administrative name.
+    pub name: String,
+    /// Its iSCSI name (`iqn.` form).
+    pub iqn: String,
+    /// Its portals (`address:port`).
+    pub portals: Vec<String>,
+    /// The LUNs associated with it, by id.
+    pub luns: BTreeSet<LunId>,
 }
 
 /// The checkpoint: the whole metadata.
@@ -88,6 +114,8 @@ pub(crate) struct PoolState {
     pub(crate) next_id: LunId,
     pub(crate) groups: BTreeMap<String, Vec<String>>,
     pub(crate) luns: Vec<LunState>,
+    #[serde(default)]
+    pub(crate) targets: Vec<TargetInfo>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -100,6 +128,17 @@ pub(crate) struct LunState {
     pub(crate) number: u32,
     pub(crate) host_numbers: BTreeMap<String, u32>,
     pub(crate) source: Option<SourceRef>,
+}
+
+/// Checks an iSCSI portal address: `host:port` with a port from 1 to 65535.
+fn check_portal(p: &str) -> Result<()> {
+    let ok = p
+        .rsplit_once(':')
+        .is_some_and(|(h, port)| !h.is_empty() && port.parse::<u16>().is_ok_and(|n| n > 0));
+    if !ok {
+        return Err(Error::invalid(format!("portal {p:?} is not address:port")));
+    }
+    Ok(())
 }
 
 /// Checks a LUN name: 1 to 64 letters, digits, `.`, `_`, `-`.
@@ -115,6 +154,7 @@ pub(crate) struct Model {
     pub(crate) names: HashMap<String, LunId>,
     pub(crate) mask: MaskTable,
     pub(crate) next_id: LunId,
+    pub(crate) targets: BTreeMap<String, TargetInfo>,
 }
 
 fn parse_ids(members: &[String]) -> Result<BTreeSet<InitiatorId>> {
@@ -129,6 +169,7 @@ impl Model {
             names: HashMap::new(),
             mask: MaskTable::new(),
             next_id: 1,
+            targets: BTreeMap::new(),
         }
     }
 
@@ -233,6 +274,9 @@ impl Model {
                 }
                 let delta = self.mask.remove_lun(*id)?;
                 notes.extend(self.mask_note(delta));
+                for t in self.targets.values_mut() {
+                    t.luns.remove(id);
+                }
                 self.luns.remove(id);
                 self.names.remove(&name);
                 notes.push(Notification::LunDepart { name });
@@ -298,8 +342,70 @@ impl Model {
                     name: l.name.clone(),
                 });
             }
+            Change::CreateTarget { name, iqn, portals } => {
+                check_name("target", name)?;
+                let id = InitiatorId::parse(iqn)?;
+                if !matches!(id, InitiatorId::Iqn(_)) {
+                    return Err(Error::invalid(format!(
+                        "target name {iqn:?} is not an iqn. name"
+                    )));
+                }
+                for p in portals {
+                    check_portal(p)?;
+                }
+                if self.targets.contains_key(name) {
+                    return Err(Error::new(
+                        ErrorKind::AlreadyExists,
+                        format!("a target named {name:?} exists"),
+                    ));
+                }
+                self.targets.insert(
+                    name.clone(),
+                    TargetInfo {
+                        name: name.clone(),
+                        iqn: id.to_string(),
+                        portals: portals.clone(),
+                        luns: BTreeSet::new(),
+                    },
+                );
+            }
+            Change::DeleteTarget { name } => {
+                let t = self.target(name)?;
+                if !t.luns.is_empty() {
+                    return Err(Error::new(
+                        ErrorKind::Busy,
+                        format!(
+                            "target {name:?} still has {} LUN(s) associated",
+                            t.luns.len()
+                        ),
+                    ));
+                }
+                self.targets.remove(name);
+            }
+            Change::AssociateTargets { id, targets, add } => {
+                let lun_name = self.lun(*id)?.name.clone();
+                for t in targets {
+                    self.target(t)?;
+                }
+                if !add {
+                    // Replace-style, as IVdsLunIscsi::AssociateTargets.
+                    for t in self.targets.values_mut() {
+                        t.luns.remove(id);
+                    }
+                }
+                for t in targets {
+                    self.targets.get_mut(t).expect("checked").luns.insert(*id);
+                }
+                notes.push(Notification::LunModify { name: lun_name });
+            }
         }
         Ok(notes)
+    }
+
+    pub(crate) fn target(&self, name: &str) -> Result<&TargetInfo> {
+        self.targets
+            .get(name)
+            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("no target named {name:?}")))
     }
 
     pub(crate) fn to_state(&self, applied_seq: u64) -> PoolState {
@@ -337,6 +443,7 @@ impl Model {
                 .map(|(g, m)| (g.clone(), m.iter().map(|h| h.to_string()).collect()))
                 .collect(),
             luns,
+            targets: self.targets.values().cloned().collect(),
         }
     }
 
@@ -352,6 +459,11 @@ impl Model {
         }
         let mut m = Model::new(st.block_size);
         m.next_id = st.next_id;
+        m.targets = st
+            .targets
+            .iter()
+            .map(|t| (t.name.clone(), t.clone()))
+            .collect();
         for (g, members) in &st.groups {
             m.mask.set_group(g, parse_ids(members)?)?;
         }
