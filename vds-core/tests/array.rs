@@ -349,3 +349,28 @@ fn checkpoints_keep_the_log_short_and_lose_nothing() {
         .unwrap();
     assert_eq!(g.number, 77);
 }
+
+#[test]
+fn clone_makes_an_independent_lun_with_an_async_handle() {
+    let a = Array::in_memory();
+    a.create_lun("gold", 4 * MB, H1).unwrap();
+    a.write("gold", &id(H1), 7, b"image").unwrap();
+    let h = a.clone_lun("gold", "vm1");
+    h.wait().unwrap();
+    let info = a.lun("vm1").unwrap();
+    assert_eq!((info.source, info.mask.as_str()), (None, ""));
+    a.set_mask("vm1", H2).unwrap();
+    assert_eq!(read(&a, "vm1", H2, 7, 5), b"image");
+    a.delete_lun("gold").unwrap();
+    assert_eq!(read(&a, "vm1", H2, 7, 5), b"image");
+    // A cancelled long operation reports it and leaves the LUN usable.
+    a.create_lun("big", 64 * MB, H1).unwrap();
+    a.create_lun("big2", 64 * MB, H1).unwrap();
+    let h = a.resync_lun("big", "big2");
+    h.cancel();
+    match h.wait() {
+        Ok(()) => {} // finished before the cancel was seen
+        Err(e) => assert_eq!(e.kind(), ErrorKind::Cancelled),
+    }
+    a.write("big2", &id(H1), 0, b"still usable").unwrap();
+}

@@ -438,6 +438,7 @@ impl Array {
     }
 
     /// Adds entries to LUN `name`'s mask (an atomic read-modify-write; DiskRAID `unmask lun add`).
+    /// An entry already present takes the access the added entry states (read-write by default).
     pub fn add_to_mask(&self, name: &str, entries: &str) -> Result<()> {
         self.modify_mask(name, entries, true)
     }
@@ -776,6 +777,16 @@ impl Array {
         let id = core.model.id_of(name)?;
         let v = core.volumes[&id].read().clone();
         Ok(v)
+    }
+
+    /// Clones LUN `source` into a new, independent LUN `name` (masked to no one) on a background
+    /// thread: a snapshot LUN taken now, then split from its source.
+    pub fn clone_lun(&self, source: &str, name: &str) -> AsyncHandle<()> {
+        let (a, s, n) = (self.clone(), source.to_string(), name.to_string());
+        AsyncHandle::spawn(move |p| {
+            a.snapshot_lun(&s, &n)?;
+            a.split_lun_blocking(&n, p)
+        })
     }
 
     /// Splits snapshot LUN `name` from its source on a background thread: its contents are copied
