@@ -374,3 +374,17 @@ fn clone_makes_an_independent_lun_with_an_async_handle() {
     }
     a.write("big2", &id(H1), 0, b"still usable").unwrap();
 }
+
+#[test]
+fn a_snapshot_lun_with_snapshots_of_its_own_splits_only_after_them() {
+    let a = Array::in_memory();
+    a.create_lun("base", MB, "").unwrap();
+    a.snapshot_lun("base", "s1").unwrap();
+    a.snapshot_lun("s1", "s2").unwrap();
+    let e = a.split_lun("s1").wait().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Busy);
+    assert!(e.to_string().contains("s2"), "{e}");
+    a.delete_lun("s2").unwrap();
+    a.split_lun("s1").wait().unwrap();
+    a.delete_lun("base").unwrap();
+}

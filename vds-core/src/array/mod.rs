@@ -821,6 +821,21 @@ impl Array {
                     "LUN {name:?} is not a snapshot LUN (nothing to split from)"
                 ))
             })?;
+            // Its own snapshot LUNs stand on its current volume object, which the split replaces.
+            if let Some(dep) = core
+                .model
+                .luns
+                .values()
+                .find(|d| d.source.is_some_and(|s| s.lun == id))
+            {
+                return Err(Error::new(
+                    ErrorKind::Busy,
+                    format!(
+                        "snapshot LUN {:?} depends on {name:?}; split or delete it first",
+                        dep.name
+                    ),
+                ));
+            }
             (
                 id,
                 src,
