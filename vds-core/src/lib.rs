@@ -29,4 +29,7 @@ pub use array::{Array, AsyncHandle};
 pub use error::{Error, ErrorKind, Result};
 pub use initiator::InitiatorId;
 pub use mask::{Access, Grant, LunHosts, LunId, MaskDelta, MaskSpec, MaskTable, Principal};
-pub use model::{Health, LunInfo, LunStatus, LunType, Notification, TransitionState};
+pub use model::{
+    ControllerInfo, Health, LunInfo, LunStatus, LunType, Notification, ObjectStatus, PortInfo,
+    ProviderInfo, SubsystemInfo, TransitionState,
+};

@@ -146,3 +146,64 @@ impl Notification {
         }
     }
 }
+
+/// `VDS_CONTROLLER_STATUS` / `VDS_PORT_STATUS` values used here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum ObjectStatus {
+    /// Unknown.
+    Unknown = 0,
+    /// Online.
+    Online = 1,
+    /// Offline.
+    Offline = 4,
+}
+
+/// A controller port of the subsystem (after `VDS_PORT_PROP`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortInfo {
+    /// Its name.
+    pub name: String,
+    /// Its status.
+    pub status: ObjectStatus,
+}
+
+/// A controller of the subsystem (after `VDS_CONTROLLER_PROP`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControllerInfo {
+    /// Its name.
+    pub name: String,
+    /// Its status.
+    pub status: ObjectStatus,
+    /// Its ports.
+    pub ports: Vec<PortInfo>,
+}
+
+/// The subsystem (after `VDS_SUB_SYSTEM_PROP`): the embedded array has exactly one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubsystemInfo {
+    /// Its friendly name.
+    pub name: String,
+    /// `VDS_SF_*` flags.
+    pub flags: u32,
+    /// Its status.
+    pub status: ObjectStatus,
+    /// Its controllers.
+    pub controllers: Vec<ControllerInfo>,
+    /// How many LUNs it holds.
+    pub luns: usize,
+    /// The LUN block size (sizes are multiples of it).
+    pub block_size: u32,
+}
+
+/// The provider (after `VDS_PROVIDER_PROP`): the embedded array is a hardware-style provider with
+/// one subsystem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderInfo {
+    /// Its name.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// Its subsystems.
+    pub subsystems: Vec<SubsystemInfo>,
+}

@@ -388,3 +388,20 @@ fn a_snapshot_lun_with_snapshots_of_its_own_splits_only_after_them() {
     a.split_lun("s1").wait().unwrap();
     a.delete_lun("base").unwrap();
 }
+
+#[test]
+fn the_provider_reports_one_masking_capable_subsystem() {
+    let a = Array::in_memory();
+    a.create_lun("p", MB, "").unwrap();
+    let p = a.provider();
+    assert_eq!(p.subsystems.len(), 1);
+    let s = &p.subsystems[0];
+    assert_eq!(
+        s.flags & vds_core::model::subsystem_flags::LUN_MASKING_CAPABLE,
+        1
+    );
+    assert_eq!(s.luns, 1);
+    assert_eq!(s.controllers[0].ports.len(), 1);
+    assert_eq!(vds_core::LunStatus::Offline as u32, 4, "VDS values");
+    assert_eq!(vds_core::Health::Degraded as u32, 11);
+}

@@ -24,7 +24,10 @@ use parking_lot::{Mutex, RwLock};
 use crate::error::{Error, ErrorKind, Result};
 use crate::initiator::InitiatorId;
 use crate::mask::{Access, Grant, LunHosts, LunId, MaskSpec};
-use crate::model::{LunInfo, LunStatus, LunType, Notification, TransitionState};
+use crate::model::{
+    subsystem_flags, ControllerInfo, LunInfo, LunStatus, LunType, Notification, ObjectStatus,
+    PortInfo, ProviderInfo, SubsystemInfo, TransitionState,
+};
 use state::{Change, Model, SourceRef};
 use store::PoolStore;
 
@@ -647,6 +650,34 @@ impl Array {
 
     fn simple(&self, change: Change) -> Result<()> {
         self.transact(|core| Ok(((), Array::commit(core, &change)?)))
+    }
+
+    /// The provider and its one subsystem, with the controller and port the array presents.
+    pub fn provider(&self) -> ProviderInfo {
+        let core = self.inner.core.read();
+        let port = PortInfo {
+            name: "port0".to_string(),
+            status: ObjectStatus::Online,
+        };
+        ProviderInfo {
+            name: "umbra embedded array".to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            subsystems: vec![SubsystemInfo {
+                name: match &self.inner.dir {
+                    Some(d) => format!("pool {}", d.display()),
+                    None => "in-memory pool".to_string(),
+                },
+                flags: subsystem_flags::LUN_MASKING_CAPABLE | subsystem_flags::SUPPORTS_LUN_NUMBER,
+                status: ObjectStatus::Online,
+                controllers: vec![ControllerInfo {
+                    name: "controller0".to_string(),
+                    status: ObjectStatus::Online,
+                    ports: vec![port],
+                }],
+                luns: core.model.luns.len(),
+                block_size: core.model.block_size,
+            }],
+        }
     }
 
     /// Every LUN's properties, by name.

@@ -553,11 +553,17 @@ impl<'a> Session<'a> {
                     }
                 }
                 _ => {
-                    let _ = writeln!(
-                        out,
-                        "  Subsystem: umbra embedded array, {} LUN(s), LUN masking capable, supports LUN numbers",
-                        a.luns().len()
-                    );
+                    for sub in a.provider().subsystems {
+                        let _ = writeln!(
+                            out,
+                            "  Subsystem: {}, {} LUN(s), block size {}, flags {:#x}, {} controller(s)",
+                            sub.name,
+                            sub.luns,
+                            sub.block_size,
+                            sub.flags,
+                            sub.controllers.len()
+                        );
+                    }
                 }
             },
             Command::Select(Object::Lun, name) => {
