@@ -405,3 +405,22 @@ fn the_provider_reports_one_masking_capable_subsystem() {
     assert_eq!(vds_core::LunStatus::Offline as u32, 4, "VDS values");
     assert_eq!(vds_core::Health::Degraded as u32, 11);
 }
+
+#[test]
+fn subscribers_may_call_back_into_the_array_and_unsubscribe() {
+    let a = Array::in_memory();
+    let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (a2, s2) = (a.clone(), seen.clone());
+    let id = a.subscribe(move |n| {
+        if let Notification::LunArrive { name } = n {
+            // Re-entering the array from a callback must not deadlock.
+            assert!(a2.lun(name).is_ok());
+            s2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    a.create_lun("r1", MB, "").unwrap();
+    assert!(a.unsubscribe(id));
+    assert!(!a.unsubscribe(id));
+    a.create_lun("r2", MB, "").unwrap();
+    assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 1);
+}

@@ -35,7 +35,7 @@ use store::PoolStore;
 const SNAP_TAG: &str = "umbra-lun=";
 const LUNS_DIR: &str = "luns";
 
-type Subscriber = Box<dyn Fn(&Notification) + Send + Sync>;
+type Subscriber = Arc<dyn Fn(&Notification) + Send + Sync>;
 
 /// A LUN's backing volume; replaced (under the write lock) when a split gives it its own origin.
 type Backing = Arc<RwLock<Volume>>;
@@ -51,7 +51,8 @@ struct Core {
 struct Inner {
     dir: Option<PathBuf>,
     core: RwLock<Core>,
-    subscribers: Mutex<Vec<Subscriber>>,
+    subscribers: Mutex<Vec<(u64, Subscriber)>>,
+    next_subscription: std::sync::atomic::AtomicU64,
 }
 
 /// The embedded array. A cheap handle (`Clone` shares it); safe to use from many threads.
@@ -139,6 +140,7 @@ impl Array {
                     busy: BTreeSet::new(),
                 }),
                 subscribers: Mutex::new(Vec::new()),
+                next_subscription: std::sync::atomic::AtomicU64::new(1),
             }),
         }
     }
@@ -215,9 +217,23 @@ impl Array {
         Ok((volumes, detached))
     }
 
-    /// Calls `f` for every notification from now on (after the change is persisted).
-    pub fn subscribe(&self, f: impl Fn(&Notification) + Send + Sync + 'static) {
-        self.inner.subscribers.lock().push(Box::new(f));
+    /// Calls `f` for every notification from now on (after the change is persisted, with no array
+    /// lock held: `f` may call back into the array). Returns an id for [`Array::unsubscribe`].
+    pub fn subscribe(&self, f: impl Fn(&Notification) + Send + Sync + 'static) -> u64 {
+        let id = self
+            .inner
+            .next_subscription
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.subscribers.lock().push((id, Arc::new(f)));
+        id
+    }
+
+    /// Stops calling the subscriber `id`; false if there is no such subscriber.
+    pub fn unsubscribe(&self, id: u64) -> bool {
+        let mut subs = self.inner.subscribers.lock();
+        let before = subs.len();
+        subs.retain(|(i, _)| *i != id);
+        subs.len() != before
     }
 
     /// Receives every notification from now on through a channel.
@@ -231,9 +247,18 @@ impl Array {
     }
 
     fn announce(&self, notes: Vec<Notification>) {
-        let subs = self.inner.subscribers.lock();
+        if notes.is_empty() {
+            return;
+        }
+        let subs: Vec<Subscriber> = self
+            .inner
+            .subscribers
+            .lock()
+            .iter()
+            .map(|(_, s)| s.clone())
+            .collect();
         for n in &notes {
-            for s in subs.iter() {
+            for s in &subs {
                 s(n);
             }
         }
