@@ -107,6 +107,22 @@ impl Resize for FileDevice {
         self.len.store(new_len, Ordering::Relaxed);
         Ok(())
     }
+
+    fn grow_allocated(&self, new_len: u64) -> Result<()> {
+        let old = self.len();
+        if new_len <= old {
+            return self.resize(new_len);
+        }
+        self.resize(new_len)?;
+        let zeros = vec![0u8; (new_len - old).min(1 << 20) as usize];
+        let mut at = old;
+        while at < new_len {
+            let n = (new_len - at).min(zeros.len() as u64) as usize;
+            self.write_at(&zeros[..n], at)?;
+            at += n as u64;
+        }
+        Ok(())
+    }
 }
 
 impl Discard for FileDevice {

@@ -50,6 +50,13 @@ pub trait BlockDevice: Send + Sync {
 pub trait Resize: BlockDevice {
     /// Sets the size to `new_len` bytes; new space reads as zeros.
     fn resize(&self, new_len: u64) -> Result<()>;
+
+    /// Grows to `new_len` bytes with the new space allocated and written (as zeros), so that later
+    /// writes there, and the flushes after them, need no allocation (on a file system, no metadata
+    /// commit per flush). Defaults to [`Resize::resize`].
+    fn grow_allocated(&self, new_len: u64) -> Result<()> {
+        self.resize(new_len)
+    }
 }
 
 /// A device that can drop the contents of a range (it reads as zeros afterwards).

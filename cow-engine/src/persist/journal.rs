@@ -59,6 +59,12 @@ pub(crate) struct JournalPosition {
     pub(crate) checkpoint_len: u64,
 }
 
+fn grow_allocated(dev: &dyn BlockDevice, len: u64) -> Result<()> {
+    dev.as_resize()
+        .ok_or_else(|| Error::new(ErrorKind::Unsupported, "journal device cannot be resized"))?
+        .grow_allocated(len)
+}
+
 fn resize(dev: &dyn BlockDevice, len: u64) -> Result<()> {
     dev.as_resize()
         .ok_or_else(|| Error::new(ErrorKind::Unsupported, "journal device cannot be resized"))?
@@ -136,7 +142,7 @@ impl Journal {
                 let mut new_len = dev_len;
                 if at + buf.len() as u64 > dev_len {
                     new_len = (at + buf.len() as u64).next_multiple_of(GROW_STEP);
-                    resize(dev.as_ref(), new_len)?;
+                    grow_allocated(dev.as_ref(), new_len)?;
                 }
                 dev.write_at(&buf, at)?;
                 dev.flush()?;
@@ -194,7 +200,7 @@ impl Journal {
             // Drop the old contents first so no stale record can follow the new ones.
             resize(dev.as_ref(), 0)?;
             let len = (JOURNAL_DATA + body.len() as u64).next_multiple_of(GROW_STEP);
-            resize(dev.as_ref(), len)?;
+            grow_allocated(dev.as_ref(), len)?;
             let header = JournalHeader {
                 uuid: self.uuid,
                 generation,

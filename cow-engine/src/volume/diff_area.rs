@@ -9,8 +9,9 @@ use parking_lot::Mutex;
 use crate::device::BlockDevice;
 use crate::error::{Error, ErrorKind, Result};
 
-/// Slots are added to the device in steps of at least this many.
-const GROW_SLOTS: u64 = 256;
+/// The diff device grows in steps of at least this many bytes (and at least a quarter of its size),
+/// allocated and zero-filled at once, so slot writes and their syncs need no file-system allocation.
+const GROW_BYTES: u64 = 4 << 20;
 
 struct Alloc {
     /// Slots `0..next` have been handed out at some point.
@@ -82,11 +83,12 @@ impl DiffArea {
             Some(s) => s,
             None => {
                 if a.next >= a.capacity {
-                    let want = a.next + GROW_SLOTS.max(a.capacity / 4);
+                    let step = (GROW_BYTES / self.block_size).max(1).max(a.capacity / 4);
+                    let want = a.next + step;
                     let resize = self.dev.as_resize().ok_or_else(|| {
                         Error::new(ErrorKind::NoSpace, "diff device is full and cannot grow")
                     })?;
-                    resize.resize(self.data_offset + want * self.block_size)?;
+                    resize.grow_allocated(self.data_offset + want * self.block_size)?;
                     a.capacity = want;
                 }
                 a.next += 1;
