@@ -1515,14 +1515,19 @@ fn filling(dev: usize, room_blocks: u64, kind: io::ErrorKind, config: VolumeConf
 
 impl Filled {
     /// Writes block after block (flushing each, so each is acknowledged and durable) until a write
-    /// fails; returns the failed block and the error.
+    /// or its flush fails; returns the failed block and the error. (An origin write that waits for
+    /// its preservation to become durable reaches the origin device at the flush, so a full origin
+    /// device is reported there, as a disk with a write cache reports it.)
     fn write_until_error(&mut self) -> (u64, cow_engine::Error) {
         for b in 0..BLOCKS {
             let d = vec![0xE0 ^ b as u8; BS as usize];
-            match self.vol.write_at(&d, b * BS) {
+            match self
+                .vol
+                .write_at(&d, b * BS)
+                .and_then(|()| self.vol.flush())
+            {
                 Ok(()) => {
                     self.origin[(b * BS) as usize..][..BS as usize].copy_from_slice(&d);
-                    self.vol.flush().unwrap();
                 }
                 Err(e) => return (b, e),
             }
@@ -1660,8 +1665,10 @@ fn recovery_zeroes_a_torn_journal_tail() {
     let (vol, _devs, log) = new_volume(VolumeConfig::default());
     let s = vol.create_snapshot(SnapshotOptions::default()).unwrap();
     let start = log.len();
-    // One write over twenty blocks: twenty records in one journal write, over several sectors.
+    // One write over twenty blocks, then a flush: twenty records in one journal write, over
+    // several sectors.
     vol.write_at(&vec![1; 20 * BS as usize], 0).unwrap();
+    vol.flush().unwrap();
     let events = log.events();
     let jw = (start..events.len())
         .find(|&i| events[i].dev == J0 && matches!(events[i].op, Op::Write { .. }))

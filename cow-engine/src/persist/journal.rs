@@ -166,6 +166,11 @@ impl Journal {
         }
     }
 
+    /// The sequence number up to which every record is durable.
+    pub(crate) fn durable_seq(&self) -> u64 {
+        self.st.lock().durable_seq
+    }
+
     /// Makes every record appended so far durable.
     pub(crate) fn sync_all(&self, diff: &dyn BlockDevice) -> Result<()> {
         let seq = self.st.lock().next_seq - 1;

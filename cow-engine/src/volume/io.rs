@@ -7,6 +7,9 @@ use crate::persist::Record;
 
 use super::{DiffFullPolicy, Inner, SnapshotId, State};
 
+/// Deferred origin writes beyond this many bytes are settled (synced and written) at once.
+const PENDING_LIMIT: u64 = 32 << 20;
+
 /// What an origin write puts down.
 #[derive(Clone, Copy)]
 pub(crate) enum Payload<'a> {
@@ -55,11 +58,39 @@ impl Inner {
                 }
                 Err(e) => return Err(e),
             }
-            return match payload {
-                Payload::Data(d) => self.origin.write_at(d, offset),
-                Payload::Zeros(n) => self.zero_origin(offset, n),
+            if let Payload::Zeros(n) = payload {
+                // A discard drops whole ranges at once: settle the deferred blocks first.
+                self.sync_and_drain()?;
+                return self.zero_origin(offset, n);
+            }
+            let Payload::Data(data) = payload else {
+                unreachable!("zeros handled above")
             };
+            // Blocks whose preservation is not durable yet take the new bytes in memory; the rest
+            // go to the origin now.
+            let direct = if self.pending.len() > 0 {
+                self.pending.lock().absorb(offset, len_usize, Some(data))
+            } else {
+                vec![0..len_usize]
+            };
+            for r in direct {
+                self.origin
+                    .write_at(&data[r.clone()], offset + r.start as u64)?;
+            }
+            if (self.pending.len() as u64) << self.shift > PENDING_LIMIT {
+                self.sync_and_drain()?;
+            }
+            return Ok(());
         }
+    }
+
+    /// Makes every journal record durable, then writes the deferred blocks to the origin.
+    pub(crate) fn sync_and_drain(&self) -> Result<()> {
+        if let Some(j) = &self.journal {
+            j.sync_all(self.diff.device().as_ref())?;
+            self.pending.drain(self.origin.as_ref(), j.durable_seq())?;
+        }
+        Ok(())
     }
 
     fn zero_origin(&self, offset: u64, len: u64) -> Result<()> {
@@ -77,9 +108,11 @@ impl Inner {
     }
 
     /// Preserves every block of `[offset, offset+len)` not yet preserved in the newest map.
-    /// Claims are taken in ascending block order (so writers never deadlock), copied, made durable
-    /// together (one group commit) and only then published: a writer parked on a block, or one that
-    /// finds it preserved, writes the origin only after the preservation is durable.
+    /// Claims are taken in ascending block order (so writers never deadlock), copied, recorded and
+    /// published. When a persistent snapshot needs the preservations, each newly preserved block is
+    /// also entered in the pending table (before it is published) with its old contents: its origin
+    /// write then waits there until the record is durable, so no origin block is overwritten
+    /// before its copy is durable, and no writer waits for a sync.
     fn preserve_range(&self, st: &State, offset: u64, len: u64) -> Result<()> {
         let Some(newest) = st.snaps.last() else {
             return Ok(());
@@ -96,13 +129,13 @@ impl Inner {
         if won.is_empty() {
             return Ok(());
         }
+        let defer = self.journal.is_some() && st.any_persistent();
         let bs = self.block_size() as usize;
         let mut buf = vec![0u8; bs];
-        // Copies complete and recorded (with a journal: appended), in `won` order; then at most
-        // one slot allocated whose copy did not complete.
+        // Copies complete and recorded, in `won` order; then at most one slot allocated whose
+        // copy did not complete.
         let mut done: Vec<u64> = Vec::with_capacity(won.len());
         let mut partial: Option<u64> = None;
-        let mut last_seq = None;
         let mut copy = || -> Result<()> {
             for (block, _) in &won {
                 let slot = self.diff.alloc()?;
@@ -111,11 +144,15 @@ impl Inner {
                 self.origin.read_at(&mut buf, block << self.shift)?;
                 self.diff.write(slot, 0, &buf)?;
                 if let Some(j) = &self.journal {
-                    last_seq = Some(j.append(&Record::Preserve {
+                    let seq = j.append(&Record::Preserve {
                         snapshot: newest.id,
                         block: *block,
                         slot,
-                    })?);
+                    })?;
+                    if defer {
+                        self.pending
+                            .insert(*block, seq, buf.clone().into_boxed_slice());
+                    }
                 }
                 partial = None;
                 done.push(slot);
@@ -123,36 +160,14 @@ impl Inner {
             Ok(())
         };
         let copied = copy();
-        // Whatever was copied and recorded becomes durable (if a persistent snapshot needs it) and
-        // is published, even when a later block failed: a retry then finds those blocks preserved
-        // instead of copying them into new slots and leaking the old ones.
-        let synced = match (&self.journal, last_seq) {
-            (Some(j), Some(seq)) if st.any_persistent() => {
-                j.sync_through(seq, self.diff.device().as_ref())
-            }
-            _ => Ok(()),
-        };
         if let Some(slot) = partial {
             self.diff.free(slot);
         }
+        // Whatever was copied and recorded is published, even when a later block failed: a retry
+        // then finds those blocks preserved instead of copying them into new slots again.
         let mut won = won.into_iter();
-        match synced {
-            Ok(()) => {
-                for (slot, (_, claim)) in done.into_iter().zip(won.by_ref()) {
-                    claim.publish(slot);
-                }
-            }
-            Err(e) => {
-                // The journal has failed: nothing is published (the claims return to untouched on
-                // drop) and every later operation fails until the volume is reopened, which rebuilds
-                // the slot accounting. Slots whose records never got appended are freed now.
-                if last_seq.is_none() {
-                    for slot in done {
-                        self.diff.free(slot);
-                    }
-                }
-                return Err(e);
-            }
+        for (slot, (_, claim)) in done.into_iter().zip(won.by_ref()) {
+            claim.publish(slot);
         }
         drop(won);
         copied

@@ -14,6 +14,7 @@ mod diff_area;
 mod gate;
 mod io;
 mod ops;
+mod pending;
 mod snapshot;
 
 pub use ops::{Progress, RevertProgress, SplitProgress};
@@ -32,6 +33,7 @@ use crate::map::BlockMap;
 use crate::persist::{Journal, Record, Store};
 use diff_area::DiffArea;
 use gate::Freeze;
+use pending::Pending;
 
 /// A snapshot id: a `u64` never reused within a volume.
 pub type SnapshotId = u64;
@@ -207,6 +209,8 @@ pub(crate) struct Inner {
     pub(crate) diff: DiffArea,
     pub(crate) journal: Option<Journal>,
     pub(crate) policy: DiffFullPolicy,
+    /// Origin writes waiting for their preservation to be durable.
+    pub(crate) pending: Pending,
     subscribers: Mutex<Vec<Sender<Event>>>,
     /// The advisory lock that makes this handle the volume's one owner (file volumes).
     _lock: Option<std::fs::File>,
@@ -343,6 +347,7 @@ impl Volume {
                 diff: DiffArea::new(diff, data_offset, bs, limit),
                 journal,
                 policy: config.on_diff_full,
+                pending: Pending::new(config.block_size.trailing_zeros()),
                 subscribers: Mutex::new(Vec::new()),
                 _lock: lock,
             }),
@@ -381,7 +386,15 @@ impl Volume {
     pub fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
         let st = self.inner.state.read();
         crate::error::check_range(offset, buf.len(), st.len)?;
-        self.inner.origin.read_at(buf, offset)
+        if self.inner.pending.len() == 0 {
+            return self.inner.origin.read_at(buf, offset);
+        }
+        // Holding the pending lock keeps a drain from moving a block to the origin between our
+        // origin read and the overlay.
+        let pending = self.inner.pending.lock();
+        self.inner.origin.read_at(buf, offset)?;
+        pending.overlay(offset, buf);
+        Ok(())
     }
 
     /// Writes `buf` to the origin at `offset`, preserving old blocks for the snapshots first.
@@ -703,14 +716,14 @@ impl Inner {
     }
 
     pub(crate) fn flush_all(&self) -> Result<()> {
-        self.origin.flush()?;
         if let Some(j) = &self.journal {
             // The diff device is flushed even when no record is pending: rewrites of a writable
             // snapshot's mapped blocks go to their slots in place and append nothing.
             self.diff.device().flush()?;
             j.sync_all(self.diff.device().as_ref())?;
+            self.pending.drain(self.origin.as_ref(), j.durable_seq())?;
         }
-        Ok(())
+        self.origin.flush()
     }
 
     fn create_snapshot_locked(
@@ -721,6 +734,8 @@ impl Inner {
         check_metadata(&options.metadata)?;
         let id = st.next_id;
         let durable = self.journal.is_some() && options.persistent;
+        // A new epoch starts with no deferred origin write (see pending.rs).
+        self.sync_and_drain()?;
         if durable {
             // The snapshot's image is the origin as of now: the origin writes acknowledged before
             // this call must be durable before the snapshot record is.
@@ -757,6 +772,8 @@ impl Inner {
 
     pub(crate) fn delete_snapshot_locked(&self, st: &mut State, id: SnapshotId) -> Result<()> {
         let i = st.index_of(id)?;
+        // The chain changes: settle deferred origin writes first (see pending.rs).
+        self.sync_and_drain()?;
         let persistent = st.snaps[i].persistent;
         // A persistent snapshot's delete is durable before any of its slots is reused, so a crash
         // never finds a live snapshot whose slots were overwritten. A non-persistent one vanishes

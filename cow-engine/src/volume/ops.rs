@@ -151,6 +151,7 @@ impl Inner {
             if n * PROGRESS_EVERY + chunk.len() < blocks.len() {
                 // The cursor may only become durable after the blocks before it are.
                 let cursor = chunk.last().map_or(0, |b| b + 1);
+                self.sync_and_drain()?;
                 self.origin.flush()?;
                 self.log_sync(
                     Record::RevertProgress {
@@ -162,6 +163,7 @@ impl Inner {
                 self.state.write().pending_revert = Some((id, cursor));
             }
         }
+        self.sync_and_drain()?;
         self.origin.flush()?;
         self.log_sync(Record::RevertDone { snapshot: id }, persistent)?;
         self.state.write().pending_revert = None;
