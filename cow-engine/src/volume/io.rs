@@ -71,7 +71,7 @@ impl Inner {
             let direct = if self.pending.len() > 0 {
                 self.pending.lock().absorb(offset, len_usize, Some(data))
             } else {
-                vec![0..len_usize]
+                std::iter::once(0..len_usize).collect()
             };
             for r in direct {
                 self.origin
