@@ -31,31 +31,20 @@ const LEAF_LEN: usize = 1 << LEAF_BITS;
 const MID_LEN: usize = 1 << MID_BITS;
 const MID_SPAN_BITS: u32 = LEAF_BITS + MID_BITS;
 
+/// A page of entries, inline (one pointer hop from its mid page).
 struct Leaf {
-    entries: Box<[AtomicU64]>,
+    entries: [AtomicU64; LEAF_LEN],
 }
 
+/// A page of leaf pointers, inline.
 struct Mid {
-    leaves: Box<[AtomicPtr<Leaf>]>,
-}
-
-struct Top {
-    mids: Box<[AtomicPtr<Mid>]>,
-}
-
-impl Top {
-    fn new(capacity: u64) -> Self {
-        let n = capacity.div_ceil(1 << MID_SPAN_BITS).max(1) as usize;
-        Top {
-            mids: (0..n).map(|_| AtomicPtr::new(ptr::null_mut())).collect(),
-        }
-    }
+    leaves: [AtomicPtr<Leaf>; MID_LEN],
 }
 
 impl Leaf {
     fn new() -> Self {
         Leaf {
-            entries: (0..LEAF_LEN).map(|_| AtomicU64::new(UNTOUCHED)).collect(),
+            entries: std::array::from_fn(|_| AtomicU64::new(UNTOUCHED)),
         }
     }
 }
@@ -63,11 +52,29 @@ impl Leaf {
 impl Mid {
     fn new() -> Self {
         Mid {
-            leaves: (0..MID_LEN)
-                .map(|_| AtomicPtr::new(ptr::null_mut()))
-                .collect(),
+            leaves: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
         }
     }
+}
+
+/// Top entries needed for `capacity` blocks.
+fn tops_for(capacity: u64) -> usize {
+    capacity.div_ceil(1 << MID_SPAN_BITS).max(1) as usize
+}
+
+/// A fresh top array of `n` null mid pointers, as a thin pointer to its first element.
+fn new_top(n: usize) -> *mut AtomicPtr<Mid> {
+    let b: Box<[AtomicPtr<Mid>]> = (0..n).map(|_| AtomicPtr::new(ptr::null_mut())).collect();
+    Box::into_raw(b).cast::<AtomicPtr<Mid>>()
+}
+
+/// Frees a top array made by [`new_top`].
+///
+/// # Safety
+/// `p` came from `new_top(n)` with this `n`, and nothing uses it afterwards.
+unsafe fn free_top(p: *mut AtomicPtr<Mid>, n: usize) {
+    // SAFETY: per the contract, `p` and `n` describe the boxed slice `new_top` leaked.
+    drop(unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(p, n)) });
 }
 
 /// Loads a page pointer, installing a new page by CAS if it is absent.
@@ -105,9 +112,11 @@ fn get<T>(slot: &AtomicPtr<T>) -> Option<&T> {
 
 /// A map from block number to [`Entry`] for blocks `0..capacity`.
 pub struct BlockMap {
-    root: AtomicPtr<Top>,
+    /// The top array (`tops` mid pointers), allocated on first install.
+    root: AtomicPtr<AtomicPtr<Mid>>,
+    /// Length of the top array.
+    tops: usize,
     capacity: u64,
-    preserved: AtomicU64,
 }
 
 /// The outcome of [`BlockMap::claim`].
@@ -121,7 +130,6 @@ pub enum Claim<'a> {
 /// The right to copy one block, held by exactly one writer. Dropping it without
 /// [`CopyClaim::publish`] returns the entry to untouched and wakes parked writers (who retry).
 pub struct CopyClaim<'a> {
-    map: &'a BlockMap,
     word: &'a AtomicU64,
     done: bool,
 }
@@ -133,7 +141,6 @@ impl CopyClaim<'_> {
         // Release: the copied data (written to the slot before this call) and everything else this
         // thread did must be visible to any thread that Acquire-loads `preserved(slot)`.
         let old = self.word.swap(preserved(slot), Ordering::Release);
-        self.map.preserved.fetch_add(1, Ordering::Relaxed);
         self.done = true;
         if old & WAITERS != 0 {
             unpark_all(self.word);
@@ -158,8 +165,8 @@ impl BlockMap {
     pub fn new(capacity: u64) -> Self {
         BlockMap {
             root: AtomicPtr::new(ptr::null_mut()),
+            tops: tops_for(capacity),
             capacity,
-            preserved: AtomicU64::new(0),
         }
     }
 
@@ -168,9 +175,39 @@ impl BlockMap {
         self.capacity
     }
 
-    /// The number of preserved entries.
+    /// The number of preserved entries (counted over the allocated pages; no shared counter is
+    /// kept, so publishing stays free of contention).
     pub fn preserved_count(&self) -> u64 {
-        self.preserved.load(Ordering::Relaxed)
+        let mut n = 0;
+        self.for_each_preserved(|_, _| n += 1);
+        n
+    }
+
+    fn top(&self) -> Option<&[AtomicPtr<Mid>]> {
+        // Acquire: pairs with the Release of the installing CAS, so the array's contents (null
+        // pointers) are initialised before we read them.
+        let p = self.root.load(Ordering::Acquire);
+        // SAFETY: a non-null root was made by `new_top(self.tops)` and is freed only in Drop or
+        // replaced in `grow`, both of which need `&mut self`.
+        (!p.is_null()).then(|| unsafe { std::slice::from_raw_parts(p, self.tops) })
+    }
+
+    fn top_or_install(&self) -> &[AtomicPtr<Mid>] {
+        if let Some(t) = self.top() {
+            return t;
+        }
+        let fresh = new_top(self.tops);
+        // AcqRel on success: Release publishes the fresh array to later Acquire loads. Acquire on
+        // failure: we use the winner's array.
+        match self
+            .root
+            .compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => {}
+            // SAFETY: `fresh` came from `new_top(self.tops)` just above and was never shared.
+            Err(_) => unsafe { free_top(fresh, self.tops) },
+        }
+        self.top().expect("installed")
     }
 
     fn split(&self, block: u64) -> (usize, usize, usize) {
@@ -187,15 +224,14 @@ impl BlockMap {
 
     fn word(&self, block: u64) -> Option<&AtomicU64> {
         let (t, m, l) = self.split(block);
-        let mid = get(&get(&self.root)?.mids[t])?;
+        let mid = get(&self.top()?[t])?;
         let leaf = get(&mid.leaves[m])?;
         Some(&leaf.entries[l])
     }
 
     fn word_or_install(&self, block: u64) -> &AtomicU64 {
         let (t, m, l) = self.split(block);
-        let top = get_or_install(&self.root, || Top::new(self.capacity));
-        let mid = get_or_install(&top.mids[t], Mid::new);
+        let mid = get_or_install(&self.top_or_install()[t], Mid::new);
         let leaf = get_or_install(&mid.leaves[m], Leaf::new);
         &leaf.entries[l]
     }
@@ -229,11 +265,7 @@ impl BlockMap {
                         Ordering::Acquire,
                     ) {
                         Ok(_) => {
-                            return Claim::Won(CopyClaim {
-                                map: self,
-                                word,
-                                done: false,
-                            })
+                            return Claim::Won(CopyClaim { word, done: false })
                         }
                         Err(now) => cur = now,
                     }
@@ -264,11 +296,7 @@ impl BlockMap {
     /// Returns the previous entry.
     pub fn set_preserved(&mut self, block: u64, slot: u64) -> Entry {
         let word = self.word_or_install(block);
-        let old = Entry::decode(word.swap(preserved(slot), Ordering::Relaxed));
-        if !matches!(old, Entry::Preserved(_)) {
-            self.preserved.fetch_add(1, Ordering::Relaxed);
-        }
-        old
+        Entry::decode(word.swap(preserved(slot), Ordering::Relaxed))
     }
 
     /// Returns `block` to untouched; returns the previous entry.
@@ -276,17 +304,13 @@ impl BlockMap {
         let Some(word) = self.word(block) else {
             return Entry::Untouched;
         };
-        let old = Entry::decode(word.swap(UNTOUCHED, Ordering::Relaxed));
-        if matches!(old, Entry::Preserved(_)) {
-            self.preserved.fetch_sub(1, Ordering::Relaxed);
-        }
-        old
+        Entry::decode(word.swap(UNTOUCHED, Ordering::Relaxed))
     }
 
     /// Calls `f(block, slot)` for every preserved entry, in block order.
     pub fn for_each_preserved(&self, mut f: impl FnMut(u64, u64)) {
-        let Some(top) = get(&self.root) else { return };
-        for (t, mid) in top.mids.iter().enumerate() {
+        let Some(top) = self.top() else { return };
+        for (t, mid) in top.iter().enumerate() {
             let Some(mid) = get(mid) else { continue };
             for (m, leaf) in mid.leaves.iter().enumerate() {
                 let Some(leaf) = get(leaf) else { continue };
@@ -314,18 +338,26 @@ impl BlockMap {
         if new_capacity <= self.capacity {
             return;
         }
+        let tops = tops_for(new_capacity);
         let old = self.root.load(Ordering::Relaxed);
-        if !old.is_null() {
-            // SAFETY: `&mut self`: no other thread holds a page reference; `old` came from
-            // Box::into_raw in get_or_install and is replaced (then freed) exactly once, here.
-            let old = unsafe { Box::from_raw(old) };
-            let grown = Top::new(new_capacity);
-            for (dst, src) in grown.mids.iter().zip(old.mids.iter()) {
-                dst.store(src.load(Ordering::Relaxed), Ordering::Relaxed);
+        if !old.is_null() && tops > self.tops {
+            let grown = new_top(tops);
+            // SAFETY: `&mut self`: no other thread holds a reference; both arrays are live with
+            // these lengths (old: `self.tops`, made by new_top; grown: just made).
+            let (src, dst) = unsafe {
+                (
+                    std::slice::from_raw_parts(old, self.tops),
+                    std::slice::from_raw_parts(grown, tops),
+                )
+            };
+            for (d, s) in dst.iter().zip(src) {
+                d.store(s.load(Ordering::Relaxed), Ordering::Relaxed);
             }
-            self.root
-                .store(Box::into_raw(Box::new(grown)), Ordering::Relaxed);
+            // SAFETY: `old` came from `new_top(self.tops)`; it is replaced below and not used again.
+            unsafe { free_top(old, self.tops) };
+            self.root.store(grown, Ordering::Relaxed);
         }
+        self.tops = self.tops.max(tops);
         self.capacity = new_capacity;
     }
 }
@@ -336,10 +368,10 @@ impl Drop for BlockMap {
         if root.is_null() {
             return;
         }
-        // SAFETY: `&mut self` means no other thread holds a page reference; the top came from
-        // Box::into_raw and is freed exactly once, here.
-        let top = unsafe { Box::from_raw(root) };
-        for mid in top.mids.iter() {
+        // SAFETY: `&mut self` means no other thread holds a page reference; the top array came
+        // from `new_top(self.tops)`; it is read here and freed right after.
+        let top = unsafe { std::slice::from_raw_parts(root, self.tops) };
+        for mid in top.iter() {
             let mp = mid.load(Ordering::Relaxed);
             if mp.is_null() {
                 continue;
@@ -355,6 +387,8 @@ impl Drop for BlockMap {
                 }
             }
         }
+        // SAFETY: made by `new_top(self.tops)`, freed exactly once, here; `top` is not used after.
+        unsafe { free_top(root, self.tops) };
     }
 }
 
@@ -376,9 +410,8 @@ mod tests {
             Claim::Won(c) => c.publish(1),
             Claim::Preserved(_) => panic!(),
         }
-        // SAFETY: test code; the root was just installed and lives until `m` drops.
-        let top = unsafe { &*m.root.load(Ordering::Relaxed) };
-        assert!(top.mids.len() * std::mem::size_of::<usize>() <= 8192);
+        assert!(m.tops * std::mem::size_of::<usize>() <= 8192);
+        assert_eq!(m.preserved_count(), 1);
     }
 
     #[test]
