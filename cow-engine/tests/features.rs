@@ -682,8 +682,9 @@ fn writes_to_a_snapshot_during_its_split_are_not_lost() {
     let snap = Arc::new(vol.snapshot(s).unwrap());
     let dest = Arc::new(MemDevice::new(blocks * BS));
     let stop = Arc::new(AtomicU64::new(0));
+    let written = Arc::new(AtomicU64::new(0));
     let writer = {
-        let (snap, stop) = (snap.clone(), stop.clone());
+        let (snap, stop, written) = (snap.clone(), stop.clone(), written.clone());
         std::thread::spawn(move || {
             let mut last = std::collections::BTreeMap::new();
             let mut i = 0u64;
@@ -693,6 +694,7 @@ fn writes_to_a_snapshot_during_its_split_are_not_lost() {
                 match snap.write_at(&vec![v; BS as usize], b * BS) {
                     Ok(()) => {
                         last.insert(b, v);
+                        written.fetch_add(1, Ordering::SeqCst);
                     }
                     // The split ended: the snapshot is gone from the volume.
                     Err(e) if e.kind() == ErrorKind::NotFound => break,
@@ -703,6 +705,10 @@ fn writes_to_a_snapshot_during_its_split_are_not_lost() {
             last
         })
     };
+    // The split starts once the writer is going, so writes land before, during and after it.
+    while written.load(Ordering::SeqCst) < 10 {
+        std::thread::yield_now();
+    }
     let prog = Progress::new();
     vol.split_snapshot(s, dest.as_ref(), &prog).unwrap();
     stop.store(1, Ordering::SeqCst);

@@ -199,10 +199,12 @@ impl BlockMap {
         let fresh = new_top(self.tops);
         // AcqRel on success: Release publishes the fresh array to later Acquire loads. Acquire on
         // failure: we use the winner's array.
-        match self
-            .root
-            .compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire)
-        {
+        match self.root.compare_exchange(
+            ptr::null_mut(),
+            fresh,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
             Ok(_) => {}
             // SAFETY: `fresh` came from `new_top(self.tops)` just above and was never shared.
             Err(_) => unsafe { free_top(fresh, self.tops) },
@@ -264,9 +266,7 @@ impl BlockMap {
                         Ordering::Acquire,
                         Ordering::Acquire,
                     ) {
-                        Ok(_) => {
-                            return Claim::Won(CopyClaim { word, done: false })
-                        }
+                        Ok(_) => return Claim::Won(CopyClaim { word, done: false }),
                         Err(now) => cur = now,
                     }
                 }
@@ -389,6 +389,41 @@ impl Drop for BlockMap {
         }
         // SAFETY: made by `new_top(self.tops)`, freed exactly once, here; `top` is not used after.
         unsafe { free_top(root, self.tops) };
+    }
+}
+
+/// A sparse bitmap over blocks (one bit a block) on the same lazily allocated radix, lock-free.
+pub(crate) struct BlockBitmap {
+    words: BlockMap,
+}
+
+impl BlockBitmap {
+    /// An empty bitmap for blocks `0..capacity`.
+    pub(crate) fn new(capacity: u64) -> Self {
+        BlockBitmap {
+            words: BlockMap::new(capacity.div_ceil(64)),
+        }
+    }
+
+    /// Sets `block`'s bit.
+    pub(crate) fn set(&self, block: u64) {
+        // Relaxed: the bit is a hint whose readers are ordered by other means (the volume's gate
+        // and the entry protocol), see its use in the volume.
+        self.words
+            .word_or_install(block >> 6)
+            .fetch_or(1 << (block & 63), Ordering::Relaxed);
+    }
+
+    /// True if `block`'s bit is set.
+    pub(crate) fn get(&self, block: u64) -> bool {
+        self.words
+            .word(block >> 6)
+            .is_some_and(|w| w.load(Ordering::Relaxed) & (1 << (block & 63)) != 0)
+    }
+
+    /// Extends the bitmap to `capacity` blocks.
+    pub(crate) fn grow(&mut self, capacity: u64) {
+        self.words.grow(capacity.div_ceil(64));
     }
 }
 

@@ -154,6 +154,7 @@ impl Inner {
                             .insert(*block, seq, buf.clone().into_boxed_slice());
                     }
                 }
+                st.touched.set(*block);
                 partial = None;
                 done.push(slot);
             }
@@ -175,6 +176,11 @@ impl Inner {
 
     /// Where block `block` of snapshot `i` lives, not counting its overlay.
     fn locate(&self, st: &State, i: usize, block: u64) -> Source {
+        // Never preserved in any map (the newest map's current-epoch entries are rechecked by the
+        // caller after its origin read): no walk along the chain.
+        if !st.touched.get(block) {
+            return Source::Origin;
+        }
         for s in &st.snaps[i..] {
             if block >= s.blocks(self.shift) {
                 // Newer snapshots are at least as large; a block past this one's end was never

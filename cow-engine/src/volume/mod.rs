@@ -29,7 +29,7 @@ use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::device::{BlockDevice, Discard, MemDevice, Resize};
 use crate::error::{Error, ErrorKind, Result};
-use crate::map::BlockMap;
+use crate::map::{BlockBitmap, BlockMap};
 use crate::persist::{Journal, Record, Store};
 use diff_area::DiffArea;
 use gate::Freeze;
@@ -181,6 +181,9 @@ impl Snap {
 
 pub(crate) struct State {
     pub(crate) len: u64,
+    /// Blocks preserved in some snapshot's map (set before the entry is published, cleared only
+    /// when no snapshot is left): a read of an unset block skips the walk along the chain.
+    pub(crate) touched: BlockBitmap,
     pub(crate) snaps: Vec<Snap>,
     pub(crate) next_id: SnapshotId,
     /// A revert interrupted by a crash: (snapshot, first block not yet copied).
@@ -312,7 +315,14 @@ impl Volume {
         let data_offset = store.data_offset;
         let recovered = store.recover()?;
         let parts = recovered.store.into_parts(config.durability)?;
-        let vol = Volume::assemble(parts, data_offset, &config, recovered.state)?;
+        let mut state = recovered.state;
+        let mut touched = BlockBitmap::new(state.len >> config.block_size.trailing_zeros());
+        for s in &state.snaps {
+            s.map.for_each_preserved(|b, _| touched.set(b));
+        }
+        touched.grow(state.len >> config.block_size.trailing_zeros());
+        state.touched = touched;
+        let vol = Volume::assemble(parts, data_offset, &config, state)?;
         vol.inner.diff.restore(&recovered.used_slots);
         // Non-persistent snapshots do not survive a reopen.
         let volatile: Vec<SnapshotId> = vol
@@ -674,6 +684,7 @@ impl State {
     pub(crate) fn empty(len: u64) -> State {
         State {
             len,
+            touched: BlockBitmap::new(len / u64::from(MIN_BLOCK_SIZE)),
             snaps: Vec::new(),
             next_id: 1,
             pending_revert: None,
@@ -789,6 +800,9 @@ impl Inner {
         if st.pending_revert.is_some_and(|(s, _)| s == id) {
             st.pending_revert = None;
         }
+        if st.snaps.is_empty() {
+            st.touched = BlockBitmap::new(st.len >> self.shift);
+        }
         self.maybe_checkpoint(st)
     }
 
@@ -810,6 +824,7 @@ impl Inner {
             )
         })?;
         resize.resize(new_len)?;
+        st.touched.grow(new_len >> self.shift);
         // The new size must be durable before the record that relies on it.
         self.origin.flush()?;
         self.log_sync(Record::Grow { len: new_len }, self.journal.is_some())?;
