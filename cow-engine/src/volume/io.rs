@@ -28,6 +28,11 @@ impl Payload<'_> {
     }
 }
 
+thread_local! {
+    /// The block buffer copies-on-write use on this thread.
+    static COPY_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Where a snapshot's block lives right now.
 enum Source {
     Slot(u64),
@@ -68,14 +73,14 @@ impl Inner {
             };
             // Blocks whose preservation is not durable yet take the new bytes in memory; the rest
             // go to the origin now.
-            let direct = if self.pending.len() > 0 {
-                self.pending.lock().absorb(offset, len_usize, Some(data))
+            if self.pending.len() == 0 {
+                self.origin.write_at(data, offset)?;
             } else {
-                std::iter::once(0..len_usize).collect()
-            };
-            for r in direct {
-                self.origin
-                    .write_at(&data[r.clone()], offset + r.start as u64)?;
+                let direct = self.pending.lock().absorb(offset, len_usize, Some(data));
+                for r in direct {
+                    self.origin
+                        .write_at(&data[r.clone()], offset + r.start as u64)?;
+                }
             }
             if (self.pending.len() as u64) << self.shift > PENDING_LIMIT {
                 self.sync_and_drain()?;
@@ -131,7 +136,22 @@ impl Inner {
         }
         let defer = self.journal.is_some() && st.any_persistent();
         let bs = self.block_size() as usize;
-        let mut buf = vec![0u8; bs];
+        COPY_BUF.with_borrow_mut(|buf| {
+            // Reused across calls: the copy overwrites the whole block, so stale bytes never leak.
+            buf.resize(bs, 0);
+            self.preserve_won(st, newest, won, defer, &mut buf[..bs])
+        })
+    }
+
+    /// Copies, records and publishes the claimed blocks (see [`Inner::preserve_range`]).
+    fn preserve_won(
+        &self,
+        st: &State,
+        newest: &super::Snap,
+        won: Vec<(u64, CopyClaim<'_>)>,
+        defer: bool,
+        buf: &mut [u8],
+    ) -> Result<()> {
         // Copies complete and recorded, in `won` order; then at most one slot allocated whose
         // copy did not complete.
         let mut done: Vec<u64> = Vec::with_capacity(won.len());
@@ -141,8 +161,8 @@ impl Inner {
                 let slot = self.diff.alloc()?;
                 partial = Some(slot);
                 // The old contents are read exactly once, whether the write covers the block or not.
-                self.origin.read_at(&mut buf, block << self.shift)?;
-                self.diff.write(slot, 0, &buf)?;
+                self.origin.read_at(buf, block << self.shift)?;
+                self.diff.write(slot, 0, buf)?;
                 if let Some(j) = &self.journal {
                     let seq = j.append(&Record::Preserve {
                         snapshot: newest.id,
@@ -151,7 +171,7 @@ impl Inner {
                     })?;
                     if defer {
                         self.pending
-                            .insert(*block, seq, buf.clone().into_boxed_slice());
+                            .insert(*block, seq, buf.to_vec().into_boxed_slice());
                     }
                 }
                 st.touched.set(*block);
