@@ -451,7 +451,7 @@ impl Array {
 
     /// VDS `SetMask`: replaces LUN `name`'s unmasking list.
     pub fn set_mask(&self, name: &str, unmasking_list: &str) -> Result<()> {
-        MaskSpec::parse(unmasking_list)?;
+        // Validated (parsed) once, inside the transaction, before anything changes.
         self.transact(|core| {
             let id = core.model.id_of(name)?;
             let notes = Array::commit(
