@@ -25,7 +25,7 @@ pub mod mask;
 pub mod model;
 pub mod script;
 
-pub use array::{Array, AsyncHandle};
+pub use array::{Array, ArrayOptions, AsyncHandle};
 pub use error::{Error, ErrorKind, Result};
 pub use initiator::InitiatorId;
 pub use mask::{Access, Grant, LunHosts, LunId, MaskDelta, MaskSpec, MaskTable, Principal};

@@ -424,3 +424,31 @@ fn subscribers_may_call_back_into_the_array_and_unsubscribe() {
     a.create_lun("r2", MB, "").unwrap();
     assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
+
+#[test]
+fn the_lun_block_size_is_set_when_the_pool_is_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = dir.path().join("pool");
+    let opts = vds_core::ArrayOptions { block_size: 65536 };
+    {
+        let a = Array::open_with(&pool, opts).unwrap();
+        assert_eq!(a.block_size(), 65536);
+        assert_eq!(
+            a.create_lun("small", 4096, "").unwrap_err().kind(),
+            ErrorKind::InvalidArgument
+        );
+        a.create_lun("big", 65536 * 4, H1).unwrap();
+    }
+    let a = Array::open(&pool).unwrap();
+    assert_eq!(
+        a.block_size(),
+        65536,
+        "an existing pool keeps its block size"
+    );
+    drop(a);
+    let e = Array::open_with(&pool, vds_core::ArrayOptions { block_size: 8192 }).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    for bad in [0u32, 1000, 2048, 2 << 20] {
+        assert!(Array::in_memory_with(vds_core::ArrayOptions { block_size: bad }).is_err());
+    }
+}

@@ -72,6 +72,33 @@ impl std::fmt::Debug for Array {
 /// Default LUN block size.
 pub const DEFAULT_BLOCK_SIZE: u32 = 4096;
 
+/// Settings of a new array.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArrayOptions {
+    /// LUN block size (LUN sizes are multiples of it): a power of two from 4 KiB to 1 MiB.
+    pub block_size: u32,
+}
+
+impl Default for ArrayOptions {
+    fn default() -> Self {
+        ArrayOptions {
+            block_size: DEFAULT_BLOCK_SIZE,
+        }
+    }
+}
+
+impl ArrayOptions {
+    fn validate(&self) -> Result<()> {
+        let bs = self.block_size;
+        if !bs.is_power_of_two() || !(4096..=1 << 20).contains(&bs) {
+            return Err(Error::invalid(format!(
+                "LUN block size {bs} is not a power of two from 4096 to 1048576"
+            )));
+        }
+        Ok(())
+    }
+}
+
 fn volume_config(block_size: u32) -> VolumeConfig {
     VolumeConfig::with_block_size(block_size)
 }
@@ -91,18 +118,49 @@ fn tagged_lun(meta: &[u8]) -> Option<LunId> {
 impl Array {
     /// An array held in memory (nothing persists).
     pub fn in_memory() -> Array {
-        Array::assemble(None, Model::new(DEFAULT_BLOCK_SIZE), None, HashMap::new())
+        Array::in_memory_with(ArrayOptions::default()).expect("the default options are valid")
+    }
+
+    /// An array held in memory with these options.
+    pub fn in_memory_with(options: ArrayOptions) -> Result<Array> {
+        options.validate()?;
+        Ok(Array::assemble(
+            None,
+            Model::new(options.block_size),
+            None,
+            HashMap::new(),
+        ))
     }
 
     /// Opens the pool directory `dir`, creating it (and an empty array) if missing. One process
     /// owns a pool at a time: a second opener gets [`ErrorKind::Busy`] ("pool in use (pid N)").
     pub fn open(dir: impl AsRef<Path>) -> Result<Array> {
+        Array::open_with(dir, ArrayOptions::default())
+    }
+
+    /// Opens the pool directory `dir` like [`Array::open`]; `options` apply when the pool is new
+    /// (an existing pool keeps its own; asking it for another block size is an error).
+    pub fn open_with(dir: impl AsRef<Path>, options: ArrayOptions) -> Result<Array> {
+        options.validate()?;
         let dir = dir.as_ref();
-        let (store, loaded) = PoolStore::open(dir)?;
+        let (mut store, loaded) = PoolStore::open(dir)?;
         let mut model = match &loaded.checkpoint {
             Some(st) => Model::from_state(st)?,
+            None if loaded.changes.is_empty() => {
+                // A new pool: its block size is recorded at once.
+                let m = Model::new(options.block_size);
+                store.checkpoint(&m.to_state(store.seq()))?;
+                m
+            }
             None => Model::new(DEFAULT_BLOCK_SIZE),
         };
+        if options.block_size != DEFAULT_BLOCK_SIZE && options.block_size != model.block_size {
+            return Err(Error::invalid(format!(
+                "the pool's LUN block size is {}, not {}",
+                model.block_size, options.block_size
+            ))
+            .with_path(dir));
+        }
         for c in &loaded.changes {
             model.apply(c).map_err(|e| {
                 Error::new(
@@ -703,6 +761,11 @@ impl Array {
                 block_size: core.model.block_size,
             }],
         }
+    }
+
+    /// The LUN block size: LUN sizes are multiples of it.
+    pub fn block_size(&self) -> u32 {
+        self.inner.core.read().model.block_size
     }
 
     /// Every LUN's properties, by name.
