@@ -43,6 +43,8 @@ struct JState {
 }
 
 pub(crate) struct Journal {
+    /// Set once the journal has failed (mirrors `JState::failed` for a lock-free check).
+    broken: std::sync::atomic::AtomicBool,
     devs: [Arc<dyn BlockDevice>; 2],
     uuid: [u8; 16],
     st: Mutex<JState>,
@@ -79,6 +81,7 @@ impl Journal {
     ) -> Self {
         let dev_len = devs[pos.active].len();
         Journal {
+            broken: std::sync::atomic::AtomicBool::new(false),
             devs,
             uuid,
             st: Mutex::new(JState {
@@ -103,6 +106,18 @@ impl Journal {
             ErrorKind::Io,
             format!("the journal failed earlier ({msg}); reopen the volume"),
         )
+    }
+
+    /// Fails if the journal has failed: nothing more may be written until the volume is reopened
+    /// (a record whose sync failed may still be on the device, and what follows must not
+    /// contradict it).
+    pub(crate) fn check(&self) -> Result<()> {
+        // Relaxed: a hint; the authoritative state is under the lock, taken on the failure path.
+        if self.broken.load(std::sync::atomic::Ordering::Relaxed) {
+            let s = self.st.lock();
+            return Err(Self::failed(s.failed.as_deref().unwrap_or("unknown")));
+        }
+        Ok(())
     }
 
     /// Appends `rec` to the buffer; returns its sequence number. Not durable until synced.
@@ -158,6 +173,8 @@ impl Journal {
                 }
                 Err(e) => {
                     s.failed = Some(e.to_string());
+                    self.broken
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
                     self.synced.notify_all();
                     return Err(e);
                 }
@@ -193,7 +210,10 @@ impl Journal {
             return Err(Self::failed(m));
         }
         let other = 1 - s.active;
-        let generation = s.generation + 1;
+        let generation = s
+            .generation
+            .checked_add(1)
+            .ok_or_else(|| Error::corrupt("journal generation overflow"))?;
         let mut body = Vec::new();
         let mut seq = s.next_seq;
         for rec in checkpoint_records(state) {
@@ -235,6 +255,8 @@ impl Journal {
                 // records we append next: invalidate it, or stop appending if we cannot.
                 if resize(dev.as_ref(), 0).and_then(|()| dev.flush()).is_err() {
                     s.failed = Some(format!("checkpoint failed and could not be undone: {e}"));
+                    self.broken
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
                 }
                 Err(e)
             }

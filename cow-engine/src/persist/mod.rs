@@ -253,7 +253,14 @@ impl Store {
         let shift = self.config.block_size.trailing_zeros();
         if self.config.durability == Durability::Volatile {
             // Nothing of the diff area survives; start it afresh.
-            let state = State::empty(self.origin.len());
+            let len = self.origin.len();
+            if len == 0 || len % u64::from(self.config.block_size) != 0 {
+                return Err(Error::corrupt(format!(
+                    "the origin holds {len} bytes, not a positive multiple of the block size {}",
+                    self.config.block_size
+                )));
+            }
+            let state = State::empty(len);
             return Ok(Recovered {
                 store: self,
                 state,
@@ -332,6 +339,10 @@ struct Replayed {
     checkpoint_len: u64,
 }
 
+/// Counters read from disk (seqs, snapshot ids, generations) above this are corrupt: the engine
+/// adds to them, and no real volume gets near.
+const MAX_COUNTER: u64 = 1 << 62;
+
 /// What replay checks records against.
 #[derive(Clone, Copy)]
 struct Limits {
@@ -352,6 +363,11 @@ fn replay(dev: &dyn BlockDevice, limits: Limits) -> Result<Option<Replayed>> {
     while let Some((seq, rec, used)) = Record::decode(&data[at..])? {
         if expected_seq.is_some_and(|e| e != seq) {
             break;
+        }
+        if seq > MAX_COUNTER {
+            return Err(Error::corrupt(format!(
+                "journal record seq {seq} is out of range"
+            )));
         }
         expected_seq = Some(seq + 1);
         let was_end = matches!(rec, Record::CheckpointEnd { .. });
@@ -443,6 +459,9 @@ fn apply(state: &mut State, rec: Record, limits: Limits) -> Result<()> {
                 split_cursor: 0,
                 split_dirty: parking_lot::Mutex::new(None),
             });
+            if id > MAX_COUNTER {
+                return Err(Error::corrupt(format!("snapshot id {id} is out of range")));
+            }
             state.next_id = id + 1;
         }
         Record::Preserve {
@@ -486,7 +505,19 @@ fn apply(state: &mut State, rec: Record, limits: Limits) -> Result<()> {
         }
         Record::RevertDone { .. } => state.pending_revert = None,
         Record::SplitProgress { snapshot, cursor } => find(state, snapshot)?.split_cursor = cursor,
-        Record::CheckpointEnd { next_id } => state.next_id = state.next_id.max(next_id),
+        Record::CheckpointEnd { next_id } => {
+            if next_id > MAX_COUNTER {
+                return Err(Error::corrupt(format!(
+                    "next snapshot id {next_id} is out of range"
+                )));
+            }
+            if state.len == 0 {
+                return Err(Error::corrupt(
+                    "the journal's checkpoint does not give the volume's size",
+                ));
+            }
+            state.next_id = state.next_id.max(next_id);
+        }
     }
     Ok(())
 }

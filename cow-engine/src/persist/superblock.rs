@@ -84,7 +84,10 @@ impl Superblock {
             )));
         }
         let data_offset = le64(b, 48);
-        if data_offset < SUPERBLOCK_LEN as u64 || data_offset % u64::from(block_size) != 0 {
+        if data_offset < SUPERBLOCK_LEN as u64
+            || data_offset % u64::from(block_size) != 0
+            || data_offset > 1 << 20
+        {
             return Err(Error::corrupt(
                 "diff area superblock names a bad data offset",
             ));
@@ -139,9 +142,15 @@ impl JournalHeader {
                 "journal belongs to another volume (volume id mismatch)",
             ));
         }
+        let generation = le64(b, 32);
+        if generation > 1 << 62 {
+            return Err(Error::corrupt(format!(
+                "journal generation {generation} is out of range"
+            )));
+        }
         Ok(Some(JournalHeader {
             uuid: *uuid,
-            generation: le64(b, 32),
+            generation,
         }))
     }
 }

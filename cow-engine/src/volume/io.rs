@@ -48,6 +48,9 @@ impl Inner {
             usize::try_from(len).map_err(|_| Error::invalid(format!("length {len} too large")))?;
         loop {
             let st = self.gate_for_write();
+            if let Some(j) = &self.journal {
+                j.check()?;
+            }
             check_range(offset, len_usize, st.len)?;
             if len == 0 {
                 return Ok(());
@@ -300,6 +303,9 @@ impl Inner {
 
     pub(crate) fn write_snapshot(&self, id: SnapshotId, buf: &[u8], offset: u64) -> Result<()> {
         let st = self.state.read();
+        if let Some(j) = &self.journal {
+            j.check()?;
+        }
         let i = st.index_of(id)?;
         let snap = &st.snaps[i];
         check_range(offset, buf.len(), snap.len).map_err(|e| e.with_snapshot(id))?;
