@@ -31,6 +31,8 @@ pub enum ErrorKind {
     NoSpace,
     /// A deadline passed (a freeze that expired before thaw, a drain that did not finish in time).
     Timeout,
+    /// A long operation (revert, split) stopped because it was cancelled; running it again resumes.
+    Cancelled,
     /// On-disk data is damaged: bad magic, checksum mismatch, a diff file of another volume.
     Corrupt,
     /// The on-disk format version is not one this build understands.
@@ -52,6 +54,7 @@ impl ErrorKind {
             ErrorKind::Busy => "busy",
             ErrorKind::NoSpace => "no space in diff area",
             ErrorKind::Timeout => "timed out",
+            ErrorKind::Cancelled => "cancelled",
             ErrorKind::Corrupt => "corrupt",
             ErrorKind::UnsupportedVersion => "unsupported version",
             ErrorKind::Unsupported => "unsupported",

@@ -284,7 +284,7 @@ fn revert_resumes_after_cancel_and_reopen() {
     }
     prog.cancel();
     let e = h.join().unwrap().unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Busy);
+    assert_eq!(e.kind(), ErrorKind::Cancelled);
     drop(vol);
     let vol = Volume::open(&p).unwrap();
     let (id, cursor) = vol.pending_revert().expect("revert recorded as pending");
@@ -330,7 +330,7 @@ fn split_copies_the_snapshot_out_resumably_and_frees_the_origin() {
         std::thread::yield_now();
     }
     prog.cancel();
-    assert_eq!(h.join().unwrap().unwrap_err().kind(), ErrorKind::Busy);
+    assert_eq!(h.join().unwrap().unwrap_err().kind(), ErrorKind::Cancelled);
     drop(vol);
     let vol = Volume::open(&p).unwrap();
     let prog = Progress::new();

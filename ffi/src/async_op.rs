@@ -40,10 +40,6 @@ impl AsyncShared {
     fn finish(&self, r: FfiResult) {
         let outcome = match r {
             Ok(()) => (UMBRA_OK, String::new()),
-            // The engine reports a cancelled copy as "busy"; the caller asked for it, so say so.
-            Err(e) if e.status == UMBRA_E_BAD_STATE && self.cancel.load(Ordering::Relaxed) => {
-                (UMBRA_E_CANCELLED, e.message)
-            }
             Err(e) => (e.status, e.message),
         };
         *self.outcome.lock() = Some(outcome);

@@ -131,6 +131,7 @@ pub(crate) fn status_of_cow(kind: cow_engine::ErrorKind) -> umbra_status {
         K::Busy => UMBRA_E_BAD_STATE,
         K::NoSpace => UMBRA_E_NO_SPACE,
         K::Timeout => UMBRA_E_TIMEOUT,
+        K::Cancelled => UMBRA_E_CANCELLED,
         K::Corrupt => UMBRA_E_CORRUPT,
         K::UnsupportedVersion => UMBRA_E_UNSUPPORTED_VERSION,
         K::Unsupported => UMBRA_E_UNSUPPORTED,

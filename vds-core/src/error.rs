@@ -142,7 +142,7 @@ impl From<cow_engine::Error> for Error {
             K::AlreadyExists => ErrorKind::AlreadyExists,
             K::Busy => ErrorKind::Busy,
             K::NoSpace => ErrorKind::NoSpace,
-            K::Timeout => ErrorKind::Cancelled,
+            K::Timeout | K::Cancelled => ErrorKind::Cancelled,
             K::Corrupt | K::UnsupportedVersion => ErrorKind::Corrupt,
             _ => ErrorKind::Io,
         };

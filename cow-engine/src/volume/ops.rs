@@ -36,8 +36,8 @@ impl Progress {
         self.total.load(Ordering::Relaxed)
     }
 
-    /// Asks the operation to stop at the next block; it then fails with [`ErrorKind::Busy`]
-    /// ("cancelled") and can be resumed later.
+    /// Asks the operation to stop at the next block; it then fails with
+    /// [`ErrorKind::Cancelled`] and can be resumed later.
     pub fn cancel(&self) {
         self.cancel.store(true, Ordering::Relaxed);
     }
@@ -138,7 +138,9 @@ impl Inner {
         for (n, chunk) in blocks.chunks(PROGRESS_EVERY).enumerate() {
             for &block in chunk {
                 if progress.is_cancelled() {
-                    return Err(Error::new(ErrorKind::Busy, "revert cancelled").with_snapshot(id));
+                    return Err(
+                        Error::new(ErrorKind::Cancelled, "revert cancelled").with_snapshot(id)
+                    );
                 }
                 {
                     let st = self.state.read();
@@ -231,7 +233,9 @@ impl Inner {
             let end = (block + PROGRESS_EVERY as u64).min(blocks);
             for b in block..end {
                 if progress.is_cancelled() {
-                    return Err(Error::new(ErrorKind::Busy, "split cancelled").with_snapshot(id));
+                    return Err(
+                        Error::new(ErrorKind::Cancelled, "split cancelled").with_snapshot(id)
+                    );
                 }
                 {
                     let st = self.state.read();
