@@ -169,3 +169,15 @@ fn groups_and_numbers_from_a_script() {
     let (code, _) = run(&a, "group delete name=cluster\n");
     assert_eq!(code, ExitCode::ServiceFailure, "in use by a mask");
 }
+
+/// Why: a line holding only `noerr` left no command word and the parser indexed an empty list
+/// (found by the script_parse fuzz target).
+#[test]
+fn noerr_alone_is_a_syntax_error_not_a_panic() {
+    assert!(parse_line("noerr").is_err());
+    assert!(parse_line("  NOERR  ").is_err());
+    let a = Array::in_memory();
+    let (code, out) = run(&a, "list luns\n noerr\n");
+    assert_eq!(code, ExitCode::Syntax);
+    assert!(out.contains("line 2:"), "{out}");
+}

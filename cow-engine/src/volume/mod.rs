@@ -823,7 +823,15 @@ impl Inner {
                 "the origin device cannot be resized",
             )
         })?;
-        resize.resize(new_len)?;
+        if let Some(j) = &self.journal {
+            // A failed journal may hold a grow that memory does not: touch nothing.
+            j.check()?;
+        }
+        // Never shrink the device: a failed earlier grow may have left it larger than the volume,
+        // and its record may be durable.
+        if self.origin.len() < new_len {
+            resize.resize(new_len)?;
+        }
         st.touched.grow(new_len >> self.shift);
         // The new size must be durable before the record that relies on it.
         self.origin.flush()?;

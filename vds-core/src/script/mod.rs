@@ -265,7 +265,9 @@ pub fn parse_line(line: &str) -> Result<Option<(Command, bool)>, String> {
     if noerr {
         w.pop();
     }
-    let verb = w[0].to_ascii_lowercase();
+    let Some(verb) = w.first().map(|v| v.to_ascii_lowercase()) else {
+        return Err(syntax("noerr needs a command before it"));
+    };
     let rest = &w[1..];
     let args = Args {
         words: rest.iter().skip(1).cloned().collect(),
