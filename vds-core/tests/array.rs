@@ -452,3 +452,29 @@ fn the_lun_block_size_is_set_when_the_pool_is_made() {
         assert!(Array::in_memory_with(vds_core::ArrayOptions { block_size: bad }).is_err());
     }
 }
+
+#[test]
+fn hosts_gather_their_initiator_ports() {
+    let a = Array::in_memory();
+    a.set_host("server1", &[H1, "10:00:00:00:c9:00:00:07"])
+        .unwrap();
+    a.create_lun("data", MB, "@server1").unwrap();
+    let view = a.host_view_by_name("server1").unwrap();
+    assert_eq!(view.len(), 2, "the LUN through each port: {view:?}");
+    assert!(view.iter().all(|(l, _, _)| l == "data"));
+    // An initiator belongs to one host.
+    let e = a.set_host("server2", &[H1]).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::AlreadyExists);
+    assert_eq!(
+        a.delete_host("server1").unwrap_err().kind(),
+        ErrorKind::Busy,
+        "named by a mask"
+    );
+    a.set_mask("data", "").unwrap();
+    a.delete_host("server1").unwrap();
+    assert!(a.hosts().is_empty());
+    assert_eq!(
+        a.host_view_by_name("server1").unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+}

@@ -631,13 +631,14 @@ impl Array {
         })
     }
 
-    /// The members of every initiator group.
+    /// The members of every initiator group (hosts are listed by [`Array::hosts`]).
     pub fn groups(&self) -> Vec<(String, Vec<InitiatorId>)> {
         let core = self.inner.core.read();
         core.model
             .mask
             .groups()
             .iter()
+            .filter(|(g, _)| !core.model.hosts.contains(*g))
             .map(|(g, m)| (g.clone(), m.iter().cloned().collect()))
             .collect()
     }
@@ -717,6 +718,60 @@ impl Array {
             let notes = Array::commit(core, &Change::AssociateTargets { id, targets, add })?;
             Ok(((), notes))
         })
+    }
+
+    /// Registers host `name` with its initiator ports (or replaces them). A host is an initiator
+    /// group of its own: masks name it as `@name`, and an initiator belongs to at most one host.
+    pub fn set_host(&self, name: &str, initiators: &[&str]) -> Result<()> {
+        let ids = initiators
+            .iter()
+            .map(|m| InitiatorId::parse(m).map(|i| i.to_string()))
+            .collect::<Result<Vec<_>>>()?;
+        self.simple(Change::SetHost {
+            name: name.to_string(),
+            initiators: ids,
+        })
+    }
+
+    /// Deletes host `name`; refused while a mask names it.
+    pub fn delete_host(&self, name: &str) -> Result<()> {
+        self.simple(Change::DeleteHost {
+            name: name.to_string(),
+        })
+    }
+
+    /// Every host with its initiators, by name.
+    pub fn hosts(&self) -> Vec<(String, Vec<InitiatorId>)> {
+        let core = self.inner.core.read();
+        core.model
+            .hosts
+            .iter()
+            .filter_map(|h| {
+                let m = core.model.mask.group(h)?;
+                Some((h.clone(), m.iter().cloned().collect()))
+            })
+            .collect()
+    }
+
+    /// What host `name` sees through each of its initiators: (LUN, initiator, grant), by initiator
+    /// then LUN number.
+    pub fn host_view_by_name(&self, name: &str) -> Result<Vec<(String, InitiatorId, Grant)>> {
+        let core = self.inner.core.read();
+        if !core.model.hosts.contains(name) {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("no host named {name:?}"),
+            ));
+        }
+        let mut out = Vec::new();
+        for ini in core.model.mask.group(name).into_iter().flatten() {
+            for (id, g) in core.model.mask.host_view(ini) {
+                if let Some(l) = core.model.luns.get(&id) {
+                    out.push((l.name.clone(), ini.clone(), g));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Every iSCSI target, by name.

@@ -90,6 +90,13 @@ pub(crate) enum Change {
         targets: Vec<String>,
         add: bool,
     },
+    SetHost {
+        name: String,
+        initiators: Vec<String>,
+    },
+    DeleteHost {
+        name: String,
+    },
 }
 
 /// An iSCSI target of the array's subsystem.
@@ -116,6 +123,8 @@ pub(crate) struct PoolState {
     pub(crate) luns: Vec<LunState>,
     #[serde(default)]
     pub(crate) targets: Vec<TargetInfo>,
+    #[serde(default)]
+    pub(crate) hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -155,6 +164,8 @@ pub(crate) struct Model {
     pub(crate) mask: MaskTable,
     pub(crate) next_id: LunId,
     pub(crate) targets: BTreeMap<String, TargetInfo>,
+    /// The initiator groups that are hosts (a host with its initiator ports).
+    pub(crate) hosts: BTreeSet<String>,
 }
 
 fn parse_ids(members: &[String]) -> Result<BTreeSet<InitiatorId>> {
@@ -170,6 +181,7 @@ impl Model {
             mask: MaskTable::new(),
             next_id: 1,
             targets: BTreeMap::new(),
+            hosts: BTreeSet::new(),
         }
     }
 
@@ -299,7 +311,49 @@ impl Model {
                     notes.extend(self.mask_note(d));
                 }
             }
-            Change::DeleteGroup { name } => self.mask.delete_group(name)?,
+            Change::DeleteGroup { name } => {
+                if self.hosts.contains(name) {
+                    return Err(Error::invalid(format!(
+                        "{name:?} is a host: delete it as a host"
+                    )));
+                }
+                self.mask.delete_group(name)?
+            }
+            Change::SetHost { name, initiators } => {
+                if self.mask.group(name).is_some() && !self.hosts.contains(name) {
+                    return Err(Error::new(
+                        ErrorKind::AlreadyExists,
+                        format!("{name:?} is an initiator group, not a host"),
+                    ));
+                }
+                let ids = parse_ids(initiators)?;
+                if let Some((other, _)) = self.hosts.iter().filter(|h| *h != name).find_map(|h| {
+                    let m = self.mask.group(h)?;
+                    ids.iter()
+                        .find(|i| m.contains(*i))
+                        .map(|i| (h.clone(), i.clone()))
+                }) {
+                    return Err(Error::new(
+                        ErrorKind::AlreadyExists,
+                        format!("an initiator of {name:?} already belongs to host {other:?}"),
+                    ));
+                }
+                let deltas = self.mask.set_group(name, ids)?;
+                self.hosts.insert(name.clone());
+                for d in deltas {
+                    notes.extend(self.mask_note(d));
+                }
+            }
+            Change::DeleteHost { name } => {
+                if !self.hosts.contains(name) {
+                    return Err(Error::new(
+                        ErrorKind::NotFound,
+                        format!("no host named {name:?}"),
+                    ));
+                }
+                self.mask.delete_group(name)?;
+                self.hosts.remove(name);
+            }
             Change::Swap { from, to } => {
                 self.lun(*from)?;
                 self.lun(*to)?;
@@ -444,6 +498,7 @@ impl Model {
                 .collect(),
             luns,
             targets: self.targets.values().cloned().collect(),
+            hosts: self.hosts.iter().cloned().collect(),
         }
     }
 
@@ -464,6 +519,7 @@ impl Model {
             .iter()
             .map(|t| (t.name.clone(), t.clone()))
             .collect();
+        m.hosts = st.hosts.iter().cloned().collect();
         for (g, members) in &st.groups {
             m.mask.set_group(g, parse_ids(members)?)?;
         }

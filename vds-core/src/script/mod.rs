@@ -4,7 +4,7 @@
 //! after that line fails. Commands:
 //!
 //! ```text
-//! list luns | targets | groups | subsystem
+//! list luns | targets | groups | hosts | subsystem
 //! select lun <name>            select target <name>
 //! detail lun                   detail target
 //! create lun simple size=<n>[B|KB|MB|GB|TB] [name=<name>] [unmask=<list>]   (size in MB by default)
@@ -275,10 +275,14 @@ pub fn parse_line(line: &str) -> Result<Option<(Command, bool)>, String> {
     let cmd = match verb.as_str() {
         "list" => match rest.first().map(|s| s.to_ascii_lowercase()).as_deref() {
             Some(
-                what @ ("luns" | "lun" | "targets" | "target" | "groups" | "subsystem"
-                | "subsystems"),
+                what @ ("luns" | "lun" | "targets" | "target" | "groups" | "group" | "hosts"
+                | "host" | "subsystem" | "subsystems"),
             ) => Command::List(what.trim_end_matches('s').to_string()),
-            _ => return Err(syntax("list what? (luns, targets, groups, subsystem)")),
+            _ => {
+                return Err(syntax(
+                    "list what? (luns, targets, groups, hosts, subsystem)",
+                ))
+            }
         },
         "select" => {
             let obj = object(rest.first())?;
@@ -546,6 +550,12 @@ impl<'a> Session<'a> {
                 "target" => {
                     for t in a.targets() {
                         let _ = writeln!(out, "  {:<20} {} ({} LUNs)", t.name, t.iqn, t.luns.len());
+                    }
+                }
+                "host" => {
+                    for (h, m) in a.hosts() {
+                        let m: Vec<String> = m.iter().map(|i| i.to_string()).collect();
+                        let _ = writeln!(out, "  {h}: {}", m.join(";"));
                     }
                 }
                 "group" => {
