@@ -61,13 +61,13 @@ pub(crate) struct JournalPosition {
     pub(crate) checkpoint_len: u64,
 }
 
-fn grow_allocated(dev: &dyn BlockDevice, len: u64) -> Result<()> {
+pub(crate) fn grow_allocated(dev: &dyn BlockDevice, len: u64) -> Result<()> {
     dev.as_resize()
         .ok_or_else(|| Error::new(ErrorKind::Unsupported, "journal device cannot be resized"))?
         .grow_allocated(len)
 }
 
-fn resize(dev: &dyn BlockDevice, len: u64) -> Result<()> {
+pub(crate) fn resize(dev: &dyn BlockDevice, len: u64) -> Result<()> {
     dev.as_resize()
         .ok_or_else(|| Error::new(ErrorKind::Unsupported, "journal device cannot be resized"))?
         .resize(len)

@@ -157,12 +157,7 @@ impl Store {
             config: config.clone(),
             data_offset,
         };
-        let resize = |d: &dyn BlockDevice, len: u64| -> Result<()> {
-            d.as_resize()
-                .ok_or_else(|| Error::new(ErrorKind::Unsupported, "device cannot be resized"))?
-                .resize(len)
-        };
-        resize(diff.as_ref(), data_offset)?;
+        journal::resize(diff.as_ref(), data_offset)?;
         diff.write_at(&sb.encode(), 0)?;
         diff.flush()?;
         let state = State::empty(origin.len());
@@ -171,10 +166,11 @@ impl Store {
         for (i, r) in recs.iter().enumerate() {
             r.encode(i as u64 + 1, &mut body);
         }
-        resize(journals[1].as_ref(), 0)?;
+        journal::resize(journals[1].as_ref(), 0)?;
         journals[1].flush()?;
         let j = &journals[0];
-        resize(
+        // Allocated like every later journal growth, so the first syncs carry no allocation.
+        journal::grow_allocated(
             j.as_ref(),
             (JOURNAL_DATA + body.len() as u64).next_multiple_of(1 << 20),
         )?;

@@ -66,13 +66,13 @@ impl Inner {
                 }
                 Err(e) => return Err(e),
             }
-            if let Payload::Zeros(n) = payload {
-                // A discard drops whole ranges at once: settle the deferred blocks first.
-                self.sync_and_drain()?;
-                return self.zero_origin(offset, n);
-            }
-            let Payload::Data(data) = payload else {
-                unreachable!("zeros handled above")
+            let data = match payload {
+                Payload::Data(d) => d,
+                Payload::Zeros(n) => {
+                    // A discard drops whole ranges at once: settle the deferred blocks first.
+                    self.sync_and_drain()?;
+                    return self.zero_origin(offset, n);
+                }
             };
             // Blocks whose preservation is not durable yet take the new bytes in memory; the rest
             // go to the origin now.
@@ -312,13 +312,12 @@ impl Inner {
         let Some(overlay) = &snap.overlay else {
             return Err(Error::new(ErrorKind::Busy, "snapshot is read-only").with_snapshot(id));
         };
-        let bs = self.block_size() as usize;
         self.for_each_piece(offset, buf.len(), |block, within, r| {
             let piece = &buf[r];
             match overlay.claim(block) {
                 Claim::Preserved(slot) => self.diff.write(slot, within, piece)?,
                 Claim::Won(claim) => {
-                    self.fill_overlay_block(&st, i, block, within, piece, bs, claim)?
+                    self.fill_overlay_block(&st, i, block, within, piece, claim)?
                 }
             }
             if let Some(dirty) = snap.split_dirty.lock().as_mut() {
@@ -330,7 +329,6 @@ impl Inner {
 
     /// First write to a block of a writable snapshot: a new slot gets the block's current contents
     /// merged with `piece`, then the overlay entry is published.
-    #[allow(clippy::too_many_arguments)]
     fn fill_overlay_block(
         &self,
         st: &State,
@@ -338,9 +336,9 @@ impl Inner {
         block: u64,
         within: u64,
         piece: &[u8],
-        bs: usize,
         claim: CopyClaim<'_>,
     ) -> Result<()> {
+        let bs = self.block_size() as usize;
         let id = st.snaps[i].id;
         let slot = self.diff.alloc().map_err(|e| e.with_snapshot(id))?;
         let result = (|| -> Result<()> {
