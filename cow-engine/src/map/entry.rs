@@ -32,6 +32,7 @@ pub enum Entry {
 }
 
 impl Entry {
+    #[inline]
     pub(crate) fn decode(word: u64) -> Entry {
         match word & TAG_MASK {
             0 => Entry::Untouched,
@@ -41,6 +42,7 @@ impl Entry {
     }
 }
 
+#[inline]
 pub(crate) fn preserved(slot: u64) -> u64 {
     debug_assert!(slot <= MAX_SLOT);
     (slot << 2) | TAG_PRESERVED
