@@ -1233,7 +1233,9 @@ struct JRecord {
     at: usize,
     len: usize,
     kind: u8,
+    /// The first 8 payload bytes (a snapshot id, or a `SyncEnd`'s first seq).
     id: u64,
+    seq: u64,
 }
 
 /// The intact records of a journal image (docs/format.md §3.2), up to the first bad one.
@@ -1255,6 +1257,7 @@ fn journal_records(img: &[u8]) -> Vec<JRecord> {
             len: 17 + n,
             kind: img[at + 16],
             id,
+            seq: u64::from_le_bytes(img[at + 8..at + 16].try_into().unwrap()),
         });
         at += 17 + n;
     }
@@ -1264,6 +1267,23 @@ fn journal_records(img: &[u8]) -> Vec<JRecord> {
 const CREATE_SNAPSHOT: u8 = 2;
 const DELETE_SNAPSHOT: u8 = 5;
 const CHECKPOINT_END: u8 = 13;
+const SYNC_END: u8 = 14;
+
+/// What recovery must make of a journal whose record `k` is damaged (docs/format.md §3.4): `None`
+/// (a `Corrupt` error) if `k` is inside the checkpoint or a later write followed the write holding
+/// it; else the state of the records before `k` (a torn tail).
+fn expect_after_damage(records: &[JRecord], k: usize) -> Option<BTreeSet<SnapshotId>> {
+    let checkpoint = records.iter().position(|r| r.kind == CHECKPOINT_END)?;
+    if k <= checkpoint {
+        return None;
+    }
+    // The mark that closed the write holding record k (each write ends with one).
+    let closing = (k..records.len()).find(|&j| records[j].kind == SYNC_END);
+    match closing {
+        Some(m) if m + 1 < records.len() => None,
+        _ => snapshots_after(records, k),
+    }
+}
 
 /// The snapshots the first `k` records describe, or `None` if they hold no complete checkpoint.
 fn snapshots_after(records: &[JRecord], k: usize) -> Option<BTreeSet<SnapshotId>> {
@@ -1356,14 +1376,22 @@ fn a_corrupted_journal_record_recovers_the_prefix_or_is_corrupt() {
     let (images, active) = volume_with_history();
     let other = J0 + J1 - active;
     let records = journal_records(&images[active]);
-    let fallback = snapshots_after(
-        &journal_records(&images[other]),
-        journal_records(&images[other]).len(),
-    );
     assert!(
-        records.len() > 30 && fallback.is_some(),
+        records.len() > 30 && {
+            let older = journal_records(&images[other]);
+            snapshots_after(&older, older.len()).is_some()
+        },
         "the workload fills both journals"
     );
+    let marks: Vec<&JRecord> = records.iter().filter(|r| r.kind == SYNC_END).collect();
+    assert!(marks.len() > 3, "several writes after the checkpoint");
+    for m in &marks {
+        assert!(
+            m.id <= m.seq,
+            "a SyncEnd names the first record of its own write"
+        );
+    }
+    let (mut torn, mut corrupt) = (0, 0);
     for (k, r) in records.iter().enumerate() {
         // The length, the checksum itself, the sequence number and the last payload byte.
         for (field, pos) in [
@@ -1374,9 +1402,12 @@ fn a_corrupted_journal_record_recovers_the_prefix_or_is_corrupt() {
         ] {
             let mut damaged = images.clone();
             damaged[active][r.at + pos] ^= 0x10;
-            // A damaged checkpoint makes that journal unusable: the older one is complete and
-            // current. Damage after it is a torn tail: the records before it are the state.
-            let expect = snapshots_after(&records, k).or_else(|| fallback.clone());
+            // Never the older journal: it is complete but stale.
+            let expect = expect_after_damage(&records, k);
+            match expect {
+                Some(_) => torn += 1,
+                None => corrupt += 1,
+            }
             expect_open(
                 damaged,
                 expect.as_ref(),
@@ -1384,7 +1415,11 @@ fn a_corrupted_journal_record_recovers_the_prefix_or_is_corrupt() {
             );
         }
     }
-    // With no older journal to fall back on, a damaged checkpoint is a clear Corrupt error.
+    assert!(
+        torn > 0 && corrupt > 0,
+        "{torn} torn tails, {corrupt} corruptions"
+    );
+    // With no older journal, a damaged checkpoint is the same clear Corrupt error.
     let mut damaged = images.clone();
     damaged[other] = Vec::new();
     damaged[active][records[0].at + 20] ^= 1;
@@ -1424,6 +1459,8 @@ fn a_truncated_journal_recovers_the_prefix() {
     let other = J0 + J1 - active;
     let records = journal_records(&images[active]);
     let other_records = journal_records(&images[other]);
+    // Shorter than its header block the file is no candidate (a crash before a checkpoint's
+    // header): the older journal is the state. With its header, a cut checkpoint is damage.
     let fallback = snapshots_after(&other_records, other_records.len());
     let mut cuts = vec![0, 40, 64, JOURNAL_DATA];
     for r in &records {
@@ -1434,10 +1471,10 @@ fn a_truncated_journal_recovers_the_prefix() {
         let mut damaged = images.clone();
         damaged[active].truncate(cut);
         let complete = records.iter().take_while(|r| r.at + r.len <= cut).count();
-        let expect = if cut < 64 {
+        let expect = if cut < JOURNAL_DATA {
             fallback.clone()
         } else {
-            snapshots_after(&records, complete).or_else(|| fallback.clone())
+            snapshots_after(&records, complete)
         };
         expect_open(
             damaged,
@@ -1459,19 +1496,22 @@ fn an_unknown_format_version_is_unsupported_version() {
     drop(vol);
     let images = devs.bytes();
 
-    let mut v2 = images.clone();
-    v2[DIFF][8] = 2;
-    let e = open_bytes(v2).unwrap().unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::UnsupportedVersion, "{e}");
+    // Version 1 (before the SyncEnd record) and version 3 (not yet written) alike.
+    for version in [1, 3] {
+        let mut other = images.clone();
+        other[DIFF][8] = version;
+        let e = open_bytes(other).unwrap().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::UnsupportedVersion, "{e}");
 
-    // A journal header of version 2 with a valid checksum is refused the same way.
-    let mut v2 = images.clone();
-    let h = &mut v2[J0];
-    h[8] = 2;
-    let crc = crc32fast::hash(&h[0..40]);
-    h[40..44].copy_from_slice(&crc.to_le_bytes());
-    let e = open_bytes(v2).unwrap().unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::UnsupportedVersion, "{e}");
+        // A journal header of that version with a valid checksum is refused the same way.
+        let mut other = images.clone();
+        let h = &mut other[J0];
+        h[8] = version;
+        let crc = crc32fast::hash(&h[0..40]);
+        h[40..44].copy_from_slice(&crc.to_le_bytes());
+        let e = open_bytes(other).unwrap().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::UnsupportedVersion, "{e}");
+    }
 
     // Unchanged, it opens.
     open_bytes(images).unwrap().unwrap();
@@ -1761,5 +1801,64 @@ fn a_copy_on_write_retried_after_no_space_leaks_no_slot() {
         vol.stats().diff_blocks_in_use,
         held,
         "slots in use that no snapshot holds"
+    );
+}
+
+/// Why: a bit flip in a durable journal record used to end the journal there, as a torn tail does,
+/// and the open silently dropped every later record: here the preservation of block 0 for a
+/// snapshot, whose origin block was overwritten since, so the snapshot read the new data. Since
+/// each sync's write ends with a `SyncEnd`, damage that a later write followed is a `Corrupt` error
+/// naming the file and the offset (docs/format.md §3.4).
+#[test]
+fn a_damaged_record_before_a_later_write_is_corrupt_not_a_silent_loss() {
+    let (vol, devs, _) = new_volume(VolumeConfig::default());
+    vol.write_at(&[0xA1; BS as usize], 0).unwrap();
+    let s = vol.create_snapshot(SnapshotOptions::default()).unwrap();
+    vol.write_at(&[0xB2; BS as usize], 0).unwrap();
+    vol.flush().unwrap(); // the write holding Preserve{s, 0, slot}
+    vol.write_at(&[0xC3; BS as usize], BS).unwrap();
+    vol.flush().unwrap(); // a later write
+    assert_eq!(
+        read_snapshot(&vol, s).unwrap()[..BS as usize],
+        [0xA1; BS as usize]
+    );
+    drop(vol);
+    let images = devs.bytes();
+    let records = journal_records(&images[J0]);
+    let preserve = records
+        .iter()
+        .find(|r| r.kind == 3)
+        .expect("a Preserve record");
+
+    let mut damaged = images.clone();
+    damaged[J0][preserve.at + preserve.len - 1] ^= 0x04;
+    let e = open_bytes(damaged).unwrap().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
+    assert!(
+        e.message().contains("journal.0") && e.message().contains("later write"),
+        "{e}"
+    );
+    assert_eq!(e.offset(), Some(preserve.at as u64));
+
+    // Damage in the last write (here its closing mark) is a torn tail: the records before it are
+    // the state.
+    let mut torn = images.clone();
+    let last_mark = records.iter().rev().find(|r| r.kind == SYNC_END).unwrap();
+    torn[J0][last_mark.at + 20] ^= 0x04;
+    let vol = open_bytes(torn).unwrap().unwrap();
+    assert_eq!(
+        read_snapshot(&vol, s).unwrap()[..BS as usize],
+        [0xA1; BS as usize]
+    );
+    assert_eq!(
+        read_origin(&vol).unwrap()[BS as usize..2 * BS as usize],
+        [0xC3; BS as usize]
+    );
+
+    // Undamaged, it opens with the snapshot's old data.
+    let vol = open_bytes(images).unwrap().unwrap();
+    assert_eq!(
+        read_snapshot(&vol, s).unwrap()[..BS as usize],
+        [0xA1; BS as usize]
     );
 }

@@ -7,7 +7,7 @@ pub const HEADER_LEN: usize = 64;
 /// Where journal records start.
 pub const JOURNAL_DATA: usize = 4096;
 /// The format version the engine reads.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// CRC-32/ISO-HDLC (zlib's), bit by bit: small, and fast enough for fuzz-sized inputs.
 pub fn crc32(data: &[u8]) -> u32 {
@@ -133,6 +133,8 @@ pub mod rec {
     pub const SPLIT_PROGRESS: u8 = 12;
     /// `CheckpointEnd { next_id }`.
     pub const CHECKPOINT_END: u8 = 13;
+    /// `SyncEnd { first_seq }`.
+    pub const SYNC_END: u8 = 14;
 }
 
 /// Appends a framed record: length, CRC (optionally wrong), seq, type, payload.

@@ -251,7 +251,7 @@ pub fn structured_images(inp: &mut Input<'_>) -> Images {
 
 /// Appends one record chosen by the input (maybe damaged); returns the next seq.
 fn push_fuzzed_record(body: &mut Vec<u8>, seq: u64, v: &Values, inp: &mut Input<'_>) -> u64 {
-    let kind = inp.u8() % 14;
+    let kind = inp.u8() % 15;
     let p = Payload::default();
     let (code, payload) = match kind {
         rec::VOLUME_LEN | rec::GROW => (kind, p.u64(v.pick(inp))),
@@ -263,7 +263,7 @@ fn push_fuzzed_record(body: &mut Vec<u8>, seq: u64, v: &Values, inp: &mut Input<
         rec::PRESERVE | rec::OVERLAY => {
             (kind, p.u64(v.pick(inp)).u64(v.pick(inp)).u64(v.pick(inp)))
         }
-        rec::CHECKPOINT_END => (kind, p.u64(v.counter(inp))),
+        rec::CHECKPOINT_END | rec::SYNC_END => (kind, p.u64(v.counter(inp))),
         rec::DELETE_SNAPSHOT | rec::REVERT_BEGIN | rec::REVERT_DONE => (kind, p.u64(v.pick(inp))),
         rec::SET_PINNED => (kind, p.u64(v.pick(inp)).u8(inp.u8())),
         rec::SET_METADATA => {

@@ -6,6 +6,10 @@
 //! journal device; callers arriving meanwhile wait and are covered by the next leader's sync, so
 //! concurrent copy-on-writes share one sync.
 //!
+//! Each sync's write ends with a `SyncEnd` record naming the first record of that write, so
+//! recovery can tell damage inside the last write (a torn tail: dropped) from damage to records that
+//! a later write followed (they were durable: corruption, an error).
+//!
 //! A checkpoint writes the whole state as records into the other journal device under a higher
 //! generation, ending with `CheckpointEnd`, flushes it, and switches to it. Until that flush the old
 //! device stays valid, so a crash at any point leaves one complete journal.
@@ -146,10 +150,17 @@ impl Journal {
                 self.synced.wait(&mut s);
                 continue;
             }
-            // Lead a sync of everything appended so far.
+            // Lead a sync of everything appended so far, closed by a mark naming where this
+            // write began (every record after the last durable one is in the buffer).
             s.syncing = true;
-            let buf = std::mem::take(&mut s.buf);
-            let target = s.next_seq - 1;
+            let mark = Record::SyncEnd {
+                first_seq: s.durable_seq + 1,
+            };
+            let mark_seq = s.next_seq;
+            s.next_seq += 1;
+            let mut buf = std::mem::take(&mut s.buf);
+            mark.encode(mark_seq, &mut buf);
+            let target = mark_seq;
             let (dev, at, dev_len) = (self.devs[s.active].clone(), s.end, s.dev_len);
             drop(s);
             let result = (|| -> Result<u64> {

@@ -17,6 +17,7 @@ mod superblock;
 
 pub(crate) use journal::Journal;
 pub(crate) use record::Record;
+use record::{MAX_RECORD_TYPE, RECORD_HEADER};
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -175,6 +176,9 @@ impl Store {
             (JOURNAL_DATA + body.len() as u64).next_multiple_of(1 << 20),
         )?;
         j.write_at(&body, JOURNAL_DATA)?;
+        // The checkpoint is durable before the header that makes the file a candidate, as in
+        // every later checkpoint: a valid header always has a complete checkpoint behind it.
+        j.flush()?;
         j.write_at(
             &JournalHeader {
                 uuid,
@@ -275,16 +279,34 @@ impl Store {
                 headers.push((h.generation, i));
             }
         }
-        headers.sort_unstable_by(|a, b| b.cmp(a));
+        // The newest generation is the state. A header is written only after its checkpoint is
+        // durable, so a crash while checkpointing leaves the new file without a valid header (not
+        // a candidate); a candidate whose checkpoint does not replay is damaged, and falling back
+        // to the older file would revive stale metadata over reused slots: an error instead.
+        let Some(&(generation, i)) = headers.iter().max() else {
+            return Err(Error::corrupt(
+                "no journal found (both journal headers are damaged or missing)",
+            ));
+        };
         let limits = Limits {
             shift,
             slots: self.diff.len().saturating_sub(self.data_offset) >> shift,
         };
-        for (generation, i) in headers {
-            // A journal whose checkpoint is incomplete (a crash while it was written) yields to the
-            // older one; a journal with a damaged record that passed its checksum is an error,
-            // never a silent fallback to older, stale metadata.
-            if let Some(r) = replay(self.journals[i].as_ref(), limits)? {
+        let name = JOURNAL_FILES[i];
+        match replay(self.journals[i].as_ref(), limits)
+            .map_err(|e| Error::corrupt(format!("{name}: {}", e.message())))?
+        {
+            Replay::Incomplete { at } => Err(Error::corrupt(format!(
+                "{name}: the checkpoint of generation {generation} ends before its last record \
+                 (damaged or truncated at byte {at}), though its header is durable"
+            ))
+            .with_offset(at)),
+            Replay::DamagedBeforeLaterWrite { at, seq, later } => Err(Error::corrupt(format!(
+                "{name}: record {seq} at byte {at} is damaged, but a later write (records from \
+                 {later} on) followed it: the journal is corrupt, not torn by a crash"
+            ))
+            .with_offset(at)),
+            Replay::Complete(r) => {
                 let origin_len = self.origin.len();
                 if r.state.len > origin_len {
                     return Err(Error::corrupt(format!(
@@ -309,16 +331,13 @@ impl Store {
                     next_seq: r.next_seq,
                     checkpoint_len: r.checkpoint_len,
                 });
-                return Ok(Recovered {
+                Ok(Recovered {
                     store: self,
                     state: r.state,
                     used_slots: used,
-                });
+                })
             }
         }
-        Err(Error::corrupt(
-            "no complete journal found (both journal files are damaged or empty)",
-        ))
     }
 }
 
@@ -347,8 +366,19 @@ struct Limits {
     slots: u64,
 }
 
-/// Replays one journal device. `Ok(None)` if its checkpoint is incomplete (a torn checkpoint).
-fn replay(dev: &dyn BlockDevice, limits: Limits) -> Result<Option<Replayed>> {
+/// What replaying a journal device found.
+enum Replay {
+    /// The records up to the end or to a torn tail (damage within the last write).
+    Complete(Replayed),
+    /// The checkpoint's records stop at byte `at` before its `CheckpointEnd`.
+    Incomplete { at: u64 },
+    /// Record `seq` at byte `at` does not decode, yet a later write (from record `later` on)
+    /// follows it: it had been durable, so this is damage, not a torn tail.
+    DamagedBeforeLaterWrite { at: u64, seq: u64, later: u64 },
+}
+
+/// Replays one journal device.
+fn replay(dev: &dyn BlockDevice, limits: Limits) -> Result<Replay> {
     let len = dev.len();
     let mut data = vec![0u8; (len - JOURNAL_DATA) as usize];
     dev.read_at(&mut data, JOURNAL_DATA)?;
@@ -375,14 +405,62 @@ fn replay(dev: &dyn BlockDevice, limits: Limits) -> Result<Option<Replayed>> {
         }
     }
     let Some(checkpoint_len) = checkpoint_len else {
-        return Ok(None);
+        return Ok(Replay::Incomplete {
+            at: JOURNAL_DATA + at as u64,
+        });
     };
-    Ok(Some(Replayed {
+    let seq = expected_seq.unwrap_or(1);
+    if let Some(later) = written_after(&data, at, seq) {
+        return Ok(Replay::DamagedBeforeLaterWrite {
+            at: JOURNAL_DATA + at as u64,
+            seq,
+            later,
+        });
+    }
+    Ok(Replay::Complete(Replayed {
         state,
         end: JOURNAL_DATA + at as u64,
         next_seq: expected_seq.unwrap_or(1),
         checkpoint_len,
     }))
+}
+
+/// Looks past the point `at` where replay stopped (the record there, which would be `expected`,
+/// does not decode) for records of a later sync's write. Writes are issued one after another, each
+/// after the previous one is durable, so such records prove the stopped-at record was durable and
+/// has been damaged since. Returns the first seq of that later write, or `None` when nothing after
+/// `at` belongs to a later write (a torn tail: the crash interrupted the last write).
+///
+/// A later write shows as a `SyncEnd` whose write began after `expected`, or as any record after
+/// the `SyncEnd` that closed the write holding `expected`. Damage that leaves no later write behind
+/// (within the last write) cannot be told from a torn tail and is treated as one.
+fn written_after(data: &[u8], at: usize, expected: u64) -> Option<u64> {
+    // The seq of the mark that closed the write holding `expected`, once seen.
+    let mut closed: Option<u64> = None;
+    let last = data.len().checked_sub(RECORD_HEADER)?;
+    for q in at + 1..=last {
+        // Cheap filters first: almost every position is zeros or inside another record.
+        let kind = data[q + 16];
+        if kind == 0 || kind > MAX_RECORD_TYPE {
+            continue;
+        }
+        let seq = u64::from_le_bytes(data[q + 8..q + 16].try_into().expect("8 bytes"));
+        if seq <= expected || seq - expected > MAX_COUNTER {
+            continue;
+        }
+        let Ok(Some((seq, rec, _))) = Record::decode(&data[q..]) else {
+            continue;
+        };
+        match rec {
+            Record::SyncEnd { first_seq } if first_seq > expected => return Some(first_seq),
+            Record::SyncEnd { .. } => {
+                closed.get_or_insert(seq);
+            }
+            _ if closed.is_some_and(|m| seq > m) => return Some(seq),
+            _ => {}
+        }
+    }
+    None
 }
 
 fn find(state: &mut State, id: u64) -> Result<&mut Snap> {
@@ -514,6 +592,8 @@ fn apply(state: &mut State, rec: Record, limits: Limits) -> Result<()> {
             }
             state.next_id = state.next_id.max(next_id);
         }
+        // A boundary between writes; recovery reads it when a record fails (see `written_after`).
+        Record::SyncEnd { .. } => {}
     }
     Ok(())
 }

@@ -6,6 +6,8 @@ use crate::error::{Error, Result};
 pub(crate) const RECORD_HEADER: usize = 17;
 /// The largest payload a record may have (a metadata blob plus its fields).
 pub(crate) const MAX_PAYLOAD: usize = 128 * 1024;
+/// The highest record type code.
+pub(crate) const MAX_RECORD_TYPE: u8 = 14;
 
 /// One journal record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +53,10 @@ pub(crate) enum Record {
     SplitProgress { snapshot: u64, cursor: u64 },
     /// The checkpoint at the start of a journal file is complete; ids from `next_id` on are unused.
     CheckpointEnd { next_id: u64 },
+    /// The last record of one sync's write; that write began with record `first_seq`. Recovery
+    /// uses it to tell a torn tail (damage within the last write) from damage to records a later
+    /// write followed.
+    SyncEnd { first_seq: u64 },
 }
 
 struct Writer<'a>(&'a mut Vec<u8>);
@@ -115,6 +121,7 @@ impl Record {
             Record::RevertDone { .. } => 11,
             Record::SplitProgress { .. } => 12,
             Record::CheckpointEnd { .. } => 13,
+            Record::SyncEnd { .. } => 14,
         }
     }
 
@@ -165,6 +172,7 @@ impl Record {
                 w.u64(*cursor);
             }
             Record::CheckpointEnd { next_id } => w.u64(*next_id),
+            Record::SyncEnd { first_seq } => w.u64(*first_seq),
         }
     }
 
@@ -235,6 +243,9 @@ impl Record {
                 cursor: r.u64()?,
             },
             13 => Record::CheckpointEnd { next_id: r.u64()? },
+            14 => Record::SyncEnd {
+                first_seq: r.u64()?,
+            },
             other => {
                 return Err(Error::corrupt(format!(
                     "unknown journal record type {other}"
@@ -315,6 +326,7 @@ mod tests {
                 cursor: 6,
             },
             Record::CheckpointEnd { next_id: 8 },
+            Record::SyncEnd { first_seq: 3 },
         ]
     }
 

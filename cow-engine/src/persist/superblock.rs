@@ -8,7 +8,7 @@ pub(crate) const DIFF_MAGIC: &[u8; 8] = b"UMBRADIF";
 /// Magic of a journal file header.
 pub(crate) const JOURNAL_MAGIC: &[u8; 8] = b"UMBRAJNL";
 /// The on-disk format version this build writes and reads.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 2;
 /// Bytes of a superblock / header.
 pub(crate) const SUPERBLOCK_LEN: usize = 64;
 /// Journal records start here.
@@ -198,10 +198,10 @@ mod tests {
             Superblock::decode(&bad).unwrap_err().kind(),
             ErrorKind::Corrupt
         );
-        let mut v2 = b;
-        v2[8] = 2;
+        let mut other = b;
+        other[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
         assert_eq!(
-            Superblock::decode(&v2).unwrap_err().kind(),
+            Superblock::decode(&other).unwrap_err().kind(),
             ErrorKind::UnsupportedVersion
         );
         let h = JournalHeader {
