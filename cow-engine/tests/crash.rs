@@ -1862,3 +1862,35 @@ fn a_damaged_record_before_a_later_write_is_corrupt_not_a_silent_loss() {
         [0xA1; BS as usize]
     );
 }
+
+/// Why: recovery skips a journal file whose header fails its checksum (a crash while a checkpoint's
+/// header was written leaves one) and used the other file. When the damaged header is the *active*
+/// file's, the other file is complete but stale: the open revived deleted snapshots over reused
+/// slots. Records in the headerless file that continue the other one past a checkpoint prove it was
+/// active: a `Corrupt` error now.
+#[test]
+fn a_damaged_header_on_the_active_journal_is_corrupt_never_the_older_one() {
+    let (images, active) = volume_with_history();
+    let mut damaged = images.clone();
+    damaged[active][33] ^= 1; // in the generation: the header's CRC fails
+    let e = open_bytes(damaged).unwrap().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
+    assert!(e.message().contains("header is damaged"), "{e}");
+
+    // A checkpoint whose header never got out (nothing appended to it): the older file is the
+    // state, no false alarm.
+    let (vol, devs, _) = new_volume(VolumeConfig::default());
+    let s = vol.create_snapshot(SnapshotOptions::default()).unwrap();
+    vol.write_at(&[5; 100], 0).unwrap();
+    vol.flush().unwrap();
+    vol.checkpoint().unwrap(); // journal.1, generation 2
+    drop(vol);
+    let mut images = devs.bytes();
+    assert_eq!(generation(&images[J1]), Some(2));
+    images[J1][..64].fill(0);
+    let vol = open_bytes(images).unwrap().unwrap();
+    let ids: Vec<SnapshotId> = vol.snapshots().iter().map(|i| i.id).collect();
+    assert_eq!(ids, [s]);
+    assert_eq!(read_snapshot(&vol, s).unwrap()[..100], [0; 100]);
+    assert_eq!(read_origin(&vol).unwrap()[..100], [5; 100]);
+}

@@ -420,19 +420,25 @@ impl BlockBitmap {
     }
 
     /// Sets `block`'s bit.
+    #[inline]
     pub(crate) fn set(&self, block: u64) {
-        // Relaxed: the bit is a hint whose readers are ordered by other means (the volume's gate
-        // and the entry protocol), see its use in the volume.
-        self.words
-            .word_or_install(block >> 6)
-            .fetch_or(1 << (block & 63), Ordering::Relaxed);
+        let word = self.words.word_or_install(block >> 6);
+        let bit = 1 << (block & 63);
+        // Relaxed load: skips the read-modify-write when the bit is already set.
+        if word.load(Ordering::Relaxed) & bit == 0 {
+            // Release: a thread that sees the bit with `get` (Acquire) also sees what this thread
+            // did before setting it (the volume publishes a map entry first).
+            word.fetch_or(bit, Ordering::Release);
+        }
     }
 
     /// True if `block`'s bit is set.
+    #[inline]
     pub(crate) fn get(&self, block: u64) -> bool {
+        // Acquire: pairs with the Release in `set`.
         self.words
             .word(block >> 6)
-            .is_some_and(|w| w.load(Ordering::Relaxed) & (1 << (block & 63)) != 0)
+            .is_some_and(|w| w.load(Ordering::Acquire) & (1 << (block & 63)) != 0)
     }
 
     /// Extends the bitmap to `capacity` blocks.

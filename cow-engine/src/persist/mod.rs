@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use crate::device::{BlockDevice, FileDevice};
 use crate::error::{Error, ErrorKind, Result};
-use crate::map::{BlockMap, MAX_SLOT};
+use crate::map::{BlockBitmap, BlockMap, MAX_SLOT};
 use crate::volume::{apply_delete, Durability, Snap, State, VolumeConfig};
 use journal::JournalPosition;
 use superblock::{random_uuid, JournalHeader, Superblock, JOURNAL_DATA, SUPERBLOCK_LEN};
@@ -307,6 +307,20 @@ impl Store {
             ))
             .with_offset(at)),
             Replay::Complete(r) => {
+                let other = 1 - i;
+                if !headers.iter().any(|&(_, j)| j == other) {
+                    if let Some((first, last)) =
+                        continues_after_checkpoint(self.journals[other].as_ref(), r.next_seq)?
+                    {
+                        return Err(Error::corrupt(format!(
+                            "{}: its header is damaged, yet it holds records {first}..={last} that \
+                             continue {name} past a checkpoint: it was the active journal, and \
+                             {name} is stale",
+                            JOURNAL_FILES[other]
+                        ))
+                        .with_offset(0));
+                    }
+                }
                 let origin_len = self.origin.len();
                 if r.state.len > origin_len {
                     return Err(Error::corrupt(format!(
@@ -425,6 +439,34 @@ fn replay(dev: &dyn BlockDevice, limits: Limits) -> Result<Replay> {
     }))
 }
 
+/// For a journal file without a valid header: if its records continue the chosen journal's (the
+/// first has seq `next_seq`) and go on past a complete checkpoint, returns their seq range.
+///
+/// A crash during a checkpoint leaves the new file headerless with at most its checkpoint (nothing is
+/// appended to a file before its header is durable), so records after the checkpoint mean the file
+/// was switched to and written: its header was damaged since, and the chosen file is stale.
+fn continues_after_checkpoint(dev: &dyn BlockDevice, next_seq: u64) -> Result<Option<(u64, u64)>> {
+    let len = dev.len();
+    if len < JOURNAL_DATA + RECORD_HEADER as u64 {
+        return Ok(None);
+    }
+    let mut data = vec![0u8; (len - JOURNAL_DATA) as usize];
+    dev.read_at(&mut data, JOURNAL_DATA)?;
+    let (mut at, mut expect, mut closed) = (0usize, next_seq, false);
+    while let Ok(Some((seq, rec, used))) = Record::decode(&data[at..]) {
+        if seq != expect {
+            break;
+        }
+        if closed {
+            return Ok(Some((next_seq, seq)));
+        }
+        closed = matches!(rec, Record::CheckpointEnd { .. });
+        at += used;
+        expect += 1;
+    }
+    Ok(None)
+}
+
 /// Looks past the point `at` where replay stopped (the record there, which would be `expected`,
 /// does not decode) for records of a later sync's write. Writes are issued one after another, each
 /// after the previous one is durable, so such records prove the stopped-at record was durable and
@@ -526,6 +568,7 @@ fn apply(state: &mut State, rec: Record, limits: Limits) -> Result<()> {
                 id,
                 len,
                 map: BlockMap::new(blocks),
+                copied: BlockBitmap::new(blocks),
                 overlay: writable.then(|| BlockMap::new(blocks)),
                 persistent,
                 pinned,

@@ -115,12 +115,14 @@ impl Inner {
         Ok(())
     }
 
-    /// Preserves every block of `[offset, offset+len)` not yet preserved in the newest map.
-    /// Claims are taken in ascending block order (so writers never deadlock), copied, recorded and
-    /// published. When a persistent snapshot needs the preservations, each newly preserved block is
-    /// also entered in the pending table (before it is published) with its old contents: its origin
-    /// write then waits there until the record is durable, so no origin block is overwritten
-    /// before its copy is durable, and no writer waits for a sync.
+    /// Preserves every block of `[offset, offset+len)` not yet preserved in the newest map, one
+    /// block at a time in ascending order: claim, copy, record, publish. A writer holds at most one
+    /// claim and never waits for another while holding it, so writers cannot deadlock; a block
+    /// copied before a later one fails stays preserved (a retry finds it so). When a persistent
+    /// snapshot needs the preservation, the block also enters the pending table (before it is
+    /// published) with its old contents: its origin write then waits there until the record is
+    /// durable, so no origin block is overwritten before its copy is durable, and no writer waits
+    /// for a sync.
     fn preserve_range(&self, st: &State, offset: u64, len: u64) -> Result<()> {
         let Some(newest) = st.snaps.last() else {
             return Ok(());
@@ -128,73 +130,68 @@ impl Inner {
         let first = offset >> self.shift;
         let end = ((offset + len - 1) >> self.shift) + 1;
         let end = end.min(newest.blocks(self.shift));
-        let mut won: Vec<(u64, CopyClaim<'_>)> = Vec::new();
+        let mut defer = None;
         for block in first..end {
-            if let Claim::Won(c) = newest.map.claim(block) {
-                won.push((block, c));
+            // The summary first: an overwrite of a preserved block reads one cached bit.
+            if newest.copied.get(block) {
+                continue;
             }
+            let claim = match newest.map.claim(block) {
+                Claim::Won(c) => c,
+                Claim::Preserved(_) => {
+                    newest.copied.set(block);
+                    continue;
+                }
+            };
+            let defer = *defer.get_or_insert_with(|| self.journal.is_some() && st.any_persistent());
+            let slot = COPY_BUF.with_borrow_mut(|buf| {
+                // Reused across calls: the copy overwrites the whole block, so stale bytes never
+                // leak.
+                buf.resize(self.block_size() as usize, 0);
+                self.copy_block(st, newest.id, block, defer, buf)
+            })?;
+            claim.publish(slot);
+            newest.copied.set(block);
         }
-        if won.is_empty() {
-            return Ok(());
-        }
-        let defer = self.journal.is_some() && st.any_persistent();
-        let bs = self.block_size() as usize;
-        COPY_BUF.with_borrow_mut(|buf| {
-            // Reused across calls: the copy overwrites the whole block, so stale bytes never leak.
-            buf.resize(bs, 0);
-            self.preserve_won(st, newest, won, defer, &mut buf[..bs])
-        })
+        Ok(())
     }
 
-    /// Copies, records and publishes the claimed blocks (see [`Inner::preserve_range`]).
-    fn preserve_won(
+    /// Copies origin block `block` into a new slot, records it for `snapshot` (and enters it in the
+    /// pending table if `defer`); returns the slot. On failure the slot is released.
+    fn copy_block(
         &self,
         st: &State,
-        newest: &super::Snap,
-        won: Vec<(u64, CopyClaim<'_>)>,
+        snapshot: SnapshotId,
+        block: u64,
         defer: bool,
         buf: &mut [u8],
-    ) -> Result<()> {
-        // Copies complete and recorded, in `won` order; then at most one slot allocated whose
-        // copy did not complete.
-        let mut done: Vec<u64> = Vec::with_capacity(won.len());
-        let mut partial: Option<u64> = None;
-        let mut copy = || -> Result<()> {
-            for (block, _) in &won {
-                let slot = self.diff.alloc()?;
-                partial = Some(slot);
-                // The old contents are read exactly once, whether the write covers the block or not.
-                self.origin.read_at(buf, block << self.shift)?;
-                self.diff.write(slot, 0, buf)?;
-                if let Some(j) = &self.journal {
-                    let seq = j.append(&Record::Preserve {
-                        snapshot: newest.id,
-                        block: *block,
-                        slot,
-                    })?;
-                    if defer {
-                        self.pending
-                            .insert(*block, seq, buf.to_vec().into_boxed_slice());
-                    }
+    ) -> Result<u64> {
+        let slot = self.diff.alloc()?;
+        let copied = (|| -> Result<()> {
+            // The old contents are read exactly once, whether the write covers the block or not.
+            self.origin.read_at(buf, block << self.shift)?;
+            self.diff.write(slot, 0, buf)?;
+            if let Some(j) = &self.journal {
+                let seq = j.append(&Record::Preserve {
+                    snapshot,
+                    block,
+                    slot,
+                })?;
+                if defer {
+                    self.pending
+                        .insert(block, seq, buf.to_vec().into_boxed_slice());
                 }
-                st.touched.set(*block);
-                partial = None;
-                done.push(slot);
             }
+            st.touched.set(block);
             Ok(())
-        };
-        let copied = copy();
-        if let Some(slot) = partial {
-            self.diff.free(slot);
+        })();
+        match copied {
+            Ok(()) => Ok(slot),
+            Err(e) => {
+                self.diff.free(slot);
+                Err(e)
+            }
         }
-        // Whatever was copied and recorded is published, even when a later block failed: a retry
-        // then finds those blocks preserved instead of copying them into new slots again.
-        let mut won = won.into_iter();
-        for (slot, (_, claim)) in done.into_iter().zip(won.by_ref()) {
-            claim.publish(slot);
-        }
-        drop(won);
-        copied
     }
 
     /// Where block `block` of snapshot `i` lives, not counting its overlay.

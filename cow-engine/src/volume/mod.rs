@@ -163,6 +163,12 @@ pub(crate) struct Snap {
     /// Size in bytes (the volume's size when it was taken).
     pub(crate) len: u64,
     pub(crate) map: BlockMap,
+    /// The blocks `map` holds, one bit each: a dense, cache-resident summary the write path checks
+    /// before touching `map` (an overwrite of a preserved block then misses no cache line of the
+    /// map). Set after the entry is published; only a hint (empty after a reopen, filled as writes
+    /// find entries preserved), and never set for a block `map` lacks: entries never return to
+    /// untouched.
+    pub(crate) copied: BlockBitmap,
     pub(crate) overlay: Option<BlockMap>,
     pub(crate) persistent: bool,
     pub(crate) pinned: bool,
@@ -770,6 +776,7 @@ impl Inner {
             id,
             len,
             map: BlockMap::new(blocks),
+            copied: BlockBitmap::new(blocks),
             overlay: options.writable.then(|| BlockMap::new(blocks)),
             persistent: options.persistent,
             pinned: options.pinned,
