@@ -80,19 +80,29 @@ unsafe fn free_top(p: *mut AtomicPtr<Mid>, n: usize) {
 /// Loads a page pointer, installing a new page by CAS if it is absent.
 #[inline]
 fn get_or_install<T>(slot: &AtomicPtr<T>, make: impl FnOnce() -> T) -> &T {
-    // Acquire: pairs with the Release of the CAS below, so the page's initialised contents are
-    // visible before we use the pointer.
+    // Acquire: pairs with the Release of the CAS in `install`, so the page's initialised contents
+    // are visible before we use the pointer.
     let p = slot.load(Ordering::Acquire);
     if !p.is_null() {
-        // SAFETY: non-null pointers in the radix come from Box::into_raw below and are freed only in
-        // Drop, which needs `&mut self`; the page lives as long as the `&self` this borrow derives from.
+        // SAFETY: non-null pointers in the radix come from Box::into_raw in `install` and are freed
+        // only in Drop, which needs `&mut self`; the page lives as long as the `&self` this borrow
+        // derives from.
         return unsafe { &*p };
     }
+    install(slot, make)
+}
+
+/// Installs a new page in an empty `slot` by CAS (or uses the page another thread installed first).
+/// Out of line: once per page.
+#[cold]
+#[inline(never)]
+fn install<T>(slot: &AtomicPtr<T>, make: impl FnOnce() -> T) -> &T {
     let fresh = Box::into_raw(Box::new(make()));
     // AcqRel on success: Release publishes the fresh page's contents to later Acquire loads.
     // Acquire on failure: we use the winner's page and need its contents.
     match slot.compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
-        // SAFETY: we just installed `fresh`, a live Box pointer, see above for its lifetime.
+        // SAFETY: we just installed `fresh`, a live Box pointer, see `get_or_install` for its
+        // lifetime.
         Ok(_) => unsafe { &*fresh },
         Err(winner) => {
             // SAFETY: `fresh` came from Box::into_raw just above and was never shared.
@@ -199,9 +209,16 @@ impl BlockMap {
 
     #[inline]
     fn top_or_install(&self) -> &[AtomicPtr<Mid>] {
-        if let Some(t) = self.top() {
-            return t;
+        match self.top() {
+            Some(t) => t,
+            None => self.install_top(),
         }
+    }
+
+    /// Allocates the top array on first install. Out of line: once per map.
+    #[cold]
+    #[inline(never)]
+    fn install_top(&self) -> &[AtomicPtr<Mid>] {
         let fresh = new_top(self.tops);
         // AcqRel on success: Release publishes the fresh array to later Acquire loads. Acquire on
         // failure: we use the winner's array.
@@ -266,14 +283,28 @@ impl BlockMap {
         // Optimistically untouched: the first step is the CAS, which fetches the entry's cache line
         // exclusive in one transaction. A load first would fetch it shared and then upgrade it for
         // the CAS, a second coherence round trip (2-3x slower random claims with 2 threads).
-        let mut cur = UNTOUCHED;
+        // Acquire on both outcomes: on failure we may observe `preserved(slot)` and hand out the
+        // slot (the caller may read it); on success we follow a possibly failed earlier copy (its
+        // Release).
+        match word.compare_exchange(UNTOUCHED, COPYING, Ordering::Acquire, Ordering::Acquire) {
+            Ok(_) => Claim::Won(CopyClaim { word, done: false }),
+            Err(now) => match Entry::decode(now) {
+                Entry::Preserved(slot) => Claim::Preserved(slot),
+                _ => Self::claim_contended(word, now),
+            },
+        }
+    }
+
+    /// The rest of [`BlockMap::claim`] once the entry was found copying (`cur`): park until the
+    /// copier publishes or gives up, then retry. Out of line, so the fast path stays small.
+    #[cold]
+    #[inline(never)]
+    fn claim_contended(word: &AtomicU64, mut cur: u64) -> Claim<'_> {
         loop {
             match Entry::decode(cur) {
                 Entry::Preserved(slot) => return Claim::Preserved(slot),
                 Entry::Untouched => {
-                    // Acquire on both outcomes: on failure we may observe `preserved(slot)` and hand
-                    // out the slot (the caller may read it); on success we follow a possibly failed
-                    // earlier copy (its Release).
+                    // Acquire on both outcomes: as in `claim`.
                     match word.compare_exchange(
                         UNTOUCHED,
                         COPYING,
