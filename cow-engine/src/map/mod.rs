@@ -248,10 +248,15 @@ impl BlockMap {
         (top, mid, leaf)
     }
 
+    /// The entry word of `block` if its page exists. Beyond the capacity no page is ever
+    /// installed (see `split`), so there is nothing to find; no assertion on this read path, which
+    /// keeps lookups short (more of them in flight at once).
     #[inline]
     fn word(&self, block: u64) -> Option<&AtomicU64> {
-        let (t, m, l) = self.split(block);
-        let mid = get(&self.top()?[t])?;
+        let t = usize::try_from(block >> MID_SPAN_BITS).ok()?;
+        let m = ((block >> LEAF_BITS) as usize) & (MID_LEN - 1);
+        let l = (block as usize) & (LEAF_LEN - 1);
+        let mid = get(self.top()?.get(t)?)?;
         let leaf = get(&mid.leaves[m])?;
         Some(&leaf.entries[l])
     }
@@ -264,7 +269,7 @@ impl BlockMap {
         &leaf.entries[l]
     }
 
-    /// The entry of `block`. Never blocks.
+    /// The entry of `block` (untouched beyond the capacity). Never blocks.
     #[inline]
     pub fn get(&self, block: u64) -> Entry {
         match self.word(block) {
