@@ -527,6 +527,9 @@ mod tests {
         m.grow(1 << 30);
         m.set_preserved((1 << 30) - 1, 9);
         assert_eq!(m.get((1 << 30) - 1), Entry::Preserved(9));
+        // Beyond the capacity (in the last top entry's span and far past the top) nothing is found.
+        assert_eq!(m.get(1 << 30), Entry::Untouched);
+        assert_eq!(m.get(u64::MAX), Entry::Untouched);
     }
 
     #[test]
