@@ -15,6 +15,8 @@
 //!   `blockmap` keeps the map's leaf pages between rounds (entries are returned to untouched with
 //!   `remove`, untimed): the transition alone. `blockmap_fresh` uses a new map per round, as every
 //!   new snapshot does, so allocating and first touching its leaf pages is timed too.
+//!   `flat_vec_reference`: the same transition (CAS untouched -> copying, then swap to preserved)
+//!   in a flat `Vec<AtomicU64>` (the fastest any map can be here; a reference, no target).
 //!
 //! Throughput is in elements (operations summed over all threads) per second of wall time.
 //!
@@ -222,6 +224,7 @@ fn transitions(c: &mut Criterion) {
     }
     remove_all(&mut reused, &(0..BLOCKS).collect::<Vec<_>>());
     let mut fresh = BlockMap::new(BLOCKS);
+    let mut flat: Vec<AtomicU64> = (0..BLOCKS).map(|_| AtomicU64::new(0)).collect();
     let mut locked = locked_map();
     let mut dash = dash_map();
 
@@ -253,6 +256,26 @@ fn transitions(c: &mut Criterion) {
                     &mut fresh,
                     |m, _| *m = BlockMap::new(BLOCKS),
                     transition,
+                );
+                transition_case(
+                    &mut g,
+                    "flat_vec_reference",
+                    threads,
+                    &blocks,
+                    &mut flat,
+                    |v, done| {
+                        for &b in done {
+                            *v[b as usize].get_mut() = 0;
+                        }
+                    },
+                    |v, blk| {
+                        let w = &v[blk as usize];
+                        let won = w
+                            .compare_exchange(0, 1, Ordering::Acquire, Ordering::Acquire)
+                            .is_ok();
+                        assert!(won, "block {blk} claimed twice");
+                        w.swap((blk << 2) | 2, Ordering::Release);
+                    },
                 );
                 transition_case(
                     &mut g,
