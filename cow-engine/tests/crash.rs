@@ -1894,3 +1894,77 @@ fn a_damaged_header_on_the_active_journal_is_corrupt_never_the_older_one() {
     assert_eq!(read_snapshot(&vol, s).unwrap()[..100], [0; 100]);
     assert_eq!(read_origin(&vol).unwrap()[..100], [5; 100]);
 }
+
+/// Why (found in review): format wrote the new journal over `journal.0` without emptying it. On
+/// devices reused from another volume, that volume's records stayed after the new ones, and the
+/// first reopen took them for a later write after a damaged record: `Corrupt`, with no crash at
+/// all. Format now empties `journal.0` first, as a checkpoint empties its file.
+#[test]
+fn a_volume_formatted_over_another_reopens() {
+    let (vol, devs, _) = new_volume(VolumeConfig::default());
+    for i in 0..20u8 {
+        vol.create_snapshot(SnapshotOptions::default()).unwrap();
+        vol.write_at(&[i; 3 * BS as usize], u64::from(i) * BS)
+            .unwrap();
+        vol.flush().unwrap();
+    }
+    drop(vol);
+    let reused = Devices::from_images(
+        devs.bytes().iter().map(|b| Image::from_bytes(b)).collect(),
+        &Log::discarding(),
+    );
+    let vol = reused.create(VolumeConfig::default()).unwrap();
+    let s = vol.create_snapshot(SnapshotOptions::default()).unwrap();
+    vol.write_at(&[0xEE; BS as usize], 0).unwrap();
+    vol.flush().unwrap();
+    drop(vol);
+    let vol = reused.open().unwrap();
+    let ids: Vec<SnapshotId> = vol.snapshots().iter().map(|i| i.id).collect();
+    assert_eq!(ids, [s]);
+    assert_eq!(
+        read_origin(&vol).unwrap()[..BS as usize],
+        [0xEE; BS as usize]
+    );
+}
+
+/// A metadata blob holding the bytes of a later `SyncEnd` is not taken for one when its record is
+/// intact: damage before it, in the last write, stays a torn tail.
+#[test]
+fn a_record_hidden_in_metadata_is_not_a_later_write() {
+    let (vol, devs, _) = new_volume(VolumeConfig::default());
+    vol.write_at(&[1; BS as usize], 0).unwrap();
+    let s = vol.create_snapshot(SnapshotOptions::default()).unwrap();
+    // A framed SyncEnd{first_seq: 1 << 40} with seq 1 << 40 and a valid CRC.
+    let mut body = (1u64 << 40).to_le_bytes().to_vec();
+    body.push(SYNC_END);
+    body.extend_from_slice(&(1u64 << 40).to_le_bytes());
+    let mut fake = Vec::new();
+    fake.extend_from_slice(&8u32.to_le_bytes());
+    fake.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    fake.extend_from_slice(&body);
+    // Non-persistent: neither record is synced by itself; the flush writes both and a SyncEnd.
+    let n = vol
+        .create_snapshot(SnapshotOptions {
+            persistent: false,
+            ..SnapshotOptions::default()
+        })
+        .unwrap();
+    vol.set_metadata(n, &fake).unwrap();
+    vol.flush().unwrap();
+    drop(vol);
+    let images = devs.bytes();
+    let records = journal_records(&images[J0]);
+    let create_n = records
+        .iter()
+        .find(|r| r.kind == CREATE_SNAPSHOT && r.id == n)
+        .unwrap();
+    let mut torn = images.clone();
+    torn[J0][create_n.at + 20] ^= 0x01;
+    let vol = open_bytes(torn).unwrap().unwrap();
+    let ids: Vec<SnapshotId> = vol.snapshots().iter().map(|i| i.id).collect();
+    assert_eq!(ids, [s]);
+    assert_eq!(
+        read_snapshot(&vol, s).unwrap()[..BS as usize],
+        [1; BS as usize]
+    );
+}

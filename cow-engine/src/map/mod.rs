@@ -460,7 +460,9 @@ impl BlockBitmap {
     pub(crate) fn set(&self, block: u64) {
         let word = self.words.word_or_install(block >> 6);
         let bit = 1 << (block & 63);
-        // Relaxed load: skips the read-modify-write when the bit is already set.
+        // Relaxed load: skips the read-modify-write when the bit is already set. That is sound for
+        // the volume's uses: every setter has published the entry or Acquire-observed it before
+        // setting, so the first setter's Release already covers what later setters would release.
         if word.load(Ordering::Relaxed) & bit == 0 {
             // Release: a thread that sees the bit with `get` (Acquire) also sees what this thread
             // did before setting it (the volume publishes a map entry first).

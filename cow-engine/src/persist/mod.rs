@@ -170,7 +170,10 @@ impl Store {
         journal::resize(journals[1].as_ref(), 0)?;
         journals[1].flush()?;
         let j = &journals[0];
-        // Allocated like every later journal growth, so the first syncs carry no allocation.
+        // Emptied first, as a checkpoint empties its file: a device reused from another volume
+        // must not keep old records after the new ones (recovery would take them for a later
+        // write). Then allocated like every later growth, so the first syncs carry no allocation.
+        journal::resize(j.as_ref(), 0)?;
         journal::grow_allocated(
             j.as_ref(),
             (JOURNAL_DATA + body.len() as u64).next_multiple_of(1 << 20),
@@ -480,19 +483,22 @@ fn written_after(data: &[u8], at: usize, expected: u64) -> Option<u64> {
     // The seq of the mark that closed the write holding `expected`, once seen.
     let mut closed: Option<u64> = None;
     let last = data.len().checked_sub(RECORD_HEADER)?;
-    for q in at + 1..=last {
+    let mut q = at + 1;
+    while q <= last {
         // Cheap filters first: almost every position is zeros or inside another record.
         let kind = data[q + 16];
-        if kind == 0 || kind > MAX_RECORD_TYPE {
-            continue;
-        }
         let seq = u64::from_le_bytes(data[q + 8..q + 16].try_into().expect("8 bytes"));
-        if seq <= expected || seq - expected > MAX_COUNTER {
+        if kind == 0 || kind > MAX_RECORD_TYPE || seq <= expected || seq - expected > MAX_COUNTER {
+            q += 1;
             continue;
         }
-        let Ok(Some((seq, rec, _))) = Record::decode(&data[q..]) else {
+        let Ok(Some((seq, rec, used))) = Record::decode(&data[q..]) else {
+            q += 1;
             continue;
         };
+        // An intact record's payload is not searched: a metadata blob that happens to hold the
+        // bytes of a record is never taken for one.
+        q += used;
         match rec {
             Record::SyncEnd { first_seq } if first_seq > expected => return Some(first_seq),
             Record::SyncEnd { .. } => {

@@ -166,8 +166,8 @@ pub(crate) struct Snap {
     /// The blocks `map` holds, one bit each: a dense, cache-resident summary the write path checks
     /// before touching `map` (an overwrite of a preserved block then misses no cache line of the
     /// map). Set after the entry is published; only a hint (empty after a reopen, filled as writes
-    /// find entries preserved), and never set for a block `map` lacks: entries never return to
-    /// untouched.
+    /// find entries preserved), and never set for a block `map` lacks: the volume never returns an
+    /// entry to untouched (whatever did so would have to clear the bit too).
     pub(crate) copied: BlockBitmap,
     pub(crate) overlay: Option<BlockMap>,
     pub(crate) persistent: bool,
