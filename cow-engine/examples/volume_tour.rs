@@ -1,7 +1,7 @@
 //! A runnable tour of the engine: a persistent file volume, snapshots, a writable snapshot with a
 //! volume stacked on it, changed blocks, revert, a crash-free reopen, and freeze/thaw.
 //!
-//! Run: `cargo run --release -p cow-engine --example tour`
+//! Run: `cargo run --release -p cow-engine --example volume_tour`
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
