@@ -24,7 +24,7 @@
 /** ABI major version of this header: a program needs a library with the same major. */
 #define UMBRA_ABI_MAJOR 1
 /** ABI minor version of this header: a program needs a library with at least this minor. */
-#define UMBRA_ABI_MINOR 0
+#define UMBRA_ABI_MINOR 1
 /** The value umbra_abi_version() returns for a library matching this header exactly. */
 #define UMBRA_ABI_VERSION ((uint32_t)((UMBRA_ABI_MAJOR << 16) | UMBRA_ABI_MINOR))
 
@@ -606,6 +606,28 @@ umbra_status umbra_volume_revert(umbra_volume *vol, uint64_t snapshot);
  * `vol` is NULL or a live handle; `out_op` is NULL or writable.
  */
 umbra_status umbra_volume_revert_async(umbra_volume *vol, uint64_t snapshot, umbra_async **out_op);
+
+/**
+ * Copies snapshot `snapshot` (its point-in-time image plus its own writes) into the file
+ * `dest_path` in the background, then deletes it from the volume: the file is left a standalone
+ * raw image of the snapshot, and the diff space it held is freed. Writes to the snapshot while
+ * the copy runs are copied too. A missing file is created with the snapshot's size; an existing
+ * file must have exactly that size and is overwritten: an interrupted split (crash or
+ * `umbra_async_cancel`) is resumed by starting it again with the same file, and copies only what
+ * is left (the volume journals its progress). Follow it with `*out_op` (wait, percent, cancel;
+ * free it with `umbra_async_free`); the handle keeps the volume alive.
+ *
+ * Checked before any work starts: an unknown snapshot is `UMBRA_E_NOT_FOUND`, an existing file of
+ * another size `UMBRA_E_INVALID_ARGUMENT`, a file that cannot be created or opened an I/O status.
+ *
+ * # Safety
+ * `vol` is NULL or a live handle; `dest_path` is NULL or a NUL-terminated string; `out_op` is
+ * NULL or writable.
+ */
+umbra_status umbra_snapshot_split_async(umbra_volume *vol,
+                                        uint64_t snapshot,
+                                        const char *dest_path,
+                                        umbra_async **out_op);
 
 /**
  * Lists the live snapshot ids, oldest first: `*out_count` gets their number; if `cap` is smaller,

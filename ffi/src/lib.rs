@@ -65,8 +65,8 @@ pub use volume::*;
 /// Kept in step with `UMBRA_ABI_MAJOR` in cbindgen.toml and the SONAME in build.rs.
 pub(crate) const ABI_MAJOR: u32 = 1;
 /// The ABI minor version: bumped when functions or constants are added.
-/// Kept in step with `UMBRA_ABI_MINOR` in cbindgen.toml.
-pub(crate) const ABI_MINOR: u32 = 0;
+/// Kept in step with `UMBRA_ABI_MINOR` in cbindgen.toml. 1: `umbra_snapshot_split_async`.
+pub(crate) const ABI_MINOR: u32 = 1;
 
 /// The ABI version of the loaded library: `(major << 16) | minor`.
 ///

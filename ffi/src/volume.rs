@@ -10,7 +10,8 @@ use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use cow_engine::{
-    DiffFullPolicy, Durability, Event, Progress, SnapshotOptions, Volume, VolumeConfig,
+    BlockDevice, DiffFullPolicy, Durability, ErrorKind, Event, FileDevice, Progress,
+    SnapshotOptions, Volume, VolumeConfig,
 };
 use parking_lot::Mutex;
 use serde_json::json;
@@ -662,6 +663,55 @@ pub unsafe extern "C" fn umbra_volume_revert_async(
         v.vol.snapshot_info(snapshot)?;
         let volume = v.vol.clone();
         let op = umbra_async::spawn(move |p| Ok(volume.revert(snapshot, p)?))?;
+        // SAFETY: `out` is non-NULL and writable per this function's contract.
+        unsafe { write_out(out, into_handle(op)) };
+        Ok(())
+    })
+}
+
+/// Copies snapshot `snapshot` (its point-in-time image plus its own writes) into the file
+/// `dest_path` in the background, then deletes it from the volume: the file is left a standalone
+/// raw image of the snapshot, and the diff space it held is freed. Writes to the snapshot while
+/// the copy runs are copied too. A missing file is created with the snapshot's size; an existing
+/// file must have exactly that size and is overwritten: an interrupted split (crash or
+/// `umbra_async_cancel`) is resumed by starting it again with the same file, and copies only what
+/// is left (the volume journals its progress). Follow it with `*out_op` (wait, percent, cancel;
+/// free it with `umbra_async_free`); the handle keeps the volume alive.
+///
+/// Checked before any work starts: an unknown snapshot is `UMBRA_E_NOT_FOUND`, an existing file of
+/// another size `UMBRA_E_INVALID_ARGUMENT`, a file that cannot be created or opened an I/O status.
+///
+/// # Safety
+/// `vol` is NULL or a live handle; `dest_path` is NULL or a NUL-terminated string; `out_op` is
+/// NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn umbra_snapshot_split_async(
+    vol: *mut umbra_volume,
+    snapshot: u64,
+    dest_path: *const c_char,
+    out_op: *mut *mut umbra_async,
+) -> umbra_status {
+    ffi_boundary!("umbra_snapshot_split_async", {
+        // SAFETY: `vol` is NULL or a live handle, per this function's contract.
+        let v = unsafe { handle(vol, "vol") }?;
+        // SAFETY: `dest_path` is NULL or NUL-terminated, per this function's contract.
+        let path = unsafe { c_path(dest_path, "dest_path") }?;
+        let out = out_ptr(out_op, "out_op")?;
+        let len = v.vol.snapshot_info(snapshot)?.len;
+        let dest = match FileDevice::create(&path, len) {
+            Ok(d) => d,
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => FileDevice::open(&path)?,
+            Err(e) => return Err(e.into()),
+        };
+        if dest.len() != len {
+            return Err(FfiError::invalid(format!(
+                "{} holds {} bytes; snapshot {snapshot} has {len}",
+                path.display(),
+                dest.len()
+            )));
+        }
+        let volume = v.vol.clone();
+        let op = umbra_async::spawn(move |p| Ok(volume.split_snapshot(snapshot, &dest, p)?))?;
         // SAFETY: `out` is non-NULL and writable per this function's contract.
         unsafe { write_out(out, into_handle(op)) };
         Ok(())

@@ -1,6 +1,7 @@
 /* Volumes and snapshots through the C ABI: memory and file volumes, writable and read-only
  * snapshots, revert (sync and async), listing and metadata, changed blocks, diff-area usage and
- * limits with their notification, grow, discard, freeze/thaw, reopen, and a damaged directory.
+ * limits with their notification, grow, discard, freeze/thaw, reopen, a damaged directory, and a
+ * snapshot split out into a file.
  *
  * Usage: volume SCRATCH_DIR (an existing, empty directory) */
 #define _POSIX_C_SOURCE 200809L
@@ -11,6 +12,8 @@
 
 #define MiB (1024u * 1024u)
 #define BS 4096u
+/* A value an untouched out-parameter keeps. */
+#define SENTINEL ((uintptr_t)0x5e5e)
 
 static void fill(uint8_t *buf, size_t len, uint8_t seed) {
     for (size_t i = 0; i < len; i++) buf[i] = (uint8_t)(seed + i * 7);
@@ -311,6 +314,69 @@ static void file_volume(const char *scratch) {
     CHECK(strstr(msg, "umbra_volume_open_file") != NULL);
 }
 
+/* A snapshot split out into a file stands alone, byte for byte; the volume forgets it. */
+static void split_to_file(const char *scratch) {
+    umbra_volume *vol = NULL;
+    OK(umbra_volume_create_mem(MiB, BS, &vol));
+    uint8_t *want = malloc(MiB);
+    uint8_t *got = malloc(MiB);
+    CHECK(want != NULL && got != NULL);
+    fill(want, MiB, 7);
+    OK(umbra_volume_write(vol, 0, want, MiB));
+    uint64_t snap = 0;
+    OK(umbra_snapshot_create(vol, &snap)); /* writable */
+    /* The snapshot's own write, partial blocks on both sides. */
+    uint8_t mine[6000];
+    fill(mine, sizeof mine, 9);
+    OK(umbra_snapshot_write(vol, snap, 3000, mine, sizeof mine));
+    memcpy(want + 3000, mine, sizeof mine);
+    /* Origin writes after the snapshot are not its business. */
+    uint8_t later[BS];
+    fill(later, sizeof later, 11);
+    OK(umbra_volume_write(vol, 5 * BS, later, sizeof later));
+
+    char path[1024];
+    snprintf(path, sizeof path, "%s/split.img", scratch);
+    umbra_async *op = NULL;
+    OK(umbra_snapshot_split_async(vol, snap, path, &op));
+    OK(umbra_async_wait(op));
+    uint32_t pct = 0;
+    OK(umbra_async_percent(op, &pct));
+    CHECK(pct == 100);
+    umbra_async_free(op);
+
+    uint8_t b;
+    CHECK_STATUS(umbra_snapshot_read(vol, snap, 0, &b, 1), UMBRA_E_NOT_FOUND);
+    size_t count = 9;
+    OK(umbra_snapshot_list(vol, NULL, 0, &count));
+    CHECK(count == 0);
+    FILE *f = fopen(path, "rb");
+    CHECK(f != NULL);
+    CHECK(fread(got, 1, MiB, f) == MiB);
+    CHECK(fgetc(f) == EOF);
+    fclose(f);
+    CHECK(memcmp(got, want, MiB) == 0);
+
+    /* Checked before any work: an unknown snapshot, a file of another size, a NULL path. */
+    uint64_t other = 0;
+    OK(umbra_snapshot_create(vol, &other));
+    op = (umbra_async *)SENTINEL;
+    CHECK_STATUS(umbra_snapshot_split_async(vol, snap, path, &op), UMBRA_E_NOT_FOUND);
+    snprintf(path, sizeof path, "%s/short.img", scratch);
+    f = fopen(path, "wb");
+    CHECK(f != NULL && fwrite("short", 1, 5, f) == 5);
+    fclose(f);
+    CHECK_STATUS(umbra_snapshot_split_async(vol, other, path, &op), UMBRA_E_INVALID_ARGUMENT);
+    CHECK_STATUS(umbra_snapshot_split_async(vol, other, NULL, &op), UMBRA_E_NULL_POINTER);
+    CHECK(op == (umbra_async *)SENTINEL);
+    CHECK_STATUS(umbra_snapshot_list(vol, NULL, 0, &count), UMBRA_E_BUFFER_TOO_SMALL);
+    CHECK(count == 1);
+
+    free(want);
+    free(got);
+    umbra_volume_free(vol);
+}
+
 int main(int argc, char **argv) {
     CHECK(argc == 2);
     uint32_t abi = umbra_abi_version();
@@ -320,6 +386,7 @@ int main(int argc, char **argv) {
     memory_volume();
     diff_limits();
     file_volume(argv[1]);
+    split_to_file(argv[1]);
     printf("volume: ok\n");
     return 0;
 }
