@@ -446,3 +446,44 @@ fn grow_retry_after_failed_grow_keeps_the_volume_openable() {
         vol.len()
     );
 }
+
+/// Why: counters at the format's limit were accepted on open, and the engine then added to them:
+/// a journal header of generation 2^62 opened, the next checkpoint wrote generation 2^62 + 1, and
+/// the volume never opened again ("journal generation … is out of range"). Found by `open_diff`.
+/// Writers now refuse to pass the limit (a `Corrupt` error at the operation, nothing written), so
+/// whatever opens keeps opening.
+#[test]
+fn counters_at_the_limit_are_refused_by_writers_and_the_volume_reopens() {
+    const LIMIT: u64 = 1 << 62;
+    // The generation.
+    let (vol, devs) = open(&images(16, 4, 1, LIMIT, &[volume_len(16), checkpoint_end(1)]));
+    let vol = vol.expect("a journal at the generation limit opens");
+    let e = vol.checkpoint().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
+    vol.write_at(&[1; 100], 0).unwrap();
+    drop(vol);
+    open_diff::open(&devs).expect("reopens after the refused checkpoint");
+
+    // The record seq.
+    let (vol, devs) = open(&images(
+        16,
+        4,
+        LIMIT - 3,
+        1,
+        &[volume_len(16), checkpoint_end(1)],
+    ));
+    let vol = vol.expect("a journal near the seq limit opens");
+    let e = vol.create_snapshot(SnapshotOptions::default()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
+    drop(vol);
+    let vol = open_diff::open(&devs).expect("reopens after the refused record");
+    assert!(vol.snapshots().is_empty());
+
+    // The snapshot id.
+    let (vol, devs) = open(&images(16, 4, 1, 1, &[volume_len(16), checkpoint_end(LIMIT)]));
+    let vol = vol.expect("a journal at the id limit opens");
+    let e = vol.create_snapshot(SnapshotOptions::default()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
+    drop(vol);
+    open_diff::open(&devs).expect("reopens after the refused snapshot");
+}

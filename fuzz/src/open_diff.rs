@@ -23,6 +23,11 @@ use super::known_bugs;
 
 /// The volume id of structured images.
 pub const UUID: [u8; 16] = *b"umbra-fuzz-uuid!";
+/// The format's limit on counters (seqs, snapshot ids, generations): docs/format.md.
+const COUNTER_MAX: u64 = 1 << 62;
+/// How far below [`COUNTER_MAX`] structured counters stay (see `Values::counter`): twice the
+/// 2^32 seqs the engine keeps in reserve below the limit.
+const COUNTER_HEADROOM: u64 = 1 << 33;
 /// The origin size in raw mode (16 blocks of 4 KiB, as in the example of docs/format.md).
 pub const RAW_ORIGIN_LEN: u64 = 16 * 4096;
 
@@ -125,6 +130,11 @@ impl Values {
         let v = self.pick(inp);
         if known_bugs::COUNTER_OVERFLOW {
             v.min(known_bugs::COUNTER_LIMIT)
+        } else if v <= COUNTER_MAX && v > COUNTER_MAX - COUNTER_HEADROOM {
+            // Out of the band just below the format's limit: a volume there opens, but its next
+            // records or checkpoint would pass the limit, which the engine refuses, so it cannot
+            // complete the exercise. No real volume gets within 2^33 of 2^62.
+            v - COUNTER_HEADROOM
         } else {
             v
         }

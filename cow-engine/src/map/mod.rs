@@ -143,33 +143,32 @@ pub enum Claim<'a> {
 /// [`CopyClaim::publish`] returns the entry to untouched and wakes parked writers (who retry).
 pub struct CopyClaim<'a> {
     word: &'a AtomicU64,
-    done: bool,
 }
 
 impl CopyClaim<'_> {
     /// Publishes `preserved(slot)`: the copy in `slot` is complete and readable.
     #[inline]
-    pub fn publish(mut self, slot: u64) {
+    pub fn publish(self, slot: u64) {
         assert!(slot <= MAX_SLOT, "slot {slot} does not fit an entry");
+        // Settled here: the abandon path in Drop must not run.
+        let word = std::mem::ManuallyDrop::new(self).word;
         // Release: the copied data (written to the slot before this call) and everything else this
         // thread did must be visible to any thread that Acquire-loads `preserved(slot)`.
-        let old = self.word.swap(preserved(slot), Ordering::Release);
-        self.done = true;
+        let old = word.swap(preserved(slot), Ordering::Release);
         if old & WAITERS != 0 {
-            unpark_all(self.word);
+            unpark_all(word);
         }
     }
 }
 
 impl Drop for CopyClaim<'_> {
+    /// Abandons the claim (the copy failed): the entry returns to untouched.
     #[inline]
     fn drop(&mut self) {
-        if !self.done {
-            // Release: orders the failed attempt before the retry of whichever writer wins next.
-            let old = self.word.swap(UNTOUCHED, Ordering::Release);
-            if old & WAITERS != 0 {
-                unpark_all(self.word);
-            }
+        // Release: orders the failed attempt before the retry of whichever writer wins next.
+        let old = self.word.swap(UNTOUCHED, Ordering::Release);
+        if old & WAITERS != 0 {
+            unpark_all(self.word);
         }
     }
 }
@@ -292,7 +291,7 @@ impl BlockMap {
         // slot (the caller may read it); on success we follow a possibly failed earlier copy (its
         // Release).
         match word.compare_exchange(UNTOUCHED, COPYING, Ordering::Acquire, Ordering::Acquire) {
-            Ok(_) => Claim::Won(CopyClaim { word, done: false }),
+            Ok(_) => Claim::Won(CopyClaim { word }),
             Err(now) => match Entry::decode(now) {
                 Entry::Preserved(slot) => Claim::Preserved(slot),
                 _ => Self::claim_contended(word, now),
@@ -316,7 +315,7 @@ impl BlockMap {
                         Ordering::Acquire,
                         Ordering::Acquire,
                     ) {
-                        Ok(_) => return Claim::Won(CopyClaim { word, done: false }),
+                        Ok(_) => return Claim::Won(CopyClaim { word }),
                         Err(now) => cur = now,
                     }
                 }

@@ -20,6 +20,7 @@ use parking_lot::{Condvar, Mutex};
 
 use super::record::Record;
 use super::superblock::{JournalHeader, JOURNAL_DATA};
+use super::MAX_COUNTER;
 use crate::device::BlockDevice;
 use crate::error::{Error, ErrorKind, Result};
 use crate::volume::State;
@@ -131,6 +132,13 @@ impl Journal {
             return Err(Self::failed(m));
         }
         let seq = s.next_seq;
+        // Leave room for the sync mark and a checkpoint's records: nothing written may pass the
+        // limit recovery enforces. Only crafted metadata gets near it.
+        if seq > MAX_COUNTER - (1 << 32) {
+            return Err(Error::corrupt(format!(
+                "journal seq {seq} is at the format's limit (2^62)"
+            )));
+        }
         s.next_seq += 1;
         rec.encode(seq, &mut s.buf);
         Ok(seq)
@@ -221,10 +229,12 @@ impl Journal {
             return Err(Self::failed(m));
         }
         let other = 1 - s.active;
-        let generation = s
-            .generation
-            .checked_add(1)
-            .ok_or_else(|| Error::corrupt("journal generation overflow"))?;
+        let generation = s.generation + 1;
+        if generation > MAX_COUNTER {
+            return Err(Error::corrupt(format!(
+                "journal generation {generation} is past the format's limit (2^62)"
+            )));
+        }
         let mut body = Vec::new();
         let mut seq = s.next_seq;
         for rec in checkpoint_records(state) {

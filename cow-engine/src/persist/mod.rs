@@ -373,7 +373,7 @@ struct Replayed {
 
 /// Counters read from disk (seqs, snapshot ids, generations) above this are corrupt: the engine
 /// adds to them, and no real volume gets near.
-const MAX_COUNTER: u64 = 1 << 62;
+pub(crate) const MAX_COUNTER: u64 = 1 << 62;
 
 /// What replay checks records against.
 #[derive(Clone, Copy)]

@@ -750,6 +750,13 @@ impl Inner {
     ) -> Result<SnapshotId> {
         check_metadata(&options.metadata)?;
         let id = st.next_id;
+        // Ids past the format's limit would make the journal unreadable (only crafted metadata
+        // gets near it).
+        if id >= crate::persist::MAX_COUNTER {
+            return Err(Error::corrupt(format!(
+                "snapshot id {id} is at the format's limit (2^62)"
+            )));
+        }
         let durable = self.journal.is_some() && options.persistent;
         // A new epoch starts with no deferred origin write (see pending.rs).
         self.sync_and_drain()?;
