@@ -737,6 +737,15 @@ umbra_status umbra_volume_unsubscribe(umbra_volume *vol, uint64_t id);
 umbra_status umbra_array_open(const char *pool_dir, umbra_array **out);
 
 /**
+ * Writes the array's block size in bytes to `*out_block_size`: LUN sizes are multiples of it, and
+ * `umbra_lun_changed_blocks` counts in it.
+ *
+ * # Safety
+ * `array` is NULL or a live handle; `out_block_size` is NULL or writable.
+ */
+umbra_status umbra_array_block_size(umbra_array *array, uint32_t *out_block_size);
+
+/**
  * Closes the array (its pool stays on disk). Waits for the array's notification thread to deliver
  * what is queued. Operations started with `_async` keep running and keep the array's data alive
  * until their handles are freed. NULL is a no-op.
@@ -910,6 +919,25 @@ umbra_status umbra_lun_get_source(umbra_array *array,
                                   char *buf,
                                   size_t len,
                                   size_t *out_len);
+
+/**
+ * Lists the block numbers (of the array's block size, ascending) that differ between snapshot
+ * LUN `from` and `to`, a later snapshot LUN of the same source or the source LUN itself (its
+ * current contents): what an incremental backup copies after a full backup of `from`. Computed
+ * from the copy-on-write maps without reading data: a superset of the blocks whose contents
+ * differ, writes to either snapshot LUN included. `from` not a snapshot LUN of that source (or
+ * split) is `UMBRA_E_INVALID_ARGUMENT`. Buffer convention as `umbra_snapshot_list`.
+ *
+ * # Safety
+ * `array` is NULL or a live handle; `from` and `to` are NULL or NUL-terminated; `blocks` is NULL
+ * or points to `cap` writable `uint64_t`s; `out_count` is NULL or writable.
+ */
+umbra_status umbra_lun_changed_blocks(umbra_array *array,
+                                      const char *from,
+                                      const char *to,
+                                      uint64_t *blocks,
+                                      size_t cap,
+                                      size_t *out_count);
 
 /**
  * Brings LUN `name` online (I/O served) or offline (I/O refused with `UMBRA_E_BAD_STATE`).

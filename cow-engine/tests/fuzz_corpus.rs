@@ -456,7 +456,13 @@ fn grow_retry_after_failed_grow_keeps_the_volume_openable() {
 fn counters_at_the_limit_are_refused_by_writers_and_the_volume_reopens() {
     const LIMIT: u64 = 1 << 62;
     // The generation.
-    let (vol, devs) = open(&images(16, 4, 1, LIMIT, &[volume_len(16), checkpoint_end(1)]));
+    let (vol, devs) = open(&images(
+        16,
+        4,
+        1,
+        LIMIT,
+        &[volume_len(16), checkpoint_end(1)],
+    ));
     let vol = vol.expect("a journal at the generation limit opens");
     let e = vol.checkpoint().unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
@@ -480,7 +486,13 @@ fn counters_at_the_limit_are_refused_by_writers_and_the_volume_reopens() {
     assert!(vol.snapshots().is_empty());
 
     // The snapshot id.
-    let (vol, devs) = open(&images(16, 4, 1, 1, &[volume_len(16), checkpoint_end(LIMIT)]));
+    let (vol, devs) = open(&images(
+        16,
+        4,
+        1,
+        1,
+        &[volume_len(16), checkpoint_end(LIMIT)],
+    ));
     let vol = vol.expect("a journal at the id limit opens");
     let e = vol.create_snapshot(SnapshotOptions::default()).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");

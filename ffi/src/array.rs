@@ -177,6 +177,26 @@ pub unsafe extern "C" fn umbra_array_open(
     })
 }
 
+/// Writes the array's block size in bytes to `*out_block_size`: LUN sizes are multiples of it, and
+/// `umbra_lun_changed_blocks` counts in it.
+///
+/// # Safety
+/// `array` is NULL or a live handle; `out_block_size` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn umbra_array_block_size(
+    array: *mut umbra_array,
+    out_block_size: *mut u32,
+) -> umbra_status {
+    ffi_boundary!("umbra_array_block_size", {
+        // SAFETY: `array` is NULL or a live handle, per this function's contract.
+        let a = unsafe { handle(array, "array") }?;
+        let out = out_ptr(out_block_size, "out_block_size")?;
+        // SAFETY: `out` is non-NULL and writable per this function's contract.
+        unsafe { write_out(out, a.array.block_size()) };
+        Ok(())
+    })
+}
+
 /// Closes the array (its pool stays on disk). Waits for the array's notification thread to deliver
 /// what is queued. Operations started with `_async` keep running and keep the array's data alive
 /// until their handles are freed. NULL is a no-op.
@@ -577,6 +597,40 @@ pub unsafe extern "C" fn umbra_lun_get_source(
         let source = a.array.lun(name)?.source.unwrap_or_default();
         // SAFETY: `buf`/`len` and `out_len` are as write_string requires, per this contract.
         unsafe { write_string(&source, buf, len, out_len) }
+    })
+}
+
+/// Lists the block numbers (of the array's block size, ascending) that differ between snapshot
+/// LUN `from` and `to`, a later snapshot LUN of the same source or the source LUN itself (its
+/// current contents): what an incremental backup copies after a full backup of `from`. Computed
+/// from the copy-on-write maps without reading data: a superset of the blocks whose contents
+/// differ, writes to either snapshot LUN included. `from` not a snapshot LUN of that source (or
+/// split) is `UMBRA_E_INVALID_ARGUMENT`. Buffer convention as `umbra_snapshot_list`.
+///
+/// # Safety
+/// `array` is NULL or a live handle; `from` and `to` are NULL or NUL-terminated; `blocks` is NULL
+/// or points to `cap` writable `uint64_t`s; `out_count` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn umbra_lun_changed_blocks(
+    array: *mut umbra_array,
+    from: *const c_char,
+    to: *const c_char,
+    blocks: *mut u64,
+    cap: usize,
+    out_count: *mut usize,
+) -> umbra_status {
+    ffi_boundary!("umbra_lun_changed_blocks", {
+        // SAFETY: the pointers are NULL or valid, per this function's contract.
+        let (a, from, to) = unsafe {
+            (
+                handle(array, "array")?,
+                lun_name(from, "from")?,
+                lun_name(to, "to")?,
+            )
+        };
+        let list = a.array.changed_blocks(from, to)?;
+        // SAFETY: `blocks`/`cap` and `out_count` are as write_list requires, per this contract.
+        unsafe { write_list(&list, blocks, cap, out_count, "blocks") }
     })
 }
 

@@ -65,7 +65,8 @@ pub use volume::*;
 /// Kept in step with `UMBRA_ABI_MAJOR` in cbindgen.toml and the SONAME in build.rs.
 pub(crate) const ABI_MAJOR: u32 = 1;
 /// The ABI minor version: bumped when functions or constants are added.
-/// Kept in step with `UMBRA_ABI_MINOR` in cbindgen.toml. 1: `umbra_snapshot_split_async`.
+/// Kept in step with `UMBRA_ABI_MINOR` in cbindgen.toml. 1: `umbra_snapshot_split_async`,
+/// `umbra_lun_changed_blocks`, `umbra_array_block_size`.
 pub(crate) const ABI_MINOR: u32 = 1;
 
 /// The ABI version of the loaded library: `(major << 16) | minor`.

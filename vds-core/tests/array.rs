@@ -478,3 +478,116 @@ fn hosts_gather_their_initiator_ports() {
         ErrorKind::NotFound
     );
 }
+
+/// Changed blocks between snapshot LUNs (and a snapshot LUN and its source) against a model of
+/// which blocks each interval's writes touched: random writes of random lengths between three
+/// snapshots, then writes into two of the snapshot LUNs themselves.
+#[test]
+fn changed_blocks_between_snapshot_luns_match_the_writes() {
+    use std::collections::BTreeSet;
+    let a = Array::in_memory();
+    let bs = u64::from(a.block_size());
+    a.create_lun("db", 16 * MB, H1).unwrap();
+    let blocks = 16 * MB / bs;
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    // Blocks touched by the writes in each interval: before s1, s1..s2, s2..s3, after s3.
+    let mut touched: Vec<BTreeSet<u64>> = vec![BTreeSet::new(); 4];
+    let mut write = |a: &Array,
+                     lun: &str,
+                     host: &str,
+                     set: &mut BTreeSet<u64>,
+                     next: &mut dyn FnMut(u64) -> u64| {
+        let off = next(16 * MB - 3 * bs);
+        let len = 1 + next(3 * bs - 1);
+        let data: Vec<u8> = (0..len).map(|i| (i as u8) ^ 0x5A | 1).collect();
+        a.write(lun, &id(host), off, &data).unwrap();
+        set.extend(off / bs..=(off + len - 1) / bs);
+    };
+    for (i, snap) in ["s1", "s2", "s3", ""].iter().enumerate() {
+        for _ in 0..20 {
+            write(&a, "db", H1, &mut touched[i], &mut next);
+        }
+        if !snap.is_empty() {
+            a.snapshot_lun("db", snap).unwrap();
+            a.set_mask(snap, H2).unwrap();
+        }
+    }
+    let union = |r: std::ops::Range<usize>| -> Vec<u64> {
+        touched[r]
+            .iter()
+            .flatten()
+            .copied()
+            .collect::<BTreeSet<u64>>()
+            .into_iter()
+            .collect()
+    };
+    assert!(!union(1..2).is_empty() && !union(3..4).is_empty());
+    assert_eq!(a.changed_blocks("s1", "s2").unwrap(), union(1..2));
+    assert_eq!(a.changed_blocks("s2", "s1").unwrap(), union(1..2));
+    assert_eq!(a.changed_blocks("s1", "s3").unwrap(), union(1..3));
+    assert_eq!(a.changed_blocks("s1", "db").unwrap(), union(1..4));
+    assert_eq!(a.changed_blocks("s3", "db").unwrap(), union(3..4));
+    assert_eq!(a.changed_blocks("s2", "s2").unwrap(), Vec::<u64>::new());
+
+    // Writes into snapshot LUNs s1 and s3 count for any pair that has them at one end.
+    let mut own = BTreeSet::new();
+    for _ in 0..5 {
+        write(&a, "s1", H2, &mut own, &mut next);
+    }
+    let mut own3 = BTreeSet::new();
+    write(&a, "s3", H2, &mut own3, &mut next);
+    let with = |base: Vec<u64>, extra: &[&BTreeSet<u64>]| -> Vec<u64> {
+        let mut s: BTreeSet<u64> = base.into_iter().collect();
+        for e in extra {
+            s.extend(e.iter().copied());
+        }
+        s.into_iter().collect()
+    };
+    assert_eq!(
+        a.changed_blocks("s1", "s2").unwrap(),
+        with(union(1..2), &[&own])
+    );
+    assert_eq!(
+        a.changed_blocks("s2", "s3").unwrap(),
+        with(union(2..3), &[&own3])
+    );
+    assert_eq!(
+        a.changed_blocks("s1", "db").unwrap(),
+        with(union(1..4), &[&own])
+    );
+    assert!(a
+        .changed_blocks("s1", "db")
+        .unwrap()
+        .iter()
+        .all(|&b| b < blocks));
+
+    // Bad pairs.
+    a.create_lun("other", MB, "").unwrap();
+    let kind = |r: vds_core::Result<Vec<u64>>| r.unwrap_err().kind();
+    assert_eq!(
+        kind(a.changed_blocks("db", "s1")),
+        ErrorKind::InvalidArgument
+    );
+    assert_eq!(
+        kind(a.changed_blocks("s1", "other")),
+        ErrorKind::InvalidArgument
+    );
+    assert_eq!(kind(a.changed_blocks("nope", "db")), ErrorKind::NotFound);
+    assert_eq!(kind(a.changed_blocks("s1", "nope")), ErrorKind::NotFound);
+    // A snapshot of a snapshot LUN has another source.
+    a.snapshot_lun("s1", "s1-snap").unwrap();
+    assert_eq!(
+        kind(a.changed_blocks("s1-snap", "db")),
+        ErrorKind::InvalidArgument
+    );
+    assert_eq!(
+        a.changed_blocks("s1-snap", "s1").unwrap(),
+        Vec::<u64>::new()
+    );
+}

@@ -85,6 +85,9 @@ pub(crate) fn changed_blocks(
     let (lo, hi) = match to {
         Some(t) => {
             let b = st.index_of(t)?;
+            if a == b {
+                return Ok(Vec::new());
+            }
             (a.min(b), Some(a.max(b)))
         }
         None => (a, None),
