@@ -498,11 +498,11 @@ fn changed_blocks_between_snapshot_luns_match_the_writes() {
     };
     // Blocks touched by the writes in each interval: before s1, s1..s2, s2..s3, after s3.
     let mut touched: Vec<BTreeSet<u64>> = vec![BTreeSet::new(); 4];
-    let mut write = |a: &Array,
-                     lun: &str,
-                     host: &str,
-                     set: &mut BTreeSet<u64>,
-                     next: &mut dyn FnMut(u64) -> u64| {
+    let write = |a: &Array,
+                 lun: &str,
+                 host: &str,
+                 set: &mut BTreeSet<u64>,
+                 next: &mut dyn FnMut(u64) -> u64| {
         let off = next(16 * MB - 3 * bs);
         let len = 1 + next(3 * bs - 1);
         let data: Vec<u8> = (0..len).map(|i| (i as u8) ^ 0x5A | 1).collect();
