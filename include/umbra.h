@@ -608,17 +608,19 @@ umbra_status umbra_volume_revert(umbra_volume *vol, uint64_t snapshot);
 umbra_status umbra_volume_revert_async(umbra_volume *vol, uint64_t snapshot, umbra_async **out_op);
 
 /**
- * Copies snapshot `snapshot` (its point-in-time image plus its own writes) into the file
+ * Copies snapshot `snapshot` (its point-in-time image plus its own writes) into a new file
  * `dest_path` in the background, then deletes it from the volume: the file is left a standalone
  * raw image of the snapshot, and the diff space it held is freed. Writes to the snapshot while
- * the copy runs are copied too. A missing file is created with the snapshot's size; an existing
- * file must have exactly that size and is overwritten: an interrupted split (crash or
- * `umbra_async_cancel`) is resumed by starting it again with the same file, and copies only what
- * is left (the volume journals its progress). Follow it with `*out_op` (wait, percent, cancel;
- * free it with `umbra_async_free`); the handle keeps the volume alive.
+ * the copy runs are copied too. The file must not exist: it is created with the snapshot's size
+ * (and its directory entry made durable) before any work starts, so the split never writes over
+ * a file in use, the volume's own included. An interrupted split (crash or `umbra_async_cancel`)
+ * starts over: remove the partial file and call this again. Follow it with `*out_op` (wait,
+ * percent, cancel; free it with `umbra_async_free`); the handle keeps the volume alive.
  *
- * Checked before any work starts: an unknown snapshot is `UMBRA_E_NOT_FOUND`, an existing file of
- * another size `UMBRA_E_INVALID_ARGUMENT`, a file that cannot be created or opened an I/O status.
+ * Checked before any work starts: an unknown snapshot is `UMBRA_E_NOT_FOUND`; a split of the same
+ * snapshot already running `UMBRA_E_BAD_STATE`; a file that cannot be created the status of the
+ * OS error (`UMBRA_E_ALREADY_EXISTS` if it exists, `UMBRA_E_NOT_FOUND` if its directory does not,
+ * else `UMBRA_E_IO`).
  *
  * # Safety
  * `vol` is NULL or a live handle; `dest_path` is NULL or a NUL-terminated string; `out_op` is

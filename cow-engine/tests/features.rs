@@ -722,3 +722,99 @@ fn writes_to_a_snapshot_during_its_split_are_not_lost() {
         );
     }
 }
+
+/// A split destination that can hold its first write until released, and cancel the split's
+/// progress after a number of writes.
+struct Dest {
+    inner: MemDevice,
+    writes: AtomicU64,
+    cancel_after: u64,
+    progress: Arc<Progress>,
+    hold: std::sync::Mutex<bool>,
+    released: std::sync::Condvar,
+    entered: std::sync::mpsc::SyncSender<()>,
+}
+
+impl BlockDevice for Dest {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> cow_engine::Result<()> {
+        self.inner.read_at(buf, offset)
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> cow_engine::Result<()> {
+        let n = self.writes.fetch_add(1, Ordering::Relaxed) + 1;
+        if n == self.cancel_after {
+            self.progress.cancel();
+        }
+        if n == 1 {
+            let _ = self.entered.try_send(());
+            let mut held = self.hold.lock().unwrap();
+            while *held {
+                held = self.released.wait(held).unwrap();
+            }
+        }
+        self.inner.write_at(buf, offset)
+    }
+    fn flush(&self) -> cow_engine::Result<()> {
+        Ok(())
+    }
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
+}
+
+/// Why (found in review): the split cursor belongs to the snapshot, not to the destination, so an
+/// interrupted split resumed into another device skipped the blocks before the cursor, and two
+/// splits of one snapshot at once clobbered each other's tracking of writes made meanwhile. A
+/// second split is Busy now, and `restart_split` makes the next split copy everything.
+#[test]
+fn a_second_split_is_busy_and_a_restarted_split_copies_everything() {
+    let blocks = 3000;
+    let vol = mem(blocks);
+    vol.write_at(&vec![1u8; (blocks * BS) as usize], 0).unwrap();
+    let dest = |cancel_after: u64, hold: bool, progress: &Arc<Progress>| {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let d = Arc::new(Dest {
+            inner: MemDevice::new(blocks * BS),
+            writes: AtomicU64::new(0),
+            cancel_after,
+            progress: progress.clone(),
+            hold: std::sync::Mutex::new(hold),
+            released: std::sync::Condvar::new(),
+            entered: tx,
+        });
+        (d, rx)
+    };
+
+    // A split held at its first write: a second split and a restart are Busy meanwhile.
+    let s = vol.create_snapshot(SnapshotOptions::writable()).unwrap();
+    let prog = Arc::new(Progress::new());
+    let (held, entered) = dest(u64::MAX, true, &prog);
+    let (v2, d2, p2) = (vol.clone(), held.clone(), prog.clone());
+    let h = std::thread::spawn(move || v2.split_snapshot(s, d2.as_ref(), &p2));
+    entered.recv().unwrap();
+    let other = MemDevice::new(blocks * BS);
+    let busy = vol.split_snapshot(s, &other, &Progress::new()).unwrap_err();
+    assert_eq!(busy.kind(), ErrorKind::Busy, "{busy}");
+    assert_eq!(vol.restart_split(s).unwrap_err().kind(), ErrorKind::Busy);
+    *held.hold.lock().unwrap() = false;
+    held.released.notify_all();
+    h.join().unwrap().unwrap();
+    assert_eq!(all(held.as_ref()), vec![1u8; (blocks * BS) as usize]);
+
+    // A split cancelled past its first progress step, then restarted into a fresh device.
+    let s = vol.create_snapshot(SnapshotOptions::writable()).unwrap();
+    vol.snapshot(s)
+        .unwrap()
+        .write_at(&[9u8; 100], 5 * BS)
+        .unwrap();
+    vol.write_at(&vec![2u8; (blocks * BS) as usize], 0).unwrap();
+    let expect = all(&vol.snapshot(s).unwrap());
+    let prog = Arc::new(Progress::new());
+    let (first, _) = dest(2000, false, &prog);
+    let e = vol.split_snapshot(s, first.as_ref(), &prog).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Cancelled);
+    assert!(prog.done() > 1024, "the cursor moved past its first step");
+    let fresh = MemDevice::new(blocks * BS);
+    vol.restart_split(s).unwrap();
+    vol.split_snapshot(s, &fresh, &Progress::new()).unwrap();
+    assert_eq!(all(&fresh), expect);
+}

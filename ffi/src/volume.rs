@@ -10,8 +10,7 @@ use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use cow_engine::{
-    BlockDevice, DiffFullPolicy, Durability, ErrorKind, Event, FileDevice, Progress,
-    SnapshotOptions, Volume, VolumeConfig,
+    DiffFullPolicy, Durability, Event, FileDevice, Progress, SnapshotOptions, Volume, VolumeConfig,
 };
 use parking_lot::Mutex;
 use serde_json::json;
@@ -669,17 +668,19 @@ pub unsafe extern "C" fn umbra_volume_revert_async(
     })
 }
 
-/// Copies snapshot `snapshot` (its point-in-time image plus its own writes) into the file
+/// Copies snapshot `snapshot` (its point-in-time image plus its own writes) into a new file
 /// `dest_path` in the background, then deletes it from the volume: the file is left a standalone
 /// raw image of the snapshot, and the diff space it held is freed. Writes to the snapshot while
-/// the copy runs are copied too. A missing file is created with the snapshot's size; an existing
-/// file must have exactly that size and is overwritten: an interrupted split (crash or
-/// `umbra_async_cancel`) is resumed by starting it again with the same file, and copies only what
-/// is left (the volume journals its progress). Follow it with `*out_op` (wait, percent, cancel;
-/// free it with `umbra_async_free`); the handle keeps the volume alive.
+/// the copy runs are copied too. The file must not exist: it is created with the snapshot's size
+/// (and its directory entry made durable) before any work starts, so the split never writes over
+/// a file in use, the volume's own included. An interrupted split (crash or `umbra_async_cancel`)
+/// starts over: remove the partial file and call this again. Follow it with `*out_op` (wait,
+/// percent, cancel; free it with `umbra_async_free`); the handle keeps the volume alive.
 ///
-/// Checked before any work starts: an unknown snapshot is `UMBRA_E_NOT_FOUND`, an existing file of
-/// another size `UMBRA_E_INVALID_ARGUMENT`, a file that cannot be created or opened an I/O status.
+/// Checked before any work starts: an unknown snapshot is `UMBRA_E_NOT_FOUND`; a split of the same
+/// snapshot already running `UMBRA_E_BAD_STATE`; a file that cannot be created the status of the
+/// OS error (`UMBRA_E_ALREADY_EXISTS` if it exists, `UMBRA_E_NOT_FOUND` if its directory does not,
+/// else `UMBRA_E_IO`).
 ///
 /// # Safety
 /// `vol` is NULL or a live handle; `dest_path` is NULL or a NUL-terminated string; `out_op` is
@@ -698,24 +699,42 @@ pub unsafe extern "C" fn umbra_snapshot_split_async(
         let path = unsafe { c_path(dest_path, "dest_path") }?;
         let out = out_ptr(out_op, "out_op")?;
         let len = v.vol.snapshot_info(snapshot)?.len;
-        let dest = match FileDevice::create(&path, len) {
-            Ok(d) => d,
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => FileDevice::open(&path)?,
-            Err(e) => return Err(e.into()),
+        // A new file, so the split starts from block 0 (an interrupted one's progress belongs to
+        // the file it wrote).
+        v.vol.restart_split(snapshot)?;
+        let dest = FileDevice::create(&path, len)?;
+        let started = (|| -> FfiResult<umbra_async> {
+            sync_parent_dir(&path)?;
+            let volume = v.vol.clone();
+            umbra_async::spawn(move |p| Ok(volume.split_snapshot(snapshot, &dest, p)?))
+        })();
+        let op = match started {
+            Ok(op) => op,
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                return Err(e);
+            }
         };
-        if dest.len() != len {
-            return Err(FfiError::invalid(format!(
-                "{} holds {} bytes; snapshot {snapshot} has {len}",
-                path.display(),
-                dest.len()
-            )));
-        }
-        let volume = v.vol.clone();
-        let op = umbra_async::spawn(move |p| Ok(volume.split_snapshot(snapshot, &dest, p)?))?;
         // SAFETY: `out` is non-NULL and writable per this function's contract.
         unsafe { write_out(out, into_handle(op)) };
         Ok(())
     })
+}
+
+/// Makes the directory entry of the just-created `path` durable (fsync of its directory).
+fn sync_parent_dir(path: &std::path::Path) -> FfiResult {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| {
+            FfiError::from(
+                cow_engine::Error::io("cannot sync the split destination's directory", e)
+                    .with_path(dir),
+            )
+        })
 }
 
 /// Lists the live snapshot ids, oldest first: `*out_count` gets their number; if `cap` is smaller,

@@ -591,3 +591,27 @@ fn changed_blocks_between_snapshot_luns_match_the_writes() {
         Vec::<u64>::new()
     );
 }
+
+/// Why (found in review): on a pool on disk, a write to a snapshot LUN that has snapshot LUNs of
+/// its own waits in that LUN's volume until its copy-on-write is durable, and only then reaches the
+/// source's overlay, which changed blocks read. Changed blocks now settle those volumes first.
+#[test]
+fn changed_blocks_see_writes_to_a_snapshot_lun_with_snapshots_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Array::open(dir.path().join("pool")).unwrap();
+    let bs = u64::from(a.block_size());
+    a.create_lun("db", 64 * bs, H1).unwrap();
+    a.write("db", &id(H1), 0, &vec![1u8; (64 * bs) as usize])
+        .unwrap();
+    a.snapshot_lun("db", "full").unwrap();
+    a.set_mask("full", H2).unwrap();
+    // The recovered server backs "full" up through snapshot LUNs of its own.
+    a.snapshot_lun("full", "full-snap").unwrap();
+    a.write("full", &id(H2), 11 * bs + 5, b"after recovery")
+        .unwrap();
+    a.write("db", &id(H1), 40 * bs, b"damaged copy").unwrap();
+    assert_eq!(a.changed_blocks("full", "db").unwrap(), vec![11, 40]);
+    a.snapshot_lun("db", "later").unwrap();
+    assert_eq!(a.changed_blocks("later", "full").unwrap(), vec![11, 40]);
+    assert_eq!(a.changed_blocks("full-snap", "full").unwrap(), vec![11]);
+}

@@ -594,7 +594,9 @@ impl Volume {
 
     /// Copies writable snapshot `id` into `dest` (a device of the snapshot's size), in block order,
     /// with progress, then deletes it from this volume: it stands alone on `dest`. Resumable: calling
-    /// again after an interruption copies only what is left (the progress is journaled).
+    /// again after an interruption copies only what is left (the progress is journaled), so a
+    /// resumed split must go to the same `dest`; for another one call [`Volume::restart_split`]
+    /// first. A second split of the same snapshot while one runs is [`ErrorKind::Busy`].
     pub fn split_snapshot(
         &self,
         id: SnapshotId,
@@ -602,6 +604,35 @@ impl Volume {
         progress: &SplitProgress,
     ) -> Result<()> {
         self.inner.split(id, dest, progress)
+    }
+
+    /// Forgets the progress of an interrupted split of snapshot `id`, so the next
+    /// [`Volume::split_snapshot`] copies every block. Needed when the split goes to another
+    /// destination than the interrupted one (a resumed split copies only what is left, and the
+    /// blocks before the cursor would be missing there). A running split is [`ErrorKind::Busy`].
+    pub fn restart_split(&self, id: SnapshotId) -> Result<()> {
+        let mut st = self.inner.state.write();
+        let i = st.index_of(id)?;
+        if st.snaps[i].split_dirty.lock().is_some() {
+            return Err(Error::new(
+                ErrorKind::Busy,
+                "a split of this snapshot is already running",
+            )
+            .with_snapshot(id));
+        }
+        if st.snaps[i].split_cursor == 0 {
+            return Ok(());
+        }
+        let persistent = st.snaps[i].persistent;
+        self.inner.log_sync(
+            Record::SplitProgress {
+                snapshot: id,
+                cursor: 0,
+            },
+            persistent,
+        )?;
+        st.snaps[i].split_cursor = 0;
+        Ok(())
     }
 
     /// Refuses (with [`ErrorKind::Busy`]) unless no snapshot depends on the volume, or `force`

@@ -357,20 +357,47 @@ static void split_to_file(const char *scratch) {
     fclose(f);
     CHECK(memcmp(got, want, MiB) == 0);
 
-    /* Checked before any work: an unknown snapshot, a file of another size, a NULL path. */
+    /* Checked before any work: an unknown snapshot, an existing file (never written over: here
+     * the finished image), a missing directory, a NULL path. */
     uint64_t other = 0;
     OK(umbra_snapshot_create(vol, &other));
     op = (umbra_async *)SENTINEL;
     CHECK_STATUS(umbra_snapshot_split_async(vol, snap, path, &op), UMBRA_E_NOT_FOUND);
-    snprintf(path, sizeof path, "%s/short.img", scratch);
-    f = fopen(path, "wb");
-    CHECK(f != NULL && fwrite("short", 1, 5, f) == 5);
+    CHECK_STATUS(umbra_snapshot_split_async(vol, other, path, &op), UMBRA_E_ALREADY_EXISTS);
+    f = fopen(path, "rb");
+    CHECK(f != NULL && fread(got, 1, MiB, f) == MiB);
     fclose(f);
-    CHECK_STATUS(umbra_snapshot_split_async(vol, other, path, &op), UMBRA_E_INVALID_ARGUMENT);
+    CHECK(memcmp(got, want, MiB) == 0);
+    char missing[1024];
+    snprintf(missing, sizeof missing, "%s/no-such-dir/x.img", scratch);
+    CHECK_STATUS(umbra_snapshot_split_async(vol, other, missing, &op), UMBRA_E_NOT_FOUND);
     CHECK_STATUS(umbra_snapshot_split_async(vol, other, NULL, &op), UMBRA_E_NULL_POINTER);
     CHECK(op == (umbra_async *)SENTINEL);
-    CHECK_STATUS(umbra_snapshot_list(vol, NULL, 0, &count), UMBRA_E_BUFFER_TOO_SMALL);
-    CHECK(count == 1);
+
+    /* A cancelled split starts over into a new file and copies everything. */
+    uint8_t fresh[BS];
+    fill(fresh, sizeof fresh, 13);
+    OK(umbra_snapshot_write(vol, other, 7 * BS, fresh, sizeof fresh));
+    CHECK_STATUS(umbra_snapshot_read(vol, other, 0, got, MiB), UMBRA_OK);
+    memcpy(want, got, MiB);
+    snprintf(path, sizeof path, "%s/cancelled.img", scratch);
+    OK(umbra_snapshot_split_async(vol, other, path, &op));
+    OK(umbra_async_cancel(op));
+    umbra_status st = umbra_async_wait(op);
+    CHECK(st == UMBRA_E_CANCELLED || st == UMBRA_OK);
+    umbra_async_free(op);
+    if (st == UMBRA_E_CANCELLED) {
+        snprintf(path, sizeof path, "%s/second.img", scratch);
+        OK(umbra_snapshot_split_async(vol, other, path, &op));
+        OK(umbra_async_wait(op));
+        umbra_async_free(op);
+    }
+    f = fopen(path, "rb");
+    CHECK(f != NULL && fread(got, 1, MiB, f) == MiB);
+    fclose(f);
+    CHECK(memcmp(got, want, MiB) == 0);
+    OK(umbra_snapshot_list(vol, NULL, 0, &count));
+    CHECK(count == 0);
 
     free(want);
     free(got);

@@ -952,28 +952,43 @@ impl Array {
     /// same set. A LUN that is not a snapshot LUN of that source (or a split one) as `from` is
     /// [`ErrorKind::InvalidArgument`]; an unknown name [`ErrorKind::NotFound`].
     pub fn changed_blocks(&self, from: &str, to: &str) -> Result<Vec<u64>> {
-        let core = self.inner.core.read();
-        let source_of = |name: &str| -> Result<Option<SourceRef>> {
-            Ok(core.model.lun(core.model.id_of(name)?)?.source)
-        };
-        let Some(f) = source_of(from)? else {
-            return Err(Error::invalid(format!(
-                "LUN {from:?} is not a snapshot LUN (or was split from its source)"
-            )));
-        };
-        let to_id = core.model.id_of(to)?;
-        let to_snapshot = match source_of(to)? {
-            Some(t) if t.lun == f.lun => Some(t.snapshot),
-            _ if to_id == f.lun => None,
-            _ => {
+        let (source, from_snapshot, to_snapshot, settle) = {
+            let core = self.inner.core.read();
+            let rec = |name: &str| -> Result<(LunId, Option<SourceRef>)> {
+                let id = core.model.id_of(name)?;
+                Ok((id, core.model.lun(id)?.source))
+            };
+            let (from_id, Some(f)) = rec(from)? else {
                 return Err(Error::invalid(format!(
-                    "LUN {to:?} is neither the source of snapshot LUN {from:?} nor another \
-                     snapshot LUN of that source"
-                )))
+                    "LUN {from:?} is not a snapshot LUN (or was split from its source)"
+                )));
+            };
+            let (to_id, to_source) = rec(to)?;
+            let to_snapshot = match to_source {
+                Some(t) if t.lun == f.lun => Some(t.snapshot),
+                _ if to_id == f.lun => None,
+                _ => {
+                    return Err(Error::invalid(format!(
+                        "LUN {to:?} is neither the source of snapshot LUN {from:?} nor another \
+                         snapshot LUN of that source"
+                    )))
+                }
+            };
+            let volume = |id: LunId| core.volumes[&id].read().clone();
+            let mut settle = vec![volume(from_id)];
+            if to_snapshot.is_some() {
+                settle.push(volume(to_id));
             }
+            (volume(f.lun), f.snapshot, to_snapshot, settle)
         };
-        let vol = core.volumes[&f.lun].read().clone();
-        Ok(vol.changed_blocks(f.snapshot, to_snapshot)?)
+        // Without the array's lock from here: the maps are walked while other LUNs keep serving.
+        // A snapshot LUN with snapshot LUNs of its own may hold writes in its volume until a flush
+        // (deferred until their copy-on-write is durable); they must reach the source's overlay
+        // before it is read.
+        for v in &settle {
+            v.flush()?;
+        }
+        Ok(source.changed_blocks(from_snapshot, to_snapshot)?)
     }
 
     /// The cow-engine volume behind LUN `name` (for layers above: snapshots, freeze, changed blocks).
