@@ -13,6 +13,9 @@ const OWN: u64 = 24;
 /// Blocks every writer writes as one multi-block call (contended COW, atomicity).
 const SHARED: u64 = 4;
 const WRITES: u64 = 3000;
+/// Writers go on past `WRITES` until this many snapshots were taken and checked while they ran
+/// (on a loaded machine the writes alone may finish before the first snapshot).
+const MIN_SNAPSHOTS: u64 = 10;
 
 fn stamp(buf: &mut [u8], thread: u64, seq: u64) {
     for chunk in buf.chunks_mut(16) {
@@ -57,12 +60,19 @@ type Taken = (u64, Vec<u8>);
 fn run(vol: Volume) {
     let started: Arc<Vec<AtomicU64>> = Arc::new((0..WRITERS).map(|_| AtomicU64::new(0)).collect());
     let done: Arc<Vec<AtomicU64>> = Arc::new((0..WRITERS).map(|_| AtomicU64::new(0)).collect());
+    let finished: Arc<Vec<AtomicBool>> =
+        Arc::new((0..WRITERS).map(|_| AtomicBool::new(false)).collect());
+    let snapshots = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let mut handles = Vec::new();
     for t in 0..WRITERS as u64 {
         let (vol, started, done) = (vol.clone(), started.clone(), done.clone());
+        let (finished, snapshots) = (finished.clone(), snapshots.clone());
         handles.push(std::thread::spawn(move || {
-            for j in 1..=WRITES {
+            for j in 1.. {
+                if j > WRITES && snapshots.load(Ordering::SeqCst) >= MIN_SNAPSHOTS {
+                    break;
+                }
                 started[t as usize].store(j, Ordering::SeqCst);
                 if j % 4 == 0 {
                     let mut buf = vec![0u8; SHARED as usize * BS];
@@ -75,6 +85,7 @@ fn run(vol: Volume) {
                 vol.write_at(&buf, first * BS as u64).unwrap();
                 done[t as usize].store(j, Ordering::SeqCst);
             }
+            finished[t as usize].store(true, Ordering::SeqCst);
         }));
     }
     // Readers re-read existing snapshots while writes go on; a snapshot never changes.
@@ -99,7 +110,7 @@ fn run(vol: Volume) {
         })
     };
     let mut checked = 0;
-    while done.iter().any(|d| d.load(Ordering::SeqCst) < WRITES) {
+    while finished.iter().any(|f| !f.load(Ordering::SeqCst)) {
         let before: Vec<u64> = done.iter().map(|d| d.load(Ordering::SeqCst)).collect();
         let id = vol.create_snapshot(SnapshotOptions::default()).unwrap();
         let after: Vec<u64> = started.iter().map(|s| s.load(Ordering::SeqCst)).collect();
@@ -132,6 +143,7 @@ fn run(vol: Volume) {
         }
         taken.lock().unwrap().push((id, image));
         checked += 1;
+        snapshots.store(checked, Ordering::SeqCst);
         if checked % 5 == 0 {
             // Delete a middle snapshot now and then: the others must stay intact.
             let mut list = taken.lock().unwrap();
@@ -149,7 +161,10 @@ fn run(vol: Volume) {
     stop.store(true, Ordering::SeqCst);
     assert!(reader.join().unwrap() > 0);
     eprintln!("{checked} snapshots checked");
-    assert!(checked > 1, "no snapshot was taken during the writes");
+    assert!(
+        checked >= MIN_SNAPSHOTS,
+        "only {checked} snapshots were taken during the writes"
+    );
 }
 
 #[test]
