@@ -581,6 +581,7 @@ fn apply(state: &mut State, rec: Record, limits: Limits) -> Result<()> {
                 metadata,
                 split_cursor: 0,
                 split_dirty: parking_lot::Mutex::new(None),
+                splitting: std::sync::atomic::AtomicBool::new(false),
             });
             if id > MAX_COUNTER {
                 return Err(Error::corrupt(format!("snapshot id {id} is out of range")));

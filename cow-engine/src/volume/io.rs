@@ -317,8 +317,11 @@ impl Inner {
                     self.fill_overlay_block(&st, i, block, within, piece, claim)?
                 }
             }
-            if let Some(dirty) = snap.split_dirty.lock().as_mut() {
-                dirty.insert(block);
+            // Relaxed: see `Snap::splitting` (no split, no lock taken).
+            if snap.splitting.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Some(dirty) = snap.split_dirty.lock().as_mut() {
+                    dirty.insert(block);
+                }
             }
             Ok(())
         })

@@ -177,6 +177,11 @@ pub(crate) struct Snap {
     pub(crate) split_cursor: u64,
     /// While a split runs: blocks written to the snapshot since it started (copied again at the end).
     pub(crate) split_dirty: Mutex<Option<std::collections::BTreeSet<u64>>>,
+    /// True while `split_dirty` tracks writes, so a snapshot write takes its mutex only then. Set
+    /// only with the state's gate held exclusively: every writer holds the gate shared, so it
+    /// sees the flag once tracking has started. Cleared with the gate held either way (a writer
+    /// that still sees it set finds no tracking under the mutex, which is harmless).
+    pub(crate) splitting: std::sync::atomic::AtomicBool,
 }
 
 impl Snap {
@@ -821,6 +826,7 @@ impl Inner {
             metadata: options.metadata,
             split_cursor: 0,
             split_dirty: Mutex::new(None),
+            splitting: std::sync::atomic::AtomicBool::new(false),
         });
         self.maybe_checkpoint(st)?;
         Ok(id)

@@ -213,6 +213,9 @@ impl Inner {
                 });
             }
             *s.split_dirty.lock() = Some(dirty);
+            // Relaxed: set under the gate held exclusively, whose release orders it before every
+            // writer's shared acquire (see `Snap::splitting`).
+            s.splitting.store(true, Ordering::Relaxed);
             (s.blocks(self.shift), s.split_cursor)
         };
         let result = self.split_copy(id, dest, progress, bs, blocks, start);
@@ -220,6 +223,7 @@ impl Inner {
             let st = self.state.read();
             if let Ok(i) = st.index_of(id) {
                 *st.snaps[i].split_dirty.lock() = None;
+                st.snaps[i].splitting.store(false, Ordering::Relaxed);
             }
         }
         result
@@ -274,6 +278,7 @@ impl Inner {
         let mut st = self.state.write();
         let i = st.index_of(id)?;
         let dirty = st.snaps[i].split_dirty.lock().take().unwrap_or_default();
+        st.snaps[i].splitting.store(false, Ordering::Relaxed);
         for b in dirty {
             self.read_snapshot_block(&st, i, b, &mut buf)?;
             dest.write_at(&buf, b << self.shift)?;
