@@ -76,6 +76,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let LunHosts::Hosts(h) = array.lun_hosts("ad-db")? {
         println!("ad-db is now unmasked to {} host(s)", h.len());
     }
+    let changed = array.changed_blocks("ad-db-backup", "ad-db")?;
+    println!(
+        "blocks of {} bytes changed since the backup (read from the maps, no data read): {changed:?}",
+        array.block_size()
+    );
 
     println!("\n== split the snapshot LUN from its source, with a DiskRAID-style script");
     let mut out = String::new();
