@@ -339,6 +339,42 @@ fn sane_hand_made_images_open() {
     assert_eq!(b, [0; 10]);
 }
 
+/// A persistent volume of 16 blocks on simulated devices: the origin and diff share one fault
+/// switch, the two journals another (returned, to fail journal I/O on demand).
+fn faulted_volume() -> (
+    Volume,
+    [Arc<fuzz_logic::sim::SimDevice>; 4],
+    Arc<fuzz_logic::sim::Fault>,
+) {
+    use fuzz_logic::sim::{Fault, SimDevice};
+    let (dev_fault, journal_fault) = (Fault::new(), Fault::new());
+    let devs = [
+        SimDevice::new(16 * BS, dev_fault.clone()),
+        SimDevice::new(0, dev_fault),
+        SimDevice::new(0, journal_fault.clone()),
+        SimDevice::new(0, journal_fault.clone()),
+    ];
+    let d = |i: usize| -> Arc<dyn BlockDevice> { devs[i].clone() };
+    let vol = Volume::create_on_devices(
+        d(0),
+        d(1),
+        [d(2), d(3)],
+        cow_engine::VolumeConfig::default(),
+    )
+    .unwrap();
+    (vol, devs, journal_fault)
+}
+
+/// A process restart (the OS cache survives): opens what the devices of [`faulted_volume`] hold.
+fn restart(devs: &[Arc<fuzz_logic::sim::SimDevice>; 4]) -> cow_engine::Result<Volume> {
+    use fuzz_logic::sim::{Fault, SimDevice};
+    let imgs = devs
+        .each_ref()
+        .map(|x| SimDevice::from_image(x.live_image(), Fault::new()));
+    let d = |i: usize| -> Arc<dyn BlockDevice> { imgs[i].clone() };
+    Volume::open_on_devices(d(0), d(1), [d(2), d(3)])
+}
+
 /// Why: when the sync of a snapshot's `CreateSnapshot` record fails after the record reached the
 /// journal device (its write succeeded, its flush failed), `create_snapshot` returns an error and
 /// the volume has no such snapshot in memory, yet the record is on the device and a later open
@@ -352,23 +388,7 @@ fn sane_hand_made_images_open() {
 /// existing.
 #[test]
 fn failed_create_does_not_come_back_with_later_writes() {
-    use fuzz_logic::sim::{Fault, SimDevice};
-    let dev_fault = Fault::new();
-    let journal_fault = Fault::new();
-    let origin = SimDevice::new(16 * BS, dev_fault.clone());
-    let diff = SimDevice::new(0, dev_fault.clone());
-    let j = [
-        SimDevice::new(0, journal_fault.clone()),
-        SimDevice::new(0, journal_fault.clone()),
-    ];
-    let d = |x: &Arc<SimDevice>| -> Arc<dyn BlockDevice> { x.clone() };
-    let vol = Volume::create_on_devices(
-        d(&origin),
-        d(&diff),
-        [d(&j[0]), d(&j[1])],
-        cow_engine::VolumeConfig::default(),
-    )
-    .unwrap();
+    let (vol, devs, journal_fault) = faulted_volume();
     let older = vol.create_snapshot(SnapshotOptions::default()).unwrap();
     vol.write_at(&[0xC9; 4096], 0).unwrap(); // block 0 is now preserved for `older`
     vol.flush().unwrap();
@@ -380,11 +400,7 @@ fn failed_create_does_not_come_back_with_later_writes() {
     // Block 0 needs no copy for `older`, so this write is accepted.
     let after_create = vol.write_at(&[0x00; 4096], 0);
     drop(vol);
-    // A process restart (the OS cache survives): open what the devices hold.
-    let imgs =
-        [&origin, &diff, &j[0], &j[1]].map(|x| SimDevice::from_image(x.live_image(), Fault::new()));
-    let vol =
-        Volume::open_on_devices(d(&imgs[0]), d(&imgs[1]), [d(&imgs[2]), d(&imgs[3])]).unwrap();
+    let vol = restart(&devs).unwrap();
     for info in vol.snapshots() {
         if info.id == older {
             continue;
@@ -412,34 +428,14 @@ fn failed_create_does_not_come_back_with_later_writes() {
 /// never shrink the origin device below a size a record may name.
 #[test]
 fn grow_retry_after_failed_grow_keeps_the_volume_openable() {
-    use fuzz_logic::sim::{Fault, SimDevice};
-    let dev_fault = Fault::new();
-    let journal_fault = Fault::new();
-    let origin = SimDevice::new(16 * BS, dev_fault.clone());
-    let diff = SimDevice::new(0, dev_fault.clone());
-    let j = [
-        SimDevice::new(0, journal_fault.clone()),
-        SimDevice::new(0, journal_fault.clone()),
-    ];
-    let d = |x: &Arc<SimDevice>| -> Arc<dyn BlockDevice> { x.clone() };
-    let vol = Volume::create_on_devices(
-        d(&origin),
-        d(&diff),
-        [d(&j[0]), d(&j[1])],
-        cow_engine::VolumeConfig::default(),
-    )
-    .unwrap();
+    let (vol, devs, journal_fault) = faulted_volume();
     vol.flush().unwrap();
     // The Grow record's write goes through, the journal flush after it fails, once.
     journal_fault.arm(1, 0, true);
     assert!(vol.grow(20 * BS).is_err());
     let _ = vol.grow(18 * BS); // refused by the failed journal, after resizing the origin
     drop(vol);
-    // A process restart (the OS cache survives): open what the devices hold.
-    let imgs =
-        [&origin, &diff, &j[0], &j[1]].map(|x| SimDevice::from_image(x.live_image(), Fault::new()));
-    let vol = Volume::open_on_devices(d(&imgs[0]), d(&imgs[1]), [d(&imgs[2]), d(&imgs[3])]);
-    let vol = vol.unwrap_or_else(|e| panic!("the volume no longer opens: {e}"));
+    let vol = restart(&devs).unwrap_or_else(|e| panic!("the volume no longer opens: {e}"));
     assert!(
         [16 * BS, 20 * BS].contains(&vol.len()),
         "size {}",

@@ -699,11 +699,11 @@ pub unsafe extern "C" fn umbra_snapshot_split_async(
         let path = unsafe { c_path(dest_path, "dest_path") }?;
         let out = out_ptr(out_op, "out_op")?;
         let len = v.vol.snapshot_info(snapshot)?.len;
-        // A new file, so the split starts from block 0 (an interrupted one's progress belongs to
-        // the file it wrote).
-        v.vol.restart_split(snapshot)?;
         let dest = FileDevice::create(&path, len)?;
         let started = (|| -> FfiResult<umbra_async> {
+            // A new file, so the split starts from block 0 (an interrupted one's progress belongs
+            // to the file it wrote).
+            v.vol.restart_split(snapshot)?;
             sync_parent_dir(&path)?;
             let volume = v.vol.clone();
             umbra_async::spawn(move |p| Ok(volume.split_snapshot(snapshot, &dest, p)?))

@@ -25,8 +25,8 @@ use std::sync::Arc;
 
 use crate::device::{BlockDevice, FileDevice};
 use crate::error::{Error, ErrorKind, Result};
-use crate::map::{BlockBitmap, BlockMap, MAX_SLOT};
-use crate::volume::{apply_delete, Durability, Snap, State, VolumeConfig};
+use crate::map::{BlockMap, MAX_SLOT};
+use crate::volume::{apply_delete, Durability, Snap, SnapshotOptions, State, VolumeConfig};
 use journal::JournalPosition;
 use superblock::{random_uuid, JournalHeader, Superblock, JOURNAL_DATA, SUPERBLOCK_LEN};
 
@@ -296,9 +296,12 @@ impl Store {
             slots: self.diff.len().saturating_sub(self.data_offset) >> shift,
         };
         let name = JOURNAL_FILES[i];
-        match replay(self.journals[i].as_ref(), limits)
-            .map_err(|e| Error::corrupt(format!("{name}: {}", e.message())))?
-        {
+        let replayed = replay(self.journals[i].as_ref(), limits).map_err(|e| match e.kind() {
+            // Damage is reported against the file; an I/O error keeps its kind and context.
+            ErrorKind::Corrupt => Error::corrupt(format!("{name}: {}", e.message())),
+            _ => e,
+        })?;
+        match replayed {
             Replay::Incomplete { at } => Err(Error::corrupt(format!(
                 "{name}: the checkpoint of generation {generation} ends before its last record \
                  (damaged or truncated at byte {at}), though its header is durable"
@@ -569,20 +572,13 @@ fn apply(state: &mut State, rec: Record, limits: Limits) -> Result<()> {
                     "snapshot {id} of {len} bytes does not fit the volume's history"
                 )));
             }
-            let blocks = len >> shift;
-            state.snaps.push(Snap {
-                id,
-                len,
-                map: BlockMap::new(blocks),
-                copied: BlockBitmap::new(blocks),
-                overlay: writable.then(|| BlockMap::new(blocks)),
+            let options = SnapshotOptions {
+                writable,
                 persistent,
                 pinned,
                 metadata,
-                split_cursor: 0,
-                split_dirty: parking_lot::Mutex::new(None),
-                splitting: std::sync::atomic::AtomicBool::new(false),
-            });
+            };
+            state.snaps.push(Snap::new(id, len, shift, options));
             if id > MAX_COUNTER {
                 return Err(Error::corrupt(format!("snapshot id {id} is out of range")));
             }

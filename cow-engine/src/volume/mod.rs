@@ -185,8 +185,38 @@ pub(crate) struct Snap {
 }
 
 impl Snap {
+    /// A new snapshot of `len` bytes (`len >> shift` blocks) with empty maps.
+    pub(crate) fn new(id: SnapshotId, len: u64, shift: u32, options: SnapshotOptions) -> Snap {
+        let blocks = len >> shift;
+        Snap {
+            id,
+            len,
+            map: BlockMap::new(blocks),
+            copied: BlockBitmap::new(blocks),
+            overlay: options.writable.then(|| BlockMap::new(blocks)),
+            persistent: options.persistent,
+            pinned: options.pinned,
+            metadata: options.metadata,
+            split_cursor: 0,
+            split_dirty: Mutex::new(None),
+            splitting: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
     pub(crate) fn blocks(&self, shift: u32) -> u64 {
         self.len >> shift
+    }
+
+    /// Fails with [`ErrorKind::Busy`] while a split of this snapshot runs.
+    pub(crate) fn check_not_splitting(&self) -> Result<()> {
+        if self.split_dirty.lock().is_some() {
+            return Err(Error::new(
+                ErrorKind::Busy,
+                "a split of this snapshot is already running",
+            )
+            .with_snapshot(self.id));
+        }
+        Ok(())
     }
 }
 
@@ -618,13 +648,7 @@ impl Volume {
     pub fn restart_split(&self, id: SnapshotId) -> Result<()> {
         let mut st = self.inner.state.write();
         let i = st.index_of(id)?;
-        if st.snaps[i].split_dirty.lock().is_some() {
-            return Err(Error::new(
-                ErrorKind::Busy,
-                "a split of this snapshot is already running",
-            )
-            .with_snapshot(id));
-        }
+        st.snaps[i].check_not_splitting()?;
         if st.snaps[i].split_cursor == 0 {
             return Ok(());
         }
@@ -813,21 +837,8 @@ impl Inner {
             durable,
         )?;
         st.next_id += 1;
-        let blocks = st.len >> self.shift;
-        let len = st.len;
-        st.snaps.push(Snap {
-            id,
-            len,
-            map: BlockMap::new(blocks),
-            copied: BlockBitmap::new(blocks),
-            overlay: options.writable.then(|| BlockMap::new(blocks)),
-            persistent: options.persistent,
-            pinned: options.pinned,
-            metadata: options.metadata,
-            split_cursor: 0,
-            split_dirty: Mutex::new(None),
-            splitting: std::sync::atomic::AtomicBool::new(false),
-        });
+        let snap = Snap::new(id, st.len, self.shift, options);
+        st.snaps.push(snap);
         self.maybe_checkpoint(st)?;
         Ok(id)
     }

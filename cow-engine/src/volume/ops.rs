@@ -187,13 +187,7 @@ impl Inner {
             // lands after a block was copied is recorded and copied again at the end.
             let st = self.state.write();
             let s = &st.snaps[st.index_of(id)?];
-            if s.split_dirty.lock().is_some() {
-                return Err(Error::new(
-                    ErrorKind::Busy,
-                    "a split of this snapshot is already running",
-                )
-                .with_snapshot(id));
-            }
+            s.check_not_splitting()?;
             if dest.len() != s.len {
                 return Err(Error::invalid(format!(
                     "split destination holds {} bytes, the snapshot {}",
