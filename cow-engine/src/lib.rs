@@ -37,5 +37,5 @@ pub use error::{Error, ErrorKind, Result};
 pub use volume::{
     DeleteReason, DiffFullPolicy, Durability, Event, Progress, RevertProgress, Snapshot,
     SnapshotId, SnapshotInfo, SnapshotOptions, SplitProgress, ThawOutcome, Volume, VolumeConfig,
-    VolumeStats, MAX_BLOCK_SIZE, MAX_METADATA, MIN_BLOCK_SIZE,
+    VolumeStats, MAX_BLOCK_SIZE, MAX_METADATA, MAX_VOLUME_LEN, MIN_BLOCK_SIZE,
 };

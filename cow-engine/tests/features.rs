@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use cow_engine::{
     BlockDevice, DeleteReason, DiffFullPolicy, ErrorKind, Event, MemDevice, Progress,
-    SnapshotOptions, ThawOutcome, Volume, VolumeConfig,
+    SnapshotOptions, ThawOutcome, Volume, VolumeConfig, MAX_VOLUME_LEN,
 };
 
 const BS: u64 = 4096;
@@ -45,6 +45,15 @@ fn bad_block_sizes_and_sizes_are_rejected_with_reasons() {
         let e = Volume::create_mem(size, VolumeConfig::default()).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidArgument);
     }
+    // Beyond the size limit: refused at creation and at growth, the volume unchanged.
+    let e = Volume::create_mem(MAX_VOLUME_LEN + 4096, VolumeConfig::default()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    assert!(e.to_string().contains("limit"), "{e}");
+    let vol = mem(4);
+    let e = vol.grow(MAX_VOLUME_LEN + BS).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    assert!(e.to_string().contains("limit"), "{e}");
+    assert_eq!(vol.len(), 4 * BS);
 }
 
 #[test]

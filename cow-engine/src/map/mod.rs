@@ -1,10 +1,17 @@
 //! The block map: block number -> packed [`Entry`], lock-free on the hot path.
 //!
-//! A three-level radix: a top array (sized from the capacity) of pointers to mid pages, each holding
-//! pointers to leaf pages of `AtomicU64` entries. Every level, the top included, is allocated on first
-//! use and installed by CAS, and nothing is freed before the map is dropped. So an empty map costs a
-//! few words whatever its capacity (creating a snapshot is O(1)), and memory is proportional to the
-//! blocks touched: a map for 1 TiB of 4 KiB blocks with one entry costs 8 KiB + 4 KiB + 4 KiB.
+//! A two-level radix: a directory with one leaf pointer per 512 blocks, and leaf pages of 512
+//! `AtomicU64` entries. The directory is allocated on the first install and leaves are installed by
+//! CAS on first use; nothing is freed before the map is dropped. So an empty map costs a few words
+//! whatever its capacity (creating a snapshot is O(1)), and memory is proportional to the blocks
+//! touched: a directory larger than 64 KiB is an anonymous mapping of zero pages, of which only the
+//! pages that point at leaves are ever backed by memory. A map for 1 TiB of 4 KiB blocks with one
+//! entry costs one 4 KiB directory page and one 4 KiB leaf (in 4 MiB of reserved address space).
+//!
+//! Two levels, not more: a claim is a locked CAS, and the loads that find its entry wait behind the
+//! previous locked operation, so every level costs each transition a dependent load. Two levels
+//! measured 15-25% faster than three for random transitions and lookups (benches/RESULTS.md).
+//! Volumes are limited to [`MAX_BLOCKS`] so the directory's reservation stays bounded.
 //!
 //! The entry protocol ([`BlockMap::claim`]): the writer whose CAS moves an entry from untouched to
 //! copying copies the block, then [`CopyClaim::publish`]es `preserved(slot)`; writers that find `copying`
@@ -16,119 +23,167 @@ pub use entry::{Entry, MAX_SLOT};
 
 use std::ptr;
 
-use crate::sync::{park_while, unpark_all, AtomicPtr, AtomicU64, Ordering};
+use crate::sync::{park_while, unpark_all, AtomicPtr, AtomicU64, Mutex, Ordering};
 use entry::{preserved, COPYING, UNTOUCHED, WAITERS};
 
 #[cfg(not(loom))]
 const LEAF_BITS: u32 = 9;
 #[cfg(loom)]
 const LEAF_BITS: u32 = 1;
-#[cfg(not(loom))]
-const MID_BITS: u32 = 9;
-#[cfg(loom)]
-const MID_BITS: u32 = 1;
 const LEAF_LEN: usize = 1 << LEAF_BITS;
-const MID_LEN: usize = 1 << MID_BITS;
-const MID_SPAN_BITS: u32 = LEAF_BITS + MID_BITS;
 
-/// A page of entries, inline (one pointer hop from its mid page).
+/// The most blocks a map (and so a volume) may cover: 2^40, 4 PiB of 4 KiB blocks. The directory
+/// of such a map reserves 16 GiB of address space (memory only for the parts in use).
+pub const MAX_BLOCKS: u64 = 1 << 40;
+
+/// A page of entries.
 struct Leaf {
     entries: [AtomicU64; LEAF_LEN],
 }
 
-/// A page of leaf pointers, inline.
-struct Mid {
-    leaves: [AtomicPtr<Leaf>; MID_LEN],
-}
-
 impl Leaf {
-    fn new() -> Self {
-        Leaf {
+    /// A leaf of untouched entries.
+    #[cfg(not(loom))]
+    fn new_boxed() -> Box<Leaf> {
+        let layout = std::alloc::Layout::new::<Leaf>();
+        // SAFETY: `Leaf` has a non-zero size. Zeroed allocation lets the allocator skip clearing
+        // memory that is fresh from the system.
+        let p = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<Leaf>();
+        if p.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        // SAFETY: `p` is a live allocation with `Leaf`'s layout, made by the global allocator as
+        // `Box` expects, and its all-zero bytes are a valid `Leaf`: an array of `AtomicU64`, each
+        // zero, which is `UNTOUCHED`.
+        unsafe { Box::from_raw(p) }
+    }
+
+    /// A leaf of untouched entries (loom's atomics cannot be zero-initialised).
+    #[cfg(loom)]
+    fn new_boxed() -> Box<Leaf> {
+        Box::new(Leaf {
             entries: std::array::from_fn(|_| AtomicU64::new(UNTOUCHED)),
+        })
+    }
+}
+
+/// Directory allocation: `len` null leaf pointers, as a thin pointer to the first.
+#[cfg(not(loom))]
+mod directory {
+    use super::{AtomicPtr, Leaf};
+    use std::alloc::{alloc_zeroed, dealloc, handle_alloc_error, Layout};
+
+    /// Directories of at least this many bytes are anonymous mappings (zero pages on demand, so
+    /// untouched parts cost no memory and no clearing); smaller ones come from the heap.
+    const MAPPED_FROM: usize = 64 << 10;
+
+    fn layout(len: usize) -> Layout {
+        Layout::array::<AtomicPtr<Leaf>>(len).expect("directory size bounded by MAX_BLOCKS")
+    }
+
+    /// A zeroed directory of `len` (> 0) entries; all-zero bytes are null `AtomicPtr`s (same
+    /// representation as `*mut Leaf`).
+    pub(super) fn alloc(len: usize) -> *mut AtomicPtr<Leaf> {
+        let layout = layout(len);
+        let p = if layout.size() >= MAPPED_FROM {
+            // SAFETY: an anonymous private mapping with no address hint touches no existing memory;
+            // the arguments are valid constants and a non-zero length.
+            let p = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    layout.size(),
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                    -1,
+                    0,
+                )
+            };
+            if p == libc::MAP_FAILED {
+                std::ptr::null_mut()
+            } else {
+                p.cast::<u8>()
+            }
+        } else {
+            // SAFETY: the layout has a non-zero size (len > 0).
+            unsafe { alloc_zeroed(layout) }
+        };
+        if p.is_null() {
+            handle_alloc_error(layout);
+        }
+        p.cast()
+    }
+
+    /// Frees a directory.
+    ///
+    /// # Safety
+    /// `p` came from `alloc(len)` with this `len`, and nothing uses it afterwards.
+    pub(super) unsafe fn free(p: *mut AtomicPtr<Leaf>, len: usize) {
+        let layout = layout(len);
+        if layout.size() >= MAPPED_FROM {
+            // SAFETY: per the contract, `p` is the start of a live mapping of `layout.size()` bytes.
+            let rc = unsafe { libc::munmap(p.cast(), layout.size()) };
+            debug_assert_eq!(rc, 0, "munmap of a directory failed");
+        } else {
+            // SAFETY: per the contract, `p` came from `alloc_zeroed(layout)`.
+            unsafe { dealloc(p.cast(), layout) };
         }
     }
 }
 
-impl Mid {
-    fn new() -> Self {
-        Mid {
-            leaves: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
-        }
+/// Directory allocation under loom: boxed slices of loom atomics.
+#[cfg(loom)]
+mod directory {
+    use super::{AtomicPtr, Leaf};
+
+    pub(super) fn alloc(len: usize) -> *mut AtomicPtr<Leaf> {
+        let b: Box<[AtomicPtr<Leaf>]> = (0..len)
+            .map(|_| AtomicPtr::new(std::ptr::null_mut()))
+            .collect();
+        Box::into_raw(b).cast()
+    }
+
+    /// # Safety
+    /// `p` came from `alloc(len)` with this `len`, and nothing uses it afterwards.
+    pub(super) unsafe fn free(p: *mut AtomicPtr<Leaf>, len: usize) {
+        // SAFETY: per the contract, `p` and `len` describe the boxed slice `alloc` leaked.
+        drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, len)) });
     }
 }
 
-/// Top entries needed for `capacity` blocks.
-fn tops_for(capacity: u64) -> usize {
-    capacity.div_ceil(1 << MID_SPAN_BITS).max(1) as usize
-}
-
-/// A fresh top array of `n` null mid pointers, as a thin pointer to its first element.
-fn new_top(n: usize) -> *mut AtomicPtr<Mid> {
-    let b: Box<[AtomicPtr<Mid>]> = (0..n).map(|_| AtomicPtr::new(ptr::null_mut())).collect();
-    Box::into_raw(b).cast::<AtomicPtr<Mid>>()
-}
-
-/// Frees a top array made by [`new_top`].
-///
-/// # Safety
-/// `p` came from `new_top(n)` with this `n`, and nothing uses it afterwards.
-unsafe fn free_top(p: *mut AtomicPtr<Mid>, n: usize) {
-    // SAFETY: per the contract, `p` and `n` describe the boxed slice `new_top` leaked.
-    drop(unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(p, n)) });
-}
-
-/// Loads a page pointer, installing a new page by CAS if it is absent.
-#[inline]
-fn get_or_install<T>(slot: &AtomicPtr<T>, make: impl FnOnce() -> T) -> &T {
-    // Acquire: pairs with the Release of the CAS in `install`, so the page's initialised contents
-    // are visible before we use the pointer.
-    let p = slot.load(Ordering::Acquire);
-    if !p.is_null() {
-        // SAFETY: non-null pointers in the radix come from Box::into_raw in `install` and are freed
-        // only in Drop, which needs `&mut self`; the page lives as long as the `&self` this borrow
-        // derives from.
-        return unsafe { &*p };
-    }
-    install(slot, make)
-}
-
-/// Installs a new page in an empty `slot` by CAS (or uses the page another thread installed first).
-/// Out of line: once per page.
+/// Panics for a block outside the map. Out of line: keeps the claim path free of the formatting.
 #[cold]
 #[inline(never)]
-fn install<T>(slot: &AtomicPtr<T>, make: impl FnOnce() -> T) -> &T {
-    let fresh = Box::into_raw(Box::new(make()));
-    // AcqRel on success: Release publishes the fresh page's contents to later Acquire loads.
-    // Acquire on failure: we use the winner's page and need its contents.
-    match slot.compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
-        // SAFETY: we just installed `fresh`, a live Box pointer, see `get_or_install` for its
-        // lifetime.
-        Ok(_) => unsafe { &*fresh },
-        Err(winner) => {
-            // SAFETY: `fresh` came from Box::into_raw just above and was never shared.
-            drop(unsafe { Box::from_raw(fresh) });
-            // SAFETY: `winner` is a non-null page installed by another thread, live until Drop.
-            unsafe { &*winner }
-        }
-    }
+fn out_of_range(block: u64, capacity: u64) -> ! {
+    panic!("block {block} outside map of {capacity}")
 }
 
-/// Loads a page pointer without installing.
-#[inline]
-fn get<T>(slot: &AtomicPtr<T>) -> Option<&T> {
-    // Acquire: see get_or_install.
-    let p = slot.load(Ordering::Acquire);
-    // SAFETY: non-null radix pointers are live Box pages until Drop (see get_or_install).
-    (!p.is_null()).then(|| unsafe { &*p })
+/// Panics for a slot an entry cannot hold. Out of line, like `out_of_range`.
+#[cold]
+#[inline(never)]
+fn slot_too_large(slot: u64) -> ! {
+    panic!("slot {slot} does not fit an entry")
 }
 
 /// A map from block number to [`Entry`] for blocks `0..capacity`.
 pub struct BlockMap {
-    /// The top array (`tops` mid pointers), allocated on first install.
-    root: AtomicPtr<AtomicPtr<Mid>>,
-    /// Length of the top array.
-    tops: usize,
+    /// The directory (`dir_len` leaf pointers), null until the first install.
+    root: AtomicPtr<AtomicPtr<Leaf>>,
+    /// Length of the directory: one entry per `LEAF_LEN` blocks of the capacity.
+    dir_len: usize,
     capacity: u64,
+    /// Directory indices of the installed leaves, in install order: scans and drop visit these
+    /// instead of the whole directory. Appended under the lock while the leaf is installed, so a
+    /// leaf that can be seen is listed.
+    installed: Mutex<Vec<usize>>,
+}
+
+/// Directory entries needed for `capacity` blocks.
+fn dir_len_for(capacity: u64) -> usize {
+    assert!(
+        capacity <= MAX_BLOCKS,
+        "map of {capacity} blocks exceeds the limit of {MAX_BLOCKS}"
+    );
+    capacity.div_ceil(LEAF_LEN as u64).max(1) as usize
 }
 
 /// The outcome of [`BlockMap::claim`].
@@ -149,7 +204,9 @@ impl CopyClaim<'_> {
     /// Publishes `preserved(slot)`: the copy in `slot` is complete and readable.
     #[inline]
     pub fn publish(self, slot: u64) {
-        assert!(slot <= MAX_SLOT, "slot {slot} does not fit an entry");
+        if slot > MAX_SLOT {
+            slot_too_large(slot);
+        }
         // Settled here: the abandon path in Drop must not run.
         let word = std::mem::ManuallyDrop::new(self).word;
         // Release: the copied data (written to the slot before this call) and everything else this
@@ -175,11 +232,15 @@ impl Drop for CopyClaim<'_> {
 
 impl BlockMap {
     /// An empty map for blocks `0..capacity`.
+    ///
+    /// # Panics
+    /// If `capacity` exceeds [`MAX_BLOCKS`] (volumes check their size first).
     pub fn new(capacity: u64) -> Self {
         BlockMap {
             root: AtomicPtr::new(ptr::null_mut()),
-            tops: tops_for(capacity),
+            dir_len: dir_len_for(capacity),
             capacity,
+            installed: Mutex::new(Vec::new()),
         }
     }
 
@@ -188,7 +249,7 @@ impl BlockMap {
         self.capacity
     }
 
-    /// The number of preserved entries (counted over the allocated pages; no shared counter is
+    /// The number of preserved entries (counted over the installed leaves; no shared counter is
     /// kept, so publishing stays free of contention).
     pub fn preserved_count(&self) -> u64 {
         let mut n = 0;
@@ -196,76 +257,124 @@ impl BlockMap {
         n
     }
 
+    /// The entry word of `block` if its leaf exists (none beyond the capacity).
     #[inline]
-    fn top(&self) -> Option<&[AtomicPtr<Mid>]> {
-        // Acquire: pairs with the Release of the installing CAS, so the array's contents (null
-        // pointers) are initialised before we read them.
-        let p = self.root.load(Ordering::Acquire);
-        // SAFETY: a non-null root was made by `new_top(self.tops)` and is freed only in Drop or
-        // replaced in `grow`, both of which need `&mut self`.
-        (!p.is_null()).then(|| unsafe { std::slice::from_raw_parts(p, self.tops) })
-    }
-
-    #[inline]
-    fn top_or_install(&self) -> &[AtomicPtr<Mid>] {
-        match self.top() {
-            Some(t) => t,
-            None => self.install_top(),
+    fn word(&self, block: u64) -> Option<&AtomicU64> {
+        if block >= self.capacity {
+            return None;
         }
+        // Acquire: pairs with the Release of the installing CAS, so the directory's contents (null
+        // pointers) are initialised before we read them.
+        let root = self.root.load(Ordering::Acquire);
+        if root.is_null() {
+            return None;
+        }
+        // SAFETY: a non-null root is a live directory of `dir_len` entries (freed or replaced only
+        // with `&mut self`), and the index is below `dir_len` because `block < capacity`.
+        let slot = unsafe { &*root.add((block >> LEAF_BITS) as usize) };
+        // Acquire: pairs with the Release of the installing CAS, so the leaf's initialised entries
+        // are visible before we use the pointer.
+        let leaf = slot.load(Ordering::Acquire);
+        if leaf.is_null() {
+            return None;
+        }
+        // SAFETY: non-null directory entries are live Box leaves, freed only in Drop (`&mut self`).
+        Some(unsafe { &(*leaf).entries[block as usize & (LEAF_LEN - 1)] })
     }
 
-    /// Allocates the top array on first install. Out of line: once per map.
+    /// The entry word of `block`, installing its directory and leaf if absent.
+    #[inline]
+    fn word_or_install(&self, block: u64) -> &AtomicU64 {
+        if block >= self.capacity {
+            out_of_range(block, self.capacity);
+        }
+        let index = (block >> LEAF_BITS) as usize;
+        // Acquire: as in `word`.
+        let mut root = self.root.load(Ordering::Acquire);
+        if root.is_null() {
+            root = self.install_directory();
+        }
+        // SAFETY: as in `word`.
+        let slot = unsafe { &*root.add(index) };
+        // Acquire: as in `word`.
+        let mut leaf = slot.load(Ordering::Acquire);
+        if leaf.is_null() {
+            leaf = self.install_leaf(slot, index);
+        }
+        // SAFETY: as in `word`.
+        unsafe { &(*leaf).entries[block as usize & (LEAF_LEN - 1)] }
+    }
+
+    /// Allocates the directory on first install. Out of line: once per map.
     #[cold]
     #[inline(never)]
-    fn install_top(&self) -> &[AtomicPtr<Mid>] {
-        let fresh = new_top(self.tops);
-        // AcqRel on success: Release publishes the fresh array to later Acquire loads. Acquire on
-        // failure: we use the winner's array.
+    fn install_directory(&self) -> *mut AtomicPtr<Leaf> {
+        let fresh = directory::alloc(self.dir_len);
+        // AcqRel on success: Release publishes the fresh directory to later Acquire loads. Acquire
+        // on failure: we use the winner's directory and need its contents.
         match self.root.compare_exchange(
             ptr::null_mut(),
             fresh,
             Ordering::AcqRel,
             Ordering::Acquire,
         ) {
-            Ok(_) => {}
-            // SAFETY: `fresh` came from `new_top(self.tops)` just above and was never shared.
-            Err(_) => unsafe { free_top(fresh, self.tops) },
+            Ok(_) => fresh,
+            Err(winner) => {
+                // SAFETY: `fresh` came from `directory::alloc(self.dir_len)` just above and was
+                // never shared.
+                unsafe { directory::free(fresh, self.dir_len) };
+                winner
+            }
         }
-        self.top().expect("installed")
     }
 
-    #[inline]
-    fn split(&self, block: u64) -> (usize, usize, usize) {
-        assert!(
-            block < self.capacity,
-            "block {block} outside map of {}",
-            self.capacity
-        );
-        let top = (block >> MID_SPAN_BITS) as usize;
-        let mid = ((block >> LEAF_BITS) as usize) & (MID_LEN - 1);
-        let leaf = (block as usize) & (LEAF_LEN - 1);
-        (top, mid, leaf)
+    /// Installs a new leaf in the empty directory entry `slot` (number `index`) by CAS, or returns
+    /// the leaf another thread installed first. Out of line: once per leaf.
+    #[cold]
+    #[inline(never)]
+    fn install_leaf(&self, slot: &AtomicPtr<Leaf>, index: usize) -> *mut Leaf {
+        let fresh = Box::into_raw(Leaf::new_boxed());
+        // The list lock is held across the CAS, so a scan that takes it after the CAS finds the
+        // leaf listed. A panic while holding it cannot leave the list inconsistent: take it anyway.
+        let mut installed = self
+            .installed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // AcqRel on success: Release publishes the fresh leaf's entries to later Acquire loads.
+        // Acquire on failure: we use the winner's leaf and need its contents.
+        match slot.compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => {
+                installed.push(index);
+                fresh
+            }
+            Err(winner) => {
+                drop(installed);
+                // SAFETY: `fresh` came from Box::into_raw just above and was never shared.
+                drop(unsafe { Box::from_raw(fresh) });
+                winner
+            }
+        }
     }
 
-    /// The entry word of `block` if its page exists. Beyond the capacity no page is ever
-    /// installed (see `split`), so there is nothing to find; no assertion on this read path, which
-    /// keeps lookups short (more of them in flight at once).
-    #[inline]
-    fn word(&self, block: u64) -> Option<&AtomicU64> {
-        let t = usize::try_from(block >> MID_SPAN_BITS).ok()?;
-        let m = ((block >> LEAF_BITS) as usize) & (MID_LEN - 1);
-        let l = (block as usize) & (LEAF_LEN - 1);
-        let mid = get(self.top()?.get(t)?)?;
-        let leaf = get(&mid.leaves[m])?;
-        Some(&leaf.entries[l])
-    }
-
-    #[inline]
-    fn word_or_install(&self, block: u64) -> &AtomicU64 {
-        let (t, m, l) = self.split(block);
-        let mid = get_or_install(&self.top_or_install()[t], Mid::new);
-        let leaf = get_or_install(&mid.leaves[m], Leaf::new);
-        &leaf.entries[l]
+    /// The installed leaves as `(directory index, leaf)`, in block order.
+    fn installed_leaves(&self) -> Vec<(usize, &Leaf)> {
+        let mut indices = self
+            .installed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        indices.sort_unstable();
+        // Acquire: the list says the directory exists; see `word`.
+        let root = self.root.load(Ordering::Acquire);
+        indices
+            .into_iter()
+            .map(|i| {
+                // SAFETY: a listed index was installed in the live directory (so root is non-null
+                // and `i < dir_len`), and its entry holds a live Box leaf until Drop.
+                let leaf = unsafe { &*(*root.add(i)).load(Ordering::Acquire) };
+                (i, leaf)
+            })
+            .collect()
     }
 
     /// The entry of `block` (untouched beyond the capacity). Never blocks.
@@ -358,18 +467,11 @@ impl BlockMap {
 
     /// Calls `f(block, slot)` for every preserved entry, in block order.
     pub fn for_each_preserved(&self, mut f: impl FnMut(u64, u64)) {
-        let Some(top) = self.top() else { return };
-        for (t, mid) in top.iter().enumerate() {
-            let Some(mid) = get(mid) else { continue };
-            for (m, leaf) in mid.leaves.iter().enumerate() {
-                let Some(leaf) = get(leaf) else { continue };
-                for (l, w) in leaf.entries.iter().enumerate() {
-                    // Acquire: the caller may read the slot's data.
-                    if let Entry::Preserved(slot) = Entry::decode(w.load(Ordering::Acquire)) {
-                        let block =
-                            ((t as u64) << MID_SPAN_BITS) | ((m as u64) << LEAF_BITS) | l as u64;
-                        f(block, slot);
-                    }
+        for (i, leaf) in self.installed_leaves() {
+            for (l, w) in leaf.entries.iter().enumerate() {
+                // Acquire: the caller may read the slot's data.
+                if let Entry::Preserved(slot) = Entry::decode(w.load(Ordering::Acquire)) {
+                    f(((i as u64) << LEAF_BITS) | l as u64, slot);
                 }
             }
         }
@@ -383,30 +485,35 @@ impl BlockMap {
     }
 
     /// Extends the map to cover `new_capacity` blocks (never shrinks).
+    ///
+    /// # Panics
+    /// If `new_capacity` exceeds [`MAX_BLOCKS`].
     pub fn grow(&mut self, new_capacity: u64) {
         if new_capacity <= self.capacity {
             return;
         }
-        let tops = tops_for(new_capacity);
+        let len = dir_len_for(new_capacity);
         let old = self.root.load(Ordering::Relaxed);
-        if !old.is_null() && tops > self.tops {
-            let grown = new_top(tops);
-            // SAFETY: `&mut self`: no other thread holds a reference; both arrays are live with
-            // these lengths (old: `self.tops`, made by new_top; grown: just made).
-            let (src, dst) = unsafe {
-                (
-                    std::slice::from_raw_parts(old, self.tops),
-                    std::slice::from_raw_parts(grown, tops),
-                )
-            };
-            for (d, s) in dst.iter().zip(src) {
-                d.store(s.load(Ordering::Relaxed), Ordering::Relaxed);
+        if !old.is_null() && len > self.dir_len {
+            let grown = directory::alloc(len);
+            let installed = self
+                .installed
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for &i in installed.iter() {
+                // SAFETY: `&mut self`: no other thread holds a reference; `i` is below both lengths
+                // (installed in the old directory, which is shorter than the new one).
+                unsafe {
+                    let leaf = (*old.add(i)).load(Ordering::Relaxed);
+                    (*grown.add(i)).store(leaf, Ordering::Relaxed);
+                }
             }
-            // SAFETY: `old` came from `new_top(self.tops)`; it is replaced below and not used again.
-            unsafe { free_top(old, self.tops) };
+            // SAFETY: `old` came from `directory::alloc(self.dir_len)`; it is replaced below and
+            // not used again.
+            unsafe { directory::free(old, self.dir_len) };
             self.root.store(grown, Ordering::Relaxed);
         }
-        self.tops = self.tops.max(tops);
+        self.dir_len = self.dir_len.max(len);
         self.capacity = new_capacity;
     }
 }
@@ -417,27 +524,17 @@ impl Drop for BlockMap {
         if root.is_null() {
             return;
         }
-        // SAFETY: `&mut self` means no other thread holds a page reference; the top array came
-        // from `new_top(self.tops)`; it is read here and freed right after.
-        let top = unsafe { std::slice::from_raw_parts(root, self.tops) };
-        for mid in top.iter() {
-            let mp = mid.load(Ordering::Relaxed);
-            if mp.is_null() {
-                continue;
-            }
-            // SAFETY: `&mut self` means no other thread holds a page reference; every non-null
-            // pointer came from Box::into_raw and is freed exactly once, here.
-            let mid = unsafe { Box::from_raw(mp) };
-            for leaf in mid.leaves.iter() {
-                let lp = leaf.load(Ordering::Relaxed);
-                if !lp.is_null() {
-                    // SAFETY: as above, for leaf pages.
-                    drop(unsafe { Box::from_raw(lp) });
-                }
-            }
+        let installed = self
+            .installed
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for &i in installed.iter() {
+            // SAFETY: `&mut self` means no other thread holds a leaf reference; every listed entry
+            // holds a pointer from Box::into_raw, listed once, freed exactly once, here.
+            drop(unsafe { Box::from_raw((*root.add(i)).load(Ordering::Relaxed)) });
         }
-        // SAFETY: made by `new_top(self.tops)`, freed exactly once, here; `top` is not used after.
-        unsafe { free_top(root, self.tops) };
+        // SAFETY: made by `directory::alloc(self.dir_len)`, freed exactly once, here.
+        unsafe { directory::free(root, self.dir_len) };
     }
 }
 
@@ -489,6 +586,17 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
+    /// Pages of `len` bytes at `p` that are backed by memory (`mincore`).
+    fn resident_pages(p: *const u8, len: usize) -> usize {
+        let page = 4096;
+        let mut vec = vec![0u8; len.div_ceil(page)];
+        // SAFETY: `p` is the page-aligned start of a live mapping of `len` bytes and `vec` has one
+        // byte per page of it.
+        let rc = unsafe { libc::mincore(p as *mut libc::c_void, len, vec.as_mut_ptr()) };
+        assert_eq!(rc, 0, "mincore failed");
+        vec.iter().filter(|&&b| b & 1 != 0).count()
+    }
+
     #[test]
     fn empty_map_of_a_tebibyte_is_small() {
         let m = BlockMap::new((1u64 << 40) / 4096);
@@ -502,8 +610,40 @@ mod tests {
             Claim::Won(c) => c.publish(1),
             Claim::Preserved(_) => panic!(),
         }
-        assert!(m.tops * std::mem::size_of::<usize>() <= 8192);
         assert_eq!(m.preserved_count(), 1);
+        // One leaf, and of the 4 MiB directory reservation one page is backed by memory.
+        assert_eq!(m.installed.lock().unwrap().len(), 1);
+        let dir = m.root.load(Ordering::Relaxed).cast::<u8>();
+        let dir_bytes = m.dir_len * std::mem::size_of::<usize>();
+        assert_eq!(dir_bytes, 4 << 20);
+        assert_eq!(resident_pages(dir, dir_bytes), 1);
+    }
+
+    #[test]
+    fn scans_and_growth_keep_block_order() {
+        let mut m = BlockMap::new(10_000);
+        // Installed out of block order, across leaves.
+        for &b in &[9_999u64, 3, 5_000, 512, 511, 7_777] {
+            match m.claim(b) {
+                Claim::Won(c) => c.publish(b + 1),
+                Claim::Preserved(_) => panic!("fresh block preserved"),
+            }
+        }
+        let want = vec![
+            (3, 4),
+            (511, 512),
+            (512, 513),
+            (5_000, 5_001),
+            (7_777, 7_778),
+            (9_999, 10_000),
+        ];
+        assert_eq!(m.preserved_entries(), want);
+        m.grow(5_000_000);
+        assert_eq!(m.preserved_entries(), want, "growth keeps every leaf");
+        m.set_preserved(4_999_999, 1);
+        assert_eq!(m.get(4_999_999), Entry::Preserved(1));
+        assert_eq!(m.preserved_count(), 7);
+        assert_eq!(m.get(5_000_000), Entry::Untouched);
     }
 
     #[test]

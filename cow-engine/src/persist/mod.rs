@@ -26,7 +26,9 @@ use std::sync::Arc;
 use crate::device::{BlockDevice, FileDevice};
 use crate::error::{Error, ErrorKind, Result};
 use crate::map::{BlockMap, MAX_SLOT};
-use crate::volume::{apply_delete, Durability, Snap, SnapshotOptions, State, VolumeConfig};
+use crate::volume::{
+    apply_delete, Durability, Snap, SnapshotOptions, State, VolumeConfig, MAX_VOLUME_LEN,
+};
 use journal::JournalPosition;
 use superblock::{random_uuid, JournalHeader, Superblock, JOURNAL_DATA, SUPERBLOCK_LEN};
 
@@ -257,9 +259,9 @@ impl Store {
         if self.config.durability == Durability::Volatile {
             // Nothing of the diff area survives; start it afresh.
             let len = self.origin.len();
-            if len == 0 || len % u64::from(self.config.block_size) != 0 {
+            if len == 0 || len % u64::from(self.config.block_size) != 0 || len > MAX_VOLUME_LEN {
                 return Err(Error::corrupt(format!(
-                    "the origin holds {len} bytes, not a positive multiple of the block size {}",
+                    "the origin holds {len} bytes, not a positive multiple of the block size {} up to {MAX_VOLUME_LEN}",
                     self.config.block_size
                 )));
             }
@@ -539,6 +541,11 @@ fn check_len(len: u64, shift: u32) -> Result<()> {
     if len == 0 || len & ((1 << shift) - 1) != 0 {
         return Err(Error::corrupt(format!(
             "size {len} is not a positive multiple of the block size"
+        )));
+    }
+    if len > MAX_VOLUME_LEN {
+        return Err(Error::corrupt(format!(
+            "size {len} exceeds the limit of {MAX_VOLUME_LEN} bytes"
         )));
     }
     Ok(())

@@ -42,6 +42,10 @@ pub type SnapshotId = u64;
 pub const MIN_BLOCK_SIZE: u32 = 4096;
 /// Largest block size a volume accepts.
 pub const MAX_BLOCK_SIZE: u32 = 1 << 20;
+/// Largest volume, in bytes: 4 PiB. It bounds each block map's directory (one pointer per 512
+/// blocks, see [`crate::map`]) to 16 GiB of reserved address space, of which only the parts in use
+/// take memory.
+pub const MAX_VOLUME_LEN: u64 = 1 << 52;
 
 /// What to do when the diff area reaches its limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -107,6 +111,11 @@ impl VolumeConfig {
         if size == 0 || size % u64::from(bs) != 0 {
             return Err(Error::invalid(format!(
                 "volume size {size} is not a positive multiple of the block size {bs}"
+            )));
+        }
+        if size > MAX_VOLUME_LEN {
+            return Err(Error::invalid(format!(
+                "volume size {size} exceeds the limit of {MAX_VOLUME_LEN} bytes (4 PiB)"
             )));
         }
         Ok(())
@@ -874,6 +883,11 @@ impl Inner {
             return Err(Error::invalid(format!(
                 "new size {new_len} must be a multiple of {bs} and at least the current {}",
                 st.len
+            )));
+        }
+        if new_len > MAX_VOLUME_LEN {
+            return Err(Error::invalid(format!(
+                "new size {new_len} exceeds the limit of {MAX_VOLUME_LEN} bytes (4 PiB)"
             )));
         }
         if new_len == st.len {
