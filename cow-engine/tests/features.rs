@@ -827,3 +827,66 @@ fn a_second_split_is_busy_and_a_restarted_split_copies_everything() {
     vol.split_snapshot(s, &fresh, &Progress::new()).unwrap();
     assert_eq!(all(&fresh), expect);
 }
+
+/// A block map's directory reserves address space (1/64 of the blocks, in bytes). Where the system
+/// refuses it (an address-space limit here; strict overcommit elsewhere), the write that needed it
+/// fails with an I/O error naming the reservation, writes nothing, and succeeds once room exists.
+/// Runs in a child process, since the limit applies to the whole process.
+#[test]
+fn a_refused_map_reservation_fails_the_write_and_loses_nothing() {
+    const CHILD: &str = "UMBRA_ADDRESS_LIMIT_CHILD";
+    const NAME: &str = "a_refused_map_reservation_fails_the_write_and_loses_nothing";
+    if std::env::var_os(CHILD).is_none() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+            .env(CHILD, "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("child checked the refused reservation"),
+            "child failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    // 1 PiB of 4 KiB blocks: a snapshot map's directory is 4 GiB of address space.
+    let vol = Volume::create_mem(1 << 50, VolumeConfig::default()).unwrap();
+    vol.write_at(&[7u8; BS as usize], 0).unwrap();
+    let snap = vol.create_snapshot(SnapshotOptions::default()).unwrap();
+
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let vm_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmSize:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into `old`, a valid, writable struct.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut old) }, 0);
+    let limited = libc::rlimit {
+        rlim_cur: (vm_kib << 10) + (1 << 30),
+        rlim_max: old.rlim_max,
+    };
+    // SAFETY: setrlimit only reads the struct; lowering the soft limit is always permitted.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &limited) }, 0);
+
+    let e = vol.write_at(&[9u8; BS as usize], 0).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Io, "{e}");
+    assert!(e.to_string().contains("cannot reserve"), "{e}");
+    assert_eq!(block_of(&vol, 0), vec![7u8; BS as usize], "nothing written");
+    let mut b = vec![0u8; BS as usize];
+    vol.snapshot(snap).unwrap().read_at(&mut b, 0).unwrap();
+    assert_eq!(b, vec![7u8; BS as usize]);
+
+    // SAFETY: as above; raising the soft limit back to its old value (within the hard limit).
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &old) }, 0);
+    vol.write_at(&[9u8; BS as usize], 0).unwrap();
+    assert_eq!(block_of(&vol, 0), vec![9u8; BS as usize]);
+    vol.snapshot(snap).unwrap().read_at(&mut b, 0).unwrap();
+    assert_eq!(b, vec![7u8; BS as usize], "the snapshot kept its block");
+    println!("child checked the refused reservation");
+}

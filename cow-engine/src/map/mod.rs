@@ -23,6 +23,7 @@ pub use entry::{Entry, MAX_SLOT};
 
 use std::ptr;
 
+use crate::error::{Error, Result};
 use crate::sync::{park_while, unpark_all, AtomicPtr, AtomicU64, Mutex, Ordering};
 use entry::{preserved, COPYING, UNTOUCHED, WAITERS};
 
@@ -81,11 +82,16 @@ mod directory {
         Layout::array::<AtomicPtr<Leaf>>(len).expect("directory size bounded by MAX_BLOCKS")
     }
 
+    /// Bytes of a directory of `len` entries.
+    pub(super) fn bytes(len: usize) -> usize {
+        layout(len).size()
+    }
+
     /// A zeroed directory of `len` (> 0) entries; all-zero bytes are null `AtomicPtr`s (same
-    /// representation as `*mut Leaf`).
-    pub(super) fn alloc(len: usize) -> *mut AtomicPtr<Leaf> {
+    /// representation as `*mut Leaf`). Fails if the system refuses the memory or address space.
+    pub(super) fn try_alloc(len: usize) -> std::io::Result<*mut AtomicPtr<Leaf>> {
         let layout = layout(len);
-        let p = if layout.size() >= MAPPED_FROM {
+        if layout.size() >= MAPPED_FROM {
             // SAFETY: an anonymous private mapping with no address hint touches no existing memory;
             // the arguments are valid constants and a non-zero length.
             let p = unsafe {
@@ -99,18 +105,27 @@ mod directory {
                 )
             };
             if p == libc::MAP_FAILED {
-                std::ptr::null_mut()
-            } else {
-                p.cast::<u8>()
+                return Err(std::io::Error::last_os_error());
             }
+            // Small pages: with transparent huge pages on `always`, one pointer stored would
+            // otherwise back (and clear) 2 MiB of the directory instead of 4 KiB. Best effort: a
+            // kernel without THP refuses the advice, and then there is nothing to avoid.
+            // SAFETY: advice on the mapping just made, of exactly its length; no memory is touched.
+            unsafe { libc::madvise(p, layout.size(), libc::MADV_NOHUGEPAGE) };
+            Ok(p.cast())
         } else {
             // SAFETY: the layout has a non-zero size (len > 0).
-            unsafe { alloc_zeroed(layout) }
-        };
-        if p.is_null() {
-            handle_alloc_error(layout);
+            let p = unsafe { alloc_zeroed(layout) };
+            if p.is_null() {
+                return Err(std::io::ErrorKind::OutOfMemory.into());
+            }
+            Ok(p.cast())
         }
-        p.cast()
+    }
+
+    /// As [`try_alloc`], treating a refusal like any failed allocation (the process aborts).
+    pub(super) fn alloc(len: usize) -> *mut AtomicPtr<Leaf> {
+        try_alloc(len).unwrap_or_else(|_| handle_alloc_error(layout(len)))
     }
 
     /// Frees a directory.
@@ -134,6 +149,14 @@ mod directory {
 #[cfg(loom)]
 mod directory {
     use super::{AtomicPtr, Leaf};
+
+    pub(super) fn bytes(len: usize) -> usize {
+        len * std::mem::size_of::<usize>()
+    }
+
+    pub(super) fn try_alloc(len: usize) -> std::io::Result<*mut AtomicPtr<Leaf>> {
+        Ok(alloc(len))
+    }
 
     pub(super) fn alloc(len: usize) -> *mut AtomicPtr<Leaf> {
         let b: Box<[AtomicPtr<Leaf>]> = (0..len)
@@ -257,6 +280,35 @@ impl BlockMap {
         n
     }
 
+    /// Allocates the map's directory now if it has none, so later installs need no more than a
+    /// leaf. Volumes call this before a write may install, so a refusal by the system is an error
+    /// of that write; without it, a refused directory allocation aborts like any failed allocation.
+    /// A large directory reserves address space (1/64 of the capacity in blocks, in bytes) of which
+    /// only the parts in use take memory; under strict overcommit or an address-space limit the
+    /// reservation is what may be refused.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Io`](crate::ErrorKind::Io) with the system's error if the memory or address
+    /// space is refused.
+    pub fn reserve(&self) -> Result<()> {
+        // Acquire: as in `word`.
+        if !self.root.load(Ordering::Acquire).is_null() {
+            return Ok(());
+        }
+        let fresh = directory::try_alloc(self.dir_len).map_err(|e| {
+            Error::io(
+                format!(
+                    "cannot reserve {} bytes for the block map of {} blocks",
+                    directory::bytes(self.dir_len),
+                    self.capacity
+                ),
+                e,
+            )
+        })?;
+        self.adopt_directory(fresh);
+        Ok(())
+    }
+
     /// The entry word of `block` if its leaf exists (none beyond the capacity).
     #[inline]
     fn word(&self, block: u64) -> Option<&AtomicU64> {
@@ -305,11 +357,17 @@ impl BlockMap {
         unsafe { &(*leaf).entries[block as usize & (LEAF_LEN - 1)] }
     }
 
-    /// Allocates the directory on first install. Out of line: once per map.
+    /// Allocates the directory on first install, unless [`BlockMap::reserve`] did. Out of line:
+    /// once per map.
     #[cold]
     #[inline(never)]
     fn install_directory(&self) -> *mut AtomicPtr<Leaf> {
-        let fresh = directory::alloc(self.dir_len);
+        self.adopt_directory(directory::alloc(self.dir_len))
+    }
+
+    /// Installs `fresh` (from `directory::alloc(self.dir_len)`) as the directory by CAS, or frees
+    /// it and returns the directory another thread installed first.
+    fn adopt_directory(&self, fresh: *mut AtomicPtr<Leaf>) -> *mut AtomicPtr<Leaf> {
         // AcqRel on success: Release publishes the fresh directory to later Acquire loads. Acquire
         // on failure: we use the winner's directory and need its contents.
         match self.root.compare_exchange(
@@ -486,16 +544,27 @@ impl BlockMap {
 
     /// Extends the map to cover `new_capacity` blocks (never shrinks).
     ///
+    /// # Errors
+    /// As [`BlockMap::reserve`], for the larger directory; the map is then unchanged.
+    ///
     /// # Panics
     /// If `new_capacity` exceeds [`MAX_BLOCKS`].
-    pub fn grow(&mut self, new_capacity: u64) {
+    pub fn grow(&mut self, new_capacity: u64) -> Result<()> {
         if new_capacity <= self.capacity {
-            return;
+            return Ok(());
         }
         let len = dir_len_for(new_capacity);
         let old = self.root.load(Ordering::Relaxed);
         if !old.is_null() && len > self.dir_len {
-            let grown = directory::alloc(len);
+            let grown = directory::try_alloc(len).map_err(|e| {
+                Error::io(
+                    format!(
+                        "cannot reserve {} bytes to grow the block map to {new_capacity} blocks",
+                        directory::bytes(len)
+                    ),
+                    e,
+                )
+            })?;
             let installed = self
                 .installed
                 .get_mut()
@@ -515,6 +584,7 @@ impl BlockMap {
         }
         self.dir_len = self.dir_len.max(len);
         self.capacity = new_capacity;
+        Ok(())
     }
 }
 
@@ -575,9 +645,14 @@ impl BlockBitmap {
             .is_some_and(|w| w.load(Ordering::Acquire) & (1 << (block & 63)) != 0)
     }
 
-    /// Extends the bitmap to `capacity` blocks.
-    pub(crate) fn grow(&mut self, capacity: u64) {
-        self.words.grow(capacity.div_ceil(64));
+    /// Allocates the bitmap's directory now (see [`BlockMap::reserve`]).
+    pub(crate) fn reserve(&self) -> Result<()> {
+        self.words.reserve()
+    }
+
+    /// Extends the bitmap to `capacity` blocks (see [`BlockMap::grow`]).
+    pub(crate) fn grow(&mut self, capacity: u64) -> Result<()> {
+        self.words.grow(capacity.div_ceil(64))
     }
 }
 
@@ -617,6 +692,17 @@ mod tests {
         let dir_bytes = m.dir_len * std::mem::size_of::<usize>();
         assert_eq!(dir_bytes, 4 << 20);
         assert_eq!(resident_pages(dir, dir_bytes), 1);
+        // Small pages even where transparent huge pages are `always`: the mapping carries the
+        // kernel's no-huge-page flag (`nh`), so one store never backs 2 MiB.
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let start = format!("{:x}-", dir as usize);
+        let vma = smaps
+            .split_inclusive('\n')
+            .skip_while(|l| !l.starts_with(&start))
+            // The first flags line after the mapping's header is its own (the last of its block).
+            .find(|l| l.starts_with("VmFlags:"))
+            .expect("the directory's mapping is listed");
+        assert!(vma.split_whitespace().any(|f| f == "nh"), "{vma}");
     }
 
     #[test]
@@ -638,7 +724,7 @@ mod tests {
             (9_999, 10_000),
         ];
         assert_eq!(m.preserved_entries(), want);
-        m.grow(5_000_000);
+        m.grow(5_000_000).unwrap();
         assert_eq!(m.preserved_entries(), want, "growth keeps every leaf");
         m.set_preserved(4_999_999, 1);
         assert_eq!(m.get(4_999_999), Entry::Preserved(1));
@@ -665,7 +751,7 @@ mod tests {
         assert_eq!(m.preserved_entries(), vec![(777, 42)]);
         assert_eq!(m.remove(777), Entry::Preserved(42));
         assert_eq!(m.preserved_count(), 0);
-        m.grow(1 << 30);
+        m.grow(1 << 30).unwrap();
         m.set_preserved((1 << 30) - 1, 9);
         assert_eq!(m.get((1 << 30) - 1), Entry::Preserved(9));
         // Beyond the capacity (in the last top entry's span and far past the top) nothing is found.

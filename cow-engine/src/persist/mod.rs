@@ -598,6 +598,7 @@ fn apply(state: &mut State, rec: Record, limits: Limits) -> Result<()> {
         } => {
             let s = find(state, snapshot)?;
             check_entry(&s.map, block, slot, limits)?;
+            s.map.reserve()?;
             s.map.set_preserved(block, slot);
         }
         Record::Overlay {
@@ -611,10 +612,14 @@ fn apply(state: &mut State, rec: Record, limits: Limits) -> Result<()> {
                 .as_mut()
                 .ok_or_else(|| Error::corrupt("overlay record for a read-only snapshot"))?;
             check_entry(ov, block, slot, limits)?;
+            ov.reserve()?;
             ov.set_preserved(block, slot);
         }
         Record::DeleteSnapshot { id } => {
             let i = state.index_of(id)?;
+            if i > 0 {
+                state.snaps[i - 1].map.reserve()?;
+            }
             apply_delete(state, i, shift);
             if state.pending_revert.is_some_and(|(s, _)| s == id) {
                 state.pending_revert = None;

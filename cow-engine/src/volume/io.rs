@@ -130,6 +130,11 @@ impl Inner {
         let first = offset >> self.shift;
         let end = ((offset + len - 1) >> self.shift) + 1;
         let end = end.min(newest.blocks(self.shift));
+        if first < end {
+            // Before any claim: a refused directory allocation is this write's error.
+            newest.map.reserve()?;
+            newest.copied.reserve()?;
+        }
         let mut defer = None;
         for block in first..end {
             // The summary first: an overwrite of a preserved block reads one cached bit.
@@ -309,6 +314,8 @@ impl Inner {
         let Some(overlay) = &snap.overlay else {
             return Err(Error::new(ErrorKind::Busy, "snapshot is read-only").with_snapshot(id));
         };
+        // Before any claim: a refused directory allocation is this write's error.
+        overlay.reserve().map_err(|e| e.with_snapshot(id))?;
         self.for_each_piece(offset, buf.len(), |block, within, r| {
             let piece = &buf[r];
             match overlay.claim(block) {

@@ -46,6 +46,8 @@ pub const MAX_BLOCK_SIZE: u32 = 1 << 20;
 /// blocks, see [`crate::map`]) to 16 GiB of reserved address space, of which only the parts in use
 /// take memory.
 pub const MAX_VOLUME_LEN: u64 = 1 << 52;
+// Every block map of a volume fits the map's limit, even at the smallest block size.
+const _: () = assert!(MAX_VOLUME_LEN / MIN_BLOCK_SIZE as u64 <= crate::map::MAX_BLOCKS);
 
 /// What to do when the diff area reaches its limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -367,10 +369,11 @@ impl Volume {
         let parts = recovered.store.into_parts(config.durability)?;
         let mut state = recovered.state;
         let mut touched = BlockBitmap::new(state.len >> config.block_size.trailing_zeros());
+        touched.reserve()?;
         for s in &state.snaps {
             s.map.for_each_preserved(|b, _| touched.set(b));
         }
-        touched.grow(state.len >> config.block_size.trailing_zeros());
+        touched.grow(state.len >> config.block_size.trailing_zeros())?;
         state.touched = touched;
         let vol = Volume::assemble(parts, data_offset, &config, state)?;
         vol.inner.diff.restore(&recovered.used_slots);
@@ -398,6 +401,7 @@ impl Volume {
     ) -> Result<Volume> {
         let bs = u64::from(config.block_size);
         let limit = config.diff_limit.map(|l| l / bs);
+        state.touched.reserve()?;
         Ok(Volume {
             inner: Arc::new(Inner {
                 state: RwLock::new(state),
@@ -857,6 +861,11 @@ impl Inner {
         // The chain changes: settle deferred origin writes first (see pending.rs).
         self.sync_and_drain()?;
         let persistent = st.snaps[i].persistent;
+        if i > 0 {
+            // The elder may receive entries: its map's directory is reserved before anything is
+            // logged, so a refusal leaves the snapshot in place.
+            st.snaps[i - 1].map.reserve()?;
+        }
         // A persistent snapshot's delete is durable before any of its slots is reused, so a crash
         // never finds a live snapshot whose slots were overwritten. A non-persistent one vanishes
         // on reopen anyway, and its record precedes (in journal order) any record reusing a slot.
@@ -872,7 +881,12 @@ impl Inner {
             st.pending_revert = None;
         }
         if st.snaps.is_empty() {
-            st.touched = BlockBitmap::new(st.len >> self.shift);
+            let touched = BlockBitmap::new(st.len >> self.shift);
+            // The fresh bitmap's directory, allocated now: a refusal keeps the old bitmap (a
+            // superset of the blocks touched, which only costs the reads it lets through).
+            if touched.reserve().is_ok() {
+                st.touched = touched;
+            }
         }
         self.maybe_checkpoint(st)
     }
@@ -905,10 +919,10 @@ impl Inner {
         }
         // Never shrink the device: a failed earlier grow may have left it larger than the volume,
         // and its record may be durable.
+        st.touched.grow(new_len >> self.shift)?;
         if self.origin.len() < new_len {
             resize.resize(new_len)?;
         }
-        st.touched.grow(new_len >> self.shift);
         // The new size must be durable before the record that relies on it.
         self.origin.flush()?;
         self.log_sync(Record::Grow { len: new_len }, self.journal.is_some())?;
