@@ -134,6 +134,7 @@ impl Inner {
             // Before any claim: a refused directory allocation is this write's error.
             newest.map.reserve()?;
             newest.copied.reserve()?;
+            st.touched.reserve()?;
         }
         let mut defer = None;
         for block in first..end {

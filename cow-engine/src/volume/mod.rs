@@ -401,7 +401,6 @@ impl Volume {
     ) -> Result<Volume> {
         let bs = u64::from(config.block_size);
         let limit = config.diff_limit.map(|l| l / bs);
-        state.touched.reserve()?;
         Ok(Volume {
             inner: Arc::new(Inner {
                 state: RwLock::new(state),
@@ -881,12 +880,7 @@ impl Inner {
             st.pending_revert = None;
         }
         if st.snaps.is_empty() {
-            let touched = BlockBitmap::new(st.len >> self.shift);
-            // The fresh bitmap's directory, allocated now: a refusal keeps the old bitmap (a
-            // superset of the blocks touched, which only costs the reads it lets through).
-            if touched.reserve().is_ok() {
-                st.touched = touched;
-            }
+            st.touched = BlockBitmap::new(st.len >> self.shift);
         }
         self.maybe_checkpoint(st)
     }
