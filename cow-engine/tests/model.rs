@@ -251,8 +251,16 @@ fn run(ops: Vec<Op>, file: bool, block_size: u32) {
     assert_eq!(vol.stats().diff_blocks_in_use, 0);
 }
 
+/// 64 cases per property, or `PROPTEST_CASES` for longer runs.
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
     fn memory_volume_matches_model(ops in prop::collection::vec(op(16 * 4096), 1..40)) {

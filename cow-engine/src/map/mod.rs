@@ -10,8 +10,9 @@
 //!
 //! Two levels, not more: a claim is a locked CAS, and the loads that find its entry wait behind the
 //! previous locked operation, so every level costs each transition a dependent load. Two levels
-//! measured 15-25% faster than three for random transitions and lookups (benches/RESULTS.md).
-//! Volumes are limited to [`MAX_BLOCKS`] so the directory's reservation stays bounded.
+//! measured 15-20% faster than three for random transitions and lookups (benches/RESULTS.md,
+//! pass 6). Maps cover at most [`MAX_BLOCKS`] blocks (volumes at most
+//! [`MAX_VOLUME_LEN`](crate::MAX_VOLUME_LEN) bytes), so a directory's reservation stays bounded.
 //!
 //! The entry protocol ([`BlockMap::claim`]): the writer whose CAS moves an entry from untouched to
 //! copying copies the block, then [`CopyClaim::publish`]es `preserved(slot)`; writers that find `copying`
