@@ -235,9 +235,9 @@ typedef struct {
 #define UMBRA_E_NULL_POINTER 1
 
 /**
- * An argument is invalid: a size that is not a positive multiple of the block size, a block size
- * that is not a power of two from 4 KiB to 1 MiB, a malformed LUN name, unknown flag bits, text
- * that is not UTF-8.
+ * An argument is invalid: a size that is not a positive multiple of the block size or is above
+ * 4 PiB, a block size that is not a power of two from 4 KiB to 1 MiB, a malformed LUN name,
+ * unknown flag bits, text that is not UTF-8.
  */
 #define UMBRA_E_INVALID_ARGUMENT 2
 
@@ -374,7 +374,8 @@ const char *umbra_status_name(umbra_status status);
 
 /**
  * Creates a volume of `size_bytes` held in memory (origin and diff area), with blocks of
- * `block_size` bytes (a power of two from 4096 to 1 MiB; the size a positive multiple of it).
+ * `block_size` bytes (a power of two from 4096 to 1 MiB; the size a positive multiple of it, at
+ * most 4 PiB).
  *
  * # Safety
  * `out` is NULL or writable.

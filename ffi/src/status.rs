@@ -23,9 +23,9 @@ pub const UMBRA_OK: umbra_status = 0;
 
 /// A required pointer argument was NULL (or a buffer was `(NULL, n > 0)`).
 pub const UMBRA_E_NULL_POINTER: umbra_status = 1;
-/// An argument is invalid: a size that is not a positive multiple of the block size, a block size
-/// that is not a power of two from 4 KiB to 1 MiB, a malformed LUN name, unknown flag bits, text
-/// that is not UTF-8.
+/// An argument is invalid: a size that is not a positive multiple of the block size or is above
+/// 4 PiB, a block size that is not a power of two from 4 KiB to 1 MiB, a malformed LUN name,
+/// unknown flag bits, text that is not UTF-8.
 pub const UMBRA_E_INVALID_ARGUMENT: umbra_status = 2;
 /// A byte range lies (partly) outside the volume, snapshot or LUN; nothing was read or written.
 pub const UMBRA_E_OUT_OF_RANGE: umbra_status = 3;

@@ -148,7 +148,8 @@ unsafe fn give(out: std::ptr::NonNull<*mut umbra_volume>, vol: Volume) {
 }
 
 /// Creates a volume of `size_bytes` held in memory (origin and diff area), with blocks of
-/// `block_size` bytes (a power of two from 4096 to 1 MiB; the size a positive multiple of it).
+/// `block_size` bytes (a power of two from 4096 to 1 MiB; the size a positive multiple of it, at
+/// most 4 PiB).
 ///
 /// # Safety
 /// `out` is NULL or writable.
