@@ -261,7 +261,8 @@ impl Store {
             let len = self.origin.len();
             if len == 0 || len % u64::from(self.config.block_size) != 0 || len > MAX_VOLUME_LEN {
                 return Err(Error::corrupt(format!(
-                    "the origin holds {len} bytes, not a positive multiple of the block size {} up to {MAX_VOLUME_LEN}",
+                    "the origin holds {len} bytes, not a positive multiple of the block size {} \
+                     of at most {MAX_VOLUME_LEN}",
                     self.config.block_size
                 )));
             }

@@ -368,12 +368,11 @@ impl Volume {
         let recovered = store.recover()?;
         let parts = recovered.store.into_parts(config.durability)?;
         let mut state = recovered.state;
-        let mut touched = BlockBitmap::new(state.len >> config.block_size.trailing_zeros());
+        let touched = BlockBitmap::new(state.len >> config.block_size.trailing_zeros());
         touched.reserve()?;
         for s in &state.snaps {
             s.map.for_each_preserved(|b, _| touched.set(b));
         }
-        touched.grow(state.len >> config.block_size.trailing_zeros())?;
         state.touched = touched;
         let vol = Volume::assemble(parts, data_offset, &config, state)?;
         vol.inner.diff.restore(&recovered.used_slots);
@@ -911,9 +910,9 @@ impl Inner {
             // A failed journal may hold a grow that memory does not: touch nothing.
             j.check()?;
         }
+        st.touched.grow(new_len >> self.shift)?;
         // Never shrink the device: a failed earlier grow may have left it larger than the volume,
         // and its record may be durable.
-        st.touched.grow(new_len >> self.shift)?;
         if self.origin.len() < new_len {
             resize.resize(new_len)?;
         }
