@@ -24,7 +24,7 @@
 /** ABI major version of this header: a program needs a library with the same major. */
 #define UMBRA_ABI_MAJOR 1
 /** ABI minor version of this header: a program needs a library with at least this minor. */
-#define UMBRA_ABI_MINOR 1
+#define UMBRA_ABI_MINOR 2
 /** The value umbra_abi_version() returns for a library matching this header exactly. */
 #define UMBRA_ABI_VERSION ((uint32_t)((UMBRA_ABI_MAJOR << 16) | UMBRA_ABI_MINOR))
 
@@ -262,9 +262,11 @@ typedef struct {
 #define UMBRA_E_ALREADY_EXISTS 6
 
 /**
- * Refused in the object's current state: a read-only snapshot written, a LUN that snapshot LUNs
- * depend on deleted, a pool or volume opened by another owner, a LUN offline, a volume thawed that
- * is not frozen; over the shadow-copy protocol, a call out of order.
+ * Refused in the object's current state, until that state changes: a read-only snapshot
+ * written, a LUN that snapshot LUNs depend on deleted, a LUN offline, a snapshot LUN extended
+ * before it is split, a group a mask names deleted, a volume frozen twice or thawed when not
+ * frozen; over the shadow-copy protocol, a call out of order. (Before ABI 1.2 the cases of
+ * `UMBRA_E_BUSY` were reported with this code too.)
  */
 #define UMBRA_E_BAD_STATE 100
 
@@ -282,6 +284,13 @@ typedef struct {
  * The operation was cancelled (it may be resumed by starting it again).
  */
 #define UMBRA_E_CANCELLED 103
+
+/**
+ * In use by someone else right now, and the same call may succeed later: a pool or volume
+ * directory open in another handle or process, a LUN with a long operation running, a split of
+ * the snapshot already running (ABI 1.2; `UMBRA_E_BAD_STATE` before).
+ */
+#define UMBRA_E_BUSY 104
 
 /**
  * The operating system reported an I/O error.
@@ -398,7 +407,7 @@ umbra_status umbra_volume_create_mem_ex(uint64_t size_bytes,
 /**
  * Creates a persistent volume in directory `dir` (created; its parent must exist). A `dir` that
  * exists and is not empty is `UMBRA_E_ALREADY_EXISTS`. One handle owns a volume directory at a
- * time (a second open is `UMBRA_E_BAD_STATE`).
+ * time (a second open is `UMBRA_E_BUSY`).
  *
  * # Safety
  * `dir` is NULL or a NUL-terminated string; `out` is NULL or writable.
@@ -619,7 +628,7 @@ umbra_status umbra_volume_revert_async(umbra_volume *vol, uint64_t snapshot, umb
  * percent, cancel; free it with `umbra_async_free`); the handle keeps the volume alive.
  *
  * Checked before any work starts: an unknown snapshot is `UMBRA_E_NOT_FOUND`; a split of the same
- * snapshot already running `UMBRA_E_BAD_STATE`; a file that cannot be created the status of the
+ * snapshot already running `UMBRA_E_BUSY`; a file that cannot be created the status of the
  * OS error (`UMBRA_E_ALREADY_EXISTS` if it exists, `UMBRA_E_NOT_FOUND` if its directory does not,
  * else `UMBRA_E_IO`).
  *
@@ -732,7 +741,7 @@ umbra_status umbra_volume_unsubscribe(umbra_volume *vol, uint64_t id);
 /**
  * Opens the array over pool directory `pool_dir` (created with an empty array if missing; its
  * parent must exist), or an in-memory array if `pool_dir` is NULL. One handle owns a pool at a
- * time: a pool open elsewhere is `UMBRA_E_BAD_STATE`.
+ * time: a pool open elsewhere is `UMBRA_E_BUSY`.
  *
  * # Safety
  * `pool_dir` is NULL or a NUL-terminated string; `out` is NULL or writable.
@@ -774,8 +783,8 @@ umbra_status umbra_lun_create(umbra_array *array,
                               const char *unmasking_list);
 
 /**
- * Deletes LUN `name`. Refused (`UMBRA_E_BAD_STATE`) while snapshot LUNs depend on it or an
- * operation runs on it.
+ * Deletes LUN `name`. Refused with `UMBRA_E_BAD_STATE` while snapshot LUNs depend on it, and
+ * with `UMBRA_E_BUSY` while an operation runs on it.
  *
  * # Safety
  * `array` is NULL or a live handle; `name` is NULL or NUL-terminated.

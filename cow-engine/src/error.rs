@@ -2,7 +2,9 @@
 //!
 //! An [`Error`] is a small, stable [`ErrorKind`] (which the C ABI maps 1:1 onto a status code) plus the
 //! context a user needs to act on it: a message naming the problem and, where they apply, the path,
-//! byte offset and snapshot id involved, and the underlying I/O error.
+//! byte offset and snapshot id involved, and the underlying I/O error as its
+//! [`source`](std::error::Error::source) (the `Display` text does not repeat it: print the chain,
+//! as [`Error::report`] does, to see both).
 
 use std::fmt;
 use std::io;
@@ -24,10 +26,16 @@ pub enum ErrorKind {
     NotFound,
     /// The object already exists (a volume directory that is not empty, ...).
     AlreadyExists,
-    /// The operation is refused in the object's current state (a read-only snapshot written, a volume
-    /// with dependent snapshots deleted without force, a pinned snapshot deleted, ...).
+    /// The object is in use by someone else right now: a volume directory opened by another handle
+    /// or process, a split of the snapshot already running. The same call may succeed later
+    /// without any change by the caller.
     Busy,
-    /// The diff area is full and the policy says fail the write.
+    /// The operation is refused in the object's current state, and retrying will not help until
+    /// the state changes: a read-only snapshot written, a volume with dependent snapshots deleted
+    /// without force, a frozen volume frozen again, a volume thawed that is not frozen.
+    BadState,
+    /// No room: the diff area is full and the policy says fail the write, or the file system
+    /// holding a volume's files is full. The message says which.
     NoSpace,
     /// A deadline passed (a freeze that expired before thaw, a drain that did not finish in time).
     Timeout,
@@ -52,13 +60,51 @@ impl ErrorKind {
             ErrorKind::NotFound => "not found",
             ErrorKind::AlreadyExists => "already exists",
             ErrorKind::Busy => "busy",
-            ErrorKind::NoSpace => "no space in diff area",
+            ErrorKind::BadState => "bad state",
+            ErrorKind::NoSpace => "no space",
             ErrorKind::Timeout => "timed out",
             ErrorKind::Cancelled => "cancelled",
             ErrorKind::Corrupt => "corrupt",
             ErrorKind::UnsupportedVersion => "unsupported version",
             ErrorKind::Unsupported => "unsupported",
             ErrorKind::Io => "I/O error",
+        }
+    }
+}
+
+impl ErrorKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [ErrorKind; 13] = [
+        ErrorKind::InvalidArgument,
+        ErrorKind::OutOfRange,
+        ErrorKind::NotFound,
+        ErrorKind::AlreadyExists,
+        ErrorKind::Busy,
+        ErrorKind::BadState,
+        ErrorKind::NoSpace,
+        ErrorKind::Timeout,
+        ErrorKind::Cancelled,
+        ErrorKind::Corrupt,
+        ErrorKind::UnsupportedVersion,
+        ErrorKind::Unsupported,
+        ErrorKind::Io,
+    ];
+
+    /// The kind an operating-system error reports: a missing file is [`ErrorKind::NotFound`], an
+    /// existing one [`ErrorKind::AlreadyExists`], a full file system [`ErrorKind::NoSpace`], a
+    /// path that is not a directory (or is one where a file was expected)
+    /// [`ErrorKind::InvalidArgument`], a lock held elsewhere [`ErrorKind::Busy`]; anything else is
+    /// [`ErrorKind::Io`].
+    pub fn of_io(e: &io::Error) -> ErrorKind {
+        match e.kind() {
+            io::ErrorKind::NotFound => ErrorKind::NotFound,
+            io::ErrorKind::AlreadyExists => ErrorKind::AlreadyExists,
+            io::ErrorKind::StorageFull => ErrorKind::NoSpace,
+            io::ErrorKind::NotADirectory | io::ErrorKind::IsADirectory => {
+                ErrorKind::InvalidArgument
+            }
+            io::ErrorKind::WouldBlock => ErrorKind::Busy,
+            _ => ErrorKind::Io,
         }
     }
 }
@@ -93,9 +139,8 @@ impl fmt::Display for Error {
         if let Some(p) = &self.path {
             write!(f, " ({})", p.display())?;
         }
-        if let Some(src) = &self.source {
-            write!(f, ": {src}")?;
-        }
+        // The OS error is the source, not part of this text: a printer that walks the chain
+        // (`umbra_last_error`, the CLI, anyhow's `{:#}`) prints it once.
         Ok(())
     }
 }
@@ -113,15 +158,10 @@ impl Error {
         }
     }
 
-    /// An I/O error during `what`, keeping the OS error as the source.
+    /// An I/O error during `what`, keeping the OS error as the source; the kind is
+    /// [`ErrorKind::of_io`] of the OS error.
     pub fn io(what: impl Into<String>, source: io::Error) -> Self {
-        let kind = match source.kind() {
-            io::ErrorKind::NotFound => ErrorKind::NotFound,
-            io::ErrorKind::AlreadyExists => ErrorKind::AlreadyExists,
-            io::ErrorKind::StorageFull => ErrorKind::NoSpace,
-            _ => ErrorKind::Io,
-        };
-        let mut e = Error::new(kind, what);
+        let mut e = Error::new(ErrorKind::of_io(&source), what);
         e.source = Some(source);
         e
     }
@@ -142,6 +182,13 @@ impl Error {
     pub fn with_snapshot(mut self, id: u64) -> Self {
         self.snapshot = Some(id);
         self
+    }
+
+    /// The whole story in one line: this error's text followed by each underlying error's
+    /// (`"I/O error: cannot write the journal (/pool/lun/journal.0): Input/output error (os error
+    /// 5)"`).
+    pub fn report(&self) -> String {
+        report(self)
     }
 
     /// The kind of failure.
@@ -188,6 +235,20 @@ impl Error {
         )
         .with_offset(offset)
     }
+}
+
+/// `err`'s text followed by the text of each error in its [`source`](std::error::Error::source)
+/// chain, joined by `": "`: what a user should read. Every umbra crate's error type prints its own
+/// text only, so nothing is printed twice.
+pub fn report(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut next = err.source();
+    while let Some(e) = next {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        next = e.source();
+    }
+    text
 }
 
 /// Checks that `[offset, offset + len)` lies inside `size`, without overflow.

@@ -33,7 +33,7 @@ mod sync;
 mod volume;
 
 pub use device::{BlockDevice, Discard, FileDevice, MemDevice, Resize};
-pub use error::{Error, ErrorKind, Result};
+pub use error::{report as error_report, Error, ErrorKind, Result};
 pub use volume::{
     DeleteReason, DiffFullPolicy, Durability, Event, Progress, RevertProgress, Snapshot,
     SnapshotId, SnapshotInfo, SnapshotOptions, SplitProgress, ThawOutcome, Volume, VolumeConfig,

@@ -233,7 +233,7 @@ fn writable_snapshots_are_isolated_and_stack() {
             .write_at(&[1], 0)
             .unwrap_err()
             .kind(),
-        ErrorKind::Busy
+        ErrorKind::BadState
     );
     // Origin writes after the snapshot do not show through its overlay or its shared blocks.
     fill(&vol, 0, 2);
@@ -323,7 +323,7 @@ fn split_copies_the_snapshot_out_resumably_and_frees_the_origin() {
     // Deleting the volume is refused while the snapshot depends on it.
     assert_eq!(
         vol.prepare_delete(false).unwrap_err().kind(),
-        ErrorKind::Busy
+        ErrorKind::BadState
     );
     let dest = cow_engine::FileDevice::create(dir.path().join("split.img"), blocks * BS).unwrap();
     let prog = Arc::new(Progress::new());
@@ -393,7 +393,7 @@ fn freeze_holds_writes_until_thaw_or_deadline() {
     assert!(vol.is_frozen());
     assert_eq!(
         vol.freeze(Duration::from_secs(1)).unwrap_err().kind(),
-        ErrorKind::Busy
+        ErrorKind::BadState
     );
     let v = vol.clone();
     let done = Arc::new(AtomicU64::new(0));
@@ -420,7 +420,7 @@ fn freeze_holds_writes_until_thaw_or_deadline() {
         block_of(&vol.snapshot(s).unwrap(), 0),
         vec![0u8; BS as usize]
     );
-    assert_eq!(vol.thaw().unwrap_err().kind(), ErrorKind::InvalidArgument);
+    assert_eq!(vol.thaw().unwrap_err().kind(), ErrorKind::BadState);
 
     // The deadline releases the hold; thaw then reports it expired.
     vol.freeze(Duration::from_millis(30)).unwrap();
@@ -555,6 +555,12 @@ fn file_volume_errors_name_the_problem() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("v");
     assert_eq!(Volume::open(&p).unwrap_err().kind(), ErrorKind::NotFound);
+    // A regular file is not a missing volume: it is the wrong argument (it used to read NOT_FOUND).
+    let file = dir.path().join("plain");
+    std::fs::write(&file, b"x").unwrap();
+    let e = Volume::open(&file).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    assert!(e.to_string().contains("is a file"), "{e}");
     let vol = Volume::create(&p, 8 * BS, VolumeConfig::default()).unwrap();
     let e = Volume::create(&p, 8 * BS, VolumeConfig::default()).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::AlreadyExists);
@@ -571,7 +577,7 @@ fn file_volume_errors_name_the_problem() {
     let _s = vol.create_snapshot(SnapshotOptions::default()).unwrap();
     assert_eq!(
         vol.clone().destroy(&p, false).unwrap_err().kind(),
-        ErrorKind::Busy
+        ErrorKind::BadState
     );
     drop(vol);
     // A directory that lost a file is a clear error.

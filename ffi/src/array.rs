@@ -146,7 +146,7 @@ unsafe fn group_name<'a>(p: *const c_char) -> FfiResult<&'a str> {
 
 /// Opens the array over pool directory `pool_dir` (created with an empty array if missing; its
 /// parent must exist), or an in-memory array if `pool_dir` is NULL. One handle owns a pool at a
-/// time: a pool open elsewhere is `UMBRA_E_BAD_STATE`.
+/// time: a pool open elsewhere is `UMBRA_E_BUSY`.
 ///
 /// # Safety
 /// `pool_dir` is NULL or a NUL-terminated string; `out` is NULL or writable.
@@ -240,8 +240,8 @@ pub unsafe extern "C" fn umbra_lun_create(
     })
 }
 
-/// Deletes LUN `name`. Refused (`UMBRA_E_BAD_STATE`) while snapshot LUNs depend on it or an
-/// operation runs on it.
+/// Deletes LUN `name`. Refused with `UMBRA_E_BAD_STATE` while snapshot LUNs depend on it, and
+/// with `UMBRA_E_BUSY` while an operation runs on it.
 ///
 /// # Safety
 /// `array` is NULL or a live handle; `name` is NULL or NUL-terminated.

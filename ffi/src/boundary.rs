@@ -34,6 +34,9 @@ use crate::status::*;
 pub(crate) struct FfiError {
     pub(crate) status: umbra_status,
     pub(crate) message: String,
+    /// Not a failure the caller should read about: a size query (`(NULL, 0)` output) answered
+    /// with `UMBRA_E_BUFFER_TOO_SMALL`. The last error keeps the message of the last real failure.
+    pub(crate) quiet: bool,
 }
 
 /// Result of an export's body.
@@ -44,6 +47,16 @@ impl FfiError {
         FfiError {
             status,
             message: message.into(),
+            quiet: false,
+        }
+    }
+
+    /// The answer to a size query: `UMBRA_E_BUFFER_TOO_SMALL`, leaving the last error alone.
+    fn size_query() -> Self {
+        FfiError {
+            status: UMBRA_E_BUFFER_TOO_SMALL,
+            message: String::new(),
+            quiet: true,
         }
     }
 
@@ -56,23 +69,17 @@ impl FfiError {
     }
 }
 
+// The status is the kind's entry in docs/abi.md's table, and the message the whole chain (the
+// error's text, then the OS error under it), printed once.
 impl From<cow_engine::Error> for FfiError {
     fn from(e: cow_engine::Error) -> Self {
-        FfiError::new(status_of_cow(e.kind()), e.to_string())
+        FfiError::new(status_of_cow(e.kind()), e.report())
     }
 }
 
 impl From<vds_core::Error> for FfiError {
     fn from(e: vds_core::Error) -> Self {
-        // vds-core wraps cow-engine errors (keeping them as the source) and folds some kinds
-        // together (timeout into cancelled, unsupported into I/O): the engine's own kind is the
-        // more precise one, so it wins when present.
-        if let Some(cow) =
-            std::error::Error::source(&e).and_then(|s| s.downcast_ref::<cow_engine::Error>())
-        {
-            return FfiError::new(status_of_cow(cow.kind()), cow.to_string());
-        }
-        FfiError::new(status_of_vds(e.kind()), e.to_string())
+        FfiError::new(status_of_vds(e.kind()), e.report())
     }
 }
 
@@ -113,7 +120,9 @@ pub(crate) fn status_boundary(
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(())) => UMBRA_OK,
         Ok(Err(e)) => {
-            set_last_error(function, &e.message);
+            if !e.quiet {
+                set_last_error(function, &e.message);
+            }
             e.status
         }
         Err(payload) => {
@@ -290,6 +299,9 @@ pub(crate) unsafe fn write_string(
     let buf = unsafe { out_bytes(buf.cast(), len, "buf") }?;
     // SAFETY: `out_len` is non-NULL and writable by this function's contract.
     unsafe { write_out(out_len, s.len()) };
+    if buf.is_empty() {
+        return Err(FfiError::size_query());
+    }
     if len <= s.len() {
         return Err(FfiError::new(
             UMBRA_E_BUFFER_TOO_SMALL,
@@ -323,6 +335,9 @@ pub(crate) unsafe fn write_list<T: Copy>(
     check_len(cap.saturating_mul(std::mem::size_of::<T>()), what)?;
     // SAFETY: `out_count` is non-NULL and writable by this function's contract.
     unsafe { write_out(out_count, items.len()) };
+    if buf.is_null() && !items.is_empty() {
+        return Err(FfiError::size_query());
+    }
     if cap < items.len() {
         return Err(FfiError::new(
             UMBRA_E_BUFFER_TOO_SMALL,
@@ -380,13 +395,51 @@ mod tests {
 
     #[test]
     fn vds_errors_wrapping_engine_errors_keep_the_engine_kind() {
-        // vds-core folds the engine's Timeout into Cancelled; the ABI reports the precise kind.
+        // vds-core used to fold the engine's Timeout into Cancelled, and the boundary downcast to
+        // undo it; now the kind carries through and the table is the only mapping.
         let cow = cow_engine::Error::new(cow_engine::ErrorKind::Timeout, "drain took too long");
         let vds: vds_core::Error = cow.into();
-        assert_eq!(vds.kind(), vds_core::ErrorKind::Cancelled);
+        assert_eq!(vds.kind(), vds_core::ErrorKind::Timeout);
         assert_eq!(FfiError::from(vds).status, UMBRA_E_TIMEOUT);
         let own = vds_core::Error::new(vds_core::ErrorKind::AccessDenied, "masked");
         assert_eq!(FfiError::from(own).status, UMBRA_E_ACCESS_DENIED);
+    }
+
+    /// Every kind of both crates has a code of its own (one to one), and a kind of the same name
+    /// in both crates has the same code.
+    #[test]
+    fn error_kinds_map_one_to_one_onto_codes() {
+        let vds: Vec<_> = vds_core::ErrorKind::ALL
+            .iter()
+            .map(|&k| status_of_vds(k))
+            .collect();
+        let mut distinct = vds.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), vds.len(), "two vds-core kinds share a code");
+        for c in cow_engine::ErrorKind::ALL {
+            let v = vds_core::ErrorKind::from(c);
+            assert_eq!(status_of_cow(c), status_of_vds(v), "{c:?}");
+            assert_eq!(c.as_str(), v.as_str());
+        }
+    }
+
+    /// Why: the message of a wrapped OS error used to repeat along the chain.
+    #[test]
+    fn messages_print_the_chain_once() {
+        let os = std::io::Error::from(std::io::ErrorKind::StorageFull);
+        let cow = cow_engine::Error::io("cannot write origin.img", os);
+        let text = os_text(std::io::ErrorKind::StorageFull);
+        let e = FfiError::from(vds_core::Error::from(cow));
+        assert_eq!(e.status, UMBRA_E_NO_SPACE);
+        assert_eq!(
+            e.message,
+            format!("no space: cannot write origin.img: {text}")
+        );
+    }
+
+    fn os_text(k: std::io::ErrorKind) -> String {
+        std::io::Error::from(k).to_string()
     }
 
     #[test]

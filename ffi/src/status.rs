@@ -37,9 +37,11 @@ pub const UMBRA_E_NOT_FOUND: umbra_status = 5;
 pub const UMBRA_E_ALREADY_EXISTS: umbra_status = 6;
 // 7-99: reserved for argument errors.
 
-/// Refused in the object's current state: a read-only snapshot written, a LUN that snapshot LUNs
-/// depend on deleted, a pool or volume opened by another owner, a LUN offline, a volume thawed that
-/// is not frozen; over the shadow-copy protocol, a call out of order.
+/// Refused in the object's current state, until that state changes: a read-only snapshot
+/// written, a LUN that snapshot LUNs depend on deleted, a LUN offline, a snapshot LUN extended
+/// before it is split, a group a mask names deleted, a volume frozen twice or thawed when not
+/// frozen; over the shadow-copy protocol, a call out of order. (Before ABI 1.2 the cases of
+/// `UMBRA_E_BUSY` were reported with this code too.)
 pub const UMBRA_E_BAD_STATE: umbra_status = 100;
 /// The operation has not finished yet (an asynchronous operation polled with a timeout).
 pub const UMBRA_E_IN_PROGRESS: umbra_status = 101;
@@ -47,7 +49,11 @@ pub const UMBRA_E_IN_PROGRESS: umbra_status = 101;
 pub const UMBRA_E_TIMEOUT: umbra_status = 102;
 /// The operation was cancelled (it may be resumed by starting it again).
 pub const UMBRA_E_CANCELLED: umbra_status = 103;
-// 104-199: reserved for state errors.
+/// In use by someone else right now, and the same call may succeed later: a pool or volume
+/// directory open in another handle or process, a LUN with a long operation running, a split of
+/// the snapshot already running (ABI 1.2; `UMBRA_E_BAD_STATE` before).
+pub const UMBRA_E_BUSY: umbra_status = 104;
+// 105-199: reserved for state errors.
 
 /// The operating system reported an I/O error.
 pub const UMBRA_E_IO: umbra_status = 200;
@@ -91,6 +97,7 @@ pub(crate) const STATUS_NAMES: &[(umbra_status, &CStr)] = &[
     (UMBRA_E_IN_PROGRESS, c"UMBRA_E_IN_PROGRESS"),
     (UMBRA_E_TIMEOUT, c"UMBRA_E_TIMEOUT"),
     (UMBRA_E_CANCELLED, c"UMBRA_E_CANCELLED"),
+    (UMBRA_E_BUSY, c"UMBRA_E_BUSY"),
     (UMBRA_E_IO, c"UMBRA_E_IO"),
     (UMBRA_E_NO_SPACE, c"UMBRA_E_NO_SPACE"),
     (UMBRA_E_CORRUPT, c"UMBRA_E_CORRUPT"),
@@ -128,7 +135,8 @@ pub(crate) fn status_of_cow(kind: cow_engine::ErrorKind) -> umbra_status {
         K::OutOfRange => UMBRA_E_OUT_OF_RANGE,
         K::NotFound => UMBRA_E_NOT_FOUND,
         K::AlreadyExists => UMBRA_E_ALREADY_EXISTS,
-        K::Busy => UMBRA_E_BAD_STATE,
+        K::Busy => UMBRA_E_BUSY,
+        K::BadState => UMBRA_E_BAD_STATE,
         K::NoSpace => UMBRA_E_NO_SPACE,
         K::Timeout => UMBRA_E_TIMEOUT,
         K::Cancelled => UMBRA_E_CANCELLED,
@@ -151,11 +159,15 @@ pub(crate) fn status_of_vds(kind: vds_core::ErrorKind) -> umbra_status {
         K::NotFound => UMBRA_E_NOT_FOUND,
         K::AlreadyExists => UMBRA_E_ALREADY_EXISTS,
         K::AccessDenied => UMBRA_E_ACCESS_DENIED,
-        K::Busy => UMBRA_E_BAD_STATE,
+        K::Busy => UMBRA_E_BUSY,
+        K::BadState => UMBRA_E_BAD_STATE,
         K::OutOfRange => UMBRA_E_OUT_OF_RANGE,
         K::NoSpace => UMBRA_E_NO_SPACE,
+        K::Timeout => UMBRA_E_TIMEOUT,
         K::Cancelled => UMBRA_E_CANCELLED,
         K::Corrupt => UMBRA_E_CORRUPT,
+        K::UnsupportedVersion => UMBRA_E_UNSUPPORTED_VERSION,
+        K::Unsupported => UMBRA_E_UNSUPPORTED,
         K::Io => UMBRA_E_IO,
         // See status_of_cow.
         _ => UMBRA_E_IO,

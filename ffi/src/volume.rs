@@ -193,7 +193,7 @@ pub unsafe extern "C" fn umbra_volume_create_mem_ex(
 
 /// Creates a persistent volume in directory `dir` (created; its parent must exist). A `dir` that
 /// exists and is not empty is `UMBRA_E_ALREADY_EXISTS`. One handle owns a volume directory at a
-/// time (a second open is `UMBRA_E_BAD_STATE`).
+/// time (a second open is `UMBRA_E_BUSY`).
 ///
 /// # Safety
 /// `dir` is NULL or a NUL-terminated string; `out` is NULL or writable.
@@ -481,10 +481,6 @@ pub unsafe extern "C" fn umbra_volume_thaw(vol: *mut umbra_volume) -> umbra_stat
                 UMBRA_E_TIMEOUT,
                 "the freeze expired before the thaw; writes were released at its deadline",
             )),
-            // The engine reports "not frozen" as an invalid argument; over the ABI it is a state.
-            Err(e) if e.kind() == cow_engine::ErrorKind::InvalidArgument => {
-                Err(FfiError::new(UMBRA_E_BAD_STATE, e.to_string()))
-            }
             Err(e) => Err(e.into()),
         }
     })
@@ -679,7 +675,7 @@ pub unsafe extern "C" fn umbra_volume_revert_async(
 /// percent, cancel; free it with `umbra_async_free`); the handle keeps the volume alive.
 ///
 /// Checked before any work starts: an unknown snapshot is `UMBRA_E_NOT_FOUND`; a split of the same
-/// snapshot already running `UMBRA_E_BAD_STATE`; a file that cannot be created the status of the
+/// snapshot already running `UMBRA_E_BUSY`; a file that cannot be created the status of the
 /// OS error (`UMBRA_E_ALREADY_EXISTS` if it exists, `UMBRA_E_NOT_FOUND` if its directory does not,
 /// else `UMBRA_E_IO`).
 ///

@@ -286,3 +286,46 @@ fn a_volume_handle_is_shared_by_threads() {
     // SAFETY: the last use of the handle.
     unsafe { umbra_volume_free(vol.0) };
 }
+
+/// Why: a size query `(NULL, 0)` is how every string and list output is sized; it used to record
+/// "buffer too small" as the last error, so the message of the failure a caller was about to
+/// read was gone.
+#[test]
+fn a_size_query_leaves_the_last_error_alone() {
+    let mut a = ptr::null_mut();
+    // SAFETY: NULL pool (in memory), valid out-pointer.
+    ok(unsafe { umbra_array_open(ptr::null(), &mut a) });
+    let name = c("prod");
+    // SAFETY: live handle, NUL-terminated strings.
+    ok(unsafe { umbra_lun_create(a, name.as_ptr(), 4 * MIB, c("*").as_ptr()) });
+    // A real failure first: an unknown LUN.
+    let mut len = 0usize;
+    // SAFETY: live handle; valid pointers.
+    let st = unsafe { umbra_lun_get_mask(a, c("nope").as_ptr(), ptr::null_mut(), 0, &mut len) };
+    assert_eq!(st, UMBRA_E_NOT_FOUND);
+    let failure = last_error();
+    assert!(failure.contains("nope"), "{failure}");
+    // The size query answers BUFFER_TOO_SMALL with the length, and the message stays.
+    // SAFETY: live handle; (NULL, 0) is a size query.
+    let st = unsafe { umbra_lun_get_mask(a, name.as_ptr(), ptr::null_mut(), 0, &mut len) };
+    assert_eq!(st, UMBRA_E_BUFFER_TOO_SMALL);
+    assert_eq!(len, 1);
+    assert_eq!(last_error(), failure);
+    // A buffer that is really too small is a failure and says so.
+    let mut one = [0 as c_char; 1];
+    // SAFETY: live handle; `one` has 1 writable byte.
+    let st = unsafe { umbra_lun_get_mask(a, name.as_ptr(), one.as_mut_ptr(), 1, &mut len) };
+    assert_eq!(st, UMBRA_E_BUFFER_TOO_SMALL);
+    assert!(last_error().contains("cannot hold"), "{}", last_error());
+    // A name list: the same.
+    // SAFETY: live handle; valid pointers.
+    let st = unsafe { umbra_lun_get_mask(a, c("nope").as_ptr(), ptr::null_mut(), 0, &mut len) };
+    assert_eq!(st, UMBRA_E_NOT_FOUND);
+    let mut count = 0usize;
+    // SAFETY: live handle; (NULL, 0) asks the count.
+    let st = unsafe { umbra_lun_list(a, ptr::null_mut(), 0, &mut count) };
+    assert_eq!(st, UMBRA_E_BUFFER_TOO_SMALL);
+    assert_eq!(last_error(), failure);
+    // SAFETY: the last use of the handle.
+    unsafe { umbra_array_free(a) };
+}

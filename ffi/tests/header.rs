@@ -132,6 +132,7 @@ fn status_codes_are_never_renumbered() {
         (UMBRA_E_NOT_FOUND, 5),
         (UMBRA_E_ALREADY_EXISTS, 6),
         (UMBRA_E_BAD_STATE, 100),
+        (UMBRA_E_BUSY, 104),
         (UMBRA_E_IN_PROGRESS, 101),
         (UMBRA_E_TIMEOUT, 102),
         (UMBRA_E_CANCELLED, 103),

@@ -386,7 +386,7 @@ pub fn check_images(images: &Images) {
 fn tolerable(r: cow_engine::Result<()>, what: &str) {
     if let Err(e) = r {
         assert!(
-            matches!(e.kind(), ErrorKind::NoSpace | ErrorKind::Busy),
+            matches!(e.kind(), ErrorKind::NoSpace | ErrorKind::BadState),
             "{what} failed with kind {:?}: {e}",
             e.kind()
         );

@@ -829,7 +829,7 @@ impl World {
                             let io_after_failure =
                                 self.failed_since_restart && e.kind() == ErrorKind::Io;
                             assert!(
-                                e.kind() == ErrorKind::Busy || io_after_failure,
+                                e.kind() == ErrorKind::BadState || io_after_failure,
                                 "read-only write: {e}"
                             );
                         }

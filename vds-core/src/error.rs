@@ -1,4 +1,13 @@
 //! The crate's one public error type.
+//!
+//! An [`Error`] is a small, stable [`ErrorKind`] (which the C ABI maps one to one onto a status
+//! code, docs/abi.md) plus a message naming the problem and, where it applies, the path involved.
+//! An error of the engine below (`cow_engine::Error`) is carried unchanged: its kind becomes the
+//! kind of the same name, its text is this error's text, and its context (offset, snapshot id)
+//! stays reachable through [`Error::engine`].
+//!
+//! The text of an error never repeats its [`source`](std::error::Error::source): print the chain
+//! ([`Error::report`]) to read the underlying OS error too.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -6,7 +15,10 @@ use std::path::{Path, PathBuf};
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// What went wrong, as a small stable set that the C ABI maps onto status codes.
+/// What went wrong, as a small stable set that the C ABI maps one to one onto status codes.
+///
+/// It holds every kind `cow_engine::ErrorKind` has (same names, same meaning) plus the array's
+/// own ([`ErrorKind::InvalidInitiator`], [`ErrorKind::AccessDenied`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorKind {
@@ -20,22 +32,35 @@ pub enum ErrorKind {
     AlreadyExists,
     /// The mask denies the initiator this access.
     AccessDenied,
-    /// Refused in the object's current state (a LUN others depend on, a pool in use, offline).
+    /// In use by someone else right now: a pool or volume directory open in another handle or
+    /// process, a LUN with a long operation running. The same call may succeed later.
     Busy,
+    /// Refused in the object's current state, until that state changes: a LUN that snapshot LUNs
+    /// depend on deleted, I/O to an offline LUN, a snapshot LUN extended before it is split, a
+    /// group a mask names deleted, a read-only snapshot written, a volume frozen twice.
+    BadState,
     /// A byte range lies outside the LUN.
     OutOfRange,
-    /// No room: no free host LUN number, a full diff area.
+    /// No room: no free host LUN number, a full diff area, a full file system.
     NoSpace,
-    /// An operation was cancelled or timed out.
+    /// A deadline passed (a freeze drain).
+    Timeout,
+    /// An operation was cancelled; starting it again resumes it where it can.
     Cancelled,
     /// Persisted state is damaged.
     Corrupt,
+    /// The on-disk format version is newer (or older) than this build understands. Not damage:
+    /// upgrade the library, do not repair the pool.
+    UnsupportedVersion,
+    /// The device lacks an optional ability (resize, discard) the operation needs.
+    Unsupported,
     /// The operating system reported an I/O error.
     Io,
 }
 
 impl ErrorKind {
-    /// A short stable name for the kind.
+    /// A short stable name for the kind (the same text `cow_engine::ErrorKind` uses for the kinds
+    /// both have).
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorKind::InvalidArgument => "invalid argument",
@@ -44,13 +69,36 @@ impl ErrorKind {
             ErrorKind::AlreadyExists => "already exists",
             ErrorKind::AccessDenied => "access denied",
             ErrorKind::Busy => "busy",
+            ErrorKind::BadState => "bad state",
             ErrorKind::OutOfRange => "out of range",
             ErrorKind::NoSpace => "no space",
+            ErrorKind::Timeout => "timed out",
             ErrorKind::Cancelled => "cancelled",
             ErrorKind::Corrupt => "corrupt",
+            ErrorKind::UnsupportedVersion => "unsupported version",
+            ErrorKind::Unsupported => "unsupported",
             ErrorKind::Io => "I/O error",
         }
     }
+
+    /// Every kind, in declaration order.
+    pub const ALL: [ErrorKind; 15] = [
+        ErrorKind::InvalidArgument,
+        ErrorKind::InvalidInitiator,
+        ErrorKind::NotFound,
+        ErrorKind::AlreadyExists,
+        ErrorKind::AccessDenied,
+        ErrorKind::Busy,
+        ErrorKind::BadState,
+        ErrorKind::OutOfRange,
+        ErrorKind::NoSpace,
+        ErrorKind::Timeout,
+        ErrorKind::Cancelled,
+        ErrorKind::Corrupt,
+        ErrorKind::UnsupportedVersion,
+        ErrorKind::Unsupported,
+        ErrorKind::Io,
+    ];
 }
 
 impl fmt::Display for ErrorKind {
@@ -59,26 +107,95 @@ impl fmt::Display for ErrorKind {
     }
 }
 
+impl From<cow_engine::ErrorKind> for ErrorKind {
+    /// The kind of the same name: nothing is folded.
+    fn from(kind: cow_engine::ErrorKind) -> Self {
+        use cow_engine::ErrorKind as K;
+        match kind {
+            K::InvalidArgument => ErrorKind::InvalidArgument,
+            K::OutOfRange => ErrorKind::OutOfRange,
+            K::NotFound => ErrorKind::NotFound,
+            K::AlreadyExists => ErrorKind::AlreadyExists,
+            K::Busy => ErrorKind::Busy,
+            K::BadState => ErrorKind::BadState,
+            K::NoSpace => ErrorKind::NoSpace,
+            K::Timeout => ErrorKind::Timeout,
+            K::Cancelled => ErrorKind::Cancelled,
+            K::Corrupt => ErrorKind::Corrupt,
+            K::UnsupportedVersion => ErrorKind::UnsupportedVersion,
+            K::Unsupported => ErrorKind::Unsupported,
+            K::Io => ErrorKind::Io,
+            // A kind added to the engine after this crate was written (a test keeps this arm
+            // unreachable for the engine this workspace builds).
+            _ => ErrorKind::Io,
+        }
+    }
+}
+
 /// The error type of `vds-core`.
-#[derive(Debug, thiserror::Error)]
 pub struct Error {
     kind: ErrorKind,
-    message: String,
-    path: Option<PathBuf>,
-    #[source]
-    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    repr: Repr,
+}
+
+enum Repr {
+    Own {
+        message: String,
+        path: Option<PathBuf>,
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// An engine error, carried unchanged.
+    Engine(cow_engine::Error),
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.repr {
+            Repr::Own {
+                message,
+                path,
+                source,
+            } => f
+                .debug_struct("Error")
+                .field("kind", &self.kind)
+                .field("message", message)
+                .field("path", path)
+                .field("source", source)
+                .finish(),
+            Repr::Engine(e) => f
+                .debug_struct("Error")
+                .field("kind", &self.kind)
+                .field("engine", e)
+                .finish(),
+        }
+    }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.kind, self.message)?;
-        if let Some(p) = &self.path {
-            write!(f, " ({})", p.display())?;
+        match &self.repr {
+            Repr::Own { message, path, .. } => {
+                write!(f, "{}: {}", self.kind, message)?;
+                if let Some(p) = path {
+                    write!(f, " ({})", p.display())?;
+                }
+                Ok(())
+            }
+            Repr::Engine(e) => fmt::Display::fmt(e, f),
         }
-        if let Some(s) = &self.source {
-            write!(f, ": {s}")?;
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.repr {
+            Repr::Own { source, .. } => source
+                .as_deref()
+                .map(|s| s as &(dyn std::error::Error + 'static)),
+            // Transparent: the engine error's text is this error's text, so the chain goes on
+            // with what lies under it.
+            Repr::Engine(e) => std::error::Error::source(e),
         }
-        Ok(())
     }
 }
 
@@ -87,9 +204,11 @@ impl Error {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Error {
             kind,
-            message: message.into(),
-            path: None,
-            source: None,
+            repr: Repr::Own {
+                message: message.into(),
+                path: None,
+                source: None,
+            },
         }
     }
 
@@ -98,19 +217,47 @@ impl Error {
         self.kind
     }
 
-    /// The message naming the problem.
+    /// The message naming the problem, without the kind and context.
     pub fn message(&self) -> &str {
-        &self.message
+        match &self.repr {
+            Repr::Own { message, .. } => message,
+            Repr::Engine(e) => e.message(),
+        }
     }
 
     /// The path involved, if any.
     pub fn path(&self) -> Option<&Path> {
-        self.path.as_deref()
+        match &self.repr {
+            Repr::Own { path, .. } => path.as_deref(),
+            Repr::Engine(e) => e.path(),
+        }
     }
 
-    /// Attaches the path involved.
-    pub fn with_path(mut self, path: impl AsRef<Path>) -> Self {
-        self.path = Some(path.as_ref().to_path_buf());
+    /// The engine error this error carries, if it came from the engine (for its byte offset and
+    /// snapshot id).
+    pub fn engine(&self) -> Option<&cow_engine::Error> {
+        match &self.repr {
+            Repr::Engine(e) => Some(e),
+            Repr::Own { .. } => None,
+        }
+    }
+
+    /// This error's text followed by each underlying error's, joined by `": "`: the line to show
+    /// a user (`"I/O error: cannot append to the pool log (/pool/pool.log): No space left on
+    /// device (os error 28)"`).
+    pub fn report(&self) -> String {
+        cow_engine::error_report(self)
+    }
+
+    /// Attaches the path involved (for an engine error: replaces the engine's path).
+    pub fn with_path(mut self, p: impl AsRef<Path>) -> Self {
+        match &mut self.repr {
+            Repr::Own { path, .. } => *path = Some(p.as_ref().to_path_buf()),
+            Repr::Engine(e) => {
+                let taken = std::mem::replace(e, cow_engine::Error::new(e.kind(), ""));
+                *e = taken.with_path(p);
+            }
+        }
         self
     }
 
@@ -125,31 +272,89 @@ impl Error {
         )
     }
 
+    /// An OS error during `what`; the kind is the one the OS error reports (a missing file is
+    /// [`ErrorKind::NotFound`], a full disk [`ErrorKind::NoSpace`], ... as in the engine).
     pub(crate) fn io(what: impl Into<String>, e: std::io::Error) -> Self {
-        let mut err = Error::new(ErrorKind::Io, what);
-        err.source = Some(Box::new(e));
-        err
+        Error {
+            kind: cow_engine::ErrorKind::of_io(&e).into(),
+            repr: Repr::Own {
+                message: what.into(),
+                path: None,
+                source: Some(Box::new(e)),
+            },
+        }
     }
 }
 
 impl From<cow_engine::Error> for Error {
     fn from(e: cow_engine::Error) -> Self {
+        Error {
+            kind: e.kind().into(),
+            repr: Repr::Engine(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Why: vds-core used to fold Timeout into Cancelled and UnsupportedVersion into Corrupt, so an
+    /// operator was told to repair a pool that only needed a newer library.
+    #[test]
+    fn engine_kinds_carry_through_unchanged() {
         use cow_engine::ErrorKind as K;
-        let kind = match e.kind() {
-            K::InvalidArgument => ErrorKind::InvalidArgument,
-            K::OutOfRange => ErrorKind::OutOfRange,
-            K::NotFound => ErrorKind::NotFound,
-            K::AlreadyExists => ErrorKind::AlreadyExists,
-            K::Busy => ErrorKind::Busy,
-            K::NoSpace => ErrorKind::NoSpace,
-            K::Timeout | K::Cancelled => ErrorKind::Cancelled,
-            K::Corrupt | K::UnsupportedVersion => ErrorKind::Corrupt,
-            _ => ErrorKind::Io,
-        };
-        let path = e.path().map(Path::to_path_buf);
-        let mut err = Error::new(kind, e.message().to_string());
-        err.path = path;
-        err.source = Some(Box::new(e));
-        err
+        let pairs = [
+            (K::InvalidArgument, ErrorKind::InvalidArgument),
+            (K::OutOfRange, ErrorKind::OutOfRange),
+            (K::NotFound, ErrorKind::NotFound),
+            (K::AlreadyExists, ErrorKind::AlreadyExists),
+            (K::Busy, ErrorKind::Busy),
+            (K::BadState, ErrorKind::BadState),
+            (K::NoSpace, ErrorKind::NoSpace),
+            (K::Timeout, ErrorKind::Timeout),
+            (K::Cancelled, ErrorKind::Cancelled),
+            (K::Corrupt, ErrorKind::Corrupt),
+            (K::UnsupportedVersion, ErrorKind::UnsupportedVersion),
+            (K::Unsupported, ErrorKind::Unsupported),
+            (K::Io, ErrorKind::Io),
+        ];
+        for (engine, ours) in pairs {
+            let e = Error::from(cow_engine::Error::new(engine, "x"));
+            assert_eq!(e.kind(), ours);
+            // The same label on both sides, so the text reads the same whichever crate made it.
+            assert_eq!(engine.as_str(), ours.as_str());
+        }
+    }
+
+    /// Why: a wrapped engine error used to print its message three times along the chain.
+    #[test]
+    fn a_wrapped_error_prints_its_text_once() {
+        let os = std::io::Error::from_raw_os_error(libc::EIO);
+        let engine = cow_engine::Error::io("cannot write the journal", os).with_path("/p/j");
+        let e = Error::from(engine);
+        let report = e.report();
+        assert_eq!(
+            report.matches("cannot write the journal").count(),
+            1,
+            "{report}"
+        );
+        assert_eq!(report.matches("os error 5").count(), 1, "{report}");
+        assert!(report.starts_with("I/O error: cannot write the journal (/p/j): "));
+        assert_eq!(e.to_string(), "I/O error: cannot write the journal (/p/j)");
+    }
+
+    #[test]
+    fn os_errors_keep_their_kind() {
+        let e = Error::io(
+            "cannot append",
+            std::io::Error::from(std::io::ErrorKind::StorageFull),
+        );
+        assert_eq!(e.kind(), ErrorKind::NoSpace);
+        let e = Error::io(
+            "cannot open",
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        );
+        assert_eq!(e.kind(), ErrorKind::NotFound);
     }
 }

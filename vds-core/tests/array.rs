@@ -71,7 +71,7 @@ fn masking_is_enforced_on_io_and_new_luns_are_visible_to_no_one() {
         a.read("data", &id(H2), 0, &mut [0u8; 1])
             .unwrap_err()
             .kind(),
-        ErrorKind::Busy
+        ErrorKind::BadState
     );
 }
 
@@ -96,7 +96,7 @@ fn snapshot_luns_are_point_in_time_masked_at_birth_and_stack() {
     assert_eq!(read(&a, "db-snap-2", H2, 0, 9), b"version 3");
     // Deleting a LUN others depend on is refused with a clear error.
     let e = a.delete_lun("db").unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Busy);
+    assert_eq!(e.kind(), ErrorKind::BadState);
     assert!(e.to_string().contains("db-snap"), "{e}");
     a.delete_lun("db-snap-2").unwrap();
     a.delete_lun("db-snap").unwrap();
@@ -235,7 +235,7 @@ fn pool_persists_and_has_one_owner() {
     assert_eq!(a.groups().len(), 1);
     assert_eq!(
         a.delete_group("cluster").unwrap_err().kind(),
-        ErrorKind::Busy
+        ErrorKind::BadState
     );
 }
 
@@ -382,7 +382,7 @@ fn a_snapshot_lun_with_snapshots_of_its_own_splits_only_after_them() {
     a.snapshot_lun("base", "s1").unwrap();
     a.snapshot_lun("s1", "s2").unwrap();
     let e = a.split_lun("s1").wait().unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Busy);
+    assert_eq!(e.kind(), ErrorKind::BadState);
     assert!(e.to_string().contains("s2"), "{e}");
     a.delete_lun("s2").unwrap();
     a.split_lun("s1").wait().unwrap();
@@ -467,7 +467,7 @@ fn hosts_gather_their_initiator_ports() {
     assert_eq!(e.kind(), ErrorKind::AlreadyExists);
     assert_eq!(
         a.delete_host("server1").unwrap_err().kind(),
-        ErrorKind::Busy,
+        ErrorKind::BadState,
         "named by a mask"
     );
     a.set_mask("data", "").unwrap();

@@ -262,7 +262,7 @@ proptest! {
                     match (&r, m.groups.contains_key(name), in_use) {
                         (Ok(()), true, false) => { m.groups.remove(name); }
                         (Err(e), false, _) => prop_assert_eq!(e.kind(), ErrorKind::NotFound),
-                        (Err(e), true, true) => prop_assert_eq!(e.kind(), ErrorKind::Busy),
+                        (Err(e), true, true) => prop_assert_eq!(e.kind(), ErrorKind::BadState),
                         other => prop_assert!(false, "unexpected {:?}", other),
                     }
                     r

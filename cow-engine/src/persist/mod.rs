@@ -104,8 +104,19 @@ impl Store {
     }
 
     pub(crate) fn open_dir(dir: &Path) -> Result<Store> {
-        if !dir.is_dir() {
-            return Err(Error::new(ErrorKind::NotFound, "no volume directory").with_path(dir));
+        match std::fs::metadata(dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(Error::new(
+                    ErrorKind::InvalidArgument,
+                    "not a volume directory: the path is a file",
+                )
+                .with_path(dir))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::new(ErrorKind::NotFound, "no volume directory").with_path(dir))
+            }
+            Err(e) => return Err(Error::io("cannot read volume directory", e).with_path(dir)),
         }
         let open = |name: &str| -> Result<Arc<dyn BlockDevice>> {
             let p: PathBuf = dir.join(name);

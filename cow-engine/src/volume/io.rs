@@ -313,7 +313,7 @@ impl Inner {
         let snap = &st.snaps[i];
         check_range(offset, buf.len(), snap.len).map_err(|e| e.with_snapshot(id))?;
         let Some(overlay) = &snap.overlay else {
-            return Err(Error::new(ErrorKind::Busy, "snapshot is read-only").with_snapshot(id));
+            return Err(Error::new(ErrorKind::BadState, "snapshot is read-only").with_snapshot(id));
         };
         // Before any claim: a refused directory allocation is this write's error.
         overlay.reserve().map_err(|e| e.with_snapshot(id))?;

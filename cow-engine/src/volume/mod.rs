@@ -574,12 +574,12 @@ impl Volume {
     }
 
     /// Holds new writes until [`Volume::thaw`] or `timeout`, after draining those in flight
-    /// (flush-and-hold). Fails with [`ErrorKind::Busy`] if already frozen and with
+    /// (flush-and-hold). Fails with [`ErrorKind::BadState`] if already frozen and with
     /// [`ErrorKind::Timeout`] if in-flight writes do not drain within `timeout`.
     pub fn freeze(&self, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
         if !self.inner.freeze.hold(deadline) {
-            return Err(Error::new(ErrorKind::Busy, "volume is already frozen"));
+            return Err(Error::new(ErrorKind::BadState, "volume is already frozen"));
         }
         // Taking the gate exclusively drains every write in flight; writers arriving after it see
         // the hold (they check it after taking the gate) and wait.
@@ -604,12 +604,12 @@ impl Volume {
     }
 
     /// Releases held writes. Reports [`ThawOutcome::Expired`] if the freeze deadline had passed
-    /// (writes were released then); fails with [`ErrorKind::InvalidArgument`] if not frozen.
+    /// (writes were released then); fails with [`ErrorKind::BadState`] if not frozen.
     pub fn thaw(&self) -> Result<ThawOutcome> {
         match self.inner.freeze.release() {
             Some(false) => Ok(ThawOutcome::Thawed),
             Some(true) => Ok(ThawOutcome::Expired),
-            None => Err(Error::invalid("volume is not frozen")),
+            None => Err(Error::new(ErrorKind::BadState, "volume is not frozen")),
         }
     }
 
@@ -675,13 +675,13 @@ impl Volume {
         Ok(())
     }
 
-    /// Refuses (with [`ErrorKind::Busy`]) unless no snapshot depends on the volume, or `force`
+    /// Refuses (with [`ErrorKind::BadState`]) unless no snapshot depends on the volume, or `force`
     /// is set, in which case every snapshot is deleted. Call before removing a volume.
     pub fn prepare_delete(&self, force: bool) -> Result<()> {
         let mut st = self.inner.state.write();
         if !st.snaps.is_empty() && !force {
             return Err(Error::new(
-                ErrorKind::Busy,
+                ErrorKind::BadState,
                 format!(
                     "{} snapshot(s) still depend on this volume; split or delete them, or force",
                     st.snaps.len()

@@ -370,7 +370,7 @@ static void persistent_pool(const char *scratch) {
 
     /* One owner per pool. */
     umbra_array *second = NULL;
-    CHECK_STATUS(umbra_array_open(pool, &second), UMBRA_E_BAD_STATE);
+    CHECK_STATUS(umbra_array_open(pool, &second), UMBRA_E_BUSY);
     CHECK(second == NULL);
     umbra_array_free(a);
 

@@ -66,6 +66,7 @@ static void status_names(void) {
         {UMBRA_E_IN_PROGRESS, "UMBRA_E_IN_PROGRESS"},
         {UMBRA_E_TIMEOUT, "UMBRA_E_TIMEOUT"},
         {UMBRA_E_CANCELLED, "UMBRA_E_CANCELLED"},
+        {UMBRA_E_BUSY, "UMBRA_E_BUSY"},
         {UMBRA_E_IO, "UMBRA_E_IO"},
         {UMBRA_E_NO_SPACE, "UMBRA_E_NO_SPACE"},
         {UMBRA_E_CORRUPT, "UMBRA_E_CORRUPT"},

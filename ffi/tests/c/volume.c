@@ -262,7 +262,7 @@ static void file_volume(const char *scratch) {
 
     /* One owner at a time. */
     umbra_volume *second = NULL;
-    CHECK_STATUS(umbra_volume_open_file(dir, &second), UMBRA_E_BAD_STATE);
+    CHECK_STATUS(umbra_volume_open_file(dir, &second), UMBRA_E_BUSY);
     CHECK(second == NULL);
     umbra_volume_free(vol);
 

@@ -661,7 +661,7 @@ impl Array {
             core.model.check_size(size)?;
             if core.model.lun(id)?.source.is_some() {
                 return Err(Error::new(
-                    ErrorKind::Busy,
+                    ErrorKind::BadState,
                     format!(
                         "snapshot LUN {name:?} must be split from its source before it can grow"
                     ),
@@ -907,7 +907,7 @@ impl Array {
         let l = core.model.lun(id)?;
         if l.status != LunStatus::Online {
             return Err(Error::new(
-                ErrorKind::Busy,
+                ErrorKind::BadState,
                 format!("LUN {name:?} is offline"),
             ));
         }
@@ -1043,14 +1043,9 @@ impl Array {
                 ))
             })?;
             // Its own snapshot LUNs stand on its current volume object, which the split replaces.
-            if let Some(dep) = core
-                .model
-                .luns
-                .values()
-                .find(|d| d.source.is_some_and(|s| s.lun == id))
-            {
+            if let Some(dep) = core.model.luns.values().find(|d| d.is_snapshot_of(id)) {
                 return Err(Error::new(
-                    ErrorKind::Busy,
+                    ErrorKind::BadState,
                     format!(
                         "snapshot LUN {:?} depends on {name:?}; split or delete it first",
                         dep.name
@@ -1096,7 +1091,7 @@ impl Array {
                         let guard = backing.read();
                         if !guard.snapshots().is_empty() {
                             return Err(Error::new(
-                                ErrorKind::Busy,
+                                ErrorKind::BadState,
                                 "an in-memory snapshot LUN with snapshots of its own cannot be split",
                             ));
                         }

@@ -549,7 +549,7 @@ impl MaskTable {
         }
         if let Some(luns) = self.group_luns.get(name) {
             return Err(Error::new(
-                ErrorKind::Busy,
+                ErrorKind::BadState,
                 format!(
                     "group {name:?} is named in the mask of {} LUN(s)",
                     luns.len()
