@@ -801,7 +801,7 @@ pub unsafe extern "C" fn umbra_lun_extend_async(
         let out = out_ptr(out_op, "out_op")?;
         // Fail early (and synchronously) for an unknown LUN.
         a.array.lun(name)?;
-        let op = umbra_async::follow(a.array.extend_lun_async(name, size_bytes))?;
+        let op = umbra_async::follow(a.array.extend_lun_async(name, size_bytes));
         // SAFETY: `out` is non-NULL and writable per this function's contract.
         unsafe { write_out(out, into_handle(op)) };
         Ok(())
@@ -828,7 +828,7 @@ pub unsafe extern "C" fn umbra_lun_split_async(
         let out = out_ptr(out_op, "out_op")?;
         // Fail early (and synchronously) for an unknown LUN.
         a.array.lun(name)?;
-        let op = umbra_async::follow(a.array.split_lun(name))?;
+        let op = umbra_async::follow(a.array.split_lun(name));
         // SAFETY: `out` is non-NULL and writable per this function's contract.
         unsafe { write_out(out, into_handle(op)) };
         Ok(())
@@ -861,7 +861,7 @@ pub unsafe extern "C" fn umbra_lun_resync_async(
         let out = out_ptr(out_op, "out_op")?;
         a.array.lun(source)?;
         a.array.lun(target)?;
-        let op = umbra_async::follow(a.array.resync_lun(source, target))?;
+        let op = umbra_async::follow(a.array.resync_lun(source, target));
         // SAFETY: `out` is non-NULL and writable per this function's contract.
         unsafe { write_out(out, into_handle(op)) };
         Ok(())

@@ -9,10 +9,11 @@
 //! effect from the next event). Freeing the handle delivers the events already queued, then stops
 //! and joins the thread.
 
+use std::cell::Cell;
 use std::ffi::{c_char, c_void, CString};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
-use std::thread::{JoinHandle, ThreadId};
+use std::thread::JoinHandle;
 
 use parking_lot::Mutex;
 
@@ -73,7 +74,6 @@ unsafe impl Send for Sub {}
 struct Dispatcher {
     tx: Option<Sender<EventMsg>>,
     thread: Option<JoinHandle<()>>,
-    thread_id: Option<ThreadId>,
     closed: bool,
 }
 
@@ -118,7 +118,6 @@ impl Notifier {
                 let thread = std::thread::Builder::new()
                     .name("umbra-events".into())
                     .spawn(move || deliver_all(&shared, rx))?;
-                d.thread_id = Some(thread.thread().id());
                 d.thread = Some(thread);
                 d.tx = Some(tx);
             }
@@ -146,7 +145,9 @@ impl Notifier {
     }
 
     fn on_notification_thread(&self) -> bool {
-        self.shared.dispatcher.lock().thread_id == Some(std::thread::current().id())
+        // Not `std::thread::current()`: on a thread the library did not start (a C program's
+        // main thread) it allocates a handle that is never freed, which valgrind reports.
+        DELIVERING_FOR.with(Cell::get) == Arc::as_ptr(&self.shared) as usize
     }
 
     /// Delivers what is queued, then stops and joins the thread. Idempotent.
@@ -156,8 +157,7 @@ impl Notifier {
             d.closed = true;
             // Dropping the sender ends the thread's loop once the queue is empty.
             d.tx = None;
-            let on_it = d.thread_id == Some(std::thread::current().id());
-            (d.thread.take(), on_it)
+            (d.thread.take(), self.on_notification_thread())
         };
         if let Some(t) = thread {
             if !on_it {
@@ -169,7 +169,13 @@ impl Notifier {
     }
 }
 
-fn deliver_all(shared: &Shared, rx: Receiver<EventMsg>) {
+thread_local! {
+    /// On a notification thread: the address of the `Shared` it delivers for; 0 elsewhere.
+    static DELIVERING_FOR: Cell<usize> = const { Cell::new(0) };
+}
+
+fn deliver_all(shared: &Arc<Shared>, rx: Receiver<EventMsg>) {
+    DELIVERING_FOR.with(|c| c.set(Arc::as_ptr(shared) as usize));
     for event in rx {
         let _guard = shared.delivering.lock();
         let subs: Vec<Sub> = shared.subs.lock().1.clone();

@@ -169,6 +169,7 @@ pub(crate) fn status_of_vds(kind: vds_core::ErrorKind) -> umbra_status {
         K::UnsupportedVersion => UMBRA_E_UNSUPPORTED_VERSION,
         K::Unsupported => UMBRA_E_UNSUPPORTED,
         K::Io => UMBRA_E_IO,
+        K::Internal => UMBRA_E_PANIC,
         // See status_of_cow.
         _ => UMBRA_E_IO,
     }

@@ -658,7 +658,7 @@ pub unsafe extern "C" fn umbra_volume_revert_async(
         // Fail early (and synchronously) for an unknown snapshot.
         v.vol.snapshot_info(snapshot)?;
         let volume = v.vol.clone();
-        let op = umbra_async::spawn(move |p| Ok(volume.revert(snapshot, p)?))?;
+        let op = umbra_async::spawn(move |p| volume.revert(snapshot, p));
         // SAFETY: `out` is non-NULL and writable per this function's contract.
         unsafe { write_out(out, into_handle(op)) };
         Ok(())
@@ -703,7 +703,9 @@ pub unsafe extern "C" fn umbra_snapshot_split_async(
             v.vol.restart_split(snapshot)?;
             sync_parent_dir(&path)?;
             let volume = v.vol.clone();
-            umbra_async::spawn(move |p| Ok(volume.split_snapshot(snapshot, &dest, p)?))
+            Ok(umbra_async::spawn(move |p| {
+                volume.split_snapshot(snapshot, &dest, p)
+            }))
         })();
         let op = match started {
             Ok(op) => op,

@@ -56,6 +56,9 @@ pub enum ErrorKind {
     Unsupported,
     /// The operating system reported an I/O error.
     Io,
+    /// A bug: the library panicked inside a long operation (the panic's message says where).
+    /// Please report it.
+    Internal,
 }
 
 impl ErrorKind {
@@ -78,11 +81,12 @@ impl ErrorKind {
             ErrorKind::UnsupportedVersion => "unsupported version",
             ErrorKind::Unsupported => "unsupported",
             ErrorKind::Io => "I/O error",
+            ErrorKind::Internal => "internal error",
         }
     }
 
     /// Every kind, in declaration order.
-    pub const ALL: [ErrorKind; 15] = [
+    pub const ALL: [ErrorKind; 16] = [
         ErrorKind::InvalidArgument,
         ErrorKind::InvalidInitiator,
         ErrorKind::NotFound,
@@ -98,6 +102,7 @@ impl ErrorKind {
         ErrorKind::UnsupportedVersion,
         ErrorKind::Unsupported,
         ErrorKind::Io,
+        ErrorKind::Internal,
     ];
 }
 
