@@ -9,6 +9,7 @@
 //! `-std=c++17 -Wall -Wextra -Wpedantic -Werror`) and linked against the shared library (NEEDED
 //! `libumbra.so.1`, found through an rpath), once against the static one. Without a C compiler the
 //! tests print that they skipped. Set `UMBRA_TEST_NO_VALGRIND=1` to run without valgrind.
+//! (`tests/install.rs` checks the pkg-config file `make install` renders.)
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -378,44 +379,4 @@ fn shared_library_soname_is_the_abi_major() {
     let major = umbra::umbra_abi_version() >> 16;
     let want = format!("Library soname: [libumbra.so.{major}]");
     assert!(text.contains(&want), "expected {want:?} in:\n{text}");
-}
-
-/// `umbra.pc.in` renders to a pkg-config file that pkg-config accepts.
-#[test]
-fn pkg_config_file_renders() {
-    let e = env();
-    let template = std::fs::read_to_string(manifest_dir().join("umbra.pc.in")).expect("read");
-    let prefix = "/opt/umbra";
-    let rendered = template
-        .replace("@PREFIX@", prefix)
-        .replace("@VERSION@", env!("CARGO_PKG_VERSION"));
-    assert!(
-        !rendered.contains('@'),
-        "unrendered placeholder:\n{rendered}"
-    );
-    let dir = e.work.join("pkgconfig");
-    std::fs::create_dir_all(&dir).expect("create");
-    std::fs::write(dir.join("umbra.pc"), &rendered).expect("write");
-    if !tool_works("pkg-config", "--version") {
-        println!("skipped running pkg-config: not installed");
-        return;
-    }
-    let out = Command::new("pkg-config")
-        .args(["--cflags", "--libs", "--static", "umbra"])
-        .env("PKG_CONFIG_PATH", &dir)
-        .output()
-        .expect("run pkg-config");
-    check_output(&out, "pkg-config");
-    let flags = String::from_utf8_lossy(&out.stdout);
-    assert!(flags.contains("-lumbra"), "{flags}");
-    assert!(flags.contains(&format!("-I{prefix}/include")), "{flags}");
-    let out = Command::new("pkg-config")
-        .args(["--modversion", "umbra"])
-        .env("PKG_CONFIG_PATH", &dir)
-        .output()
-        .expect("run pkg-config");
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        env!("CARGO_PKG_VERSION")
-    );
 }
