@@ -115,20 +115,17 @@ fn make_install(prefix: &Path) -> PathBuf {
         "install".to_string(),
         format!("PREFIX={}", prefix.display()),
     ];
-    let prebuilt =
-        built_by_this_run().filter(|_| std::env::var_os("UMBRA_TEST_INSTALL_RELEASE").is_none());
-    let mut cmd;
-    let built = match prebuilt {
+    let release = std::env::var_os("UMBRA_TEST_INSTALL_RELEASE").is_some();
+    let (mut cmd, built) = match built_by_this_run().filter(|_| !release) {
         Some(dir) => {
             args.push(format!("PREBUILT={}", dir.display()));
-            cmd = make(&args);
-            dir
+            (make(&args), dir)
         }
         None => {
             let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("install-release");
-            cmd = make(&args);
+            let mut cmd = make(&args);
             cmd.env("CARGO_TARGET_DIR", &target);
-            target.join("release")
+            (cmd, target.join("release"))
         }
     };
     let started = Instant::now();
@@ -141,9 +138,9 @@ fn make_install(prefix: &Path) -> PathBuf {
     built
 }
 
-/// Checks an installed tree: the library's real file and its two links, the static library, the
-/// header identical to the repository's, and the pkg-config file rendered for `prefix`, `lib` and
-/// `include`.
+/// Checks a tree installed under `root` (`/`, or the DESTDIR): the library's real file (the one in
+/// `built`) and its two links, the static library, the header identical to the repository's, and
+/// the pkg-config file rendered for `prefix`, `lib` and `include`. Returns the pkg-config directory.
 fn check_installed_tree(
     root: &Path,
     prefix: &str,
@@ -271,7 +268,11 @@ fn compile(cc: &str, pcdir: &Path, source: &str, exe: &Path, static_link: bool) 
         args.push("--static");
     }
     let flags = pkg_config(pcdir, &args);
-    assert!(flags.status.success(), "pkg-config {args:?} failed");
+    assert!(
+        flags.status.success(),
+        "pkg-config {args:?} umbra failed: {}",
+        String::from_utf8_lossy(&flags.stderr)
+    );
     let flags = stdout(&flags);
     let mut cmd = Command::new(cc);
     cmd.args(CFLAGS)
