@@ -10,8 +10,9 @@
 #   $(LIBDIR)/libumbra.so.X.Y.Z, libumbra.so.X -> it (the SONAME), libumbra.so -> libumbra.so.X,
 #   $(LIBDIR)/libumbra.a, $(INCLUDEDIR)/umbra.h, $(PKGCONFIGDIR)/umbra.pc.
 #
-# PREBUILT=dir installs the libumbra.so and libumbra.a already built in dir (e.g. target/debug)
-# and builds nothing. Otherwise the libraries come from $CARGO_TARGET_DIR (default target)/release.
+# PREBUILT=dir installs the libumbra.so and libumbra.a already built in dir and builds nothing
+# (e.g. `make && sudo make install PREBUILT=target/release`: root's PATH seldom has cargo).
+# Otherwise the libraries come from $CARGO_TARGET_DIR (default target)/release.
 
 .POSIX:
 
