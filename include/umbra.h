@@ -357,8 +357,8 @@ extern "C" {
 uint32_t umbra_abi_version(void);
 
 /**
- * The library's release version as a static NUL-terminated string, e.g. `"0.1.0"`. Never NULL;
- * the caller must not free it.
+ * The library's version as a static NUL-terminated string, e.g. `"1.1.0"`: the ABI version
+ * `major.minor` and a patch number. Never NULL; the caller must not free it.
  */
 const char *umbra_version_string(void);
 

@@ -81,8 +81,8 @@ pub extern "C" fn umbra_abi_version() -> u32 {
     })
 }
 
-/// The library's release version as a static NUL-terminated string, e.g. `"0.1.0"`. Never NULL;
-/// the caller must not free it.
+/// The library's version as a static NUL-terminated string, e.g. `"1.1.0"`: the ABI version
+/// `major.minor` and a patch number. Never NULL; the caller must not free it.
 #[no_mangle]
 pub extern "C" fn umbra_version_string() -> *const c_char {
     ffi_boundary!("umbra_version_string", default = c"unknown".as_ptr(), {
@@ -129,3 +129,22 @@ const _: () = {
     shareable::<umbra_array>();
     shareable::<umbra_async>();
 };
+
+#[cfg(test)]
+mod tests {
+    use super::{ABI_MAJOR, ABI_MINOR};
+
+    /// The package version is the ABI version: an ABI bump that forgets `version` in
+    /// ffi/Cargo.toml (and so the installed library's name and its pkg-config version) fails here.
+    #[test]
+    fn package_version_is_the_abi_version() {
+        let major: u32 = env!("CARGO_PKG_VERSION_MAJOR").parse().unwrap();
+        let minor: u32 = env!("CARGO_PKG_VERSION_MINOR").parse().unwrap();
+        assert_eq!(
+            (major, minor),
+            (ABI_MAJOR, ABI_MINOR),
+            "ffi/Cargo.toml's version {} must start with ABI_MAJOR.ABI_MINOR of src/lib.rs",
+            env!("CARGO_PKG_VERSION")
+        );
+    }
+}

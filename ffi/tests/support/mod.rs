@@ -1,0 +1,15 @@
+//! Shared by the integration tests that run outside tools (gcc, g++, valgrind, cbindgen, make,
+//! pkg-config, readelf).
+
+/// Reports that a tool a test needs is missing. Under `CI` (the variable is set) this fails the
+/// test: CI must run every check, and `.ci/run` installs the tools. Elsewhere the test prints that
+/// it skipped; the caller then returns (or carries on without the tool).
+#[track_caller]
+pub fn tool_missing(tool: &str, hint: &str) {
+    let msg = format!("{tool} is not installed or does not run ({hint})");
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{msg}; CI must have it (.ci/run installs it)"
+    );
+    println!("skipped: {msg}");
+}
