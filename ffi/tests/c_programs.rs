@@ -40,8 +40,8 @@ const STATIC_LIBS: &[&str] = &["-lpthread", "-ldl", "-lm"];
 const VALGRIND: &[&str] = &[
     "--error-exitcode=99",
     "--leak-check=full",
-    "--errors-for-leak-kinds=definite,indirect",
-    "--show-leak-kinds=definite,indirect",
+    "--errors-for-leak-kinds=definite,indirect,possible",
+    "--show-leak-kinds=definite,indirect,possible",
     "--fair-sched=yes",
 ];
 /// No program may run longer than this (valgrind included).
