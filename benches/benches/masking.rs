@@ -4,13 +4,21 @@
 //! - an is-visible check with a parsed id (mask table, and through the array by LUN name);
 //! - a typical mask change of 16 hosts, in memory, and persisted (one fsync) against a plain
 //!   append + fsync of the same size in the same directory.
+//!
+//! The persisted cases run in a temporary directory inside the scratch directory of the file
+//! benches (`$UMBRA_BENCH_DIR`, else the target directory's `tmp`), removed at the end.
+//!
+//! Run: `cargo bench -p umbra-benches --bench masking`
 
 #![allow(missing_docs)] // criterion's macros generate undocumented items
+
+mod common;
 
 use std::hint::black_box;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 
+use common::bench_dir;
 use criterion::{criterion_group, criterion_main, Criterion};
 use vds_core::{Array, InitiatorId, LunId, MaskSpec, MaskTable};
 
@@ -108,8 +116,7 @@ fn bench(c: &mut Criterion) {
             mem.set_mask("x", &lists[flip]).unwrap();
         })
     });
-    std::fs::create_dir_all("/work/bench-tmp").unwrap();
-    let dir = tempfile::tempdir_in("/work/bench-tmp").unwrap();
+    let dir = tempfile::tempdir_in(bench_dir()).unwrap();
     let pool = Array::open(dir.path().join("pool")).unwrap();
     pool.create_lun("x", 1 << 20, "").unwrap();
     g.sample_size(20);

@@ -4,6 +4,7 @@
 //! this target's corpus.
 #![no_main]
 
+#[allow(dead_code)] // each target uses one of its checks
 #[path = "../../vds-core/tests/support/fuzz_logic.rs"]
 mod fuzz_logic;
 

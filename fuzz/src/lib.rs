@@ -15,7 +15,6 @@
 
 pub mod format;
 pub mod input;
-pub mod known_bugs;
 pub mod open_diff;
 pub mod seeds;
 pub mod sim;

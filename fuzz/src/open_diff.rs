@@ -19,7 +19,6 @@ use cow_engine::{
 
 use super::format::{self, rec, JournalHeader, Payload, Superblock, HEADER_LEN, JOURNAL_DATA};
 use super::input::Input;
-use super::known_bugs;
 
 /// The volume id of structured images.
 pub const UUID: [u8; 16] = *b"umbra-fuzz-uuid!";
@@ -125,12 +124,10 @@ struct Values {
 }
 
 impl Values {
-    /// A value for a counter the engine adds 1 to (see [`known_bugs::COUNTER_OVERFLOW`]).
+    /// A value for a counter the engine adds 1 to (seqs, snapshot ids, generations).
     fn counter(&self, inp: &mut Input<'_>) -> u64 {
         let v = self.pick(inp);
-        if known_bugs::COUNTER_OVERFLOW {
-            v.min(known_bugs::COUNTER_LIMIT)
-        } else if v <= COUNTER_MAX && v > COUNTER_MAX - COUNTER_HEADROOM {
+        if v <= COUNTER_MAX && v > COUNTER_MAX - COUNTER_HEADROOM {
             // Out of the band just below the format's limit: a volume there opens, but its next
             // records or checkpoint would pass the limit, which the engine refuses, so it cannot
             // complete the exercise. No real volume gets within 2^33 of 2^62.
@@ -168,7 +165,7 @@ pub fn structured_images(inp: &mut Input<'_>) -> Images {
     let bs: u32 = if sb_flags & 0x80 != 0 { 8192 } else { 4096 };
     let origin_blocks = 1 + u64::from(inp.u8() % 64);
     let volatile = sb_flags & 6 == 6;
-    let origin_tail = if sb_flags & 0x40 != 0 && !(volatile && known_bugs::VOLATILE_PARTIAL_BLOCK) {
+    let origin_tail = if sb_flags & 0x40 != 0 {
         u64::from(inp.u16()) % u64::from(bs)
     } else {
         0
@@ -188,12 +185,7 @@ pub fn structured_images(inp: &mut Input<'_>) -> Images {
     match (sb_flags >> 3) & 7 {
         7 => sb.version = u32::from(inp.u8()),
         6 => sb.bad_crc = true,
-        5 => {
-            sb.data_offset = v.pick(inp);
-            if known_bugs::DATA_OFFSET_OVERFLOW {
-                sb.data_offset = sb.data_offset.min(1 << 40);
-            }
-        }
+        5 => sb.data_offset = v.pick(inp),
         4 => sb.block_size = v.pick(inp) as u32,
         _ => {}
     }
@@ -366,9 +358,6 @@ pub fn check_images(images: &Images) {
             return;
         }
     };
-    if known_bugs::CHECKPOINT_WITHOUT_VOLUME_LEN && vol.is_empty() {
-        return;
-    }
     let volatile = vol.stats().journal_bytes == 0;
     let mut kept = exercise(&vol);
     if volatile {

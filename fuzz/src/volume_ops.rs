@@ -33,7 +33,6 @@ use cow_engine::{
 };
 
 use super::input::{Input, Rng};
-use super::known_bugs;
 use super::sim::{CrashMode, Fault, SimDevice, Sparse};
 
 /// Set to print each operation and its outcome to stderr (for reading a failing input).
@@ -385,9 +384,6 @@ struct Doubt {
     /// Snapshots whose creation failed (each may exist, with this image and these properties;
     /// told apart by their metadata, unique per operation).
     created: Vec<SnapModel>,
-    /// Of those, the metadata of the ones whose creation failed while the volume went on
-    /// (see [`known_bugs::PHANTOM_SNAPSHOT_AFTER_FAILED_CREATE`]).
-    created_then_written: Vec<Vec<u8>>,
     /// Snapshots whose deletion may have gone through.
     gone: Vec<SnapshotId>,
     /// Pinned flags that may have changed.
@@ -788,9 +784,6 @@ impl World {
                     }
                     Err(e) => {
                         self.classify(&e, &[], "create");
-                        if self.alive() {
-                            self.doubt.created_then_written.push(model.metadata.clone());
-                        }
                         self.doubt.created.push(model);
                         Err(e)
                     }
@@ -970,11 +963,6 @@ impl World {
                     r
                 }
             },
-            Op::Grow { .. }
-                if known_bugs::GROW_RETRY_AFTER_FAILED_GROW && !self.doubt.len.is_empty() =>
-            {
-                Ok(())
-            }
             Op::Grow { blocks } => {
                 let old = self.origin.live.len();
                 let new = (old + BS * (1 + usize::from(blocks) % 4)).min(MAX_BLOCKS * BS);
@@ -1164,13 +1152,7 @@ impl World {
             let Some(k) = created.iter().position(|c| c.metadata == info.metadata) else {
                 panic!("snapshot {} appeared from nowhere after the crash", info.id);
             };
-            let mut c = created.remove(k);
-            if known_bugs::PHANTOM_SNAPSHOT_AFTER_FAILED_CREATE
-                && doubt.created_then_written.contains(&c.metadata)
-            {
-                // Its image may hold writes made after it (a known engine bug): take what it has.
-                c.image = Image::new(self.read_snap(info.id));
-            }
+            let c = created.remove(k);
             assert!(
                 self.snaps.iter().all(|s| s.id < info.id),
                 "a snapshot whose creation failed came back as an older one"

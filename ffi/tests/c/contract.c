@@ -1,6 +1,7 @@
-/* Issue 4's contract, declared again exactly as written there. C11 accepts a repeated typedef of
- * the same type and a repeated prototype only if it is compatible, so this file compiles only while
- * the header keeps every one of these signatures. */
+/* The ABI 1.0 contract (the functions and status codes the C ABI first promised), declared again
+ * exactly as first specified. C11 accepts a repeated typedef of the same type and a repeated
+ * prototype only if it is compatible, so this file compiles only while the header keeps every one
+ * of these signatures. */
 #include "umbra.h"
 
 #include <stdio.h>
@@ -42,7 +43,7 @@ umbra_status umbra_lun_write(umbra_array *array, const char *name, const char *i
                              uint64_t offset, const uint8_t *buf, size_t len);
 umbra_status umbra_lun_snapshot(umbra_array *array, const char *source, const char *snapshot_name);
 
-/* Every status name the issue requires is a constant. */
+/* Every status name the 1.0 contract requires is a constant. */
 static const umbra_status required[] = {
     UMBRA_OK, UMBRA_E_NULL_POINTER, UMBRA_E_INVALID_ARGUMENT, UMBRA_E_OUT_OF_RANGE,
     UMBRA_E_NOT_FOUND, UMBRA_E_ALREADY_EXISTS, UMBRA_E_INVALID_INITIATOR, UMBRA_E_ACCESS_DENIED,
