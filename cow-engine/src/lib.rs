@@ -23,10 +23,12 @@
 //! ```
 //!
 //! Layout: [`device`] (the [`BlockDevice`] trait, memory and file devices), [`map`] (the block map),
+//! [`fs`] (the locking and directory-sync helpers the array shares),
 //! [`Volume`] and [`Snapshot`] (the engine), and the persistence internals (format in docs/format.md).
 
 pub mod device;
 mod error;
+pub mod fs;
 pub mod map;
 mod persist;
 mod sync;

@@ -977,7 +977,7 @@ fn explore(rec: &Recording, plan: Plan) -> Report {
         for (v, fates) in variants.iter().enumerate() {
             let images = replayer.build(|i| index.get(&i).map_or(Fate::Kept, |&k| fates[k]));
             report.states += 1;
-            let again = report.states % plan.reopen_every == 0;
+            let again = report.states.is_multiple_of(plan.reopen_every);
             match check_crash_state(rec, cut, images, again, &mut rng) {
                 Ok(()) => {}
                 Err(e) => {

@@ -199,7 +199,7 @@ fn run(ops: Vec<Op>, file: bool, block_size: u32) {
                     r.unwrap();
                     s.data[off as usize..off as usize + len].copy_from_slice(&data);
                 } else {
-                    assert_eq!(r.unwrap_err().kind(), ErrorKind::Busy);
+                    assert_eq!(r.unwrap_err().kind(), ErrorKind::BadState);
                 }
             }
             Op::Delete { pick } => {

@@ -701,7 +701,7 @@ pub unsafe extern "C" fn umbra_snapshot_split_async(
             // A new file, so the split starts from block 0 (an interrupted one's progress belongs
             // to the file it wrote).
             v.vol.restart_split(snapshot)?;
-            sync_parent_dir(&path)?;
+            cow_engine::fs::sync_parent_dir(&path)?;
             let volume = v.vol.clone();
             Ok(umbra_async::spawn(move |p| {
                 volume.split_snapshot(snapshot, &dest, p)
@@ -718,22 +718,6 @@ pub unsafe extern "C" fn umbra_snapshot_split_async(
         unsafe { write_out(out, into_handle(op)) };
         Ok(())
     })
-}
-
-/// Makes the directory entry of the just-created `path` durable (fsync of its directory).
-fn sync_parent_dir(path: &std::path::Path) -> FfiResult {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => std::path::Path::new("."),
-    };
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| {
-            FfiError::from(
-                cow_engine::Error::io("cannot sync the split destination's directory", e)
-                    .with_path(dir),
-            )
-        })
 }
 
 /// Lists the live snapshot ids, oldest first: `*out_count` gets their number; if `cap` is smaller,

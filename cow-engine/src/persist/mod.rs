@@ -58,23 +58,17 @@ pub(crate) struct Recovered {
 
 /// Takes an exclusive advisory lock on `path` so one process owns the volume at a time.
 fn lock_file(path: &Path) -> Result<File> {
-    use std::os::fd::AsRawFd;
     let f =
         File::open(path).map_err(|e| Error::io("cannot open for locking", e).with_path(path))?;
-    // SAFETY: flock only reads its integer arguments; the descriptor is owned by `f`, open here.
-    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-            return Err(Error::new(
-                ErrorKind::Busy,
-                "volume is in use by another handle or process",
-            )
-            .with_path(path));
-        }
-        return Err(Error::io("cannot lock the volume", e).with_path(path));
+    match crate::fs::try_lock_exclusive(&f) {
+        Ok(true) => Ok(f),
+        Ok(false) => Err(Error::new(
+            ErrorKind::Busy,
+            "volume is in use by another handle or process",
+        )
+        .with_path(path)),
+        Err(e) => Err(Error::io("cannot lock the volume", e).with_path(path)),
     }
-    Ok(f)
 }
 
 impl Store {
@@ -99,7 +93,7 @@ impl Store {
         let j1 = Arc::new(FileDevice::create(dir.join(JOURNAL_FILES[1]), 0)?);
         let lock = lock_file(&dir.join(DIFF_FILE))?;
         let store = Store::format(origin, diff, [j0, j1], Some(lock), config)?;
-        sync_dir(dir)?;
+        crate::fs::sync_dir(dir)?;
         Ok(store)
     }
 
@@ -270,7 +264,10 @@ impl Store {
         if self.config.durability == Durability::Volatile {
             // Nothing of the diff area survives; start it afresh.
             let len = self.origin.len();
-            if len == 0 || len % u64::from(self.config.block_size) != 0 || len > MAX_VOLUME_LEN {
+            if len == 0
+                || !len.is_multiple_of(u64::from(self.config.block_size))
+                || len > MAX_VOLUME_LEN
+            {
                 return Err(Error::corrupt(format!(
                     "the origin holds {len} bytes, not a positive multiple of the block size {} \
                      of at most {MAX_VOLUME_LEN}",
@@ -373,12 +370,6 @@ impl Store {
             }
         }
     }
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| Error::io("cannot sync volume directory", e).with_path(dir))
 }
 
 struct Replayed {

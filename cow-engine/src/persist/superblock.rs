@@ -85,7 +85,7 @@ impl Superblock {
         }
         let data_offset = le64(b, 48);
         if data_offset < SUPERBLOCK_LEN as u64
-            || data_offset % u64::from(block_size) != 0
+            || !data_offset.is_multiple_of(u64::from(block_size))
             || data_offset > 1 << 20
         {
             return Err(Error::corrupt(

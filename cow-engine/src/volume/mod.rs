@@ -110,7 +110,7 @@ impl VolumeConfig {
                 "block size {bs} is not a power of two from {MIN_BLOCK_SIZE} to {MAX_BLOCK_SIZE}"
             )));
         }
-        if size == 0 || size % u64::from(bs) != 0 {
+        if size == 0 || !size.is_multiple_of(u64::from(bs)) {
             return Err(Error::invalid(format!(
                 "volume size {size} is not a positive multiple of the block size {bs}"
             )));
@@ -886,7 +886,7 @@ impl Inner {
 
     fn grow_locked(&self, st: &mut State, new_len: u64) -> Result<()> {
         let bs = self.block_size();
-        if new_len < st.len || new_len % bs != 0 {
+        if new_len < st.len || !new_len.is_multiple_of(bs) {
             return Err(Error::invalid(format!(
                 "new size {new_len} must be a multiple of {bs} and at least the current {}",
                 st.len

@@ -95,7 +95,7 @@ impl Image {
 
     /// Sets the length; new space reads as zeros.
     fn resize(&mut self, len: usize) {
-        if len < self.len && len % CHUNK != 0 {
+        if len < self.len && !len.is_multiple_of(CHUNK) {
             if let Some(chunk) = &mut self.chunks[len / CHUNK] {
                 Arc::make_mut(chunk)[len % CHUNK..].fill(0);
             }

@@ -214,7 +214,7 @@ impl Model {
 
     pub(crate) fn check_size(&self, size: u64) -> Result<()> {
         let bs = u64::from(self.block_size);
-        if size == 0 || size % bs != 0 {
+        if size == 0 || !size.is_multiple_of(bs) {
             return Err(Error::invalid(format!(
                 "LUN size {size} is not a positive multiple of the block size {bs}"
             )));

@@ -48,7 +48,6 @@ fn io(what: &str, path: &Path, e: std::io::Error) -> Error {
 }
 
 fn lock(dir: &Path) -> Result<File> {
-    use std::os::fd::AsRawFd;
     let path = dir.join(LOCK_FILE);
     let mut f = OpenOptions::new()
         .read(true)
@@ -57,24 +56,18 @@ fn lock(dir: &Path) -> Result<File> {
         .truncate(false)
         .open(&path)
         .map_err(|e| io("cannot open the pool lock", &path, e))?;
-    // SAFETY: flock only reads its integer arguments; the descriptor is owned by `f`, open here.
-    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-            let mut pid = String::new();
-            let _ = f.read_to_string(&mut pid);
-            let pid = pid.trim();
-            let who = if pid.is_empty() {
-                "unknown".to_string()
-            } else {
-                pid.to_string()
-            };
-            return Err(
-                Error::new(ErrorKind::Busy, format!("pool in use (pid {who})")).with_path(dir),
-            );
-        }
-        return Err(io("cannot lock the pool", &path, e));
+    let held_elsewhere = !cow_engine::fs::try_lock_exclusive(&f)
+        .map_err(|e| io("cannot lock the pool", &path, e))?;
+    if held_elsewhere {
+        let mut pid = String::new();
+        let _ = f.read_to_string(&mut pid);
+        let pid = pid.trim();
+        let who = if pid.is_empty() {
+            "unknown".to_string()
+        } else {
+            pid.to_string()
+        };
+        return Err(Error::new(ErrorKind::Busy, format!("pool in use (pid {who})")).with_path(dir));
     }
     f.set_len(0)
         .map_err(|e| io("cannot write the pool lock", &path, e))?;
@@ -84,9 +77,7 @@ fn lock(dir: &Path) -> Result<File> {
 }
 
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| io("cannot sync the pool directory", dir, e))
+    Ok(cow_engine::fs::sync_dir(dir)?)
 }
 
 impl PoolStore {
