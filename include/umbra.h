@@ -24,7 +24,7 @@
 /** ABI major version of this header: a program needs a library with the same major. */
 #define UMBRA_ABI_MAJOR 1
 /** ABI minor version of this header: a program needs a library with at least this minor. */
-#define UMBRA_ABI_MINOR 2
+#define UMBRA_ABI_MINOR 3
 /** The value umbra_abi_version() returns for a library matching this header exactly. */
 #define UMBRA_ABI_VERSION ((uint32_t)((UMBRA_ABI_MAJOR << 16) | UMBRA_ABI_MINOR))
 
@@ -66,6 +66,24 @@
  * snapshot id in decimal.
  */
 #define UMBRA_EVENT_SNAPSHOT_DELETED 201
+
+/**
+ * A revert copied back another 1,024 blocks, or finished (`"done"` equals `"total"` in the JSON).
+ * Subject: the snapshot id in decimal. (ABI 1.3)
+ */
+#define UMBRA_EVENT_REVERT_PROGRESS 202
+
+/**
+ * A snapshot split copied another 1,024 blocks, or finished (`"done"` equals `"total"`; the
+ * snapshot is then gone from the volume). Subject: the snapshot id in decimal. (ABI 1.3)
+ */
+#define UMBRA_EVENT_SPLIT_PROGRESS 203
+
+/**
+ * The callbacks did not keep up: this many events (the oldest waiting) were dropped. Subject:
+ * the number in decimal; JSON `{"event":"lagged","missed":N}`. Rescan what you track. (ABI 1.3)
+ */
+#define UMBRA_EVENT_LAGGED 900
 
 /**
  * Creation flag: when the diff area reaches its limit, fail origin writes with `UMBRA_E_NO_SPACE`

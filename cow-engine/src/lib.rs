@@ -28,6 +28,7 @@
 
 pub mod device;
 mod error;
+pub mod events;
 pub mod fs;
 pub mod map;
 mod persist;

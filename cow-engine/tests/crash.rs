@@ -33,10 +33,10 @@ mod sim;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::Instant;
 
+use cow_engine::events::{Delivery, Subscription};
 use cow_engine::{
     BlockDevice, DeleteReason, DiffFullPolicy, ErrorKind, Event as VolumeEvent, SnapshotId,
     SnapshotOptions, Volume, VolumeConfig,
@@ -299,7 +299,7 @@ struct Recorder {
     devs: Devices,
     vol: Volume,
     /// Snapshots the volume deletes on its own to make room in the diff area.
-    deletions: Receiver<VolumeEvent>,
+    deletions: Subscription<VolumeEvent>,
     origin: Vec<u8>,
     ready: usize,
     origin_writes: Vec<Write>,
@@ -377,7 +377,10 @@ impl Recorder {
         let w = Write { span, offset, data };
         w.apply(&mut self.origin);
         self.origin_writes.push(w);
-        while let Ok(VolumeEvent::SnapshotDeleted { id, .. }) = self.deletions.try_recv() {
+        while let Some(d) = self.deletions.try_recv() {
+            let Delivery::Event(VolumeEvent::SnapshotDeleted { id, .. }) = d else {
+                continue;
+            };
             self.steps.last_mut().expect("step").1 += &format!(", deleting snapshot {id}");
             self.snap_mut(id).delete = Some(span);
         }
@@ -812,8 +815,10 @@ fn check_crash_state(
         fresh_img[so as usize..][..sd.len()].copy_from_slice(&sd);
     }
     images.insert(fresh, fresh_img);
-    while let Ok(VolumeEvent::SnapshotDeleted { id, .. }) = deletions.try_recv() {
-        images.remove(&id);
+    while let Some(d) = deletions.try_recv() {
+        if let Delivery::Event(VolumeEvent::SnapshotDeleted { id, .. }) = d {
+            images.remove(&id);
+        }
     }
     let verify = |vol: &Volume, when: &str| -> Result<(), String> {
         if read_origin(vol).map_err(|e| err("origin read", e))? != origin {
@@ -1645,10 +1650,10 @@ fn a_full_diff_device_with_delete_oldest_deletes_the_oldest_snapshot() {
     vol.flush().unwrap();
     assert_eq!(
         events.try_recv().unwrap(),
-        VolumeEvent::SnapshotDeleted {
+        Delivery::Event(VolumeEvent::SnapshotDeleted {
             id: old,
             reason: DeleteReason::DiffAreaFull
-        }
+        })
     );
     assert_eq!(
         vol.snapshots().iter().map(|s| s.id).collect::<Vec<_>>(),

@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cow_engine::events::Delivery;
 use cow_engine::{
     BlockDevice, DeleteReason, DiffFullPolicy, ErrorKind, Event, MemDevice, Progress,
     SnapshotOptions, ThawOutcome, Volume, VolumeConfig, MAX_VOLUME_LEN,
@@ -484,10 +485,10 @@ fn diff_limit_delete_policy_deletes_oldest_unpinned_with_an_event() {
     fill(&vol, 3, 1);
     assert_eq!(
         events.try_recv().unwrap(),
-        Event::SnapshotDeleted {
+        Delivery::Event(Event::SnapshotDeleted {
             id: old,
             reason: DeleteReason::DiffAreaFull
-        }
+        })
     );
     assert_eq!(vol.snapshot(old).unwrap_err().kind(), ErrorKind::NotFound);
     assert_eq!(vol.stats().diff_blocks_in_use, 2);
@@ -505,7 +506,7 @@ fn diff_limit_delete_policy_deletes_oldest_unpinned_with_an_event() {
         vol.snapshot(pinned).is_ok(),
         "pinned snapshots are never deleted to make room"
     );
-    assert!(events.try_recv().is_err(), "no other deletion");
+    assert!(events.try_recv().is_none(), "no other deletion");
 }
 
 #[test]
@@ -895,4 +896,111 @@ fn a_refused_map_reservation_fails_the_write_and_loses_nothing() {
     vol.snapshot(snap).unwrap().read_at(&mut b, 0).unwrap();
     assert_eq!(b, vec![7u8; BS as usize], "the snapshot kept its block");
     println!("child checked the refused reservation");
+}
+
+/// Why: events used to reach a C subscriber only when the C layer pumped them after its next
+/// call, so a background revert's progress waited for the next write. The engine now publishes
+/// progress as the copy runs: a subscriber on another thread sees every 1,024-block step while
+/// the revert is still running, and a final step with `done == total`.
+#[test]
+fn revert_and_split_publish_progress_as_they_run() {
+    let blocks = 3 * 1024 + 10;
+    let vol = mem(blocks);
+    let s = vol.create_snapshot(SnapshotOptions::default()).unwrap();
+    let ws = vol.create_snapshot(SnapshotOptions::writable()).unwrap();
+    for b in 0..blocks {
+        fill(&vol, b, 7);
+    }
+    let events = vol.subscribe();
+    vol.revert(s, &Progress::new()).unwrap();
+    let got: Vec<_> = std::iter::from_fn(|| events.try_recv()).collect();
+    let expect: Vec<_> = [1024, 2048, 3072, blocks]
+        .into_iter()
+        .map(|done| {
+            Delivery::Event(Event::RevertProgress {
+                snapshot: s,
+                done,
+                total: blocks,
+            })
+        })
+        .collect();
+    assert_eq!(got, expect);
+    // JSON as the C layer and the CLI print it.
+    assert_eq!(
+        serde_json::to_value(Event::RevertProgress {
+            snapshot: s,
+            done: 5,
+            total: 9
+        })
+        .unwrap(),
+        serde_json::json!({"event": "revert_progress", "snapshot": s, "done": 5, "total": 9})
+    );
+    // A split seen from another thread while it runs: the destination holds every write past
+    // the first step until the subscriber has received that step (if events were delivered only
+    // after the split, the gate would time out and fail the split).
+    struct Gated {
+        inner: MemDevice,
+        open: std::sync::Mutex<bool>,
+        opened: std::sync::Condvar,
+    }
+    impl BlockDevice for Gated {
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> cow_engine::Result<()> {
+            self.inner.read_at(buf, offset)
+        }
+        fn write_at(&self, buf: &[u8], offset: u64) -> cow_engine::Result<()> {
+            if offset >= 1100 * BS {
+                let open = self.open.lock().unwrap();
+                let (open, t) = self
+                    .opened
+                    .wait_timeout_while(open, Duration::from_secs(20), |o| !*o)
+                    .unwrap();
+                assert!(*open && !t.timed_out(), "no event reached the subscriber");
+            }
+            self.inner.write_at(buf, offset)
+        }
+        fn flush(&self) -> cow_engine::Result<()> {
+            self.inner.flush()
+        }
+        fn len(&self) -> u64 {
+            self.inner.len()
+        }
+    }
+    let dest = Gated {
+        inner: MemDevice::new(blocks * BS),
+        open: std::sync::Mutex::new(false),
+        opened: std::sync::Condvar::new(),
+    };
+    let prog = Arc::new(Progress::new());
+    let seen = std::thread::scope(|scope| {
+        let watcher = scope.spawn(|| {
+            let mut seen = Vec::new();
+            while let Some(Delivery::Event(e)) = events.recv() {
+                let last = matches!(e, Event::SplitProgress { done, total, .. } if done == total);
+                seen.push(e);
+                *dest.open.lock().unwrap() = true;
+                dest.opened.notify_all();
+                if last {
+                    break;
+                }
+            }
+            seen
+        });
+        vol.split_snapshot(ws, &dest, &prog).unwrap();
+        watcher.join().unwrap()
+    });
+    let dones: Vec<u64> = seen
+        .iter()
+        .map(|e| match e {
+            Event::SplitProgress {
+                snapshot,
+                done,
+                total,
+            } => {
+                assert_eq!((*snapshot, *total), (ws, blocks));
+                *done
+            }
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(dones, [1024, 2048, 3072, blocks]);
 }

@@ -8,8 +8,7 @@
 
 use std::ffi::{c_char, c_void};
 
-use serde_json::json;
-use vds_core::{Access, Array, InitiatorId, LunHosts, Notification};
+use vds_core::{Access, Array, InitiatorId, LunHosts};
 
 use crate::async_op::umbra_async;
 use crate::boundary::*;
@@ -60,47 +59,6 @@ pub struct umbra_lun_info {
     pub transition: u32,
     /// True for a snapshot LUN not yet split from its source (see `umbra_lun_get_source`).
     pub is_snapshot: bool,
-}
-
-fn notification_event(n: &Notification) -> EventMsg {
-    let ids = |v: &[InitiatorId]| v.iter().map(|i| i.to_string()).collect::<Vec<_>>();
-    match n {
-        Notification::LunArrive { name } => EventMsg::new(
-            UMBRA_EVENT_LUN_ARRIVE,
-            name,
-            json!({"event": "lun_arrive", "lun": name}),
-        ),
-        Notification::LunDepart { name } => EventMsg::new(
-            UMBRA_EVENT_LUN_DEPART,
-            name,
-            json!({"event": "lun_depart", "lun": name}),
-        ),
-        Notification::LunModify { name } => EventMsg::new(
-            UMBRA_EVENT_LUN_MODIFY,
-            name,
-            json!({"event": "lun_modify", "lun": name}),
-        ),
-        Notification::MaskChanged {
-            name,
-            gained,
-            lost,
-            modified,
-            all_before,
-            all_after,
-        } => EventMsg::new(
-            UMBRA_EVENT_MASK_CHANGED,
-            name,
-            json!({
-                "event": "mask_changed",
-                "lun": name,
-                "gained": ids(gained),
-                "lost": ids(lost),
-                "modified": ids(modified),
-                "all_before": all_before,
-                "all_after": all_after,
-            }),
-        ),
-    }
 }
 
 /// A LUN name argument: 1 to 64 letters, digits, `.`, `_`, `-` (else INVALID_ARGUMENT).
@@ -168,7 +126,7 @@ pub unsafe extern "C" fn umbra_array_open(
         let forward = events.clone();
         array.subscribe(move |n| {
             if forward.is_active() {
-                forward.post(notification_event(n));
+                forward.post(EventMsg::of_array(n));
             }
         });
         // SAFETY: `out` is non-NULL and writable per this function's contract.
@@ -992,7 +950,7 @@ pub unsafe extern "C" fn umbra_array_subscribe(
         let a = unsafe { handle(array, "array") }?;
         let callback = callback.ok_or_else(|| FfiError::null("callback"))?;
         let out = out_ptr(out_id, "out_id")?;
-        let id = a
+        let (id, _) = a
             .events
             .subscribe(callback, ctx)
             .map_err(|e| FfiError::new(UMBRA_E_IO, format!("cannot start a thread: {e}")))?;

@@ -3,7 +3,11 @@
 //!
 //! Each volume or array handle owns a [`Notifier`]. Its thread starts with the first subscription
 //! and delivers events in order, one at a time, to every callback subscribed when the event is
-//! delivered. Callbacks may call any umbra function (including ones that cause further events),
+//! delivered. The events wait in one bounded queue (`cow_engine::events`): the library never
+//! waits for a slow callback; when more than 1,024 events are waiting, the oldest are dropped and
+//! the callbacks receive `UMBRA_EVENT_LAGGED` with the number missed. Volume events come straight
+//! from the engine as they happen (a background revert's progress included); array events after
+//! each change is persisted. Callbacks may call any umbra function (including ones that cause further events),
 //! except freeing the handle they are subscribed to. `unsubscribe` returns only once no invocation
 //! of any callback of that handle is running (unless it is called from a callback, where it takes
 //! effect from the next event). Freeing the handle delivers the events already queued, then stops
@@ -11,10 +15,10 @@
 
 use std::cell::Cell;
 use std::ffi::{c_char, c_void, CString};
-use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use cow_engine::events::{Delivery, Hub, Subscription};
 use parking_lot::Mutex;
 
 /// An event callback: `ctx` as given to the subscribe call, `kind` one of the `UMBRA_EVENT_*`
@@ -39,8 +43,18 @@ pub const UMBRA_EVENT_MASK_CHANGED: u32 = 111;
 /// The volume deleted a snapshot on its own to make room in a full diff area. Subject: the
 /// snapshot id in decimal.
 pub const UMBRA_EVENT_SNAPSHOT_DELETED: u32 = 201;
+/// A revert copied back another 1,024 blocks, or finished (`"done"` equals `"total"` in the JSON).
+/// Subject: the snapshot id in decimal. (ABI 1.3)
+pub const UMBRA_EVENT_REVERT_PROGRESS: u32 = 202;
+/// A snapshot split copied another 1,024 blocks, or finished (`"done"` equals `"total"`; the
+/// snapshot is then gone from the volume). Subject: the snapshot id in decimal. (ABI 1.3)
+pub const UMBRA_EVENT_SPLIT_PROGRESS: u32 = 203;
+/// The callbacks did not keep up: this many events (the oldest waiting) were dropped. Subject:
+/// the number in decimal; JSON `{"event":"lagged","missed":N}`. Rescan what you track. (ABI 1.3)
+pub const UMBRA_EVENT_LAGGED: u32 = 900;
 
 /// One event ready for C.
+#[derive(Clone)]
 pub(crate) struct EventMsg {
     pub(crate) kind: u32,
     pub(crate) subject: CString,
@@ -48,13 +62,47 @@ pub(crate) struct EventMsg {
 }
 
 impl EventMsg {
-    pub(crate) fn new(kind: u32, subject: &str, json: serde_json::Value) -> Self {
+    /// An event whose JSON is `event` serialised (the core crates' event types serialise
+    /// themselves; the C layer keeps no schema of its own).
+    pub(crate) fn new(kind: u32, subject: &str, event: &impl serde::Serialize) -> Self {
+        let json = serde_json::to_string(event).unwrap_or_else(|_| "{}".to_string());
         // Neither string can hold a NUL: LUN names and numbers cannot, and serde_json escapes it.
         EventMsg {
             kind,
             subject: CString::new(subject.replace('\0', "")).unwrap_or_default(),
-            json: CString::new(json.to_string()).unwrap_or_default(),
+            json: CString::new(json).unwrap_or_default(),
         }
+    }
+
+    /// The engine's event as C sees it (`None` for a kind this ABI has no constant for yet).
+    pub(crate) fn of_volume(event: &cow_engine::Event) -> Option<Self> {
+        let kind = match event {
+            cow_engine::Event::SnapshotDeleted { .. } => UMBRA_EVENT_SNAPSHOT_DELETED,
+            cow_engine::Event::RevertProgress { .. } => UMBRA_EVENT_REVERT_PROGRESS,
+            cow_engine::Event::SplitProgress { .. } => UMBRA_EVENT_SPLIT_PROGRESS,
+            _ => return None,
+        };
+        Some(EventMsg::new(kind, &event.snapshot().to_string(), event))
+    }
+
+    /// The array's notification as C sees it.
+    pub(crate) fn of_array(n: &vds_core::Notification) -> Self {
+        use vds_core::Notification as N;
+        let kind = match n {
+            N::LunArrive { .. } => UMBRA_EVENT_LUN_ARRIVE,
+            N::LunDepart { .. } => UMBRA_EVENT_LUN_DEPART,
+            N::LunModify { .. } => UMBRA_EVENT_LUN_MODIFY,
+            N::MaskChanged { .. } => UMBRA_EVENT_MASK_CHANGED,
+        };
+        EventMsg::new(kind, n.lun(), n)
+    }
+
+    fn lagged(missed: u64) -> Self {
+        EventMsg::new(
+            UMBRA_EVENT_LAGGED,
+            &missed.to_string(),
+            &serde_json::json!({"event": "lagged", "missed": missed}),
+        )
     }
 }
 
@@ -72,13 +120,16 @@ unsafe impl Send for Sub {}
 
 #[derive(Default)]
 struct Dispatcher {
-    tx: Option<Sender<EventMsg>>,
+    /// The queue the notification thread delivers from, once started.
+    queue: Option<Arc<Subscription<EventMsg>>>,
     thread: Option<JoinHandle<()>>,
     closed: bool,
 }
 
 #[derive(Default)]
 struct Shared {
+    /// Feeds the queue: what the handle posts itself (array notifications).
+    hub: Hub<EventMsg>,
     subs: Mutex<(u64, Vec<Sub>)>,
     dispatcher: Mutex<Dispatcher>,
     /// Held while one event is delivered, so `unsubscribe` can wait out a running callback.
@@ -94,39 +145,42 @@ pub(crate) struct Notifier {
 impl Notifier {
     /// True once someone subscribed (until the handle is freed): events are worth building.
     pub(crate) fn is_active(&self) -> bool {
-        self.shared.dispatcher.lock().tx.is_some()
+        self.shared.dispatcher.lock().queue.is_some()
     }
 
     /// Queues `event` for delivery (dropped if no one ever subscribed or the handle is freed).
     pub(crate) fn post(&self, event: EventMsg) {
-        if let Some(tx) = &self.shared.dispatcher.lock().tx {
-            let _ = tx.send(event);
-        }
+        self.shared.hub.publish(event);
     }
 
-    /// Adds a subscription, starting the notification thread if needed; returns its id (never 0).
+    /// Adds a subscription, starting the notification thread if needed; returns its id (never 0)
+    /// and, when this call started the thread, its queue (to feed it events from elsewhere, e.g.
+    /// the engine's hub).
     pub(crate) fn subscribe(
         &self,
         callback: unsafe extern "C" fn(*mut c_void, u32, *const c_char, *const c_char),
         ctx: *mut c_void,
-    ) -> std::io::Result<u64> {
-        {
+    ) -> std::io::Result<(u64, Option<Arc<Subscription<EventMsg>>>)> {
+        let started = {
             let mut d = self.shared.dispatcher.lock();
-            if !d.closed && d.tx.is_none() {
-                let (tx, rx) = channel();
-                let shared = self.shared.clone();
+            if !d.closed && d.queue.is_none() {
+                let queue = Arc::new(self.shared.hub.subscribe());
+                let (shared, q) = (self.shared.clone(), queue.clone());
                 let thread = std::thread::Builder::new()
                     .name("umbra-events".into())
-                    .spawn(move || deliver_all(&shared, rx))?;
+                    .spawn(move || deliver_all(&shared, &q))?;
                 d.thread = Some(thread);
-                d.tx = Some(tx);
+                d.queue = Some(queue.clone());
+                Some(queue)
+            } else {
+                None
             }
-        }
+        };
         let mut subs = self.shared.subs.lock();
         subs.0 += 1;
         let id = subs.0;
         subs.1.push(Sub { id, callback, ctx });
-        Ok(id)
+        Ok((id, started))
     }
 
     /// Removes subscription `id`; false if there is none. Waits out a delivery in progress unless
@@ -152,15 +206,17 @@ impl Notifier {
 
     /// Delivers what is queued, then stops and joins the thread. Idempotent.
     pub(crate) fn shutdown(&self) {
-        let (thread, on_it) = {
+        let thread = {
             let mut d = self.shared.dispatcher.lock();
             d.closed = true;
-            // Dropping the sender ends the thread's loop once the queue is empty.
-            d.tx = None;
-            (d.thread.take(), self.on_notification_thread())
+            // Closing the queue ends the thread's loop once what is queued is delivered.
+            if let Some(q) = d.queue.take() {
+                q.close();
+            }
+            d.thread.take()
         };
         if let Some(t) = thread {
-            if !on_it {
+            if !self.on_notification_thread() {
                 let _ = t.join();
             }
             // Freed from its own callback (documented as not allowed): the thread cannot join
@@ -174,9 +230,13 @@ thread_local! {
     static DELIVERING_FOR: Cell<usize> = const { Cell::new(0) };
 }
 
-fn deliver_all(shared: &Arc<Shared>, rx: Receiver<EventMsg>) {
+fn deliver_all(shared: &Arc<Shared>, queue: &Subscription<EventMsg>) {
     DELIVERING_FOR.with(|c| c.set(Arc::as_ptr(shared) as usize));
-    for event in rx {
+    while let Some(delivery) = queue.recv() {
+        let event = match delivery {
+            Delivery::Event(e) => e,
+            Delivery::Lagged(n) => EventMsg::lagged(n),
+        };
         let _guard = shared.delivering.lock();
         let subs: Vec<Sub> = shared.subs.lock().1.clone();
         for s in subs {

@@ -67,8 +67,8 @@ pub(crate) const ABI_MAJOR: u32 = 1;
 /// The ABI minor version: bumped when functions or constants are added.
 /// Kept in step with `UMBRA_ABI_MINOR` in cbindgen.toml. 1: `umbra_snapshot_split_async`,
 /// `umbra_lun_changed_blocks`, `umbra_array_block_size`. 2: `UMBRA_E_BUSY` (contention told apart
-/// from a refused state).
-pub(crate) const ABI_MINOR: u32 = 2;
+/// from a refused state). 3: `UMBRA_EVENT_REVERT_PROGRESS`, `UMBRA_EVENT_SPLIT_PROGRESS`, `UMBRA_EVENT_LAGGED`.
+pub(crate) const ABI_MINOR: u32 = 3;
 
 /// The ABI version of the loaded library: `(major << 16) | minor`.
 ///

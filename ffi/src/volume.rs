@@ -5,15 +5,11 @@
 //! snapshot creation: a snapshot holds all of it or none of it.
 
 use std::ffi::{c_char, c_void};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use cow_engine::{
-    DiffFullPolicy, Durability, Event, FileDevice, Progress, SnapshotOptions, Volume, VolumeConfig,
+    DiffFullPolicy, Durability, FileDevice, Progress, SnapshotOptions, Volume, VolumeConfig,
 };
-use parking_lot::Mutex;
-use serde_json::json;
 
 use crate::async_op::umbra_async;
 use crate::boundary::*;
@@ -26,9 +22,6 @@ use crate::status::*;
 pub struct umbra_volume {
     vol: Volume,
     events: Notifier,
-    /// The engine's event channel, taken on the first subscription.
-    engine_events: Mutex<Option<Receiver<Event>>>,
-    watching: AtomicBool,
 }
 
 impl umbra_volume {
@@ -36,39 +29,6 @@ impl umbra_volume {
         umbra_volume {
             vol,
             events: Notifier::default(),
-            engine_events: Mutex::new(None),
-            watching: AtomicBool::new(false),
-        }
-    }
-
-    /// Forwards the engine's events (raised inside writes) to the notification thread. Called
-    /// after every call that may raise one.
-    fn pump(&self) {
-        // Acquire pairs with the Release in subscribe: a thread that sees `watching` also sees the
-        // receiver stored before it.
-        if !self.watching.load(Ordering::Acquire) {
-            return;
-        }
-        // Another thread pumping right now forwards these events too.
-        let Some(rx) = self.engine_events.try_lock() else {
-            return;
-        };
-        if let Some(rx) = rx.as_ref() {
-            while let Ok(ev) = rx.try_recv() {
-                match ev {
-                    Event::SnapshotDeleted { id, reason } => self.events.post(EventMsg::new(
-                        UMBRA_EVENT_SNAPSHOT_DELETED,
-                        &id.to_string(),
-                        json!({
-                            "event": "snapshot_deleted",
-                            "snapshot": id,
-                            "reason": match reason {
-                                cow_engine::DeleteReason::DiffAreaFull => "diff_area_full",
-                            },
-                        }),
-                    )),
-                }
-            }
         }
     }
 }
@@ -274,7 +234,6 @@ pub unsafe extern "C" fn umbra_volume_free(vol: *mut umbra_volume) {
         // SAFETY: `vol` is NULL or a live handle that C gives up, per this function's contract.
         if let Some(v) = unsafe { from_handle(vol) } {
             let _ = v.vol.flush();
-            v.pump();
             drop(v);
         }
     })
@@ -358,7 +317,6 @@ pub unsafe extern "C" fn umbra_volume_write(
         // SAFETY: `buf` is NULL or `len` readable bytes, per this function's contract.
         let buf = unsafe { in_bytes(buf, len, "buf") }?;
         let r = v.vol.write_at(buf, offset);
-        v.pump();
         Ok(r?)
     })
 }
@@ -377,7 +335,6 @@ pub unsafe extern "C" fn umbra_volume_discard(
         // SAFETY: `vol` is NULL or a live handle, per this function's contract.
         let v = unsafe { handle(vol, "vol") }?;
         let r = v.vol.discard(offset, len);
-        v.pump();
         Ok(r?)
     })
 }
@@ -598,7 +555,6 @@ pub unsafe extern "C" fn umbra_snapshot_write(
             .vol
             .snapshot(snapshot)
             .and_then(|s| s.write_at(buf, offset));
-        v.pump();
         Ok(r?)
     })
 }
@@ -635,7 +591,6 @@ pub unsafe extern "C" fn umbra_volume_revert(
         // SAFETY: `vol` is NULL or a live handle, per this function's contract.
         let v = unsafe { handle(vol, "vol") }?;
         let r = v.vol.revert(snapshot, &Progress::new());
-        v.pump();
         Ok(r?)
     })
 }
@@ -890,18 +845,14 @@ pub unsafe extern "C" fn umbra_volume_subscribe(
         let v = unsafe { handle(vol, "vol") }?;
         let callback = callback.ok_or_else(|| FfiError::null("callback"))?;
         let out = out_ptr(out_id, "out_id")?;
-        {
-            let mut rx = v.engine_events.lock();
-            if rx.is_none() {
-                *rx = Some(v.vol.subscribe());
-                // Release pairs with the Acquire in pump.
-                v.watching.store(true, Ordering::Release);
-            }
-        }
-        let id = v
+        let (id, started) = v
             .events
             .subscribe(callback, ctx)
             .map_err(|e| FfiError::new(UMBRA_E_IO, format!("cannot start a thread: {e}")))?;
+        if let Some(queue) = started {
+            // The engine's events go straight into the notification queue as they happen.
+            v.vol.events().forward_to(&queue, EventMsg::of_volume);
+        }
         // SAFETY: `out` is non-NULL and writable per this function's contract.
         unsafe { write_out(out, id) };
         Ok(())

@@ -329,3 +329,134 @@ fn a_size_query_leaves_the_last_error_alone() {
     // SAFETY: the last use of the handle.
     unsafe { umbra_array_free(a) };
 }
+
+struct Recorded {
+    events: Mutex<Vec<(u32, String, String)>>,
+    /// While held, the callback waits: the subscriber "does not keep up".
+    gate: Mutex<()>,
+}
+
+unsafe extern "C" fn record_cb(
+    ctx: *mut c_void,
+    kind: u32,
+    subject: *const c_char,
+    json: *const c_char,
+) {
+    // SAFETY: ctx is the &Recorded given to subscribe, alive until the handle is freed; both
+    // strings are valid C strings during the call.
+    let (r, subject, json) = unsafe {
+        (
+            &*(ctx as *const Recorded),
+            CStr::from_ptr(subject).to_string_lossy().into_owned(),
+            CStr::from_ptr(json).to_string_lossy().into_owned(),
+        )
+    };
+    drop(r.gate.lock().unwrap());
+    r.events.lock().unwrap().push((kind, subject, json));
+}
+
+fn recorded() -> Box<Recorded> {
+    Box::new(Recorded {
+        events: Mutex::new(Vec::new()),
+        gate: Mutex::new(()),
+    })
+}
+
+/// Why: volume events used to reach C only when the C layer pumped them after its next call on
+/// the volume, so a background revert's events waited for the next write. Now they come as they
+/// happen: here nothing is called on the volume after the revert starts.
+#[test]
+fn a_background_revert_reports_progress_without_further_calls() {
+    let r = recorded();
+    let mut vol = ptr::null_mut();
+    let size = 16 * MIB; // 4,096 blocks: progress at 1,024, 2,048, 3,072 and the end
+                         // SAFETY: valid pointers throughout; the handle is freed last, before `r`.
+    unsafe {
+        ok(umbra_volume_create_mem(size, 4096, &mut vol));
+        let mut s = 0;
+        ok(umbra_snapshot_create(vol, &mut s));
+        let data = vec![9u8; size as usize];
+        ok(umbra_volume_write(vol, 0, data.as_ptr(), data.len()));
+        let mut id = 0;
+        ok(umbra_volume_subscribe(
+            vol,
+            Some(record_cb),
+            &*r as *const Recorded as *mut c_void,
+            &mut id,
+        ));
+        let mut op = ptr::null_mut();
+        ok(umbra_volume_revert_async(vol, s, &mut op));
+        ok(umbra_async_wait(op));
+        umbra_async_free(op);
+        for _ in 0..400 {
+            if r.events.lock().unwrap().len() >= 4 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let ev = r.events.lock().unwrap().clone();
+        let expect: Vec<_> = [1024u64, 2048, 3072, 4096]
+            .iter()
+            .map(|done| {
+                (
+                    UMBRA_EVENT_REVERT_PROGRESS,
+                    s.to_string(),
+                    format!(
+                        r#"{{"event":"revert_progress","snapshot":{s},"done":{done},"total":4096}}"#
+                    ),
+                )
+            })
+            .collect();
+        assert_eq!(ev, expect);
+        umbra_volume_free(vol);
+    }
+}
+
+/// Why: the queue between the library and a callback used to be unbounded, so a callback that
+/// stopped returning made the process grow without limit. It holds 1,024 events; past that the
+/// oldest are dropped and the callback hears how many it missed.
+#[test]
+fn a_callback_that_does_not_keep_up_hears_how_many_it_missed() {
+    let r = recorded();
+    let mut a = ptr::null_mut();
+    // SAFETY: valid pointers and strings; the handle is freed last, before `r`.
+    unsafe {
+        ok(umbra_array_open(ptr::null(), &mut a));
+        let mut id = 0;
+        ok(umbra_array_subscribe(
+            a,
+            Some(record_cb),
+            &*r as *const Recorded as *mut c_void,
+            &mut id,
+        ));
+        let held = r.gate.lock().unwrap();
+        // Each LUN created with a mask raises two events (arrive, mask changed): 1,400 events,
+        // at most one of them in the callback (blocked) and 1,024 queued.
+        for i in 0..700 {
+            ok(umbra_lun_create(
+                a,
+                c(&format!("l{i}")).as_ptr(),
+                MIB,
+                c("*").as_ptr(),
+            ));
+        }
+        drop(held);
+        umbra_array_free(a);
+    }
+    let ev = r.events.lock().unwrap().clone();
+    let lagged: Vec<_> = ev.iter().filter(|e| e.0 == UMBRA_EVENT_LAGGED).collect();
+    assert_eq!(lagged.len(), 1, "{:?}", &ev[..3.min(ev.len())]);
+    let missed: usize = lagged[0].1.parse().unwrap();
+    assert_eq!(
+        lagged[0].2,
+        format!(r#"{{"event":"lagged","missed":{missed}}}"#)
+    );
+    // Everything is accounted for: delivered + missed = raised.
+    assert_eq!(ev.len() - 1 + missed, 1400);
+    assert!(
+        ev.len() - 1 <= 1025,
+        "at most the queue plus the event in the callback"
+    );
+    // What was kept is the newest, in order.
+    assert_eq!(ev.last().unwrap().1, "l699");
+}

@@ -24,9 +24,9 @@
 //!   creation failed may appear, each with its point-in-time image exact and each byte of its
 //!   own writes either the last durable value or one written since; the same for the origin.
 
-use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 
+use cow_engine::events::{Delivery, Subscription};
 use cow_engine::{
     BlockDevice, DiffFullPolicy, Durability, ErrorKind, Event, Progress, SnapshotId,
     SnapshotOptions, Volume, VolumeConfig,
@@ -401,7 +401,7 @@ struct World {
     fault: Arc<Fault>,
     devs: Devices,
     vol: Option<Volume>,
-    events: Option<Receiver<Event>>,
+    events: Option<Subscription<Event>>,
     journaled: bool,
     /// A write short of diff space deletes the oldest unpinned snapshot (limit + DeleteOldest).
     makes_room: bool,
@@ -593,10 +593,11 @@ impl World {
     /// Takes the deletions the volume announced (diff area full) into the model.
     fn drain_events(&mut self) {
         let Some(rx) = &self.events else { return };
-        let deleted: Vec<SnapshotId> = rx
-            .try_iter()
-            .map(|e| match e {
-                Event::SnapshotDeleted { id, .. } => id,
+        let deleted: Vec<SnapshotId> = std::iter::from_fn(|| rx.try_recv())
+            .filter_map(|d| match d {
+                Delivery::Event(Event::SnapshotDeleted { id, .. }) => Some(id),
+                Delivery::Event(_) => None,
+                Delivery::Lagged(n) => panic!("the model missed {n} events"),
             })
             .collect();
         for id in deleted {

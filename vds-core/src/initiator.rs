@@ -161,6 +161,13 @@ impl InitiatorId {
     }
 }
 
+/// An initiator serialises as its canonical text (its `Display`).
+impl serde::Serialize for InitiatorId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 impl fmt::Display for InitiatorId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

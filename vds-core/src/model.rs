@@ -102,26 +102,36 @@ pub struct LunInfo {
 }
 
 /// A change the array announces after it is applied and persisted.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Serialises (serde) to one JSON object whose `"event"` names the variant in snake_case and
+/// whose `"lun"` is the LUN's name, initiators in their canonical form: e.g.
+/// `{"event":"mask_changed","lun":"prod","gained":[],"lost":["iqn.1991-05.com.microsoft:server"],
+/// "modified":[],"all_before":false,"all_after":false}`: the text the C layer and the CLI print.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
 pub enum Notification {
     /// A LUN was created (`VDS_NF_LUN_ARRIVE`, 108).
     LunArrive {
         /// Its name.
+        #[serde(rename = "lun")]
         name: String,
     },
     /// A LUN was deleted (`VDS_NF_LUN_DEPART`, 109).
     LunDepart {
         /// Its name.
+        #[serde(rename = "lun")]
         name: String,
     },
     /// A LUN's properties changed (`VDS_NF_LUN_MODIFY`, 110).
     LunModify {
         /// Its name.
+        #[serde(rename = "lun")]
         name: String,
     },
     /// Who sees a LUN changed: hosts should rescan.
     MaskChanged {
         /// The LUN.
+        #[serde(rename = "lun")]
         name: String,
         /// Hosts that gained it.
         gained: Vec<InitiatorId>,
@@ -137,6 +147,16 @@ pub enum Notification {
 }
 
 impl Notification {
+    /// The LUN the notification is about.
+    pub fn lun(&self) -> &str {
+        match self {
+            Notification::LunArrive { name }
+            | Notification::LunDepart { name }
+            | Notification::LunModify { name }
+            | Notification::MaskChanged { name, .. } => name,
+        }
+    }
+
     /// The VDS notification code (`VDS_NF_*`); mask changes report LUN modify.
     pub fn vds_code(&self) -> u32 {
         match self {

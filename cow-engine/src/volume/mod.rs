@@ -21,7 +21,6 @@ pub use ops::{Progress, RevertProgress, SplitProgress};
 pub use snapshot::{Snapshot, SnapshotInfo, SnapshotOptions};
 
 use std::path::Path;
-use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,6 +28,7 @@ use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::device::{BlockDevice, Discard, MemDevice, Resize};
 use crate::error::{Error, ErrorKind, Result};
+use crate::events::{Hub, Subscription};
 use crate::map::{BlockBitmap, BlockMap};
 use crate::persist::{Journal, Record, Store};
 use diff_area::DiffArea;
@@ -124,20 +124,60 @@ impl VolumeConfig {
     }
 }
 
-/// Something the layers above need to hear about.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Something the layers above need to hear about, delivered through [`Volume::subscribe`] as it
+/// happens. Serialises (serde) to one JSON object whose `"event"` names the variant in
+/// snake_case, e.g. `{"event":"snapshot_deleted","snapshot":3,"reason":"diff_area_full"}` or
+/// `{"event":"revert_progress","snapshot":2,"done":1024,"total":4096}`: the text the C layer and
+/// the CLI print.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Event {
     /// A snapshot was deleted by the volume itself to make room in the diff area.
     SnapshotDeleted {
         /// The deleted snapshot.
+        #[serde(rename = "snapshot")]
         id: SnapshotId,
         /// Why.
         reason: DeleteReason,
     },
+    /// A revert to `snapshot` copied back `done` of `total` blocks; raised every 1,024 blocks
+    /// and once when it finishes (`done == total`).
+    RevertProgress {
+        /// The snapshot the origin is reverted to.
+        snapshot: SnapshotId,
+        /// Blocks copied back so far (including those before a resume).
+        done: u64,
+        /// Blocks to copy back in all.
+        total: u64,
+    },
+    /// A split of `snapshot` copied `done` of `total` blocks; raised every 1,024 blocks and
+    /// once when it finishes (`done == total`; the snapshot is then deleted from the volume).
+    SplitProgress {
+        /// The snapshot being split out.
+        snapshot: SnapshotId,
+        /// Blocks copied so far (including those before a resume).
+        done: u64,
+        /// Blocks in the snapshot.
+        total: u64,
+    },
+}
+
+impl Event {
+    /// The snapshot the event is about.
+    pub fn snapshot(&self) -> SnapshotId {
+        match self {
+            Event::SnapshotDeleted { id, .. } => *id,
+            Event::RevertProgress { snapshot, .. } | Event::SplitProgress { snapshot, .. } => {
+                *snapshot
+            }
+        }
+    }
 }
 
 /// Why the volume deleted a snapshot on its own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum DeleteReason {
     /// The diff area was full and the policy is [`DiffFullPolicy::DeleteOldest`].
     DiffAreaFull,
@@ -266,7 +306,7 @@ pub(crate) struct Inner {
     pub(crate) policy: DiffFullPolicy,
     /// Origin writes waiting for their preservation to be durable.
     pub(crate) pending: Pending,
-    subscribers: Mutex<Vec<Sender<Event>>>,
+    events: Hub<Event>,
     /// The advisory lock that makes this handle the volume's one owner (file volumes).
     _lock: Option<std::fs::File>,
 }
@@ -410,7 +450,7 @@ impl Volume {
                 journal,
                 policy: config.on_diff_full,
                 pending: Pending::new(config.block_size.trailing_zeros()),
-                subscribers: Mutex::new(Vec::new()),
+                events: Hub::default(),
                 _lock: lock,
             }),
         })
@@ -618,11 +658,18 @@ impl Volume {
         self.inner.freeze.is_held()
     }
 
-    /// Receives the volume's [`Event`]s from now on.
-    pub fn subscribe(&self) -> Receiver<Event> {
-        let (tx, rx) = channel();
-        self.inner.subscribers.lock().push(tx);
-        rx
+    /// Receives the volume's [`Event`]s from now on, as they happen, in a bounded queue
+    /// ([`crate::events`]: a subscriber that does not keep up is told how many it missed; the
+    /// volume never waits for one). The subscription ends when the last handle of the volume is
+    /// dropped.
+    pub fn subscribe(&self) -> Subscription<Event> {
+        self.inner.events.subscribe()
+    }
+
+    /// The volume's event hub, to forward its events into a subscription of another kind
+    /// ([`Hub::forward_to`]).
+    pub fn events(&self) -> &Hub<Event> {
+        &self.inner.events
     }
 
     /// Reverts the origin to snapshot `id` (its current contents, if writable): copies back only
@@ -787,9 +834,7 @@ impl Inner {
     }
 
     pub(crate) fn announce(&self, event: Event) {
-        self.subscribers
-            .lock()
-            .retain(|tx| tx.send(event.clone()).is_ok());
+        self.events.publish(event);
     }
 
     /// Appends `rec` to the journal; syncs it (group commit) if `sync`.

@@ -7,7 +7,7 @@ use crate::device::BlockDevice;
 use crate::error::{Error, ErrorKind, Result};
 use crate::persist::Record;
 
-use super::{Inner, SnapshotId, State, Volume};
+use super::{Event, Inner, SnapshotId, State, Volume};
 
 /// Blocks copied between two progress records (and origin / destination flushes).
 const PROGRESS_EVERY: usize = 1024;
@@ -166,12 +166,22 @@ impl Inner {
                     false,
                 )?;
                 self.state.write().pending_revert = Some((id, cursor));
+                self.announce(Event::RevertProgress {
+                    snapshot: id,
+                    done: progress.done(),
+                    total: progress.total(),
+                });
             }
         }
         self.sync_and_drain()?;
         self.origin.flush()?;
         self.log_sync(Record::RevertDone { snapshot: id }, persistent)?;
         self.state.write().pending_revert = None;
+        self.announce(Event::RevertProgress {
+            snapshot: id,
+            done: progress.total(),
+            total: progress.total(),
+        });
         Ok(())
     }
 
@@ -266,6 +276,13 @@ impl Inner {
             st.snaps[i].split_cursor = end;
             drop(st);
             block = end;
+            if block < blocks {
+                self.announce(Event::SplitProgress {
+                    snapshot: id,
+                    done: progress.done(),
+                    total: blocks,
+                });
+            }
         }
         // Final pass with the gate held exclusively: copy again what was written meanwhile, then
         // delete the snapshot; no write can slip between the two.
@@ -278,6 +295,13 @@ impl Inner {
             dest.write_at(&buf, b << self.shift)?;
         }
         dest.flush()?;
-        self.delete_snapshot_locked(&mut st, id)
+        self.delete_snapshot_locked(&mut st, id)?;
+        drop(st);
+        self.announce(Event::SplitProgress {
+            snapshot: id,
+            done: blocks,
+            total: blocks,
+        });
+        Ok(())
     }
 }
