@@ -1,7 +1,10 @@
 //! The DiskRAID-style script language: commands, exit codes, and errors that name the line.
 
-use vds_core::script::{parse_line, parse_size, Command, ExitCode, Session, Unmask};
-use vds_core::{Array, InitiatorId};
+use vds_core::script::{
+    parse_line, parse_size, run_script, Command, ExitCode, LunRow, Output, ScriptErrorKind,
+    Session, Unmask, UnmaskedHosts,
+};
+use vds_core::{Access, Array, ErrorKind, Health, InitiatorId, LunStatus};
 
 const H1: &str = "iqn.1991-05.com.microsoft:server1";
 
@@ -180,4 +183,385 @@ fn noerr_alone_is_a_syntax_error_not_a_panic() {
     let (code, out) = run(&a, "list luns\n noerr\n");
     assert_eq!(code, ExitCode::Syntax);
     assert!(out.contains("line 2:"), "{out}");
+}
+
+/// A script using every command, run on an array with one host.
+fn golden_script() -> String {
+    format!(
+        "group set name=cluster members={H1};10000000c9000002\n\
+         create lun simple size=64 name=db unmask=@cluster=ro\n\
+         number lun initiator={H1} number=12\n\
+         detail lun\n\
+         create lun simple size=4KB\n\
+         unmask lun all\n\
+         detail lun\n\
+         unmask lun none\n\
+         detail lun\n\
+         create target name=t1 iscsiname=iqn.2024-01.org.example:array.t1 portals=10.0.0.1:3260,10.0.0.2:3260\n\
+         detail target\n\
+         select target t1\n\
+         select lun db\n\
+         associate targets add t1\n\
+         snapshot lun name=db-snap\n\
+         list luns\n\
+         list targets\n\
+         list hosts\n\
+         list groups\n\
+         list subsystem\n\
+         extend lun size=1MB\n\
+         offline lun\n\
+         online lun\n\
+         select lun db-snap\n\
+         detail lun\n\
+         split lun\n\
+         extend lun size=1MB\n\
+         resync lun from=db\n\
+         select lun db\n\
+         swap lun with=db-snap\n\
+         unmask lun add initiator=iqn.2001-13.com.example noerr\n\
+         select lun nothere noerr\n\
+         select lun lun0\n\
+         delete lun\n\
+         delete lun noerr\n\
+         select target t1\n\
+         delete target noerr\n\
+         create target name=t2 iscsiname=iqn.2024-01.org.example:array.t2\n\
+         delete target\n\
+         create lun simple size=1 name=g\n\
+         unmask lun list=@cluster\n\
+         select lun g\n\
+         delete lun\n\
+         group delete name=cluster\n\
+         list luns\n\
+         exit\n\
+         list luns\n"
+    )
+}
+
+fn golden_array() -> Array {
+    let a = Array::in_memory();
+    a.set_host("server1", &[H1]).unwrap();
+    a
+}
+
+/// The text `Session::run` printed for `golden_script` before runs returned structured results
+/// (captured from that implementation).
+const GOLDEN_TEXT: &str = r#"Group @cluster has 2 member(s).
+Created LUN db; it is now the selected LUN.
+Initiator iqn.1991-05.com.microsoft:server1 sees LUN db at number 12.
+LUN db
+  Id: 1
+  Size: 67108864 bytes
+  Type: Simple
+  Status: Online
+  Health: Healthy
+  LUN number: 0
+  Unmasked hosts:
+    iqn.1991-05.com.microsoft:server1 (ReadOnly, LUN 12)
+    10000000c9000002 (ReadOnly, LUN 0)
+Created LUN lun0; it is now the selected LUN.
+LUN lun0 is unmasked to: *
+LUN lun0
+  Id: 2
+  Size: 4096 bytes
+  Type: Simple
+  Status: Online
+  Health: Healthy
+  LUN number: 1
+  Unmasked hosts: all (ReadWrite, LUN 1)
+LUN lun0 is unmasked to: 
+LUN lun0
+  Id: 2
+  Size: 4096 bytes
+  Type: Simple
+  Status: Online
+  Health: Healthy
+  LUN number: 1
+  Unmasked hosts: none
+Created target t1.
+Target t1
+  iSCSI name: iqn.2024-01.org.example:array.t1
+  Portals: 10.0.0.1:3260, 10.0.0.2:3260
+Target t1 is now the selected target.
+LUN db is now the selected LUN.
+LUN db is associated with t1.
+Snapshot LUN db-snap of db created, masked to no one.
+  LUN  Name                 Size          Status   Mask
+  0    db                       67108864  Online   @cluster=ro
+  2    db-snap                  67108864  Online   (none)
+  1    lun0                         4096  Online   (none)
+  t1                   iqn.2024-01.org.example:array.t1 (1 LUNs)
+  server1: iqn.1991-05.com.microsoft:server1
+  @cluster: iqn.1991-05.com.microsoft:server1;10000000c9000002
+  Subsystem: in-memory pool, 3 LUN(s), block size 4096, flags 0x80001, 1 controller(s)
+LUN db is now 68157440 bytes.
+LUN db is offline.
+LUN db is online.
+LUN db-snap is now the selected LUN.
+LUN db-snap
+  Id: 3
+  Size: 67108864 bytes
+  Type: Simple
+  Status: Online
+  Health: Healthy
+  LUN number: 2
+  Snapshot of: db
+  Unmasked hosts: none
+LUN db-snap is split from its source.
+LUN db-snap is now 68157440 bytes.
+LUN db-snap is resynchronised from db.
+LUN db is now the selected LUN.
+LUN db-snap took the place of db; db is masked to no one.
+line 31: invalid initiator: "iqn.2001-13.com.example": month 13 is not 01 to 12
+line 32: not found: no LUN named "nothere"
+LUN lun0 is now the selected LUN.
+Deleted LUN lun0.
+line 35: no LUN is selected (select lun <name>)
+Target t1 is now the selected target.
+line 37: bad state: target "t1" still has 1 LUN(s) associated
+Created target t2.
+Deleted target t2.
+Created LUN g; it is now the selected LUN.
+LUN g is unmasked to: @cluster
+LUN g is now the selected LUN.
+Deleted LUN g.
+line 44: bad state: group "cluster" is named in the mask of 1 LUN(s)
+"#;
+
+/// Why: the text is now rendered from the structured result; this script touches every command
+/// (and errors with and without `noerr`), and its text must stay byte for byte what the
+/// interpreter printed when it wrote text directly.
+#[test]
+fn text_rendered_from_the_structured_run_is_unchanged() {
+    let a = golden_array();
+    let mut out = String::new();
+    let (code, err) = Session::new(&a).run(&golden_script(), &mut out);
+    assert_eq!(out, GOLDEN_TEXT);
+    assert_eq!(code, ExitCode::ServiceFailure);
+    let err = err.expect("the error that stopped the script");
+    assert_eq!(err.line, 44);
+    assert_eq!(err.kind, ScriptErrorKind::Failed(ErrorKind::BadState));
+
+    let b = golden_array();
+    let run = run_script(&b, &golden_script());
+    assert_eq!(run.render_text(), GOLDEN_TEXT);
+    assert_eq!(run.to_string(), GOLDEN_TEXT);
+}
+
+#[test]
+fn a_successful_run_returns_typed_rows_and_records() {
+    let a = Array::in_memory();
+    a.create_lun("alpha", 8 << 20, H1).unwrap();
+    a.create_lun("beta", 3 << 30, "").unwrap();
+    let script = "# look around\n\
+                  list luns\n\
+                  \n\
+                  select lun alpha\n\
+                  detail lun\n\
+                  offline lun\n";
+    let run = run_script(&a, script);
+    assert_eq!(run.exit_code, ExitCode::Ok);
+    assert_eq!(run.stopped_at, None);
+    assert!(run.ignored_errors.is_empty());
+    assert_eq!(run.first_error(), None);
+    // Blank and comment lines have no result; the others keep their script line numbers.
+    let numbers: Vec<usize> = run.lines.iter().map(|l| l.line).collect();
+    assert_eq!(numbers, [2, 4, 5, 6]);
+    assert_eq!(run.lines[0].command, "list luns");
+    assert!(run.lines.iter().all(|l| !l.noerr));
+
+    let expected = vec![
+        LunRow {
+            number: 0,
+            name: "alpha".into(),
+            size: 8 << 20,
+            status: LunStatus::Online,
+            health: Health::Healthy,
+            mask: H1.into(),
+            source: None,
+        },
+        LunRow {
+            number: 1,
+            name: "beta".into(),
+            size: 3 << 30,
+            status: LunStatus::Online,
+            health: Health::Healthy,
+            mask: String::new(),
+            source: None,
+        },
+    ];
+    assert_eq!(run.lines[0].outcome, Ok(Output::Luns { rows: expected }));
+    assert_eq!(
+        run.lines[1].outcome,
+        Ok(Output::LunSelected {
+            name: "alpha".into()
+        })
+    );
+    let Ok(Output::LunDetail(d)) = &run.lines[2].outcome else {
+        panic!("{:?}", run.lines[2]);
+    };
+    assert_eq!(
+        (d.name.as_str(), d.size, d.source.as_deref()),
+        ("alpha", 8 << 20, None)
+    );
+    let UnmaskedHosts::Hosts { hosts } = &d.unmasked else {
+        panic!("{:?}", d.unmasked);
+    };
+    assert_eq!(hosts.len(), 1);
+    assert_eq!(hosts[0].initiator, H1);
+    assert_eq!(hosts[0].access, Access::ReadWrite);
+    assert_eq!(
+        run.lines[3].outcome,
+        Ok(Output::LunStatusSet {
+            name: "alpha".into(),
+            online: false
+        })
+    );
+    assert_eq!(a.lun("alpha").unwrap().status, LunStatus::Offline);
+}
+
+#[test]
+fn an_error_under_noerr_is_recorded_and_the_script_goes_on() {
+    let a = Array::in_memory();
+    a.create_lun("taken", 1 << 20, "").unwrap();
+    let script = "create lun simple size=1 name=free\n\
+                  create lun simple size=1 name=taken noerr\n\
+                  select lun nothere noerr\n\
+                  create lun simple size=2 name=after\n";
+    let run = run_script(&a, script);
+    assert_eq!(run.exit_code, ExitCode::Ok);
+    assert_eq!(run.stopped_at, None);
+    assert_eq!(run.ignored_errors, [2, 3]);
+    assert_eq!(run.lines.len(), 4);
+    let errors: Vec<_> = run.errors().collect();
+    assert_eq!(errors.len(), 2);
+    assert_eq!(errors[0].line, 2);
+    assert_eq!(errors[0].code, ExitCode::ServiceFailure);
+    assert_eq!(
+        errors[0].kind,
+        ScriptErrorKind::Failed(ErrorKind::AlreadyExists)
+    );
+    assert_eq!(errors[1].line, 3);
+    assert_eq!(errors[1].code, ExitCode::Syntax);
+    assert_eq!(errors[1].kind, ScriptErrorKind::Failed(ErrorKind::NotFound));
+    assert!(run.lines[1].noerr && run.lines[2].noerr);
+    assert_eq!(run.stopping_error(), None);
+    assert_eq!(run.first_error().map(|e| e.line), Some(2));
+    assert_eq!(a.lun("after").unwrap().size, 2 << 20, "the script went on");
+}
+
+#[test]
+fn an_error_without_noerr_stops_the_script_at_its_line() {
+    let a = Array::in_memory();
+    a.create_lun("taken", 1 << 20, "").unwrap();
+    let script = "create lun simple size=1 name=free\n\
+                  # a comment keeps the numbering honest\n\
+                  create lun simple size=1 name=taken\n\
+                  create lun simple size=2 name=never\n";
+    let run = run_script(&a, script);
+    assert_eq!(run.exit_code, ExitCode::ServiceFailure);
+    assert_eq!(run.stopped_at, Some(3));
+    assert!(run.ignored_errors.is_empty());
+    assert_eq!(run.lines.len(), 2, "line 4 never ran");
+    let e = run.stopping_error().expect("a stopping error");
+    assert_eq!(e.line, 3);
+    assert_eq!(e.kind, ScriptErrorKind::Failed(ErrorKind::AlreadyExists));
+    assert!(!run.lines[1].noerr);
+    assert!(a.lun("never").is_err());
+
+    // A command that needs a selection, without one: exit code 5.
+    let run = run_script(&a, "list luns\ndelete lun\nlist luns\n");
+    assert_eq!(run.exit_code, ExitCode::Syntax);
+    assert_eq!(run.stopped_at, Some(2));
+    assert_eq!(
+        run.stopping_error().map(|e| e.kind),
+        Some(ScriptErrorKind::NoSelection)
+    );
+
+    // `exit` ends the script too, without an error.
+    let run = run_script(&a, "list luns\nexit\nlist luns\n");
+    assert_eq!(run.exit_code, ExitCode::Ok);
+    assert_eq!(run.stopped_at, Some(2));
+    assert_eq!(run.lines.len(), 2);
+    assert_eq!(run.lines[1].outcome, Ok(Output::Exit));
+    assert_eq!(run.stopping_error(), None);
+}
+
+#[test]
+fn a_syntax_error_stops_the_script_even_under_noerr() {
+    let a = Array::in_memory();
+    let run = run_script(
+        &a,
+        "list luns\n\nfrobnicate lun noerr\ncreate lun simple size=1\n",
+    );
+    assert_eq!(run.exit_code, ExitCode::Syntax);
+    assert_eq!(run.stopped_at, Some(3));
+    assert_eq!(run.lines.len(), 2);
+    let l = &run.lines[1];
+    assert_eq!((l.line, l.command.as_str()), (3, "frobnicate lun noerr"));
+    let e = l.outcome.as_ref().unwrap_err();
+    assert_eq!(e.line, 3);
+    assert_eq!(e.code, ExitCode::Syntax);
+    assert_eq!(e.kind, ScriptErrorKind::Syntax);
+    assert_eq!(e.message, "unknown command \"frobnicate\"");
+    assert!(a.luns().is_empty(), "line 4 never ran");
+}
+
+#[test]
+fn the_json_form_carries_typed_values() {
+    let a = Array::in_memory();
+    a.create_lun("db", 64 << 20, H1).unwrap();
+    a.create_lun("logs", 5 << 30, "").unwrap();
+    a.set_online("logs", false).unwrap();
+    let run = run_script(
+        &a,
+        "list luns\nselect lun db\ncreate lun simple size=1 name=db noerr\nextend lun size=1GB\n",
+    );
+    let text = serde_json::to_string(&run).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+
+    assert_eq!(v["exit_code"], 0);
+    assert_eq!(v["stopped_at"], serde_json::Value::Null);
+    assert_eq!(v["ignored_errors"], serde_json::json!([3]));
+    let lines = v["lines"].as_array().unwrap();
+    assert_eq!(lines.len(), 4);
+
+    let list = &lines[0];
+    assert_eq!(list["line"], 1);
+    assert_eq!(list["command"], "list luns");
+    assert_eq!(list["noerr"], false);
+    assert_eq!(list["status"], "ok");
+    assert_eq!(list["output"]["type"], "luns");
+    let rows = list["output"]["rows"].as_array().unwrap();
+    let expected = serde_json::json!([
+        {"number": 0, "name": "db", "size": 64u64 << 20, "status": "online",
+         "health": "healthy", "mask": H1, "source": null},
+        {"number": 1, "name": "logs", "size": 5u64 << 30, "status": "offline",
+         "health": "healthy", "mask": "", "source": null},
+    ]);
+    assert_eq!(rows, expected.as_array().unwrap());
+    assert!(rows[1]["size"].is_u64(), "sizes are integer bytes");
+
+    let failed = &lines[2];
+    assert_eq!(failed["status"], "error");
+    assert_eq!(failed["noerr"], true);
+    assert!(failed.get("output").is_none());
+    assert_eq!(failed["error"]["line"], 3);
+    assert_eq!(failed["error"]["exit_code"], 4);
+    assert_eq!(failed["error"]["kind"], "already_exists");
+    assert!(failed["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("exists"));
+
+    assert_eq!(
+        lines[3]["output"],
+        serde_json::json!({"type": "lun_extended", "name": "db", "size": (64u64 << 20) + (1 << 30)})
+    );
+
+    // A stopped run: the exit code is the number DiskRAID returns.
+    let v = serde_json::to_value(run_script(&a, "delete lun\n")).unwrap();
+    assert_eq!(v["exit_code"], 5);
+    assert_eq!(v["stopped_at"], 1);
+    assert_eq!(v["lines"][0]["error"]["kind"], "no_selection");
 }

@@ -24,12 +24,62 @@
 //! number lun initiator=<id> number=<n>
 //! exit
 //! ```
+//!
+//! # Results: structured, then text or JSON
+//!
+//! [`Session::execute`] (or [`run_script`] for a fresh session) returns a [`ScriptRun`]: the
+//! final [`ExitCode`], the line that stopped the script ([`ScriptRun::stopped_at`]: a failure
+//! without `noerr`, a line that does not parse, or `exit`), the lines whose failure `noerr` let
+//! pass ([`ScriptRun::ignored_errors`]), and one [`LineResult`] per executed line: its number,
+//! its text, its `noerr` flag, and either an [`Output`] (typed rows for `list`, a record for
+//! `detail`, what a change did) or a [`ScriptError`] (line, exit code, [`ScriptErrorKind`],
+//! message). Sizes are bytes (`u64`), names and initiator ids strings.
+//!
+//! The DiskRAID-like text is rendered from that result ([`ScriptRun::render_text`], or
+//! `Display`), and [`Session::run`] is a thin wrapper that appends it to a `String`. Every result
+//! type is `serde::Serialize`, so `serde_json::to_string(&run)` gives the same run as one JSON
+//! document, with stable snake_case names (enums as snake_case strings, the exit code as
+//! DiskRAID's number):
+//!
+//! ```
+//! use vds_core::{script::run_script, Array};
+//!
+//! let array = Array::in_memory();
+//! let run = run_script(&array, "create lun simple size=64 name=db\nlist luns\n");
+//! assert_eq!(run.render_text().lines().next(), Some("Created LUN db; it is now the selected LUN."));
+//! let json = serde_json::to_value(&run).unwrap();
+//! assert_eq!(
+//!     json,
+//!     serde_json::json!({
+//!         "exit_code": 0,
+//!         "stopped_at": null,
+//!         "ignored_errors": [],
+//!         "lines": [
+//!             {"line": 1, "command": "create lun simple size=64 name=db", "noerr": false,
+//!              "status": "ok", "output": {"type": "lun_created", "name": "db"}},
+//!             {"line": 2, "command": "list luns", "noerr": false, "status": "ok",
+//!              "output": {"type": "luns", "rows": [
+//!                  {"number": 0, "name": "db", "size": 67108864, "status": "online",
+//!                   "health": "healthy", "mask": "", "source": null}]}}
+//!         ]
+//!     })
+//! );
+//! ```
+//!
+//! A failed line has `"status": "error"` and, in place of `"output"`, an `"error"` object:
+//! `{"line": 3, "exit_code": 4, "kind": "already_exists", "message": "already exists: ..."}`.
+//! Field names never change; new fields and new `"type"` values may be added.
 
-use std::fmt::Write as _;
+mod output;
 
 use crate::array::Array;
 use crate::error::{Error, ErrorKind};
 use crate::mask::LunHosts;
+
+pub use output::{
+    GroupRow, HostGrant, HostRow, LineResult, LunDetail, LunRow, Output, ScriptError,
+    ScriptErrorKind, ScriptRun, SubsystemRow, TargetRow, UnmaskedHosts,
+};
 
 /// DiskRAID's exit codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,23 +97,6 @@ pub enum ExitCode {
     ServiceFailure = 4,
     /// A command syntax error, or an object not selected / not found.
     Syntax = 5,
-}
-
-/// A parse or run error of one script line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScriptError {
-    /// The 1-based line number.
-    pub line: usize,
-    /// The exit code this error maps to.
-    pub code: ExitCode,
-    /// What went wrong.
-    pub message: String,
-}
-
-impl std::fmt::Display for ScriptError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "line {}: {}", self.line, self.message)
-    }
 }
 
 /// Which kind of object a command names.
@@ -453,12 +486,48 @@ pub fn parse_line(line: &str) -> Result<Option<(Command, bool)>, String> {
     Ok(Some((cmd, noerr)))
 }
 
-/// Runs a script against `array`, writing what it shows to `out`. Stops at the first failing line
-/// (unless it ends with `noerr`) and returns that line's error.
+/// A script session over an [`Array`]: it remembers the selected LUN and target from one line
+/// (and one run) to the next.
 pub struct Session<'a> {
     array: &'a Array,
     lun: Option<String>,
     target: Option<String>,
+}
+
+/// Why a command failed, before the line number is known.
+struct Fail {
+    code: ExitCode,
+    kind: ScriptErrorKind,
+    message: String,
+}
+
+impl Fail {
+    fn no_selection(message: &str) -> Self {
+        Fail {
+            code: ExitCode::Syntax,
+            kind: ScriptErrorKind::NoSelection,
+            message: message.to_string(),
+        }
+    }
+
+    fn at(self, line: usize) -> ScriptError {
+        ScriptError {
+            line,
+            code: self.code,
+            kind: self.kind,
+            message: self.message,
+        }
+    }
+}
+
+impl From<Error> for Fail {
+    fn from(e: Error) -> Self {
+        Fail {
+            code: code_of(&e),
+            kind: ScriptErrorKind::Failed(e.kind()),
+            message: e.to_string(),
+        }
+    }
 }
 
 fn code_of(e: &Error) -> ExitCode {
@@ -471,6 +540,12 @@ fn code_of(e: &Error) -> ExitCode {
     }
 }
 
+/// Runs `script` on `array` in a fresh [`Session`] (nothing selected): see
+/// [`Session::execute`].
+pub fn run_script(array: &Array, script: &str) -> ScriptRun {
+    Session::new(array).execute(script)
+}
+
 impl<'a> Session<'a> {
     /// A session with nothing selected.
     pub fn new(array: &'a Array) -> Self {
@@ -481,149 +556,203 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Runs `script`; returns the exit code and, if one line failed, its error.
-    pub fn run(&mut self, script: &str, out: &mut String) -> (ExitCode, Option<ScriptError>) {
-        let mut first_err = None;
-        for (i, line) in script.lines().enumerate() {
-            let n = i + 1;
-            let (cmd, noerr) = match parse_line(line) {
+    /// Runs `script` line by line and returns what each line did.
+    ///
+    /// The script stops at a line that does not parse (exit code [`ExitCode::Syntax`]), at a line
+    /// that fails without `noerr` (that error's exit code), or at `exit`; a line that fails with
+    /// `noerr` is recorded in [`ScriptRun::ignored_errors`] and the script goes on. The exit code
+    /// is [`ExitCode::Ok`] unless a failure stopped the script.
+    pub fn execute(&mut self, script: &str) -> ScriptRun {
+        let mut run = ScriptRun {
+            exit_code: ExitCode::Ok,
+            stopped_at: None,
+            ignored_errors: Vec::new(),
+            lines: Vec::new(),
+        };
+        for (i, text) in script.lines().enumerate() {
+            let line = i + 1;
+            let mut result = LineResult {
+                line,
+                command: text.trim().to_string(),
+                noerr: false,
+                outcome: Ok(Output::None),
+            };
+            let (cmd, noerr) = match parse_line(text) {
                 Ok(Some(c)) => c,
                 Ok(None) => continue,
                 Err(message) => {
-                    let e = ScriptError {
-                        line: n,
+                    result.outcome = Err(ScriptError {
+                        line,
                         code: ExitCode::Syntax,
+                        kind: ScriptErrorKind::Syntax,
                         message,
-                    };
-                    let _ = writeln!(out, "{e}");
-                    return (ExitCode::Syntax, Some(e));
+                    });
+                    run.exit_code = ExitCode::Syntax;
+                    run.stopped_at = Some(line);
+                    run.lines.push(result);
+                    break;
                 }
             };
-            if cmd == Command::Exit {
+            result.noerr = noerr;
+            result.outcome = self.exec(&cmd).map_err(|f| f.at(line));
+            let stop = match &result.outcome {
+                Ok(Output::Exit) => true,
+                Ok(_) => false,
+                Err(_) if noerr => {
+                    run.ignored_errors.push(line);
+                    false
+                }
+                Err(e) => {
+                    run.exit_code = e.code;
+                    true
+                }
+            };
+            run.lines.push(result);
+            if stop {
+                run.stopped_at = Some(line);
                 break;
             }
-            if let Err((code, message)) = self.exec(&cmd, out) {
-                let e = ScriptError {
-                    line: n,
-                    code,
-                    message,
-                };
-                let _ = writeln!(out, "{e}");
-                if !noerr {
-                    return (code, Some(e));
-                }
-                first_err.get_or_insert(e);
-            }
         }
-        (ExitCode::Ok, first_err)
+        run
     }
 
-    fn selected_lun(&self) -> Result<&str, (ExitCode, String)> {
-        self.lun.as_deref().ok_or((
-            ExitCode::Syntax,
-            "no LUN is selected (select lun <name>)".to_string(),
-        ))
+    /// Runs `script` and appends its text ([`ScriptRun::render_text`]) to `out`; returns the
+    /// exit code and the error that stopped the script or else the first error `noerr` let pass.
+    ///
+    /// A thin wrapper over [`Session::execute`], kept for callers that want only text.
+    pub fn run(&mut self, script: &str, out: &mut String) -> (ExitCode, Option<ScriptError>) {
+        let run = self.execute(script);
+        out.push_str(&run.render_text());
+        (run.exit_code, run.first_error().cloned())
     }
 
-    fn exec(&mut self, cmd: &Command, out: &mut String) -> Result<(), (ExitCode, String)> {
+    fn selected_lun(&self) -> Result<&str, Fail> {
+        self.lun
+            .as_deref()
+            .ok_or_else(|| Fail::no_selection("no LUN is selected (select lun <name>)"))
+    }
+
+    fn selected_target(&self) -> Result<&str, Fail> {
+        self.target
+            .as_deref()
+            .ok_or_else(|| Fail::no_selection("no target is selected"))
+    }
+
+    fn exec(&mut self, cmd: &Command) -> Result<Output, Fail> {
         let a = self.array;
-        let svc = |e: Error| (code_of(&e), e.to_string());
-        match cmd {
+        Ok(match cmd {
             Command::List(what) => match what.as_str() {
-                "lun" => {
-                    let _ = writeln!(
-                        out,
-                        "  LUN  Name                 Size          Status   Mask"
-                    );
-                    for l in a.luns() {
-                        let _ = writeln!(
-                            out,
-                            "  {:<4} {:<20} {:>12}  {:<8} {}",
-                            l.number,
-                            l.name,
-                            l.size,
-                            format!("{:?}", l.status),
-                            if l.mask.is_empty() { "(none)" } else { &l.mask }
-                        );
-                    }
-                }
-                "target" => {
-                    for t in a.targets() {
-                        let _ = writeln!(out, "  {:<20} {} ({} LUNs)", t.name, t.iqn, t.luns.len());
-                    }
-                }
-                "host" => {
-                    for (h, m) in a.hosts() {
-                        let m: Vec<String> = m.iter().map(|i| i.to_string()).collect();
-                        let _ = writeln!(out, "  {h}: {}", m.join(";"));
-                    }
-                }
-                "group" => {
-                    for (g, m) in a.groups() {
-                        let m: Vec<String> = m.iter().map(|i| i.to_string()).collect();
-                        let _ = writeln!(out, "  @{g}: {}", m.join(";"));
-                    }
-                }
-                _ => {
-                    for sub in a.provider().subsystems {
-                        let _ = writeln!(
-                            out,
-                            "  Subsystem: {}, {} LUN(s), block size {}, flags {:#x}, {} controller(s)",
-                            sub.name,
-                            sub.luns,
-                            sub.block_size,
-                            sub.flags,
-                            sub.controllers.len()
-                        );
-                    }
-                }
+                "lun" => Output::Luns {
+                    rows: a
+                        .luns()
+                        .into_iter()
+                        .map(|l| LunRow {
+                            number: l.number,
+                            name: l.name,
+                            size: l.size,
+                            status: l.status,
+                            health: l.health,
+                            mask: l.mask,
+                            source: l.source,
+                        })
+                        .collect(),
+                },
+                "target" => Output::Targets {
+                    rows: a.targets().into_iter().map(target_row).collect(),
+                },
+                "host" => Output::Hosts {
+                    rows: a
+                        .hosts()
+                        .into_iter()
+                        .map(|(name, m)| HostRow {
+                            name,
+                            initiators: m.iter().map(ToString::to_string).collect(),
+                        })
+                        .collect(),
+                },
+                "group" => Output::Groups {
+                    rows: a
+                        .groups()
+                        .into_iter()
+                        .map(|(name, m)| GroupRow {
+                            name,
+                            members: m.iter().map(ToString::to_string).collect(),
+                        })
+                        .collect(),
+                },
+                _ => Output::Subsystems {
+                    rows: a
+                        .provider()
+                        .subsystems
+                        .into_iter()
+                        .map(|s| SubsystemRow {
+                            name: s.name,
+                            luns: s.luns,
+                            block_size: s.block_size,
+                            flags: s.flags,
+                            controllers: s.controllers.into_iter().map(|c| c.name).collect(),
+                        })
+                        .collect(),
+                },
             },
             Command::Select(Object::Lun, name) => {
-                a.lun(name).map_err(svc)?;
+                a.lun(name)?;
                 self.lun = Some(name.clone());
-                let _ = writeln!(out, "LUN {name} is now the selected LUN.");
+                Output::LunSelected { name: name.clone() }
             }
             Command::Select(Object::Target, name) => {
                 if !a.targets().iter().any(|t| &t.name == name) {
-                    return Err((ExitCode::Syntax, format!("no target named {name:?}")));
+                    return Err(Fail {
+                        code: ExitCode::Syntax,
+                        kind: ScriptErrorKind::Failed(ErrorKind::NotFound),
+                        message: format!("no target named {name:?}"),
+                    });
                 }
                 self.target = Some(name.clone());
-                let _ = writeln!(out, "Target {name} is now the selected target.");
+                Output::TargetSelected { name: name.clone() }
             }
             Command::Detail(Object::Lun) => {
-                let l = a.lun(self.selected_lun()?).map_err(svc)?;
-                let _ = writeln!(out, "LUN {}\n  Id: {}\n  Size: {} bytes\n  Type: {:?}\n  Status: {:?}\n  Health: {:?}\n  LUN number: {}", l.name, l.id, l.size, l.lun_type, l.status, l.health, l.number);
-                if let Some(s) = &l.source {
-                    let _ = writeln!(out, "  Snapshot of: {s}");
-                }
-                match a.lun_hosts(&l.name).map_err(svc)? {
-                    LunHosts::All { access, number, .. } => {
-                        let _ = writeln!(out, "  Unmasked hosts: all ({access:?}, LUN {number})");
-                    }
-                    LunHosts::Hosts(h) if h.is_empty() => {
-                        let _ = writeln!(out, "  Unmasked hosts: none");
-                    }
-                    LunHosts::Hosts(h) => {
-                        let _ = writeln!(out, "  Unmasked hosts:");
-                        for (id, g) in h {
-                            let _ = writeln!(out, "    {id} ({:?}, LUN {})", g.access, g.number);
-                        }
-                    }
-                }
+                let l = a.lun(self.selected_lun()?)?;
+                let grants = |h: std::collections::BTreeMap<crate::InitiatorId, crate::Grant>| {
+                    h.into_iter()
+                        .map(|(id, g)| HostGrant {
+                            initiator: id.to_string(),
+                            access: g.access,
+                            number: g.number,
+                        })
+                        .collect()
+                };
+                let unmasked = match a.lun_hosts(&l.name)? {
+                    LunHosts::All {
+                        access,
+                        number,
+                        own_numbers,
+                    } => UnmaskedHosts::All {
+                        access,
+                        number,
+                        own_numbers: grants(own_numbers),
+                    },
+                    LunHosts::Hosts(h) => UnmaskedHosts::Hosts { hosts: grants(h) },
+                };
+                Output::LunDetail(LunDetail {
+                    name: l.name,
+                    id: l.id,
+                    size: l.size,
+                    lun_type: l.lun_type,
+                    status: l.status,
+                    health: l.health,
+                    transition: l.transition,
+                    number: l.number,
+                    mask: l.mask,
+                    source: l.source,
+                    unmasked,
+                })
             }
             Command::Detail(Object::Target) => {
-                let name = self
-                    .target
-                    .as_deref()
-                    .ok_or((ExitCode::Syntax, "no target is selected".to_string()))?;
-                if let Some(t) = a.targets().into_iter().find(|t| t.name == name) {
-                    let _ = writeln!(
-                        out,
-                        "Target {}\n  iSCSI name: {}\n  Portals: {}",
-                        t.name,
-                        t.iqn,
-                        t.portals.join(", ")
-                    );
+                let name = self.selected_target()?;
+                match a.targets().into_iter().find(|t| t.name == name) {
+                    Some(t) => Output::TargetDetail(target_row(t)),
+                    None => Output::None,
                 }
             }
             Command::CreateLun { size, name, unmask } => {
@@ -634,33 +763,35 @@ impl<'a> Session<'a> {
                         .find(|n| a.lun(n).is_err())
                         .expect("a free name"),
                 };
-                a.create_lun(&name, *size, unmask).map_err(svc)?;
+                a.create_lun(&name, *size, unmask)?;
                 self.lun = Some(name.clone());
-                let _ = writeln!(out, "Created LUN {name}; it is now the selected LUN.");
+                Output::LunCreated { name }
             }
             Command::Delete(Object::Lun) => {
                 let name = self.selected_lun()?.to_string();
-                a.delete_lun(&name).map_err(svc)?;
+                a.delete_lun(&name)?;
                 self.lun = None;
-                let _ = writeln!(out, "Deleted LUN {name}.");
+                Output::LunDeleted { name }
             }
             Command::Delete(Object::Target) => {
-                let name = self
-                    .target
-                    .take()
-                    .ok_or((ExitCode::Syntax, "no target is selected".to_string()))?;
-                a.delete_target(&name).map_err(svc)?;
-                let _ = writeln!(out, "Deleted target {name}.");
+                let name = self.selected_target()?.to_string();
+                self.target = None;
+                a.delete_target(&name)?;
+                Output::TargetDeleted { name }
             }
             Command::Extend(add) => {
                 let name = self.selected_lun()?;
-                let l = a.lun(name).map_err(svc)?;
-                let new = l
-                    .size
-                    .checked_add(*add)
-                    .ok_or((ExitCode::Syntax, "size too large".to_string()))?;
-                a.extend_lun(name, new).map_err(svc)?;
-                let _ = writeln!(out, "LUN {name} is now {new} bytes.");
+                let l = a.lun(name)?;
+                let size = l.size.checked_add(*add).ok_or(Fail {
+                    code: ExitCode::Syntax,
+                    kind: ScriptErrorKind::Failed(ErrorKind::InvalidArgument),
+                    message: "size too large".to_string(),
+                })?;
+                a.extend_lun(name, size)?;
+                Output::LunExtended {
+                    name: name.to_string(),
+                    size,
+                }
             }
             Command::Unmask(u) => {
                 let name = self.selected_lun()?;
@@ -668,77 +799,98 @@ impl<'a> Session<'a> {
                     Unmask::Set(l) => a.set_mask(name, l),
                     Unmask::Add(l) => a.add_to_mask(name, l),
                     Unmask::Remove(l) => a.remove_from_mask(name, l),
+                }?;
+                Output::LunUnmasked {
+                    name: name.to_string(),
+                    mask: a.get_mask(name)?,
                 }
-                .map_err(svc)?;
-                let _ = writeln!(
-                    out,
-                    "LUN {name} is unmasked to: {}",
-                    a.get_mask(name).map_err(svc)?
-                );
             }
             Command::Online(on) => {
                 let name = self.selected_lun()?;
-                a.set_online(name, *on).map_err(svc)?;
-                let _ = writeln!(
-                    out,
-                    "LUN {name} is {}.",
-                    if *on { "online" } else { "offline" }
-                );
+                a.set_online(name, *on)?;
+                Output::LunStatusSet {
+                    name: name.to_string(),
+                    online: *on,
+                }
             }
             Command::CreateTarget { name, iqn, portals } => {
                 let p: Vec<&str> = portals.iter().map(String::as_str).collect();
-                a.create_target(name, iqn, &p).map_err(svc)?;
+                a.create_target(name, iqn, &p)?;
                 self.target = Some(name.clone());
-                let _ = writeln!(out, "Created target {name}.");
+                Output::TargetCreated { name: name.clone() }
             }
             Command::Associate { targets, add } => {
                 let name = self.selected_lun()?;
                 let t: Vec<&str> = targets.iter().map(String::as_str).collect();
-                a.associate_targets(name, &t, *add).map_err(svc)?;
-                let _ = writeln!(out, "LUN {name} is associated with {}.", targets.join(", "));
+                a.associate_targets(name, &t, *add)?;
+                Output::TargetsAssociated {
+                    name: name.to_string(),
+                    targets: targets.clone(),
+                    add: *add,
+                }
             }
             Command::Snapshot(new) => {
                 let name = self.selected_lun()?;
-                a.snapshot_lun(name, new).map_err(svc)?;
-                let _ = writeln!(
-                    out,
-                    "Snapshot LUN {new} of {name} created, masked to no one."
-                );
+                a.snapshot_lun(name, new)?;
+                Output::SnapshotCreated {
+                    name: new.clone(),
+                    source: name.to_string(),
+                }
             }
             Command::Swap(with) => {
                 let name = self.selected_lun()?;
-                a.swap_lun(name, with).map_err(svc)?;
-                let _ = writeln!(
-                    out,
-                    "LUN {with} took the place of {name}; {name} is masked to no one."
-                );
+                a.swap_lun(name, with)?;
+                Output::LunSwapped {
+                    name: name.to_string(),
+                    with: with.clone(),
+                }
             }
             Command::Split => {
                 let name = self.selected_lun()?;
-                a.split_lun(name).wait().map_err(svc)?;
-                let _ = writeln!(out, "LUN {name} is split from its source.");
+                a.split_lun(name).wait()?;
+                Output::LunSplit {
+                    name: name.to_string(),
+                }
             }
             Command::Resync(from) => {
                 let name = self.selected_lun()?;
-                a.resync_lun(from, name).wait().map_err(svc)?;
-                let _ = writeln!(out, "LUN {name} is resynchronised from {from}.");
+                a.resync_lun(from, name).wait()?;
+                Output::LunResynced {
+                    name: name.to_string(),
+                    from: from.clone(),
+                }
             }
             Command::GroupSet(g, members) => {
                 let m: Vec<&str> = members.iter().map(String::as_str).collect();
-                a.set_group(g, &m).map_err(svc)?;
-                let _ = writeln!(out, "Group @{g} has {} member(s).", members.len());
+                a.set_group(g, &m)?;
+                Output::GroupSet {
+                    name: g.clone(),
+                    members: members.clone(),
+                }
             }
             Command::GroupDelete(g) => {
-                a.delete_group(g).map_err(svc)?;
-                let _ = writeln!(out, "Group @{g} deleted.");
+                a.delete_group(g)?;
+                Output::GroupDeleted { name: g.clone() }
             }
             Command::Number(ini, n) => {
                 let name = self.selected_lun()?;
-                a.set_host_number(name, ini, *n).map_err(svc)?;
-                let _ = writeln!(out, "Initiator {ini} sees LUN {name} at number {n}.");
+                a.set_host_number(name, ini, *n)?;
+                Output::NumberSet {
+                    lun: name.to_string(),
+                    initiator: ini.clone(),
+                    number: *n,
+                }
             }
-            Command::Exit => {}
-        }
-        Ok(())
+            Command::Exit => Output::Exit,
+        })
+    }
+}
+
+fn target_row(t: crate::array::TargetInfo) -> TargetRow {
+    TargetRow {
+        name: t.name,
+        iqn: t.iqn,
+        portals: t.portals,
+        lun_ids: t.luns.into_iter().collect(),
     }
 }

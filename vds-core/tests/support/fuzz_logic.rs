@@ -1,7 +1,7 @@
 //! The checks behind the vds-core fuzz targets (`fuzz/fuzz_targets/initiator_parse.rs` and
 //! `script_parse.rs`), shared with `vds-core/tests/fuzz_corpus.rs`, which replays their corpora.
 
-use vds_core::script::{parse_line, Session};
+use vds_core::script::{parse_line, ExitCode, Session};
 use vds_core::{Array, InitiatorId, MaskSpec};
 
 /// Any text: parsing an initiator id or an unmasking list never panics, and whatever parses
@@ -24,7 +24,9 @@ pub fn initiator_parse(data: &[u8]) {
 }
 
 /// Any script: parsing never panics, and running it on an in-memory array never panics and
-/// reports an error with its line number when it fails.
+/// returns a consistent structured run: results in ascending line order within the script, each
+/// error naming its own line, the stopping line last, and a non-zero exit code exactly when an
+/// error stopped the script.
 pub fn script_parse(data: &[u8]) {
     if data.len() > 4096 {
         return;
@@ -34,14 +36,27 @@ pub fn script_parse(data: &[u8]) {
         let _ = parse_line(line);
     }
     let array = Array::in_memory();
-    let mut out = String::new();
-    let (_, err) = Session::new(&array).run(&text, &mut out);
-    if let Some(e) = err {
+    let run = Session::new(&array).execute(&text);
+    let count = text.lines().count();
+    let mut last = 0;
+    for l in &run.lines {
         assert!(
-            e.line >= 1 && e.line <= text.lines().count(),
-            "line {} of {}",
-            e.line,
-            text.lines().count()
+            l.line > last && l.line <= count,
+            "line {} after {last}, of {count}",
+            l.line
         );
+        last = l.line;
+        if let Err(e) = &l.outcome {
+            assert_eq!(e.line, l.line);
+        }
     }
+    if let Some(stop) = run.stopped_at {
+        assert_eq!(Some(stop), run.lines.last().map(|l| l.line));
+    }
+    assert_eq!(
+        run.exit_code != ExitCode::Ok,
+        run.stopping_error().is_some(),
+        "{run:?}"
+    );
+    let _ = run.render_text();
 }
