@@ -39,6 +39,7 @@ pub use device::{BlockDevice, Discard, FileDevice, MemDevice, Resize};
 pub use error::{report as error_report, Error, ErrorKind, Result};
 pub use volume::{
     DeleteReason, DiffFullPolicy, Durability, Event, Progress, RevertProgress, Snapshot,
-    SnapshotId, SnapshotInfo, SnapshotOptions, SplitProgress, ThawOutcome, Volume, VolumeConfig,
-    VolumeStats, MAX_BLOCK_SIZE, MAX_METADATA, MAX_VOLUME_LEN, MIN_BLOCK_SIZE,
+    SnapshotId, SnapshotInfo, SnapshotOptions, SnapshotSplit, SplitFile, SplitProgress,
+    ThawOutcome, Volume, VolumeConfig, VolumeStats, MAX_BLOCK_SIZE, MAX_METADATA, MAX_VOLUME_LEN,
+    MIN_BLOCK_SIZE,
 };

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use cow_engine::events::Delivery;
 use cow_engine::{
     BlockDevice, DeleteReason, DiffFullPolicy, ErrorKind, Event, MemDevice, Progress,
-    SnapshotOptions, ThawOutcome, Volume, VolumeConfig, MAX_VOLUME_LEN,
+    SnapshotOptions, SplitFile, ThawOutcome, Volume, VolumeConfig, MAX_VOLUME_LEN,
 };
 
 const BS: u64 = 4096;
@@ -1003,4 +1003,89 @@ fn revert_and_split_publish_progress_as_they_run() {
         })
         .collect();
     assert_eq!(dones, [1024, 2048, 3072, blocks]);
+}
+
+/// The engine lays out a stacked volume's directory and makes it stand alone: the array above
+/// names only directories (it used to name the engine's files and rewrite the directory itself).
+#[test]
+fn a_stacked_volume_lives_in_its_own_directory_and_splits_to_stand_alone() {
+    let blocks = 2 * 1024 + 100;
+    let tmp = tempfile::tempdir().unwrap();
+    let base = Volume::create(
+        tmp.path().join("base"),
+        blocks * BS,
+        VolumeConfig::default(),
+    )
+    .unwrap();
+    for b in 0..blocks {
+        fill(&base, b, 1);
+    }
+    let s = base.create_snapshot(SnapshotOptions::writable()).unwrap();
+    let origin: Arc<dyn BlockDevice> = Arc::new(base.snapshot(s).unwrap());
+    let dir = tmp.path().join("lun");
+    let lun = Volume::create_stacked(&dir, origin.clone(), VolumeConfig::default()).unwrap();
+    assert!(!Volume::stands_alone(&dir));
+    // Writes to the stacked volume land in the snapshot, not in the base volume.
+    fill(&lun, 3, 2);
+    assert_eq!(block_of(&base, 3), vec![1u8; BS as usize]);
+    assert_eq!(block_of(origin.as_ref(), 3), vec![2u8; BS as usize]);
+    // It has snapshots of its own, persisted in its directory.
+    let own = lun.create_snapshot(SnapshotOptions::default()).unwrap();
+    fill(&lun, 4, 3);
+    assert_eq!(
+        Volume::open_stacked(&dir, origin.clone())
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Busy,
+        "one owner at a time"
+    );
+    drop(lun);
+    let lun = Volume::open_stacked(&dir, origin.clone()).unwrap();
+    assert_eq!(
+        block_of(&lun.snapshot(own).unwrap(), 4),
+        vec![1u8; BS as usize]
+    );
+    assert_eq!(block_of(&lun, 4), vec![3u8; BS as usize]);
+    let image = all(&lun);
+    // The split, cancelled at its first progress step (or finishing first), then resumed.
+    let events = base.subscribe();
+    let prog = Progress::new();
+    let first = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            if let Some(Delivery::Event(Event::SplitProgress { .. })) = events.recv() {
+                prog.cancel();
+            }
+        });
+        base.split_stacked(s, &dir, &prog)
+    });
+    if let Err(e) = first {
+        assert_eq!(e.kind(), ErrorKind::Cancelled);
+        assert!(
+            Volume::stands_alone(&dir),
+            "the partial origin is kept for the resume"
+        );
+        base.split_stacked(s, &dir, &Progress::new()).unwrap();
+    }
+    assert_eq!(base.snapshot(s).unwrap_err().kind(), ErrorKind::NotFound);
+    drop((lun, origin));
+    assert!(Volume::stands_alone(&dir));
+    let alone = Volume::open(&dir).unwrap();
+    assert_eq!(all(&alone), image);
+    assert_eq!(
+        block_of(&alone.snapshot(own).unwrap(), 4),
+        vec![1u8; BS as usize]
+    );
+    // A split to a new file refuses an existing one and never writes over it.
+    let t = base.create_snapshot(SnapshotOptions::default()).unwrap();
+    let taken = tmp.path().join("taken.img");
+    std::fs::write(&taken, b"mine").unwrap();
+    let e = base
+        .split_to_file(t, &taken, SplitFile::CreateNew)
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::AlreadyExists);
+    assert_eq!(std::fs::read(&taken).unwrap(), b"mine");
+    let out = tmp.path().join("t.img");
+    let split = base.split_to_file(t, &out, SplitFile::CreateNew).unwrap();
+    split.run(&Progress::new()).unwrap();
+    assert_eq!(std::fs::read(&out).unwrap(), all(&base));
 }

@@ -8,7 +8,7 @@ use std::ffi::{c_char, c_void};
 use std::time::Duration;
 
 use cow_engine::{
-    DiffFullPolicy, Durability, FileDevice, Progress, SnapshotOptions, Volume, VolumeConfig,
+    DiffFullPolicy, Durability, Progress, SnapshotOptions, SplitFile, Volume, VolumeConfig,
 };
 
 use crate::async_op::umbra_async;
@@ -650,25 +650,8 @@ pub unsafe extern "C" fn umbra_snapshot_split_async(
         // SAFETY: `dest_path` is NULL or NUL-terminated, per this function's contract.
         let path = unsafe { c_path(dest_path, "dest_path") }?;
         let out = out_ptr(out_op, "out_op")?;
-        let len = v.vol.snapshot_info(snapshot)?.len;
-        let dest = FileDevice::create(&path, len)?;
-        let started = (|| -> FfiResult<umbra_async> {
-            // A new file, so the split starts from block 0 (an interrupted one's progress belongs
-            // to the file it wrote).
-            v.vol.restart_split(snapshot)?;
-            cow_engine::fs::sync_parent_dir(&path)?;
-            let volume = v.vol.clone();
-            Ok(umbra_async::spawn(move |p| {
-                volume.split_snapshot(snapshot, &dest, p)
-            }))
-        })();
-        let op = match started {
-            Ok(op) => op,
-            Err(e) => {
-                let _ = std::fs::remove_file(&path);
-                return Err(e);
-            }
-        };
+        let split = v.vol.split_to_file(snapshot, &path, SplitFile::CreateNew)?;
+        let op = umbra_async::spawn(move |p| split.run(p));
         // SAFETY: `out` is non-NULL and writable per this function's contract.
         unsafe { write_out(out, into_handle(op)) };
         Ok(())

@@ -71,22 +71,62 @@ fn lock_file(path: &Path) -> Result<File> {
     }
 }
 
+/// Makes sure `dir` is an empty directory, creating it if missing (its parent must exist).
+fn prepare_empty_dir(dir: &Path) -> Result<()> {
+    match std::fs::read_dir(dir) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                return Err(Error::new(
+                    ErrorKind::AlreadyExists,
+                    "volume directory exists and is not empty",
+                )
+                .with_path(dir));
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir(dir)
+            .map_err(|e| Error::io("cannot create volume directory", e).with_path(dir))?,
+        Err(e) => return Err(Error::io("cannot read volume directory", e).with_path(dir)),
+    }
+    Ok(())
+}
+
+/// Checks that `dir` is a directory (a missing one is NotFound, a file InvalidArgument).
+fn check_is_dir(dir: &Path) -> Result<()> {
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(Error::new(
+            ErrorKind::InvalidArgument,
+            "not a volume directory: the path is a file",
+        )
+        .with_path(dir)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(Error::new(ErrorKind::NotFound, "no volume directory").with_path(dir))
+        }
+        Err(e) => Err(Error::io("cannot read volume directory", e).with_path(dir)),
+    }
+}
+
+/// Opens the device file `name` of volume directory `dir`; a missing one is Corrupt.
+fn open_member(dir: &Path, name: &str) -> Result<Arc<dyn BlockDevice>> {
+    let p: PathBuf = dir.join(name);
+    Ok(Arc::new(FileDevice::open(&p).map_err(|e| {
+        if e.kind() == ErrorKind::NotFound {
+            Error::new(ErrorKind::Corrupt, format!("volume directory lacks {name}")).with_path(&p)
+        } else {
+            e
+        }
+    })?))
+}
+
+/// The path of the origin file of the volume in `dir` (present unless the volume is stacked on
+/// another device).
+pub(crate) fn origin_path(dir: &Path) -> PathBuf {
+    dir.join(ORIGIN_FILE)
+}
+
 impl Store {
     pub(crate) fn create_dir(dir: &Path, size: u64, config: &VolumeConfig) -> Result<Store> {
-        match std::fs::read_dir(dir) {
-            Ok(mut entries) => {
-                if entries.next().is_some() {
-                    return Err(Error::new(
-                        ErrorKind::AlreadyExists,
-                        "volume directory exists and is not empty",
-                    )
-                    .with_path(dir));
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir(dir)
-                .map_err(|e| Error::io("cannot create volume directory", e).with_path(dir))?,
-            Err(e) => return Err(Error::io("cannot read volume directory", e).with_path(dir)),
-        }
+        prepare_empty_dir(dir)?;
         let origin = Arc::new(FileDevice::create(dir.join(ORIGIN_FILE), size)?);
         let diff = Arc::new(FileDevice::create(dir.join(DIFF_FILE), 0)?);
         let j0 = Arc::new(FileDevice::create(dir.join(JOURNAL_FILES[0]), 0)?);
@@ -97,35 +137,56 @@ impl Store {
         Ok(store)
     }
 
-    pub(crate) fn open_dir(dir: &Path) -> Result<Store> {
-        match std::fs::metadata(dir) {
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => {
-                return Err(Error::new(
-                    ErrorKind::InvalidArgument,
-                    "not a volume directory: the path is a file",
-                )
-                .with_path(dir))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::new(ErrorKind::NotFound, "no volume directory").with_path(dir))
-            }
-            Err(e) => return Err(Error::io("cannot read volume directory", e).with_path(dir)),
+    /// Creates a volume in `dir` whose origin is `origin` (another volume's snapshot, say): the
+    /// directory holds its diff area and journals, no origin file.
+    pub(crate) fn create_stacked_dir(
+        dir: &Path,
+        origin: Arc<dyn BlockDevice>,
+        config: &VolumeConfig,
+    ) -> Result<Store> {
+        prepare_empty_dir(dir)?;
+        let diff = Arc::new(FileDevice::create(dir.join(DIFF_FILE), 0)?);
+        let j0 = Arc::new(FileDevice::create(dir.join(JOURNAL_FILES[0]), 0)?);
+        let j1 = Arc::new(FileDevice::create(dir.join(JOURNAL_FILES[1]), 0)?);
+        let lock = lock_file(&dir.join(DIFF_FILE))?;
+        let store = Store::format(origin, diff, [j0, j1], Some(lock), config)?;
+        crate::fs::sync_dir(dir)?;
+        Ok(store)
+    }
+
+    /// Opens a volume created by [`Store::create_stacked_dir`] over the same `origin`.
+    pub(crate) fn open_stacked_dir(dir: &Path, origin: Arc<dyn BlockDevice>) -> Result<Store> {
+        check_is_dir(dir)?;
+        if origin_path(dir).exists() {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "the volume has an origin file of its own (it was split): open it alone",
+            )
+            .with_path(dir));
         }
-        let open = |name: &str| -> Result<Arc<dyn BlockDevice>> {
-            let p: PathBuf = dir.join(name);
-            Ok(Arc::new(FileDevice::open(&p).map_err(|e| {
-                if e.kind() == ErrorKind::NotFound {
-                    Error::new(ErrorKind::Corrupt, format!("volume directory lacks {name}"))
-                        .with_path(&p)
-                } else {
-                    e
-                }
-            })?))
-        };
-        let origin = open(ORIGIN_FILE)?;
-        let diff = open(DIFF_FILE)?;
-        let journals = [open(JOURNAL_FILES[0])?, open(JOURNAL_FILES[1])?];
+        let diff = open_member(dir, DIFF_FILE)?;
+        let journals = [
+            open_member(dir, JOURNAL_FILES[0])?,
+            open_member(dir, JOURNAL_FILES[1])?,
+        ];
+        let lock = lock_file(&dir.join(DIFF_FILE))?;
+        Store::open(origin, diff, journals, Some(lock)).map_err(|e| {
+            if e.path().is_none() {
+                e.with_path(dir)
+            } else {
+                e
+            }
+        })
+    }
+
+    pub(crate) fn open_dir(dir: &Path) -> Result<Store> {
+        check_is_dir(dir)?;
+        let origin = open_member(dir, ORIGIN_FILE)?;
+        let diff = open_member(dir, DIFF_FILE)?;
+        let journals = [
+            open_member(dir, JOURNAL_FILES[0])?,
+            open_member(dir, JOURNAL_FILES[1])?,
+        ];
         let lock = lock_file(&dir.join(DIFF_FILE))?;
         Store::open(origin, diff, journals, Some(lock)).map_err(|e| {
             if e.path().is_none() {

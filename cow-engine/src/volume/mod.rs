@@ -11,12 +11,14 @@
 //! delete, grow, freeze) hold it exclusively. Within the shared gate the block maps are lock-free.
 
 mod diff_area;
+mod directory;
 mod gate;
 mod io;
 mod ops;
 mod pending;
 mod snapshot;
 
+pub use directory::{SnapshotSplit, SplitFile};
 pub use ops::{Progress, RevertProgress, SplitProgress};
 pub use snapshot::{Snapshot, SnapshotInfo, SnapshotOptions};
 

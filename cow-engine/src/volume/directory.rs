@@ -1,0 +1,156 @@
+//! Volumes in directories the engine lays out itself: stacked volumes (a volume whose origin is a
+//! snapshot of another volume, with its diff area and journals in a directory of its own) and a
+//! snapshot split out into a file. The file names are the engine's business (docs/format.md);
+//! the layers above name only the directory.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::device::{BlockDevice, FileDevice};
+use crate::error::{Error, ErrorKind, Result};
+use crate::persist::{origin_path, Store};
+
+use super::{SnapshotId, SplitProgress, Volume, VolumeConfig};
+
+impl Volume {
+    /// Creates a persistent volume in directory `dir` (created if missing; an existing non-empty
+    /// one is [`ErrorKind::AlreadyExists`]) whose origin is `origin`, typically a writable
+    /// [`Snapshot`](super::Snapshot) of another volume: the directory holds the new volume's diff
+    /// area and journals, so the stacked volume gets snapshots of its own. Reopen it with
+    /// [`Volume::open_stacked`] over the same origin.
+    pub fn create_stacked(
+        dir: impl AsRef<Path>,
+        origin: Arc<dyn BlockDevice>,
+        config: VolumeConfig,
+    ) -> Result<Volume> {
+        config.validate(origin.len())?;
+        let store = Store::create_stacked_dir(dir.as_ref(), origin, &config)?;
+        Volume::from_store(store, &config)
+    }
+
+    /// Opens a volume made by [`Volume::create_stacked`], over the same origin, recovering its
+    /// persistent snapshots. Once [`Volume::stands_alone`] says the directory has an origin of its
+    /// own (after [`Volume::split_stacked`]), open it with [`Volume::open`] instead.
+    pub fn open_stacked(dir: impl AsRef<Path>, origin: Arc<dyn BlockDevice>) -> Result<Volume> {
+        let store = Store::open_stacked_dir(dir.as_ref(), origin)?;
+        Volume::recover(store)
+    }
+
+    /// True if the volume directory `dir` holds an origin of its own: a volume made by
+    /// [`Volume::create`], or a stacked volume after [`Volume::split_stacked`] completed.
+    pub fn stands_alone(dir: impl AsRef<Path>) -> bool {
+        origin_path(dir.as_ref()).is_file()
+    }
+
+    /// Makes the stacked volume in `dir`, whose origin is snapshot `snapshot` of `self`, stand
+    /// alone: copies the snapshot (its point-in-time image plus its own writes, including those
+    /// made while the copy runs) into the directory as its origin, then deletes the snapshot from
+    /// `self`. Resumable: after a crash or a cancel, calling it again continues where the copy
+    /// stopped. Once it completes, the stacked volume's origin (the snapshot) is gone: drop its
+    /// handle and open the directory with [`Volume::open`] (it now
+    /// [stands alone](Volume::stands_alone)).
+    pub fn split_stacked(
+        &self,
+        snapshot: SnapshotId,
+        dir: impl AsRef<Path>,
+        progress: &SplitProgress,
+    ) -> Result<()> {
+        let split = self.split_to_file(snapshot, origin_path(dir.as_ref()), SplitFile::Resume)?;
+        split.run(progress)
+    }
+
+    /// Prepares a split of snapshot `id` into the file `path` (the snapshot's raw image, standing
+    /// alone once [`SnapshotSplit::run`] completes, when the snapshot is deleted from the volume
+    /// and its diff space freed). Everything that can be checked before the copy is checked here:
+    /// an unknown snapshot is [`ErrorKind::NotFound`], a split of it already running
+    /// [`ErrorKind::Busy`], a file that cannot be created the kind of the OS error. The file's
+    /// directory entry is durable before this returns.
+    pub fn split_to_file(
+        &self,
+        id: SnapshotId,
+        path: impl AsRef<Path>,
+        mode: SplitFile,
+    ) -> Result<SnapshotSplit> {
+        let path = path.as_ref();
+        let len = self.snapshot_info(id)?.len;
+        if mode == SplitFile::Resume {
+            match FileDevice::open(path) {
+                Ok(dest) if dest.len() == len => {
+                    // The interrupted split's file: its progress goes on (a running split of the
+                    // same snapshot is refused when `run` starts).
+                    return Ok(SnapshotSplit {
+                        vol: self.clone(),
+                        id,
+                        dest,
+                        path: path.to_path_buf(),
+                    });
+                }
+                Ok(_) => std::fs::remove_file(path).map_err(|e| {
+                    Error::io("cannot remove a split file of the wrong size", e).with_path(path)
+                })?,
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let dest = FileDevice::create(path, len)?;
+        // A new file: the split starts from block 0 (an interrupted split's progress belongs to
+        // the file it wrote). If it cannot start, the file goes again.
+        let started = self
+            .restart_split(id)
+            .and_then(|()| crate::fs::sync_parent_dir(path));
+        if let Err(e) = started {
+            drop(dest);
+            let _ = std::fs::remove_file(path);
+            return Err(e);
+        }
+        Ok(SnapshotSplit {
+            vol: self.clone(),
+            id,
+            dest,
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+/// What [`Volume::split_to_file`] does with the file at its path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SplitFile {
+    /// The file must not exist ([`ErrorKind::AlreadyExists`] otherwise): the split never writes
+    /// over a file in use, the volume's own included. An interrupted split starts over (remove
+    /// the partial file first).
+    CreateNew,
+    /// A file of the snapshot's size is an interrupted split's: it continues where that stopped.
+    /// A missing file, or one of another size (replaced), starts from block 0.
+    Resume,
+}
+
+/// A split prepared by [`Volume::split_to_file`]: run it (on any thread) to copy.
+pub struct SnapshotSplit {
+    vol: Volume,
+    id: SnapshotId,
+    dest: FileDevice,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SnapshotSplit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotSplit")
+            .field("snapshot", &self.id)
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl SnapshotSplit {
+    /// The file the snapshot is copied into.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Copies the snapshot into the file, flushes it, and deletes the snapshot from the volume
+    /// ([`Volume::split_snapshot`]). Progress and cancellation through `progress`; a cancelled or
+    /// failed split keeps the file and its progress (resume with [`SplitFile::Resume`]).
+    pub fn run(&self, progress: &SplitProgress) -> Result<()> {
+        self.vol.split_snapshot(self.id, &self.dest, progress)
+    }
+}
