@@ -24,7 +24,7 @@
 /** ABI major version of this header: a program needs a library with the same major. */
 #define UMBRA_ABI_MAJOR 1
 /** ABI minor version of this header: a program needs a library with at least this minor. */
-#define UMBRA_ABI_MINOR 2
+#define UMBRA_ABI_MINOR 3
 /** The value umbra_abi_version() returns for a library matching this header exactly. */
 #define UMBRA_ABI_VERSION ((uint32_t)((UMBRA_ABI_MAJOR << 16) | UMBRA_ABI_MINOR))
 
@@ -100,7 +100,7 @@
 
 /**
  * The snapshot id that names the volume's current contents (the origin) in
- * `umbra_changed_blocks`. Snapshot ids start at 1 and are never reused within a volume.
+ * `umbra_snapshot_get_changed_blocks`. Snapshot ids start at 1 and are never reused within a volume.
  */
 #define UMBRA_ORIGIN 0
 
@@ -203,7 +203,7 @@ typedef struct {
     uint64_t size_bytes;
     /**
      * The array-wide default LUN number (VDS `GetLunNumber`); hosts may have their own
-     * (see `umbra_lun_access`).
+     * (see `umbra_lun_get_access`).
      */
     uint32_t lun_number;
     /**
@@ -357,7 +357,7 @@ extern "C" {
 uint32_t umbra_abi_version(void);
 
 /**
- * The library's version as a static NUL-terminated string, e.g. `"1.1.0"`: the ABI version
+ * The library's version as a static NUL-terminated string, e.g. `"1.3.0"`: the ABI version
  * `major.minor` and a patch number. Never NULL; the caller must not free it.
  */
 const char *umbra_version_string(void);
@@ -456,7 +456,17 @@ void umbra_volume_free(umbra_volume *vol);
  * # Safety
  * `vol` is NULL or a live handle; `out_bytes` is NULL or writable.
  */
-umbra_status umbra_volume_size(const umbra_volume *vol, uint64_t *out_bytes);
+umbra_status umbra_volume_get_size(const umbra_volume *vol, uint64_t *out_bytes);
+
+/**
+ * Deprecated alias of `umbra_volume_get_size` (its name before ABI 1.3; a query is `umbra_<object>_get_<what>`).
+ *
+ * # Safety
+ * As `umbra_volume_get_size`.
+ */
+UMBRA_DEPRECATED("use umbra_volume_get_size")
+umbra_status umbra_volume_size(const umbra_volume *vol,
+                               uint64_t *out_bytes);
 
 /**
  * Writes the volume's block size in bytes to `*out_block_size`.
@@ -464,7 +474,17 @@ umbra_status umbra_volume_size(const umbra_volume *vol, uint64_t *out_bytes);
  * # Safety
  * `vol` is NULL or a live handle; `out_block_size` is NULL or writable.
  */
-umbra_status umbra_volume_block_size(const umbra_volume *vol, uint32_t *out_block_size);
+umbra_status umbra_volume_get_block_size(const umbra_volume *vol, uint32_t *out_block_size);
+
+/**
+ * Deprecated alias of `umbra_volume_get_block_size` (its name before ABI 1.3; a query is `umbra_<object>_get_<what>`).
+ *
+ * # Safety
+ * As `umbra_volume_get_block_size`.
+ */
+UMBRA_DEPRECATED("use umbra_volume_get_block_size")
+umbra_status umbra_volume_block_size(const umbra_volume *vol,
+                                     uint32_t *out_block_size);
 
 /**
  * Reads `len` bytes of the volume at `offset` (any alignment) into `buf`. Past the end is
@@ -516,6 +536,17 @@ umbra_status umbra_volume_grow(umbra_volume *vol, uint64_t new_size_bytes);
  * # Safety
  * `vol` is NULL or a live handle; both out-parameters are NULL or writable.
  */
+umbra_status umbra_volume_get_diff_usage(const umbra_volume *vol,
+                                         uint64_t *out_used_bytes,
+                                         uint64_t *out_limit_bytes);
+
+/**
+ * Deprecated alias of `umbra_volume_get_diff_usage` (its name before ABI 1.3; a query is `umbra_<object>_get_<what>`).
+ *
+ * # Safety
+ * As `umbra_volume_get_diff_usage`.
+ */
+UMBRA_DEPRECATED("use umbra_volume_get_diff_usage")
 umbra_status umbra_volume_diff_usage(const umbra_volume *vol,
                                      uint64_t *out_used_bytes,
                                      uint64_t *out_limit_bytes);
@@ -618,16 +649,18 @@ umbra_status umbra_volume_revert(umbra_volume *vol, uint64_t snapshot);
 umbra_status umbra_volume_revert_async(umbra_volume *vol, uint64_t snapshot, umbra_async **out_op);
 
 /**
- * Copies snapshot `snapshot` (its point-in-time image plus its own writes) into a new file
- * `dest_path` in the background, then deletes it from the volume: the file is left a standalone
- * raw image of the snapshot, and the diff space it held is freed. Writes to the snapshot while
- * the copy runs are copied too. The file must not exist: it is created with the snapshot's size
- * (and its directory entry made durable) before any work starts, so the split never writes over
- * a file in use, the volume's own included. An interrupted split (crash or `umbra_async_cancel`)
- * starts over: remove the partial file and call this again. Follow it with `*out_op` (wait,
- * percent, cancel; free it with `umbra_async_free`); the handle keeps the volume alive.
+ * Moves snapshot `snapshot` out of the volume into a new file `dest_path`, in the background:
+ * copies its point-in-time image plus its own writes into the file, then deletes it from the
+ * volume. The file is left a standalone raw image of the snapshot, and the diff space it held is
+ * freed. Writes to the snapshot while the copy runs are copied too. The file must not exist: it
+ * is created with the snapshot's size (and its directory entry made durable) before any work
+ * starts, so the move never writes over a file in use, the volume's own included. An interrupted
+ * move (crash or `umbra_async_cancel`) starts over: remove the partial file and call this again.
+ * Follow it with `*out_op` (wait, percent, cancel; free it with `umbra_async_free`); the handle
+ * keeps the volume alive. (Named `umbra_snapshot_split_async` before ABI 1.3; "split" now only
+ * means a snapshot LUN split from its source, `umbra_lun_split_async`.)
  *
- * Checked before any work starts: an unknown snapshot is `UMBRA_E_NOT_FOUND`; a split of the same
+ * Checked before any work starts: an unknown snapshot is `UMBRA_E_NOT_FOUND`; a move of the same
  * snapshot already running `UMBRA_E_BUSY`; a file that cannot be created the status of the
  * OS error (`UMBRA_E_ALREADY_EXISTS` if it exists, `UMBRA_E_NOT_FOUND` if its directory does not,
  * else `UMBRA_E_IO`).
@@ -636,6 +669,18 @@ umbra_status umbra_volume_revert_async(umbra_volume *vol, uint64_t snapshot, umb
  * `vol` is NULL or a live handle; `dest_path` is NULL or a NUL-terminated string; `out_op` is
  * NULL or writable.
  */
+umbra_status umbra_snapshot_move_to_file_async(umbra_volume *vol,
+                                               uint64_t snapshot,
+                                               const char *dest_path,
+                                               umbra_async **out_op);
+
+/**
+ * Deprecated alias of `umbra_snapshot_move_to_file_async` (its name before ABI 1.3; "split" is kept for a snapshot LUN split from its source, `umbra_lun_split_async`).
+ *
+ * # Safety
+ * As `umbra_snapshot_move_to_file_async`.
+ */
+UMBRA_DEPRECATED("use umbra_snapshot_move_to_file_async")
 umbra_status umbra_snapshot_split_async(umbra_volume *vol,
                                         uint64_t snapshot,
                                         const char *dest_path,
@@ -708,6 +753,20 @@ umbra_status umbra_snapshot_set_pinned(umbra_volume *vol, uint64_t snapshot, boo
  * `vol` is NULL or a live handle; `blocks` is NULL or points to `cap` writable `uint64_t`s;
  * `out_count` is NULL or writable.
  */
+umbra_status umbra_snapshot_get_changed_blocks(const umbra_volume *vol,
+                                               uint64_t from,
+                                               uint64_t to,
+                                               uint64_t *blocks,
+                                               size_t cap,
+                                               size_t *out_count);
+
+/**
+ * Deprecated alias of `umbra_snapshot_get_changed_blocks` (its name before ABI 1.3; every name starts with its object, here the snapshots compared; a query is `_get_`).
+ *
+ * # Safety
+ * As `umbra_snapshot_get_changed_blocks`.
+ */
+UMBRA_DEPRECATED("use umbra_snapshot_get_changed_blocks")
 umbra_status umbra_changed_blocks(const umbra_volume *vol,
                                   uint64_t from,
                                   uint64_t to,
@@ -750,12 +809,22 @@ umbra_status umbra_array_open(const char *pool_dir, umbra_array **out);
 
 /**
  * Writes the array's block size in bytes to `*out_block_size`: LUN sizes are multiples of it, and
- * `umbra_lun_changed_blocks` counts in it.
+ * `umbra_lun_get_changed_blocks` counts in it.
  *
  * # Safety
  * `array` is NULL or a live handle; `out_block_size` is NULL or writable.
  */
-umbra_status umbra_array_block_size(umbra_array *array, uint32_t *out_block_size);
+umbra_status umbra_array_get_block_size(const umbra_array *array, uint32_t *out_block_size);
+
+/**
+ * Deprecated alias of `umbra_array_get_block_size` (its name before ABI 1.3; a query is `umbra_<object>_get_<what>`).
+ *
+ * # Safety
+ * As `umbra_array_get_block_size`.
+ */
+UMBRA_DEPRECATED("use umbra_array_get_block_size")
+umbra_status umbra_array_block_size(umbra_array *array,
+                                    uint32_t *out_block_size);
 
 /**
  * Closes the array (its pool stays on disk). Waits for the array's notification thread to deliver
@@ -826,7 +895,7 @@ umbra_status umbra_lun_remove_from_mask(umbra_array *array, const char *name, co
  * `array` is NULL or a live handle; `name` is NULL or NUL-terminated; `buf` is NULL or `len`
  * writable bytes; `out_len` is NULL or writable.
  */
-umbra_status umbra_lun_get_mask(umbra_array *array,
+umbra_status umbra_lun_get_mask(const umbra_array *array,
                                 const char *name,
                                 char *buf,
                                 size_t len,
@@ -839,7 +908,7 @@ umbra_status umbra_lun_get_mask(umbra_array *array,
  * `array` is NULL or a live handle; `name` and `initiator` are NULL or NUL-terminated;
  * `out_visible` is NULL or writable.
  */
-umbra_status umbra_lun_is_visible(umbra_array *array,
+umbra_status umbra_lun_is_visible(const umbra_array *array,
                                   const char *name,
                                   const char *initiator,
                                   bool *out_visible);
@@ -852,6 +921,19 @@ umbra_status umbra_lun_is_visible(umbra_array *array,
  * `array` is NULL or a live handle; `name` and `initiator` are NULL or NUL-terminated; the
  * out-parameters are NULL or writable.
  */
+umbra_status umbra_lun_get_access(const umbra_array *array,
+                                  const char *name,
+                                  const char *initiator,
+                                  uint32_t *out_access,
+                                  uint32_t *out_lun_number);
+
+/**
+ * Deprecated alias of `umbra_lun_get_access` (its name before ABI 1.3; a query is `umbra_<object>_get_<what>`).
+ *
+ * # Safety
+ * As `umbra_lun_get_access`.
+ */
+UMBRA_DEPRECATED("use umbra_lun_get_access")
 umbra_status umbra_lun_access(umbra_array *array,
                               const char *name,
                               const char *initiator,
@@ -879,6 +961,19 @@ umbra_status umbra_lun_set_host_number(umbra_array *array,
  * `array` is NULL or a live handle; `name` is NULL or NUL-terminated; `buf` is NULL or `len`
  * writable bytes; `out_len` is NULL or writable.
  */
+umbra_status umbra_lun_get_hosts(const umbra_array *array,
+                                 const char *name,
+                                 char *buf,
+                                 size_t len,
+                                 size_t *out_len);
+
+/**
+ * Deprecated alias of `umbra_lun_get_hosts` (its name before ABI 1.3; a query is `umbra_<object>_get_<what>`, as `umbra_lun_get_mask` beside it).
+ *
+ * # Safety
+ * As `umbra_lun_get_hosts`.
+ */
+UMBRA_DEPRECATED("use umbra_lun_get_hosts")
 umbra_status umbra_lun_hosts(umbra_array *array,
                              const char *name,
                              char *buf,
@@ -893,6 +988,19 @@ umbra_status umbra_lun_hosts(umbra_array *array,
  * `array` is NULL or a live handle; `initiator` is NULL or NUL-terminated; `buf` is NULL or `len`
  * writable bytes; `out_len` is NULL or writable.
  */
+umbra_status umbra_initiator_get_luns(const umbra_array *array,
+                                      const char *initiator,
+                                      char *buf,
+                                      size_t len,
+                                      size_t *out_len);
+
+/**
+ * Deprecated alias of `umbra_initiator_get_luns` (its name before ABI 1.3; every name starts with its object, here the initiator; a query is `_get_`).
+ *
+ * # Safety
+ * As `umbra_initiator_get_luns`.
+ */
+UMBRA_DEPRECATED("use umbra_initiator_get_luns")
 umbra_status umbra_host_view(umbra_array *array,
                              const char *initiator,
                              char *buf,
@@ -907,7 +1015,7 @@ umbra_status umbra_host_view(umbra_array *array,
  * `array` is NULL or a live handle; `buf` is NULL or `len` writable bytes; `out_len` is NULL or
  * writable.
  */
-umbra_status umbra_lun_list(umbra_array *array, char *buf, size_t len, size_t *out_len);
+umbra_status umbra_lun_list(const umbra_array *array, char *buf, size_t len, size_t *out_len);
 
 /**
  * Writes LUN `name`'s properties to `*out_info`.
@@ -916,7 +1024,9 @@ umbra_status umbra_lun_list(umbra_array *array, char *buf, size_t len, size_t *o
  * `array` is NULL or a live handle; `name` is NULL or NUL-terminated; `out_info` is NULL or
  * writable.
  */
-umbra_status umbra_lun_get_info(umbra_array *array, const char *name, umbra_lun_info *out_info);
+umbra_status umbra_lun_get_info(const umbra_array *array,
+                                const char *name,
+                                umbra_lun_info *out_info);
 
 /**
  * Copies the name of the LUN that snapshot LUN `name` is a snapshot of into `buf` (`""` for a LUN
@@ -926,7 +1036,7 @@ umbra_status umbra_lun_get_info(umbra_array *array, const char *name, umbra_lun_
  * `array` is NULL or a live handle; `name` is NULL or NUL-terminated; `buf` is NULL or `len`
  * writable bytes; `out_len` is NULL or writable.
  */
-umbra_status umbra_lun_get_source(umbra_array *array,
+umbra_status umbra_lun_get_source(const umbra_array *array,
                                   const char *name,
                                   char *buf,
                                   size_t len,
@@ -944,6 +1054,20 @@ umbra_status umbra_lun_get_source(umbra_array *array,
  * `array` is NULL or a live handle; `from` and `to` are NULL or NUL-terminated; `blocks` is NULL
  * or points to `cap` writable `uint64_t`s; `out_count` is NULL or writable.
  */
+umbra_status umbra_lun_get_changed_blocks(const umbra_array *array,
+                                          const char *from,
+                                          const char *to,
+                                          uint64_t *blocks,
+                                          size_t cap,
+                                          size_t *out_count);
+
+/**
+ * Deprecated alias of `umbra_lun_get_changed_blocks` (its name before ABI 1.3; a query is `umbra_<object>_get_<what>`, as `umbra_snapshot_get_changed_blocks` of a volume).
+ *
+ * # Safety
+ * As `umbra_lun_get_changed_blocks`.
+ */
+UMBRA_DEPRECATED("use umbra_lun_get_changed_blocks")
 umbra_status umbra_lun_changed_blocks(umbra_array *array,
                                       const char *from,
                                       const char *to,
@@ -1081,7 +1205,7 @@ umbra_status umbra_group_delete(umbra_array *array, const char *group);
  * `array` is NULL or a live handle; `group` is NULL or NUL-terminated; `buf` is NULL or `len`
  * writable bytes; `out_len` is NULL or writable.
  */
-umbra_status umbra_group_get(umbra_array *array,
+umbra_status umbra_group_get(const umbra_array *array,
                              const char *group,
                              char *buf,
                              size_t len,
@@ -1095,7 +1219,7 @@ umbra_status umbra_group_get(umbra_array *array,
  * `array` is NULL or a live handle; `buf` is NULL or `len` writable bytes; `out_len` is NULL or
  * writable.
  */
-umbra_status umbra_group_list(umbra_array *array, char *buf, size_t len, size_t *out_len);
+umbra_status umbra_group_list(const umbra_array *array, char *buf, size_t len, size_t *out_len);
 
 /**
  * Calls `callback(ctx, kind, subject, json)` on the array's notification thread for every change
@@ -1148,7 +1272,17 @@ umbra_status umbra_async_wait_timeout(umbra_async *op, uint64_t timeout_ms);
  * # Safety
  * `op` is NULL or a live handle; `out_percent` is NULL or writable.
  */
-umbra_status umbra_async_percent(const umbra_async *op, uint32_t *out_percent);
+umbra_status umbra_async_get_percent(const umbra_async *op, uint32_t *out_percent);
+
+/**
+ * Deprecated alias of `umbra_async_get_percent` (ABI 1.0 name; queries are `_get_`).
+ *
+ * # Safety
+ * As `umbra_async_get_percent`.
+ */
+UMBRA_DEPRECATED("use umbra_async_get_percent")
+umbra_status umbra_async_percent(const umbra_async *op,
+                                 uint32_t *out_percent);
 
 /**
  * Asks the operation to stop at its next step. It may be too late (the operation then finishes

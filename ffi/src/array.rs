@@ -50,7 +50,7 @@ pub struct umbra_lun_info {
     /// Size in bytes.
     pub size_bytes: u64,
     /// The array-wide default LUN number (VDS `GetLunNumber`); hosts may have their own
-    /// (see `umbra_lun_access`).
+    /// (see `umbra_lun_get_access`).
     pub lun_number: u32,
     /// `VDS_LUN_STATUS`: `UMBRA_LUN_STATUS_ONLINE` or `UMBRA_LUN_STATUS_OFFLINE`.
     pub status: u32,
@@ -178,16 +178,16 @@ pub unsafe extern "C" fn umbra_array_open(
 }
 
 /// Writes the array's block size in bytes to `*out_block_size`: LUN sizes are multiples of it, and
-/// `umbra_lun_changed_blocks` counts in it.
+/// `umbra_lun_get_changed_blocks` counts in it.
 ///
 /// # Safety
 /// `array` is NULL or a live handle; `out_block_size` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn umbra_array_block_size(
-    array: *mut umbra_array,
+pub unsafe extern "C" fn umbra_array_get_block_size(
+    array: *const umbra_array,
     out_block_size: *mut u32,
 ) -> umbra_status {
-    ffi_boundary!("umbra_array_block_size", {
+    ffi_boundary!("umbra_array_get_block_size", {
         // SAFETY: `array` is NULL or a live handle, per this function's contract.
         let a = unsafe { handle(array, "array") }?;
         let out = out_ptr(out_block_size, "out_block_size")?;
@@ -195,6 +195,25 @@ pub unsafe extern "C" fn umbra_array_block_size(
         unsafe { write_out(out, a.array.block_size()) };
         Ok(())
     })
+}
+
+/// Deprecated alias of `umbra_array_get_block_size` (its name before ABI 1.3; a query is `umbra_<object>_get_<what>`).
+///
+/// # Safety
+/// As `umbra_array_get_block_size`.
+#[deprecated(note = "use umbra_array_get_block_size")]
+#[no_mangle]
+pub unsafe extern "C" fn umbra_array_block_size(
+    array: *mut umbra_array,
+    out_block_size: *mut u32,
+) -> umbra_status {
+    ffi_boundary!(
+        "umbra_array_block_size",
+        alias = {
+            // SAFETY: this function's contract is `umbra_array_get_block_size`'s; the arguments are forwarded unchanged.
+            unsafe { umbra_array_get_block_size(array, out_block_size) }
+        }
+    )
 }
 
 /// Closes the array (its pool stays on disk). Waits for the array's notification thread to deliver
@@ -341,7 +360,7 @@ pub unsafe extern "C" fn umbra_lun_remove_from_mask(
 /// writable bytes; `out_len` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn umbra_lun_get_mask(
-    array: *mut umbra_array,
+    array: *const umbra_array,
     name: *const c_char,
     buf: *mut c_char,
     len: usize,
@@ -363,7 +382,7 @@ pub unsafe extern "C" fn umbra_lun_get_mask(
 /// `out_visible` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn umbra_lun_is_visible(
-    array: *mut umbra_array,
+    array: *const umbra_array,
     name: *const c_char,
     initiator: *const c_char,
     out_visible: *mut bool,
@@ -392,14 +411,14 @@ pub unsafe extern "C" fn umbra_lun_is_visible(
 /// `array` is NULL or a live handle; `name` and `initiator` are NULL or NUL-terminated; the
 /// out-parameters are NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn umbra_lun_access(
-    array: *mut umbra_array,
+pub unsafe extern "C" fn umbra_lun_get_access(
+    array: *const umbra_array,
     name: *const c_char,
     initiator: *const c_char,
     out_access: *mut u32,
     out_lun_number: *mut u32,
 ) -> umbra_status {
-    ffi_boundary!("umbra_lun_access", {
+    ffi_boundary!("umbra_lun_get_access", {
         // SAFETY: the pointers are NULL or valid, per this function's contract.
         let (a, name, host) = unsafe {
             (
@@ -427,6 +446,28 @@ pub unsafe extern "C" fn umbra_lun_access(
         }
         Ok(())
     })
+}
+
+/// Deprecated alias of `umbra_lun_get_access` (its name before ABI 1.3; a query is `umbra_<object>_get_<what>`).
+///
+/// # Safety
+/// As `umbra_lun_get_access`.
+#[deprecated(note = "use umbra_lun_get_access")]
+#[no_mangle]
+pub unsafe extern "C" fn umbra_lun_access(
+    array: *mut umbra_array,
+    name: *const c_char,
+    initiator: *const c_char,
+    out_access: *mut u32,
+    out_lun_number: *mut u32,
+) -> umbra_status {
+    ffi_boundary!(
+        "umbra_lun_access",
+        alias = {
+            // SAFETY: this function's contract is `umbra_lun_get_access`'s; the arguments are forwarded unchanged.
+            unsafe { umbra_lun_get_access(array, name, initiator, out_access, out_lun_number) }
+        }
+    )
 }
 
 /// Sets the LUN number (0 to 16383) at which `initiator` sees LUN `name`; a number the host already
@@ -463,14 +504,14 @@ pub unsafe extern "C" fn umbra_lun_set_host_number(
 /// `array` is NULL or a live handle; `name` is NULL or NUL-terminated; `buf` is NULL or `len`
 /// writable bytes; `out_len` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn umbra_lun_hosts(
-    array: *mut umbra_array,
+pub unsafe extern "C" fn umbra_lun_get_hosts(
+    array: *const umbra_array,
     name: *const c_char,
     buf: *mut c_char,
     len: usize,
     out_len: *mut usize,
 ) -> umbra_status {
-    ffi_boundary!("umbra_lun_hosts", {
+    ffi_boundary!("umbra_lun_get_hosts", {
         // SAFETY: the pointers are NULL or valid, per this function's contract.
         let (a, name) = unsafe { (handle(array, "array")?, lun_name(name, "name")?) };
         let text = match a.array.lun_hosts(name)? {
@@ -496,6 +537,28 @@ pub unsafe extern "C" fn umbra_lun_hosts(
     })
 }
 
+/// Deprecated alias of `umbra_lun_get_hosts` (its name before ABI 1.3; a query is `umbra_<object>_get_<what>`, as `umbra_lun_get_mask` beside it).
+///
+/// # Safety
+/// As `umbra_lun_get_hosts`.
+#[deprecated(note = "use umbra_lun_get_hosts")]
+#[no_mangle]
+pub unsafe extern "C" fn umbra_lun_hosts(
+    array: *mut umbra_array,
+    name: *const c_char,
+    buf: *mut c_char,
+    len: usize,
+    out_len: *mut usize,
+) -> umbra_status {
+    ffi_boundary!(
+        "umbra_lun_hosts",
+        alias = {
+            // SAFETY: this function's contract is `umbra_lun_get_hosts`'s; the arguments are forwarded unchanged.
+            unsafe { umbra_lun_get_hosts(array, name, buf, len, out_len) }
+        }
+    )
+}
+
 /// Copies the names of the LUNs `initiator` sees, sorted and `;`-joined, into `buf` (string output
 /// convention as `umbra_lun_get_mask`).
 ///
@@ -503,14 +566,14 @@ pub unsafe extern "C" fn umbra_lun_hosts(
 /// `array` is NULL or a live handle; `initiator` is NULL or NUL-terminated; `buf` is NULL or `len`
 /// writable bytes; `out_len` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn umbra_host_view(
-    array: *mut umbra_array,
+pub unsafe extern "C" fn umbra_initiator_get_luns(
+    array: *const umbra_array,
     initiator: *const c_char,
     buf: *mut c_char,
     len: usize,
     out_len: *mut usize,
 ) -> umbra_status {
-    ffi_boundary!("umbra_host_view", {
+    ffi_boundary!("umbra_initiator_get_luns", {
         // SAFETY: the pointers are NULL or valid, per this function's contract.
         let (a, host) = unsafe { (handle(array, "array")?, self::initiator(initiator)?) };
         let mut names: Vec<String> = a
@@ -525,6 +588,28 @@ pub unsafe extern "C" fn umbra_host_view(
     })
 }
 
+/// Deprecated alias of `umbra_initiator_get_luns` (its name before ABI 1.3; every name starts with its object, here the initiator; a query is `_get_`).
+///
+/// # Safety
+/// As `umbra_initiator_get_luns`.
+#[deprecated(note = "use umbra_initiator_get_luns")]
+#[no_mangle]
+pub unsafe extern "C" fn umbra_host_view(
+    array: *mut umbra_array,
+    initiator: *const c_char,
+    buf: *mut c_char,
+    len: usize,
+    out_len: *mut usize,
+) -> umbra_status {
+    ffi_boundary!(
+        "umbra_host_view",
+        alias = {
+            // SAFETY: this function's contract is `umbra_initiator_get_luns`'s; the arguments are forwarded unchanged.
+            unsafe { umbra_initiator_get_luns(array, initiator, buf, len, out_len) }
+        }
+    )
+}
+
 /// Copies the names of every LUN, sorted and `;`-joined, into `buf` (string output convention as
 /// `umbra_lun_get_mask`).
 ///
@@ -533,7 +618,7 @@ pub unsafe extern "C" fn umbra_host_view(
 /// writable.
 #[no_mangle]
 pub unsafe extern "C" fn umbra_lun_list(
-    array: *mut umbra_array,
+    array: *const umbra_array,
     buf: *mut c_char,
     len: usize,
     out_len: *mut usize,
@@ -554,7 +639,7 @@ pub unsafe extern "C" fn umbra_lun_list(
 /// writable.
 #[no_mangle]
 pub unsafe extern "C" fn umbra_lun_get_info(
-    array: *mut umbra_array,
+    array: *const umbra_array,
     name: *const c_char,
     out_info: *mut umbra_lun_info,
 ) -> umbra_status {
@@ -585,7 +670,7 @@ pub unsafe extern "C" fn umbra_lun_get_info(
 /// writable bytes; `out_len` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn umbra_lun_get_source(
-    array: *mut umbra_array,
+    array: *const umbra_array,
     name: *const c_char,
     buf: *mut c_char,
     len: usize,
@@ -611,15 +696,15 @@ pub unsafe extern "C" fn umbra_lun_get_source(
 /// `array` is NULL or a live handle; `from` and `to` are NULL or NUL-terminated; `blocks` is NULL
 /// or points to `cap` writable `uint64_t`s; `out_count` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn umbra_lun_changed_blocks(
-    array: *mut umbra_array,
+pub unsafe extern "C" fn umbra_lun_get_changed_blocks(
+    array: *const umbra_array,
     from: *const c_char,
     to: *const c_char,
     blocks: *mut u64,
     cap: usize,
     out_count: *mut usize,
 ) -> umbra_status {
-    ffi_boundary!("umbra_lun_changed_blocks", {
+    ffi_boundary!("umbra_lun_get_changed_blocks", {
         // SAFETY: the pointers are NULL or valid, per this function's contract.
         let (a, from, to) = unsafe {
             (
@@ -632,6 +717,29 @@ pub unsafe extern "C" fn umbra_lun_changed_blocks(
         // SAFETY: `blocks`/`cap` and `out_count` are as write_list requires, per this contract.
         unsafe { write_list(&list, blocks, cap, out_count, "blocks") }
     })
+}
+
+/// Deprecated alias of `umbra_lun_get_changed_blocks` (its name before ABI 1.3; a query is `umbra_<object>_get_<what>`, as `umbra_snapshot_get_changed_blocks` of a volume).
+///
+/// # Safety
+/// As `umbra_lun_get_changed_blocks`.
+#[deprecated(note = "use umbra_lun_get_changed_blocks")]
+#[no_mangle]
+pub unsafe extern "C" fn umbra_lun_changed_blocks(
+    array: *mut umbra_array,
+    from: *const c_char,
+    to: *const c_char,
+    blocks: *mut u64,
+    cap: usize,
+    out_count: *mut usize,
+) -> umbra_status {
+    ffi_boundary!(
+        "umbra_lun_changed_blocks",
+        alias = {
+            // SAFETY: this function's contract is `umbra_lun_get_changed_blocks`'s; the arguments are forwarded unchanged.
+            unsafe { umbra_lun_get_changed_blocks(array, from, to, blocks, cap, out_count) }
+        }
+    )
 }
 
 /// Brings LUN `name` online (I/O served) or offline (I/O refused with `UMBRA_E_BAD_STATE`).
@@ -923,7 +1031,7 @@ pub unsafe extern "C" fn umbra_group_delete(
 /// writable bytes; `out_len` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn umbra_group_get(
-    array: *mut umbra_array,
+    array: *const umbra_array,
     group: *const c_char,
     buf: *mut c_char,
     len: usize,
@@ -956,7 +1064,7 @@ pub unsafe extern "C" fn umbra_group_get(
 /// writable.
 #[no_mangle]
 pub unsafe extern "C" fn umbra_group_list(
-    array: *mut umbra_array,
+    array: *const umbra_array,
     buf: *mut c_char,
     len: usize,
     out_len: *mut usize,

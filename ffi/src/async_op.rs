@@ -95,11 +95,11 @@ pub unsafe extern "C" fn umbra_async_wait_timeout(
 /// # Safety
 /// `op` is NULL or a live handle; `out_percent` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn umbra_async_percent(
+pub unsafe extern "C" fn umbra_async_get_percent(
     op: *const umbra_async,
     out_percent: *mut u32,
 ) -> umbra_status {
-    ffi_boundary!("umbra_async_percent", {
+    ffi_boundary!("umbra_async_get_percent", {
         // SAFETY: `op` is NULL or a live handle, per this function's contract.
         let op = unsafe { handle(op, "op") }?;
         let out = out_ptr(out_percent, "out_percent")?;
@@ -108,6 +108,25 @@ pub unsafe extern "C" fn umbra_async_percent(
         unsafe { write_out(out, pct) };
         Ok(())
     })
+}
+
+/// Deprecated alias of `umbra_async_get_percent` (ABI 1.0 name; queries are `_get_`).
+///
+/// # Safety
+/// As `umbra_async_get_percent`.
+#[deprecated(note = "use umbra_async_get_percent")]
+#[no_mangle]
+pub unsafe extern "C" fn umbra_async_percent(
+    op: *const umbra_async,
+    out_percent: *mut u32,
+) -> umbra_status {
+    ffi_boundary!(
+        "umbra_async_percent",
+        alias = {
+            // SAFETY: the same contract, forwarded unchanged.
+            unsafe { umbra_async_get_percent(op, out_percent) }
+        }
+    )
 }
 
 /// Asks the operation to stop at its next step. It may be too late (the operation then finishes

@@ -21,7 +21,7 @@
 //! The boundary catches panics (-> `UMBRA_E_PANIC`), turns an [`FfiError`] into its status, and
 //! records the message for `umbra_last_error`, prefixed with the function's name.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
@@ -85,6 +85,9 @@ impl From<vds_core::Error> for FfiError {
 
 thread_local! {
     static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
+    /// How many failures this thread has recorded: tells a deprecated alias whether the export it
+    /// called recorded one.
+    static ERRORS_RECORDED: Cell<u64> = const { Cell::new(0) };
 }
 
 /// Records `message` as this thread's last failure (no NUL bytes inside: they would truncate it).
@@ -92,6 +95,11 @@ pub(crate) fn set_last_error(function: &str, message: &str) {
     let text = format!("{function}: {message}").replace('\0', "\\0");
     // `try_with`: during thread teardown the slot may be gone; the message is then dropped.
     let _ = LAST_ERROR.try_with(|slot| *slot.borrow_mut() = text);
+    let _ = ERRORS_RECORDED.try_with(|n| n.set(n.get().wrapping_add(1)));
+}
+
+fn errors_recorded() -> u64 {
+    ERRORS_RECORDED.try_with(Cell::get).unwrap_or(0)
 }
 
 /// Calls `f` with this thread's last failure message (empty before any failure).
@@ -144,18 +152,51 @@ pub(crate) fn value_boundary<T>(function: &'static str, default: T, f: impl FnOn
     }
 }
 
+/// The boundary of a deprecated alias: `f` calls the export the alias stands for (inside that
+/// export's own boundary) and returns its status. A failure it recorded is renamed to the alias
+/// (`"umbra_host_view: ..."`, not `"umbra_initiator_get_luns: ..."`): the message names the
+/// function the program called. Use through [`ffi_boundary!`].
+pub(crate) fn alias_boundary(
+    function: &'static str,
+    f: impl FnOnce() -> umbra_status,
+) -> umbra_status {
+    let before = errors_recorded();
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(status) => {
+            if status != UMBRA_OK && errors_recorded() != before {
+                let _ = LAST_ERROR.try_with(|slot| {
+                    let mut text = slot.borrow_mut();
+                    if let Some((_, rest)) = text.split_once(": ") {
+                        *text = format!("{function}: {rest}");
+                    }
+                });
+            }
+            status
+        }
+        Err(payload) => {
+            set_last_error(function, &format!("panic: {}", panic_message(&*payload)));
+            UMBRA_E_PANIC
+        }
+    }
+}
+
 /// The one boundary around every export.
 ///
 /// - `ffi_boundary!("name", { body })`: `body` returns `FfiResult<()>`; the export returns
 ///   `UMBRA_OK`, the error's status (recording its message), or `UMBRA_E_PANIC`.
 /// - `ffi_boundary!("name", default = value, { body })`: for exports returning a value or nothing;
 ///   a panic returns `value`.
+/// - `ffi_boundary!("old_name", alias = { call })`: for a deprecated alias whose body `call`s the
+///   export it stands for and returns that export's status; a failure's message names the alias.
 ///
 /// NULL arguments become `UMBRA_E_NULL_POINTER` through the helpers of this module, which return
 /// an [`FfiError`] the body propagates with `?`.
 macro_rules! ffi_boundary {
     ($function:literal, default = $default:expr, $body:block) => {
         $crate::boundary::value_boundary($function, $default, move || $body)
+    };
+    ($function:literal, alias = $body:block) => {
+        $crate::boundary::alias_boundary($function, move || $body)
     };
     ($function:literal, $body:block) => {
         $crate::boundary::status_boundary($function, move || -> $crate::boundary::FfiResult {

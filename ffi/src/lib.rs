@@ -67,8 +67,9 @@ pub(crate) const ABI_MAJOR: u32 = 1;
 /// The ABI minor version: bumped when functions or constants are added.
 /// Kept in step with `UMBRA_ABI_MINOR` in cbindgen.toml. 1: `umbra_snapshot_split_async`,
 /// `umbra_lun_changed_blocks`, `umbra_array_block_size`. 2: `UMBRA_E_BUSY` (contention told apart
-/// from a refused state).
-pub(crate) const ABI_MINOR: u32 = 2;
+/// from a refused state). 3: one naming scheme (docs/abi.md): eleven functions under their new
+/// names, the old ones deprecated aliases; array queries take `const umbra_array *`.
+pub(crate) const ABI_MINOR: u32 = 3;
 
 /// The ABI version of the loaded library: `(major << 16) | minor`.
 ///
@@ -81,7 +82,7 @@ pub extern "C" fn umbra_abi_version() -> u32 {
     })
 }
 
-/// The library's version as a static NUL-terminated string, e.g. `"1.1.0"`: the ABI version
+/// The library's version as a static NUL-terminated string, e.g. `"1.3.0"`: the ABI version
 /// `major.minor` and a patch number. Never NULL; the caller must not free it.
 #[no_mangle]
 pub extern "C" fn umbra_version_string() -> *const c_char {
