@@ -366,6 +366,11 @@ const char *umbra_version_string(void);
  * Copies this thread's last failure message into `buf` as a NUL-terminated string, truncated to
  * `len` bytes (NUL included), and returns the message's full length without the NUL.
  *
+ * The message is `"<function>: <label>: <detail>"`: the function called, then the label of the
+ * status it returned (one label per status, e.g. `"not found"` for `UMBRA_E_NOT_FOUND`, `"busy"`
+ * for `UMBRA_E_BUSY`; the list is in docs/abi.md), then what went wrong:
+ * `"umbra_lun_write: access denied: ..."`.
+ *
  * Before any failure on this thread it returns 0 and writes an empty string (when `len > 0`).
  * Successful calls do not clear the message. `(NULL, 0)` only returns the length; `buf == NULL`
  * with `len > 0` writes nothing.

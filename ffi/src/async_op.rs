@@ -38,7 +38,7 @@ impl umbra_async {
         self.op
             .wait_with(timeout, |r| match r {
                 Ok(()) => Ok(()),
-                Err(e) => Err(FfiError::new(status_of_vds(e.kind()), e.report())),
+                Err(e) => Err(FfiError::labelled(status_of_vds(e.kind()), e.report())),
             })
             .unwrap_or_else(|| {
                 Err(FfiError::new(
