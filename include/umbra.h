@@ -1176,6 +1176,12 @@ umbra_status umbra_lun_split_async(umbra_array *array, const char *name, umbra_a
  * on a background thread (only the differing blocks when `source` is a snapshot LUN of `target`,
  * every block otherwise); writes an async handle to `*out_op`.
  *
+ * Checked before anything starts, failing this call with nothing started: an unknown LUN is
+ * `UMBRA_E_NOT_FOUND`; two LUNs of different sizes (a resync needs the same size: extend the
+ * smaller one first) or `source` equal to `target` `UMBRA_E_INVALID_ARGUMENT`. (Before ABI 1.3
+ * both were reported only by `umbra_async_wait`.) A long operation already running on `target`
+ * fails the operation with `UMBRA_E_BUSY`.
+ *
  * # Safety
  * `array` is NULL or a live handle; `source` and `target` are NULL or NUL-terminated; `out_op` is
  * NULL or writable.

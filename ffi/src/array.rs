@@ -947,6 +947,12 @@ pub unsafe extern "C" fn umbra_lun_split_async(
 /// on a background thread (only the differing blocks when `source` is a snapshot LUN of `target`,
 /// every block otherwise); writes an async handle to `*out_op`.
 ///
+/// Checked before anything starts, failing this call with nothing started: an unknown LUN is
+/// `UMBRA_E_NOT_FOUND`; two LUNs of different sizes (a resync needs the same size: extend the
+/// smaller one first) or `source` equal to `target` `UMBRA_E_INVALID_ARGUMENT`. (Before ABI 1.3
+/// both were reported only by `umbra_async_wait`.) A long operation already running on `target`
+/// fails the operation with `UMBRA_E_BUSY`.
+///
 /// # Safety
 /// `array` is NULL or a live handle; `source` and `target` are NULL or NUL-terminated; `out_op` is
 /// NULL or writable.
@@ -967,8 +973,20 @@ pub unsafe extern "C" fn umbra_lun_resync_async(
             )
         };
         let out = out_ptr(out_op, "out_op")?;
-        a.array.lun(source)?;
-        a.array.lun(target)?;
+        // The preconditions, checked here so they fail this call (the operation checks them again
+        // as it starts, against a concurrent change).
+        let (s, t) = (a.array.lun(source)?, a.array.lun(target)?);
+        if source == target {
+            return Err(FfiError::invalid(format!(
+                "LUN {source:?} cannot be resynced from itself"
+            )));
+        }
+        if s.size != t.size {
+            return Err(FfiError::invalid(format!(
+                "LUN {source:?} has {} bytes, {target:?} has {}: a resync needs the same size",
+                s.size, t.size
+            )));
+        }
         let op = umbra_async::follow(a.array.resync_lun(source, target));
         // SAFETY: `out` is non-NULL and writable per this function's contract.
         unsafe { write_out(out, into_handle(op)) };

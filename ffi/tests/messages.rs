@@ -1,8 +1,8 @@
 //! A failure's message agrees with its status: after the `"function_name: "` prefix, the last
 //! error starts with the label of the status's kind (docs/abi.md, "Status codes"), whether the
 //! message comes from a core crate or from the C layer itself. One or more failing calls per
-//! status that can be provoked through the ABI; plus the host LUN number clash, which docs/abi.md
-//! documents.
+//! status that can be provoked through the ABI; plus the host LUN number clash and the resync
+//! precondition, which docs/abi.md documents.
 //!
 //! Why: the C layer wrote messages of its own next to literal status codes ("argument `initiator`
 //! is not valid UTF-8" with `UMBRA_E_INVALID_INITIATOR`, "cannot start a thread" with
@@ -318,6 +318,40 @@ fn host_lun_number_clashes() {
         let st = umbra_lun_set_mask(array, star.as_ptr(), c"*".as_ptr());
         let msg = seen.check("umbra_lun_set_mask", st, UMBRA_E_INVALID_ARGUMENT);
         assert!(msg.contains("already sees another LUN"), "{msg}");
+        umbra_array_free(array);
+    }
+}
+
+/// Resync needs two LUNs of the same size; `umbra_lun_resync_async` says so itself, with nothing
+/// started (before ABI 1.3 only `umbra_async_wait` did).
+#[test]
+fn resync_checks_the_sizes_before_it_starts() {
+    let mut seen = Seen::default();
+    // SAFETY: live handles, NUL-terminated strings and writable out-parameters only.
+    unsafe {
+        let mut array: *mut umbra_array = ptr::null_mut();
+        assert_eq!(umbra_array_open(ptr::null(), &mut array), UMBRA_OK);
+        let (small, big, twin) = (c("small"), c("big"), c("twin"));
+        for (lun, size) in [(&small, MIB), (&big, 2 * MIB), (&twin, MIB)] {
+            let st = umbra_lun_create(array, lun.as_ptr(), size, c"".as_ptr());
+            assert_eq!(st, UMBRA_OK, "{}", last_error());
+        }
+        let sentinel = 0x5e5e as *mut umbra_async;
+        let mut op = sentinel;
+        let st = umbra_lun_resync_async(array, small.as_ptr(), big.as_ptr(), &mut op);
+        let msg = seen.check("umbra_lun_resync_async", st, UMBRA_E_INVALID_ARGUMENT);
+        assert!(msg.contains("same size"), "{msg}");
+        assert_eq!(op, sentinel, "no operation was started");
+        let st = umbra_lun_resync_async(array, small.as_ptr(), small.as_ptr(), &mut op);
+        seen.check("umbra_lun_resync_async", st, UMBRA_E_INVALID_ARGUMENT);
+        let st = umbra_lun_resync_async(array, small.as_ptr(), c"none".as_ptr(), &mut op);
+        seen.check("umbra_lun_resync_async", st, UMBRA_E_NOT_FOUND);
+        assert_eq!(op, sentinel);
+        // LUNs of one size resync.
+        let st = umbra_lun_resync_async(array, small.as_ptr(), twin.as_ptr(), &mut op);
+        assert_eq!(st, UMBRA_OK, "{}", last_error());
+        assert_eq!(umbra_async_wait(op), UMBRA_OK, "{}", last_error());
+        umbra_async_free(op);
         umbra_array_free(array);
     }
 }
