@@ -11,6 +11,10 @@
  * len <= *out_len is UMBRA_E_BUFFER_TOO_SMALL with buf untouched; (NULL, 0) asks the length.
  * Handles are opaque; their _free(NULL) is a no-op. Volume and array handles may be shared by
  * threads; see docs/abi.md for each handle's thread safety and every pointer's ownership.
+ *
+ * Names (docs/abi.md, "Names"): umbra_<object>_<verb>, the object first (volume, snapshot, array,
+ * lun, group, initiator, async); a query is umbra_<object>_get_<what> and takes a const handle.
+ * Names replaced in ABI 1.3 stay as UMBRA_DEPRECATED aliases until ABI 2.
  */
 
 #ifndef UMBRA_H
@@ -846,7 +850,22 @@ void umbra_array_free(umbra_array *array);
  * Creates LUN `name` of `size_bytes` (a positive multiple of 4 KiB) visible only as
  * `unmasking_list` says (VDS `SetMask`: `""` no one, `"*"` every host, else `;`-separated
  * initiator ids; extensions: `id=ro` read-only access, `@group`). It reads as zeros. A LUN of that
- * name exists: `UMBRA_E_ALREADY_EXISTS`.
+ * name exists: `UMBRA_E_ALREADY_EXISTS`. The LUN gets the lowest default LUN number no other LUN
+ * has, and each host it is masked to that number, or the host's lowest free one if the host
+ * already sees another LUN there.
+ *
+ * Initiator ids (here and in every `initiator` argument), any case, whitespace around ignored:
+ * - iSCSI qualified name `iqn.YYYY-MM.reversed.domain[:unique]` (at most 223 bytes; letters,
+ *   digits, `-`, `.`, `:`); canonical form: lowercase.
+ * - iSCSI EUI-64 name `eui.` + 16 hex digits; canonical: `eui.` + 16 lowercase hex digits.
+ * - iSCSI NAA 128-bit name `naa.` + 32 hex digits; canonical: `naa.` + 32 lowercase hex digits.
+ * - 64-bit port name (Fibre Channel WWPN/WWNN, SAS address), not all zeros: 16 hex digits plain
+ *   (`5001438001234567`), with `:` or `-` between the 8 bytes (`50:01:43:80:01:23:45:67`),
+ *   `0x`-prefixed, or `naa.` + 16 hex digits; canonical: 16 lowercase hex digits.
+ *
+ * Two spellings of one id name one host. Anything else, or text that is not UTF-8, is
+ * `UMBRA_E_INVALID_INITIATOR`. Outputs (`umbra_lun_get_mask`, `umbra_lun_get_hosts`,
+ * `umbra_group_get`, events) give the canonical form.
  *
  * # Safety
  * `array` is NULL or a live handle; `name` and `unmasking_list` are NULL or NUL-terminated.
@@ -946,8 +965,16 @@ umbra_status umbra_lun_access(umbra_array *array,
                               uint32_t *out_lun_number);
 
 /**
- * Sets the LUN number (0 to 16383) at which `initiator` sees LUN `name`; a number the host already
- * uses for another LUN is refused.
+ * Sets the LUN number (0 to 16383) at which `initiator` sees LUN `name` (the host must see it,
+ * through its own entry, a group or `"*"`).
+ *
+ * A number the host already sees another LUN at (its own number for that LUN, or the default
+ * number of a LUN masked to every host) is refused with `UMBRA_E_ALREADY_EXISTS`
+ * (`"already exists: host <canonical id> already sees another LUN at number <n>"`), nothing
+ * changed; give the other LUN another number first. Above 16383: `UMBRA_E_INVALID_ARGUMENT`; a
+ * host that does not see the LUN: `UMBRA_E_NOT_FOUND`. The same clash caused the other way, by
+ * masking a LUN to every host (`"*"`) while a host sees another LUN at its default number, is
+ * `UMBRA_E_INVALID_ARGUMENT` from `umbra_lun_set_mask` / `umbra_lun_create`.
  *
  * # Safety
  * `array` is NULL or a live handle; `name` and `initiator` are NULL or NUL-terminated.
