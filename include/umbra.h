@@ -104,7 +104,8 @@
 
 /**
  * The snapshot id that names the volume's current contents (the origin) in
- * `umbra_snapshot_get_changed_blocks`. Snapshot ids start at 1 and are never reused within a volume.
+ * `umbra_snapshot_get_changed_blocks`. Snapshot ids start at 1 and are never reused within a
+ * volume.
  */
 #define UMBRA_ORIGIN 0
 
@@ -441,8 +442,10 @@ umbra_status umbra_volume_create_file_ex(const char *dir,
                                          umbra_volume **out);
 
 /**
- * Opens the volume in `dir` with all its persistent snapshots (recovering after a crash). A missing
- * `dir` is `UMBRA_E_NOT_FOUND`; a damaged one `UMBRA_E_CORRUPT` (or `UMBRA_E_UNSUPPORTED_VERSION`).
+ * Opens the volume in `dir` with all its persistent snapshots (recovering after a crash). A
+ * missing
+ * `dir` is `UMBRA_E_NOT_FOUND`; a damaged one `UMBRA_E_CORRUPT` (or
+ * `UMBRA_E_UNSUPPORTED_VERSION`).
  *
  * # Safety
  * `dir` is NULL or a NUL-terminated string; `out` is NULL or writable.
@@ -468,7 +471,8 @@ void umbra_volume_free(umbra_volume *vol);
 umbra_status umbra_volume_get_size(const umbra_volume *vol, uint64_t *out_bytes);
 
 /**
- * Deprecated alias of `umbra_volume_get_size` (its name before ABI 1.3; a query is `umbra_<object>_get_<what>`).
+ * Deprecated alias of `umbra_volume_get_size` (its name before ABI 1.3; a query is
+ * `umbra_<object>_get_<what>`).
  *
  * # Safety
  * As `umbra_volume_get_size`.
@@ -486,7 +490,8 @@ umbra_status umbra_volume_size(const umbra_volume *vol,
 umbra_status umbra_volume_get_block_size(const umbra_volume *vol, uint32_t *out_block_size);
 
 /**
- * Deprecated alias of `umbra_volume_get_block_size` (its name before ABI 1.3; a query is `umbra_<object>_get_<what>`).
+ * Deprecated alias of `umbra_volume_get_block_size` (its name before ABI 1.3; a query is
+ * `umbra_<object>_get_<what>`).
  *
  * # Safety
  * As `umbra_volume_get_block_size`.
@@ -550,7 +555,8 @@ umbra_status umbra_volume_get_diff_usage(const umbra_volume *vol,
                                          uint64_t *out_limit_bytes);
 
 /**
- * Deprecated alias of `umbra_volume_get_diff_usage` (its name before ABI 1.3; a query is `umbra_<object>_get_<what>`).
+ * Deprecated alias of `umbra_volume_get_diff_usage` (its name before ABI 1.3; a query is
+ * `umbra_<object>_get_<what>`).
  *
  * # Safety
  * As `umbra_volume_get_diff_usage`.
@@ -684,7 +690,8 @@ umbra_status umbra_snapshot_move_to_file_async(umbra_volume *vol,
                                                umbra_async **out_op);
 
 /**
- * Deprecated alias of `umbra_snapshot_move_to_file_async` (its name before ABI 1.3; "split" is kept for a snapshot LUN split from its source, `umbra_lun_split_async`).
+ * Deprecated alias of `umbra_snapshot_move_to_file_async` (its name before ABI 1.3; "split" is
+ * kept for a snapshot LUN split from its source, `umbra_lun_split_async`).
  *
  * # Safety
  * As `umbra_snapshot_move_to_file_async`.
@@ -719,7 +726,8 @@ umbra_status umbra_snapshot_get_info(const umbra_volume *vol,
                                      umbra_snapshot_info *out_info);
 
 /**
- * Copies snapshot `snapshot`'s metadata blob into `buf`: `*out_len` always gets its length; if `len`
+ * Copies snapshot `snapshot`'s metadata blob into `buf`: `*out_len` always gets its length; if
+ * `len`
  * is smaller, the result is `UMBRA_E_BUFFER_TOO_SMALL` and `buf` is untouched. (Binary data: no
  * NUL is added.)
  *
@@ -770,7 +778,8 @@ umbra_status umbra_snapshot_get_changed_blocks(const umbra_volume *vol,
                                                size_t *out_count);
 
 /**
- * Deprecated alias of `umbra_snapshot_get_changed_blocks` (its name before ABI 1.3; every name starts with its object, here the snapshots compared; a query is `_get_`).
+ * Deprecated alias of `umbra_snapshot_get_changed_blocks` (its name before ABI 1.3; every name
+ * starts with its object, here the snapshots compared; a query is `_get_`).
  *
  * # Safety
  * As `umbra_snapshot_get_changed_blocks`.
@@ -826,7 +835,8 @@ umbra_status umbra_array_open(const char *pool_dir, umbra_array **out);
 umbra_status umbra_array_get_block_size(const umbra_array *array, uint32_t *out_block_size);
 
 /**
- * Deprecated alias of `umbra_array_get_block_size` (its name before ABI 1.3; a query is `umbra_<object>_get_<what>`).
+ * Deprecated alias of `umbra_array_get_block_size` (its name before ABI 1.3; a query is
+ * `umbra_<object>_get_<what>`).
  *
  * # Safety
  * As `umbra_array_get_block_size`.
@@ -864,7 +874,7 @@ void umbra_array_free(umbra_array *array);
  *   `0x`-prefixed, or `naa.` + 16 hex digits; canonical: 16 lowercase hex digits.
  *
  * Two spellings of one id name one host. Anything else, or text that is not UTF-8, is
- * `UMBRA_E_INVALID_INITIATOR`. Outputs (`umbra_lun_get_mask`, `umbra_lun_get_hosts`,
+ * `UMBRA_E_INVALID_INITIATOR`. Outputs (`umbra_lun_get_mask`, `umbra_lun_get_initiators`,
  * `umbra_group_get`, events) give the canonical form.
  *
  * # Safety
@@ -952,7 +962,8 @@ umbra_status umbra_lun_get_access(const umbra_array *array,
                                   uint32_t *out_lun_number);
 
 /**
- * Deprecated alias of `umbra_lun_get_access` (its name before ABI 1.3; a query is `umbra_<object>_get_<what>`).
+ * Deprecated alias of `umbra_lun_get_access` (its name before ABI 1.3; a query is
+ * `umbra_<object>_get_<what>`).
  *
  * # Safety
  * As `umbra_lun_get_access`.
@@ -993,19 +1004,21 @@ umbra_status umbra_lun_set_host_number(umbra_array *array,
  * `array` is NULL or a live handle; `name` is NULL or NUL-terminated; `buf` is NULL or `len`
  * writable bytes; `out_len` is NULL or writable.
  */
-umbra_status umbra_lun_get_hosts(const umbra_array *array,
-                                 const char *name,
-                                 char *buf,
-                                 size_t len,
-                                 size_t *out_len);
+umbra_status umbra_lun_get_initiators(const umbra_array *array,
+                                      const char *name,
+                                      char *buf,
+                                      size_t len,
+                                      size_t *out_len);
 
 /**
- * Deprecated alias of `umbra_lun_get_hosts` (its name before ABI 1.3; a query is `umbra_<object>_get_<what>`, as `umbra_lun_get_mask` beside it).
+ * Deprecated alias of `umbra_lun_get_initiators` (its name before ABI 1.3; a query is
+ * `umbra_<object>_get_<what>`, and the array's hosts are called initiators, as in
+ * `umbra_initiator_get_luns`).
  *
  * # Safety
- * As `umbra_lun_get_hosts`.
+ * As `umbra_lun_get_initiators`.
  */
-UMBRA_DEPRECATED("use umbra_lun_get_hosts")
+UMBRA_DEPRECATED("use umbra_lun_get_initiators")
 umbra_status umbra_lun_hosts(umbra_array *array,
                              const char *name,
                              char *buf,
@@ -1027,7 +1040,8 @@ umbra_status umbra_initiator_get_luns(const umbra_array *array,
                                       size_t *out_len);
 
 /**
- * Deprecated alias of `umbra_initiator_get_luns` (its name before ABI 1.3; every name starts with its object, here the initiator; a query is `_get_`).
+ * Deprecated alias of `umbra_initiator_get_luns` (its name before ABI 1.3; every name starts with
+ * its object, here the initiator; a query is `_get_`).
  *
  * # Safety
  * As `umbra_initiator_get_luns`.
@@ -1094,7 +1108,8 @@ umbra_status umbra_lun_get_changed_blocks(const umbra_array *array,
                                           size_t *out_count);
 
 /**
- * Deprecated alias of `umbra_lun_get_changed_blocks` (its name before ABI 1.3; a query is `umbra_<object>_get_<what>`, as `umbra_snapshot_get_changed_blocks` of a volume).
+ * Deprecated alias of `umbra_lun_get_changed_blocks` (its name before ABI 1.3; a query is
+ * `umbra_<object>_get_<what>`, as `umbra_snapshot_get_changed_blocks` of a volume).
  *
  * # Safety
  * As `umbra_lun_get_changed_blocks`.

@@ -197,7 +197,8 @@ pub unsafe extern "C" fn umbra_array_get_block_size(
     })
 }
 
-/// Deprecated alias of `umbra_array_get_block_size` (its name before ABI 1.3; a query is `umbra_<object>_get_<what>`).
+/// Deprecated alias of `umbra_array_get_block_size` (its name before ABI 1.3; a query is
+/// `umbra_<object>_get_<what>`).
 ///
 /// # Safety
 /// As `umbra_array_get_block_size`.
@@ -210,7 +211,8 @@ pub unsafe extern "C" fn umbra_array_block_size(
     ffi_boundary!(
         "umbra_array_block_size",
         alias = {
-            // SAFETY: this function's contract is `umbra_array_get_block_size`'s; the arguments are forwarded unchanged.
+            // SAFETY: this function's contract is `umbra_array_get_block_size`'s; the arguments are
+            // forwarded unchanged.
             unsafe { umbra_array_get_block_size(array, out_block_size) }
         }
     )
@@ -248,7 +250,7 @@ pub unsafe extern "C" fn umbra_array_free(array: *mut umbra_array) {
 ///   `0x`-prefixed, or `naa.` + 16 hex digits; canonical: 16 lowercase hex digits.
 ///
 /// Two spellings of one id name one host. Anything else, or text that is not UTF-8, is
-/// `UMBRA_E_INVALID_INITIATOR`. Outputs (`umbra_lun_get_mask`, `umbra_lun_get_hosts`,
+/// `UMBRA_E_INVALID_INITIATOR`. Outputs (`umbra_lun_get_mask`, `umbra_lun_get_initiators`,
 /// `umbra_group_get`, events) give the canonical form.
 ///
 /// # Safety
@@ -463,7 +465,8 @@ pub unsafe extern "C" fn umbra_lun_get_access(
     })
 }
 
-/// Deprecated alias of `umbra_lun_get_access` (its name before ABI 1.3; a query is `umbra_<object>_get_<what>`).
+/// Deprecated alias of `umbra_lun_get_access` (its name before ABI 1.3; a query is
+/// `umbra_<object>_get_<what>`).
 ///
 /// # Safety
 /// As `umbra_lun_get_access`.
@@ -479,7 +482,8 @@ pub unsafe extern "C" fn umbra_lun_access(
     ffi_boundary!(
         "umbra_lun_access",
         alias = {
-            // SAFETY: this function's contract is `umbra_lun_get_access`'s; the arguments are forwarded unchanged.
+            // SAFETY: this function's contract is `umbra_lun_get_access`'s; the arguments are
+            // forwarded unchanged.
             unsafe { umbra_lun_get_access(array, name, initiator, out_access, out_lun_number) }
         }
     )
@@ -527,14 +531,14 @@ pub unsafe extern "C" fn umbra_lun_set_host_number(
 /// `array` is NULL or a live handle; `name` is NULL or NUL-terminated; `buf` is NULL or `len`
 /// writable bytes; `out_len` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn umbra_lun_get_hosts(
+pub unsafe extern "C" fn umbra_lun_get_initiators(
     array: *const umbra_array,
     name: *const c_char,
     buf: *mut c_char,
     len: usize,
     out_len: *mut usize,
 ) -> umbra_status {
-    ffi_boundary!("umbra_lun_get_hosts", {
+    ffi_boundary!("umbra_lun_get_initiators", {
         // SAFETY: the pointers are NULL or valid, per this function's contract.
         let (a, name) = unsafe { (handle(array, "array")?, lun_name(name, "name")?) };
         let text = match a.array.lun_hosts(name)? {
@@ -560,11 +564,13 @@ pub unsafe extern "C" fn umbra_lun_get_hosts(
     })
 }
 
-/// Deprecated alias of `umbra_lun_get_hosts` (its name before ABI 1.3; a query is `umbra_<object>_get_<what>`, as `umbra_lun_get_mask` beside it).
+/// Deprecated alias of `umbra_lun_get_initiators` (its name before ABI 1.3; a query is
+/// `umbra_<object>_get_<what>`, and the array's hosts are called initiators, as in
+/// `umbra_initiator_get_luns`).
 ///
 /// # Safety
-/// As `umbra_lun_get_hosts`.
-#[deprecated(note = "use umbra_lun_get_hosts")]
+/// As `umbra_lun_get_initiators`.
+#[deprecated(note = "use umbra_lun_get_initiators")]
 #[no_mangle]
 pub unsafe extern "C" fn umbra_lun_hosts(
     array: *mut umbra_array,
@@ -576,8 +582,9 @@ pub unsafe extern "C" fn umbra_lun_hosts(
     ffi_boundary!(
         "umbra_lun_hosts",
         alias = {
-            // SAFETY: this function's contract is `umbra_lun_get_hosts`'s; the arguments are forwarded unchanged.
-            unsafe { umbra_lun_get_hosts(array, name, buf, len, out_len) }
+            // SAFETY: this function's contract is `umbra_lun_get_initiators`'s; the arguments are
+            // forwarded unchanged.
+            unsafe { umbra_lun_get_initiators(array, name, buf, len, out_len) }
         }
     )
 }
@@ -611,7 +618,8 @@ pub unsafe extern "C" fn umbra_initiator_get_luns(
     })
 }
 
-/// Deprecated alias of `umbra_initiator_get_luns` (its name before ABI 1.3; every name starts with its object, here the initiator; a query is `_get_`).
+/// Deprecated alias of `umbra_initiator_get_luns` (its name before ABI 1.3; every name starts with
+/// its object, here the initiator; a query is `_get_`).
 ///
 /// # Safety
 /// As `umbra_initiator_get_luns`.
@@ -627,7 +635,8 @@ pub unsafe extern "C" fn umbra_host_view(
     ffi_boundary!(
         "umbra_host_view",
         alias = {
-            // SAFETY: this function's contract is `umbra_initiator_get_luns`'s; the arguments are forwarded unchanged.
+            // SAFETY: this function's contract is `umbra_initiator_get_luns`'s; the arguments are
+            // forwarded unchanged.
             unsafe { umbra_initiator_get_luns(array, initiator, buf, len, out_len) }
         }
     )
@@ -742,7 +751,8 @@ pub unsafe extern "C" fn umbra_lun_get_changed_blocks(
     })
 }
 
-/// Deprecated alias of `umbra_lun_get_changed_blocks` (its name before ABI 1.3; a query is `umbra_<object>_get_<what>`, as `umbra_snapshot_get_changed_blocks` of a volume).
+/// Deprecated alias of `umbra_lun_get_changed_blocks` (its name before ABI 1.3; a query is
+/// `umbra_<object>_get_<what>`, as `umbra_snapshot_get_changed_blocks` of a volume).
 ///
 /// # Safety
 /// As `umbra_lun_get_changed_blocks`.
@@ -759,7 +769,8 @@ pub unsafe extern "C" fn umbra_lun_changed_blocks(
     ffi_boundary!(
         "umbra_lun_changed_blocks",
         alias = {
-            // SAFETY: this function's contract is `umbra_lun_get_changed_blocks`'s; the arguments are forwarded unchanged.
+            // SAFETY: this function's contract is `umbra_lun_get_changed_blocks`'s; the arguments
+            // are forwarded unchanged.
             unsafe { umbra_lun_get_changed_blocks(array, from, to, blocks, cap, out_count) }
         }
     )

@@ -95,7 +95,8 @@ pub const UMBRA_SNAPSHOT_VOLATILE: u32 = 0x2;
 pub const UMBRA_SNAPSHOT_PINNED: u32 = 0x4;
 
 /// The snapshot id that names the volume's current contents (the origin) in
-/// `umbra_snapshot_get_changed_blocks`. Snapshot ids start at 1 and are never reused within a volume.
+/// `umbra_snapshot_get_changed_blocks`. Snapshot ids start at 1 and are never reused within a
+/// volume.
 pub const UMBRA_ORIGIN: u64 = 0;
 
 /// The properties of one snapshot, from `umbra_snapshot_get_info`. Layout frozen for ABI 1.
@@ -241,8 +242,10 @@ pub unsafe extern "C" fn umbra_volume_create_file_ex(
     })
 }
 
-/// Opens the volume in `dir` with all its persistent snapshots (recovering after a crash). A missing
-/// `dir` is `UMBRA_E_NOT_FOUND`; a damaged one `UMBRA_E_CORRUPT` (or `UMBRA_E_UNSUPPORTED_VERSION`).
+/// Opens the volume in `dir` with all its persistent snapshots (recovering after a crash). A
+/// missing
+/// `dir` is `UMBRA_E_NOT_FOUND`; a damaged one `UMBRA_E_CORRUPT` (or
+/// `UMBRA_E_UNSUPPORTED_VERSION`).
 ///
 /// # Safety
 /// `dir` is NULL or a NUL-terminated string; `out` is NULL or writable.
@@ -299,7 +302,8 @@ pub unsafe extern "C" fn umbra_volume_get_size(
     })
 }
 
-/// Deprecated alias of `umbra_volume_get_size` (its name before ABI 1.3; a query is `umbra_<object>_get_<what>`).
+/// Deprecated alias of `umbra_volume_get_size` (its name before ABI 1.3; a query is
+/// `umbra_<object>_get_<what>`).
 ///
 /// # Safety
 /// As `umbra_volume_get_size`.
@@ -312,7 +316,8 @@ pub unsafe extern "C" fn umbra_volume_size(
     ffi_boundary!(
         "umbra_volume_size",
         alias = {
-            // SAFETY: this function's contract is `umbra_volume_get_size`'s; the arguments are forwarded unchanged.
+            // SAFETY: this function's contract is `umbra_volume_get_size`'s; the arguments are
+            // forwarded unchanged.
             unsafe { umbra_volume_get_size(vol, out_bytes) }
         }
     )
@@ -337,7 +342,8 @@ pub unsafe extern "C" fn umbra_volume_get_block_size(
     })
 }
 
-/// Deprecated alias of `umbra_volume_get_block_size` (its name before ABI 1.3; a query is `umbra_<object>_get_<what>`).
+/// Deprecated alias of `umbra_volume_get_block_size` (its name before ABI 1.3; a query is
+/// `umbra_<object>_get_<what>`).
 ///
 /// # Safety
 /// As `umbra_volume_get_block_size`.
@@ -350,7 +356,8 @@ pub unsafe extern "C" fn umbra_volume_block_size(
     ffi_boundary!(
         "umbra_volume_block_size",
         alias = {
-            // SAFETY: this function's contract is `umbra_volume_get_block_size`'s; the arguments are forwarded unchanged.
+            // SAFETY: this function's contract is `umbra_volume_get_block_size`'s; the arguments
+            // are forwarded unchanged.
             unsafe { umbra_volume_get_block_size(vol, out_block_size) }
         }
     )
@@ -483,7 +490,8 @@ pub unsafe extern "C" fn umbra_volume_get_diff_usage(
     })
 }
 
-/// Deprecated alias of `umbra_volume_get_diff_usage` (its name before ABI 1.3; a query is `umbra_<object>_get_<what>`).
+/// Deprecated alias of `umbra_volume_get_diff_usage` (its name before ABI 1.3; a query is
+/// `umbra_<object>_get_<what>`).
 ///
 /// # Safety
 /// As `umbra_volume_get_diff_usage`.
@@ -497,7 +505,8 @@ pub unsafe extern "C" fn umbra_volume_diff_usage(
     ffi_boundary!(
         "umbra_volume_diff_usage",
         alias = {
-            // SAFETY: this function's contract is `umbra_volume_get_diff_usage`'s; the arguments are forwarded unchanged.
+            // SAFETY: this function's contract is `umbra_volume_get_diff_usage`'s; the arguments
+            // are forwarded unchanged.
             unsafe { umbra_volume_get_diff_usage(vol, out_used_bytes, out_limit_bytes) }
         }
     )
@@ -599,7 +608,8 @@ pub unsafe extern "C" fn umbra_snapshot_create_ex(
     ffi_boundary!("umbra_snapshot_create_ex", {
         // SAFETY: `vol` is NULL or a live handle, per this function's contract.
         let v = unsafe { handle(vol, "vol") }?;
-        // SAFETY: `metadata` is NULL or `metadata_len` readable bytes, per this function's contract.
+        // SAFETY: `metadata` is NULL or `metadata_len` readable bytes, per this function's
+        // contract.
         let metadata = unsafe { in_bytes(metadata, metadata_len, "metadata") }?;
         let out = out_ptr(out_snapshot, "out_snapshot")?;
         let id = v.vol.create_snapshot(snapshot_options(flags, metadata)?)?;
@@ -780,7 +790,8 @@ pub unsafe extern "C" fn umbra_snapshot_move_to_file_async(
     })
 }
 
-/// Deprecated alias of `umbra_snapshot_move_to_file_async` (its name before ABI 1.3; "split" is kept for a snapshot LUN split from its source, `umbra_lun_split_async`).
+/// Deprecated alias of `umbra_snapshot_move_to_file_async` (its name before ABI 1.3; "split" is
+/// kept for a snapshot LUN split from its source, `umbra_lun_split_async`).
 ///
 /// # Safety
 /// As `umbra_snapshot_move_to_file_async`.
@@ -795,7 +806,8 @@ pub unsafe extern "C" fn umbra_snapshot_split_async(
     ffi_boundary!(
         "umbra_snapshot_split_async",
         alias = {
-            // SAFETY: this function's contract is `umbra_snapshot_move_to_file_async`'s; the arguments are forwarded unchanged.
+            // SAFETY: this function's contract is `umbra_snapshot_move_to_file_async`'s; the
+            // arguments are forwarded unchanged.
             unsafe { umbra_snapshot_move_to_file_async(vol, snapshot, dest_path, out_op) }
         }
     )
@@ -862,7 +874,8 @@ pub unsafe extern "C" fn umbra_snapshot_get_info(
     })
 }
 
-/// Copies snapshot `snapshot`'s metadata blob into `buf`: `*out_len` always gets its length; if `len`
+/// Copies snapshot `snapshot`'s metadata blob into `buf`: `*out_len` always gets its length; if
+/// `len`
 /// is smaller, the result is `UMBRA_E_BUFFER_TOO_SMALL` and `buf` is untouched. (Binary data: no
 /// NUL is added.)
 ///
@@ -952,7 +965,8 @@ pub unsafe extern "C" fn umbra_snapshot_get_changed_blocks(
     })
 }
 
-/// Deprecated alias of `umbra_snapshot_get_changed_blocks` (its name before ABI 1.3; every name starts with its object, here the snapshots compared; a query is `_get_`).
+/// Deprecated alias of `umbra_snapshot_get_changed_blocks` (its name before ABI 1.3; every name
+/// starts with its object, here the snapshots compared; a query is `_get_`).
 ///
 /// # Safety
 /// As `umbra_snapshot_get_changed_blocks`.
@@ -969,7 +983,8 @@ pub unsafe extern "C" fn umbra_changed_blocks(
     ffi_boundary!(
         "umbra_changed_blocks",
         alias = {
-            // SAFETY: this function's contract is `umbra_snapshot_get_changed_blocks`'s; the arguments are forwarded unchanged.
+            // SAFETY: this function's contract is `umbra_snapshot_get_changed_blocks`'s; the
+            // arguments are forwarded unchanged.
             unsafe { umbra_snapshot_get_changed_blocks(vol, from, to, blocks, cap, out_count) }
         }
     )

@@ -252,7 +252,7 @@ fn renamed_functions_stay_as_deprecated_aliases() {
         ),
         ("umbra_array_block_size", "umbra_array_get_block_size"),
         ("umbra_lun_access", "umbra_lun_get_access"),
-        ("umbra_lun_hosts", "umbra_lun_get_hosts"),
+        ("umbra_lun_hosts", "umbra_lun_get_initiators"),
         ("umbra_host_view", "umbra_initiator_get_luns"),
         ("umbra_lun_changed_blocks", "umbra_lun_get_changed_blocks"),
         ("umbra_async_percent", "umbra_async_get_percent"),

@@ -40,7 +40,7 @@ fn every_spelling_names_the_canonical_id() {
         );
         let st = umbra_lun_create(array, lun.as_ptr(), 1 << 20, list.as_ptr());
         assert_eq!(st, UMBRA_OK);
-        let hosts = text(|b, l, o| umbra_lun_get_hosts(array, lun.as_ptr(), b, l, o));
+        let hosts = text(|b, l, o| umbra_lun_get_initiators(array, lun.as_ptr(), b, l, o));
         assert_eq!(
             hosts,
             "5001438001234567;eui.0123456789abcdef;iqn.1991-05.com.microsoft:host1;\

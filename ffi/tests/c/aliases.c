@@ -102,7 +102,7 @@ static void array_aliases(void) {
     char b1[256], b2[256];
     size_t l1 = 0, l2 = 0;
     OK(umbra_lun_hosts(array, "prod", b1, sizeof b1, &l1));
-    OK(umbra_lun_get_hosts(array, "prod", b2, sizeof b2, &l2));
+    OK(umbra_lun_get_initiators(array, "prod", b2, sizeof b2, &l2));
     CHECK(l1 == l2 && strcmp(b1, HOST1) == 0 && strcmp(b1, b2) == 0);
     CHECK_STATUS(umbra_lun_hosts(array, "nope", b1, sizeof b1, &l1), UMBRA_E_NOT_FOUND);
     check_named("umbra_lun_hosts");

@@ -159,7 +159,7 @@ static void masking(umbra_array *a) {
     OK(umbra_lun_get_access(a, "data", DIAG, &access, &number));
     CHECK(access == UMBRA_ACCESS_NONE && number == UMBRA_NO_LUN_NUMBER);
     size_t n = 0;
-    OK(umbra_lun_get_hosts(a, "data", buf, sizeof buf, &n));
+    OK(umbra_lun_get_initiators(a, "data", buf, sizeof buf, &n));
     CHECK(strcmp(buf, "iqn.1991-05.com.microsoft:host1;iqn.1991-05.com.microsoft:host2=ro") ==
           0);
 
