@@ -292,8 +292,8 @@ typedef struct {
 
 /**
  * In use by someone else right now, and the same call may succeed later: a pool or volume
- * directory open in another handle or process, a LUN with a long operation running, a split of
- * the snapshot already running (ABI 1.2; `UMBRA_E_BAD_STATE` before).
+ * directory open in another handle or process, a LUN with a long operation running, a move of
+ * the snapshot to a file already running (ABI 1.2; `UMBRA_E_BAD_STATE` before).
  */
 #define UMBRA_E_BUSY 104
 
@@ -1339,8 +1339,8 @@ umbra_status umbra_async_percent(const umbra_async *op,
 
 /**
  * Asks the operation to stop at its next step. It may be too late (the operation then finishes
- * normally); otherwise `umbra_async_wait` returns `UMBRA_E_CANCELLED`. A cancelled revert or
- * split is resumed by starting it again.
+ * normally); otherwise `umbra_async_wait` returns `UMBRA_E_CANCELLED`. A cancelled revert or LUN
+ * split is resumed by starting it again; a cancelled move of a snapshot to a file starts over.
  *
  * # Safety
  * `op` is NULL or a live handle.

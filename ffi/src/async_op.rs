@@ -130,8 +130,8 @@ pub unsafe extern "C" fn umbra_async_percent(
 }
 
 /// Asks the operation to stop at its next step. It may be too late (the operation then finishes
-/// normally); otherwise `umbra_async_wait` returns `UMBRA_E_CANCELLED`. A cancelled revert or
-/// split is resumed by starting it again.
+/// normally); otherwise `umbra_async_wait` returns `UMBRA_E_CANCELLED`. A cancelled revert or LUN
+/// split is resumed by starting it again; a cancelled move of a snapshot to a file starts over.
 ///
 /// # Safety
 /// `op` is NULL or a live handle.

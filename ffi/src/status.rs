@@ -50,8 +50,8 @@ pub const UMBRA_E_TIMEOUT: umbra_status = 102;
 /// The operation was cancelled (it may be resumed by starting it again).
 pub const UMBRA_E_CANCELLED: umbra_status = 103;
 /// In use by someone else right now, and the same call may succeed later: a pool or volume
-/// directory open in another handle or process, a LUN with a long operation running, a split of
-/// the snapshot already running (ABI 1.2; `UMBRA_E_BAD_STATE` before).
+/// directory open in another handle or process, a LUN with a long operation running, a move of
+/// the snapshot to a file already running (ABI 1.2; `UMBRA_E_BAD_STATE` before).
 pub const UMBRA_E_BUSY: umbra_status = 104;
 // 105-199: reserved for state errors.
 
