@@ -11,6 +11,10 @@
  * len <= *out_len is UMBRA_E_BUFFER_TOO_SMALL with buf untouched; (NULL, 0) asks the length.
  * Handles are opaque; their _free(NULL) is a no-op. Volume and array handles may be shared by
  * threads; see docs/abi.md for each handle's thread safety and every pointer's ownership.
+ *
+ * Names (docs/abi.md, "Names"): umbra_<object>_<verb>, the object first (volume, snapshot, array,
+ * lun, group, initiator, async); a query is umbra_<object>_get_<what> and takes a const handle.
+ * Names replaced in ABI 1.3 stay as UMBRA_DEPRECATED aliases until ABI 2.
  */
 
 #ifndef UMBRA_H
@@ -74,10 +78,11 @@
 #define UMBRA_EVENT_REVERT_PROGRESS 202
 
 /**
- * A snapshot split copied another 1,024 blocks, or finished (`"done"` equals `"total"`; the
- * snapshot is then gone from the volume). Subject: the snapshot id in decimal. (ABI 1.3)
+ * `umbra_snapshot_move_to_file_async` copied another 1,024 blocks, or finished (`"done"` equals
+ * `"total"`; the snapshot is then gone from the volume). Subject: the snapshot id in decimal;
+ * the JSON's `"event"` is `"split_progress"`, the engine's word. (ABI 1.3)
  */
-#define UMBRA_EVENT_SPLIT_PROGRESS 203
+#define UMBRA_EVENT_MOVE_PROGRESS 203
 
 /**
  * The callbacks did not keep up: this many events (the oldest waiting) were dropped. Subject:
@@ -118,7 +123,8 @@
 
 /**
  * The snapshot id that names the volume's current contents (the origin) in
- * `umbra_changed_blocks`. Snapshot ids start at 1 and are never reused within a volume.
+ * `umbra_snapshot_get_changed_blocks`. Snapshot ids start at 1 and are never reused within a
+ * volume.
  */
 #define UMBRA_ORIGIN 0
 
@@ -221,7 +227,7 @@ typedef struct {
     uint64_t size_bytes;
     /**
      * The array-wide default LUN number (VDS `GetLunNumber`); hosts may have their own
-     * (see `umbra_lun_access`).
+     * (see `umbra_lun_get_access`).
      */
     uint32_t lun_number;
     /**
@@ -305,8 +311,8 @@ typedef struct {
 
 /**
  * In use by someone else right now, and the same call may succeed later: a pool or volume
- * directory open in another handle or process, a LUN with a long operation running, a split of
- * the snapshot already running (ABI 1.2; `UMBRA_E_BAD_STATE` before).
+ * directory open in another handle or process, a LUN with a long operation running, a move of
+ * the snapshot to a file already running (ABI 1.2; `UMBRA_E_BAD_STATE` before).
  */
 #define UMBRA_E_BUSY 104
 
@@ -375,7 +381,7 @@ extern "C" {
 uint32_t umbra_abi_version(void);
 
 /**
- * The library's version as a static NUL-terminated string, e.g. `"1.1.0"`: the ABI version
+ * The library's version as a static NUL-terminated string, e.g. `"1.3.0"`: the ABI version
  * `major.minor` and a patch number. Never NULL; the caller must not free it.
  */
 const char *umbra_version_string(void);
@@ -383,6 +389,11 @@ const char *umbra_version_string(void);
 /**
  * Copies this thread's last failure message into `buf` as a NUL-terminated string, truncated to
  * `len` bytes (NUL included), and returns the message's full length without the NUL.
+ *
+ * The message is `"<function>: <label>: <detail>"`: the function called, then the label of the
+ * status it returned (one label per status, e.g. `"not found"` for `UMBRA_E_NOT_FOUND`, `"busy"`
+ * for `UMBRA_E_BUSY`; the list is in docs/abi.md), then what went wrong:
+ * `"umbra_lun_write: access denied: ..."`.
  *
  * Before any failure on this thread it returns 0 and writes an empty string (when `len > 0`).
  * Successful calls do not clear the message. `(NULL, 0)` only returns the length; `buf == NULL`
@@ -450,8 +461,10 @@ umbra_status umbra_volume_create_file_ex(const char *dir,
                                          umbra_volume **out);
 
 /**
- * Opens the volume in `dir` with all its persistent snapshots (recovering after a crash). A missing
- * `dir` is `UMBRA_E_NOT_FOUND`; a damaged one `UMBRA_E_CORRUPT` (or `UMBRA_E_UNSUPPORTED_VERSION`).
+ * Opens the volume in `dir` with all its persistent snapshots (recovering after a crash). A
+ * missing
+ * `dir` is `UMBRA_E_NOT_FOUND`; a damaged one `UMBRA_E_CORRUPT` (or
+ * `UMBRA_E_UNSUPPORTED_VERSION`).
  *
  * # Safety
  * `dir` is NULL or a NUL-terminated string; `out` is NULL or writable.
@@ -474,7 +487,18 @@ void umbra_volume_free(umbra_volume *vol);
  * # Safety
  * `vol` is NULL or a live handle; `out_bytes` is NULL or writable.
  */
-umbra_status umbra_volume_size(const umbra_volume *vol, uint64_t *out_bytes);
+umbra_status umbra_volume_get_size(const umbra_volume *vol, uint64_t *out_bytes);
+
+/**
+ * Deprecated alias of `umbra_volume_get_size` (its name before ABI 1.3; a query is
+ * `umbra_<object>_get_<what>`).
+ *
+ * # Safety
+ * As `umbra_volume_get_size`.
+ */
+UMBRA_DEPRECATED("use umbra_volume_get_size")
+umbra_status umbra_volume_size(const umbra_volume *vol,
+                               uint64_t *out_bytes);
 
 /**
  * Writes the volume's block size in bytes to `*out_block_size`.
@@ -482,7 +506,18 @@ umbra_status umbra_volume_size(const umbra_volume *vol, uint64_t *out_bytes);
  * # Safety
  * `vol` is NULL or a live handle; `out_block_size` is NULL or writable.
  */
-umbra_status umbra_volume_block_size(const umbra_volume *vol, uint32_t *out_block_size);
+umbra_status umbra_volume_get_block_size(const umbra_volume *vol, uint32_t *out_block_size);
+
+/**
+ * Deprecated alias of `umbra_volume_get_block_size` (its name before ABI 1.3; a query is
+ * `umbra_<object>_get_<what>`).
+ *
+ * # Safety
+ * As `umbra_volume_get_block_size`.
+ */
+UMBRA_DEPRECATED("use umbra_volume_get_block_size")
+umbra_status umbra_volume_block_size(const umbra_volume *vol,
+                                     uint32_t *out_block_size);
 
 /**
  * Reads `len` bytes of the volume at `offset` (any alignment) into `buf`. Past the end is
@@ -534,6 +569,18 @@ umbra_status umbra_volume_grow(umbra_volume *vol, uint64_t new_size_bytes);
  * # Safety
  * `vol` is NULL or a live handle; both out-parameters are NULL or writable.
  */
+umbra_status umbra_volume_get_diff_usage(const umbra_volume *vol,
+                                         uint64_t *out_used_bytes,
+                                         uint64_t *out_limit_bytes);
+
+/**
+ * Deprecated alias of `umbra_volume_get_diff_usage` (its name before ABI 1.3; a query is
+ * `umbra_<object>_get_<what>`).
+ *
+ * # Safety
+ * As `umbra_volume_get_diff_usage`.
+ */
+UMBRA_DEPRECATED("use umbra_volume_get_diff_usage")
 umbra_status umbra_volume_diff_usage(const umbra_volume *vol,
                                      uint64_t *out_used_bytes,
                                      uint64_t *out_limit_bytes);
@@ -636,16 +683,18 @@ umbra_status umbra_volume_revert(umbra_volume *vol, uint64_t snapshot);
 umbra_status umbra_volume_revert_async(umbra_volume *vol, uint64_t snapshot, umbra_async **out_op);
 
 /**
- * Copies snapshot `snapshot` (its point-in-time image plus its own writes) into a new file
- * `dest_path` in the background, then deletes it from the volume: the file is left a standalone
- * raw image of the snapshot, and the diff space it held is freed. Writes to the snapshot while
- * the copy runs are copied too. The file must not exist: it is created with the snapshot's size
- * (and its directory entry made durable) before any work starts, so the split never writes over
- * a file in use, the volume's own included. An interrupted split (crash or `umbra_async_cancel`)
- * starts over: remove the partial file and call this again. Follow it with `*out_op` (wait,
- * percent, cancel; free it with `umbra_async_free`); the handle keeps the volume alive.
+ * Moves snapshot `snapshot` out of the volume into a new file `dest_path`, in the background:
+ * copies its point-in-time image plus its own writes into the file, then deletes it from the
+ * volume. The file is left a standalone raw image of the snapshot, and the diff space it held is
+ * freed. Writes to the snapshot while the copy runs are copied too. The file must not exist: it
+ * is created with the snapshot's size (and its directory entry made durable) before any work
+ * starts, so the move never writes over a file in use, the volume's own included. An interrupted
+ * move (crash or `umbra_async_cancel`) starts over: remove the partial file and call this again.
+ * Follow it with `*out_op` (wait, percent, cancel; free it with `umbra_async_free`); the handle
+ * keeps the volume alive. (Named `umbra_snapshot_split_async` before ABI 1.3; "split" now only
+ * means a snapshot LUN split from its source, `umbra_lun_split_async`.)
  *
- * Checked before any work starts: an unknown snapshot is `UMBRA_E_NOT_FOUND`; a split of the same
+ * Checked before any work starts: an unknown snapshot is `UMBRA_E_NOT_FOUND`; a move of the same
  * snapshot already running `UMBRA_E_BUSY`; a file that cannot be created the status of the
  * OS error (`UMBRA_E_ALREADY_EXISTS` if it exists, `UMBRA_E_NOT_FOUND` if its directory does not,
  * else `UMBRA_E_IO`).
@@ -654,6 +703,19 @@ umbra_status umbra_volume_revert_async(umbra_volume *vol, uint64_t snapshot, umb
  * `vol` is NULL or a live handle; `dest_path` is NULL or a NUL-terminated string; `out_op` is
  * NULL or writable.
  */
+umbra_status umbra_snapshot_move_to_file_async(umbra_volume *vol,
+                                               uint64_t snapshot,
+                                               const char *dest_path,
+                                               umbra_async **out_op);
+
+/**
+ * Deprecated alias of `umbra_snapshot_move_to_file_async` (its name before ABI 1.3; "split" is
+ * kept for a snapshot LUN split from its source, `umbra_lun_split_async`).
+ *
+ * # Safety
+ * As `umbra_snapshot_move_to_file_async`.
+ */
+UMBRA_DEPRECATED("use umbra_snapshot_move_to_file_async")
 umbra_status umbra_snapshot_split_async(umbra_volume *vol,
                                         uint64_t snapshot,
                                         const char *dest_path,
@@ -683,7 +745,8 @@ umbra_status umbra_snapshot_get_info(const umbra_volume *vol,
                                      umbra_snapshot_info *out_info);
 
 /**
- * Copies snapshot `snapshot`'s metadata blob into `buf`: `*out_len` always gets its length; if `len`
+ * Copies snapshot `snapshot`'s metadata blob into `buf`: `*out_len` always gets its length; if
+ * `len`
  * is smaller, the result is `UMBRA_E_BUFFER_TOO_SMALL` and `buf` is untouched. (Binary data: no
  * NUL is added.)
  *
@@ -726,6 +789,21 @@ umbra_status umbra_snapshot_set_pinned(umbra_volume *vol, uint64_t snapshot, boo
  * `vol` is NULL or a live handle; `blocks` is NULL or points to `cap` writable `uint64_t`s;
  * `out_count` is NULL or writable.
  */
+umbra_status umbra_snapshot_get_changed_blocks(const umbra_volume *vol,
+                                               uint64_t from,
+                                               uint64_t to,
+                                               uint64_t *blocks,
+                                               size_t cap,
+                                               size_t *out_count);
+
+/**
+ * Deprecated alias of `umbra_snapshot_get_changed_blocks` (its name before ABI 1.3; every name
+ * starts with its object, here the snapshots compared; a query is `_get_`).
+ *
+ * # Safety
+ * As `umbra_snapshot_get_changed_blocks`.
+ */
+UMBRA_DEPRECATED("use umbra_snapshot_get_changed_blocks")
 umbra_status umbra_changed_blocks(const umbra_volume *vol,
                                   uint64_t from,
                                   uint64_t to,
@@ -768,12 +846,23 @@ umbra_status umbra_array_open(const char *pool_dir, umbra_array **out);
 
 /**
  * Writes the array's block size in bytes to `*out_block_size`: LUN sizes are multiples of it, and
- * `umbra_lun_changed_blocks` counts in it.
+ * `umbra_lun_get_changed_blocks` counts in it.
  *
  * # Safety
  * `array` is NULL or a live handle; `out_block_size` is NULL or writable.
  */
-umbra_status umbra_array_block_size(umbra_array *array, uint32_t *out_block_size);
+umbra_status umbra_array_get_block_size(const umbra_array *array, uint32_t *out_block_size);
+
+/**
+ * Deprecated alias of `umbra_array_get_block_size` (its name before ABI 1.3; a query is
+ * `umbra_<object>_get_<what>`).
+ *
+ * # Safety
+ * As `umbra_array_get_block_size`.
+ */
+UMBRA_DEPRECATED("use umbra_array_get_block_size")
+umbra_status umbra_array_block_size(umbra_array *array,
+                                    uint32_t *out_block_size);
 
 /**
  * Closes the array (its pool stays on disk). Waits for the array's notification thread to deliver
@@ -790,7 +879,22 @@ void umbra_array_free(umbra_array *array);
  * Creates LUN `name` of `size_bytes` (a positive multiple of 4 KiB) visible only as
  * `unmasking_list` says (VDS `SetMask`: `""` no one, `"*"` every host, else `;`-separated
  * initiator ids; extensions: `id=ro` read-only access, `@group`). It reads as zeros. A LUN of that
- * name exists: `UMBRA_E_ALREADY_EXISTS`.
+ * name exists: `UMBRA_E_ALREADY_EXISTS`. The LUN gets the lowest default LUN number no other LUN
+ * has, and each host it is masked to that number, or the host's lowest free one if the host
+ * already sees another LUN there.
+ *
+ * Initiator ids (here and in every `initiator` argument), any case, whitespace around ignored:
+ * - iSCSI qualified name `iqn.YYYY-MM.reversed.domain[:unique]` (at most 223 bytes; letters,
+ *   digits, `-`, `.`, `:`); canonical form: lowercase.
+ * - iSCSI EUI-64 name `eui.` + 16 hex digits; canonical: `eui.` + 16 lowercase hex digits.
+ * - iSCSI NAA 128-bit name `naa.` + 32 hex digits; canonical: `naa.` + 32 lowercase hex digits.
+ * - 64-bit port name (Fibre Channel WWPN/WWNN, SAS address), not all zeros: 16 hex digits plain
+ *   (`5001438001234567`), with `:` or `-` between the 8 bytes (`50:01:43:80:01:23:45:67`),
+ *   `0x`-prefixed, or `naa.` + 16 hex digits; canonical: 16 lowercase hex digits.
+ *
+ * Two spellings of one id name one host. Anything else, or text that is not UTF-8, is
+ * `UMBRA_E_INVALID_INITIATOR`. Outputs (`umbra_lun_get_mask`, `umbra_lun_get_initiators`,
+ * `umbra_group_get`, events) give the canonical form.
  *
  * # Safety
  * `array` is NULL or a live handle; `name` and `unmasking_list` are NULL or NUL-terminated.
@@ -844,7 +948,7 @@ umbra_status umbra_lun_remove_from_mask(umbra_array *array, const char *name, co
  * `array` is NULL or a live handle; `name` is NULL or NUL-terminated; `buf` is NULL or `len`
  * writable bytes; `out_len` is NULL or writable.
  */
-umbra_status umbra_lun_get_mask(umbra_array *array,
+umbra_status umbra_lun_get_mask(const umbra_array *array,
                                 const char *name,
                                 char *buf,
                                 size_t len,
@@ -857,7 +961,7 @@ umbra_status umbra_lun_get_mask(umbra_array *array,
  * `array` is NULL or a live handle; `name` and `initiator` are NULL or NUL-terminated;
  * `out_visible` is NULL or writable.
  */
-umbra_status umbra_lun_is_visible(umbra_array *array,
+umbra_status umbra_lun_is_visible(const umbra_array *array,
                                   const char *name,
                                   const char *initiator,
                                   bool *out_visible);
@@ -870,6 +974,20 @@ umbra_status umbra_lun_is_visible(umbra_array *array,
  * `array` is NULL or a live handle; `name` and `initiator` are NULL or NUL-terminated; the
  * out-parameters are NULL or writable.
  */
+umbra_status umbra_lun_get_access(const umbra_array *array,
+                                  const char *name,
+                                  const char *initiator,
+                                  uint32_t *out_access,
+                                  uint32_t *out_lun_number);
+
+/**
+ * Deprecated alias of `umbra_lun_get_access` (its name before ABI 1.3; a query is
+ * `umbra_<object>_get_<what>`).
+ *
+ * # Safety
+ * As `umbra_lun_get_access`.
+ */
+UMBRA_DEPRECATED("use umbra_lun_get_access")
 umbra_status umbra_lun_access(umbra_array *array,
                               const char *name,
                               const char *initiator,
@@ -877,8 +995,16 @@ umbra_status umbra_lun_access(umbra_array *array,
                               uint32_t *out_lun_number);
 
 /**
- * Sets the LUN number (0 to 16383) at which `initiator` sees LUN `name`; a number the host already
- * uses for another LUN is refused.
+ * Sets the LUN number (0 to 16383) at which `initiator` sees LUN `name` (the host must see it,
+ * through its own entry, a group or `"*"`).
+ *
+ * A number the host already sees another LUN at (its own number for that LUN, or the default
+ * number of a LUN masked to every host) is refused with `UMBRA_E_ALREADY_EXISTS`
+ * (`"already exists: host <canonical id> already sees another LUN at number <n>"`), nothing
+ * changed; give the other LUN another number first. Above 16383: `UMBRA_E_INVALID_ARGUMENT`; a
+ * host that does not see the LUN: `UMBRA_E_NOT_FOUND`. The same clash caused the other way, by
+ * masking a LUN to every host (`"*"`) while a host sees another LUN at its default number, is
+ * `UMBRA_E_INVALID_ARGUMENT` from `umbra_lun_set_mask` / `umbra_lun_create`.
  *
  * # Safety
  * `array` is NULL or a live handle; `name` and `initiator` are NULL or NUL-terminated.
@@ -897,6 +1023,21 @@ umbra_status umbra_lun_set_host_number(umbra_array *array,
  * `array` is NULL or a live handle; `name` is NULL or NUL-terminated; `buf` is NULL or `len`
  * writable bytes; `out_len` is NULL or writable.
  */
+umbra_status umbra_lun_get_initiators(const umbra_array *array,
+                                      const char *name,
+                                      char *buf,
+                                      size_t len,
+                                      size_t *out_len);
+
+/**
+ * Deprecated alias of `umbra_lun_get_initiators` (its name before ABI 1.3; a query is
+ * `umbra_<object>_get_<what>`, and the array's hosts are called initiators, as in
+ * `umbra_initiator_get_luns`).
+ *
+ * # Safety
+ * As `umbra_lun_get_initiators`.
+ */
+UMBRA_DEPRECATED("use umbra_lun_get_initiators")
 umbra_status umbra_lun_hosts(umbra_array *array,
                              const char *name,
                              char *buf,
@@ -911,6 +1052,20 @@ umbra_status umbra_lun_hosts(umbra_array *array,
  * `array` is NULL or a live handle; `initiator` is NULL or NUL-terminated; `buf` is NULL or `len`
  * writable bytes; `out_len` is NULL or writable.
  */
+umbra_status umbra_initiator_get_luns(const umbra_array *array,
+                                      const char *initiator,
+                                      char *buf,
+                                      size_t len,
+                                      size_t *out_len);
+
+/**
+ * Deprecated alias of `umbra_initiator_get_luns` (its name before ABI 1.3; every name starts with
+ * its object, here the initiator; a query is `_get_`).
+ *
+ * # Safety
+ * As `umbra_initiator_get_luns`.
+ */
+UMBRA_DEPRECATED("use umbra_initiator_get_luns")
 umbra_status umbra_host_view(umbra_array *array,
                              const char *initiator,
                              char *buf,
@@ -925,7 +1080,7 @@ umbra_status umbra_host_view(umbra_array *array,
  * `array` is NULL or a live handle; `buf` is NULL or `len` writable bytes; `out_len` is NULL or
  * writable.
  */
-umbra_status umbra_lun_list(umbra_array *array, char *buf, size_t len, size_t *out_len);
+umbra_status umbra_lun_list(const umbra_array *array, char *buf, size_t len, size_t *out_len);
 
 /**
  * Writes LUN `name`'s properties to `*out_info`.
@@ -934,7 +1089,9 @@ umbra_status umbra_lun_list(umbra_array *array, char *buf, size_t len, size_t *o
  * `array` is NULL or a live handle; `name` is NULL or NUL-terminated; `out_info` is NULL or
  * writable.
  */
-umbra_status umbra_lun_get_info(umbra_array *array, const char *name, umbra_lun_info *out_info);
+umbra_status umbra_lun_get_info(const umbra_array *array,
+                                const char *name,
+                                umbra_lun_info *out_info);
 
 /**
  * Copies the name of the LUN that snapshot LUN `name` is a snapshot of into `buf` (`""` for a LUN
@@ -944,7 +1101,7 @@ umbra_status umbra_lun_get_info(umbra_array *array, const char *name, umbra_lun_
  * `array` is NULL or a live handle; `name` is NULL or NUL-terminated; `buf` is NULL or `len`
  * writable bytes; `out_len` is NULL or writable.
  */
-umbra_status umbra_lun_get_source(umbra_array *array,
+umbra_status umbra_lun_get_source(const umbra_array *array,
                                   const char *name,
                                   char *buf,
                                   size_t len,
@@ -962,6 +1119,21 @@ umbra_status umbra_lun_get_source(umbra_array *array,
  * `array` is NULL or a live handle; `from` and `to` are NULL or NUL-terminated; `blocks` is NULL
  * or points to `cap` writable `uint64_t`s; `out_count` is NULL or writable.
  */
+umbra_status umbra_lun_get_changed_blocks(const umbra_array *array,
+                                          const char *from,
+                                          const char *to,
+                                          uint64_t *blocks,
+                                          size_t cap,
+                                          size_t *out_count);
+
+/**
+ * Deprecated alias of `umbra_lun_get_changed_blocks` (its name before ABI 1.3; a query is
+ * `umbra_<object>_get_<what>`, as `umbra_snapshot_get_changed_blocks` of a volume).
+ *
+ * # Safety
+ * As `umbra_lun_get_changed_blocks`.
+ */
+UMBRA_DEPRECATED("use umbra_lun_get_changed_blocks")
 umbra_status umbra_lun_changed_blocks(umbra_array *array,
                                       const char *from,
                                       const char *to,
@@ -1065,6 +1237,12 @@ umbra_status umbra_lun_split_async(umbra_array *array, const char *name, umbra_a
  * on a background thread (only the differing blocks when `source` is a snapshot LUN of `target`,
  * every block otherwise); writes an async handle to `*out_op`.
  *
+ * Checked before anything starts, failing this call with nothing started: an unknown LUN is
+ * `UMBRA_E_NOT_FOUND`; two LUNs of different sizes (a resync needs the same size: extend the
+ * smaller one first) or `source` equal to `target` `UMBRA_E_INVALID_ARGUMENT`. (Before ABI 1.3
+ * both were reported only by `umbra_async_wait`.) A long operation already running on `target`
+ * fails the operation with `UMBRA_E_BUSY`.
+ *
  * # Safety
  * `array` is NULL or a live handle; `source` and `target` are NULL or NUL-terminated; `out_op` is
  * NULL or writable.
@@ -1099,7 +1277,7 @@ umbra_status umbra_group_delete(umbra_array *array, const char *group);
  * `array` is NULL or a live handle; `group` is NULL or NUL-terminated; `buf` is NULL or `len`
  * writable bytes; `out_len` is NULL or writable.
  */
-umbra_status umbra_group_get(umbra_array *array,
+umbra_status umbra_group_get(const umbra_array *array,
                              const char *group,
                              char *buf,
                              size_t len,
@@ -1113,7 +1291,7 @@ umbra_status umbra_group_get(umbra_array *array,
  * `array` is NULL or a live handle; `buf` is NULL or `len` writable bytes; `out_len` is NULL or
  * writable.
  */
-umbra_status umbra_group_list(umbra_array *array, char *buf, size_t len, size_t *out_len);
+umbra_status umbra_group_list(const umbra_array *array, char *buf, size_t len, size_t *out_len);
 
 /**
  * Calls `callback(ctx, kind, subject, json)` on the array's notification thread for every change
@@ -1166,12 +1344,22 @@ umbra_status umbra_async_wait_timeout(umbra_async *op, uint64_t timeout_ms);
  * # Safety
  * `op` is NULL or a live handle; `out_percent` is NULL or writable.
  */
-umbra_status umbra_async_percent(const umbra_async *op, uint32_t *out_percent);
+umbra_status umbra_async_get_percent(const umbra_async *op, uint32_t *out_percent);
+
+/**
+ * Deprecated alias of `umbra_async_get_percent` (ABI 1.0 name; queries are `_get_`).
+ *
+ * # Safety
+ * As `umbra_async_get_percent`.
+ */
+UMBRA_DEPRECATED("use umbra_async_get_percent")
+umbra_status umbra_async_percent(const umbra_async *op,
+                                 uint32_t *out_percent);
 
 /**
  * Asks the operation to stop at its next step. It may be too late (the operation then finishes
- * normally); otherwise `umbra_async_wait` returns `UMBRA_E_CANCELLED`. A cancelled revert or
- * split is resumed by starting it again.
+ * normally); otherwise `umbra_async_wait` returns `UMBRA_E_CANCELLED`. A cancelled revert or LUN
+ * split is resumed by starting it again; a cancelled move of a snapshot to a file starts over.
  *
  * # Safety
  * `op` is NULL or a live handle.

@@ -49,7 +49,7 @@ pub struct umbra_lun_info {
     /// Size in bytes.
     pub size_bytes: u64,
     /// The array-wide default LUN number (VDS `GetLunNumber`); hosts may have their own
-    /// (see `umbra_lun_access`).
+    /// (see `umbra_lun_get_access`).
     pub lun_number: u32,
     /// `VDS_LUN_STATUS`: `UMBRA_LUN_STATUS_ONLINE` or `UMBRA_LUN_STATUS_OFFLINE`.
     pub status: u32,
@@ -136,16 +136,16 @@ pub unsafe extern "C" fn umbra_array_open(
 }
 
 /// Writes the array's block size in bytes to `*out_block_size`: LUN sizes are multiples of it, and
-/// `umbra_lun_changed_blocks` counts in it.
+/// `umbra_lun_get_changed_blocks` counts in it.
 ///
 /// # Safety
 /// `array` is NULL or a live handle; `out_block_size` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn umbra_array_block_size(
-    array: *mut umbra_array,
+pub unsafe extern "C" fn umbra_array_get_block_size(
+    array: *const umbra_array,
     out_block_size: *mut u32,
 ) -> umbra_status {
-    ffi_boundary!("umbra_array_block_size", {
+    ffi_boundary!("umbra_array_get_block_size", {
         // SAFETY: `array` is NULL or a live handle, per this function's contract.
         let a = unsafe { handle(array, "array") }?;
         let out = out_ptr(out_block_size, "out_block_size")?;
@@ -153,6 +153,27 @@ pub unsafe extern "C" fn umbra_array_block_size(
         unsafe { write_out(out, a.array.block_size()) };
         Ok(())
     })
+}
+
+/// Deprecated alias of `umbra_array_get_block_size` (its name before ABI 1.3; a query is
+/// `umbra_<object>_get_<what>`).
+///
+/// # Safety
+/// As `umbra_array_get_block_size`.
+#[deprecated(note = "use umbra_array_get_block_size")]
+#[no_mangle]
+pub unsafe extern "C" fn umbra_array_block_size(
+    array: *mut umbra_array,
+    out_block_size: *mut u32,
+) -> umbra_status {
+    ffi_boundary!(
+        "umbra_array_block_size",
+        alias = {
+            // SAFETY: this function's contract is `umbra_array_get_block_size`'s; the arguments are
+            // forwarded unchanged.
+            unsafe { umbra_array_get_block_size(array, out_block_size) }
+        }
+    )
 }
 
 /// Closes the array (its pool stays on disk). Waits for the array's notification thread to deliver
@@ -173,7 +194,22 @@ pub unsafe extern "C" fn umbra_array_free(array: *mut umbra_array) {
 /// Creates LUN `name` of `size_bytes` (a positive multiple of 4 KiB) visible only as
 /// `unmasking_list` says (VDS `SetMask`: `""` no one, `"*"` every host, else `;`-separated
 /// initiator ids; extensions: `id=ro` read-only access, `@group`). It reads as zeros. A LUN of that
-/// name exists: `UMBRA_E_ALREADY_EXISTS`.
+/// name exists: `UMBRA_E_ALREADY_EXISTS`. The LUN gets the lowest default LUN number no other LUN
+/// has, and each host it is masked to that number, or the host's lowest free one if the host
+/// already sees another LUN there.
+///
+/// Initiator ids (here and in every `initiator` argument), any case, whitespace around ignored:
+/// - iSCSI qualified name `iqn.YYYY-MM.reversed.domain[:unique]` (at most 223 bytes; letters,
+///   digits, `-`, `.`, `:`); canonical form: lowercase.
+/// - iSCSI EUI-64 name `eui.` + 16 hex digits; canonical: `eui.` + 16 lowercase hex digits.
+/// - iSCSI NAA 128-bit name `naa.` + 32 hex digits; canonical: `naa.` + 32 lowercase hex digits.
+/// - 64-bit port name (Fibre Channel WWPN/WWNN, SAS address), not all zeros: 16 hex digits plain
+///   (`5001438001234567`), with `:` or `-` between the 8 bytes (`50:01:43:80:01:23:45:67`),
+///   `0x`-prefixed, or `naa.` + 16 hex digits; canonical: 16 lowercase hex digits.
+///
+/// Two spellings of one id name one host. Anything else, or text that is not UTF-8, is
+/// `UMBRA_E_INVALID_INITIATOR`. Outputs (`umbra_lun_get_mask`, `umbra_lun_get_initiators`,
+/// `umbra_group_get`, events) give the canonical form.
 ///
 /// # Safety
 /// `array` is NULL or a live handle; `name` and `unmasking_list` are NULL or NUL-terminated.
@@ -299,7 +335,7 @@ pub unsafe extern "C" fn umbra_lun_remove_from_mask(
 /// writable bytes; `out_len` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn umbra_lun_get_mask(
-    array: *mut umbra_array,
+    array: *const umbra_array,
     name: *const c_char,
     buf: *mut c_char,
     len: usize,
@@ -321,7 +357,7 @@ pub unsafe extern "C" fn umbra_lun_get_mask(
 /// `out_visible` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn umbra_lun_is_visible(
-    array: *mut umbra_array,
+    array: *const umbra_array,
     name: *const c_char,
     initiator: *const c_char,
     out_visible: *mut bool,
@@ -350,14 +386,14 @@ pub unsafe extern "C" fn umbra_lun_is_visible(
 /// `array` is NULL or a live handle; `name` and `initiator` are NULL or NUL-terminated; the
 /// out-parameters are NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn umbra_lun_access(
-    array: *mut umbra_array,
+pub unsafe extern "C" fn umbra_lun_get_access(
+    array: *const umbra_array,
     name: *const c_char,
     initiator: *const c_char,
     out_access: *mut u32,
     out_lun_number: *mut u32,
 ) -> umbra_status {
-    ffi_boundary!("umbra_lun_access", {
+    ffi_boundary!("umbra_lun_get_access", {
         // SAFETY: the pointers are NULL or valid, per this function's contract.
         let (a, name, host) = unsafe {
             (
@@ -387,8 +423,40 @@ pub unsafe extern "C" fn umbra_lun_access(
     })
 }
 
-/// Sets the LUN number (0 to 16383) at which `initiator` sees LUN `name`; a number the host already
-/// uses for another LUN is refused.
+/// Deprecated alias of `umbra_lun_get_access` (its name before ABI 1.3; a query is
+/// `umbra_<object>_get_<what>`).
+///
+/// # Safety
+/// As `umbra_lun_get_access`.
+#[deprecated(note = "use umbra_lun_get_access")]
+#[no_mangle]
+pub unsafe extern "C" fn umbra_lun_access(
+    array: *mut umbra_array,
+    name: *const c_char,
+    initiator: *const c_char,
+    out_access: *mut u32,
+    out_lun_number: *mut u32,
+) -> umbra_status {
+    ffi_boundary!(
+        "umbra_lun_access",
+        alias = {
+            // SAFETY: this function's contract is `umbra_lun_get_access`'s; the arguments are
+            // forwarded unchanged.
+            unsafe { umbra_lun_get_access(array, name, initiator, out_access, out_lun_number) }
+        }
+    )
+}
+
+/// Sets the LUN number (0 to 16383) at which `initiator` sees LUN `name` (the host must see it,
+/// through its own entry, a group or `"*"`).
+///
+/// A number the host already sees another LUN at (its own number for that LUN, or the default
+/// number of a LUN masked to every host) is refused with `UMBRA_E_ALREADY_EXISTS`
+/// (`"already exists: host <canonical id> already sees another LUN at number <n>"`), nothing
+/// changed; give the other LUN another number first. Above 16383: `UMBRA_E_INVALID_ARGUMENT`; a
+/// host that does not see the LUN: `UMBRA_E_NOT_FOUND`. The same clash caused the other way, by
+/// masking a LUN to every host (`"*"`) while a host sees another LUN at its default number, is
+/// `UMBRA_E_INVALID_ARGUMENT` from `umbra_lun_set_mask` / `umbra_lun_create`.
 ///
 /// # Safety
 /// `array` is NULL or a live handle; `name` and `initiator` are NULL or NUL-terminated.
@@ -421,14 +489,14 @@ pub unsafe extern "C" fn umbra_lun_set_host_number(
 /// `array` is NULL or a live handle; `name` is NULL or NUL-terminated; `buf` is NULL or `len`
 /// writable bytes; `out_len` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn umbra_lun_hosts(
-    array: *mut umbra_array,
+pub unsafe extern "C" fn umbra_lun_get_initiators(
+    array: *const umbra_array,
     name: *const c_char,
     buf: *mut c_char,
     len: usize,
     out_len: *mut usize,
 ) -> umbra_status {
-    ffi_boundary!("umbra_lun_hosts", {
+    ffi_boundary!("umbra_lun_get_initiators", {
         // SAFETY: the pointers are NULL or valid, per this function's contract.
         let (a, name) = unsafe { (handle(array, "array")?, lun_name(name, "name")?) };
         let text = match a.array.lun_hosts(name)? {
@@ -454,6 +522,31 @@ pub unsafe extern "C" fn umbra_lun_hosts(
     })
 }
 
+/// Deprecated alias of `umbra_lun_get_initiators` (its name before ABI 1.3; a query is
+/// `umbra_<object>_get_<what>`, and the array's hosts are called initiators, as in
+/// `umbra_initiator_get_luns`).
+///
+/// # Safety
+/// As `umbra_lun_get_initiators`.
+#[deprecated(note = "use umbra_lun_get_initiators")]
+#[no_mangle]
+pub unsafe extern "C" fn umbra_lun_hosts(
+    array: *mut umbra_array,
+    name: *const c_char,
+    buf: *mut c_char,
+    len: usize,
+    out_len: *mut usize,
+) -> umbra_status {
+    ffi_boundary!(
+        "umbra_lun_hosts",
+        alias = {
+            // SAFETY: this function's contract is `umbra_lun_get_initiators`'s; the arguments are
+            // forwarded unchanged.
+            unsafe { umbra_lun_get_initiators(array, name, buf, len, out_len) }
+        }
+    )
+}
+
 /// Copies the names of the LUNs `initiator` sees, sorted and `;`-joined, into `buf` (string output
 /// convention as `umbra_lun_get_mask`).
 ///
@@ -461,14 +554,14 @@ pub unsafe extern "C" fn umbra_lun_hosts(
 /// `array` is NULL or a live handle; `initiator` is NULL or NUL-terminated; `buf` is NULL or `len`
 /// writable bytes; `out_len` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn umbra_host_view(
-    array: *mut umbra_array,
+pub unsafe extern "C" fn umbra_initiator_get_luns(
+    array: *const umbra_array,
     initiator: *const c_char,
     buf: *mut c_char,
     len: usize,
     out_len: *mut usize,
 ) -> umbra_status {
-    ffi_boundary!("umbra_host_view", {
+    ffi_boundary!("umbra_initiator_get_luns", {
         // SAFETY: the pointers are NULL or valid, per this function's contract.
         let (a, host) = unsafe { (handle(array, "array")?, self::initiator(initiator)?) };
         let mut names: Vec<String> = a
@@ -483,6 +576,30 @@ pub unsafe extern "C" fn umbra_host_view(
     })
 }
 
+/// Deprecated alias of `umbra_initiator_get_luns` (its name before ABI 1.3; every name starts with
+/// its object, here the initiator; a query is `_get_`).
+///
+/// # Safety
+/// As `umbra_initiator_get_luns`.
+#[deprecated(note = "use umbra_initiator_get_luns")]
+#[no_mangle]
+pub unsafe extern "C" fn umbra_host_view(
+    array: *mut umbra_array,
+    initiator: *const c_char,
+    buf: *mut c_char,
+    len: usize,
+    out_len: *mut usize,
+) -> umbra_status {
+    ffi_boundary!(
+        "umbra_host_view",
+        alias = {
+            // SAFETY: this function's contract is `umbra_initiator_get_luns`'s; the arguments are
+            // forwarded unchanged.
+            unsafe { umbra_initiator_get_luns(array, initiator, buf, len, out_len) }
+        }
+    )
+}
+
 /// Copies the names of every LUN, sorted and `;`-joined, into `buf` (string output convention as
 /// `umbra_lun_get_mask`).
 ///
@@ -491,7 +608,7 @@ pub unsafe extern "C" fn umbra_host_view(
 /// writable.
 #[no_mangle]
 pub unsafe extern "C" fn umbra_lun_list(
-    array: *mut umbra_array,
+    array: *const umbra_array,
     buf: *mut c_char,
     len: usize,
     out_len: *mut usize,
@@ -512,7 +629,7 @@ pub unsafe extern "C" fn umbra_lun_list(
 /// writable.
 #[no_mangle]
 pub unsafe extern "C" fn umbra_lun_get_info(
-    array: *mut umbra_array,
+    array: *const umbra_array,
     name: *const c_char,
     out_info: *mut umbra_lun_info,
 ) -> umbra_status {
@@ -543,7 +660,7 @@ pub unsafe extern "C" fn umbra_lun_get_info(
 /// writable bytes; `out_len` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn umbra_lun_get_source(
-    array: *mut umbra_array,
+    array: *const umbra_array,
     name: *const c_char,
     buf: *mut c_char,
     len: usize,
@@ -569,15 +686,15 @@ pub unsafe extern "C" fn umbra_lun_get_source(
 /// `array` is NULL or a live handle; `from` and `to` are NULL or NUL-terminated; `blocks` is NULL
 /// or points to `cap` writable `uint64_t`s; `out_count` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn umbra_lun_changed_blocks(
-    array: *mut umbra_array,
+pub unsafe extern "C" fn umbra_lun_get_changed_blocks(
+    array: *const umbra_array,
     from: *const c_char,
     to: *const c_char,
     blocks: *mut u64,
     cap: usize,
     out_count: *mut usize,
 ) -> umbra_status {
-    ffi_boundary!("umbra_lun_changed_blocks", {
+    ffi_boundary!("umbra_lun_get_changed_blocks", {
         // SAFETY: the pointers are NULL or valid, per this function's contract.
         let (a, from, to) = unsafe {
             (
@@ -590,6 +707,31 @@ pub unsafe extern "C" fn umbra_lun_changed_blocks(
         // SAFETY: `blocks`/`cap` and `out_count` are as write_list requires, per this contract.
         unsafe { write_list(&list, blocks, cap, out_count, "blocks") }
     })
+}
+
+/// Deprecated alias of `umbra_lun_get_changed_blocks` (its name before ABI 1.3; a query is
+/// `umbra_<object>_get_<what>`, as `umbra_snapshot_get_changed_blocks` of a volume).
+///
+/// # Safety
+/// As `umbra_lun_get_changed_blocks`.
+#[deprecated(note = "use umbra_lun_get_changed_blocks")]
+#[no_mangle]
+pub unsafe extern "C" fn umbra_lun_changed_blocks(
+    array: *mut umbra_array,
+    from: *const c_char,
+    to: *const c_char,
+    blocks: *mut u64,
+    cap: usize,
+    out_count: *mut usize,
+) -> umbra_status {
+    ffi_boundary!(
+        "umbra_lun_changed_blocks",
+        alias = {
+            // SAFETY: this function's contract is `umbra_lun_get_changed_blocks`'s; the arguments
+            // are forwarded unchanged.
+            unsafe { umbra_lun_get_changed_blocks(array, from, to, blocks, cap, out_count) }
+        }
+    )
 }
 
 /// Brings LUN `name` online (I/O served) or offline (I/O refused with `UMBRA_E_BAD_STATE`).
@@ -797,6 +939,12 @@ pub unsafe extern "C" fn umbra_lun_split_async(
 /// on a background thread (only the differing blocks when `source` is a snapshot LUN of `target`,
 /// every block otherwise); writes an async handle to `*out_op`.
 ///
+/// Checked before anything starts, failing this call with nothing started: an unknown LUN is
+/// `UMBRA_E_NOT_FOUND`; two LUNs of different sizes (a resync needs the same size: extend the
+/// smaller one first) or `source` equal to `target` `UMBRA_E_INVALID_ARGUMENT`. (Before ABI 1.3
+/// both were reported only by `umbra_async_wait`.) A long operation already running on `target`
+/// fails the operation with `UMBRA_E_BUSY`.
+///
 /// # Safety
 /// `array` is NULL or a live handle; `source` and `target` are NULL or NUL-terminated; `out_op` is
 /// NULL or writable.
@@ -817,8 +965,20 @@ pub unsafe extern "C" fn umbra_lun_resync_async(
             )
         };
         let out = out_ptr(out_op, "out_op")?;
-        a.array.lun(source)?;
-        a.array.lun(target)?;
+        // The preconditions, checked here so they fail this call (the operation checks them again
+        // as it starts, against a concurrent change).
+        let (s, t) = (a.array.lun(source)?, a.array.lun(target)?);
+        if source == target {
+            return Err(FfiError::invalid(format!(
+                "LUN {source:?} cannot be resynced from itself"
+            )));
+        }
+        if s.size != t.size {
+            return Err(FfiError::invalid(format!(
+                "LUN {source:?} has {} bytes, {target:?} has {}: a resync needs the same size",
+                s.size, t.size
+            )));
+        }
         let op = umbra_async::follow(a.array.resync_lun(source, target));
         // SAFETY: `out` is non-NULL and writable per this function's contract.
         unsafe { write_out(out, into_handle(op)) };
@@ -881,7 +1041,7 @@ pub unsafe extern "C" fn umbra_group_delete(
 /// writable bytes; `out_len` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn umbra_group_get(
-    array: *mut umbra_array,
+    array: *const umbra_array,
     group: *const c_char,
     buf: *mut c_char,
     len: usize,
@@ -914,7 +1074,7 @@ pub unsafe extern "C" fn umbra_group_get(
 /// writable.
 #[no_mangle]
 pub unsafe extern "C" fn umbra_group_list(
-    array: *mut umbra_array,
+    array: *const umbra_array,
     buf: *mut c_char,
     len: usize,
     out_len: *mut usize,

@@ -38,7 +38,7 @@ impl umbra_async {
         self.op
             .wait_with(timeout, |r| match r {
                 Ok(()) => Ok(()),
-                Err(e) => Err(FfiError::new(status_of_vds(e.kind()), e.report())),
+                Err(e) => Err(FfiError::labelled(status_of_vds(e.kind()), e.report())),
             })
             .unwrap_or_else(|| {
                 Err(FfiError::new(
@@ -95,11 +95,11 @@ pub unsafe extern "C" fn umbra_async_wait_timeout(
 /// # Safety
 /// `op` is NULL or a live handle; `out_percent` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn umbra_async_percent(
+pub unsafe extern "C" fn umbra_async_get_percent(
     op: *const umbra_async,
     out_percent: *mut u32,
 ) -> umbra_status {
-    ffi_boundary!("umbra_async_percent", {
+    ffi_boundary!("umbra_async_get_percent", {
         // SAFETY: `op` is NULL or a live handle, per this function's contract.
         let op = unsafe { handle(op, "op") }?;
         let out = out_ptr(out_percent, "out_percent")?;
@@ -110,9 +110,28 @@ pub unsafe extern "C" fn umbra_async_percent(
     })
 }
 
+/// Deprecated alias of `umbra_async_get_percent` (ABI 1.0 name; queries are `_get_`).
+///
+/// # Safety
+/// As `umbra_async_get_percent`.
+#[deprecated(note = "use umbra_async_get_percent")]
+#[no_mangle]
+pub unsafe extern "C" fn umbra_async_percent(
+    op: *const umbra_async,
+    out_percent: *mut u32,
+) -> umbra_status {
+    ffi_boundary!(
+        "umbra_async_percent",
+        alias = {
+            // SAFETY: the same contract, forwarded unchanged.
+            unsafe { umbra_async_get_percent(op, out_percent) }
+        }
+    )
+}
+
 /// Asks the operation to stop at its next step. It may be too late (the operation then finishes
-/// normally); otherwise `umbra_async_wait` returns `UMBRA_E_CANCELLED`. A cancelled revert or
-/// split is resumed by starting it again.
+/// normally); otherwise `umbra_async_wait` returns `UMBRA_E_CANCELLED`. A cancelled revert or LUN
+/// split is resumed by starting it again; a cancelled move of a snapshot to a file starts over.
 ///
 /// # Safety
 /// `op` is NULL or a live handle.

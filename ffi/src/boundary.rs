@@ -21,7 +21,7 @@
 //! The boundary catches panics (-> `UMBRA_E_PANIC`), turns an [`FfiError`] into its status, and
 //! records the message for `umbra_last_error`, prefixed with the function's name.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
@@ -43,10 +43,21 @@ pub(crate) struct FfiError {
 pub(crate) type FfiResult<T = ()> = Result<T, FfiError>;
 
 impl FfiError {
-    pub(crate) fn new(status: umbra_status, message: impl Into<String>) -> Self {
+    /// A failure the library describes itself: the message is `detail` after the label of
+    /// `status` (`"not found: no initiator group \"web\""`), so its wording always agrees with
+    /// the code (docs/abi.md: "Last error").
+    pub(crate) fn new(status: umbra_status, detail: impl AsRef<str>) -> Self {
+        Self::labelled(
+            status,
+            format!("{}: {}", status_label(status), detail.as_ref()),
+        )
+    }
+
+    /// A failure whose text starts with its label already: a core crate's error report.
+    pub(crate) fn labelled(status: umbra_status, message: String) -> Self {
         FfiError {
             status,
-            message: message.into(),
+            message,
             quiet: false,
         }
     }
@@ -64,7 +75,7 @@ impl FfiError {
         FfiError::new(UMBRA_E_NULL_POINTER, format!("argument `{what}` is NULL"))
     }
 
-    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(message: impl AsRef<str>) -> Self {
         FfiError::new(UMBRA_E_INVALID_ARGUMENT, message)
     }
 }
@@ -73,18 +84,21 @@ impl FfiError {
 // error's text, then the OS error under it), printed once.
 impl From<cow_engine::Error> for FfiError {
     fn from(e: cow_engine::Error) -> Self {
-        FfiError::new(status_of_cow(e.kind()), e.report())
+        FfiError::labelled(status_of_cow(e.kind()), e.report())
     }
 }
 
 impl From<vds_core::Error> for FfiError {
     fn from(e: vds_core::Error) -> Self {
-        FfiError::new(status_of_vds(e.kind()), e.report())
+        FfiError::labelled(status_of_vds(e.kind()), e.report())
     }
 }
 
 thread_local! {
     static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
+    /// How many failures this thread has recorded: tells a deprecated alias whether the export it
+    /// called recorded one.
+    static ERRORS_RECORDED: Cell<u64> = const { Cell::new(0) };
 }
 
 /// Records `message` as this thread's last failure (no NUL bytes inside: they would truncate it).
@@ -92,6 +106,11 @@ pub(crate) fn set_last_error(function: &str, message: &str) {
     let text = format!("{function}: {message}").replace('\0', "\\0");
     // `try_with`: during thread teardown the slot may be gone; the message is then dropped.
     let _ = LAST_ERROR.try_with(|slot| *slot.borrow_mut() = text);
+    let _ = ERRORS_RECORDED.try_with(|n| n.set(n.get().wrapping_add(1)));
+}
+
+fn errors_recorded() -> u64 {
+    ERRORS_RECORDED.try_with(Cell::get).unwrap_or(0)
 }
 
 /// Calls `f` with this thread's last failure message (empty before any failure).
@@ -102,14 +121,20 @@ pub(crate) fn with_last_error<T>(f: impl FnOnce(&str) -> T) -> T {
     f(&text)
 }
 
+/// The message of a panic caught at the boundary, labelled as `UMBRA_E_PANIC`'s kind
+/// (`"internal error: the library panicked: ..."`).
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
+    let text = if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_string()
     } else if let Some(s) = payload.downcast_ref::<String>() {
         s.clone()
     } else {
         "a panic with a non-text payload".to_string()
-    }
+    };
+    format!(
+        "{}: the library panicked: {text}",
+        status_label(UMBRA_E_PANIC)
+    )
 }
 
 /// The boundary of an export returning a status. Use through [`ffi_boundary!`].
@@ -126,7 +151,7 @@ pub(crate) fn status_boundary(
             e.status
         }
         Err(payload) => {
-            set_last_error(function, &format!("panic: {}", panic_message(&*payload)));
+            set_last_error(function, &panic_message(&*payload));
             UMBRA_E_PANIC
         }
     }
@@ -138,8 +163,36 @@ pub(crate) fn value_boundary<T>(function: &'static str, default: T, f: impl FnOn
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(v) => v,
         Err(payload) => {
-            set_last_error(function, &format!("panic: {}", panic_message(&*payload)));
+            set_last_error(function, &panic_message(&*payload));
             default
+        }
+    }
+}
+
+/// The boundary of a deprecated alias: `f` calls the export the alias stands for (inside that
+/// export's own boundary) and returns its status. A failure it recorded is renamed to the alias
+/// (`"umbra_host_view: ..."`, not `"umbra_initiator_get_luns: ..."`): the message names the
+/// function the program called. Use through [`ffi_boundary!`].
+pub(crate) fn alias_boundary(
+    function: &'static str,
+    f: impl FnOnce() -> umbra_status,
+) -> umbra_status {
+    let before = errors_recorded();
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(status) => {
+            if status != UMBRA_OK && errors_recorded() != before {
+                let _ = LAST_ERROR.try_with(|slot| {
+                    let mut text = slot.borrow_mut();
+                    if let Some((_, rest)) = text.split_once(": ") {
+                        *text = format!("{function}: {rest}");
+                    }
+                });
+            }
+            status
+        }
+        Err(payload) => {
+            set_last_error(function, &panic_message(&*payload));
+            UMBRA_E_PANIC
         }
     }
 }
@@ -150,12 +203,17 @@ pub(crate) fn value_boundary<T>(function: &'static str, default: T, f: impl FnOn
 ///   `UMBRA_OK`, the error's status (recording its message), or `UMBRA_E_PANIC`.
 /// - `ffi_boundary!("name", default = value, { body })`: for exports returning a value or nothing;
 ///   a panic returns `value`.
+/// - `ffi_boundary!("old_name", alias = { call })`: for a deprecated alias whose body `call`s the
+///   export it stands for and returns that export's status; a failure's message names the alias.
 ///
 /// NULL arguments become `UMBRA_E_NULL_POINTER` through the helpers of this module, which return
 /// an [`FfiError`] the body propagates with `?`.
 macro_rules! ffi_boundary {
     ($function:literal, default = $default:expr, $body:block) => {
         $crate::boundary::value_boundary($function, $default, move || $body)
+    };
+    ($function:literal, alias = $body:block) => {
+        $crate::boundary::alias_boundary($function, move || $body)
     };
     ($function:literal, $body:block) => {
         $crate::boundary::status_boundary($function, move || -> $crate::boundary::FfiResult {
@@ -377,20 +435,56 @@ mod tests {
     fn a_panic_becomes_a_status_and_a_message() {
         let st = status_boundary("umbra_test_panics", || panic!("boom {}", 42));
         assert_eq!(st, UMBRA_E_PANIC);
-        with_last_error(|m| assert_eq!(m, "umbra_test_panics: panic: boom 42"));
+        with_last_error(|m| {
+            assert_eq!(
+                m,
+                "umbra_test_panics: internal error: the library panicked: boom 42"
+            )
+        });
         let v = value_boundary("umbra_test_value", 7u32, || panic!("static text"));
         assert_eq!(v, 7);
-        with_last_error(|m| assert_eq!(m, "umbra_test_value: panic: static text"));
+        with_last_error(|m| {
+            assert_eq!(
+                m,
+                "umbra_test_value: internal error: the library panicked: static text"
+            )
+        });
     }
 
     #[test]
     fn errors_keep_their_status_and_message() {
         let st = status_boundary("umbra_test_fails", || Err(FfiError::null("thing")));
         assert_eq!(st, UMBRA_E_NULL_POINTER);
-        with_last_error(|m| assert_eq!(m, "umbra_test_fails: argument `thing` is NULL"));
+        with_last_error(|m| {
+            assert_eq!(
+                m,
+                "umbra_test_fails: null pointer: argument `thing` is NULL"
+            )
+        });
         // Success leaves the message alone.
         assert_eq!(status_boundary("umbra_test_ok", || Ok(())), UMBRA_OK);
         with_last_error(|m| assert!(m.starts_with("umbra_test_fails")));
+    }
+
+    /// Why: messages the C layer wrote itself did not always say what their status says
+    /// ("argument `initiator` is not valid UTF-8" with `UMBRA_E_INVALID_INITIATOR`).
+    #[test]
+    fn the_layers_own_messages_start_with_their_status_label() {
+        let e = FfiError::new(UMBRA_E_INVALID_INITIATOR, "argument `x` is not valid UTF-8");
+        assert_eq!(
+            e.message,
+            "invalid initiator: argument `x` is not valid UTF-8"
+        );
+        assert_eq!(
+            FfiError::null("p").message,
+            "null pointer: argument `p` is NULL"
+        );
+        assert!(FfiError::new(UMBRA_E_BUSY, "x")
+            .message
+            .starts_with("busy: "));
+        // A core error's text has its label already: not repeated.
+        let core = vds_core::Error::new(vds_core::ErrorKind::BadState, "offline");
+        assert_eq!(FfiError::from(core).message, "bad state: offline");
     }
 
     #[test]

@@ -46,9 +46,10 @@ pub const UMBRA_EVENT_SNAPSHOT_DELETED: u32 = 201;
 /// A revert copied back another 1,024 blocks, or finished (`"done"` equals `"total"` in the JSON).
 /// Subject: the snapshot id in decimal. (ABI 1.3)
 pub const UMBRA_EVENT_REVERT_PROGRESS: u32 = 202;
-/// A snapshot split copied another 1,024 blocks, or finished (`"done"` equals `"total"`; the
-/// snapshot is then gone from the volume). Subject: the snapshot id in decimal. (ABI 1.3)
-pub const UMBRA_EVENT_SPLIT_PROGRESS: u32 = 203;
+/// `umbra_snapshot_move_to_file_async` copied another 1,024 blocks, or finished (`"done"` equals
+/// `"total"`; the snapshot is then gone from the volume). Subject: the snapshot id in decimal;
+/// the JSON's `"event"` is `"split_progress"`, the engine's word. (ABI 1.3)
+pub const UMBRA_EVENT_MOVE_PROGRESS: u32 = 203;
 /// The callbacks did not keep up: this many events (the oldest waiting) were dropped. Subject:
 /// the number in decimal; JSON `{"event":"lagged","missed":N}`. Rescan what you track. (ABI 1.3)
 pub const UMBRA_EVENT_LAGGED: u32 = 900;
@@ -79,7 +80,7 @@ impl EventMsg {
         let kind = match event {
             cow_engine::Event::SnapshotDeleted { .. } => UMBRA_EVENT_SNAPSHOT_DELETED,
             cow_engine::Event::RevertProgress { .. } => UMBRA_EVENT_REVERT_PROGRESS,
-            cow_engine::Event::SplitProgress { .. } => UMBRA_EVENT_SPLIT_PROGRESS,
+            cow_engine::Event::SplitProgress { .. } => UMBRA_EVENT_MOVE_PROGRESS,
             _ => return None,
         };
         Some(EventMsg::new(kind, &event.snapshot().to_string(), event))

@@ -67,7 +67,9 @@ pub(crate) const ABI_MAJOR: u32 = 1;
 /// The ABI minor version: bumped when functions or constants are added.
 /// Kept in step with `UMBRA_ABI_MINOR` in cbindgen.toml. 1: `umbra_snapshot_split_async`,
 /// `umbra_lun_changed_blocks`, `umbra_array_block_size`. 2: `UMBRA_E_BUSY` (contention told apart
-/// from a refused state). 3: `UMBRA_EVENT_REVERT_PROGRESS`, `UMBRA_EVENT_SPLIT_PROGRESS`, `UMBRA_EVENT_LAGGED`.
+/// from a refused state). 3: one naming scheme (docs/abi.md): eleven functions under their new
+/// names, the old ones deprecated aliases; array queries take `const umbra_array *`;
+/// `UMBRA_EVENT_REVERT_PROGRESS`, `UMBRA_EVENT_MOVE_PROGRESS`, `UMBRA_EVENT_LAGGED`.
 pub(crate) const ABI_MINOR: u32 = 3;
 
 /// The ABI version of the loaded library: `(major << 16) | minor`.
@@ -81,7 +83,7 @@ pub extern "C" fn umbra_abi_version() -> u32 {
     })
 }
 
-/// The library's version as a static NUL-terminated string, e.g. `"1.1.0"`: the ABI version
+/// The library's version as a static NUL-terminated string, e.g. `"1.3.0"`: the ABI version
 /// `major.minor` and a patch number. Never NULL; the caller must not free it.
 #[no_mangle]
 pub extern "C" fn umbra_version_string() -> *const c_char {
@@ -92,6 +94,11 @@ pub extern "C" fn umbra_version_string() -> *const c_char {
 
 /// Copies this thread's last failure message into `buf` as a NUL-terminated string, truncated to
 /// `len` bytes (NUL included), and returns the message's full length without the NUL.
+///
+/// The message is `"<function>: <label>: <detail>"`: the function called, then the label of the
+/// status it returned (one label per status, e.g. `"not found"` for `UMBRA_E_NOT_FOUND`, `"busy"`
+/// for `UMBRA_E_BUSY`; the list is in docs/abi.md), then what went wrong:
+/// `"umbra_lun_write: access denied: ..."`.
 ///
 /// Before any failure on this thread it returns 0 and writes an empty string (when `len > 0`).
 /// Successful calls do not clear the message. `(NULL, 0)` only returns the length; `buf == NULL`

@@ -50,8 +50,8 @@ pub const UMBRA_E_TIMEOUT: umbra_status = 102;
 /// The operation was cancelled (it may be resumed by starting it again).
 pub const UMBRA_E_CANCELLED: umbra_status = 103;
 /// In use by someone else right now, and the same call may succeed later: a pool or volume
-/// directory open in another handle or process, a LUN with a long operation running, a split of
-/// the snapshot already running (ABI 1.2; `UMBRA_E_BAD_STATE` before).
+/// directory open in another handle or process, a LUN with a long operation running, a move of
+/// the snapshot to a file already running (ABI 1.2; `UMBRA_E_BAD_STATE` before).
 pub const UMBRA_E_BUSY: umbra_status = 104;
 // 105-199: reserved for state errors.
 
@@ -127,6 +127,28 @@ pub extern "C" fn umbra_status_name(status: umbra_status) -> *const c_char {
     )
 }
 
+/// The label a failure message of `status` starts with (after the `"function_name: "` prefix):
+/// the text of the error kind that maps onto `status` (docs/abi.md's table), so a message never
+/// contradicts its code. Statuses without a kind have their own: `"null pointer"`, `"buffer too
+/// small"`, `"in progress"`. Messages the library writes itself get it through [`FfiError::new`];
+/// the core crates' texts start with it already.
+///
+/// [`FfiError::new`]: crate::boundary::FfiError::new
+pub(crate) fn status_label(status: umbra_status) -> &'static str {
+    match status {
+        UMBRA_E_NULL_POINTER => "null pointer",
+        UMBRA_E_BUFFER_TOO_SMALL => "buffer too small",
+        UMBRA_E_IN_PROGRESS => "in progress",
+        UMBRA_E_WRITER_FAILED => "writer failed",
+        UMBRA_E_INVALID_DOCUMENT => "invalid document",
+        // The kinds' own texts: one kind, one code, one label.
+        s => vds_core::ErrorKind::ALL
+            .iter()
+            .find(|&&k| status_of_vds(k) == s)
+            .map_or("error", |k| k.as_str()),
+    }
+}
+
 /// The status for a `cow-engine` error kind (the table in docs/abi.md).
 pub(crate) fn status_of_cow(kind: cow_engine::ErrorKind) -> umbra_status {
     use cow_engine::ErrorKind as K;
@@ -172,5 +194,25 @@ pub(crate) fn status_of_vds(kind: vds_core::ErrorKind) -> umbra_status {
         K::Internal => UMBRA_E_PANIC,
         // See status_of_cow.
         _ => UMBRA_E_IO,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every status but success has a label of its own, and a status a kind maps onto is labelled
+    /// with that kind's text.
+    #[test]
+    fn every_status_has_its_own_label() {
+        let mut seen = std::collections::BTreeSet::new();
+        for &(status, name) in STATUS_NAMES.iter().filter(|(s, _)| *s != UMBRA_OK) {
+            let label = status_label(status);
+            assert_ne!(label, "error", "{name:?} has no label");
+            assert!(seen.insert(label), "{name:?} shares the label {label:?}");
+        }
+        for k in vds_core::ErrorKind::ALL {
+            assert_eq!(status_label(status_of_vds(k)), k.as_str(), "{k:?}");
+        }
     }
 }

@@ -55,7 +55,8 @@ pub const UMBRA_SNAPSHOT_VOLATILE: u32 = 0x2;
 pub const UMBRA_SNAPSHOT_PINNED: u32 = 0x4;
 
 /// The snapshot id that names the volume's current contents (the origin) in
-/// `umbra_changed_blocks`. Snapshot ids start at 1 and are never reused within a volume.
+/// `umbra_snapshot_get_changed_blocks`. Snapshot ids start at 1 and are never reused within a
+/// volume.
 pub const UMBRA_ORIGIN: u64 = 0;
 
 /// The properties of one snapshot, from `umbra_snapshot_get_info`. Layout frozen for ABI 1.
@@ -201,8 +202,10 @@ pub unsafe extern "C" fn umbra_volume_create_file_ex(
     })
 }
 
-/// Opens the volume in `dir` with all its persistent snapshots (recovering after a crash). A missing
-/// `dir` is `UMBRA_E_NOT_FOUND`; a damaged one `UMBRA_E_CORRUPT` (or `UMBRA_E_UNSUPPORTED_VERSION`).
+/// Opens the volume in `dir` with all its persistent snapshots (recovering after a crash). A
+/// missing
+/// `dir` is `UMBRA_E_NOT_FOUND`; a damaged one `UMBRA_E_CORRUPT` (or
+/// `UMBRA_E_UNSUPPORTED_VERSION`).
 ///
 /// # Safety
 /// `dir` is NULL or a NUL-terminated string; `out` is NULL or writable.
@@ -244,11 +247,11 @@ pub unsafe extern "C" fn umbra_volume_free(vol: *mut umbra_volume) {
 /// # Safety
 /// `vol` is NULL or a live handle; `out_bytes` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn umbra_volume_size(
+pub unsafe extern "C" fn umbra_volume_get_size(
     vol: *const umbra_volume,
     out_bytes: *mut u64,
 ) -> umbra_status {
-    ffi_boundary!("umbra_volume_size", {
+    ffi_boundary!("umbra_volume_get_size", {
         // SAFETY: `vol` is NULL or a live handle, per this function's contract.
         let v = unsafe { handle(vol, "vol") }?;
         let out = out_ptr(out_bytes, "out_bytes")?;
@@ -258,16 +261,37 @@ pub unsafe extern "C" fn umbra_volume_size(
     })
 }
 
+/// Deprecated alias of `umbra_volume_get_size` (its name before ABI 1.3; a query is
+/// `umbra_<object>_get_<what>`).
+///
+/// # Safety
+/// As `umbra_volume_get_size`.
+#[deprecated(note = "use umbra_volume_get_size")]
+#[no_mangle]
+pub unsafe extern "C" fn umbra_volume_size(
+    vol: *const umbra_volume,
+    out_bytes: *mut u64,
+) -> umbra_status {
+    ffi_boundary!(
+        "umbra_volume_size",
+        alias = {
+            // SAFETY: this function's contract is `umbra_volume_get_size`'s; the arguments are
+            // forwarded unchanged.
+            unsafe { umbra_volume_get_size(vol, out_bytes) }
+        }
+    )
+}
+
 /// Writes the volume's block size in bytes to `*out_block_size`.
 ///
 /// # Safety
 /// `vol` is NULL or a live handle; `out_block_size` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn umbra_volume_block_size(
+pub unsafe extern "C" fn umbra_volume_get_block_size(
     vol: *const umbra_volume,
     out_block_size: *mut u32,
 ) -> umbra_status {
-    ffi_boundary!("umbra_volume_block_size", {
+    ffi_boundary!("umbra_volume_get_block_size", {
         // SAFETY: `vol` is NULL or a live handle, per this function's contract.
         let v = unsafe { handle(vol, "vol") }?;
         let out = out_ptr(out_block_size, "out_block_size")?;
@@ -275,6 +299,27 @@ pub unsafe extern "C" fn umbra_volume_block_size(
         unsafe { write_out(out, v.vol.block_size()) };
         Ok(())
     })
+}
+
+/// Deprecated alias of `umbra_volume_get_block_size` (its name before ABI 1.3; a query is
+/// `umbra_<object>_get_<what>`).
+///
+/// # Safety
+/// As `umbra_volume_get_block_size`.
+#[deprecated(note = "use umbra_volume_get_block_size")]
+#[no_mangle]
+pub unsafe extern "C" fn umbra_volume_block_size(
+    vol: *const umbra_volume,
+    out_block_size: *mut u32,
+) -> umbra_status {
+    ffi_boundary!(
+        "umbra_volume_block_size",
+        alias = {
+            // SAFETY: this function's contract is `umbra_volume_get_block_size`'s; the arguments
+            // are forwarded unchanged.
+            unsafe { umbra_volume_get_block_size(vol, out_block_size) }
+        }
+    )
 }
 
 /// Reads `len` bytes of the volume at `offset` (any alignment) into `buf`. Past the end is
@@ -377,12 +422,12 @@ pub unsafe extern "C" fn umbra_volume_grow(
 /// # Safety
 /// `vol` is NULL or a live handle; both out-parameters are NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn umbra_volume_diff_usage(
+pub unsafe extern "C" fn umbra_volume_get_diff_usage(
     vol: *const umbra_volume,
     out_used_bytes: *mut u64,
     out_limit_bytes: *mut u64,
 ) -> umbra_status {
-    ffi_boundary!("umbra_volume_diff_usage", {
+    ffi_boundary!("umbra_volume_get_diff_usage", {
         // SAFETY: `vol` is NULL or a live handle, per this function's contract.
         let v = unsafe { handle(vol, "vol") }?;
         let used = out_ptr(out_used_bytes, "out_used_bytes")?;
@@ -400,6 +445,28 @@ pub unsafe extern "C" fn umbra_volume_diff_usage(
         }
         Ok(())
     })
+}
+
+/// Deprecated alias of `umbra_volume_get_diff_usage` (its name before ABI 1.3; a query is
+/// `umbra_<object>_get_<what>`).
+///
+/// # Safety
+/// As `umbra_volume_get_diff_usage`.
+#[deprecated(note = "use umbra_volume_get_diff_usage")]
+#[no_mangle]
+pub unsafe extern "C" fn umbra_volume_diff_usage(
+    vol: *const umbra_volume,
+    out_used_bytes: *mut u64,
+    out_limit_bytes: *mut u64,
+) -> umbra_status {
+    ffi_boundary!(
+        "umbra_volume_diff_usage",
+        alias = {
+            // SAFETY: this function's contract is `umbra_volume_get_diff_usage`'s; the arguments
+            // are forwarded unchanged.
+            unsafe { umbra_volume_get_diff_usage(vol, out_used_bytes, out_limit_bytes) }
+        }
+    )
 }
 
 /// Freezes the volume (flush-and-hold): waits for writes in flight to drain (at most `timeout_ms`,
@@ -498,7 +565,8 @@ pub unsafe extern "C" fn umbra_snapshot_create_ex(
     ffi_boundary!("umbra_snapshot_create_ex", {
         // SAFETY: `vol` is NULL or a live handle, per this function's contract.
         let v = unsafe { handle(vol, "vol") }?;
-        // SAFETY: `metadata` is NULL or `metadata_len` readable bytes, per this function's contract.
+        // SAFETY: `metadata` is NULL or `metadata_len` readable bytes, per this function's
+        // contract.
         let metadata = unsafe { in_bytes(metadata, metadata_len, "metadata") }?;
         let out = out_ptr(out_snapshot, "out_snapshot")?;
         let id = v.vol.create_snapshot(snapshot_options(flags, metadata)?)?;
@@ -620,16 +688,18 @@ pub unsafe extern "C" fn umbra_volume_revert_async(
     })
 }
 
-/// Copies snapshot `snapshot` (its point-in-time image plus its own writes) into a new file
-/// `dest_path` in the background, then deletes it from the volume: the file is left a standalone
-/// raw image of the snapshot, and the diff space it held is freed. Writes to the snapshot while
-/// the copy runs are copied too. The file must not exist: it is created with the snapshot's size
-/// (and its directory entry made durable) before any work starts, so the split never writes over
-/// a file in use, the volume's own included. An interrupted split (crash or `umbra_async_cancel`)
-/// starts over: remove the partial file and call this again. Follow it with `*out_op` (wait,
-/// percent, cancel; free it with `umbra_async_free`); the handle keeps the volume alive.
+/// Moves snapshot `snapshot` out of the volume into a new file `dest_path`, in the background:
+/// copies its point-in-time image plus its own writes into the file, then deletes it from the
+/// volume. The file is left a standalone raw image of the snapshot, and the diff space it held is
+/// freed. Writes to the snapshot while the copy runs are copied too. The file must not exist: it
+/// is created with the snapshot's size (and its directory entry made durable) before any work
+/// starts, so the move never writes over a file in use, the volume's own included. An interrupted
+/// move (crash or `umbra_async_cancel`) starts over: remove the partial file and call this again.
+/// Follow it with `*out_op` (wait, percent, cancel; free it with `umbra_async_free`); the handle
+/// keeps the volume alive. (Named `umbra_snapshot_split_async` before ABI 1.3; "split" now only
+/// means a snapshot LUN split from its source, `umbra_lun_split_async`.)
 ///
-/// Checked before any work starts: an unknown snapshot is `UMBRA_E_NOT_FOUND`; a split of the same
+/// Checked before any work starts: an unknown snapshot is `UMBRA_E_NOT_FOUND`; a move of the same
 /// snapshot already running `UMBRA_E_BUSY`; a file that cannot be created the status of the
 /// OS error (`UMBRA_E_ALREADY_EXISTS` if it exists, `UMBRA_E_NOT_FOUND` if its directory does not,
 /// else `UMBRA_E_IO`).
@@ -638,13 +708,13 @@ pub unsafe extern "C" fn umbra_volume_revert_async(
 /// `vol` is NULL or a live handle; `dest_path` is NULL or a NUL-terminated string; `out_op` is
 /// NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn umbra_snapshot_split_async(
+pub unsafe extern "C" fn umbra_snapshot_move_to_file_async(
     vol: *mut umbra_volume,
     snapshot: u64,
     dest_path: *const c_char,
     out_op: *mut *mut umbra_async,
 ) -> umbra_status {
-    ffi_boundary!("umbra_snapshot_split_async", {
+    ffi_boundary!("umbra_snapshot_move_to_file_async", {
         // SAFETY: `vol` is NULL or a live handle, per this function's contract.
         let v = unsafe { handle(vol, "vol") }?;
         // SAFETY: `dest_path` is NULL or NUL-terminated, per this function's contract.
@@ -656,6 +726,29 @@ pub unsafe extern "C" fn umbra_snapshot_split_async(
         unsafe { write_out(out, into_handle(op)) };
         Ok(())
     })
+}
+
+/// Deprecated alias of `umbra_snapshot_move_to_file_async` (its name before ABI 1.3; "split" is
+/// kept for a snapshot LUN split from its source, `umbra_lun_split_async`).
+///
+/// # Safety
+/// As `umbra_snapshot_move_to_file_async`.
+#[deprecated(note = "use umbra_snapshot_move_to_file_async")]
+#[no_mangle]
+pub unsafe extern "C" fn umbra_snapshot_split_async(
+    vol: *mut umbra_volume,
+    snapshot: u64,
+    dest_path: *const c_char,
+    out_op: *mut *mut umbra_async,
+) -> umbra_status {
+    ffi_boundary!(
+        "umbra_snapshot_split_async",
+        alias = {
+            // SAFETY: this function's contract is `umbra_snapshot_move_to_file_async`'s; the
+            // arguments are forwarded unchanged.
+            unsafe { umbra_snapshot_move_to_file_async(vol, snapshot, dest_path, out_op) }
+        }
+    )
 }
 
 /// Lists the live snapshot ids, oldest first: `*out_count` gets their number; if `cap` is smaller,
@@ -719,7 +812,8 @@ pub unsafe extern "C" fn umbra_snapshot_get_info(
     })
 }
 
-/// Copies snapshot `snapshot`'s metadata blob into `buf`: `*out_len` always gets its length; if `len`
+/// Copies snapshot `snapshot`'s metadata blob into `buf`: `*out_len` always gets its length; if
+/// `len`
 /// is smaller, the result is `UMBRA_E_BUFFER_TOO_SMALL` and `buf` is untouched. (Binary data: no
 /// NUL is added.)
 ///
@@ -791,6 +885,31 @@ pub unsafe extern "C" fn umbra_snapshot_set_pinned(
 /// `vol` is NULL or a live handle; `blocks` is NULL or points to `cap` writable `uint64_t`s;
 /// `out_count` is NULL or writable.
 #[no_mangle]
+pub unsafe extern "C" fn umbra_snapshot_get_changed_blocks(
+    vol: *const umbra_volume,
+    from: u64,
+    to: u64,
+    blocks: *mut u64,
+    cap: usize,
+    out_count: *mut usize,
+) -> umbra_status {
+    ffi_boundary!("umbra_snapshot_get_changed_blocks", {
+        // SAFETY: `vol` is NULL or a live handle, per this function's contract.
+        let v = unsafe { handle(vol, "vol") }?;
+        let to = (to != UMBRA_ORIGIN).then_some(to);
+        let list = v.vol.changed_blocks(from, to)?;
+        // SAFETY: `blocks`/`cap` and `out_count` are as write_list requires, per this contract.
+        unsafe { write_list(&list, blocks, cap, out_count, "blocks") }
+    })
+}
+
+/// Deprecated alias of `umbra_snapshot_get_changed_blocks` (its name before ABI 1.3; every name
+/// starts with its object, here the snapshots compared; a query is `_get_`).
+///
+/// # Safety
+/// As `umbra_snapshot_get_changed_blocks`.
+#[deprecated(note = "use umbra_snapshot_get_changed_blocks")]
+#[no_mangle]
 pub unsafe extern "C" fn umbra_changed_blocks(
     vol: *const umbra_volume,
     from: u64,
@@ -799,14 +918,14 @@ pub unsafe extern "C" fn umbra_changed_blocks(
     cap: usize,
     out_count: *mut usize,
 ) -> umbra_status {
-    ffi_boundary!("umbra_changed_blocks", {
-        // SAFETY: `vol` is NULL or a live handle, per this function's contract.
-        let v = unsafe { handle(vol, "vol") }?;
-        let to = (to != UMBRA_ORIGIN).then_some(to);
-        let list = v.vol.changed_blocks(from, to)?;
-        // SAFETY: `blocks`/`cap` and `out_count` are as write_list requires, per this contract.
-        unsafe { write_list(&list, blocks, cap, out_count, "blocks") }
-    })
+    ffi_boundary!(
+        "umbra_changed_blocks",
+        alias = {
+            // SAFETY: this function's contract is `umbra_snapshot_get_changed_blocks`'s; the
+            // arguments are forwarded unchanged.
+            unsafe { umbra_snapshot_get_changed_blocks(vol, from, to, blocks, cap, out_count) }
+        }
+    )
 }
 
 /// Calls `callback(ctx, kind, subject, json)` on the volume's notification thread for each volume

@@ -211,7 +211,7 @@ fn a_cancelled_revert_reports_cancelled_and_resumes() {
         let mut last = 0;
         loop {
             let mut pct = 0;
-            ok(umbra_async_percent(op, &mut pct));
+            ok(umbra_async_get_percent(op, &mut pct));
             assert!(
                 pct >= last || pct == 100,
                 "percent went back: {last} -> {pct}"
@@ -224,7 +224,7 @@ fn a_cancelled_revert_reports_cancelled_and_resumes() {
             }
         }
         let mut pct = 0;
-        ok(umbra_async_percent(op, &mut pct));
+        ok(umbra_async_get_percent(op, &mut pct));
         assert_eq!(pct, 100);
         umbra_async_free(op);
         let mut b = [0xFFu8; 16];

@@ -236,3 +236,39 @@ fn every_export_sits_inside_the_boundary() {
     }
     assert!(exports >= 60, "found only {exports} exports");
 }
+
+/// The renames of ABI 1.3 (docs/abi.md, "Names"): each old name is still declared, marked
+/// `UMBRA_DEPRECATED("use <new name>")`, beside its new name. (`tests/c/aliases.c` calls them.)
+#[test]
+fn renamed_functions_stay_as_deprecated_aliases() {
+    const RENAMED: &[(&str, &str)] = &[
+        ("umbra_volume_size", "umbra_volume_get_size"),
+        ("umbra_volume_block_size", "umbra_volume_get_block_size"),
+        ("umbra_volume_diff_usage", "umbra_volume_get_diff_usage"),
+        ("umbra_changed_blocks", "umbra_snapshot_get_changed_blocks"),
+        (
+            "umbra_snapshot_split_async",
+            "umbra_snapshot_move_to_file_async",
+        ),
+        ("umbra_array_block_size", "umbra_array_get_block_size"),
+        ("umbra_lun_access", "umbra_lun_get_access"),
+        ("umbra_lun_hosts", "umbra_lun_get_initiators"),
+        ("umbra_host_view", "umbra_initiator_get_luns"),
+        ("umbra_lun_changed_blocks", "umbra_lun_get_changed_blocks"),
+        ("umbra_async_percent", "umbra_async_get_percent"),
+    ];
+    let text = header();
+    for (old, new) in RENAMED {
+        let alias = format!("UMBRA_DEPRECATED(\"use {new}\")\numbra_status {old}(");
+        assert!(
+            text.contains(&alias),
+            "{old} is not a deprecated alias of {new}"
+        );
+        assert!(
+            text.contains(&format!("\numbra_status {new}(")),
+            "{new} is not declared"
+        );
+    }
+    // No other function is deprecated.
+    assert_eq!(text.matches("\nUMBRA_DEPRECATED(").count(), RENAMED.len());
+}

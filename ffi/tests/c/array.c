@@ -152,20 +152,20 @@ static void masking(umbra_array *a) {
                  UMBRA_E_ACCESS_DENIED);
     expect_lun(a, "data", HOST1, 0, "host1 data");
     uint32_t access = 99, number = 99;
-    OK(umbra_lun_access(a, "data", HOST2, &access, &number));
+    OK(umbra_lun_get_access(a, "data", HOST2, &access, &number));
     CHECK(access == UMBRA_ACCESS_READ_ONLY);
-    OK(umbra_lun_access(a, "data", HOST1, &access, &number));
+    OK(umbra_lun_get_access(a, "data", HOST1, &access, &number));
     CHECK(access == UMBRA_ACCESS_READ_WRITE);
-    OK(umbra_lun_access(a, "data", DIAG, &access, &number));
+    OK(umbra_lun_get_access(a, "data", DIAG, &access, &number));
     CHECK(access == UMBRA_ACCESS_NONE && number == UMBRA_NO_LUN_NUMBER);
     size_t n = 0;
-    OK(umbra_lun_hosts(a, "data", buf, sizeof buf, &n));
+    OK(umbra_lun_get_initiators(a, "data", buf, sizeof buf, &n));
     CHECK(strcmp(buf, "iqn.1991-05.com.microsoft:host1;iqn.1991-05.com.microsoft:host2=ro") ==
           0);
 
     /* Host LUN numbers. */
     OK(umbra_lun_set_host_number(a, "data", HOST1, 7));
-    OK(umbra_lun_access(a, "data", HOST1, &access, &number));
+    OK(umbra_lun_get_access(a, "data", HOST1, &access, &number));
     CHECK(access == UMBRA_ACCESS_READ_WRITE && number == 7);
 
     /* Initiator groups. */
@@ -184,9 +184,9 @@ static void masking(umbra_array *a) {
     CHECK_STATUS(umbra_group_get(a, "nobody", buf, sizeof buf, &n), UMBRA_E_NOT_FOUND);
 
     /* A host's view: the LUN names it sees, sorted. */
-    OK(umbra_host_view(a, HOST1, buf, sizeof buf, &n));
+    OK(umbra_initiator_get_luns(a, HOST1, buf, sizeof buf, &n));
     CHECK(strcmp(buf, "data;logs") == 0);
-    OK(umbra_host_view(a, DIAG, buf, sizeof buf, &n));
+    OK(umbra_initiator_get_luns(a, DIAG, buf, sizeof buf, &n));
     CHECK(strcmp(buf, "") == 0 && n == 0);
 
     OK(umbra_lun_list(a, buf, sizeof buf, &n));
@@ -206,7 +206,7 @@ static void fast_recovery(umbra_array *a, struct recorder *rec) {
     CHECK(saw(rec, UMBRA_EVENT_LUN_ARRIVE, "prod", NULL));
     write_lun(a, "prod", SERVER, 1000, "GOOD DATA");
     uint32_t access = 0, number_before = 0, number_after = 0;
-    OK(umbra_lun_access(a, "prod", SERVER, &access, &number_before));
+    OK(umbra_lun_get_access(a, "prod", SERVER, &access, &number_before));
 
     /* The hardware snapshot: a new LUN, masked to no one at birth. */
     OK(umbra_lun_snapshot(a, "prod", "prod-snap"));
@@ -228,12 +228,12 @@ static void fast_recovery(umbra_array *a, struct recorder *rec) {
     OK(umbra_lun_swap(a, "prod", "prod-snap"));
     CHECK(!visible(a, "prod", SERVER));
     CHECK(visible(a, "prod-snap", SERVER));
-    OK(umbra_lun_access(a, "prod-snap", SERVER, &access, &number_after));
+    OK(umbra_lun_get_access(a, "prod-snap", SERVER, &access, &number_after));
     CHECK(access == UMBRA_ACCESS_READ_WRITE && number_after == number_before);
     expect_lun(a, "prod-snap", SERVER, 1000, "GOOD DATA");
     get_mask(a, "prod", buf, sizeof buf);
     CHECK(strcmp(buf, "") == 0);
-    OK(umbra_host_view(a, SERVER, buf, sizeof buf, &n));
+    OK(umbra_initiator_get_luns(a, SERVER, buf, sizeof buf, &n));
     CHECK(strcmp(buf, "prod-snap") == 0);
     CHECK(saw(rec, UMBRA_EVENT_MASK_CHANGED, "prod", "\"lost\":[\"iqn.1991-05.com.microsoft:server\"]"));
     CHECK(saw(rec, UMBRA_EVENT_MASK_CHANGED, "prod-snap", SERVER));
@@ -253,10 +253,10 @@ static void fast_recovery(umbra_array *a, struct recorder *rec) {
     umbra_async *op = NULL;
     OK(umbra_lun_split_async(a, "prod-snap", &op));
     uint32_t pct = 0;
-    OK(umbra_async_percent(op, &pct));
+    OK(umbra_async_get_percent(op, &pct));
     CHECK(pct <= 100);
     OK(umbra_async_wait(op));
-    OK(umbra_async_percent(op, &pct));
+    OK(umbra_async_get_percent(op, &pct));
     CHECK(pct == 100);
     umbra_async_free(op);
     OK(umbra_lun_get_info(a, "prod-snap", &info));
@@ -316,7 +316,7 @@ static void lun_operations(umbra_array *a) {
 
 static void incremental_backup(umbra_array *a) {
     uint32_t bs = 0;
-    OK(umbra_array_block_size(a, &bs));
+    OK(umbra_array_get_block_size(a, &bs));
     CHECK(bs >= 4096 && (bs & (bs - 1)) == 0);
     OK(umbra_lun_create(a, "vm", 32 * (uint64_t)bs, HOST1));
     write_lun(a, "vm", HOST1, 0, "base");
@@ -328,28 +328,28 @@ static void incremental_backup(umbra_array *a) {
 
     uint64_t blocks[8];
     size_t n = 0;
-    OK(umbra_lun_changed_blocks(a, "vm-full", "vm-incr", blocks, 8, &n));
+    OK(umbra_lun_get_changed_blocks(a, "vm-full", "vm-incr", blocks, 8, &n));
     CHECK(n == 3 && blocks[0] == 5 && blocks[1] == 8 && blocks[2] == 9);
-    OK(umbra_lun_changed_blocks(a, "vm-incr", "vm", blocks, 8, &n));
+    OK(umbra_lun_get_changed_blocks(a, "vm-incr", "vm", blocks, 8, &n));
     CHECK(n == 1 && blocks[0] == 20);
-    OK(umbra_lun_changed_blocks(a, "vm-full", "vm", blocks, 8, &n));
+    OK(umbra_lun_get_changed_blocks(a, "vm-full", "vm", blocks, 8, &n));
     CHECK(n == 4 && blocks[0] == 5 && blocks[1] == 8 && blocks[2] == 9 && blocks[3] == 20);
 
     /* Buffer convention: too small leaves the buffer untouched and reports the count. */
     blocks[0] = 77;
-    CHECK_STATUS(umbra_lun_changed_blocks(a, "vm-full", "vm", blocks, 1, &n),
+    CHECK_STATUS(umbra_lun_get_changed_blocks(a, "vm-full", "vm", blocks, 1, &n),
                  UMBRA_E_BUFFER_TOO_SMALL);
     CHECK(n == 4 && blocks[0] == 77);
-    CHECK_STATUS(umbra_lun_changed_blocks(a, "vm-full", "vm", NULL, 0, &n),
+    CHECK_STATUS(umbra_lun_get_changed_blocks(a, "vm-full", "vm", NULL, 0, &n),
                  UMBRA_E_BUFFER_TOO_SMALL);
     CHECK(n == 4);
 
     /* Bad pairs and arguments. */
-    CHECK_STATUS(umbra_lun_changed_blocks(a, "vm", "vm-full", blocks, 8, &n),
+    CHECK_STATUS(umbra_lun_get_changed_blocks(a, "vm", "vm-full", blocks, 8, &n),
                  UMBRA_E_INVALID_ARGUMENT);
-    CHECK_STATUS(umbra_lun_changed_blocks(a, "vm-full", "nope", blocks, 8, &n), UMBRA_E_NOT_FOUND);
-    CHECK_STATUS(umbra_lun_changed_blocks(a, NULL, "vm", blocks, 8, &n), UMBRA_E_NULL_POINTER);
-    CHECK_STATUS(umbra_array_block_size(a, NULL), UMBRA_E_NULL_POINTER);
+    CHECK_STATUS(umbra_lun_get_changed_blocks(a, "vm-full", "nope", blocks, 8, &n), UMBRA_E_NOT_FOUND);
+    CHECK_STATUS(umbra_lun_get_changed_blocks(a, NULL, "vm", blocks, 8, &n), UMBRA_E_NULL_POINTER);
+    CHECK_STATUS(umbra_array_get_block_size(a, NULL), UMBRA_E_NULL_POINTER);
 
     OK(umbra_lun_delete(a, "vm-incr"));
     OK(umbra_lun_delete(a, "vm-full"));

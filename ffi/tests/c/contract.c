@@ -1,7 +1,8 @@
 /* The ABI 1.0 contract (the functions and status codes the C ABI first promised), declared again
  * exactly as first specified. C11 accepts a repeated typedef of the same type and a repeated
  * prototype only if it is compatible, so this file compiles only while the header keeps every one
- * of these signatures. */
+ * of these signatures. The functions renamed in ABI 1.3 (umbra_volume_size, umbra_host_view) are
+ * declared under their 1.0 names: deprecated aliases with the 1.0 signatures. */
 #include "umbra.h"
 
 #include <stdio.h>
@@ -34,8 +35,10 @@ void         umbra_array_free(umbra_array *array);
 umbra_status umbra_lun_create(umbra_array *array, const char *name, uint64_t size_bytes, const char *unmasking_list);
 umbra_status umbra_lun_delete(umbra_array *array, const char *name);
 umbra_status umbra_lun_set_mask(umbra_array *array, const char *name, const char *unmasking_list);
-umbra_status umbra_lun_get_mask(umbra_array *array, const char *name, char *buf, size_t len, size_t *out_len);
-umbra_status umbra_lun_is_visible(umbra_array *array, const char *name, const char *initiator, bool *out_visible);
+/* ABI 1.3 made the array of these two queries `const umbra_array *` (docs/abi.md: a call passing
+ * `umbra_array *` compiles and links unchanged; a repeated prototype must say const). */
+umbra_status umbra_lun_get_mask(const umbra_array *array, const char *name, char *buf, size_t len, size_t *out_len);
+umbra_status umbra_lun_is_visible(const umbra_array *array, const char *name, const char *initiator, bool *out_visible);
 umbra_status umbra_host_view(umbra_array *array, const char *initiator, char *buf, size_t len, size_t *out_len);
 umbra_status umbra_lun_read(umbra_array *array, const char *name, const char *initiator,
                             uint64_t offset, uint8_t *buf, size_t len);

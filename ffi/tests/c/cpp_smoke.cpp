@@ -89,7 +89,7 @@ int main() {
     });
     if (mask != "iqn.1991-05.com.microsoft:cxx") return 3;
     std::string view = get_string([&](char *b, size_t l, size_t *n) {
-        return umbra_host_view(array.get(), "iqn.1991-05.com.microsoft:cxx", b, l, n);
+        return umbra_initiator_get_luns(array.get(), "iqn.1991-05.com.microsoft:cxx", b, l, n);
     });
     if (view != "cxx") return 4;
     array.reset();  // delivers the queued events and joins the notification thread

@@ -96,7 +96,7 @@ static void volume_input(void) {
     CHECK_STATUS(umbra_volume_open_file("", &vol), UMBRA_E_INVALID_ARGUMENT);
     CHECK(vol == SENTINEL);
     uint64_t u64 = 77;
-    CHECK_STATUS(umbra_volume_size(NULL, &u64), UMBRA_E_NULL_POINTER);
+    CHECK_STATUS(umbra_volume_get_size(NULL, &u64), UMBRA_E_NULL_POINTER);
     CHECK_STATUS(umbra_volume_flush(NULL), UMBRA_E_NULL_POINTER);
     CHECK_STATUS(umbra_snapshot_create(NULL, &u64), UMBRA_E_NULL_POINTER);
     CHECK(u64 == 77);
@@ -119,7 +119,7 @@ static void volume_input(void) {
     umbra_volume_free(vol);
 
     OK(umbra_volume_create_mem(MiB, BS, &vol));
-    CHECK(umbra_volume_size(vol, NULL) == UMBRA_E_NULL_POINTER);
+    CHECK(umbra_volume_get_size(vol, NULL) == UMBRA_E_NULL_POINTER);
 
     /* (NULL, 0) buffers are fine; (NULL, n) is not. */
     OK(umbra_volume_read(vol, 0, NULL, 0));
@@ -158,7 +158,7 @@ static void volume_input(void) {
         CHECK_STATUS(umbra_snapshot_get_info(vol, unknown[i], &info), UMBRA_E_NOT_FOUND);
         CHECK(info.id == 0xEEEEEEEEEEEEEEEEull);
         size_t n = 0;
-        CHECK_STATUS(umbra_changed_blocks(vol, unknown[i], UMBRA_ORIGIN, NULL, 0, &n),
+        CHECK_STATUS(umbra_snapshot_get_changed_blocks(vol, unknown[i], UMBRA_ORIGIN, NULL, 0, &n),
                      UMBRA_E_NOT_FOUND);
     }
 
@@ -199,10 +199,10 @@ static void volume_input(void) {
     CHECK_STATUS(umbra_async_wait(NULL), UMBRA_E_NULL_POINTER);
     CHECK_STATUS(umbra_async_cancel(NULL), UMBRA_E_NULL_POINTER);
     uint32_t pct;
-    CHECK_STATUS(umbra_async_percent(NULL, &pct), UMBRA_E_NULL_POINTER);
+    CHECK_STATUS(umbra_async_get_percent(NULL, &pct), UMBRA_E_NULL_POINTER);
     umbra_async *op = NULL;
     OK(umbra_volume_revert_async(vol, snap, &op));
-    CHECK_STATUS(umbra_async_percent(op, NULL), UMBRA_E_NULL_POINTER);
+    CHECK_STATUS(umbra_async_get_percent(op, NULL), UMBRA_E_NULL_POINTER);
     umbra_status st = umbra_async_wait_timeout(op, 0);
     CHECK(st == UMBRA_OK || st == UMBRA_E_IN_PROGRESS);
     OK(umbra_async_wait_timeout(op, 60000));
@@ -286,7 +286,7 @@ static void array_input(void) {
     for (size_t i = 0; i < sizeof bad_ids / sizeof bad_ids[0]; i++) {
         CHECK_STATUS(umbra_lun_is_visible(a, "x", bad_ids[i], &vis), UMBRA_E_INVALID_INITIATOR);
         CHECK_STATUS(umbra_lun_write(a, "x", bad_ids[i], 0, &b, 1), UMBRA_E_INVALID_INITIATOR);
-        CHECK_STATUS(umbra_host_view(a, bad_ids[i], buf, sizeof buf, &n),
+        CHECK_STATUS(umbra_initiator_get_luns(a, bad_ids[i], buf, sizeof buf, &n),
                      UMBRA_E_INVALID_INITIATOR);
     }
     CHECK_STATUS(umbra_lun_is_visible(a, "x", NULL, &vis), UMBRA_E_NULL_POINTER);
@@ -324,9 +324,9 @@ static void array_input(void) {
     CHECK_STATUS(umbra_lun_get_mask(a, "x", NULL, 10, &n), UMBRA_E_NULL_POINTER);
     CHECK_STATUS(umbra_lun_get_mask(a, "x", buf, sizeof buf, NULL), UMBRA_E_NULL_POINTER);
     n = 0;
-    CHECK_STATUS(umbra_host_view(a, HOST1, buf, 1, &n), UMBRA_E_BUFFER_TOO_SMALL);
+    CHECK_STATUS(umbra_initiator_get_luns(a, HOST1, buf, 1, &n), UMBRA_E_BUFFER_TOO_SMALL);
     CHECK(n == 1); /* "x" */
-    OK(umbra_host_view(a, HOST1, buf, 2, &n));
+    OK(umbra_initiator_get_luns(a, HOST1, buf, 2, &n));
     CHECK(strcmp(buf, "x") == 0);
 
     /* Host numbers and groups. */

@@ -1,7 +1,7 @@
 /* Volumes and snapshots through the C ABI: memory and file volumes, writable and read-only
  * snapshots, revert (sync and async), listing and metadata, changed blocks, diff-area usage and
  * limits with their notification, grow, discard, freeze/thaw, reopen, a damaged directory, and a
- * snapshot split out into a file.
+ * snapshot moved out into a file.
  *
  * Usage: volume SCRATCH_DIR (an existing, empty directory) */
 #define _POSIX_C_SOURCE 200809L
@@ -38,8 +38,8 @@ static void memory_volume(void) {
 
     uint64_t size = 0;
     uint32_t bs = 0;
-    OK(umbra_volume_size(vol, &size));
-    OK(umbra_volume_block_size(vol, &bs));
+    OK(umbra_volume_get_size(vol, &size));
+    OK(umbra_volume_get_block_size(vol, &bs));
     CHECK(size == MiB && bs == BS);
 
     /* Unaligned small write, then a snapshot, then an overwrite. */
@@ -105,15 +105,15 @@ static void memory_volume(void) {
 
     /* Changed blocks: s2 -> origin covers the blocks of the overwrite at 4000..14000 (0..3). */
     uint64_t blocks[16];
-    OK(umbra_changed_blocks(vol, s2, UMBRA_ORIGIN, blocks, 16, &count));
+    OK(umbra_snapshot_get_changed_blocks(vol, s2, UMBRA_ORIGIN, blocks, 16, &count));
     CHECK(count == 4);
     for (size_t i = 0; i < count; i++) CHECK(blocks[i] == i);
-    OK(umbra_changed_blocks(vol, s3, UMBRA_ORIGIN, blocks, 16, &count));
+    OK(umbra_snapshot_get_changed_blocks(vol, s3, UMBRA_ORIGIN, blocks, 16, &count));
     CHECK(count == 0);
 
     /* Diff-area usage. */
     uint64_t used = 0, limit = 0;
-    OK(umbra_volume_diff_usage(vol, &used, &limit));
+    OK(umbra_volume_get_diff_usage(vol, &used, &limit));
     CHECK(used > 0 && used % BS == 0 && limit == UMBRA_UNLIMITED);
 
     /* Revert to s2: the origin becomes s2's image; every snapshot stays unchanged. */
@@ -126,11 +126,11 @@ static void memory_volume(void) {
     umbra_async *op = NULL;
     OK(umbra_volume_revert_async(vol, s1, &op));
     uint32_t pct = 0;
-    OK(umbra_async_percent(op, &pct));
+    OK(umbra_async_get_percent(op, &pct));
     CHECK(pct <= 100);
     OK(umbra_async_wait(op));
     OK(umbra_async_wait(op)); /* repeatable */
-    OK(umbra_async_percent(op, &pct));
+    OK(umbra_async_get_percent(op, &pct));
     CHECK(pct == 100);
     umbra_async_free(op);
     expect_bytes(vol, UMBRA_ORIGIN, 100, "SNAPW!", 6);
@@ -152,7 +152,7 @@ static void memory_volume(void) {
 
     /* Grow: new space reads as zeros, snapshots keep their size. */
     OK(umbra_volume_grow(vol, 2 * MiB));
-    OK(umbra_volume_size(vol, &size));
+    OK(umbra_volume_get_size(vol, &size));
     CHECK(size == 2 * MiB);
     expect_bytes(vol, UMBRA_ORIGIN, 2 * MiB - 6, zeros, 6);
     OK(umbra_snapshot_get_info(vol, s4, &info));
@@ -224,7 +224,7 @@ static void diff_limits(void) {
     uint8_t b;
     CHECK_STATUS(umbra_snapshot_read(vol, old, 0, &b, 1), UMBRA_E_NOT_FOUND);
     uint64_t used = 0, limit = 0;
-    OK(umbra_volume_diff_usage(vol, &used, &limit));
+    OK(umbra_volume_get_diff_usage(vol, &used, &limit));
     CHECK(limit == 2 * BS && used <= limit);
 
     OK(umbra_volume_unsubscribe(vol, sub));
@@ -314,8 +314,8 @@ static void file_volume(const char *scratch) {
     CHECK(strstr(msg, "umbra_volume_open_file") != NULL);
 }
 
-/* A snapshot split out into a file stands alone, byte for byte; the volume forgets it. */
-static void split_to_file(const char *scratch) {
+/* A snapshot moved out into a file stands alone, byte for byte; the volume forgets it. */
+static void move_to_file(const char *scratch) {
     umbra_volume *vol = NULL;
     OK(umbra_volume_create_mem(MiB, BS, &vol));
     uint8_t *want = malloc(MiB);
@@ -338,10 +338,10 @@ static void split_to_file(const char *scratch) {
     char path[1024];
     snprintf(path, sizeof path, "%s/split.img", scratch);
     umbra_async *op = NULL;
-    OK(umbra_snapshot_split_async(vol, snap, path, &op));
+    OK(umbra_snapshot_move_to_file_async(vol, snap, path, &op));
     OK(umbra_async_wait(op));
     uint32_t pct = 0;
-    OK(umbra_async_percent(op, &pct));
+    OK(umbra_async_get_percent(op, &pct));
     CHECK(pct == 100);
     umbra_async_free(op);
 
@@ -362,33 +362,33 @@ static void split_to_file(const char *scratch) {
     uint64_t other = 0;
     OK(umbra_snapshot_create(vol, &other));
     op = (umbra_async *)SENTINEL;
-    CHECK_STATUS(umbra_snapshot_split_async(vol, snap, path, &op), UMBRA_E_NOT_FOUND);
-    CHECK_STATUS(umbra_snapshot_split_async(vol, other, path, &op), UMBRA_E_ALREADY_EXISTS);
+    CHECK_STATUS(umbra_snapshot_move_to_file_async(vol, snap, path, &op), UMBRA_E_NOT_FOUND);
+    CHECK_STATUS(umbra_snapshot_move_to_file_async(vol, other, path, &op), UMBRA_E_ALREADY_EXISTS);
     f = fopen(path, "rb");
     CHECK(f != NULL && fread(got, 1, MiB, f) == MiB);
     fclose(f);
     CHECK(memcmp(got, want, MiB) == 0);
     char missing[1024];
     snprintf(missing, sizeof missing, "%s/no-such-dir/x.img", scratch);
-    CHECK_STATUS(umbra_snapshot_split_async(vol, other, missing, &op), UMBRA_E_NOT_FOUND);
-    CHECK_STATUS(umbra_snapshot_split_async(vol, other, NULL, &op), UMBRA_E_NULL_POINTER);
+    CHECK_STATUS(umbra_snapshot_move_to_file_async(vol, other, missing, &op), UMBRA_E_NOT_FOUND);
+    CHECK_STATUS(umbra_snapshot_move_to_file_async(vol, other, NULL, &op), UMBRA_E_NULL_POINTER);
     CHECK(op == (umbra_async *)SENTINEL);
 
-    /* A cancelled split starts over into a new file and copies everything. */
+    /* A cancelled move starts over into a new file and copies everything. */
     uint8_t fresh[BS];
     fill(fresh, sizeof fresh, 13);
     OK(umbra_snapshot_write(vol, other, 7 * BS, fresh, sizeof fresh));
     CHECK_STATUS(umbra_snapshot_read(vol, other, 0, got, MiB), UMBRA_OK);
     memcpy(want, got, MiB);
     snprintf(path, sizeof path, "%s/cancelled.img", scratch);
-    OK(umbra_snapshot_split_async(vol, other, path, &op));
+    OK(umbra_snapshot_move_to_file_async(vol, other, path, &op));
     OK(umbra_async_cancel(op));
     umbra_status st = umbra_async_wait(op);
     CHECK(st == UMBRA_E_CANCELLED || st == UMBRA_OK);
     umbra_async_free(op);
     if (st == UMBRA_E_CANCELLED) {
         snprintf(path, sizeof path, "%s/second.img", scratch);
-        OK(umbra_snapshot_split_async(vol, other, path, &op));
+        OK(umbra_snapshot_move_to_file_async(vol, other, path, &op));
         OK(umbra_async_wait(op));
         umbra_async_free(op);
     }
@@ -413,7 +413,7 @@ int main(int argc, char **argv) {
     memory_volume();
     diff_limits();
     file_volume(argv[1]);
-    split_to_file(argv[1]);
+    move_to_file(argv[1]);
     printf("volume: ok\n");
     return 0;
 }
