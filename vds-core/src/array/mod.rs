@@ -28,7 +28,7 @@ use crate::model::{
     subsystem_flags, ControllerInfo, LunInfo, LunStatus, LunType, Notification, ObjectStatus,
     PortInfo, ProviderInfo, SubsystemInfo, TransitionState,
 };
-use state::{Change, Model, SourceRef};
+use state::{ArrayState, Change, SourceRef};
 use store::PoolStore;
 
 /// Metadata key prefix naming the LUN a cow-engine snapshot belongs to.
@@ -41,7 +41,7 @@ type Subscriber = Arc<dyn Fn(&Notification) + Send + Sync>;
 type Backing = Arc<RwLock<Volume>>;
 
 struct Core {
-    model: Model,
+    state: ArrayState,
     store: Option<PoolStore>,
     volumes: HashMap<LunId, Backing>,
     /// LUNs with a long operation running (split, resync): refused a second one.
@@ -126,7 +126,7 @@ impl Array {
         options.validate()?;
         Ok(Array::assemble(
             None,
-            Model::new(options.block_size),
+            ArrayState::new(options.block_size),
             None,
             HashMap::new(),
         ))
@@ -144,25 +144,25 @@ impl Array {
         options.validate()?;
         let dir = dir.as_ref();
         let (mut store, loaded) = PoolStore::open(dir)?;
-        let mut model = match &loaded.checkpoint {
-            Some(st) => Model::from_state(st)?,
+        let mut state = match &loaded.checkpoint {
+            Some(st) => ArrayState::from_checkpoint(st)?,
             None if loaded.changes.is_empty() => {
                 // A new pool: its block size is recorded at once.
-                let m = Model::new(options.block_size);
-                store.checkpoint(&m.to_state(store.seq()))?;
+                let m = ArrayState::new(options.block_size);
+                store.checkpoint(&m.to_checkpoint(store.seq()))?;
                 m
             }
-            None => Model::new(DEFAULT_BLOCK_SIZE),
+            None => ArrayState::new(DEFAULT_BLOCK_SIZE),
         };
-        if options.block_size != DEFAULT_BLOCK_SIZE && options.block_size != model.block_size {
+        if options.block_size != DEFAULT_BLOCK_SIZE && options.block_size != state.block_size {
             return Err(Error::invalid(format!(
                 "the pool's LUN block size is {}, not {}",
-                model.block_size, options.block_size
+                state.block_size, options.block_size
             ))
             .with_path(dir));
         }
         for c in &loaded.changes {
-            model.apply(c).map_err(|e| {
+            state.apply(c).map_err(|e| {
                 Error::new(
                     ErrorKind::Corrupt,
                     format!("pool log does not replay: {}", e.message()),
@@ -173,8 +173,8 @@ impl Array {
         let luns_dir = dir.join(LUNS_DIR);
         std::fs::create_dir_all(&luns_dir)
             .map_err(|e| Error::io("cannot create the LUN directory", e).with_path(&luns_dir))?;
-        let (volumes, detached) = Array::open_volumes(&luns_dir, &model)?;
-        let array = Array::assemble(Some(dir.to_path_buf()), model, Some(store), volumes);
+        let (volumes, detached) = Array::open_volumes(&luns_dir, &state)?;
+        let array = Array::assemble(Some(dir.to_path_buf()), state, Some(store), volumes);
         for id in detached {
             let mut core = array.inner.core.write();
             Array::commit(&mut core, &Change::Detach { id })?;
@@ -184,7 +184,7 @@ impl Array {
 
     fn assemble(
         dir: Option<PathBuf>,
-        model: Model,
+        state: ArrayState,
         store: Option<PoolStore>,
         volumes: HashMap<LunId, Backing>,
     ) -> Array {
@@ -192,7 +192,7 @@ impl Array {
             inner: Arc::new(Inner {
                 dir,
                 core: RwLock::new(Core {
-                    model,
+                    state,
                     store,
                     volumes,
                     busy: BTreeSet::new(),
@@ -208,7 +208,7 @@ impl Array {
     #[allow(clippy::type_complexity)]
     fn open_volumes(
         luns_dir: &Path,
-        model: &Model,
+        state: &ArrayState,
     ) -> Result<(HashMap<LunId, Backing>, Vec<LunId>)> {
         let mut volumes: HashMap<LunId, Backing> = HashMap::new();
         let entries = std::fs::read_dir(luns_dir)
@@ -218,7 +218,7 @@ impl Array {
                 .file_name()
                 .to_str()
                 .and_then(|n| n.parse::<LunId>().ok())
-                .is_some_and(|id| model.luns.contains_key(&id));
+                .is_some_and(|id| state.luns.contains_key(&id));
             if !known {
                 std::fs::remove_dir_all(e.path()).map_err(|err| {
                     Error::io("cannot remove a stale LUN volume", err).with_path(e.path())
@@ -226,7 +226,7 @@ impl Array {
             }
         }
         let mut detached = Vec::new();
-        for (id, rec) in &model.luns {
+        for (id, rec) in &state.luns {
             let dir = luns_dir.join(id.to_string());
             let vol = match rec.source {
                 None => Volume::open(&dir)?,
@@ -261,7 +261,7 @@ impl Array {
             let vol = vol.read();
             for s in vol.snapshots() {
                 if let Some(owner) = tagged_lun(&s.metadata) {
-                    let live = model
+                    let live = state
                         .luns
                         .get(&owner)
                         .and_then(|l| l.source)
@@ -322,19 +322,19 @@ impl Array {
         }
     }
 
-    /// Applies `change` to the model and makes it durable; on error nothing changed.
+    /// Applies `change` to the array state and makes it durable; on error nothing changed.
     fn commit(core: &mut Core, change: &Change) -> Result<Vec<Notification>> {
         if let Some(store) = &core.store {
             // A store that failed earlier refuses before anything is applied.
             store.check()?;
         }
-        let notes = core.model.apply(change)?;
+        let notes = core.state.apply(change)?;
         if let Some(store) = &mut core.store {
             // On failure the change is applied in memory but not durable: the store now refuses
             // every further change, and the caller hears the failure (the pool must be reopened).
             store.append(change)?;
             if store.wants_checkpoint() {
-                let st = core.model.to_state(store.seq());
+                let st = core.state.to_checkpoint(store.seq());
                 store.checkpoint(&st)?;
             }
         }
@@ -367,15 +367,15 @@ impl Array {
         check_lun_name(name)?;
         MaskSpec::parse(unmasking_list)?;
         self.transact(|core| {
-            core.model.check_size(size)?;
-            if core.model.names.contains_key(name) {
+            core.state.check_size(size)?;
+            if core.state.names.contains_key(name) {
                 return Err(Error::new(
                     ErrorKind::AlreadyExists,
                     format!("a LUN named {name:?} exists"),
                 ));
             }
-            let id = core.model.next_id;
-            let bs = core.model.block_size;
+            let id = core.state.next_id;
+            let bs = core.state.block_size;
             let vol = match self.lun_dir(id) {
                 Some(dir) => {
                     let _ = std::fs::remove_dir_all(&dir);
@@ -417,15 +417,15 @@ impl Array {
     pub fn snapshot_lun(&self, source: &str, snapshot_name: &str) -> Result<()> {
         check_lun_name(snapshot_name)?;
         self.transact(|core| {
-            let src_id = core.model.id_of(source)?;
-            if core.model.names.contains_key(snapshot_name) {
+            let src_id = core.state.id_of(source)?;
+            if core.state.names.contains_key(snapshot_name) {
                 return Err(Error::new(
                     ErrorKind::AlreadyExists,
                     format!("a LUN named {snapshot_name:?} exists"),
                 ));
             }
-            let size = core.model.lun(src_id)?.size;
-            let id = core.model.next_id;
+            let size = core.state.lun(src_id)?.size;
+            let id = core.state.next_id;
             let src_vol = core.volumes[&src_id].clone();
             let src_vol = src_vol.read();
             let sid = src_vol.create_snapshot(SnapshotOptions {
@@ -442,9 +442,9 @@ impl Array {
             let vol = match self.lun_dir(id) {
                 Some(dir) => {
                     let _ = std::fs::remove_dir_all(&dir);
-                    create_stacked(&dir, snap, core.model.block_size).map_err(undo)?
+                    create_stacked(&dir, snap, core.state.block_size).map_err(undo)?
                 }
-                None => Volume::on_device(snap, volume_config(core.model.block_size))
+                None => Volume::on_device(snap, volume_config(core.state.block_size))
                     .map_err(|e| undo(e.into()))?,
             };
             let change = Change::CreateLun {
@@ -476,17 +476,17 @@ impl Array {
     /// Deletes LUN `name`. Refused while snapshot LUNs depend on it (split or delete them first).
     pub fn delete_lun(&self, name: &str) -> Result<()> {
         self.transact(|core| {
-            let id = core.model.id_of(name)?;
+            let id = core.state.id_of(name)?;
             if core.busy.contains(&id) {
                 return Err(Error::new(
                     ErrorKind::Busy,
                     format!("LUN {name:?} has an operation running"),
                 ));
             }
-            let source = core.model.lun(id)?.source;
+            let source = core.state.lun(id)?.source;
             let vol = core.volumes[&id].clone();
             // The volume's own snapshots other than those of snapshot LUNs are ours to drop; a
-            // snapshot LUN depending on it makes the model refuse below.
+            // snapshot LUN depending on it makes `ArrayState::apply` refuse below.
             let notes = Array::commit(core, &Change::DeleteLun { id })?;
             core.volumes.remove(&id);
             let vol = Arc::try_unwrap(vol).map(RwLock::into_inner);
@@ -511,7 +511,7 @@ impl Array {
     pub fn set_mask(&self, name: &str, unmasking_list: &str) -> Result<()> {
         // Validated (parsed) once, inside the transaction, before anything changes.
         self.transact(|core| {
-            let id = core.model.id_of(name)?;
+            let id = core.state.id_of(name)?;
             let notes = Array::commit(
                 core,
                 &Change::SetMask {
@@ -537,8 +537,8 @@ impl Array {
     fn modify_mask(&self, name: &str, entries: &str, add: bool) -> Result<()> {
         let delta = MaskSpec::parse(entries)?;
         self.transact(|core| {
-            let id = core.model.id_of(name)?;
-            let current = core.model.mask.spec(id)?.clone();
+            let id = core.state.id_of(name)?;
+            let current = core.state.mask.spec(id)?.clone();
             let new = match (current, delta, add) {
                 (_, MaskSpec::All(a), true) => MaskSpec::All(a),
                 (_, MaskSpec::All(_), false) => MaskSpec::None,
@@ -579,15 +579,15 @@ impl Array {
     /// and `;`-joined.
     pub fn get_mask(&self, name: &str) -> Result<String> {
         let core = self.inner.core.read();
-        let id = core.model.id_of(name)?;
-        Ok(core.model.mask.spec(id)?.to_string())
+        let id = core.state.id_of(name)?;
+        Ok(core.state.mask.spec(id)?.to_string())
     }
 
     /// Sets the LUN number `initiator` sees LUN `name` at.
     pub fn set_host_number(&self, name: &str, initiator: &str, number: u32) -> Result<()> {
         let host = InitiatorId::parse(initiator)?;
         self.transact(|core| {
-            let id = core.model.id_of(name)?;
+            let id = core.state.id_of(name)?;
             let notes = Array::commit(
                 core,
                 &Change::SetHostNumber {
@@ -634,11 +634,11 @@ impl Array {
     /// The members of every initiator group (hosts are listed by [`Array::hosts`]).
     pub fn groups(&self) -> Vec<(String, Vec<InitiatorId>)> {
         let core = self.inner.core.read();
-        core.model
+        core.state
             .mask
             .groups()
             .iter()
-            .filter(|(g, _)| !core.model.hosts.contains(*g))
+            .filter(|(g, _)| !core.state.hosts.contains(*g))
             .map(|(g, m)| (g.clone(), m.iter().cloned().collect()))
             .collect()
     }
@@ -647,8 +647,8 @@ impl Array {
     /// LUN numbers and its default number; `damaged` is masked to no one (kept for diagnosis).
     pub fn swap_lun(&self, damaged: &str, replacement: &str) -> Result<()> {
         self.transact(|core| {
-            let from = core.model.id_of(damaged)?;
-            let to = core.model.id_of(replacement)?;
+            let from = core.state.id_of(damaged)?;
+            let to = core.state.id_of(replacement)?;
             let notes = Array::commit(core, &Change::Swap { from, to })?;
             Ok(((), notes))
         })
@@ -657,9 +657,9 @@ impl Array {
     /// Extends LUN `name` to `size` bytes (new space reads as zeros).
     pub fn extend_lun(&self, name: &str, size: u64) -> Result<()> {
         self.transact(|core| {
-            let id = core.model.id_of(name)?;
-            core.model.check_size(size)?;
-            if core.model.lun(id)?.source.is_some() {
+            let id = core.state.id_of(name)?;
+            core.state.check_size(size)?;
+            if core.state.lun(id)?.source.is_some() {
                 return Err(Error::new(
                     ErrorKind::BadState,
                     format!(
@@ -667,7 +667,7 @@ impl Array {
                     ),
                 ));
             }
-            let old = core.model.lun(id)?.size;
+            let old = core.state.lun(id)?.size;
             if size < old {
                 return Err(Error::invalid(format!(
                     "new size {size} is smaller than the LUN's {old}"
@@ -688,7 +688,7 @@ impl Array {
     /// Brings LUN `name` online (I/O served) or offline (I/O refused).
     pub fn set_online(&self, name: &str, online: bool) -> Result<()> {
         self.transact(|core| {
-            let id = core.model.id_of(name)?;
+            let id = core.state.id_of(name)?;
             let notes = Array::commit(core, &Change::SetStatus { id, online })?;
             Ok(((), notes))
         })
@@ -714,7 +714,7 @@ impl Array {
     pub fn associate_targets(&self, lun: &str, targets: &[&str], add: bool) -> Result<()> {
         let targets = targets.iter().map(|t| t.to_string()).collect();
         self.transact(|core| {
-            let id = core.model.id_of(lun)?;
+            let id = core.state.id_of(lun)?;
             let notes = Array::commit(core, &Change::AssociateTargets { id, targets, add })?;
             Ok(((), notes))
         })
@@ -743,11 +743,11 @@ impl Array {
     /// Every host with its initiators, by name.
     pub fn hosts(&self) -> Vec<(String, Vec<InitiatorId>)> {
         let core = self.inner.core.read();
-        core.model
+        core.state
             .hosts
             .iter()
             .filter_map(|h| {
-                let m = core.model.mask.group(h)?;
+                let m = core.state.mask.group(h)?;
                 Some((h.clone(), m.iter().cloned().collect()))
             })
             .collect()
@@ -757,16 +757,16 @@ impl Array {
     /// then LUN number.
     pub fn host_view_by_name(&self, name: &str) -> Result<Vec<(String, InitiatorId, Grant)>> {
         let core = self.inner.core.read();
-        if !core.model.hosts.contains(name) {
+        if !core.state.hosts.contains(name) {
             return Err(Error::new(
                 ErrorKind::NotFound,
                 format!("no host named {name:?}"),
             ));
         }
         let mut out = Vec::new();
-        for ini in core.model.mask.group(name).into_iter().flatten() {
-            for (id, g) in core.model.mask.host_view(ini) {
-                if let Some(l) = core.model.luns.get(&id) {
+        for ini in core.state.mask.group(name).into_iter().flatten() {
+            for (id, g) in core.state.mask.host_view(ini) {
+                if let Some(l) = core.state.luns.get(&id) {
                     out.push((l.name.clone(), ini.clone(), g));
                 }
             }
@@ -779,7 +779,7 @@ impl Array {
         self.inner
             .core
             .read()
-            .model
+            .state
             .targets
             .values()
             .cloned()
@@ -812,22 +812,22 @@ impl Array {
                     status: ObjectStatus::Online,
                     ports: vec![port],
                 }],
-                luns: core.model.luns.len(),
-                block_size: core.model.block_size,
+                luns: core.state.luns.len(),
+                block_size: core.state.block_size,
             }],
         }
     }
 
     /// The LUN block size: LUN sizes are multiples of it.
     pub fn block_size(&self) -> u32 {
-        self.inner.core.read().model.block_size
+        self.inner.core.read().state.block_size
     }
 
     /// Every LUN's properties, by name.
     pub fn luns(&self) -> Vec<LunInfo> {
         let core = self.inner.core.read();
         let mut v: Vec<LunInfo> = core
-            .model
+            .state
             .luns
             .keys()
             .filter_map(|&id| Self::info(&core, id).ok())
@@ -839,11 +839,11 @@ impl Array {
     /// LUN `name`'s properties.
     pub fn lun(&self, name: &str) -> Result<LunInfo> {
         let core = self.inner.core.read();
-        Self::info(&core, core.model.id_of(name)?)
+        Self::info(&core, core.state.id_of(name)?)
     }
 
     fn info(core: &Core, id: LunId) -> Result<LunInfo> {
-        let l = core.model.lun(id)?;
+        let l = core.state.lun(id)?;
         Ok(LunInfo {
             id,
             name: l.name.clone(),
@@ -856,11 +856,11 @@ impl Array {
             } else {
                 TransitionState::Stable
             },
-            mask: core.model.mask.spec(id)?.to_string(),
-            number: core.model.mask.default_number(id)?,
+            mask: core.state.mask.spec(id)?.to_string(),
+            number: core.state.mask.default_number(id)?,
             source: l
                 .source
-                .and_then(|s| core.model.luns.get(&s.lun))
+                .and_then(|s| core.state.luns.get(&s.lun))
                 .map(|s| s.name.clone()),
         })
     }
@@ -868,31 +868,31 @@ impl Array {
     /// The LUNs `initiator` sees: (name, access, LUN number), in LUN-number order.
     pub fn host_view(&self, initiator: &InitiatorId) -> Vec<(String, Grant)> {
         let core = self.inner.core.read();
-        core.model
+        core.state
             .mask
             .host_view(initiator)
             .into_iter()
-            .filter_map(|(id, g)| core.model.luns.get(&id).map(|l| (l.name.clone(), g)))
+            .filter_map(|(id, g)| core.state.luns.get(&id).map(|l| (l.name.clone(), g)))
             .collect()
     }
 
     /// Who sees LUN `name`.
     pub fn lun_hosts(&self, name: &str) -> Result<LunHosts> {
         let core = self.inner.core.read();
-        core.model.mask.lun_hosts(core.model.id_of(name)?)
+        core.state.mask.lun_hosts(core.state.id_of(name)?)
     }
 
     /// What `initiator` may do with LUN `name` (`None`: masked away).
     pub fn access(&self, name: &str, initiator: &InitiatorId) -> Result<Option<Grant>> {
         let core = self.inner.core.read();
-        Ok(core.model.mask.access(core.model.id_of(name)?, initiator))
+        Ok(core.state.mask.access(core.state.id_of(name)?, initiator))
     }
 
     /// The volume behind LUN `name` if `initiator` may do `want` with it now.
     fn gate(&self, name: &str, initiator: &InitiatorId, want: Access) -> Result<(Backing, u64)> {
         let core = self.inner.core.read();
-        let id = core.model.id_of(name)?;
-        let grant = core.model.mask.access(id, initiator).ok_or_else(|| {
+        let id = core.state.id_of(name)?;
+        let grant = core.state.mask.access(id, initiator).ok_or_else(|| {
             Error::new(
                 ErrorKind::AccessDenied,
                 format!("LUN {name:?} is masked from initiator {initiator}"),
@@ -904,7 +904,7 @@ impl Array {
                 format!("initiator {initiator} has read-only access to LUN {name:?}"),
             ));
         }
-        let l = core.model.lun(id)?;
+        let l = core.state.lun(id)?;
         if l.status != LunStatus::Online {
             return Err(Error::new(
                 ErrorKind::BadState,
@@ -955,8 +955,8 @@ impl Array {
         let (source, from_snapshot, to_snapshot, settle) = {
             let core = self.inner.core.read();
             let rec = |name: &str| -> Result<(LunId, Option<SourceRef>)> {
-                let id = core.model.id_of(name)?;
-                Ok((id, core.model.lun(id)?.source))
+                let id = core.state.id_of(name)?;
+                Ok((id, core.state.lun(id)?.source))
             };
             let (from_id, Some(f)) = rec(from)? else {
                 return Err(Error::invalid(format!(
@@ -995,7 +995,7 @@ impl Array {
     /// It bypasses masking: it is the array's own view.
     pub fn volume(&self, name: &str) -> Result<Volume> {
         let core = self.inner.core.read();
-        let id = core.model.id_of(name)?;
+        let id = core.state.id_of(name)?;
         let v = core.volumes[&id].read().clone();
         Ok(v)
     }
@@ -1035,15 +1035,15 @@ impl Array {
     fn split_lun_blocking(&self, name: &str, progress: &Progress) -> Result<()> {
         let (id, src, src_vol, size, bs) = {
             let core = self.inner.core.read();
-            let id = core.model.id_of(name)?;
-            let l = core.model.lun(id)?;
+            let id = core.state.id_of(name)?;
+            let l = core.state.lun(id)?;
             let src = l.source.ok_or_else(|| {
                 Error::invalid(format!(
                     "LUN {name:?} is not a snapshot LUN (nothing to split from)"
                 ))
             })?;
             // Its own snapshot LUNs stand on its current volume object, which the split replaces.
-            if let Some(dep) = core.model.luns.values().find(|d| d.is_snapshot_of(id)) {
+            if let Some(dep) = core.state.luns.values().find(|d| d.is_snapshot_of(id)) {
                 return Err(Error::new(
                     ErrorKind::BadState,
                     format!(
@@ -1057,7 +1057,7 @@ impl Array {
                 src,
                 core.volumes[&src.lun].clone(),
                 l.size,
-                core.model.block_size,
+                core.state.block_size,
             )
         };
         self.begin_long(id, name)?;
@@ -1125,12 +1125,12 @@ impl Array {
     fn resync_blocking(&self, source: &str, target: &str, progress: &Progress) -> Result<()> {
         let (tid, src_rec, svol, tvol, bs) = {
             let core = self.inner.core.read();
-            let sid = core.model.id_of(source)?;
-            let tid = core.model.id_of(target)?;
+            let sid = core.state.id_of(source)?;
+            let tid = core.state.id_of(target)?;
             if sid == tid {
                 return Err(Error::invalid("a LUN cannot be resynced from itself"));
             }
-            let (s, t) = (core.model.lun(sid)?, core.model.lun(tid)?);
+            let (s, t) = (core.state.lun(sid)?, core.state.lun(tid)?);
             if s.size != t.size {
                 return Err(Error::invalid(format!(
                     "LUN {source:?} has {} bytes, {target:?} has {}",
@@ -1142,7 +1142,7 @@ impl Array {
                 s.clone(),
                 core.volumes[&sid].clone(),
                 core.volumes[&tid].clone(),
-                core.model.block_size,
+                core.state.block_size,
             )
         };
         self.begin_long(tid, target)?;
