@@ -123,8 +123,14 @@ impl ArrayState {
         Ok(self.mask_notes([delta]))
     }
 
-    /// Creates or replaces initiator group `name`.
+    /// Creates or replaces initiator group `name`: refused over a host.
     fn apply_set_group(&mut self, name: &str, members: &[String]) -> Result<Vec<Notification>> {
+        if self.hosts.contains(name) {
+            return Err(Error::new(
+                ErrorKind::AlreadyExists,
+                format!("{name:?} is a host, not an initiator group"),
+            ));
+        }
         let deltas = self.mask.set_group(name, parse_ids(members)?)?;
         Ok(self.mask_notes(deltas))
     }
