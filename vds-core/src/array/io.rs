@@ -124,6 +124,7 @@ impl Array {
     }
 }
 
+/// Refuses `len` bytes at `offset` that do not fit in a LUN of `size` bytes.
 fn check_range_of(size: u64, offset: u64, len: usize) -> Result<()> {
     match offset.checked_add(len as u64) {
         Some(end) if end <= size => Ok(()),

@@ -116,6 +116,7 @@ impl Default for ArrayOptions {
 }
 
 impl ArrayOptions {
+    /// Refuses a block size that is not a power of two from 4 KiB to 1 MiB.
     fn validate(&self) -> Result<()> {
         let bs = self.block_size;
         if !bs.is_power_of_two() || !(4096..=1 << 20).contains(&bs) {
@@ -175,6 +176,7 @@ impl Array {
         Ok(out)
     }
 
+    /// Runs `change` as one transaction.
     fn simple(&self, change: Change) -> Result<()> {
         self.transact(|core| Ok(((), Array::commit(core, &change)?)))
     }

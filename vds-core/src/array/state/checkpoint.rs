@@ -84,6 +84,7 @@ impl ArrayState {
         }
     }
 
+    /// The state a checkpoint holds; one of another format version is [`ErrorKind::Corrupt`].
     pub(crate) fn from_checkpoint(st: &PoolState) -> Result<ArrayState> {
         if st.version != STATE_VERSION {
             return Err(Error::new(

@@ -221,6 +221,7 @@ impl ArrayState {
     }
 }
 
+/// The error of an unknown LUN id.
 fn no_lun(id: LunId) -> Error {
     Error::new(ErrorKind::NotFound, format!("no LUN with id {id}"))
 }
