@@ -479,6 +479,23 @@ fn hosts_gather_their_initiator_ports() {
     );
 }
 
+/// Why: a host is an initiator group of its own, and `set_host` keeps each initiator in one host;
+/// `set_group` over a host's name used to replace the host's initiators without that check, so
+/// one initiator could belong to two hosts (and `groups()` hid the change, listing no groups).
+#[test]
+fn set_group_cannot_rewrite_a_host() {
+    let a = Array::in_memory();
+    a.set_host("s1", &[H1]).unwrap();
+    a.set_host("s2", &[H2]).unwrap();
+    let e = a.set_group("s2", &[H1]).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::AlreadyExists);
+    assert_eq!(
+        a.hosts(),
+        vec![("s1".into(), vec![id(H1)]), ("s2".into(), vec![id(H2)])]
+    );
+    assert!(a.groups().is_empty());
+}
+
 /// Changed blocks between snapshot LUNs (and a snapshot LUN and its source) against a model of
 /// which blocks each interval's writes touched: random writes of random lengths between three
 /// snapshots, then writes into two of the snapshot LUNs themselves.

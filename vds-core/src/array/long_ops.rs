@@ -1,0 +1,187 @@
+//! Long operations, each on a thread of its own behind an [`AsyncHandle`]: clone, split and resync,
+//! and the background forms of create and extend. A LUN runs one split or resync at a time.
+
+use std::sync::Arc;
+
+use cow_engine::{BlockDevice, FileDevice, Progress, Volume};
+
+use super::state::Change;
+use super::volumes::{volume_config, ORIGIN_FILE};
+use super::{lun_busy, Array, AsyncHandle};
+use crate::error::{Error, ErrorKind, Result};
+use crate::mask::LunId;
+
+impl Array {
+    /// Creates LUN `name` on a background thread; the handle waits, reports progress, cancels.
+    pub fn create_lun_async(&self, name: &str, size: u64, unmasking_list: &str) -> AsyncHandle<()> {
+        let (a, n, m) = (self.clone(), name.to_string(), unmasking_list.to_string());
+        AsyncHandle::spawn(move |_p| a.create_lun(&n, size, &m))
+    }
+
+    /// Extends LUN `name` on a background thread.
+    pub fn extend_lun_async(&self, name: &str, size: u64) -> AsyncHandle<()> {
+        let (a, n) = (self.clone(), name.to_string());
+        AsyncHandle::spawn(move |_p| a.extend_lun(&n, size))
+    }
+
+    /// Clones LUN `source` into a new, independent LUN `name` (masked to no one) on a background
+    /// thread: a snapshot LUN taken now, then split from its source.
+    pub fn clone_lun(&self, source: &str, name: &str) -> AsyncHandle<()> {
+        let (a, s, n) = (self.clone(), source.to_string(), name.to_string());
+        AsyncHandle::spawn(move |p| {
+            a.snapshot_lun(&s, &n)?;
+            a.split_lun_blocking(&n, p)
+        })
+    }
+
+    /// Splits snapshot LUN `name` from its source on a background thread: its contents are copied
+    /// to a volume of its own, after which the source may be deleted.
+    pub fn split_lun(&self, name: &str) -> AsyncHandle<()> {
+        let (a, n) = (self.clone(), name.to_string());
+        AsyncHandle::spawn(move |p| a.split_lun_blocking(&n, p))
+    }
+
+    /// Runs `work` as LUN `id`'s long operation: refused while another runs on it.
+    fn long_op<T>(&self, id: LunId, name: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
+        if !self.inner.core.write().busy.insert(id) {
+            return Err(lun_busy(name));
+        }
+        let result = work();
+        self.inner.core.write().busy.remove(&id);
+        result
+    }
+
+    /// Splits snapshot LUN `name` from its source: its contents copied to an origin of its own.
+    fn split_lun_blocking(&self, name: &str, progress: &Progress) -> Result<()> {
+        let (id, src, src_vol, size, bs) = {
+            let core = self.inner.core.read();
+            let id = core.state.id_of(name)?;
+            let l = core.state.lun(id)?;
+            let src = l.source.ok_or_else(|| {
+                Error::invalid(format!(
+                    "LUN {name:?} is not a snapshot LUN (nothing to split from)"
+                ))
+            })?;
+            // Its own snapshot LUNs stand on its current volume object, which the split replaces.
+            if let Some(dep) = core.state.luns.values().find(|d| d.is_snapshot_of(id)) {
+                return Err(Error::new(
+                    ErrorKind::BadState,
+                    format!(
+                        "snapshot LUN {:?} depends on {name:?}; split or delete it first",
+                        dep.name
+                    ),
+                ));
+            }
+            (
+                id,
+                src,
+                core.volumes[&src.lun].clone(),
+                l.size,
+                core.state.block_size,
+            )
+        };
+        self.long_op(id, name, || {
+            let backing = self.inner.core.read().volumes[&id].clone();
+            match self.lun_dir(id) {
+                Some(dir) => {
+                    let origin = dir.join(ORIGIN_FILE);
+                    let dest = match FileDevice::open(&origin) {
+                        Ok(d) if d.len() == size => d,
+                        _ => {
+                            let _ = std::fs::remove_file(&origin);
+                            FileDevice::create(&origin, size)?
+                        }
+                    };
+                    src_vol
+                        .read()
+                        .split_snapshot(src.snapshot, &dest, progress)?;
+                    drop(dest);
+                    // The LUN's own volume now stands on its own origin file.
+                    let mut guard = backing.write();
+                    let placeholder = Volume::create_mem(u64::from(bs), volume_config(bs))?;
+                    let old = std::mem::replace(&mut *guard, placeholder);
+                    old.flush()?;
+                    drop(old);
+                    *guard = Volume::open(&dir)?;
+                }
+                None => {
+                    let dest = Arc::new(cow_engine::MemDevice::new(size));
+                    {
+                        let guard = backing.read();
+                        if !guard.snapshots().is_empty() {
+                            return Err(Error::new(
+                                ErrorKind::BadState,
+                                "an in-memory snapshot LUN with snapshots of its own cannot be split",
+                            ));
+                        }
+                    }
+                    let mut guard = backing.write();
+                    src_vol
+                        .read()
+                        .split_snapshot(src.snapshot, dest.as_ref(), progress)?;
+                    *guard = Volume::on_device(dest, volume_config(bs))?;
+                }
+            }
+            self.simple(Change::Detach { id })
+        })
+    }
+
+    /// Resync (the copying alternative to the swap): makes LUN `target`'s contents equal to
+    /// `source`'s. If `source` is a snapshot LUN of `target`, only the blocks that differ are copied
+    /// (a revert); otherwise every block is. On a background thread, with progress and cancel.
+    pub fn resync_lun(&self, source: &str, target: &str) -> AsyncHandle<()> {
+        let (a, s, t) = (self.clone(), source.to_string(), target.to_string());
+        AsyncHandle::spawn(move |p| a.resync_blocking(&s, &t, p))
+    }
+
+    /// Copies LUN `source`'s contents onto LUN `target` (see [`Array::resync_lun`]).
+    fn resync_blocking(&self, source: &str, target: &str, progress: &Progress) -> Result<()> {
+        let (tid, src_rec, svol, tvol, bs) = {
+            let core = self.inner.core.read();
+            let sid = core.state.id_of(source)?;
+            let tid = core.state.id_of(target)?;
+            if sid == tid {
+                return Err(Error::invalid("a LUN cannot be resynced from itself"));
+            }
+            let (s, t) = (core.state.lun(sid)?, core.state.lun(tid)?);
+            if s.size != t.size {
+                return Err(Error::invalid(format!(
+                    "LUN {source:?} has {} bytes, {target:?} has {}",
+                    s.size, t.size
+                )));
+            }
+            (
+                tid,
+                s.clone(),
+                core.volumes[&sid].clone(),
+                core.volumes[&tid].clone(),
+                core.state.block_size,
+            )
+        };
+        self.long_op(tid, target, || {
+            let tvol = tvol.read().clone();
+            match src_rec.source {
+                Some(src) if src.lun == tid => {
+                    // The snapshot LUN's own writes went through its stacked volume to the snapshot.
+                    svol.read().flush()?;
+                    tvol.revert(src.snapshot, progress)?;
+                }
+                _ => {
+                    let svol = svol.read().clone();
+                    let total = src_rec.size / u64::from(bs);
+                    let mut buf = vec![0u8; bs as usize];
+                    for b in 0..total {
+                        if progress.is_cancelled() {
+                            return Err(Error::new(ErrorKind::Cancelled, "resync cancelled"));
+                        }
+                        svol.read_at(&mut buf, b * u64::from(bs))?;
+                        tvol.write_at(&buf, b * u64::from(bs))?;
+                        progress.set(b + 1, total);
+                    }
+                    tvol.flush()?;
+                }
+            }
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,305 @@
+//! [`ArrayState::apply`]: each [`Change`] validated and applied by a function of its own, the
+//! same live (in a transaction) and on replay (when a pool opens). Each function checks
+//! everything before it changes anything: on error the state is as it was.
+
+use std::collections::BTreeSet;
+
+use super::TargetInfo;
+use super::{check_lun_name, check_portal, parse_ids, ArrayState, Change, LunRec, SourceRef};
+use crate::error::{Error, ErrorKind, Result};
+use crate::initiator::InitiatorId;
+use crate::mask::{check_name, LunId, MaskSpec};
+use crate::model::{LunStatus, Notification};
+
+impl ArrayState {
+    /// Validates and applies `change`; on error nothing changed.
+    pub(crate) fn apply(&mut self, change: &Change) -> Result<Vec<Notification>> {
+        match change {
+            Change::CreateLun {
+                id,
+                name,
+                size,
+                mask,
+                source,
+            } => self.apply_create_lun(*id, name, *size, mask, *source),
+            Change::DeleteLun { id } => self.apply_delete_lun(*id),
+            Change::SetMask { id, mask } => self.apply_set_mask(*id, mask),
+            Change::SetHostNumber { id, host, number } => {
+                self.apply_set_host_number(*id, host, *number)
+            }
+            Change::SetGroup { name, members } => self.apply_set_group(name, members),
+            Change::DeleteGroup { name } => self.apply_delete_group(name),
+            Change::SetHost { name, initiators } => self.apply_set_host(name, initiators),
+            Change::DeleteHost { name } => self.apply_delete_host(name),
+            Change::Swap { from, to } => self.apply_swap(*from, *to),
+            Change::Extend { id, size } => self.apply_extend(*id, *size),
+            Change::SetStatus { id, online } => self.apply_set_status(*id, *online),
+            Change::Detach { id } => self.apply_detach(*id),
+            Change::CreateTarget { name, iqn, portals } => {
+                self.apply_create_target(name, iqn, portals)
+            }
+            Change::DeleteTarget { name } => self.apply_delete_target(name),
+            Change::AssociateTargets { id, targets, add } => {
+                self.apply_associate_targets(*id, targets, *add)
+            }
+        }
+    }
+
+    /// A new LUN `id` (ids only grow), online, with its mask; a snapshot LUN names its `source`.
+    fn apply_create_lun(
+        &mut self,
+        id: LunId,
+        name: &str,
+        size: u64,
+        mask: &str,
+        source: Option<SourceRef>,
+    ) -> Result<Vec<Notification>> {
+        check_lun_name(name)?;
+        self.check_size(size)?;
+        self.check_new_name(name)?;
+        if id < self.next_id {
+            return Err(Error::new(
+                ErrorKind::Corrupt,
+                format!("LUN id {id} reused"),
+            ));
+        }
+        if let Some(s) = source {
+            self.lun(s.lun)?;
+        }
+        let spec = MaskSpec::parse(mask)?;
+        let delta = self.mask.add_lun(id, spec, None)?;
+        self.luns.insert(
+            id,
+            LunRec::new(id, name.to_string(), size, LunStatus::Online, source),
+        );
+        self.names.insert(name.to_string(), id);
+        self.next_id = id + 1;
+        let mut notes = vec![Notification::LunArrive {
+            name: name.to_string(),
+        }];
+        notes.extend(self.mask_note(delta));
+        Ok(notes)
+    }
+
+    /// Deletes LUN `id`: refused while a snapshot LUN depends on it.
+    fn apply_delete_lun(&mut self, id: LunId) -> Result<Vec<Notification>> {
+        let name = self.lun(id)?.name.clone();
+        if let Some(dep) = self.luns.values().find(|l| l.is_snapshot_of(id)) {
+            return Err(Error::new(
+                ErrorKind::BadState,
+                format!(
+                    "snapshot LUN {:?} depends on LUN {name:?}; split or delete it first",
+                    dep.name
+                ),
+            ));
+        }
+        let delta = self.mask.remove_lun(id)?;
+        let mut notes: Vec<Notification> = self.mask_note(delta).into_iter().collect();
+        self.unassociate(id);
+        self.luns.remove(&id);
+        self.names.remove(&name);
+        notes.push(Notification::LunDepart { name });
+        Ok(notes)
+    }
+
+    /// Replaces LUN `id`'s unmasking list.
+    fn apply_set_mask(&mut self, id: LunId, mask: &str) -> Result<Vec<Notification>> {
+        self.lun(id)?;
+        let delta = self.mask.set_mask(id, MaskSpec::parse(mask)?)?;
+        Ok(self.mask_notes([delta]))
+    }
+
+    /// Sets the LUN number `host` sees LUN `id` at.
+    fn apply_set_host_number(
+        &mut self,
+        id: LunId,
+        host: &str,
+        number: u32,
+    ) -> Result<Vec<Notification>> {
+        self.lun(id)?;
+        let delta = self
+            .mask
+            .set_host_number(id, &InitiatorId::parse(host)?, number)?;
+        Ok(self.mask_notes([delta]))
+    }
+
+    /// Creates or replaces initiator group `name`: refused over a host.
+    fn apply_set_group(&mut self, name: &str, members: &[String]) -> Result<Vec<Notification>> {
+        if self.hosts.contains(name) {
+            return Err(Error::new(
+                ErrorKind::AlreadyExists,
+                format!("{name:?} is a host, not an initiator group"),
+            ));
+        }
+        let deltas = self.mask.set_group(name, parse_ids(members)?)?;
+        Ok(self.mask_notes(deltas))
+    }
+
+    /// Deletes initiator group `name`: refused for a host.
+    fn apply_delete_group(&mut self, name: &str) -> Result<Vec<Notification>> {
+        if self.hosts.contains(name) {
+            return Err(Error::invalid(format!(
+                "{name:?} is a host: delete it as a host"
+            )));
+        }
+        self.mask.delete_group(name)?;
+        Ok(Vec::new())
+    }
+
+    /// Creates or replaces host `name` (a group of its own): refused over an initiator group, or
+    /// when one of its initiators belongs to another host.
+    fn apply_set_host(&mut self, name: &str, initiators: &[String]) -> Result<Vec<Notification>> {
+        if self.mask.group(name).is_some() && !self.hosts.contains(name) {
+            return Err(Error::new(
+                ErrorKind::AlreadyExists,
+                format!("{name:?} is an initiator group, not a host"),
+            ));
+        }
+        let ids = parse_ids(initiators)?;
+        if let Some((other, _)) = self.hosts.iter().filter(|h| *h != name).find_map(|h| {
+            let m = self.mask.group(h)?;
+            ids.iter()
+                .find(|i| m.contains(*i))
+                .map(|i| (h.clone(), i.clone()))
+        }) {
+            return Err(Error::new(
+                ErrorKind::AlreadyExists,
+                format!("an initiator of {name:?} already belongs to host {other:?}"),
+            ));
+        }
+        let deltas = self.mask.set_group(name, ids)?;
+        self.hosts.insert(name.to_string());
+        Ok(self.mask_notes(deltas))
+    }
+
+    /// Deletes host `name`.
+    fn apply_delete_host(&mut self, name: &str) -> Result<Vec<Notification>> {
+        if !self.hosts.contains(name) {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("no host named {name:?}"),
+            ));
+        }
+        self.mask.delete_group(name)?;
+        self.hosts.remove(name);
+        Ok(Vec::new())
+    }
+
+    /// The fast-recovery swap of LUN `from`'s hosts and numbers to LUN `to`.
+    fn apply_swap(&mut self, from: LunId, to: LunId) -> Result<Vec<Notification>> {
+        self.lun(from)?;
+        self.lun(to)?;
+        let deltas = self.mask.swap(from, to)?;
+        Ok(self.mask_notes(deltas))
+    }
+
+    /// LUN `id` grows to `size` bytes.
+    fn apply_extend(&mut self, id: LunId, size: u64) -> Result<Vec<Notification>> {
+        self.check_extend(id, size)?;
+        self.modify_lun(id, |l| l.size = size)
+    }
+
+    /// LUN `id` goes online or offline.
+    fn apply_set_status(&mut self, id: LunId, online: bool) -> Result<Vec<Notification>> {
+        self.modify_lun(id, |l| {
+            l.status = if online {
+                LunStatus::Online
+            } else {
+                LunStatus::Offline
+            }
+        })
+    }
+
+    /// Snapshot LUN `id` stands on its own volume now (split from its source).
+    fn apply_detach(&mut self, id: LunId) -> Result<Vec<Notification>> {
+        self.modify_lun(id, |l| l.source = None)
+    }
+
+    /// A new iSCSI target `name` with iSCSI name `iqn` and its portals.
+    fn apply_create_target(
+        &mut self,
+        name: &str,
+        iqn: &str,
+        portals: &[String],
+    ) -> Result<Vec<Notification>> {
+        check_name("target", name)?;
+        let id = InitiatorId::parse(iqn)?;
+        if !matches!(id, InitiatorId::Iqn(_)) {
+            return Err(Error::invalid(format!(
+                "target name {iqn:?} is not an iqn. name"
+            )));
+        }
+        for p in portals {
+            check_portal(p)?;
+        }
+        if self.targets.contains_key(name) {
+            return Err(Error::new(
+                ErrorKind::AlreadyExists,
+                format!("a target named {name:?} exists"),
+            ));
+        }
+        self.targets.insert(
+            name.to_string(),
+            TargetInfo {
+                name: name.to_string(),
+                iqn: id.to_string(),
+                portals: portals.to_vec(),
+                luns: BTreeSet::new(),
+            },
+        );
+        Ok(Vec::new())
+    }
+
+    /// Deletes target `name`: refused while LUNs are associated with it.
+    fn apply_delete_target(&mut self, name: &str) -> Result<Vec<Notification>> {
+        let t = self.target(name)?;
+        if !t.luns.is_empty() {
+            return Err(Error::new(
+                ErrorKind::BadState,
+                format!(
+                    "target {name:?} still has {} LUN(s) associated",
+                    t.luns.len()
+                ),
+            ));
+        }
+        self.targets.remove(name);
+        Ok(Vec::new())
+    }
+
+    /// Associates LUN `id` with `targets`, replacing its associations unless `add`.
+    fn apply_associate_targets(
+        &mut self,
+        id: LunId,
+        targets: &[String],
+        add: bool,
+    ) -> Result<Vec<Notification>> {
+        let lun_name = self.lun(id)?.name.clone();
+        for t in targets {
+            self.target(t)?;
+        }
+        if !add {
+            // Replace-style, as IVdsLunIscsi::AssociateTargets.
+            self.unassociate(id);
+        }
+        for t in targets {
+            self.targets.get_mut(t).expect("checked").luns.insert(id);
+        }
+        Ok(vec![Notification::LunModify { name: lun_name }])
+    }
+
+    /// Changes LUN `id`'s record with `f`, announced as a modification.
+    fn modify_lun(&mut self, id: LunId, f: impl FnOnce(&mut LunRec)) -> Result<Vec<Notification>> {
+        let l = self.lun_mut(id)?;
+        f(l);
+        Ok(vec![Notification::LunModify {
+            name: l.name.clone(),
+        }])
+    }
+
+    /// Removes LUN `id` from every target.
+    fn unassociate(&mut self, id: LunId) {
+        for t in self.targets.values_mut() {
+            t.luns.remove(&id);
+        }
+    }
+}

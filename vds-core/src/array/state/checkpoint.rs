@@ -1,0 +1,130 @@
+//! The checkpoint: the whole array state in its serialisable form (`pool.state`), and the
+//! conversions between it and [`ArrayState`].
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{parse_ids, ArrayState, LunRec, SourceRef, TargetInfo};
+use crate::error::{Error, ErrorKind, Result};
+use crate::initiator::InitiatorId;
+use crate::mask::{LunId, MaskSpec};
+use crate::model::LunStatus;
+
+/// The checkpoint format version.
+pub(crate) const STATE_VERSION: u32 = 1;
+
+/// The checkpoint: the whole metadata.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct PoolState {
+    pub(crate) version: u32,
+    pub(crate) applied_seq: u64,
+    pub(crate) block_size: u32,
+    pub(crate) next_id: LunId,
+    pub(crate) groups: BTreeMap<String, Vec<String>>,
+    pub(crate) luns: Vec<LunState>,
+    #[serde(default)]
+    pub(crate) targets: Vec<TargetInfo>,
+    #[serde(default)]
+    pub(crate) hosts: Vec<String>,
+}
+
+/// One LUN in the checkpoint, with its mask and LUN numbers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct LunState {
+    pub(crate) id: LunId,
+    pub(crate) name: String,
+    pub(crate) size: u64,
+    pub(crate) online: bool,
+    pub(crate) mask: String,
+    pub(crate) number: u32,
+    pub(crate) host_numbers: BTreeMap<String, u32>,
+    pub(crate) source: Option<SourceRef>,
+}
+
+impl ArrayState {
+    /// The checkpoint of this state, which includes the log records up to `applied_seq`.
+    pub(crate) fn to_checkpoint(&self, applied_seq: u64) -> PoolState {
+        let luns = self
+            .luns
+            .values()
+            .map(|l| LunState {
+                id: l.id,
+                name: l.name.clone(),
+                size: l.size,
+                online: l.status == LunStatus::Online,
+                mask: self
+                    .mask
+                    .spec(l.id)
+                    .map(|s| s.to_string())
+                    .unwrap_or_default(),
+                number: self.mask.default_number(l.id).unwrap_or(0),
+                host_numbers: self
+                    .mask
+                    .grants(l.id)
+                    .map(|g| g.iter().map(|(h, g)| (h.to_string(), g.number)).collect())
+                    .unwrap_or_default(),
+                source: l.source,
+            })
+            .collect();
+        PoolState {
+            version: STATE_VERSION,
+            applied_seq,
+            block_size: self.block_size,
+            next_id: self.next_id,
+            groups: self
+                .mask
+                .groups()
+                .iter()
+                .map(|(g, m)| (g.clone(), m.iter().map(|h| h.to_string()).collect()))
+                .collect(),
+            luns,
+            targets: self.targets.values().cloned().collect(),
+            hosts: self.hosts.iter().cloned().collect(),
+        }
+    }
+
+    /// The state a checkpoint holds; one of another format version is [`ErrorKind::Corrupt`].
+    pub(crate) fn from_checkpoint(st: &PoolState) -> Result<ArrayState> {
+        if st.version != STATE_VERSION {
+            return Err(Error::new(
+                ErrorKind::Corrupt,
+                format!(
+                    "pool state version {} is not {STATE_VERSION}, the version this build reads",
+                    st.version
+                ),
+            ));
+        }
+        let mut m = ArrayState::new(st.block_size);
+        m.next_id = st.next_id;
+        m.targets = st
+            .targets
+            .iter()
+            .map(|t| (t.name.clone(), t.clone()))
+            .collect();
+        m.hosts = st.hosts.iter().cloned().collect();
+        for (g, members) in &st.groups {
+            m.mask.set_group(g, parse_ids(members)?)?;
+        }
+        for l in &st.luns {
+            let numbers = l
+                .host_numbers
+                .iter()
+                .map(|(h, n)| Ok((InitiatorId::parse(h)?, *n)))
+                .collect::<Result<BTreeMap<_, _>>>()?;
+            m.mask
+                .restore_lun(l.id, MaskSpec::parse(&l.mask)?, l.number, &numbers)?;
+            m.names.insert(l.name.clone(), l.id);
+            let status = if l.online {
+                LunStatus::Online
+            } else {
+                LunStatus::Offline
+            };
+            m.luns.insert(
+                l.id,
+                LunRec::new(l.id, l.name.clone(), l.size, status, l.source),
+            );
+        }
+        Ok(m)
+    }
+}
