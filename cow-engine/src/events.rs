@@ -44,6 +44,16 @@ pub enum Delivery<T> {
     Lagged(u64),
 }
 
+impl<T> Delivery<T> {
+    /// The event, or `None` for a [`Delivery::Lagged`] marker.
+    pub fn into_event(self) -> Option<T> {
+        match self {
+            Delivery::Event(e) => Some(e),
+            Delivery::Lagged(_) => None,
+        }
+    }
+}
+
 struct QueueState<T> {
     items: VecDeque<T>,
     lagged: u64,
@@ -156,6 +166,11 @@ impl<T> Subscription<T> {
     /// The next delivery if one is queued, without waiting.
     pub fn try_recv(&self) -> Option<Delivery<T>> {
         Queue::take(&mut self.queue.state.lock()).ok()
+    }
+
+    /// The deliveries queued now, without waiting.
+    pub fn try_iter(&self) -> impl Iterator<Item = Delivery<T>> + '_ {
+        std::iter::from_fn(|| self.try_recv())
     }
 
     /// Stops receiving new events; what is queued can still be received, then `recv` returns

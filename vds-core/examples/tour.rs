@@ -89,7 +89,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     print!("{out}");
     println!("script exit code {}", code as i32);
 
-    let seen: Vec<Notification> = events.try_iter().collect();
+    let seen: Vec<Notification> = events
+        .try_iter()
+        .filter_map(vds_core::Delivery::into_event)
+        .collect();
     println!(
         "\n{} notifications were sent to subscribers (hosts rescan on these)",
         seen.len()

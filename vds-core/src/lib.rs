@@ -26,6 +26,8 @@ pub mod model;
 pub mod script;
 
 pub use array::{Array, ArrayOptions, AsyncHandle};
+/// The bounded subscriptions of [`Array::subscribe_channel`] (the engine's, re-exported).
+pub use cow_engine::events::{Delivery, Subscription};
 pub use error::{Error, ErrorKind, Result};
 pub use initiator::InitiatorId;
 pub use mask::{Access, Grant, LunHosts, LunId, MaskDelta, MaskSpec, MaskTable, Principal};

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use vds_core::Delivery;
 use vds_core::{Access, Array, ErrorKind, InitiatorId, LunHosts, Notification};
 
 const MB: u64 = 1 << 20;
@@ -134,7 +135,7 @@ fn fast_recovery_swap_puts_the_snapshot_where_the_damaged_lun_was() {
         read(&a, "ad", "iqn.2000-01.org.example:forensics", 0, 9),
         b"corrupted"
     );
-    let notes: Vec<Notification> = rx.try_iter().collect();
+    let notes: Vec<Notification> = rx.try_iter().filter_map(Delivery::into_event).collect();
     assert!(notes.iter().any(|n| matches!(n, Notification::MaskChanged { name, lost, .. } if name == "ad" && lost.len() == 2)));
     assert!(notes.iter().any(|n| matches!(n, Notification::MaskChanged { name, gained, .. } if name == "ad-backup" && gained.len() == 2)));
 }
@@ -246,7 +247,7 @@ fn notifications_follow_changes() {
     a.create_lun("n", MB, H1).unwrap();
     a.set_mask("n", H2).unwrap();
     a.delete_lun("n").unwrap();
-    let notes: Vec<Notification> = rx.try_iter().collect();
+    let notes: Vec<Notification> = rx.try_iter().filter_map(Delivery::into_event).collect();
     assert_eq!(notes[0], Notification::LunArrive { name: "n".into() });
     assert!(
         matches!(&notes[1], Notification::MaskChanged { gained, .. } if gained == &vec![id(H1)])

@@ -157,13 +157,6 @@ impl Store {
     /// Opens a volume created by [`Store::create_stacked_dir`] over the same `origin`.
     pub(crate) fn open_stacked_dir(dir: &Path, origin: Arc<dyn BlockDevice>) -> Result<Store> {
         check_is_dir(dir)?;
-        if origin_path(dir).exists() {
-            return Err(Error::new(
-                ErrorKind::InvalidArgument,
-                "the volume has an origin file of its own (it was split): open it alone",
-            )
-            .with_path(dir));
-        }
         let diff = open_member(dir, DIFF_FILE)?;
         let journals = [
             open_member(dir, JOURNAL_FILES[0])?,

@@ -29,15 +29,17 @@ impl Volume {
     }
 
     /// Opens a volume made by [`Volume::create_stacked`], over the same origin, recovering its
-    /// persistent snapshots. Once [`Volume::stands_alone`] says the directory has an origin of its
-    /// own (after [`Volume::split_stacked`]), open it with [`Volume::open`] instead.
+    /// persistent snapshots. Once [`Volume::split_stacked`] has completed (the snapshot it copied
+    /// is gone), open it with [`Volume::open`] instead.
     pub fn open_stacked(dir: impl AsRef<Path>, origin: Arc<dyn BlockDevice>) -> Result<Volume> {
         let store = Store::open_stacked_dir(dir.as_ref(), origin)?;
         Volume::recover(store)
     }
 
-    /// True if the volume directory `dir` holds an origin of its own: a volume made by
-    /// [`Volume::create`], or a stacked volume after [`Volume::split_stacked`] completed.
+    /// True if the volume directory `dir` holds an origin file of its own: a volume made by
+    /// [`Volume::create`], or a stacked volume whose [`Volume::split_stacked`] has started. The
+    /// split is complete once the snapshot it copies is gone from its volume; until then the
+    /// stacked volume opens with [`Volume::open_stacked`] and the split resumes.
     pub fn stands_alone(dir: impl AsRef<Path>) -> bool {
         origin_path(dir.as_ref()).is_file()
     }

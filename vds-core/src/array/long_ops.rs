@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use cow_engine::{BlockDevice, FileDevice, Progress, Volume};
+use cow_engine::{Progress, Volume};
 
 use super::state::Change;
-use super::volumes::{volume_config, ORIGIN_FILE};
+use super::volumes::volume_config;
 use super::{lun_busy, Array, AsyncHandle};
 use crate::error::{Error, ErrorKind, Result};
 use crate::mask::LunId;
@@ -84,19 +84,10 @@ impl Array {
             let backing = self.inner.core.read().volumes[&id].clone();
             match self.lun_dir(id) {
                 Some(dir) => {
-                    let origin = dir.join(ORIGIN_FILE);
-                    let dest = match FileDevice::open(&origin) {
-                        Ok(d) if d.len() == size => d,
-                        _ => {
-                            let _ = std::fs::remove_file(&origin);
-                            FileDevice::create(&origin, size)?
-                        }
-                    };
-                    src_vol
-                        .read()
-                        .split_snapshot(src.snapshot, &dest, progress)?;
-                    drop(dest);
-                    // The LUN's own volume now stands on its own origin file.
+                    // The engine copies the snapshot into the LUN's directory as its origin
+                    // (resuming an interrupted copy), then deletes the snapshot.
+                    src_vol.read().split_stacked(src.snapshot, &dir, progress)?;
+                    // The LUN's own volume now stands on its own origin.
                     let mut guard = backing.write();
                     let placeholder = Volume::create_mem(u64::from(bs), volume_config(bs))?;
                     let old = std::mem::replace(&mut *guard, placeholder);

@@ -81,6 +81,8 @@ struct Inner {
     core: RwLock<Core>,
     subscribers: Mutex<Vec<(u64, Subscriber)>>,
     next_subscription: std::sync::atomic::AtomicU64,
+    /// Feeds [`Array::subscribe_channel`]'s bounded queues.
+    hub: cow_engine::events::Hub<Notification>,
 }
 
 /// The embedded array. A cheap handle (`Clone` shares it); safe to use from many threads.

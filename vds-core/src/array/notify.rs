@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+#[cfg(doc)]
+use cow_engine::events::Delivery;
+use cow_engine::events::Subscription;
 
 use super::{Array, Subscriber};
 use crate::model::Notification;
@@ -27,14 +29,12 @@ impl Array {
         subs.len() != before
     }
 
-    /// Receives every notification from now on through a channel.
-    pub fn subscribe_channel(&self) -> std::sync::mpsc::Receiver<Notification> {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let tx = Mutex::new(tx);
-        self.subscribe(move |n| {
-            let _ = tx.lock().send(n.clone());
-        });
-        rx
+    /// Receives every notification from now on in a bounded queue (`cow_engine::events`): the
+    /// array never waits for the receiver; one that does not keep up loses the oldest
+    /// notifications and receives [`Delivery::Lagged`] with how many. The subscription ends when
+    /// the array is dropped.
+    pub fn subscribe_channel(&self) -> Subscription<Notification> {
+        self.inner.hub.subscribe()
     }
 
     /// Calls every subscriber with each of `notes`, in order.
@@ -53,6 +53,7 @@ impl Array {
             for s in &subs {
                 s(n);
             }
+            self.inner.hub.publish(n.clone());
         }
     }
 }

@@ -11,7 +11,7 @@ use parking_lot::{Mutex, RwLock};
 
 use super::state::{ArrayState, Change};
 use super::store::PoolStore;
-use super::volumes::{open_stacked, tagged_lun, LUNS_DIR, ORIGIN_FILE};
+use super::volumes::{tagged_lun, LUNS_DIR};
 use super::{Array, ArrayOptions, Backing, Core, Inner, DEFAULT_BLOCK_SIZE};
 use crate::error::{Error, ErrorKind, Result};
 use crate::mask::LunId;
@@ -101,6 +101,7 @@ impl Array {
                 }),
                 subscribers: Mutex::new(Vec::new()),
                 next_subscription: std::sync::atomic::AtomicU64::new(1),
+                hub: cow_engine::events::Hub::default(),
             }),
         }
     }
@@ -141,12 +142,12 @@ impl Array {
                     })?;
                     let snap = source.read().snapshot(src.snapshot);
                     match snap {
-                        Ok(snap) => open_stacked(&dir, Arc::new(snap))?,
+                        Ok(snap) => Volume::open_stacked(&dir, Arc::new(snap))?,
                         // A split deletes the source snapshot only after its copy is complete and
                         // durable: the LUN stands on its own origin; record the detach now.
                         Err(e)
                             if e.kind() == cow_engine::ErrorKind::NotFound
-                                && dir.join(ORIGIN_FILE).exists() =>
+                                && Volume::stands_alone(&dir) =>
                         {
                             detached.push(*id);
                             Volume::open(&dir)?
