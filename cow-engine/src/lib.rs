@@ -29,6 +29,7 @@
 pub mod device;
 mod error;
 pub mod events;
+pub mod framing;
 pub mod fs;
 pub mod map;
 mod persist;

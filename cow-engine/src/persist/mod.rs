@@ -17,7 +17,7 @@ mod superblock;
 
 pub(crate) use journal::Journal;
 pub(crate) use record::Record;
-use record::{MAX_RECORD_TYPE, RECORD_HEADER};
+use record::{JOURNAL_KINDS, RECORD_HEADER};
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -25,6 +25,7 @@ use std::sync::Arc;
 
 use crate::device::{BlockDevice, FileDevice};
 use crate::error::{Error, ErrorKind, Result};
+use crate::framing;
 use crate::map::{BlockMap, MAX_SLOT};
 use crate::volume::{
     apply_delete, Durability, Snap, SnapshotOptions, State, VolumeConfig, MAX_VOLUME_LEN,
@@ -532,45 +533,9 @@ fn continues_after_checkpoint(dev: &dyn BlockDevice, next_seq: u64) -> Result<Op
     Ok(None)
 }
 
-/// Looks past the point `at` where replay stopped (the record there, which would be `expected`,
-/// does not decode) for records of a later sync's write. Writes are issued one after another, each
-/// after the previous one is durable, so such records prove the stopped-at record was durable and
-/// has been damaged since. Returns the first seq of that later write, or `None` when nothing after
-/// `at` belongs to a later write (a torn tail: the crash interrupted the last write).
-///
-/// A later write shows as a `SyncEnd` whose write began after `expected`, or as any record after
-/// the `SyncEnd` that closed the write holding `expected`. Damage that leaves no later write behind
-/// (within the last write) cannot be told from a torn tail and is treated as one.
+/// Records of a later write past `at`, where replay stopped ([`framing::written_after`]).
 fn written_after(data: &[u8], at: usize, expected: u64) -> Option<u64> {
-    // The seq of the mark that closed the write holding `expected`, once seen.
-    let mut closed: Option<u64> = None;
-    let last = data.len().checked_sub(RECORD_HEADER)?;
-    let mut q = at + 1;
-    while q <= last {
-        // Cheap filters first: almost every position is zeros or inside another record.
-        let kind = data[q + 16];
-        let seq = u64::from_le_bytes(data[q + 8..q + 16].try_into().expect("8 bytes"));
-        if kind == 0 || kind > MAX_RECORD_TYPE || seq <= expected || seq - expected > MAX_COUNTER {
-            q += 1;
-            continue;
-        }
-        let Ok(Some((seq, rec, used))) = Record::decode(&data[q..]) else {
-            q += 1;
-            continue;
-        };
-        // An intact record's payload is not searched: a metadata blob that happens to hold the
-        // bytes of a record is never taken for one.
-        q += used;
-        match rec {
-            Record::SyncEnd { first_seq } if first_seq > expected => return Some(first_seq),
-            Record::SyncEnd { .. } => {
-                closed.get_or_insert(seq);
-            }
-            _ if closed.is_some_and(|m| seq > m) => return Some(seq),
-            _ => {}
-        }
-    }
-    None
+    framing::written_after(data, at, expected, &JOURNAL_KINDS)
 }
 
 fn find(state: &mut State, id: u64) -> Result<&mut Snap> {

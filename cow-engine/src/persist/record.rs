@@ -1,13 +1,20 @@
 //! Journal records: encoding, decoding and checksums (layout in docs/format.md).
 
 use crate::error::{Error, Result};
+use crate::framing::{self, Kinds};
 
-/// Bytes before a record's payload: length, crc32, seq, type.
-pub(crate) const RECORD_HEADER: usize = 17;
+/// Bytes before a record's payload: length, crc32, seq, type (a [`framing`] frame header).
+pub(crate) const RECORD_HEADER: usize = framing::FRAME_HEADER;
 /// The largest payload a record may have (a metadata blob plus its fields).
 pub(crate) const MAX_PAYLOAD: usize = 128 * 1024;
 /// The highest record type code.
 pub(crate) const MAX_RECORD_TYPE: u8 = 14;
+/// The journal's frame kinds: record types 1 to 14, `SyncEnd` (14) the sync mark.
+pub(crate) const JOURNAL_KINDS: Kinds = Kinds {
+    max: MAX_RECORD_TYPE,
+    mark: 14,
+    max_payload: MAX_PAYLOAD,
+};
 
 /// One journal record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,17 +183,9 @@ impl Record {
         }
     }
 
-    /// Appends the record, framed and checksummed, to `out`.
+    /// Appends the record, framed and checksummed ([`crate::framing`]), to `out`.
     pub(crate) fn encode(&self, seq: u64, out: &mut Vec<u8>) {
-        let start = out.len();
-        out.extend_from_slice(&[0u8; 8]);
-        out.extend_from_slice(&seq.to_le_bytes());
-        out.push(self.type_code());
-        self.encode_payload(out);
-        let payload_len = (out.len() - start - RECORD_HEADER) as u32;
-        let crc = crc32fast::hash(&out[start + 8..]);
-        out[start..start + 4].copy_from_slice(&payload_len.to_le_bytes());
-        out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+        framing::encode_with(seq, self.type_code(), out, |o| self.encode_payload(o));
     }
 
     fn decode_payload(code: u8, p: &[u8]) -> Result<Record> {
@@ -262,21 +261,11 @@ impl Record {
     /// `Ok(None)` if `buf` holds no complete, intact record there (a torn or absent tail).
     /// A record that passes its checksum but does not parse is `Err` (real corruption).
     pub(crate) fn decode(buf: &[u8]) -> Result<Option<(u64, Record, usize)>> {
-        if buf.len() < RECORD_HEADER {
+        let Some((frame, used)) = framing::decode(buf, &JOURNAL_KINDS) else {
             return Ok(None);
-        }
-        let n = u32::from_le_bytes(buf[0..4].try_into().expect("4 bytes")) as usize;
-        let crc = u32::from_le_bytes(buf[4..8].try_into().expect("4 bytes"));
-        if n > MAX_PAYLOAD || buf.len() < RECORD_HEADER + n {
-            return Ok(None);
-        }
-        let body = &buf[8..RECORD_HEADER + n];
-        if crc32fast::hash(body) != crc {
-            return Ok(None);
-        }
-        let seq = u64::from_le_bytes(buf[8..16].try_into().expect("8 bytes"));
-        let rec = Record::decode_payload(buf[16], &buf[RECORD_HEADER..RECORD_HEADER + n])?;
-        Ok(Some((seq, rec, RECORD_HEADER + n)))
+        };
+        let rec = Record::decode_payload(frame.kind, frame.payload)?;
+        Ok(Some((frame.seq, rec, used)))
     }
 }
 
