@@ -33,7 +33,7 @@ mod sim;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Barrier};
 use std::time::Instant;
@@ -597,9 +597,30 @@ impl Recorder {
             .collect();
         let step_start = (tick(), self.log.len());
         let phase = Arc::new(Barrier::new(writers as usize + 1));
+        // The leader's journal write waits until every writer has called flush (and a moment
+        // more, for the others to reach the journal and wait for the leader): the followers'
+        // flushes then certainly overlap the leader's sync, and must not return before it.
+        let flushing = Arc::new(AtomicU64::new(0));
+        let hook: sim::Hook = {
+            let (flushing, held) = (flushing.clone(), AtomicBool::new(false));
+            Arc::new(move || {
+                if !held.swap(true, Ordering::SeqCst) {
+                    let deadline = Instant::now() + std::time::Duration::from_secs(20);
+                    while flushing.load(Ordering::SeqCst) < writers {
+                        assert!(Instant::now() < deadline, "the writers never flushed");
+                        std::thread::yield_now();
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            })
+        };
+        for j in [J0, J1] {
+            self.devs.0[j].before_write(Some(hook.clone()));
+        }
         let mut handles = Vec::new();
         for plan in plans {
             let (vol, log, phase) = (self.vol.clone(), self.log.clone(), phase.clone());
+            let flushing = flushing.clone();
             handles.push(std::thread::spawn(move || {
                 let mut writes = Vec::new();
                 let mut flush = None;
@@ -607,6 +628,7 @@ impl Recorder {
                     if k == 2 {
                         // Every writer's first writes are in: flush together.
                         phase.wait();
+                        flushing.fetch_add(1, Ordering::SeqCst);
                         let (span, r) = Span::around(&log, || vol.flush());
                         r.unwrap();
                         flush = Some(span);
@@ -622,6 +644,9 @@ impl Recorder {
         // This thread takes a snapshot while the last writes are in flight.
         phase.wait();
         phase.wait();
+        for j in [J0, J1] {
+            self.devs.0[j].before_write(None);
+        }
         let (vol, log) = (self.vol.clone(), self.log.clone());
         let (create, id) = Span::around(&log, || vol.create_snapshot(SnapshotOptions::default()));
         let id = id.unwrap();
