@@ -13,14 +13,20 @@
 //!   was deleted or never created is, and every snapshot there reads exactly its point-in-time image
 //!   (a writable one: bytes written through it hold the value the last completed flush made durable
 //!   or a later write's, all other bytes its point-in-time image);
-//! - every origin byte holds what the last completed `flush` made durable or what a later write put
-//!   there, and nothing else;
+//! - every origin byte holds what the last completed `flush` made durable or what a write it does
+//!   not cover put there, and nothing else; the size is the last completed grow's (or one in
+//!   flight);
+//! - each snapshot's metadata is the last set before the crash (or one being set), and a pending
+//!   revert is one that was running;
 //! - the diff blocks in use are the sum of the snapshots' blocks and no more than were ever written;
 //! - the volume keeps working: copy-on-write into the slots recovery found free leaves recovered
 //!   snapshots intact, a new snapshot gets a fresh id, and a second (clean) reopen sees it all again.
 //!
 //! The workloads also crash and recover in their middle and go on, so later crash points land in
-//! recovery's own writes and in a journal continued after a recovery.
+//! recovery's own writes and in a journal continued after a recovery. Besides writes, snapshots and
+//! flushes they discard, grow, set metadata, revert, split, and run several writer threads whose
+//! flushes share one journal sync (group commit) while a snapshot is taken. Each test fails if it
+//! checked fewer crash states or snapshot images than a floor.
 //!
 //! Unit-style tests below fabricate damage: another volume's diff area, corrupted and truncated
 //! journals, an unknown format version, and devices that fill up.
