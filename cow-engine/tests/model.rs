@@ -291,6 +291,7 @@ fn run(ops: Vec<Op>, file: bool, block_size: u32) {
                     let bs = u64::from(block_size);
                     s.overlay.extend(off / bs..(off + len as u64).div_ceil(bs));
                 } else {
+                    // A state refusal: `ErrorKind::BadState` once that kind lands (today Busy).
                     assert_eq!(r.unwrap_err().kind(), ErrorKind::Busy);
                 }
             }
