@@ -462,6 +462,131 @@ fn diff_limit_fail_policy_reports_no_space_at_the_write() {
     fill(&vol, 2, 3);
 }
 
+/// Asserts `got == want` naming the first differing byte (not dumping both images).
+fn same(got: &[u8], want: &[u8], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    if let Some(at) = got.iter().zip(want).position(|(a, b)| a != b) {
+        panic!(
+            "{what}: byte {at} (block {}) is {:#04x}, expected {:#04x}",
+            at as u64 / BS,
+            got[at],
+            want[at]
+        );
+    }
+}
+
+/// A pattern unique to (block, generation), so any byte tells which write put it there.
+fn pattern(block: u64, generation: u8) -> Vec<u8> {
+    (0..BS)
+        .map(|i| (block as u8).wrapping_mul(31) ^ generation.wrapping_mul(97) ^ (i % 251) as u8)
+        .collect()
+}
+
+/// Why: under `FailWrites` the diff area can fill after a multi-block write has already
+/// preserved some of its blocks. The docs promise the write fails with `NoSpace` and that
+/// "nothing of it is written"; the blocks it preserved stay preserved (a retry needs no new
+/// slot for them), and no snapshot may change: each is compared with the image read from it
+/// when it was taken. Run on a memory volume and on a persistent file volume (reopened too).
+/// Returns the origin and snapshot images the volume must hold now.
+fn diff_full_in_the_middle_of_a_multi_block_write(vol: &Volume) -> (Vec<u8>, Vec<(u64, Vec<u8>)>) {
+    let events = vol.subscribe();
+    let blocks = vol.len() / BS;
+    for b in 0..blocks {
+        vol.write_at(&pattern(b, 0), b * BS).unwrap();
+    }
+    let mut images = Vec::new();
+    let s1 = vol.create_snapshot(SnapshotOptions::default()).unwrap();
+    images.push((s1, all(&vol.snapshot(s1).unwrap())));
+    vol.write_at(&pattern(0, 1), 0).unwrap();
+    let s2 = vol.create_snapshot(SnapshotOptions::writable()).unwrap();
+    images.push((s2, all(&vol.snapshot(s2).unwrap())));
+    let mut two = pattern(1, 2);
+    two.extend(pattern(2, 2));
+    vol.write_at(&two, BS).unwrap();
+    // Slots: s1 holds block 0, s2 blocks 1 and 2; the limit (5) leaves room for two more.
+    assert_eq!(vol.stats().diff_blocks_in_use, 3);
+    let origin_before = all(vol);
+
+    // Blocks 3..=8, starting and ending inside a block: blocks 3 and 4 get preserved, block 5
+    // finds the diff area full.
+    let (off, len) = (3 * BS + 100, 6 * BS - 200);
+    let data = vec![0xEE; len as usize];
+    let e = vol.write_at(&data, off).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NoSpace, "{e}");
+    same(&all(vol), &origin_before, "the refused write wrote nothing");
+    assert_eq!(
+        vol.stats().diff_blocks_in_use,
+        5,
+        "blocks 3 and 4 stay preserved"
+    );
+    for (id, img) in &images {
+        same(
+            &all(&vol.snapshot(*id).unwrap()),
+            img,
+            &format!("snapshot {id}"),
+        );
+    }
+    // The preserved blocks can be written now without a new slot; block 5 still cannot.
+    vol.write_at(&[0xAB; 2 * BS as usize], 3 * BS).unwrap();
+    assert_eq!(
+        vol.write_at(&[0xCD; 10], 5 * BS + 7).unwrap_err().kind(),
+        ErrorKind::NoSpace
+    );
+    // A write to a writable snapshot that needs new overlay slots is refused the same way; a
+    // block of it holds either its old or its new bytes, never a mix.
+    let snap = vol.snapshot(s2).unwrap();
+    let e = snap
+        .write_at(&[0x77; 3 * BS as usize], 10 * BS)
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NoSpace, "{e}");
+    for b in 10..13 {
+        let got = block_of(&snap, b);
+        assert!(
+            got == images[1].1[(b * BS) as usize..((b + 1) * BS) as usize]
+                || got == [0x77; BS as usize],
+            "snapshot block {b} is torn"
+        );
+    }
+    same(&all(&vol.snapshot(s1).unwrap()), &images[0].1, "snapshot 1");
+    assert!(
+        events.try_recv().is_none(),
+        "FailWrites deletes no snapshot"
+    );
+    let mut origin = origin_before.clone();
+    origin[(3 * BS) as usize..(5 * BS) as usize].fill(0xAB);
+    same(&all(vol), &origin, "origin");
+    let s2_now = all(&snap);
+    (origin, vec![images[0].clone(), (s2, s2_now)])
+}
+
+#[test]
+fn diff_area_full_in_a_multi_block_write_fails_it_whole_and_keeps_every_snapshot() {
+    let config = VolumeConfig {
+        diff_limit: Some(5 * BS),
+        on_diff_full: DiffFullPolicy::FailWrites,
+        ..Default::default()
+    };
+    let vol = Volume::create_mem(16 * BS, config.clone()).unwrap();
+    diff_full_in_the_middle_of_a_multi_block_write(&vol);
+
+    // A persistent volume recovers exactly what the live one held.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("v");
+    let vol = Volume::create(&p, 16 * BS, config).unwrap();
+    let (origin, images) = diff_full_in_the_middle_of_a_multi_block_write(&vol);
+    drop(vol);
+    let vol = Volume::open(&p).unwrap();
+    same(&all(&vol), &origin, "origin after reopen");
+    assert_eq!(vol.snapshots().len(), images.len());
+    for (id, img) in &images {
+        same(
+            &all(&vol.snapshot(*id).unwrap()),
+            img,
+            &format!("snapshot {id} after reopen"),
+        );
+    }
+}
+
 #[test]
 fn diff_limit_delete_policy_deletes_oldest_unpinned_with_an_event() {
     let config = VolumeConfig {

@@ -1,6 +1,8 @@
 //! Property tests: random operation sequences against a plain in-memory model of every snapshot's
 //! bytes, for memory and file volumes.
 
+use std::collections::BTreeSet;
+
 use cow_engine::{BlockDevice, ErrorKind, SnapshotId, SnapshotOptions, Volume, VolumeConfig};
 use proptest::prelude::*;
 
@@ -68,12 +70,70 @@ struct MSnap {
     data: Vec<u8>,
     writable: bool,
     persistent: bool,
+    /// Origin blocks (below this snapshot's end) first written while this was the newest
+    /// snapshot, plus those handed over by deleted newer neighbours: what its map preserves.
+    epoch: BTreeSet<u64>,
+    /// Blocks written through the snapshot (its overlay).
+    overlay: BTreeSet<u64>,
 }
 
 #[derive(Default)]
 struct Model {
     origin: Vec<u8>,
     snaps: Vec<MSnap>,
+    block_size: u64,
+}
+
+impl Model {
+    /// Records an origin write of `[off, off + len)`: the newest snapshot preserves the blocks
+    /// it holds.
+    fn origin_written(&mut self, off: u64, len: u64) {
+        let bs = self.block_size;
+        if let Some(newest) = self.snaps.last_mut() {
+            let end = ((off + len).div_ceil(bs)).min(newest.data.len() as u64 / bs);
+            newest.epoch.extend(off / bs..end);
+        }
+    }
+
+    /// Deletes snapshot `i` as the volume does: its elder takes over the preserved blocks it
+    /// lacks (within its own size); the overlay goes.
+    fn delete(&mut self, i: usize) -> MSnap {
+        let s = self.snaps.remove(i);
+        if i > 0 {
+            let elder = &mut self.snaps[i - 1];
+            let blocks = elder.data.len() as u64 / self.block_size;
+            elder.epoch.extend(s.epoch.iter().filter(|&&b| b < blocks));
+        }
+        s
+    }
+
+    /// What `Volume::changed_blocks(from, to)` must report. Its docs: the blocks that differ,
+    /// computed from the maps, a superset exact for blocks never written back to their old
+    /// contents. So exactly: every origin block written after the older snapshot was taken (and
+    /// before the newer one, if any), every block written through either snapshot, and the
+    /// blocks one image has beyond the other's end after a grow, whatever the bytes.
+    fn changed(&self, from: usize, to: Option<usize>) -> Vec<u64> {
+        let bs = self.block_size;
+        let (lo, hi) = match to {
+            Some(t) if t == from => return Vec::new(),
+            Some(t) => (from.min(t), Some(from.max(t))),
+            None => (from, None),
+        };
+        let mut out: BTreeSet<u64> = BTreeSet::new();
+        for s in &self.snaps[lo..hi.unwrap_or(self.snaps.len())] {
+            out.extend(&s.epoch);
+        }
+        for i in [Some(lo), hi].into_iter().flatten() {
+            out.extend(&self.snaps[i].overlay);
+        }
+        let lo_blocks = self.snaps[lo].data.len() as u64 / bs;
+        let hi_blocks = match hi {
+            Some(h) => self.snaps[h].data.len() as u64 / bs,
+            None => self.origin.len() as u64 / bs,
+        };
+        out.extend(lo_blocks..hi_blocks);
+        out.into_iter().collect()
+    }
 }
 
 /// Clamps a generated range into `[0, size)`; `None` if nothing is left.
@@ -101,25 +161,50 @@ fn check(vol: &Volume, model: &Model) {
             let first = b.iter().zip(&s.data).position(|(a, b)| a != b).unwrap();
             panic!("snapshot {} differs from the model at byte {first}", s.id);
         }
-        // Changed blocks against the origin cover every block whose bytes differ.
-        let changed = vol.changed_blocks(s.id, None).unwrap();
-        let bs = vol.block_size() as usize;
-        for (blk, chunk) in model.origin.chunks(bs).enumerate() {
-            let theirs = s.data.get(blk * bs..(blk + 1) * bs);
-            if theirs != Some(chunk) {
+    }
+    check_changed_blocks(vol, model);
+}
+
+/// `changed_blocks` between every pair of snapshots (both orders) and against the origin equals
+/// the model's set exactly, and that set covers every block whose bytes differ (the docs' promise
+/// that it is a superset).
+fn check_changed_blocks(vol: &Volume, model: &Model) {
+    let bs = model.block_size as usize;
+    let block = |img: &[u8], b: usize| img.get(b * bs..(b + 1) * bs).map(<[u8]>::to_vec);
+    for (i, s) in model.snaps.iter().enumerate() {
+        let expect = model.changed(i, None);
+        assert_eq!(
+            vol.changed_blocks(s.id, None).unwrap(),
+            expect,
+            "changed blocks of snapshot {} against the origin",
+            s.id
+        );
+        let blocks = model.origin.len().max(s.data.len()) / bs;
+        for b in 0..blocks {
+            if block(&s.data, b) != block(&model.origin, b) {
                 assert!(
-                    changed.binary_search(&(blk as u64)).is_ok(),
-                    "block {blk} differs but is not reported changed"
+                    expect.binary_search(&(b as u64)).is_ok(),
+                    "model: block {b} differs but is not in the expected set"
                 );
             }
         }
-    }
-    for w in model.snaps.windows(2) {
-        let changed = vol.changed_blocks(w[0].id, Some(w[1].id)).unwrap();
-        let bs = vol.block_size() as usize;
-        for (blk, chunk) in w[1].data.chunks(bs).enumerate() {
-            if w[0].data.get(blk * bs..(blk + 1) * bs) != Some(chunk) {
-                assert!(changed.binary_search(&(blk as u64)).is_ok());
+        for (j, t) in model.snaps.iter().enumerate() {
+            let expect = model.changed(i, Some(j));
+            assert_eq!(
+                vol.changed_blocks(s.id, Some(t.id)).unwrap(),
+                expect,
+                "changed blocks between snapshots {} and {}",
+                s.id,
+                t.id
+            );
+            let blocks = t.data.len().max(s.data.len()) / bs;
+            for b in 0..blocks {
+                if block(&s.data, b) != block(&t.data, b) {
+                    assert!(
+                        expect.binary_search(&(b as u64)).is_ok(),
+                        "model: block {b} differs but is not in the expected set"
+                    );
+                }
             }
         }
     }
@@ -137,6 +222,7 @@ fn run(ops: Vec<Op>, file: bool, block_size: u32) {
     };
     let mut model = Model {
         origin: vec![0; size as usize],
+        block_size: u64::from(block_size),
         ..Default::default()
     };
     for op in ops {
@@ -149,6 +235,7 @@ fn run(ops: Vec<Op>, file: bool, block_size: u32) {
                 let data = pattern(seed, len);
                 vol.write_at(&data, off).unwrap();
                 model.origin[off as usize..off as usize + len].copy_from_slice(&data);
+                model.origin_written(off, len as u64);
             }
             Op::Discard { off, len } => {
                 let Some((off, len)) = clamp(off, len as usize, size) else {
@@ -156,6 +243,7 @@ fn run(ops: Vec<Op>, file: bool, block_size: u32) {
                 };
                 vol.discard(off, len as u64).unwrap();
                 model.origin[off as usize..off as usize + len].fill(0);
+                model.origin_written(off, len as u64);
             }
             Op::Snapshot {
                 writable,
@@ -177,6 +265,8 @@ fn run(ops: Vec<Op>, file: bool, block_size: u32) {
                     data: model.origin.clone(),
                     writable,
                     persistent,
+                    epoch: BTreeSet::new(),
+                    overlay: BTreeSet::new(),
                 });
             }
             Op::SnapWrite {
@@ -198,6 +288,8 @@ fn run(ops: Vec<Op>, file: bool, block_size: u32) {
                 if s.writable {
                     r.unwrap();
                     s.data[off as usize..off as usize + len].copy_from_slice(&data);
+                    let bs = u64::from(block_size);
+                    s.overlay.extend(off / bs..(off + len as u64).div_ceil(bs));
                 } else {
                     assert_eq!(r.unwrap_err().kind(), ErrorKind::BadState);
                 }
@@ -206,7 +298,7 @@ fn run(ops: Vec<Op>, file: bool, block_size: u32) {
                 if model.snaps.is_empty() {
                     continue;
                 }
-                let s = model.snaps.remove(pick % model.snaps.len());
+                let s = model.delete(pick % model.snaps.len());
                 vol.delete_snapshot(s.id).unwrap();
                 assert_eq!(
                     vol.delete_snapshot(s.id).unwrap_err().kind(),
@@ -217,14 +309,24 @@ fn run(ops: Vec<Op>, file: bool, block_size: u32) {
                 if model.snaps.is_empty() {
                     continue;
                 }
-                let (id, data) = {
-                    let s = &model.snaps[pick % model.snaps.len()];
-                    (s.id, s.data.clone())
-                };
+                let i = pick % model.snaps.len();
+                let (id, data) = (model.snaps[i].id, model.snaps[i].data.clone());
+                // Revert rewrites, through the origin write path, the blocks changed since the
+                // snapshot (within its size): those count as written from now on.
+                let bs = u64::from(block_size);
+                let rewritten: Vec<u64> = model
+                    .changed(i, None)
+                    .into_iter()
+                    .filter(|&b| b < data.len() as u64 / bs)
+                    .collect();
                 let p = cow_engine::RevertProgress::new();
                 vol.revert(id, &p).unwrap();
                 assert_eq!(p.done(), p.total());
+                assert_eq!(p.total(), rewritten.len() as u64);
                 model.origin[..data.len()].copy_from_slice(&data);
+                for b in rewritten {
+                    model.origin_written(b * bs, bs);
+                }
             }
             Op::Grow { blocks } => {
                 let new = size + blocks * u64::from(block_size);
@@ -239,7 +341,10 @@ fn run(ops: Vec<Op>, file: bool, block_size: u32) {
                 }
                 drop(vol);
                 vol = Volume::open(&path).unwrap();
-                model.snaps.retain(|s| s.persistent);
+                // Reopen deletes the non-persistent snapshots, oldest first.
+                while let Some(i) = model.snaps.iter().position(|s| !s.persistent) {
+                    model.delete(i);
+                }
             }
         }
         check(&vol, &model);

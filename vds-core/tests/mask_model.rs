@@ -7,6 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use proptest::prelude::*;
 use vds_core::{Access, ErrorKind, InitiatorId, LunHosts, LunId, MaskSpec, MaskTable, Principal};
 
+/// The largest host LUN number (SAM flat addressing); one past it is refused.
+const MAX_LUN_NUMBER: u32 = 16383;
+
 /// Six hosts; each written in two spellings to check normalisation on the way in.
 const HOSTS: [(&str, &str); 6] = [
     (
@@ -23,6 +26,12 @@ const HOSTS: [(&str, &str); 6] = [
     ("5000c50000000005", "0x5000C50000000005"),
 ];
 const GROUPS: [&str; 2] = ["cluster-a", "cluster_b"];
+/// Group names `set_group` must refuse (empty, a space, too long), so its errors are exercised.
+const BAD_GROUPS: [&str; 3] = [
+    "",
+    "cluster a",
+    "a-name-of-sixty-five-characters-is-one-too-long-for-a-group-name!",
+];
 
 fn host(i: usize) -> InitiatorId {
     InitiatorId::parse(HOSTS[i].0).unwrap()
@@ -92,6 +101,7 @@ enum Op {
     RemoveLun(usize),
     SetMask(usize, SpecGen, bool),
     SetGroup(usize, Vec<usize>),
+    SetBadGroup(usize, Vec<usize>),
     DeleteGroup(usize),
     SetNumber(usize, usize, u32),
     Swap(usize, usize),
@@ -103,8 +113,10 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<usize>().prop_map(Op::RemoveLun),
         5 => (any::<usize>(), spec_gen(), any::<bool>()).prop_map(|(l, s, a)| Op::SetMask(l, s, a)),
         2 => (0..2usize, prop::collection::vec(0..6usize, 0..4)).prop_map(|(g, m)| Op::SetGroup(g, m)),
+        1 => (0..BAD_GROUPS.len(), prop::collection::vec(0..6usize, 0..4)).prop_map(|(g, m)| Op::SetBadGroup(g, m)),
         1 => (0..2usize).prop_map(Op::DeleteGroup),
-        1 => (any::<usize>(), 0..6usize, 0..8u32).prop_map(|(l, h, n)| Op::SetNumber(l, h, n)),
+        2 => (any::<usize>(), 0..6usize, prop_oneof![8 => 0..8u32, 1 => Just(MAX_LUN_NUMBER), 1 => MAX_LUN_NUMBER + 1..=u32::MAX])
+            .prop_map(|(l, h, n)| Op::SetNumber(l, h, n)),
         1 => (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Op::Swap(a, b)),
     ]
 }
@@ -250,9 +262,20 @@ proptest! {
                     let members: BTreeSet<InitiatorId> = members.iter().map(|&i| host(i)).collect();
                     let name = GROUPS[*g].to_string();
                     let r = t.set_group(&name, members.clone()).map(|_| ());
-                    if r.is_ok() {
-                        m.groups.insert(name, members);
+                    // A valid name always succeeds here: every LUN naming the group can give its
+                    // new members a number (only 8 LUN numbers are ever used).
+                    prop_assert!(r.is_ok(), "set_group {} failed: {:?}", name, r);
+                    m.groups.insert(name, members);
+                    r
+                }
+                Op::SetBadGroup(g, members) => {
+                    let members: BTreeSet<InitiatorId> = members.iter().map(|&i| host(i)).collect();
+                    let r = t.set_group(BAD_GROUPS[*g], members).map(|_| ());
+                    match &r {
+                        Err(e) => prop_assert_eq!(e.kind(), ErrorKind::InvalidArgument),
+                        Ok(()) => prop_assert!(false, "bad group name {:?} accepted", BAD_GROUPS[*g]),
                     }
+                    prop_assert!(t.group(BAD_GROUPS[*g]).is_none());
                     r
                 }
                 Op::DeleteGroup(g) => {
@@ -270,9 +293,30 @@ proptest! {
                 Op::SetNumber(i, h, n) => match pick(&m, *i) {
                     Some(l) => {
                         stable_except.push(l);
-                        let r = t.set_host_number(l, &host(*h), *n).map(|_| ());
-                        if r.is_ok() && !matches!(m.luns[&l], MaskSpec::All(_)) {
-                            prop_assert_eq!(t.access(l, &host(*h)).unwrap().number, *n);
+                        let (hh, n) = (host(*h), *n);
+                        // What the model predicts, from the views and numbers before the call
+                        // (checked against the model after every step).
+                        let elsewhere = before.iter().any(|((x, lun), &k)| x == &hh && *lun != l && k == n);
+                        // A `*` LUN's default number is refused even for a host that sees that
+                        // LUN at a number of its own (the documented "sees a `*` LUN there").
+                        let star_there = m.luns.iter().any(|(&lun, spec)| {
+                            lun != l && matches!(spec, MaskSpec::All(_)) && t.default_number(lun).unwrap() == n
+                        });
+                        let expect = if n > MAX_LUN_NUMBER {
+                            Err(ErrorKind::InvalidArgument)
+                        } else if m.access(l, &hh).is_none() {
+                            Err(ErrorKind::NotFound)
+                        } else if before.get(&(hh.clone(), l)) == Some(&n) {
+                            Ok(())
+                        } else if elsewhere || star_there {
+                            Err(ErrorKind::AlreadyExists)
+                        } else {
+                            Ok(())
+                        };
+                        let r = t.set_host_number(l, &hh, n).map(|_| ());
+                        prop_assert_eq!(r.as_ref().map(|_| ()).map_err(|e| e.kind()), expect, "set_host_number({}, {}, {})", l, hh, n);
+                        if r.is_ok() {
+                            prop_assert_eq!(t.access(l, &hh).unwrap().number, n);
                         }
                         r
                     }

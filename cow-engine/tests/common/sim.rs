@@ -199,7 +199,12 @@ pub struct SimDevice {
     full: Mutex<Option<Full>>,
     /// Set when power was lost: the device no longer changes or logs anything.
     dead: AtomicBool,
+    /// Called before each write (outside every lock), to hold a write until a test is ready.
+    before_write: Mutex<Option<Hook>>,
 }
+
+/// See [`SimDevice::before_write`].
+pub type Hook = Arc<dyn Fn() + Send + Sync>;
 
 impl SimDevice {
     /// Device `id` of `len` zero bytes, logging into `log`.
@@ -216,7 +221,14 @@ impl SimDevice {
             resizable,
             full: Mutex::new(None),
             dead: AtomicBool::new(false),
+            before_write: Mutex::new(None),
         })
+    }
+
+    /// Calls `hook` before each write from now on (`None`: no more), for example to hold a write
+    /// until other threads have reached a point.
+    pub fn before_write(&self, hook: Option<Hook>) {
+        *self.before_write.lock().unwrap() = hook;
     }
 
     /// From now on, any write reaching past byte `capacity` fails with an I/O error of `kind`
@@ -268,6 +280,10 @@ impl BlockDevice for SimDevice {
     fn write_at(&self, buf: &[u8], offset: u64) -> Result<()> {
         if self.is_dead() {
             return Ok(());
+        }
+        let hook = self.before_write.lock().unwrap().clone();
+        if let Some(hook) = hook {
+            hook();
         }
         // The log lock is held while the live contents change, so the log order is the order in
         // which the contents changed, across all devices of the volume.
