@@ -307,9 +307,10 @@ fn a_torn_log_tail_is_dropped_and_damaged_state_is_a_clear_error() {
     }
     let log = pool.join("pool.log");
     let len = std::fs::metadata(&log).unwrap().len();
-    // Tear the last record: the change before it survives, the torn one is gone.
+    // Tear the last change's record (before the 25-byte sync mark that ends its write): the
+    // change before it survives, the torn one is gone.
     let f = std::fs::OpenOptions::new().write(true).open(&log).unwrap();
-    f.set_len(len - 3).unwrap();
+    f.set_len(len - 25 - 3).unwrap();
     drop(f);
     {
         let a = Array::open(&pool).unwrap();

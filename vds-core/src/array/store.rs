@@ -3,18 +3,28 @@
 //! ```text
 //! pool.lock    advisory lock (flock) held by the one process that owns the pool; holds its pid
 //! pool.state   checkpoint: the whole metadata as JSON (written to pool.state.tmp, fsync, rename)
-//! pool.log     changes since the checkpoint: records of
-//!              [u32 LE payload length][u32 LE crc32 of seq+payload][u64 LE seq][payload: JSON change]
+//! pool.log     changes since the checkpoint: a 16-byte header
+//!              [b"UMBRAPLG"][u32 LE version = 2][u32 LE crc32 of the 12 bytes before it]
+//!              then frames of cow-engine's record framing (`cow_engine::framing`):
+//!              [u32 LE payload length][u32 LE crc32 of the rest][u64 LE seq][u8 kind][payload]
+//!              kind 1: a change (JSON); kind 2: the sync mark closing each write (u64 LE: the seq
+//!              of the write's first frame)
 //! luns/<id>/   each LUN's cow-engine volume
 //! ```
 //!
-//! A change is durable when its record is appended and the log fsynced (one fsync per change). Reopen
-//! loads the checkpoint, replays records with a higher seq, and drops a torn tail.
+//! A change is durable when its frame and the mark after it are written and the log fsynced (one
+//! fsync per change). Reopen loads the checkpoint and replays frames with a higher seq. A frame
+//! that does not decode is a torn tail (dropped) only if no later write follows it; otherwise it
+//! was durable and is damaged: the open fails with `Corrupt`, naming the file and byte offset, and
+//! nothing is dropped. A log of the first format (no header) is read as it was and rewritten in
+//! this one; a newer version is `UnsupportedVersion`.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+
+use cow_engine::framing::{self, Kinds};
 
 use super::state::{Change, PoolState};
 use crate::error::{Error, ErrorKind, Result};
@@ -23,9 +33,191 @@ const LOCK_FILE: &str = "pool.lock";
 const STATE_FILE: &str = "pool.state";
 const STATE_TMP: &str = "pool.state.tmp";
 const LOG_FILE: &str = "pool.log";
-/// Checkpoint after this many log records.
+const LOG_TMP: &str = "pool.log.tmp";
+/// Checkpoint after this many changes.
 const CHECKPOINT_EVERY: u64 = 1024;
-const HEADER: usize = 16;
+/// The log header: magic, version, crc32 of both.
+const LOG_MAGIC: &[u8; 8] = b"UMBRAPLG";
+const LOG_VERSION: u32 = 2;
+const LOG_HEADER: usize = 16;
+/// Frame kinds of the log.
+const KIND_CHANGE: u8 = 1;
+const KIND_MARK: u8 = 2;
+const LOG_KINDS: Kinds = Kinds {
+    max: KIND_MARK,
+    mark: KIND_MARK,
+    max_payload: 64 << 20,
+};
+/// The first format's record header (no file header, no kinds, no marks).
+const LEGACY_HEADER: usize = 16;
+
+fn log_header() -> [u8; LOG_HEADER] {
+    let mut h = [0u8; LOG_HEADER];
+    h[..8].copy_from_slice(LOG_MAGIC);
+    h[8..12].copy_from_slice(&LOG_VERSION.to_le_bytes());
+    let crc = crc32fast::hash(&h[..12]);
+    h[12..].copy_from_slice(&crc.to_le_bytes());
+    h
+}
+
+/// The frames of one change: the change and the mark closing its write.
+fn change_frames(seq: u64, change: &Change) -> Vec<u8> {
+    let payload = serde_json::to_vec(change).expect("changes serialise");
+    let mut out = Vec::with_capacity(2 * framing::FRAME_HEADER + payload.len() + 8);
+    framing::encode(seq, KIND_CHANGE, &payload, &mut out);
+    framing::encode_mark(seq + 1, KIND_MARK, seq, &mut out);
+    out
+}
+
+/// What the log file held.
+struct LogRead {
+    changes: Vec<Change>,
+    /// The seq of the last frame read (the checkpoint's when none is newer).
+    seq: u64,
+    /// Where the next frame goes (the end of the intact frames).
+    end: usize,
+    /// The log is in the first format and must be rewritten before anything is appended.
+    legacy: bool,
+}
+
+/// Reads a log of the current format (`bytes` starts with [`LOG_MAGIC`]).
+fn read_log(bytes: &[u8], applied: u64, path: &Path) -> Result<LogRead> {
+    if bytes.len() < LOG_HEADER {
+        // The header is written and synced before any frame: a short file is a header torn when
+        // the pool was created, holding nothing.
+        return Ok(LogRead {
+            changes: Vec::new(),
+            seq: applied,
+            end: 0,
+            legacy: false,
+        });
+    }
+    let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+    let crc = u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes"));
+    if crc32fast::hash(&bytes[..12]) != crc {
+        return Err(
+            Error::new(ErrorKind::Corrupt, "the pool log's header is damaged").with_path(path),
+        );
+    }
+    if version != LOG_VERSION {
+        return Err(Error::new(
+            ErrorKind::UnsupportedVersion,
+            format!(
+                "the pool log is format version {version}; this build reads version {LOG_VERSION}"
+            ),
+        )
+        .with_path(path));
+    }
+    let data = &bytes[LOG_HEADER..];
+    let mut at = 0usize;
+    let mut seq = applied;
+    let mut expected: Option<u64> = None;
+    let mut changes = Vec::new();
+    while let Some((frame, used)) = framing::decode(&data[at..], &LOG_KINDS) {
+        if expected.is_some_and(|e| e != frame.seq) {
+            break;
+        }
+        expected = Some(frame.seq + 1);
+        match frame.kind {
+            KIND_CHANGE => {
+                let change: Change = serde_json::from_slice(frame.payload).map_err(|e| {
+                    Error::new(
+                        ErrorKind::Corrupt,
+                        format!(
+                            "pool log record {} at byte {} does not parse: {e}",
+                            frame.seq,
+                            LOG_HEADER + at
+                        ),
+                    )
+                    .with_path(path)
+                })?;
+                // Records the checkpoint holds (a crash between its rename and the log's
+                // truncation) are skipped.
+                if frame.seq > applied {
+                    changes.push(change);
+                }
+            }
+            KIND_MARK => {}
+            other => {
+                return Err(Error::new(
+                    ErrorKind::UnsupportedVersion,
+                    format!(
+                        "pool log record {} at byte {} is of kind {other}, unknown to this build",
+                        frame.seq,
+                        LOG_HEADER + at
+                    ),
+                )
+                .with_path(path))
+            }
+        }
+        seq = seq.max(frame.seq);
+        at += used;
+    }
+    if at < data.len() {
+        let next = expected.unwrap_or(applied + 1);
+        if let Some(later) = framing::written_after(data, at, next, &LOG_KINDS) {
+            return Err(Error::new(
+                ErrorKind::Corrupt,
+                format!(
+                    "pool log record {next} at byte {} is damaged, but a later write (from \
+                     record {later} on) follows it: acknowledged changes would be lost",
+                    LOG_HEADER + at
+                ),
+            )
+            .with_path(path));
+        }
+    }
+    Ok(LogRead {
+        changes,
+        seq,
+        end: LOG_HEADER + at,
+        legacy: false,
+    })
+}
+
+/// Reads a log of the first format: records of [u32 payload length][u32 crc32 of seq+payload]
+/// [u64 seq][JSON change], ended by the first one that does not check (that format has no marks
+/// to tell damage from a torn tail).
+fn read_legacy_log(bytes: &[u8], applied: u64, path: &Path) -> Result<LogRead> {
+    let mut at = 0usize;
+    let mut seq = applied;
+    let mut changes = Vec::new();
+    while bytes.len() - at >= LEGACY_HEADER {
+        let n = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4")) as usize;
+        let crc = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().expect("4"));
+        if bytes.len() - at - LEGACY_HEADER < n
+            || crc32fast::hash(&bytes[at + 8..at + LEGACY_HEADER + n]) != crc
+        {
+            break;
+        }
+        let rec_seq = u64::from_le_bytes(bytes[at + 8..at + 16].try_into().expect("8"));
+        let change: Change = serde_json::from_slice(
+            &bytes[at + LEGACY_HEADER..at + LEGACY_HEADER + n],
+        )
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Corrupt,
+                format!("pool log record {rec_seq} does not parse: {e}"),
+            )
+            .with_path(path)
+        })?;
+        at += LEGACY_HEADER + n;
+        if rec_seq <= applied {
+            continue;
+        }
+        if rec_seq != seq + 1 {
+            break;
+        }
+        seq = rec_seq;
+        changes.push(change);
+    }
+    Ok(LogRead {
+        changes,
+        seq,
+        end: 0,
+        legacy: true,
+    })
+}
 
 pub(crate) struct PoolStore {
     dir: PathBuf,
@@ -112,41 +304,51 @@ impl PoolStore {
         log.read_to_end(&mut bytes)
             .map_err(|e| io("cannot read the pool log", &log_path, e))?;
         let applied = checkpoint.as_ref().map_or(0, |c| c.applied_seq);
-        let mut at = 0usize;
-        let mut seq = applied;
-        let mut changes = Vec::new();
-        while bytes.len() - at >= HEADER {
-            let n = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4")) as usize;
-            let crc = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().expect("4"));
-            if bytes.len() - at - HEADER < n
-                || crc32fast::hash(&bytes[at + 8..at + HEADER + n]) != crc
-            {
-                break; // torn tail
+        let read = if bytes.is_empty() || LOG_MAGIC.starts_with(&bytes[..bytes.len().min(8)]) {
+            read_log(&bytes, applied, &log_path)?
+        } else {
+            read_legacy_log(&bytes, applied, &log_path)?
+        };
+        let (changes, mut seq) = (read.changes, read.seq);
+        let log_len = if read.legacy {
+            // Rewritten in the current format, whole, before anything is appended: the old file
+            // stays until the new one is durable and renamed over it.
+            let mut out = log_header().to_vec();
+            for c in &changes {
+                out.extend(change_frames(seq + 1, c));
+                seq += 2;
             }
-            let rec_seq = u64::from_le_bytes(bytes[at + 8..at + 16].try_into().expect("8"));
-            let change: Change = serde_json::from_slice(&bytes[at + HEADER..at + HEADER + n])
-                .map_err(|e| {
-                    Error::new(
-                        ErrorKind::Corrupt,
-                        format!("pool log record {rec_seq} does not parse: {e}"),
-                    )
-                    .with_path(&log_path)
-                })?;
-            at += HEADER + n;
-            if rec_seq <= applied {
-                continue; // already in the checkpoint (a crash between rename and truncate)
-            }
-            if rec_seq != seq + 1 {
-                break;
-            }
-            seq = rec_seq;
-            changes.push(change);
-        }
-        if (at as u64) < bytes.len() as u64 {
-            log.set_len(at as u64)
+            let tmp = dir.join(LOG_TMP);
+            std::fs::write(&tmp, &out)
+                .and_then(|()| File::open(&tmp)?.sync_all())
+                .map_err(|e| io("cannot rewrite the pool log", &tmp, e))?;
+            std::fs::rename(&tmp, &log_path)
+                .map_err(|e| io("cannot install the rewritten pool log", &log_path, e))?;
+            sync_dir(dir)?;
+            log = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&log_path)
+                .map_err(|e| io("cannot open the pool log", &log_path, e))?;
+            out.len()
+        } else if read.end < LOG_HEADER {
+            // A new pool (or a header torn at its creation): the header, durable first.
+            log.set_len(0)
+                .and_then(|()| log.write_all_at(&log_header(), 0))
                 .and_then(|()| log.sync_all())
-                .map_err(|e| io("cannot drop the torn tail of the pool log", &log_path, e))?;
-        }
+                .map_err(|e| io("cannot write the pool log header", &log_path, e))?;
+            sync_dir(dir)?;
+            LOG_HEADER
+        } else {
+            if read.end < bytes.len() {
+                // A torn tail: the last write, never acknowledged.
+                log.set_len(read.end as u64)
+                    .and_then(|()| log.sync_all())
+                    .map_err(|e| io("cannot drop the torn tail of the pool log", &log_path, e))?;
+            }
+            read.end
+        };
+        let at = log_len;
         let since = changes.len() as u64;
         Ok((
             PoolStore {
@@ -175,18 +377,12 @@ impl PoolStore {
         }
     }
 
-    /// Appends `change` and fsyncs: the change is durable when this returns.
+    /// Appends `change` (its frame and the mark closing the write) and fsyncs: the change is
+    /// durable when this returns.
     pub(crate) fn append(&mut self, change: &Change) -> Result<()> {
         self.check()?;
-        let payload = serde_json::to_vec(change).expect("changes serialise");
-        let seq = self.seq + 1;
-        let mut rec = Vec::with_capacity(HEADER + payload.len());
-        rec.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        rec.extend_from_slice(&[0; 4]);
-        rec.extend_from_slice(&seq.to_le_bytes());
-        rec.extend_from_slice(&payload);
-        let crc = crc32fast::hash(&rec[8..]);
-        rec[4..8].copy_from_slice(&crc.to_le_bytes());
+        let rec = change_frames(self.seq + 1, change);
+        let seq = self.seq + 2;
         let path = self.dir.join(LOG_FILE);
         if let Err(e) = self
             .log
@@ -225,12 +421,16 @@ impl PoolStore {
             .map_err(|e| io("cannot install the pool state", &tmp, e))?;
         sync_dir(&self.dir)?;
         let path = self.dir.join(LOG_FILE);
-        if let Err(e) = self.log.set_len(0).and_then(|()| self.log.sync_all()) {
+        if let Err(e) = self
+            .log
+            .set_len(LOG_HEADER as u64)
+            .and_then(|()| self.log.sync_all())
+        {
             // The checkpoint is installed; records still in the log are skipped by seq on replay.
             self.failed = Some(e.to_string());
             return Err(io("cannot empty the pool log", &path, e));
         }
-        self.log_len = 0;
+        self.log_len = LOG_HEADER as u64;
         self.since_checkpoint = 0;
         Ok(())
     }
