@@ -1,7 +1,7 @@
 //! Crash consistency of persistent volumes, tested the way redb, CrashMonkey and ALICE do it.
 //!
 //! A workload runs on four simulated devices (origin, diff area, two journals) that share one
-//! issue-ordered log of writes, resizes and flushes (`common/sim.rs`), while a reference model
+//! issue-ordered log of writes, resizes and flushes (the test-support crate's `crash_sim`), while a reference model
 //! records what every completed operation promised. Then, for every position in the log just before
 //! and just after a device flush (and some positions in between), the media are rebuilt as a power
 //! loss there could have left them: each device keeps what its last flush made durable, plus none,
@@ -33,8 +33,7 @@
 //!
 //! More seeds: `UMBRA_CRASH_SEEDS=100 cargo test -p cow-engine --test crash --release`.
 
-#[path = "common/sim.rs"]
-mod sim;
+use umbra_test_support::crash_sim as sim;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;

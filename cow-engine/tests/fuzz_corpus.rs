@@ -2,13 +2,11 @@
 //! fuzz targets' logic, so every input the fuzzers kept stays a regression test of
 //! `cargo test --workspace`, without libFuzzer.
 //!
-//! The targets' logic is `fuzz/src/`, included here as a module; it needs nothing but
+//! The targets' logic is the test-support crate's `fuzz` module; it needs nothing but
 //! `cow-engine` and std. The engine bugs the fuzzers found are all fixed; each is kept below as
 //! a regression test that builds the input by hand.
 
-#[allow(dead_code)]
-#[path = "../../fuzz/src/lib.rs"]
-mod fuzz_logic;
+use umbra_test_support::fuzz as fuzz_logic;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -1,21 +1,5 @@
-//! The logic of umbra's fuzz targets, as plain functions that ordinary tests can call too.
-//!
-//! - [`volume_ops::run`]: decodes the input into volume operations (origin writes, snapshot create,
-//!   write, delete, pin, metadata, revert, grow, flush, checkpoint, reopen, power loss) and runs them
-//!   on devices that can fail I/O on a countdown and lose unflushed writes, against a model of every
-//!   image; after each failure or crash the volume is reopened and must hold what was acknowledged.
-//! - [`open_diff::run`]: builds diff-area and journal devices from the input (raw bytes, or a
-//!   structured image with valid checksums around fuzzed fields and records) and opens a volume on
-//!   them: `Ok` or a clear `Err`, never a panic or a hang; a volume that opens must be usable and
-//!   must open again.
-//!
-//! The input decoding is written by hand (no `arbitrary`), so the corpora replay byte for byte in
-//! `cow-engine/tests/fuzz_corpus.rs`, which includes this file with `#[path]`. For that reason the
-//! modules refer to each other through `super::`, never `crate::`.
+//! The fuzz targets' logic lives in the workspace's test-support crate, where ordinary tests
+//! replay the corpora through it; the targets here call it.
 
-pub mod format;
-pub mod input;
-pub mod open_diff;
-pub mod seeds;
-pub mod sim;
-pub mod volume_ops;
+pub use umbra_test_support::fuzz::*;
+pub use umbra_test_support::vds_fuzz;

@@ -2,8 +2,7 @@
 //! `fuzz/corpus/script_parse`) through the same checks, so every input ever found interesting
 //! stays tested by `cargo test`.
 
-#[path = "support/fuzz_logic.rs"]
-mod fuzz_logic;
+use umbra_test_support::vds_fuzz as fuzz_logic;
 
 use std::path::Path;
 

@@ -45,20 +45,28 @@ impl Image {
         img
     }
 
+    /// An image holding `bytes`.
     pub fn from_bytes(bytes: &[u8]) -> Self {
         let mut img = Image::zeros(bytes.len() as u64);
         img.write(0, bytes);
         img
     }
 
+    /// The image's bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut v = vec![0; self.len];
         self.read(0, &mut v);
         v
     }
 
+    /// Its size in bytes.
     pub fn len(&self) -> u64 {
         self.len as u64
+    }
+
+    /// True for an image of no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 
     /// Reads `buf.len()` bytes at `offset` (inside the image).
@@ -109,9 +117,17 @@ impl Image {
 #[derive(Debug, Clone)]
 pub enum Op {
     /// `data` written at `offset`.
-    Write { offset: u64, data: Vec<u8> },
+    Write {
+        /// Where.
+        offset: u64,
+        /// What.
+        data: Vec<u8>,
+    },
     /// The size set to `len` (new space reads as zeros).
-    Resize { len: u64 },
+    Resize {
+        /// The new size in bytes.
+        len: u64,
+    },
     /// Every earlier write and resize of this device is durable.
     Flush,
     /// Power was lost and the volume restarted on devices holding these images (one per device);
@@ -122,7 +138,9 @@ pub enum Op {
 /// An [`Op`] of device `dev`.
 #[derive(Debug, Clone)]
 pub struct Event {
+    /// The device's index among the volume's devices.
     pub dev: usize,
+    /// What it was asked to do.
     pub op: Op,
 }
 
@@ -131,6 +149,12 @@ pub struct Event {
 pub struct Log {
     events: Arc<Mutex<Vec<Event>>>,
     keep: bool,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log::new()
+    }
 }
 
 impl Log {
@@ -163,6 +187,11 @@ impl Log {
     /// Events issued so far; a position in the log.
     pub fn len(&self) -> usize {
         self.lock().len()
+    }
+
+    /// True before any event was issued.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
     }
 
     /// A copy of the events issued so far.
@@ -465,10 +494,12 @@ fn apply(img: &mut Image, op: &Op, fate: Fate) {
 pub struct Rng(u64);
 
 impl Rng {
+    /// A generator seeded with `seed` (the same seed, the same numbers).
     pub fn new(seed: u64) -> Self {
         Rng(seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0x9E37_79B9_7F4A_7C15)
     }
 
+    /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
@@ -487,6 +518,7 @@ impl Rng {
         self.below(100) < percent
     }
 
+    /// `n` random bytes.
     pub fn bytes(&mut self, n: usize) -> Vec<u8> {
         let mut v = Vec::with_capacity(n + 8);
         while v.len() < n {
