@@ -2,43 +2,9 @@
 
 use crate::device::BlockDevice;
 use crate::error::Result;
+use crate::state::{Snap, SnapshotId};
 
-use super::{Snap, SnapshotId, Volume};
-
-/// How to take a snapshot.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SnapshotOptions {
-    /// Writes to the snapshot are allowed (they go to its own overlay).
-    pub writable: bool,
-    /// The snapshot survives a reopen (on a persistent volume). A non-persistent snapshot vanishes
-    /// on reopen, and preservations only it needs skip the syncs.
-    pub persistent: bool,
-    /// Never deleted automatically to make room in the diff area.
-    pub pinned: bool,
-    /// An opaque blob for the layers above (names, properties), stored atomically with the snapshot.
-    pub metadata: Vec<u8>,
-}
-
-impl Default for SnapshotOptions {
-    fn default() -> Self {
-        SnapshotOptions {
-            writable: false,
-            persistent: true,
-            pinned: false,
-            metadata: Vec::new(),
-        }
-    }
-}
-
-impl SnapshotOptions {
-    /// A persistent, writable, unpinned snapshot.
-    pub fn writable() -> Self {
-        SnapshotOptions {
-            writable: true,
-            ..Default::default()
-        }
-    }
-}
+use super::Volume;
 
 /// The properties and usage of a snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
