@@ -38,7 +38,7 @@ fn main() -> Result<(), cow_engine::Error> {
     for b in 0..256u64 {
         vol.write_at(&block(2), b * bs)?;
     }
-    let tuesday = vol.create_snapshot(SnapshotOptions::writable())?;
+    let tuesday = vol.create_snapshot(SnapshotOptions::writable_persistent())?;
     for b in 128..384u64 {
         vol.write_at(&block(3), b * bs)?;
     }

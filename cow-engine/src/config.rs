@@ -112,6 +112,25 @@ impl VolumeConfig {
 }
 
 /// How to take a snapshot.
+///
+/// Start from [`SnapshotOptions::default()`] (read-only, persistent, unpinned, no metadata) or
+/// [`SnapshotOptions::writable_persistent()`], and change fields with struct update syntax:
+///
+/// ```
+/// use cow_engine::SnapshotOptions;
+///
+/// let scratch = SnapshotOptions {
+///     persistent: false,
+///     ..SnapshotOptions::writable_persistent()
+/// };
+/// assert!(scratch.writable && !scratch.persistent);
+/// let nightly = SnapshotOptions {
+///     pinned: true,
+///     metadata: b"name=nightly".to_vec(),
+///     ..SnapshotOptions::default()
+/// };
+/// assert!(!nightly.writable && nightly.persistent);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotOptions {
     /// Writes to the snapshot are allowed (they go to its own overlay).
@@ -137,11 +156,38 @@ impl Default for SnapshotOptions {
 }
 
 impl SnapshotOptions {
-    /// A persistent, writable, unpinned snapshot.
-    pub fn writable() -> Self {
+    /// A writable, persistent, unpinned snapshot without metadata.
+    pub fn writable_persistent() -> Self {
         SnapshotOptions {
             writable: true,
             ..Default::default()
         }
+    }
+
+    /// A writable, persistent, unpinned snapshot: the old name of
+    /// [`SnapshotOptions::writable_persistent`].
+    #[deprecated(
+        note = "reads like a getter and hides that the snapshot is persistent too; use \
+                `SnapshotOptions::writable_persistent()`"
+    )]
+    pub fn writable() -> Self {
+        SnapshotOptions::writable_persistent()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[allow(deprecated)]
+    fn deprecated_writable_makes_what_writable_persistent_makes() {
+        // Callers of the old name keep getting the same snapshot kind.
+        assert_eq!(
+            SnapshotOptions::writable(),
+            SnapshotOptions::writable_persistent()
+        );
+        let o = SnapshotOptions::writable_persistent();
+        assert!(o.writable && o.persistent && !o.pinned && o.metadata.is_empty());
     }
 }

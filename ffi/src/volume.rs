@@ -541,7 +541,9 @@ pub unsafe extern "C" fn umbra_snapshot_create(
         // SAFETY: `vol` is NULL or a live handle, per this function's contract.
         let v = unsafe { handle(vol, "vol") }?;
         let out = out_ptr(out_snapshot, "out_snapshot")?;
-        let id = v.vol.create_snapshot(SnapshotOptions::writable())?;
+        let id = v
+            .vol
+            .create_snapshot(SnapshotOptions::writable_persistent())?;
         // SAFETY: `out` is non-NULL and writable per this function's contract.
         unsafe { write_out(out, id) };
         Ok(())
