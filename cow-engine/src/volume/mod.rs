@@ -405,7 +405,7 @@ impl Volume {
     }
 
     /// Replaces the opaque metadata of snapshot `id` (names, properties of the layers above);
-    /// at most [`MAX_METADATA`] bytes, stored atomically.
+    /// at most [`MAX_METADATA`](crate::MAX_METADATA) bytes, stored atomically.
     pub fn set_metadata(&self, id: SnapshotId, metadata: &[u8]) -> Result<()> {
         check_metadata(metadata)?;
         let mut st = self.inner.state.write();
