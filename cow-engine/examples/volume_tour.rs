@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cow_engine::{BlockDevice, SnapshotOptions, Volume, VolumeConfig};
+use cow_engine::{SnapshotOptions, Volume, VolumeConfig};
 
 fn main() -> Result<(), cow_engine::Error> {
     let dir = std::env::temp_dir().join(format!("umbra-tour-{}", std::process::id()));

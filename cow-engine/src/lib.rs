@@ -6,7 +6,7 @@
 //! persistence through a checksummed, group-committed metadata journal.
 //!
 //! ```
-//! use cow_engine::{BlockDevice, SnapshotOptions, Volume, VolumeConfig};
+//! use cow_engine::{SnapshotOptions, Volume, VolumeConfig};
 //!
 //! # fn main() -> Result<(), cow_engine::Error> {
 //! let vol = Volume::create_mem(1 << 20, VolumeConfig::default())?;

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use cow_engine::{BlockDevice, SnapshotOptions, Volume, VolumeConfig};
+use cow_engine::{SnapshotOptions, Volume, VolumeConfig};
 
 const BS: usize = 4096;
 const WRITERS: usize = 3;

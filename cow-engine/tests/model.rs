@@ -1,7 +1,7 @@
 //! Property tests: random operation sequences against a plain in-memory model of every snapshot's
 //! bytes, for memory and file volumes.
 
-use cow_engine::{BlockDevice, ErrorKind, SnapshotId, SnapshotOptions, Volume, VolumeConfig};
+use cow_engine::{ErrorKind, SnapshotId, SnapshotOptions, Volume, VolumeConfig};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]

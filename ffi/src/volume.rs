@@ -596,7 +596,6 @@ pub unsafe extern "C" fn umbra_snapshot_read(
         let v = unsafe { handle(vol, "vol") }?;
         // SAFETY: `buf` is NULL or `len` writable bytes, per this function's contract.
         let buf = unsafe { out_bytes(buf, len, "buf") }?;
-        use cow_engine::BlockDevice;
         v.vol.snapshot(snapshot)?.read_at(buf, offset)?;
         Ok(())
     })
@@ -620,7 +619,6 @@ pub unsafe extern "C" fn umbra_snapshot_write(
         let v = unsafe { handle(vol, "vol") }?;
         // SAFETY: `buf` is NULL or `len` readable bytes, per this function's contract.
         let buf = unsafe { in_bytes(buf, len, "buf") }?;
-        use cow_engine::BlockDevice;
         let r = v
             .vol
             .snapshot(snapshot)

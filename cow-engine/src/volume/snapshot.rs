@@ -43,6 +43,26 @@ impl SnapshotInfo {
 /// A handle to one snapshot of a [`Volume`], usable as a [`BlockDevice`]: reads give the snapshot's
 /// point-in-time image (plus its own writes, if writable). Operations on a deleted snapshot fail with
 /// [`crate::ErrorKind::NotFound`].
+///
+/// Its I/O methods are inherent, so they need no trait in scope:
+///
+/// ```
+/// use cow_engine::{SnapshotOptions, Volume, VolumeConfig};
+///
+/// # fn main() -> Result<(), cow_engine::Error> {
+/// let vol = Volume::create_mem(1 << 20, VolumeConfig::default())?;
+/// vol.write_at(b"origin", 0)?;
+/// let snap = vol.snapshot(vol.create_snapshot(SnapshotOptions::writable_persistent())?)?;
+/// snap.write_at(b"branch", 0)?; // into the snapshot's own overlay
+///
+/// let mut buf = [0u8; 6];
+/// snap.read_at(&mut buf, 0)?;
+/// assert_eq!(&buf, b"branch");
+/// vol.read_at(&mut buf, 0)?;
+/// assert_eq!(&buf, b"origin");
+/// assert_eq!(snap.len(), vol.len());
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Snapshot {
     volume: Volume,
@@ -64,22 +84,51 @@ impl Snapshot {
     pub fn volume(&self) -> &Volume {
         &self.volume
     }
-}
 
-impl BlockDevice for Snapshot {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+    /// Reads `buf.len()` bytes of the snapshot's image at `offset`.
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
         self.volume.inner.read_snapshot(self.id, buf, offset)
     }
 
-    fn write_at(&self, buf: &[u8], offset: u64) -> Result<()> {
+    /// Writes `buf` at `offset` into the snapshot's own overlay (the origin and the other
+    /// snapshots are unchanged). A read-only snapshot fails with
+    /// [`ErrorKind::BadState`](crate::ErrorKind::BadState).
+    pub fn write_at(&self, buf: &[u8], offset: u64) -> Result<()> {
         self.volume.inner.write_snapshot(self.id, buf, offset)
     }
 
-    fn flush(&self) -> Result<()> {
+    /// Makes every write completed before this call durable: the whole volume's
+    /// ([`Volume::flush`]).
+    pub fn flush(&self) -> Result<()> {
         self.volume.flush()
     }
 
-    fn len(&self) -> u64 {
+    /// Size in bytes (the volume's size when the snapshot was taken).
+    pub fn len(&self) -> u64 {
         self.len
+    }
+
+    /// True if the snapshot has no bytes (never: sizes are positive).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// The trait's calls are the inherent ones, so a snapshot stacks like any other device.
+impl BlockDevice for Snapshot {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        Snapshot::read_at(self, buf, offset)
+    }
+
+    fn write_at(&self, buf: &[u8], offset: u64) -> Result<()> {
+        Snapshot::write_at(self, buf, offset)
+    }
+
+    fn flush(&self) -> Result<()> {
+        Snapshot::flush(self)
+    }
+
+    fn len(&self) -> u64 {
+        Snapshot::len(self)
     }
 }
