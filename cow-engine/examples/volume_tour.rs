@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cow_engine::{BlockDevice, SnapshotOptions, Volume, VolumeConfig};
+use cow_engine::{SnapshotOptions, Volume, VolumeConfig};
 
 fn main() -> Result<(), cow_engine::Error> {
     let dir = std::env::temp_dir().join(format!("umbra-tour-{}", std::process::id()));
@@ -38,7 +38,7 @@ fn main() -> Result<(), cow_engine::Error> {
     for b in 0..256u64 {
         vol.write_at(&block(2), b * bs)?;
     }
-    let tuesday = vol.create_snapshot(SnapshotOptions::writable())?;
+    let tuesday = vol.create_snapshot(SnapshotOptions::writable_persistent())?;
     for b in 128..384u64 {
         vol.write_at(&block(3), b * bs)?;
     }

@@ -6,7 +6,7 @@
 //! persistence through a checksummed, group-committed metadata journal.
 //!
 //! ```
-//! use cow_engine::{BlockDevice, SnapshotOptions, Volume, VolumeConfig};
+//! use cow_engine::{SnapshotOptions, Volume, VolumeConfig};
 //!
 //! # fn main() -> Result<(), cow_engine::Error> {
 //! let vol = Volume::create_mem(1 << 20, VolumeConfig::default())?;
@@ -24,8 +24,12 @@
 //!
 //! Layout: [`device`] (the [`BlockDevice`] trait, memory and file devices), [`map`] (the block map),
 //! [`fs`] (the locking and directory-sync helpers the array shares),
-//! [`Volume`] and [`Snapshot`] (the engine), and the persistence internals (format in docs/format.md).
+//! [`Volume`] and [`Snapshot`] (the engine), and the internals: the settings ([`VolumeConfig`],
+//! [`SnapshotOptions`] and the limits), the in-memory state (the snapshot chain and its
+//! transitions), and persistence (format in docs/format.md). The volume uses persistence, and both
+//! use the settings and the state; persistence never uses the volume.
 
+mod config;
 pub mod device;
 mod error;
 pub mod events;
@@ -33,14 +37,18 @@ pub mod framing;
 pub mod fs;
 pub mod map;
 mod persist;
+mod state;
 mod sync;
 mod volume;
 
+pub use config::{
+    DiffFullPolicy, Durability, SnapshotOptions, VolumeConfig, MAX_BLOCK_SIZE, MAX_METADATA,
+    MAX_VOLUME_LEN, MIN_BLOCK_SIZE,
+};
 pub use device::{BlockDevice, Discard, FileDevice, MemDevice, Resize};
 pub use error::{report as error_report, Error, ErrorKind, Result};
+pub use state::SnapshotId;
 pub use volume::{
-    DeleteReason, DiffFullPolicy, Durability, Event, Progress, RevertProgress, Snapshot,
-    SnapshotId, SnapshotInfo, SnapshotOptions, SnapshotSplit, SplitFile, SplitProgress,
-    ThawOutcome, Volume, VolumeConfig, VolumeStats, MAX_BLOCK_SIZE, MAX_METADATA, MAX_VOLUME_LEN,
-    MIN_BLOCK_SIZE,
+    DeleteReason, Event, Progress, RevertProgress, Snapshot, SnapshotInfo, SnapshotSplit,
+    SplitFile, SplitProgress, ThawOutcome, Volume, VolumeStats,
 };

@@ -435,7 +435,9 @@ fn split_with_origin_writes_and_reads_in_flight_copies_the_image() {
     }
     let old = vol.create_snapshot(SnapshotOptions::default()).unwrap();
     vol.write_at(&stamped(101, 0, 32), 0).unwrap();
-    let w = vol.create_snapshot(SnapshotOptions::writable()).unwrap();
+    let w = vol
+        .create_snapshot(SnapshotOptions::writable_persistent())
+        .unwrap();
     vol.snapshot(w)
         .unwrap()
         .write_at(&stamped(103, 0, 8), 40 * BS as u64)

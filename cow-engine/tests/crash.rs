@@ -465,7 +465,7 @@ impl Recorder {
 
     fn create(&mut self, writable: bool) -> SnapshotId {
         let opts = if writable {
-            SnapshotOptions::writable()
+            SnapshotOptions::writable_persistent()
         } else {
             SnapshotOptions::default()
         };
@@ -1788,7 +1788,10 @@ fn volume_with_history() -> (Vec<Vec<u8>>, usize) {
             let (o, d) = random_write(&mut rng);
             vol.write_at(&d, o).unwrap();
             if i % 3 == 0 {
-                live.push(vol.create_snapshot(SnapshotOptions::writable()).unwrap());
+                live.push(
+                    vol.create_snapshot(SnapshotOptions::writable_persistent())
+                        .unwrap(),
+                );
             }
             if i % 4 == 3 {
                 let (o, d) = random_write(&mut rng);
@@ -2150,7 +2153,9 @@ fn a_full_origin_device_fails_the_write_and_keeps_the_snapshot() {
 #[test]
 fn a_snapshot_rewrite_is_durable_after_flush() {
     let (vol, _devs, log) = new_volume(VolumeConfig::default());
-    let w = vol.create_snapshot(SnapshotOptions::writable()).unwrap();
+    let w = vol
+        .create_snapshot(SnapshotOptions::writable_persistent())
+        .unwrap();
     let snap = vol.snapshot(w).unwrap();
     snap.write_at(&[1; 100], 0).unwrap();
     vol.flush().unwrap();

@@ -61,7 +61,9 @@ fn bad_block_sizes_and_sizes_are_rejected_with_reasons() {
 fn out_of_range_is_an_error_and_writes_nothing() {
     let vol = mem(4);
     fill(&vol, 3, 5);
-    let snap = vol.create_snapshot(SnapshotOptions::writable()).unwrap();
+    let snap = vol
+        .create_snapshot(SnapshotOptions::writable_persistent())
+        .unwrap();
     let e = vol.write_at(&[1u8; 100], 4 * BS - 50).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::OutOfRange);
     assert_eq!(e.offset(), Some(4 * BS - 50));
@@ -210,7 +212,9 @@ fn deleting_middle_and_oldest_keeps_the_others_exact_and_reuses_slots() {
 fn writable_snapshots_are_isolated_and_stack() {
     let vol = mem(8);
     fill(&vol, 0, 1);
-    let w = vol.create_snapshot(SnapshotOptions::writable()).unwrap();
+    let w = vol
+        .create_snapshot(SnapshotOptions::writable_persistent())
+        .unwrap();
     let r = vol.create_snapshot(SnapshotOptions::default()).unwrap();
     let ws = Arc::new(vol.snapshot(w).unwrap());
     ws.write_at(&[9u8; 100], 50).unwrap();
@@ -256,7 +260,9 @@ fn revert_copies_back_only_changed_blocks_and_keeps_snapshots() {
     for b in 0..16 {
         fill(&vol, b, 1);
     }
-    let s = vol.create_snapshot(SnapshotOptions::writable()).unwrap();
+    let s = vol
+        .create_snapshot(SnapshotOptions::writable_persistent())
+        .unwrap();
     fill(&vol, 3, 2);
     fill(&vol, 9, 2);
     vol.snapshot(s)
@@ -314,7 +320,9 @@ fn split_copies_the_snapshot_out_resumably_and_frees_the_origin() {
     let blocks = 2500;
     let vol = Volume::create(&p, blocks * BS, VolumeConfig::default()).unwrap();
     vol.write_at(&vec![1u8; (blocks * BS) as usize], 0).unwrap();
-    let s = vol.create_snapshot(SnapshotOptions::writable()).unwrap();
+    let s = vol
+        .create_snapshot(SnapshotOptions::writable_persistent())
+        .unwrap();
     vol.snapshot(s)
         .unwrap()
         .write_at(&[8u8; 4096], 7 * BS)
@@ -498,7 +506,9 @@ fn diff_full_in_the_middle_of_a_multi_block_write(vol: &Volume) -> (Vec<u8>, Vec
     let s1 = vol.create_snapshot(SnapshotOptions::default()).unwrap();
     images.push((s1, all(&vol.snapshot(s1).unwrap())));
     vol.write_at(&pattern(0, 1), 0).unwrap();
-    let s2 = vol.create_snapshot(SnapshotOptions::writable()).unwrap();
+    let s2 = vol
+        .create_snapshot(SnapshotOptions::writable_persistent())
+        .unwrap();
     images.push((s2, all(&vol.snapshot(s2).unwrap())));
     let mut two = pattern(1, 2);
     two.extend(pattern(2, 2));
@@ -819,7 +829,9 @@ fn concurrent_copy_on_writes_share_journal_syncs() {
 fn writes_to_a_snapshot_during_its_split_are_not_lost() {
     let blocks = 3000;
     let vol = Volume::create_mem(blocks * BS, VolumeConfig::default()).unwrap();
-    let s = vol.create_snapshot(SnapshotOptions::writable()).unwrap();
+    let s = vol
+        .create_snapshot(SnapshotOptions::writable_persistent())
+        .unwrap();
     let snap = Arc::new(vol.snapshot(s).unwrap());
     let dest = Arc::new(MemDevice::new(blocks * BS));
     let stop = Arc::new(AtomicU64::new(0));
@@ -926,7 +938,9 @@ fn a_second_split_is_busy_and_a_restarted_split_copies_everything() {
     };
 
     // A split held at its first write: a second split and a restart are Busy meanwhile.
-    let s = vol.create_snapshot(SnapshotOptions::writable()).unwrap();
+    let s = vol
+        .create_snapshot(SnapshotOptions::writable_persistent())
+        .unwrap();
     let prog = Arc::new(Progress::new());
     let (held, entered) = dest(u64::MAX, true, &prog);
     let (v2, d2, p2) = (vol.clone(), held.clone(), prog.clone());
@@ -942,7 +956,9 @@ fn a_second_split_is_busy_and_a_restarted_split_copies_everything() {
     assert_eq!(all(held.as_ref()), vec![1u8; (blocks * BS) as usize]);
 
     // A split cancelled past its first progress step, then restarted into a fresh device.
-    let s = vol.create_snapshot(SnapshotOptions::writable()).unwrap();
+    let s = vol
+        .create_snapshot(SnapshotOptions::writable_persistent())
+        .unwrap();
     vol.snapshot(s)
         .unwrap()
         .write_at(&[9u8; 100], 5 * BS)
@@ -1032,7 +1048,9 @@ fn revert_and_split_publish_progress_as_they_run() {
     let blocks = 3 * 1024 + 10;
     let vol = mem(blocks);
     let s = vol.create_snapshot(SnapshotOptions::default()).unwrap();
-    let ws = vol.create_snapshot(SnapshotOptions::writable()).unwrap();
+    let ws = vol
+        .create_snapshot(SnapshotOptions::writable_persistent())
+        .unwrap();
     for b in 0..blocks {
         fill(&vol, b, 7);
     }
@@ -1145,7 +1163,9 @@ fn a_stacked_volume_lives_in_its_own_directory_and_splits_to_stand_alone() {
     for b in 0..blocks {
         fill(&base, b, 1);
     }
-    let s = base.create_snapshot(SnapshotOptions::writable()).unwrap();
+    let s = base
+        .create_snapshot(SnapshotOptions::writable_persistent())
+        .unwrap();
     let origin: Arc<dyn BlockDevice> = Arc::new(base.snapshot(s).unwrap());
     let dir = tmp.path().join("lun");
     let lun = Volume::create_stacked(&dir, origin.clone(), VolumeConfig::default()).unwrap();

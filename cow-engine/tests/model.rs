@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use cow_engine::{BlockDevice, ErrorKind, SnapshotId, SnapshotOptions, Volume, VolumeConfig};
+use cow_engine::{ErrorKind, SnapshotId, SnapshotOptions, Volume, VolumeConfig};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]

@@ -541,7 +541,9 @@ pub unsafe extern "C" fn umbra_snapshot_create(
         // SAFETY: `vol` is NULL or a live handle, per this function's contract.
         let v = unsafe { handle(vol, "vol") }?;
         let out = out_ptr(out_snapshot, "out_snapshot")?;
-        let id = v.vol.create_snapshot(SnapshotOptions::writable())?;
+        let id = v
+            .vol
+            .create_snapshot(SnapshotOptions::writable_persistent())?;
         // SAFETY: `out` is non-NULL and writable per this function's contract.
         unsafe { write_out(out, id) };
         Ok(())
@@ -594,7 +596,6 @@ pub unsafe extern "C" fn umbra_snapshot_read(
         let v = unsafe { handle(vol, "vol") }?;
         // SAFETY: `buf` is NULL or `len` writable bytes, per this function's contract.
         let buf = unsafe { out_bytes(buf, len, "buf") }?;
-        use cow_engine::BlockDevice;
         v.vol.snapshot(snapshot)?.read_at(buf, offset)?;
         Ok(())
     })
@@ -618,7 +619,6 @@ pub unsafe extern "C" fn umbra_snapshot_write(
         let v = unsafe { handle(vol, "vol") }?;
         // SAFETY: `buf` is NULL or `len` readable bytes, per this function's contract.
         let buf = unsafe { in_bytes(buf, len, "buf") }?;
-        use cow_engine::BlockDevice;
         let r = v
             .vol
             .snapshot(snapshot)

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use cow_engine::{BlockDevice, SnapshotOptions, Volume, VolumeConfig};
+use cow_engine::{SnapshotOptions, Volume, VolumeConfig};
 use vds_core::script::Session;
 use vds_core::{Array, InitiatorId, LunHosts, Notification};
 

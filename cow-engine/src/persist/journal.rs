@@ -23,7 +23,7 @@ use super::superblock::{JournalHeader, JOURNAL_DATA};
 use super::MAX_COUNTER;
 use crate::device::BlockDevice;
 use crate::error::{Error, ErrorKind, Result};
-use crate::volume::State;
+use crate::state::State;
 
 /// Journal devices grow in steps of this many bytes.
 const GROW_STEP: u64 = 1 << 20;

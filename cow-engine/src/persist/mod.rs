@@ -23,13 +23,12 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::config::{Durability, SnapshotOptions, VolumeConfig, MAX_VOLUME_LEN};
 use crate::device::{BlockDevice, FileDevice};
 use crate::error::{Error, ErrorKind, Result};
 use crate::framing;
 use crate::map::{BlockMap, MAX_SLOT};
-use crate::volume::{
-    apply_delete, Durability, Snap, SnapshotOptions, State, VolumeConfig, MAX_VOLUME_LEN,
-};
+use crate::state::State;
 use journal::JournalPosition;
 use superblock::{random_uuid, JournalHeader, Superblock, JOURNAL_DATA, SUPERBLOCK_LEN};
 
@@ -48,6 +47,14 @@ pub(crate) struct Store {
     pub(crate) lock: Option<File>,
     position: Option<JournalPosition>,
 }
+
+/// Origin, diff device, journal and lock, as assembled into a volume.
+pub(crate) type Parts = (
+    Arc<dyn BlockDevice>,
+    Arc<dyn BlockDevice>,
+    Option<Journal>,
+    Option<File>,
+);
 
 /// The result of recovery.
 pub(crate) struct Recovered {
@@ -300,7 +307,7 @@ impl Store {
     }
 
     /// Splits the store into the volume's parts; the journal only for persistent volumes.
-    pub(crate) fn into_parts(self, durability: Durability) -> Result<crate::volume::Parts> {
+    pub(crate) fn into_parts(self, durability: Durability) -> Result<Parts> {
         let journal = match (durability, self.position) {
             (Durability::Persistent, Some(pos)) => {
                 Some(Journal::new(self.journals, self.uuid, pos))
@@ -400,7 +407,7 @@ impl Store {
                         r.state.len
                     )));
                 }
-                let used = used_slots(&r.state)?;
+                let used = r.state.used_slots()?;
                 // Only now, with the state known good, drop the torn tail so no stale bytes
                 // follow the records we append next.
                 let dev = &self.journals[i];
@@ -538,11 +545,6 @@ fn written_after(data: &[u8], at: usize, expected: u64) -> Option<u64> {
     framing::written_after(data, at, expected, &JOURNAL_KINDS)
 }
 
-fn find(state: &mut State, id: u64) -> Result<&mut Snap> {
-    let i = state.index_of(id)?;
-    Ok(&mut state.snaps[i])
-}
-
 fn check_entry(map: &BlockMap, block: u64, slot: u64, limits: Limits) -> Result<()> {
     if block >= map.capacity() {
         return Err(Error::corrupt(format!(
@@ -601,24 +603,23 @@ fn apply(state: &mut State, rec: Record, limits: Limits) -> Result<()> {
                     "snapshot {id} of {len} bytes does not fit the volume's history"
                 )));
             }
+            if id > MAX_COUNTER {
+                return Err(Error::corrupt(format!("snapshot id {id} is out of range")));
+            }
             let options = SnapshotOptions {
                 writable,
                 persistent,
                 pinned,
                 metadata,
             };
-            state.snaps.push(Snap::new(id, len, shift, options));
-            if id > MAX_COUNTER {
-                return Err(Error::corrupt(format!("snapshot id {id} is out of range")));
-            }
-            state.next_id = id + 1;
+            state.push_snapshot(id, len, shift, options);
         }
         Record::Preserve {
             snapshot,
             block,
             slot,
         } => {
-            let s = find(state, snapshot)?;
+            let s = state.snap_mut(snapshot)?;
             check_entry(&s.map, block, slot, limits)?;
             s.map.reserve()?;
             s.map.set_preserved(block, slot);
@@ -628,7 +629,7 @@ fn apply(state: &mut State, rec: Record, limits: Limits) -> Result<()> {
             block,
             slot,
         } => {
-            let s = find(state, snapshot)?;
+            let s = state.snap_mut(snapshot)?;
             let ov = s
                 .overlay
                 .as_mut()
@@ -639,26 +640,23 @@ fn apply(state: &mut State, rec: Record, limits: Limits) -> Result<()> {
         }
         Record::DeleteSnapshot { id } => {
             let i = state.index_of(id)?;
-            if i > 0 {
-                state.snaps[i - 1].map.reserve()?;
-            }
-            apply_delete(state, i, shift);
-            if state.pending_revert.is_some_and(|(s, _)| s == id) {
-                state.pending_revert = None;
-            }
+            state.reserve_elder(i)?;
+            state.remove_snapshot(i, shift);
         }
-        Record::SetPinned { id, pinned } => find(state, id)?.pinned = pinned,
-        Record::SetMetadata { id, metadata } => find(state, id)?.metadata = metadata,
+        Record::SetPinned { id, pinned } => state.snap_mut(id)?.pinned = pinned,
+        Record::SetMetadata { id, metadata } => state.snap_mut(id)?.metadata = metadata,
         Record::RevertBegin { snapshot } => {
-            find(state, snapshot)?;
+            state.snap_mut(snapshot)?;
             state.pending_revert = Some((snapshot, 0));
         }
         Record::RevertProgress { snapshot, cursor } => {
-            find(state, snapshot)?;
+            state.snap_mut(snapshot)?;
             state.pending_revert = Some((snapshot, cursor));
         }
         Record::RevertDone { .. } => state.pending_revert = None,
-        Record::SplitProgress { snapshot, cursor } => find(state, snapshot)?.split_cursor = cursor,
+        Record::SplitProgress { snapshot, cursor } => {
+            state.snap_mut(snapshot)?.split_cursor = cursor
+        }
         Record::CheckpointEnd { next_id } => {
             if next_id > MAX_COUNTER {
                 return Err(Error::corrupt(format!(
@@ -676,20 +674,4 @@ fn apply(state: &mut State, rec: Record, limits: Limits) -> Result<()> {
         Record::SyncEnd { .. } => {}
     }
     Ok(())
-}
-
-/// The slots referenced by the state, sorted; a slot referenced twice is corruption.
-fn used_slots(state: &State) -> Result<Vec<u64>> {
-    let mut used = Vec::new();
-    for s in &state.snaps {
-        s.map.for_each_preserved(|_, slot| used.push(slot));
-        if let Some(ov) = &s.overlay {
-            ov.for_each_preserved(|_, slot| used.push(slot));
-        }
-    }
-    used.sort_unstable();
-    if let Some(w) = used.windows(2).find(|w| w[0] == w[1]) {
-        return Err(Error::corrupt(format!("diff slot {} is used twice", w[0])));
-    }
-    Ok(used)
 }

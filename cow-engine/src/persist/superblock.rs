@@ -1,7 +1,7 @@
 //! The diff-area superblock and the journal file header (layout in docs/format.md).
 
+use crate::config::{DiffFullPolicy, Durability, VolumeConfig};
 use crate::error::{Error, ErrorKind, Result};
-use crate::volume::{DiffFullPolicy, Durability, VolumeConfig};
 
 /// Magic of the diff-area superblock.
 pub(crate) const DIFF_MAGIC: &[u8; 8] = b"UMBRADIF";

@@ -10,7 +10,10 @@ use crate::device::{BlockDevice, FileDevice};
 use crate::error::{Error, ErrorKind, Result};
 use crate::persist::{origin_path, Store};
 
-use super::{SnapshotId, SplitProgress, Volume, VolumeConfig};
+use crate::config::VolumeConfig;
+use crate::state::SnapshotId;
+
+use super::{SplitProgress, Volume};
 
 impl Volume {
     /// Creates a persistent volume in directory `dir` (created if missing; an existing non-empty

@@ -5,7 +5,10 @@ use crate::error::{check_range, Error, ErrorKind, Result};
 use crate::map::{Claim, CopyClaim, Entry};
 use crate::persist::Record;
 
-use super::{DiffFullPolicy, Inner, SnapshotId, State};
+use crate::config::DiffFullPolicy;
+use crate::state::{SnapshotId, State};
+
+use super::Inner;
 
 /// Deferred origin writes beyond this many bytes are settled (synced and written) at once.
 const PENDING_LIMIT: u64 = 32 << 20;

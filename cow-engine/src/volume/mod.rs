@@ -1,10 +1,11 @@
 //! Volumes: an origin device, a diff area and a chain of snapshots, volsnap style.
 //!
-//! Snapshots are kept oldest first. Each owns a [`BlockMap`] of the blocks preserved during its epoch
-//! (from its creation until the next snapshot's): the first write to an origin block in an epoch copies
-//! the old block once into the newest snapshot's map. A snapshot reads a block from the first map at or
-//! after its own that holds it, else from the origin. A writable snapshot also has an overlay map of
-//! the blocks written to it, consulted first.
+//! Snapshots are kept oldest first (the chain itself, with its transitions, is `crate::state`; the
+//! settings are `crate::config`). Each owns a [`BlockMap`](crate::map::BlockMap) of the blocks
+//! preserved during its epoch (from its creation until the next snapshot's): the first write to an
+//! origin block in an epoch copies the old block once into the newest snapshot's map. A snapshot
+//! reads a block from the first map at or after its own that holds it, else from the origin. A
+//! writable snapshot also has an overlay map of the blocks written to it, consulted first.
 //!
 //! Concurrency: the write gate is the `RwLock<State>`. Every I/O call holds it shared for its whole
 //! duration (so a write is atomic with respect to snapshot creation); structural changes (create,
@@ -20,111 +21,26 @@ mod snapshot;
 
 pub use directory::{SnapshotSplit, SplitFile};
 pub use ops::{Progress, RevertProgress, SplitProgress};
-pub use snapshot::{Snapshot, SnapshotInfo, SnapshotOptions};
+pub use snapshot::{Snapshot, SnapshotInfo};
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use crate::config::{
+    check_metadata, DiffFullPolicy, SnapshotOptions, VolumeConfig, MAX_VOLUME_LEN,
+};
 use crate::device::{BlockDevice, Discard, MemDevice, Resize};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{Hub, Subscription};
-use crate::map::{BlockBitmap, BlockMap};
-use crate::persist::{Journal, Record, Store};
+use crate::map::BlockBitmap;
+use crate::persist::{Journal, Parts, Record, Store};
+use crate::state::{SnapshotId, State};
 use diff_area::DiffArea;
 use gate::Freeze;
 use pending::Pending;
-
-/// A snapshot id: a `u64` never reused within a volume.
-pub type SnapshotId = u64;
-
-/// Smallest block size a volume accepts.
-pub const MIN_BLOCK_SIZE: u32 = 4096;
-/// Largest block size a volume accepts.
-pub const MAX_BLOCK_SIZE: u32 = 1 << 20;
-/// Largest volume, in bytes: 4 PiB. It bounds each block map's directory (one pointer per 512
-/// blocks, see [`crate::map`]) to 16 GiB of reserved address space, of which only the parts in use
-/// take memory.
-pub const MAX_VOLUME_LEN: u64 = 1 << 52;
-// Every block map of a volume fits the map's limit, even at the smallest block size.
-const _: () = assert!(MAX_VOLUME_LEN / MIN_BLOCK_SIZE as u64 <= crate::map::MAX_BLOCKS);
-
-/// What to do when the diff area reaches its limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum DiffFullPolicy {
-    /// Delete the oldest unpinned snapshots to make room (as volsnap does), announcing each with
-    /// [`Event::SnapshotDeleted`]; fail with [`ErrorKind::NoSpace`] only if none is left to delete.
-    #[default]
-    DeleteOldest,
-    /// Fail the origin write with [`ErrorKind::NoSpace`]; nothing of it is written.
-    FailWrites,
-}
-
-/// How a file volume keeps its metadata.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Durability {
-    /// Journaled and synced: snapshots survive a crash and a reopen.
-    #[default]
-    Persistent,
-    /// No journal, no syncs of the diff area: snapshots do not survive a reopen.
-    Volatile,
-}
-
-/// Settings fixed when a volume is created.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VolumeConfig {
-    /// Bytes per block: a power of two from 4 KiB to 1 MiB.
-    pub block_size: u32,
-    /// The most diff-area bytes snapshots may hold (rounded down to blocks); `None` = unlimited.
-    pub diff_limit: Option<u64>,
-    /// What to do when the limit is reached.
-    pub on_diff_full: DiffFullPolicy,
-    /// Journaled or volatile (file volumes only; memory volumes are always volatile).
-    pub durability: Durability,
-}
-
-impl Default for VolumeConfig {
-    fn default() -> Self {
-        VolumeConfig {
-            block_size: 4096,
-            diff_limit: None,
-            on_diff_full: DiffFullPolicy::DeleteOldest,
-            durability: Durability::Persistent,
-        }
-    }
-}
-
-impl VolumeConfig {
-    /// The default settings with another block size.
-    pub fn with_block_size(block_size: u32) -> Self {
-        VolumeConfig {
-            block_size,
-            ..Default::default()
-        }
-    }
-
-    pub(crate) fn validate(&self, size: u64) -> Result<()> {
-        let bs = self.block_size;
-        if !bs.is_power_of_two() || !(MIN_BLOCK_SIZE..=MAX_BLOCK_SIZE).contains(&bs) {
-            return Err(Error::invalid(format!(
-                "block size {bs} is not a power of two from {MIN_BLOCK_SIZE} to {MAX_BLOCK_SIZE}"
-            )));
-        }
-        if size == 0 || !size.is_multiple_of(u64::from(bs)) {
-            return Err(Error::invalid(format!(
-                "volume size {size} is not a positive multiple of the block size {bs}"
-            )));
-        }
-        if size > MAX_VOLUME_LEN {
-            return Err(Error::invalid(format!(
-                "volume size {size} exceeds the limit of {MAX_VOLUME_LEN} bytes (4 PiB)"
-            )));
-        }
-        Ok(())
-    }
-}
 
 /// Something the layers above need to hear about, delivered through [`Volume::subscribe`] as it
 /// happens. Serialises (serde) to one JSON object whose `"event"` names the variant in
@@ -211,93 +127,6 @@ pub struct VolumeStats {
     pub journal_bytes: u64,
 }
 
-pub(crate) struct Snap {
-    pub(crate) id: SnapshotId,
-    /// Size in bytes (the volume's size when it was taken).
-    pub(crate) len: u64,
-    pub(crate) map: BlockMap,
-    /// The blocks `map` holds, one bit each: a dense, cache-resident summary the write path checks
-    /// before touching `map` (an overwrite of a preserved block then misses no cache line of the
-    /// map). Set after the entry is published; only a hint (empty after a reopen, filled as writes
-    /// find entries preserved), and never set for a block `map` lacks: the volume never returns an
-    /// entry to untouched (whatever did so would have to clear the bit too).
-    pub(crate) copied: BlockBitmap,
-    pub(crate) overlay: Option<BlockMap>,
-    pub(crate) persistent: bool,
-    pub(crate) pinned: bool,
-    pub(crate) metadata: Vec<u8>,
-    /// Blocks below this are already copied by an interrupted split.
-    pub(crate) split_cursor: u64,
-    /// While a split runs: blocks written to the snapshot since it started (copied again at the end).
-    pub(crate) split_dirty: Mutex<Option<std::collections::BTreeSet<u64>>>,
-    /// True while `split_dirty` tracks writes, so a snapshot write takes its mutex only then. Set
-    /// only with the state's gate held exclusively: every writer holds the gate shared, so it
-    /// sees the flag once tracking has started. Cleared with the gate held either way (a writer
-    /// that still sees it set finds no tracking under the mutex, which is harmless).
-    pub(crate) splitting: std::sync::atomic::AtomicBool,
-}
-
-impl Snap {
-    /// A new snapshot of `len` bytes (`len >> shift` blocks) with empty maps.
-    pub(crate) fn new(id: SnapshotId, len: u64, shift: u32, options: SnapshotOptions) -> Snap {
-        let blocks = len >> shift;
-        Snap {
-            id,
-            len,
-            map: BlockMap::new(blocks),
-            copied: BlockBitmap::new(blocks),
-            overlay: options.writable.then(|| BlockMap::new(blocks)),
-            persistent: options.persistent,
-            pinned: options.pinned,
-            metadata: options.metadata,
-            split_cursor: 0,
-            split_dirty: Mutex::new(None),
-            splitting: std::sync::atomic::AtomicBool::new(false),
-        }
-    }
-
-    pub(crate) fn blocks(&self, shift: u32) -> u64 {
-        self.len >> shift
-    }
-
-    /// Fails with [`ErrorKind::Busy`] while a split of this snapshot runs.
-    pub(crate) fn check_not_splitting(&self) -> Result<()> {
-        if self.split_dirty.lock().is_some() {
-            return Err(Error::new(
-                ErrorKind::Busy,
-                "a split of this snapshot is already running",
-            )
-            .with_snapshot(self.id));
-        }
-        Ok(())
-    }
-}
-
-pub(crate) struct State {
-    pub(crate) len: u64,
-    /// Blocks preserved in some snapshot's map (set before the entry is published, cleared only
-    /// when no snapshot is left): a read of an unset block skips the walk along the chain.
-    pub(crate) touched: BlockBitmap,
-    pub(crate) snaps: Vec<Snap>,
-    pub(crate) next_id: SnapshotId,
-    /// A revert interrupted by a crash: (snapshot, first block not yet copied).
-    pub(crate) pending_revert: Option<(SnapshotId, u64)>,
-}
-
-impl State {
-    pub(crate) fn index_of(&self, id: SnapshotId) -> Result<usize> {
-        self.snaps
-            .iter()
-            .position(|s| s.id == id)
-            .ok_or_else(|| Error::no_snapshot(id))
-    }
-
-    /// True if a preservation into the newest map must be durable before the origin write.
-    pub(crate) fn any_persistent(&self) -> bool {
-        self.snaps.iter().any(|s| s.persistent)
-    }
-}
-
 pub(crate) struct Inner {
     pub(crate) state: RwLock<State>,
     pub(crate) freeze: Freeze,
@@ -312,14 +141,6 @@ pub(crate) struct Inner {
     /// The advisory lock that makes this handle the volume's one owner (file volumes).
     _lock: Option<std::fs::File>,
 }
-
-/// Origin, diff device, journal and lock, as assembled into a volume.
-pub(crate) type Parts = (
-    Arc<dyn BlockDevice>,
-    Arc<dyn BlockDevice>,
-    Option<Journal>,
-    Option<std::fs::File>,
-);
 
 /// A volume: an origin device with copy-on-write snapshots.
 ///
@@ -584,7 +405,7 @@ impl Volume {
     }
 
     /// Replaces the opaque metadata of snapshot `id` (names, properties of the layers above);
-    /// at most [`MAX_METADATA`] bytes, stored atomically.
+    /// at most [`MAX_METADATA`](crate::MAX_METADATA) bytes, stored atomically.
     pub fn set_metadata(&self, id: SnapshotId, metadata: &[u8]) -> Result<()> {
         check_metadata(metadata)?;
         let mut st = self.inner.state.write();
@@ -793,31 +614,6 @@ impl Discard for Volume {
     }
 }
 
-/// The largest metadata blob a snapshot may carry.
-pub const MAX_METADATA: usize = 64 * 1024;
-
-pub(crate) fn check_metadata(m: &[u8]) -> Result<()> {
-    if m.len() > MAX_METADATA {
-        return Err(Error::invalid(format!(
-            "snapshot metadata of {} bytes exceeds {MAX_METADATA}",
-            m.len()
-        )));
-    }
-    Ok(())
-}
-
-impl State {
-    pub(crate) fn empty(len: u64) -> State {
-        State {
-            len,
-            touched: BlockBitmap::new(len / u64::from(MIN_BLOCK_SIZE)),
-            snaps: Vec::new(),
-            next_id: 1,
-            pending_revert: None,
-        }
-    }
-}
-
 impl Inner {
     pub(crate) fn block_size(&self) -> u64 {
         1 << self.shift
@@ -894,9 +690,8 @@ impl Inner {
             },
             durable,
         )?;
-        st.next_id += 1;
-        let snap = Snap::new(id, st.len, self.shift, options);
-        st.snaps.push(snap);
+        let len = st.len;
+        st.push_snapshot(id, len, self.shift, options);
         self.maybe_checkpoint(st)?;
         Ok(id)
     }
@@ -906,11 +701,9 @@ impl Inner {
         // The chain changes: settle deferred origin writes first (see pending.rs).
         self.sync_and_drain()?;
         let persistent = st.snaps[i].persistent;
-        if i > 0 {
-            // The elder may receive entries: its map's directory is reserved before anything is
-            // logged, so a refusal leaves the snapshot in place.
-            st.snaps[i - 1].map.reserve()?;
-        }
+        // The elder may receive entries: its map's directory is reserved before anything is
+        // logged, so a refusal leaves the snapshot in place.
+        st.reserve_elder(i)?;
         // A persistent snapshot's delete is durable before any of its slots is reused, so a crash
         // never finds a live snapshot whose slots were overwritten. A non-persistent one vanishes
         // on reopen anyway, and its record precedes (in journal order) any record reusing a slot.
@@ -918,12 +711,8 @@ impl Inner {
             Record::DeleteSnapshot { id },
             self.journal.is_some() && persistent,
         )?;
-        let freed = apply_delete(st, i, self.shift);
-        for slot in freed {
+        for slot in st.remove_snapshot(i, self.shift) {
             self.diff.free(slot);
-        }
-        if st.pending_revert.is_some_and(|(s, _)| s == id) {
-            st.pending_revert = None;
         }
         if st.snaps.is_empty() {
             st.touched = BlockBitmap::new(st.len >> self.shift);
@@ -1003,29 +792,4 @@ impl Drop for Inner {
             let _ = self.flush_all();
         }
     }
-}
-
-/// Removes snapshot `i` from the chain, handing the entries its elder needs to the elder.
-/// Returns the slots no longer referenced. Shared by delete and journal replay.
-pub(crate) fn apply_delete(st: &mut State, i: usize, shift: u32) -> Vec<u64> {
-    let snap = st.snaps.remove(i);
-    let mut freed = Vec::new();
-    if i > 0 {
-        let elder = &mut st.snaps[i - 1];
-        let elder_blocks = elder.blocks(shift);
-        for (block, slot) in snap.map.preserved_entries() {
-            if block < elder_blocks && matches!(elder.map.get(block), crate::map::Entry::Untouched)
-            {
-                elder.map.set_preserved(block, slot);
-            } else {
-                freed.push(slot);
-            }
-        }
-    } else {
-        snap.map.for_each_preserved(|_, slot| freed.push(slot));
-    }
-    if let Some(ov) = &snap.overlay {
-        ov.for_each_preserved(|_, slot| freed.push(slot));
-    }
-    freed
 }

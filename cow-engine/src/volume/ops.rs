@@ -7,7 +7,9 @@ use crate::device::BlockDevice;
 use crate::error::{Error, ErrorKind, Result};
 use crate::persist::Record;
 
-use super::{Event, Inner, SnapshotId, State, Volume};
+use crate::state::{SnapshotId, State};
+
+use super::{Event, Inner, Volume};
 
 /// Blocks copied between two progress records (and origin / destination flushes).
 const PROGRESS_EVERY: usize = 1024;

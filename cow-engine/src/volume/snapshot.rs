@@ -2,43 +2,9 @@
 
 use crate::device::BlockDevice;
 use crate::error::Result;
+use crate::state::{Snap, SnapshotId};
 
-use super::{Snap, SnapshotId, Volume};
-
-/// How to take a snapshot.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SnapshotOptions {
-    /// Writes to the snapshot are allowed (they go to its own overlay).
-    pub writable: bool,
-    /// The snapshot survives a reopen (on a persistent volume). A non-persistent snapshot vanishes
-    /// on reopen, and preservations only it needs skip the syncs.
-    pub persistent: bool,
-    /// Never deleted automatically to make room in the diff area.
-    pub pinned: bool,
-    /// An opaque blob for the layers above (names, properties), stored atomically with the snapshot.
-    pub metadata: Vec<u8>,
-}
-
-impl Default for SnapshotOptions {
-    fn default() -> Self {
-        SnapshotOptions {
-            writable: false,
-            persistent: true,
-            pinned: false,
-            metadata: Vec::new(),
-        }
-    }
-}
-
-impl SnapshotOptions {
-    /// A persistent, writable, unpinned snapshot.
-    pub fn writable() -> Self {
-        SnapshotOptions {
-            writable: true,
-            ..Default::default()
-        }
-    }
-}
+use super::Volume;
 
 /// The properties and usage of a snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +43,26 @@ impl SnapshotInfo {
 /// A handle to one snapshot of a [`Volume`], usable as a [`BlockDevice`]: reads give the snapshot's
 /// point-in-time image (plus its own writes, if writable). Operations on a deleted snapshot fail with
 /// [`crate::ErrorKind::NotFound`].
+///
+/// Its I/O methods are inherent, so they need no trait in scope:
+///
+/// ```
+/// use cow_engine::{SnapshotOptions, Volume, VolumeConfig};
+///
+/// # fn main() -> Result<(), cow_engine::Error> {
+/// let vol = Volume::create_mem(1 << 20, VolumeConfig::default())?;
+/// vol.write_at(b"origin", 0)?;
+/// let snap = vol.snapshot(vol.create_snapshot(SnapshotOptions::writable_persistent())?)?;
+/// snap.write_at(b"branch", 0)?; // into the snapshot's own overlay
+///
+/// let mut buf = [0u8; 6];
+/// snap.read_at(&mut buf, 0)?;
+/// assert_eq!(&buf, b"branch");
+/// vol.read_at(&mut buf, 0)?;
+/// assert_eq!(&buf, b"origin");
+/// assert_eq!(snap.len(), vol.len());
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Snapshot {
     volume: Volume,
@@ -98,22 +84,51 @@ impl Snapshot {
     pub fn volume(&self) -> &Volume {
         &self.volume
     }
-}
 
-impl BlockDevice for Snapshot {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+    /// Reads `buf.len()` bytes of the snapshot's image at `offset`.
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
         self.volume.inner.read_snapshot(self.id, buf, offset)
     }
 
-    fn write_at(&self, buf: &[u8], offset: u64) -> Result<()> {
+    /// Writes `buf` at `offset` into the snapshot's own overlay (the origin and the other
+    /// snapshots are unchanged). A read-only snapshot fails with
+    /// [`ErrorKind::BadState`](crate::ErrorKind::BadState).
+    pub fn write_at(&self, buf: &[u8], offset: u64) -> Result<()> {
         self.volume.inner.write_snapshot(self.id, buf, offset)
     }
 
-    fn flush(&self) -> Result<()> {
+    /// Makes every write completed before this call durable: the whole volume's
+    /// ([`Volume::flush`]).
+    pub fn flush(&self) -> Result<()> {
         self.volume.flush()
     }
 
-    fn len(&self) -> u64 {
+    /// Size in bytes (the volume's size when the snapshot was taken).
+    pub fn len(&self) -> u64 {
         self.len
+    }
+
+    /// True if the snapshot has no bytes (never: sizes are positive).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// The trait's calls are the inherent ones, so a snapshot stacks like any other device.
+impl BlockDevice for Snapshot {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        Snapshot::read_at(self, buf, offset)
+    }
+
+    fn write_at(&self, buf: &[u8], offset: u64) -> Result<()> {
+        Snapshot::write_at(self, buf, offset)
+    }
+
+    fn flush(&self) -> Result<()> {
+        Snapshot::flush(self)
+    }
+
+    fn len(&self) -> u64 {
+        Snapshot::len(self)
     }
 }

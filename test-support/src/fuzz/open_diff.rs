@@ -414,7 +414,7 @@ fn exercise(vol: &Volume) -> Vec<SnapshotId> {
     }
     // An origin write must not change a snapshot taken before it.
     let snap = vol
-        .create_snapshot(SnapshotOptions::writable())
+        .create_snapshot(SnapshotOptions::writable_persistent())
         .expect("create a snapshot");
     let handle = vol.snapshot(snap).expect("snapshot handle");
     let before = read_all(&handle);

@@ -635,7 +635,7 @@ fn engine_written(checkpoint: bool) -> Vec<u8> {
         .expect("snap");
     vol.write_at(&[2; 4096], 4096).expect("write");
     let b = vol
-        .create_snapshot(SnapshotOptions::writable())
+        .create_snapshot(SnapshotOptions::writable_persistent())
         .expect("snap");
     vol.snapshot(b)
         .and_then(|s| s.write_at(&[3; 100], 3 * 4096 + 7))
