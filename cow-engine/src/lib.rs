@@ -35,6 +35,14 @@ mod persist;
 mod sync;
 mod volume;
 
+/// Crate internals that the loom model checks (tests/loom.rs) look at: a count of parked sleeps.
+/// Only under `cfg(loom)`; not part of the API.
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod loom_model {
+    pub use crate::sync::parked_count;
+}
+
 pub use device::{BlockDevice, Discard, FileDevice, MemDevice, Resize};
 pub use error::{report as error_report, Error, ErrorKind, Result};
 pub use volume::{

@@ -1,14 +1,18 @@
 //! Loom model checks of the block-map entry protocol ([`BlockMap::claim`], [`CopyClaim::publish`],
-//! dropping a claim = abort, [`BlockMap::get`]).
+//! dropping a claim = abort, [`BlockMap::get`]) with its parking and wake-up path.
 //!
-//! Under `cfg(loom)` the crate takes its atomics from loom (see `src/sync.rs`) and parks by spinning
-//! with `loom::thread::yield_now`, so loom explores the interleavings of the protocol as written.
-//! Leaves hold two entries under loom, so page installation by CAS is explored too.
+//! Under `cfg(loom)` the crate takes its atomics from loom (see `src/sync.rs`), so loom explores
+//! the interleavings of the protocol as written. Parking is modelled for real: a writer that finds
+//! an entry copying sets the waiters bit and sleeps on a loom condition variable (a model of
+//! `parking_lot_core`'s bucket: validation under the bucket lock, a queue of parked threads) until
+//! `unpark_all` dequeues it. A wake-up that is missed therefore leaves that writer blocked for
+//! good, and loom fails the model with a deadlock. Leaves hold two entries under loom, so page
+//! installation by CAS is explored too.
 //!
-//! Run (well under a minute once built; a separate target dir keeps the loom build apart):
+//! Run (a separate target dir keeps the loom build apart; .ci/run does this):
 //!
 //! ```text
-//! RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=/work/target-loom \
+//! RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=target/loom \
 //!     cargo test -p cow-engine --test loom --release
 //! ```
 //!
@@ -22,6 +26,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
+use cow_engine::loom_model::parked_count;
 use cow_engine::map::{BlockMap, Claim, Entry};
 use loom::sync::Arc;
 use loom::thread;
@@ -123,6 +128,7 @@ impl Seen {
 #[test]
 fn two_writers_one_winner() {
     static SEEN: Seen = Seen::new();
+    let parked = parked_count();
     loom::model(|| {
         let map = Arc::new(BlockMap::new(4));
         let spawn = |slot| {
@@ -148,6 +154,7 @@ fn two_writers_one_winner() {
         SEEN.reads(&reads);
         SEEN.note(2 + winner as usize); // 3 or 4
     });
+    assert!(parked_count() > parked, "no execution parked a writer");
     SEEN.assert_reader_saw_all();
     assert!(
         SEEN.count(3) > 0 && SEEN.count(4) > 0,
@@ -160,6 +167,7 @@ fn two_writers_one_winner() {
 #[test]
 fn winner_aborts_other_writer_wins() {
     static SEEN: Seen = Seen::new();
+    let parked = parked_count();
     loom::model(|| {
         let map = Arc::new(BlockMap::new(4));
         let m = map.clone();
@@ -186,6 +194,7 @@ fn winner_aborts_other_writer_wins() {
             SEEN.note(3);
         }
     });
+    assert!(parked_count() > parked, "no execution parked a writer");
     SEEN.assert_reader_saw_all();
     assert!(
         SEEN.count(3) > 0,
@@ -198,6 +207,7 @@ fn winner_aborts_other_writer_wins() {
 #[test]
 fn aborted_claims_are_retried() {
     static SEEN: Seen = Seen::new();
+    let parked = parked_count();
     loom::model(|| {
         let map = Arc::new(BlockMap::new(4));
         let spawn = |slot| {
@@ -223,6 +233,7 @@ fn aborted_claims_are_retried() {
         assert_eq!(map.preserved_count(), 1);
         SEEN.note(2 + winner as usize);
     });
+    assert!(parked_count() > parked, "no execution parked a writer");
     assert!(
         SEEN.count(3) > 0 && SEEN.count(4) > 0,
         "each writer must win in some execution"
