@@ -35,12 +35,13 @@ mod persist;
 mod sync;
 mod volume;
 
-/// Crate internals that the loom model checks (tests/loom.rs) look at: a count of parked sleeps.
-/// Only under `cfg(loom)`; not part of the API.
+/// Crate internals that the loom model checks (tests/loom.rs) drive: the volume's write gate type,
+/// the block bitmap, and a count of parked sleeps. Only under `cfg(loom)`; not part of the API.
 #[cfg(loom)]
 #[doc(hidden)]
 pub mod loom_model {
-    pub use crate::sync::parked_count;
+    pub use crate::map::LoomBitmap;
+    pub use crate::sync::{parked_count, RwLock};
 }
 
 pub use device::{BlockDevice, Discard, FileDevice, MemDevice, Resize};

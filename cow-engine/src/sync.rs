@@ -1,6 +1,6 @@
-//! Atomics and parking, from `std` / `parking_lot_core` normally and from `loom` under `cfg(loom)`,
-//! so the block map's entry protocol, parking included, can be model-checked unchanged
-//! (cow-engine/tests/loom.rs).
+//! Atomics, parking and the volume's write gate, from `std` / `parking_lot(_core)` normally and from
+//! `loom` under `cfg(loom)`, so the block map's entry protocol and the gate can be model-checked
+//! unchanged (cow-engine/tests/loom.rs).
 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
@@ -10,6 +10,51 @@ pub(crate) use loom::sync::Mutex;
 pub(crate) use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 #[cfg(not(loom))]
 pub(crate) use std::sync::Mutex;
+
+/// The volume's write gate (`RwLock<State>`): parking_lot's lock normally, [`loom_rwlock::RwLock`] (loom's
+/// lock behind parking_lot's calls) under loom.
+#[cfg(loom)]
+pub use loom_rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+#[cfg(not(loom))]
+pub(crate) use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// Loom's `RwLock` with the subset of parking_lot's API the volume calls (no poisoning results).
+#[cfg(loom)]
+mod loom_rwlock {
+    use std::sync::PoisonError;
+
+    pub use loom::sync::{RwLockReadGuard, RwLockWriteGuard};
+
+    /// A reader-writer lock loom model-checks.
+    #[derive(Debug)]
+    pub struct RwLock<T>(loom::sync::RwLock<T>);
+
+    impl<T> RwLock<T> {
+        /// A new unlocked lock holding `value`.
+        pub fn new(value: T) -> Self {
+            RwLock(loom::sync::RwLock::new(value))
+        }
+
+        /// Takes the lock shared.
+        pub fn read(&self) -> RwLockReadGuard<'_, T> {
+            self.0.read().unwrap_or_else(PoisonError::into_inner)
+        }
+
+        /// Takes the lock exclusively.
+        pub fn write(&self) -> RwLockWriteGuard<'_, T> {
+            self.0.write().unwrap_or_else(PoisonError::into_inner)
+        }
+
+        /// Loom has no clock: takes the lock exclusively, without a deadline (only freeze calls
+        /// this, and freeze is not modelled).
+        pub fn try_write_until(
+            &self,
+            _deadline: std::time::Instant,
+        ) -> Option<RwLockWriteGuard<'_, T>> {
+            Some(self.write())
+        }
+    }
+}
 
 /// Parks the calling thread while `word` still holds `expected`.
 #[cfg(not(loom))]

@@ -26,13 +26,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use parking_lot::Mutex;
 
 use crate::device::{BlockDevice, Discard, MemDevice, Resize};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{Hub, Subscription};
 use crate::map::{BlockBitmap, BlockMap};
 use crate::persist::{Journal, Record, Store};
+use crate::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use diff_area::DiffArea;
 use gate::Freeze;
 use pending::Pending;
