@@ -45,6 +45,15 @@ pub use config::{
     DiffFullPolicy, Durability, SnapshotOptions, VolumeConfig, MAX_BLOCK_SIZE, MAX_METADATA,
     MAX_VOLUME_LEN, MIN_BLOCK_SIZE,
 };
+/// Crate internals that the loom model checks (tests/loom.rs) drive: the volume's write gate type,
+/// the block bitmap, and a count of parked sleeps. Only under `cfg(loom)`; not part of the API.
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod loom_model {
+    pub use crate::map::LoomBitmap;
+    pub use crate::sync::{parked_count, RwLock};
+}
+
 pub use device::{BlockDevice, Discard, FileDevice, MemDevice, Resize};
 pub use error::{report as error_report, Error, ErrorKind, Result};
 pub use state::SnapshotId;

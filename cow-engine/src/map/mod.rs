@@ -657,6 +657,32 @@ impl BlockBitmap {
     }
 }
 
+/// [`BlockBitmap`] for the loom model checks (tests/loom.rs), which cannot name crate-private
+/// types. The same calls, unchanged.
+#[cfg(loom)]
+#[doc(hidden)]
+pub struct LoomBitmap(BlockBitmap);
+
+#[cfg(loom)]
+impl LoomBitmap {
+    /// [`BlockBitmap::new`].
+    pub fn new(capacity: u64) -> Self {
+        LoomBitmap(BlockBitmap::new(capacity))
+    }
+    /// [`BlockBitmap::set`].
+    pub fn set(&self, block: u64) {
+        self.0.set(block)
+    }
+    /// [`BlockBitmap::get`].
+    pub fn get(&self, block: u64) -> bool {
+        self.0.get(block)
+    }
+    /// [`BlockBitmap::reserve`].
+    pub fn reserve(&self) -> Result<()> {
+        self.0.reserve()
+    }
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;

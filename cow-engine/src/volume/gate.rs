@@ -4,6 +4,10 @@
 //! exclusively (snapshot creation, freeze) drains the calls in flight. The freeze state lives here:
 //! a writer that got the shared gate checks [`Freeze::held_until`]; while a hold is active and its
 //! deadline not reached, it releases the gate and waits.
+//!
+//! The gate's type comes from [`crate::sync`]: parking_lot's `RwLock` normally, loom's under
+//! `cfg(loom)`, where cow-engine/tests/loom.rs model-checks the gate-and-epoch protocol (writers
+//! shared, snapshot creation exclusive) over the real block maps. The freeze is not modelled.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;

@@ -27,8 +27,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
-
 use crate::config::{
     check_metadata, DiffFullPolicy, SnapshotOptions, VolumeConfig, MAX_VOLUME_LEN,
 };
@@ -38,6 +36,7 @@ use crate::events::{Hub, Subscription};
 use crate::map::BlockBitmap;
 use crate::persist::{Journal, Parts, Record, Store};
 use crate::state::{SnapshotId, State};
+use crate::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use diff_area::DiffArea;
 use gate::Freeze;
 use pending::Pending;
