@@ -79,7 +79,7 @@ fn bench(c: &mut Criterion) {
     });
     let array = Array::in_memory();
     for l in 0..200u64 {
-        let spec = format!("{};{}", host(l), host(l + 1));
+        let spec = MaskSpec::parse(&format!("{};{}", host(l), host(l + 1))).unwrap();
         array
             .create_lun(&format!("lun{l}"), 1 << 20, &spec)
             .unwrap();
@@ -109,21 +109,22 @@ fn bench(c: &mut Criterion) {
     });
     let lists: Vec<String> = specs.iter().map(|s| s.to_string()).collect();
     let mem = Array::in_memory();
-    mem.create_lun("x", 1 << 20, "").unwrap();
+    mem.create_lun("x", 1 << 20, &MaskSpec::None).unwrap();
     g.bench_function("in_memory_array_with_parsing", |b| {
         b.iter(|| {
             flip ^= 1;
-            mem.set_mask("x", &lists[flip]).unwrap();
+            mem.set_mask("x", &MaskSpec::parse(&lists[flip]).unwrap())
+                .unwrap();
         })
     });
     let dir = tempfile::tempdir_in(bench_dir()).unwrap();
     let pool = Array::open(dir.path().join("pool")).unwrap();
-    pool.create_lun("x", 1 << 20, "").unwrap();
+    pool.create_lun("x", 1 << 20, &MaskSpec::None).unwrap();
     g.sample_size(20);
     g.bench_function("persisted_array", |b| {
         b.iter(|| {
             flip ^= 1;
-            pool.set_mask("x", &lists[flip]).unwrap();
+            pool.set_mask("x", &specs[flip]).unwrap();
         })
     });
     let mut f = std::fs::File::create(dir.path().join("baseline.log")).unwrap();

@@ -8,7 +8,7 @@
 
 use std::ffi::{c_char, c_void};
 
-use vds_core::{Access, Array, InitiatorId, LunHosts};
+use vds_core::{Access, Array, InitiatorId, LunHosts, MaskSpec};
 
 use crate::async_op::umbra_async;
 use crate::boundary::*;
@@ -82,13 +82,14 @@ unsafe fn initiator(p: *const c_char) -> FfiResult<InitiatorId> {
     Ok(InitiatorId::parse(text)?)
 }
 
-/// An unmasking list argument (its syntax is checked by the array: INVALID_INITIATOR).
+/// An unmasking list argument (else INVALID_INITIATOR).
 ///
 /// # Safety
-/// `p` is NULL or a NUL-terminated string valid for `'a`.
-unsafe fn mask_list<'a>(p: *const c_char, what: &str) -> FfiResult<&'a str> {
+/// `p` is NULL or a NUL-terminated string valid for the call.
+unsafe fn mask_list(p: *const c_char, what: &str) -> FfiResult<MaskSpec> {
     // SAFETY: forwarded from this function's contract.
-    unsafe { c_str(p, what, UMBRA_E_INVALID_INITIATOR) }
+    let text = unsafe { c_str(p, what, UMBRA_E_INVALID_INITIATOR) }?;
+    Ok(MaskSpec::parse(text)?)
 }
 
 /// A group name argument: 1 to 64 letters, digits, `.`, `_`, `-` (else INVALID_ARGUMENT).
@@ -229,7 +230,7 @@ pub unsafe extern "C" fn umbra_lun_create(
                 mask_list(unmasking_list, "unmasking_list")?,
             )
         };
-        a.array.create_lun(name, size_bytes, list)?;
+        a.array.create_lun(name, size_bytes, &list)?;
         Ok(())
     })
 }
@@ -272,7 +273,7 @@ pub unsafe extern "C" fn umbra_lun_set_mask(
                 mask_list(unmasking_list, "unmasking_list")?,
             )
         };
-        a.array.set_mask(name, list)?;
+        a.array.set_mask(name, &list)?;
         Ok(())
     })
 }
@@ -296,7 +297,7 @@ pub unsafe extern "C" fn umbra_lun_add_to_mask(
                 mask_list(entries, "entries")?,
             )
         };
-        a.array.add_to_mask(name, list)?;
+        a.array.add_to_mask(name, &list)?;
         Ok(())
     })
 }
@@ -320,7 +321,7 @@ pub unsafe extern "C" fn umbra_lun_remove_from_mask(
                 mask_list(entries, "entries")?,
             )
         };
-        a.array.remove_from_mask(name, list)?;
+        a.array.remove_from_mask(name, &list)?;
         Ok(())
     })
 }
@@ -476,7 +477,7 @@ pub unsafe extern "C" fn umbra_lun_set_host_number(
                 self::initiator(initiator)?,
             )
         };
-        a.array.set_host_number(name, &host.to_string(), number)?;
+        a.array.set_host_number(name, &host, number)?;
         Ok(())
     })
 }
@@ -777,7 +778,7 @@ pub unsafe extern "C" fn umbra_lun_read(
                 out_bytes(buf, len, "buf")?,
             )
         };
-        a.array.read(name, &host, offset, buf)?;
+        a.array.read_at(name, &host, buf, offset)?;
         Ok(())
     })
 }
@@ -808,7 +809,7 @@ pub unsafe extern "C" fn umbra_lun_write(
                 in_bytes(buf, len, "buf")?,
             )
         };
-        a.array.write(name, &host, offset, buf)?;
+        a.array.write_at(name, &host, buf, offset)?;
         Ok(())
     })
 }
@@ -1006,10 +1007,13 @@ pub unsafe extern "C" fn umbra_group_set(
                 c_str(members, "members", UMBRA_E_INVALID_INITIATOR)?,
             )
         };
-        let list: Vec<&str> = if members.trim().is_empty() {
+        let list = if members.trim().is_empty() {
             Vec::new()
         } else {
-            members.split(';').collect()
+            members
+                .split(';')
+                .map(InitiatorId::parse)
+                .collect::<Result<Vec<_>, _>>()?
         };
         a.array.set_group(group, &list)?;
         Ok(())

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use cow_engine::{SnapshotOptions, Volume, VolumeConfig};
 use vds_core::script::Session;
-use vds_core::{Array, InitiatorId, LunHosts, Notification};
+use vds_core::{Access, Array, InitiatorId, LunHosts, MaskSpec, Notification};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("== the engine: a volume with O(1) snapshots");
@@ -33,9 +33,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let events = array.subscribe_channel();
     let server = InitiatorId::parse("iqn.1991-05.com.microsoft:dc01.contoso.com")?;
     let admin = InitiatorId::parse("iqn.1991-05.com.microsoft:forensics")?;
-    array.create_lun("ad-db", 256 << 20, &server.to_string())?;
-    array.set_host_number("ad-db", &server.to_string(), 3)?;
-    array.write("ad-db", &server, 4096, b"directory: 1,204 users")?;
+    array.create_lun(
+        "ad-db",
+        256 << 20,
+        &MaskSpec::host(server.clone(), Access::ReadWrite),
+    )?;
+    array.set_host_number("ad-db", &server, 3)?;
+    array.write_at("ad-db", &server, b"directory: 1,204 users", 4096)?;
     println!("LUN ad-db is visible to the domain controller only, at LUN 3");
 
     println!("\n== back up: freeze writes, snapshot the LUN, thaw");
@@ -50,7 +54,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     println!("\n== disaster: the directory is damaged");
-    array.write("ad-db", &server, 4096, b"directory: CORRUPTED!!")?;
+    array.write_at("ad-db", &server, b"directory: CORRUPTED!!", 4096)?;
 
     println!("\n== fast recovery: mask off the damaged LUN, unmask the snapshot in its place");
     let t = Instant::now();
@@ -63,12 +67,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     let mut data = [0u8; 22];
-    array.read("ad-db-backup", &server, 4096, &mut data)?;
+    array.read_at("ad-db-backup", &server, &mut data, 4096)?;
     println!("and reads {:?}", String::from_utf8_lossy(&data));
 
     println!("\n== the damaged copy is kept for diagnosis");
-    array.set_mask("ad-db", &format!("{admin}=ro"))?;
-    array.read("ad-db", &admin, 4096, &mut data)?;
+    array.set_mask("ad-db", &MaskSpec::host(admin.clone(), Access::ReadOnly))?;
+    array.read_at("ad-db", &admin, &mut data, 4096)?;
     println!(
         "forensics host reads {:?} (read-only)",
         String::from_utf8_lossy(&data)

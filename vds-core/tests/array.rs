@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use vds_core::Delivery;
-use vds_core::{Access, Array, ErrorKind, InitiatorId, LunHosts, Notification};
+use vds_core::{
+    Access, Array, ErrorKind, InitiatorId, LunHosts, MaskSpec, Notification, Principal,
+};
 
 const MB: u64 = 1 << 20;
 const H1: &str = "iqn.1991-05.com.microsoft:server1";
@@ -14,86 +16,143 @@ fn id(s: &str) -> InitiatorId {
     InitiatorId::parse(s).unwrap()
 }
 
+fn mask(s: &str) -> MaskSpec {
+    MaskSpec::parse(s).unwrap()
+}
+
 fn read(a: &Array, lun: &str, host: &str, off: u64, n: usize) -> Vec<u8> {
     let mut b = vec![0u8; n];
-    a.read(lun, &id(host), off, &mut b).unwrap();
+    a.read_at(lun, &id(host), &mut b, off).unwrap();
     b
 }
 
 #[test]
 fn masking_is_enforced_on_io_and_new_luns_are_visible_to_no_one() {
     let a = Array::in_memory();
-    a.create_lun("data", 4 * MB, "").unwrap();
-    let e = a.write("data", &id(H1), 0, b"x").unwrap_err();
+    a.create_lun("data", 4 * MB, &MaskSpec::None).unwrap();
+    let e = a.write_at("data", &id(H1), b"x", 0).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::AccessDenied);
     assert!(e.to_string().contains("masked"), "{e}");
-    a.set_mask("data", &format!("{H1};{H2}=ro")).unwrap();
-    a.write("data", &id(H1), 4090, b"hello world").unwrap();
+    a.set_mask("data", &mask(&format!("{H1};{H2}=ro"))).unwrap();
+    a.write_at("data", &id(H1), b"hello world", 4090).unwrap();
     assert_eq!(read(&a, "data", H2, 4090, 11), b"hello world");
     // Read-only: refused, nothing written.
-    let e = a.write("data", &id(H2), 4090, b"HELLO").unwrap_err();
+    let e = a.write_at("data", &id(H2), b"HELLO", 4090).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::AccessDenied);
     assert_eq!(read(&a, "data", H1, 4090, 11), b"hello world");
     // Replace semantics: H1 is gone now.
-    a.set_mask("data", H2).unwrap();
+    a.set_mask("data", &mask(H2)).unwrap();
     assert_eq!(
-        a.read("data", &id(H1), 0, &mut [0u8; 4])
+        a.read_at("data", &id(H1), &mut [0u8; 4], 0)
             .unwrap_err()
             .kind(),
         ErrorKind::AccessDenied
     );
     // Bad input is refused and loses nothing.
     assert_eq!(
-        a.set_mask("data", "bogus;*").unwrap_err().kind(),
+        MaskSpec::parse("bogus;*").unwrap_err().kind(),
         ErrorKind::InvalidInitiator
     );
     assert_eq!(a.get_mask("data").unwrap(), "10000000c9000002");
     assert_eq!(
-        a.create_lun("bad name", MB, "").unwrap_err().kind(),
+        a.create_lun("bad name", MB, &MaskSpec::None)
+            .unwrap_err()
+            .kind(),
         ErrorKind::InvalidArgument
     );
     assert_eq!(
-        a.create_lun("odd", MB + 1, "").unwrap_err().kind(),
+        a.create_lun("odd", MB + 1, &MaskSpec::None)
+            .unwrap_err()
+            .kind(),
         ErrorKind::InvalidArgument
     );
     assert_eq!(
-        a.create_lun("data", MB, "").unwrap_err().kind(),
+        a.create_lun("data", MB, &MaskSpec::None)
+            .unwrap_err()
+            .kind(),
         ErrorKind::AlreadyExists
     );
-    a.set_mask("data", "*").unwrap();
+    a.set_mask("data", &mask("*")).unwrap();
     assert_eq!(
-        a.write("data", &id(H2), 4 * MB - 2, b"xyz")
+        a.write_at("data", &id(H2), b"xyz", 4 * MB - 2)
             .unwrap_err()
             .kind(),
         ErrorKind::OutOfRange
     );
     a.set_online("data", false).unwrap();
     assert_eq!(
-        a.read("data", &id(H2), 0, &mut [0u8; 1])
+        a.read_at("data", &id(H2), &mut [0u8; 1], 0)
             .unwrap_err()
             .kind(),
         ErrorKind::BadState
     );
 }
 
+/// Why: the array takes masks as typed `MaskSpec` values, but the log records their text, which
+/// is parsed again on replay. A list built by hand can hold a name whose text means something
+/// else (here a group name with a `;` and a second `@group` in it): it must be refused, not
+/// recorded as a different mask.
+#[test]
+fn a_hand_built_mask_whose_text_means_something_else_is_refused() {
+    let a = Array::in_memory();
+    a.set_group("g", &[id(H1)]).unwrap();
+    a.set_group("h", &[id(H2)]).unwrap();
+    a.create_lun("data", MB, &mask("@g")).unwrap();
+    let sneaky = MaskSpec::List(
+        [(Principal::Group("g;@h".to_string()), Access::ReadWrite)]
+            .into_iter()
+            .collect(),
+    );
+    for r in [
+        a.set_mask("data", &sneaky),
+        a.add_to_mask("data", &sneaky),
+        a.create_lun("other", MB, &sneaky),
+    ] {
+        assert_eq!(r.unwrap_err().kind(), ErrorKind::InvalidInitiator);
+    }
+    assert_eq!(a.get_mask("data").unwrap(), "@g");
+    assert!(a.lun("other").is_err());
+    // An empty hand-built list means no one, as `MaskSpec::None` does.
+    a.set_mask("data", &MaskSpec::List(Default::default()))
+        .unwrap();
+    assert_eq!(a.get_mask("data").unwrap(), "");
+    // A list of one host, typed.
+    a.set_mask("data", &MaskSpec::host(id(H2), Access::ReadOnly))
+        .unwrap();
+    assert_eq!(a.get_mask("data").unwrap(), "10000000c9000002=ro");
+}
+
+/// The deprecated `read`/`write` (offset before the buffer) forward to `read_at`/`write_at`.
+#[test]
+#[allow(deprecated)]
+fn the_deprecated_read_and_write_still_forward() {
+    let a = Array::in_memory();
+    a.create_lun("data", MB, &mask(H1)).unwrap();
+    a.write("data", &id(H1), 10, b"old order").unwrap();
+    let mut b = [0u8; 9];
+    a.read("data", &id(H1), 10, &mut b).unwrap();
+    assert_eq!(&b, b"old order");
+    assert_eq!(read(&a, "data", H1, 10, 9), b"old order");
+}
+
 #[test]
 fn snapshot_luns_are_point_in_time_masked_at_birth_and_stack() {
     let a = Array::in_memory();
-    a.create_lun("db", 4 * MB, H1).unwrap();
-    a.write("db", &id(H1), 0, b"version 1").unwrap();
+    a.create_lun("db", 4 * MB, &mask(H1)).unwrap();
+    a.write_at("db", &id(H1), b"version 1", 0).unwrap();
     a.snapshot_lun("db", "db-snap").unwrap();
     assert_eq!(a.lun("db-snap").unwrap().mask, "");
     assert_eq!(a.lun("db-snap").unwrap().source.as_deref(), Some("db"));
     assert!(a.host_view(&id(H1)).iter().all(|(n, _)| n != "db-snap"));
-    a.write("db", &id(H1), 0, b"version 2").unwrap();
-    a.set_mask("db-snap", H2).unwrap();
+    a.write_at("db", &id(H1), b"version 2", 0).unwrap();
+    a.set_mask("db-snap", &mask(H2)).unwrap();
     assert_eq!(read(&a, "db-snap", H2, 0, 9), b"version 1");
-    a.write("db-snap", &id(H2), 0, b"version 3").unwrap();
+    a.write_at("db-snap", &id(H2), b"version 3", 0).unwrap();
     assert_eq!(read(&a, "db", H1, 0, 9), b"version 2");
     // A snapshot of the snapshot LUN.
     a.snapshot_lun("db-snap", "db-snap-2").unwrap();
-    a.write("db-snap", &id(H2), 0, b"version 4").unwrap();
-    a.set_mask("db-snap-2", H2).unwrap();
+    a.write_at("db-snap", &id(H2), b"version 4", 0).unwrap();
+    a.set_mask("db-snap-2", &mask(H2)).unwrap();
     assert_eq!(read(&a, "db-snap-2", H2, 0, 9), b"version 3");
     // Deleting a LUN others depend on is refused with a clear error.
     let e = a.delete_lun("db").unwrap_err();
@@ -108,13 +167,13 @@ fn snapshot_luns_are_point_in_time_masked_at_birth_and_stack() {
 #[test]
 fn fast_recovery_swap_puts_the_snapshot_where_the_damaged_lun_was() {
     let a = Array::in_memory();
-    a.create_lun("boot", 4 * MB, "").unwrap();
-    a.create_lun("ad", 4 * MB, &format!("{H1};{H2}=ro"))
+    a.create_lun("boot", 4 * MB, &MaskSpec::None).unwrap();
+    a.create_lun("ad", 4 * MB, &mask(&format!("{H1};{H2}=ro")))
         .unwrap();
-    a.set_host_number("ad", H1, 5).unwrap();
-    a.write("ad", &id(H1), 0, b"good data").unwrap();
+    a.set_host_number("ad", &id(H1), 5).unwrap();
+    a.write_at("ad", &id(H1), b"good data", 0).unwrap();
     a.snapshot_lun("ad", "ad-backup").unwrap();
-    a.write("ad", &id(H1), 0, b"corrupted").unwrap();
+    a.write_at("ad", &id(H1), b"corrupted", 0).unwrap();
     let before1 = a.access("ad", &id(H1)).unwrap().unwrap();
     let before2 = a.access("ad", &id(H2)).unwrap().unwrap();
     let rx = a.subscribe_channel();
@@ -129,7 +188,7 @@ fn fast_recovery_swap_puts_the_snapshot_where_the_damaged_lun_was() {
     );
     assert_eq!(read(&a, "ad-backup", H1, 0, 9), b"good data");
     // The damaged copy is kept for diagnosis (readable once unmasked to an admin host).
-    a.set_mask("ad", "iqn.2000-01.org.example:forensics")
+    a.set_mask("ad", &mask("iqn.2000-01.org.example:forensics"))
         .unwrap();
     assert_eq!(
         read(&a, "ad", "iqn.2000-01.org.example:forensics", 0, 9),
@@ -145,12 +204,12 @@ fn split_detaches_a_snapshot_lun_so_its_source_can_go() {
     let dir = tempfile::tempdir().unwrap();
     let pool = dir.path().join("pool");
     let a = Array::open(&pool).unwrap();
-    a.create_lun("src", 8 * MB, H1).unwrap();
-    a.write("src", &id(H1), 12345, b"original").unwrap();
+    a.create_lun("src", 8 * MB, &mask(H1)).unwrap();
+    a.write_at("src", &id(H1), b"original", 12345).unwrap();
     a.snapshot_lun("src", "copy").unwrap();
-    a.set_mask("copy", H2).unwrap();
-    a.write("src", &id(H1), 12345, b"changed!").unwrap();
-    a.write("copy", &id(H2), 0, b"own").unwrap();
+    a.set_mask("copy", &mask(H2)).unwrap();
+    a.write_at("src", &id(H1), b"changed!", 12345).unwrap();
+    a.write_at("copy", &id(H2), b"own", 0).unwrap();
     let h = a.split_lun("copy");
     h.wait().unwrap();
     assert_eq!(a.lun("copy").unwrap().source, None);
@@ -169,11 +228,11 @@ fn split_detaches_a_snapshot_lun_so_its_source_can_go() {
 #[test]
 fn resync_copies_back_only_what_changed_with_progress() {
     let a = Array::in_memory();
-    a.create_lun("vol", 8 * MB, H1).unwrap();
-    a.write("vol", &id(H1), 0, &vec![1u8; 8 * MB as usize])
+    a.create_lun("vol", 8 * MB, &mask(H1)).unwrap();
+    a.write_at("vol", &id(H1), &vec![1u8; 8 * MB as usize], 0)
         .unwrap();
     a.snapshot_lun("vol", "vol-snap").unwrap();
-    a.write("vol", &id(H1), 4096 * 10, &[9u8; 4096 * 3])
+    a.write_at("vol", &id(H1), &[9u8; 4096 * 3], 4096 * 10)
         .unwrap();
     let h = a.resync_lun("vol-snap", "vol");
     h.wait().unwrap();
@@ -182,7 +241,7 @@ fn resync_copies_back_only_what_changed_with_progress() {
         vec![1u8; 8 * MB as usize]
     );
     // A full copy between unrelated LUNs, with a percent that ends at 100.
-    a.create_lun("other", 8 * MB, H1).unwrap();
+    a.create_lun("other", 8 * MB, &mask(H1)).unwrap();
     let h = a.resync_lun("vol", "other");
     while !h.wait_for(std::time::Duration::from_millis(1)) {
         assert!(h.percent() < 100);
@@ -212,13 +271,13 @@ fn pool_persists_and_has_one_owner() {
                 .contains(&format!("pool in use (pid {})", std::process::id())),
             "{e}"
         );
-        a.set_group("cluster", &[H1, H2]).unwrap();
-        a.create_lun("a", MB, "@cluster=ro").unwrap();
-        a.create_lun("b", MB, H1).unwrap();
-        a.set_host_number("b", H1, 9).unwrap();
-        a.write("b", &id(H1), 100, b"persisted").unwrap();
+        a.set_group("cluster", &[id(H1), id(H2)]).unwrap();
+        a.create_lun("a", MB, &mask("@cluster=ro")).unwrap();
+        a.create_lun("b", MB, &mask(H1)).unwrap();
+        a.set_host_number("b", &id(H1), 9).unwrap();
+        a.write_at("b", &id(H1), b"persisted", 100).unwrap();
         a.snapshot_lun("b", "b-snap").unwrap();
-        a.set_mask("b-snap", "*").unwrap();
+        a.set_mask("b-snap", &mask("*")).unwrap();
     }
     let a = Array::open(&pool).unwrap();
     assert_eq!(a.get_mask("a").unwrap(), "@cluster=ro");
@@ -244,8 +303,8 @@ fn pool_persists_and_has_one_owner() {
 fn notifications_follow_changes() {
     let a = Array::in_memory();
     let rx = a.subscribe_channel();
-    a.create_lun("n", MB, H1).unwrap();
-    a.set_mask("n", H2).unwrap();
+    a.create_lun("n", MB, &mask(H1)).unwrap();
+    a.set_mask("n", &mask(H2)).unwrap();
     a.delete_lun("n").unwrap();
     let notes: Vec<Notification> = rx.try_iter().filter_map(Delivery::into_event).collect();
     assert_eq!(notes[0], Notification::LunArrive { name: "n".into() });
@@ -271,13 +330,13 @@ fn host_lun_numbers_never_collide_under_concurrent_provisioning() {
             std::thread::spawn(move || {
                 for i in 0..25 {
                     let name = format!("t{t}-{i}");
-                    a.create_lun(&name, MB, "").unwrap();
+                    a.create_lun(&name, MB, &MaskSpec::None).unwrap();
                     // Half unmasked at creation, half added later: both paths allocate numbers.
                     if i % 2 == 0 {
-                        a.set_mask(&name, &format!("{H1};{H2}")).unwrap();
+                        a.set_mask(&name, &mask(&format!("{H1};{H2}"))).unwrap();
                     } else {
-                        a.add_to_mask(&name, H1).unwrap();
-                        a.add_to_mask(&name, H2).unwrap();
+                        a.add_to_mask(&name, &mask(H1)).unwrap();
+                        a.add_to_mask(&name, &mask(H2)).unwrap();
                     }
                 }
             })
@@ -302,8 +361,8 @@ fn a_torn_log_tail_is_dropped_and_damaged_state_is_a_clear_error() {
     let pool = dir.path().join("pool");
     {
         let a = Array::open(&pool).unwrap();
-        a.create_lun("x", MB, H1).unwrap();
-        a.set_mask("x", H2).unwrap();
+        a.create_lun("x", MB, &mask(H1)).unwrap();
+        a.set_mask("x", &mask(H2)).unwrap();
     }
     let log = pool.join("pool.log");
     let len = std::fs::metadata(&log).unwrap().len();
@@ -318,7 +377,7 @@ fn a_torn_log_tail_is_dropped_and_damaged_state_is_a_clear_error() {
             a.get_mask("x").unwrap(),
             "iqn.1991-05.com.microsoft:server1"
         );
-        a.set_mask("x", "*").unwrap();
+        a.set_mask("x", &mask("*")).unwrap();
     }
     assert_eq!(Array::open(&pool).unwrap().get_mask("x").unwrap(), "*");
     std::fs::write(pool.join("pool.state"), b"{ not json").unwrap();
@@ -333,12 +392,12 @@ fn checkpoints_keep_the_log_short_and_lose_nothing() {
     let pool = dir.path().join("pool");
     {
         let a = Array::open(&pool).unwrap();
-        a.create_lun("c", MB, "").unwrap();
+        a.create_lun("c", MB, &MaskSpec::None).unwrap();
         for i in 0..1100u32 {
-            a.set_mask("c", &format!("iqn.2024-01.org.example:h{i}"))
+            a.set_mask("c", &mask(&format!("iqn.2024-01.org.example:h{i}")))
                 .unwrap();
         }
-        a.set_host_number("c", "iqn.2024-01.org.example:h1099", 77)
+        a.set_host_number("c", &id("iqn.2024-01.org.example:h1099"), 77)
             .unwrap();
     }
     assert!(pool.join("pool.state").exists(), "a checkpoint was written");
@@ -355,32 +414,32 @@ fn checkpoints_keep_the_log_short_and_lose_nothing() {
 #[test]
 fn clone_makes_an_independent_lun_with_an_async_handle() {
     let a = Array::in_memory();
-    a.create_lun("gold", 4 * MB, H1).unwrap();
-    a.write("gold", &id(H1), 7, b"image").unwrap();
+    a.create_lun("gold", 4 * MB, &mask(H1)).unwrap();
+    a.write_at("gold", &id(H1), b"image", 7).unwrap();
     let h = a.clone_lun("gold", "vm1");
     h.wait().unwrap();
     let info = a.lun("vm1").unwrap();
     assert_eq!((info.source, info.mask.as_str()), (None, ""));
-    a.set_mask("vm1", H2).unwrap();
+    a.set_mask("vm1", &mask(H2)).unwrap();
     assert_eq!(read(&a, "vm1", H2, 7, 5), b"image");
     a.delete_lun("gold").unwrap();
     assert_eq!(read(&a, "vm1", H2, 7, 5), b"image");
     // A cancelled long operation reports it and leaves the LUN usable.
-    a.create_lun("big", 64 * MB, H1).unwrap();
-    a.create_lun("big2", 64 * MB, H1).unwrap();
+    a.create_lun("big", 64 * MB, &mask(H1)).unwrap();
+    a.create_lun("big2", 64 * MB, &mask(H1)).unwrap();
     let h = a.resync_lun("big", "big2");
     h.cancel();
     match h.wait() {
         Ok(()) => {} // finished before the cancel was seen
         Err(e) => assert_eq!(e.kind(), ErrorKind::Cancelled),
     }
-    a.write("big2", &id(H1), 0, b"still usable").unwrap();
+    a.write_at("big2", &id(H1), b"still usable", 0).unwrap();
 }
 
 #[test]
 fn a_snapshot_lun_with_snapshots_of_its_own_splits_only_after_them() {
     let a = Array::in_memory();
-    a.create_lun("base", MB, "").unwrap();
+    a.create_lun("base", MB, &MaskSpec::None).unwrap();
     a.snapshot_lun("base", "s1").unwrap();
     a.snapshot_lun("s1", "s2").unwrap();
     let e = a.split_lun("s1").wait().unwrap_err();
@@ -394,7 +453,7 @@ fn a_snapshot_lun_with_snapshots_of_its_own_splits_only_after_them() {
 #[test]
 fn the_provider_reports_one_masking_capable_subsystem() {
     let a = Array::in_memory();
-    a.create_lun("p", MB, "").unwrap();
+    a.create_lun("p", MB, &MaskSpec::None).unwrap();
     let p = a.provider();
     assert_eq!(p.subsystems.len(), 1);
     let s = &p.subsystems[0];
@@ -420,10 +479,10 @@ fn subscribers_may_call_back_into_the_array_and_unsubscribe() {
             s2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
     });
-    a.create_lun("r1", MB, "").unwrap();
+    a.create_lun("r1", MB, &MaskSpec::None).unwrap();
     assert!(a.unsubscribe(id));
     assert!(!a.unsubscribe(id));
-    a.create_lun("r2", MB, "").unwrap();
+    a.create_lun("r2", MB, &MaskSpec::None).unwrap();
     assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
 
@@ -436,10 +495,12 @@ fn the_lun_block_size_is_set_when_the_pool_is_made() {
         let a = Array::open_with(&pool, opts).unwrap();
         assert_eq!(a.block_size(), 65536);
         assert_eq!(
-            a.create_lun("small", 4096, "").unwrap_err().kind(),
+            a.create_lun("small", 4096, &MaskSpec::None)
+                .unwrap_err()
+                .kind(),
             ErrorKind::InvalidArgument
         );
-        a.create_lun("big", 65536 * 4, H1).unwrap();
+        a.create_lun("big", 65536 * 4, &mask(H1)).unwrap();
     }
     let a = Array::open(&pool).unwrap();
     assert_eq!(
@@ -458,21 +519,21 @@ fn the_lun_block_size_is_set_when_the_pool_is_made() {
 #[test]
 fn hosts_gather_their_initiator_ports() {
     let a = Array::in_memory();
-    a.set_host("server1", &[H1, "10:00:00:00:c9:00:00:07"])
+    a.set_host("server1", &[id(H1), id("10:00:00:00:c9:00:00:07")])
         .unwrap();
-    a.create_lun("data", MB, "@server1").unwrap();
+    a.create_lun("data", MB, &mask("@server1")).unwrap();
     let view = a.host_view_by_name("server1").unwrap();
     assert_eq!(view.len(), 2, "the LUN through each port: {view:?}");
     assert!(view.iter().all(|(l, _, _)| l == "data"));
     // An initiator belongs to one host.
-    let e = a.set_host("server2", &[H1]).unwrap_err();
+    let e = a.set_host("server2", &[id(H1)]).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::AlreadyExists);
     assert_eq!(
         a.delete_host("server1").unwrap_err().kind(),
         ErrorKind::BadState,
         "named by a mask"
     );
-    a.set_mask("data", "").unwrap();
+    a.set_mask("data", &MaskSpec::None).unwrap();
     a.delete_host("server1").unwrap();
     assert!(a.hosts().is_empty());
     assert_eq!(
@@ -487,9 +548,9 @@ fn hosts_gather_their_initiator_ports() {
 #[test]
 fn set_group_cannot_rewrite_a_host() {
     let a = Array::in_memory();
-    a.set_host("s1", &[H1]).unwrap();
-    a.set_host("s2", &[H2]).unwrap();
-    let e = a.set_group("s2", &[H1]).unwrap_err();
+    a.set_host("s1", &[id(H1)]).unwrap();
+    a.set_host("s2", &[id(H2)]).unwrap();
+    let e = a.set_group("s2", &[id(H1)]).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::AlreadyExists);
     assert_eq!(
         a.hosts(),
@@ -506,7 +567,7 @@ fn changed_blocks_between_snapshot_luns_match_the_writes() {
     use std::collections::BTreeSet;
     let a = Array::in_memory();
     let bs = u64::from(a.block_size());
-    a.create_lun("db", 16 * MB, H1).unwrap();
+    a.create_lun("db", 16 * MB, &mask(H1)).unwrap();
     let blocks = 16 * MB / bs;
     let mut seed = 0x9E37_79B9_7F4A_7C15u64;
     let mut next = move |n: u64| {
@@ -525,7 +586,7 @@ fn changed_blocks_between_snapshot_luns_match_the_writes() {
         let off = next(16 * MB - 3 * bs);
         let len = 1 + next(3 * bs - 1);
         let data: Vec<u8> = (0..len).map(|i| (i as u8) ^ 0x5A | 1).collect();
-        a.write(lun, &id(host), off, &data).unwrap();
+        a.write_at(lun, &id(host), &data, off).unwrap();
         set.extend(off / bs..=(off + len - 1) / bs);
     };
     for (i, snap) in ["s1", "s2", "s3", ""].iter().enumerate() {
@@ -534,7 +595,7 @@ fn changed_blocks_between_snapshot_luns_match_the_writes() {
         }
         if !snap.is_empty() {
             a.snapshot_lun("db", snap).unwrap();
-            a.set_mask(snap, H2).unwrap();
+            a.set_mask(snap, &mask(H2)).unwrap();
         }
     }
     let union = |r: std::ops::Range<usize>| -> Vec<u64> {
@@ -587,7 +648,7 @@ fn changed_blocks_between_snapshot_luns_match_the_writes() {
         .all(|&b| b < blocks));
 
     // Bad pairs.
-    a.create_lun("other", MB, "").unwrap();
+    a.create_lun("other", MB, &MaskSpec::None).unwrap();
     let kind = |r: vds_core::Result<Vec<u64>>| r.unwrap_err().kind();
     assert_eq!(
         kind(a.changed_blocks("db", "s1")),
@@ -619,16 +680,16 @@ fn changed_blocks_see_writes_to_a_snapshot_lun_with_snapshots_of_its_own() {
     let dir = tempfile::tempdir().unwrap();
     let a = Array::open(dir.path().join("pool")).unwrap();
     let bs = u64::from(a.block_size());
-    a.create_lun("db", 64 * bs, H1).unwrap();
-    a.write("db", &id(H1), 0, &vec![1u8; (64 * bs) as usize])
+    a.create_lun("db", 64 * bs, &mask(H1)).unwrap();
+    a.write_at("db", &id(H1), &vec![1u8; (64 * bs) as usize], 0)
         .unwrap();
     a.snapshot_lun("db", "full").unwrap();
-    a.set_mask("full", H2).unwrap();
+    a.set_mask("full", &mask(H2)).unwrap();
     // The recovered server backs "full" up through snapshot LUNs of its own.
     a.snapshot_lun("full", "full-snap").unwrap();
-    a.write("full", &id(H2), 11 * bs + 5, b"after recovery")
+    a.write_at("full", &id(H2), b"after recovery", 11 * bs + 5)
         .unwrap();
-    a.write("db", &id(H1), 40 * bs, b"damaged copy").unwrap();
+    a.write_at("db", &id(H1), b"damaged copy", 40 * bs).unwrap();
     assert_eq!(a.changed_blocks("full", "db").unwrap(), vec![11, 40]);
     a.snapshot_lun("db", "later").unwrap();
     assert_eq!(a.changed_blocks("later", "full").unwrap(), vec![11, 40]);

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
-use vds_core::{Access, Array, ErrorKind, InitiatorId};
+use vds_core::{Access, Array, ErrorKind, InitiatorId, MaskSpec};
 
 const HOSTS: [&str; 4] = [
     "iqn.1991-05.com.microsoft:a",
@@ -13,6 +13,10 @@ const HOSTS: [&str; 4] = [
     "eui.0200000000000003",
     "iqn.1994-05.com.redhat:d",
 ];
+
+fn mask(s: &str) -> MaskSpec {
+    MaskSpec::parse(s).unwrap()
+}
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -62,7 +66,7 @@ proptest! {
         let mut model: Vec<(String, M)> = Vec::new();
         for i in 0..3 {
             let name = format!("lun{i}");
-            a.create_lun(&name, 1 << 20, "").unwrap();
+            a.create_lun(&name, 1 << 20, &MaskSpec::None).unwrap();
             model.push((name, M::Nobody));
         }
         for op in ops {
@@ -77,22 +81,22 @@ proptest! {
                         Access::ReadOnly => format!("{}=ro", HOSTS[*h]),
                         Access::ReadWrite => HOSTS[*h].to_string(),
                     }).collect();
-                    a.set_mask(&model[l % n].0, &list.join(";")).unwrap();
+                    a.set_mask(&model[l % n].0, &mask(&list.join(";"))).unwrap();
                     model[l % n].1 = M::Hosts(map);
                 }
                 Op::All(l, ro) => {
                     // May be refused if a host's own number collides with the LUN's default one.
                     let acc = if ro { Access::ReadOnly } else { Access::ReadWrite };
-                    if a.set_mask(&model[l % n].0, if ro { "*=ro" } else { "*" }).is_ok() {
+                    if a.set_mask(&model[l % n].0, &mask(if ro { "*=ro" } else { "*" })).is_ok() {
                         model[l % n].1 = M::All(acc);
                     }
                 }
                 Op::None(l) => {
-                    a.set_mask(&model[l % n].0, "").unwrap();
+                    a.set_mask(&model[l % n].0, &MaskSpec::None).unwrap();
                     model[l % n].1 = M::Nobody;
                 }
                 Op::Add(l, h) => {
-                    let r = a.add_to_mask(&model[l % n].0, HOSTS[h]);
+                    let r = a.add_to_mask(&model[l % n].0, &mask(HOSTS[h]));
                     match &mut model[l % n].1 {
                         M::All(_) => { r.unwrap(); }
                         m @ M::Nobody => { r.unwrap(); *m = M::Hosts(BTreeMap::from([(h, Access::ReadWrite)])); }
@@ -101,7 +105,7 @@ proptest! {
                     }
                 }
                 Op::Remove(l, h) => {
-                    let r = a.remove_from_mask(&model[l % n].0, HOSTS[h]);
+                    let r = a.remove_from_mask(&model[l % n].0, &mask(HOSTS[h]));
                     match &mut model[l % n].1 {
                         M::All(_) => prop_assert_eq!(r.unwrap_err().kind(), ErrorKind::InvalidArgument),
                         M::Nobody => r.unwrap(),
@@ -131,8 +135,8 @@ proptest! {
                 for (h, host) in HOSTS.iter().enumerate() {
                     let id = InitiatorId::parse(host).unwrap();
                     let want = allowed(m, h);
-                    let r = a.read(name, &id, 512, &mut [0u8; 16]);
-                    let w = a.write(name, &id, 512, &[h as u8; 16]);
+                    let r = a.read_at(name, &id, &mut [0u8; 16], 512);
+                    let w = a.write_at(name, &id, &[h as u8; 16], 512);
                     match want {
                         None => {
                             prop_assert_eq!(r.unwrap_err().kind(), ErrorKind::AccessDenied);

@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use vds_core::Array;
+use vds_core::{Array, MaskSpec};
 
 const CHILD_ENV: &str = "UMBRA_KILL_TEST_POOL";
 const LUNS: usize = 4;
@@ -16,7 +16,7 @@ fn host(i: usize) -> String {
 }
 
 /// The change made at step `i`: LUN `i % LUNS` gets a mask derived from `i`.
-fn step(i: usize) -> (String, String) {
+fn step(i: usize) -> (String, MaskSpec) {
     let lun = format!("lun{}", i % LUNS);
     let mask = match i % 5 {
         0 => String::new(),
@@ -26,7 +26,7 @@ fn step(i: usize) -> (String, String) {
             .collect::<Vec<_>>()
             .join(";"),
     };
-    (lun, mask)
+    (lun, MaskSpec::parse(&mask).unwrap())
 }
 
 /// A reference array that applies the steps one by one.
@@ -39,7 +39,9 @@ impl Reference {
     fn new() -> Self {
         let array = Array::in_memory();
         for l in 0..LUNS {
-            array.create_lun(&format!("lun{l}"), 1 << 20, "").unwrap();
+            array
+                .create_lun(&format!("lun{l}"), 1 << 20, &MaskSpec::None)
+                .unwrap();
         }
         Reference { array, applied: 0 }
     }
@@ -66,7 +68,8 @@ fn child_process_entry() {
     };
     let a = Array::open(&pool).unwrap();
     for l in 0..LUNS {
-        a.create_lun(&format!("lun{l}"), 1 << 20, "").unwrap();
+        a.create_lun(&format!("lun{l}"), 1 << 20, &MaskSpec::None)
+            .unwrap();
     }
     println!("ready");
     for i in 0..STEPS {

@@ -4,9 +4,13 @@ use vds_core::script::{
     parse_line, parse_size, run_script, Command, ExitCode, LunRow, Output, ScriptErrorKind,
     Session, Unmask, UnmaskedHosts,
 };
-use vds_core::{Access, Array, ErrorKind, Health, InitiatorId, LunStatus};
+use vds_core::{Access, Array, ErrorKind, Health, InitiatorId, LunStatus, MaskSpec};
 
 const H1: &str = "iqn.1991-05.com.microsoft:server1";
+
+fn h1() -> InitiatorId {
+    InitiatorId::parse(H1).unwrap()
+}
 
 fn run(a: &Array, script: &str) -> (ExitCode, String) {
     let mut out = String::new();
@@ -71,7 +75,8 @@ fn errors_name_the_line_and_map_to_diskraid_exit_codes() {
     let (code, _) = run(&a, "select lun nothere\n");
     assert_eq!(code, ExitCode::Syntax);
     // Bad initiator: 5, and the mask is unchanged.
-    a.create_lun("l", 1 << 20, H1).unwrap();
+    a.create_lun("l", 1 << 20, &MaskSpec::host(h1(), Access::ReadWrite))
+        .unwrap();
     let (code, out) = run(
         &a,
         "select lun l\nunmask lun initiator=iqn.2001-13.com.example\n",
@@ -162,10 +167,7 @@ fn groups_and_numbers_from_a_script() {
     );
     let (code, out) = run(&a, &script);
     assert_eq!(code, ExitCode::Ok, "{out}");
-    let g = a
-        .access("q", &InitiatorId::parse(H1).unwrap())
-        .unwrap()
-        .unwrap();
+    let g = a.access("q", &h1()).unwrap().unwrap();
     assert_eq!(g.number, 12);
     assert_eq!(g.access, vds_core::Access::ReadOnly);
     assert!(out.contains("@cluster"), "{out}");
@@ -240,7 +242,7 @@ fn golden_script() -> String {
 
 fn golden_array() -> Array {
     let a = Array::in_memory();
-    a.set_host("server1", &[H1]).unwrap();
+    a.set_host("server1", &[h1()]).unwrap();
     a
 }
 
@@ -351,8 +353,9 @@ fn text_rendered_from_the_structured_run_is_unchanged() {
 #[test]
 fn a_successful_run_returns_typed_rows_and_records() {
     let a = Array::in_memory();
-    a.create_lun("alpha", 8 << 20, H1).unwrap();
-    a.create_lun("beta", 3 << 30, "").unwrap();
+    a.create_lun("alpha", 8 << 20, &MaskSpec::host(h1(), Access::ReadWrite))
+        .unwrap();
+    a.create_lun("beta", 3 << 30, &MaskSpec::None).unwrap();
     let script = "# look around\n\
                   list luns\n\
                   \n\
@@ -423,7 +426,7 @@ fn a_successful_run_returns_typed_rows_and_records() {
 #[test]
 fn an_error_under_noerr_is_recorded_and_the_script_goes_on() {
     let a = Array::in_memory();
-    a.create_lun("taken", 1 << 20, "").unwrap();
+    a.create_lun("taken", 1 << 20, &MaskSpec::None).unwrap();
     let script = "create lun simple size=1 name=free\n\
                   create lun simple size=1 name=taken noerr\n\
                   select lun nothere noerr\n\
@@ -453,7 +456,7 @@ fn an_error_under_noerr_is_recorded_and_the_script_goes_on() {
 #[test]
 fn an_error_without_noerr_stops_the_script_at_its_line() {
     let a = Array::in_memory();
-    a.create_lun("taken", 1 << 20, "").unwrap();
+    a.create_lun("taken", 1 << 20, &MaskSpec::None).unwrap();
     let script = "create lun simple size=1 name=free\n\
                   # a comment keeps the numbering honest\n\
                   create lun simple size=1 name=taken\n\
@@ -510,8 +513,9 @@ fn a_syntax_error_stops_the_script_even_under_noerr() {
 #[test]
 fn the_json_form_carries_typed_values() {
     let a = Array::in_memory();
-    a.create_lun("db", 64 << 20, H1).unwrap();
-    a.create_lun("logs", 5 << 30, "").unwrap();
+    a.create_lun("db", 64 << 20, &MaskSpec::host(h1(), Access::ReadWrite))
+        .unwrap();
+    a.create_lun("logs", 5 << 30, &MaskSpec::None).unwrap();
     a.set_online("logs", false).unwrap();
     let run = run_script(
         &a,

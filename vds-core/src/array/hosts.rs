@@ -1,7 +1,7 @@
 //! Hosts (named initiator groups with their ports) and iSCSI targets.
 
 use super::state::{Change, TargetInfo};
-use super::{parse_initiators, Array};
+use super::{initiator_texts, Array};
 use crate::error::{Error, ErrorKind, Result};
 use crate::initiator::InitiatorId;
 use crate::mask::Grant;
@@ -9,11 +9,10 @@ use crate::mask::Grant;
 impl Array {
     /// Registers host `name` with its initiator ports (or replaces them). A host is an initiator
     /// group of its own: masks name it as `@name`, and an initiator belongs to at most one host.
-    pub fn set_host(&self, name: &str, initiators: &[&str]) -> Result<()> {
-        let ids = parse_initiators(initiators)?;
+    pub fn set_host(&self, name: &str, initiators: &[InitiatorId]) -> Result<()> {
         self.simple(Change::SetHost {
             name: name.to_string(),
-            initiators: ids,
+            initiators: initiator_texts(initiators),
         })
     }
 

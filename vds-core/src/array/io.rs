@@ -37,14 +37,15 @@ impl Array {
         Ok((core.volumes[&id].clone(), l.size))
     }
 
-    /// Reads LUN `name` at `offset` as `initiator`; refused with [`ErrorKind::AccessDenied`] where
-    /// the mask denies it.
-    pub fn read(
+    /// Reads `buf.len()` bytes of LUN `name` at `offset` as `initiator` (the engine's
+    /// [`Volume::read_at`] order: the buffer, then the offset). Refused with
+    /// [`ErrorKind::AccessDenied`] where the mask denies it, [`ErrorKind::OutOfRange`] past the end.
+    pub fn read_at(
         &self,
         name: &str,
         initiator: &InitiatorId,
-        offset: u64,
         buf: &mut [u8],
+        offset: u64,
     ) -> Result<()> {
         let (vol, size) = self.gate(name, initiator, Access::ReadOnly)?;
         check_range_of(size, offset, buf.len())?;
@@ -52,8 +53,36 @@ impl Array {
         Ok(vol.read_at(buf, offset)?)
     }
 
-    /// Writes LUN `name` at `offset` as `initiator`; refused (nothing written) where the mask denies
-    /// it or grants read-only access.
+    /// Writes `buf` to LUN `name` at `offset` as `initiator` (the engine's [`Volume::write_at`]
+    /// order). Refused, nothing written, where the mask denies it or grants read-only access
+    /// ([`ErrorKind::AccessDenied`]) or past the end ([`ErrorKind::OutOfRange`]).
+    pub fn write_at(
+        &self,
+        name: &str,
+        initiator: &InitiatorId,
+        buf: &[u8],
+        offset: u64,
+    ) -> Result<()> {
+        let (vol, size) = self.gate(name, initiator, Access::ReadWrite)?;
+        check_range_of(size, offset, buf.len())?;
+        let vol = vol.read();
+        Ok(vol.write_at(buf, offset)?)
+    }
+
+    /// [`Array::read_at`] with the offset before the buffer.
+    #[deprecated(note = "use `read_at(name, initiator, buf, offset)`, in the engine's order")]
+    pub fn read(
+        &self,
+        name: &str,
+        initiator: &InitiatorId,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<()> {
+        self.read_at(name, initiator, buf, offset)
+    }
+
+    /// [`Array::write_at`] with the offset before the buffer.
+    #[deprecated(note = "use `write_at(name, initiator, buf, offset)`, in the engine's order")]
     pub fn write(
         &self,
         name: &str,
@@ -61,10 +90,7 @@ impl Array {
         offset: u64,
         buf: &[u8],
     ) -> Result<()> {
-        let (vol, size) = self.gate(name, initiator, Access::ReadWrite)?;
-        check_range_of(size, offset, buf.len())?;
-        let vol = vol.read();
-        Ok(vol.write_at(buf, offset)?)
+        self.write_at(name, initiator, buf, offset)
     }
 
     /// The blocks (of the array's block size, ascending) that differ between snapshot LUN `from`

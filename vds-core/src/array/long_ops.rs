@@ -9,12 +9,12 @@ use super::state::Change;
 use super::volumes::volume_config;
 use super::{lun_busy, Array, AsyncHandle};
 use crate::error::{Error, ErrorKind, Result};
-use crate::mask::LunId;
+use crate::mask::{LunId, MaskSpec};
 
 impl Array {
     /// Creates LUN `name` on a background thread; the handle waits, reports progress, cancels.
-    pub fn create_lun_async(&self, name: &str, size: u64, unmasking_list: &str) -> AsyncHandle<()> {
-        let (a, n, m) = (self.clone(), name.to_string(), unmasking_list.to_string());
+    pub fn create_lun_async(&self, name: &str, size: u64, mask: &MaskSpec) -> AsyncHandle<()> {
+        let (a, n, m) = (self.clone(), name.to_string(), mask.clone());
         AsyncHandle::spawn(move |_p| a.create_lun(&n, size, &m))
     }
 

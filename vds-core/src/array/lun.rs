@@ -8,17 +8,17 @@ use parking_lot::RwLock;
 
 use super::state::{check_lun_name, Change, SourceRef};
 use super::volumes::{create_stacked, snapshot_tag, volume_config};
-use super::{lun_busy, Array, Core};
+use super::{lun_busy, mask_text, Array, Core};
 use crate::error::{Error, ErrorKind, Result};
 use crate::mask::{LunId, MaskSpec};
 use crate::model::{LunInfo, LunType, Notification, TransitionState};
 
 impl Array {
-    /// Creates LUN `name` of `size` bytes, visible only as `unmasking_list` says (a VDS `SetMask`
-    /// list; `""` = no one). Its contents read as zeros.
-    pub fn create_lun(&self, name: &str, size: u64, unmasking_list: &str) -> Result<()> {
+    /// Creates LUN `name` of `size` bytes, visible only as `mask` says (VDS `CreateLun`'s
+    /// unmasking list; [`MaskSpec::None`] = no one). Its contents read as zeros.
+    pub fn create_lun(&self, name: &str, size: u64, mask: &MaskSpec) -> Result<()> {
         check_lun_name(name)?;
-        MaskSpec::parse(unmasking_list)?;
+        let mask = mask_text(mask)?;
         self.transact(|core| {
             core.state.check_size(size)?;
             core.state.check_new_name(name)?;
@@ -35,7 +35,7 @@ impl Array {
                 id,
                 name: name.to_string(),
                 size,
-                mask: unmasking_list.to_string(),
+                mask,
                 source: None,
             };
             let notes = self.commit_new_lun(core, id, vol, &change)?;

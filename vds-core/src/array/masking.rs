@@ -2,35 +2,35 @@
 //! fast-recovery swap, and who sees what.
 
 use super::state::Change;
-use super::{parse_initiators, Array};
+use super::{initiator_texts, mask_text, Array};
 use crate::error::{Error, Result};
 use crate::initiator::InitiatorId;
 use crate::mask::{Grant, LunHosts, MaskSpec};
 
 impl Array {
-    /// VDS `SetMask`: replaces LUN `name`'s unmasking list.
-    pub fn set_mask(&self, name: &str, unmasking_list: &str) -> Result<()> {
-        // Validated (parsed) once, inside the transaction, before anything changes.
-        self.change_lun(name, |id| Change::SetMask {
-            id,
-            mask: unmasking_list.to_string(),
-        })
+    /// VDS `SetMask`: replaces LUN `name`'s unmasking list with `mask` (text such as `"*"` or
+    /// `"<id>;<id>=ro"` is read by [`MaskSpec::parse`]).
+    pub fn set_mask(&self, name: &str, mask: &MaskSpec) -> Result<()> {
+        let mask = mask_text(mask)?;
+        self.change_lun(name, |id| Change::SetMask { id, mask })
     }
 
-    /// Adds entries to LUN `name`'s mask (an atomic read-modify-write; DiskRAID `unmask lun add`).
-    /// An entry already present takes the access the added entry states (read-write by default).
-    pub fn add_to_mask(&self, name: &str, entries: &str) -> Result<()> {
+    /// Adds `entries` to LUN `name`'s mask (an atomic read-modify-write; DiskRAID `unmask lun
+    /// add`). An entry already present takes the access the added entry states.
+    pub fn add_to_mask(&self, name: &str, entries: &MaskSpec) -> Result<()> {
         self.modify_mask(name, entries, true)
     }
 
-    /// Removes entries from LUN `name`'s mask (an atomic read-modify-write).
-    pub fn remove_from_mask(&self, name: &str, entries: &str) -> Result<()> {
+    /// Removes `entries` from LUN `name`'s mask (an atomic read-modify-write); their access is
+    /// not looked at.
+    pub fn remove_from_mask(&self, name: &str, entries: &MaskSpec) -> Result<()> {
         self.modify_mask(name, entries, false)
     }
 
     /// Adds `entries` to LUN `name`'s mask, or removes them, in one transaction.
-    fn modify_mask(&self, name: &str, entries: &str, add: bool) -> Result<()> {
-        let delta = MaskSpec::parse(entries)?;
+    fn modify_mask(&self, name: &str, entries: &MaskSpec, add: bool) -> Result<()> {
+        mask_text(entries)?;
+        let delta = entries.clone();
         self.transact(|core| {
             let id = core.state.id_of(name)?;
             let current = core.state.mask.spec(id)?.clone();
@@ -79,21 +79,19 @@ impl Array {
     }
 
     /// Sets the LUN number `initiator` sees LUN `name` at.
-    pub fn set_host_number(&self, name: &str, initiator: &str, number: u32) -> Result<()> {
-        let host = InitiatorId::parse(initiator)?;
+    pub fn set_host_number(&self, name: &str, initiator: &InitiatorId, number: u32) -> Result<()> {
         self.change_lun(name, |id| Change::SetHostNumber {
             id,
-            host: host.to_string(),
+            host: initiator.to_string(),
             number,
         })
     }
 
-    /// Creates or replaces initiator group `group` (usable in masks as `@group`).
-    pub fn set_group(&self, group: &str, members: &[&str]) -> Result<()> {
-        let ids = parse_initiators(members)?;
+    /// Creates or replaces initiator group `group` with `members` (usable in masks as `@group`).
+    pub fn set_group(&self, group: &str, members: &[InitiatorId]) -> Result<()> {
         self.simple(Change::SetGroup {
             name: group.to_string(),
-            members: ids,
+            members: initiator_texts(members),
         })
     }
 

@@ -7,6 +7,10 @@
 //! the source LUN's volume, masked to no one at birth; it can be snapshotted in turn and split from
 //! its source. I/O names its initiator and is refused where the mask denies it.
 //!
+//! Masks are [`MaskSpec`] values and initiators [`InitiatorId`] values: text is parsed at the edge
+//! with [`MaskSpec::parse`] and [`InitiatorId::parse`] (as the script interpreter and the C ABI
+//! do), and the log records the canonical text.
+//!
 //! [`Array`]'s methods live by concern, each file an `impl Array` block:
 //!
 //! | file | what lives there |
@@ -16,7 +20,7 @@
 //! | `lun.rs` | the LUN lifecycle (create, snapshot LUN, delete, extend, online) and LUN properties |
 //! | `masking.rs` | unmasking lists, per-host LUN numbers, initiator groups, the swap, who sees what |
 //! | `hosts.rs` | hosts and iSCSI targets |
-//! | `io.rs` | read and write with their access checks, changed blocks, the volume behind a LUN |
+//! | `io.rs` | `read_at` and `write_at` with their access checks, changed blocks, the volume behind a LUN |
 //! | `long_ops.rs` | clone, split, resync and the other background operations |
 //! | `notify.rs` | subscriptions and the announcement of notifications |
 //! | `volumes.rs` | where LUN volumes live on disk; snapshot LUNs' stacked volumes and tags |
@@ -48,7 +52,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::initiator::InitiatorId;
-use crate::mask::LunId;
+use crate::mask::{LunId, MaskSpec};
 use crate::model::{
     subsystem_flags, ControllerInfo, Notification, ObjectStatus, PortInfo, ProviderInfo,
     SubsystemInfo,
@@ -138,11 +142,29 @@ fn lun_busy(name: &str) -> Error {
     )
 }
 
-/// Initiator ids parsed and normalised as the log records them.
-fn parse_initiators(list: &[&str]) -> Result<Vec<String>> {
-    list.iter()
-        .map(|m| InitiatorId::parse(m).map(|i| i.to_string()))
-        .collect()
+/// Initiator ids as the log records them: their canonical text.
+fn initiator_texts(ids: &[InitiatorId]) -> Vec<String> {
+    ids.iter().map(ToString::to_string).collect()
+}
+
+/// Unmasking list `spec` as the log records it: its canonical text. Refused (with
+/// [`ErrorKind::InvalidInitiator`]) unless that text reads back as `spec`, so that what is
+/// recorded means what was given: a list built by hand rather than by [`MaskSpec::parse`] could
+/// hold a name whose text says something else (a `;` in a group name, an id not in canonical
+/// form). An empty [`MaskSpec::List`] reads back as [`MaskSpec::None`], which means the same.
+fn mask_text(spec: &MaskSpec) -> Result<String> {
+    let text = spec.to_string();
+    let back = MaskSpec::parse(&text)?;
+    if back != *spec && !matches!(spec, MaskSpec::List(m) if m.is_empty()) {
+        return Err(Error::new(
+            ErrorKind::InvalidInitiator,
+            format!(
+                "the unmasking list given reads back as {text:?}, which means something else \
+                 (an id not in canonical form, or a group name that is not valid)"
+            ),
+        ));
+    }
+    Ok(text)
 }
 
 impl Array {

@@ -15,6 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::str::FromStr;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::initiator::InitiatorId;
@@ -85,6 +86,11 @@ fn parse_access(text: &str, entry: &str) -> Result<Access> {
 }
 
 impl MaskSpec {
+    /// The list of one host with `access` (the text `"<id>"` or `"<id>=ro"`).
+    pub fn host(id: InitiatorId, access: Access) -> MaskSpec {
+        MaskSpec::List(BTreeMap::from([(Principal::Host(id), access)]))
+    }
+
     /// Parses an unmasking list.
     pub fn parse(text: &str) -> Result<MaskSpec> {
         let t = text.trim();
@@ -180,5 +186,13 @@ impl fmt::Display for MaskSpec {
                 f.write_str(&items.join(";"))
             }
         }
+    }
+}
+
+/// [`MaskSpec::parse`], for `"...".parse::<MaskSpec>()`.
+impl FromStr for MaskSpec {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        MaskSpec::parse(s)
     }
 }

@@ -72,9 +72,10 @@
 
 mod output;
 
-use crate::array::Array;
+use crate::array::{check_lun_name, Array};
 use crate::error::{Error, ErrorKind};
-use crate::mask::LunHosts;
+use crate::initiator::InitiatorId;
+use crate::mask::{LunHosts, MaskSpec};
 
 pub use output::{
     GroupRow, HostGrant, HostRow, LineResult, LunDetail, LunRow, Output, ScriptError,
@@ -763,7 +764,9 @@ impl<'a> Session<'a> {
                         .find(|n| a.lun(n).is_err())
                         .expect("a free name"),
                 };
-                a.create_lun(&name, *size, unmask)?;
+                // The name is checked before the list, as the array does.
+                check_lun_name(&name)?;
+                a.create_lun(&name, *size, &MaskSpec::parse(unmask)?)?;
                 self.lun = Some(name.clone());
                 Output::LunCreated { name }
             }
@@ -796,9 +799,9 @@ impl<'a> Session<'a> {
             Command::Unmask(u) => {
                 let name = self.selected_lun()?;
                 match u {
-                    Unmask::Set(l) => a.set_mask(name, l),
-                    Unmask::Add(l) => a.add_to_mask(name, l),
-                    Unmask::Remove(l) => a.remove_from_mask(name, l),
+                    Unmask::Set(l) => a.set_mask(name, &MaskSpec::parse(l)?),
+                    Unmask::Add(l) => a.add_to_mask(name, &MaskSpec::parse(l)?),
+                    Unmask::Remove(l) => a.remove_from_mask(name, &MaskSpec::parse(l)?),
                 }?;
                 Output::LunUnmasked {
                     name: name.to_string(),
@@ -861,7 +864,10 @@ impl<'a> Session<'a> {
                 }
             }
             Command::GroupSet(g, members) => {
-                let m: Vec<&str> = members.iter().map(String::as_str).collect();
+                let m = members
+                    .iter()
+                    .map(|m| InitiatorId::parse(m))
+                    .collect::<Result<Vec<_>, _>>()?;
                 a.set_group(g, &m)?;
                 Output::GroupSet {
                     name: g.clone(),
@@ -874,7 +880,7 @@ impl<'a> Session<'a> {
             }
             Command::Number(ini, n) => {
                 let name = self.selected_lun()?;
-                a.set_host_number(name, ini, *n)?;
+                a.set_host_number(name, &InitiatorId::parse(ini)?, *n)?;
                 Output::NumberSet {
                     lun: name.to_string(),
                     initiator: ini.clone(),
