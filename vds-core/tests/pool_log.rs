@@ -2,7 +2,7 @@
 //! format is not damage, and a log of the first format is read and rewritten.
 
 use cow_engine::framing::{self, Kinds};
-use vds_core::{Array, ErrorKind};
+use vds_core::{Array, ErrorKind, MaskSpec};
 
 const MB: u64 = 1 << 20;
 const KINDS: Kinds = Kinds {
@@ -16,7 +16,8 @@ fn pool_with_luns(n: usize) -> (tempfile::TempDir, std::path::PathBuf) {
     let pool = dir.path().join("pool");
     let a = Array::open(&pool).unwrap();
     for i in 0..n {
-        a.create_lun(&format!("lun{i}"), MB, "*").unwrap();
+        a.create_lun(&format!("lun{i}"), MB, &MaskSpec::parse("*").unwrap())
+            .unwrap();
     }
     (dir, pool)
 }
@@ -101,7 +102,8 @@ fn a_torn_last_write_is_dropped_and_the_rest_kept() {
         let a = Array::open(&copy).unwrap();
         assert_eq!(lun_names(&a), expect, "cut at {cut}");
         // And the log goes on from there.
-        a.create_lun("after", MB, "").unwrap();
+        a.create_lun("after", MB, &MaskSpec::parse("").unwrap())
+            .unwrap();
         drop(a);
         let a = Array::open(&copy).unwrap();
         let mut names = expect.to_vec();
@@ -160,7 +162,8 @@ fn a_log_of_the_first_format_is_read_and_rewritten() {
     let a = Array::open(&pool).unwrap();
     assert_eq!(lun_names(&a), ["lun0", "lun1", "lun2"]);
     assert_eq!(&std::fs::read(&log).unwrap()[..8], b"UMBRAPLG");
-    a.create_lun("lun3", MB, "").unwrap();
+    a.create_lun("lun3", MB, &MaskSpec::parse("").unwrap())
+        .unwrap();
     drop(a);
     let a = Array::open(&pool).unwrap();
     assert_eq!(lun_names(&a), ["lun0", "lun1", "lun2", "lun3"]);
