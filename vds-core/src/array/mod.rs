@@ -245,4 +245,19 @@ impl Array {
     pub fn block_size(&self) -> u32 {
         self.inner.core.read().state.block_size
     }
+
+    /// What an open found in the pool's `luns/` and could not account for (a LUN volume whose
+    /// creation did not commit, or whose record was lost): never deleted, moved to
+    /// `<pool>/orphans/`, where an administrator can examine it. Sorted paths; empty for an array
+    /// in memory.
+    pub fn orphans(&self) -> Vec<PathBuf> {
+        let Some(dir) = &self.inner.dir else {
+            return Vec::new();
+        };
+        let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join(open::ORPHANS_DIR))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
 }

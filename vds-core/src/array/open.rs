@@ -106,8 +106,10 @@ impl Array {
         }
     }
 
-    /// Opens every LUN's volume (sources before their snapshots), and removes what a crash left
-    /// behind: LUN directories and cow-engine snapshots of LUNs that the metadata does not have.
+    /// Opens every LUN's volume (sources before their snapshots), and clears what a crash left
+    /// behind: an entry of `luns/` the metadata does not have is never deleted (it may be data
+    /// whose record was lost) but moved to `<pool>/orphans/` ([`Array::orphans`]); cow-engine
+    /// snapshots tagged for LUNs the metadata does not have are deleted.
     #[allow(clippy::type_complexity)]
     fn open_volumes(
         luns_dir: &Path,
@@ -123,9 +125,7 @@ impl Array {
                 .and_then(|n| n.parse::<LunId>().ok())
                 .is_some_and(|id| state.luns.contains_key(&id));
             if !known {
-                std::fs::remove_dir_all(e.path()).map_err(|err| {
-                    Error::io("cannot remove a stale LUN volume", err).with_path(e.path())
-                })?;
+                move_to_orphans(luns_dir, &e.file_name())?;
             }
         }
         let mut detached = Vec::new();
@@ -177,4 +177,31 @@ impl Array {
         }
         Ok((volumes, detached))
     }
+}
+
+/// The pool directory's folder of what open found in `luns/` and could not account for.
+pub(super) const ORPHANS_DIR: &str = "orphans";
+
+/// Moves `luns/<name>` to `<pool>/orphans/<name>` (with a numeric suffix if that is taken); both
+/// directories are synced before this returns, so the move is durable before the open goes on.
+fn move_to_orphans(luns_dir: &Path, name: &std::ffi::OsStr) -> Result<()> {
+    let pool = luns_dir.parent().unwrap_or(luns_dir);
+    let orphans = pool.join(ORPHANS_DIR);
+    std::fs::create_dir_all(&orphans)
+        .map_err(|e| Error::io("cannot create the orphans directory", e).with_path(&orphans))?;
+    let mut dest = orphans.join(name);
+    let mut n = 1;
+    while dest.exists() {
+        let mut with = name.to_os_string();
+        with.push(format!(".{n}"));
+        dest = orphans.join(with);
+        n += 1;
+    }
+    let from = luns_dir.join(name);
+    std::fs::rename(&from, &dest).map_err(|e| {
+        Error::io("cannot move an unknown LUN volume to orphans", e).with_path(&from)
+    })?;
+    cow_engine::fs::sync_dir(&orphans)?;
+    cow_engine::fs::sync_dir(luns_dir)?;
+    Ok(())
 }

@@ -38,7 +38,7 @@ const LOG_TMP: &str = "pool.log.tmp";
 const CHECKPOINT_EVERY: u64 = 1024;
 /// The log header: magic, version, crc32 of both.
 const LOG_MAGIC: &[u8; 8] = b"UMBRAPLG";
-const LOG_VERSION: u32 = 2;
+pub(crate) const LOG_VERSION: u32 = 2;
 const LOG_HEADER: usize = 16;
 /// Frame kinds of the log.
 const KIND_CHANGE: u8 = 1;
@@ -182,15 +182,8 @@ fn read_legacy_log(bytes: &[u8], applied: u64, path: &Path) -> Result<LogRead> {
     let mut at = 0usize;
     let mut seq = applied;
     let mut changes = Vec::new();
-    while bytes.len() - at >= LEGACY_HEADER {
-        let n = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4")) as usize;
-        let crc = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().expect("4"));
-        if bytes.len() - at - LEGACY_HEADER < n
-            || crc32fast::hash(&bytes[at + 8..at + LEGACY_HEADER + n]) != crc
-        {
-            break;
-        }
-        let rec_seq = u64::from_le_bytes(bytes[at + 8..at + 16].try_into().expect("8"));
+    while let Some((rec_seq, used)) = legacy_record_at(bytes, at) {
+        let n = used - LEGACY_HEADER;
         let change: Change = serde_json::from_slice(
             &bytes[at + LEGACY_HEADER..at + LEGACY_HEADER + n],
         )
@@ -211,12 +204,49 @@ fn read_legacy_log(bytes: &[u8], applied: u64, path: &Path) -> Result<LogRead> {
         seq = rec_seq;
         changes.push(change);
     }
+    if at < bytes.len() {
+        // That format syncs each record on its own: an intact record of a later seq past the
+        // one that stopped the read proves that one was durable, and is damaged.
+        if let Some(q) = (at + 1..bytes.len()).find(|&q| {
+            legacy_record_at(bytes, q).is_some_and(|(s, _)| s > seq && s - seq < 1 << 40)
+        }) {
+            return Err(Error::new(
+                ErrorKind::Corrupt,
+                format!(
+                    "pool log (first format) record {} at byte {at} is damaged, but a later \
+                     record follows at byte {q}: acknowledged changes would be lost",
+                    seq + 1
+                ),
+            )
+            .with_path(path));
+        }
+    }
     Ok(LogRead {
         changes,
         seq,
         end: 0,
         legacy: true,
     })
+}
+
+/// The intact first-format record at `at`, if any: its seq and length.
+fn legacy_record_at(bytes: &[u8], at: usize) -> Option<(u64, usize)> {
+    let rest = bytes.get(at..)?;
+    if rest.len() < LEGACY_HEADER {
+        return None;
+    }
+    let n = u32::from_le_bytes(rest[0..4].try_into().expect("4")) as usize;
+    let crc = u32::from_le_bytes(rest[4..8].try_into().expect("4"));
+    if n > LOG_KINDS.max_payload || rest.len() - LEGACY_HEADER < n {
+        return None;
+    }
+    if crc32fast::hash(&rest[8..LEGACY_HEADER + n]) != crc {
+        return None;
+    }
+    Some((
+        u64::from_le_bytes(rest[8..16].try_into().expect("8")),
+        LEGACY_HEADER + n,
+    ))
 }
 
 pub(crate) struct PoolStore {
@@ -293,6 +323,7 @@ impl PoolStore {
             Err(e) => return Err(io("cannot read the pool state", &dir.join(STATE_FILE), e)),
         };
         let log_path = dir.join(LOG_FILE);
+        let lun_volumes = std::fs::read_dir(dir.join("luns")).map_or(0, |d| d.count());
         let mut log = OpenOptions::new()
             .read(true)
             .write(true)
@@ -304,10 +335,34 @@ impl PoolStore {
         log.read_to_end(&mut bytes)
             .map_err(|e| io("cannot read the pool log", &log_path, e))?;
         let applied = checkpoint.as_ref().map_or(0, |c| c.applied_seq);
-        let read = if bytes.is_empty() || LOG_MAGIC.starts_with(&bytes[..bytes.len().min(8)]) {
+        let read = if bytes.len() >= LOG_HEADER && bytes[..8] == LOG_MAGIC[..] {
             read_log(&bytes, applied, &log_path)?
-        } else {
+        } else if bytes.is_empty() && checkpoint.as_ref().is_some_and(|c| c.log_format == 0) {
+            // A first-format pool whose log a checkpoint emptied.
             read_legacy_log(&bytes, applied, &log_path)?
+        } else if bytes.len() < LOG_HEADER
+            && LOG_MAGIC.starts_with(&bytes[..bytes.len().min(8)])
+            && checkpoint.is_none()
+            && lun_volumes == 0
+        {
+            // A new pool, or one whose header was torn as it was created: nothing was in it.
+            read_log(&[], applied, &log_path)?
+        } else if legacy_record_at(&bytes, 0).is_some() {
+            read_legacy_log(&bytes, applied, &log_path)?
+        } else {
+            // The header is written and synced when the pool is created, before any LUN, and is
+            // never rewritten in place: a log that starts with neither it nor an intact record of
+            // the first format is damaged (or gone, while LUN volumes exist).
+            return Err(Error::new(
+                ErrorKind::Corrupt,
+                format!(
+                    "the pool log's header is damaged or missing ({} bytes; {lun_volumes} LUN \
+                     volume(s) in luns/): its changes cannot be read; restore pool.log, or move \
+                     the pool's files away to start over",
+                    bytes.len()
+                ),
+            )
+            .with_path(&log_path));
         };
         let (changes, mut seq) = (read.changes, read.seq);
         let log_len = if read.legacy {

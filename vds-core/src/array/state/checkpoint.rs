@@ -27,6 +27,10 @@ pub(crate) struct PoolState {
     pub(crate) targets: Vec<TargetInfo>,
     #[serde(default)]
     pub(crate) hosts: Vec<String>,
+    /// The format of the pool log beside this checkpoint: 0 (absent) for the first format, whose
+    /// checkpoint emptied the log; 2 for the current one, whose checkpoint keeps its header.
+    #[serde(default)]
+    pub(crate) log_format: u32,
 }
 
 /// One LUN in the checkpoint, with its mask and LUN numbers.
@@ -81,6 +85,7 @@ impl ArrayState {
             luns,
             targets: self.targets.values().cloned().collect(),
             hosts: self.hosts.iter().cloned().collect(),
+            log_format: crate::array::store::LOG_VERSION,
         }
     }
 
