@@ -813,7 +813,9 @@ umbra_status umbra_changed_blocks(const umbra_volume *vol,
 
 /**
  * Calls `callback(ctx, kind, subject, json)` on the volume's notification thread for each volume
- * event from now on (`UMBRA_EVENT_SNAPSHOT_DELETED`); writes the subscription's id (never 0) to
+ * event from now on, as it happens (`UMBRA_EVENT_SNAPSHOT_DELETED`,
+ * `UMBRA_EVENT_REVERT_PROGRESS`, `UMBRA_EVENT_MOVE_PROGRESS`, and `UMBRA_EVENT_LAGGED` when the
+ * callbacks fall more than 1,024 events behind); writes the subscription's id (never 0) to
  * `*out_id`. `ctx` must be usable from that thread.
  *
  * # Safety

@@ -229,9 +229,10 @@ impl Error {
     }
 
     pub(crate) fn out_of_range(offset: u64, len: u64, size: u64) -> Self {
+        let bytes = if len == 1 { "byte" } else { "bytes" };
         Error::new(
             ErrorKind::OutOfRange,
-            format!("range of {len} bytes at offset {offset} exceeds the size of {size} bytes"),
+            format!("a range of {len} {bytes} exceeds the size of {size} bytes"),
         )
         .with_offset(offset)
     }

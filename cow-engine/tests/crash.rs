@@ -449,7 +449,7 @@ impl Recorder {
     /// last step) into the model; other events (revert and split progress) are not the model's.
     fn take_deletions(&mut self, span: Span) {
         while let Some(d) = self.deletions.try_recv() {
-            let Delivery::Event(VolumeEvent::SnapshotDeleted { id, .. }) = d else {
+            let Delivery::Event(VolumeEvent::SnapshotDeleted { snapshot: id, .. }) = d else {
                 continue;
             };
             self.steps.last_mut().expect("step").1 += &format!(", deleting snapshot {id}");
@@ -1204,7 +1204,7 @@ fn check_crash_state(
     }
     images.insert(fresh, fresh_img);
     while let Some(d) = deletions.try_recv() {
-        if let Delivery::Event(VolumeEvent::SnapshotDeleted { id, .. }) = d {
+        if let Delivery::Event(VolumeEvent::SnapshotDeleted { snapshot: id, .. }) = d {
             images.remove(&id);
         }
     }
@@ -2114,7 +2114,7 @@ fn a_full_diff_device_with_delete_oldest_deletes_the_oldest_snapshot() {
     assert_eq!(
         events.try_recv().unwrap(),
         Delivery::Event(VolumeEvent::SnapshotDeleted {
-            id: old,
+            snapshot: old,
             reason: DeleteReason::DiffAreaFull
         })
     );

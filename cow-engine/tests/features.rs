@@ -621,7 +621,7 @@ fn diff_limit_delete_policy_deletes_oldest_unpinned_with_an_event() {
     assert_eq!(
         events.try_recv().unwrap(),
         Delivery::Event(Event::SnapshotDeleted {
-            id: old,
+            snapshot: old,
             reason: DeleteReason::DiffAreaFull
         })
     );

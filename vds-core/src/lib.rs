@@ -36,7 +36,6 @@ pub mod model;
 pub mod script;
 
 pub use array::{Array, ArrayOptions, AsyncHandle};
-/// The bounded subscriptions of [`Array::subscribe_channel`] (the engine's, re-exported).
 pub use cow_engine::events::{Delivery, Subscription};
 pub use error::{Error, ErrorKind, Result};
 pub use initiator::InitiatorId;

@@ -53,8 +53,7 @@ pub enum Event {
     /// A snapshot was deleted by the volume itself to make room in the diff area.
     SnapshotDeleted {
         /// The deleted snapshot.
-        #[serde(rename = "snapshot")]
-        id: SnapshotId,
+        snapshot: SnapshotId,
         /// Why.
         reason: DeleteReason,
     },
@@ -84,10 +83,9 @@ impl Event {
     /// The snapshot the event is about.
     pub fn snapshot(&self) -> SnapshotId {
         match self {
-            Event::SnapshotDeleted { id, .. } => *id,
-            Event::RevertProgress { snapshot, .. } | Event::SplitProgress { snapshot, .. } => {
-                *snapshot
-            }
+            Event::SnapshotDeleted { snapshot, .. }
+            | Event::RevertProgress { snapshot, .. }
+            | Event::SplitProgress { snapshot, .. } => *snapshot,
         }
     }
 }
@@ -767,7 +765,7 @@ impl Inner {
         self.delete_snapshot_locked(&mut st, id)?;
         drop(st);
         self.announce(Event::SnapshotDeleted {
-            id,
+            snapshot: id,
             reason: DeleteReason::DiffAreaFull,
         });
         Ok(true)

@@ -595,7 +595,7 @@ impl World {
         let Some(rx) = &self.events else { return };
         let deleted: Vec<SnapshotId> = std::iter::from_fn(|| rx.try_recv())
             .filter_map(|d| match d {
-                Delivery::Event(Event::SnapshotDeleted { id, .. }) => Some(id),
+                Delivery::Event(Event::SnapshotDeleted { snapshot: id, .. }) => Some(id),
                 Delivery::Event(_) => None,
                 Delivery::Lagged(n) => panic!("the model missed {n} events"),
             })
