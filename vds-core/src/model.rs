@@ -133,7 +133,7 @@ pub enum Notification {
         /// The LUN.
         #[serde(rename = "lun")]
         name: String,
-        /// Hosts that gained it.
+        /// Hosts that gained it (sorted by canonical text, as the other lists).
         gained: Vec<InitiatorId>,
         /// Hosts that lost it.
         lost: Vec<InitiatorId>,

@@ -695,3 +695,25 @@ fn changed_blocks_see_writes_to_a_snapshot_lun_with_snapshots_of_its_own() {
     assert_eq!(a.changed_blocks("later", "full").unwrap(), vec![11, 40]);
     assert_eq!(a.changed_blocks("full-snap", "full").unwrap(), vec![11]);
 }
+
+/// A mask change lists its hosts sorted by their canonical text, as every other list of
+/// initiators (the new user's JSON showed an IQN before a WWN).
+#[test]
+fn mask_change_notifications_list_hosts_sorted() {
+    let a = Array::in_memory();
+    let rx = a.subscribe_channel();
+    a.create_lun("x", MB, &mask(&format!("{H1};{H2}"))).unwrap();
+    let gained: Vec<Vec<String>> = rx
+        .try_iter()
+        .filter_map(Delivery::into_event)
+        .filter_map(|n| match n {
+            Notification::MaskChanged { gained, .. } => {
+                Some(gained.iter().map(|i| i.to_string()).collect())
+            }
+            _ => None,
+        })
+        .collect();
+    let mut expect = vec![id(H1).to_string(), id(H2).to_string()];
+    expect.sort();
+    assert_eq!(gained, vec![expect]);
+}

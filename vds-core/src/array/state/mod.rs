@@ -195,11 +195,16 @@ impl ArrayState {
             return None;
         }
         let name = self.luns.get(&d.lun).map(|l| l.name.clone())?;
+        // Sorted by their canonical text, as every list of initiators the array prints.
+        let sorted = |mut v: Vec<crate::InitiatorId>| {
+            v.sort_by_cached_key(|i| i.to_string());
+            v
+        };
         Some(Notification::MaskChanged {
             name,
-            gained: d.gained,
-            lost: d.lost,
-            modified: d.modified,
+            gained: sorted(d.gained),
+            lost: sorted(d.lost),
+            modified: sorted(d.modified),
             all_before: d.all_before,
             all_after: d.all_after,
         })
