@@ -10,6 +10,8 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::state::SnapshotId;
+
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -122,7 +124,7 @@ pub struct Error {
     message: String,
     path: Option<PathBuf>,
     offset: Option<u64>,
-    snapshot: Option<u64>,
+    snapshot: Option<SnapshotId>,
     #[source]
     source: Option<io::Error>,
 }
@@ -179,7 +181,7 @@ impl Error {
     }
 
     /// Attaches the snapshot id involved.
-    pub fn with_snapshot(mut self, id: u64) -> Self {
+    pub fn with_snapshot(mut self, id: SnapshotId) -> Self {
         self.snapshot = Some(id);
         self
     }
@@ -212,7 +214,7 @@ impl Error {
     }
 
     /// The snapshot id involved, if any.
-    pub fn snapshot(&self) -> Option<u64> {
+    pub fn snapshot(&self) -> Option<SnapshotId> {
         self.snapshot
     }
 
@@ -224,7 +226,7 @@ impl Error {
         Error::new(ErrorKind::Corrupt, message)
     }
 
-    pub(crate) fn no_snapshot(id: u64) -> Self {
+    pub(crate) fn no_snapshot(id: SnapshotId) -> Self {
         Error::new(ErrorKind::NotFound, "no such snapshot").with_snapshot(id)
     }
 

@@ -14,8 +14,45 @@ use crate::config::{SnapshotOptions, MIN_BLOCK_SIZE};
 use crate::error::{Error, ErrorKind, Result};
 use crate::map::{BlockBitmap, BlockMap, Entry};
 
-/// A snapshot id: a `u64` never reused within a volume.
-pub type SnapshotId = u64;
+/// A snapshot's id within its volume: assigned in increasing order by
+/// [`Volume::create_snapshot`](crate::Volume::create_snapshot) and never reused, across reopens
+/// included. Its number (`get`, `Display`) is what the C ABI and the journal carry; serialises
+/// as that number.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct SnapshotId(u64);
+
+impl SnapshotId {
+    /// The id with number `n` (as the C ABI or a stored reference gives it).
+    pub const fn new(n: u64) -> Self {
+        SnapshotId(n)
+    }
+
+    /// Its number.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl From<u64> for SnapshotId {
+    fn from(n: u64) -> Self {
+        SnapshotId(n)
+    }
+}
+
+impl From<SnapshotId> for u64 {
+    fn from(id: SnapshotId) -> Self {
+        id.0
+    }
+}
+
+impl std::fmt::Display for SnapshotId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
 
 /// One snapshot in the chain.
 pub(crate) struct Snap {
@@ -100,7 +137,7 @@ impl State {
             len,
             touched: BlockBitmap::new(len / u64::from(MIN_BLOCK_SIZE)),
             snaps: Vec::new(),
-            next_id: 1,
+            next_id: SnapshotId::new(1),
             pending_revert: None,
         }
     }
@@ -134,7 +171,7 @@ impl State {
         options: SnapshotOptions,
     ) {
         self.snaps.push(Snap::new(id, len, shift, options));
-        self.next_id = id + 1;
+        self.next_id = SnapshotId::new(id.get() + 1);
     }
 
     /// Makes sure snapshot `i` can be removed: the elder that receives its entries has its map's

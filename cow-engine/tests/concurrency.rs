@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cow_engine::{
-    BlockDevice, ErrorKind, MemDevice, Progress, SnapshotOptions, Volume, VolumeConfig,
+    BlockDevice, ErrorKind, MemDevice, Progress, SnapshotId, SnapshotOptions, Volume, VolumeConfig,
 };
 
 const BS: usize = 4096;
@@ -60,7 +60,7 @@ fn own_image(t: u64, k: u64) -> Vec<u64> {
 }
 
 /// A snapshot id and the image read from it right after it was taken.
-type Taken = (u64, Vec<u8>);
+type Taken = (SnapshotId, Vec<u8>);
 
 /// Runs the workload; returns the snapshots left (with their images) and the final origin.
 fn run(vol: Volume) -> (Vec<Taken>, Vec<u8>) {
@@ -234,7 +234,7 @@ fn persistent_file_volume_snapshots_are_point_in_time_under_concurrent_writes() 
     let mut b = vec![0u8; size as usize];
     vol.read_at(&mut b, 0).unwrap();
     assert!(b == origin, "origin after reopen");
-    let ids: Vec<u64> = vol.snapshots().iter().map(|i| i.id).collect();
+    let ids: Vec<SnapshotId> = vol.snapshots().iter().map(|i| i.id).collect();
     assert_eq!(ids, left.iter().map(|(id, _)| *id).collect::<Vec<_>>());
     for (id, image) in &left {
         vol.snapshot(*id).unwrap().read_at(&mut b, 0).unwrap();
@@ -444,7 +444,7 @@ fn split_with_origin_writes_and_reads_in_flight_copies_the_image() {
         .unwrap();
     vol.write_at(&stamped(102, 0, 32), 32 * BS as u64).unwrap();
     let new = vol.create_snapshot(SnapshotOptions::default()).unwrap();
-    let images: Vec<(u64, Vec<u8>)> = [old, w, new]
+    let images: Vec<(SnapshotId, Vec<u8>)> = [old, w, new]
         .iter()
         .map(|&id| (id, image_of(&vol.snapshot(id).unwrap())))
         .collect();
@@ -525,7 +525,7 @@ fn split_with_origin_writes_and_reads_in_flight_copies_the_image() {
             "snapshot {id}"
         );
     }
-    let ids: Vec<u64> = vol.snapshots().iter().map(|i| i.id).collect();
+    let ids: Vec<SnapshotId> = vol.snapshots().iter().map(|i| i.id).collect();
     assert_eq!(ids, vec![old, new]);
 }
 
@@ -596,7 +596,7 @@ fn reads_during_deletes_of_older_and_middle_snapshots_return_the_same_bytes() {
     for h in readers {
         h.join().unwrap();
     }
-    let ids: Vec<u64> = vol.snapshots().iter().map(|i| i.id).collect();
+    let ids: Vec<SnapshotId> = vol.snapshots().iter().map(|i| i.id).collect();
     assert_eq!(ids, kept.iter().map(|(id, _)| *id).collect::<Vec<_>>());
     for (id, img) in &kept {
         assert!(

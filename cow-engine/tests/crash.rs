@@ -1177,7 +1177,7 @@ fn check_crash_state(
         .map(|s| s.id)
         .chain(present.iter().copied())
         .max()
-        .unwrap_or(0);
+        .unwrap_or(SnapshotId::new(0));
     let fresh = vol
         .create_snapshot(SnapshotOptions {
             writable: !limited,
@@ -1760,10 +1760,10 @@ fn snapshots_after(records: &[JRecord], k: usize) -> Option<BTreeSet<SnapshotId>
     for r in recs {
         match r.kind {
             CREATE_SNAPSHOT => {
-                ids.insert(r.id);
+                ids.insert(SnapshotId::new(r.id));
             }
             DELETE_SNAPSHOT => {
-                ids.remove(&r.id);
+                ids.remove(&SnapshotId::new(r.id));
             }
             _ => {}
         }
@@ -2426,7 +2426,7 @@ fn a_record_hidden_in_metadata_is_not_a_later_write() {
     let records = journal_records(&images[J0]);
     let create_n = records
         .iter()
-        .find(|r| r.kind == CREATE_SNAPSHOT && r.id == n)
+        .find(|r| r.kind == CREATE_SNAPSHOT && r.id == n.get())
         .unwrap();
     let mut torn = images.clone();
     torn[J0][create_n.at + 20] ^= 0x01;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use cow_engine::events::Delivery;
 use cow_engine::{
-    BlockDevice, DeleteReason, DiffFullPolicy, ErrorKind, Event, MemDevice, Progress,
+    BlockDevice, DeleteReason, DiffFullPolicy, ErrorKind, Event, MemDevice, Progress, SnapshotId,
     SnapshotOptions, SplitFile, ThawOutcome, Volume, VolumeConfig, MAX_VOLUME_LEN,
 };
 
@@ -87,18 +87,27 @@ fn out_of_range_is_an_error_and_writes_nothing() {
         s.read_at(&mut b, 4 * BS).unwrap_err().kind(),
         ErrorKind::OutOfRange
     );
-    let e = vol.snapshot(999).unwrap_err();
-    assert_eq!((e.kind(), e.snapshot()), (ErrorKind::NotFound, Some(999)));
+    let e = vol.snapshot(SnapshotId::new(999)).unwrap_err();
     assert_eq!(
-        vol.delete_snapshot(999).unwrap_err().kind(),
+        (e.kind(), e.snapshot()),
+        (ErrorKind::NotFound, Some(SnapshotId::new(999)))
+    );
+    assert_eq!(
+        vol.delete_snapshot(SnapshotId::new(999))
+            .unwrap_err()
+            .kind(),
         ErrorKind::NotFound
     );
     assert_eq!(
-        vol.changed_blocks(999, None).unwrap_err().kind(),
+        vol.changed_blocks(SnapshotId::new(999), None)
+            .unwrap_err()
+            .kind(),
         ErrorKind::NotFound
     );
     assert_eq!(
-        vol.revert(999, &Progress::new()).unwrap_err().kind(),
+        vol.revert(SnapshotId::new(999), &Progress::new())
+            .unwrap_err()
+            .kind(),
         ErrorKind::NotFound
     );
 }
@@ -496,7 +505,9 @@ fn pattern(block: u64, generation: u8) -> Vec<u8> {
 /// slot for them), and no snapshot may change: each is compared with the image read from it
 /// when it was taken. Run on a memory volume and on a persistent file volume (reopened too).
 /// Returns the origin and snapshot images the volume must hold now.
-fn diff_full_in_the_middle_of_a_multi_block_write(vol: &Volume) -> (Vec<u8>, Vec<(u64, Vec<u8>)>) {
+fn diff_full_in_the_middle_of_a_multi_block_write(
+    vol: &Volume,
+) -> (Vec<u8>, Vec<(SnapshotId, Vec<u8>)>) {
     let events = vol.subscribe();
     let blocks = vol.len() / BS;
     for b in 0..blocks {

@@ -11,7 +11,7 @@ use umbra_test_support::fuzz as fuzz_logic;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use cow_engine::{BlockDevice, ErrorKind, MemDevice, SnapshotOptions, Volume};
+use cow_engine::{BlockDevice, ErrorKind, MemDevice, SnapshotId, SnapshotOptions, Volume};
 use fuzz_logic::format::{self, rec, JournalHeader, Payload, Superblock};
 use fuzz_logic::open_diff::{self, Images, UUID};
 
@@ -333,7 +333,10 @@ fn sane_hand_made_images_open() {
     assert_eq!(vol.snapshots().len(), 1);
     vol.write_at(&[1; 10], 0).unwrap();
     let mut b = [9u8; 10];
-    vol.snapshot(1).unwrap().read_at(&mut b, 0).unwrap();
+    vol.snapshot(SnapshotId::new(1))
+        .unwrap()
+        .read_at(&mut b, 0)
+        .unwrap();
     assert_eq!(b, [0; 10]);
 }
 

@@ -8,7 +8,8 @@ use std::ffi::{c_char, c_void};
 use std::time::Duration;
 
 use cow_engine::{
-    DiffFullPolicy, Durability, Progress, SnapshotOptions, SplitFile, Volume, VolumeConfig,
+    DiffFullPolicy, Durability, Progress, SnapshotId, SnapshotOptions, SplitFile, Volume,
+    VolumeConfig,
 };
 
 use crate::async_op::umbra_async;
@@ -545,7 +546,7 @@ pub unsafe extern "C" fn umbra_snapshot_create(
             .vol
             .create_snapshot(SnapshotOptions::writable_persistent())?;
         // SAFETY: `out` is non-NULL and writable per this function's contract.
-        unsafe { write_out(out, id) };
+        unsafe { write_out(out, id.get()) };
         Ok(())
     })
 }
@@ -573,7 +574,7 @@ pub unsafe extern "C" fn umbra_snapshot_create_ex(
         let out = out_ptr(out_snapshot, "out_snapshot")?;
         let id = v.vol.create_snapshot(snapshot_options(flags, metadata)?)?;
         // SAFETY: `out` is non-NULL and writable per this function's contract.
-        unsafe { write_out(out, id) };
+        unsafe { write_out(out, id.get()) };
         Ok(())
     })
 }
@@ -596,7 +597,9 @@ pub unsafe extern "C" fn umbra_snapshot_read(
         let v = unsafe { handle(vol, "vol") }?;
         // SAFETY: `buf` is NULL or `len` writable bytes, per this function's contract.
         let buf = unsafe { out_bytes(buf, len, "buf") }?;
-        v.vol.snapshot(snapshot)?.read_at(buf, offset)?;
+        v.vol
+            .snapshot(SnapshotId::new(snapshot))?
+            .read_at(buf, offset)?;
         Ok(())
     })
 }
@@ -621,7 +624,7 @@ pub unsafe extern "C" fn umbra_snapshot_write(
         let buf = unsafe { in_bytes(buf, len, "buf") }?;
         let r = v
             .vol
-            .snapshot(snapshot)
+            .snapshot(SnapshotId::new(snapshot))
             .and_then(|s| s.write_at(buf, offset));
         Ok(r?)
     })
@@ -639,7 +642,7 @@ pub unsafe extern "C" fn umbra_snapshot_delete(
     ffi_boundary!("umbra_snapshot_delete", {
         // SAFETY: `vol` is NULL or a live handle, per this function's contract.
         let v = unsafe { handle(vol, "vol") }?;
-        v.vol.delete_snapshot(snapshot)?;
+        v.vol.delete_snapshot(SnapshotId::new(snapshot))?;
         Ok(())
     })
 }
@@ -658,7 +661,7 @@ pub unsafe extern "C" fn umbra_volume_revert(
     ffi_boundary!("umbra_volume_revert", {
         // SAFETY: `vol` is NULL or a live handle, per this function's contract.
         let v = unsafe { handle(vol, "vol") }?;
-        let r = v.vol.revert(snapshot, &Progress::new());
+        let r = v.vol.revert(SnapshotId::new(snapshot), &Progress::new());
         Ok(r?)
     })
 }
@@ -679,9 +682,9 @@ pub unsafe extern "C" fn umbra_volume_revert_async(
         let v = unsafe { handle(vol, "vol") }?;
         let out = out_ptr(out_op, "out_op")?;
         // Fail early (and synchronously) for an unknown snapshot.
-        v.vol.snapshot_info(snapshot)?;
+        v.vol.snapshot_info(SnapshotId::new(snapshot))?;
         let volume = v.vol.clone();
-        let op = umbra_async::spawn(move |p| volume.revert(snapshot, p));
+        let op = umbra_async::spawn(move |p| volume.revert(SnapshotId::new(snapshot), p));
         // SAFETY: `out` is non-NULL and writable per this function's contract.
         unsafe { write_out(out, into_handle(op)) };
         Ok(())
@@ -720,7 +723,9 @@ pub unsafe extern "C" fn umbra_snapshot_move_to_file_async(
         // SAFETY: `dest_path` is NULL or NUL-terminated, per this function's contract.
         let path = unsafe { c_path(dest_path, "dest_path") }?;
         let out = out_ptr(out_op, "out_op")?;
-        let split = v.vol.split_to_file(snapshot, &path, SplitFile::CreateNew)?;
+        let split = v
+            .vol
+            .split_to_file(SnapshotId::new(snapshot), &path, SplitFile::CreateNew)?;
         let op = umbra_async::spawn(move |p| split.run(p));
         // SAFETY: `out` is non-NULL and writable per this function's contract.
         unsafe { write_out(out, into_handle(op)) };
@@ -767,7 +772,7 @@ pub unsafe extern "C" fn umbra_snapshot_list(
     ffi_boundary!("umbra_snapshot_list", {
         // SAFETY: `vol` is NULL or a live handle, per this function's contract.
         let v = unsafe { handle(vol, "vol") }?;
-        let list: Vec<u64> = v.vol.snapshots().iter().map(|s| s.id).collect();
+        let list: Vec<u64> = v.vol.snapshots().iter().map(|s| s.id.get()).collect();
         // SAFETY: `ids`/`cap` and `out_count` are as the contract of write_list requires, per this
         // function's contract.
         unsafe { write_list(&list, ids, cap, out_count, "ids") }
@@ -788,7 +793,7 @@ pub unsafe extern "C" fn umbra_snapshot_get_info(
         // SAFETY: `vol` is NULL or a live handle, per this function's contract.
         let v = unsafe { handle(vol, "vol") }?;
         let out = out_ptr(out_info, "out_info")?;
-        let i = v.vol.snapshot_info(snapshot)?;
+        let i = v.vol.snapshot_info(SnapshotId::new(snapshot))?;
         let mut flags = 0;
         if !i.writable {
             flags |= UMBRA_SNAPSHOT_READ_ONLY;
@@ -800,7 +805,7 @@ pub unsafe extern "C" fn umbra_snapshot_get_info(
             flags |= UMBRA_SNAPSHOT_PINNED;
         }
         let info = umbra_snapshot_info {
-            id: i.id,
+            id: i.id.get(),
             size_bytes: i.len,
             diff_blocks: i.diff_blocks,
             flags,
@@ -831,7 +836,7 @@ pub unsafe extern "C" fn umbra_snapshot_get_metadata(
     ffi_boundary!("umbra_snapshot_get_metadata", {
         // SAFETY: `vol` is NULL or a live handle, per this function's contract.
         let v = unsafe { handle(vol, "vol") }?;
-        let meta = v.vol.snapshot_info(snapshot)?.metadata;
+        let meta = v.vol.snapshot_info(SnapshotId::new(snapshot))?.metadata;
         // SAFETY: `buf`/`len` and `out_len` are as write_list requires, per this contract.
         unsafe { write_list(&meta, buf, len, out_len, "buf") }
     })
@@ -853,7 +858,7 @@ pub unsafe extern "C" fn umbra_snapshot_set_metadata(
         let v = unsafe { handle(vol, "vol") }?;
         // SAFETY: `metadata` is NULL or `metadata_len` readable bytes, per this contract.
         let metadata = unsafe { in_bytes(metadata, metadata_len, "metadata") }?;
-        v.vol.set_metadata(snapshot, metadata)?;
+        v.vol.set_metadata(SnapshotId::new(snapshot), metadata)?;
         Ok(())
     })
 }
@@ -871,7 +876,7 @@ pub unsafe extern "C" fn umbra_snapshot_set_pinned(
     ffi_boundary!("umbra_snapshot_set_pinned", {
         // SAFETY: `vol` is NULL or a live handle, per this function's contract.
         let v = unsafe { handle(vol, "vol") }?;
-        v.vol.set_pinned(snapshot, pinned)?;
+        v.vol.set_pinned(SnapshotId::new(snapshot), pinned)?;
         Ok(())
     })
 }
@@ -896,8 +901,8 @@ pub unsafe extern "C" fn umbra_snapshot_get_changed_blocks(
     ffi_boundary!("umbra_snapshot_get_changed_blocks", {
         // SAFETY: `vol` is NULL or a live handle, per this function's contract.
         let v = unsafe { handle(vol, "vol") }?;
-        let to = (to != UMBRA_ORIGIN).then_some(to);
-        let list = v.vol.changed_blocks(from, to)?;
+        let to = (to != UMBRA_ORIGIN).then_some(SnapshotId::new(to));
+        let list = v.vol.changed_blocks(SnapshotId::new(from), to)?;
         // SAFETY: `blocks`/`cap` and `out_count` are as write_list requires, per this contract.
         unsafe { write_list(&list, blocks, cap, out_count, "blocks") }
     })

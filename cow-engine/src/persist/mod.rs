@@ -603,7 +603,7 @@ fn apply(state: &mut State, rec: Record, limits: Limits) -> Result<()> {
                     "snapshot {id} of {len} bytes does not fit the volume's history"
                 )));
             }
-            if id > MAX_COUNTER {
+            if id.get() > MAX_COUNTER {
                 return Err(Error::corrupt(format!("snapshot id {id} is out of range")));
             }
             let options = SnapshotOptions {
@@ -658,7 +658,7 @@ fn apply(state: &mut State, rec: Record, limits: Limits) -> Result<()> {
             state.snap_mut(snapshot)?.split_cursor = cursor
         }
         Record::CheckpointEnd { next_id } => {
-            if next_id > MAX_COUNTER {
+            if next_id.get() > MAX_COUNTER {
                 return Err(Error::corrupt(format!(
                     "next snapshot id {next_id} is out of range"
                 )));

@@ -2,6 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::framing::{self, Kinds};
+use crate::state::SnapshotId;
 
 /// Bytes before a record's payload: length, crc32, seq, type (a [`framing`] frame header).
 pub(crate) const RECORD_HEADER: usize = framing::FRAME_HEADER;
@@ -23,7 +24,7 @@ pub(crate) enum Record {
     VolumeLen { len: u64 },
     /// A snapshot was taken.
     CreateSnapshot {
-        id: u64,
+        id: SnapshotId,
         len: u64,
         writable: bool,
         persistent: bool,
@@ -32,34 +33,34 @@ pub(crate) enum Record {
     },
     /// `block` of the origin, as of `snapshot`'s epoch, is preserved in `slot`.
     Preserve {
-        snapshot: u64,
+        snapshot: SnapshotId,
         block: u64,
         slot: u64,
     },
     /// `block` of writable `snapshot` lives in `slot`.
     Overlay {
-        snapshot: u64,
+        snapshot: SnapshotId,
         block: u64,
         slot: u64,
     },
     /// A snapshot was deleted.
-    DeleteSnapshot { id: u64 },
+    DeleteSnapshot { id: SnapshotId },
     /// A snapshot was pinned or unpinned.
-    SetPinned { id: u64, pinned: bool },
+    SetPinned { id: SnapshotId, pinned: bool },
     /// A snapshot's metadata was replaced.
-    SetMetadata { id: u64, metadata: Vec<u8> },
+    SetMetadata { id: SnapshotId, metadata: Vec<u8> },
     /// The volume grew to `len` bytes.
     Grow { len: u64 },
     /// A revert to `snapshot` started.
-    RevertBegin { snapshot: u64 },
+    RevertBegin { snapshot: SnapshotId },
     /// Blocks below `cursor` are reverted.
-    RevertProgress { snapshot: u64, cursor: u64 },
+    RevertProgress { snapshot: SnapshotId, cursor: u64 },
     /// The revert finished.
-    RevertDone { snapshot: u64 },
+    RevertDone { snapshot: SnapshotId },
     /// Blocks below `cursor` of `snapshot` are copied to its split destination.
-    SplitProgress { snapshot: u64, cursor: u64 },
+    SplitProgress { snapshot: SnapshotId, cursor: u64 },
     /// The checkpoint at the start of a journal file is complete; ids from `next_id` on are unused.
-    CheckpointEnd { next_id: u64 },
+    CheckpointEnd { next_id: SnapshotId },
     /// The last record of one sync's write; that write began with record `first_seq`. Recovery
     /// uses it to tell a torn tail (damage within the last write) from damage to records a later
     /// write followed.
@@ -76,6 +77,9 @@ impl Writer<'_> {
     }
     fn u64(&mut self, v: u64) {
         self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn id(&mut self, id: SnapshotId) {
+        self.u64(id.get());
     }
     fn blob(&mut self, b: &[u8]) {
         self.u32(b.len() as u32);
@@ -105,6 +109,9 @@ impl Reader<'_> {
         Ok(u64::from_le_bytes(
             self.take(8)?.try_into().expect("8 bytes"),
         ))
+    }
+    fn id(&mut self) -> Result<SnapshotId> {
+        self.u64().map(SnapshotId::new)
     }
     fn blob(&mut self) -> Result<Vec<u8>> {
         let n = self.u32()? as usize;
@@ -144,7 +151,7 @@ impl Record {
                 pinned,
                 metadata,
             } => {
-                w.u64(*id);
+                w.id(*id);
                 w.u64(*len);
                 w.u8(u8::from(*writable) | u8::from(*persistent) << 1 | u8::from(*pinned) << 2);
                 w.blob(metadata);
@@ -159,26 +166,26 @@ impl Record {
                 block,
                 slot,
             } => {
-                w.u64(*snapshot);
+                w.id(*snapshot);
                 w.u64(*block);
                 w.u64(*slot);
             }
-            Record::DeleteSnapshot { id } => w.u64(*id),
+            Record::DeleteSnapshot { id } => w.id(*id),
             Record::SetPinned { id, pinned } => {
-                w.u64(*id);
+                w.id(*id);
                 w.u8(u8::from(*pinned));
             }
             Record::SetMetadata { id, metadata } => {
-                w.u64(*id);
+                w.id(*id);
                 w.blob(metadata);
             }
-            Record::RevertBegin { snapshot } | Record::RevertDone { snapshot } => w.u64(*snapshot),
+            Record::RevertBegin { snapshot } | Record::RevertDone { snapshot } => w.id(*snapshot),
             Record::RevertProgress { snapshot, cursor }
             | Record::SplitProgress { snapshot, cursor } => {
-                w.u64(*snapshot);
+                w.id(*snapshot);
                 w.u64(*cursor);
             }
-            Record::CheckpointEnd { next_id } => w.u64(*next_id),
+            Record::CheckpointEnd { next_id } => w.id(*next_id),
             Record::SyncEnd { first_seq } => w.u64(*first_seq),
         }
     }
@@ -193,7 +200,7 @@ impl Record {
         let rec = match code {
             1 => Record::VolumeLen { len: r.u64()? },
             2 => {
-                let id = r.u64()?;
+                let id = r.id()?;
                 let len = r.u64()?;
                 let flags = r.u8()?;
                 Record::CreateSnapshot {
@@ -206,7 +213,7 @@ impl Record {
                 }
             }
             3 | 4 => {
-                let (snapshot, block, slot) = (r.u64()?, r.u64()?, r.u64()?);
+                let (snapshot, block, slot) = (r.id()?, r.u64()?, r.u64()?);
                 if code == 3 {
                     Record::Preserve {
                         snapshot,
@@ -221,27 +228,27 @@ impl Record {
                     }
                 }
             }
-            5 => Record::DeleteSnapshot { id: r.u64()? },
+            5 => Record::DeleteSnapshot { id: r.id()? },
             6 => Record::SetPinned {
-                id: r.u64()?,
+                id: r.id()?,
                 pinned: r.u8()? != 0,
             },
             7 => Record::SetMetadata {
-                id: r.u64()?,
+                id: r.id()?,
                 metadata: r.blob()?,
             },
             8 => Record::Grow { len: r.u64()? },
-            9 => Record::RevertBegin { snapshot: r.u64()? },
+            9 => Record::RevertBegin { snapshot: r.id()? },
             10 => Record::RevertProgress {
-                snapshot: r.u64()?,
+                snapshot: r.id()?,
                 cursor: r.u64()?,
             },
-            11 => Record::RevertDone { snapshot: r.u64()? },
+            11 => Record::RevertDone { snapshot: r.id()? },
             12 => Record::SplitProgress {
-                snapshot: r.u64()?,
+                snapshot: r.id()?,
                 cursor: r.u64()?,
             },
-            13 => Record::CheckpointEnd { next_id: r.u64()? },
+            13 => Record::CheckpointEnd { next_id: r.id()? },
             14 => Record::SyncEnd {
                 first_seq: r.u64()?,
             },
@@ -277,7 +284,7 @@ mod tests {
         vec![
             Record::VolumeLen { len: 1 << 40 },
             Record::CreateSnapshot {
-                id: 7,
+                id: SnapshotId::new(7),
                 len: 8192,
                 writable: true,
                 persistent: false,
@@ -285,36 +292,44 @@ mod tests {
                 metadata: b"name=x".to_vec(),
             },
             Record::Preserve {
-                snapshot: 7,
+                snapshot: SnapshotId::new(7),
                 block: 3,
                 slot: 9,
             },
             Record::Overlay {
-                snapshot: 7,
+                snapshot: SnapshotId::new(7),
                 block: 4,
                 slot: 10,
             },
-            Record::DeleteSnapshot { id: 7 },
+            Record::DeleteSnapshot {
+                id: SnapshotId::new(7),
+            },
             Record::SetPinned {
-                id: 2,
+                id: SnapshotId::new(2),
                 pinned: false,
             },
             Record::SetMetadata {
-                id: 2,
+                id: SnapshotId::new(2),
                 metadata: vec![],
             },
             Record::Grow { len: 99 },
-            Record::RevertBegin { snapshot: 1 },
+            Record::RevertBegin {
+                snapshot: SnapshotId::new(1),
+            },
             Record::RevertProgress {
-                snapshot: 1,
+                snapshot: SnapshotId::new(1),
                 cursor: 5,
             },
-            Record::RevertDone { snapshot: 1 },
+            Record::RevertDone {
+                snapshot: SnapshotId::new(1),
+            },
             Record::SplitProgress {
-                snapshot: 1,
+                snapshot: SnapshotId::new(1),
                 cursor: 6,
             },
-            Record::CheckpointEnd { next_id: 8 },
+            Record::CheckpointEnd {
+                next_id: SnapshotId::new(8),
+            },
             Record::SyncEnd { first_seq: 3 },
         ]
     }

@@ -663,7 +663,7 @@ impl Inner {
         let id = st.next_id;
         // Ids past the format's limit would make the journal unreadable (only crafted metadata
         // gets near it).
-        if id >= crate::persist::MAX_COUNTER {
+        if id.get() >= crate::persist::MAX_COUNTER {
             return Err(Error::corrupt(format!(
                 "snapshot id {id} is at the format's limit (2^62)"
             )));

@@ -759,7 +759,7 @@ impl World {
                     metadata: format!("snap@{}", self.step).into_bytes(),
                 };
                 let model = SnapModel {
-                    id: 0,
+                    id: SnapshotId::new(0),
                     writable: options.writable,
                     persistent: options.persistent,
                     pinned: options.pinned,

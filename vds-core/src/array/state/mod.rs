@@ -29,7 +29,7 @@ pub(crate) struct SourceRef {
     /// The LUN it is a snapshot of.
     pub(crate) lun: LunId,
     /// The snapshot id inside that LUN's volume.
-    pub(crate) snapshot: u64,
+    pub(crate) snapshot: cow_engine::SnapshotId,
 }
 
 /// A LUN as the array state holds it (its mask and numbers are in the mask table).
