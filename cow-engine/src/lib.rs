@@ -59,5 +59,5 @@ pub use error::{report as error_report, Error, ErrorKind, Result};
 pub use state::SnapshotId;
 pub use volume::{
     DeleteReason, Event, Progress, RevertProgress, Snapshot, SnapshotInfo, SnapshotSplit,
-    SplitFile, SplitProgress, ThawOutcome, Volume, VolumeStats,
+    SplitProgress, ThawOutcome, Volume, VolumeStats,
 };

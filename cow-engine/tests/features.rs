@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use cow_engine::events::Delivery;
 use cow_engine::{
     BlockDevice, DeleteReason, DiffFullPolicy, ErrorKind, Event, MemDevice, Progress, SnapshotId,
-    SnapshotOptions, SplitFile, ThawOutcome, Volume, VolumeConfig, MAX_VOLUME_LEN,
+    SnapshotOptions, ThawOutcome, Volume, VolumeConfig, MAX_VOLUME_LEN,
 };
 
 const BS: u64 = 4096;
@@ -1236,12 +1236,21 @@ fn a_stacked_volume_lives_in_its_own_directory_and_splits_to_stand_alone() {
     let taken = tmp.path().join("taken.img");
     std::fs::write(&taken, b"mine").unwrap();
     let e = base
-        .split_to_file(t, &taken, SplitFile::CreateNew)
+        .split_to_file(t, &taken)
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::AlreadyExists);
     assert_eq!(std::fs::read(&taken).unwrap(), b"mine");
+    // Why (found by a new user): a resuming mode of this call replaced or reused any file at the
+    // path, the volume's own diff area included. The public call only ever creates a new file.
+    for own in ["diff.img", "origin.img", "journal.0"] {
+        let own = tmp.path().join("base").join(own);
+        let before = std::fs::read(&own).unwrap();
+        let e = base.split_to_file(t, &own).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{e}");
+        assert_eq!(std::fs::read(&own).unwrap(), before);
+    }
     let out = tmp.path().join("t.img");
-    let split = base.split_to_file(t, &out, SplitFile::CreateNew).unwrap();
+    let split = base.split_to_file(t, &out).unwrap();
     split.run(&Progress::new()).unwrap();
     assert_eq!(std::fs::read(&out).unwrap(), all(&base));
 }

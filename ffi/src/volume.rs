@@ -8,7 +8,7 @@ use std::ffi::{c_char, c_void};
 use std::time::Duration;
 
 use cow_engine::{
-    DiffFullPolicy, Durability, Progress, SnapshotId, SnapshotOptions, SplitFile, Volume,
+    DiffFullPolicy, Durability, Progress, SnapshotId, SnapshotOptions, Volume,
     VolumeConfig,
 };
 
@@ -725,7 +725,7 @@ pub unsafe extern "C" fn umbra_snapshot_move_to_file_async(
         let out = out_ptr(out_op, "out_op")?;
         let split = v
             .vol
-            .split_to_file(SnapshotId::new(snapshot), &path, SplitFile::CreateNew)?;
+            .split_to_file(SnapshotId::new(snapshot), &path)?;
         let op = umbra_async::spawn(move |p| split.run(p));
         // SAFETY: `out` is non-NULL and writable per this function's contract.
         unsafe { write_out(out, into_handle(op)) };

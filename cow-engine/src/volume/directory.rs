@@ -60,7 +60,9 @@ impl Volume {
         dir: impl AsRef<Path>,
         progress: &SplitProgress,
     ) -> Result<()> {
-        let split = self.split_to_file(snapshot, origin_path(dir.as_ref()), SplitFile::Resume)?;
+        // The origin file of a stacked volume's directory is the engine's own: only this split
+        // writes it, so an existing one is this split's, interrupted.
+        let split = self.prepare_split(snapshot, &origin_path(dir.as_ref()), SplitFile::Resume)?;
         split.run(progress)
     }
 
@@ -70,13 +72,15 @@ impl Volume {
     /// an unknown snapshot is [`ErrorKind::NotFound`], a split of it already running
     /// [`ErrorKind::Busy`], a file that cannot be created the kind of the OS error. The file's
     /// directory entry is durable before this returns.
-    pub fn split_to_file(
-        &self,
-        id: SnapshotId,
-        path: impl AsRef<Path>,
-        mode: SplitFile,
-    ) -> Result<SnapshotSplit> {
-        let path = path.as_ref();
+    ///
+    /// The file must not exist ([`ErrorKind::AlreadyExists`] otherwise): the split never writes
+    /// over a file, the volume's own included. An interrupted split starts over: remove the
+    /// partial file and call this again.
+    pub fn split_to_file(&self, id: SnapshotId, path: impl AsRef<Path>) -> Result<SnapshotSplit> {
+        self.prepare_split(id, path.as_ref(), SplitFile::CreateNew)
+    }
+
+    fn prepare_split(&self, id: SnapshotId, path: &Path, mode: SplitFile) -> Result<SnapshotSplit> {
         let len = self.snapshot_info(id)?.len;
         if mode == SplitFile::Resume {
             match FileDevice::open(path) {
@@ -117,15 +121,14 @@ impl Volume {
     }
 }
 
-/// What [`Volume::split_to_file`] does with the file at its path.
+/// What a split does with the file at its path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SplitFile {
-    /// The file must not exist ([`ErrorKind::AlreadyExists`] otherwise): the split never writes
-    /// over a file in use, the volume's own included. An interrupted split starts over (remove
-    /// the partial file first).
+enum SplitFile {
+    /// The file must not exist.
     CreateNew,
-    /// A file of the snapshot's size is an interrupted split's: it continues where that stopped.
-    /// A missing file, or one of another size (replaced), starts from block 0.
+    /// Only for a file the engine owns (a stacked volume's origin): one of the snapshot's size
+    /// is an interrupted split's and it continues where that stopped; a missing file, or one of
+    /// another size (replaced), starts from block 0.
     Resume,
 }
 

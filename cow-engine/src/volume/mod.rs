@@ -19,7 +19,7 @@ mod ops;
 mod pending;
 mod snapshot;
 
-pub use directory::{SnapshotSplit, SplitFile};
+pub use directory::SnapshotSplit;
 pub use ops::{Progress, RevertProgress, SplitProgress};
 pub use snapshot::{Snapshot, SnapshotInfo};
 
