@@ -1235,9 +1235,7 @@ fn a_stacked_volume_lives_in_its_own_directory_and_splits_to_stand_alone() {
     let t = base.create_snapshot(SnapshotOptions::default()).unwrap();
     let taken = tmp.path().join("taken.img");
     std::fs::write(&taken, b"mine").unwrap();
-    let e = base
-        .split_to_file(t, &taken)
-        .unwrap_err();
+    let e = base.split_to_file(t, &taken).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::AlreadyExists);
     assert_eq!(std::fs::read(&taken).unwrap(), b"mine");
     // Why (found by a new user): a resuming mode of this call replaced or reused any file at the

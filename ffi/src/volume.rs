@@ -8,8 +8,7 @@ use std::ffi::{c_char, c_void};
 use std::time::Duration;
 
 use cow_engine::{
-    DiffFullPolicy, Durability, Progress, SnapshotId, SnapshotOptions, Volume,
-    VolumeConfig,
+    DiffFullPolicy, Durability, Progress, SnapshotId, SnapshotOptions, Volume, VolumeConfig,
 };
 
 use crate::async_op::umbra_async;
@@ -723,9 +722,7 @@ pub unsafe extern "C" fn umbra_snapshot_move_to_file_async(
         // SAFETY: `dest_path` is NULL or NUL-terminated, per this function's contract.
         let path = unsafe { c_path(dest_path, "dest_path") }?;
         let out = out_ptr(out_op, "out_op")?;
-        let split = v
-            .vol
-            .split_to_file(SnapshotId::new(snapshot), &path)?;
+        let split = v.vol.split_to_file(SnapshotId::new(snapshot), &path)?;
         let op = umbra_async::spawn(move |p| split.run(p));
         // SAFETY: `out` is non-NULL and writable per this function's contract.
         unsafe { write_out(out, into_handle(op)) };

@@ -118,16 +118,54 @@ impl Array {
         let mut volumes: HashMap<LunId, Backing> = HashMap::new();
         let entries = std::fs::read_dir(luns_dir)
             .map_err(|e| Error::io("cannot list LUN volumes", e).with_path(luns_dir))?;
-        for e in entries.flatten() {
-            let known = e
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<LunId>().ok())
-                .is_some_and(|id| state.luns.contains_key(&id));
-            if !known {
-                move_to_orphans(luns_dir, &e.file_name())?;
-            }
+        let entries: Vec<_> = entries.flatten().collect();
+        let unknown: Vec<_> = entries
+            .iter()
+            .filter(|e| {
+                !e.file_name()
+                    .to_str()
+                    .and_then(|n| n.parse::<LunId>().ok())
+                    .is_some_and(|id| state.luns.contains_key(&id))
+            })
+            .collect();
+        // Changes are made one at a time, so a crash leaves at most one LUN volume the metadata
+        // does not name (a create that did not commit, a delete that did not finish). More means
+        // the metadata lost changes that had been acknowledged: damage, reported before anything
+        // is moved.
+        let lun_like = unknown
+            .iter()
+            .filter(|e| {
+                e.path().is_dir()
+                    && e.file_name()
+                        .to_str()
+                        .is_some_and(|n| n.parse::<LunId>().is_ok())
+            })
+            .count();
+        if lun_like > 1 {
+            return Err(Error::new(
+                ErrorKind::Corrupt,
+                format!(
+                    "{lun_like} LUN volumes in luns/ are not in the pool's metadata (a crash \
+                     leaves at most one): pool.state or pool.log lost acknowledged changes"
+                ),
+            )
+            .with_path(luns_dir));
         }
+        for e in unknown {
+            move_to_orphans(luns_dir, &e.file_name())?;
+        }
+        // The LUNs whose volumes are kept in orphans/ keep the snapshots they stand on.
+        let orphaned: BTreeSet<LunId> =
+            std::fs::read_dir(luns_dir.parent().unwrap_or(luns_dir).join(ORPHANS_DIR))
+                .map(|d| {
+                    d.flatten()
+                        .filter_map(|e| {
+                            let name = e.file_name().to_str()?.to_string();
+                            name.split('.').next()?.parse::<LunId>().ok()
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
         let mut detached = Vec::new();
         for (id, rec) in &state.luns {
             let dir = luns_dir.join(id.to_string());
@@ -159,7 +197,8 @@ impl Array {
             volumes.insert(*id, Arc::new(RwLock::new(vol)));
         }
         // Cow-engine snapshots tagged for LUNs that do not exist: a create that did not commit, or a
-        // delete that did not finish.
+        // delete that did not finish; except those of a LUN whose volume is kept in orphans/ (its
+        // data would be useless without them).
         for vol in volumes.values() {
             let vol = vol.read();
             for s in vol.snapshots() {
@@ -169,7 +208,7 @@ impl Array {
                         .get(&owner)
                         .and_then(|l| l.source)
                         .is_some_and(|src| src.snapshot == s.id);
-                    if !live {
+                    if !live && !orphaned.contains(&owner) {
                         vol.delete_snapshot(s.id)?;
                     }
                 }

@@ -155,6 +155,29 @@ fn read_log(bytes: &[u8], applied: u64, path: &Path) -> Result<LogRead> {
     }
     if at < data.len() {
         let next = expected.unwrap_or(applied + 1);
+        // The mark that closes the stopped-at frame's write, intact: that write completed and
+        // was acknowledged (a frame and its mark are written and synced together, and are too
+        // small to be torn apart in practice). Losing it silently could undo a mask change.
+        let mut q = at + 1;
+        while q + framing::FRAME_HEADER <= data.len() {
+            match framing::decode(&data[q..], &LOG_KINDS) {
+                Some((f, _)) if f.mark_first_seq(&LOG_KINDS) == Some(next) => {
+                    return Err(Error::new(
+                        ErrorKind::Corrupt,
+                        format!(
+                            "pool log record {next} at byte {} is damaged, but the mark that \
+                             closes its write (at byte {}) is intact: an acknowledged change \
+                             would be lost",
+                            LOG_HEADER + at,
+                            LOG_HEADER + q
+                        ),
+                    )
+                    .with_path(path));
+                }
+                Some((_, used)) => q += used,
+                None => q += 1,
+            }
+        }
         if let Some(later) = framing::written_after(data, at, next, &LOG_KINDS) {
             return Err(Error::new(
                 ErrorKind::Corrupt,
@@ -324,6 +347,21 @@ impl PoolStore {
         };
         let log_path = dir.join(LOG_FILE);
         let lun_volumes = std::fs::read_dir(dir.join("luns")).map_or(0, |d| d.count());
+        if !log_path.exists() && (lun_volumes > 0 || checkpoint.is_some()) {
+            return Err(Error::new(
+                ErrorKind::Corrupt,
+                format!(
+                    "the pool log is missing beside {}: its changes cannot be read; restore \
+                     pool.log, or move the pool's files away to start over",
+                    if checkpoint.is_some() {
+                        "a checkpoint".to_string()
+                    } else {
+                        format!("{lun_volumes} entries in luns/")
+                    }
+                ),
+            )
+            .with_path(&log_path));
+        }
         let mut log = OpenOptions::new()
             .read(true)
             .write(true)
@@ -396,7 +434,13 @@ impl PoolStore {
             LOG_HEADER
         } else {
             if read.end < bytes.len() {
-                // A torn tail: the last write, never acknowledged.
+                // A torn tail: the last write, never acknowledged. Its bytes are kept beside the
+                // log for examination before they are cut off.
+                let kept = dir.join(format!("{LOG_FILE}.torn-{}", read.seq + 1));
+                std::fs::write(&kept, &bytes[read.end..])
+                    .and_then(|()| File::open(&kept)?.sync_all())
+                    .map_err(|e| io("cannot keep the torn tail of the pool log", &kept, e))?;
+                sync_dir(dir)?;
                 log.set_len(read.end as u64)
                     .and_then(|()| log.sync_all())
                     .map_err(|e| io("cannot drop the torn tail of the pool log", &log_path, e))?;
