@@ -7,7 +7,7 @@
 //! safety, buffers) are in `docs/abi.md`.
 //!
 //! Conventions shared by every export:
-//! - Each export runs inside one boundary ([`ffi_boundary!`]): a panic becomes `UMBRA_E_PANIC`, a
+//! - Each export runs inside one boundary (`ffi_boundary!`): a panic becomes `UMBRA_E_PANIC`, a
 //!   NULL where a pointer is required becomes `UMBRA_E_NULL_POINTER`, and every failure stores a
 //!   message for `umbra_last_error` on the calling thread.
 //! - Handles are opaque and created by `_create`/`_open` functions; `_free(NULL)` is a no-op.

@@ -157,7 +157,8 @@ impl SnapshotSplit {
 
     /// Copies the snapshot into the file, flushes it, and deletes the snapshot from the volume
     /// ([`Volume::split_snapshot`]). Progress and cancellation through `progress`; a cancelled or
-    /// failed split keeps the file and its progress (resume with [`SplitFile::Resume`]).
+    /// failed split keeps the file (remove it and split again; a stacked volume's split,
+    /// [`Volume::split_stacked`], resumes where it stopped).
     pub fn run(&self, progress: &SplitProgress) -> Result<()> {
         self.vol.split_snapshot(self.id, &self.dest, progress)
     }
