@@ -22,6 +22,17 @@ fn pool_with_luns(n: usize) -> (tempfile::TempDir, std::path::PathBuf) {
     (dir, pool)
 }
 
+/// Where each intact frame of a pool log starts, in order.
+fn frame_starts(bytes: &[u8]) -> Vec<usize> {
+    let mut starts = Vec::new();
+    let mut at = 16;
+    while let Some((_, used)) = framing::decode(&bytes[at..], &KINDS) {
+        starts.push(at);
+        at += used;
+    }
+    starts
+}
+
 fn lun_names(a: &Array) -> Vec<String> {
     let mut v: Vec<String> = a.luns().into_iter().map(|l| l.name).collect();
     v.sort();
@@ -74,12 +85,7 @@ fn a_torn_last_write_is_dropped_and_the_rest_kept() {
     let log = pool.join("pool.log");
     let len = std::fs::metadata(&log).unwrap().len();
     let bytes = std::fs::read(&log).unwrap();
-    let mut last = 16;
-    let mut starts = Vec::new();
-    while let Some((_, used)) = framing::decode(&bytes[last..], &KINDS) {
-        starts.push(last);
-        last += used;
-    }
+    let starts = frame_starts(&bytes);
     let (third, mark) = (starts[4] as u64, starts[5] as u64);
     // A cut inside the change's frame loses it; a cut inside the mark after it keeps it (the
     // change is intact: the state after it is as good as the state before, neither was
@@ -299,12 +305,7 @@ fn damage_in_the_last_change_with_its_mark_intact_is_an_error() {
     let (_dir, pool) = pool_with_luns(3);
     let log = pool.join("pool.log");
     let mut bytes = std::fs::read(&log).unwrap();
-    let mut starts = Vec::new();
-    let mut at = 16;
-    while let Some((_, used)) = framing::decode(&bytes[at..], &KINDS) {
-        starts.push(at);
-        at += used;
-    }
+    let starts = frame_starts(&bytes);
     bytes[starts[4] + 30] ^= 1;
     std::fs::write(&log, &bytes).unwrap();
     let e = Array::open(&pool).unwrap_err();
@@ -326,12 +327,7 @@ fn a_torn_create_keeps_its_volume_in_orphans_and_more_than_one_is_damage() {
     let (_dir, pool) = pool_with_luns(3);
     let log = pool.join("pool.log");
     let bytes = std::fs::read(&log).unwrap();
-    let mut starts = Vec::new();
-    let mut at = 16;
-    while let Some((_, used)) = framing::decode(&bytes[at..], &KINDS) {
-        starts.push(at);
-        at += used;
-    }
+    let starts = frame_starts(&bytes);
     // Two creates cut off: not a crash.
     let two = tempfile::tempdir().unwrap();
     let copy = two.path().join("pool");
@@ -374,12 +370,7 @@ fn an_orphaned_snapshot_lun_keeps_the_snapshot_it_stands_on() {
     }
     let log = pool.join("pool.log");
     let bytes = std::fs::read(&log).unwrap();
-    let mut last = 16;
-    let mut starts = Vec::new();
-    while let Some((_, used)) = framing::decode(&bytes[last..], &KINDS) {
-        starts.push(last);
-        last += used;
-    }
+    let starts = frame_starts(&bytes);
     // Cut inside the snapshot LUN's create (the last change before its mark).
     let create = starts[starts.len() - 2];
     std::fs::write(&log, &bytes[..create + 5]).unwrap();

@@ -136,13 +136,7 @@ impl Store {
     pub(crate) fn create_dir(dir: &Path, size: u64, config: &VolumeConfig) -> Result<Store> {
         prepare_empty_dir(dir)?;
         let origin = Arc::new(FileDevice::create(dir.join(ORIGIN_FILE), size)?);
-        let diff = Arc::new(FileDevice::create(dir.join(DIFF_FILE), 0)?);
-        let j0 = Arc::new(FileDevice::create(dir.join(JOURNAL_FILES[0]), 0)?);
-        let j1 = Arc::new(FileDevice::create(dir.join(JOURNAL_FILES[1]), 0)?);
-        let lock = lock_file(&dir.join(DIFF_FILE))?;
-        let store = Store::format(origin, diff, [j0, j1], Some(lock), config)?;
-        crate::fs::sync_dir(dir)?;
-        Ok(store)
+        Store::create_members(dir, origin, config)
     }
 
     /// Creates a volume in `dir` whose origin is `origin` (another volume's snapshot, say): the
@@ -153,6 +147,16 @@ impl Store {
         config: &VolumeConfig,
     ) -> Result<Store> {
         prepare_empty_dir(dir)?;
+        Store::create_members(dir, origin, config)
+    }
+
+    /// Creates the diff area and journals in `dir`, takes the directory's lock, formats the volume
+    /// over `origin` and makes the directory's entries durable.
+    fn create_members(
+        dir: &Path,
+        origin: Arc<dyn BlockDevice>,
+        config: &VolumeConfig,
+    ) -> Result<Store> {
         let diff = Arc::new(FileDevice::create(dir.join(DIFF_FILE), 0)?);
         let j0 = Arc::new(FileDevice::create(dir.join(JOURNAL_FILES[0]), 0)?);
         let j1 = Arc::new(FileDevice::create(dir.join(JOURNAL_FILES[1]), 0)?);
@@ -165,24 +169,17 @@ impl Store {
     /// Opens a volume created by [`Store::create_stacked_dir`] over the same `origin`.
     pub(crate) fn open_stacked_dir(dir: &Path, origin: Arc<dyn BlockDevice>) -> Result<Store> {
         check_is_dir(dir)?;
-        let diff = open_member(dir, DIFF_FILE)?;
-        let journals = [
-            open_member(dir, JOURNAL_FILES[0])?,
-            open_member(dir, JOURNAL_FILES[1])?,
-        ];
-        let lock = lock_file(&dir.join(DIFF_FILE))?;
-        Store::open(origin, diff, journals, Some(lock)).map_err(|e| {
-            if e.path().is_none() {
-                e.with_path(dir)
-            } else {
-                e
-            }
-        })
+        Store::open_members(dir, origin)
     }
 
     pub(crate) fn open_dir(dir: &Path) -> Result<Store> {
         check_is_dir(dir)?;
         let origin = open_member(dir, ORIGIN_FILE)?;
+        Store::open_members(dir, origin)
+    }
+
+    /// Opens the diff area and journals in `dir` over `origin`, taking the directory's lock.
+    fn open_members(dir: &Path, origin: Arc<dyn BlockDevice>) -> Result<Store> {
         let diff = open_member(dir, DIFF_FILE)?;
         let journals = [
             open_member(dir, JOURNAL_FILES[0])?,
