@@ -126,20 +126,33 @@ pub fn decode<'a>(buf: &'a [u8], kinds: &Kinds) -> Option<(Frame<'a>, usize)> {
     ))
 }
 
+/// What lies past the point where recovery stopped, as [`after_stop`] finds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterStop {
+    /// Nothing of a later write: the stopped-at frame may be a torn tail.
+    Nothing,
+    /// The intact sync mark (at this byte offset) that closes the write holding the stopped-at
+    /// frame, and nothing of a later write: that write completed, though its sectors could in
+    /// principle have reached the disk out of order.
+    ClosingMark(usize),
+    /// A frame of a later write, which begins with this seq: the stopped-at frame had been
+    /// durable and is damaged.
+    LaterWrite(u64),
+}
+
 /// Looks past the point `at` where recovery stopped (the frame there, which would be `expected`,
-/// does not decode) for frames of a later sync's write, which prove the stopped-at frame was
-/// durable and has been damaged since. Returns the first seq of that later write, or `None` when
-/// nothing after `at` belongs to a later write (a torn tail: the crash interrupted the last
-/// write).
-///
-/// A later write shows as a sync mark whose write began after `expected`, or as any frame after
-/// the mark that closed the write holding `expected`. Seqs more than 2^62 past `expected` are not
-/// taken for frames.
-pub fn written_after(data: &[u8], at: usize, expected: u64, kinds: &Kinds) -> Option<u64> {
+/// does not decode) for the mark closing that frame's write and for frames of a later sync's
+/// write. A later write shows as a sync mark whose write began after `expected`, or as any frame
+/// after the mark that closed the write holding `expected`. Seqs more than 2^62 past `expected`
+/// are not taken for frames, and the payload of an intact frame is not searched (a payload that
+/// happens to hold the bytes of a frame is never taken for one).
+pub fn after_stop(data: &[u8], at: usize, expected: u64, kinds: &Kinds) -> AfterStop {
     const MAX_GAP: u64 = 1 << 62;
-    // The seq of the mark that closed the write holding `expected`, once seen.
-    let mut closed: Option<u64> = None;
-    let last = data.len().checked_sub(FRAME_HEADER)?;
+    // The mark that closed the write holding `expected`, once seen: its seq and offset.
+    let mut closed: Option<(u64, usize)> = None;
+    let Some(last) = data.len().checked_sub(FRAME_HEADER) else {
+        return AfterStop::Nothing;
+    };
     let mut q = at + 1;
     while q <= last {
         // Cheap filters first: almost every position is zeros or inside another frame.
@@ -153,19 +166,33 @@ pub fn written_after(data: &[u8], at: usize, expected: u64, kinds: &Kinds) -> Op
             q += 1;
             continue;
         };
-        // An intact frame's payload is not searched: a payload that happens to hold the bytes of
-        // a frame is never taken for one.
+        let here = q;
         q += used;
         match frame.mark_first_seq(kinds) {
-            Some(first) if first > expected => return Some(first),
+            Some(first) if first > expected => return AfterStop::LaterWrite(first),
             Some(_) => {
-                closed.get_or_insert(frame.seq);
+                closed.get_or_insert((frame.seq, here));
             }
-            None if closed.is_some_and(|m| frame.seq > m) => return Some(frame.seq),
+            None if closed.is_some_and(|(m, _)| frame.seq > m) => {
+                return AfterStop::LaterWrite(frame.seq)
+            }
             None => {}
         }
     }
-    None
+    match closed {
+        Some((_, offset)) => AfterStop::ClosingMark(offset),
+        None => AfterStop::Nothing,
+    }
+}
+
+/// The first seq of a later write past the stopped-at frame ([`after_stop`]), or `None` when
+/// nothing after `at` belongs to a later write (a torn tail: the crash interrupted the last
+/// write). Damage within the last write cannot be told from a torn tail and is one.
+pub fn written_after(data: &[u8], at: usize, expected: u64, kinds: &Kinds) -> Option<u64> {
+    match after_stop(data, at, expected, kinds) {
+        AfterStop::LaterWrite(first) => Some(first),
+        AfterStop::Nothing | AfterStop::ClosingMark(_) => None,
+    }
 }
 
 #[cfg(test)]
@@ -229,6 +256,20 @@ mod tests {
         bad[mark_at + 20] ^= 1;
         assert_eq!(written_after(&bad, mark_at, 3, &KINDS), Some(next));
         let _ = after;
+    }
+
+    #[test]
+    fn the_mark_closing_a_damaged_frame_is_found() {
+        let mut log = Vec::new();
+        let next = write(&mut log, 1, &[b"a"]);
+        let at = FRAME_HEADER + 1; // the mark after frame 1
+        let mut bad = log.clone();
+        bad[5] ^= 1; // frame 1 damaged, its mark intact
+        assert_eq!(after_stop(&bad, 0, 1, &KINDS), AfterStop::ClosingMark(at));
+        assert_eq!(written_after(&bad, 0, 1, &KINDS), None);
+        write(&mut bad, next, &[b"b"]);
+        assert_eq!(after_stop(&bad, 0, 1, &KINDS), AfterStop::LaterWrite(next));
+        assert_eq!(after_stop(&log[..at - 1], 0, 1, &KINDS), AfterStop::Nothing);
     }
 
     #[test]

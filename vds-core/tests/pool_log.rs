@@ -33,6 +33,30 @@ fn frame_starts(bytes: &[u8]) -> Vec<usize> {
     starts
 }
 
+/// The changes of a current-format log, written in the first format ([u32 length][u32 crc32 of
+/// seq and payload][u64 seq][JSON], seqs from 1), with where each record starts.
+fn to_first_format(bytes: &[u8]) -> (Vec<u8>, Vec<usize>) {
+    let (mut legacy, mut starts) = (Vec::new(), Vec::new());
+    let mut seq = 0u64;
+    for at in frame_starts(bytes) {
+        let (frame, _) = framing::decode(&bytes[at..], &KINDS).unwrap();
+        if frame.kind != 1 {
+            continue;
+        }
+        seq += 1;
+        starts.push(legacy.len());
+        let mut rec = Vec::new();
+        rec.extend_from_slice(&(frame.payload.len() as u32).to_le_bytes());
+        rec.extend_from_slice(&[0; 4]);
+        rec.extend_from_slice(&seq.to_le_bytes());
+        rec.extend_from_slice(frame.payload);
+        let crc = crc32fast::hash(&rec[8..]);
+        rec[4..8].copy_from_slice(&crc.to_le_bytes());
+        legacy.extend(rec);
+    }
+    (legacy, starts)
+}
+
 fn lun_names(a: &Array) -> Vec<String> {
     let mut v: Vec<String> = a.luns().into_iter().map(|l| l.name).collect();
     v.sort();
@@ -145,25 +169,8 @@ fn a_log_of_the_first_format_is_read_and_rewritten() {
     let log = pool.join("pool.log");
     let bytes = std::fs::read(&log).unwrap();
     // The same changes in the first format: [len][crc of seq+payload][seq][JSON], seqs from 1.
-    let mut legacy = Vec::new();
-    let mut at = 16;
-    let mut seq = 0u64;
-    while let Some((frame, used)) = framing::decode(&bytes[at..], &KINDS) {
-        at += used;
-        if frame.kind != 1 {
-            continue;
-        }
-        seq += 1;
-        let mut rec = Vec::new();
-        rec.extend_from_slice(&(frame.payload.len() as u32).to_le_bytes());
-        rec.extend_from_slice(&[0; 4]);
-        rec.extend_from_slice(&seq.to_le_bytes());
-        rec.extend_from_slice(frame.payload);
-        let crc = crc32fast::hash(&rec[8..]);
-        rec[4..8].copy_from_slice(&crc.to_le_bytes());
-        legacy.extend(rec);
-    }
-    assert_eq!(seq, 3);
+    let (legacy, starts) = to_first_format(&bytes);
+    assert_eq!(starts.len(), 3);
     std::fs::write(&log, &legacy).unwrap();
     let a = Array::open(&pool).unwrap();
     assert_eq!(lun_names(&a), ["lun0", "lun1", "lun2"]);
@@ -264,25 +271,7 @@ fn damage_in_a_first_format_log_before_later_records_is_an_error() {
     let (_dir, pool) = pool_with_luns(4);
     let log = pool.join("pool.log");
     let bytes = std::fs::read(&log).unwrap();
-    let mut legacy = Vec::new();
-    let mut starts = Vec::new();
-    let (mut at, mut seq) = (16, 0u64);
-    while let Some((frame, used)) = framing::decode(&bytes[at..], &KINDS) {
-        at += used;
-        if frame.kind != 1 {
-            continue;
-        }
-        seq += 1;
-        starts.push(legacy.len());
-        let mut rec = Vec::new();
-        rec.extend_from_slice(&(frame.payload.len() as u32).to_le_bytes());
-        rec.extend_from_slice(&[0; 4]);
-        rec.extend_from_slice(&seq.to_le_bytes());
-        rec.extend_from_slice(frame.payload);
-        let crc = crc32fast::hash(&rec[8..]);
-        rec[4..8].copy_from_slice(&crc.to_le_bytes());
-        legacy.extend(rec);
-    }
+    let (mut legacy, starts) = to_first_format(&bytes);
     // The second record damaged (not the first: a log that starts with neither format is
     // damaged as a whole).
     legacy[starts[1] + 30] ^= 1;

@@ -24,7 +24,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use cow_engine::framing::{self, Kinds};
+use cow_engine::framing::{self, AfterStop, Kinds};
 
 use super::state::{Change, PoolState};
 use crate::error::{Error, ErrorKind, Result};
@@ -155,39 +155,36 @@ fn read_log(bytes: &[u8], applied: u64, path: &Path) -> Result<LogRead> {
     }
     if at < data.len() {
         let next = expected.unwrap_or(applied + 1);
-        // The mark that closes the stopped-at frame's write, intact: that write completed and
-        // was acknowledged (a frame and its mark are written and synced together, and are too
-        // small to be torn apart in practice). Losing it silently could undo a mask change.
-        let mut q = at + 1;
-        while q + framing::FRAME_HEADER <= data.len() {
-            match framing::decode(&data[q..], &LOG_KINDS) {
-                Some((f, _)) if f.mark_first_seq(&LOG_KINDS) == Some(next) => {
-                    return Err(Error::new(
-                        ErrorKind::Corrupt,
-                        format!(
-                            "pool log record {next} at byte {} is damaged, but the mark that \
-                             closes its write (at byte {}) is intact: an acknowledged change \
-                             would be lost",
-                            LOG_HEADER + at,
-                            LOG_HEADER + q
-                        ),
-                    )
-                    .with_path(path));
-                }
-                Some((_, used)) => q += used,
-                None => q += 1,
+        // Unlike the engine's journal, the pool does not take damage inside a write whose
+        // closing mark is intact for a torn tail: a frame and its mark are written and synced
+        // together and are too small to be torn apart in practice, and losing an acknowledged
+        // change silently could undo a mask change.
+        match framing::after_stop(data, at, next, &LOG_KINDS) {
+            AfterStop::Nothing => {}
+            AfterStop::ClosingMark(mark) => {
+                return Err(Error::new(
+                    ErrorKind::Corrupt,
+                    format!(
+                        "pool log record {next} at byte {} is damaged, but the mark that \
+                         closes its write (at byte {}) is intact: an acknowledged change \
+                         would be lost",
+                        LOG_HEADER + at,
+                        LOG_HEADER + mark
+                    ),
+                )
+                .with_path(path));
             }
-        }
-        if let Some(later) = framing::written_after(data, at, next, &LOG_KINDS) {
-            return Err(Error::new(
-                ErrorKind::Corrupt,
-                format!(
-                    "pool log record {next} at byte {} is damaged, but a later write (from \
-                     record {later} on) follows it: acknowledged changes would be lost",
-                    LOG_HEADER + at
-                ),
-            )
-            .with_path(path));
+            AfterStop::LaterWrite(later) => {
+                return Err(Error::new(
+                    ErrorKind::Corrupt,
+                    format!(
+                        "pool log record {next} at byte {} is damaged, but a later write (from \
+                         record {later} on) follows it: acknowledged changes would be lost",
+                        LOG_HEADER + at
+                    ),
+                )
+                .with_path(path));
+            }
         }
     }
     Ok(LogRead {
