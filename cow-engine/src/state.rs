@@ -16,8 +16,10 @@ use crate::map::{BlockBitmap, BlockMap, Entry};
 
 /// A snapshot's id within its volume: assigned in increasing order by
 /// [`Volume::create_snapshot`](crate::Volume::create_snapshot) and never reused, across reopens
-/// included. Its number (`get`, `Display`) is what the C ABI and the journal carry; serialises
-/// as that number.
+/// and crashes included (the journal persists the high-water mark, non-persistent snapshots'
+/// ids too). A volume whose durability is [`Volatile`](crate::Durability::Volatile) keeps
+/// nothing across a reopen: its ids start again at 1. Its number (`get`, `Display`) is what the
+/// C ABI and the journal carry; serialises as that number.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
 )]

@@ -79,7 +79,8 @@ fn lock_file(path: &Path) -> Result<File> {
     }
 }
 
-/// Makes sure `dir` is an empty directory, creating it if missing (its parent must exist).
+/// Makes sure `dir` is an empty directory, creating it if missing (its parent must exist; the new
+/// entry is made durable).
 fn prepare_empty_dir(dir: &Path) -> Result<()> {
     match std::fs::read_dir(dir) {
         Ok(mut entries) => {
@@ -91,8 +92,12 @@ fn prepare_empty_dir(dir: &Path) -> Result<()> {
                 .with_path(dir));
             }
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir(dir)
-            .map_err(|e| Error::io("cannot create volume directory", e).with_path(dir))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir(dir)
+                .map_err(|e| Error::io("cannot create volume directory", e).with_path(dir))?;
+            // The directory's own entry is durable before anything is created in it.
+            crate::fs::sync_parent_dir(dir)?;
+        }
         Err(e) => return Err(Error::io("cannot read volume directory", e).with_path(dir)),
     }
     Ok(())
@@ -218,6 +223,10 @@ impl Store {
         config: &VolumeConfig,
     ) -> Result<Store> {
         let uuid = random_uuid()?;
+        // The origin's size (set when its file was created, say) is durable before the journal
+        // header that makes the volume openable: recovery refuses a journal whose volume is larger
+        // than the origin.
+        origin.flush()?;
         let data_offset = u64::from(config.block_size).max(4096);
         let sb = Superblock {
             uuid,

@@ -676,6 +676,9 @@ impl Inner {
             // this call must be durable before the snapshot record is.
             self.origin.flush()?;
         }
+        // Synced for a non-persistent snapshot too: the record is the persisted high-water mark
+        // of ids (replay sets `next_id` past it, and recovery deletes the snapshot again), so an
+        // id handed out is never handed out again after a crash.
         self.log_sync(
             Record::CreateSnapshot {
                 id,
@@ -685,7 +688,7 @@ impl Inner {
                 pinned: options.pinned,
                 metadata: options.metadata.clone(),
             },
-            durable,
+            self.journal.is_some(),
         )?;
         let len = st.len;
         st.push_snapshot(id, len, self.shift, options);
