@@ -6,7 +6,8 @@
 //! and `volume` (which holds it behind its write gate); this module depends on neither.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 
@@ -81,6 +82,9 @@ pub(crate) struct Snap {
     /// sees the flag once tracking has started. Cleared with the gate held either way (a writer
     /// that still sees it set finds no tracking under the mutex, which is harmless).
     pub(crate) splitting: AtomicBool,
+    /// How many volumes are stacked on this snapshot (each holds one count while it lives, see
+    /// `StackHold`): while any is, deleting the snapshot is refused; a split hands it over.
+    pub(crate) stacked: Arc<AtomicUsize>,
 }
 
 impl Snap {
@@ -99,6 +103,26 @@ impl Snap {
             split_cursor: 0,
             split_dirty: Mutex::new(None),
             splitting: AtomicBool::new(false),
+            stacked: Arc::default(),
+        }
+    }
+
+    /// Fails with [`ErrorKind::BadState`] naming the snapshot while a volume is stacked on it.
+    pub(crate) fn check_not_stacked_on(&self) -> Result<()> {
+        // Relaxed: a hold is taken with the gate held shared and this runs with it held
+        // exclusively, so the gate orders them; a release racing with this only makes a
+        // refusal that a retry would not meet.
+        match self.stacked.load(Ordering::Relaxed) {
+            0 => Ok(()),
+            n => Err(Error::new(
+                ErrorKind::BadState,
+                format!(
+                    "snapshot {} is the origin of {n} stacked volume(s); destroy or drop them, \
+                     or split them off, first",
+                    self.id
+                ),
+            )
+            .with_snapshot(self.id)),
         }
     }
 

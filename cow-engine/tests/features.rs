@@ -1252,3 +1252,164 @@ fn a_stacked_volume_lives_in_its_own_directory_and_splits_to_stand_alone() {
     split.run(&Progress::new()).unwrap();
     assert_eq!(std::fs::read(&out).unwrap(), all(&base));
 }
+
+/// Asserts that `r` failed because the volume was destroyed.
+fn assert_destroyed<T: std::fmt::Debug>(r: cow_engine::Result<T>, what: &str) {
+    let e = r.expect_err(what);
+    assert_eq!(e.kind(), ErrorKind::BadState, "{what}: {e}");
+    assert!(e.to_string().contains("volume destroyed"), "{what}: {e}");
+}
+
+/// A volume destroys only its own directory, proven by its identity (the directory it opened,
+/// the diff area it holds, the volume id), and every other handle of it fails its I/O afterwards
+/// instead of writing into deleted files with Ok (`destroy` used to delete whatever directory it
+/// was given).
+#[test]
+fn destroy_deletes_only_the_volumes_own_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let va = Volume::create(&a, 8 * BS, VolumeConfig::default()).unwrap();
+    let vb = Volume::create(&b, 8 * BS, VolumeConfig::default()).unwrap();
+    fill(&vb, 1, 7);
+    // Another volume's directory: refused, naming it; both volumes go on.
+    let e = va.clone().destroy(&b, false).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    assert_eq!(e.path(), Some(b.as_path()));
+    // A memory volume has no directory to delete.
+    let e = mem(2).destroy(&a, true).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    assert!(a.join("origin.img").is_file() && b.join("origin.img").is_file());
+    fill(&va, 0, 1);
+    assert_eq!(block_of(&vb, 1), vec![7u8; BS as usize]);
+    // The directory moved and another volume created at its old path: the path now names
+    // another volume, which is refused; the moved directory is still this volume's.
+    let moved = tmp.path().join("a-moved");
+    std::fs::rename(&a, &moved).unwrap();
+    let vc = Volume::create(&a, 8 * BS, VolumeConfig::default()).unwrap();
+    let e = va.clone().destroy(&a, false).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    // The same directory with another volume's diff area put in it: refused too.
+    std::fs::rename(moved.join("diff.img"), tmp.path().join("diff.keep")).unwrap();
+    std::fs::copy(b.join("diff.img"), moved.join("diff.img")).unwrap();
+    let e = va.clone().destroy(&moved, false).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    std::fs::rename(tmp.path().join("diff.keep"), moved.join("diff.img")).unwrap();
+    // Its own directory, through a link: destroyed. Handles taken before fail their I/O.
+    let snap = va.create_snapshot(SnapshotOptions::writable()).unwrap();
+    let (clone, snap) = (va.clone(), va.snapshot(snap).unwrap());
+    assert_eq!(
+        va.clone().destroy(&moved, false).unwrap_err().kind(),
+        ErrorKind::BadState,
+        "a snapshot depends on it"
+    );
+    let link = tmp.path().join("link");
+    std::os::unix::fs::symlink(&moved, &link).unwrap();
+    va.destroy(&link, true).unwrap();
+    assert!(!moved.exists());
+    let mut buf = vec![0u8; BS as usize];
+    assert_destroyed(clone.write_at(&buf, 0), "write through a clone");
+    assert_destroyed(clone.read_at(&mut buf, 0), "read through a clone");
+    assert_destroyed(clone.discard(0, BS), "discard through a clone");
+    assert_destroyed(clone.flush(), "flush through a clone");
+    assert_destroyed(snap.write_at(&buf, 0), "write to a snapshot");
+    assert_destroyed(snap.read_at(&mut buf, 0), "read of a snapshot");
+    assert_destroyed(clone.retire(true), "a second retire");
+    drop((clone, snap));
+    // The other volumes are untouched.
+    assert_eq!(block_of(&vb, 1), vec![7u8; BS as usize]);
+    fill(&vc, 2, 3);
+    drop((vb, vc));
+    assert_eq!(
+        block_of(&Volume::open(&b).unwrap(), 1),
+        vec![7u8; BS as usize]
+    );
+    assert_eq!(
+        block_of(&Volume::open(&a).unwrap(), 2),
+        vec![3u8; BS as usize]
+    );
+}
+
+/// A memory volume retired: every handle's I/O fails.
+#[test]
+fn a_retired_memory_volume_does_no_more_io() {
+    let vol = mem(4);
+    let clone = vol.clone();
+    fill(&vol, 0, 1);
+    assert_eq!(
+        vol.create_snapshot(SnapshotOptions::default()).unwrap(),
+        SnapshotId::new(1)
+    );
+    assert_eq!(vol.retire(false).unwrap_err().kind(), ErrorKind::BadState);
+    vol.retire(true).unwrap();
+    assert_destroyed(clone.write_at(&[1; 10], 0), "write");
+    assert_destroyed(
+        clone
+            .create_snapshot(SnapshotOptions::default())
+            .and_then(|id| {
+                clone.snapshot(id)?.read_at(&mut [0; 10], 0)?;
+                Ok(id)
+            }),
+        "snapshot of a retired volume",
+    );
+}
+
+/// A snapshot that a volume is stacked on cannot be deleted while that volume lives (the stacked
+/// volume used to fail with NotFound afterwards): not by a delete, not by a forced delete of its
+/// volume, not to make room in a full diff area. Dropping, retiring or destroying the stacked
+/// volume lets go of it.
+#[test]
+fn a_snapshot_under_a_stacked_volume_is_not_deleted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = Volume::create(
+        tmp.path().join("base"),
+        8 * BS,
+        VolumeConfig {
+            diff_limit: Some(2 * BS),
+            ..VolumeConfig::default()
+        },
+    )
+    .unwrap();
+    fill(&base, 0, 1);
+    let s = base
+        .create_snapshot(SnapshotOptions::writable_persistent())
+        .unwrap();
+    let origin: Arc<dyn BlockDevice> = Arc::new(base.snapshot(s).unwrap());
+    let dir = tmp.path().join("lun");
+    let refused = |what: &str| {
+        let e = base.delete_snapshot(s).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::BadState, "{what}: {e}");
+        assert_eq!(e.snapshot(), Some(s), "{what}: {e}");
+        assert_eq!(
+            base.prepare_delete(true).unwrap_err().kind(),
+            ErrorKind::BadState,
+            "{what}"
+        );
+        assert_eq!(base.snapshots().len(), 1, "{what}");
+    };
+    let lun = Volume::create_stacked(&dir, origin.clone(), VolumeConfig::default()).unwrap();
+    refused("stacked in a directory");
+    // A full diff area (policy DeleteOldest) does not delete it either: the write fails.
+    fill(&base, 1, 2);
+    fill(&base, 2, 2);
+    let e = base.write_at(&[3; BS as usize], 3 * BS).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NoSpace, "{e}");
+    assert_eq!(block_of(&lun, 1), vec![0u8; BS as usize]);
+    drop(lun);
+    let on_mem = Volume::on_device(origin.clone(), VolumeConfig::default()).unwrap();
+    refused("stacked in memory");
+    drop(on_mem);
+    let lun = Volume::open_stacked(&dir, origin.clone()).unwrap();
+    refused("reopened");
+    // Destroying the stacked volume lets go of the snapshot at once, though a handle lives.
+    let clone = lun.clone();
+    lun.destroy(&dir, false).unwrap();
+    base.delete_snapshot(s).unwrap();
+    assert_destroyed(
+        clone.read_at(&mut [0; 4], 0),
+        "the destroyed stacked volume",
+    );
+    assert_eq!(
+        origin.read_at(&mut [0; 4], 0).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+}

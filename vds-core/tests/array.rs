@@ -717,3 +717,39 @@ fn mask_change_notifications_list_hosts_sorted() {
     expect.sort();
     assert_eq!(gained, vec![expect]);
 }
+
+/// Deleting a LUN ends its volume for every holder: a `Volume` that `Array::volume` gave out
+/// before the delete fails its I/O afterwards (it used to write into the deleted files with Ok),
+/// and a snapshot LUN's volume, though a handle of it lives, lets go of the source snapshot, which
+/// the delete removes.
+#[test]
+fn a_volume_handed_out_fails_its_io_once_its_lun_is_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    for a in [
+        Array::open(dir.path().join("pool")).unwrap(),
+        Array::in_memory(),
+    ] {
+        a.create_lun("src", MB, &mask(H1)).unwrap();
+        a.write_at("src", &id(H1), b"before", 0).unwrap();
+        a.snapshot_lun("src", "snap").unwrap();
+        let (src, snap) = (a.volume("src").unwrap(), a.volume("snap").unwrap());
+        assert_eq!(src.snapshots().len(), 1);
+        a.delete_lun("snap").unwrap();
+        assert_eq!(
+            src.snapshots().len(),
+            0,
+            "the source snapshot goes with the LUN"
+        );
+        a.delete_lun("src").unwrap();
+        for (name, vol) in [("snap", &snap), ("src", &src)] {
+            let e = vol.write_at(b"after", 0).unwrap_err();
+            assert_eq!(e.kind(), cow_engine::ErrorKind::BadState, "{name}: {e}");
+            assert!(e.to_string().contains("volume destroyed"), "{name}: {e}");
+            let e = vol.read_at(&mut [0; 5], 0).unwrap_err();
+            assert_eq!(e.kind(), cow_engine::ErrorKind::BadState, "{name}: {e}");
+        }
+        assert!(a.luns().is_empty());
+    }
+    let luns = dir.path().join("pool").join("luns");
+    assert_eq!(std::fs::read_dir(luns).unwrap().count(), 0);
+}

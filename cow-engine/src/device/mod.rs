@@ -10,13 +10,16 @@
 //! `fdatasync` for [`BlockDevice::flush`]. A writable snapshot ([`crate::Snapshot`]) is a device too, so
 //! volumes stack.
 
+mod fence;
 mod file;
 mod memory;
 
+pub(crate) use fence::{Fence, Fenced};
 pub use file::FileDevice;
 pub use memory::MemDevice;
 
 use crate::error::Result;
+use crate::volume::Snapshot;
 
 /// A byte-addressed device with positional I/O, shareable between threads.
 ///
@@ -42,6 +45,13 @@ pub trait BlockDevice: Send + Sync {
     }
     /// The device's discard ability, if it has one.
     fn as_discard(&self) -> Option<&dyn Discard> {
+        None
+    }
+    /// The snapshot this device is, if it is one: a volume stacked on it
+    /// ([`Volume::create_stacked`](crate::Volume::create_stacked), [`Volume::open_stacked`](crate::Volume::open_stacked),
+    /// [`Volume::on_device`](crate::Volume::on_device)) holds it in use, so it is not deleted
+    /// under the volume.
+    fn as_snapshot(&self) -> Option<&Snapshot> {
         None
     }
 }

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::config::{Durability, SnapshotOptions, VolumeConfig, MAX_VOLUME_LEN};
-use crate::device::{BlockDevice, FileDevice};
+use crate::device::{BlockDevice, Fence, Fenced, FileDevice};
 use crate::error::{Error, ErrorKind, Result};
 use crate::framing;
 use crate::map::{BlockMap, MAX_SLOT};
@@ -44,17 +44,97 @@ pub(crate) struct Store {
     pub(crate) config: VolumeConfig,
     pub(crate) data_offset: u64,
     pub(crate) uuid: [u8; 16],
-    pub(crate) lock: Option<File>,
+    /// The directory it lives in, for volumes in one.
+    pub(crate) home: Option<Home>,
     position: Option<JournalPosition>,
 }
 
-/// Origin, diff device, journal and lock, as assembled into a volume.
+/// Origin, diff device, journal and home directory, as assembled into a volume.
 pub(crate) type Parts = (
     Arc<dyn BlockDevice>,
     Arc<dyn BlockDevice>,
     Option<Journal>,
-    Option<File>,
+    Option<Home>,
 );
+
+/// The directory a file volume lives in, and what proves that a directory is that one: its device
+/// and inode as opened, the `diff.img` it holds locked, and the volume id in its superblock.
+pub(crate) struct Home {
+    /// The path the volume was created or opened with.
+    dir: PathBuf,
+    /// The directory's device and inode when the volume was created or opened.
+    dir_id: (u64, u64),
+    /// The advisory lock: a descriptor of `diff.img`, held while the volume is open.
+    lock: File,
+    /// The volume id of the superblock (set once the store knows it).
+    uuid: [u8; 16],
+}
+
+/// Device and inode of `path`, as `std::fs::metadata` follows it.
+fn file_id(path: &Path) -> Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).map_err(|e| Error::io("cannot stat", e).with_path(path))?;
+    Ok((m.dev(), m.ino()))
+}
+
+impl Home {
+    /// Takes the lock of the volume directory `dir` (on its `diff.img`) and notes its identity.
+    fn take(dir: &Path) -> Result<Home> {
+        let lock = lock_file(&dir.join(DIFF_FILE))?;
+        Ok(Home {
+            dir: dir.to_path_buf(),
+            dir_id: file_id(dir)?,
+            lock,
+            uuid: [0; 16],
+        })
+    }
+
+    /// Checks that `dir` is this volume's directory: the very directory it was created or opened
+    /// in (device and inode, whatever path names it), holding the very `diff.img` it has locked,
+    /// whose superblock carries its volume id. Anything else is [`ErrorKind::InvalidArgument`]
+    /// naming `dir`, and nothing is touched.
+    pub(crate) fn check_is(&self, dir: &Path) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let not_ours = |why: String| {
+            Error::new(
+                ErrorKind::InvalidArgument,
+                format!(
+                    "not this volume's directory: {why} (the volume lives in {})",
+                    self.dir.display()
+                ),
+            )
+            .with_path(dir)
+        };
+        check_is_dir(dir)?;
+        if file_id(dir)? != self.dir_id {
+            return Err(not_ours("another directory".into()));
+        }
+        let diff_path = dir.join(DIFF_FILE);
+        let held = self
+            .lock
+            .metadata()
+            .map_err(|e| Error::io("cannot stat the locked diff area", e).with_path(&diff_path))?;
+        let found = match file_id(&diff_path) {
+            Ok(id) => id,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(not_ours(format!("it holds no {DIFF_FILE}")))
+            }
+            Err(e) => return Err(e),
+        };
+        if found != (held.dev(), held.ino()) {
+            return Err(not_ours(format!(
+                "its {DIFF_FILE} is not the one this volume holds"
+            )));
+        }
+        let mut b = [0u8; SUPERBLOCK_LEN];
+        open_member(dir, DIFF_FILE)?.read_at(&mut b, 0)?;
+        let sb = Superblock::decode(&b).map_err(|e| e.with_path(&diff_path))?;
+        if sb.uuid != self.uuid {
+            return Err(not_ours(format!("its {DIFF_FILE} names another volume id")));
+        }
+        Ok(())
+    }
+}
 
 /// The result of recovery.
 pub(crate) struct Recovered {
@@ -165,8 +245,8 @@ impl Store {
         let diff = Arc::new(FileDevice::create(dir.join(DIFF_FILE), 0)?);
         let j0 = Arc::new(FileDevice::create(dir.join(JOURNAL_FILES[0]), 0)?);
         let j1 = Arc::new(FileDevice::create(dir.join(JOURNAL_FILES[1]), 0)?);
-        let lock = lock_file(&dir.join(DIFF_FILE))?;
-        let store = Store::format(origin, diff, [j0, j1], Some(lock), config)?;
+        let home = Home::take(dir)?;
+        let store = Store::format(origin, diff, [j0, j1], Some(home), config)?;
         crate::fs::sync_dir(dir)?;
         Ok(store)
     }
@@ -190,8 +270,8 @@ impl Store {
             open_member(dir, JOURNAL_FILES[0])?,
             open_member(dir, JOURNAL_FILES[1])?,
         ];
-        let lock = lock_file(&dir.join(DIFF_FILE))?;
-        Store::open(origin, diff, journals, Some(lock)).map_err(|e| {
+        let home = Home::take(dir)?;
+        Store::open(origin, diff, journals, Some(home)).map_err(|e| {
             if e.path().is_none() {
                 e.with_path(dir)
             } else {
@@ -219,7 +299,7 @@ impl Store {
         origin: Arc<dyn BlockDevice>,
         diff: Arc<dyn BlockDevice>,
         journals: [Arc<dyn BlockDevice>; 2],
-        lock: Option<File>,
+        home: Option<Home>,
         config: &VolumeConfig,
     ) -> Result<Store> {
         let uuid = random_uuid()?;
@@ -280,7 +360,7 @@ impl Store {
             config: config.clone(),
             data_offset,
             uuid,
-            lock,
+            home: home.map(|h| Home { uuid, ..h }),
             position,
         })
     }
@@ -290,7 +370,7 @@ impl Store {
         origin: Arc<dyn BlockDevice>,
         diff: Arc<dyn BlockDevice>,
         journals: [Arc<dyn BlockDevice>; 2],
-        lock: Option<File>,
+        home: Option<Home>,
     ) -> Result<Store> {
         if diff.len() < SUPERBLOCK_LEN as u64 {
             return Err(Error::corrupt(
@@ -307,23 +387,25 @@ impl Store {
             config: sb.config,
             data_offset: sb.data_offset,
             uuid: sb.uuid,
-            lock,
+            home: home.map(|h| Home { uuid: sb.uuid, ..h }),
             position: None,
         })
     }
 
-    /// Splits the store into the volume's parts; the journal only for persistent volumes.
-    pub(crate) fn into_parts(self, durability: Durability) -> Result<Parts> {
+    /// Splits the store into the volume's parts; the journal only for persistent volumes, its
+    /// devices behind `fence`.
+    pub(crate) fn into_parts(self, durability: Durability, fence: &Arc<Fence>) -> Result<Parts> {
         let journal = match (durability, self.position) {
             (Durability::Persistent, Some(pos)) => {
-                Some(Journal::new(self.journals, self.uuid, pos))
+                let journals = self.journals.map(|j| Fenced::wrap(j, fence));
+                Some(Journal::new(journals, self.uuid, pos))
             }
             (Durability::Persistent, None) => {
                 return Err(Error::corrupt("journal position unknown (not recovered)"))
             }
             (Durability::Volatile, _) => None,
         };
-        Ok((self.origin, self.diff, journal, self.lock))
+        Ok((self.origin, self.diff, journal, self.home))
     }
 
     /// Replays the journal into a [`State`].

@@ -13,7 +13,7 @@ use crate::persist::{origin_path, Store};
 use crate::config::VolumeConfig;
 use crate::state::SnapshotId;
 
-use super::{SplitProgress, Volume};
+use super::{Opening, SplitProgress, Volume};
 
 impl Volume {
     /// Creates a persistent volume in directory `dir` (created if missing; an existing non-empty
@@ -27,16 +27,18 @@ impl Volume {
         config: VolumeConfig,
     ) -> Result<Volume> {
         config.validate(origin.len())?;
+        let opening = Opening::on(origin.as_ref())?;
         let store = Store::create_stacked_dir(dir.as_ref(), origin, &config)?;
-        Volume::from_store(store, &config)
+        Volume::from_store(store, opening, &config)
     }
 
     /// Opens a volume made by [`Volume::create_stacked`], over the same origin, recovering its
     /// persistent snapshots. Once [`Volume::split_stacked`] has completed (the snapshot it copied
     /// is gone), open it with [`Volume::open`] instead.
     pub fn open_stacked(dir: impl AsRef<Path>, origin: Arc<dyn BlockDevice>) -> Result<Volume> {
+        let opening = Opening::on(origin.as_ref())?;
         let store = Store::open_stacked_dir(dir.as_ref(), origin)?;
-        Volume::recover(store)
+        Volume::recover(store, opening)
     }
 
     /// True if the volume directory `dir` holds an origin file of its own: a volume made by

@@ -30,16 +30,17 @@ use std::time::{Duration, Instant};
 use crate::config::{
     check_metadata, DiffFullPolicy, SnapshotOptions, VolumeConfig, MAX_VOLUME_LEN,
 };
-use crate::device::{BlockDevice, Discard, MemDevice, Resize};
+use crate::device::{BlockDevice, Discard, Fence, Fenced, MemDevice, Resize};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{Hub, Subscription};
 use crate::map::BlockBitmap;
-use crate::persist::{Journal, Parts, Record, Store};
+use crate::persist::{Home, Journal, Parts, Record, Store};
 use crate::state::{SnapshotId, State};
 use crate::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use diff_area::DiffArea;
 use gate::Freeze;
 use pending::Pending;
+use snapshot::StackHold;
 
 /// Something the layers above need to hear about, delivered through [`Volume::subscribe`] as it
 /// happens. Serialises (serde) to one JSON object whose `"event"` names the variant in
@@ -135,8 +136,15 @@ pub(crate) struct Inner {
     /// Origin writes waiting for their preservation to be durable.
     pub(crate) pending: Pending,
     events: Hub<Event>,
-    /// The advisory lock that makes this handle the volume's one owner (file volumes).
-    _lock: Option<std::fs::File>,
+    /// The directory of a file volume, with the advisory lock that makes this handle the
+    /// volume's one owner.
+    home: Option<Home>,
+    /// Closed when the volume is destroyed: every device of it (origin, diff area, journals)
+    /// is behind it.
+    fence: Arc<Fence>,
+    /// For a volume stacked on a snapshot: its claim on the snapshot, released when the volume
+    /// is destroyed or dropped.
+    stacked_on: parking_lot::Mutex<Option<StackHold>>,
 }
 
 /// A volume: an origin device with copy-on-write snapshots.
@@ -163,17 +171,20 @@ impl Volume {
         config.validate(size)?;
         let origin: Arc<dyn BlockDevice> = Arc::new(MemDevice::new(size));
         let diff: Arc<dyn BlockDevice> = Arc::new(MemDevice::new(0));
-        Volume::assemble((origin, diff, None, None), 0, &config, State::empty(size))
+        let parts = (origin, diff, None, None);
+        Volume::assemble(parts, Opening::new(None), 0, &config, State::empty(size))
     }
 
     /// A volatile volume over an existing origin device (for example a writable [`Snapshot`], to
-    /// stack volumes), with its diff area in memory. The device's size must be a multiple of the
-    /// block size.
+    /// stack volumes: the snapshot cannot be deleted while this volume lives), with its diff area
+    /// in memory. The device's size must be a multiple of the block size.
     pub fn on_device(origin: Arc<dyn BlockDevice>, config: VolumeConfig) -> Result<Volume> {
         let size = origin.len();
         config.validate(size)?;
+        let opening = Opening::on(origin.as_ref())?;
         let diff: Arc<dyn BlockDevice> = Arc::new(MemDevice::new(0));
-        Volume::assemble((origin, diff, None, None), 0, &config, State::empty(size))
+        let parts = (origin, diff, None, None);
+        Volume::assemble(parts, opening, 0, &config, State::empty(size))
     }
 
     /// Creates a file volume of `size` bytes in directory `dir` (created if missing; its parent
@@ -181,7 +192,7 @@ impl Volume {
     pub fn create(dir: impl AsRef<Path>, size: u64, config: VolumeConfig) -> Result<Volume> {
         config.validate(size)?;
         let store = Store::create_dir(dir.as_ref(), size, &config)?;
-        Volume::from_store(store, &config)
+        Volume::from_store(store, Opening::new(None), &config)
     }
 
     /// Creates a persistent volume on caller-supplied devices: `origin` (its size is the volume's),
@@ -196,13 +207,13 @@ impl Volume {
         let size = origin.len();
         config.validate(size)?;
         let store = Store::format(origin, diff, journals, None, &config)?;
-        Volume::from_store(store, &config)
+        Volume::from_store(store, Opening::new(None), &config)
     }
 
     /// Opens a file volume created by [`Volume::create`], recovering every persistent snapshot.
     pub fn open(dir: impl AsRef<Path>) -> Result<Volume> {
         let store = Store::open_dir(dir.as_ref())?;
-        Volume::recover(store)
+        Volume::recover(store, Opening::new(None))
     }
 
     /// Opens a persistent volume on devices formatted by [`Volume::create_on_devices`].
@@ -212,21 +223,23 @@ impl Volume {
         journals: [Arc<dyn BlockDevice>; 2],
     ) -> Result<Volume> {
         let store = Store::open(origin, diff, journals, None)?;
-        Volume::recover(store)
+        Volume::recover(store, Opening::new(None))
     }
 
-    fn from_store(store: Store, config: &VolumeConfig) -> Result<Volume> {
+    fn from_store(store: Store, opening: Opening, config: &VolumeConfig) -> Result<Volume> {
         let size = store.origin.len();
         let data_offset = store.data_offset;
-        let parts = store.into_parts(config.durability)?;
-        Volume::assemble(parts, data_offset, config, State::empty(size))
+        let parts = store.into_parts(config.durability, &opening.fence)?;
+        Volume::assemble(parts, opening, data_offset, config, State::empty(size))
     }
 
-    fn recover(store: Store) -> Result<Volume> {
+    fn recover(store: Store, opening: Opening) -> Result<Volume> {
         let config = store.config.clone();
         let data_offset = store.data_offset;
         let recovered = store.recover()?;
-        let parts = recovered.store.into_parts(config.durability)?;
+        let parts = recovered
+            .store
+            .into_parts(config.durability, &opening.fence)?;
         let mut state = recovered.state;
         let touched = BlockBitmap::new(state.len >> config.block_size.trailing_zeros());
         touched.reserve()?;
@@ -234,7 +247,7 @@ impl Volume {
             s.map.for_each_preserved(|b, _| touched.set(b));
         }
         state.touched = touched;
-        let vol = Volume::assemble(parts, data_offset, &config, state)?;
+        let vol = Volume::assemble(parts, opening, data_offset, &config, state)?;
         vol.inner.diff.restore(&recovered.used_slots);
         // Non-persistent snapshots do not survive a reopen.
         let volatile: Vec<SnapshotId> = vol
@@ -252,26 +265,31 @@ impl Volume {
         Ok(vol)
     }
 
+    /// The volume on `parts` (whose journals `opening`'s fence already guards).
     fn assemble(
-        (origin, diff, journal, lock): Parts,
+        (origin, diff, journal, home): Parts,
+        opening: Opening,
         data_offset: u64,
         config: &VolumeConfig,
         state: State,
     ) -> Result<Volume> {
         let bs = u64::from(config.block_size);
         let limit = config.diff_limit.map(|l| l / bs);
+        let Opening { fence, stacked_on } = opening;
         Ok(Volume {
             inner: Arc::new(Inner {
                 state: RwLock::new(state),
                 freeze: Freeze::default(),
                 shift: config.block_size.trailing_zeros(),
-                origin,
-                diff: DiffArea::new(diff, data_offset, bs, limit),
+                origin: Fenced::wrap(origin, &fence),
+                diff: DiffArea::new(Fenced::wrap(diff, &fence), data_offset, bs, limit),
                 journal,
                 policy: config.on_diff_full,
                 pending: Pending::new(config.block_size.trailing_zeros()),
                 events: Hub::default(),
-                _lock: lock,
+                home,
+                fence,
+                stacked_on: parking_lot::Mutex::new(stacked_on),
             }),
         })
     }
@@ -385,9 +403,14 @@ impl Volume {
     }
 
     /// Deletes snapshot `id`. The oldest frees its slots; a newer one hands the entries its elder
-    /// still needs to the elder. Durable when this returns.
+    /// still needs to the elder. Durable when this returns. Refused ([`ErrorKind::BadState`])
+    /// while a volume is stacked on the snapshot ([`Volume::create_stacked`],
+    /// [`Volume::open_stacked`], [`Volume::on_device`]); a split
+    /// ([`Volume::split_stacked`], [`Volume::split_snapshot`]) hands it over and deletes it all
+    /// the same.
     pub fn delete_snapshot(&self, id: SnapshotId) -> Result<()> {
         let mut st = self.inner.state.write();
+        st.snaps[st.index_of(id)?].check_not_stacked_on()?;
         self.inner.delete_snapshot_locked(&mut st, id)
     }
 
@@ -543,30 +566,103 @@ impl Volume {
     }
 
     /// Refuses (with [`ErrorKind::BadState`]) unless no snapshot depends on the volume, or `force`
-    /// is set, in which case every snapshot is deleted. Call before removing a volume.
+    /// is set, in which case every snapshot is deleted. A snapshot a volume is stacked on is
+    /// refused even with `force`, before anything is deleted. Call before removing a volume.
     pub fn prepare_delete(&self, force: bool) -> Result<()> {
         let mut st = self.inner.state.write();
-        if !st.snaps.is_empty() && !force {
-            return Err(Error::new(
-                ErrorKind::BadState,
-                format!(
-                    "{} snapshot(s) still depend on this volume; split or delete them, or force",
-                    st.snaps.len()
-                ),
-            ));
-        }
+        check_deletable(&st, force)?;
         while let Some(id) = st.snaps.last().map(|s| s.id) {
             self.inner.delete_snapshot_locked(&mut st, id)?;
         }
         Ok(())
     }
 
-    /// Deletes the file volume in `dir` (after [`Volume::prepare_delete`] rules: refused while
-    /// snapshots depend on it, unless `force`).
+    /// Deletes the file volume, which must live in `dir`: after [`Volume::retire`] (refused while
+    /// snapshots depend on it, unless `force`; every handle's I/O fails from then on) its files
+    /// and the directory are removed, and the removal is made durable.
+    ///
+    /// A volume destroys only its own directory: `dir` must be the directory the volume was
+    /// created or opened in (the same directory, whatever path names it, holding the `diff.img`
+    /// this volume has locked, whose superblock carries this volume's id). Another directory,
+    /// or a volume without one (in memory, on caller-supplied devices), is
+    /// [`ErrorKind::InvalidArgument`] naming `dir`, and nothing changes. If removing the files
+    /// fails after the volume was retired, the error names what is left.
     pub fn destroy(self, dir: impl AsRef<Path>, force: bool) -> Result<()> {
-        self.prepare_delete(force)?;
+        let dir = dir.as_ref();
+        let home = self.inner.home.as_ref().ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidArgument,
+                "this volume has no directory (it lives in memory or on caller-supplied \
+                 devices): there is nothing of it to delete",
+            )
+            .with_path(dir)
+        })?;
+        home.check_is(dir)?;
+        // The directory itself, not a link to it, is what is removed.
+        let dir = &dir
+            .canonicalize()
+            .map_err(|e| Error::io("cannot resolve the volume directory", e).with_path(dir))?;
+        self.retire(force)?;
         drop(self);
-        Store::remove_dir(dir.as_ref())
+        Store::remove_dir(dir)?;
+        crate::fs::sync_parent_dir(dir)
+    }
+
+    /// Ends the volume without removing anything: refused as [`Volume::prepare_delete`] refuses
+    /// (snapshots depend on it and not `force`, or a volume is stacked on one of them); then
+    /// every handle of it (clones and [`Snapshot`]s included) fails its I/O from now on with
+    /// [`ErrorKind::BadState`] ("volume destroyed"), never reaching its devices again. A volume
+    /// stacked on a snapshot lets go of it. A second call is [`ErrorKind::BadState`].
+    /// [`Volume::destroy`] retires a file volume and deletes its files; this is for volumes whose
+    /// storage the caller removes (or that live in memory).
+    pub fn retire(&self, force: bool) -> Result<()> {
+        let st = self.inner.state.write();
+        self.inner.fence.check()?;
+        check_deletable(&st, force)?;
+        // Its snapshots are not deleted one by one (their records would go to files about to be
+        // removed): nothing of the volume is read or written again.
+        self.inner.fence.close();
+        drop(st);
+        self.inner.stacked_on.lock().take();
+        Ok(())
+    }
+}
+
+/// Refuses to delete the volume of `st` unless no snapshot depends on it, or `force`; refuses
+/// while a volume is stacked on one of its snapshots, even with `force`.
+fn check_deletable(st: &State, force: bool) -> Result<()> {
+    if !st.snaps.is_empty() && !force {
+        return Err(Error::new(
+            ErrorKind::BadState,
+            format!(
+                "{} snapshot(s) still depend on this volume; split or delete them, or force",
+                st.snaps.len()
+            ),
+        ));
+    }
+    st.snaps.iter().try_for_each(|s| s.check_not_stacked_on())
+}
+
+/// What a volume is assembled with besides its parts: the fence of its devices, and the claim of a
+/// stacked volume on the snapshot it stands on.
+struct Opening {
+    fence: Arc<Fence>,
+    stacked_on: Option<StackHold>,
+}
+
+impl Opening {
+    fn new(stacked_on: Option<StackHold>) -> Opening {
+        Opening {
+            fence: Arc::default(),
+            stacked_on,
+        }
+    }
+
+    /// For a volume over `origin`: a claim on it if it is a snapshot.
+    fn on(origin: &dyn BlockDevice) -> Result<Opening> {
+        Ok(Opening::new(
+            origin.as_snapshot().map(Snapshot::hold).transpose()?,
+        ))
     }
 }
 
@@ -762,7 +858,12 @@ impl Inner {
     /// Deletes the oldest unpinned snapshot to make room; false if there is none.
     pub(crate) fn make_room(&self) -> Result<bool> {
         let mut st = self.state.write();
-        let Some(id) = st.snaps.iter().find(|s| !s.pinned).map(|s| s.id) else {
+        let Some(id) = st
+            .snaps
+            .iter()
+            .find(|s| !s.pinned && s.check_not_stacked_on().is_ok())
+            .map(|s| s.id)
+        else {
             return Ok(false);
         };
         self.delete_snapshot_locked(&mut st, id)?;

@@ -1,5 +1,8 @@
 //! Snapshot handles and properties.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
 use crate::device::BlockDevice;
 use crate::error::Result;
 use crate::state::{Snap, SnapshotId};
@@ -112,6 +115,30 @@ impl Snapshot {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+
+    /// Marks the snapshot in use by a volume stacked on it until the hold is dropped: deleting
+    /// it is refused meanwhile. [`crate::ErrorKind::NotFound`] if it was deleted.
+    pub(crate) fn hold(&self) -> Result<StackHold> {
+        let st = self.volume.inner.state.read();
+        let users = st.snaps[st.index_of(self.id)?].stacked.clone();
+        // Relaxed: taken with the gate held shared, which orders it before every delete's check
+        // (made with the gate held exclusively).
+        users.fetch_add(1, Ordering::Relaxed);
+        Ok(StackHold { users })
+    }
+}
+
+/// A stacked volume's claim on the snapshot it stands on ([`Snapshot::hold`]), released when
+/// dropped (with the volume, or when it is destroyed).
+pub(crate) struct StackHold {
+    users: Arc<AtomicUsize>,
+}
+
+impl Drop for StackHold {
+    fn drop(&mut self) {
+        // Relaxed: a delete that misses the release only refuses once more.
+        self.users.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// The trait's calls are the inherent ones, so a snapshot stacks like any other device.
@@ -130,5 +157,9 @@ impl BlockDevice for Snapshot {
 
     fn len(&self) -> u64 {
         Snapshot::len(self)
+    }
+
+    fn as_snapshot(&self) -> Option<&Snapshot> {
+        Some(self)
     }
 }

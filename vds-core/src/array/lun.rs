@@ -101,10 +101,11 @@ impl Array {
             // snapshot LUN depending on it makes `ArrayState::apply` refuse below.
             let notes = Array::commit(core, &Change::DeleteLun { id })?;
             core.volumes.remove(&id);
-            let vol = Arc::try_unwrap(vol).map(RwLock::into_inner);
-            if let Ok(v) = vol {
-                let _ = v.prepare_delete(true);
-            }
+            // Every handle of the volume (those `Array::volume` gave out included) fails its I/O
+            // from now on instead of writing into the files removed below; a snapshot LUN's
+            // volume lets go of the source snapshot deleted below.
+            let _ = vol.read().retire(true);
+            drop(vol);
             // The delete is durable; what is left behind if the clean-up fails is removed when the
             // pool is next opened.
             if let Some(src) = source {
