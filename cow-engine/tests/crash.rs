@@ -1745,6 +1745,7 @@ fn journal_records(img: &[u8]) -> Vec<JRecord> {
 
 const CREATE_SNAPSHOT: u8 = 2;
 const DELETE_SNAPSHOT: u8 = 5;
+const SET_PINNED: u8 = 6;
 const CHECKPOINT_END: u8 = 13;
 const SYNC_END: u8 = 14;
 
@@ -2426,24 +2427,26 @@ fn a_record_hidden_in_metadata_is_not_a_later_write() {
     fake.extend_from_slice(&8u32.to_le_bytes());
     fake.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
     fake.extend_from_slice(&body);
-    // Non-persistent: neither record is synced by itself; the flush writes both and a SyncEnd.
+    // Non-persistent: its pin and metadata are not synced by themselves (its creation is, as the
+    // high-water mark of ids); the flush writes both and a SyncEnd.
     let n = vol
         .create_snapshot(SnapshotOptions {
             persistent: false,
             ..SnapshotOptions::default()
         })
         .unwrap();
+    vol.set_pinned(n, true).unwrap();
     vol.set_metadata(n, &fake).unwrap();
     vol.flush().unwrap();
     drop(vol);
     let images = devs.bytes();
     let records = journal_records(&images[J0]);
-    let create_n = records
+    let pin_n = records
         .iter()
-        .find(|r| r.kind == CREATE_SNAPSHOT && r.id == n.get())
+        .find(|r| r.kind == SET_PINNED && r.id == n.get())
         .unwrap();
     let mut torn = images.clone();
-    torn[J0][create_n.at + 20] ^= 0x01;
+    torn[J0][pin_n.at + 20] ^= 0x01;
     let vol = open_bytes(torn).unwrap().unwrap();
     let ids: Vec<SnapshotId> = vol.snapshots().iter().map(|i| i.id).collect();
     assert_eq!(ids, [s]);
