@@ -1295,7 +1295,9 @@ fn destroy_deletes_only_the_volumes_own_directory() {
     assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
     std::fs::rename(tmp.path().join("diff.keep"), moved.join("diff.img")).unwrap();
     // Its own directory, through a link: destroyed. Handles taken before fail their I/O.
-    let snap = va.create_snapshot(SnapshotOptions::writable()).unwrap();
+    let snap = va
+        .create_snapshot(SnapshotOptions::writable_persistent())
+        .unwrap();
     let (clone, snap) = (va.clone(), va.snapshot(snap).unwrap());
     assert_eq!(
         va.clone().destroy(&moved, false).unwrap_err().kind(),
