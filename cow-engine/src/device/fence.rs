@@ -95,21 +95,21 @@ fn lacks(what: &str) -> Error {
     Error::new(ErrorKind::Unsupported, format!("the device cannot {what}"))
 }
 
+impl Fenced {
+    /// The device's resize ability, while the fence is open.
+    fn resizer(&self) -> Result<&dyn Resize> {
+        self.fence.check()?;
+        self.dev.as_resize().ok_or_else(|| lacks("be resized"))
+    }
+}
+
 impl Resize for Fenced {
     fn resize(&self, new_len: u64) -> Result<()> {
-        self.fence.check()?;
-        self.dev
-            .as_resize()
-            .ok_or_else(|| lacks("be resized"))?
-            .resize(new_len)
+        self.resizer()?.resize(new_len)
     }
 
     fn grow_allocated(&self, new_len: u64) -> Result<()> {
-        self.fence.check()?;
-        self.dev
-            .as_resize()
-            .ok_or_else(|| lacks("be resized"))?
-            .grow_allocated(new_len)
+        self.resizer()?.grow_allocated(new_len)
     }
 }
 
