@@ -1315,6 +1315,15 @@ fn destroy_deletes_only_the_volumes_own_directory() {
     assert_destroyed(clone.flush(), "flush through a clone");
     assert_destroyed(snap.write_at(&buf, 0), "write to a snapshot");
     assert_destroyed(snap.read_at(&mut buf, 0), "read of a snapshot");
+    for _ in 0..2 {
+        assert_destroyed(
+            clone.create_snapshot(SnapshotOptions::default()),
+            "snapshot of a destroyed volume",
+        );
+        assert_destroyed(clone.set_metadata(snap.id(), b"m"), "set metadata");
+        assert_destroyed(clone.grow(16 * BS), "grow");
+        assert_destroyed(clone.checkpoint(), "checkpoint");
+    }
     assert_destroyed(clone.retire(true), "a second retire");
     drop((clone, snap));
     // The other volumes are untouched.

@@ -51,6 +51,7 @@ impl Inner {
             usize::try_from(len).map_err(|_| Error::invalid(format!("length {len} too large")))?;
         loop {
             let st = self.gate_for_write();
+            self.fence.check()?;
             if let Some(j) = &self.journal {
                 j.check()?;
             }
@@ -97,6 +98,7 @@ impl Inner {
 
     /// Makes every journal record durable, then writes the deferred blocks to the origin.
     pub(crate) fn sync_and_drain(&self) -> Result<()> {
+        self.fence.check()?;
         if let Some(j) = &self.journal {
             j.sync_all(self.diff.device().as_ref())?;
             self.pending.drain(self.origin.as_ref(), j.durable_seq())?;

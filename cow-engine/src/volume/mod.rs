@@ -141,7 +141,7 @@ pub(crate) struct Inner {
     home: Option<Home>,
     /// Closed when the volume is destroyed: every device of it (origin, diff area, journals)
     /// is behind it.
-    fence: Arc<Fence>,
+    pub(crate) fence: Arc<Fence>,
     /// For a volume stacked on a snapshot: its claim on the snapshot, released when the volume
     /// is destroyed or dropped.
     stacked_on: parking_lot::Mutex<Option<StackHold>>,
@@ -370,6 +370,7 @@ impl Volume {
     /// its own when the journal grows). A no-op for volatile volumes.
     pub fn checkpoint(&self) -> Result<()> {
         let st = self.inner.state.write();
+        self.inner.fence.check()?;
         match &self.inner.journal {
             Some(j) => j.checkpoint(&st, self.inner.diff.device().as_ref()),
             None => Ok(()),
@@ -730,6 +731,8 @@ impl Inner {
 
     /// Appends `rec` to the journal; syncs it (group commit) if `sync`.
     pub(crate) fn log_sync(&self, rec: Record, sync: bool) -> Result<()> {
+        // A destroyed volume says so, rather than leaving its journal failed by the fence.
+        self.fence.check()?;
         if let Some(j) = &self.journal {
             let seq = j.append(&rec)?;
             if sync {
@@ -740,6 +743,7 @@ impl Inner {
     }
 
     pub(crate) fn flush_all(&self) -> Result<()> {
+        self.fence.check()?;
         if let Some(j) = &self.journal {
             // The diff device is flushed even when no record is pending: rewrites of a writable
             // snapshot's mapped blocks go to their slots in place and append nothing.
@@ -838,6 +842,7 @@ impl Inner {
                 "the origin device cannot be resized",
             )
         })?;
+        self.fence.check()?;
         if let Some(j) = &self.journal {
             // A failed journal may hold a grow that memory does not: touch nothing.
             j.check()?;
