@@ -20,7 +20,8 @@ impl Volume {
     /// one is [`ErrorKind::AlreadyExists`]) whose origin is `origin`, typically a writable
     /// [`Snapshot`](super::Snapshot) of another volume: the directory holds the new volume's diff
     /// area and journals, so the stacked volume gets snapshots of its own. Reopen it with
-    /// [`Volume::open_stacked`] over the same origin.
+    /// [`Volume::open_stacked`] over the same origin. While the stacked volume lives, a snapshot
+    /// origin cannot be deleted ([`Volume::delete_snapshot`]); a split hands it over.
     pub fn create_stacked(
         dir: impl AsRef<Path>,
         origin: Arc<dyn BlockDevice>,

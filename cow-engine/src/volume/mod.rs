@@ -188,7 +188,9 @@ impl Volume {
     }
 
     /// Creates a file volume of `size` bytes in directory `dir` (created if missing; its parent
-    /// must exist; an existing non-empty directory is [`ErrorKind::AlreadyExists`]).
+    /// must exist; an existing non-empty directory is [`ErrorKind::AlreadyExists`]). Every step is
+    /// durable when this returns (the files' sizes and contents, their directory entries): a power
+    /// cut afterwards leaves a volume that opens.
     pub fn create(dir: impl AsRef<Path>, size: u64, config: VolumeConfig) -> Result<Volume> {
         config.validate(size)?;
         let store = Store::create_dir(dir.as_ref(), size, &config)?;
