@@ -308,15 +308,7 @@ impl Volume {
     pub fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
         let st = self.inner.state.read();
         crate::error::check_range(offset, buf.len(), st.len)?;
-        if self.inner.pending.len() == 0 {
-            return self.inner.origin.read_at(buf, offset);
-        }
-        // Holding the pending lock keeps a drain from moving a block to the origin between our
-        // origin read and the overlay.
-        let pending = self.inner.pending.lock();
-        self.inner.origin.read_at(buf, offset)?;
-        pending.overlay(offset, buf);
-        Ok(())
+        self.inner.read_origin(buf, offset)
     }
 
     /// Writes `buf` to the origin at `offset`, preserving old blocks for the snapshots first.
@@ -418,12 +410,18 @@ impl Volume {
         Ok(())
     }
 
-    /// The blocks that differ between snapshot `from` and snapshot `to` (or the origin if `None`),
-    /// sorted, computed from the maps without reading data: a superset of the blocks whose contents
-    /// differ, exact for blocks never written back to their old contents.
+    /// The blocks whose contents differ between snapshot `from` and snapshot `to` (or the origin
+    /// if `None`), sorted; either order of two snapshots gives the same set. A writable
+    /// snapshot's image includes its own writes. Exact: the maps name the blocks written between
+    /// the two images, and each of those is read from both and kept only where the bytes differ
+    /// (so a block written back to its old contents, or restored by [`Volume::revert`], is not
+    /// listed); the cost is two block reads per block written between them. Blocks present in
+    /// only one image (the volume grew between the two) are always listed. Right after a
+    /// finished revert to `from`, `changed_blocks(from, None)` holds only such blocks (none if
+    /// the volume did not grow).
     pub fn changed_blocks(&self, from: SnapshotId, to: Option<SnapshotId>) -> Result<Vec<u64>> {
         let st = self.inner.state.read();
-        ops::changed_blocks(&st, self.inner.shift, from, to)
+        self.inner.changed_blocks(&st, from, to)
     }
 
     /// Grows the volume to `new_len` bytes (a multiple of the block size); new space reads as zeros,
@@ -492,15 +490,20 @@ impl Volume {
         &self.inner.events
     }
 
-    /// Reverts the origin to snapshot `id` (its current contents, if writable): copies back only
-    /// the blocks that differ, through the normal write path, so every snapshot stays unchanged.
-    /// Progress is observable through `progress`; an interrupted revert is resumed by calling this
-    /// again (after a reopen, [`Volume::pending_revert`] names it).
+    /// Reverts the origin to snapshot `id` (its current contents, if writable): copies back
+    /// exactly the blocks within the snapshot's size whose contents differ
+    /// ([`Volume::changed_blocks`]`(id, None)`, read when the revert starts), through the normal
+    /// write path, so every snapshot stays unchanged. `progress` counts them (its total is their
+    /// number; a second revert right after a finished one copies nothing) and reads 100 percent
+    /// once the revert has finished. An interrupted revert is resumed by calling this again
+    /// (after a reopen, [`Volume::pending_revert`] names it): the blocks below its durable cursor
+    /// are not copied again, and the progress counts what is left.
     pub fn revert(&self, id: SnapshotId, progress: &RevertProgress) -> Result<()> {
         self.inner.revert(self, id, progress)
     }
 
-    /// A revert that a crash interrupted, if any: `(snapshot, blocks already copied)`.
+    /// A revert that a crash (or a cancel) interrupted, if any: `(snapshot, cursor)`, where every
+    /// block below `cursor` that the revert had to copy is copied and durable.
     pub fn pending_revert(&self) -> Option<(SnapshotId, u64)> {
         self.inner.state.read().pending_revert
     }
@@ -643,6 +646,20 @@ impl Inner {
         Ok(())
     }
 
+    /// Reads `buf.len()` bytes of the origin at `offset` (in range), deferred writes included;
+    /// the caller holds the gate (either way).
+    pub(crate) fn read_origin(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        if self.pending.len() == 0 {
+            return self.origin.read_at(buf, offset);
+        }
+        // Holding the pending lock keeps a drain from moving a block to the origin between our
+        // origin read and the overlay.
+        let pending = self.pending.lock();
+        self.origin.read_at(buf, offset)?;
+        pending.overlay(offset, buf);
+        Ok(())
+    }
+
     pub(crate) fn flush_all(&self) -> Result<()> {
         if let Some(j) = &self.journal {
             // The diff device is flushed even when no record is pending: rewrites of a writable
@@ -688,6 +705,11 @@ impl Inner {
             durable,
         )?;
         let len = st.len;
+        // Without a journal nothing survives a reopen: the snapshot says so.
+        let options = SnapshotOptions {
+            persistent: durable,
+            ..options
+        };
         st.push_snapshot(id, len, self.shift, options);
         self.maybe_checkpoint(st)?;
         Ok(id)

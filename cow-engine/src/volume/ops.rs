@@ -14,11 +14,13 @@ use super::{Event, Inner, Volume};
 /// Blocks copied between two progress records (and origin / destination flushes).
 const PROGRESS_EVERY: usize = 1024;
 
-/// Observable progress of a long copy: blocks done out of total, and a cancel flag.
+/// Observable progress of a long copy: blocks done out of total, whether it finished, and a
+/// cancel flag.
 #[derive(Debug, Default)]
 pub struct Progress {
     done: AtomicU64,
     total: AtomicU64,
+    finished: AtomicBool,
     cancel: AtomicBool,
 }
 
@@ -28,12 +30,14 @@ impl Progress {
         Self::default()
     }
 
-    /// Blocks copied so far (including those copied before a resume).
+    /// Blocks done so far: a resumed split counts those copied before the interruption too, a
+    /// resumed revert only those this call copied (it counts what is left to copy).
     pub fn done(&self) -> u64 {
         self.done.load(Ordering::Relaxed)
     }
 
-    /// Blocks to copy in all; 0 until the operation has computed it.
+    /// Blocks to copy in all (for a resumed revert: in this call); 0 until the operation has
+    /// computed it, and when there is nothing to copy.
     pub fn total(&self) -> u64 {
         self.total.load(Ordering::Relaxed)
     }
@@ -55,13 +59,36 @@ impl Progress {
         self.done.store(done, Ordering::Relaxed);
     }
 
-    /// Percent done, VDS style: 0 to 99 while running (100 is reported only by the finished
-    /// operation's handle).
+    /// Marks the operation finished (successfully): [`Progress::percent`] is 100 from now on.
+    /// The engine's own operations call it as they return `Ok`; a layer above that drives a copy
+    /// with [`Progress::set`] calls it when its copy is complete.
+    pub fn finish(&self) {
+        // Relaxed: a status for display, not a hand-over of the copied data (the operation's
+        // return, or the thread join that carries it, is what orders the data).
+        self.finished.store(true, Ordering::Relaxed);
+    }
+
+    /// True once the operation finished successfully ([`Progress::finish`]).
+    pub fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::Relaxed)
+    }
+
+    /// Percent done, VDS style: 0 to 99 while running, 100 once finished (also when it had
+    /// nothing to copy).
     pub fn percent(&self) -> u32 {
+        if self.is_finished() {
+            return 100;
+        }
         match self.total() {
             0 => 0,
             t => ((self.done().min(t) * 100) / t).min(99) as u32,
         }
+    }
+
+    /// Starts a (possibly resumed) run: `total` blocks to copy, none copied, not finished.
+    fn start(&self, total: u64) {
+        self.finished.store(false, Ordering::Relaxed);
+        self.set(0, total);
     }
 }
 
@@ -76,19 +103,26 @@ fn sorted_union(mut v: Vec<u64>) -> Vec<u64> {
     v
 }
 
-/// See [`Volume::changed_blocks`].
-pub(crate) fn changed_blocks(
+/// The two images [`Volume::changed_blocks`] compares: the older snapshot's index, and the newer
+/// snapshot's index or `None` for the origin.
+type Pair = (usize, Option<usize>);
+
+/// The blocks the maps say may differ between the images of `from` and `to` (the origin if
+/// `None`), sorted: every block preserved or overwritten between them, and the blocks present in
+/// only one of them. A superset of the blocks that differ (a block written back to its old
+/// contents is among them); [`Inner::changed_blocks`] compares them.
+fn candidate_blocks(
     st: &State,
     shift: u32,
     from: SnapshotId,
     to: Option<SnapshotId>,
-) -> Result<Vec<u64>> {
+) -> Result<(Pair, Vec<u64>)> {
     let a = st.index_of(from)?;
     let (lo, hi) = match to {
         Some(t) => {
             let b = st.index_of(t)?;
             if a == b {
-                return Ok(Vec::new());
+                return Ok(((a, Some(b)), Vec::new()));
             }
             (a.min(b), Some(a.max(b)))
         }
@@ -105,40 +139,87 @@ pub(crate) fn changed_blocks(
         }
     }
     // Blocks present in one image and not the other (the volume grew between them).
-    let lo_blocks = st.snaps[lo].map.capacity();
+    let (lo_blocks, hi_blocks) = images_blocks(st, shift, (lo, hi));
+    out.extend(lo_blocks..hi_blocks);
+    Ok(((lo, hi), sorted_union(out)))
+}
+
+/// The sizes in blocks of the two images of `pair` (older first; the newer is never smaller).
+fn images_blocks(st: &State, shift: u32, (lo, hi): Pair) -> (u64, u64) {
     let hi_blocks = match hi {
-        Some(h) => st.snaps[h].map.capacity(),
+        Some(h) => st.snaps[h].blocks(shift),
         None => st.len >> shift,
     };
-    out.extend(lo_blocks..hi_blocks);
-    Ok(sorted_union(out))
+    (st.snaps[lo].blocks(shift), hi_blocks)
 }
 
 impl Inner {
+    /// See [`Volume::changed_blocks`]: the candidates from the maps, kept where the two images'
+    /// contents differ (read under the shared gate `st`, so I/O goes on meanwhile).
+    pub(crate) fn changed_blocks(
+        &self,
+        st: &State,
+        from: SnapshotId,
+        to: Option<SnapshotId>,
+    ) -> Result<Vec<u64>> {
+        let (pair, candidates) = candidate_blocks(st, self.shift, from, to)?;
+        self.differing(st, pair, candidates)
+    }
+
+    /// The blocks of `candidates` (sorted) whose contents differ between the images of `pair`; a
+    /// block present in only one image differs.
+    fn differing(&self, st: &State, (lo, hi): Pair, candidates: Vec<u64>) -> Result<Vec<u64>> {
+        let (lo_blocks, _) = images_blocks(st, self.shift, (lo, hi));
+        let bs = self.block_size() as usize;
+        let (mut a, mut b) = (vec![0u8; bs], vec![0u8; bs]);
+        let mut out = Vec::new();
+        for block in candidates {
+            if block < lo_blocks {
+                self.read_snapshot_block(st, lo, block, &mut a)?;
+                match hi {
+                    Some(h) => self.read_snapshot_block(st, h, block, &mut b)?,
+                    None => self.read_origin(&mut b, block << self.shift)?,
+                }
+                if a == b {
+                    continue;
+                }
+            }
+            out.push(block);
+        }
+        Ok(out)
+    }
+
+    /// Reverts the origin to snapshot `id`: copies back exactly the blocks (within the
+    /// snapshot's size) whose contents differ, resuming after an interrupted revert's cursor.
     pub(crate) fn revert(&self, vol: &Volume, id: SnapshotId, progress: &Progress) -> Result<()> {
         let bs = self.block_size() as usize;
-        let (blocks, persistent) = {
-            let mut st = self.state.write();
+        // The blocks to copy, compared under the shared gate (origin I/O goes on meanwhile).
+        let blocks = {
+            let st = self.state.read();
             let i = st.index_of(id)?;
             let snap_blocks = st.snaps[i].blocks(self.shift);
             let resume_from = match st.pending_revert {
                 Some((s, cursor)) if s == id => cursor,
                 _ => 0,
             };
-            let all: Vec<u64> = changed_blocks(&st, self.shift, id, None)?
+            let (pair, candidates) = candidate_blocks(&st, self.shift, id, None)?;
+            let candidates = candidates
                 .into_iter()
-                .filter(|&b| b < snap_blocks)
+                .filter(|&b| b >= resume_from && b < snap_blocks)
                 .collect();
+            self.differing(&st, pair, candidates)?
+        };
+        let persistent = {
+            let mut st = self.state.write();
+            let i = st.index_of(id)?;
             let persistent = st.snaps[i].persistent;
             if st.pending_revert.map(|(s, _)| s) != Some(id) {
                 self.log_sync(Record::RevertBegin { snapshot: id }, persistent)?;
                 st.pending_revert = Some((id, 0));
             }
-            progress.total.store(all.len() as u64, Ordering::Relaxed);
-            let skip = all.partition_point(|&b| b < resume_from);
-            progress.done.store(skip as u64, Ordering::Relaxed);
-            (all[skip..].to_vec(), persistent)
+            persistent
         };
+        progress.start(blocks.len() as u64);
         let mut buf = vec![0u8; bs];
         for (n, chunk) in blocks.chunks(PROGRESS_EVERY).enumerate() {
             for &block in chunk {
@@ -179,6 +260,7 @@ impl Inner {
         self.origin.flush()?;
         self.log_sync(Record::RevertDone { snapshot: id }, persistent)?;
         self.state.write().pending_revert = None;
+        progress.finish();
         self.announce(Event::RevertProgress {
             snapshot: id,
             done: progress.total(),
@@ -245,7 +327,7 @@ impl Inner {
         blocks: u64,
         start: u64,
     ) -> Result<()> {
-        progress.total.store(blocks, Ordering::Relaxed);
+        progress.start(blocks);
         progress.done.store(start, Ordering::Relaxed);
         let mut buf = vec![0u8; bs];
         let mut block = start;
@@ -299,6 +381,7 @@ impl Inner {
         dest.flush()?;
         self.delete_snapshot_locked(&mut st, id)?;
         drop(st);
+        progress.finish();
         self.announce(Event::SplitProgress {
             snapshot: id,
             done: blocks,

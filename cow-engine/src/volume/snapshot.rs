@@ -15,7 +15,10 @@ pub struct SnapshotInfo {
     pub len: u64,
     /// Whether it accepts writes.
     pub writable: bool,
-    /// Whether it survives a reopen.
+    /// Whether it survives a reopen: false for a snapshot taken with
+    /// [`SnapshotOptions::persistent`](crate::SnapshotOptions::persistent) off, and for every
+    /// snapshot of a volume without a journal (a memory volume, a volume over a device, a file
+    /// volume created [`Durability::Volatile`](crate::Durability::Volatile)).
     pub persistent: bool,
     /// Whether it is protected from automatic deletion.
     pub pinned: bool,
