@@ -113,6 +113,8 @@
 
 /**
  * Snapshot flag: the snapshot does not survive a reopen (and skips the syncs only it needs).
+ * `umbra_snapshot_get_info` reports it for every snapshot of a volume without a journal (a
+ * memory volume, a file volume created `UMBRA_VOLUME_VOLATILE`), asked for or not.
  */
 #define UMBRA_SNAPSHOT_VOLATILE 2
 
@@ -199,7 +201,8 @@ typedef struct {
      */
     uint64_t diff_blocks;
     /**
-     * `UMBRA_SNAPSHOT_*` flags: read-only, volatile, pinned.
+     * `UMBRA_SNAPSHOT_*` flags: read-only, volatile (it does not survive a reopen: asked for,
+     * or a volume without a journal), pinned.
      */
     uint32_t flags;
     /**
@@ -664,9 +667,11 @@ umbra_status umbra_snapshot_write(umbra_volume *vol,
 umbra_status umbra_snapshot_delete(umbra_volume *vol, uint64_t snapshot);
 
 /**
- * Reverts the volume to snapshot `snapshot`: copies back only the blocks that differ, through the
- * normal write path, so every snapshot (that one included) stays unchanged. Interrupted (crash),
- * it is resumed by calling it again.
+ * Reverts the volume to snapshot `snapshot`: copies back exactly the blocks whose contents differ
+ * (those `umbra_snapshot_get_changed_blocks(vol, snapshot, UMBRA_ORIGIN, ...)` lists within the
+ * snapshot's size), through the normal write path, so every snapshot (that one included) stays
+ * unchanged; a second revert right after copies nothing. Interrupted (crash), it is resumed by
+ * calling it again.
  *
  * # Safety
  * `vol` is NULL or a live handle.
@@ -782,8 +787,10 @@ umbra_status umbra_snapshot_set_pinned(umbra_volume *vol, uint64_t snapshot, boo
 /**
  * Lists the block numbers (of the volume's block size) that differ between snapshot `from` and
  * snapshot `to` (`UMBRA_ORIGIN` for the volume's current contents), ascending: what an incremental
- * backup copies. Computed from the maps without reading data: a superset of the blocks whose
- * contents differ. Buffer convention as `umbra_snapshot_list`.
+ * backup copies. Exact: the blocks written between the two (from the maps) are read from both
+ * and kept only where the bytes differ (a block written back to its old contents, or restored
+ * by a revert, is not listed); blocks past the older one's end (the volume grew) are always
+ * listed. Buffer convention as `umbra_snapshot_list`.
  *
  * # Safety
  * `vol` is NULL or a live handle; `blocks` is NULL or points to `cap` writable `uint64_t`s;
@@ -1112,9 +1119,9 @@ umbra_status umbra_lun_get_source(const umbra_array *array,
 /**
  * Lists the block numbers (of the array's block size, ascending) that differ between snapshot
  * LUN `from` and `to`, a later snapshot LUN of the same source or the source LUN itself (its
- * current contents): what an incremental backup copies after a full backup of `from`. Computed
- * from the copy-on-write maps without reading data: a superset of the blocks whose contents
- * differ, writes to either snapshot LUN included. `from` not a snapshot LUN of that source (or
+ * current contents): what an incremental backup copies after a full backup of `from`. Exact:
+ * the blocks the copy-on-write maps name (writes to either snapshot LUN included) are read from
+ * both and kept only where the bytes differ. `from` not a snapshot LUN of that source (or
  * split) is `UMBRA_E_INVALID_ARGUMENT`. Buffer convention as `umbra_snapshot_list`.
  *
  * # Safety

@@ -678,9 +678,9 @@ pub unsafe extern "C" fn umbra_lun_get_source(
 
 /// Lists the block numbers (of the array's block size, ascending) that differ between snapshot
 /// LUN `from` and `to`, a later snapshot LUN of the same source or the source LUN itself (its
-/// current contents): what an incremental backup copies after a full backup of `from`. Computed
-/// from the copy-on-write maps without reading data: a superset of the blocks whose contents
-/// differ, writes to either snapshot LUN included. `from` not a snapshot LUN of that source (or
+/// current contents): what an incremental backup copies after a full backup of `from`. Exact:
+/// the blocks the copy-on-write maps name (writes to either snapshot LUN included) are read from
+/// both and kept only where the bytes differ. `from` not a snapshot LUN of that source (or
 /// split) is `UMBRA_E_INVALID_ARGUMENT`. Buffer convention as `umbra_snapshot_list`.
 ///
 /// # Safety

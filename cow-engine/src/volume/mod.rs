@@ -62,9 +62,10 @@ pub enum Event {
     RevertProgress {
         /// The snapshot the origin is reverted to.
         snapshot: SnapshotId,
-        /// Blocks copied back so far (including those before a resume).
+        /// Blocks copied back so far by this call.
         done: u64,
-        /// Blocks to copy back in all.
+        /// Blocks to copy back in all: those whose bytes differed from the snapshot's when the
+        /// revert started (a resumed revert counts only what is left).
         total: u64,
     },
     /// A split of `snapshot` copied `done` of `total` blocks; raised every 1,024 blocks and

@@ -95,10 +95,10 @@ impl Array {
 
     /// The blocks (of the array's block size, ascending) that differ between snapshot LUN `from`
     /// and `to`: a later snapshot LUN of the same source, or the source LUN itself (its current
-    /// contents). What an incremental backup copies after backing up `from` in full. Computed from
-    /// the copy-on-write maps without reading data: a superset of the blocks whose contents differ,
-    /// writes made to either snapshot LUN included. Either order of two snapshot LUNs gives the
-    /// same set. A LUN that is not a snapshot LUN of that source (or a split one) as `from` is
+    /// contents). What an incremental backup copies after backing up `from` in full. Exact
+    /// ([`Volume::changed_blocks`]): the blocks the copy-on-write maps name, writes made to either
+    /// snapshot LUN included, read from both and kept only where the bytes differ. Either order
+    /// of two snapshot LUNs gives the same set. A LUN that is not a snapshot LUN of that source (or a split one) as `from` is
     /// [`ErrorKind::InvalidArgument`]; an unknown name [`ErrorKind::NotFound`].
     pub fn changed_blocks(&self, from: &str, to: &str) -> Result<Vec<u64>> {
         let (source, from_snapshot, to_snapshot, settle) = {
