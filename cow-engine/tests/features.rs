@@ -382,7 +382,11 @@ fn snapshots_of_a_volume_without_a_journal_are_not_persistent() {
                 ..SnapshotOptions::default()
             })
             .unwrap();
-        assert_eq!(vol.snapshot_info(asked).unwrap().persistent, journal, "{what}");
+        assert_eq!(
+            vol.snapshot_info(asked).unwrap().persistent,
+            journal,
+            "{what}"
+        );
         assert!(!vol.snapshot_info(transient).unwrap().persistent, "{what}");
         let listed: Vec<bool> = vol.snapshots().iter().map(|i| i.persistent).collect();
         assert_eq!(listed, [journal, false], "{what}");

@@ -590,7 +590,10 @@ fn a_failed_select_leaves_nothing_selected_so_nothing_else_is_deleted() {
     // The same for a target.
     a.create_target("t1", "iqn.2024-01.org.example:array.t1", &[])
         .unwrap();
-    let run = run_script(&a, "select target t1\nselect target nope noerr\ndelete target\n");
+    let run = run_script(
+        &a,
+        "select target t1\nselect target nope noerr\ndelete target\n",
+    );
     assert_eq!(run.exit_code, ExitCode::Syntax);
     assert_eq!(
         run.stopping_error().map(|e| e.kind),
@@ -602,7 +605,10 @@ fn a_failed_select_leaves_nothing_selected_so_nothing_else_is_deleted() {
     // does not parse included, clears it for the next run too.
     let mut session = Session::new(&a);
     for failed in ["select lun typo", "select lun keepme extra", "select lun"] {
-        assert_eq!(session.execute("select lun keepme\n").exit_code, ExitCode::Ok);
+        assert_eq!(
+            session.execute("select lun keepme\n").exit_code,
+            ExitCode::Ok
+        );
         let run = session.execute(&format!("{failed}\n"));
         assert_eq!(run.exit_code, ExitCode::Syntax, "{failed}");
         let run = session.execute("delete lun\n");
@@ -690,20 +696,48 @@ fn an_invalid_argument_from_the_array_is_a_service_failure() {
     a.create_lun("big", 2 << 20, &MaskSpec::None).unwrap();
     let cases = [
         // The array's refusals of arguments: 4.
-        ("select lun plain\nsplit lun\n", ExitCode::ServiceFailure, ErrorKind::InvalidArgument),
-        ("select lun plain\nresync lun from=big\n", ExitCode::ServiceFailure, ErrorKind::InvalidArgument),
-        ("create lun simple size=1B name=odd\n", ExitCode::ServiceFailure, ErrorKind::InvalidArgument),
+        (
+            "select lun plain\nsplit lun\n",
+            ExitCode::ServiceFailure,
+            ErrorKind::InvalidArgument,
+        ),
+        (
+            "select lun plain\nresync lun from=big\n",
+            ExitCode::ServiceFailure,
+            ErrorKind::InvalidArgument,
+        ),
+        (
+            "create lun simple size=1B name=odd\n",
+            ExitCode::ServiceFailure,
+            ErrorKind::InvalidArgument,
+        ),
         // An object that does not exist: a selection error, 5.
-        ("select lun nothere\n", ExitCode::Syntax, ErrorKind::NotFound),
-        ("select lun plain\nswap lun with=nothere\n", ExitCode::Syntax, ErrorKind::NotFound),
+        (
+            "select lun nothere\n",
+            ExitCode::Syntax,
+            ErrorKind::NotFound,
+        ),
+        (
+            "select lun plain\nswap lun with=nothere\n",
+            ExitCode::Syntax,
+            ErrorKind::NotFound,
+        ),
         // Values the interpreter refuses before asking the array: 5.
         (
             "select lun plain\nunmask lun initiator=iqn.2001-13.com.example\n",
             ExitCode::Syntax,
             ErrorKind::InvalidInitiator,
         ),
-        ("group set name=g members=iqn.bogus\n", ExitCode::Syntax, ErrorKind::InvalidInitiator),
-        ("create lun simple size=1 name=bad/name\n", ExitCode::Syntax, ErrorKind::InvalidArgument),
+        (
+            "group set name=g members=iqn.bogus\n",
+            ExitCode::Syntax,
+            ErrorKind::InvalidInitiator,
+        ),
+        (
+            "create lun simple size=1 name=bad/name\n",
+            ExitCode::Syntax,
+            ErrorKind::InvalidArgument,
+        ),
     ];
     for (script, code, kind) in cases {
         let run = run_script(&a, script);
