@@ -416,13 +416,14 @@ impl Volume {
     /// snapshot's image includes its own writes. Exact: the maps name the blocks written between
     /// the two images, and each of those is read from both and kept only where the bytes differ
     /// (so a block written back to its old contents, or restored by [`Volume::revert`], is not
-    /// listed); the cost is two block reads per block written between them. Blocks present in
+    /// listed); the cost is two block reads per block written between them, done a few hundred
+    /// blocks at a time while I/O goes on (a snapshot deleted meanwhile fails the call with
+    /// [`ErrorKind::NotFound`]). Blocks present in
     /// only one image (the volume grew between the two) are always listed. Right after a
     /// finished revert to `from`, `changed_blocks(from, None)` holds only such blocks (none if
     /// the volume did not grow).
     pub fn changed_blocks(&self, from: SnapshotId, to: Option<SnapshotId>) -> Result<Vec<u64>> {
-        let st = self.inner.state.read();
-        self.inner.changed_blocks(&st, from, to)
+        self.inner.changed_blocks(from, to)
     }
 
     /// Grows the volume to `new_len` bytes (a multiple of the block size); new space reads as zeros,

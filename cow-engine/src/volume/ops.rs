@@ -103,31 +103,45 @@ fn sorted_union(mut v: Vec<u64>) -> Vec<u64> {
     v
 }
 
-/// The two images [`Volume::changed_blocks`] compares: the older snapshot's index, and the newer
-/// snapshot's index or `None` for the origin.
-type Pair = (usize, Option<usize>);
+/// Candidate blocks compared per hold of the shared gate: the gate is let go between batches, so
+/// a long comparison never holds back a snapshot creation, a delete or a freeze (nor, behind a
+/// waiting one of those, the I/O) for longer than one batch.
+const COMPARE_EVERY: usize = 256;
+
+/// What [`Volume::changed_blocks`] compares: the older image's snapshot and size in blocks, and
+/// the newer image's snapshot (`None`: the origin).
+struct Images {
+    older: SnapshotId,
+    older_blocks: u64,
+    newer: Option<SnapshotId>,
+}
 
 /// The blocks the maps say may differ between the images of `from` and `to` (the origin if
 /// `None`), sorted: every block preserved or overwritten between them, and the blocks present in
 /// only one of them. A superset of the blocks that differ (a block written back to its old
-/// contents is among them); [`Inner::changed_blocks`] compares them.
+/// contents is among them); [`Inner::differing`] compares them.
 fn candidate_blocks(
     st: &State,
     shift: u32,
     from: SnapshotId,
     to: Option<SnapshotId>,
-) -> Result<(Pair, Vec<u64>)> {
+) -> Result<(Images, Vec<u64>)> {
     let a = st.index_of(from)?;
     let (lo, hi) = match to {
         Some(t) => {
             let b = st.index_of(t)?;
-            if a == b {
-                return Ok(((a, Some(b)), Vec::new()));
-            }
             (a.min(b), Some(a.max(b)))
         }
         None => (a, None),
     };
+    let images = Images {
+        older: st.snaps[lo].id,
+        older_blocks: st.snaps[lo].blocks(shift),
+        newer: hi.map(|h| st.snaps[h].id),
+    };
+    if hi == Some(lo) {
+        return Ok((images, Vec::new()));
+    }
     let mut out = Vec::new();
     let maps_end = hi.unwrap_or(st.snaps.len());
     for s in &st.snaps[lo..maps_end] {
@@ -139,52 +153,54 @@ fn candidate_blocks(
         }
     }
     // Blocks present in one image and not the other (the volume grew between them).
-    let (lo_blocks, hi_blocks) = images_blocks(st, shift, (lo, hi));
-    out.extend(lo_blocks..hi_blocks);
-    Ok(((lo, hi), sorted_union(out)))
-}
-
-/// The sizes in blocks of the two images of `pair` (older first; the newer is never smaller).
-fn images_blocks(st: &State, shift: u32, (lo, hi): Pair) -> (u64, u64) {
-    let hi_blocks = match hi {
+    let newer_blocks = match hi {
         Some(h) => st.snaps[h].blocks(shift),
         None => st.len >> shift,
     };
-    (st.snaps[lo].blocks(shift), hi_blocks)
+    out.extend(images.older_blocks..newer_blocks);
+    Ok((images, sorted_union(out)))
 }
 
 impl Inner {
     /// See [`Volume::changed_blocks`]: the candidates from the maps, kept where the two images'
-    /// contents differ (read under the shared gate `st`, so I/O goes on meanwhile).
+    /// contents differ.
     pub(crate) fn changed_blocks(
         &self,
-        st: &State,
         from: SnapshotId,
         to: Option<SnapshotId>,
     ) -> Result<Vec<u64>> {
-        let (pair, candidates) = candidate_blocks(st, self.shift, from, to)?;
-        self.differing(st, pair, candidates)
+        let (images, candidates) = {
+            let st = self.state.read();
+            candidate_blocks(&st, self.shift, from, to)?
+        };
+        self.differing(&images, &candidates)
     }
 
-    /// The blocks of `candidates` (sorted) whose contents differ between the images of `pair`; a
-    /// block present in only one image differs.
-    fn differing(&self, st: &State, (lo, hi): Pair, candidates: Vec<u64>) -> Result<Vec<u64>> {
-        let (lo_blocks, _) = images_blocks(st, self.shift, (lo, hi));
+    /// The blocks of `candidates` (sorted) whose contents differ between `images`; a block
+    /// present in only one image differs. Reads under the shared gate, taken a batch at a time
+    /// (so I/O goes on meanwhile, and a structural change waits one batch at most); a snapshot
+    /// deleted meanwhile is [`ErrorKind::NotFound`].
+    fn differing(&self, images: &Images, candidates: &[u64]) -> Result<Vec<u64>> {
         let bs = self.block_size() as usize;
         let (mut a, mut b) = (vec![0u8; bs], vec![0u8; bs]);
         let mut out = Vec::new();
-        for block in candidates {
-            if block < lo_blocks {
-                self.read_snapshot_block(st, lo, block, &mut a)?;
-                match hi {
-                    Some(h) => self.read_snapshot_block(st, h, block, &mut b)?,
-                    None => self.read_origin(&mut b, block << self.shift)?,
+        for batch in candidates.chunks(COMPARE_EVERY) {
+            let st = self.state.read();
+            let older = st.index_of(images.older)?;
+            let newer = images.newer.map(|n| st.index_of(n)).transpose()?;
+            for &block in batch {
+                if block < images.older_blocks {
+                    self.read_snapshot_block(&st, older, block, &mut a)?;
+                    match newer {
+                        Some(n) => self.read_snapshot_block(&st, n, block, &mut b)?,
+                        None => self.read_origin(&mut b, block << self.shift)?,
+                    }
+                    if a == b {
+                        continue;
+                    }
                 }
-                if a == b {
-                    continue;
-                }
+                out.push(block);
             }
-            out.push(block);
         }
         Ok(out)
     }
@@ -193,22 +209,22 @@ impl Inner {
     /// snapshot's size) whose contents differ, resuming after an interrupted revert's cursor.
     pub(crate) fn revert(&self, vol: &Volume, id: SnapshotId, progress: &Progress) -> Result<()> {
         let bs = self.block_size() as usize;
-        // The blocks to copy, compared under the shared gate (origin I/O goes on meanwhile).
-        let blocks = {
+        // The blocks to copy: the candidates within the snapshot, from a pending revert's cursor
+        // on, compared a batch at a time (origin I/O goes on meanwhile).
+        let (images, candidates) = {
             let st = self.state.read();
-            let i = st.index_of(id)?;
-            let snap_blocks = st.snaps[i].blocks(self.shift);
             let resume_from = match st.pending_revert {
                 Some((s, cursor)) if s == id => cursor,
                 _ => 0,
             };
-            let (pair, candidates) = candidate_blocks(&st, self.shift, id, None)?;
-            let candidates = candidates
+            let (images, candidates) = candidate_blocks(&st, self.shift, id, None)?;
+            let candidates: Vec<u64> = candidates
                 .into_iter()
-                .filter(|&b| b >= resume_from && b < snap_blocks)
+                .filter(|&b| b >= resume_from && b < images.older_blocks)
                 .collect();
-            self.differing(&st, pair, candidates)?
+            (images, candidates)
         };
+        let blocks = self.differing(&images, &candidates)?;
         let persistent = {
             let mut st = self.state.write();
             let i = st.index_of(id)?;
