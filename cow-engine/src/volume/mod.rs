@@ -330,6 +330,35 @@ impl Volume {
         self.inner.write_origin(io::Payload::Zeros(len), offset)
     }
 
+    /// [`Volume::write_at`] admitted by `admit`, for a layer above that must know which writes
+    /// are running (to fence them: wait for those it admitted, refuse the rest). `admit` is called
+    /// once the write has passed any freeze, with the volume's gate held shared (it must not
+    /// block, nor call into this volume); `None` refuses the write: nothing is written and this
+    /// returns `Ok(false)`. `Some(guard)` lets the write proceed, `guard` held until it is done
+    /// (`Ok(true)`). A write held by a freeze ([`Volume::freeze`]) is not admitted until the freeze
+    /// releases it, so a layer waiting for its admitted writes never waits for a thaw. `admit` may
+    /// be called again if the write has to retry (the diff area made room).
+    pub fn write_at_admitted<G>(
+        &self,
+        buf: &[u8],
+        offset: u64,
+        admit: impl FnMut() -> Option<G>,
+    ) -> Result<bool> {
+        self.inner
+            .write_origin_admitted(io::Payload::Data(buf), offset, admit)
+    }
+
+    /// [`Volume::discard`] admitted by `admit`, as [`Volume::write_at_admitted`] admits writes.
+    pub fn discard_admitted<G>(
+        &self,
+        offset: u64,
+        len: u64,
+        admit: impl FnMut() -> Option<G>,
+    ) -> Result<bool> {
+        self.inner
+            .write_origin_admitted(io::Payload::Zeros(len), offset, admit)
+    }
+
     /// Makes every write completed before this call durable (origin, diff area and journal).
     pub fn flush(&self) -> Result<()> {
         {
@@ -471,6 +500,11 @@ impl Volume {
             Some(true) => Ok(ThawOutcome::Expired),
             None => Err(Error::new(ErrorKind::BadState, "volume is not frozen")),
         }
+    }
+
+    /// How many writes are waiting for a thaw right now (held by a freeze).
+    pub fn held_writes(&self) -> usize {
+        self.inner.freeze.held()
     }
 
     /// True while writes are held by a freeze.

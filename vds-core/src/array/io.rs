@@ -1,8 +1,11 @@
 //! I/O: reads and writes as an initiator, refused where the mask denies them; changed blocks
 //! between snapshot LUNs; the volume behind a LUN.
 
+use std::sync::Arc;
+
 use cow_engine::Volume;
 
+use super::fence::LunFence;
 use super::state::SourceRef;
 use super::{Array, Backing};
 use crate::error::{Error, ErrorKind, Result};
@@ -11,8 +14,14 @@ use crate::mask::{Access, LunId};
 use crate::model::LunStatus;
 
 impl Array {
-    /// The volume behind LUN `name` if `initiator` may do `want` with it now.
-    fn gate(&self, name: &str, initiator: &InitiatorId, want: Access) -> Result<(Backing, u64)> {
+    /// The volume behind LUN `name` if `initiator` may do `want` with it now, with the LUN's size,
+    /// its fence and the access epoch this answer holds for (see `fence.rs`).
+    fn gate(
+        &self,
+        name: &str,
+        initiator: &InitiatorId,
+        want: Access,
+    ) -> Result<(Backing, u64, Arc<LunFence>, u64)> {
         let core = self.inner.core.read();
         let id = core.state.id_of(name)?;
         let grant = core.state.mask.access(id, initiator).ok_or_else(|| {
@@ -34,12 +43,16 @@ impl Array {
                 format!("LUN {name:?} is offline"),
             ));
         }
-        Ok((core.volumes[&id].clone(), l.size))
+        let fence = self.inner.fences.get(id);
+        let epoch = fence.epoch();
+        Ok((core.volumes[&id].clone(), l.size, fence, epoch))
     }
 
     /// Reads `buf.len()` bytes of LUN `name` at `offset` as `initiator` (the engine's
     /// [`Volume::read_at`] order: the buffer, then the offset). Refused with
     /// [`ErrorKind::AccessDenied`] where the mask denies it, [`ErrorKind::OutOfRange`] past the end.
+    /// Each call looks the LUN up by name and the initiator up in its mask: a server addressing
+    /// LUNs by number opens a [`super::LunHandle`] instead ([`Array::open_lun`]).
     pub fn read_at(
         &self,
         name: &str,
@@ -47,15 +60,21 @@ impl Array {
         buf: &mut [u8],
         offset: u64,
     ) -> Result<()> {
-        let (vol, size) = self.gate(name, initiator, Access::ReadOnly)?;
-        check_range_of(size, offset, buf.len())?;
-        let vol = vol.read();
-        Ok(vol.read_at(buf, offset)?)
+        loop {
+            let (vol, size, fence, epoch) = self.gate(name, initiator, Access::ReadOnly)?;
+            check_range_of(size, offset, buf.len() as u64)?;
+            let vol = vol.read();
+            let Some(_admitted) = fence.enter(fence.shared(), epoch) else {
+                continue;
+            };
+            return Ok(vol.read_at(buf, offset)?);
+        }
     }
 
     /// Writes `buf` to LUN `name` at `offset` as `initiator` (the engine's [`Volume::write_at`]
     /// order). Refused, nothing written, where the mask denies it or grants read-only access
-    /// ([`ErrorKind::AccessDenied`]) or past the end ([`ErrorKind::OutOfRange`]).
+    /// ([`ErrorKind::AccessDenied`]) or past the end ([`ErrorKind::OutOfRange`]). Not durable until
+    /// the LUN is flushed ([`super::LunHandle::flush`]) or the array closes.
     pub fn write_at(
         &self,
         name: &str,
@@ -63,10 +82,14 @@ impl Array {
         buf: &[u8],
         offset: u64,
     ) -> Result<()> {
-        let (vol, size) = self.gate(name, initiator, Access::ReadWrite)?;
-        check_range_of(size, offset, buf.len())?;
-        let vol = vol.read();
-        Ok(vol.write_at(buf, offset)?)
+        loop {
+            let (vol, size, fence, epoch) = self.gate(name, initiator, Access::ReadWrite)?;
+            check_range_of(size, offset, buf.len() as u64)?;
+            let vol = vol.read();
+            if vol.write_at_admitted(buf, offset, || fence.enter(fence.shared(), epoch))? {
+                return Ok(());
+            }
+        }
     }
 
     /// [`Array::read_at`] with the offset before the buffer.
@@ -151,8 +174,8 @@ impl Array {
 }
 
 /// Refuses `len` bytes at `offset` that do not fit in a LUN of `size` bytes.
-fn check_range_of(size: u64, offset: u64, len: usize) -> Result<()> {
-    match offset.checked_add(len as u64) {
+pub(super) fn check_range_of(size: u64, offset: u64, len: u64) -> Result<()> {
+    match offset.checked_add(len) {
         Some(end) if end <= size => Ok(()),
         _ => Err(Error::new(
             ErrorKind::OutOfRange,
