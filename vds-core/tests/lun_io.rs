@@ -345,3 +345,88 @@ fn flush_needs_read_access_and_fua_write_access() {
     v.read_at(&mut b[..3], 4096).unwrap();
     assert_eq!(&b[..3], b"fua");
 }
+
+/// The bytes `extents` cover.
+fn covered(extents: &[(u64, u64)]) -> u64 {
+    extents.iter().map(|e| e.1).sum()
+}
+
+/// Checks that every byte of `h`'s first `len` bytes outside `extents` reads as zeros.
+fn holes_read_as_zeros(h: &LunHandle, extents: &[(u64, u64)], len: u64) {
+    let mut at = 0;
+    let mut buf = vec![0u8; 1 << 20];
+    for &(s, l) in extents.iter().chain([(len, 0)].iter()) {
+        while at < s {
+            let n = (s - at).min(buf.len() as u64) as usize;
+            h.read_at(&mut buf[..n], at).unwrap();
+            assert!(
+                buf[..n].iter().all(|&b| b == 0),
+                "a hole at {at} holds data"
+            );
+            at += n as u64;
+        }
+        at = s + l;
+    }
+}
+
+fn allocation_counts_what_was_written(a: &Array) {
+    const GB: u64 = 1 << 30;
+    const BS: u64 = 4096;
+    a.create_lun("big", GB, &mask(W1)).unwrap();
+    let n = a.access("big", &id(W1)).unwrap().unwrap().number;
+    let h = a.open_lun(&id(W1), n).unwrap();
+    assert_eq!(h.allocation(0, GB).unwrap(), vec![]);
+    for b in [5u64, 70_000, GB / BS - 1] {
+        h.write_at(&[b as u8 | 1; 4096], b * BS).unwrap();
+    }
+    let want = vec![(5 * BS, BS), (70_000 * BS, BS), (GB - BS, BS)];
+    assert_eq!(h.allocation(0, GB).unwrap(), want);
+    // A sub-range, clipped; a partial block counts whole (then clipped to what was asked).
+    assert_eq!(
+        h.allocation(5 * BS + 100, 10 * BS).unwrap(),
+        vec![(5 * BS + 100, BS - 100)]
+    );
+    h.discard(70_000 * BS, BS).unwrap();
+    assert_eq!(covered(&h.allocation(0, GB).unwrap()), 2 * BS);
+    // A snapshot LUN sees its source's data, then its own writes; a later discard on the source
+    // does not take data from it (the block is preserved for it).
+    a.snapshot_lun("big", "snap").unwrap();
+    a.set_mask("snap", &mask(R1)).unwrap();
+    let rn = a.access("snap", &id(R1)).unwrap().unwrap().number;
+    let s = a.open_lun(&id(R1), rn).unwrap();
+    assert_eq!(
+        s.allocation(0, GB).unwrap(),
+        vec![(5 * BS, BS), (GB - BS, BS)]
+    );
+    s.write_at(&[9; 10], 3 * BS).unwrap();
+    h.discard(5 * BS, BS).unwrap();
+    assert_eq!(covered(&h.allocation(0, GB).unwrap()), BS);
+    assert_eq!(
+        s.allocation(0, GB).unwrap(),
+        vec![(3 * BS, BS), (5 * BS, BS), (GB - BS, BS)]
+    );
+    // Stacked: a snapshot LUN of the snapshot LUN.
+    a.snapshot_lun("snap", "snap2").unwrap();
+    a.set_mask("snap2", &mask(R1)).unwrap();
+    let rn2 = a.access("snap2", &id(R1)).unwrap().unwrap().number;
+    let s2 = a.open_lun(&id(R1), rn2).unwrap();
+    assert_eq!(covered(&s2.allocation(0, GB).unwrap()), 3 * BS);
+    // Holes read as zeros (over the first 64 MiB, where the data is).
+    for (lun, ext) in [
+        (&h, h.allocation(0, 64 * MB).unwrap()),
+        (&s2, s2.allocation(0, 64 * MB).unwrap()),
+    ] {
+        holes_read_as_zeros(lun, &ext, 64 * MB);
+    }
+}
+
+#[test]
+fn allocation_reports_exactly_the_blocks_written_in_memory() {
+    allocation_counts_what_was_written(&Array::in_memory());
+}
+
+#[test]
+fn allocation_reports_exactly_the_blocks_written_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    allocation_counts_what_was_written(&Array::open(dir.path().join("pool")).unwrap());
+}

@@ -359,6 +359,17 @@ impl Volume {
             .write_origin_admitted(io::Payload::Zeros(len), offset, admit)
     }
 
+    /// The ranges of the origin's `[offset, offset + len)` that may hold data, ascending and
+    /// disjoint (see [`BlockDevice::allocated`]): every byte outside them reads as zeros. What the
+    /// origin device reports (a file's extents, a memory device's written pieces), plus the blocks
+    /// whose writes are held until a flush; a discarded range is a hole where the device punched
+    /// one. A range past the end is [`ErrorKind::OutOfRange`].
+    pub fn allocated(&self, offset: u64, len: u64) -> Result<Vec<std::ops::Range<u64>>> {
+        let st = self.inner.state.read();
+        crate::error::check_range(offset, usize::try_from(len).unwrap_or(usize::MAX), st.len)?;
+        self.inner.origin_allocated(offset, len)
+    }
+
     /// Makes every write completed before this call durable (origin, diff area and journal).
     pub fn flush(&self) -> Result<()> {
         {
@@ -630,6 +641,10 @@ impl BlockDevice for Volume {
     fn as_discard(&self) -> Option<&dyn Discard> {
         Some(self)
     }
+
+    fn allocated(&self, offset: u64, len: u64) -> Result<Vec<std::ops::Range<u64>>> {
+        Volume::allocated(self, offset, len)
+    }
 }
 
 impl Resize for Volume {
@@ -648,6 +663,52 @@ impl Discard for Volume {
 impl Inner {
     pub(crate) fn block_size(&self) -> u64 {
         1 << self.shift
+    }
+
+    /// The origin's data ranges in `[offset, offset + len)`: the device's, plus held blocks.
+    pub(crate) fn origin_allocated(
+        &self,
+        offset: u64,
+        len: u64,
+    ) -> Result<Vec<std::ops::Range<u64>>> {
+        let mut v = self.origin.allocated(offset, len)?;
+        if self.pending.len() != 0 {
+            let bs = self.block_size();
+            v.extend(self.pending.lock().blocks().map(|b| b * bs..(b + 1) * bs));
+        }
+        Ok(crate::device::clip(v, offset, len))
+    }
+
+    /// The data ranges of snapshot `id`'s image in `[offset, offset + len)`: its own writes, the
+    /// blocks preserved in its map and the later ones (it reads them there), and the origin's.
+    pub(crate) fn snapshot_allocated(
+        &self,
+        id: SnapshotId,
+        offset: u64,
+        len: u64,
+    ) -> Result<Vec<std::ops::Range<u64>>> {
+        let st = self.state.read();
+        let i = st.index_of(id)?;
+        crate::error::check_range(
+            offset,
+            usize::try_from(len).unwrap_or(usize::MAX),
+            st.snaps[i].len,
+        )?;
+        let mut v = self.origin_allocated(offset, len)?;
+        let bs = self.block_size();
+        let (first, end) = (offset / bs, (offset + len).div_ceil(bs));
+        let mut add = |b: u64, _| {
+            if (first..end).contains(&b) {
+                v.push(b * bs..(b + 1) * bs);
+            }
+        };
+        for s in &st.snaps[i..] {
+            s.map.for_each_preserved(&mut add);
+        }
+        if let Some(ov) = &st.snaps[i].overlay {
+            ov.for_each_preserved(&mut add);
+        }
+        Ok(crate::device::clip(v, offset, len))
     }
 
     /// Takes the gate shared for an origin write, waiting out a freeze.

@@ -288,6 +288,30 @@ impl LunHandle {
         })
     }
 
+    /// The extents `(start, length)` of `[offset, offset + len)` that may hold data, ascending,
+    /// disjoint and whole blocks of the LUN (clipped to the range asked): every byte outside them
+    /// reads as zeros (NBD block status; what a first full backup must copy). Exact for blocks
+    /// written or discarded on the LUN; a snapshot LUN also counts the blocks its source preserved
+    /// for it. Needs read access.
+    pub fn allocation(&self, offset: u64, len: u64) -> Result<Vec<(u64, u64)>> {
+        let bs = u64::from(self.block_size());
+        self.run(Access::ReadOnly, offset, len, |v, admit| {
+            let Some(_a) = admit() else { return Ok(None) };
+            let ranges = v.allocated(offset, len)?;
+            let end = offset + len;
+            let mut out: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
+            for r in ranges {
+                let start = (r.start / bs * bs).max(offset);
+                let stop = r.end.div_ceil(bs).saturating_mul(bs).min(end);
+                match out.last_mut() {
+                    Some((s0, l0)) if start <= *s0 + *l0 => *l0 = stop.max(*s0 + *l0) - *s0,
+                    _ => out.push((start, stop - start)),
+                }
+            }
+            Ok(Some(out))
+        })
+    }
+
     /// Writes zeros to `[offset, offset + len)` (SCSI WRITE SAME with zeros, NBD WRITE_ZEROES):
     /// the range reads as zeros afterwards. The space may be released (as by
     /// [`LunHandle::discard`]). Durable after the next flush.
