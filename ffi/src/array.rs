@@ -18,7 +18,7 @@ use crate::status::*;
 /// The embedded array, in memory or over a pool directory. Created by `umbra_array_open`, freed
 /// by `umbra_array_free`. Safe to share across threads.
 pub struct umbra_array {
-    array: Array,
+    pub(crate) array: Array,
     events: Notifier,
 }
 
