@@ -159,6 +159,11 @@
 #define UMBRA_LUN_STATUS_OFFLINE 4
 
 /**
+ * `*out_next_cursor` of `umbra_lun_get_changed_extents` when there is nothing more.
+ */
+#define UMBRA_EXTENTS_END UINT64_MAX
+
+/**
  * The embedded array, in memory or over a pool directory. Created by `umbra_array_open`, freed
  * by `umbra_array_free`. Safe to share across threads.
  */
@@ -1503,6 +1508,62 @@ umbra_status umbra_lun_handle_get_allocation(const umbra_lun_handle *handle,
                                              umbra_extent *extents,
                                              size_t cap,
                                              size_t *out_count);
+
+/**
+ * Imports the raw image file `path` as new LUN `name`, masked to no one, of the file's size
+ * rounded up to 4 KiB, on a background thread; writes an async handle to `*out_op` (progress in
+ * bytes of the file's data extents). Sparse: only the file's data extents are read and all-zero
+ * blocks are not written. The LUN exists from the start (its name is taken) and is deleted if the
+ * copy fails or is cancelled; its contents are durable when the operation succeeds. From
+ * `umbra_async_wait`: a LUN of that name `UMBRA_E_ALREADY_EXISTS`, a missing file `UMBRA_E_IO`
+ * (`NOT_FOUND` detail), an empty file `UMBRA_E_INVALID_ARGUMENT`, cancelled `UMBRA_E_CANCELLED`.
+ *
+ * # Safety
+ * `array` is NULL or a live handle; `name` and `path` are NULL or NUL-terminated; `out_op` is
+ * NULL or writable.
+ */
+umbra_status umbra_lun_import_async(umbra_array *array,
+                                    const char *name,
+                                    const char *path,
+                                    umbra_async **out_op);
+
+/**
+ * Exports LUN `name`'s contents, whatever its masking, to the new raw image file `path` on a
+ * background thread; writes an async handle to `*out_op`. Sparse: only the ranges that may hold
+ * data are read and all-zero blocks are not written (holes stay holes). The file is durable when
+ * the operation succeeds, removed if it fails or is cancelled. Export a snapshot LUN for a
+ * point-in-time image. An unknown LUN is `UMBRA_E_NOT_FOUND` from this call; from
+ * `umbra_async_wait`: an existing file `UMBRA_E_ALREADY_EXISTS`, cancelled `UMBRA_E_CANCELLED`.
+ *
+ * # Safety
+ * `array` is NULL or a live handle; `name` and `path` are NULL or NUL-terminated; `out_op` is
+ * NULL or writable.
+ */
+umbra_status umbra_lun_export_async(const umbra_array *array,
+                                    const char *name,
+                                    const char *path,
+                                    umbra_async **out_op);
+
+/**
+ * `umbra_lun_get_changed_blocks` as extents (`umbra_extent`, bytes, adjacent blocks merged),
+ * paged: at most `cap` extents from byte `cursor` on (0 to start) into `extents`, their number
+ * into `*out_count`, and the cursor of the next call into `*out_next_cursor`
+ * (`UMBRA_EXTENTS_END`: no more). Memory is bounded by `cap`, never by the LUN's size. A cursor
+ * not returned by a previous call (not block-aligned) or a `cap` of 0 is
+ * `UMBRA_E_INVALID_ARGUMENT`; other errors as `umbra_lun_get_changed_blocks`.
+ *
+ * # Safety
+ * `array` is NULL or a live handle; `from` and `to` are NULL or NUL-terminated; `extents` is
+ * NULL or points to `cap` writable `umbra_extent`s; the out-parameters are NULL or writable.
+ */
+umbra_status umbra_lun_get_changed_extents(const umbra_array *array,
+                                           const char *from,
+                                           const char *to,
+                                           uint64_t cursor,
+                                           umbra_extent *extents,
+                                           size_t cap,
+                                           size_t *out_count,
+                                           uint64_t *out_next_cursor);
 
 /**
  * Waits until the operation finishes and returns its result: `UMBRA_OK` or the status it failed

@@ -9,7 +9,8 @@ use std::io::{IoSlice, IoSliceMut};
 
 use vds_core::{InitiatorId, LunHandle};
 
-use crate::array::umbra_array;
+use crate::array::{lun_name, umbra_array};
+use crate::async_op::umbra_async;
 use crate::boundary::*;
 use crate::status::*;
 
@@ -29,6 +30,9 @@ pub struct umbra_iovec {
     /// Its length in bytes.
     pub len: usize,
 }
+
+/// `*out_next_cursor` of `umbra_lun_get_changed_extents` when there is nothing more.
+pub const UMBRA_EXTENTS_END: u64 = u64::MAX;
 
 /// A range of a LUN: `length` bytes from `offset`.
 #[repr(C)]
@@ -329,5 +333,124 @@ pub unsafe extern "C" fn umbra_lun_handle_get_allocation(
             .collect();
         // SAFETY: `extents`/`cap` and `out_count` are as write_list requires, per this contract.
         unsafe { write_list(&list, extents, cap, out_count, "extents") }
+    })
+}
+
+/// Imports the raw image file `path` as new LUN `name`, masked to no one, of the file's size
+/// rounded up to 4 KiB, on a background thread; writes an async handle to `*out_op` (progress in
+/// bytes of the file's data extents). Sparse: only the file's data extents are read and all-zero
+/// blocks are not written. The LUN exists from the start (its name is taken) and is deleted if the
+/// copy fails or is cancelled; its contents are durable when the operation succeeds. From
+/// `umbra_async_wait`: a LUN of that name `UMBRA_E_ALREADY_EXISTS`, a missing file `UMBRA_E_IO`
+/// (`NOT_FOUND` detail), an empty file `UMBRA_E_INVALID_ARGUMENT`, cancelled `UMBRA_E_CANCELLED`.
+///
+/// # Safety
+/// `array` is NULL or a live handle; `name` and `path` are NULL or NUL-terminated; `out_op` is
+/// NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn umbra_lun_import_async(
+    array: *mut umbra_array,
+    name: *const c_char,
+    path: *const c_char,
+    out_op: *mut *mut umbra_async,
+) -> umbra_status {
+    ffi_boundary!("umbra_lun_import_async", {
+        // SAFETY: the pointers are NULL or valid, per this function's contract.
+        let (a, name, path) = unsafe {
+            (
+                handle(array, "array")?,
+                lun_name(name, "name")?,
+                c_path(path, "path")?,
+            )
+        };
+        let out = out_ptr(out_op, "out_op")?;
+        let op = umbra_async::follow(a.array.import_lun(name, path));
+        // SAFETY: `out` is non-NULL and writable per this function's contract.
+        unsafe { write_out(out, into_handle(op)) };
+        Ok(())
+    })
+}
+
+/// Exports LUN `name`'s contents, whatever its masking, to the new raw image file `path` on a
+/// background thread; writes an async handle to `*out_op`. Sparse: only the ranges that may hold
+/// data are read and all-zero blocks are not written (holes stay holes). The file is durable when
+/// the operation succeeds, removed if it fails or is cancelled. Export a snapshot LUN for a
+/// point-in-time image. An unknown LUN is `UMBRA_E_NOT_FOUND` from this call; from
+/// `umbra_async_wait`: an existing file `UMBRA_E_ALREADY_EXISTS`, cancelled `UMBRA_E_CANCELLED`.
+///
+/// # Safety
+/// `array` is NULL or a live handle; `name` and `path` are NULL or NUL-terminated; `out_op` is
+/// NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn umbra_lun_export_async(
+    array: *const umbra_array,
+    name: *const c_char,
+    path: *const c_char,
+    out_op: *mut *mut umbra_async,
+) -> umbra_status {
+    ffi_boundary!("umbra_lun_export_async", {
+        // SAFETY: the pointers are NULL or valid, per this function's contract.
+        let (a, name, path) = unsafe {
+            (
+                handle(array, "array")?,
+                lun_name(name, "name")?,
+                c_path(path, "path")?,
+            )
+        };
+        let out = out_ptr(out_op, "out_op")?;
+        a.array.lun(name)?;
+        let op = umbra_async::follow(a.array.export_lun(name, path));
+        // SAFETY: `out` is non-NULL and writable per this function's contract.
+        unsafe { write_out(out, into_handle(op)) };
+        Ok(())
+    })
+}
+
+/// `umbra_lun_get_changed_blocks` as extents (`umbra_extent`, bytes, adjacent blocks merged),
+/// paged: at most `cap` extents from byte `cursor` on (0 to start) into `extents`, their number
+/// into `*out_count`, and the cursor of the next call into `*out_next_cursor`
+/// (`UMBRA_EXTENTS_END`: no more). Memory is bounded by `cap`, never by the LUN's size. A cursor
+/// not returned by a previous call (not block-aligned) or a `cap` of 0 is
+/// `UMBRA_E_INVALID_ARGUMENT`; other errors as `umbra_lun_get_changed_blocks`.
+///
+/// # Safety
+/// `array` is NULL or a live handle; `from` and `to` are NULL or NUL-terminated; `extents` is
+/// NULL or points to `cap` writable `umbra_extent`s; the out-parameters are NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn umbra_lun_get_changed_extents(
+    array: *const umbra_array,
+    from: *const c_char,
+    to: *const c_char,
+    cursor: u64,
+    extents: *mut umbra_extent,
+    cap: usize,
+    out_count: *mut usize,
+    out_next_cursor: *mut u64,
+) -> umbra_status {
+    ffi_boundary!("umbra_lun_get_changed_extents", {
+        // SAFETY: the pointers are NULL or valid, per this function's contract.
+        let (a, from, to) = unsafe {
+            (
+                handle(array, "array")?,
+                lun_name(from, "from")?,
+                lun_name(to, "to")?,
+            )
+        };
+        let next_out = out_ptr(out_next_cursor, "out_next_cursor")?;
+        out_ptr(out_count, "out_count")?;
+        if extents.is_null() && cap > 0 {
+            return Err(FfiError::null("extents"));
+        }
+        let (list, next) = a.array.changed_extents(from, to, cursor, cap)?;
+        let list: Vec<umbra_extent> = list
+            .into_iter()
+            .map(|(offset, length)| umbra_extent { offset, length })
+            .collect();
+        // SAFETY: `extents`/`cap` and `out_count` are as write_list requires (the list holds at
+        // most `cap` extents), per this function's contract.
+        unsafe { write_list(&list, extents, cap, out_count, "extents") }?;
+        // SAFETY: `next_out` is non-NULL and writable, per this function's contract.
+        unsafe { write_out(next_out, next.unwrap_or(UMBRA_EXTENTS_END)) };
+        Ok(())
     })
 }

@@ -352,7 +352,7 @@ fn c_four_writers_and_a_snapshotter() {
 
 #[test]
 fn c_lun_handles_and_fenced_mask_changes() {
-    run_program("lun_io", "lun_io.c", Lang::C, Link::Shared, false);
+    run_program("lun_io", "lun_io.c", Lang::C, Link::Shared, true);
 }
 
 #[test]

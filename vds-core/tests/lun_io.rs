@@ -430,3 +430,151 @@ fn allocation_reports_exactly_the_blocks_written_on_disk() {
     let dir = tempfile::tempdir().unwrap();
     allocation_counts_what_was_written(&Array::open(dir.path().join("pool")).unwrap());
 }
+
+/// `blocks` (ascending) as byte extents, adjacent blocks merged.
+fn extents_of(blocks: &[u64], bs: u64) -> Vec<(u64, u64)> {
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for &b in blocks {
+        match out.last_mut() {
+            Some((s, l)) if *s + *l == b * bs => *l += bs,
+            _ => out.push((b * bs, bs)),
+        }
+    }
+    out
+}
+
+#[test]
+fn changed_extents_page_through_what_changed_blocks_lists() {
+    const BS: u64 = 4096;
+    let a = Array::in_memory();
+    // 8 GiB: more than one window of the maps (2^20 blocks).
+    a.create_lun("src", 8 << 30, &MaskSpec::None).unwrap();
+    let vol = a.volume("src").unwrap();
+    a.snapshot_lun("src", "s1").unwrap();
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut written = Vec::new();
+    for i in 0..400u64 {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        // Runs of adjacent blocks, some across the window boundary at block 2^20.
+        let b = if i % 50 == 0 {
+            (1 << 20) - 2 + i / 50
+        } else {
+            rng % ((8 << 30) / BS - 4)
+        };
+        for k in 0..(rng >> 60) % 4 + 1 {
+            written.push(b + k);
+            vol.write_at(&[1; 7], (b + k) * BS + 9).unwrap();
+        }
+    }
+    a.snapshot_lun("src", "s2").unwrap();
+    a.volume("s2").unwrap().write_at(&[2; 3], 77 * BS).unwrap();
+    for (from, to) in [("s1", "s2"), ("s2", "s1"), ("s1", "src")] {
+        let want = extents_of(&a.changed_blocks(from, to).unwrap(), BS);
+        for max in [1usize, 3, 64, 10_000] {
+            let (mut got, mut cursor) = (Vec::new(), Some(0));
+            while let Some(c) = cursor {
+                let (page, next) = a.changed_extents(from, to, c, max).unwrap();
+                assert!(page.len() <= max && (next.is_none() || page.len() == max));
+                got.extend(page);
+                cursor = next;
+            }
+            assert_eq!(got, want, "{from} -> {to}, {max} per call");
+        }
+    }
+    written.sort_unstable();
+    written.dedup();
+    let s1_src = a.changed_blocks("s1", "src").unwrap();
+    assert!(written.iter().all(|b| s1_src.binary_search(b).is_ok()));
+    assert_eq!(
+        a.changed_extents("s1", "src", 100, 4).unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
+    assert_eq!(
+        a.changed_extents("s1", "src", 0, 0).unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
+}
+
+#[test]
+fn import_and_export_copy_only_data_and_keep_holes() {
+    use std::os::unix::fs::{FileExt, MetadataExt};
+    const BS: u64 = 4096;
+    let dir = tempfile::tempdir().unwrap();
+    // A sparse 256 MiB image with data in three places (one of them a partial last block).
+    let img = dir.path().join("in.img");
+    let f = std::fs::File::create(&img).unwrap();
+    let len = (256 << 20) + 100;
+    f.set_len(len).unwrap();
+    let parts: [(u64, Vec<u8>); 3] = [
+        (0, vec![1; 5000]),
+        (100 << 20, vec![2; 3 * BS as usize]),
+        (len - 50, vec![3; 50]),
+    ];
+    for (at, d) in &parts {
+        f.write_all_at(d, *at).unwrap();
+    }
+    drop(f);
+    let a = Array::open(dir.path().join("pool")).unwrap();
+    let op = a.import_lun("imported", &img);
+    op.wait().unwrap();
+    let info = a.lun("imported").unwrap();
+    assert_eq!((info.size, info.mask.as_str()), ((256 << 20) + BS, ""));
+    let vol = a.volume("imported").unwrap();
+    for (at, d) in &parts {
+        let mut b = vec![0; d.len()];
+        vol.read_at(&mut b, *at).unwrap();
+        assert!(b == *d, "data at {at}");
+    }
+    let allocated: u64 = vol
+        .allocated(0, info.size)
+        .unwrap()
+        .iter()
+        .map(|r| r.end - r.start)
+        .sum();
+    assert_eq!(
+        allocated,
+        (2 + 3 + 1) * BS,
+        "the import wrote more than the data blocks"
+    );
+    // Export: the same bytes, as sparse a file.
+    let out = dir.path().join("out.img");
+    a.export_lun("imported", &out).wait().unwrap();
+    let back = std::fs::read(&out).unwrap();
+    assert_eq!(back.len() as u64, info.size);
+    let mut want = vec![0u8; info.size as usize];
+    for (at, d) in &parts {
+        want[*at as usize..*at as usize + d.len()].copy_from_slice(d);
+    }
+    assert!(back == want, "the exported image differs");
+    assert!(
+        std::fs::metadata(&out).unwrap().blocks() * 512 <= 64 * BS,
+        "the export is not sparse"
+    );
+    // Refused: an existing file, an unknown LUN, an existing name, an empty image.
+    assert_eq!(
+        a.export_lun("imported", &out).wait().unwrap_err().kind(),
+        ErrorKind::AlreadyExists
+    );
+    assert_eq!(
+        a.export_lun("nope", dir.path().join("x"))
+            .wait()
+            .unwrap_err()
+            .kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        a.import_lun("imported", &img).wait().unwrap_err().kind(),
+        ErrorKind::AlreadyExists
+    );
+    std::fs::File::create(dir.path().join("empty")).unwrap();
+    assert_eq!(
+        a.import_lun("e", dir.path().join("empty"))
+            .wait()
+            .unwrap_err()
+            .kind(),
+        ErrorKind::InvalidArgument
+    );
+    assert!(a.lun("e").is_err());
+}

@@ -38,10 +38,18 @@ impl FileDevice {
 
     /// Opens an existing file read-write; its current size is the device size.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
+        Self::open_with(path.as_ref(), true)
+    }
+
+    /// Opens an existing file read-only (an image to copy from); writes fail with an I/O error.
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path.as_ref(), false)
+    }
+
+    fn open_with(path: &Path, write: bool) -> Result<Self> {
         let file = OpenOptions::new()
             .read(true)
-            .write(true)
+            .write(write)
             .open(path)
             .map_err(|e| Error::io("cannot open device file", e).with_path(path))?;
         let len = file

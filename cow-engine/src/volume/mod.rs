@@ -466,6 +466,18 @@ impl Volume {
         ops::changed_blocks(&st, self.inner.shift, from, to)
     }
 
+    /// [`Volume::changed_blocks`] limited to the blocks `blocks` (block numbers): a window of a
+    /// large volume, in memory proportional to the window, not to the volume.
+    pub fn changed_blocks_in(
+        &self,
+        from: SnapshotId,
+        to: Option<SnapshotId>,
+        blocks: std::ops::Range<u64>,
+    ) -> Result<Vec<u64>> {
+        let st = self.inner.state.read();
+        ops::changed_blocks_in(&st, self.inner.shift, from, to, blocks)
+    }
+
     /// Grows the volume to `new_len` bytes (a multiple of the block size); new space reads as zeros,
     /// snapshots keep their size. Needs a resizable origin device.
     pub fn grow(&self, new_len: u64) -> Result<()> {

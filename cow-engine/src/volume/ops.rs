@@ -83,6 +83,17 @@ pub(crate) fn changed_blocks(
     from: SnapshotId,
     to: Option<SnapshotId>,
 ) -> Result<Vec<u64>> {
+    changed_blocks_in(st, shift, from, to, 0..u64::MAX)
+}
+
+/// [`changed_blocks`] limited to the blocks `range`.
+pub(crate) fn changed_blocks_in(
+    st: &State,
+    shift: u32,
+    from: SnapshotId,
+    to: Option<SnapshotId>,
+    range: std::ops::Range<u64>,
+) -> Result<Vec<u64>> {
     let a = st.index_of(from)?;
     let (lo, hi) = match to {
         Some(t) => {
@@ -97,11 +108,12 @@ pub(crate) fn changed_blocks(
     let mut out = Vec::new();
     let maps_end = hi.unwrap_or(st.snaps.len());
     for s in &st.snaps[lo..maps_end] {
-        s.map.for_each_preserved(|b, _| out.push(b));
+        s.map
+            .for_each_preserved_in(range.clone(), |b, _| out.push(b));
     }
     for i in [Some(lo), hi].into_iter().flatten() {
         if let Some(ov) = &st.snaps[i].overlay {
-            ov.for_each_preserved(|b, _| out.push(b));
+            ov.for_each_preserved_in(range.clone(), |b, _| out.push(b));
         }
     }
     // Blocks present in one image and not the other (the volume grew between them).
@@ -110,7 +122,7 @@ pub(crate) fn changed_blocks(
         Some(h) => st.snaps[h].map.capacity(),
         None => st.len >> shift,
     };
-    out.extend(lo_blocks..hi_blocks);
+    out.extend(lo_blocks.max(range.start)..hi_blocks.min(range.end));
     Ok(sorted_union(out))
 }
 

@@ -5,7 +5,9 @@
  * write 1 MiB as a host (two through handles, one by LUN name) while the main thread removes that
  * host; once umbra_lun_set_mask has returned, the LUN's contents never change again.
  *
- * Usage: lun_io */
+ * Also import and export of a sparse raw image, and changed extents paged with a cursor.
+ *
+ * Usage: lun_io SCRATCH_DIR (an existing, empty directory) */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <stdatomic.h>
@@ -184,8 +186,76 @@ static void fence(void) {
     umbra_array_free(a);
 }
 
-int main(void) {
+static void images_and_extents(const char *scratch) {
+    char pool[512], in[512], out[512];
+    snprintf(pool, sizeof pool, "%s/pool", scratch);
+    snprintf(in, sizeof in, "%s/in.img", scratch);
+    snprintf(out, sizeof out, "%s/out.img", scratch);
+    /* A sparse 64 MiB image with two data blocks. */
+    FILE *f = fopen(in, "wb");
+    CHECK(f != NULL);
+    uint8_t block[BS];
+    memset(block, 0x5a, sizeof block);
+    CHECK(fwrite(block, 1, BS, f) == BS);
+    CHECK(fseek(f, 40 * (long)MiB, SEEK_SET) == 0);
+    CHECK(fwrite(block, 1, BS, f) == BS);
+    CHECK(fseek(f, 64 * (long)MiB - 1, SEEK_SET) == 0);
+    CHECK(fputc(0, f) == 0);
+    CHECK(fclose(f) == 0);
+
+    umbra_array *a = NULL;
+    OK(umbra_array_open(pool, &a));
+    umbra_async *op = NULL;
+    OK(umbra_lun_import_async(a, "img", in, &op));
+    OK(umbra_async_wait(op));
+    umbra_async_free(op);
+    char mask[8];
+    size_t mlen = 0;
+    OK(umbra_lun_get_mask(a, "img", mask, sizeof mask, &mlen));
+    CHECK(mlen == 0);
+    OK(umbra_lun_export_async(a, "img", out, &op));
+    OK(umbra_async_wait(op));
+    umbra_async_free(op);
+    CHECK_STATUS(umbra_lun_export_async(a, "nope", out, &op), UMBRA_E_NOT_FOUND);
+    OK(umbra_lun_export_async(a, "img", out, &op));
+    CHECK_STATUS(umbra_async_wait(op), UMBRA_E_ALREADY_EXISTS);
+    umbra_async_free(op);
+    /* The export holds the same bytes. */
+    FILE *g = fopen(out, "rb");
+    CHECK(g != NULL);
+    uint8_t got[BS];
+    CHECK(fseek(g, 40 * (long)MiB, SEEK_SET) == 0);
+    CHECK(fread(got, 1, BS, g) == BS && memcmp(got, block, BS) == 0);
+    CHECK(fseek(g, 0, SEEK_END) == 0 && ftell(g) == 64 * (long)MiB);
+    CHECK(fclose(g) == 0);
+
+    /* Changed extents between a snapshot LUN and its source, one per call. */
+    OK(umbra_lun_snapshot(a, "img", "base"));
+    umbra_array_free(a);
+    OK(umbra_array_open(pool, &a));
+    char who[128];
+    snprintf(who, sizeof who, "%s", WRITER);
+    OK(umbra_lun_set_mask(a, "img", who));
+    for (uint64_t b = 10; b < 13; b++) OK(umbra_lun_write(a, "img", WRITER, b * BS, block, BS));
+    OK(umbra_lun_write(a, "img", WRITER, 1000 * (uint64_t)BS, block, 1));
+    umbra_extent e[1];
+    size_t n = 0;
+    uint64_t cursor = 0, next = 0;
+    OK(umbra_lun_get_changed_extents(a, "base", "img", cursor, e, 1, &n, &next));
+    CHECK(n == 1 && e[0].offset == 10 * (uint64_t)BS && e[0].length == 3 * BS);
+    CHECK(next != UMBRA_EXTENTS_END);
+    OK(umbra_lun_get_changed_extents(a, "base", "img", next, e, 1, &n, &next));
+    CHECK(n == 1 && e[0].offset == 1000 * (uint64_t)BS && e[0].length == BS);
+    CHECK(next == UMBRA_EXTENTS_END);
+    CHECK_STATUS(umbra_lun_get_changed_extents(a, "base", "img", 1, e, 1, &n, &next),
+                 UMBRA_E_INVALID_ARGUMENT);
+    umbra_array_free(a);
+}
+
+int main(int argc, char **argv) {
+    CHECK(argc == 2);
     handle_basics();
+    images_and_extents(argv[1]);
     fence();
     printf("lun_io: ok\n");
     return 0;

@@ -124,6 +124,66 @@ impl Array {
     /// same set. A LUN that is not a snapshot LUN of that source (or a split one) as `from` is
     /// [`ErrorKind::InvalidArgument`]; an unknown name [`ErrorKind::NotFound`].
     pub fn changed_blocks(&self, from: &str, to: &str) -> Result<Vec<u64>> {
+        let (source, from_snapshot, to_snapshot) = self.changed_source(from, to)?;
+        Ok(source.changed_blocks(from_snapshot, to_snapshot)?)
+    }
+
+    /// [`Array::changed_blocks`] as extents `(start, length)` in bytes, ascending, adjacent blocks
+    /// merged, at most `max` per call, from byte `cursor` on (0 to start): returns the extents and
+    /// the cursor of the next call (`None`: no more). Memory is bounded by `max` and a window of
+    /// the LUN, not by its size: a fully changed 16 TiB LUN is paged through, never listed whole.
+    /// A cursor that is not block-aligned, or a `max` of 0, is [`ErrorKind::InvalidArgument`].
+    pub fn changed_extents(
+        &self,
+        from: &str,
+        to: &str,
+        cursor: u64,
+        max: usize,
+    ) -> Result<(Vec<(u64, u64)>, Option<u64>)> {
+        /// Blocks looked at per pass over the maps.
+        const WINDOW: u64 = 1 << 20;
+        let bs = u64::from(self.block_size());
+        if max == 0 || cursor % bs != 0 {
+            return Err(Error::invalid(format!(
+                "changed extents from cursor {cursor}, at most {max}: the cursor must be 0 or one                  a previous call returned, and the maximum positive"
+            )));
+        }
+        let (source, from_snapshot, to_snapshot) = self.changed_source(from, to)?;
+        let end = source.len().div_ceil(bs);
+        let mut out: Vec<(u64, u64)> = Vec::new();
+        let mut b = cursor / bs;
+        while b < end {
+            let w_end = b.saturating_add(WINDOW).min(end);
+            for blk in source.changed_blocks_in(from_snapshot, to_snapshot, b..w_end)? {
+                let start = blk * bs;
+                if let Some((s, l)) = out.last_mut() {
+                    if *s + *l == start {
+                        *l += bs;
+                        continue;
+                    }
+                }
+                if out.len() == max {
+                    return Ok((out, Some(start)));
+                }
+                out.push((start, bs));
+            }
+            b = w_end;
+        }
+        Ok((out, None))
+    }
+
+    /// The volume whose maps tell what changed between snapshot LUN `from` and `to`, with the
+    /// two snapshots (none for `to`: the source's current contents); both LUNs' held writes
+    /// settled into it first.
+    fn changed_source(
+        &self,
+        from: &str,
+        to: &str,
+    ) -> Result<(
+        Volume,
+        cow_engine::SnapshotId,
+        Option<cow_engine::SnapshotId>,
+    )> {
         let (source, from_snapshot, to_snapshot, settle) = {
             let core = self.inner.core.read();
             let rec = |name: &str| -> Result<(LunId, Option<SourceRef>)> {
@@ -160,7 +220,7 @@ impl Array {
         for v in &settle {
             v.flush()?;
         }
-        Ok(source.changed_blocks(from_snapshot, to_snapshot)?)
+        Ok((source, from_snapshot, to_snapshot))
     }
 
     /// The cow-engine volume behind LUN `name` (for layers above: snapshots, freeze, changed blocks).

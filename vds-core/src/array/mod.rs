@@ -21,6 +21,7 @@
 //! | `masking.rs` | unmasking lists, per-host LUN numbers, initiator groups, the swap, who sees what |
 //! | `hosts.rs` | hosts and iSCSI targets |
 //! | `io.rs` | `read_at` and `write_at` with their access checks, changed blocks, the volume behind a LUN |
+//! | `image.rs` | import and export of a LUN's contents as a sparse raw image file |
 //! | `handle.rs` | [`LunHandle`]: I/O by (initiator, host LUN number), as a target daemon addresses a LUN |
 //! | `fence.rs` | fenced access changes: each LUN's access epoch and in-flight I/O, drained by every change of access |
 //! | `long_ops.rs` | clone, split, resync and the other background operations |
@@ -34,6 +35,7 @@ mod async_op;
 mod fence;
 mod handle;
 mod hosts;
+mod image;
 mod io;
 mod long_ops;
 mod lun;
