@@ -56,41 +56,32 @@ fn reads(c: &mut Criterion) {
     let order = random_blocks(1 << 16, BLOCKS, 3);
     let w = id(W);
     let mut g = c.benchmark_group("lun_io/read_4k");
+    // Thread `t` reads `n` random blocks with `read(t, buf, offset)`.
+    let each = |threads: usize, iters: u64, read: &(dyn Fn(usize, &mut [u8], u64) + Sync)| {
+        run_threads(threads, |t| {
+            let mut buf = [0u8; BS as usize];
+            for i in 0..share(iters, threads, t) {
+                let blk = order[(i as usize + t * 4099) % order.len()];
+                read(t, &mut buf, blk * BS);
+                black_box(&buf);
+            }
+        })
+    };
     for threads in [1usize, 2] {
         g.bench_function(format!("bare_volume/{threads}t"), |b| {
-            b.iter_custom(|iters| {
-                run_threads(threads, |t| {
-                    let mut buf = [0u8; BS as usize];
-                    for i in 0..share(iters, threads, t) {
-                        let blk = order[(i as usize + t * 4099) % order.len()];
-                        vol.read_at(&mut buf, blk * BS).unwrap();
-                        black_box(&buf);
-                    }
-                })
-            })
+            b.iter_custom(|iters| each(threads, iters, &|_, buf, at| vol.read_at(buf, at).unwrap()))
         });
         g.bench_function(format!("handle/{threads}t"), |b| {
             b.iter_custom(|iters| {
-                run_threads(threads, |t| {
-                    let h = &handles[t];
-                    let mut buf = [0u8; BS as usize];
-                    for i in 0..share(iters, threads, t) {
-                        let blk = order[(i as usize + t * 4099) % order.len()];
-                        h.read_at(&mut buf, blk * BS).unwrap();
-                        black_box(&buf);
-                    }
+                each(threads, iters, &|t, buf, at| {
+                    handles[t].read_at(buf, at).unwrap()
                 })
             })
         });
         g.bench_function(format!("by_name/{threads}t"), |b| {
             b.iter_custom(|iters| {
-                run_threads(threads, |t| {
-                    let mut buf = [0u8; BS as usize];
-                    for i in 0..share(iters, threads, t) {
-                        let blk = order[(i as usize + t * 4099) % order.len()];
-                        a.read_at("mem", &w, &mut buf, blk * BS).unwrap();
-                        black_box(&buf);
-                    }
+                each(threads, iters, &|_, buf, at| {
+                    a.read_at("mem", &w, buf, at).unwrap()
                 })
             })
         });

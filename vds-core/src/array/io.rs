@@ -139,11 +139,11 @@ impl Array {
         to: &str,
         cursor: u64,
         max: usize,
-    ) -> Result<(Vec<(u64, u64)>, Option<u64>)> {
+    ) -> Result<ChangedExtents> {
         /// Blocks looked at per pass over the maps.
         const WINDOW: u64 = 1 << 20;
         let bs = u64::from(self.block_size());
-        if max == 0 || cursor % bs != 0 {
+        if max == 0 || !cursor.is_multiple_of(bs) {
             return Err(Error::invalid(format!(
                 "changed extents from cursor {cursor}, at most {max}: the cursor must be 0 or one                  a previous call returned, and the maximum positive"
             )));
@@ -232,6 +232,9 @@ impl Array {
         Ok(v)
     }
 }
+
+/// A page of changed extents `(start, length)` and the cursor of the next page (none: no more).
+pub type ChangedExtents = (Vec<(u64, u64)>, Option<u64>);
 
 /// Refuses `len` bytes at `offset` that do not fit in a LUN of `size` bytes.
 pub(super) fn check_range_of(size: u64, offset: u64, len: u64) -> Result<()> {

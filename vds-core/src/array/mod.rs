@@ -48,6 +48,7 @@ mod volumes;
 
 pub use async_op::AsyncHandle;
 pub use handle::LunHandle;
+pub use io::ChangedExtents;
 pub use state::{check_lun_name, TargetInfo};
 
 use std::collections::{BTreeSet, HashMap};
