@@ -5,7 +5,9 @@
 //! append and fsync), then announced to subscribers. Changes are serialised by one lock; queries and
 //! I/O run concurrently with each other. A hardware-style snapshot is a new LUN, a writable snapshot of
 //! the source LUN's volume, masked to no one at birth; it can be snapshotted in turn and split from
-//! its source. I/O names its initiator and is refused where the mask denies it.
+//! its source. I/O names its initiator and is refused where the mask denies it; a change of access
+//! (a mask, a swap, offline, a delete, a group or host) returns only once the I/O admitted under
+//! the old access has finished, and every later I/O sees the new access (`fence.rs`).
 //!
 //! Masks are [`MaskSpec`] values and initiators [`InitiatorId`] values: text is parsed at the edge
 //! with [`MaskSpec::parse`] and [`InitiatorId::parse`] (as the script interpreter and the C ABI
