@@ -565,6 +565,45 @@ fn freeze_holds_writes_until_thaw_or_deadline() {
 }
 
 #[test]
+fn an_admitted_write_is_admitted_past_the_freeze_and_a_refused_one_writes_nothing() {
+    let vol = mem(4);
+    // Refused: nothing written, for a write and a discard.
+    fill(&vol, 0, 7);
+    assert!(!vol.write_at_admitted(&[1u8; 10], 0, || None::<()>).unwrap());
+    assert!(!vol.discard_admitted(0, BS, || None::<()>).unwrap());
+    assert_eq!(block_of(&vol, 0), vec![7u8; BS as usize]);
+    // Admitted: the guard lives until the write is done.
+    let guard = Arc::new(());
+    assert!(vol
+        .write_at_admitted(&[1u8; 10], 0, || Some(guard.clone()))
+        .unwrap());
+    assert_eq!(Arc::strong_count(&guard), 1);
+    assert_eq!(block_of(&vol, 0)[..11], [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 7]);
+    assert!(vol.discard_admitted(0, BS, || Some(())).unwrap());
+    assert_eq!(block_of(&vol, 0), vec![0u8; BS as usize]);
+
+    // A write held by a freeze is admitted only once released: the admission sees the thaw.
+    vol.freeze(Duration::from_secs(120)).unwrap();
+    let (v, seen) = (vol.clone(), Arc::new(AtomicU64::new(0)));
+    let s2 = seen.clone();
+    let h = std::thread::spawn(move || {
+        v.write_at_admitted(&[2u8; 10], 0, || {
+            s2.store(1 + u64::from(v.is_frozen()), Ordering::SeqCst);
+            Some(())
+        })
+        .unwrap()
+    });
+    while vol.held_writes() == 0 {
+        std::thread::yield_now();
+    }
+    assert_eq!(seen.load(Ordering::SeqCst), 0, "admitted while held");
+    assert_eq!(vol.thaw().unwrap(), ThawOutcome::Thawed);
+    assert!(h.join().unwrap());
+    assert_eq!(seen.load(Ordering::SeqCst), 1, "admitted while frozen");
+    assert_eq!(vol.held_writes(), 0);
+}
+
+#[test]
 fn diff_limit_fail_policy_reports_no_space_at_the_write() {
     let config = VolumeConfig {
         diff_limit: Some(2 * BS),

@@ -18,7 +18,7 @@ use crate::status::*;
 /// The embedded array, in memory or over a pool directory. Created by `umbra_array_open`, freed
 /// by `umbra_array_free`. Safe to share across threads.
 pub struct umbra_array {
-    array: Array,
+    pub(crate) array: Array,
     events: Notifier,
 }
 
@@ -65,7 +65,7 @@ pub struct umbra_lun_info {
 ///
 /// # Safety
 /// `p` is NULL or a NUL-terminated string valid for `'a`.
-unsafe fn lun_name<'a>(p: *const c_char, what: &str) -> FfiResult<&'a str> {
+pub(crate) unsafe fn lun_name<'a>(p: *const c_char, what: &str) -> FfiResult<&'a str> {
     // SAFETY: forwarded from this function's contract.
     let name = unsafe { c_str(p, what, UMBRA_E_INVALID_ARGUMENT) }?;
     vds_core::array::check_lun_name(name)?;

@@ -323,6 +323,46 @@ impl Volume {
         self.inner.write_origin(io::Payload::Zeros(len), offset)
     }
 
+    /// [`Volume::write_at`] admitted by `admit`, for a layer above that must know which writes
+    /// are running (to fence them: wait for those it admitted, refuse the rest). `admit` is called
+    /// once the write has passed any freeze, with the volume's gate held shared (it must not
+    /// block, nor call into this volume); `None` refuses the write: nothing is written and this
+    /// returns `Ok(false)`. `Some(guard)` lets the write proceed, `guard` held until it is done
+    /// (`Ok(true)`). A write held by a freeze ([`Volume::freeze`]) is not admitted until the freeze
+    /// releases it, so a layer waiting for its admitted writes never waits for a thaw. `admit` may
+    /// be called again if the write has to retry (the diff area made room).
+    pub fn write_at_admitted<G>(
+        &self,
+        buf: &[u8],
+        offset: u64,
+        admit: impl FnMut() -> Option<G>,
+    ) -> Result<bool> {
+        self.inner
+            .write_origin_admitted(io::Payload::Data(buf), offset, admit)
+    }
+
+    /// [`Volume::discard`] admitted by `admit`, as [`Volume::write_at_admitted`] admits writes.
+    pub fn discard_admitted<G>(
+        &self,
+        offset: u64,
+        len: u64,
+        admit: impl FnMut() -> Option<G>,
+    ) -> Result<bool> {
+        self.inner
+            .write_origin_admitted(io::Payload::Zeros(len), offset, admit)
+    }
+
+    /// The ranges of the origin's `[offset, offset + len)` that may hold data, ascending and
+    /// disjoint (see [`BlockDevice::allocated`]): every byte outside them reads as zeros. What the
+    /// origin device reports (a file's extents, a memory device's written pieces), plus the blocks
+    /// whose writes are held until a flush; a discarded range is a hole where the device punched
+    /// one. A range past the end is [`ErrorKind::OutOfRange`].
+    pub fn allocated(&self, offset: u64, len: u64) -> Result<Vec<std::ops::Range<u64>>> {
+        let st = self.inner.state.read();
+        crate::error::check_range(offset, usize::try_from(len).unwrap_or(usize::MAX), st.len)?;
+        self.inner.origin_allocated(offset, len)
+    }
+
     /// Makes every write completed before this call durable (origin, diff area and journal).
     pub fn flush(&self) -> Result<()> {
         {
@@ -423,7 +463,18 @@ impl Volume {
     /// finished revert to `from`, `changed_blocks(from, None)` holds only such blocks (none if
     /// the volume did not grow).
     pub fn changed_blocks(&self, from: SnapshotId, to: Option<SnapshotId>) -> Result<Vec<u64>> {
-        self.inner.changed_blocks(from, to)
+        self.inner.changed_blocks(from, to, 0..u64::MAX)
+    }
+
+    /// [`Volume::changed_blocks`] limited to the blocks `blocks` (block numbers): a window of a
+    /// large volume, in memory proportional to the window, not to the volume.
+    pub fn changed_blocks_in(
+        &self,
+        from: SnapshotId,
+        to: Option<SnapshotId>,
+        blocks: std::ops::Range<u64>,
+    ) -> Result<Vec<u64>> {
+        self.inner.changed_blocks(from, to, blocks)
     }
 
     /// Grows the volume to `new_len` bytes (a multiple of the block size); new space reads as zeros,
@@ -471,6 +522,11 @@ impl Volume {
             Some(true) => Ok(ThawOutcome::Expired),
             None => Err(Error::new(ErrorKind::BadState, "volume is not frozen")),
         }
+    }
+
+    /// How many writes are waiting for a thaw right now (held by a freeze).
+    pub fn held_writes(&self) -> usize {
+        self.inner.freeze.held()
     }
 
     /// True while writes are held by a freeze.
@@ -601,6 +657,10 @@ impl BlockDevice for Volume {
     fn as_discard(&self) -> Option<&dyn Discard> {
         Some(self)
     }
+
+    fn allocated(&self, offset: u64, len: u64) -> Result<Vec<std::ops::Range<u64>>> {
+        Volume::allocated(self, offset, len)
+    }
 }
 
 impl Resize for Volume {
@@ -619,6 +679,52 @@ impl Discard for Volume {
 impl Inner {
     pub(crate) fn block_size(&self) -> u64 {
         1 << self.shift
+    }
+
+    /// The origin's data ranges in `[offset, offset + len)`: the device's, plus held blocks.
+    pub(crate) fn origin_allocated(
+        &self,
+        offset: u64,
+        len: u64,
+    ) -> Result<Vec<std::ops::Range<u64>>> {
+        let mut v = self.origin.allocated(offset, len)?;
+        if self.pending.len() != 0 {
+            let bs = self.block_size();
+            v.extend(self.pending.lock().blocks().map(|b| b * bs..(b + 1) * bs));
+        }
+        Ok(crate::device::clip(v, offset, len))
+    }
+
+    /// The data ranges of snapshot `id`'s image in `[offset, offset + len)`: its own writes, the
+    /// blocks preserved in its map and the later ones (it reads them there), and the origin's.
+    pub(crate) fn snapshot_allocated(
+        &self,
+        id: SnapshotId,
+        offset: u64,
+        len: u64,
+    ) -> Result<Vec<std::ops::Range<u64>>> {
+        let st = self.state.read();
+        let i = st.index_of(id)?;
+        crate::error::check_range(
+            offset,
+            usize::try_from(len).unwrap_or(usize::MAX),
+            st.snaps[i].len,
+        )?;
+        let mut v = self.origin_allocated(offset, len)?;
+        let bs = self.block_size();
+        let (first, end) = (offset / bs, (offset + len).div_ceil(bs));
+        let mut add = |b: u64, _| {
+            if (first..end).contains(&b) {
+                v.push(b * bs..(b + 1) * bs);
+            }
+        };
+        for s in &st.snaps[i..] {
+            s.map.for_each_preserved(&mut add);
+        }
+        if let Some(ov) = &st.snaps[i].overlay {
+            ov.for_each_preserved(&mut add);
+        }
+        Ok(crate::device::clip(v, offset, len))
     }
 
     /// Takes the gate shared for an origin write, waiting out a freeze.

@@ -125,6 +125,7 @@ fn candidate_blocks(
     shift: u32,
     from: SnapshotId,
     to: Option<SnapshotId>,
+    range: std::ops::Range<u64>,
 ) -> Result<(Images, Vec<u64>)> {
     let a = st.index_of(from)?;
     let (lo, hi) = match to {
@@ -145,11 +146,12 @@ fn candidate_blocks(
     let mut out = Vec::new();
     let maps_end = hi.unwrap_or(st.snaps.len());
     for s in &st.snaps[lo..maps_end] {
-        s.map.for_each_preserved(|b, _| out.push(b));
+        s.map
+            .for_each_preserved_in(range.clone(), |b, _| out.push(b));
     }
     for i in [Some(lo), hi].into_iter().flatten() {
         if let Some(ov) = &st.snaps[i].overlay {
-            ov.for_each_preserved(|b, _| out.push(b));
+            ov.for_each_preserved_in(range.clone(), |b, _| out.push(b));
         }
     }
     // Blocks present in one image and not the other (the volume grew between them).
@@ -157,21 +159,22 @@ fn candidate_blocks(
         Some(h) => st.snaps[h].blocks(shift),
         None => st.len >> shift,
     };
-    out.extend(images.older_blocks..newer_blocks);
+    out.extend(images.older_blocks.max(range.start)..newer_blocks.min(range.end));
     Ok((images, sorted_union(out)))
 }
 
 impl Inner {
-    /// See [`Volume::changed_blocks`]: the candidates from the maps, kept where the two images'
-    /// contents differ.
+    /// See [`Volume::changed_blocks`]: the candidates from the maps among the blocks `range`,
+    /// kept where the two images' contents differ.
     pub(crate) fn changed_blocks(
         &self,
         from: SnapshotId,
         to: Option<SnapshotId>,
+        range: std::ops::Range<u64>,
     ) -> Result<Vec<u64>> {
         let (images, candidates) = {
             let st = self.state.read();
-            candidate_blocks(&st, self.shift, from, to)?
+            candidate_blocks(&st, self.shift, from, to, range)?
         };
         self.differing(&images, &candidates)
     }
@@ -217,7 +220,7 @@ impl Inner {
                 Some((s, cursor)) if s == id => cursor,
                 _ => 0,
             };
-            let (images, candidates) = candidate_blocks(&st, self.shift, id, None)?;
+            let (images, candidates) = candidate_blocks(&st, self.shift, id, None, 0..u64::MAX)?;
             let candidates: Vec<u64> = candidates
                 .into_iter()
                 .filter(|&b| b >= resume_from && b < images.older_blocks)
