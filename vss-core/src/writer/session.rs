@@ -99,7 +99,7 @@ impl Session {
         let fail = |e: std::io::Error| process::spawn_failure(&writer.name, event.as_str(), &e);
         let (ours, theirs) = UnixStream::pair().map_err(fail)?;
         let env = process::environment(&writer.name, ctx);
-        let script = writer.command.clone();
+        let script = wrapper(&writer.command);
         let (tx, rx) = mpsc::channel();
         let (end, ended) = mpsc::channel::<()>();
         let owner = std::thread::Builder::new()
@@ -248,6 +248,18 @@ impl Session {
             process::stderr_tail(&self.errors)
         ))
     }
+}
+
+/// The shell script running a session writer's `command`: the command runs in the background
+/// of a shell that waits for it, with the shell's standard input, so that the shell (the first
+/// process, which gets the parent-death signal) can pass SIGTERM on to the whole group: a shell
+/// waiting for a command in the foreground would not run its trap until the command ends.
+fn wrapper(command: &str) -> String {
+    // The input is passed through descriptor 3: a shell gives a background command /dev/null as
+    // its input, and `<&0` would duplicate that.
+    format!(
+        "trap 'trap - TERM; kill 0' TERM\nexec 3<&0\n{{ {command}\n}} <&3 3<&- &\nexec 3<&-\nwait $!\n"
+    )
 }
 
 /// A line that is not an answer: the session is out of step and is killed.
