@@ -15,11 +15,11 @@
 //!
 //! # Errors
 //!
-//! A malformed document is an [`ErrorKind::InvalidDocument`](crate::ErrorKind::InvalidDocument)
+//! A malformed document is an [`ErrorKind::InvalidDocument`]
 //! error whose message names the problem and where: the JSON parser's `line L column C` for
 //! syntax and type errors, a JSON path (`components[2].luns[0]`) for a document that parses but
 //! breaks a rule. A document of a later version is
-//! [`ErrorKind::UnsupportedVersion`](crate::ErrorKind::UnsupportedVersion): upgrade, it is not
+//! [`ErrorKind::UnsupportedVersion`]: upgrade, it is not
 //! damaged. Writing a document checks the same rules, so this crate never writes a document it
 //! would not read.
 

@@ -2,7 +2,7 @@
 
 use std::process::Stdio;
 
-use super::process::{self, Pipe, Proc, Woke, MAX_OUTPUT};
+use super::process::{self, Woke, MAX_OUTPUT};
 use super::{EventContext, FailureKind, Writer, WriterEvent, WriterFailure};
 use crate::document::{is_name, WriterMetadata, NAME_RULE};
 use crate::error::{Error, ErrorKind, Result};
@@ -69,12 +69,7 @@ impl ExecWriter {
         let mut child = cmd
             .spawn()
             .map_err(|e| process::spawn_failure(&self.name, event.as_str(), &e))?;
-        let started = (|| {
-            let proc = Proc::of(&child)?;
-            let out = Pipe::new(child.stdout.take().expect("piped"), MAX_OUTPUT, false)?;
-            let err = Pipe::new(child.stderr.take().expect("piped"), 4096, true)?;
-            Ok::<_, std::io::Error>((proc, out, err))
-        })();
+        let started = process::attach(&mut child);
         let (proc, mut out, mut err) = match started {
             Ok(s) => s,
             Err(e) => {
@@ -90,7 +85,7 @@ impl ExecWriter {
             match process::wait(&proc, &mut [&mut out, &mut err], ctx.deadline()) {
                 Ok(Woke::Output) => continue,
                 Ok(Woke::Exited) => break,
-                Ok(Woke::Deadline) | Err(_) => {
+                Ok(Woke::Deadline) => {
                     proc.kill_group();
                     let _ = child.wait();
                     return Err(WriterFailure::new(
@@ -102,6 +97,14 @@ impl ExecWriter {
                             process::stderr_tail(&err)
                         ),
                     ));
+                }
+                Err(e) => {
+                    proc.kill_group();
+                    let _ = child.wait();
+                    return Err(WriterFailure::non_retryable(format!(
+                        "cannot wait for writer {:?} at {event}: {e}; its process group was killed",
+                        self.name
+                    )));
                 }
             }
         }
@@ -187,43 +190,5 @@ impl Writer for ExecWriter {
         metadata(&self.name, &out)
     }
 
-    fn prepare_backup(&self, ctx: &EventContext) -> Result<(), WriterFailure> {
-        self.run(WriterEvent::PrepareBackup, ctx).map(drop)
-    }
-
-    fn prepare_snapshot(&self, ctx: &EventContext) -> Result<(), WriterFailure> {
-        self.run(WriterEvent::PrepareSnapshot, ctx).map(drop)
-    }
-
-    fn freeze(&self, ctx: &EventContext) -> Result<(), WriterFailure> {
-        self.run(WriterEvent::Freeze, ctx).map(drop)
-    }
-
-    fn thaw(&self, ctx: &EventContext) -> Result<(), WriterFailure> {
-        self.run(WriterEvent::Thaw, ctx).map(drop)
-    }
-
-    fn post_snapshot(&self, ctx: &EventContext) -> Result<(), WriterFailure> {
-        self.run(WriterEvent::PostSnapshot, ctx).map(drop)
-    }
-
-    fn abort(&self, ctx: &EventContext) -> Result<(), WriterFailure> {
-        self.run(WriterEvent::Abort, ctx).map(drop)
-    }
-
-    fn backup_complete(&self, ctx: &EventContext) -> Result<(), WriterFailure> {
-        self.run(WriterEvent::BackupComplete, ctx).map(drop)
-    }
-
-    fn backup_shutdown(&self, ctx: &EventContext) -> Result<(), WriterFailure> {
-        self.run(WriterEvent::BackupShutdown, ctx).map(drop)
-    }
-
-    fn pre_restore(&self, ctx: &EventContext) -> Result<(), WriterFailure> {
-        self.run(WriterEvent::PreRestore, ctx).map(drop)
-    }
-
-    fn post_restore(&self, ctx: &EventContext) -> Result<(), WriterFailure> {
-        self.run(WriterEvent::PostRestore, ctx).map(drop)
-    }
+    forward_events!(run);
 }

@@ -11,6 +11,33 @@
 //! - [`ExecWriter`] and [`SessionWriter`]: writers defined by a command line (docs/protocol.md
 //!   states their contract).
 
+/// Implements every event but identify (and `end_session`) of a `Writer` as
+/// `self.$run(event, ctx)`, dropping what it returns on success: the writers defined by a
+/// command line handle all events in one place.
+macro_rules! forward_events {
+    ($run:ident) => {
+        forward_events!(@each $run,
+            prepare_backup => PrepareBackup,
+            prepare_snapshot => PrepareSnapshot,
+            freeze => Freeze,
+            thaw => Thaw,
+            post_snapshot => PostSnapshot,
+            abort => Abort,
+            backup_complete => BackupComplete,
+            backup_shutdown => BackupShutdown,
+            pre_restore => PreRestore,
+            post_restore => PostRestore,
+        );
+    };
+    (@each $run:ident, $($method:ident => $event:ident,)+) => {
+        $(
+            fn $method(&self, ctx: &EventContext) -> Result<(), WriterFailure> {
+                self.$run(WriterEvent::$event, ctx).map(drop)
+            }
+        )+
+    };
+}
+
 mod call;
 mod event;
 mod exec;
@@ -23,8 +50,8 @@ use uuid::Uuid;
 
 pub use call::{Call, CallOutcome, LateCall, LateReturn};
 pub use event::{FailureKind, WriterEvent, WriterFailure, WriterState};
-pub use exec::ExecWriter;
-pub use session::SessionWriter;
+pub use exec::{ExecWriter, EXIT_RETRYABLE};
+pub use session::{SessionWriter, DEFAULT_END_GRACE};
 
 use crate::document::WriterMetadata;
 use crate::shadow::{BackupType, Context};

@@ -120,6 +120,14 @@ impl Proc {
     }
 }
 
+/// The process's pidfd and its standard output and error as non-blocking pipes.
+pub(crate) fn attach(child: &mut Child) -> io::Result<(Proc, Pipe, Pipe)> {
+    let proc = Proc::of(child)?;
+    let out = Pipe::new(child.stdout.take().expect("piped"), MAX_OUTPUT, false)?;
+    let err = Pipe::new(child.stderr.take().expect("piped"), MAX_STDERR, true)?;
+    Ok((proc, out, err))
+}
+
 /// A pipe from a writer, read without blocking into a buffer with a cap.
 pub(crate) struct Pipe {
     fd: Option<File>,

@@ -114,12 +114,7 @@ impl Session {
                         return;
                     }
                 };
-                let started = (|| {
-                    let proc = Proc::of(&child)?;
-                    let out = Pipe::new(child.stdout.take().expect("piped"), MAX_OUTPUT, false)?;
-                    let err = Pipe::new(child.stderr.take().expect("piped"), 4096, true)?;
-                    Ok::<_, std::io::Error>((proc, out, err))
-                })();
+                let started = process::attach(&mut child);
                 let pid = rustix::process::Pid::from_child(&child);
                 let ok = started.is_ok();
                 let _ = tx.send(started);
@@ -407,45 +402,7 @@ impl Writer for SessionWriter {
         metadata(&self.name, doc.as_deref().unwrap_or("").as_bytes())
     }
 
-    fn prepare_backup(&self, ctx: &EventContext) -> Result<(), WriterFailure> {
-        self.event(WriterEvent::PrepareBackup, ctx).map(drop)
-    }
-
-    fn prepare_snapshot(&self, ctx: &EventContext) -> Result<(), WriterFailure> {
-        self.event(WriterEvent::PrepareSnapshot, ctx).map(drop)
-    }
-
-    fn freeze(&self, ctx: &EventContext) -> Result<(), WriterFailure> {
-        self.event(WriterEvent::Freeze, ctx).map(drop)
-    }
-
-    fn thaw(&self, ctx: &EventContext) -> Result<(), WriterFailure> {
-        self.event(WriterEvent::Thaw, ctx).map(drop)
-    }
-
-    fn post_snapshot(&self, ctx: &EventContext) -> Result<(), WriterFailure> {
-        self.event(WriterEvent::PostSnapshot, ctx).map(drop)
-    }
-
-    fn abort(&self, ctx: &EventContext) -> Result<(), WriterFailure> {
-        self.event(WriterEvent::Abort, ctx).map(drop)
-    }
-
-    fn backup_complete(&self, ctx: &EventContext) -> Result<(), WriterFailure> {
-        self.event(WriterEvent::BackupComplete, ctx).map(drop)
-    }
-
-    fn backup_shutdown(&self, ctx: &EventContext) -> Result<(), WriterFailure> {
-        self.event(WriterEvent::BackupShutdown, ctx).map(drop)
-    }
-
-    fn pre_restore(&self, ctx: &EventContext) -> Result<(), WriterFailure> {
-        self.event(WriterEvent::PreRestore, ctx).map(drop)
-    }
-
-    fn post_restore(&self, ctx: &EventContext) -> Result<(), WriterFailure> {
-        self.event(WriterEvent::PostRestore, ctx).map(drop)
-    }
+    forward_events!(event);
 
     fn end_session(&self) {
         let mut slot = self.slot.lock();
