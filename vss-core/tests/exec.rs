@@ -572,3 +572,16 @@ fn a_requester_killed_mid_freeze_releases_the_session_lock() {
 fn a_requester_killed_mid_freeze_signals_a_busy_session_writer() {
     kill_requester_mid_freeze(true);
 }
+
+/// A hook whose deadline has passed before it starts is not started: it could only be killed.
+#[test]
+fn an_exec_writer_past_its_deadline_is_not_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let ran = dir.path().join("ran");
+    let cmd = script(dir.path(), "t.sh", &format!("touch {}\n", ran.display()));
+    let w = ExecWriter::new("db", cmd).unwrap();
+    let f = w.freeze(&EventContext::new(Instant::now())).unwrap_err();
+    assert_eq!(f.kind(), FailureKind::Timeout);
+    assert!(f.message().contains("was not started for freeze"), "{f}");
+    assert!(!ran.exists());
+}

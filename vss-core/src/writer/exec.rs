@@ -1,6 +1,7 @@
 //! Exec writers: a command run once per event.
 
 use std::process::Stdio;
+use std::time::Instant;
 
 use super::process::{self, Woke, MAX_OUTPUT};
 use super::{EventContext, FailureKind, Writer, WriterEvent, WriterFailure};
@@ -61,6 +62,16 @@ impl ExecWriter {
 
     /// Runs the command for `event`: its result, and at identify its standard output.
     fn run(&self, event: WriterEvent, ctx: &EventContext) -> Result<Vec<u8>, WriterFailure> {
+        if Instant::now() >= ctx.deadline() {
+            // Nothing to start: it would be killed at once.
+            return Err(WriterFailure::new(
+                FailureKind::Timeout,
+                format!(
+                    "writer {:?} was not started for {event}: its deadline had passed",
+                    self.name
+                ),
+            ));
+        }
         let script = format!("{} \"$1\"", self.command);
         let mut env = process::environment(&self.name, ctx);
         env.push(("UMBRA_EVENT", event.as_str().to_owned()));

@@ -37,16 +37,15 @@ pub(crate) fn shell(script: &str, args: &[&str], env: &[(&str, String)]) -> Comm
     let parent = rustix::process::getpid();
     // SAFETY: the closure runs in the child between fork and exec, where only async-signal-safe
     // calls are allowed: it makes two system calls (prctl, getppid) through rustix, which
-    // allocate nothing and take no lock.
+    // allocate nothing and take no lock, and builds its errors from error numbers (no allocation).
     unsafe {
         cmd.pre_exec(move || {
             rustix::process::set_parent_process_death_signal(Some(PARENT_DEATH_SIGNAL))?;
             // The requester may have died between fork and prctl: then nobody would ever send
             // the signal, so give up now (the spawn fails).
+            // (No allocation here: another thread may have held the allocator's lock at fork.)
             if rustix::process::getppid() != Some(parent) {
-                return Err(io::Error::other(
-                    "the requester exited while starting the writer",
-                ));
+                return Err(rustix::io::Errno::SRCH.into());
             }
             Ok(())
         });
@@ -72,11 +71,12 @@ pub(crate) fn environment(writer: &str, ctx: &EventContext) -> Vec<(&'static str
 pub(crate) fn unix_seconds(at: Instant) -> u64 {
     let now = Instant::now();
     let wall = if at >= now {
-        SystemTime::now() + (at - now)
+        SystemTime::now().checked_add(at - now)
     } else {
-        SystemTime::now() - (now - at)
+        SystemTime::now().checked_sub(now - at)
     };
-    wall.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    wall.and_then(|w| w.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Why a writer process could not be started, as a failure of the event.
