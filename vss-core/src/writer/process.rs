@@ -15,8 +15,9 @@ use rustix::process::{kill_process_group, pidfd_open, Pid, PidfdFlags, Signal};
 use super::{EventContext, FailureKind, WriterFailure};
 
 /// The signal a writer's first process gets when the thread that started it (the requester)
-/// dies (`PR_SET_PDEATHSIG`). SIGTERM, so a script can trap it and end the helpers it started
-/// (a process holding a lock); left untrapped it ends the process like SIGKILL.
+/// dies (`PR_SET_PDEATHSIG`). SIGTERM, so a shell can trap it and end the helpers it started
+/// (the session writer's wrapper passes it on to its whole group); left untrapped it ends the
+/// process like SIGKILL.
 pub(crate) const PARENT_DEATH_SIGNAL: Signal = Signal::TERM;
 
 /// The most bytes kept of a writer's output line or document (1 MiB).

@@ -25,7 +25,8 @@ pub const DEFAULT_END_GRACE: Duration = Duration::from_secs(1);
 /// (a database session holding a lock from freeze to thaw, which a process per event cannot
 /// hold).
 ///
-/// The writer runs `/bin/sh -c 'CMD' umbra-writer` in a process group of its own, with the
+/// The writer's command runs under a small `/bin/sh` wrapper (docs/protocol.md shows it) in a
+/// process group of its own, with the
 /// environment of an [`ExecWriter`](super::ExecWriter) as it is when the session's first event
 /// comes (`UMBRA_WRITER`; `UMBRA_SET_ID` and `UMBRA_LUNS`, empty if the session starts with an
 /// identify before its set exists; `UMBRA_DEADLINE` of that first event), no `UMBRA_EVENT`. For
@@ -45,9 +46,9 @@ pub const DEFAULT_END_GRACE: Duration = Duration::from_secs(1);
 /// the writer is dropped: the writer's standard input is closed (end of file, which it takes as
 /// abort if the set was not finished), it gets [`DEFAULT_END_GRACE`] to exit, and then its
 /// process group is killed (`SIGKILL`). If the requester dies, the standard input closes with it
-/// and the writer's first process gets `SIGTERM` (`PR_SET_PDEATHSIG`): a script holding a lock
-/// in a helper process traps it (`trap 'kill $helper; exit' TERM`) and kills the helper at end
-/// of file, so the lock is released with no further command.
+/// and the wrapper gets `SIGTERM` (`PR_SET_PDEATHSIG`), which it passes on to the whole group: a
+/// helper process holding a lock ends with the rest, so the lock is released with no further
+/// command, even while the writer is busy and not reading its input.
 pub struct SessionWriter {
     name: String,
     command: String,
