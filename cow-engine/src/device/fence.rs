@@ -3,6 +3,7 @@
 //! memory that no one will read again). Every handle of the volume, and of its snapshots, goes
 //! through the same fence.
 
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -74,6 +75,11 @@ impl BlockDevice for Fenced {
 
     fn len(&self) -> u64 {
         self.dev.len()
+    }
+
+    fn allocated(&self, offset: u64, len: u64) -> Result<Vec<Range<u64>>> {
+        self.fence.check()?;
+        self.dev.allocated(offset, len)
     }
 
     fn as_resize(&self) -> Option<&dyn Resize> {
