@@ -127,6 +127,10 @@ pub struct Error {
     snapshot: Option<SnapshotId>,
     #[source]
     source: Option<io::Error>,
+    /// Set on a [`ErrorKind::NoSpace`] that means the diff area reached its own size (its slot
+    /// limit, or a diff device that cannot grow), as opposed to a full file system: only the former
+    /// is what [`DiffFullPolicy`](crate::DiffFullPolicy) decides about.
+    area_full: bool,
 }
 
 impl fmt::Display for Error {
@@ -157,6 +161,7 @@ impl Error {
             offset: None,
             snapshot: None,
             source: None,
+            area_full: false,
         }
     }
 
@@ -220,6 +225,25 @@ impl Error {
 
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
         Error::new(ErrorKind::InvalidArgument, message)
+    }
+
+    /// A [`ErrorKind::NoSpace`]: the diff area reached its own size (see [`Error::is_area_full`]).
+    pub(crate) fn area_full(message: impl Into<String>) -> Self {
+        let mut e = Error::new(ErrorKind::NoSpace, message);
+        e.area_full = true;
+        e
+    }
+
+    /// True for the diff area reaching its own size (its slot limit, a diff device that cannot
+    /// grow); false for every other error, a full file system included.
+    pub(crate) fn is_area_full(&self) -> bool {
+        self.area_full
+    }
+
+    /// Puts `prefix` before the message, keeping the kind and the context.
+    pub(crate) fn context(mut self, prefix: &str) -> Self {
+        self.message = format!("{prefix}{}", self.message);
+        self
     }
 
     pub(crate) fn corrupt(message: impl Into<String>) -> Self {

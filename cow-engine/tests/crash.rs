@@ -1357,7 +1357,10 @@ fn explore(rec: &Recording, plan: Plan) -> Report {
         let choosable: Vec<usize> = replayer
             .pending()
             .into_iter()
-            .filter(|&i| plan.lose_resizes || matches!(rec.events[i].op, Op::Write { .. }))
+            .filter(|&i| {
+                plan.lose_resizes
+                    || matches!(rec.events[i].op, Op::Write { .. } | Op::Discard { .. })
+            })
             .collect();
         let index: BTreeMap<usize, usize> =
             choosable.iter().enumerate().map(|(k, &i)| (i, k)).collect();

@@ -249,6 +249,9 @@ impl Volume {
         for id in volatile {
             vol.delete_snapshot(id)?;
         }
+        // Space a crash kept from being given back (freed, not yet punched or trimmed) goes now:
+        // every slot the replayed state does not name is free for good.
+        vol.inner.release_diff_space(None)?;
         Ok(vol)
     }
 
@@ -697,24 +700,32 @@ impl Inner {
         let i = st.index_of(id)?;
         // The chain changes: settle deferred origin writes first (see pending.rs).
         self.sync_and_drain()?;
-        let persistent = st.snaps[i].persistent;
         // The elder may receive entries: its map's directory is reserved before anything is
         // logged, so a refusal leaves the snapshot in place.
         st.reserve_elder(i)?;
-        // A persistent snapshot's delete is durable before any of its slots is reused, so a crash
-        // never finds a live snapshot whose slots were overwritten. A non-persistent one vanishes
-        // on reopen anyway, and its record precedes (in journal order) any record reusing a slot.
-        self.log_sync(
-            Record::DeleteSnapshot { id },
-            self.journal.is_some() && persistent,
-        )?;
+        // The delete is durable before any of its slots is reused or punched, so a crash never
+        // finds a live snapshot whose slots were overwritten or given back (a non-persistent one
+        // included: its elder may have received entries it still names).
+        self.log_sync(Record::DeleteSnapshot { id }, self.journal.is_some())?;
         for slot in st.remove_snapshot(i, self.shift) {
             self.diff.free(slot);
         }
         if st.snaps.is_empty() {
             st.touched = BlockBitmap::new(st.len >> self.shift);
         }
+        self.release_diff_space(Some(id))?;
         self.maybe_checkpoint(st)
+    }
+
+    /// Gives the diff area's free space back to its device (see `DiffArea::release`), after the
+    /// delete of snapshot `id` (`None`: on open) made those slots free for good.
+    fn release_diff_space(&self, id: Option<SnapshotId>) -> Result<()> {
+        self.diff.release().map_err(|e| {
+            let done = id.map_or(String::new(), |id| {
+                format!("snapshot {id} is deleted, but ")
+            });
+            e.context(&format!("{done}giving free diff-area space back failed: "))
+        })
     }
 
     fn grow_locked(&self, st: &mut State, new_len: u64) -> Result<()> {
