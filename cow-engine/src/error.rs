@@ -36,8 +36,9 @@ pub enum ErrorKind {
     /// the state changes: a read-only snapshot written, a volume with dependent snapshots deleted
     /// without force, a frozen volume frozen again, a volume thawed that is not frozen.
     BadState,
-    /// No room: the diff area is full and the policy says fail the write, or the file system
-    /// holding a volume's files is full. The message says which.
+    /// No room: the diff area reached its limit and the policy says fail the write (or no
+    /// snapshot is left to delete), or the file system holding a volume's files is full (which
+    /// never deletes a snapshot). The message says which, and names the file.
     NoSpace,
     /// A deadline passed (a freeze that expired before thaw, a drain that did not finish in time).
     Timeout,

@@ -94,7 +94,8 @@ impl Event {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeleteReason {
-    /// The diff area was full and the policy is [`DiffFullPolicy::DeleteOldest`].
+    /// The diff area reached its limit (or the end of a diff device that cannot grow) and the
+    /// policy is [`DiffFullPolicy::DeleteOldest`]. A full file system never deletes a snapshot.
     DiffAreaFull,
 }
 
@@ -388,7 +389,9 @@ impl Volume {
     }
 
     /// Deletes snapshot `id`. The oldest frees its slots; a newer one hands the entries its elder
-    /// still needs to the elder. Durable when this returns.
+    /// still needs to the elder. Durable when this returns; then the freed space is given back to
+    /// the diff device (punched beyond a reserve, the free top trimmed). If giving it back fails,
+    /// the error says the snapshot is deleted all the same.
     pub fn delete_snapshot(&self, id: SnapshotId) -> Result<()> {
         let mut st = self.inner.state.write();
         self.inner.delete_snapshot_locked(&mut st, id)
