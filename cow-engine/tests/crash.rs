@@ -2132,26 +2132,32 @@ fn a_full_file_system_fails_the_write_and_never_deletes_a_snapshot() {
     }
 }
 
-/// A journal file on a full file system: the sync that cannot write is `NoSpace` naming the
-/// journal device, later calls keep saying so (the journal stopped until a reopen), no snapshot
-/// is deleted, and what was acknowledged survives a crash.
+/// A journal file on a full file system, under either policy: the sync that cannot write is
+/// `NoSpace` naming the journal device, later calls keep saying so (the journal stopped until a
+/// reopen), no snapshot is deleted, and what was acknowledged survives a crash.
 #[test]
 fn a_full_journal_file_system_is_no_space_and_deletes_no_snapshot() {
-    let mut f = filling(J0, 2, io::ErrorKind::StorageFull, VolumeConfig::default());
-    let events = f.vol.subscribe();
-    let (b, e) = f.write_until_error();
-    assert_eq!(e.kind(), ErrorKind::NoSpace, "{e}");
-    assert!(e.to_string().contains("sim device 2 is full"), "{e}");
-    let again = f.vol.write_at(&[1; 10], 0).unwrap_err();
-    assert_eq!(again.kind(), ErrorKind::NoSpace, "{again}");
-    assert!(
-        again.to_string().contains("journal failed earlier")
-            && again.to_string().contains("sim device 2"),
-        "{again}"
-    );
-    assert_eq!(f.vol.snapshots().len(), 1);
-    assert!(events.try_recv().is_none(), "no snapshot deleted");
-    f.check_survives(Some(b));
+    for on_diff_full in [DiffFullPolicy::DeleteOldest, DiffFullPolicy::FailWrites] {
+        let config = VolumeConfig {
+            on_diff_full,
+            ..Default::default()
+        };
+        let mut f = filling(J0, 2, io::ErrorKind::StorageFull, config);
+        let events = f.vol.subscribe();
+        let (b, e) = f.write_until_error();
+        assert_eq!(e.kind(), ErrorKind::NoSpace, "{on_diff_full:?}: {e}");
+        assert!(e.to_string().contains("sim device 2 is full"), "{e}");
+        let again = f.vol.write_at(&[1; 10], 0).unwrap_err();
+        assert_eq!(again.kind(), ErrorKind::NoSpace, "{again}");
+        let text = again.to_string();
+        assert!(
+            text.contains("journal failed earlier") && text.contains("sim device 2"),
+            "{text}"
+        );
+        assert_eq!(f.vol.snapshots().len(), 1, "{on_diff_full:?}");
+        assert!(events.try_recv().is_none(), "no snapshot deleted");
+        f.check_survives(Some(b));
+    }
 }
 
 /// Why (issue 11 §5): the slots a delete frees are now punched (and the free top of the diff
