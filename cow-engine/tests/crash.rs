@@ -44,8 +44,8 @@ use std::time::Instant;
 
 use cow_engine::events::{Delivery, Subscription};
 use cow_engine::{
-    BlockDevice, DeleteReason, DiffFullPolicy, ErrorKind, Event as VolumeEvent, MemDevice,
-    Progress, SnapshotId, SnapshotOptions, Volume, VolumeConfig,
+    BlockDevice, DiffFullPolicy, ErrorKind, Event as VolumeEvent, MemDevice, Progress, SnapshotId,
+    SnapshotOptions, Volume, VolumeConfig,
 };
 use sim::{Event, Fate, Image, Log, Op, Replayer, Rng, SimDevice};
 
