@@ -6,9 +6,9 @@
 //! discard). [`DiffArea::alloc`] takes the lowest `free` slot first, then re-allocates a run of
 //! punched slots (writing zeros over them, as a grow does), and only then grows the device.
 //! [`DiffArea::release`] gives space back: it trims free slots off the top (the device shrinks)
-//! and punches the free slots beyond a reserve (as many as are in use, at most one grow step). Its caller makes sure the records
-//! that freed those slots are durable first: a slot a crash could still find in use is never
-//! punched (nor reused: the volume frees a slot only once its freeing record is durable).
+//! and punches the free slots beyond a reserve (as many as are in use, at most one grow step).
+//! The volume frees a slot only once the record that freed it is durable, so a slot a crash could
+//! still find in use is never punched, cut off or reused.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -227,7 +227,7 @@ impl DiffArea {
             .iter()
             .nth(reserve)
             .expect("more than `reserve` free slots");
-        let punch = a.free.split_off(&beyond);
+        let mut punch = a.free.split_off(&beyond);
         // The runs go in ascending order: the slots before a failed discard are punched, the
         // rest stay free (allocated).
         let mut punched_to = beyond;
@@ -236,7 +236,6 @@ impl DiffArea {
             punched_to = first + n;
             Ok(())
         });
-        let mut punch = punch;
         let kept = punch.split_off(&punched_to);
         a.punched.extend(punch);
         a.free.extend(kept);
