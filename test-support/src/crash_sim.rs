@@ -103,8 +103,11 @@ impl Image {
         }
     }
 
-    /// Zeroes `len` bytes at `offset` (inside the image), dropping the chunks it covers whole.
+    /// Zeroes `len` bytes at `offset`, dropping the chunks it covers whole. Unlike a write, a
+    /// discard never extends the image: the part past its end (a crash state that lost the
+    /// resize before it) is ignored, as punching past the end of a file is.
     fn discard(&mut self, offset: usize, len: usize) {
+        let len = len.min(self.len.saturating_sub(offset));
         let mut done = 0;
         while done < len {
             let pos = offset + done;
@@ -593,5 +596,56 @@ impl Rng {
         }
         v.truncate(n);
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A discard reads as zeros at once, is pending until the device's next flush like a write,
+    /// can be lost, kept or torn by a crash, and never extends an image that lost a resize.
+    #[test]
+    fn a_discard_is_durable_from_the_next_flush_and_can_be_torn() {
+        let log = Log::new();
+        let dev = SimDevice::new(0, &log, 4 * SECTOR, true);
+        dev.write_at(&[7; 4 * SECTOR as usize], 0).unwrap();
+        dev.flush().unwrap();
+        dev.discard(SECTOR, 2 * SECTOR).unwrap();
+        let mut live = vec![0u8; 4 * SECTOR as usize];
+        dev.read_at(&mut live, 0).unwrap();
+        let sevens = vec![7u8; SECTOR as usize];
+        let zeros = vec![0u8; SECTOR as usize];
+        assert_eq!(live, [&sevens[..], &zeros, &zeros, &sevens].concat());
+        assert!(dev.discard(3 * SECTOR, 2 * SECTOR).is_err(), "past the end");
+
+        let events = log.events();
+        let mut r = Replayer::new(&events, vec![Image::default()]);
+        r.advance(events.len());
+        assert_eq!(r.pending(), [2], "the discard waits for a flush");
+        let all = |fate| r.build(|_| fate)[0].to_bytes();
+        assert_eq!(all(Fate::Lost), vec![7u8; 4 * SECTOR as usize]);
+        assert_eq!(all(Fate::Kept), live);
+        // Only the discard's second sector reached the medium.
+        assert_eq!(
+            all(Fate::Torn(0b10)),
+            [&sevens[..], &sevens, &zeros, &sevens].concat()
+        );
+
+        // On an image shorter than the range (its resize lost), only what exists is zeroed.
+        let mut short = Image::from_bytes(&[5; 2 * SECTOR as usize]);
+        apply(
+            &mut short,
+            &Op::Discard {
+                offset: SECTOR,
+                len: 16 * SECTOR,
+            },
+            Fate::Kept,
+        );
+        assert_eq!(short.len(), 2 * SECTOR);
+        assert_eq!(
+            short.to_bytes(),
+            [vec![5u8; SECTOR as usize], zeros.clone()].concat()
+        );
     }
 }
