@@ -14,8 +14,9 @@
 //!   read, copied into a diff-area slot, published in the map, then the origin is written. Every
 //!   sample starts with a fresh snapshot (the previous one is deleted, untimed) and writes distinct
 //!   blocks in random order; a sample of more than 65,536 writes takes a new snapshot (untimed)
-//!   every 65,536. Diff slots freed by the deletes are reused (the steady state of a volume whose
-//!   old snapshots are retired).
+//!   every 65,536. The delete of the only snapshot frees every diff slot and gives the space back
+//!   (the diff device is trimmed to nothing), so each sample's copies grow the diff device again
+//!   (the steady state of a volume whose snapshots are retired one by one).
 //!
 //! Run: `cargo bench -p umbra-benches --bench memory_volume`
 

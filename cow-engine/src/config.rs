@@ -33,7 +33,21 @@ pub(crate) fn check_metadata(m: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// What to do when the diff area reaches its limit.
+/// What to do when the diff area reaches its own size: its limit ([`VolumeConfig::diff_limit`]),
+/// or the size of a diff device that cannot grow.
+///
+/// The policy is about that size only. A full file system (`ENOSPC` while the diff file grows or
+/// a slot is re-allocated, or while a journal file is written) never deletes a snapshot, under
+/// either policy, with or without a limit: the write (or the flush, for a journal) fails with
+/// [`ErrorKind::NoSpace`](crate::ErrorKind::NoSpace) naming the file, and nothing of the write
+/// reaches the origin. Free space on the file system, or delete snapshots, then retry; a journal
+/// that could not be written stops the volume's writes until it is reopened, and every later call
+/// keeps reporting `NoSpace`.
+///
+/// | diff area hits | `DeleteOldest` | `FailWrites` |
+/// |---|---|---|
+/// | its limit (or a fixed-size device's end) | oldest unpinned snapshots deleted, each announced; `NoSpace` if none is left | `NoSpace`, nothing written |
+/// | a full file system (`ENOSPC`) | `NoSpace` naming the file, no snapshot deleted | the same |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DiffFullPolicy {
     /// Delete the oldest unpinned snapshots to make room (as volsnap does), announcing each with
@@ -61,9 +75,12 @@ pub enum Durability {
 pub struct VolumeConfig {
     /// Bytes per block: a power of two from 4 KiB to 1 MiB.
     pub block_size: u32,
-    /// The most diff-area bytes snapshots may hold (rounded down to blocks); `None` = unlimited.
+    /// The most diff-area bytes snapshots may hold (rounded down to blocks); `None` = unlimited
+    /// (the diff file grows while the file system has room). Space that deleted snapshots free
+    /// is reused first and given back to the file system (see `docs/format.md` §2.2).
     pub diff_limit: Option<u64>,
-    /// What to do when the limit is reached.
+    /// What to do when the limit is reached (not when the file system is full: see
+    /// [`DiffFullPolicy`]).
     pub on_diff_full: DiffFullPolicy,
     /// Journaled or volatile (file volumes only; memory volumes are always volatile).
     pub durability: Durability,

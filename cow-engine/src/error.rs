@@ -36,8 +36,9 @@ pub enum ErrorKind {
     /// the state changes: a read-only snapshot written, a volume with dependent snapshots deleted
     /// without force, a frozen volume frozen again, a volume thawed that is not frozen.
     BadState,
-    /// No room: the diff area is full and the policy says fail the write, or the file system
-    /// holding a volume's files is full. The message says which.
+    /// No room: the diff area reached its limit and the policy says fail the write (or no
+    /// snapshot is left to delete), or the file system holding a volume's files is full (which
+    /// never deletes a snapshot). The message says which, and names the file.
     NoSpace,
     /// A deadline passed (a freeze that expired before thaw, a drain that did not finish in time).
     Timeout,
@@ -127,6 +128,10 @@ pub struct Error {
     snapshot: Option<SnapshotId>,
     #[source]
     source: Option<io::Error>,
+    /// Set on a [`ErrorKind::NoSpace`] that means the diff area reached its own size (its slot
+    /// limit, or a diff device that cannot grow), as opposed to a full file system: only the former
+    /// is what [`DiffFullPolicy`](crate::DiffFullPolicy) decides about.
+    area_full: bool,
 }
 
 impl fmt::Display for Error {
@@ -157,6 +162,7 @@ impl Error {
             offset: None,
             snapshot: None,
             source: None,
+            area_full: false,
         }
     }
 
@@ -220,6 +226,25 @@ impl Error {
 
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
         Error::new(ErrorKind::InvalidArgument, message)
+    }
+
+    /// A [`ErrorKind::NoSpace`]: the diff area reached its own size (see [`Error::is_area_full`]).
+    pub(crate) fn area_full(message: impl Into<String>) -> Self {
+        let mut e = Error::new(ErrorKind::NoSpace, message);
+        e.area_full = true;
+        e
+    }
+
+    /// True for the diff area reaching its own size (its slot limit, a diff device that cannot
+    /// grow); false for every other error, a full file system included.
+    pub(crate) fn is_area_full(&self) -> bool {
+        self.area_full
+    }
+
+    /// Puts `prefix` before the message, keeping the kind and the context.
+    pub(crate) fn context(mut self, prefix: &str) -> Self {
+        self.message = format!("{prefix}{}", self.message);
+        self
     }
 
     pub(crate) fn corrupt(message: impl Into<String>) -> Self {

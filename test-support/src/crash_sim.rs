@@ -1,11 +1,13 @@
 //! A simulated block device with a volatile write cache, for crash-consistency tests in the style of
 //! dm-log-writes, CrashMonkey and ALICE.
 //!
-//! Every write, resize and flush of every device of a volume is appended, in issue order, to one
-//! shared [`Log`]. A crash at log position `cut` (the events `0..cut` were issued, nothing after) is
+//! Every write, discard, resize and flush of every device of a volume is appended, in issue order,
+//! to one shared [`Log`]. A crash at log position `cut` (the events `0..cut` were issued, nothing after) is
 //! rebuilt by [`Replayer`]: for each device, every write and resize before that device's last flush
 //! below `cut` is durable; each one after it is given a [`Fate`] by the test: lost, kept, or (a
-//! write) torn into 512-byte sectors of which some reached the medium and others did not. Pending
+//! write or discard) torn into 512-byte sectors of which some reached the medium and others did not.
+//! A discard (a punched hole) reads as zeros at once and, like a write, is durable from the
+//! device's next flush on. Pending
 //! events that reach the medium do so in issue order; which of them do is free, as ALICE has it.
 //!
 //! The live contents (what reads return) are kept separately from the log, so a device behaves
@@ -15,7 +17,7 @@ use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use cow_engine::{BlockDevice, Error, ErrorKind, Resize, Result};
+use cow_engine::{BlockDevice, Discard, Error, ErrorKind, Resize, Result};
 
 /// The unit a torn write is split into: a write reaches the medium sector by sector.
 pub const SECTOR: u64 = 512;
@@ -101,6 +103,25 @@ impl Image {
         }
     }
 
+    /// Zeroes `len` bytes at `offset`, dropping the chunks it covers whole. Unlike a write, a
+    /// discard never extends the image: the part past its end (a crash state that lost the
+    /// resize before it) is ignored, as punching past the end of a file is.
+    fn discard(&mut self, offset: usize, len: usize) {
+        let len = len.min(self.len.saturating_sub(offset));
+        let mut done = 0;
+        while done < len {
+            let pos = offset + done;
+            let (c, within) = (pos / CHUNK, pos % CHUNK);
+            let n = (CHUNK - within).min(len - done);
+            if n == CHUNK {
+                self.chunks[c] = None;
+            } else if let Some(chunk) = &mut self.chunks[c] {
+                Arc::make_mut(chunk)[within..within + n].fill(0);
+            }
+            done += n;
+        }
+    }
+
     /// Sets the length; new space reads as zeros.
     fn resize(&mut self, len: usize) {
         if len < self.len && !len.is_multiple_of(CHUNK) {
@@ -122,6 +143,13 @@ pub enum Op {
         offset: u64,
         /// What.
         data: Vec<u8>,
+    },
+    /// `len` bytes at `offset` discarded (a hole punched): they read as zeros.
+    Discard {
+        /// Where.
+        offset: u64,
+        /// How many bytes.
+        len: u64,
     },
     /// The size set to `len` (new space reads as zeros).
     Resize {
@@ -371,6 +399,31 @@ impl BlockDevice for SimDevice {
     fn as_resize(&self) -> Option<&dyn Resize> {
         self.resizable.then_some(self as &dyn Resize)
     }
+
+    fn as_discard(&self) -> Option<&dyn Discard> {
+        Some(self)
+    }
+}
+
+impl Discard for SimDevice {
+    fn discard(&self, offset: u64, len: u64) -> Result<()> {
+        if self.is_dead() {
+            return Ok(());
+        }
+        let mut log = self.log.lock();
+        let mut live = self.live.lock().unwrap();
+        let end = offset.checked_add(len);
+        if !matches!(end, Some(end) if end <= live.len()) {
+            return Err(self.out_of_range(offset, len as usize, live.len()));
+        }
+        live.discard(offset as usize, len as usize);
+        let event = Event {
+            dev: self.id,
+            op: Op::Discard { offset, len },
+        };
+        Log::push(&mut log, self.log.keep, event);
+        Ok(())
+    }
 }
 
 impl Resize for SimDevice {
@@ -389,7 +442,7 @@ impl Resize for SimDevice {
     }
 }
 
-/// What a crash did to one write or resize issued after its device's last flush.
+/// What a crash did to one write, discard or resize issued after its device's last flush.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fate {
     /// It never reached the medium.
@@ -445,7 +498,8 @@ impl<'a> Replayer<'a> {
         self.pos = cut;
     }
 
-    /// Indices (into the event log) of the writes and resizes not yet made durable by a flush.
+    /// Indices (into the event log) of the writes, discards and resizes not yet made durable by a
+    /// flush.
     pub fn pending(&self) -> Vec<usize> {
         let mut v: Vec<usize> = self.pending.iter().flatten().copied().collect();
         v.sort_unstable();
@@ -471,21 +525,37 @@ fn apply(img: &mut Image, op: &Op, fate: Fate) {
         (Op::Resize { len }, _) => img.resize(*len as usize),
         (Op::Write { offset, data }, Fate::Kept) => img.write(*offset as usize, data),
         (Op::Write { offset, data }, Fate::Torn(mask)) => {
-            let (start, end) = (*offset, *offset + data.len() as u64);
-            let mut pos = start;
-            let mut sector = 0u32;
-            while pos < end {
-                let next = ((pos / SECTOR + 1) * SECTOR).min(end);
-                if mask & (1 << (sector % 64)) != 0 {
-                    img.write(
-                        pos as usize,
-                        &data[(pos - start) as usize..(next - start) as usize],
-                    );
-                }
-                pos = next;
-                sector += 1;
-            }
+            for_each_kept_sector(*offset, data.len() as u64, mask, |pos, r| {
+                img.write(pos as usize, &data[r]);
+            });
         }
+        (Op::Discard { offset, len }, Fate::Kept) => img.discard(*offset as usize, *len as usize),
+        (Op::Discard { offset, len }, Fate::Torn(mask)) => {
+            for_each_kept_sector(*offset, *len, mask, |pos, r| {
+                img.discard(pos as usize, r.len());
+            });
+        }
+    }
+}
+
+/// Calls `f(position, range within the operation)` for each piece of `[offset, offset + len)`, cut
+/// at sector boundaries, that a torn operation with `mask` put down (see [`Fate::Torn`]).
+fn for_each_kept_sector(
+    offset: u64,
+    len: u64,
+    mask: u64,
+    mut f: impl FnMut(u64, std::ops::Range<usize>),
+) {
+    let (start, end) = (offset, offset + len);
+    let mut pos = start;
+    let mut sector = 0u32;
+    while pos < end {
+        let next = ((pos / SECTOR + 1) * SECTOR).min(end);
+        if mask & (1 << (sector % 64)) != 0 {
+            f(pos, (pos - start) as usize..(next - start) as usize);
+        }
+        pos = next;
+        sector += 1;
     }
 }
 
@@ -526,5 +596,56 @@ impl Rng {
         }
         v.truncate(n);
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A discard reads as zeros at once, is pending until the device's next flush like a write,
+    /// can be lost, kept or torn by a crash, and never extends an image that lost a resize.
+    #[test]
+    fn a_discard_is_durable_from_the_next_flush_and_can_be_torn() {
+        let log = Log::new();
+        let dev = SimDevice::new(0, &log, 4 * SECTOR, true);
+        dev.write_at(&[7; 4 * SECTOR as usize], 0).unwrap();
+        dev.flush().unwrap();
+        dev.discard(SECTOR, 2 * SECTOR).unwrap();
+        let mut live = vec![0u8; 4 * SECTOR as usize];
+        dev.read_at(&mut live, 0).unwrap();
+        let sevens = vec![7u8; SECTOR as usize];
+        let zeros = vec![0u8; SECTOR as usize];
+        assert_eq!(live, [&sevens[..], &zeros, &zeros, &sevens].concat());
+        assert!(dev.discard(3 * SECTOR, 2 * SECTOR).is_err(), "past the end");
+
+        let events = log.events();
+        let mut r = Replayer::new(&events, vec![Image::default()]);
+        r.advance(events.len());
+        assert_eq!(r.pending(), [2], "the discard waits for a flush");
+        let all = |fate| r.build(|_| fate)[0].to_bytes();
+        assert_eq!(all(Fate::Lost), vec![7u8; 4 * SECTOR as usize]);
+        assert_eq!(all(Fate::Kept), live);
+        // Only the discard's second sector reached the medium.
+        assert_eq!(
+            all(Fate::Torn(0b10)),
+            [&sevens[..], &sevens, &zeros, &sevens].concat()
+        );
+
+        // On an image shorter than the range (its resize lost), only what exists is zeroed.
+        let mut short = Image::from_bytes(&[5; 2 * SECTOR as usize]);
+        apply(
+            &mut short,
+            &Op::Discard {
+                offset: SECTOR,
+                len: 16 * SECTOR,
+            },
+            Fate::Kept,
+        );
+        assert_eq!(short.len(), 2 * SECTOR);
+        assert_eq!(
+            short.to_bytes(),
+            [vec![5u8; SECTOR as usize], zeros.clone()].concat()
+        );
     }
 }

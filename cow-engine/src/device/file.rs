@@ -5,7 +5,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{BlockDevice, Discard, Resize};
+use super::{write_zeros, BlockDevice, Discard, Resize};
 use crate::error::{check_range, Error, Result};
 
 /// A [`BlockDevice`] over a regular file. Its size is the file's size when opened (or set by
@@ -160,14 +160,7 @@ impl Resize for FileDevice {
             return self.resize(new_len);
         }
         self.resize(new_len)?;
-        let zeros = vec![0u8; (new_len - old).min(1 << 20) as usize];
-        let mut at = old;
-        while at < new_len {
-            let n = (new_len - at).min(zeros.len() as u64) as usize;
-            self.write_at(&zeros[..n], at)?;
-            at += n as u64;
-        }
-        Ok(())
+        write_zeros(self, old, new_len - old)
     }
 }
 
@@ -193,14 +186,7 @@ impl Discard for FileDevice {
             return Ok(());
         }
         // File systems without hole punching: write zeros instead.
-        let zeros = vec![0u8; 1 << 20];
-        let mut done = 0u64;
-        while done < len {
-            let n = (len - done).min(zeros.len() as u64) as usize;
-            self.write_at(&zeros[..n], offset + done)?;
-            done += n as u64;
-        }
-        Ok(())
+        write_zeros(self, offset, len)
     }
 }
 

@@ -66,6 +66,18 @@ pub trait BlockDevice: Send + Sync {
     }
 }
 
+/// Writes `len` zero bytes at `offset`, a megabyte at a time.
+pub(crate) fn write_zeros(dev: &dyn BlockDevice, offset: u64, len: u64) -> Result<()> {
+    let zeros = vec![0u8; len.min(1 << 20) as usize];
+    let mut done = 0u64;
+    while done < len {
+        let n = (len - done).min(zeros.len() as u64) as usize;
+        dev.write_at(&zeros[..n], offset + done)?;
+        done += n as u64;
+    }
+    Ok(())
+}
+
 /// A device whose size can change.
 pub trait Resize: BlockDevice {
     /// Sets the size to `new_len` bytes; new space reads as zeros.

@@ -44,7 +44,8 @@ struct JState {
     durable_seq: u64,
     syncing: bool,
     checkpoint_len: u64,
-    failed: Option<String>,
+    /// Why the journal failed, and the kind of that error (kept by every later error).
+    failed: Option<(ErrorKind, String)>,
 }
 
 pub(crate) struct Journal {
@@ -106,9 +107,11 @@ impl Journal {
         }
     }
 
-    fn failed(msg: &str) -> Error {
+    /// The error of every call after the journal failed: of the kind of the first failure (a
+    /// full file system stays [`ErrorKind::NoSpace`]), naming it.
+    fn failed((kind, msg): &(ErrorKind, String)) -> Error {
         Error::new(
-            ErrorKind::Io,
+            *kind,
             format!("the journal failed earlier ({msg}); reopen the volume"),
         )
     }
@@ -120,7 +123,8 @@ impl Journal {
         // Relaxed: a hint; the authoritative state is under the lock, taken on the failure path.
         if self.broken.load(std::sync::atomic::Ordering::Relaxed) {
             let s = self.st.lock();
-            return Err(Self::failed(s.failed.as_deref().unwrap_or("unknown")));
+            let unknown = (ErrorKind::Io, "unknown".to_string());
+            return Err(Self::failed(s.failed.as_ref().unwrap_or(&unknown)));
         }
         Ok(())
     }
@@ -191,7 +195,7 @@ impl Journal {
                     s.durable_seq = target;
                 }
                 Err(e) => {
-                    s.failed = Some(e.to_string());
+                    s.failed = Some((e.kind(), e.to_string()));
                     self.broken
                         .store(true, std::sync::atomic::Ordering::Relaxed);
                     self.synced.notify_all();
@@ -275,7 +279,10 @@ impl Journal {
                 // complete checkpoint of a higher generation that recovery would prefer over the
                 // records we append next: invalidate it, or stop appending if we cannot.
                 if resize(dev.as_ref(), 0).and_then(|()| dev.flush()).is_err() {
-                    s.failed = Some(format!("checkpoint failed and could not be undone: {e}"));
+                    s.failed = Some((
+                        e.kind(),
+                        format!("checkpoint failed and could not be undone: {e}"),
+                    ));
                     self.broken
                         .store(true, std::sync::atomic::Ordering::Relaxed);
                 }

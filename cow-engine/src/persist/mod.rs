@@ -496,6 +496,12 @@ impl Store {
                     )));
                 }
                 let used = r.state.used_slots()?;
+                if let Some(&top) = used.last().filter(|&&top| top >= limits.slots) {
+                    return Err(Error::corrupt(format!(
+                        "{name}: a snapshot uses slot {top}, outside the diff area's {} slots",
+                        limits.slots
+                    )));
+                }
                 // Only now, with the state known good, drop the torn tail so no stale bytes
                 // follow the records we append next.
                 let dev = &self.journals[i];
@@ -537,7 +543,7 @@ pub(crate) const MAX_COUNTER: u64 = 1 << 62;
 #[derive(Clone, Copy)]
 struct Limits {
     shift: u32,
-    /// Slots the diff device has room for.
+    /// Slots the diff device has room for (checked against the slots in use once replay ends).
     slots: u64,
 }
 
@@ -633,17 +639,19 @@ fn written_after(data: &[u8], at: usize, expected: u64) -> Option<u64> {
     framing::written_after(data, at, expected, &JOURNAL_KINDS)
 }
 
-fn check_entry(map: &BlockMap, block: u64, slot: u64, limits: Limits) -> Result<()> {
+fn check_entry(map: &BlockMap, block: u64, slot: u64) -> Result<()> {
     if block >= map.capacity() {
         return Err(Error::corrupt(format!(
             "block {block} past the snapshot's {} blocks",
             map.capacity()
         )));
     }
-    if slot >= limits.slots || slot > MAX_SLOT {
+    // A slot past the diff area's end is checked on the final state (see `recover`): the area
+    // is trimmed when its top slots are freed, so records of deleted snapshots may name slots
+    // past its end now.
+    if slot > MAX_SLOT {
         return Err(Error::corrupt(format!(
-            "slot {slot} lies outside the diff area's {} slots",
-            limits.slots
+            "slot {slot} is above the largest slot number {MAX_SLOT}"
         )));
     }
     Ok(())
@@ -708,7 +716,7 @@ fn apply(state: &mut State, rec: Record, limits: Limits) -> Result<()> {
             slot,
         } => {
             let s = state.snap_mut(snapshot)?;
-            check_entry(&s.map, block, slot, limits)?;
+            check_entry(&s.map, block, slot)?;
             s.map.reserve()?;
             s.map.set_preserved(block, slot);
         }
@@ -722,7 +730,7 @@ fn apply(state: &mut State, rec: Record, limits: Limits) -> Result<()> {
                 .overlay
                 .as_mut()
                 .ok_or_else(|| Error::corrupt("overlay record for a read-only snapshot"))?;
-            check_entry(ov, block, slot, limits)?;
+            check_entry(ov, block, slot)?;
             ov.reserve()?;
             ov.set_preserved(block, slot);
         }

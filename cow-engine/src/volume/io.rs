@@ -79,7 +79,9 @@ impl Inner {
             }
             match self.preserve_range(&st, offset, len) {
                 Ok(()) => {}
-                Err(e) if e.kind() == ErrorKind::NoSpace => {
+                // The policy is about the diff area's own size: a full file system never costs
+                // a snapshot (the device's error names the file).
+                Err(e) if e.is_area_full() => {
                     drop(st);
                     if self.policy == DiffFullPolicy::DeleteOldest && self.make_room()? {
                         continue;
@@ -128,14 +130,7 @@ impl Inner {
         if let Some(d) = self.origin.as_discard() {
             return d.discard(offset, len);
         }
-        let zeros = vec![0u8; (len.min(1 << 20)) as usize];
-        let mut done = 0;
-        while done < len {
-            let n = (len - done).min(zeros.len() as u64);
-            self.origin.write_at(&zeros[..n as usize], offset + done)?;
-            done += n;
-        }
-        Ok(())
+        crate::device::write_zeros(self.origin.as_ref(), offset, len)
     }
 
     /// Preserves every block of `[offset, offset+len)` not yet preserved in the newest map, one

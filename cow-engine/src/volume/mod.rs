@@ -96,7 +96,8 @@ impl Event {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeleteReason {
-    /// The diff area was full and the policy is [`DiffFullPolicy::DeleteOldest`].
+    /// The diff area reached its limit (or the end of a diff device that cannot grow) and the
+    /// policy is [`DiffFullPolicy::DeleteOldest`]. A full file system never deletes a snapshot.
     DiffAreaFull,
 }
 
@@ -265,6 +266,9 @@ impl Volume {
         for id in volatile {
             vol.delete_snapshot(id)?;
         }
+        // Space a crash kept from being given back (freed, not yet punched or trimmed) goes now:
+        // every slot the replayed state does not name is free for good.
+        vol.inner.release_diff_space(None)?;
         Ok(vol)
     }
 
@@ -439,7 +443,9 @@ impl Volume {
     }
 
     /// Deletes snapshot `id`. The oldest frees its slots; a newer one hands the entries its elder
-    /// still needs to the elder. Durable when this returns. Refused ([`ErrorKind::BadState`])
+    /// still needs to the elder. Durable when this returns; then the freed space is given back to
+    /// the diff device (punched beyond a reserve, the free top trimmed). If giving it back fails,
+    /// the error says the snapshot is deleted all the same. Refused ([`ErrorKind::BadState`])
     /// while a volume is stacked on the snapshot ([`Volume::create_stacked`],
     /// [`Volume::open_stacked`], [`Volume::on_device`]); a split
     /// ([`Volume::split_stacked`], [`Volume::split_snapshot`]) hands it over and deletes it all
@@ -932,24 +938,32 @@ impl Inner {
         let i = st.index_of(id)?;
         // The chain changes: settle deferred origin writes first (see pending.rs).
         self.sync_and_drain()?;
-        let persistent = st.snaps[i].persistent;
         // The elder may receive entries: its map's directory is reserved before anything is
         // logged, so a refusal leaves the snapshot in place.
         st.reserve_elder(i)?;
-        // A persistent snapshot's delete is durable before any of its slots is reused, so a crash
-        // never finds a live snapshot whose slots were overwritten. A non-persistent one vanishes
-        // on reopen anyway, and its record precedes (in journal order) any record reusing a slot.
-        self.log_sync(
-            Record::DeleteSnapshot { id },
-            self.journal.is_some() && persistent,
-        )?;
+        // The delete is durable before any of its slots is reused or punched, so a crash never
+        // finds a live snapshot whose slots were overwritten or given back (a non-persistent one
+        // included: its elder may have received entries it still names).
+        self.log_sync(Record::DeleteSnapshot { id }, self.journal.is_some())?;
         for slot in st.remove_snapshot(i, self.shift) {
             self.diff.free(slot);
         }
         if st.snaps.is_empty() {
             st.touched = BlockBitmap::new(st.len >> self.shift);
         }
+        self.release_diff_space(Some(id))?;
         self.maybe_checkpoint(st)
+    }
+
+    /// Gives the diff area's free space back to its device (see `DiffArea::release`), after the
+    /// delete of snapshot `id` (`None`: on open) made those slots free for good.
+    fn release_diff_space(&self, id: Option<SnapshotId>) -> Result<()> {
+        self.diff.release().map_err(|e| {
+            let done = id.map_or(String::new(), |id| {
+                format!("snapshot {id} is deleted, but ")
+            });
+            e.context(&format!("{done}giving free diff-area space back failed: "))
+        })
     }
 
     fn grow_locked(&self, st: &mut State, new_len: u64) -> Result<()> {
