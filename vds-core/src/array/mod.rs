@@ -1,8 +1,9 @@
 //! The embedded array: a provider with one subsystem whose LUNs are `cow-engine` volumes, kept in a
 //! pool directory (or in memory).
 //!
-//! Every administrative change is a transaction: validated, applied atomically, persisted (one log
-//! append and fsync), then announced to subscribers. Changes are serialised by one lock; queries and
+//! Every administrative change is a transaction: validated and applied to a copy of the metadata,
+//! persisted (one log append and fsync), then installed and announced to subscribers; a change
+//! that fails leaves memory and disk as they were. Changes are serialised by one lock; queries and
 //! I/O run concurrently with each other. A hardware-style snapshot is a new LUN, a writable snapshot of
 //! the source LUN's volume, masked to no one at birth; it can be snapshotted in turn and split from
 //! its source. I/O names its initiator and is refused where the mask denies it.
@@ -43,7 +44,7 @@ mod volumes;
 pub use async_op::AsyncHandle;
 pub use state::{check_lun_name, TargetInfo};
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -76,6 +77,9 @@ struct Core {
     volumes: HashMap<LunId, Backing>,
     /// LUNs with a long operation running (split, resync): refused a second one.
     busy: BTreeSet<LunId>,
+    /// LUNs whose volume did not open, with why: listed as failed, their I/O refused with
+    /// [`ErrorKind::Corrupt`], deletable; the rest of the pool works.
+    damaged: BTreeMap<LunId, String>,
 }
 
 /// What the handles of one array share.
@@ -168,21 +172,24 @@ fn mask_text(spec: &MaskSpec) -> Result<String> {
 }
 
 impl Array {
-    /// Applies `change` to the array state and makes it durable; on error nothing changed.
+    /// Validates `change`, makes it durable, then applies it to the array state: persist, then
+    /// apply. On error nothing changed, in memory or on disk.
     fn commit(core: &mut Core, change: &Change) -> Result<Vec<Notification>> {
-        if let Some(store) = &core.store {
-            // A store that failed earlier refuses before anything is applied.
-            store.check()?;
-        }
-        let notes = core.state.apply(change)?;
-        if let Some(store) = &mut core.store {
-            // On failure the change is applied in memory but not durable: the store now refuses
-            // every further change, and the caller hears the failure (the pool must be reopened).
-            store.append(change)?;
-            if store.wants_checkpoint() {
-                let st = core.state.to_checkpoint(store.seq());
-                store.checkpoint(&st)?;
-            }
+        let Some(store) = &mut core.store else {
+            // In memory: `apply` checks everything before it changes anything.
+            return core.state.apply(change);
+        };
+        // A store that cannot vouch for its files refuses before anything is computed.
+        store.check()?;
+        let mut next = core.state.clone();
+        let notes = next.apply(change)?;
+        store.append(change)?;
+        core.state = next;
+        if store.wants_checkpoint() {
+            // The change is durable: a checkpoint that fails is not its failure. Everything is
+            // still in the log, and the checkpoint is tried again after the next change.
+            let st = core.state.to_checkpoint(store.seq());
+            let _ = store.checkpoint(&st);
         }
         Ok(notes)
     }
