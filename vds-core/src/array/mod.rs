@@ -41,6 +41,9 @@ mod state;
 mod store;
 mod volumes;
 
+#[cfg(test)]
+mod fault_tests;
+
 pub use async_op::AsyncHandle;
 pub use state::{check_lun_name, TargetInfo};
 

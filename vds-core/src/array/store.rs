@@ -318,9 +318,12 @@ pub(crate) struct PoolStore {
     /// Why the files are in a state this store cannot vouch for (an append failed and the log
     /// could not be cut back): every later change is refused.
     failed: Option<String>,
-    /// The points at which the file system fails (tests).
+    /// Checkpoint after this many changes ([`CHECKPOINT_EVERY`]; tests set fewer).
+    pub(crate) checkpoint_every: u64,
+    /// The points at which the file system fails (tests), each after letting that many calls
+    /// through.
     #[cfg(test)]
-    pub(crate) faults: std::collections::BTreeSet<Fault>,
+    pub(crate) faults: std::collections::BTreeMap<Fault, u32>,
     _lock: File,
 }
 
@@ -613,8 +616,9 @@ impl PoolStore {
                 truncate_pending: false,
                 needs_upgrade: read.legacy || legacy_state,
                 failed: None,
+                checkpoint_every: CHECKPOINT_EVERY,
                 #[cfg(test)]
-                faults: std::collections::BTreeSet::new(),
+                faults: std::collections::BTreeMap::new(),
                 _lock: lock,
             },
             Loaded {
@@ -628,19 +632,23 @@ impl PoolStore {
 
     /// Fails with an injected I/O error if a test asked for one at `point`.
     #[cfg(test)]
-    fn fault(&self, point: Fault) -> std::io::Result<()> {
-        if self.faults.contains(&point) {
-            return Err(std::io::Error::other(format!(
+    fn fault(&mut self, point: Fault) -> std::io::Result<()> {
+        match self.faults.get_mut(&point) {
+            Some(0) => Err(std::io::Error::other(format!(
                 "injected fault at {point:?}"
-            )));
+            ))),
+            Some(n) => {
+                *n -= 1;
+                Ok(())
+            }
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Fails with an injected I/O error if a test asked for one (never, outside tests).
     #[cfg(not(test))]
     #[inline(always)]
-    fn fault(&self, _point: Fault) -> std::io::Result<()> {
+    fn fault(&mut self, _point: Fault) -> std::io::Result<()> {
         Ok(())
     }
 
@@ -714,7 +722,7 @@ impl PoolStore {
 
     /// True when enough records have accumulated for a checkpoint.
     pub(crate) fn wants_checkpoint(&self) -> bool {
-        self.since_checkpoint >= CHECKPOINT_EVERY
+        self.since_checkpoint >= self.checkpoint_every
     }
 
     /// The seq of the last durable change.
@@ -738,7 +746,7 @@ impl PoolStore {
     }
 
     /// Writes `pool.state` holding `state`, durably, in place of the old one.
-    fn write_state(&self, state: &PoolState) -> Result<()> {
+    fn write_state(&mut self, state: &PoolState) -> Result<()> {
         let bytes = encode_state(state);
         let tmp = self.dir.join(STATE_TMP);
         self.fault(Fault::StateWrite)
