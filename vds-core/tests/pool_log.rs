@@ -394,3 +394,52 @@ fn an_orphaned_snapshot_lun_keeps_the_snapshot_it_stands_on() {
         "the orphan's base snapshot is kept"
     );
 }
+
+/// A delete is durable with an intent naming what is left to remove; a crash after its record
+/// (before the clean-up and its `done`) is finished by the open: the directory and the snapshot
+/// the snapshot LUN stood on are removed, nothing goes to orphans. A snapshot LUN whose record
+/// was torn after its intent is rolled back the same way.
+#[test]
+fn an_interrupted_delete_or_snapshot_lun_is_finished_or_rolled_back_by_its_intent() {
+    let (_dir, pool) = pool_with_luns(1);
+    {
+        let a = Array::open(&pool).unwrap();
+        a.snapshot_lun("lun0", "snap").unwrap();
+    }
+    let before = tempfile::tempdir().unwrap();
+    let saved = before.path().join("pool");
+    copy_dir(&pool, &saved);
+    {
+        let a = Array::open(&pool).unwrap();
+        a.delete_lun("snap").unwrap();
+        assert!(a.volume("lun0").unwrap().snapshots().is_empty());
+    }
+    let log = std::fs::read(pool.join("pool.log")).unwrap();
+    let starts = frame_starts(&log);
+    // The delete's record is intact, its `done` torn; the files are as before the delete.
+    let crashed = tempfile::tempdir().unwrap();
+    let copy = crashed.path().join("pool");
+    copy_dir(&saved, &copy);
+    std::fs::write(copy.join("pool.log"), &log[..starts[starts.len() - 2] + 5]).unwrap();
+    assert_eq!(lun_dirs(&copy), 2);
+    let a = Array::open(&copy).unwrap();
+    assert_eq!(lun_names(&a), ["lun0"]);
+    assert!(a.orphans().is_empty(), "{:?}", a.orphans());
+    assert_eq!(lun_dirs(&copy), 1);
+    assert!(a.volume("lun0").unwrap().snapshots().is_empty());
+    drop(a);
+    // The snapshot LUN's record torn after its intent: rolled back.
+    let saved_log = std::fs::read(saved.join("pool.log")).unwrap();
+    let starts = frame_starts(&saved_log);
+    std::fs::write(
+        saved.join("pool.log"),
+        &saved_log[..starts[starts.len() - 2] + 5],
+    )
+    .unwrap();
+    let a = Array::open(&saved).unwrap();
+    assert_eq!(lun_names(&a), ["lun0"]);
+    assert!(a.orphans().is_empty(), "{:?}", a.orphans());
+    assert_eq!(lun_dirs(&saved), 1);
+    assert!(a.volume("lun0").unwrap().snapshots().is_empty());
+    a.snapshot_lun("lun0", "snap").unwrap();
+}
