@@ -194,7 +194,7 @@ fn killed_admin_leaves_a_prefix_with_every_acknowledged_change() {
         }
         // Every change we saw acknowledged is there, and the state is the result of some prefix
         // of the stream (the child may have gone on after the last line we read).
-        let ok = after[acked..].iter().any(|s| *s == got);
+        let ok = after[acked..].contains(&got);
         assert!(
             ok,
             "round {round}: state after kill at ack {acked} is no prefix: {got}; child's \

@@ -134,6 +134,10 @@ fn a_damaged_lun_is_isolated_and_deletable() {
             a.extend_lun("bad", 128 * KB).unwrap_err().kind(),
             ErrorKind::Corrupt
         );
+        let split = a.split_lun("bad-snap").wait().unwrap_err();
+        assert_eq!(split.kind(), ErrorKind::Corrupt, "{split}");
+        let resync = a.resync_lun("good", "bad").wait().unwrap_err();
+        assert_eq!(resync.kind(), ErrorKind::Corrupt, "{resync}");
         let mut buf = [0u8; 4];
         a.read_at("good", &host(), &mut buf, 0).unwrap();
         assert_eq!(&buf, b"fine");

@@ -147,6 +147,9 @@ fn check_everything(a: &Array, what: &str) {
     );
 }
 
+/// Files written over an unpacked pool: (name, bytes).
+type Files<'a> = Vec<(&'a str, &'a [u8])>;
+
 /// True if `pool`'s files are of this build's format.
 fn upgraded(pool: &Path) -> bool {
     let state = std::fs::read(pool.join("pool.state")).unwrap();
@@ -182,7 +185,7 @@ fn an_upgrade_interrupted_after_each_step_still_opens() {
     let new_state = std::fs::read(done.join("pool.state")).unwrap();
     let new_log = std::fs::read(done.join("pool.log")).unwrap();
     // (name, files written over the old pool's)
-    let steps: [(&str, Vec<(&str, &[u8])>); 4] = [
+    let steps: [(&str, Files); 4] = [
         (
             "state written to its temporary file",
             vec![("pool.state.tmp", &new_state)],

@@ -311,7 +311,7 @@ impl Array {
 }
 
 /// Refuses an operation on LUN `id` (`name`) if its volume is damaged.
-fn check_not_damaged(core: &Core, id: LunId, name: &str) -> Result<()> {
+pub(super) fn check_not_damaged(core: &Core, id: LunId, name: &str) -> Result<()> {
     match core.damaged.get(&id) {
         Some(why) => Err(Error::new(
             ErrorKind::Corrupt,
