@@ -8,8 +8,8 @@ use parking_lot::RwLock;
 
 use super::state::{check_lun_name, Change, Intent, SourceRef};
 use super::volumes::{
-    create_file_volume, create_stacked, remove_lun_dir, snapshot_tag, tagged_lun, unpin_and_delete,
-    volume_config,
+    create_file_volume, create_stacked, delete_tagged, remove_lun_dir, snapshot_tag,
+    unpin_and_delete, volume_config,
 };
 use super::{lun_busy, mask_text, Array, Core};
 use crate::error::{Error, ErrorKind, Result};
@@ -214,12 +214,7 @@ impl Array {
     ) -> Error {
         let undone = (|| {
             if let Some(src) = source.and_then(|s| core.volumes.get(&s)) {
-                let src = src.read();
-                for s in src.snapshots() {
-                    if tagged_lun(&s.metadata) == Some(id) {
-                        unpin_and_delete(&src, s.id)?;
-                    }
-                }
+                delete_tagged(&src.read(), id)?;
             }
             match self.lun_dir(id) {
                 Some(dir) => remove_lun_dir(&dir),

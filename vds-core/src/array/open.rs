@@ -12,7 +12,9 @@ use parking_lot::{Mutex, RwLock};
 
 use super::state::{ArrayState, Change, Intent};
 use super::store::PoolStore;
-use super::volumes::{failed_volume, remove_lun_dir, tagged_lun, unpin_and_delete, LUNS_DIR};
+use super::volumes::{
+    delete_tagged, failed_volume, remove_lun_dir, tagged_lun, unpin_and_delete, LUNS_DIR,
+};
 use super::{Array, ArrayOptions, Backing, Core, Inner, DEFAULT_BLOCK_SIZE};
 use crate::error::{Error, ErrorKind, Result};
 use crate::mask::LunId;
@@ -161,12 +163,7 @@ impl Array {
             match intent {
                 Intent::CreateLun { id, source } => {
                     if let Some(src) = source.and_then(|s| core.volumes.get(&s)) {
-                        let src = src.read();
-                        for s in src.snapshots() {
-                            if tagged_lun(&s.metadata) == Some(id) {
-                                unpin_and_delete(&src, s.id)?;
-                            }
-                        }
+                        delete_tagged(&src.read(), id)?;
                     }
                     if let Some(dir) = self.lun_dir(id) {
                         remove_lun_dir(&dir)?;

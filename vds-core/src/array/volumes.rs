@@ -52,13 +52,7 @@ pub(super) fn create_stacked(
     origin: Arc<cow_engine::Snapshot>,
     block_size: u32,
 ) -> Result<Volume> {
-    if let Some(parent) = dir.parent() {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| Error::io("cannot create the LUN volume", e).with_path(parent))?;
-    }
-    let vol = Volume::create_stacked(dir, origin, volume_config(block_size))?;
-    cow_engine::fs::sync_parent_dir(dir)?;
-    Ok(vol)
+    create_in_luns(dir, |c| Volume::create_stacked(dir, origin, c), block_size)
 }
 
 /// The volume of a damaged LUN: `size` bytes every read and write of which fails with
@@ -131,11 +125,32 @@ pub(super) fn unpin_and_delete(vol: &Volume, id: SnapshotId) -> Result<()> {
 /// Creates a LUN's file volume of `size` bytes in `dir` (which must not exist), then syncs
 /// `luns/` so that the directory's entry is durable.
 pub(super) fn create_file_volume(dir: &Path, size: u64, block_size: u32) -> Result<Volume> {
+    create_in_luns(dir, |c| Volume::create(dir, size, c), block_size)
+}
+
+/// Runs `create` (which makes a volume in `dir`, in `luns/`) with the LUN volume configuration,
+/// `luns/` made first if missing and synced after, so that `dir`'s entry is durable.
+fn create_in_luns(
+    dir: &Path,
+    create: impl FnOnce(VolumeConfig) -> cow_engine::Result<Volume>,
+    block_size: u32,
+) -> Result<Volume> {
     if let Some(parent) = dir.parent() {
         std::fs::create_dir_all(parent)
             .map_err(|e| Error::io("cannot create the LUN volume", e).with_path(parent))?;
     }
-    let vol = Volume::create(dir, size, volume_config(block_size))?;
+    let vol = create(volume_config(block_size))?;
     cow_engine::fs::sync_parent_dir(dir)?;
     Ok(vol)
+}
+
+/// Deletes every snapshot of `vol` tagged for LUN `id` (unpinned first): what a create of
+/// snapshot LUN `id` that did not commit left on its source.
+pub(super) fn delete_tagged(vol: &Volume, id: LunId) -> Result<()> {
+    for s in vol.snapshots() {
+        if tagged_lun(&s.metadata) == Some(id) {
+            unpin_and_delete(vol, s.id)?;
+        }
+    }
+    Ok(())
 }
