@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 
 use cow_engine::framing::{self, AfterStop, Kinds};
 
-use super::state::{Change, PoolState};
+use super::state::{ArrayState, Change, PoolState};
 use crate::error::{Error, ErrorKind, Result};
 
 const LOCK_FILE: &str = "pool.lock";
@@ -718,6 +718,37 @@ impl PoolStore {
         self.log_len = LOG_HEADER as u64;
         self.truncate_pending = false;
         Ok(())
+    }
+
+    /// Refuses every later change, for `why` (memory may hold what the files do not).
+    pub(crate) fn poison(&mut self, why: String) {
+        self.failed = Some(why);
+    }
+
+    /// The metadata as the files hold it now: the checkpoint, with the log's changes up to where
+    /// the next frame goes replayed onto it (a pool without a checkpoint starts from an empty
+    /// state of `block_size`). What a failed append puts memory back to.
+    pub(crate) fn reread(&self, block_size: u32) -> Result<ArrayState> {
+        let state_path = self.dir.join(STATE_FILE);
+        let checkpoint = match std::fs::read(&state_path) {
+            Ok(bytes) => Some(decode_state(&bytes, &state_path)?.0),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io("cannot read the pool state", &state_path, e)),
+        };
+        let log_path = self.dir.join(LOG_FILE);
+        let mut bytes = vec![0u8; self.log_len as usize];
+        self.log
+            .read_exact_at(&mut bytes, 0)
+            .map_err(|e| io("cannot read the pool log", &log_path, e))?;
+        let mut state = match &checkpoint {
+            Some(st) => ArrayState::from_checkpoint(st)?,
+            None => ArrayState::new(block_size),
+        };
+        let applied = checkpoint.as_ref().map_or(0, |c| c.applied_seq);
+        for c in read_log(&bytes, applied, &log_path)?.changes {
+            state.apply(&c)?;
+        }
+        Ok(state)
     }
 
     /// True when enough records have accumulated for a checkpoint.
