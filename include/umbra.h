@@ -386,6 +386,12 @@ typedef struct {
 #define UMBRA_E_UNSUPPORTED 204
 
 /**
+ * A directory given as a pool holds files but no pool (a volume's directory, a mistyped path),
+ * or (for `umbra_array_open_existing`) is empty: nothing was written to it.
+ */
+#define UMBRA_E_NOT_A_POOL 205
+
+/**
  * An initiator id or unmasking list entry is not valid.
  */
 #define UMBRA_E_INVALID_INITIATOR 300
@@ -884,14 +890,25 @@ umbra_status umbra_volume_subscribe(umbra_volume *vol,
 umbra_status umbra_volume_unsubscribe(umbra_volume *vol, uint64_t id);
 
 /**
- * Opens the array over pool directory `pool_dir` (created with an empty array if missing; its
- * parent must exist), or an in-memory array if `pool_dir` is NULL. One handle owns a pool at a
- * time: a pool open elsewhere is `UMBRA_E_BUSY`.
+ * Opens the array over pool directory `pool_dir` (created with an empty array if missing or
+ * empty; its parent must exist), or an in-memory array if `pool_dir` is NULL. A directory that
+ * holds other files but no pool is `UMBRA_E_NOT_A_POOL` (nothing is written to it). One handle
+ * owns a pool at a time: a pool open elsewhere is `UMBRA_E_BUSY`.
  *
  * # Safety
  * `pool_dir` is NULL or a NUL-terminated string; `out` is NULL or writable.
  */
 umbra_status umbra_array_open(const char *pool_dir, umbra_array **out);
+
+/**
+ * Opens the existing pool in directory `pool_dir`, never creating one (for tools that must not):
+ * a missing directory is `UMBRA_E_NOT_FOUND`; an empty one, or one holding no pool,
+ * `UMBRA_E_NOT_A_POOL`. Otherwise as `umbra_array_open`.
+ *
+ * # Safety
+ * `pool_dir` is NULL or a NUL-terminated string; `out` is NULL or writable.
+ */
+umbra_status umbra_array_open_existing(const char *pool_dir, umbra_array **out);
 
 /**
  * Writes the array's block size in bytes to `*out_block_size`: LUN sizes are multiples of it, and

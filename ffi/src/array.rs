@@ -103,9 +103,10 @@ unsafe fn group_name<'a>(p: *const c_char) -> FfiResult<&'a str> {
     Ok(name)
 }
 
-/// Opens the array over pool directory `pool_dir` (created with an empty array if missing; its
-/// parent must exist), or an in-memory array if `pool_dir` is NULL. One handle owns a pool at a
-/// time: a pool open elsewhere is `UMBRA_E_BUSY`.
+/// Opens the array over pool directory `pool_dir` (created with an empty array if missing or
+/// empty; its parent must exist), or an in-memory array if `pool_dir` is NULL. A directory that
+/// holds other files but no pool is `UMBRA_E_NOT_A_POOL` (nothing is written to it). One handle
+/// owns a pool at a time: a pool open elsewhere is `UMBRA_E_BUSY`.
 ///
 /// # Safety
 /// `pool_dir` is NULL or a NUL-terminated string; `out` is NULL or writable.
@@ -123,17 +124,44 @@ pub unsafe extern "C" fn umbra_array_open(
             let dir = unsafe { c_path(pool_dir, "pool_dir") }?;
             Array::open(&dir)?
         };
-        let events = Notifier::default();
-        let forward = events.clone();
-        array.subscribe(move |n| {
-            if forward.is_active() {
-                forward.post(EventMsg::of_array(n));
-            }
-        });
         // SAFETY: `out` is non-NULL and writable per this function's contract.
-        unsafe { write_out(out, into_handle(umbra_array { array, events })) };
+        unsafe { write_out(out, array_handle(array)) };
         Ok(())
     })
+}
+
+/// Opens the existing pool in directory `pool_dir`, never creating one (for tools that must not):
+/// a missing directory is `UMBRA_E_NOT_FOUND`; an empty one, or one holding no pool,
+/// `UMBRA_E_NOT_A_POOL`. Otherwise as `umbra_array_open`.
+///
+/// # Safety
+/// `pool_dir` is NULL or a NUL-terminated string; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn umbra_array_open_existing(
+    pool_dir: *const c_char,
+    out: *mut *mut umbra_array,
+) -> umbra_status {
+    ffi_boundary!("umbra_array_open_existing", {
+        let out = out_ptr(out, "out")?;
+        // SAFETY: `pool_dir` is NULL-checked by `c_path` and NUL-terminated per the contract.
+        let dir = unsafe { c_path(pool_dir, "pool_dir") }?;
+        let array = Array::open_existing(&dir)?;
+        // SAFETY: `out` is non-NULL and writable per this function's contract.
+        unsafe { write_out(out, array_handle(array)) };
+        Ok(())
+    })
+}
+
+/// The handle of `array`, its notifications forwarded to the handle's subscribers.
+fn array_handle(array: Array) -> *mut umbra_array {
+    let events = Notifier::default();
+    let forward = events.clone();
+    array.subscribe(move |n| {
+        if forward.is_active() {
+            forward.post(EventMsg::of_array(n));
+        }
+    });
+    into_handle(umbra_array { array, events })
 }
 
 /// Writes the array's block size in bytes to `*out_block_size`: LUN sizes are multiples of it, and

@@ -75,7 +75,8 @@ pub(crate) const ABI_MAJOR: u32 = 1;
 /// `UMBRA_EVENT_REVERT_PROGRESS`, `UMBRA_EVENT_MOVE_PROGRESS`, `UMBRA_EVENT_LAGGED`. 4: LUN
 /// handles (`umbra_lun_handle_*`: I/O by initiator and host LUN number, flush, FUA, discard,
 /// write-zeroes, allocation), `umbra_lun_import_async`, `umbra_lun_export_async`,
-/// `umbra_lun_get_changed_extents`; masking changes fence the I/O admitted under the old access.
+/// `umbra_lun_get_changed_extents`; masking changes fence the I/O admitted under the old access;
+/// `umbra_array_open_existing` and `UMBRA_E_NOT_A_POOL` (strict pool opens).
 pub(crate) const ABI_MINOR: u32 = 4;
 
 /// The ABI version of the loaded library: `(major << 16) | minor`.

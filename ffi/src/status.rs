@@ -66,7 +66,10 @@ pub const UMBRA_E_CORRUPT: umbra_status = 202;
 pub const UMBRA_E_UNSUPPORTED_VERSION: umbra_status = 203;
 /// The device lacks an optional ability the operation needs (resize, discard).
 pub const UMBRA_E_UNSUPPORTED: umbra_status = 204;
-// 205-299: reserved for storage errors.
+/// A directory given as a pool holds files but no pool (a volume's directory, a mistyped path),
+/// or (for `umbra_array_open_existing`) is empty: nothing was written to it.
+pub const UMBRA_E_NOT_A_POOL: umbra_status = 205;
+// 206-299: reserved for storage errors.
 
 /// An initiator id or unmasking list entry is not valid.
 pub const UMBRA_E_INVALID_INITIATOR: umbra_status = 300;
@@ -103,6 +106,7 @@ pub(crate) const STATUS_NAMES: &[(umbra_status, &CStr)] = &[
     (UMBRA_E_CORRUPT, c"UMBRA_E_CORRUPT"),
     (UMBRA_E_UNSUPPORTED_VERSION, c"UMBRA_E_UNSUPPORTED_VERSION"),
     (UMBRA_E_UNSUPPORTED, c"UMBRA_E_UNSUPPORTED"),
+    (UMBRA_E_NOT_A_POOL, c"UMBRA_E_NOT_A_POOL"),
     (UMBRA_E_INVALID_INITIATOR, c"UMBRA_E_INVALID_INITIATOR"),
     (UMBRA_E_ACCESS_DENIED, c"UMBRA_E_ACCESS_DENIED"),
     (UMBRA_E_WRITER_FAILED, c"UMBRA_E_WRITER_FAILED"),
@@ -192,6 +196,7 @@ pub(crate) fn status_of_vds(kind: vds_core::ErrorKind) -> umbra_status {
         K::Unsupported => UMBRA_E_UNSUPPORTED,
         K::Io => UMBRA_E_IO,
         K::Internal => UMBRA_E_PANIC,
+        K::NotAPool => UMBRA_E_NOT_A_POOL,
         // See status_of_cow.
         _ => UMBRA_E_IO,
     }

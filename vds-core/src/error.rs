@@ -18,7 +18,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// What went wrong, as a small stable set that the C ABI maps one to one onto status codes.
 ///
 /// It holds every kind `cow_engine::ErrorKind` has (same names, same meaning) plus the array's
-/// own ([`ErrorKind::InvalidInitiator`], [`ErrorKind::AccessDenied`]).
+/// own ([`ErrorKind::InvalidInitiator`], [`ErrorKind::AccessDenied`], [`ErrorKind::NotAPool`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorKind {
@@ -59,6 +59,9 @@ pub enum ErrorKind {
     /// A bug: the library panicked inside a long operation (the panic's message says where).
     /// Please report it.
     Internal,
+    /// A directory given as a pool holds files but no pool (a volume's directory, a mistyped
+    /// path): a pool is created only in a missing or empty directory, and nothing was written.
+    NotAPool,
 }
 
 impl ErrorKind {
@@ -82,11 +85,12 @@ impl ErrorKind {
             ErrorKind::Unsupported => "unsupported",
             ErrorKind::Io => "I/O error",
             ErrorKind::Internal => "internal error",
+            ErrorKind::NotAPool => "not a pool",
         }
     }
 
     /// Every kind, in declaration order.
-    pub const ALL: [ErrorKind; 16] = [
+    pub const ALL: [ErrorKind; 17] = [
         ErrorKind::InvalidArgument,
         ErrorKind::InvalidInitiator,
         ErrorKind::NotFound,
@@ -103,6 +107,7 @@ impl ErrorKind {
         ErrorKind::Unsupported,
         ErrorKind::Io,
         ErrorKind::Internal,
+        ErrorKind::NotAPool,
     ];
 }
 

@@ -34,13 +34,15 @@ fn frame_starts(bytes: &[u8]) -> Vec<usize> {
 }
 
 /// The changes of a current-format log, written in the first format ([u32 length][u32 crc32 of
-/// seq and payload][u64 seq][JSON], seqs from 1), with where each record starts.
+/// seq and payload][u64 seq][JSON], seqs from 1), with where each record starts. Intent records
+/// (`begin`, `done`), which that format never had, are left out.
 fn to_first_format(bytes: &[u8]) -> (Vec<u8>, Vec<usize>) {
     let (mut legacy, mut starts) = (Vec::new(), Vec::new());
     let mut seq = 0u64;
     for at in frame_starts(bytes) {
         let (frame, _) = framing::decode(&bytes[at..], &KINDS).unwrap();
-        if frame.kind != 1 {
+        let text = String::from_utf8_lossy(frame.payload);
+        if frame.kind != 1 || text.contains(r#""op":"begin""#) || text.contains(r#""op":"done""#) {
             continue;
         }
         seq += 1;
@@ -110,10 +112,11 @@ fn a_torn_last_write_is_dropped_and_the_rest_kept() {
     let len = std::fs::metadata(&log).unwrap().len();
     let bytes = std::fs::read(&log).unwrap();
     let starts = frame_starts(&bytes);
-    let (third, mark) = (starts[4] as u64, starts[5] as u64);
-    // A cut inside the change's frame loses it; a cut inside the mark after it keeps it (the
-    // change is intact: the state after it is as good as the state before, neither was
-    // acknowledged).
+    // Each create is two writes: its intent, then the LUN's record. The third LUN's record:
+    let (third, mark) = (starts[10] as u64, starts[11] as u64);
+    // A cut inside the change's frame loses it (and its intent, still pending, has the LUN's
+    // directory removed); a cut inside the mark after it keeps it (the change is intact: the
+    // state after it is as good as the state before, neither was acknowledged).
     for (cut, expect) in [
         (third + 1, &["lun0", "lun1"][..]),
         (mark - 1, &["lun0", "lun1"][..]),
@@ -149,7 +152,7 @@ fn a_newer_log_format_is_unsupported_version() {
     let (_dir, pool) = pool_with_luns(1);
     let log = pool.join("pool.log");
     let mut bytes = std::fs::read(&log).unwrap();
-    bytes[8..12].copy_from_slice(&3u32.to_le_bytes());
+    bytes[8..12].copy_from_slice(&4u32.to_le_bytes());
     let crc = crc32fast::hash(&bytes[..12]);
     bytes[12..16].copy_from_slice(&crc.to_le_bytes());
     std::fs::write(&log, &bytes).unwrap();
@@ -295,7 +298,7 @@ fn damage_in_the_last_change_with_its_mark_intact_is_an_error() {
     let log = pool.join("pool.log");
     let mut bytes = std::fs::read(&log).unwrap();
     let starts = frame_starts(&bytes);
-    bytes[starts[4] + 30] ^= 1;
+    bytes[starts[starts.len() - 2] + 30] ^= 1;
     std::fs::write(&log, &bytes).unwrap();
     let e = Array::open(&pool).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
@@ -308,25 +311,43 @@ fn damage_in_the_last_change_with_its_mark_intact_is_an_error() {
     assert_eq!(lun_dirs(&pool), 3);
 }
 
-/// A torn last write (cut before its mark) loses that change only: the LUN volume it had made
-/// is kept in orphans and the torn bytes beside the log; more than one LUN volume the metadata
-/// does not name is damage (a crash leaves at most one).
+/// A torn last write (cut before its mark) loses that change only. A create whose record was
+/// torn after its intent is rolled back: the directory the intent names is removed. A LUN volume
+/// no intent names (a pool written before intent records) is kept in orphans, and the torn bytes
+/// beside the log; more than one LUN volume the metadata does not name is damage (a crash leaves
+/// at most one).
 #[test]
 fn a_torn_create_keeps_its_volume_in_orphans_and_more_than_one_is_damage() {
     let (_dir, pool) = pool_with_luns(3);
     let log = pool.join("pool.log");
     let bytes = std::fs::read(&log).unwrap();
     let starts = frame_starts(&bytes);
-    // Two creates cut off: not a crash.
+    // Each create: [intent][mark][record][mark]. Two creates cut off before their intents: not
+    // a crash.
     let two = tempfile::tempdir().unwrap();
     let copy = two.path().join("pool");
     copy_dir(&pool, &copy);
-    std::fs::write(copy.join("pool.log"), &bytes[..starts[2] + 5]).unwrap();
+    std::fs::write(copy.join("pool.log"), &bytes[..starts[4] + 5]).unwrap();
     let e = Array::open(&copy).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
     assert_eq!(lun_dirs(&copy), 3, "nothing moved");
-    // One create cut off: a crash.
-    std::fs::write(&log, &bytes[..starts[4] + 5]).unwrap();
+    // One create's record cut off after its intent: rolled back, its directory removed.
+    let rolled = tempfile::tempdir().unwrap();
+    let copy = rolled.path().join("pool");
+    copy_dir(&pool, &copy);
+    std::fs::write(copy.join("pool.log"), &bytes[..starts[10] + 5]).unwrap();
+    let a = Array::open(&copy).unwrap();
+    assert_eq!(lun_names(&a), ["lun0", "lun1"]);
+    assert!(a.orphans().is_empty(), "{:?}", a.orphans());
+    assert_eq!(lun_dirs(&copy), 2);
+    a.create_lun("again", MB, &MaskSpec::None).unwrap();
+    drop(a);
+    assert_eq!(
+        lun_names(&Array::open(&copy).unwrap()),
+        ["again", "lun0", "lun1"]
+    );
+    // One create cut off inside its intent (as a pool without intents): a crash.
+    std::fs::write(&log, &bytes[..starts[8] + 5]).unwrap();
     let a = Array::open(&pool).unwrap();
     assert_eq!(lun_names(&a), ["lun0", "lun1"]);
     assert_eq!(a.orphans().len(), 1, "{:?}", a.orphans());
@@ -343,7 +364,7 @@ fn a_torn_create_keeps_its_volume_in_orphans_and_more_than_one_is_damage() {
     assert_eq!(torn.len(), 1);
     assert_eq!(
         std::fs::read(torn[0].path()).unwrap(),
-        &bytes[starts[4]..starts[4] + 5]
+        &bytes[starts[8]..starts[8] + 5]
     );
 }
 
@@ -360,8 +381,9 @@ fn an_orphaned_snapshot_lun_keeps_the_snapshot_it_stands_on() {
     let log = pool.join("pool.log");
     let bytes = std::fs::read(&log).unwrap();
     let starts = frame_starts(&bytes);
-    // Cut inside the snapshot LUN's create (the last change before its mark).
-    let create = starts[starts.len() - 2];
+    // Cut inside the snapshot LUN's intent (as in a pool written before intent records): its
+    // volume is unknown, and kept.
+    let create = starts[starts.len() - 4];
     std::fs::write(&log, &bytes[..create + 5]).unwrap();
     let a = Array::open(&pool).unwrap();
     assert_eq!(lun_names(&a), ["lun0"]);
@@ -371,4 +393,53 @@ fn an_orphaned_snapshot_lun_keeps_the_snapshot_it_stands_on() {
         1,
         "the orphan's base snapshot is kept"
     );
+}
+
+/// A delete is durable with an intent naming what is left to remove; a crash after its record
+/// (before the clean-up and its `done`) is finished by the open: the directory and the snapshot
+/// the snapshot LUN stood on are removed, nothing goes to orphans. A snapshot LUN whose record
+/// was torn after its intent is rolled back the same way.
+#[test]
+fn an_interrupted_delete_or_snapshot_lun_is_finished_or_rolled_back_by_its_intent() {
+    let (_dir, pool) = pool_with_luns(1);
+    {
+        let a = Array::open(&pool).unwrap();
+        a.snapshot_lun("lun0", "snap").unwrap();
+    }
+    let before = tempfile::tempdir().unwrap();
+    let saved = before.path().join("pool");
+    copy_dir(&pool, &saved);
+    {
+        let a = Array::open(&pool).unwrap();
+        a.delete_lun("snap").unwrap();
+        assert!(a.volume("lun0").unwrap().snapshots().is_empty());
+    }
+    let log = std::fs::read(pool.join("pool.log")).unwrap();
+    let starts = frame_starts(&log);
+    // The delete's record is intact, its `done` torn; the files are as before the delete.
+    let crashed = tempfile::tempdir().unwrap();
+    let copy = crashed.path().join("pool");
+    copy_dir(&saved, &copy);
+    std::fs::write(copy.join("pool.log"), &log[..starts[starts.len() - 2] + 5]).unwrap();
+    assert_eq!(lun_dirs(&copy), 2);
+    let a = Array::open(&copy).unwrap();
+    assert_eq!(lun_names(&a), ["lun0"]);
+    assert!(a.orphans().is_empty(), "{:?}", a.orphans());
+    assert_eq!(lun_dirs(&copy), 1);
+    assert!(a.volume("lun0").unwrap().snapshots().is_empty());
+    drop(a);
+    // The snapshot LUN's record torn after its intent: rolled back.
+    let saved_log = std::fs::read(saved.join("pool.log")).unwrap();
+    let starts = frame_starts(&saved_log);
+    std::fs::write(
+        saved.join("pool.log"),
+        &saved_log[..starts[starts.len() - 2] + 5],
+    )
+    .unwrap();
+    let a = Array::open(&saved).unwrap();
+    assert_eq!(lun_names(&a), ["lun0"]);
+    assert!(a.orphans().is_empty(), "{:?}", a.orphans());
+    assert_eq!(lun_dirs(&saved), 1);
+    assert!(a.volume("lun0").unwrap().snapshots().is_empty());
+    a.snapshot_lun("lun0", "snap").unwrap();
 }

@@ -108,6 +108,8 @@ pub enum ErrorKind {
     NonTransportableBcd,
     /// A resync of the LUN is running. VSS: `VSS_E_RESYNC_IN_PROGRESS`.
     ResyncInProgress,
+    /// The array's: a directory given as a pool holds files but no pool.
+    NotAPool,
 }
 
 impl ErrorKind {
@@ -150,6 +152,7 @@ impl ErrorKind {
             ErrorKind::SnapshotNotInSet => "snapshot not in set",
             ErrorKind::NonTransportableBcd => "non-transportable backup components document",
             ErrorKind::ResyncInProgress => "resync in progress",
+            ErrorKind::NotAPool => "not a pool",
         }
     }
 
@@ -191,12 +194,13 @@ impl ErrorKind {
             | ErrorKind::Corrupt
             | ErrorKind::UnsupportedVersion
             | ErrorKind::Unsupported
-            | ErrorKind::Io => return None,
+            | ErrorKind::Io
+            | ErrorKind::NotAPool => return None,
         })
     }
 
     /// Every kind, in declaration order.
-    pub const ALL: [ErrorKind; 35] = [
+    pub const ALL: [ErrorKind; 36] = [
         ErrorKind::InvalidArgument,
         ErrorKind::InvalidInitiator,
         ErrorKind::NotFound,
@@ -232,6 +236,7 @@ impl ErrorKind {
         ErrorKind::SnapshotNotInSet,
         ErrorKind::NonTransportableBcd,
         ErrorKind::ResyncInProgress,
+        ErrorKind::NotAPool,
     ];
 }
 
@@ -262,6 +267,7 @@ impl From<vds_core::ErrorKind> for ErrorKind {
             K::Unsupported => ErrorKind::Unsupported,
             K::Io => ErrorKind::Io,
             K::Internal => ErrorKind::Internal,
+            K::NotAPool => ErrorKind::NotAPool,
             // A kind added to the array after this crate was written (a test keeps this arm
             // unreachable for the array this workspace builds).
             _ => ErrorKind::Internal,

@@ -8,6 +8,7 @@
  * Usage: array SCRATCH_DIR (an existing, empty directory) */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
+#include <unistd.h>
 
 #include "check.h"
 
@@ -382,6 +383,27 @@ static void persistent_pool(const char *scratch) {
     OK(umbra_lun_set_mask(a, "disk0-snap", HOST1));
     expect_lun(a, "disk0-snap", HOST1, 4096, "durable");
     umbra_array_free(a);
+
+    /* The open-existing call opens the pool, never creates one. */
+    OK(umbra_array_open_existing(pool, &a));
+    expect_lun(a, "disk0", HOST1, 4096, "changed");
+    umbra_array_free(a);
+    char missing[1024];
+    snprintf(missing, sizeof missing, "%s/no-pool-here", scratch);
+    CHECK_STATUS(umbra_array_open_existing(missing, &second), UMBRA_E_NOT_FOUND);
+    CHECK(second == NULL);
+
+    /* A directory with files but no pool (a LUN's volume directory, a mistyped path) is refused
+       with its own status, and nothing is written to it. */
+    char notpool[1024];
+    snprintf(notpool, sizeof notpool, "%s/pool/luns", scratch);
+    CHECK_STATUS(umbra_array_open(notpool, &second), UMBRA_E_NOT_A_POOL);
+    CHECK(second == NULL);
+    CHECK_STATUS(umbra_array_open_existing(notpool, &second), UMBRA_E_NOT_A_POOL);
+    CHECK(strcmp(umbra_status_name(UMBRA_E_NOT_A_POOL), "UMBRA_E_NOT_A_POOL") == 0);
+    char probe[1100];
+    snprintf(probe, sizeof probe, "%s/pool.log", notpool);
+    CHECK(access(probe, F_OK) != 0);
 }
 
 int main(int argc, char **argv) {

@@ -216,6 +216,9 @@ pub(super) fn note(pending: &mut Unfenced, change: &super::state::Change) {
         | C::Detach { .. }
         | C::CreateTarget { .. }
         | C::DeleteTarget { .. }
-        | C::AssociateTargets { .. } => {}
+        | C::AssociateTargets { .. }
+        // Intent records change no one's access.
+        | C::Begin { .. }
+        | C::Done { .. } => {}
     }
 }

@@ -61,6 +61,7 @@ impl Array {
         let (id, src, src_vol, size, bs) = {
             let core = self.inner.core.read();
             let id = core.state.id_of(name)?;
+            super::lun::check_not_damaged(&core, id, name)?;
             let l = core.state.lun(id)?;
             let src = l.source.ok_or_else(|| {
                 Error::invalid(format!(
@@ -136,6 +137,7 @@ impl Array {
             let core = self.inner.core.read();
             let sid = core.state.id_of(source)?;
             let tid = core.state.id_of(target)?;
+            super::lun::check_not_damaged(&core, tid, target)?;
             if sid == tid {
                 return Err(Error::invalid("a LUN cannot be resynced from itself"));
             }

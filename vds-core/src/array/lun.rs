@@ -6,16 +6,23 @@ use std::sync::Arc;
 use cow_engine::{SnapshotOptions, Volume};
 use parking_lot::RwLock;
 
-use super::state::{check_lun_name, Change, SourceRef};
-use super::volumes::{create_stacked, snapshot_tag, volume_config};
+use super::state::{check_lun_name, Change, Intent, SourceRef};
+use super::volumes::{
+    create_file_volume, create_stacked, delete_tagged, remove_lun_dir, snapshot_tag,
+    unpin_and_delete, volume_config,
+};
 use super::{lun_busy, mask_text, Array, Core};
 use crate::error::{Error, ErrorKind, Result};
 use crate::mask::{LunId, MaskSpec};
-use crate::model::{LunInfo, LunType, Notification, TransitionState};
+use crate::model::{Health, LunInfo, LunStatus, LunType, Notification, TransitionState};
 
 impl Array {
     /// Creates LUN `name` of `size` bytes, visible only as `mask` says (VDS `CreateLun`'s
     /// unmasking list; [`MaskSpec::None`] = no one). Its contents read as zeros.
+    ///
+    /// Crash-atomic: an intent record is durable before the LUN's volume directory is created,
+    /// so that an open after a crash removes it unless the LUN's record committed. On error
+    /// nothing is left behind (the LUN's id stays used).
     pub fn create_lun(&self, name: &str, size: u64, mask: &MaskSpec) -> Result<()> {
         check_lun_name(name)?;
         let mask = mask_text(mask)?;
@@ -24,13 +31,6 @@ impl Array {
             core.state.check_new_name(name)?;
             let id = core.state.next_id;
             let bs = core.state.block_size;
-            let vol = match self.lun_dir(id) {
-                Some(dir) => {
-                    let _ = std::fs::remove_dir_all(&dir);
-                    Volume::create(&dir, size, volume_config(bs))?
-                }
-                None => Volume::create_mem(size, volume_config(bs))?,
-            };
             let change = Change::CreateLun {
                 id,
                 name: name.to_string(),
@@ -38,41 +38,49 @@ impl Array {
                 mask,
                 source: None,
             };
-            let notes = self.commit_new_lun(core, id, vol, &change)?;
+            self.begin_create(core, id, None)?;
+            let vol = match self.lun_dir(id) {
+                Some(dir) => create_file_volume(&dir, size, bs),
+                None => Volume::create_mem(size, volume_config(bs)).map_err(Error::from),
+            };
+            let vol = vol.map_err(|e| self.roll_back_create(core, id, None, e))?;
+            let notes = self.commit_new_lun(core, id, vol, None, &change)?;
             Ok(((), notes))
         })
     }
 
     /// A hardware-style snapshot: new LUN `snapshot_name` holding `source`'s contents as of now,
-    /// writable, independent of later writes to either, masked to no one.
+    /// writable, independent of later writes to either, masked to no one. Crash-atomic as
+    /// [`Array::create_lun`]: the intent names the engine snapshot too.
     pub fn snapshot_lun(&self, source: &str, snapshot_name: &str) -> Result<()> {
         check_lun_name(snapshot_name)?;
         self.transact(|core| {
             let src_id = core.state.id_of(source)?;
+            check_not_damaged(core, src_id, source)?;
             core.state.check_new_name(snapshot_name)?;
             let size = core.state.lun(src_id)?.size;
             let id = core.state.next_id;
+            let bs = core.state.block_size;
             let src_vol = core.volumes[&src_id].clone();
-            let src_vol = src_vol.read();
-            let sid = src_vol.create_snapshot(SnapshotOptions {
-                writable: true,
-                persistent: true,
-                pinned: true,
-                metadata: snapshot_tag(id),
-            })?;
-            let undo = |e: Error| {
-                let _ = src_vol.delete_snapshot(sid);
-                e
-            };
-            let snap = Arc::new(src_vol.snapshot(sid).map_err(|e| undo(e.into()))?);
-            let vol = match self.lun_dir(id) {
-                Some(dir) => {
-                    let _ = std::fs::remove_dir_all(&dir);
-                    create_stacked(&dir, snap, core.state.block_size).map_err(undo)?
-                }
-                None => Volume::on_device(snap, volume_config(core.state.block_size))
-                    .map_err(|e| undo(e.into()))?,
-            };
+            self.begin_create(core, id, Some(src_id))?;
+            let made = (|| {
+                let src_vol = src_vol.read();
+                let sid = src_vol.create_snapshot(SnapshotOptions {
+                    writable: true,
+                    persistent: true,
+                    pinned: true,
+                    metadata: snapshot_tag(id),
+                })?;
+                let stacked = (|| {
+                    let snap = Arc::new(src_vol.snapshot(sid)?);
+                    match self.lun_dir(id) {
+                        Some(dir) => create_stacked(&dir, snap, bs),
+                        None => Ok(Volume::on_device(snap, volume_config(bs))?),
+                    }
+                })();
+                stacked.map(|v| (sid, v))
+            })();
+            let (sid, vol) = made.map_err(|e| self.roll_back_create(core, id, Some(src_id), e))?;
             let change = Change::CreateLun {
                 id,
                 name: snapshot_name.to_string(),
@@ -83,12 +91,15 @@ impl Array {
                     snapshot: sid,
                 }),
             };
-            let notes = self.commit_new_lun(core, id, vol, &change).map_err(undo)?;
+            let notes = self.commit_new_lun(core, id, vol, Some(src_id), &change)?;
             Ok(((), notes))
         })
     }
 
     /// Deletes LUN `name`. Refused while snapshot LUNs depend on it (split or delete them first).
+    /// A damaged LUN can be deleted. The delete is durable first, with an intent naming what is
+    /// left to remove (the volume directory, the snapshot a snapshot LUN stood on); an open after
+    /// a crash finishes the removal.
     pub fn delete_lun(&self, name: &str) -> Result<()> {
         self.transact(|core| {
             let id = core.state.id_of(name)?;
@@ -103,29 +114,40 @@ impl Array {
             // No I/O admitted before the delete is still running on the volume torn down below.
             self.drain_fences(core);
             core.volumes.remove(&id);
+            core.damaged.remove(&id);
             // Every handle of the volume (those `Array::volume` gave out included) fails its I/O
             // from now on instead of writing into the files removed below; a snapshot LUN's
             // volume lets go of the source snapshot deleted below.
             let _ = vol.read().retire(true);
             drop(vol);
-            // The delete is durable; what is left behind if the clean-up fails is removed when the
-            // pool is next opened.
-            if let Some(src) = source {
-                if let Some(sv) = core.volumes.get(&src.lun) {
-                    let _ = sv.read().delete_snapshot(src.snapshot);
+            // The delete is durable; if the clean-up fails, its intent stays and the next open
+            // finishes it.
+            let cleaned = (|| {
+                if let Some(src) = source {
+                    if let Some(sv) = core.volumes.get(&src.lun) {
+                        unpin_and_delete(&sv.read(), src.snapshot)?;
+                    }
                 }
-            }
-            if let Some(dir) = self.lun_dir(id) {
-                let _ = std::fs::remove_dir_all(&dir);
+                match self.lun_dir(id) {
+                    Some(dir) => remove_lun_dir(&dir),
+                    None => Ok(()),
+                }
+            })();
+            if cleaned.is_ok() {
+                // Not this call's failure if it fails: the next open records it.
+                let _ = Array::commit(core, &Change::Done { id });
             }
             Ok(((), notes))
         })
     }
 
-    /// Extends LUN `name` to `size` bytes (new space reads as zeros).
+    /// Extends LUN `name` to `size` bytes (new space reads as zeros). Crash-atomic: an intent is
+    /// durable before the volume grows; an open after a crash adopts the volume's size if it
+    /// grew, and forgets the intent if it did not.
     pub fn extend_lun(&self, name: &str, size: u64) -> Result<()> {
         self.transact(|core| {
             let id = core.state.id_of(name)?;
+            check_not_damaged(core, id, name)?;
             core.state.check_size(size)?;
             if core.state.lun(id)?.source.is_some() {
                 return Err(Error::new(
@@ -136,7 +158,21 @@ impl Array {
                 ));
             }
             core.state.check_extend(id, size)?;
-            core.volumes[&id].read().grow(size)?;
+            Array::commit(
+                core,
+                &Change::Begin {
+                    intent: Intent::Extend { id, size },
+                },
+            )?;
+            let grown = core.volumes[&id].read().grow(size);
+            if let Err(e) = grown {
+                // The volume did not grow; if the intent cannot be ended now, the next open
+                // ends it.
+                let _ = Array::commit(core, &Change::Done { id });
+                return Err(e.into());
+            }
+            // If this fails, the volume has grown under a pending intent: the next open adopts
+            // its size.
             let notes = Array::commit(core, &Change::Extend { id, size })?;
             Ok(((), notes))
         })
@@ -147,13 +183,61 @@ impl Array {
         self.change_lun(name, |id| Change::SetStatus { id, online })
     }
 
+    /// Records the intent to create LUN `id` (a snapshot LUN of `source`), durably, before
+    /// anything of it exists on disk. Refused if `luns/<id>` exists (open moved everything it
+    /// could not account for away; something else put it there, and it is not ours to remove).
+    fn begin_create(&self, core: &mut Core, id: LunId, source: Option<LunId>) -> Result<()> {
+        if let Some(dir) = self.lun_dir(id) {
+            if dir.symlink_metadata().is_ok() {
+                return Err(Error::new(
+                    ErrorKind::AlreadyExists,
+                    format!("LUN id {id}'s volume directory exists already (left untouched)"),
+                )
+                .with_path(dir));
+            }
+        }
+        Array::commit(
+            core,
+            &Change::Begin {
+                intent: Intent::CreateLun { id, source },
+            },
+        )?;
+        Ok(())
+    }
+
+    /// Rolls back the create of LUN `id` that failed with `e`: its engine snapshot (on
+    /// `source`'s volume) and its directory are removed, and the intent is ended. Anything that
+    /// fails here is left to the next open, which the intent tells what to remove. Returns `e`.
+    fn roll_back_create(
+        &self,
+        core: &mut Core,
+        id: LunId,
+        source: Option<LunId>,
+        e: Error,
+    ) -> Error {
+        let undone = (|| {
+            if let Some(src) = source.and_then(|s| core.volumes.get(&s)) {
+                delete_tagged(&src.read(), id)?;
+            }
+            match self.lun_dir(id) {
+                Some(dir) => remove_lun_dir(&dir),
+                None => Ok(()),
+            }
+        })();
+        if undone.is_ok() {
+            let _ = Array::commit(core, &Change::Done { id });
+        }
+        e
+    }
+
     /// Commits `change`, which creates LUN `id` on `vol`: the volume joins the array, or (on
-    /// error) is dropped and its directory removed.
+    /// error) the create is rolled back.
     fn commit_new_lun(
         &self,
         core: &mut Core,
         id: LunId,
         vol: Volume,
+        source: Option<LunId>,
         change: &Change,
     ) -> Result<Vec<Notification>> {
         match Array::commit(core, change) {
@@ -163,12 +247,20 @@ impl Array {
             }
             Err(e) => {
                 drop(vol);
-                if let Some(dir) = self.lun_dir(id) {
-                    let _ = std::fs::remove_dir_all(dir);
-                }
-                Err(e)
+                Err(self.roll_back_create(core, id, source, e))
             }
         }
+    }
+
+    /// The LUNs whose volume did not open when the pool did, by name, with why (the error's
+    /// text). Their I/O is refused with [`ErrorKind::Corrupt`]; they can be deleted. Empty when
+    /// every LUN is sound.
+    pub fn damaged_luns(&self) -> Vec<(String, String)> {
+        let core = self.inner.core.read();
+        core.damaged
+            .iter()
+            .filter_map(|(id, why)| Some((core.state.luns.get(id)?.name.clone(), why.clone())))
+            .collect()
     }
 
     /// Every LUN's properties, by name.
@@ -193,13 +285,14 @@ impl Array {
     /// The properties of LUN `id`.
     fn info(core: &Core, id: LunId) -> Result<LunInfo> {
         let l = core.state.lun(id)?;
+        let damaged = core.damaged.contains_key(&id);
         Ok(LunInfo {
             id,
             name: l.name.clone(),
             size: l.size,
             lun_type: LunType::Simple,
-            status: l.status,
-            health: l.health,
+            status: if damaged { LunStatus::Failed } else { l.status },
+            health: if damaged { Health::Failed } else { l.health },
             transition: if core.busy.contains(&id) {
                 TransitionState::Reconfiguring
             } else {
@@ -212,5 +305,16 @@ impl Array {
                 .and_then(|s| core.state.luns.get(&s.lun))
                 .map(|s| s.name.clone()),
         })
+    }
+}
+
+/// Refuses an operation on LUN `id` (`name`) if its volume is damaged.
+pub(super) fn check_not_damaged(core: &Core, id: LunId, name: &str) -> Result<()> {
+    match core.damaged.get(&id) {
+        Some(why) => Err(Error::new(
+            ErrorKind::Corrupt,
+            format!("LUN {name:?} is damaged and can only be deleted: {why}"),
+        )),
+        None => Ok(()),
     }
 }

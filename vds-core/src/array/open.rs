@@ -1,20 +1,35 @@
 //! Opening an array, and the recovery that runs when a pool opens: the checkpoint loaded, the log
-//! replayed onto it, every LUN's volume opened (sources before their snapshot LUNs), and what a
-//! crash left behind removed or recorded.
+//! replayed onto it, an older format upgraded, every LUN's volume opened (sources before their
+//! snapshot LUNs; a LUN whose volume does not open is isolated, not fatal), the operations that
+//! intent records name finished or rolled back, and what a crash left behind recorded.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use cow_engine::Volume;
 use parking_lot::{Mutex, RwLock};
 
-use super::state::{ArrayState, Change};
+use super::state::{ArrayState, Change, Intent};
 use super::store::PoolStore;
-use super::volumes::{tagged_lun, LUNS_DIR};
+use super::volumes::{
+    delete_tagged, failed_volume, remove_lun_dir, tagged_lun, unpin_and_delete, LUNS_DIR,
+};
 use super::{Array, ArrayOptions, Backing, Core, Inner, DEFAULT_BLOCK_SIZE};
 use crate::error::{Error, ErrorKind, Result};
 use crate::mask::LunId;
+
+/// What opening the LUNs' volumes found.
+struct Opened {
+    volumes: HashMap<LunId, Backing>,
+    /// Snapshot LUNs whose split completed before the crash: to record as detached.
+    detached: Vec<LunId>,
+    /// LUNs whose volume did not open, with why.
+    damaged: BTreeMap<LunId, String>,
+    /// LUNs whose volume is larger than their record (an extend that grew it and did not
+    /// commit): the record takes the volume's size.
+    grown: Vec<(LunId, u64)>,
+}
 
 impl Array {
     /// An array held in memory (nothing persists).
@@ -30,11 +45,14 @@ impl Array {
             ArrayState::new(options.block_size),
             None,
             HashMap::new(),
+            BTreeMap::new(),
         ))
     }
 
-    /// Opens the pool directory `dir`, creating it (and an empty array) if missing. One process
-    /// owns a pool at a time: a second opener gets [`ErrorKind::Busy`] ("pool in use (pid N)").
+    /// Opens the pool directory `dir`, creating it (and an empty array) if it is missing or
+    /// empty. A directory that holds other files but no pool is refused with
+    /// [`ErrorKind::NotAPool`], and nothing is written to it. One process owns a pool at a time:
+    /// a second opener gets [`ErrorKind::Busy`] ("pool in use (pid N)").
     pub fn open(dir: impl AsRef<Path>) -> Result<Array> {
         Array::open_with(dir, ArrayOptions::default())
     }
@@ -42,11 +60,43 @@ impl Array {
     /// Opens the pool directory `dir` like [`Array::open`]; `options` apply when the pool is new
     /// (an existing pool keeps its own; asking it for another block size is an error).
     pub fn open_with(dir: impl AsRef<Path>, options: ArrayOptions) -> Result<Array> {
+        Array::open_pool(dir.as_ref(), options, true)
+    }
+
+    /// Opens the existing pool in `dir`, never creating one (for tools that inspect or repair):
+    /// a missing directory is [`ErrorKind::NotFound`], an empty one or one that holds no pool
+    /// [`ErrorKind::NotAPool`].
+    pub fn open_existing(dir: impl AsRef<Path>) -> Result<Array> {
+        Array::open_pool(dir.as_ref(), ArrayOptions::default(), false)
+    }
+
+    /// Opens (with `create`, possibly creating) the pool in `dir`. A pool this call created and
+    /// could not finish is removed again: a failed create leaves nothing behind.
+    fn open_pool(dir: &Path, options: ArrayOptions, create: bool) -> Result<Array> {
         options.validate()?;
-        let dir = dir.as_ref();
-        let (mut store, loaded) = PoolStore::open(dir)?;
+        let (store, loaded) = PoolStore::open(dir, create)?;
+        let created = loaded.created;
+        let made_dir = loaded.made_dir;
+        match Array::recover(dir, options, store, loaded) {
+            Ok(a) => Ok(a),
+            Err(e) => {
+                if created {
+                    remove_new_pool(dir, made_dir);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The array over what `store` read from `dir`, recovered.
+    fn recover(
+        dir: &Path,
+        options: ArrayOptions,
+        mut store: PoolStore,
+        loaded: super::store::Loaded,
+    ) -> Result<Array> {
         let mut state = match &loaded.checkpoint {
-            Some(st) => ArrayState::from_checkpoint(st)?,
+            Some(st) => ArrayState::from_checkpoint(st).map_err(|e| e.with_path(dir))?,
             None if loaded.changes.is_empty() => {
                 // A new pool: its block size is recorded at once.
                 let fresh = ArrayState::new(options.block_size);
@@ -71,16 +121,72 @@ impl Array {
                 .with_path(dir)
             })?;
         }
+        if store.needs_upgrade() {
+            // Everything is replayed: it becomes a checkpoint of this build's format, beside an
+            // empty log of this build's version.
+            store.upgrade(&state.to_checkpoint(store.seq()))?;
+        }
         let luns_dir = dir.join(LUNS_DIR);
-        std::fs::create_dir_all(&luns_dir)
-            .map_err(|e| Error::io("cannot create the LUN directory", e).with_path(&luns_dir))?;
-        let (volumes, detached) = Array::open_volumes(&luns_dir, &state)?;
-        let array = Array::assemble(Some(dir.to_path_buf()), state, Some(store), volumes);
-        for id in detached {
-            // No one has subscribed yet: nothing is announced.
+        if !luns_dir.is_dir() {
+            std::fs::create_dir_all(&luns_dir).map_err(|e| {
+                Error::io("cannot create the LUN directory", e).with_path(&luns_dir)
+            })?;
+            super::store::sync_dir(dir)?;
+        }
+        let opened = Array::open_volumes(&luns_dir, &state)?;
+        let array = Array::assemble(
+            Some(dir.to_path_buf()),
+            state,
+            Some(store),
+            opened.volumes,
+            opened.damaged,
+        );
+        // No one has subscribed yet: nothing below is announced.
+        for (id, size) in opened.grown {
+            array.simple(Change::Extend { id, size })?;
+        }
+        array.finish_intents()?;
+        for id in opened.detached {
             array.simple(Change::Detach { id })?;
         }
         Ok(array)
+    }
+
+    /// Finishes or rolls back every operation an intent record names (an open after a crash):
+    /// a create that did not commit is rolled back (its directory and snapshot removed), a
+    /// delete's clean-up is done, an extend is rolled back (the volume kept its size) or adopted
+    /// (the volume was grown). Each is then recorded as done.
+    fn finish_intents(&self) -> Result<()> {
+        let mut core = self.inner.core.write();
+        let intents: Vec<Intent> = core.state.intents.values().copied().collect();
+        for intent in intents {
+            match intent {
+                Intent::CreateLun { id, source } => {
+                    if let Some(src) = source.and_then(|s| core.volumes.get(&s)) {
+                        delete_tagged(&src.read(), id)?;
+                    }
+                    if let Some(dir) = self.lun_dir(id) {
+                        remove_lun_dir(&dir)?;
+                    }
+                }
+                Intent::RemoveLun { id, source } => {
+                    if let Some(src) = source {
+                        if let Some(v) = core.volumes.get(&src.lun) {
+                            unpin_and_delete(&v.read(), src.snapshot)?;
+                        }
+                    }
+                    if let Some(dir) = self.lun_dir(id) {
+                        remove_lun_dir(&dir)?;
+                    }
+                }
+                Intent::Extend { .. } => {
+                    // The volume's size was adopted already if it had grown (`Opened::grown`),
+                    // which ended the intent: here it had not.
+                }
+            }
+            Array::commit(&mut core, &Change::Done { id: intent.lun() })?;
+        }
+        Ok(())
     }
 
     /// An array over `state`, its store and its LUNs' volumes.
@@ -89,6 +195,7 @@ impl Array {
         state: ArrayState,
         store: Option<PoolStore>,
         volumes: HashMap<LunId, Backing>,
+        damaged: BTreeMap<LunId, String>,
     ) -> Array {
         Array {
             inner: Arc::new(Inner {
@@ -98,6 +205,7 @@ impl Array {
                     store,
                     volumes,
                     busy: BTreeSet::new(),
+                    damaged,
                     unfenced: Default::default(),
                 }),
                 fences: Default::default(),
@@ -109,14 +217,12 @@ impl Array {
     }
 
     /// Opens every LUN's volume (sources before their snapshots), and clears what a crash left
-    /// behind: an entry of `luns/` the metadata does not have is never deleted (it may be data
-    /// whose record was lost) but moved to `<pool>/orphans/` ([`Array::orphans`]); cow-engine
-    /// snapshots tagged for LUNs the metadata does not have are deleted.
-    #[allow(clippy::type_complexity)]
-    fn open_volumes(
-        luns_dir: &Path,
-        state: &ArrayState,
-    ) -> Result<(HashMap<LunId, Backing>, Vec<LunId>)> {
+    /// behind: an entry of `luns/` that neither the metadata nor an intent record names is never
+    /// deleted (it may be data whose record was lost) but moved to `<pool>/orphans/`
+    /// ([`Array::orphans`]); cow-engine snapshots tagged for LUNs the metadata does not have are
+    /// deleted. A LUN whose volume does not open (or is smaller than its record) is isolated: it
+    /// gets a volume whose every read and write fails with [`ErrorKind::Corrupt`] naming why.
+    fn open_volumes(luns_dir: &Path, state: &ArrayState) -> Result<Opened> {
         let mut volumes: HashMap<LunId, Backing> = HashMap::new();
         let entries = std::fs::read_dir(luns_dir)
             .map_err(|e| Error::io("cannot list LUN volumes", e).with_path(luns_dir))?;
@@ -127,13 +233,15 @@ impl Array {
                 !e.file_name()
                     .to_str()
                     .and_then(|n| n.parse::<LunId>().ok())
-                    .is_some_and(|id| state.luns.contains_key(&id))
+                    .is_some_and(|id| {
+                        state.luns.contains_key(&id) || state.intents.contains_key(&id)
+                    })
             })
             .collect();
         // Changes are made one at a time, so a crash leaves at most one LUN volume the metadata
-        // does not name (a create that did not commit, a delete that did not finish). More means
-        // the metadata lost changes that had been acknowledged: damage, reported before anything
-        // is moved.
+        // does not name (a create that did not commit, a delete that did not finish, in a pool
+        // written before intent records). More means the metadata lost changes that had been
+        // acknowledged: damage, reported before anything is moved.
         let lun_like = unknown
             .iter()
             .filter(|e| {
@@ -169,31 +277,67 @@ impl Array {
                 })
                 .unwrap_or_default();
         let mut detached = Vec::new();
+        let mut damaged = BTreeMap::new();
+        let mut grown = Vec::new();
         for (id, rec) in &state.luns {
             let dir = luns_dir.join(id.to_string());
-            let vol = match rec.source {
-                None => Volume::open(&dir)?,
-                Some(src) => {
-                    let source = volumes.get(&src.lun).ok_or_else(|| {
-                        Error::new(
-                            ErrorKind::Corrupt,
-                            format!("source of LUN {} missing", rec.name),
-                        )
-                    })?;
-                    let snap = source.read().snapshot(src.snapshot);
-                    match snap {
-                        Ok(snap) => Volume::open_stacked(&dir, Arc::new(snap))?,
-                        // A split deletes the source snapshot only after its copy is complete and
-                        // durable: the LUN stands on its own origin; record the detach now.
-                        Err(e)
-                            if e.kind() == cow_engine::ErrorKind::NotFound
-                                && Volume::stands_alone(&dir) =>
-                        {
-                            detached.push(*id);
-                            Volume::open(&dir)?
+            let opened: Result<Volume> = match rec.source {
+                None => Volume::open(&dir).map_err(Error::from),
+                Some(src) if damaged.contains_key(&src.lun) => Err(Error::new(
+                    ErrorKind::Corrupt,
+                    format!("its source LUN (id {}) is damaged", src.lun),
+                )),
+                Some(src) => match volumes.get(&src.lun) {
+                    None => Err(Error::new(
+                        ErrorKind::Corrupt,
+                        format!("source of LUN {} missing", rec.name),
+                    )),
+                    Some(source) => {
+                        let snap = source.read().snapshot(src.snapshot);
+                        match snap {
+                            Ok(snap) => {
+                                Volume::open_stacked(&dir, Arc::new(snap)).map_err(Error::from)
+                            }
+                            // A split deletes the source snapshot only after its copy is
+                            // complete and durable: the LUN stands on its own origin; record the
+                            // detach now.
+                            Err(e)
+                                if e.kind() == cow_engine::ErrorKind::NotFound
+                                    && Volume::stands_alone(&dir) =>
+                            {
+                                detached.push(*id);
+                                Volume::open(&dir).map_err(Error::from)
+                            }
+                            Err(e) => Err(e.into()),
                         }
-                        Err(e) => return Err(e.into()),
                     }
+                },
+            };
+            let checked = opened.and_then(|vol| {
+                if vol.len() < rec.size {
+                    return Err(Error::new(
+                        ErrorKind::Corrupt,
+                        format!(
+                            "its volume holds {} bytes, the LUN {} (its size was not made durable)",
+                            vol.len(),
+                            rec.size
+                        ),
+                    ));
+                }
+                if vol.len() > rec.size {
+                    grown.push((*id, vol.len()));
+                }
+                Ok(vol)
+            });
+            let vol = match checked {
+                Ok(v) => v,
+                // Another process holds the volume: not damage, and not this LUN's alone.
+                Err(e) if e.kind() == ErrorKind::Busy => return Err(e),
+                Err(e) => {
+                    let why = format!("LUN {:?} (luns/{id}) is damaged: {e}", rec.name);
+                    let vol = failed_volume(rec.size, state.block_size, &why)?;
+                    damaged.insert(*id, why);
+                    vol
                 }
             };
             volumes.insert(*id, Arc::new(RwLock::new(vol)));
@@ -211,12 +355,33 @@ impl Array {
                         .and_then(|l| l.source)
                         .is_some_and(|src| src.snapshot == s.id);
                     if !live && !orphaned.contains(&owner) {
-                        vol.delete_snapshot(s.id)?;
+                        unpin_and_delete(&vol, s.id)?;
                     }
                 }
             }
         }
-        Ok((volumes, detached))
+        Ok(Opened {
+            volumes,
+            detached,
+            damaged,
+            grown,
+        })
+    }
+}
+
+/// Removes the files of a pool this open created and could not finish, and the directory if the
+/// open made it: a failed create leaves nothing behind. Best effort (the create failed already).
+fn remove_new_pool(dir: &Path, made_dir: bool) {
+    for f in super::store::NEW_POOL_FILES {
+        let p = dir.join(f);
+        if p.is_dir() {
+            let _ = std::fs::remove_dir(&p);
+        } else {
+            let _ = std::fs::remove_file(&p);
+        }
+    }
+    if made_dir {
+        let _ = std::fs::remove_dir(dir);
     }
 }
 
@@ -244,5 +409,6 @@ fn move_to_orphans(luns_dir: &Path, name: &std::ffi::OsStr) -> Result<()> {
     })?;
     cow_engine::fs::sync_dir(&orphans)?;
     cow_engine::fs::sync_dir(luns_dir)?;
+    cow_engine::fs::sync_dir(pool)?;
     Ok(())
 }

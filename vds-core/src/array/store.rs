@@ -2,9 +2,11 @@
 //!
 //! ```text
 //! pool.lock    advisory lock (flock) held by the one process that owns the pool; holds its pid
-//! pool.state   checkpoint: the whole metadata as JSON (written to pool.state.tmp, fsync, rename)
+//! pool.state   checkpoint: a 28-byte header [b"UMBRAPST"][u32 LE version = 2][u32 LE crc32 of
+//!              the payload][u64 LE payload length][u32 LE crc32 of the 24 bytes before it], then
+//!              the whole metadata as JSON (written to pool.state.tmp, fsync, rename, fsync dir)
 //! pool.log     changes since the checkpoint: a 16-byte header
-//!              [b"UMBRAPLG"][u32 LE version = 2][u32 LE crc32 of the 12 bytes before it]
+//!              [b"UMBRAPLG"][u32 LE version = 3][u32 LE crc32 of the 12 bytes before it]
 //!              then frames of cow-engine's record framing (`cow_engine::framing`):
 //!              [u32 LE payload length][u32 LE crc32 of the rest][u64 LE seq][u8 kind][payload]
 //!              kind 1: a change (JSON); kind 2: the sync mark closing each write (u64 LE: the seq
@@ -16,8 +18,13 @@
 //! fsync per change). Reopen loads the checkpoint and replays frames with a higher seq. A frame
 //! that does not decode is a torn tail (dropped) only if no later write follows it; otherwise it
 //! was durable and is damaged: the open fails with `Corrupt`, naming the file and byte offset, and
-//! nothing is dropped. A log of the first format (no header) is read as it was and rewritten in
-//! this one; a newer version is `UnsupportedVersion`.
+//! nothing is dropped. A newer version is `UnsupportedVersion`. A pool of an older format (a log
+//! without header, a log of version 2, a checkpoint of plain JSON) is read as it was and upgraded
+//! in place before anything is appended ([`PoolStore::upgrade`]).
+//!
+//! A failed append or checkpoint leaves the files as they were: an append that fails cuts the log
+//! back to where it was (and the store refuses every later change only if that fails too); a
+//! checkpoint that fails is retried after the next change.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -26,7 +33,7 @@ use std::path::{Path, PathBuf};
 
 use cow_engine::framing::{self, AfterStop, Kinds};
 
-use super::state::{Change, PoolState};
+use super::state::{ArrayState, Change, PoolState};
 use crate::error::{Error, ErrorKind, Result};
 
 const LOCK_FILE: &str = "pool.lock";
@@ -38,8 +45,18 @@ const LOG_TMP: &str = "pool.log.tmp";
 const CHECKPOINT_EVERY: u64 = 1024;
 /// The log header: magic, version, crc32 of both.
 const LOG_MAGIC: &[u8; 8] = b"UMBRAPLG";
-pub(crate) const LOG_VERSION: u32 = 2;
+/// The log format this build writes: 3 (version 2 had no intent records, and is still read).
+pub(crate) const LOG_VERSION: u32 = 3;
+/// The oldest log format with a header, still read (and upgraded).
+const LOG_VERSION_2: u32 = 2;
 const LOG_HEADER: usize = 16;
+/// The checkpoint's header: magic, version, payload crc32, payload length, header crc32.
+const STATE_MAGIC: &[u8; 8] = b"UMBRAPST";
+/// The checkpoint file format this build writes (version 1 was plain JSON, still read).
+pub(crate) const STATE_FILE_VERSION: u32 = 2;
+const STATE_HEADER: usize = 28;
+/// The files whose presence makes a directory a pool (any one of them).
+const POOL_FILES: [&str; 6] = [LOCK_FILE, STATE_FILE, STATE_TMP, LOG_FILE, LOG_TMP, "luns"];
 /// Frame kinds of the log.
 const KIND_CHANGE: u8 = 1;
 const KIND_MARK: u8 = 2;
@@ -99,11 +116,12 @@ fn read_log(bytes: &[u8], applied: u64, path: &Path) -> Result<LogRead> {
             Error::new(ErrorKind::Corrupt, "the pool log's header is damaged").with_path(path),
         );
     }
-    if version != LOG_VERSION {
+    if version != LOG_VERSION && version != LOG_VERSION_2 {
         return Err(Error::new(
             ErrorKind::UnsupportedVersion,
             format!(
-                "the pool log is format version {version}; this build reads version {LOG_VERSION}"
+                "the pool log is format version {version}; this build reads versions \
+                 {LOG_VERSION_2} and {LOG_VERSION}"
             ),
         )
         .with_path(path));
@@ -191,7 +209,7 @@ fn read_log(bytes: &[u8], applied: u64, path: &Path) -> Result<LogRead> {
         changes,
         seq,
         end: LOG_HEADER + at,
-        legacy: false,
+        legacy: version != LOG_VERSION,
     })
 }
 
@@ -269,13 +287,43 @@ fn legacy_record_at(bytes: &[u8], at: usize) -> Option<(u64, usize)> {
     ))
 }
 
+/// A point where a test makes the store's file system fail (only tests set faults): the store
+/// behaves as it would on that I/O error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Fault {
+    /// Writing a change's frames to the log.
+    LogWrite,
+    /// The fsync after it.
+    LogSync,
+    /// Cutting the log back (after a failed append, or after a checkpoint).
+    LogTruncate,
+    /// Writing `pool.state.tmp`.
+    StateWrite,
+    /// Renaming it over `pool.state`.
+    StateRename,
+}
+
 pub(crate) struct PoolStore {
     dir: PathBuf,
     log: File,
     log_len: u64,
     seq: u64,
     since_checkpoint: u64,
+    /// The log holds records the installed checkpoint has (a checkpoint whose truncation of the
+    /// log failed): it is cut down to its header before the next append.
+    truncate_pending: bool,
+    /// The files are of an older format until [`PoolStore::upgrade`] rewrites them: nothing is
+    /// appended before.
+    needs_upgrade: bool,
+    /// Why the files are in a state this store cannot vouch for (an append failed and the log
+    /// could not be cut back): every later change is refused.
     failed: Option<String>,
+    /// Checkpoint after this many changes ([`CHECKPOINT_EVERY`]; tests set fewer).
+    pub(crate) checkpoint_every: u64,
+    /// The points at which the file system fails (tests), each after letting that many calls
+    /// through.
+    #[cfg(test)]
+    pub(crate) faults: std::collections::BTreeMap<Fault, u32>,
     _lock: File,
 }
 
@@ -283,7 +331,14 @@ pub(crate) struct PoolStore {
 pub(crate) struct Loaded {
     pub(crate) checkpoint: Option<PoolState>,
     pub(crate) changes: Vec<Change>,
+    /// The pool was just created (its directory was missing or empty).
+    pub(crate) created: bool,
+    /// The directory was missing, and made by this open.
+    pub(crate) made_dir: bool,
 }
+
+/// The files and folders a new pool gets (what a failed create removes).
+pub(crate) const NEW_POOL_FILES: [&str; 5] = ["luns", STATE_FILE, STATE_TMP, LOG_FILE, LOCK_FILE];
 
 fn io(what: &str, path: &Path, e: std::io::Error) -> Error {
     Error::io(what.to_string(), e).with_path(path)
@@ -322,25 +377,152 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     Ok(cow_engine::fs::sync_dir(dir)?)
 }
 
+/// The bytes of `pool.state` holding `state`: the header, then the JSON payload.
+fn encode_state(state: &PoolState) -> Vec<u8> {
+    let payload = serde_json::to_vec_pretty(state).expect("state serialises");
+    let mut out = Vec::with_capacity(STATE_HEADER + payload.len());
+    out.extend_from_slice(STATE_MAGIC);
+    out.extend_from_slice(&STATE_FILE_VERSION.to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out.extend_from_slice(&payload);
+    out
+}
+
+/// Reads `pool.state` from `bytes`: the current format, or the first one (plain JSON, `legacy`
+/// true). Damage is `Corrupt` naming the file; another version `UnsupportedVersion`.
+fn decode_state(bytes: &[u8], path: &Path) -> Result<(PoolState, bool)> {
+    let corrupt = |what: String| Error::new(ErrorKind::Corrupt, what).with_path(path);
+    let parse = |payload: &[u8]| {
+        serde_json::from_slice::<PoolState>(payload)
+            .map_err(|e| corrupt(format!("pool state does not parse: {e}")))
+    };
+    if bytes.first() == Some(&b'{') {
+        // The first format: JSON alone, no checksum.
+        return Ok((parse(bytes)?, true));
+    }
+    if bytes.len() < STATE_HEADER || bytes[..8] != STATE_MAGIC[..] {
+        return Err(corrupt(format!(
+            "pool state is neither of this format (magic UMBRAPST) nor JSON ({} bytes)",
+            bytes.len()
+        )));
+    }
+    let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+    if crc32fast::hash(&bytes[..24]) != u32_at(24) {
+        return Err(corrupt("the pool state's header is damaged".to_string()));
+    }
+    let version = u32_at(8);
+    if version != STATE_FILE_VERSION {
+        return Err(Error::new(
+            ErrorKind::UnsupportedVersion,
+            format!(
+                "the pool state is format version {version}; this build reads version \
+                 {STATE_FILE_VERSION}"
+            ),
+        )
+        .with_path(path));
+    }
+    let len = u64::from_le_bytes(bytes[16..24].try_into().expect("8 bytes"));
+    let payload = &bytes[STATE_HEADER..];
+    if payload.len() as u64 != len {
+        return Err(corrupt(format!(
+            "the pool state holds {} payload bytes, its header says {len}",
+            payload.len()
+        )));
+    }
+    if crc32fast::hash(payload) != u32_at(12) {
+        return Err(corrupt(
+            "the pool state is damaged (its checksum does not match)".to_string(),
+        ));
+    }
+    Ok((parse(payload)?, false))
+}
+
+/// Writes `bytes` to `tmp`, fsyncs it, renames it over `dest` and fsyncs the directory: `dest`
+/// holds either its old bytes or these, whatever happens.
+fn replace_file(dir: &Path, tmp: &str, dest: &str, bytes: &[u8], what: &str) -> Result<()> {
+    let tmp = dir.join(tmp);
+    let mut f = File::create(&tmp).map_err(|e| io(what, &tmp, e))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| io(what, &tmp, e))?;
+    std::fs::rename(&tmp, dir.join(dest)).map_err(|e| io(what, &tmp, e))?;
+    sync_dir(dir)
+}
+
+/// What is in directory `dir`, for [`PoolStore::open`]: `None` if it is missing; otherwise
+/// whether it is empty and whether it holds a pool's files.
+fn survey(dir: &Path) -> Result<Option<(bool, bool)>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io("cannot list the pool directory", dir, e)),
+    };
+    let names: Vec<std::ffi::OsString> = entries.flatten().map(|e| e.file_name()).collect();
+    let pool = names
+        .iter()
+        .any(|n| POOL_FILES.iter().any(|p| n.as_os_str() == *p));
+    Ok(Some((names.is_empty(), pool)))
+}
+
+/// The error of a directory that holds files but no pool.
+fn not_a_pool(dir: &Path) -> Error {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    let shown = names.iter().take(4).cloned().collect::<Vec<_>>().join(", ");
+    let more = if names.len() > 4 { ", …" } else { "" };
+    Error::new(
+        ErrorKind::NotAPool,
+        format!(
+            "the directory is not a pool (no pool.log, pool.state or luns/; it holds {shown}{more}): \
+             a pool is created only in a missing or empty directory"
+        ),
+    )
+    .with_path(dir)
+}
+
 impl PoolStore {
-    /// Opens (creating if missing) the pool directory, takes its lock, and reads what is there.
-    pub(crate) fn open(dir: &Path) -> Result<(PoolStore, Loaded)> {
-        match std::fs::create_dir(dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(io("cannot create the pool directory", dir, e)),
-        }
+    /// Opens the pool in `dir`, takes its lock, and reads what is there. With `create`, a missing
+    /// or empty directory becomes a new pool; a directory holding other files is
+    /// [`ErrorKind::NotAPool`]. Without, only an existing pool opens (a missing directory is
+    /// [`ErrorKind::NotFound`], an empty one [`ErrorKind::NotAPool`]).
+    pub(crate) fn open(dir: &Path, create: bool) -> Result<(PoolStore, Loaded)> {
+        let mut made_dir = false;
+        let created = match survey(dir)? {
+            None if create => {
+                match std::fs::create_dir(dir) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(io("cannot create the pool directory", dir, e)),
+                }
+                made_dir = true;
+                if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    sync_dir(parent)?;
+                }
+                true
+            }
+            None => return Err(Error::new(ErrorKind::NotFound, "no pool directory").with_path(dir)),
+            Some((true, _)) if create => true,
+            Some((_, true)) => false,
+            Some(_) => return Err(not_a_pool(dir)),
+        };
         let lock = lock(dir)?;
-        let checkpoint = match std::fs::read(dir.join(STATE_FILE)) {
-            Ok(bytes) => Some(serde_json::from_slice::<PoolState>(&bytes).map_err(|e| {
-                Error::new(
-                    ErrorKind::Corrupt,
-                    format!("pool state does not parse: {e}"),
-                )
-                .with_path(dir.join(STATE_FILE))
-            })?),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(io("cannot read the pool state", &dir.join(STATE_FILE), e)),
+        let state_path = dir.join(STATE_FILE);
+        let (checkpoint, legacy_state) = match std::fs::read(&state_path) {
+            Ok(bytes) => {
+                let (st, legacy) = decode_state(&bytes, &state_path)?;
+                (Some(st), legacy)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, false),
+            Err(e) => return Err(io("cannot read the pool state", &state_path, e)),
         };
         let log_path = dir.join(LOG_FILE);
         let lun_volumes = std::fs::read_dir(dir.join("luns")).map_or(0, |d| d.count());
@@ -399,29 +581,8 @@ impl PoolStore {
             )
             .with_path(&log_path));
         };
-        let (changes, mut seq) = (read.changes, read.seq);
-        let log_len = if read.legacy {
-            // Rewritten in the current format, whole, before anything is appended: the old file
-            // stays until the new one is durable and renamed over it.
-            let mut out = log_header().to_vec();
-            for c in &changes {
-                out.extend(change_frames(seq + 1, c));
-                seq += 2;
-            }
-            let tmp = dir.join(LOG_TMP);
-            std::fs::write(&tmp, &out)
-                .and_then(|()| File::open(&tmp)?.sync_all())
-                .map_err(|e| io("cannot rewrite the pool log", &tmp, e))?;
-            std::fs::rename(&tmp, &log_path)
-                .map_err(|e| io("cannot install the rewritten pool log", &log_path, e))?;
-            sync_dir(dir)?;
-            log = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(&log_path)
-                .map_err(|e| io("cannot open the pool log", &log_path, e))?;
-            out.len()
-        } else if read.end < LOG_HEADER {
+        let (changes, seq) = (read.changes, read.seq);
+        let log_len = if read.end < LOG_HEADER && !read.legacy {
             // A new pool (or a header torn at its creation): the header, durable first.
             log.set_len(0)
                 .and_then(|()| log.write_all_at(&log_header(), 0))
@@ -430,7 +591,7 @@ impl PoolStore {
             sync_dir(dir)?;
             LOG_HEADER
         } else {
-            if read.end < bytes.len() {
+            if read.end >= LOG_HEADER && read.end < bytes.len() {
                 // A torn tail: the last write, never acknowledged. Its bytes are kept beside the
                 // log for examination before they are cut off.
                 let kept = dir.join(format!("{LOG_FILE}.torn-{}", read.seq + 1));
@@ -444,26 +605,67 @@ impl PoolStore {
             }
             read.end
         };
-        let at = log_len;
         let since = changes.len() as u64;
         Ok((
             PoolStore {
                 dir: dir.to_path_buf(),
                 log,
-                log_len: at as u64,
+                log_len: log_len as u64,
                 seq,
                 since_checkpoint: since,
+                truncate_pending: false,
+                needs_upgrade: read.legacy || legacy_state,
                 failed: None,
+                checkpoint_every: CHECKPOINT_EVERY,
+                #[cfg(test)]
+                faults: std::collections::BTreeMap::new(),
                 _lock: lock,
             },
             Loaded {
                 checkpoint,
                 changes,
+                created,
+                made_dir,
             },
         ))
     }
 
+    /// Fails with an injected I/O error if a test asked for one at `point`.
+    #[cfg(test)]
+    fn fault(&mut self, point: Fault) -> std::io::Result<()> {
+        match self.faults.get_mut(&point) {
+            Some(0) => Err(std::io::Error::other(format!(
+                "injected fault at {point:?}"
+            ))),
+            Some(n) => {
+                *n -= 1;
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Fails with an injected I/O error if a test asked for one (never, outside tests).
+    #[cfg(not(test))]
+    #[inline(always)]
+    fn fault(&mut self, _point: Fault) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    /// True if the files are of an older format: [`PoolStore::upgrade`] must run first.
+    pub(crate) fn needs_upgrade(&self) -> bool {
+        self.needs_upgrade
+    }
+
+    /// Refuses a change if the store cannot vouch for its files.
     pub(crate) fn check(&self) -> Result<()> {
+        if self.needs_upgrade {
+            return Err(Error::new(
+                ErrorKind::BadState,
+                "the pool's files are of an older format and were not upgraded",
+            )
+            .with_path(&self.dir));
+        }
         match &self.failed {
             Some(m) => Err(Error::new(
                 ErrorKind::Io,
@@ -474,18 +676,32 @@ impl PoolStore {
     }
 
     /// Appends `change` (its frame and the mark closing the write) and fsyncs: the change is
-    /// durable when this returns.
+    /// durable when this returns. On error the log is cut back to where it was, so that the
+    /// change never took effect on disk either.
     pub(crate) fn append(&mut self, change: &Change) -> Result<()> {
         self.check()?;
+        let path = self.dir.join(LOG_FILE);
+        if self.truncate_pending {
+            self.truncate_to_header()
+                .map_err(|e| io("cannot empty the pool log after a checkpoint", &path, e))?;
+        }
         let rec = change_frames(self.seq + 1, change);
         let seq = self.seq + 2;
-        let path = self.dir.join(LOG_FILE);
-        if let Err(e) = self
-            .log
-            .write_all_at(&rec, self.log_len)
-            .and_then(|()| self.log.sync_data())
-        {
-            self.failed = Some(e.to_string());
+        let written = self
+            .fault(Fault::LogWrite)
+            .and_then(|()| self.log.write_all_at(&rec, self.log_len))
+            .and_then(|()| self.fault(Fault::LogSync))
+            .and_then(|()| self.log.sync_data());
+        if let Err(e) = written {
+            // The record may be partly on disk: it is cut off (and the cut made durable), so
+            // that a later open does not replay a change its caller was told had failed.
+            let cut = self
+                .fault(Fault::LogTruncate)
+                .and_then(|()| self.log.set_len(self.log_len))
+                .and_then(|()| self.log.sync_all());
+            if let Err(c) = cut {
+                self.failed = Some(format!("{e}; then cutting the log back: {c}"));
+            }
             return Err(io("cannot append to the pool log", &path, e));
         }
         self.log_len += rec.len() as u64;
@@ -494,9 +710,50 @@ impl PoolStore {
         Ok(())
     }
 
+    /// Cuts the log down to its header, durably.
+    fn truncate_to_header(&mut self) -> std::io::Result<()> {
+        self.fault(Fault::LogTruncate)
+            .and_then(|()| self.log.set_len(LOG_HEADER as u64))
+            .and_then(|()| self.log.sync_all())?;
+        self.log_len = LOG_HEADER as u64;
+        self.truncate_pending = false;
+        Ok(())
+    }
+
+    /// Refuses every later change, for `why` (memory may hold what the files do not).
+    pub(crate) fn poison(&mut self, why: String) {
+        self.failed = Some(why);
+    }
+
+    /// The metadata as the files hold it now: the checkpoint, with the log's changes up to where
+    /// the next frame goes replayed onto it (a pool without a checkpoint starts from an empty
+    /// state of `block_size`). What a failed append puts memory back to.
+    pub(crate) fn reread(&self, block_size: u32) -> Result<ArrayState> {
+        let state_path = self.dir.join(STATE_FILE);
+        let checkpoint = match std::fs::read(&state_path) {
+            Ok(bytes) => Some(decode_state(&bytes, &state_path)?.0),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io("cannot read the pool state", &state_path, e)),
+        };
+        let log_path = self.dir.join(LOG_FILE);
+        let mut bytes = vec![0u8; self.log_len as usize];
+        self.log
+            .read_exact_at(&mut bytes, 0)
+            .map_err(|e| io("cannot read the pool log", &log_path, e))?;
+        let mut state = match &checkpoint {
+            Some(st) => ArrayState::from_checkpoint(st)?,
+            None => ArrayState::new(block_size),
+        };
+        let applied = checkpoint.as_ref().map_or(0, |c| c.applied_seq);
+        for c in read_log(&bytes, applied, &log_path)?.changes {
+            state.apply(&c)?;
+        }
+        Ok(state)
+    }
+
     /// True when enough records have accumulated for a checkpoint.
     pub(crate) fn wants_checkpoint(&self) -> bool {
-        self.since_checkpoint >= CHECKPOINT_EVERY
+        self.since_checkpoint >= self.checkpoint_every
     }
 
     /// The seq of the last durable change.
@@ -504,30 +761,64 @@ impl PoolStore {
         self.seq
     }
 
-    /// Writes `state` as the checkpoint (temp file, fsync, rename, fsync dir), then empties the log.
+    /// Writes `state` as the checkpoint (temp file, fsync, rename, fsync dir), then empties the
+    /// log. On error the old checkpoint and the whole log still hold every change (or the new
+    /// checkpoint does, and the log is emptied before the next append): nothing is lost, and the
+    /// checkpoint is tried again after the next change.
     pub(crate) fn checkpoint(&mut self, state: &PoolState) -> Result<()> {
         self.check()?;
-        let tmp = self.dir.join(STATE_TMP);
-        let bytes = serde_json::to_vec_pretty(state).expect("state serialises");
-        let mut f = File::create(&tmp).map_err(|e| io("cannot write the pool state", &tmp, e))?;
-        f.write_all(&bytes)
-            .and_then(|()| f.sync_all())
-            .map_err(|e| io("cannot write the pool state", &tmp, e))?;
-        std::fs::rename(&tmp, self.dir.join(STATE_FILE))
-            .map_err(|e| io("cannot install the pool state", &tmp, e))?;
-        sync_dir(&self.dir)?;
+        self.write_state(state)?;
+        self.since_checkpoint = 0;
+        // From here the log's records are in the checkpoint (replay skips them by seq).
+        self.truncate_pending = true;
         let path = self.dir.join(LOG_FILE);
-        if let Err(e) = self
-            .log
-            .set_len(LOG_HEADER as u64)
-            .and_then(|()| self.log.sync_all())
-        {
-            // The checkpoint is installed; records still in the log are skipped by seq on replay.
-            self.failed = Some(e.to_string());
-            return Err(io("cannot empty the pool log", &path, e));
+        self.truncate_to_header()
+            .map_err(|e| io("cannot empty the pool log", &path, e))
+    }
+
+    /// Writes `pool.state` holding `state`, durably, in place of the old one.
+    fn write_state(&mut self, state: &PoolState) -> Result<()> {
+        let bytes = encode_state(state);
+        let tmp = self.dir.join(STATE_TMP);
+        self.fault(Fault::StateWrite)
+            .map_err(|e| io("cannot write the pool state", &tmp, e))?;
+        let what = "cannot write the pool state";
+        if self.fault(Fault::StateRename).is_err() {
+            // As if the rename failed: the temporary file is written, `pool.state` unchanged.
+            std::fs::write(&tmp, &bytes).map_err(|e| io(what, &tmp, e))?;
+            return Err(io(
+                "cannot install the pool state",
+                &tmp,
+                std::io::Error::other("injected fault at StateRename"),
+            ));
         }
+        replace_file(&self.dir, STATE_TMP, STATE_FILE, &bytes, what)
+    }
+
+    /// Upgrades a pool of an older format in place: `state` (everything replayed) becomes the
+    /// checkpoint in this build's format, then the log is replaced by an empty one of this
+    /// build's version. Each step is a durable rename, so an upgrade interrupted anywhere opens
+    /// (as the old pool, or as the checkpoint beside an old log whose records it holds) and is
+    /// done again.
+    pub(crate) fn upgrade(&mut self, state: &PoolState) -> Result<()> {
+        self.write_state(state)?;
+        replace_file(
+            &self.dir,
+            LOG_TMP,
+            LOG_FILE,
+            &log_header(),
+            "cannot rewrite the pool log",
+        )?;
+        let path = self.dir.join(LOG_FILE);
+        self.log = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| io("cannot open the pool log", &path, e))?;
         self.log_len = LOG_HEADER as u64;
         self.since_checkpoint = 0;
+        self.truncate_pending = false;
+        self.needs_upgrade = false;
         Ok(())
     }
 }

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use cow_engine::{Volume, VolumeConfig};
+use cow_engine::{BlockDevice, SnapshotId, Volume, VolumeConfig};
 
 use super::Array;
 use crate::error::{Error, Result};
@@ -52,11 +52,105 @@ pub(super) fn create_stacked(
     origin: Arc<cow_engine::Snapshot>,
     block_size: u32,
 ) -> Result<Volume> {
+    create_in_luns(dir, |c| Volume::create_stacked(dir, origin, c), block_size)
+}
+
+/// The volume of a damaged LUN: `size` bytes every read and write of which fails with
+/// `Corrupt` naming why (`why`), so that the LUN stays listed and deletable while its I/O is
+/// refused.
+pub(super) fn failed_volume(size: u64, block_size: u32, why: &str) -> Result<Volume> {
+    let dev = Arc::new(FailedDevice {
+        len: size,
+        why: why.to_string(),
+    });
+    Ok(Volume::on_device(dev, volume_config(block_size))?)
+}
+
+/// A device standing for a damaged LUN's volume: no byte of it can be read or written.
+struct FailedDevice {
+    len: u64,
+    why: String,
+}
+
+impl BlockDevice for FailedDevice {
+    fn read_at(&self, _buf: &mut [u8], _offset: u64) -> cow_engine::Result<()> {
+        Err(cow_engine::Error::new(
+            cow_engine::ErrorKind::Corrupt,
+            self.why.clone(),
+        ))
+    }
+
+    fn write_at(&self, _buf: &[u8], _offset: u64) -> cow_engine::Result<()> {
+        Err(cow_engine::Error::new(
+            cow_engine::ErrorKind::Corrupt,
+            self.why.clone(),
+        ))
+    }
+
+    fn flush(&self) -> cow_engine::Result<()> {
+        // Nothing was ever written.
+        Ok(())
+    }
+
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+/// Removes LUN volume directory `dir` (if it is there) and makes that durable (`luns/` synced).
+pub(super) fn remove_lun_dir(dir: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io("cannot remove the LUN volume", e).with_path(dir)),
+    }
+    cow_engine::fs::sync_parent_dir(dir)?;
+    Ok(())
+}
+
+/// Deletes snapshot `id` of `vol` (a snapshot LUN's origin), unpinning it first (a pinned
+/// snapshot cannot be deleted); one already gone is not an error.
+pub(super) fn unpin_and_delete(vol: &Volume, id: SnapshotId) -> Result<()> {
+    let gone = |e: &cow_engine::Error| e.kind() == cow_engine::ErrorKind::NotFound;
+    match vol.set_pinned(id, false) {
+        Err(e) if gone(&e) => return Ok(()),
+        r => r?,
+    }
+    match vol.delete_snapshot(id) {
+        Err(e) if gone(&e) => Ok(()),
+        r => Ok(r?),
+    }
+}
+
+/// Creates a LUN's file volume of `size` bytes in `dir` (which must not exist), then syncs
+/// `luns/` so that the directory's entry is durable.
+pub(super) fn create_file_volume(dir: &Path, size: u64, block_size: u32) -> Result<Volume> {
+    create_in_luns(dir, |c| Volume::create(dir, size, c), block_size)
+}
+
+/// Runs `create` (which makes a volume in `dir`, in `luns/`) with the LUN volume configuration,
+/// `luns/` made first if missing and synced after, so that `dir`'s entry is durable.
+fn create_in_luns(
+    dir: &Path,
+    create: impl FnOnce(VolumeConfig) -> cow_engine::Result<Volume>,
+    block_size: u32,
+) -> Result<Volume> {
     if let Some(parent) = dir.parent() {
         std::fs::create_dir_all(parent)
             .map_err(|e| Error::io("cannot create the LUN volume", e).with_path(parent))?;
     }
-    let vol = Volume::create_stacked(dir, origin, volume_config(block_size))?;
+    let vol = create(volume_config(block_size))?;
     cow_engine::fs::sync_parent_dir(dir)?;
     Ok(vol)
+}
+
+/// Deletes every snapshot of `vol` tagged for LUN `id` (unpinned first): what a create of
+/// snapshot LUN `id` that did not commit left on its source.
+pub(super) fn delete_tagged(vol: &Volume, id: LunId) -> Result<()> {
+    for s in vol.snapshots() {
+        if tagged_lun(&s.metadata) == Some(id) {
+            unpin_and_delete(vol, s.id)?;
+        }
+    }
+    Ok(())
 }

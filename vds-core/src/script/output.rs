@@ -188,6 +188,7 @@ fn error_kind_name(k: ErrorKind) -> &'static str {
         ErrorKind::Unsupported => "unsupported",
         ErrorKind::Io => "io",
         ErrorKind::Internal => "internal",
+        ErrorKind::NotAPool => "not_a_pool",
     }
 }
 

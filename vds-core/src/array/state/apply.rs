@@ -5,7 +5,9 @@
 use std::collections::BTreeSet;
 
 use super::TargetInfo;
-use super::{check_lun_name, check_portal, parse_ids, ArrayState, Change, LunRec, SourceRef};
+use super::{
+    check_lun_name, check_portal, parse_ids, ArrayState, Change, Intent, LunRec, SourceRef,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::initiator::InitiatorId;
 use crate::mask::{check_name, LunId, MaskSpec};
@@ -42,7 +44,57 @@ impl ArrayState {
             Change::AssociateTargets { id, targets, add } => {
                 self.apply_associate_targets(*id, targets, *add)
             }
+            Change::Begin { intent } => self.apply_begin(*intent),
+            Change::Done { id } => self.apply_done(*id),
         }
+    }
+
+    /// Records `intent`: refused while another is under way on its LUN. A LUN being created takes
+    /// its id now (ids are never reused, even by a create rolled back).
+    fn apply_begin(&mut self, intent: Intent) -> Result<Vec<Notification>> {
+        let id = intent.lun();
+        if let Some(other) = self.intents.get(&id) {
+            return Err(Error::new(
+                ErrorKind::BadState,
+                format!("LUN id {id} has an operation under way ({other:?})"),
+            ));
+        }
+        match intent {
+            Intent::CreateLun { source, .. } => {
+                if id < self.next_id {
+                    return Err(Error::new(
+                        ErrorKind::Corrupt,
+                        format!("LUN id {id} reused"),
+                    ));
+                }
+                if let Some(s) = source {
+                    self.lun(s)?;
+                }
+                self.next_id = id + 1;
+            }
+            Intent::Extend { size, .. } => self.check_extend(id, size)?,
+            Intent::RemoveLun { .. } => {
+                if self.luns.contains_key(&id) {
+                    return Err(Error::new(
+                        ErrorKind::BadState,
+                        format!("LUN id {id} is not deleted"),
+                    ));
+                }
+            }
+        }
+        self.intents.insert(id, intent);
+        Ok(Vec::new())
+    }
+
+    /// The operation under way on LUN `id` is over.
+    fn apply_done(&mut self, id: LunId) -> Result<Vec<Notification>> {
+        self.intents.remove(&id).ok_or_else(|| {
+            Error::new(
+                ErrorKind::NotFound,
+                format!("no operation under way on LUN id {id}"),
+            )
+        })?;
+        Ok(Vec::new())
     }
 
     /// A new LUN `id` (ids only grow), online, with its mask; a snapshot LUN names its `source`.
@@ -57,7 +109,8 @@ impl ArrayState {
         check_lun_name(name)?;
         self.check_size(size)?;
         self.check_new_name(name)?;
-        if id < self.next_id {
+        let begun = matches!(self.intents.get(&id), Some(Intent::CreateLun { .. }));
+        if id < self.next_id && !begun {
             return Err(Error::new(
                 ErrorKind::Corrupt,
                 format!("LUN id {id} reused"),
@@ -73,7 +126,10 @@ impl ArrayState {
             LunRec::new(id, name.to_string(), size, LunStatus::Online, source),
         );
         self.names.insert(name.to_string(), id);
-        self.next_id = id + 1;
+        self.next_id = self.next_id.max(id + 1);
+        if begun {
+            self.intents.remove(&id);
+        }
         let mut notes = vec![Notification::LunArrive {
             name: name.to_string(),
         }];
@@ -96,8 +152,10 @@ impl ArrayState {
         let delta = self.mask.remove_lun(id)?;
         let mut notes: Vec<Notification> = self.mask_note(delta).into_iter().collect();
         self.unassociate(id);
-        self.luns.remove(&id);
+        let source = self.luns.remove(&id).and_then(|l| l.source);
         self.names.remove(&name);
+        // What the LUN's volume leaves behind is removed next, under this intent.
+        self.intents.insert(id, Intent::RemoveLun { id, source });
         notes.push(Notification::LunDepart { name });
         Ok(notes)
     }
@@ -196,6 +254,9 @@ impl ArrayState {
     /// LUN `id` grows to `size` bytes.
     fn apply_extend(&mut self, id: LunId, size: u64) -> Result<Vec<Notification>> {
         self.check_extend(id, size)?;
+        if matches!(self.intents.get(&id), Some(Intent::Extend { .. })) {
+            self.intents.remove(&id);
+        }
         self.modify_lun(id, |l| l.size = size)
     }
 

@@ -7,6 +7,38 @@ use serde::{Deserialize, Serialize};
 use super::SourceRef;
 use crate::mask::LunId;
 
+/// An operation on a LUN's volume under way: recorded (durably, in the log) before any volume
+/// directory or engine snapshot is created, removed or grown, so that an open after a crash
+/// knows what it may remove, finish or roll back. At most one per LUN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "intent", rename_all = "snake_case")]
+pub(crate) enum Intent {
+    /// LUN `id`'s volume directory (`luns/<id>/`) is being created; for a snapshot LUN, over an
+    /// engine snapshot of LUN `source`'s volume tagged for `id`. Finished by
+    /// [`Change::CreateLun`]; rolled back by removing that directory and that snapshot.
+    CreateLun { id: LunId, source: Option<LunId> },
+    /// LUN `id` is deleted; its directory, and the engine snapshot it stood on (`source`), are
+    /// being removed. Finished by [`Change::Done`].
+    RemoveLun {
+        id: LunId,
+        source: Option<SourceRef>,
+    },
+    /// LUN `id`'s volume is being grown to `size` bytes. Finished by [`Change::Extend`] with the
+    /// size the volume has.
+    Extend { id: LunId, size: u64 },
+}
+
+impl Intent {
+    /// The LUN it is about.
+    pub(crate) fn lun(&self) -> LunId {
+        match *self {
+            Intent::CreateLun { id, .. }
+            | Intent::RemoveLun { id, .. }
+            | Intent::Extend { id, .. } => id,
+        }
+    }
+}
+
 /// One change of the array's metadata: what the log records. [`super::ArrayState::apply`] applies
 /// it, identically live and on replay.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,5 +104,13 @@ pub(crate) enum Change {
     },
     DeleteHost {
         name: String,
+    },
+    /// An operation on a LUN's volume begins (log format 3).
+    Begin {
+        intent: Intent,
+    },
+    /// The operation under way on LUN `id` finished or was rolled back (log format 3).
+    Done {
+        id: LunId,
     },
 }

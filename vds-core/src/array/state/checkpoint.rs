@@ -5,14 +5,14 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{parse_ids, ArrayState, LunRec, SourceRef, TargetInfo};
+use super::{parse_ids, ArrayState, Intent, LunRec, SourceRef, TargetInfo};
 use crate::error::{Error, ErrorKind, Result};
 use crate::initiator::InitiatorId;
 use crate::mask::{LunId, MaskSpec};
 use crate::model::LunStatus;
 
-/// The checkpoint format version.
-pub(crate) const STATE_VERSION: u32 = 1;
+/// The version of the checkpoint's JSON: 2 (with `intents`); version 1 (without) is still read.
+pub(crate) const STATE_VERSION: u32 = 2;
 
 /// The checkpoint: the whole metadata.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -28,9 +28,12 @@ pub(crate) struct PoolState {
     #[serde(default)]
     pub(crate) hosts: Vec<String>,
     /// The format of the pool log beside this checkpoint: 0 (absent) for the first format, whose
-    /// checkpoint emptied the log; 2 for the current one, whose checkpoint keeps its header.
+    /// checkpoint emptied the log; 2 or 3 for those whose checkpoint keeps its header.
     #[serde(default)]
     pub(crate) log_format: u32,
+    /// The operations on LUN volumes under way (version 2).
+    #[serde(default)]
+    pub(crate) intents: Vec<Intent>,
 }
 
 /// One LUN in the checkpoint, with its mask and LUN numbers.
@@ -86,16 +89,18 @@ impl ArrayState {
             targets: self.targets.values().cloned().collect(),
             hosts: self.hosts.iter().cloned().collect(),
             log_format: crate::array::store::LOG_VERSION,
+            intents: self.intents.values().copied().collect(),
         }
     }
 
-    /// The state a checkpoint holds; one of another format version is [`ErrorKind::Corrupt`].
+    /// The state a checkpoint holds; one of another version than 1 or 2 is
+    /// [`ErrorKind::UnsupportedVersion`].
     pub(crate) fn from_checkpoint(st: &PoolState) -> Result<ArrayState> {
-        if st.version != STATE_VERSION {
+        if st.version != STATE_VERSION && st.version != 1 {
             return Err(Error::new(
-                ErrorKind::Corrupt,
+                ErrorKind::UnsupportedVersion,
                 format!(
-                    "pool state version {} is not {STATE_VERSION}, the version this build reads",
+                    "pool state version {} is not one this build reads (1 or {STATE_VERSION})",
                     st.version
                 ),
             ));
@@ -108,6 +113,7 @@ impl ArrayState {
             .map(|t| (t.name.clone(), t.clone()))
             .collect();
         m.hosts = st.hosts.iter().cloned().collect();
+        m.intents = st.intents.iter().map(|i| (i.lun(), *i)).collect();
         for (g, members) in &st.groups {
             m.mask.set_group(g, parse_ids(members)?)?;
         }

@@ -11,7 +11,7 @@ mod apply;
 mod change;
 mod checkpoint;
 
-pub(crate) use change::Change;
+pub(crate) use change::{Change, Intent};
 pub(crate) use checkpoint::PoolState;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -115,6 +115,8 @@ pub(crate) struct ArrayState {
     pub(crate) targets: BTreeMap<String, TargetInfo>,
     /// The initiator groups that are hosts (a host with its initiator ports).
     pub(crate) hosts: BTreeSet<String>,
+    /// The operations on LUN volumes under way, by LUN.
+    pub(crate) intents: BTreeMap<LunId, Intent>,
 }
 
 /// Parses initiator ids as the log and the checkpoint record them.
@@ -133,6 +135,7 @@ impl ArrayState {
             next_id: 1,
             targets: BTreeMap::new(),
             hosts: BTreeSet::new(),
+            intents: BTreeMap::new(),
         }
     }
 
