@@ -62,10 +62,14 @@ impl Inner {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::NoSpace => {
                     drop(st);
-                    if self.policy == DiffFullPolicy::DeleteOldest && self.make_room()? {
-                        continue;
+                    if self.policy != DiffFullPolicy::DeleteOldest {
+                        return Err(e.with_offset(offset));
                     }
-                    return Err(e.with_offset(offset));
+                    // Decided under the exclusive gate: room another writer freed meanwhile
+                    // counts (retry), and so does a snapshot it left to delete.
+                    self.make_room(offset, len)
+                        .map_err(|e| e.with_offset(offset))?;
+                    continue;
                 }
                 Err(e) => return Err(e),
             }

@@ -17,6 +17,7 @@ mod gate;
 mod io;
 mod ops;
 mod pending;
+mod room;
 mod snapshot;
 
 pub use directory::SnapshotSplit;
@@ -385,13 +386,24 @@ impl Volume {
     }
 
     /// Deletes snapshot `id`. The oldest frees its slots; a newer one hands the entries its elder
-    /// still needs to the elder. Durable when this returns.
+    /// still needs to the elder. Durable when this returns. A pinned snapshot is refused with
+    /// [`ErrorKind::BadState`]: unpin it first ([`Volume::set_pinned`]).
     pub fn delete_snapshot(&self, id: SnapshotId) -> Result<()> {
         let mut st = self.inner.state.write();
+        let i = st.index_of(id)?;
+        if st.snaps[i].pinned {
+            return Err(Error::new(
+                ErrorKind::BadState,
+                format!("snapshot {id} is pinned: unpin it before deleting it"),
+            )
+            .with_snapshot(id));
+        }
         self.inner.delete_snapshot_locked(&mut st, id)
     }
 
-    /// Pins or unpins snapshot `id` (a pinned snapshot is never deleted to make room).
+    /// Pins or unpins snapshot `id`. A pinned snapshot is never deleted: not to make room in a
+    /// full diff area, and not by [`Volume::delete_snapshot`] (only a split, a forced
+    /// [`Volume::prepare_delete`] or, for a non-persistent one, a reopen removes it).
     pub fn set_pinned(&self, id: SnapshotId, pinned: bool) -> Result<()> {
         let mut st = self.inner.state.write();
         let i = st.index_of(id)?;
@@ -754,21 +766,6 @@ impl Inner {
         self.log_sync(Record::Grow { len: new_len }, self.journal.is_some())?;
         st.len = new_len;
         Ok(())
-    }
-
-    /// Deletes the oldest unpinned snapshot to make room; false if there is none.
-    pub(crate) fn make_room(&self) -> Result<bool> {
-        let mut st = self.state.write();
-        let Some(id) = st.snaps.iter().find(|s| !s.pinned).map(|s| s.id) else {
-            return Ok(false);
-        };
-        self.delete_snapshot_locked(&mut st, id)?;
-        drop(st);
-        self.announce(Event::SnapshotDeleted {
-            snapshot: id,
-            reason: DeleteReason::DiffAreaFull,
-        });
-        Ok(true)
     }
 
     pub(crate) fn maybe_checkpoint(&self, st: &State) -> Result<()> {

@@ -7,7 +7,7 @@ use cow_engine::{SnapshotOptions, Volume};
 use parking_lot::RwLock;
 
 use super::state::{check_lun_name, Change, SourceRef};
-use super::volumes::{create_stacked, snapshot_tag, volume_config};
+use super::volumes::{create_stacked, delete_lun_snapshot, snapshot_tag, volume_config};
 use super::{lun_busy, mask_text, Array, Core};
 use crate::error::{Error, ErrorKind, Result};
 use crate::mask::{LunId, MaskSpec};
@@ -61,7 +61,9 @@ impl Array {
                 metadata: snapshot_tag(id),
             })?;
             let undo = |e: Error| {
-                let _ = src_vol.delete_snapshot(sid);
+                // The create's own error is the one to report; a snapshot left behind is removed
+                // when the pool is next opened (its tag names no LUN).
+                let _ = delete_lun_snapshot(&src_vol, sid);
                 e
             };
             let snap = Arc::new(src_vol.snapshot(sid).map_err(|e| undo(e.into()))?);
@@ -106,17 +108,30 @@ impl Array {
                 let _ = v.prepare_delete(true);
             }
             // The delete is durable; what is left behind if the clean-up fails is removed when the
-            // pool is next opened.
+            // pool is next opened. A source snapshot left behind holds diff space until then, so
+            // its failure is reported (after the notifications of the delete).
+            let mut cleanup = Ok(());
             if let Some(src) = source {
                 if let Some(sv) = core.volumes.get(&src.lun) {
-                    let _ = sv.read().delete_snapshot(src.snapshot);
+                    if let Err(e) = delete_lun_snapshot(&sv.read(), src.snapshot) {
+                        cleanup = Err(Error::new(
+                            e.kind().into(),
+                            format!(
+                                "LUN {name} is deleted, but snapshot {} of its source LUN {} \
+                                 could not be (it is removed when the pool is next opened): {}",
+                                src.snapshot,
+                                src.lun,
+                                e.report()
+                            ),
+                        ));
+                    }
                 }
             }
             if let Some(dir) = self.lun_dir(id) {
                 let _ = std::fs::remove_dir_all(&dir);
             }
-            Ok(((), notes))
-        })
+            Ok((cleanup, notes))
+        })?
     }
 
     /// Extends LUN `name` to `size` bytes (new space reads as zeros).

@@ -11,7 +11,7 @@ use parking_lot::{Mutex, RwLock};
 
 use super::state::{ArrayState, Change};
 use super::store::PoolStore;
-use super::volumes::{tagged_lun, LUNS_DIR};
+use super::volumes::{delete_lun_snapshot, tagged_lun, LUNS_DIR};
 use super::{Array, ArrayOptions, Backing, Core, Inner, DEFAULT_BLOCK_SIZE};
 use crate::error::{Error, ErrorKind, Result};
 use crate::mask::LunId;
@@ -209,7 +209,7 @@ impl Array {
                         .and_then(|l| l.source)
                         .is_some_and(|src| src.snapshot == s.id);
                     if !live && !orphaned.contains(&owner) {
-                        vol.delete_snapshot(s.id)?;
+                        delete_lun_snapshot(&vol, s.id)?;
                     }
                 }
             }

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use cow_engine::{Volume, VolumeConfig};
+use cow_engine::{SnapshotId, Volume, VolumeConfig};
 
 use super::Array;
 use crate::error::{Error, Result};
@@ -33,6 +33,13 @@ pub(super) fn tagged_lun(meta: &[u8]) -> Option<LunId> {
         .strip_prefix(SNAP_TAG)?
         .parse()
         .ok()
+}
+
+/// Deletes cow-engine snapshot `id` of `vol`, the one a snapshot LUN stands on: unpinned first,
+/// since snapshot LUNs pin their snapshots and the engine refuses to delete a pinned one.
+pub(super) fn delete_lun_snapshot(vol: &Volume, id: SnapshotId) -> cow_engine::Result<()> {
+    vol.set_pinned(id, false)?;
+    vol.delete_snapshot(id)
 }
 
 impl Array {
