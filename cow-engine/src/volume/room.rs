@@ -191,3 +191,76 @@ fn short(inner: &Inner, need: u64, could_have: u64, pinned: &[SnapshotId]) -> Er
         None => e,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SnapshotOptions;
+
+    const SHIFT: u32 = 12;
+
+    /// A chain of 8-block snapshots, `pinned[i]` for each, with `preserved[i]` blocks preserved
+    /// in each (slots numbered in order).
+    fn chain(pinned: &[bool], preserved: &[&[u64]]) -> State {
+        let mut st = State::empty(8 << SHIFT);
+        let mut slot = 0;
+        for (i, (&pin, blocks)) in pinned.iter().zip(preserved).enumerate() {
+            let options = SnapshotOptions {
+                pinned: pin,
+                ..SnapshotOptions::default()
+            };
+            st.push_snapshot(SnapshotId::new(i as u64 + 1), 8 << SHIFT, SHIFT, options);
+            for &b in *blocks {
+                st.snaps[i].map.set_preserved(b, slot);
+                slot += 1;
+            }
+        }
+        st
+    }
+
+    fn ids(ns: &[u64]) -> Plan {
+        Plan::Delete(ns.iter().map(|&n| SnapshotId::new(n)).collect())
+    }
+
+    /// The race of issue 11 §1: another writer deleted the last snapshot between this write's
+    /// failed allocation and its make-room, which must then retry, not give up.
+    #[test]
+    fn no_snapshot_left_or_room_freed_meanwhile_means_retry() {
+        assert_eq!(plan(&chain(&[], &[]), SHIFT, 0, 0, 8), ids(&[]));
+        let st = chain(&[false], &[&[0, 1]]);
+        assert_eq!(plan(&st, SHIFT, 1, 2, 3), ids(&[]));
+        // Blocks the newest snapshot holds already need no slot.
+        assert_eq!(plan(&st, SHIFT, 0, 0, 2), ids(&[]));
+        assert_eq!(plan(&st, SHIFT, 0, 1, 3), ids(&[1]));
+    }
+
+    #[test]
+    fn deletions_that_free_nothing_are_not_made() {
+        // A pinned oldest snapshot takes over every block of A, B and C.
+        let st = chain(&[true, false, false, false], &[&[0], &[1], &[2], &[3]]);
+        assert_eq!(
+            plan(&st, SHIFT, 0, 4, 5),
+            Plan::Short {
+                need: 1,
+                could_have: 0,
+                pinned: vec![SnapshotId::new(1)]
+            }
+        );
+        // B's block 1 is A's too: deleting A and B frees B's copy.
+        let st = chain(&[true, false, false, false], &[&[0], &[1], &[1], &[3]]);
+        assert_eq!(plan(&st, SHIFT, 0, 4, 5), ids(&[2, 3]));
+        // The pinned one holds block 4 already: once the newest goes, the write needs no slot.
+        let st = chain(&[true, false], &[&[4], &[1]]);
+        assert_eq!(plan(&st, SHIFT, 0, 4, 5), ids(&[2]));
+        // A write of two new blocks needs two slots: not even deleting all gives them.
+        let st = chain(&[true, false, false], &[&[0], &[0], &[1]]);
+        assert_eq!(
+            plan(&st, SHIFT, 0, 4, 6),
+            Plan::Short {
+                need: 2,
+                could_have: 1,
+                pinned: vec![SnapshotId::new(1)]
+            }
+        );
+    }
+}
