@@ -808,6 +808,28 @@ fn deleting_a_pinned_snapshot_is_refused_until_it_is_unpinned() {
     }
 }
 
+/// A non-persistent snapshot vanishes on reopen even when pinned (the refusal of a pinned
+/// delete is the caller's rule, not the reopen's).
+#[test]
+fn a_pinned_non_persistent_snapshot_vanishes_on_reopen() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vol = limited(8, Some(tmp.path()));
+    fill(&vol, 0, 1);
+    let kept = pinned_snapshot(&vol);
+    vol.create_snapshot(SnapshotOptions {
+        pinned: true,
+        persistent: false,
+        ..Default::default()
+    })
+    .unwrap();
+    fill(&vol, 0, 2);
+    drop(vol);
+    let vol = Volume::open(tmp.path().join("v")).unwrap();
+    let left: Vec<SnapshotId> = vol.snapshots().iter().map(|s| s.id).collect();
+    assert_eq!(left, [kept]);
+    assert_eq!(block_of(&vol.snapshot(kept).unwrap(), 0), vec![1u8; BS as usize]);
+}
+
 #[test]
 fn per_snapshot_persistence_pin_and_metadata_survive_reopen() {
     let dir = tempfile::tempdir().unwrap();

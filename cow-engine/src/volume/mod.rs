@@ -237,19 +237,18 @@ impl Volume {
         state.touched = touched;
         let vol = Volume::assemble(parts, data_offset, &config, state)?;
         vol.inner.diff.restore(&recovered.used_slots);
-        // Non-persistent snapshots do not survive a reopen.
-        let volatile: Vec<SnapshotId> = vol
-            .inner
-            .state
-            .read()
+        // Non-persistent snapshots do not survive a reopen, pinned or not.
+        let mut st = vol.inner.state.write();
+        let volatile: Vec<SnapshotId> = st
             .snaps
             .iter()
             .filter(|s| !s.persistent)
             .map(|s| s.id)
             .collect();
         for id in volatile {
-            vol.delete_snapshot(id)?;
+            vol.inner.delete_snapshot_locked(&mut st, id)?;
         }
+        drop(st);
         Ok(vol)
     }
 
