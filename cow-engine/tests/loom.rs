@@ -594,21 +594,27 @@ impl FullModel {
     fn write(&self, block: u64, value: u64) -> bool {
         loop {
             let st = self.gate.read();
+            let mut short = false;
             if let Some(newest) = st.last() {
                 newest.reserve().unwrap();
                 if let Claim::Won(claim) = newest.claim(block) {
-                    let Some(slot) = self.alloc() else {
-                        drop(claim);
-                        drop(st);
-                        if !self.make_room(block) {
-                            return false;
+                    match self.alloc() {
+                        Some(slot) => {
+                            let old = *self.origin[block as usize].lock().unwrap();
+                            self.diff.lock().unwrap().slots[slot as usize] = Some(old);
+                            claim.publish(slot);
                         }
-                        continue;
-                    };
-                    let old = *self.origin[block as usize].lock().unwrap();
-                    self.diff.lock().unwrap().slots[slot as usize] = Some(old);
-                    claim.publish(slot);
+                        // The claim is dropped (aborted) here, with the gate still held.
+                        None => short = true,
+                    }
                 }
+            }
+            if short {
+                drop(st);
+                if !self.make_room(block) {
+                    return false;
+                }
+                continue;
             }
             *self.origin[block as usize].lock().unwrap() = value;
             return true;
