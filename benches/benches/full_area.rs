@@ -10,8 +10,13 @@
 //!
 //! - `cow_write_with_room`: the oldest snapshot was deleted too (untimed), so a slot is free and
 //!   the write copies the old block into it (the chain stays at 64 snapshots).
+//! - `delete_oldest_then_cow_write`: the same with the deletion of the oldest snapshot timed
+//!   too (a second baseline: what the full-area write must do at least).
 //! - `cow_write_full_area`: the area is full; the write deletes the oldest snapshot (its slot
-//!   is the one freed) and then copies, so the chain and the slots are as in the baseline.
+//!   is the one freed) and then copies, so the chain and the slots are as in the baselines.
+//!
+//! Criterion's medians are the figures to compare (the first-write cases have a long tail of
+//! allocator and page-fault outliers, which moves their means).
 //!
 //! Run: `cargo bench -p umbra-benches --bench full_area`
 
@@ -50,26 +55,39 @@ fn full_volume(order: &[u64], buf: &[u8]) -> (Volume, usize) {
     (vol, LIMIT as usize)
 }
 
-/// Times `iters` first writes, each after a new snapshot (and, with `make_room_first`, the
-/// deletion of the oldest one), both untimed.
+/// What precedes each timed write besides a new snapshot (untimed).
+#[derive(Clone, Copy, PartialEq)]
+enum Room {
+    /// The oldest snapshot is deleted, untimed.
+    Made,
+    /// The oldest snapshot is deleted, timed.
+    MadeTimed,
+    /// Nothing: the write makes room itself.
+    Full,
+}
+
+/// Times `iters` first writes, each after a new snapshot.
 fn run(
     vol: &Volume,
     order: &[u64],
     next: &mut usize,
     buf: &[u8],
     iters: u64,
-    make_room_first: bool,
+    room: Room,
 ) -> Duration {
     let mut total = Duration::ZERO;
     for _ in 0..iters {
-        if make_room_first {
-            let oldest = vol.snapshots()[0].id;
+        vol.create_snapshot(SnapshotOptions::default()).unwrap();
+        let oldest = vol.snapshots()[0].id;
+        if room == Room::Made {
             vol.delete_snapshot(oldest).unwrap();
         }
-        vol.create_snapshot(SnapshotOptions::default()).unwrap();
         let blk = order[*next % order.len()];
         *next += 1;
         let start = Instant::now();
+        if room == Room::MadeTimed {
+            vol.delete_snapshot(oldest).unwrap();
+        }
         vol.write_at(buf, blk * BS).unwrap();
         total += start.elapsed();
     }
@@ -84,7 +102,10 @@ fn writes(c: &mut Criterion) {
 
     let (vol, mut next) = full_volume(&order, &buf);
     g.bench_function("cow_write_with_room", |b| {
-        b.iter_custom(|iters| run(&vol, &order, &mut next, &buf, iters, true))
+        b.iter_custom(|iters| run(&vol, &order, &mut next, &buf, iters, Room::Made))
+    });
+    g.bench_function("delete_oldest_then_cow_write", |b| {
+        b.iter_custom(|iters| run(&vol, &order, &mut next, &buf, iters, Room::MadeTimed))
     });
     assert_eq!(vol.snapshots().len() as u64, LIMIT);
     drop(vol);
@@ -93,7 +114,7 @@ fn writes(c: &mut Criterion) {
     let events = vol.subscribe();
     g.bench_function("cow_write_full_area", |b| {
         b.iter_custom(|iters| {
-            let t = run(&vol, &order, &mut next, &buf, iters, false);
+            let t = run(&vol, &order, &mut next, &buf, iters, Room::Full);
             // Every write made room: one deletion announced each.
             let deleted: u64 = std::iter::from_fn(|| events.try_recv())
                 .map(|d| match d {

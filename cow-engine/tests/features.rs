@@ -827,7 +827,10 @@ fn a_pinned_non_persistent_snapshot_vanishes_on_reopen() {
     let vol = Volume::open(tmp.path().join("v")).unwrap();
     let left: Vec<SnapshotId> = vol.snapshots().iter().map(|s| s.id).collect();
     assert_eq!(left, [kept]);
-    assert_eq!(block_of(&vol.snapshot(kept).unwrap(), 0), vec![1u8; BS as usize]);
+    assert_eq!(
+        block_of(&vol.snapshot(kept).unwrap(), 0),
+        vec![1u8; BS as usize]
+    );
 }
 
 #[test]

@@ -537,7 +537,6 @@ fn old_snapshot_reads_stay_put() {
 // under the exclusive gate, unit-tested in src/volume/room.rs), `touched`, `copied`, the journal.
 // ---------------------------------------------------------------------------------------------
 
-
 struct FullSlots {
     /// Slot contents; `None` = free.
     slots: Vec<Option<u64>>,
@@ -648,7 +647,8 @@ impl FullModel {
                 d.in_use -= 1;
             });
         }
-        self.deleted.fetch_add(n, loom::sync::atomic::Ordering::Relaxed);
+        self.deleted
+            .fetch_add(n, loom::sync::atomic::Ordering::Relaxed);
         true
     }
 
@@ -710,7 +710,11 @@ fn a_writer_short_of_room_reuses_the_room_another_made() {
         let b = thread::spawn(move || v.write(1, 2));
         assert!(a.join().unwrap() && b.join().unwrap(), "a write failed");
         assert_eq!(vol.deleted.load(loom::sync::atomic::Ordering::Relaxed), 1);
-        assert_eq!(vol.preserved(1), [Some(0)], "the newest snapshot was deleted");
+        assert_eq!(
+            vol.preserved(1),
+            [Some(0)],
+            "the newest snapshot was deleted"
+        );
     });
     assert!(
         RETRIED.load(Relaxed) > 0,
