@@ -833,6 +833,76 @@ fn a_pinned_non_persistent_snapshot_vanishes_on_reopen() {
     );
 }
 
+/// A diff device on a "file system" that refuses to grow it past `cap` bytes.
+struct Capped {
+    dev: MemDevice,
+    cap: u64,
+}
+
+impl BlockDevice for Capped {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> cow_engine::Result<()> {
+        self.dev.read_at(buf, offset)
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> cow_engine::Result<()> {
+        self.dev.write_at(buf, offset)
+    }
+    fn flush(&self) -> cow_engine::Result<()> {
+        self.dev.flush()
+    }
+    fn len(&self) -> u64 {
+        self.dev.len()
+    }
+    fn as_resize(&self) -> Option<&dyn cow_engine::Resize> {
+        Some(self)
+    }
+}
+
+impl cow_engine::Resize for Capped {
+    fn resize(&self, new_len: u64) -> cow_engine::Result<()> {
+        if new_len > self.cap {
+            return Err(cow_engine::Error::new(
+                ErrorKind::NoSpace,
+                "the file system is full",
+            ));
+        }
+        cow_engine::Resize::resize(&self.dev, new_len)
+    }
+}
+
+/// A diff area short of slots below its limit, because its device cannot grow: delete-oldest
+/// makes room by deleting (a make-room that counted the limit's headroom as room would retry
+/// the write for ever).
+#[test]
+fn a_diff_device_that_cannot_grow_makes_room_by_deleting_below_the_limit() {
+    const BLOCKS: u64 = 2048;
+    let origin = Arc::new(MemDevice::new(BLOCKS * BS));
+    // Room for the diff area's first growth (1,024 slots after the 4 KiB superblock), no more.
+    let diff = Arc::new(Capped {
+        dev: MemDevice::new(0),
+        cap: BS + 1024 * BS,
+    });
+    let journals: [Arc<dyn BlockDevice>; 2] =
+        [Arc::new(MemDevice::new(0)), Arc::new(MemDevice::new(0))];
+    let config = VolumeConfig {
+        diff_limit: Some(BLOCKS * BS),
+        ..Default::default()
+    };
+    let vol = Volume::create_on_devices(origin, diff, journals, config).unwrap();
+    vol.write_at(&vec![1u8; (BLOCKS * BS) as usize], 0).unwrap();
+    let events = vol.subscribe();
+    let old = vol.create_snapshot(SnapshotOptions::default()).unwrap();
+    vol.write_at(&vec![2u8; (600 * BS) as usize], 0).unwrap();
+    let new = vol.create_snapshot(SnapshotOptions::default()).unwrap();
+    // The 1,025th slot is refused by the device: the old snapshot goes, its 600 slots are reused.
+    vol.write_at(&vec![3u8; (500 * BS) as usize], 600 * BS)
+        .unwrap();
+    assert_eq!(deleted(&events), [old]);
+    assert_eq!(vol.stats().diff_blocks_in_use, 500);
+    let mut want = vec![2u8; (600 * BS) as usize];
+    want.extend(vec![1u8; ((BLOCKS - 600) * BS) as usize]);
+    assert!(all(&vol.snapshot(new).unwrap()) == want, "snapshot {new}");
+}
+
 #[test]
 fn per_snapshot_persistence_pin_and_metadata_survive_reopen() {
     let dir = tempfile::tempdir().unwrap();

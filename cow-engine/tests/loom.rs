@@ -524,15 +524,15 @@ fn old_snapshot_reads_stay_put() {
 //
 // What is transcribed (same order; keep in sync):
 // - `FullModel::write` = `Inner::write_origin`'s loop + `preserve_range` + `copy_block` for one
-//   block with a slot limit: gate shared; claim in the newest map; on a win allocate a slot
-//   (`DiffArea::alloc`: refused at the limit, decided under the allocator's lock), read the origin
-//   block into it and publish; refused: drop the claim (abort), release the gate, make room, and
-//   on Ok start over.
+//   block with a slot limit: gate shared; read the count of slot frees; claim in the newest map;
+//   on a win allocate a slot (`DiffArea::alloc`: refused at the limit, decided under the
+//   allocator's lock), read the origin block into it and publish; refused: drop the claim
+//   (abort), release the gate, make room, and on Ok start over.
 // - `FullModel::make_room` = `Inner::make_room` + `room::plan` with unpinned snapshots only: gate
-//   exclusive; the room is the limit less the slots in use; the write's need is 1 if the newest
-//   map lacks the block, none without a snapshot; room enough: retry without deleting; else
-//   delete oldest first (the oldest frees every slot of its map) until room plus freed covers
-//   the need (none once the last snapshot goes), then retry.
+//   exclusive; the count of frees moved since the attempt: retry without deleting; else the
+//   write's need is 1 if the newest map lacks the block, none without a snapshot; no need: retry;
+//   else delete oldest first (the oldest frees every slot of its map, each free counted) until
+//   what they free covers the need (none once the last snapshot goes), then retry.
 // Not modelled: pinned snapshots (the plan's hand-over to a pinned elder is plain sequential code
 // under the exclusive gate, unit-tested in src/volume/room.rs), `touched`, `copied`, the journal.
 // ---------------------------------------------------------------------------------------------
@@ -550,6 +550,8 @@ struct FullModel {
     limit: usize,
     /// Snapshots deleted to make room.
     deleted: loom::sync::atomic::AtomicUsize,
+    /// `Inner::frees`: slots freed so far (Relaxed, ordered by the gate as there).
+    frees: loom::sync::atomic::AtomicUsize,
     /// Counts (outside loom, over all executions) the make-rooms that found, under the exclusive
     /// gate, that the write needed no deletion: another writer had deleted the last snapshot, or
     /// freed a slot, meanwhile.
@@ -568,6 +570,7 @@ impl FullModel {
             }),
             limit,
             deleted: loom::sync::atomic::AtomicUsize::new(0),
+            frees: loom::sync::atomic::AtomicUsize::new(0),
             retried_without_deleting,
         }
     }
@@ -593,6 +596,7 @@ impl FullModel {
     fn write(&self, block: u64, value: u64) -> bool {
         loop {
             let st = self.gate.read();
+            let frees = self.frees.load(loom::sync::atomic::Ordering::Relaxed);
             let mut short = false;
             if let Some(newest) = st.last() {
                 newest.reserve().unwrap();
@@ -610,7 +614,7 @@ impl FullModel {
             }
             if short {
                 drop(st);
-                if !self.make_room(block) {
+                if !self.make_room(block, frees) {
                     return false;
                 }
                 continue;
@@ -620,13 +624,17 @@ impl FullModel {
         }
     }
 
-    /// `Inner::make_room` for a write of `block`: true = retry the write.
-    fn make_room(&self, block: u64) -> bool {
+    /// `Inner::make_room` for a write of `block` that read `frees` before its attempt: true =
+    /// retry the write.
+    fn make_room(&self, block: u64, frees: usize) -> bool {
         let mut st = self.gate.write();
-        let room = self.limit - self.diff.lock().unwrap().in_use;
+        if self.frees.load(loom::sync::atomic::Ordering::Relaxed) != frees {
+            self.retried_without_deleting.fetch_add(1, Relaxed);
+            return true;
+        }
         let lacks = |m: &BlockMap| usize::from(!matches!(m.get(block), Entry::Preserved(_)));
         let need_now = st.last().map_or(0, lacks);
-        if room >= need_now {
+        if need_now == 0 {
             self.retried_without_deleting.fetch_add(1, Relaxed);
             return true;
         }
@@ -634,7 +642,7 @@ impl FullModel {
         for (i, m) in st.iter().enumerate() {
             freed += m.preserved_count() as usize;
             let need = if i + 1 == st.len() { 0 } else { need_now };
-            if room + freed >= need {
+            if freed >= need {
                 delete = Some(i + 1);
                 break;
             }
@@ -645,6 +653,8 @@ impl FullModel {
             m.for_each_preserved(|_, slot| {
                 d.slots[slot as usize] = None;
                 d.in_use -= 1;
+                self.frees
+                    .fetch_add(1, loom::sync::atomic::Ordering::Relaxed);
             });
         }
         self.deleted
@@ -695,8 +705,8 @@ fn a_writer_short_of_room_retries_when_another_deleted_the_last_snapshot() {
 
 /// An older snapshot holds the one slot; two writers of a block the newest lacks find the area
 /// full, one deletes the older snapshot (freeing the slot). The other finds, under the exclusive
-/// gate, the room it needs and retries without deleting the newest, which keeps the block's old
-/// contents.
+/// gate, that a slot was freed since its attempt and retries without deleting the newest, which
+/// keeps the block's old contents.
 #[test]
 fn a_writer_short_of_room_reuses_the_room_another_made() {
     static RETRIED: AtomicUsize = AtomicUsize::new(0);

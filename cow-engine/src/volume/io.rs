@@ -58,6 +58,8 @@ impl Inner {
             if len == 0 {
                 return Ok(());
             }
+            // Relaxed: see `Inner::free_slot`.
+            let frees = self.frees.load(std::sync::atomic::Ordering::Relaxed);
             match self.preserve_range(&st, offset, len) {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::NoSpace => {
@@ -67,7 +69,7 @@ impl Inner {
                     }
                     // Decided under the exclusive gate: room another writer freed meanwhile
                     // counts (retry), and so does a snapshot it left to delete.
-                    self.make_room(offset, len)
+                    self.make_room(offset, len, frees)
                         .map_err(|e| e.with_offset(offset))?;
                     continue;
                 }
@@ -201,7 +203,7 @@ impl Inner {
         match copied {
             Ok(()) => Ok(slot),
             Err(e) => {
-                self.diff.free(slot);
+                self.free_slot(slot);
                 Err(e)
             }
         }
@@ -380,7 +382,7 @@ impl Inner {
                 Ok(())
             }
             Err(e) => {
-                self.diff.free(slot);
+                self.free_slot(slot);
                 Err(e)
             }
         }

@@ -25,6 +25,7 @@ pub use ops::{Progress, RevertProgress, SplitProgress};
 pub use snapshot::{Snapshot, SnapshotInfo};
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -135,6 +136,9 @@ pub(crate) struct Inner {
     pub(crate) policy: DiffFullPolicy,
     /// Origin writes waiting for their preservation to be durable.
     pub(crate) pending: Pending,
+    /// Counts the diff-area slot frees (see [`Inner::free_slot`]): a writer short of room reads
+    /// it before its attempt, and its make-room, finding it moved, retries without deleting.
+    pub(crate) frees: AtomicU64,
     events: Hub<Event>,
     /// The advisory lock that makes this handle the volume's one owner (file volumes).
     _lock: Option<std::fs::File>,
@@ -270,6 +274,7 @@ impl Volume {
                 journal,
                 policy: config.on_diff_full,
                 pending: Pending::new(config.block_size.trailing_zeros()),
+                frees: AtomicU64::new(0),
                 events: Hub::default(),
                 _lock: lock,
             }),
@@ -720,7 +725,7 @@ impl Inner {
             self.journal.is_some() && persistent,
         )?;
         for slot in st.remove_snapshot(i, self.shift) {
-            self.diff.free(slot);
+            self.free_slot(slot);
         }
         if st.snaps.is_empty() {
             st.touched = BlockBitmap::new(st.len >> self.shift);
@@ -765,6 +770,14 @@ impl Inner {
         self.log_sync(Record::Grow { len: new_len }, self.journal.is_some())?;
         st.len = new_len;
         Ok(())
+    }
+
+    /// Returns `slot` to the diff area, counting the free in `frees`.
+    pub(crate) fn free_slot(&self, slot: u64) {
+        self.diff.free(slot);
+        // Relaxed: the count is read by a make-room under the exclusive gate, and every free
+        // happens under the gate (shared or exclusive), so the gate orders the two.
+        self.frees.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn maybe_checkpoint(&self, st: &State) -> Result<()> {

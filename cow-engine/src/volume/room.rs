@@ -2,19 +2,24 @@
 //! delete so that an origin write short of slots can go on, decided and done under the exclusive
 //! gate.
 //!
+//! A writer whose allocation failed releases the shared gate before it takes it exclusively, so
+//! another writer may have made room in between: a count of slot frees, read before the attempt
+//! and again under the exclusive gate, tells; if it moved, the write retries without deleting.
+//!
 //! A snapshot's deletion frees only the slots no remaining snapshot references: its overlay's, and
 //! those of its preserved blocks that the nearest remaining older snapshot does not take over (a
 //! preserved copy passes to the elder when the elder lacks the block; see
 //! `State::remove_snapshot`). So deleting the unpinned snapshots above a pinned one may free
 //! nothing at all. The plan therefore takes the shortest run of unpinned snapshots, oldest first,
-//! whose deletion leaves the write enough room (counting the slots free already, and the write's
-//! own need, which shrinks to nothing once no snapshot is left), and deletes none if no such run
+//! whose deletion leaves the write enough room (counting the write's own need, which shrinks to
+//! nothing once no snapshot is left), and deletes none if no such run
 //! exists: the write then fails with [`ErrorKind::NoSpace`] naming the pinned snapshot that holds
 //! the space.
 //!
 //! [`DiffFullPolicy::DeleteOldest`]: crate::DiffFullPolicy::DeleteOldest
 
 use std::collections::HashSet;
+use std::sync::atomic::Ordering;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::map::Entry;
@@ -119,21 +124,24 @@ pub(crate) fn plan(st: &State, shift: u32, room: u64, first: u64, end: u64) -> P
 }
 
 impl Inner {
-    /// Makes room for an origin write of `[offset, offset + len)` that found the diff area full:
-    /// deletes the oldest unpinned snapshots that give it room (announcing each), or none if the
-    /// room is there already. Ok means: retry the write. Fails with [`ErrorKind::NoSpace`] if no
-    /// deletion of unpinned snapshots would give it room, deleting nothing.
-    pub(crate) fn make_room(&self, offset: u64, len: u64) -> Result<()> {
+    /// Makes room for an origin write of `[offset, offset + len)` that found the diff area full,
+    /// `frees` being the count of slot frees ([`Inner::free_slot`]) before its attempt: deletes
+    /// the oldest unpinned snapshots that give it room (announcing each), or none if a slot was
+    /// freed since (by a deletion or an aborted copy of another writer). Ok means: retry the
+    /// write. Fails with [`ErrorKind::NoSpace`] if no deletion of unpinned snapshots would give
+    /// it room, deleting nothing.
+    pub(crate) fn make_room(&self, offset: u64, len: u64, frees: u64) -> Result<()> {
         let mut st = self.state.write();
+        // Relaxed: see `Inner::free_slot`.
+        if self.frees.load(Ordering::Relaxed) != frees {
+            return Ok(());
+        }
         let first = offset >> self.shift;
         let end = (offset + len).div_ceil(self.block_size());
-        // Without a limit the area was short because its device could not grow: only what a
-        // deletion frees counts.
-        let room = self
-            .diff
-            .limit()
-            .map_or(0, |l| l.saturating_sub(self.diff.in_use()));
-        let ids = match plan(&st, self.shift, room, first, end) {
+        // Nothing was freed since the attempt found no slot (the diff limit reached, or its
+        // device unable to grow): there is no room but what a deletion frees. (The limit's
+        // headroom would not do: a device that cannot grow refuses below the limit.)
+        let ids = match plan(&st, self.shift, 0, first, end) {
             Plan::Delete(ids) => ids,
             Plan::Short {
                 need,
@@ -166,12 +174,12 @@ impl Inner {
 
 /// The error of a write that no deletion of unpinned snapshots gives room.
 fn short(inner: &Inner, need: u64, could_have: u64, pinned: &[SnapshotId]) -> Error {
+    let in_use = inner.diff.in_use();
     let area = match inner.diff.limit() {
-        Some(limit) => format!(
-            "diff area full: {} of {limit} slots in use",
-            inner.diff.in_use()
-        ),
-        None => "diff area full: its device cannot grow".to_string(),
+        Some(limit) if in_use >= limit => {
+            format!("diff area full: {in_use} of {limit} slots in use")
+        }
+        _ => format!("diff area full: its device cannot grow ({in_use} slots in use)"),
     };
     let list = pinned
         .iter()
