@@ -28,7 +28,7 @@
 /** ABI major version of this header: a program needs a library with the same major. */
 #define UMBRA_ABI_MAJOR 1
 /** ABI minor version of this header: a program needs a library with at least this minor. */
-#define UMBRA_ABI_MINOR 3
+#define UMBRA_ABI_MINOR 4
 /** The value umbra_abi_version() returns for a library matching this header exactly. */
 #define UMBRA_ABI_VERSION ((uint32_t)((UMBRA_ABI_MAJOR << 16) | UMBRA_ABI_MINOR))
 
@@ -113,6 +113,8 @@
 
 /**
  * Snapshot flag: the snapshot does not survive a reopen (and skips the syncs only it needs).
+ * `umbra_snapshot_get_info` reports it for every snapshot of a volume without a journal (a
+ * memory volume, a file volume created `UMBRA_VOLUME_VOLATILE`), asked for or not.
  */
 #define UMBRA_SNAPSHOT_VOLATILE 2
 
@@ -159,6 +161,11 @@
 #define UMBRA_LUN_STATUS_OFFLINE 4
 
 /**
+ * `*out_next_cursor` of `umbra_lun_get_changed_extents` when there is nothing more.
+ */
+#define UMBRA_EXTENTS_END UINT64_MAX
+
+/**
  * The embedded array, in memory or over a pool directory. Created by `umbra_array_open`, freed
  * by `umbra_array_free`. Safe to share across threads.
  */
@@ -169,6 +176,12 @@ typedef struct umbra_array umbra_array;
  * `umbra_async_free`.
  */
 typedef struct umbra_async umbra_async;
+
+/**
+ * An open LUN as one initiator sees it at one host LUN number. Created by
+ * `umbra_lun_handle_open`, freed by `umbra_lun_handle_close`. Safe to share across threads.
+ */
+typedef struct umbra_lun_handle umbra_lun_handle;
 
 /**
  * A volume: an origin with copy-on-write snapshots, in memory or in a directory. Created by
@@ -199,7 +212,8 @@ typedef struct {
      */
     uint64_t diff_blocks;
     /**
-     * `UMBRA_SNAPSHOT_*` flags: read-only, volatile, pinned.
+     * `UMBRA_SNAPSHOT_*` flags: read-only, volatile (it does not survive a reopen: asked for,
+     * or a volume without a journal), pinned.
      */
     uint32_t flags;
     /**
@@ -247,6 +261,35 @@ typedef struct {
      */
     bool is_snapshot;
 } umbra_lun_info;
+
+/**
+ * One buffer of a vectored read or write: `len` bytes at `base` (the layout of POSIX
+ * `struct iovec`).
+ */
+typedef struct {
+    /**
+     * The buffer (NULL only if `len` is 0).
+     */
+    void *base;
+    /**
+     * Its length in bytes.
+     */
+    size_t len;
+} umbra_iovec;
+
+/**
+ * A range of a LUN: `length` bytes from `offset`.
+ */
+typedef struct {
+    /**
+     * Its first byte.
+     */
+    uint64_t offset;
+    /**
+     * Its length in bytes.
+     */
+    uint64_t length;
+} umbra_extent;
 
 /**
  * Success.
@@ -381,7 +424,7 @@ extern "C" {
 uint32_t umbra_abi_version(void);
 
 /**
- * The library's version as a static NUL-terminated string, e.g. `"1.3.0"`: the ABI version
+ * The library's version as a static NUL-terminated string, e.g. `"1.4.0"`: the ABI version
  * `major.minor` and a patch number. Never NULL; the caller must not free it.
  */
 const char *umbra_version_string(void);
@@ -665,9 +708,11 @@ umbra_status umbra_snapshot_write(umbra_volume *vol,
 umbra_status umbra_snapshot_delete(umbra_volume *vol, uint64_t snapshot);
 
 /**
- * Reverts the volume to snapshot `snapshot`: copies back only the blocks that differ, through the
- * normal write path, so every snapshot (that one included) stays unchanged. Interrupted (crash),
- * it is resumed by calling it again.
+ * Reverts the volume to snapshot `snapshot`: copies back exactly the blocks whose contents differ
+ * (those `umbra_snapshot_get_changed_blocks(vol, snapshot, UMBRA_ORIGIN, ...)` lists within the
+ * snapshot's size), through the normal write path, so every snapshot (that one included) stays
+ * unchanged; a second revert right after copies nothing. Interrupted (crash), it is resumed by
+ * calling it again.
  *
  * # Safety
  * `vol` is NULL or a live handle.
@@ -783,8 +828,10 @@ umbra_status umbra_snapshot_set_pinned(umbra_volume *vol, uint64_t snapshot, boo
 /**
  * Lists the block numbers (of the volume's block size) that differ between snapshot `from` and
  * snapshot `to` (`UMBRA_ORIGIN` for the volume's current contents), ascending: what an incremental
- * backup copies. Computed from the maps without reading data: a superset of the blocks whose
- * contents differ. Buffer convention as `umbra_snapshot_list`.
+ * backup copies. Exact: the blocks written between the two (from the maps) are read from both
+ * and kept only where the bytes differ (a block written back to its old contents, or restored
+ * by a revert, is not listed); blocks past the older one's end (the volume grew) are always
+ * listed. Buffer convention as `umbra_snapshot_list`.
  *
  * # Safety
  * `vol` is NULL or a live handle; `blocks` is NULL or points to `cap` writable `uint64_t`s;
@@ -1113,9 +1160,9 @@ umbra_status umbra_lun_get_source(const umbra_array *array,
 /**
  * Lists the block numbers (of the array's block size, ascending) that differ between snapshot
  * LUN `from` and `to`, a later snapshot LUN of the same source or the source LUN itself (its
- * current contents): what an incremental backup copies after a full backup of `from`. Computed
- * from the copy-on-write maps without reading data: a superset of the blocks whose contents
- * differ, writes to either snapshot LUN included. `from` not a snapshot LUN of that source (or
+ * current contents): what an incremental backup copies after a full backup of `from`. Exact:
+ * the blocks the copy-on-write maps name (writes to either snapshot LUN included) are read from
+ * both and kept only where the bytes differ. `from` not a snapshot LUN of that source (or
  * split) is `UMBRA_E_INVALID_ARGUMENT`. Buffer convention as `umbra_snapshot_list`.
  *
  * # Safety
@@ -1320,6 +1367,211 @@ umbra_status umbra_array_subscribe(umbra_array *array,
  * `array` is NULL or a live handle.
  */
 umbra_status umbra_array_unsubscribe(umbra_array *array, uint64_t id);
+
+/**
+ * Opens the LUN that `initiator` sees at host LUN number `lun_number` (what a SCSI or NBD client
+ * addresses) for I/O as that initiator: `UMBRA_E_NOT_FOUND` if it sees none there. The handle is
+ * bound to that LUN: each I/O checks that the initiator still sees it at that number with the
+ * access the I/O needs (else `UMBRA_E_ACCESS_DENIED`; offline: `UMBRA_E_BAD_STATE`). A masking
+ * change (`umbra_lun_set_mask`, `_add_to_mask`, `_remove_from_mask`, `umbra_lun_swap`,
+ * `umbra_lun_set_online`, `umbra_lun_delete`, `umbra_group_set`, ...) returns only once the I/O
+ * admitted under the old access has finished. After `umbra_lun_swap` the old handle gets
+ * `UMBRA_E_ACCESS_DENIED`; opening the same number again reaches the replacement. The handle
+ * keeps the array's data alive (a pool stays owned until its last handle is closed).
+ *
+ * # Safety
+ * `array` is NULL or a live handle; `initiator` is NULL or NUL-terminated; `out` is NULL or
+ * writable.
+ */
+umbra_status umbra_lun_handle_open(const umbra_array *array,
+                                   const char *initiator,
+                                   uint32_t lun_number,
+                                   umbra_lun_handle **out);
+
+/**
+ * Closes a LUN handle. NULL is a no-op.
+ *
+ * # Safety
+ * `handle` is NULL or a live LUN handle, not used again afterwards (by any thread).
+ */
+void umbra_lun_handle_close(umbra_lun_handle *handle);
+
+/**
+ * The LUN's size in bytes into `*out_size` (checked as an I/O is).
+ *
+ * # Safety
+ * `handle` is NULL or a live LUN handle; `out_size` is NULL or writable.
+ */
+umbra_status umbra_lun_handle_get_size(const umbra_lun_handle *handle, uint64_t *out_size);
+
+/**
+ * Reads `len` bytes at `offset` into `buf`. Masked away (or renumbered, swapped, deleted):
+ * `UMBRA_E_ACCESS_DENIED`; past the end: `UMBRA_E_OUT_OF_RANGE`.
+ *
+ * # Safety
+ * `handle` is NULL or a live LUN handle; `buf` is NULL or `len` writable bytes.
+ */
+umbra_status umbra_lun_handle_read(const umbra_lun_handle *handle,
+                                   uint64_t offset,
+                                   uint8_t *buf,
+                                   size_t len);
+
+/**
+ * Writes `len` bytes of `buf` at `offset` (durable after the next `umbra_lun_handle_flush`).
+ * Masked away or read-only: `UMBRA_E_ACCESS_DENIED`, nothing written; past the end:
+ * `UMBRA_E_OUT_OF_RANGE`, nothing written.
+ *
+ * # Safety
+ * `handle` is NULL or a live LUN handle; `buf` is NULL or `len` readable bytes.
+ */
+umbra_status umbra_lun_handle_write(const umbra_lun_handle *handle,
+                                    uint64_t offset,
+                                    const uint8_t *buf,
+                                    size_t len);
+
+/**
+ * `umbra_lun_handle_write`, durable when it returns (Force Unit Access), with every write
+ * completed before it.
+ *
+ * # Safety
+ * As `umbra_lun_handle_write`.
+ */
+umbra_status umbra_lun_handle_write_fua(const umbra_lun_handle *handle,
+                                        uint64_t offset,
+                                        const uint8_t *buf,
+                                        size_t len);
+
+/**
+ * Reads `[offset, offset + total)` into the `count` buffers of `iov` in turn (`total` their
+ * lengths' sum), as one I/O. Errors as `umbra_lun_handle_read`.
+ *
+ * # Safety
+ * `handle` is NULL or a live LUN handle; `iov` is NULL (with `count` 0) or points to `count`
+ * `umbra_iovec`s, each `base` NULL (with `len` 0) or `len` writable bytes, none overlapping.
+ */
+umbra_status umbra_lun_handle_readv(const umbra_lun_handle *handle,
+                                    uint64_t offset,
+                                    const umbra_iovec *iov,
+                                    size_t count);
+
+/**
+ * Writes the `count` buffers of `iov` in turn from `offset` on, as one write (atomic with
+ * respect to snapshots). Errors as `umbra_lun_handle_write`.
+ *
+ * # Safety
+ * `handle` is NULL or a live LUN handle; `iov` is NULL (with `count` 0) or points to `count`
+ * `umbra_iovec`s, each `base` NULL (with `len` 0) or `len` readable bytes.
+ */
+umbra_status umbra_lun_handle_writev(const umbra_lun_handle *handle,
+                                     uint64_t offset,
+                                     const umbra_iovec *iov,
+                                     size_t count);
+
+/**
+ * Makes every write to the LUN completed before this call durable (SCSI SYNCHRONIZE CACHE, NBD
+ * FLUSH). Needs read access.
+ *
+ * # Safety
+ * `handle` is NULL or a live LUN handle.
+ */
+umbra_status umbra_lun_handle_flush(const umbra_lun_handle *handle);
+
+/**
+ * Discards `[offset, offset + len)` (SCSI UNMAP, NBD TRIM): it reads as zeros afterwards and
+ * its space is released where the storage can; snapshot LUNs of this LUN keep their data.
+ * Durable after the next flush. Errors as `umbra_lun_handle_write`.
+ *
+ * # Safety
+ * `handle` is NULL or a live LUN handle.
+ */
+umbra_status umbra_lun_handle_discard(const umbra_lun_handle *handle,
+                                      uint64_t offset,
+                                      uint64_t len);
+
+/**
+ * Writes zeros to `[offset, offset + len)` (SCSI WRITE SAME, NBD WRITE_ZEROES); the space may
+ * be released as by `umbra_lun_handle_discard`. Durable after the next flush. Errors as
+ * `umbra_lun_handle_write`.
+ *
+ * # Safety
+ * `handle` is NULL or a live LUN handle.
+ */
+umbra_status umbra_lun_handle_write_zeroes(const umbra_lun_handle *handle,
+                                           uint64_t offset,
+                                           uint64_t len);
+
+/**
+ * The extents of `[offset, offset + len)` that may hold data, ascending, disjoint, whole LUN
+ * blocks clipped to the range (NBD block status; what a first full backup copies): every byte
+ * outside them reads as zeros. Buffer convention as `umbra_snapshot_list`: `*out_count` gets
+ * the number of extents; fewer than that room is `UMBRA_E_BUFFER_TOO_SMALL`. Needs read access.
+ *
+ * # Safety
+ * `handle` is NULL or a live LUN handle; `extents` is NULL or points to `cap` writable
+ * `umbra_extent`s; `out_count` is NULL or writable.
+ */
+umbra_status umbra_lun_handle_get_allocation(const umbra_lun_handle *handle,
+                                             uint64_t offset,
+                                             uint64_t len,
+                                             umbra_extent *extents,
+                                             size_t cap,
+                                             size_t *out_count);
+
+/**
+ * Imports the raw image file `path` as new LUN `name`, masked to no one, of the file's size
+ * rounded up to 4 KiB, on a background thread; writes an async handle to `*out_op` (progress in
+ * bytes of the file's data extents). Sparse: only the file's data extents are read and all-zero
+ * blocks are not written. The LUN exists from the start (its name is taken) and is deleted if the
+ * copy fails or is cancelled; its contents are durable when the operation succeeds. From
+ * `umbra_async_wait`: a LUN of that name `UMBRA_E_ALREADY_EXISTS`, a missing file `UMBRA_E_IO`
+ * (`NOT_FOUND` detail), an empty file `UMBRA_E_INVALID_ARGUMENT`, cancelled `UMBRA_E_CANCELLED`.
+ *
+ * # Safety
+ * `array` is NULL or a live handle; `name` and `path` are NULL or NUL-terminated; `out_op` is
+ * NULL or writable.
+ */
+umbra_status umbra_lun_import_async(umbra_array *array,
+                                    const char *name,
+                                    const char *path,
+                                    umbra_async **out_op);
+
+/**
+ * Exports LUN `name`'s contents, whatever its masking, to the new raw image file `path` on a
+ * background thread; writes an async handle to `*out_op`. Sparse: only the ranges that may hold
+ * data are read and all-zero blocks are not written (holes stay holes). The file is durable when
+ * the operation succeeds, removed if it fails or is cancelled. Export a snapshot LUN for a
+ * point-in-time image. An unknown LUN is `UMBRA_E_NOT_FOUND` from this call; from
+ * `umbra_async_wait`: an existing file `UMBRA_E_ALREADY_EXISTS`, cancelled `UMBRA_E_CANCELLED`.
+ *
+ * # Safety
+ * `array` is NULL or a live handle; `name` and `path` are NULL or NUL-terminated; `out_op` is
+ * NULL or writable.
+ */
+umbra_status umbra_lun_export_async(const umbra_array *array,
+                                    const char *name,
+                                    const char *path,
+                                    umbra_async **out_op);
+
+/**
+ * `umbra_lun_get_changed_blocks` as extents (`umbra_extent`, bytes, adjacent blocks merged),
+ * paged: at most `cap` extents from byte `cursor` on (0 to start) into `extents`, their number
+ * into `*out_count`, and the cursor of the next call into `*out_next_cursor`
+ * (`UMBRA_EXTENTS_END`: no more). Memory is bounded by `cap`, never by the LUN's size. A cursor
+ * not returned by a previous call (not block-aligned) or a `cap` of 0 is
+ * `UMBRA_E_INVALID_ARGUMENT`; other errors as `umbra_lun_get_changed_blocks`.
+ *
+ * # Safety
+ * `array` is NULL or a live handle; `from` and `to` are NULL or NUL-terminated; `extents` is
+ * NULL or points to `cap` writable `umbra_extent`s; the out-parameters are NULL or writable.
+ */
+umbra_status umbra_lun_get_changed_extents(const umbra_array *array,
+                                           const char *from,
+                                           const char *to,
+                                           uint64_t cursor,
+                                           umbra_extent *extents,
+                                           size_t cap,
+                                           size_t *out_count,
+                                           uint64_t *out_next_cursor);
 
 /**
  * Waits until the operation finishes and returns its result: `UMBRA_OK` or the status it failed

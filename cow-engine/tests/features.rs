@@ -292,6 +292,113 @@ fn revert_copies_back_only_changed_blocks_and_keeps_snapshots() {
     assert_eq!(vol.pending_revert(), None);
 }
 
+/// Why: revert copied every block the maps named, not the blocks that differ: a revert right
+/// after a finished one copied them all again (65,536 of 65,536), and one after a few writes
+/// copied the earlier revert's blocks too (49 where 11 differed). Now it copies exactly the
+/// blocks whose bytes differ, and a finished revert leaves none.
+#[test]
+fn revert_copies_exactly_the_differing_blocks_and_a_second_copies_nothing() {
+    let blocks = 64;
+    let vol = mem(blocks);
+    let s = vol.create_snapshot(SnapshotOptions::default()).unwrap();
+    let snap_img = all(&vol.snapshot(s).unwrap());
+    for b in 0..38 {
+        fill(&vol, b, 1);
+    }
+    let p = Progress::new();
+    vol.revert(s, &p).unwrap();
+    assert_eq!((p.done(), p.total(), p.percent()), (38, 38, 100));
+    assert_eq!(all(&vol), snap_img);
+    assert_eq!(vol.changed_blocks(s, None).unwrap(), Vec::<u64>::new());
+    // Right after a finished revert: nothing to copy.
+    let p = Progress::new();
+    vol.revert(s, &p).unwrap();
+    assert_eq!((p.done(), p.total(), p.percent()), (0, 0, 100));
+    // Eleven blocks differ (six of them among the earlier revert's); two more are written with
+    // the bytes the snapshot has (zeros), so they do not.
+    let differ: Vec<u64> = (30..41).collect();
+    for &b in &differ {
+        fill(&vol, b, 7);
+    }
+    fill(&vol, 50, 0);
+    fill(&vol, 2, 0);
+    assert_eq!(vol.changed_blocks(s, None).unwrap(), differ);
+    let p = Progress::new();
+    vol.revert(s, &p).unwrap();
+    assert_eq!((p.done(), p.total()), (11, 11));
+    assert_eq!(all(&vol), snap_img);
+    assert_eq!(vol.changed_blocks(s, None).unwrap(), Vec::<u64>::new());
+}
+
+/// Why: `Progress::percent()` stayed at 99 after a split or a revert had finished. It is 100
+/// once the operation returns `Ok`, also when it had nothing to copy.
+#[test]
+fn progress_reads_100_once_a_split_or_revert_has_finished() {
+    let vol = mem(8);
+    let s = vol
+        .create_snapshot(SnapshotOptions::writable_persistent())
+        .unwrap();
+    fill(&vol, 1, 3);
+    let p = Progress::new();
+    assert_eq!(p.percent(), 0);
+    vol.revert(s, &p).unwrap();
+    assert_eq!((p.done(), p.total(), p.percent()), (1, 1, 100));
+    let dest = MemDevice::new(8 * BS);
+    let p = Progress::new();
+    vol.split_snapshot(s, &dest, &p).unwrap();
+    assert_eq!((p.done(), p.total(), p.percent()), (8, 8, 100));
+    // A layer above that drives its own copy.
+    let p = Progress::new();
+    p.set(10, 10);
+    assert_eq!(p.percent(), 99, "copied, but not yet finished");
+    p.finish();
+    assert_eq!(p.percent(), 100);
+}
+
+/// Why: a volume without a journal reported its snapshots `persistent: true`, though none
+/// survives a reopen. What the info says is what is true.
+#[test]
+fn snapshots_of_a_volume_without_a_journal_are_not_persistent() {
+    let dir = tempfile::tempdir().unwrap();
+    let volatile_cfg = VolumeConfig {
+        durability: cow_engine::Durability::Volatile,
+        ..VolumeConfig::default()
+    };
+    let journaled = Volume::create(dir.path().join("j"), 4 * BS, VolumeConfig::default()).unwrap();
+    let volatile_file = Volume::create(dir.path().join("v"), 4 * BS, volatile_cfg).unwrap();
+    let memory = mem(4);
+    let over_device =
+        Volume::on_device(Arc::new(MemDevice::new(4 * BS)), VolumeConfig::default()).unwrap();
+    for (vol, what, journal) in [
+        (&journaled, "journaled file volume", true),
+        (&volatile_file, "volatile file volume", false),
+        (&memory, "memory volume", false),
+        (&over_device, "volume over a device", false),
+    ] {
+        let asked = vol.create_snapshot(SnapshotOptions::default()).unwrap();
+        let transient = vol
+            .create_snapshot(SnapshotOptions {
+                persistent: false,
+                ..SnapshotOptions::default()
+            })
+            .unwrap();
+        assert_eq!(
+            vol.snapshot_info(asked).unwrap().persistent,
+            journal,
+            "{what}"
+        );
+        assert!(!vol.snapshot_info(transient).unwrap().persistent, "{what}");
+        let listed: Vec<bool> = vol.snapshots().iter().map(|i| i.persistent).collect();
+        assert_eq!(listed, [journal, false], "{what}");
+    }
+    // What the journaled volume's info promised holds across a reopen; the volatile file
+    // volume keeps none.
+    drop((journaled, volatile_file));
+    let j = Volume::open(dir.path().join("j")).unwrap();
+    assert_eq!(j.snapshots().len(), 1);
+    assert!(j.snapshots()[0].persistent);
+}
+
 #[test]
 fn revert_resumes_after_cancel_and_reopen() {
     let dir = tempfile::tempdir().unwrap();
@@ -315,9 +422,17 @@ fn revert_resumes_after_cancel_and_reopen() {
     let (id, cursor) = vol.pending_revert().expect("revert recorded as pending");
     assert_eq!(id, s);
     assert!(cursor >= 1024 && cursor < blocks, "cursor {cursor}");
+    // Left to copy: the blocks from the cursor on that still differ from the snapshot (zeros);
+    // those past the cursor that the first run copied before the cancel do not.
+    let before = all(&vol);
+    let left = (cursor..blocks)
+        .filter(|&b| before[(b * BS) as usize..((b + 1) * BS) as usize] != [0u8; BS as usize])
+        .count() as u64;
+    assert!(left > 0 && left <= blocks - cursor);
     let prog = Progress::new();
     vol.revert(s, &prog).unwrap();
-    assert_eq!(prog.total(), blocks);
+    assert_eq!((prog.done(), prog.total()), (left, left));
+    assert_eq!(prog.percent(), 100);
     assert_eq!(all(&vol), vec![0u8; (blocks * BS) as usize]);
     assert_eq!(vol.pending_revert(), None);
 }
@@ -447,6 +562,45 @@ fn freeze_holds_writes_until_thaw_or_deadline() {
     assert!(t.elapsed() >= Duration::from_millis(20));
     assert!(!vol.is_frozen());
     assert_eq!(vol.thaw().unwrap(), ThawOutcome::Expired);
+}
+
+#[test]
+fn an_admitted_write_is_admitted_past_the_freeze_and_a_refused_one_writes_nothing() {
+    let vol = mem(4);
+    // Refused: nothing written, for a write and a discard.
+    fill(&vol, 0, 7);
+    assert!(!vol.write_at_admitted(&[1u8; 10], 0, || None::<()>).unwrap());
+    assert!(!vol.discard_admitted(0, BS, || None::<()>).unwrap());
+    assert_eq!(block_of(&vol, 0), vec![7u8; BS as usize]);
+    // Admitted: the guard lives until the write is done.
+    let guard = Arc::new(());
+    assert!(vol
+        .write_at_admitted(&[1u8; 10], 0, || Some(guard.clone()))
+        .unwrap());
+    assert_eq!(Arc::strong_count(&guard), 1);
+    assert_eq!(block_of(&vol, 0)[..11], [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 7]);
+    assert!(vol.discard_admitted(0, BS, || Some(())).unwrap());
+    assert_eq!(block_of(&vol, 0), vec![0u8; BS as usize]);
+
+    // A write held by a freeze is admitted only once released: the admission sees the thaw.
+    vol.freeze(Duration::from_secs(120)).unwrap();
+    let (v, seen) = (vol.clone(), Arc::new(AtomicU64::new(0)));
+    let s2 = seen.clone();
+    let h = std::thread::spawn(move || {
+        v.write_at_admitted(&[2u8; 10], 0, || {
+            s2.store(1 + u64::from(v.is_frozen()), Ordering::SeqCst);
+            Some(())
+        })
+        .unwrap()
+    });
+    while vol.held_writes() == 0 {
+        std::thread::yield_now();
+    }
+    assert_eq!(seen.load(Ordering::SeqCst), 0, "admitted while held");
+    assert_eq!(vol.thaw().unwrap(), ThawOutcome::Thawed);
+    assert!(h.join().unwrap());
+    assert_eq!(seen.load(Ordering::SeqCst), 1, "admitted while frozen");
+    assert_eq!(vol.held_writes(), 0);
 }
 
 #[test]

@@ -18,7 +18,7 @@ use crate::status::*;
 /// The embedded array, in memory or over a pool directory. Created by `umbra_array_open`, freed
 /// by `umbra_array_free`. Safe to share across threads.
 pub struct umbra_array {
-    array: Array,
+    pub(crate) array: Array,
     events: Notifier,
 }
 
@@ -65,7 +65,7 @@ pub struct umbra_lun_info {
 ///
 /// # Safety
 /// `p` is NULL or a NUL-terminated string valid for `'a`.
-unsafe fn lun_name<'a>(p: *const c_char, what: &str) -> FfiResult<&'a str> {
+pub(crate) unsafe fn lun_name<'a>(p: *const c_char, what: &str) -> FfiResult<&'a str> {
     // SAFETY: forwarded from this function's contract.
     let name = unsafe { c_str(p, what, UMBRA_E_INVALID_ARGUMENT) }?;
     vds_core::array::check_lun_name(name)?;
@@ -678,9 +678,9 @@ pub unsafe extern "C" fn umbra_lun_get_source(
 
 /// Lists the block numbers (of the array's block size, ascending) that differ between snapshot
 /// LUN `from` and `to`, a later snapshot LUN of the same source or the source LUN itself (its
-/// current contents): what an incremental backup copies after a full backup of `from`. Computed
-/// from the copy-on-write maps without reading data: a superset of the blocks whose contents
-/// differ, writes to either snapshot LUN included. `from` not a snapshot LUN of that source (or
+/// current contents): what an incremental backup copies after a full backup of `from`. Exact:
+/// the blocks the copy-on-write maps name (writes to either snapshot LUN included) are read from
+/// both and kept only where the bytes differ. `from` not a snapshot LUN of that source (or
 /// split) is `UMBRA_E_INVALID_ARGUMENT`. Buffer convention as `umbra_snapshot_list`.
 ///
 /// # Safety

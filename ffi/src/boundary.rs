@@ -247,7 +247,7 @@ pub(crate) unsafe fn write_out<T>(p: NonNull<T>, value: T) {
     unsafe { p.as_ptr().write(value) }
 }
 
-fn check_len(len: usize, what: &str) -> FfiResult<()> {
+pub(crate) fn check_len(len: usize, what: &str) -> FfiResult<()> {
     if len > isize::MAX as usize {
         return Err(FfiError::invalid(format!(
             "length of `{what}` ({len}) is larger than any object"

@@ -51,6 +51,8 @@ mod volume;
 
 mod array;
 
+mod lun_handle;
+
 mod async_op;
 
 use std::ffi::c_char;
@@ -58,6 +60,7 @@ use std::ffi::c_char;
 pub use array::*;
 pub use async_op::*;
 pub use events::*;
+pub use lun_handle::*;
 pub use status::*;
 pub use volume::*;
 
@@ -69,8 +72,11 @@ pub(crate) const ABI_MAJOR: u32 = 1;
 /// `umbra_lun_changed_blocks`, `umbra_array_block_size`. 2: `UMBRA_E_BUSY` (contention told apart
 /// from a refused state). 3: one naming scheme (docs/abi.md): eleven functions under their new
 /// names, the old ones deprecated aliases; array queries take `const umbra_array *`;
-/// `UMBRA_EVENT_REVERT_PROGRESS`, `UMBRA_EVENT_MOVE_PROGRESS`, `UMBRA_EVENT_LAGGED`.
-pub(crate) const ABI_MINOR: u32 = 3;
+/// `UMBRA_EVENT_REVERT_PROGRESS`, `UMBRA_EVENT_MOVE_PROGRESS`, `UMBRA_EVENT_LAGGED`. 4: LUN
+/// handles (`umbra_lun_handle_*`: I/O by initiator and host LUN number, flush, FUA, discard,
+/// write-zeroes, allocation), `umbra_lun_import_async`, `umbra_lun_export_async`,
+/// `umbra_lun_get_changed_extents`; masking changes fence the I/O admitted under the old access.
+pub(crate) const ABI_MINOR: u32 = 4;
 
 /// The ABI version of the loaded library: `(major << 16) | minor`.
 ///
@@ -83,7 +89,7 @@ pub extern "C" fn umbra_abi_version() -> u32 {
     })
 }
 
-/// The library's version as a static NUL-terminated string, e.g. `"1.3.0"`: the ABI version
+/// The library's version as a static NUL-terminated string, e.g. `"1.4.0"`: the ABI version
 /// `major.minor` and a patch number. Never NULL; the caller must not free it.
 #[no_mangle]
 pub extern "C" fn umbra_version_string() -> *const c_char {

@@ -50,6 +50,8 @@ pub const UMBRA_UNLIMITED: u64 = u64::MAX;
 /// Snapshot flag: the snapshot refuses writes (`UMBRA_E_BAD_STATE`).
 pub const UMBRA_SNAPSHOT_READ_ONLY: u32 = 0x1;
 /// Snapshot flag: the snapshot does not survive a reopen (and skips the syncs only it needs).
+/// `umbra_snapshot_get_info` reports it for every snapshot of a volume without a journal (a
+/// memory volume, a file volume created `UMBRA_VOLUME_VOLATILE`), asked for or not.
 pub const UMBRA_SNAPSHOT_VOLATILE: u32 = 0x2;
 /// Snapshot flag: never deleted automatically to make room in the diff area.
 pub const UMBRA_SNAPSHOT_PINNED: u32 = 0x4;
@@ -69,7 +71,8 @@ pub struct umbra_snapshot_info {
     pub size_bytes: u64,
     /// Diff-area blocks it holds: preserved origin blocks plus its own writes.
     pub diff_blocks: u64,
-    /// `UMBRA_SNAPSHOT_*` flags: read-only, volatile, pinned.
+    /// `UMBRA_SNAPSHOT_*` flags: read-only, volatile (it does not survive a reopen: asked for,
+    /// or a volume without a journal), pinned.
     pub flags: u32,
     /// Length of its metadata blob (see `umbra_snapshot_get_metadata`).
     pub metadata_len: u32,
@@ -647,9 +650,11 @@ pub unsafe extern "C" fn umbra_snapshot_delete(
     })
 }
 
-/// Reverts the volume to snapshot `snapshot`: copies back only the blocks that differ, through the
-/// normal write path, so every snapshot (that one included) stays unchanged. Interrupted (crash),
-/// it is resumed by calling it again.
+/// Reverts the volume to snapshot `snapshot`: copies back exactly the blocks whose contents differ
+/// (those `umbra_snapshot_get_changed_blocks(vol, snapshot, UMBRA_ORIGIN, ...)` lists within the
+/// snapshot's size), through the normal write path, so every snapshot (that one included) stays
+/// unchanged; a second revert right after copies nothing. Interrupted (crash), it is resumed by
+/// calling it again.
 ///
 /// # Safety
 /// `vol` is NULL or a live handle.
@@ -881,8 +886,10 @@ pub unsafe extern "C" fn umbra_snapshot_set_pinned(
 
 /// Lists the block numbers (of the volume's block size) that differ between snapshot `from` and
 /// snapshot `to` (`UMBRA_ORIGIN` for the volume's current contents), ascending: what an incremental
-/// backup copies. Computed from the maps without reading data: a superset of the blocks whose
-/// contents differ. Buffer convention as `umbra_snapshot_list`.
+/// backup copies. Exact: the blocks written between the two (from the maps) are read from both
+/// and kept only where the bytes differ (a block written back to its old contents, or restored
+/// by a revert, is not listed); blocks past the older one's end (the volume grew) are always
+/// listed. Buffer convention as `umbra_snapshot_list`.
 ///
 /// # Safety
 /// `vol` is NULL or a live handle; `blocks` is NULL or points to `cap` writable `uint64_t`s;

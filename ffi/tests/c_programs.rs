@@ -351,6 +351,11 @@ fn c_four_writers_and_a_snapshotter() {
 }
 
 #[test]
+fn c_lun_handles_and_fenced_mask_changes() {
+    run_program("lun_io", "lun_io.c", Lang::C, Link::Shared, true);
+}
+
+#[test]
 fn c_deprecated_aliases_still_work() {
     run_program("aliases", "aliases.c", Lang::C, Link::Shared, true);
 }

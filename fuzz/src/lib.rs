@@ -3,3 +3,4 @@
 
 pub use umbra_test_support::fuzz::*;
 pub use umbra_test_support::vds_fuzz;
+pub use umbra_test_support::vss_fuzz;

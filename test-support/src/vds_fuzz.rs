@@ -26,7 +26,8 @@ pub fn initiator_parse(data: &[u8]) {
 /// Any script: parsing never panics, and running it on an in-memory array never panics and
 /// returns a consistent structured run: results in ascending line order within the script, each
 /// error naming its own line, the stopping line last, and a non-zero exit code exactly when an
-/// error stopped the script.
+/// error stopped the script; `Session::run` returns that error with that code, and never an
+/// error with an Ok code.
 pub fn script_parse(data: &[u8]) {
     if data.len() > 4096 {
         return;
@@ -59,4 +60,13 @@ pub fn script_parse(data: &[u8]) {
         "{run:?}"
     );
     let _ = run.render_text();
+    // The text wrapper agrees: an error exactly when the code is not Ok, and it is that error.
+    let mut out = String::new();
+    let (code, err) = Session::new(&Array::in_memory()).run(&text, &mut out);
+    assert_eq!(code, run.exit_code);
+    assert_eq!(err.as_ref(), run.stopping_error(), "{run:?}");
+    assert_eq!(code == ExitCode::Ok, err.is_none(), "{code:?} with {err:?}");
+    if let Some(e) = err {
+        assert_eq!(e.code, code);
+    }
 }

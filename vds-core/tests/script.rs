@@ -569,3 +569,221 @@ fn the_json_form_carries_typed_values() {
     assert_eq!(v["stopped_at"], 1);
     assert_eq!(v["lines"][0]["error"]["kind"], "no_selection");
 }
+
+/// Why: a failed `select` kept the previous selection, so `select lun keepme` / `select lun typo
+/// noerr` / `delete lun` deleted `keepme`. A failed select now leaves nothing selected: the
+/// delete fails (no LUN selected) and nothing is deleted.
+#[test]
+fn a_failed_select_leaves_nothing_selected_so_nothing_else_is_deleted() {
+    let a = Array::in_memory();
+    a.create_lun("keepme", 1 << 20, &MaskSpec::None).unwrap();
+    let run = run_script(&a, "select lun keepme\nselect lun typo noerr\ndelete lun\n");
+    assert_eq!(run.exit_code, ExitCode::Syntax);
+    assert_eq!(run.ignored_errors, [2]);
+    assert_eq!(run.stopped_at, Some(3));
+    assert_eq!(
+        run.stopping_error().map(|e| e.kind),
+        Some(ScriptErrorKind::NoSelection)
+    );
+    assert!(a.lun("keepme").is_ok(), "keepme was deleted");
+
+    // The same for a target.
+    a.create_target("t1", "iqn.2024-01.org.example:array.t1", &[])
+        .unwrap();
+    let run = run_script(
+        &a,
+        "select target t1\nselect target nope noerr\ndelete target\n",
+    );
+    assert_eq!(run.exit_code, ExitCode::Syntax);
+    assert_eq!(
+        run.stopping_error().map(|e| e.kind),
+        Some(ScriptErrorKind::NoSelection)
+    );
+    assert_eq!(a.targets().len(), 1, "t1 was deleted");
+
+    // A session keeps its selection from one run to the next, and a failed select, one that
+    // does not parse included, clears it for the next run too.
+    let mut session = Session::new(&a);
+    for failed in ["select lun typo", "select lun keepme extra", "select lun"] {
+        assert_eq!(
+            session.execute("select lun keepme\n").exit_code,
+            ExitCode::Ok
+        );
+        let run = session.execute(&format!("{failed}\n"));
+        assert_eq!(run.exit_code, ExitCode::Syntax, "{failed}");
+        let run = session.execute("delete lun\n");
+        assert_eq!(
+            run.stopping_error().map(|e| e.kind),
+            Some(ScriptErrorKind::NoSelection),
+            "after {failed:?}"
+        );
+        assert!(a.lun("keepme").is_ok(), "deleted after {failed:?}");
+    }
+    // A failed LUN select leaves the selected target alone, and the other way round.
+    let run = session.execute("select target t1\nselect lun typo noerr\ndetail target\n");
+    assert_eq!(run.exit_code, ExitCode::Ok, "{run}");
+    let run = session.execute("select lun keepme\nselect target nope noerr\ndetail lun\n");
+    assert_eq!(run.exit_code, ExitCode::Ok, "{run}");
+}
+
+/// Why: `Session::run` returned the first error `noerr` let pass beside an Ok exit code. It
+/// returns the error that stopped the script, so an error comes exactly with a non-Ok code (and
+/// is that code's error). Seeded random scripts over lines that succeed, fail, fail under
+/// `noerr`, do not parse, and `exit`.
+#[test]
+fn run_returns_an_error_exactly_with_a_failing_exit_code() {
+    let a = Array::in_memory();
+    let (code, err) = {
+        let mut out = String::new();
+        Session::new(&a).run(
+            "create lun simple size=1 name=x\nselect lun nothere noerr\ncreate lun simple size=1 name=x noerr\n",
+            &mut out,
+        )
+    };
+    assert_eq!((code, err), (ExitCode::Ok, None), "noerr failures only");
+
+    let pool = [
+        "list luns",
+        "create lun simple size=1 name=r",
+        "create lun simple size=1 name=r noerr",
+        "select lun r",
+        "select lun missing noerr",
+        "select lun missing",
+        "delete lun",
+        "delete lun noerr",
+        "unmask lun initiator=iqn.2001-13.com.example noerr",
+        "frobnicate lun noerr",
+        "# comment",
+        "exit",
+    ];
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..300 {
+        let lines: Vec<&str> = (0..1 + next(8)).map(|_| pool[next(pool.len())]).collect();
+        let script = lines.join("\n") + "\n";
+        let a = Array::in_memory();
+        let mut out = String::new();
+        let (code, err) = Session::new(&a).run(&script, &mut out);
+        seen.insert(code as i32);
+        match &err {
+            None => assert_eq!(code, ExitCode::Ok, "{script}"),
+            Some(e) => {
+                assert_ne!(code, ExitCode::Ok, "{script}");
+                assert_eq!(e.code, code, "{script}");
+                // It is the line that stopped the script: the last line that ran.
+                let ran = run_script(&Array::in_memory(), &script);
+                assert_eq!(Some(e.line), ran.stopped_at, "{script}");
+            }
+        }
+    }
+    assert_eq!(seen.into_iter().collect::<Vec<_>>(), [0, 4, 5], "codes met");
+}
+
+/// Why: an invalid argument the array refused was exit code 5 (syntax), as if the line were
+/// malformed. The array's refusals are service failures (4); 5 stays for what the interpreter
+/// finds itself (a line that does not parse, a value it refuses before asking the array, no
+/// selection) and for an object that does not exist.
+#[test]
+fn an_invalid_argument_from_the_array_is_a_service_failure() {
+    let a = Array::in_memory();
+    a.create_lun("plain", 1 << 20, &MaskSpec::None).unwrap();
+    a.create_lun("big", 2 << 20, &MaskSpec::None).unwrap();
+    let cases = [
+        // The array's refusals of arguments: 4.
+        (
+            "select lun plain\nsplit lun\n",
+            ExitCode::ServiceFailure,
+            ErrorKind::InvalidArgument,
+        ),
+        (
+            "select lun plain\nresync lun from=big\n",
+            ExitCode::ServiceFailure,
+            ErrorKind::InvalidArgument,
+        ),
+        (
+            "create lun simple size=1B name=odd\n",
+            ExitCode::ServiceFailure,
+            ErrorKind::InvalidArgument,
+        ),
+        // An object that does not exist: a selection error, 5.
+        (
+            "select lun nothere\n",
+            ExitCode::Syntax,
+            ErrorKind::NotFound,
+        ),
+        (
+            "select lun plain\nswap lun with=nothere\n",
+            ExitCode::Syntax,
+            ErrorKind::NotFound,
+        ),
+        // Values the interpreter refuses before asking the array: 5.
+        (
+            "select lun plain\nunmask lun initiator=iqn.2001-13.com.example\n",
+            ExitCode::Syntax,
+            ErrorKind::InvalidInitiator,
+        ),
+        (
+            "group set name=g members=iqn.bogus\n",
+            ExitCode::Syntax,
+            ErrorKind::InvalidInitiator,
+        ),
+        (
+            "create lun simple size=1 name=bad/name\n",
+            ExitCode::Syntax,
+            ErrorKind::InvalidArgument,
+        ),
+    ];
+    for (script, code, kind) in cases {
+        let run = run_script(&a, script);
+        let e = run.stopping_error().expect(script);
+        assert_eq!((run.exit_code, e.code), (code, code), "{script}: {e}");
+        assert_eq!(e.kind, ScriptErrorKind::Failed(kind), "{script}: {e}");
+    }
+    assert!(a.lun("odd").is_err() && a.lun("plain").is_ok());
+}
+
+/// What `noerr` does, as the module docs say: it lets a failed command (the array's refusal, a
+/// value the interpreter refuses, a missing selection) pass, but not a line that does not parse,
+/// which stops the script with exit code 5 whatever its ending.
+#[test]
+fn noerr_lets_a_failed_command_pass_but_not_a_line_that_does_not_parse() {
+    let a = Array::in_memory();
+    let run = run_script(
+        &a,
+        "unmask lun all noerr\n\
+         create lun simple size=1 name=n unmask=iqn.2001-13.com.example noerr\n\
+         create lun simple size=1B name=odd noerr\n\
+         create lun simple size=1 name=kept\n",
+    );
+    assert_eq!(run.exit_code, ExitCode::Ok, "{run}");
+    assert_eq!(run.ignored_errors, [1, 2, 3]);
+    let codes: Vec<ExitCode> = run.errors().map(|e| e.code).collect();
+    assert_eq!(
+        codes,
+        [ExitCode::Syntax, ExitCode::Syntax, ExitCode::ServiceFailure]
+    );
+    assert!(a.lun("kept").is_ok());
+
+    for bad in [
+        "create lun simple size=ten name=x noerr",
+        "create lun mirror size=1 noerr",
+        "select lun a b noerr",
+        "noerr",
+    ] {
+        let run = run_script(&a, &format!("{bad}\ncreate lun simple size=1 name=after\n"));
+        assert_eq!(run.exit_code, ExitCode::Syntax, "{bad}");
+        assert_eq!(run.stopped_at, Some(1), "{bad}");
+        assert_eq!(
+            run.stopping_error().map(|e| e.kind),
+            Some(ScriptErrorKind::Syntax),
+            "{bad}"
+        );
+        assert!(a.lun("after").is_err(), "the script went on after {bad:?}");
+    }
+}

@@ -38,10 +38,18 @@ impl FileDevice {
 
     /// Opens an existing file read-write; its current size is the device size.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
+        Self::open_with(path.as_ref(), true)
+    }
+
+    /// Opens an existing file read-only (an image to copy from); writes fail with an I/O error.
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path.as_ref(), false)
+    }
+
+    fn open_with(path: &Path, write: bool) -> Result<Self> {
         let file = OpenOptions::new()
             .read(true)
-            .write(true)
+            .write(write)
             .open(path)
             .map_err(|e| Error::io("cannot open device file", e).with_path(path))?;
         let len = file
@@ -96,6 +104,44 @@ impl BlockDevice for FileDevice {
 
     fn as_discard(&self) -> Option<&dyn Discard> {
         Some(self)
+    }
+
+    /// The file's data extents (`SEEK_DATA` / `SEEK_HOLE`): a hole the file system reports reads
+    /// as zeros.
+    fn allocated(&self, offset: u64, len: u64) -> Result<Vec<std::ops::Range<u64>>> {
+        use std::os::fd::AsRawFd;
+        let end = offset.saturating_add(len).min(self.len());
+        let mut out = Vec::new();
+        let mut at = offset;
+        let seek = |pos: u64, whence: libc::c_int| -> Result<Option<u64>> {
+            let pos = libc::off_t::try_from(pos)
+                .map_err(|_| Error::invalid("offset too large").with_offset(pos))?;
+            // SAFETY: lseek only reads its integer arguments; the descriptor is owned by
+            // `self.file` and stays open for the duration of the call. The file position it moves
+            // is not used: every read and write is positional.
+            let r = unsafe { libc::lseek(self.file.as_raw_fd(), pos, whence) };
+            if r >= 0 {
+                return Ok(Some(r as u64));
+            }
+            let e = std::io::Error::last_os_error();
+            match e.raw_os_error() {
+                // No data at or after `pos`.
+                Some(libc::ENXIO) => Ok(None),
+                _ => Err(Error::io("cannot find the file's data extents", e).with_path(&self.path)),
+            }
+        };
+        while at < end {
+            let Some(data) = seek(at, libc::SEEK_DATA)? else {
+                break;
+            };
+            if data >= end {
+                break;
+            }
+            let hole = seek(data, libc::SEEK_HOLE)?.unwrap_or(end).min(end);
+            out.push(data..hole);
+            at = hole;
+        }
+        Ok(super::clip(out, offset, len))
     }
 }
 

@@ -126,6 +126,29 @@ impl BlockDevice for MemDevice {
         Some(self)
     }
 
+    /// The 4 KiB pieces of allocated chunks that hold a non-zero byte.
+    fn allocated(&self, offset: u64, len: u64) -> Result<Vec<std::ops::Range<u64>>> {
+        const PIECE: usize = 4096;
+        let end = offset.saturating_add(len);
+        let mut out = Vec::new();
+        for shard in self.shards.iter() {
+            let shard = shard.read();
+            for (&chunk, data) in shard.iter() {
+                let base = chunk << CHUNK_SHIFT;
+                if base >= end || base + CHUNK <= offset {
+                    continue;
+                }
+                for (i, piece) in data.chunks(PIECE).enumerate() {
+                    if piece.iter().any(|&b| b != 0) {
+                        let at = base + (i * PIECE) as u64;
+                        out.push(at..at + piece.len() as u64);
+                    }
+                }
+            }
+        }
+        Ok(super::clip(out, offset, len))
+    }
+
     fn as_discard(&self) -> Option<&dyn Discard> {
         Some(self)
     }

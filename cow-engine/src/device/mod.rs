@@ -16,6 +16,8 @@ mod memory;
 pub use file::FileDevice;
 pub use memory::MemDevice;
 
+use std::ops::Range;
+
 use crate::error::Result;
 
 /// A byte-addressed device with positional I/O, shareable between threads.
@@ -35,6 +37,14 @@ pub trait BlockDevice: Send + Sync {
     /// True when the device has no bytes.
     fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+    /// The ranges of `[offset, offset + len)` that may hold data, ascending, disjoint and inside
+    /// it: every byte outside them reads as zeros (a hole). A superset is allowed (a range may
+    /// read as zeros too), a missing range never. The default, for a device that cannot tell, is
+    /// the whole range.
+    fn allocated(&self, offset: u64, len: u64) -> Result<Vec<Range<u64>>> {
+        let whole = offset..offset.saturating_add(len);
+        Ok(clip(std::iter::once(whole).collect(), offset, len))
     }
     /// The device's resize ability, if it has one.
     fn as_resize(&self) -> Option<&dyn Resize> {
@@ -63,4 +73,23 @@ pub trait Resize: BlockDevice {
 pub trait Discard: BlockDevice {
     /// Discards `[offset, offset + len)`.
     fn discard(&self, offset: u64, len: u64) -> Result<()>;
+}
+
+/// `ranges` sorted, merged where they touch or overlap, and clipped to `[offset, offset + len)`,
+/// empty ones dropped: the form [`BlockDevice::allocated`] answers in.
+pub fn clip(mut ranges: Vec<Range<u64>>, offset: u64, len: u64) -> Vec<Range<u64>> {
+    let end = offset.saturating_add(len);
+    ranges.sort_by_key(|r| r.start);
+    let mut out: Vec<Range<u64>> = Vec::with_capacity(ranges.len());
+    for r in ranges {
+        let r = r.start.max(offset)..r.end.min(end);
+        if r.start >= r.end {
+            continue;
+        }
+        match out.last_mut() {
+            Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
+            _ => out.push(r),
+        }
+    }
+    out
 }

@@ -416,12 +416,16 @@ impl BlockMap {
     }
 
     /// The installed leaves as `(directory index, leaf)`, in block order.
-    fn installed_leaves(&self) -> Vec<(usize, &Leaf)> {
-        let mut indices = self
+    /// The installed leaves whose directory index is in `range`, in index order.
+    fn installed_leaves_in(&self, range: std::ops::Range<u64>) -> Vec<(usize, &Leaf)> {
+        let mut indices: Vec<usize> = self
             .installed
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
+            .iter()
+            .copied()
+            .filter(|&i| range.contains(&(i as u64)))
+            .collect();
         indices.sort_unstable();
         // Acquire: the list says the directory exists; see `word`.
         let root = self.root.load(Ordering::Acquire);
@@ -525,12 +529,23 @@ impl BlockMap {
     }
 
     /// Calls `f(block, slot)` for every preserved entry, in block order.
-    pub fn for_each_preserved(&self, mut f: impl FnMut(u64, u64)) {
-        for (i, leaf) in self.installed_leaves() {
+    pub fn for_each_preserved(&self, f: impl FnMut(u64, u64)) {
+        self.for_each_preserved_in(0..u64::MAX, f)
+    }
+
+    /// Calls `f(block, slot)` for every preserved entry of the blocks `blocks`, in block order.
+    /// Visits only the leaves that cover them.
+    pub fn for_each_preserved_in(&self, blocks: std::ops::Range<u64>, mut f: impl FnMut(u64, u64)) {
+        let leaves = (blocks.start >> LEAF_BITS)..blocks.end.div_ceil(LEAF_LEN as u64);
+        for (i, leaf) in self.installed_leaves_in(leaves) {
             for (l, w) in leaf.entries.iter().enumerate() {
+                let block = ((i as u64) << LEAF_BITS) | l as u64;
+                if !blocks.contains(&block) {
+                    continue;
+                }
                 // Acquire: the caller may read the slot's data.
                 if let Entry::Preserved(slot) = Entry::decode(w.load(Ordering::Acquire)) {
-                    f(((i as u64) << LEAF_BITS) | l as u64, slot);
+                    f(block, slot);
                 }
             }
         }

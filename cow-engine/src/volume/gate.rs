@@ -9,7 +9,7 @@
 //! `cfg(loom)`, where cow-engine/tests/loom.rs model-checks the gate-and-epoch protocol (writers
 //! shared, snapshot creation exclusive) over the real block maps. The freeze is not modelled.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
@@ -28,6 +28,8 @@ pub(crate) struct Freeze {
     set: AtomicBool,
     state: Mutex<FreezeState>,
     thawed: Condvar,
+    /// Writes waiting in [`Freeze::wait_thawed`] now (reported by `Volume::held_writes`).
+    held: AtomicUsize,
 }
 
 impl Freeze {
@@ -60,8 +62,19 @@ impl Freeze {
         matches!(self.state.lock().until, Some(d) if Instant::now() < d)
     }
 
+    /// Writes waiting for a thaw now.
+    pub(crate) fn held(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
+    }
+
     /// Blocks until no hold is active (thawed or its deadline passed).
     pub(crate) fn wait_thawed(&self) {
+        self.held.fetch_add(1, Ordering::Relaxed);
+        self.wait();
+        self.held.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    fn wait(&self) {
         let mut s = self.state.lock();
         while let Some(d) = s.until {
             if Instant::now() >= d {

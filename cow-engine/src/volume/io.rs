@@ -46,17 +46,35 @@ impl Inner {
     /// Writes to the origin, preserving the old contents of each block first when the newest
     /// snapshot has not preserved it yet in this epoch.
     pub(crate) fn write_origin(&self, payload: Payload<'_>, offset: u64) -> Result<()> {
+        self.write_origin_admitted(payload, offset, || Some(()))
+            .map(|_| ())
+    }
+
+    /// [`Inner::write_origin`], admitted by `admit`: called each time the write has passed any
+    /// freeze and holds the gate shared, it must not block; `None` refuses the write (nothing
+    /// written, `Ok(false)`), `Some(guard)` lets it proceed with `guard` held until it is done.
+    /// A write held by a freeze has therefore not been admitted yet: it is admitted (or refused)
+    /// when the freeze releases it.
+    pub(crate) fn write_origin_admitted<G>(
+        &self,
+        payload: Payload<'_>,
+        offset: u64,
+        mut admit: impl FnMut() -> Option<G>,
+    ) -> Result<bool> {
         let len = payload.len();
         let len_usize =
             usize::try_from(len).map_err(|_| Error::invalid(format!("length {len} too large")))?;
         loop {
             let st = self.gate_for_write();
+            let Some(_admitted) = admit() else {
+                return Ok(false);
+            };
             if let Some(j) = &self.journal {
                 j.check()?;
             }
             check_range(offset, len_usize, st.len)?;
             if len == 0 {
-                return Ok(());
+                return Ok(true);
             }
             // Relaxed: see `Inner::free_slot`.
             let frees = self.frees.load(std::sync::atomic::Ordering::Relaxed);
@@ -80,7 +98,7 @@ impl Inner {
                 Payload::Zeros(n) => {
                     // A discard drops whole ranges at once: settle the deferred blocks first.
                     self.sync_and_drain()?;
-                    return self.zero_origin(offset, n);
+                    return self.zero_origin(offset, n).map(|()| true);
                 }
             };
             // Blocks whose preservation is not durable yet take the new bytes in memory; the rest
@@ -97,7 +115,7 @@ impl Inner {
             if (self.pending.len() as u64) << self.shift > PENDING_LIMIT {
                 self.sync_and_drain()?;
             }
-            return Ok(());
+            return Ok(true);
         }
     }
 

@@ -64,9 +64,10 @@ pub enum Event {
     RevertProgress {
         /// The snapshot the origin is reverted to.
         snapshot: SnapshotId,
-        /// Blocks copied back so far (including those before a resume).
+        /// Blocks copied back so far by this call.
         done: u64,
-        /// Blocks to copy back in all.
+        /// Blocks to copy back in all: those whose bytes differed from the snapshot's when the
+        /// revert started (a resumed revert counts only what is left).
         total: u64,
     },
     /// A split of `snapshot` copied `done` of `total` blocks; raised every 1,024 blocks and
@@ -313,15 +314,7 @@ impl Volume {
     pub fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
         let st = self.inner.state.read();
         crate::error::check_range(offset, buf.len(), st.len)?;
-        if self.inner.pending.len() == 0 {
-            return self.inner.origin.read_at(buf, offset);
-        }
-        // Holding the pending lock keeps a drain from moving a block to the origin between our
-        // origin read and the overlay.
-        let pending = self.inner.pending.lock();
-        self.inner.origin.read_at(buf, offset)?;
-        pending.overlay(offset, buf);
-        Ok(())
+        self.inner.read_origin(buf, offset)
     }
 
     /// Writes `buf` to the origin at `offset`, preserving old blocks for the snapshots first.
@@ -333,6 +326,46 @@ impl Volume {
     /// Discards `[offset, offset + len)`: it reads as zeros afterwards; snapshots keep their data.
     pub fn discard(&self, offset: u64, len: u64) -> Result<()> {
         self.inner.write_origin(io::Payload::Zeros(len), offset)
+    }
+
+    /// [`Volume::write_at`] admitted by `admit`, for a layer above that must know which writes
+    /// are running (to fence them: wait for those it admitted, refuse the rest). `admit` is called
+    /// once the write has passed any freeze, with the volume's gate held shared (it must not
+    /// block, nor call into this volume); `None` refuses the write: nothing is written and this
+    /// returns `Ok(false)`. `Some(guard)` lets the write proceed, `guard` held until it is done
+    /// (`Ok(true)`). A write held by a freeze ([`Volume::freeze`]) is not admitted until the freeze
+    /// releases it, so a layer waiting for its admitted writes never waits for a thaw. `admit` may
+    /// be called again if the write has to retry (the diff area made room).
+    pub fn write_at_admitted<G>(
+        &self,
+        buf: &[u8],
+        offset: u64,
+        admit: impl FnMut() -> Option<G>,
+    ) -> Result<bool> {
+        self.inner
+            .write_origin_admitted(io::Payload::Data(buf), offset, admit)
+    }
+
+    /// [`Volume::discard`] admitted by `admit`, as [`Volume::write_at_admitted`] admits writes.
+    pub fn discard_admitted<G>(
+        &self,
+        offset: u64,
+        len: u64,
+        admit: impl FnMut() -> Option<G>,
+    ) -> Result<bool> {
+        self.inner
+            .write_origin_admitted(io::Payload::Zeros(len), offset, admit)
+    }
+
+    /// The ranges of the origin's `[offset, offset + len)` that may hold data, ascending and
+    /// disjoint (see [`BlockDevice::allocated`]): every byte outside them reads as zeros. What the
+    /// origin device reports (a file's extents, a memory device's written pieces), plus the blocks
+    /// whose writes are held until a flush; a discarded range is a hole where the device punched
+    /// one. A range past the end is [`ErrorKind::OutOfRange`].
+    pub fn allocated(&self, offset: u64, len: u64) -> Result<Vec<std::ops::Range<u64>>> {
+        let st = self.inner.state.read();
+        crate::error::check_range(offset, usize::try_from(len).unwrap_or(usize::MAX), st.len)?;
+        self.inner.origin_allocated(offset, len)
     }
 
     /// Makes every write completed before this call durable (origin, diff area and journal).
@@ -434,12 +467,30 @@ impl Volume {
         Ok(())
     }
 
-    /// The blocks that differ between snapshot `from` and snapshot `to` (or the origin if `None`),
-    /// sorted, computed from the maps without reading data: a superset of the blocks whose contents
-    /// differ, exact for blocks never written back to their old contents.
+    /// The blocks whose contents differ between snapshot `from` and snapshot `to` (or the origin
+    /// if `None`), sorted; either order of two snapshots gives the same set. A writable
+    /// snapshot's image includes its own writes. Exact: the maps name the blocks written between
+    /// the two images, and each of those is read from both and kept only where the bytes differ
+    /// (so a block written back to its old contents, or restored by [`Volume::revert`], is not
+    /// listed); the cost is two block reads per block written between them, done a few hundred
+    /// blocks at a time while I/O goes on (a snapshot deleted meanwhile fails the call with
+    /// [`ErrorKind::NotFound`]). Blocks present in
+    /// only one image (the volume grew between the two) are always listed. Right after a
+    /// finished revert to `from`, `changed_blocks(from, None)` holds only such blocks (none if
+    /// the volume did not grow).
     pub fn changed_blocks(&self, from: SnapshotId, to: Option<SnapshotId>) -> Result<Vec<u64>> {
-        let st = self.inner.state.read();
-        ops::changed_blocks(&st, self.inner.shift, from, to)
+        self.inner.changed_blocks(from, to, 0..u64::MAX)
+    }
+
+    /// [`Volume::changed_blocks`] limited to the blocks `blocks` (block numbers): a window of a
+    /// large volume, in memory proportional to the window, not to the volume.
+    pub fn changed_blocks_in(
+        &self,
+        from: SnapshotId,
+        to: Option<SnapshotId>,
+        blocks: std::ops::Range<u64>,
+    ) -> Result<Vec<u64>> {
+        self.inner.changed_blocks(from, to, blocks)
     }
 
     /// Grows the volume to `new_len` bytes (a multiple of the block size); new space reads as zeros,
@@ -489,6 +540,11 @@ impl Volume {
         }
     }
 
+    /// How many writes are waiting for a thaw right now (held by a freeze).
+    pub fn held_writes(&self) -> usize {
+        self.inner.freeze.held()
+    }
+
     /// True while writes are held by a freeze.
     pub fn is_frozen(&self) -> bool {
         self.inner.freeze.is_held()
@@ -508,15 +564,20 @@ impl Volume {
         &self.inner.events
     }
 
-    /// Reverts the origin to snapshot `id` (its current contents, if writable): copies back only
-    /// the blocks that differ, through the normal write path, so every snapshot stays unchanged.
-    /// Progress is observable through `progress`; an interrupted revert is resumed by calling this
-    /// again (after a reopen, [`Volume::pending_revert`] names it).
+    /// Reverts the origin to snapshot `id` (its current contents, if writable): copies back
+    /// exactly the blocks within the snapshot's size whose contents differ
+    /// ([`Volume::changed_blocks`]`(id, None)`, read when the revert starts), through the normal
+    /// write path, so every snapshot stays unchanged. `progress` counts them (its total is their
+    /// number; a second revert right after a finished one copies nothing) and reads 100 percent
+    /// once the revert has finished. An interrupted revert is resumed by calling this again
+    /// (after a reopen, [`Volume::pending_revert`] names it): the blocks below its durable cursor
+    /// are not copied again, and the progress counts what is left.
     pub fn revert(&self, id: SnapshotId, progress: &RevertProgress) -> Result<()> {
         self.inner.revert(self, id, progress)
     }
 
-    /// A revert that a crash interrupted, if any: `(snapshot, blocks already copied)`.
+    /// A revert that a crash (or a cancel) interrupted, if any: `(snapshot, cursor)`, where every
+    /// block below `cursor` that the revert had to copy is copied and durable.
     pub fn pending_revert(&self) -> Option<(SnapshotId, u64)> {
         self.inner.state.read().pending_revert
     }
@@ -612,6 +673,10 @@ impl BlockDevice for Volume {
     fn as_discard(&self) -> Option<&dyn Discard> {
         Some(self)
     }
+
+    fn allocated(&self, offset: u64, len: u64) -> Result<Vec<std::ops::Range<u64>>> {
+        Volume::allocated(self, offset, len)
+    }
 }
 
 impl Resize for Volume {
@@ -630,6 +695,52 @@ impl Discard for Volume {
 impl Inner {
     pub(crate) fn block_size(&self) -> u64 {
         1 << self.shift
+    }
+
+    /// The origin's data ranges in `[offset, offset + len)`: the device's, plus held blocks.
+    pub(crate) fn origin_allocated(
+        &self,
+        offset: u64,
+        len: u64,
+    ) -> Result<Vec<std::ops::Range<u64>>> {
+        let mut v = self.origin.allocated(offset, len)?;
+        if self.pending.len() != 0 {
+            let bs = self.block_size();
+            v.extend(self.pending.lock().blocks().map(|b| b * bs..(b + 1) * bs));
+        }
+        Ok(crate::device::clip(v, offset, len))
+    }
+
+    /// The data ranges of snapshot `id`'s image in `[offset, offset + len)`: its own writes, the
+    /// blocks preserved in its map and the later ones (it reads them there), and the origin's.
+    pub(crate) fn snapshot_allocated(
+        &self,
+        id: SnapshotId,
+        offset: u64,
+        len: u64,
+    ) -> Result<Vec<std::ops::Range<u64>>> {
+        let st = self.state.read();
+        let i = st.index_of(id)?;
+        crate::error::check_range(
+            offset,
+            usize::try_from(len).unwrap_or(usize::MAX),
+            st.snaps[i].len,
+        )?;
+        let mut v = self.origin_allocated(offset, len)?;
+        let bs = self.block_size();
+        let (first, end) = (offset / bs, (offset + len).div_ceil(bs));
+        let mut add = |b: u64, _| {
+            if (first..end).contains(&b) {
+                v.push(b * bs..(b + 1) * bs);
+            }
+        };
+        for s in &st.snaps[i..] {
+            s.map.for_each_preserved(&mut add);
+        }
+        if let Some(ov) = &st.snaps[i].overlay {
+            ov.for_each_preserved(&mut add);
+        }
+        Ok(crate::device::clip(v, offset, len))
     }
 
     /// Takes the gate shared for an origin write, waiting out a freeze.
@@ -656,6 +767,20 @@ impl Inner {
                 j.sync_through(seq, self.diff.device().as_ref())?;
             }
         }
+        Ok(())
+    }
+
+    /// Reads `buf.len()` bytes of the origin at `offset` (in range), deferred writes included;
+    /// the caller holds the gate (either way).
+    pub(crate) fn read_origin(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        if self.pending.len() == 0 {
+            return self.origin.read_at(buf, offset);
+        }
+        // Holding the pending lock keeps a drain from moving a block to the origin between our
+        // origin read and the overlay.
+        let pending = self.pending.lock();
+        self.origin.read_at(buf, offset)?;
+        pending.overlay(offset, buf);
         Ok(())
     }
 
@@ -704,6 +829,11 @@ impl Inner {
             durable,
         )?;
         let len = st.len;
+        // Without a journal nothing survives a reopen: the snapshot says so.
+        let options = SnapshotOptions {
+            persistent: durable,
+            ..options
+        };
         st.push_snapshot(id, len, self.shift, options);
         self.maybe_checkpoint(st)?;
         Ok(id)

@@ -14,11 +14,13 @@ use super::{Event, Inner, Volume};
 /// Blocks copied between two progress records (and origin / destination flushes).
 const PROGRESS_EVERY: usize = 1024;
 
-/// Observable progress of a long copy: blocks done out of total, and a cancel flag.
+/// Observable progress of a long copy: blocks done out of total, whether it finished, and a
+/// cancel flag.
 #[derive(Debug, Default)]
 pub struct Progress {
     done: AtomicU64,
     total: AtomicU64,
+    finished: AtomicBool,
     cancel: AtomicBool,
 }
 
@@ -28,12 +30,14 @@ impl Progress {
         Self::default()
     }
 
-    /// Blocks copied so far (including those copied before a resume).
+    /// Blocks done so far: a resumed split counts those copied before the interruption too, a
+    /// resumed revert only those this call copied (it counts what is left to copy).
     pub fn done(&self) -> u64 {
         self.done.load(Ordering::Relaxed)
     }
 
-    /// Blocks to copy in all; 0 until the operation has computed it.
+    /// Blocks to copy in all (for a resumed revert: in this call); 0 until the operation has
+    /// computed it, and when there is nothing to copy.
     pub fn total(&self) -> u64 {
         self.total.load(Ordering::Relaxed)
     }
@@ -55,13 +59,36 @@ impl Progress {
         self.done.store(done, Ordering::Relaxed);
     }
 
-    /// Percent done, VDS style: 0 to 99 while running (100 is reported only by the finished
-    /// operation's handle).
+    /// Marks the operation finished (successfully): [`Progress::percent`] is 100 from now on.
+    /// The engine's own operations call it as they return `Ok`; a layer above that drives a copy
+    /// with [`Progress::set`] calls it when its copy is complete.
+    pub fn finish(&self) {
+        // Relaxed: a status for display, not a hand-over of the copied data (the operation's
+        // return, or the thread join that carries it, is what orders the data).
+        self.finished.store(true, Ordering::Relaxed);
+    }
+
+    /// True once the operation finished successfully ([`Progress::finish`]).
+    pub fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::Relaxed)
+    }
+
+    /// Percent done, VDS style: 0 to 99 while running, 100 once finished (also when it had
+    /// nothing to copy).
     pub fn percent(&self) -> u32 {
+        if self.is_finished() {
+            return 100;
+        }
         match self.total() {
             0 => 0,
             t => ((self.done().min(t) * 100) / t).min(99) as u32,
         }
+    }
+
+    /// Starts a (possibly resumed) run: `total` blocks to copy, none copied, not finished.
+    fn start(&self, total: u64) {
+        self.finished.store(false, Ordering::Relaxed);
+        self.set(0, total);
     }
 }
 
@@ -76,69 +103,142 @@ fn sorted_union(mut v: Vec<u64>) -> Vec<u64> {
     v
 }
 
-/// See [`Volume::changed_blocks`].
-pub(crate) fn changed_blocks(
+/// Candidate blocks compared per hold of the shared gate: the gate is let go between batches, so
+/// a long comparison never holds back a snapshot creation, a delete or a freeze (nor, behind a
+/// waiting one of those, the I/O) for longer than one batch.
+const COMPARE_EVERY: usize = 256;
+
+/// What [`Volume::changed_blocks`] compares: the older image's snapshot and size in blocks, and
+/// the newer image's snapshot (`None`: the origin).
+struct Images {
+    older: SnapshotId,
+    older_blocks: u64,
+    newer: Option<SnapshotId>,
+}
+
+/// The blocks the maps say may differ between the images of `from` and `to` (the origin if
+/// `None`), sorted: every block preserved or overwritten between them, and the blocks present in
+/// only one of them. A superset of the blocks that differ (a block written back to its old
+/// contents is among them); [`Inner::differing`] compares them.
+fn candidate_blocks(
     st: &State,
     shift: u32,
     from: SnapshotId,
     to: Option<SnapshotId>,
-) -> Result<Vec<u64>> {
+    range: std::ops::Range<u64>,
+) -> Result<(Images, Vec<u64>)> {
     let a = st.index_of(from)?;
     let (lo, hi) = match to {
         Some(t) => {
             let b = st.index_of(t)?;
-            if a == b {
-                return Ok(Vec::new());
-            }
             (a.min(b), Some(a.max(b)))
         }
         None => (a, None),
     };
+    let images = Images {
+        older: st.snaps[lo].id,
+        older_blocks: st.snaps[lo].blocks(shift),
+        newer: hi.map(|h| st.snaps[h].id),
+    };
+    if hi == Some(lo) {
+        return Ok((images, Vec::new()));
+    }
     let mut out = Vec::new();
     let maps_end = hi.unwrap_or(st.snaps.len());
     for s in &st.snaps[lo..maps_end] {
-        s.map.for_each_preserved(|b, _| out.push(b));
+        s.map
+            .for_each_preserved_in(range.clone(), |b, _| out.push(b));
     }
     for i in [Some(lo), hi].into_iter().flatten() {
         if let Some(ov) = &st.snaps[i].overlay {
-            ov.for_each_preserved(|b, _| out.push(b));
+            ov.for_each_preserved_in(range.clone(), |b, _| out.push(b));
         }
     }
     // Blocks present in one image and not the other (the volume grew between them).
-    let lo_blocks = st.snaps[lo].map.capacity();
-    let hi_blocks = match hi {
-        Some(h) => st.snaps[h].map.capacity(),
+    let newer_blocks = match hi {
+        Some(h) => st.snaps[h].blocks(shift),
         None => st.len >> shift,
     };
-    out.extend(lo_blocks..hi_blocks);
-    Ok(sorted_union(out))
+    out.extend(images.older_blocks.max(range.start)..newer_blocks.min(range.end));
+    Ok((images, sorted_union(out)))
 }
 
 impl Inner {
+    /// See [`Volume::changed_blocks`]: the candidates from the maps among the blocks `range`,
+    /// kept where the two images' contents differ.
+    pub(crate) fn changed_blocks(
+        &self,
+        from: SnapshotId,
+        to: Option<SnapshotId>,
+        range: std::ops::Range<u64>,
+    ) -> Result<Vec<u64>> {
+        let (images, candidates) = {
+            let st = self.state.read();
+            candidate_blocks(&st, self.shift, from, to, range)?
+        };
+        self.differing(&images, &candidates)
+    }
+
+    /// The blocks of `candidates` (sorted) whose contents differ between `images`; a block
+    /// present in only one image differs. Reads under the shared gate, taken a batch at a time
+    /// (so I/O goes on meanwhile, and a structural change waits one batch at most); a snapshot
+    /// deleted meanwhile is [`ErrorKind::NotFound`].
+    fn differing(&self, images: &Images, candidates: &[u64]) -> Result<Vec<u64>> {
+        let bs = self.block_size() as usize;
+        let (mut a, mut b) = (vec![0u8; bs], vec![0u8; bs]);
+        let mut out = Vec::new();
+        for batch in candidates.chunks(COMPARE_EVERY) {
+            let st = self.state.read();
+            let older = st.index_of(images.older)?;
+            let newer = images.newer.map(|n| st.index_of(n)).transpose()?;
+            for &block in batch {
+                if block < images.older_blocks {
+                    self.read_snapshot_block(&st, older, block, &mut a)?;
+                    match newer {
+                        Some(n) => self.read_snapshot_block(&st, n, block, &mut b)?,
+                        None => self.read_origin(&mut b, block << self.shift)?,
+                    }
+                    if a == b {
+                        continue;
+                    }
+                }
+                out.push(block);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reverts the origin to snapshot `id`: copies back exactly the blocks (within the
+    /// snapshot's size) whose contents differ, resuming after an interrupted revert's cursor.
     pub(crate) fn revert(&self, vol: &Volume, id: SnapshotId, progress: &Progress) -> Result<()> {
         let bs = self.block_size() as usize;
-        let (blocks, persistent) = {
-            let mut st = self.state.write();
-            let i = st.index_of(id)?;
-            let snap_blocks = st.snaps[i].blocks(self.shift);
+        // The blocks to copy: the candidates within the snapshot, from a pending revert's cursor
+        // on, compared a batch at a time (origin I/O goes on meanwhile).
+        let (images, candidates) = {
+            let st = self.state.read();
             let resume_from = match st.pending_revert {
                 Some((s, cursor)) if s == id => cursor,
                 _ => 0,
             };
-            let all: Vec<u64> = changed_blocks(&st, self.shift, id, None)?
+            let (images, candidates) = candidate_blocks(&st, self.shift, id, None, 0..u64::MAX)?;
+            let candidates: Vec<u64> = candidates
                 .into_iter()
-                .filter(|&b| b < snap_blocks)
+                .filter(|&b| b >= resume_from && b < images.older_blocks)
                 .collect();
+            (images, candidates)
+        };
+        let blocks = self.differing(&images, &candidates)?;
+        let persistent = {
+            let mut st = self.state.write();
+            let i = st.index_of(id)?;
             let persistent = st.snaps[i].persistent;
             if st.pending_revert.map(|(s, _)| s) != Some(id) {
                 self.log_sync(Record::RevertBegin { snapshot: id }, persistent)?;
                 st.pending_revert = Some((id, 0));
             }
-            progress.total.store(all.len() as u64, Ordering::Relaxed);
-            let skip = all.partition_point(|&b| b < resume_from);
-            progress.done.store(skip as u64, Ordering::Relaxed);
-            (all[skip..].to_vec(), persistent)
+            persistent
         };
+        progress.start(blocks.len() as u64);
         let mut buf = vec![0u8; bs];
         for (n, chunk) in blocks.chunks(PROGRESS_EVERY).enumerate() {
             for &block in chunk {
@@ -179,6 +279,7 @@ impl Inner {
         self.origin.flush()?;
         self.log_sync(Record::RevertDone { snapshot: id }, persistent)?;
         self.state.write().pending_revert = None;
+        progress.finish();
         self.announce(Event::RevertProgress {
             snapshot: id,
             done: progress.total(),
@@ -245,7 +346,7 @@ impl Inner {
         blocks: u64,
         start: u64,
     ) -> Result<()> {
-        progress.total.store(blocks, Ordering::Relaxed);
+        progress.start(blocks);
         progress.done.store(start, Ordering::Relaxed);
         let mut buf = vec![0u8; bs];
         let mut block = start;
@@ -299,6 +400,7 @@ impl Inner {
         dest.flush()?;
         self.delete_snapshot_locked(&mut st, id)?;
         drop(st);
+        progress.finish();
         self.announce(Event::SplitProgress {
             snapshot: id,
             done: blocks,

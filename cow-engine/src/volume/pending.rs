@@ -93,6 +93,11 @@ pub(crate) struct PendingGuard<'a> {
 }
 
 impl PendingGuard<'_> {
+    /// The blocks held.
+    pub(crate) fn blocks(&self) -> impl Iterator<Item = u64> + '_ {
+        self.map.keys().copied()
+    }
+
     /// Merges the bytes of `[offset, offset + len)` (from `src`, or zeros if `None`) into the
     /// blocks held; returns the byte ranges (relative to `offset`) not held, to be written to the
     /// origin directly.

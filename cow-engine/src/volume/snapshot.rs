@@ -15,7 +15,10 @@ pub struct SnapshotInfo {
     pub len: u64,
     /// Whether it accepts writes.
     pub writable: bool,
-    /// Whether it survives a reopen.
+    /// Whether it survives a reopen: false for a snapshot taken with
+    /// [`SnapshotOptions::persistent`](crate::SnapshotOptions::persistent) off, and for every
+    /// snapshot of a volume without a journal (a memory volume, a volume over a device, a file
+    /// volume created [`Durability::Volatile`](crate::Durability::Volatile)).
     pub persistent: bool,
     /// Whether it is protected from automatic deletion.
     pub pinned: bool,
@@ -103,6 +106,14 @@ impl Snapshot {
         self.volume.flush()
     }
 
+    /// The ranges of the snapshot's image in `[offset, offset + len)` that may hold data,
+    /// ascending and disjoint (see [`BlockDevice::allocated`]): its own writes, the blocks
+    /// preserved for it, and the origin's data ranges. A superset: a block preserved as zeros
+    /// counts as data.
+    pub fn allocated(&self, offset: u64, len: u64) -> Result<Vec<std::ops::Range<u64>>> {
+        self.volume.inner.snapshot_allocated(self.id, offset, len)
+    }
+
     /// Size in bytes (the volume's size when the snapshot was taken).
     pub fn len(&self) -> u64 {
         self.len
@@ -130,5 +141,9 @@ impl BlockDevice for Snapshot {
 
     fn len(&self) -> u64 {
         Snapshot::len(self)
+    }
+
+    fn allocated(&self, offset: u64, len: u64) -> Result<Vec<std::ops::Range<u64>>> {
+        Snapshot::allocated(self, offset, len)
     }
 }

@@ -78,7 +78,8 @@ static void memory_volume(void) {
     memset(&info, 0, sizeof info);
     OK(umbra_snapshot_get_info(vol, s3, &info));
     CHECK(info.id == s3 && info.size_bytes == MiB);
-    CHECK(info.flags == (UMBRA_SNAPSHOT_READ_ONLY | UMBRA_SNAPSHOT_PINNED));
+    /* A memory volume has no journal: its snapshots are volatile, whatever was asked. */
+    CHECK(info.flags == (UMBRA_SNAPSHOT_READ_ONLY | UMBRA_SNAPSHOT_PINNED | UMBRA_SNAPSHOT_VOLATILE));
     CHECK(info.metadata_len == strlen(label));
     size_t mlen = 0;
     CHECK_STATUS(umbra_snapshot_get_metadata(vol, s3, NULL, 0, &mlen), UMBRA_E_BUFFER_TOO_SMALL);
@@ -91,9 +92,9 @@ static void memory_volume(void) {
     CHECK(mlen == 3 && memcmp(meta, "new", 3) == 0);
     OK(umbra_snapshot_set_pinned(vol, s3, false));
     OK(umbra_snapshot_get_info(vol, s3, &info));
-    CHECK(info.flags == UMBRA_SNAPSHOT_READ_ONLY);
+    CHECK(info.flags == (UMBRA_SNAPSHOT_READ_ONLY | UMBRA_SNAPSHOT_VOLATILE));
     OK(umbra_snapshot_get_info(vol, s1, &info));
-    CHECK(info.flags == 0 && info.diff_blocks > 0);
+    CHECK(info.flags == UMBRA_SNAPSHOT_VOLATILE && info.diff_blocks > 0);
 
     /* Listing, oldest first. */
     uint64_t ids[8];
@@ -259,6 +260,12 @@ static void file_volume(const char *scratch) {
     uint64_t vsnap = 0;
     OK(umbra_snapshot_create_ex(vol, UMBRA_SNAPSHOT_VOLATILE, NULL, 0, &vsnap));
     OK(umbra_volume_write(vol, 12345, (const uint8_t *)"overwrite", 9));
+    /* The flags say which snapshot survives the reopen below. */
+    umbra_snapshot_info info;
+    OK(umbra_snapshot_get_info(vol, snap, &info));
+    CHECK(info.flags == 0);
+    OK(umbra_snapshot_get_info(vol, vsnap, &info));
+    CHECK(info.flags == UMBRA_SNAPSHOT_VOLATILE);
 
     /* One owner at a time. */
     umbra_volume *second = NULL;
@@ -279,6 +286,15 @@ static void file_volume(const char *scratch) {
     uint64_t ids[4];
     OK(umbra_snapshot_list(vol, ids, 4, &count));
     CHECK(count == 1 && ids[0] == snap);
+    umbra_volume_free(vol);
+
+    /* A volatile file volume keeps no journal: its snapshots say they are volatile. */
+    char vdir[1024];
+    snprintf(vdir, sizeof vdir, "%s/vol-volatile", scratch);
+    OK(umbra_volume_create_file_ex(vdir, MiB, BS, UMBRA_UNLIMITED, UMBRA_VOLUME_VOLATILE, &vol));
+    OK(umbra_snapshot_create(vol, &snap));
+    OK(umbra_snapshot_get_info(vol, snap, &info));
+    CHECK(info.flags == UMBRA_SNAPSHOT_VOLATILE);
     umbra_volume_free(vol);
 
     /* Missing directory. */

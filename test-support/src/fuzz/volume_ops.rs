@@ -761,7 +761,9 @@ impl World {
                 let model = SnapModel {
                     id: SnapshotId::new(0),
                     writable: options.writable,
-                    persistent: options.persistent,
+                    // Documented: without a journal no snapshot survives a reopen, and its
+                    // properties say so.
+                    persistent: options.persistent && self.journaled,
                     pinned: options.pinned,
                     metadata: options.metadata.clone(),
                     image: Image::new(self.origin.live.clone()),

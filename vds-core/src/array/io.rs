@@ -1,8 +1,11 @@
 //! I/O: reads and writes as an initiator, refused where the mask denies them; changed blocks
 //! between snapshot LUNs; the volume behind a LUN.
 
+use std::sync::Arc;
+
 use cow_engine::Volume;
 
+use super::fence::LunFence;
 use super::state::SourceRef;
 use super::{Array, Backing};
 use crate::error::{Error, ErrorKind, Result};
@@ -11,8 +14,14 @@ use crate::mask::{Access, LunId};
 use crate::model::LunStatus;
 
 impl Array {
-    /// The volume behind LUN `name` if `initiator` may do `want` with it now.
-    fn gate(&self, name: &str, initiator: &InitiatorId, want: Access) -> Result<(Backing, u64)> {
+    /// The volume behind LUN `name` if `initiator` may do `want` with it now, with the LUN's size,
+    /// its fence and the access epoch this answer holds for (see `fence.rs`).
+    fn gate(
+        &self,
+        name: &str,
+        initiator: &InitiatorId,
+        want: Access,
+    ) -> Result<(Backing, u64, Arc<LunFence>, u64)> {
         let core = self.inner.core.read();
         let id = core.state.id_of(name)?;
         let grant = core.state.mask.access(id, initiator).ok_or_else(|| {
@@ -34,12 +43,16 @@ impl Array {
                 format!("LUN {name:?} is offline"),
             ));
         }
-        Ok((core.volumes[&id].clone(), l.size))
+        let fence = self.inner.fences.get(id);
+        let epoch = fence.epoch();
+        Ok((core.volumes[&id].clone(), l.size, fence, epoch))
     }
 
     /// Reads `buf.len()` bytes of LUN `name` at `offset` as `initiator` (the engine's
     /// [`Volume::read_at`] order: the buffer, then the offset). Refused with
     /// [`ErrorKind::AccessDenied`] where the mask denies it, [`ErrorKind::OutOfRange`] past the end.
+    /// Each call looks the LUN up by name and the initiator up in its mask: a server addressing
+    /// LUNs by number opens a [`super::LunHandle`] instead ([`Array::open_lun`]).
     pub fn read_at(
         &self,
         name: &str,
@@ -47,15 +60,21 @@ impl Array {
         buf: &mut [u8],
         offset: u64,
     ) -> Result<()> {
-        let (vol, size) = self.gate(name, initiator, Access::ReadOnly)?;
-        check_range_of(size, offset, buf.len())?;
-        let vol = vol.read();
-        Ok(vol.read_at(buf, offset)?)
+        loop {
+            let (vol, size, fence, epoch) = self.gate(name, initiator, Access::ReadOnly)?;
+            check_range_of(size, offset, buf.len() as u64)?;
+            let vol = vol.read();
+            let Some(_admitted) = fence.enter(fence.shared(), epoch) else {
+                continue;
+            };
+            return Ok(vol.read_at(buf, offset)?);
+        }
     }
 
     /// Writes `buf` to LUN `name` at `offset` as `initiator` (the engine's [`Volume::write_at`]
     /// order). Refused, nothing written, where the mask denies it or grants read-only access
-    /// ([`ErrorKind::AccessDenied`]) or past the end ([`ErrorKind::OutOfRange`]).
+    /// ([`ErrorKind::AccessDenied`]) or past the end ([`ErrorKind::OutOfRange`]). Not durable until
+    /// the LUN is flushed ([`super::LunHandle::flush`]) or the array closes.
     pub fn write_at(
         &self,
         name: &str,
@@ -63,10 +82,14 @@ impl Array {
         buf: &[u8],
         offset: u64,
     ) -> Result<()> {
-        let (vol, size) = self.gate(name, initiator, Access::ReadWrite)?;
-        check_range_of(size, offset, buf.len())?;
-        let vol = vol.read();
-        Ok(vol.write_at(buf, offset)?)
+        loop {
+            let (vol, size, fence, epoch) = self.gate(name, initiator, Access::ReadWrite)?;
+            check_range_of(size, offset, buf.len() as u64)?;
+            let vol = vol.read();
+            if vol.write_at_admitted(buf, offset, || fence.enter(fence.shared(), epoch))? {
+                return Ok(());
+            }
+        }
     }
 
     /// [`Array::read_at`] with the offset before the buffer.
@@ -95,12 +118,72 @@ impl Array {
 
     /// The blocks (of the array's block size, ascending) that differ between snapshot LUN `from`
     /// and `to`: a later snapshot LUN of the same source, or the source LUN itself (its current
-    /// contents). What an incremental backup copies after backing up `from` in full. Computed from
-    /// the copy-on-write maps without reading data: a superset of the blocks whose contents differ,
-    /// writes made to either snapshot LUN included. Either order of two snapshot LUNs gives the
-    /// same set. A LUN that is not a snapshot LUN of that source (or a split one) as `from` is
+    /// contents). What an incremental backup copies after backing up `from` in full. Exact
+    /// ([`Volume::changed_blocks`]): the blocks the copy-on-write maps name, writes made to either
+    /// snapshot LUN included, read from both and kept only where the bytes differ. Either order
+    /// of two snapshot LUNs gives the same set. A LUN that is not a snapshot LUN of that source (or a split one) as `from` is
     /// [`ErrorKind::InvalidArgument`]; an unknown name [`ErrorKind::NotFound`].
     pub fn changed_blocks(&self, from: &str, to: &str) -> Result<Vec<u64>> {
+        let (source, from_snapshot, to_snapshot) = self.changed_source(from, to)?;
+        Ok(source.changed_blocks(from_snapshot, to_snapshot)?)
+    }
+
+    /// [`Array::changed_blocks`] as extents `(start, length)` in bytes, ascending, adjacent blocks
+    /// merged, at most `max` per call, from byte `cursor` on (0 to start): returns the extents and
+    /// the cursor of the next call (`None`: no more). Memory is bounded by `max` and a window of
+    /// the LUN, not by its size: a fully changed 16 TiB LUN is paged through, never listed whole.
+    /// A cursor that is not block-aligned, or a `max` of 0, is [`ErrorKind::InvalidArgument`].
+    pub fn changed_extents(
+        &self,
+        from: &str,
+        to: &str,
+        cursor: u64,
+        max: usize,
+    ) -> Result<ChangedExtents> {
+        /// Blocks looked at per pass over the maps.
+        const WINDOW: u64 = 1 << 20;
+        let bs = u64::from(self.block_size());
+        if max == 0 || !cursor.is_multiple_of(bs) {
+            return Err(Error::invalid(format!(
+                "changed extents from cursor {cursor}, at most {max}: the cursor must be 0 or one                  a previous call returned, and the maximum positive"
+            )));
+        }
+        let (source, from_snapshot, to_snapshot) = self.changed_source(from, to)?;
+        let end = source.len().div_ceil(bs);
+        let mut out: Vec<(u64, u64)> = Vec::new();
+        let mut b = cursor / bs;
+        while b < end {
+            let w_end = b.saturating_add(WINDOW).min(end);
+            for blk in source.changed_blocks_in(from_snapshot, to_snapshot, b..w_end)? {
+                let start = blk * bs;
+                if let Some((s, l)) = out.last_mut() {
+                    if *s + *l == start {
+                        *l += bs;
+                        continue;
+                    }
+                }
+                if out.len() == max {
+                    return Ok((out, Some(start)));
+                }
+                out.push((start, bs));
+            }
+            b = w_end;
+        }
+        Ok((out, None))
+    }
+
+    /// The volume whose maps tell what changed between snapshot LUN `from` and `to`, with the
+    /// two snapshots (none for `to`: the source's current contents); both LUNs' held writes
+    /// settled into it first.
+    fn changed_source(
+        &self,
+        from: &str,
+        to: &str,
+    ) -> Result<(
+        Volume,
+        cow_engine::SnapshotId,
+        Option<cow_engine::SnapshotId>,
+    )> {
         let (source, from_snapshot, to_snapshot, settle) = {
             let core = self.inner.core.read();
             let rec = |name: &str| -> Result<(LunId, Option<SourceRef>)> {
@@ -137,7 +220,7 @@ impl Array {
         for v in &settle {
             v.flush()?;
         }
-        Ok(source.changed_blocks(from_snapshot, to_snapshot)?)
+        Ok((source, from_snapshot, to_snapshot))
     }
 
     /// The cow-engine volume behind LUN `name` (for layers above: snapshots, freeze, changed blocks).
@@ -150,9 +233,12 @@ impl Array {
     }
 }
 
+/// A page of changed extents `(start, length)` and the cursor of the next page (none: no more).
+pub type ChangedExtents = (Vec<(u64, u64)>, Option<u64>);
+
 /// Refuses `len` bytes at `offset` that do not fit in a LUN of `size` bytes.
-fn check_range_of(size: u64, offset: u64, len: usize) -> Result<()> {
-    match offset.checked_add(len as u64) {
+pub(super) fn check_range_of(size: u64, offset: u64, len: u64) -> Result<()> {
+    match offset.checked_add(len) {
         Some(end) if end <= size => Ok(()),
         _ => Err(Error::new(
             ErrorKind::OutOfRange,

@@ -42,7 +42,12 @@ impl Array {
     }
 
     /// Runs `work` as LUN `id`'s long operation: refused while another runs on it.
-    fn long_op<T>(&self, id: LunId, name: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
+    pub(super) fn long_op<T>(
+        &self,
+        id: LunId,
+        name: &str,
+        work: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
         if !self.inner.core.write().busy.insert(id) {
             return Err(lun_busy(name));
         }

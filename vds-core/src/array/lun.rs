@@ -102,6 +102,8 @@ impl Array {
             // The volume's own snapshots other than those of snapshot LUNs are ours to drop; a
             // snapshot LUN depending on it makes `ArrayState::apply` refuse below.
             let notes = Array::commit(core, &Change::DeleteLun { id })?;
+            // No I/O admitted before the delete is still running on the volume torn down below.
+            self.drain_fences(core);
             core.volumes.remove(&id);
             let vol = Arc::try_unwrap(vol).map(RwLock::into_inner);
             if let Ok(v) = vol {

@@ -9,7 +9,8 @@ use crate::mask::{Grant, LunHosts, MaskSpec};
 
 impl Array {
     /// VDS `SetMask`: replaces LUN `name`'s unmasking list with `mask` (text such as `"*"` or
-    /// `"<id>;<id>=ro"` is read by [`MaskSpec::parse`]).
+    /// `"<id>;<id>=ro"` is read by [`MaskSpec::parse`]). Returns once no I/O admitted under the
+    /// old mask is running (as every change of access does).
     pub fn set_mask(&self, name: &str, mask: &MaskSpec) -> Result<()> {
         let mask = mask_text(mask)?;
         self.change_lun(name, |id| Change::SetMask { id, mask })
@@ -116,6 +117,8 @@ impl Array {
 
     /// The fast-recovery swap, as one transaction: `replacement` takes over `damaged`'s hosts, their
     /// LUN numbers and its default number; `damaged` is masked to no one (kept for diagnosis).
+    /// Returns once no I/O admitted on either LUN before the swap is running: nothing lands on
+    /// `damaged` after it, and a [`super::LunHandle`] opened on it is refused from then on.
     pub fn swap_lun(&self, damaged: &str, replacement: &str) -> Result<()> {
         self.transact(|core| {
             let from = core.state.id_of(damaged)?;

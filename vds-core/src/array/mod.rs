@@ -5,7 +5,9 @@
 //! append and fsync), then announced to subscribers. Changes are serialised by one lock; queries and
 //! I/O run concurrently with each other. A hardware-style snapshot is a new LUN, a writable snapshot of
 //! the source LUN's volume, masked to no one at birth; it can be snapshotted in turn and split from
-//! its source. I/O names its initiator and is refused where the mask denies it.
+//! its source. I/O names its initiator and is refused where the mask denies it; a change of access
+//! (a mask, a swap, offline, a delete, a group or host) returns only once the I/O admitted under
+//! the old access has finished, and every later I/O sees the new access (`fence.rs`).
 //!
 //! Masks are [`MaskSpec`] values and initiators [`InitiatorId`] values: text is parsed at the edge
 //! with [`MaskSpec::parse`] and [`InitiatorId::parse`] (as the script interpreter and the C ABI
@@ -21,6 +23,9 @@
 //! | `masking.rs` | unmasking lists, per-host LUN numbers, initiator groups, the swap, who sees what |
 //! | `hosts.rs` | hosts and iSCSI targets |
 //! | `io.rs` | `read_at` and `write_at` with their access checks, changed blocks, the volume behind a LUN |
+//! | `image.rs` | import and export of a LUN's contents as a sparse raw image file |
+//! | `handle.rs` | [`LunHandle`]: I/O by (initiator, host LUN number), as a target daemon addresses a LUN |
+//! | `fence.rs` | fenced access changes: each LUN's access epoch and in-flight I/O, drained by every change of access |
 //! | `long_ops.rs` | clone, split, resync and the other background operations |
 //! | `notify.rs` | subscriptions and the announcement of notifications |
 //! | `volumes.rs` | where LUN volumes live on disk; snapshot LUNs' stacked volumes and tags |
@@ -29,7 +34,10 @@
 //! | `async_op.rs` | [`AsyncHandle`], the runtime of long operations |
 
 mod async_op;
+mod fence;
+mod handle;
 mod hosts;
+mod image;
 mod io;
 mod long_ops;
 mod lun;
@@ -41,6 +49,8 @@ mod store;
 mod volumes;
 
 pub use async_op::AsyncHandle;
+pub use handle::LunHandle;
+pub use io::ChangedExtents;
 pub use state::{check_lun_name, TargetInfo};
 
 use std::collections::{BTreeSet, HashMap};
@@ -76,6 +86,8 @@ struct Core {
     volumes: HashMap<LunId, Backing>,
     /// LUNs with a long operation running (split, resync): refused a second one.
     busy: BTreeSet<LunId>,
+    /// LUNs whose access changed and whose I/O is not fenced yet (see `fence.rs`).
+    unfenced: fence::Unfenced,
 }
 
 /// What the handles of one array share.
@@ -83,6 +95,8 @@ struct Inner {
     /// The pool directory (none for an array in memory).
     dir: Option<PathBuf>,
     core: RwLock<Core>,
+    /// Each LUN's access epoch and in-flight I/O (see `fence.rs`).
+    fences: fence::Fences,
     subscribers: Mutex<Vec<(u64, Subscriber)>>,
     next_subscription: std::sync::atomic::AtomicU64,
     /// Feeds [`Array::subscribe_channel`]'s bounded queues.
@@ -175,6 +189,7 @@ impl Array {
             store.check()?;
         }
         let notes = core.state.apply(change)?;
+        fence::note(&mut core.unfenced, change);
         if let Some(store) = &mut core.store {
             // On failure the change is applied in memory but not durable: the store now refuses
             // every further change, and the caller hears the failure (the pool must be reopened).
@@ -194,10 +209,24 @@ impl Array {
     ) -> Result<T> {
         let (out, notes) = {
             let mut core = self.inner.core.write();
-            f(&mut core)?
+            let r = f(&mut core);
+            // Before the lock is released: I/O admitted under the old access has finished.
+            self.drain_fences(&mut core);
+            r?
         };
         self.announce(notes);
         Ok(out)
+    }
+
+    /// Waits for the I/O admitted under the access that the applied changes altered (with the
+    /// admin lock's write side held): every I/O after this sees the new access.
+    fn drain_fences(&self, core: &mut Core) {
+        let Core {
+            state, unfenced, ..
+        } = core;
+        self.inner
+            .fences
+            .drain(unfenced, |id| !state.luns.contains_key(&id));
     }
 
     /// Runs `change` as one transaction.

@@ -25,6 +25,33 @@
 //! exit
 //! ```
 //!
+//! # Selection, errors, exit codes and `noerr`
+//!
+//! `select lun|target <name>` makes that object the one later commands act on. A `select` that
+//! fails (no such object, or a line that does not parse) leaves **nothing** of that kind
+//! selected: the commands after it fail with "no LUN is selected" instead of acting on the
+//! object selected before it. So `select lun keepme` / `select lun typo noerr` / `delete lun`
+//! deletes nothing. A selection outlives the run ([`Session`] keeps it between runs), and so
+//! does its clearing.
+//!
+//! Each failed line has DiskRAID's exit code for its kind of failure:
+//!
+//! | code | [`ExitCode`] | when |
+//! |---|---|---|
+//! | 0 | `Ok` | no error stopped the script (`exit` included) |
+//! | 4 | `ServiceFailure` | the array refused or failed the command, invalid arguments included (a size that is not a block multiple, LUNs of different sizes, a LUN that is not a snapshot LUN) |
+//! | 5 | `Syntax` | the line does not parse; a value the interpreter refuses before asking the array (an initiator id, an unmasking list, a LUN name); no object selected; the named object does not exist |
+//!
+//! (1, 2 and 3 are the command line's and the script file's, for a front end.)
+//!
+//! `noerr` at the end of a line makes a *failure of that command* not stop the script: the
+//! error is recorded ([`ScriptRun::ignored_errors`]) and the run goes on, with exit code 0 if
+//! nothing else stops it. It does not cover a line that **does not parse**: such a line stops
+//! the script with exit code 5 even when it ends in `noerr`, since what the line was meant to
+//! do, and so whether going on is safe, is unknown (a `noerr` alone on a line is such a line).
+//! A value the interpreter refuses (code 5, but the line parsed) is a command failure, and
+//! `noerr` lets it pass.
+//!
 //! # Results: structured, then text or JSON
 //!
 //! [`Session::execute`] (or [`run_script`] for a fresh session) returns a [`ScriptRun`]: the
@@ -521,6 +548,20 @@ impl Fail {
     }
 }
 
+impl Fail {
+    /// A value on the line that the interpreter refused before asking the array (an initiator
+    /// id, an unmasking list, a LUN name): a syntax error (5); nothing was attempted.
+    fn argument(e: Error) -> Self {
+        Fail {
+            code: ExitCode::Syntax,
+            kind: ScriptErrorKind::Failed(e.kind()),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// An error from the array (the service): a selection error (5) when the object the line names
+/// does not exist, else a service failure (4), invalid arguments included.
 impl From<Error> for Fail {
     fn from(e: Error) -> Self {
         Fail {
@@ -531,12 +572,10 @@ impl From<Error> for Fail {
     }
 }
 
+/// The exit code of an error the array returned (see `impl From<Error> for Fail`).
 fn code_of(e: &Error) -> ExitCode {
     match e.kind() {
-        ErrorKind::InvalidArgument
-        | ErrorKind::InvalidInitiator
-        | ErrorKind::NotFound
-        | ErrorKind::OutOfRange => ExitCode::Syntax,
+        ErrorKind::NotFound => ExitCode::Syntax,
         _ => ExitCode::ServiceFailure,
     }
 }
@@ -582,6 +621,7 @@ impl<'a> Session<'a> {
                 Ok(Some(c)) => c,
                 Ok(None) => continue,
                 Err(message) => {
+                    self.forget_failed_select(text);
                     result.outcome = Err(ScriptError {
                         line,
                         code: ExitCode::Syntax,
@@ -618,13 +658,34 @@ impl<'a> Session<'a> {
     }
 
     /// Runs `script` and appends its text ([`ScriptRun::render_text`]) to `out`; returns the
-    /// exit code and the error that stopped the script or else the first error `noerr` let pass.
+    /// exit code and the error that stopped the script: `(ExitCode::Ok, None)` when no error
+    /// stopped it (errors `noerr` let pass are in the text, and in [`Session::execute`]'s
+    /// [`ScriptRun::ignored_errors`]), else that error's code and the error. Never an Ok code
+    /// with an error, nor an error code without one.
     ///
     /// A thin wrapper over [`Session::execute`], kept for callers that want only text.
     pub fn run(&mut self, script: &str, out: &mut String) -> (ExitCode, Option<ScriptError>) {
         let run = self.execute(script);
         out.push_str(&run.render_text());
-        (run.exit_code, run.first_error().cloned())
+        (run.exit_code, run.stopping_error().cloned())
+    }
+
+    /// A `select` line that does not parse leaves nothing selected, as a failed select does:
+    /// the LUN, the target, or both when the line does not say which.
+    fn forget_failed_select(&mut self, text: &str) {
+        let line = text.split('#').next().unwrap_or("");
+        let mut w = line.split_whitespace().map(str::to_ascii_lowercase);
+        if w.next().as_deref() != Some("select") {
+            return;
+        }
+        match w.next().as_deref() {
+            Some("lun") => self.lun = None,
+            Some("target") => self.target = None,
+            _ => {
+                self.lun = None;
+                self.target = None;
+            }
+        }
     }
 
     fn selected_lun(&self) -> Result<&str, Fail> {
@@ -697,11 +758,15 @@ impl<'a> Session<'a> {
                 },
             },
             Command::Select(Object::Lun, name) => {
+                // A failed select leaves nothing selected, so a later command cannot act on the
+                // LUN selected before it.
+                self.lun = None;
                 a.lun(name)?;
                 self.lun = Some(name.clone());
                 Output::LunSelected { name: name.clone() }
             }
             Command::Select(Object::Target, name) => {
+                self.target = None;
                 if !a.targets().iter().any(|t| &t.name == name) {
                     return Err(Fail {
                         code: ExitCode::Syntax,
@@ -765,8 +830,9 @@ impl<'a> Session<'a> {
                         .expect("a free name"),
                 };
                 // The name is checked before the list, as the array does.
-                check_lun_name(&name)?;
-                a.create_lun(&name, *size, &MaskSpec::parse(unmask)?)?;
+                check_lun_name(&name).map_err(Fail::argument)?;
+                let spec = MaskSpec::parse(unmask).map_err(Fail::argument)?;
+                a.create_lun(&name, *size, &spec)?;
                 self.lun = Some(name.clone());
                 Output::LunCreated { name }
             }
@@ -798,10 +864,12 @@ impl<'a> Session<'a> {
             }
             Command::Unmask(u) => {
                 let name = self.selected_lun()?;
+                let (Unmask::Set(l) | Unmask::Add(l) | Unmask::Remove(l)) = u;
+                let spec = MaskSpec::parse(l).map_err(Fail::argument)?;
                 match u {
-                    Unmask::Set(l) => a.set_mask(name, &MaskSpec::parse(l)?),
-                    Unmask::Add(l) => a.add_to_mask(name, &MaskSpec::parse(l)?),
-                    Unmask::Remove(l) => a.remove_from_mask(name, &MaskSpec::parse(l)?),
+                    Unmask::Set(_) => a.set_mask(name, &spec),
+                    Unmask::Add(_) => a.add_to_mask(name, &spec),
+                    Unmask::Remove(_) => a.remove_from_mask(name, &spec),
                 }?;
                 Output::LunUnmasked {
                     name: name.to_string(),
@@ -867,7 +935,8 @@ impl<'a> Session<'a> {
                 let m = members
                     .iter()
                     .map(|m| InitiatorId::parse(m))
-                    .collect::<Result<Vec<_>, _>>()?;
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(Fail::argument)?;
                 a.set_group(g, &m)?;
                 Output::GroupSet {
                     name: g.clone(),
@@ -880,7 +949,8 @@ impl<'a> Session<'a> {
             }
             Command::Number(ini, n) => {
                 let name = self.selected_lun()?;
-                a.set_host_number(name, &InitiatorId::parse(ini)?, *n)?;
+                let ini_id = InitiatorId::parse(ini).map_err(Fail::argument)?;
+                a.set_host_number(name, &ini_id, *n)?;
                 Output::NumberSet {
                     lun: name.to_string(),
                     initiator: ini.clone(),

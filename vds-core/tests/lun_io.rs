@@ -1,0 +1,580 @@
+//! LUN I/O as a target daemon does it: handles opened by (initiator, host LUN number), fenced
+//! access changes (no write admitted under a revoked access lands after the change returns),
+//! flush, FUA, discard and write-zeroes.
+
+use std::io::{IoSlice, IoSliceMut};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use vds_core::{Array, ErrorKind, InitiatorId, LunHandle, MaskSpec};
+
+const MB: u64 = 1 << 20;
+const W1: &str = "iqn.2024-01.org.example:writer";
+const R1: &str = "iqn.2024-01.org.example:reader";
+const ROUNDS: usize = 1000;
+/// Each write: 1 MiB, as the C reproduction wrote.
+const CHUNK: usize = MB as usize;
+
+fn id(s: &str) -> InitiatorId {
+    InitiatorId::parse(s).unwrap()
+}
+
+fn mask(s: &str) -> MaskSpec {
+    MaskSpec::parse(s).unwrap()
+}
+
+/// Three writers as initiator `W1` (two through handles at number `number`, one by LUN name
+/// `name`) write 1 MiB of their own pattern at offset 0 until refused; once each has written
+/// at least once, `revoke` runs. Returns the LUN's first MiB as `observe` reads it right after
+/// `revoke` returned and again once every writer has stopped: equal if nothing landed after the
+/// change returned. Each writer must end refused with `AccessDenied`.
+fn race(
+    a: &Array,
+    name: &str,
+    number: u32,
+    round: usize,
+    revoke: impl FnOnce(),
+    observe: impl Fn() -> Vec<u8>,
+) -> (Vec<u8>, Vec<u8>) {
+    let started = Arc::new(Barrier::new(4));
+    let writes = Arc::new(AtomicU64::new(0));
+    let mut threads = Vec::new();
+    for w in 0..3u8 {
+        let (a, name) = (a.clone(), name.to_string());
+        let (started, writes) = (started.clone(), writes.clone());
+        let handle: Option<LunHandle> = (w < 2).then(|| a.open_lun(&id(W1), number).unwrap());
+        threads.push(std::thread::spawn(move || {
+            let buf = vec![(round as u8).wrapping_mul(3).wrapping_add(w + 1); CHUNK];
+            let mut first = true;
+            loop {
+                let r = match &handle {
+                    Some(h) => h.write_at(&buf, 0),
+                    None => a.write_at(&name, &id(W1), &buf, 0),
+                };
+                match r {
+                    Ok(()) => {
+                        writes.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => return e.kind(),
+                }
+                if first {
+                    first = false;
+                    started.wait();
+                }
+            }
+        }));
+    }
+    started.wait();
+    revoke();
+    let after = observe();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), ErrorKind::AccessDenied);
+    }
+    (after, observe())
+}
+
+fn read_as(a: &Array, name: &str, host: &str) -> Vec<u8> {
+    let mut b = vec![0u8; CHUNK];
+    a.read_at(name, &id(host), &mut b, 0).unwrap();
+    b
+}
+
+fn fenced_mask_change(a: &Array) {
+    a.create_lun("data", 4 * MB, &mask(&format!("{W1};{R1}=ro")))
+        .unwrap();
+    let number = a.access("data", &id(W1)).unwrap().unwrap().number;
+    for round in 0..ROUNDS {
+        a.set_mask("data", &mask(&format!("{W1};{R1}=ro"))).unwrap();
+        let (after, end) = race(
+            a,
+            "data",
+            number,
+            round,
+            || a.set_mask("data", &mask(&format!("{R1}=ro"))).unwrap(),
+            || read_as(a, "data", R1),
+        );
+        assert!(
+            after == end,
+            "round {round}: the LUN changed after set_mask returned"
+        );
+    }
+}
+
+#[test]
+fn no_write_lands_after_set_mask_removes_its_host_in_memory() {
+    fenced_mask_change(&Array::in_memory());
+}
+
+#[test]
+fn no_write_lands_after_set_mask_removes_its_host_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    fenced_mask_change(&Array::open(dir.path().join("pool")).unwrap());
+}
+
+#[test]
+fn no_write_lands_after_read_only_demotion_or_removal_from_a_group() {
+    let a = Array::in_memory();
+    a.set_group("writers", &[id(W1)]).unwrap();
+    a.create_lun("data", 4 * MB, &mask(&format!("@writers;{R1}=ro")))
+        .unwrap();
+    let number = a.access("data", &id(W1)).unwrap().unwrap().number;
+    for round in 0..ROUNDS {
+        let demote = round % 2 == 0;
+        a.set_mask("data", &mask(&format!("@writers;{R1}=ro")))
+            .unwrap();
+        a.set_group("writers", &[id(W1)]).unwrap();
+        let (after, end) = race(
+            &a,
+            "data",
+            number,
+            round,
+            || {
+                if demote {
+                    // `=ro`: the writer may still read, not write.
+                    a.set_mask("data", &mask(&format!("{W1}=ro;{R1}=ro")))
+                        .unwrap()
+                } else {
+                    a.set_group("writers", &[]).unwrap()
+                }
+            },
+            || read_as(&a, "data", R1),
+        );
+        assert!(
+            after == end,
+            "round {round} (demotion: {demote}): the LUN changed after the change returned"
+        );
+    }
+}
+
+#[test]
+fn nothing_lands_on_the_damaged_lun_after_the_swap_returns() {
+    let a = Array::in_memory();
+    a.create_lun("a", 4 * MB, &mask(W1)).unwrap();
+    a.create_lun("b", 4 * MB, &MaskSpec::None).unwrap();
+    let number = a.access("a", &id(W1)).unwrap().unwrap().number;
+    let (mut damaged, mut replacement) = ("a", "b");
+    for round in 0..ROUNDS {
+        let (after, end) = race(
+            &a,
+            damaged,
+            number,
+            round,
+            || a.swap_lun(damaged, replacement).unwrap(),
+            || {
+                let mut b = vec![0u8; CHUNK];
+                a.volume(damaged).unwrap().read_at(&mut b, 0).unwrap();
+                b
+            },
+        );
+        assert!(
+            after == end,
+            "round {round}: the damaged LUN changed after the swap returned"
+        );
+        std::mem::swap(&mut damaged, &mut replacement);
+    }
+}
+
+#[test]
+fn a_write_held_by_a_freeze_does_not_hold_up_a_mask_change_and_is_refused_on_release() {
+    let a = Array::in_memory();
+    a.create_lun("data", 4 * MB, &mask(&format!("{W1};{R1}=ro")))
+        .unwrap();
+    let number = a.access("data", &id(W1)).unwrap().unwrap().number;
+    let h = a.open_lun(&id(W1), number).unwrap();
+    h.write_at(b"before", 0).unwrap();
+    let vol = a.volume("data").unwrap();
+    // Were the held write counted, set_mask would wait for it until this deadline released it;
+    // the freeze would then be over when set_mask returns.
+    vol.freeze(Duration::from_secs(120)).unwrap();
+    let writer = std::thread::spawn(move || h.write_at(b"frozen", 0));
+    while vol.held_writes() == 0 {
+        std::thread::yield_now();
+    }
+    a.set_mask("data", &mask(&format!("{R1}=ro"))).unwrap();
+    assert!(vol.is_frozen(), "set_mask waited for the freeze to end");
+    assert_eq!(vol.thaw().unwrap(), cow_engine::ThawOutcome::Thawed);
+    assert_eq!(
+        writer.join().unwrap().unwrap_err().kind(),
+        ErrorKind::AccessDenied
+    );
+    let mut b = [0u8; 6];
+    a.read_at("data", &id(R1), &mut b, 0).unwrap();
+    assert_eq!(&b, b"before");
+}
+
+#[test]
+fn a_handle_addresses_a_lun_by_host_number_and_is_checked_on_every_io() {
+    let a = Array::in_memory();
+    a.create_lun("data", 4 * MB, &mask(&format!("{W1};{R1}=ro")))
+        .unwrap();
+    a.set_host_number("data", &id(W1), 7).unwrap();
+    assert_eq!(
+        a.open_lun(&id(W1), 8).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    let h = a.open_lun(&id(W1), 7).unwrap();
+    assert_eq!((h.number(), h.size().unwrap()), (7, 4 * MB));
+    h.write_at(b"hello", 4094).unwrap();
+    // Vectored: two buffers written as one, read back split differently.
+    h.writev(&[IoSlice::new(b"abc"), IoSlice::new(b"defg")], 10)
+        .unwrap();
+    let (mut x, mut y) = ([0u8; 2], [0u8; 5]);
+    h.readv(&mut [IoSliceMut::new(&mut x), IoSliceMut::new(&mut y)], 10)
+        .unwrap();
+    assert_eq!((&x, &y), (b"ab", b"cdefg"));
+    let r_number = a.access("data", &id(R1)).unwrap().unwrap().number;
+    let r = a.open_lun(&id(R1), r_number).unwrap();
+    let mut b = [0u8; 5];
+    r.read_at(&mut b, 4094).unwrap();
+    assert_eq!(&b, b"hello");
+    assert_eq!(
+        r.write_at(b"x", 0).unwrap_err().kind(),
+        ErrorKind::AccessDenied
+    );
+    assert_eq!(
+        h.write_at(b"x", 4 * MB - 1 + 1).unwrap_err().kind(),
+        ErrorKind::OutOfRange
+    );
+    // Offline: refused as BadState, served again once online.
+    a.set_online("data", false).unwrap();
+    assert_eq!(
+        h.read_at(&mut b, 0).unwrap_err().kind(),
+        ErrorKind::BadState
+    );
+    a.set_online("data", true).unwrap();
+    h.read_at(&mut b, 4094).unwrap();
+    // Renumbered: the old number no longer addresses it.
+    a.set_host_number("data", &id(W1), 9).unwrap();
+    let e = h.read_at(&mut b, 0).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::AccessDenied);
+    assert!(e.to_string().contains("number 9"), "{e}");
+    a.open_lun(&id(W1), 9)
+        .unwrap()
+        .read_at(&mut b, 4094)
+        .unwrap();
+    // Extended: the handle sees the new size.
+    a.extend_lun("data", 8 * MB).unwrap();
+    assert_eq!(r.size().unwrap(), 8 * MB);
+    // Deleted: refused.
+    a.delete_lun("data").unwrap();
+    assert_eq!(
+        r.read_at(&mut b, 0).unwrap_err().kind(),
+        ErrorKind::AccessDenied
+    );
+}
+
+#[test]
+fn after_a_swap_the_old_handle_is_refused_and_the_same_number_reaches_the_replacement() {
+    let a = Array::in_memory();
+    a.create_lun("damaged", 4 * MB, &mask(W1)).unwrap();
+    a.create_lun("backup", 4 * MB, &MaskSpec::None).unwrap();
+    a.set_host_number("damaged", &id(W1), 3).unwrap();
+    let old = a.open_lun(&id(W1), 3).unwrap();
+    old.write_at(b"old", 0).unwrap();
+    a.swap_lun("damaged", "backup").unwrap();
+    assert_eq!(
+        old.write_at(b"bad", 0).unwrap_err().kind(),
+        ErrorKind::AccessDenied
+    );
+    let new = a.open_lun(&id(W1), 3).unwrap();
+    new.write_at(b"new", 0).unwrap();
+    let mut b = [0u8; 3];
+    a.volume("backup").unwrap().read_at(&mut b, 0).unwrap();
+    assert_eq!(&b, b"new");
+    a.volume("damaged").unwrap().read_at(&mut b, 0).unwrap();
+    assert_eq!(&b, b"old");
+}
+
+#[test]
+fn discard_and_write_zeroes_read_as_zeros_and_snapshot_luns_keep_their_data() {
+    let a = Array::in_memory();
+    a.create_lun("src", 4 * MB, &mask(W1)).unwrap();
+    let number = a.access("src", &id(W1)).unwrap().unwrap().number;
+    let h = a.open_lun(&id(W1), number).unwrap();
+    let data: Vec<u8> = (0..3 * 4096u32).map(|i| (i % 251) as u8 + 1).collect();
+    h.write_at(&data, 4096).unwrap();
+    a.snapshot_lun("src", "snap").unwrap();
+    h.discard(4096, 4096).unwrap();
+    h.write_zeroes(3 * 4096 + 100, 200).unwrap();
+    let mut got = vec![0u8; data.len()];
+    h.read_at(&mut got, 4096).unwrap();
+    let mut want = data.clone();
+    want[..4096].fill(0);
+    want[2 * 4096 + 100..2 * 4096 + 300].fill(0);
+    assert!(got == want, "the source does not read as discarded");
+    a.volume("snap").unwrap().read_at(&mut got, 4096).unwrap();
+    assert!(
+        got == data,
+        "the snapshot LUN lost data to a discard of its source"
+    );
+    assert_eq!(
+        h.discard(4 * MB - 4096, 8192).unwrap_err().kind(),
+        ErrorKind::OutOfRange
+    );
+}
+
+#[test]
+fn flush_needs_read_access_and_fua_write_access() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = dir.path().join("pool");
+    {
+        let a = Array::open(&pool).unwrap();
+        a.create_lun("data", 4 * MB, &mask(&format!("{W1};{R1}=ro")))
+            .unwrap();
+        let n = |h: &str| a.access("data", &id(h)).unwrap().unwrap().number;
+        let (w, r) = (
+            a.open_lun(&id(W1), n(W1)).unwrap(),
+            a.open_lun(&id(R1), n(R1)).unwrap(),
+        );
+        w.write_at(b"flushed", 0).unwrap();
+        r.flush().unwrap();
+        w.write_fua(b"fua", 4096).unwrap();
+        assert_eq!(
+            r.write_fua(b"no", 0).unwrap_err().kind(),
+            ErrorKind::AccessDenied
+        );
+        a.set_mask("data", &MaskSpec::None).unwrap();
+        assert_eq!(w.flush().unwrap_err().kind(), ErrorKind::AccessDenied);
+    }
+    let a = Array::open(&pool).unwrap();
+    let v = a.volume("data").unwrap();
+    let mut b = [0u8; 7];
+    v.read_at(&mut b, 0).unwrap();
+    assert_eq!(&b, b"flushed");
+    v.read_at(&mut b[..3], 4096).unwrap();
+    assert_eq!(&b[..3], b"fua");
+}
+
+/// The bytes `extents` cover.
+fn covered(extents: &[(u64, u64)]) -> u64 {
+    extents.iter().map(|e| e.1).sum()
+}
+
+/// Checks that every byte of `h`'s first `len` bytes outside `extents` reads as zeros.
+fn holes_read_as_zeros(h: &LunHandle, extents: &[(u64, u64)], len: u64) {
+    let mut at = 0;
+    let mut buf = vec![0u8; 1 << 20];
+    for &(s, l) in extents.iter().chain([(len, 0)].iter()) {
+        while at < s {
+            let n = (s - at).min(buf.len() as u64) as usize;
+            h.read_at(&mut buf[..n], at).unwrap();
+            assert!(
+                buf[..n].iter().all(|&b| b == 0),
+                "a hole at {at} holds data"
+            );
+            at += n as u64;
+        }
+        at = s + l;
+    }
+}
+
+fn allocation_counts_what_was_written(a: &Array) {
+    const GB: u64 = 1 << 30;
+    const BS: u64 = 4096;
+    a.create_lun("big", GB, &mask(W1)).unwrap();
+    let n = a.access("big", &id(W1)).unwrap().unwrap().number;
+    let h = a.open_lun(&id(W1), n).unwrap();
+    assert_eq!(h.allocation(0, GB).unwrap(), vec![]);
+    for b in [5u64, 70_000, GB / BS - 1] {
+        h.write_at(&[b as u8 | 1; 4096], b * BS).unwrap();
+    }
+    let want = vec![(5 * BS, BS), (70_000 * BS, BS), (GB - BS, BS)];
+    assert_eq!(h.allocation(0, GB).unwrap(), want);
+    // A sub-range, clipped; a partial block counts whole (then clipped to what was asked).
+    assert_eq!(
+        h.allocation(5 * BS + 100, 10 * BS).unwrap(),
+        vec![(5 * BS + 100, BS - 100)]
+    );
+    h.discard(70_000 * BS, BS).unwrap();
+    assert_eq!(covered(&h.allocation(0, GB).unwrap()), 2 * BS);
+    // A snapshot LUN sees its source's data, then its own writes; a later discard on the source
+    // does not take data from it (the block is preserved for it).
+    a.snapshot_lun("big", "snap").unwrap();
+    a.set_mask("snap", &mask(R1)).unwrap();
+    let rn = a.access("snap", &id(R1)).unwrap().unwrap().number;
+    let s = a.open_lun(&id(R1), rn).unwrap();
+    assert_eq!(
+        s.allocation(0, GB).unwrap(),
+        vec![(5 * BS, BS), (GB - BS, BS)]
+    );
+    s.write_at(&[9; 10], 3 * BS).unwrap();
+    h.discard(5 * BS, BS).unwrap();
+    assert_eq!(covered(&h.allocation(0, GB).unwrap()), BS);
+    assert_eq!(
+        s.allocation(0, GB).unwrap(),
+        vec![(3 * BS, BS), (5 * BS, BS), (GB - BS, BS)]
+    );
+    // Stacked: a snapshot LUN of the snapshot LUN.
+    a.snapshot_lun("snap", "snap2").unwrap();
+    a.set_mask("snap2", &mask(R1)).unwrap();
+    let rn2 = a.access("snap2", &id(R1)).unwrap().unwrap().number;
+    let s2 = a.open_lun(&id(R1), rn2).unwrap();
+    assert_eq!(covered(&s2.allocation(0, GB).unwrap()), 3 * BS);
+    // Holes read as zeros (over the first 64 MiB, where the data is).
+    for (lun, ext) in [
+        (&h, h.allocation(0, 64 * MB).unwrap()),
+        (&s2, s2.allocation(0, 64 * MB).unwrap()),
+    ] {
+        holes_read_as_zeros(lun, &ext, 64 * MB);
+    }
+}
+
+#[test]
+fn allocation_reports_exactly_the_blocks_written_in_memory() {
+    allocation_counts_what_was_written(&Array::in_memory());
+}
+
+#[test]
+fn allocation_reports_exactly_the_blocks_written_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    allocation_counts_what_was_written(&Array::open(dir.path().join("pool")).unwrap());
+}
+
+/// `blocks` (ascending) as byte extents, adjacent blocks merged.
+fn extents_of(blocks: &[u64], bs: u64) -> Vec<(u64, u64)> {
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for &b in blocks {
+        match out.last_mut() {
+            Some((s, l)) if *s + *l == b * bs => *l += bs,
+            _ => out.push((b * bs, bs)),
+        }
+    }
+    out
+}
+
+#[test]
+fn changed_extents_page_through_what_changed_blocks_lists() {
+    const BS: u64 = 4096;
+    let a = Array::in_memory();
+    // 8 GiB: more than one window of the maps (2^20 blocks).
+    a.create_lun("src", 8 << 30, &MaskSpec::None).unwrap();
+    let vol = a.volume("src").unwrap();
+    a.snapshot_lun("src", "s1").unwrap();
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut written = Vec::new();
+    for i in 0..400u64 {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        // Runs of adjacent blocks, some across the window boundary at block 2^20.
+        let b = if i % 50 == 0 {
+            (1 << 20) - 2 + i / 50
+        } else {
+            rng % ((8 << 30) / BS - 4)
+        };
+        for k in 0..(rng >> 60) % 4 + 1 {
+            written.push(b + k);
+            vol.write_at(&[1; 7], (b + k) * BS + 9).unwrap();
+        }
+    }
+    a.snapshot_lun("src", "s2").unwrap();
+    a.volume("s2").unwrap().write_at(&[2; 3], 77 * BS).unwrap();
+    for (from, to) in [("s1", "s2"), ("s2", "s1"), ("s1", "src")] {
+        let want = extents_of(&a.changed_blocks(from, to).unwrap(), BS);
+        for max in [1usize, 3, 64, 10_000] {
+            let (mut got, mut cursor) = (Vec::new(), Some(0));
+            while let Some(c) = cursor {
+                let (page, next) = a.changed_extents(from, to, c, max).unwrap();
+                assert!(page.len() <= max && (next.is_none() || page.len() == max));
+                got.extend(page);
+                cursor = next;
+            }
+            assert_eq!(got, want, "{from} -> {to}, {max} per call");
+        }
+    }
+    written.sort_unstable();
+    written.dedup();
+    let s1_src = a.changed_blocks("s1", "src").unwrap();
+    assert!(written.iter().all(|b| s1_src.binary_search(b).is_ok()));
+    assert_eq!(
+        a.changed_extents("s1", "src", 100, 4).unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
+    assert_eq!(
+        a.changed_extents("s1", "src", 0, 0).unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
+}
+
+#[test]
+fn import_and_export_copy_only_data_and_keep_holes() {
+    use std::os::unix::fs::{FileExt, MetadataExt};
+    const BS: u64 = 4096;
+    let dir = tempfile::tempdir().unwrap();
+    // A sparse 256 MiB image with data in three places (one of them a partial last block).
+    let img = dir.path().join("in.img");
+    let f = std::fs::File::create(&img).unwrap();
+    let len = (256 << 20) + 100;
+    f.set_len(len).unwrap();
+    let parts: [(u64, Vec<u8>); 3] = [
+        (0, vec![1; 5000]),
+        (100 << 20, vec![2; 3 * BS as usize]),
+        (len - 50, vec![3; 50]),
+    ];
+    for (at, d) in &parts {
+        f.write_all_at(d, *at).unwrap();
+    }
+    drop(f);
+    let a = Array::open(dir.path().join("pool")).unwrap();
+    let op = a.import_lun("imported", &img);
+    op.wait().unwrap();
+    let info = a.lun("imported").unwrap();
+    assert_eq!((info.size, info.mask.as_str()), ((256 << 20) + BS, ""));
+    let vol = a.volume("imported").unwrap();
+    for (at, d) in &parts {
+        let mut b = vec![0; d.len()];
+        vol.read_at(&mut b, *at).unwrap();
+        assert!(b == *d, "data at {at}");
+    }
+    let allocated: u64 = vol
+        .allocated(0, info.size)
+        .unwrap()
+        .iter()
+        .map(|r| r.end - r.start)
+        .sum();
+    assert_eq!(
+        allocated,
+        (2 + 3 + 1) * BS,
+        "the import wrote more than the data blocks"
+    );
+    // Export: the same bytes, as sparse a file.
+    let out = dir.path().join("out.img");
+    a.export_lun("imported", &out).wait().unwrap();
+    let back = std::fs::read(&out).unwrap();
+    assert_eq!(back.len() as u64, info.size);
+    let mut want = vec![0u8; info.size as usize];
+    for (at, d) in &parts {
+        want[*at as usize..*at as usize + d.len()].copy_from_slice(d);
+    }
+    assert!(back == want, "the exported image differs");
+    assert!(
+        std::fs::metadata(&out).unwrap().blocks() * 512 <= 64 * BS,
+        "the export is not sparse"
+    );
+    // Refused: an existing file, an unknown LUN, an existing name, an empty image.
+    assert_eq!(
+        a.export_lun("imported", &out).wait().unwrap_err().kind(),
+        ErrorKind::AlreadyExists
+    );
+    assert_eq!(
+        a.export_lun("nope", dir.path().join("x"))
+            .wait()
+            .unwrap_err()
+            .kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        a.import_lun("imported", &img).wait().unwrap_err().kind(),
+        ErrorKind::AlreadyExists
+    );
+    std::fs::File::create(dir.path().join("empty")).unwrap();
+    assert_eq!(
+        a.import_lun("e", dir.path().join("empty"))
+            .wait()
+            .unwrap_err()
+            .kind(),
+        ErrorKind::InvalidArgument
+    );
+    assert!(a.lun("e").is_err());
+}

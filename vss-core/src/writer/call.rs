@@ -1,0 +1,343 @@
+//! One writer event on a thread of its own, with a deadline.
+//!
+//! The coordinator starts the event on every writer at once ([`Call::start`]) and then waits for
+//! each ([`Call::wait`]); since all of them share the event's deadline, waiting for them one after
+//! the other never waits longer than the deadline. A writer that panics has failed the event
+//! ([`FailureKind::NonRetryable`], the panic's message in the failure's); one that has not
+//! answered by the deadline has timed out ([`FailureKind::Timeout`]). Its thread cannot be
+//! stopped: it is left to finish, and what it returns then is reported as a late return through
+//! the [`LateCall`] the timeout hands over, so the coordinator can keep a hung writer out of new
+//! sets until its call returns and answer a call that returns after its set was aborted with
+//! abort.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use super::{dispatch, EventContext, FailureKind, Writer, WriterEvent, WriterFailure};
+use crate::document::WriterMetadata;
+
+type LateHook<T> = Box<dyn FnOnce(LateReturn<T>) + Send>;
+
+struct Slot<T> {
+    /// The writer's answer and when it came.
+    answer: Option<(Result<T, WriterFailure>, Instant)>,
+    /// Runs on the writer's thread when a late call returns.
+    on_return: Option<LateHook<T>>,
+}
+
+struct Shared<T> {
+    slot: Mutex<Slot<T>>,
+    returned: Condvar,
+}
+
+/// Facts about a call, kept by the call and by its late continuation.
+#[derive(Clone)]
+struct Info {
+    writer: String,
+    event: WriterEvent,
+    deadline: Instant,
+}
+
+/// One writer event running on its own thread (see the module documentation).
+pub struct Call<T = ()> {
+    info: Info,
+    shared: Arc<Shared<T>>,
+}
+
+impl<T> std::fmt::Debug for Call<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Call")
+            .field("writer", &self.info.writer)
+            .field("event", &self.info.event)
+            .field("deadline", &self.info.deadline)
+            .finish_non_exhaustive()
+    }
+}
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "a panic with a non-text payload"
+    }
+}
+
+impl Call<()> {
+    /// Starts `event` on `writer` with `ctx` (whose deadline the call keeps). For
+    /// [`WriterEvent::Identify`] the metadata is dropped: use [`Call::identify`] to keep it.
+    pub fn start(writer: Arc<dyn Writer>, event: WriterEvent, ctx: EventContext) -> Call<()> {
+        Call::spawn(writer, event, ctx, move |w, ctx| dispatch(w, event, ctx))
+    }
+}
+
+impl Call<WriterMetadata> {
+    /// Starts identify on `writer`, keeping the writer metadata document it answers.
+    pub fn identify(writer: Arc<dyn Writer>, ctx: EventContext) -> Call<WriterMetadata> {
+        Call::spawn(writer, WriterEvent::Identify, ctx, |w, ctx| w.identify(ctx))
+    }
+}
+
+impl<T: Send + 'static> Call<T> {
+    fn spawn(
+        writer: Arc<dyn Writer>,
+        event: WriterEvent,
+        ctx: EventContext,
+        run: impl FnOnce(&dyn Writer, &EventContext) -> Result<T, WriterFailure> + Send + 'static,
+    ) -> Call<T> {
+        let info = Info {
+            writer: writer.name().to_owned(),
+            event,
+            deadline: ctx.deadline(),
+        };
+        let shared = Arc::new(Shared {
+            slot: Mutex::new(Slot {
+                answer: None,
+                on_return: None,
+            }),
+            returned: Condvar::new(),
+        });
+        let s = shared.clone();
+        let i = info.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("umbra-writer {event}"))
+            .spawn(move || {
+                let r =
+                    catch_unwind(AssertUnwindSafe(|| run(&*writer, &ctx))).unwrap_or_else(|p| {
+                        Err(WriterFailure::non_retryable(format!(
+                            "writer {:?} panicked at {event}: {}",
+                            i.writer,
+                            panic_text(&*p)
+                        )))
+                    });
+                let at = Instant::now();
+                let mut slot = s.slot.lock();
+                if let Some(hook) = slot.on_return.take() {
+                    drop(slot);
+                    hook(LateReturn::new(&i, r, at));
+                    return;
+                }
+                slot.answer = Some((r, at));
+                s.returned.notify_all();
+            });
+        if let Err(e) = spawned {
+            // The system refused a thread: the writer could not be asked, which is a resource
+            // failure of this call (the next set may have threads again).
+            shared.slot.lock().answer = Some((
+                Err(WriterFailure::new(
+                    FailureKind::OutOfResources,
+                    format!(
+                        "cannot start a thread to send {event} to writer {:?}: {e}",
+                        info.writer
+                    ),
+                )),
+                Instant::now(),
+            ));
+        }
+        Call { info, shared }
+    }
+}
+
+impl<T> Call<T> {
+    /// The writer's name.
+    pub fn writer(&self) -> &str {
+        &self.info.writer
+    }
+
+    /// The event.
+    pub fn event(&self) -> WriterEvent {
+        self.info.event
+    }
+
+    /// The event's deadline.
+    pub fn deadline(&self) -> Instant {
+        self.info.deadline
+    }
+
+    /// Waits until the writer answers or the deadline passes, whichever is first. An answer that
+    /// came after the deadline (while nobody was waiting) is a timeout too: what counts is when
+    /// the writer answered, not when this is called.
+    pub fn wait(self) -> CallOutcome<T> {
+        let mut slot = self.shared.slot.lock();
+        while slot.answer.is_none() {
+            if self
+                .shared
+                .returned
+                .wait_until(&mut slot, self.info.deadline)
+                .timed_out()
+            {
+                break;
+            }
+        }
+        match slot.answer.take() {
+            Some((r, at)) if at <= self.info.deadline => CallOutcome::Returned(r),
+            answer => {
+                slot.answer = answer;
+                drop(slot);
+                let failure = WriterFailure::new(
+                    FailureKind::Timeout,
+                    format!(
+                        "writer {:?} did not answer {} within its deadline",
+                        self.info.writer, self.info.event
+                    ),
+                );
+                CallOutcome::TimedOut {
+                    failure,
+                    late: LateCall {
+                        info: self.info,
+                        shared: self.shared,
+                    },
+                }
+            }
+        }
+    }
+}
+
+/// How a [`Call`] ended.
+#[derive(Debug)]
+pub enum CallOutcome<T = ()> {
+    /// The writer answered by the deadline (a panic is a non-retryable failure).
+    Returned(Result<T, WriterFailure>),
+    /// The deadline passed first.
+    TimedOut {
+        /// The [`FailureKind::Timeout`] failure naming the writer and the event.
+        failure: WriterFailure,
+        /// The call still running, to learn when and how it returns.
+        late: LateCall<T>,
+    },
+}
+
+impl<T> CallOutcome<T> {
+    /// The event's result (a timeout is a [`FailureKind::Timeout`] failure) and the late call,
+    /// if it timed out.
+    pub fn into_parts(self) -> (Result<T, WriterFailure>, Option<LateCall<T>>) {
+        match self {
+            CallOutcome::Returned(r) => (r, None),
+            CallOutcome::TimedOut { failure, late } => (Err(failure), Some(late)),
+        }
+    }
+
+    /// The event's result; a timeout is a [`FailureKind::Timeout`] failure and what the writer
+    /// returns later is ignored.
+    pub fn into_result(self) -> Result<T, WriterFailure> {
+        self.into_parts().0
+    }
+}
+
+/// A call that timed out and may still be running.
+pub struct LateCall<T = ()> {
+    info: Info,
+    shared: Arc<Shared<T>>,
+}
+
+impl<T> std::fmt::Debug for LateCall<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LateCall")
+            .field("writer", &self.info.writer)
+            .field("event", &self.info.event)
+            .field("returned", &self.has_returned())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> LateCall<T> {
+    /// The writer's name.
+    pub fn writer(&self) -> &str {
+        &self.info.writer
+    }
+
+    /// The event.
+    pub fn event(&self) -> WriterEvent {
+        self.info.event
+    }
+
+    /// True once the writer's method has returned.
+    pub fn has_returned(&self) -> bool {
+        self.shared.slot.lock().answer.is_some()
+    }
+
+    /// Waits, at most `timeout` (`None`: for as long as it takes), for the writer to return.
+    pub fn wait(self, timeout: Option<Duration>) -> Result<LateReturn<T>, LateCall<T>> {
+        let until = timeout.map(|t| Instant::now() + t);
+        let mut slot = self.shared.slot.lock();
+        while slot.answer.is_none() {
+            match until {
+                None => self.shared.returned.wait(&mut slot),
+                Some(u) => {
+                    if self.shared.returned.wait_until(&mut slot, u).timed_out() {
+                        break;
+                    }
+                }
+            }
+        }
+        match slot.answer.take() {
+            Some((r, at)) => Ok(LateReturn::new(&self.info, r, at)),
+            None => {
+                drop(slot);
+                Err(self)
+            }
+        }
+    }
+
+    /// Runs `hook` with the late return when the writer returns: on the writer's thread, or at
+    /// once on this one if it has returned already.
+    pub fn on_return(self, hook: impl FnOnce(LateReturn<T>) + Send + 'static) {
+        let mut slot = self.shared.slot.lock();
+        match slot.answer.take() {
+            Some((r, at)) => {
+                drop(slot);
+                hook(LateReturn::new(&self.info, r, at));
+            }
+            None => slot.on_return = Some(Box::new(hook)),
+        }
+    }
+}
+
+/// What a writer returned after its deadline.
+#[derive(Debug)]
+pub struct LateReturn<T = ()> {
+    writer: String,
+    event: WriterEvent,
+    result: Result<T, WriterFailure>,
+    late_by: Duration,
+}
+
+impl<T> LateReturn<T> {
+    fn new(info: &Info, result: Result<T, WriterFailure>, at: Instant) -> Self {
+        LateReturn {
+            writer: info.writer.clone(),
+            event: info.event,
+            result,
+            late_by: at.saturating_duration_since(info.deadline),
+        }
+    }
+
+    /// The writer's name.
+    pub fn writer(&self) -> &str {
+        &self.writer
+    }
+
+    /// The event it answered.
+    pub fn event(&self) -> WriterEvent {
+        self.event
+    }
+
+    /// How long after the deadline it answered.
+    pub fn late_by(&self) -> Duration {
+        self.late_by
+    }
+
+    /// What it answered (too late to count).
+    pub fn result(&self) -> &Result<T, WriterFailure> {
+        &self.result
+    }
+
+    /// What it answered, taken.
+    pub fn into_result(self) -> Result<T, WriterFailure> {
+        self.result
+    }
+}

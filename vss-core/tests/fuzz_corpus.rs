@@ -1,0 +1,35 @@
+//! Replays the corpus of the vss-core fuzz target (`fuzz/corpus/documents`) through the same
+//! checks, so every input ever found interesting stays tested by `cargo test`.
+
+use std::path::Path;
+
+use umbra_test_support::vss_fuzz as fuzz_logic;
+
+#[test]
+fn documents_corpus() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/documents");
+    let (mut n, mut valid) = (0, 0);
+    for e in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let p = e.unwrap().path();
+        valid += fuzz_logic::documents(&std::fs::read(&p).unwrap());
+        n += 1;
+    }
+    assert!(n >= 12, "{n} inputs");
+    // The seeds hold valid documents of both kinds, so the round-trip path is replayed too.
+    assert!(valid >= 4, "{valid} valid documents");
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, ..Default::default() })]
+
+    /// Cheap fuzzing on every test run: random text, and text built from JSON's alphabet and the
+    /// documents' words.
+    #[test]
+    fn random_text_never_breaks_the_readers(
+        s in ".{0,80}",
+        t in "(\\{|\\}|\\[|\\]|,|:|\"|format|version|umbra-writer-metadata|writer|components|1|null|true| ){0,40}",
+    ) {
+        fuzz_logic::documents(s.as_bytes());
+        fuzz_logic::documents(t.as_bytes());
+    }
+}
