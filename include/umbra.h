@@ -705,7 +705,8 @@ umbra_status umbra_snapshot_write(umbra_volume *vol,
                                   size_t len);
 
 /**
- * Deletes snapshot `snapshot` (the others are unchanged). Durable when this returns.
+ * Deletes snapshot `snapshot` (the others are unchanged). Durable when this returns. A pinned
+ * snapshot is refused with `UMBRA_E_BAD_STATE`: unpin it first (`umbra_snapshot_set_pinned`).
  *
  * # Safety
  * `vol` is NULL or a live handle.

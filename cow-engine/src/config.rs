@@ -51,8 +51,14 @@ pub(crate) fn check_metadata(m: &[u8]) -> Result<()> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DiffFullPolicy {
     /// Delete the oldest unpinned snapshots to make room (as volsnap does), announcing each with
-    /// [`Event::SnapshotDeleted`](crate::Event::SnapshotDeleted); fail with
-    /// [`ErrorKind::NoSpace`](crate::ErrorKind::NoSpace) only if none is left to delete.
+    /// [`Event::SnapshotDeleted`](crate::Event::SnapshotDeleted): as many, oldest first, as give
+    /// the write the slots it needs. A deletion frees only the slots no remaining snapshot
+    /// references (a preserved block passes to the next older snapshot lacking it), so when
+    /// pinned snapshots would take over everything deleting could free, nothing is deleted and
+    /// the write fails with [`ErrorKind::NoSpace`](crate::ErrorKind::NoSpace), naming the
+    /// pinned snapshot that holds the space. With only unpinned snapshots a write always
+    /// succeeds (at worst every snapshot goes), also under concurrent writers: room another
+    /// writer freed meanwhile is reused.
     #[default]
     DeleteOldest,
     /// Fail the origin write with [`ErrorKind::NoSpace`](crate::ErrorKind::NoSpace); nothing of
@@ -155,7 +161,8 @@ pub struct SnapshotOptions {
     /// The snapshot survives a reopen (on a persistent volume). A non-persistent snapshot vanishes
     /// on reopen, and preservations only it needs skip the syncs.
     pub persistent: bool,
-    /// Never deleted automatically to make room in the diff area.
+    /// Never deleted automatically to make room in the diff area, and refused by
+    /// [`Volume::delete_snapshot`](crate::Volume::delete_snapshot) until unpinned.
     pub pinned: bool,
     /// An opaque blob for the layers above (names, properties), stored atomically with the snapshot.
     pub metadata: Vec<u8>,

@@ -809,6 +809,254 @@ fn diff_limit_delete_policy_deletes_oldest_unpinned_with_an_event() {
     assert!(events.try_recv().is_none(), "no other deletion");
 }
 
+/// An 8-block volume with a diff limit of `slots` under delete-oldest: in memory, or a file
+/// volume in `dir`.
+fn limited(slots: u64, dir: Option<&std::path::Path>) -> Volume {
+    let config = VolumeConfig {
+        diff_limit: Some(slots * BS),
+        ..Default::default()
+    };
+    match dir {
+        Some(d) => Volume::create(d.join("v"), 8 * BS, config).unwrap(),
+        None => Volume::create_mem(8 * BS, config).unwrap(),
+    }
+}
+
+fn pinned_snapshot(vol: &Volume) -> SnapshotId {
+    vol.create_snapshot(SnapshotOptions {
+        pinned: true,
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+/// The snapshots the volume announced deleting since the last call.
+fn deleted(events: &cow_engine::events::Subscription<Event>) -> Vec<SnapshotId> {
+    std::iter::from_fn(|| events.try_recv())
+        .map(|d| match d {
+            Delivery::Event(Event::SnapshotDeleted { snapshot, .. }) => snapshot,
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect()
+}
+
+/// 8 blocks, those in `ones` holding 1s, the rest zeros.
+fn image(ones: &[u64]) -> Vec<u8> {
+    let mut v = vec![0u8; 8 * BS as usize];
+    for &b in ones {
+        v[(b * BS) as usize..((b + 1) * BS) as usize].fill(1);
+    }
+    v
+}
+
+/// Why (issue 11): with a pinned oldest snapshot and unpinned A, B, C filling the limit, each with
+/// blocks of its own, one write deleted A, B and C (their blocks passed to the pinned one, so
+/// nothing was freed) and then failed anyway. Now none is deleted: the write fails with NoSpace
+/// naming the pinned snapshot.
+#[test]
+fn a_full_area_keeps_snapshots_whose_deletion_would_free_nothing() {
+    for file in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        let vol = limited(4, file.then(|| tmp.path()));
+        let events = vol.subscribe();
+        let p = pinned_snapshot(&vol);
+        let mut ids = vec![p];
+        for b in 0..3 {
+            fill(&vol, b, 1);
+            ids.push(vol.create_snapshot(SnapshotOptions::default()).unwrap());
+        }
+        fill(&vol, 3, 1);
+        assert_eq!(vol.stats().diff_blocks_in_use, 4);
+        let images: Vec<Vec<u8>> = (0..4).map(|i| image(&(0..i).collect::<Vec<_>>())).collect();
+
+        let e = vol.write_at(&[9u8; BS as usize], 4 * BS).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NoSpace, "{e}");
+        assert_eq!(e.snapshot(), Some(p), "{e}");
+        assert!(
+            e.message().contains(&format!("pinned snapshot(s) {p} ")),
+            "{e}"
+        );
+        assert_eq!(block_of(&vol, 4), vec![0u8; BS as usize], "nothing written");
+        assert_eq!(deleted(&events), [], "no snapshot deleted");
+        let live: Vec<SnapshotId> = vol.snapshots().iter().map(|s| s.id).collect();
+        assert_eq!(live, ids);
+        for (id, want) in ids.iter().zip(&images) {
+            assert_eq!(&all(&vol.snapshot(*id).unwrap()), want, "snapshot {id}");
+        }
+        assert_eq!(vol.stats().diff_blocks_in_use, 4);
+
+        // Unpinned, the oldest is the one whose deletion frees a slot: it alone goes.
+        vol.set_pinned(p, false).unwrap();
+        fill(&vol, 4, 9);
+        assert_eq!(deleted(&events), [p]);
+        for (id, want) in ids.iter().zip(&images).skip(1) {
+            assert_eq!(&all(&vol.snapshot(*id).unwrap()), want, "snapshot {id}");
+        }
+    }
+}
+
+/// Deleting the unpinned snapshots above a pinned one frees a slot only where two of them (or
+/// one and the pinned one) preserved the same block: the shortest oldest-first run that frees
+/// room goes, and the pinned one keeps its image.
+#[test]
+fn a_full_area_deletes_the_oldest_run_that_frees_room() {
+    for file in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        let vol = limited(4, file.then(|| tmp.path()));
+        let events = vol.subscribe();
+        let p = pinned_snapshot(&vol);
+        fill(&vol, 0, 1); // preserved for P
+        let a = vol.create_snapshot(SnapshotOptions::default()).unwrap();
+        fill(&vol, 1, 1); // for A
+        let b = vol.create_snapshot(SnapshotOptions::default()).unwrap();
+        fill(&vol, 1, 2); // for B (A's copy passes to P when A goes)
+        let c = vol.create_snapshot(SnapshotOptions::default()).unwrap();
+        fill(&vol, 2, 1); // for C
+        assert_eq!(vol.stats().diff_blocks_in_use, 4);
+        let c_image = all(&vol.snapshot(c).unwrap());
+
+        // Deleting A alone frees nothing; A and B free B's copy of block 1.
+        fill(&vol, 3, 1);
+        assert_eq!(deleted(&events), [a, b]);
+        assert_eq!(all(&vol.snapshot(p).unwrap()), image(&[]));
+        assert_eq!(all(&vol.snapshot(c).unwrap()), c_image);
+        assert_eq!(vol.stats().diff_blocks_in_use, 4);
+    }
+}
+
+/// A write whose block the pinned snapshot already holds needs no slot once the unpinned newest
+/// snapshot goes, though that frees nothing: the deletion is made and the write goes through.
+#[test]
+fn a_full_area_deletes_the_newest_when_the_pinned_one_then_needs_no_copy() {
+    let vol = limited(2, None);
+    let events = vol.subscribe();
+    let p = pinned_snapshot(&vol);
+    fill(&vol, 4, 1); // preserved for P
+    let a = vol.create_snapshot(SnapshotOptions::default()).unwrap();
+    fill(&vol, 1, 1); // for A
+    fill(&vol, 4, 2); // A needs block 4: full
+    assert_eq!(deleted(&events), [a]);
+    assert_eq!(all(&vol.snapshot(p).unwrap()), image(&[]));
+    assert_eq!(block_of(&vol, 4), vec![2u8; BS as usize]);
+}
+
+/// Issue 11: `ErrorKind::BadState` covers deleting a pinned snapshot; it used to be deleted.
+#[test]
+fn deleting_a_pinned_snapshot_is_refused_until_it_is_unpinned() {
+    let tmp = tempfile::tempdir().unwrap();
+    for vol in [mem(4), limited(8, Some(tmp.path()))] {
+        fill(&vol, 0, 1);
+        let p = pinned_snapshot(&vol);
+        fill(&vol, 0, 2);
+        let e = vol.delete_snapshot(p).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::BadState, "{e}");
+        assert_eq!(e.snapshot(), Some(p));
+        assert!(e.message().contains("pinned"), "{e}");
+        assert_eq!(
+            block_of(&vol.snapshot(p).unwrap(), 0),
+            vec![1u8; BS as usize]
+        );
+        vol.set_pinned(p, false).unwrap();
+        vol.delete_snapshot(p).unwrap();
+        assert_eq!(vol.snapshot(p).unwrap_err().kind(), ErrorKind::NotFound);
+    }
+}
+
+/// A non-persistent snapshot vanishes on reopen even when pinned (the refusal of a pinned
+/// delete is the caller's rule, not the reopen's).
+#[test]
+fn a_pinned_non_persistent_snapshot_vanishes_on_reopen() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vol = limited(8, Some(tmp.path()));
+    fill(&vol, 0, 1);
+    let kept = pinned_snapshot(&vol);
+    vol.create_snapshot(SnapshotOptions {
+        pinned: true,
+        persistent: false,
+        ..Default::default()
+    })
+    .unwrap();
+    fill(&vol, 0, 2);
+    drop(vol);
+    let vol = Volume::open(tmp.path().join("v")).unwrap();
+    let left: Vec<SnapshotId> = vol.snapshots().iter().map(|s| s.id).collect();
+    assert_eq!(left, [kept]);
+    assert_eq!(
+        block_of(&vol.snapshot(kept).unwrap(), 0),
+        vec![1u8; BS as usize]
+    );
+}
+
+/// A diff device on a "file system" that refuses to grow it past `cap` bytes.
+struct Capped {
+    dev: MemDevice,
+    cap: u64,
+}
+
+impl BlockDevice for Capped {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> cow_engine::Result<()> {
+        self.dev.read_at(buf, offset)
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> cow_engine::Result<()> {
+        self.dev.write_at(buf, offset)
+    }
+    fn flush(&self) -> cow_engine::Result<()> {
+        self.dev.flush()
+    }
+    fn len(&self) -> u64 {
+        self.dev.len()
+    }
+    fn as_resize(&self) -> Option<&dyn cow_engine::Resize> {
+        Some(self)
+    }
+}
+
+impl cow_engine::Resize for Capped {
+    fn resize(&self, new_len: u64) -> cow_engine::Result<()> {
+        if new_len > self.cap {
+            return Err(cow_engine::Error::new(
+                ErrorKind::NoSpace,
+                "the file system is full",
+            ));
+        }
+        cow_engine::Resize::resize(&self.dev, new_len)
+    }
+}
+
+/// A diff area short of slots below its limit, because its device cannot grow: delete-oldest
+/// makes room by deleting (a make-room that counted the limit's headroom as room would retry
+/// the write for ever).
+#[test]
+fn a_diff_device_that_cannot_grow_makes_room_by_deleting_below_the_limit() {
+    const BLOCKS: u64 = 2048;
+    let origin = Arc::new(MemDevice::new(BLOCKS * BS));
+    // Room for the diff area's first growth (1,024 slots after the 4 KiB superblock), no more.
+    let diff = Arc::new(Capped {
+        dev: MemDevice::new(0),
+        cap: BS + 1024 * BS,
+    });
+    let journals: [Arc<dyn BlockDevice>; 2] =
+        [Arc::new(MemDevice::new(0)), Arc::new(MemDevice::new(0))];
+    let config = VolumeConfig {
+        diff_limit: Some(BLOCKS * BS),
+        ..Default::default()
+    };
+    let vol = Volume::create_on_devices(origin, diff, journals, config).unwrap();
+    vol.write_at(&vec![1u8; (BLOCKS * BS) as usize], 0).unwrap();
+    let events = vol.subscribe();
+    let old = vol.create_snapshot(SnapshotOptions::default()).unwrap();
+    vol.write_at(&vec![2u8; (600 * BS) as usize], 0).unwrap();
+    let new = vol.create_snapshot(SnapshotOptions::default()).unwrap();
+    // The 1,025th slot is refused by the device: the old snapshot goes, its 600 slots are reused.
+    vol.write_at(&vec![3u8; (500 * BS) as usize], 600 * BS)
+        .unwrap();
+    assert_eq!(deleted(&events), [old]);
+    assert_eq!(vol.stats().diff_blocks_in_use, 500);
+    let mut want = vec![2u8; (600 * BS) as usize];
+    want.extend(vec![1u8; ((BLOCKS - 600) * BS) as usize]);
+    assert!(all(&vol.snapshot(new).unwrap()) == want, "snapshot {new}");
+}
+
 #[test]
 fn per_snapshot_persistence_pin_and_metadata_survive_reopen() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,7 +1,8 @@
 //! Loom model checks of the block-map entry protocol ([`BlockMap::claim`], [`CopyClaim::publish`],
 //! dropping a claim = abort, [`BlockMap::get`]) with its parking and wake-up path, and of the
-//! volume's write gate and epochs (second half of this file; what is modelled there is listed at
-//! its head).
+//! volume's write gate and epochs (second part of this file), and of origin writes into a full
+//! diff area making room under delete-oldest (third part; what each part models is listed at its
+//! head).
 //!
 //! Under `cfg(loom)` the crate takes its atomics from loom (see `src/sync.rs`), so loom explores
 //! the interleavings of the protocol as written. Parking is modelled for real: a writer that finds
@@ -295,7 +296,8 @@ fn concurrent_page_install() {
 //
 // Not modelled: freeze/thaw (it needs a clock; its hold is checked after the gate is taken),
 // the journal, the pending table and durability (flushes, `sync_and_drain` under the exclusive
-// gate), diff-area limits and `make_room`, writable snapshots' overlays, partial-block writes,
+// gate), diff-area limits and `make_room` (the third part of this file models those),
+// writable snapshots' overlays, partial-block writes,
 // delete/grow/revert/split, and errors. Blocks are a u64 each.
 // ---------------------------------------------------------------------------------------------
 
@@ -515,4 +517,217 @@ fn old_snapshot_reads_stay_put() {
     {
         assert!(SEEN[i].load(Relaxed) > 0, "never seen: {what}");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A full diff area under delete-oldest (issue 11 §1)
+//
+// What is transcribed (same order; keep in sync):
+// - `FullModel::write` = `Inner::write_origin`'s loop + `preserve_range` + `copy_block` for one
+//   block with a slot limit: gate shared; read the count of slot frees; claim in the newest map;
+//   on a win allocate a slot (`DiffArea::alloc`: refused at the limit, decided under the
+//   allocator's lock), read the origin block into it and publish; refused: drop the claim
+//   (abort), release the gate, make room, and on Ok start over.
+// - `FullModel::make_room` = `Inner::make_room` + `room::plan` with unpinned snapshots only: gate
+//   exclusive; the count of frees moved since the attempt: retry without deleting; else the
+//   write's need is 1 if the newest map lacks the block, none without a snapshot; no need: retry;
+//   else delete oldest first (the oldest frees every slot of its map, each free counted) until
+//   what they free covers the need (none once the last snapshot goes), then retry.
+// Not modelled: pinned snapshots (the plan's hand-over to a pinned elder is plain sequential code
+// under the exclusive gate, unit-tested in src/volume/room.rs), `touched`, `copied`, the journal.
+// ---------------------------------------------------------------------------------------------
+
+struct FullSlots {
+    /// Slot contents; `None` = free.
+    slots: Vec<Option<u64>>,
+    in_use: usize,
+}
+
+struct FullModel {
+    gate: RwLock<Vec<BlockMap>>,
+    origin: [Mutex<u64>; BLOCKS as usize],
+    diff: Mutex<FullSlots>,
+    limit: usize,
+    /// Snapshots deleted to make room.
+    deleted: loom::sync::atomic::AtomicUsize,
+    /// `Inner::frees`: slots freed so far (Relaxed, ordered by the gate as there).
+    frees: loom::sync::atomic::AtomicUsize,
+    /// Counts (outside loom, over all executions) the make-rooms that found, under the exclusive
+    /// gate, that the write needed no deletion: another writer had deleted the last snapshot, or
+    /// freed a slot, meanwhile.
+    retried_without_deleting: &'static AtomicUsize,
+}
+
+impl FullModel {
+    /// A volume of zeros with `snaps` snapshots and a limit of `limit` slots.
+    fn new(snaps: usize, limit: usize, retried_without_deleting: &'static AtomicUsize) -> Self {
+        FullModel {
+            gate: RwLock::new((0..snaps).map(|_| BlockMap::new(BLOCKS)).collect()),
+            origin: [Mutex::new(0), Mutex::new(0)],
+            diff: Mutex::new(FullSlots {
+                slots: Vec::new(),
+                in_use: 0,
+            }),
+            limit,
+            deleted: loom::sync::atomic::AtomicUsize::new(0),
+            frees: loom::sync::atomic::AtomicUsize::new(0),
+            retried_without_deleting,
+        }
+    }
+
+    /// `DiffArea::alloc`: a free slot, or none at the limit.
+    fn alloc(&self) -> Option<u64> {
+        let mut d = self.diff.lock().unwrap();
+        if d.in_use >= self.limit {
+            return None;
+        }
+        d.in_use += 1;
+        match d.slots.iter().position(Option::is_none) {
+            Some(s) => Some(s as u64),
+            None => {
+                d.slots.push(None);
+                Some(d.slots.len() as u64 - 1)
+            }
+        }
+    }
+
+    /// Writes `value` to `block`, copying the old block into the newest map first. False if the
+    /// write failed for want of room.
+    fn write(&self, block: u64, value: u64) -> bool {
+        loop {
+            let st = self.gate.read();
+            let frees = self.frees.load(loom::sync::atomic::Ordering::Relaxed);
+            let mut short = false;
+            if let Some(newest) = st.last() {
+                newest.reserve().unwrap();
+                if let Claim::Won(claim) = newest.claim(block) {
+                    match self.alloc() {
+                        Some(slot) => {
+                            let old = *self.origin[block as usize].lock().unwrap();
+                            self.diff.lock().unwrap().slots[slot as usize] = Some(old);
+                            claim.publish(slot);
+                        }
+                        // The claim is dropped (aborted) here, with the gate still held.
+                        None => short = true,
+                    }
+                }
+            }
+            if short {
+                drop(st);
+                if !self.make_room(block, frees) {
+                    return false;
+                }
+                continue;
+            }
+            *self.origin[block as usize].lock().unwrap() = value;
+            return true;
+        }
+    }
+
+    /// `Inner::make_room` for a write of `block` that read `frees` before its attempt: true =
+    /// retry the write.
+    fn make_room(&self, block: u64, frees: usize) -> bool {
+        let mut st = self.gate.write();
+        if self.frees.load(loom::sync::atomic::Ordering::Relaxed) != frees {
+            self.retried_without_deleting.fetch_add(1, Relaxed);
+            return true;
+        }
+        let lacks = |m: &BlockMap| usize::from(!matches!(m.get(block), Entry::Preserved(_)));
+        let need_now = st.last().map_or(0, lacks);
+        if need_now == 0 {
+            self.retried_without_deleting.fetch_add(1, Relaxed);
+            return true;
+        }
+        let (mut freed, mut delete) = (0, None);
+        for (i, m) in st.iter().enumerate() {
+            freed += m.preserved_count() as usize;
+            let need = if i + 1 == st.len() { 0 } else { need_now };
+            if freed >= need {
+                delete = Some(i + 1);
+                break;
+            }
+        }
+        let Some(n) = delete else { return false };
+        for m in st.drain(..n) {
+            let mut d = self.diff.lock().unwrap();
+            m.for_each_preserved(|_, slot| {
+                d.slots[slot as usize] = None;
+                d.in_use -= 1;
+                self.frees
+                    .fetch_add(1, loom::sync::atomic::Ordering::Relaxed);
+            });
+        }
+        self.deleted
+            .fetch_add(n, loom::sync::atomic::Ordering::Relaxed);
+        true
+    }
+
+    /// What the snapshots left hold for `block` (their slots' contents, None where unpreserved).
+    fn preserved(&self, block: u64) -> Vec<Option<u64>> {
+        let st = self.gate.read();
+        let d = self.diff.lock().unwrap();
+        st.iter()
+            .map(|m| match m.get(block) {
+                Entry::Preserved(s) => d.slots[s as usize],
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// The race of issue 11 §1: the one snapshot holds the one slot the limit allows; two writers of
+/// a block it lacks both find the area full (the second parks on the first's claim and claims
+/// after its abort), then one deletes the snapshot. The other, under the exclusive gate, finds
+/// no snapshot left and must retry (it used to give up: "diff area full"). Both writes succeed.
+#[test]
+fn a_writer_short_of_room_retries_when_another_deleted_the_last_snapshot() {
+    static RETRIED: AtomicUsize = AtomicUsize::new(0);
+    loom::model(|| {
+        let vol = Arc::new(FullModel::new(1, 1, &RETRIED));
+        assert!(vol.write(0, 5));
+        let v = vol.clone();
+        let a = thread::spawn(move || v.write(1, 1));
+        let v = vol.clone();
+        let b = thread::spawn(move || v.write(1, 2));
+        assert!(a.join().unwrap(), "writer A failed for want of room");
+        assert!(b.join().unwrap(), "writer B failed for want of room");
+        assert_eq!(vol.deleted.load(loom::sync::atomic::Ordering::Relaxed), 1);
+        assert!(vol.gate.read().is_empty());
+        assert_eq!(vol.diff.lock().unwrap().in_use, 0);
+        let last = *vol.origin[1].lock().unwrap();
+        assert!(last == 1 || last == 2);
+    });
+    assert!(
+        RETRIED.load(Relaxed) > 0,
+        "no execution had a writer find the last snapshot gone"
+    );
+}
+
+/// An older snapshot holds the one slot; two writers of a block the newest lacks find the area
+/// full, one deletes the older snapshot (freeing the slot). The other finds, under the exclusive
+/// gate, that a slot was freed since its attempt and retries without deleting the newest, which
+/// keeps the block's old contents.
+#[test]
+fn a_writer_short_of_room_reuses_the_room_another_made() {
+    static RETRIED: AtomicUsize = AtomicUsize::new(0);
+    loom::model(|| {
+        let vol = Arc::new(FullModel::new(1, 1, &RETRIED));
+        assert!(vol.write(0, 5));
+        vol.gate.write().push(BlockMap::new(BLOCKS));
+        let v = vol.clone();
+        let a = thread::spawn(move || v.write(1, 1));
+        let v = vol.clone();
+        let b = thread::spawn(move || v.write(1, 2));
+        assert!(a.join().unwrap() && b.join().unwrap(), "a write failed");
+        assert_eq!(vol.deleted.load(loom::sync::atomic::Ordering::Relaxed), 1);
+        assert_eq!(
+            vol.preserved(1),
+            [Some(0)],
+            "the newest snapshot was deleted"
+        );
+    });
+    assert!(
+        RETRIED.load(Relaxed) > 0,
+        "no execution had a writer find the room another made"
+    );
 }

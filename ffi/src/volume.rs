@@ -632,7 +632,8 @@ pub unsafe extern "C" fn umbra_snapshot_write(
     })
 }
 
-/// Deletes snapshot `snapshot` (the others are unchanged). Durable when this returns.
+/// Deletes snapshot `snapshot` (the others are unchanged). Durable when this returns. A pinned
+/// snapshot is refused with `UMBRA_E_BAD_STATE`: unpin it first (`umbra_snapshot_set_pinned`).
 ///
 /// # Safety
 /// `vol` is NULL or a live handle.

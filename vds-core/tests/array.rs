@@ -164,6 +164,24 @@ fn snapshot_luns_are_point_in_time_masked_at_birth_and_stack() {
     assert!(a.luns().is_empty());
 }
 
+/// Why (issue 11): snapshot LUNs pin the engine snapshot they stand on, and the engine now refuses
+/// to delete a pinned snapshot; deleting the snapshot LUN discarded that refusal and left the
+/// snapshot (and its diff space) behind. A failed snapshot LUN create must not leave it either.
+#[test]
+fn deleting_a_snapshot_lun_deletes_the_snapshot_it_stood_on() {
+    let a = Array::in_memory();
+    a.create_lun("db", 4 * MB, &mask(H1)).unwrap();
+    a.write_at("db", &id(H1), b"version 1", 0).unwrap();
+    a.snapshot_lun("db", "db-snap").unwrap();
+    a.write_at("db", &id(H1), b"version 2", 0).unwrap();
+    let snaps = a.volume("db").unwrap().snapshots();
+    assert!(snaps.len() == 1 && snaps[0].pinned, "{snaps:?}");
+    a.delete_lun("db-snap").unwrap();
+    assert_eq!(a.volume("db").unwrap().snapshots(), []);
+    assert_eq!(a.volume("db").unwrap().stats().diff_blocks_in_use, 0);
+    a.delete_lun("db").unwrap();
+}
+
 #[test]
 fn fast_recovery_swap_puts_the_snapshot_where_the_damaged_lun_was() {
     let a = Array::in_memory();

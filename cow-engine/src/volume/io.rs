@@ -77,16 +77,22 @@ impl Inner {
             if len == 0 {
                 return Ok(true);
             }
+            // Relaxed: see `Inner::free_slot`.
+            let frees = self.frees.load(std::sync::atomic::Ordering::Relaxed);
             match self.preserve_range(&st, offset, len) {
                 Ok(()) => {}
                 // The policy is about the diff area's own size: a full file system never costs
                 // a snapshot (the device's error names the file).
                 Err(e) if e.is_area_full() => {
                     drop(st);
-                    if self.policy == DiffFullPolicy::DeleteOldest && self.make_room()? {
-                        continue;
+                    if self.policy != DiffFullPolicy::DeleteOldest {
+                        return Err(e.with_offset(offset));
                     }
-                    return Err(e.with_offset(offset));
+                    // Decided under the exclusive gate: room another writer freed meanwhile
+                    // counts (retry), and so does a snapshot it left to delete.
+                    self.make_room(offset, len, frees)
+                        .map_err(|e| e.with_offset(offset))?;
+                    continue;
                 }
                 Err(e) => return Err(e),
             }
@@ -212,7 +218,7 @@ impl Inner {
         match copied {
             Ok(()) => Ok(slot),
             Err(e) => {
-                self.diff.free(slot);
+                self.free_slot(slot);
                 Err(e)
             }
         }
@@ -391,7 +397,7 @@ impl Inner {
                 Ok(())
             }
             Err(e) => {
-                self.diff.free(slot);
+                self.free_slot(slot);
                 Err(e)
             }
         }

@@ -17,6 +17,7 @@ mod gate;
 mod io;
 mod ops;
 mod pending;
+mod room;
 mod snapshot;
 
 pub use directory::SnapshotSplit;
@@ -24,6 +25,7 @@ pub use ops::{Progress, RevertProgress, SplitProgress};
 pub use snapshot::{Snapshot, SnapshotInfo};
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -137,6 +139,9 @@ pub(crate) struct Inner {
     pub(crate) policy: DiffFullPolicy,
     /// Origin writes waiting for their preservation to be durable.
     pub(crate) pending: Pending,
+    /// Counts the diff-area slot frees (see [`Inner::free_slot`]): a writer short of room reads
+    /// it before its attempt, and its make-room, finding it moved, retries without deleting.
+    pub(crate) frees: AtomicU64,
     events: Hub<Event>,
     /// The directory of a file volume, with the advisory lock that makes this handle the
     /// volume's one owner.
@@ -253,19 +258,18 @@ impl Volume {
         state.touched = touched;
         let vol = Volume::assemble(parts, opening, data_offset, &config, state)?;
         vol.inner.diff.restore(&recovered.used_slots);
-        // Non-persistent snapshots do not survive a reopen.
-        let volatile: Vec<SnapshotId> = vol
-            .inner
-            .state
-            .read()
+        // Non-persistent snapshots do not survive a reopen, pinned or not.
+        let mut st = vol.inner.state.write();
+        let volatile: Vec<SnapshotId> = st
             .snaps
             .iter()
             .filter(|s| !s.persistent)
             .map(|s| s.id)
             .collect();
         for id in volatile {
-            vol.delete_snapshot(id)?;
+            vol.inner.delete_snapshot_locked(&mut st, id)?;
         }
+        drop(st);
         // Space a crash kept from being given back (freed, not yet punched or trimmed) goes now:
         // every slot the replayed state does not name is free for good.
         vol.inner.release_diff_space(None)?;
@@ -293,6 +297,7 @@ impl Volume {
                 journal,
                 policy: config.on_diff_full,
                 pending: Pending::new(config.block_size.trailing_zeros()),
+                frees: AtomicU64::new(0),
                 events: Hub::default(),
                 home,
                 fence,
@@ -449,14 +454,25 @@ impl Volume {
     /// while a volume is stacked on the snapshot ([`Volume::create_stacked`],
     /// [`Volume::open_stacked`], [`Volume::on_device`]); a split
     /// ([`Volume::split_stacked`], [`Volume::split_snapshot`]) hands it over and deletes it all
-    /// the same.
+    /// the same. A pinned snapshot is refused with [`ErrorKind::BadState`] too: unpin it first
+    /// ([`Volume::set_pinned`]).
     pub fn delete_snapshot(&self, id: SnapshotId) -> Result<()> {
         let mut st = self.inner.state.write();
-        st.snaps[st.index_of(id)?].check_not_stacked_on()?;
+        let i = st.index_of(id)?;
+        st.snaps[i].check_not_stacked_on()?;
+        if st.snaps[i].pinned {
+            return Err(Error::new(
+                ErrorKind::BadState,
+                format!("snapshot {id} is pinned: unpin it before deleting it"),
+            )
+            .with_snapshot(id));
+        }
         self.inner.delete_snapshot_locked(&mut st, id)
     }
 
-    /// Pins or unpins snapshot `id` (a pinned snapshot is never deleted to make room).
+    /// Pins or unpins snapshot `id`. A pinned snapshot is never deleted: not to make room in a
+    /// full diff area, and not by [`Volume::delete_snapshot`] (only a split, a forced
+    /// [`Volume::prepare_delete`] or, for a non-persistent one, a reopen removes it).
     pub fn set_pinned(&self, id: SnapshotId, pinned: bool) -> Result<()> {
         let mut st = self.inner.state.write();
         let i = st.index_of(id)?;
@@ -946,7 +962,7 @@ impl Inner {
         // included: its elder may have received entries it still names).
         self.log_sync(Record::DeleteSnapshot { id }, self.journal.is_some())?;
         for slot in st.remove_snapshot(i, self.shift) {
-            self.diff.free(slot);
+            self.free_slot(slot);
         }
         if st.snaps.is_empty() {
             st.touched = BlockBitmap::new(st.len >> self.shift);
@@ -1006,24 +1022,12 @@ impl Inner {
         Ok(())
     }
 
-    /// Deletes the oldest unpinned snapshot to make room; false if there is none.
-    pub(crate) fn make_room(&self) -> Result<bool> {
-        let mut st = self.state.write();
-        let Some(id) = st
-            .snaps
-            .iter()
-            .find(|s| !s.pinned && s.check_not_stacked_on().is_ok())
-            .map(|s| s.id)
-        else {
-            return Ok(false);
-        };
-        self.delete_snapshot_locked(&mut st, id)?;
-        drop(st);
-        self.announce(Event::SnapshotDeleted {
-            snapshot: id,
-            reason: DeleteReason::DiffAreaFull,
-        });
-        Ok(true)
+    /// Returns `slot` to the diff area, counting the free in `frees`.
+    pub(crate) fn free_slot(&self, slot: u64) {
+        self.diff.free(slot);
+        // Relaxed: the count is read by a make-room under the exclusive gate, and every free
+        // happens under the gate (shared or exclusive), so the gate orders the two.
+        self.frees.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn maybe_checkpoint(&self, st: &State) -> Result<()> {

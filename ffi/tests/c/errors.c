@@ -186,6 +186,16 @@ static void volume_input(void) {
     CHECK_STATUS(umbra_snapshot_list(vol, NULL, 3, &count), UMBRA_E_NULL_POINTER);
     CHECK_STATUS(umbra_snapshot_list(vol, ids, 1, NULL), UMBRA_E_NULL_POINTER);
 
+    /* A pinned snapshot is not deleted: unpin it first. */
+    uint64_t pinned = 0;
+    OK(umbra_snapshot_create_ex(vol, UMBRA_SNAPSHOT_PINNED, NULL, 0, &pinned));
+    CHECK_STATUS(umbra_snapshot_delete(vol, pinned), UMBRA_E_BAD_STATE);
+    CHECK_STATUS(umbra_snapshot_list(vol, NULL, 0, &count), UMBRA_E_BUFFER_TOO_SMALL);
+    CHECK(count == 3); /* still there */
+    OK(umbra_snapshot_set_pinned(vol, pinned, false));
+    OK(umbra_snapshot_delete(vol, pinned));
+    CHECK_STATUS(umbra_snapshot_get_info(vol, pinned, &(umbra_snapshot_info){0}), UMBRA_E_NOT_FOUND);
+
     /* Grow: not a block multiple, or smaller. */
     CHECK_STATUS(umbra_volume_grow(vol, MiB + 1), UMBRA_E_INVALID_ARGUMENT);
     CHECK_STATUS(umbra_volume_grow(vol, MiB - BS), UMBRA_E_INVALID_ARGUMENT);

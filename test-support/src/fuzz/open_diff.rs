@@ -456,6 +456,17 @@ fn exercise(vol: &Volume) -> Vec<SnapshotId> {
         let _ = vol.changed_blocks(info.id, None).expect("changed blocks");
     }
     if let Some(oldest) = vol.snapshots().first() {
+        if oldest.pinned {
+            // A pinned snapshot is refused until unpinned.
+            let e = vol.delete_snapshot(oldest.id).unwrap_err();
+            assert_eq!(
+                e.kind(),
+                ErrorKind::BadState,
+                "delete of a pinned snapshot: {e}"
+            );
+            vol.set_pinned(oldest.id, false)
+                .expect("unpin the oldest snapshot");
+        }
         vol.delete_snapshot(oldest.id)
             .expect("delete the oldest snapshot");
     }

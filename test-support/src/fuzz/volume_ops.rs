@@ -855,7 +855,13 @@ impl World {
                     let r = self.vol().delete_snapshot(id);
                     self.drain_events();
                     match &r {
+                        // A pinned snapshot is refused (unpin first) and stays.
+                        Err(e) if self.snaps[i].pinned && !self.fault.fired() => {
+                            assert_eq!(e.kind(), ErrorKind::BadState, "delete of pinned {id}: {e}");
+                            assert!(self.vol().snapshot(id).is_ok(), "pinned {id} deleted");
+                        }
                         Ok(()) => {
+                            assert!(!self.snaps[i].pinned, "pinned snapshot {id} deleted");
                             self.snaps.remove(i);
                             assert!(
                                 self.vol().snapshot(id).is_err(),

@@ -133,12 +133,26 @@ impl Array {
                     None => Ok(()),
                 }
             })();
-            if cleaned.is_ok() {
-                // Not this call's failure if it fails: the next open records it.
-                let _ = Array::commit(core, &Change::Done { id });
-            }
-            Ok(((), notes))
-        })
+            // A clean-up that failed is reported (after the delete's notifications): what it
+            // left behind (a source snapshot holding diff space, a directory) stays until the next
+            // open finishes the intent.
+            let cleanup = match cleaned {
+                Ok(()) => {
+                    // Not this call's failure if it fails: the next open records it.
+                    let _ = Array::commit(core, &Change::Done { id });
+                    Ok(())
+                }
+                Err(e) => Err(Error::new(
+                    e.kind(),
+                    format!(
+                        "LUN {name:?} is deleted, but its clean-up failed (finished when the pool \
+                         is next opened): {}",
+                        e.report()
+                    ),
+                )),
+            };
+            Ok((cleanup, notes))
+        })?
     }
 
     /// Extends LUN `name` to `size` bytes (new space reads as zeros). Crash-atomic: an intent is
