@@ -873,7 +873,7 @@ fn a_full_area_keeps_snapshots_whose_deletion_would_free_nothing() {
         assert_eq!(e.kind(), ErrorKind::NoSpace, "{e}");
         assert_eq!(e.snapshot(), Some(p), "{e}");
         assert!(
-            e.message().contains(&format!("pinned snapshot(s) {p} ")),
+            e.message().contains(&format!("snapshot(s) {p} (pinned")),
             "{e}"
         );
         assert_eq!(block_of(&vol, 4), vec![0u8; BS as usize], "nothing written");
@@ -1023,11 +1023,12 @@ impl cow_engine::Resize for Capped {
     }
 }
 
-/// A diff area short of slots below its limit, because its device cannot grow: delete-oldest
-/// makes room by deleting (a make-room that counted the limit's headroom as room would retry
-/// the write for ever).
+/// A diff area short of slots below its limit because its file system is full (the device
+/// refuses to grow): the write fails at once with NoSpace and no snapshot is deleted (the
+/// delete-oldest policy is about the area's own limit; a full file system never costs a
+/// snapshot), and a make-room that counted the limit's headroom as room cannot retry it for ever.
 #[test]
-fn a_diff_device_that_cannot_grow_makes_room_by_deleting_below_the_limit() {
+fn a_diff_device_on_a_full_file_system_fails_the_write_below_the_limit() {
     const BLOCKS: u64 = 2048;
     let origin = Arc::new(MemDevice::new(BLOCKS * BS));
     // Room for the diff area's first growth (1,024 slots after the 4 KiB superblock), no more.
@@ -1047,11 +1048,14 @@ fn a_diff_device_that_cannot_grow_makes_room_by_deleting_below_the_limit() {
     let old = vol.create_snapshot(SnapshotOptions::default()).unwrap();
     vol.write_at(&vec![2u8; (600 * BS) as usize], 0).unwrap();
     let new = vol.create_snapshot(SnapshotOptions::default()).unwrap();
-    // The 1,025th slot is refused by the device: the old snapshot goes, its 600 slots are reused.
-    vol.write_at(&vec![3u8; (500 * BS) as usize], 600 * BS)
-        .unwrap();
-    assert_eq!(deleted(&events), [old]);
-    assert_eq!(vol.stats().diff_blocks_in_use, 500);
+    // The 1,025th slot is refused by the device: the write fails, both snapshots stay whole.
+    let e = vol
+        .write_at(&vec![3u8; (500 * BS) as usize], 600 * BS)
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NoSpace, "{e}");
+    assert_eq!(deleted(&events), []);
+    assert_eq!(vol.snapshots().len(), 2);
+    assert!(all(&vol.snapshot(old).unwrap()) == vec![1u8; (BLOCKS * BS) as usize]);
     let mut want = vec![2u8; (600 * BS) as usize];
     want.extend(vec![1u8; ((BLOCKS - 600) * BS) as usize]);
     assert!(all(&vol.snapshot(new).unwrap()) == want, "snapshot {new}");
