@@ -221,7 +221,7 @@ impl Inner {
         match copied {
             Ok(()) => Ok(slot),
             Err(e) => {
-                self.free_slot(slot);
+                self.diff.free(slot);
                 Err(e)
             }
         }
@@ -400,7 +400,7 @@ impl Inner {
                 Ok(())
             }
             Err(e) => {
-                self.free_slot(slot);
+                self.diff.free(slot);
                 Err(e)
             }
         }
