@@ -218,7 +218,7 @@ impl Inner {
         match copied {
             Ok(()) => Ok(slot),
             Err(e) => {
-                self.free_slot(slot);
+                self.diff.free(slot);
                 Err(e)
             }
         }
@@ -397,7 +397,7 @@ impl Inner {
                 Ok(())
             }
             Err(e) => {
-                self.free_slot(slot);
+                self.diff.free(slot);
                 Err(e)
             }
         }

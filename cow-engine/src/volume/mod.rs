@@ -139,8 +139,9 @@ pub(crate) struct Inner {
     pub(crate) policy: DiffFullPolicy,
     /// Origin writes waiting for their preservation to be durable.
     pub(crate) pending: Pending,
-    /// Counts the diff-area slot frees (see [`Inner::free_slot`]): a writer short of room reads
-    /// it before its attempt, and its make-room, finding it moved, retries without deleting.
+    /// Counts the diff-area slots freed by snapshot deletions (see [`Inner::free_slot`]): a
+    /// writer short of room reads it before its attempt, and its make-room, finding it moved,
+    /// retries without deleting.
     pub(crate) frees: AtomicU64,
     events: Hub<Event>,
     /// The directory of a file volume, with the advisory lock that makes this handle the
@@ -1022,11 +1023,14 @@ impl Inner {
         Ok(())
     }
 
-    /// Returns `slot` to the diff area, counting the free in `frees`.
+    /// Returns `slot`, freed by a snapshot deletion, to the diff area, counting the free in
+    /// `frees`. (The slot a failed copy releases is not counted: it is the failing writer's own,
+    /// and a write whose copy fails for want of space would otherwise retry for ever, finding the
+    /// count moved each time.)
     pub(crate) fn free_slot(&self, slot: u64) {
         self.diff.free(slot);
-        // Relaxed: the count is read by a make-room under the exclusive gate, and every free
-        // happens under the gate (shared or exclusive), so the gate orders the two.
+        // Relaxed: the count is read by a make-room under the exclusive gate, and deletions hold
+        // the gate exclusively, so the gate orders the two.
         self.frees.fetch_add(1, Ordering::Relaxed);
     }
 

@@ -3,8 +3,9 @@
 //! gate.
 //!
 //! A writer whose allocation failed releases the shared gate before it takes it exclusively, so
-//! another writer may have made room in between: a count of slot frees, read before the attempt
-//! and again under the exclusive gate, tells; if it moved, the write retries without deleting.
+//! another writer may have made room in between: a count of the slots deletions freed, read
+//! before the attempt and again under the exclusive gate, tells; if it moved, the write retries
+//! without deleting.
 //!
 //! A snapshot's deletion frees only the slots no remaining snapshot references: its overlay's, and
 //! those of its preserved blocks that the nearest remaining older snapshot does not take over (a
@@ -132,10 +133,9 @@ fn kept(s: &crate::state::Snap) -> bool {
 
 impl Inner {
     /// Makes room for an origin write of `[offset, offset + len)` that found the diff area full,
-    /// `frees` being the count of slot frees ([`Inner::free_slot`]) before its attempt: deletes
-    /// the oldest unpinned snapshots that give it room (announcing each), or none if a slot was
-    /// freed since (by a deletion or an aborted copy of another writer). Ok means: retry the
-    /// write. Fails with [`ErrorKind::NoSpace`] if no deletion of unpinned snapshots would give
+    /// `frees` being the count of slots deletions freed ([`Inner::free_slot`]) before its
+    /// attempt: deletes the oldest unpinned snapshots that give it room (announcing each), or none
+    /// if a deletion freed a slot since. Ok means: retry the write. Fails with [`ErrorKind::NoSpace`] if no deletion of unpinned snapshots would give
     /// it room, deleting nothing.
     pub(crate) fn make_room(&self, offset: u64, len: u64, frees: u64) -> Result<()> {
         let mut st = self.state.write();
@@ -145,7 +145,7 @@ impl Inner {
         }
         let first = offset >> self.shift;
         let end = (offset + len).div_ceil(self.block_size());
-        // Nothing was freed since the attempt found no slot (the diff limit reached, or its
+        // No deletion freed a slot since the attempt found none (the diff limit reached, or its
         // device unable to grow): there is no room but what a deletion frees. (The limit's
         // headroom would not do: a device that cannot grow refuses below the limit.)
         let ids = match plan(&st, self.shift, 0, first, end) {
