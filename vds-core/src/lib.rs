@@ -35,7 +35,7 @@ pub mod mask;
 pub mod model;
 pub mod script;
 
-pub use array::{Array, ArrayOptions, AsyncHandle, LunHandle};
+pub use array::{Array, ArrayOptions, AsyncHandle, FrozenLuns, LunHandle, ThawOutcome};
 pub use cow_engine::events::{Delivery, Subscription};
 pub use error::{Error, ErrorKind, Result};
 pub use initiator::InitiatorId;

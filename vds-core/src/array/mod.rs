@@ -26,6 +26,7 @@
 //! | `io.rs` | `read_at` and `write_at` with their access checks, changed blocks, the volume behind a LUN |
 //! | `image.rs` | import and export of a LUN's contents as a sparse raw image file |
 //! | `handle.rs` | [`LunHandle`]: I/O by (initiator, host LUN number), as a target daemon addresses a LUN |
+//! | `freeze.rs` | freeze and thaw of a set of LUNs ([`FrozenLuns`]) |
 //! | `fence.rs` | fenced access changes: each LUN's access epoch and in-flight I/O, drained by every change of access |
 //! | `long_ops.rs` | clone, split, resync and the other background operations |
 //! | `notify.rs` | subscriptions and the announcement of notifications |
@@ -36,6 +37,7 @@
 
 mod async_op;
 mod fence;
+mod freeze;
 mod handle;
 mod hosts;
 mod image;
@@ -53,6 +55,8 @@ mod volumes;
 mod fault_tests;
 
 pub use async_op::AsyncHandle;
+pub use cow_engine::ThawOutcome;
+pub use freeze::FrozenLuns;
 pub use handle::LunHandle;
 pub use io::ChangedExtents;
 pub use state::{check_lun_name, TargetInfo};
