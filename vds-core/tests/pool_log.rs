@@ -152,7 +152,7 @@ fn a_newer_log_format_is_unsupported_version() {
     let (_dir, pool) = pool_with_luns(1);
     let log = pool.join("pool.log");
     let mut bytes = std::fs::read(&log).unwrap();
-    bytes[8..12].copy_from_slice(&4u32.to_le_bytes());
+    bytes[8..12].copy_from_slice(&5u32.to_le_bytes());
     let crc = crc32fast::hash(&bytes[..12]);
     bytes[12..16].copy_from_slice(&crc.to_le_bytes());
     std::fs::write(&log, &bytes).unwrap();

@@ -1,10 +1,11 @@
 //! What the shadow-copy protocol needs from the array: freeze and thaw of a set of LUNs through
 //! the array (all or none, one deadline) and how a freeze meets a fenced access change.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use vds_core::{Array, ErrorKind, InitiatorId, MaskSpec, ThawOutcome};
+use vds_core::{Array, ErrorKind, InitiatorId, MaskSpec, Notification, ThawOutcome};
 
 const MB: u64 = 1 << 20;
 const W1: &str = "iqn.2024-01.org.example:writer";
@@ -149,4 +150,160 @@ fn set_mask_on_a_frozen_lun_returns_and_the_held_write_is_refused() {
         vec![1u8; 4096],
         "a held write landed after its access went"
     );
+}
+
+// ---- per-LUN and pool metadata ----
+
+fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Set, replace, remove and query; every change survives a reopen, from the log alone and from a
+/// checkpoint, and the metadata goes with its LUN.
+#[test]
+fn metadata_is_persisted_queried_and_goes_with_its_lun() {
+    for checkpoint_every in [None, Some(1)] {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = dir.path().join("pool");
+        let mut want_pool = BTreeMap::new();
+        {
+            let a = Array::open(&pool).unwrap();
+            if let Some(n) = checkpoint_every {
+                a.set_checkpoint_interval(n).unwrap();
+            }
+            for n in ["a", "b", "c"] {
+                a.create_lun(n, MB, &mask("*")).unwrap();
+            }
+            let notes = a.subscribe_channel();
+            a.set_lun_metadata("a", "vss:set-id", Some("s1")).unwrap();
+            a.set_lun_metadata("b", "vss:set-id", Some("s1")).unwrap();
+            a.set_lun_metadata("c", "vss:set-id", Some("s2")).unwrap();
+            a.set_lun_metadata("a", "provider", Some("umbra")).unwrap();
+            a.set_lun_metadata("a", "provider", Some("other")).unwrap();
+            a.set_lun_metadata("b", "vss:set-id", None).unwrap();
+            // Removing a key not there changes nothing.
+            a.set_lun_metadata("b", "absent", None).unwrap();
+            let got: Vec<_> = std::iter::from_fn(|| notes.try_recv()).collect();
+            assert_eq!(got.len(), 7, "one LunModify per change: {got:?}");
+            assert!(got
+                .iter()
+                .all(|n| matches!(n, vds_core::Delivery::Event(Notification::LunModify { .. }))));
+            a.set_pool_metadata("writers", Some("sql;exchange"))
+                .unwrap();
+            a.set_pool_metadata("set-in-progress", Some("s3")).unwrap();
+            a.set_pool_metadata("set-in-progress", None).unwrap();
+            want_pool.insert("writers".to_string(), "sql;exchange".to_string());
+            a.delete_lun("c").unwrap();
+        }
+        let a = Array::open(&pool).unwrap();
+        assert_eq!(
+            a.lun_metadata("a").unwrap(),
+            map(&[("provider", "other"), ("vss:set-id", "s1")])
+        );
+        assert_eq!(a.lun_metadata("b").unwrap(), BTreeMap::new());
+        assert_eq!(a.luns_with_metadata("vss:set-id", Some("s1")), vec!["a"]);
+        assert_eq!(
+            a.luns_with_metadata("vss:set-id", Some("s2")),
+            Vec::<String>::new()
+        );
+        assert_eq!(a.luns_with_metadata("provider", None), vec!["a"]);
+        assert_eq!(a.pool_metadata(), want_pool);
+        // A LUN created again under a deleted one's name starts empty.
+        a.create_lun("c", MB, &mask("*")).unwrap();
+        assert_eq!(a.lun_metadata("c").unwrap(), BTreeMap::new());
+        assert_eq!(
+            a.lun_metadata("nope").unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
+    }
+}
+
+/// Out of the limits: refused with InvalidArgument naming the key, nothing changed.
+#[test]
+fn metadata_limits_are_refused_with_clear_errors() {
+    let a = array();
+    let refused = |r: vds_core::Result<()>, says: &str| {
+        let e = r.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+        assert!(e.to_string().contains(says), "{e:?} should say {says:?}");
+    };
+    refused(a.set_lun_metadata("a", "", Some("v")), "\"\"");
+    refused(a.set_lun_metadata("a", "has space", Some("v")), "has space");
+    refused(a.set_lun_metadata("a", &"k".repeat(129), Some("v")), "128");
+    a.set_lun_metadata("a", &"k".repeat(128), Some("v"))
+        .unwrap();
+    refused(
+        a.set_lun_metadata("a", "big", Some(&"v".repeat(4097))),
+        "4097 bytes",
+    );
+    a.set_lun_metadata("a", "big", Some(&"v".repeat(4096)))
+        .unwrap();
+    refused(a.set_lun_metadata("a", "nul", Some("a\0b")), "NUL");
+    for i in 0..62 {
+        a.set_lun_metadata("a", &format!("k{i}"), Some("v"))
+            .unwrap();
+    }
+    assert_eq!(a.lun_metadata("a").unwrap().len(), 64);
+    refused(a.set_lun_metadata("a", "one-more", Some("v")), "one-more");
+    // Replacing or removing a key at the limit is allowed.
+    a.set_lun_metadata("a", "k0", Some("w")).unwrap();
+    a.set_lun_metadata("a", "k0", None).unwrap();
+    a.set_lun_metadata("a", "one-more", Some("v")).unwrap();
+    assert_eq!(a.lun_metadata("a").unwrap().len(), 64);
+    assert_eq!(
+        a.set_lun_metadata("nope", "k", Some("v"))
+            .unwrap_err()
+            .kind(),
+        ErrorKind::NotFound
+    );
+    // The pool's map: 64 KiB values, 1,024 keys.
+    refused(
+        a.set_pool_metadata("w", Some(&"v".repeat((64 << 10) + 1))),
+        "65537 bytes",
+    );
+    a.set_pool_metadata("w", Some(&"v".repeat(64 << 10)))
+        .unwrap();
+    for i in 1..1024 {
+        a.set_pool_metadata(&format!("p{i}"), Some("v")).unwrap();
+    }
+    refused(a.set_pool_metadata("p-last", Some("v")), "p-last");
+    assert_eq!(a.pool_metadata().len(), 1024);
+}
+
+/// A pool whose log is of format 3 (before metadata records) opens with every LUN and is
+/// upgraded in place to format 4, after which metadata changes persist.
+#[test]
+fn a_log_of_format_3_opens_and_is_upgraded() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = dir.path().join("pool");
+    {
+        let a = Array::open(&pool).unwrap();
+        a.create_lun("a", MB, &mask("*")).unwrap();
+        a.create_lun("b", MB, &mask(W1)).unwrap();
+    }
+    let log = pool.join("pool.log");
+    let mut bytes = std::fs::read(&log).unwrap();
+    assert_eq!(
+        bytes[8..12],
+        4u32.to_le_bytes(),
+        "this build writes format 4"
+    );
+    bytes[8..12].copy_from_slice(&3u32.to_le_bytes());
+    let crc = crc32fast::hash(&bytes[..12]);
+    bytes[12..16].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&log, &bytes).unwrap();
+    {
+        let a = Array::open(&pool).unwrap();
+        let names: Vec<String> = a.luns().into_iter().map(|l| l.name).collect();
+        assert_eq!(names, vec!["a", "b"]);
+        a.set_lun_metadata("b", "k", Some("v")).unwrap();
+    }
+    let bytes = std::fs::read(&log).unwrap();
+    assert_eq!(bytes[8..12], 4u32.to_le_bytes(), "upgraded to format 4");
+    let a = Array::open(&pool).unwrap();
+    assert_eq!(a.lun_metadata("b").unwrap(), map(&[("k", "v")]));
+    assert_eq!(a.get_mask("b").unwrap(), W1);
 }

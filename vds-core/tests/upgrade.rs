@@ -1,6 +1,6 @@
 //! Pools written by the code before the pool's metadata got a checksum and intent records still
 //! open: a pool image made by vds-core at commit 5dcac31 (tests/data/README.md) is opened,
-//! upgraded in place (pool.state with its header, pool.log of version 3), and keeps every LUN,
+//! upgraded in place (pool.state with its header, pool.log of version 4), and keeps every LUN,
 //! mask, number, group, host, target and byte; an upgrade interrupted after each of its steps
 //! still opens, whole.
 
@@ -154,7 +154,7 @@ type Files<'a> = Vec<(&'a str, &'a [u8])>;
 fn upgraded(pool: &Path) -> bool {
     let state = std::fs::read(pool.join("pool.state")).unwrap();
     let log = std::fs::read(pool.join("pool.log")).unwrap();
-    &state[..8] == b"UMBRAPST" && log[8..12] == 3u32.to_le_bytes()
+    &state[..8] == b"UMBRAPST" && log[8..12] == 4u32.to_le_bytes()
 }
 
 #[test]

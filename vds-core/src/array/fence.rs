@@ -219,6 +219,9 @@ pub(super) fn note(pending: &mut Unfenced, change: &super::state::Change) {
         | C::AssociateTargets { .. }
         // Intent records change no one's access.
         | C::Begin { .. }
-        | C::Done { .. } => {}
+        | C::Done { .. }
+        // Metadata is not access.
+        | C::SetLunMetadata { .. }
+        | C::SetPoolMetadata { .. } => {}
     }
 }

@@ -22,6 +22,7 @@
 //! | `open.rs` | `in_memory`, `open`, `open_with`: recovery on open (checkpoint, log replay, LUN volumes, crash leftovers) |
 //! | `lun.rs` | the LUN lifecycle (create, snapshot LUN, delete, extend, online) and LUN properties |
 //! | `masking.rs` | unmasking lists, per-host LUN numbers, initiator groups, the swap, who sees what |
+//! | `metadata.rs` | per-LUN and pool metadata (small persisted key/value maps for clients) |
 //! | `hosts.rs` | hosts and iSCSI targets |
 //! | `io.rs` | `read_at` and `write_at` with their access checks, changed blocks, the volume behind a LUN |
 //! | `image.rs` | import and export of a LUN's contents as a sparse raw image file |
@@ -45,6 +46,7 @@ mod io;
 mod long_ops;
 mod lun;
 mod masking;
+mod metadata;
 mod notify;
 mod open;
 mod state;

@@ -6,7 +6,7 @@
 //!              the payload][u64 LE payload length][u32 LE crc32 of the 24 bytes before it], then
 //!              the whole metadata as JSON (written to pool.state.tmp, fsync, rename, fsync dir)
 //! pool.log     changes since the checkpoint: a 16-byte header
-//!              [b"UMBRAPLG"][u32 LE version = 3][u32 LE crc32 of the 12 bytes before it]
+//!              [b"UMBRAPLG"][u32 LE version = 4][u32 LE crc32 of the 12 bytes before it]
 //!              then frames of cow-engine's record framing (`cow_engine::framing`):
 //!              [u32 LE payload length][u32 LE crc32 of the rest][u64 LE seq][u8 kind][payload]
 //!              kind 1: a change (JSON); kind 2: the sync mark closing each write (u64 LE: the seq
@@ -19,7 +19,7 @@
 //! that does not decode is a torn tail (dropped) only if no later write follows it; otherwise it
 //! was durable and is damaged: the open fails with `Corrupt`, naming the file and byte offset, and
 //! nothing is dropped. A newer version is `UnsupportedVersion`. A pool of an older format (a log
-//! without header, a log of version 2, a checkpoint of plain JSON) is read as it was and upgraded
+//! without header, a log of version 2 or 3, a checkpoint of plain JSON) is read as it was and upgraded
 //! in place before anything is appended ([`PoolStore::upgrade`]).
 //!
 //! A failed append or checkpoint leaves the files as they were: an append that fails cuts the log
@@ -45,8 +45,9 @@ const LOG_TMP: &str = "pool.log.tmp";
 const CHECKPOINT_EVERY: u64 = 1024;
 /// The log header: magic, version, crc32 of both.
 const LOG_MAGIC: &[u8; 8] = b"UMBRAPLG";
-/// The log format this build writes: 3 (version 2 had no intent records, and is still read).
-pub(crate) const LOG_VERSION: u32 = 3;
+/// The log format this build writes: 4 (version 3 had no metadata records, version 2 no intent
+/// records; both are still read).
+pub(crate) const LOG_VERSION: u32 = 4;
 /// The oldest log format with a header, still read (and upgraded).
 const LOG_VERSION_2: u32 = 2;
 const LOG_HEADER: usize = 16;
@@ -116,12 +117,12 @@ fn read_log(bytes: &[u8], applied: u64, path: &Path) -> Result<LogRead> {
             Error::new(ErrorKind::Corrupt, "the pool log's header is damaged").with_path(path),
         );
     }
-    if version != LOG_VERSION && version != LOG_VERSION_2 {
+    if !(LOG_VERSION_2..=LOG_VERSION).contains(&version) {
         return Err(Error::new(
             ErrorKind::UnsupportedVersion,
             format!(
                 "the pool log is format version {version}; this build reads versions \
-                 {LOG_VERSION_2} and {LOG_VERSION}"
+                 {LOG_VERSION_2} to {LOG_VERSION}"
             ),
         )
         .with_path(path));

@@ -46,7 +46,46 @@ impl ArrayState {
             }
             Change::Begin { intent } => self.apply_begin(*intent),
             Change::Done { id } => self.apply_done(*id),
+            Change::SetLunMetadata { id, key, value } => {
+                self.apply_set_lun_metadata(*id, key, value.as_deref())
+            }
+            Change::SetPoolMetadata { key, value } => {
+                self.apply_set_pool_metadata(key, value.as_deref())
+            }
         }
+    }
+
+    /// Sets (or removes, for `None`) key `key` of LUN `id`'s metadata, within the limits.
+    fn apply_set_lun_metadata(
+        &mut self,
+        id: LunId,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<Vec<Notification>> {
+        let l = self.lun(id)?;
+        let what = format!("LUN {:?}", l.name);
+        super::metadata::check_set(&what, &l.metadata, key, value, super::metadata::LUN_LIMITS)?;
+        let name = l.name.clone();
+        let l = self.luns.get_mut(&id).expect("looked up above");
+        super::metadata::set(&mut l.metadata, key, value);
+        Ok(vec![Notification::LunModify { name }])
+    }
+
+    /// Sets (or removes, for `None`) key `key` of the pool's metadata, within the limits.
+    fn apply_set_pool_metadata(
+        &mut self,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<Vec<Notification>> {
+        super::metadata::check_set(
+            "the pool",
+            &self.pool_metadata,
+            key,
+            value,
+            super::metadata::POOL_LIMITS,
+        )?;
+        super::metadata::set(&mut self.pool_metadata, key, value);
+        Ok(Vec::new())
     }
 
     /// Records `intent`: refused while another is under way on its LUN. A LUN being created takes

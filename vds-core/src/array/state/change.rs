@@ -113,4 +113,15 @@ pub(crate) enum Change {
     Done {
         id: LunId,
     },
+    /// Key `key` of LUN `id`'s metadata set to `value`, or removed (`None`) (log format 4).
+    SetLunMetadata {
+        id: LunId,
+        key: String,
+        value: Option<String>,
+    },
+    /// Key `key` of the pool's metadata set to `value`, or removed (`None`) (log format 4).
+    SetPoolMetadata {
+        key: String,
+        value: Option<String>,
+    },
 }

@@ -11,8 +11,9 @@ use crate::initiator::InitiatorId;
 use crate::mask::{LunId, MaskSpec};
 use crate::model::LunStatus;
 
-/// The version of the checkpoint's JSON: 2 (with `intents`); version 1 (without) is still read.
-pub(crate) const STATE_VERSION: u32 = 2;
+/// The version of the checkpoint's JSON: 3 (with `metadata` and `pool_metadata`); versions 2
+/// (with `intents`) and 1 (without) are still read.
+pub(crate) const STATE_VERSION: u32 = 3;
 
 /// The checkpoint: the whole metadata.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -34,6 +35,9 @@ pub(crate) struct PoolState {
     /// The operations on LUN volumes under way (version 2).
     #[serde(default)]
     pub(crate) intents: Vec<Intent>,
+    /// The pool's metadata (version 3).
+    #[serde(default)]
+    pub(crate) pool_metadata: BTreeMap<String, String>,
 }
 
 /// One LUN in the checkpoint, with its mask and LUN numbers.
@@ -47,6 +51,9 @@ pub(crate) struct LunState {
     pub(crate) number: u32,
     pub(crate) host_numbers: BTreeMap<String, u32>,
     pub(crate) source: Option<SourceRef>,
+    /// The LUN's metadata (version 3).
+    #[serde(default)]
+    pub(crate) metadata: BTreeMap<String, String>,
 }
 
 impl ArrayState {
@@ -72,6 +79,7 @@ impl ArrayState {
                     .map(|g| g.iter().map(|(h, g)| (h.to_string(), g.number)).collect())
                     .unwrap_or_default(),
                 source: l.source,
+                metadata: l.metadata.clone(),
             })
             .collect();
         PoolState {
@@ -90,17 +98,18 @@ impl ArrayState {
             hosts: self.hosts.iter().cloned().collect(),
             log_format: crate::array::store::LOG_VERSION,
             intents: self.intents.values().copied().collect(),
+            pool_metadata: self.pool_metadata.clone(),
         }
     }
 
-    /// The state a checkpoint holds; one of another version than 1 or 2 is
+    /// The state a checkpoint holds; one of another version than 1 to 3 is
     /// [`ErrorKind::UnsupportedVersion`].
     pub(crate) fn from_checkpoint(st: &PoolState) -> Result<ArrayState> {
-        if st.version != STATE_VERSION && st.version != 1 {
+        if !(1..=STATE_VERSION).contains(&st.version) {
             return Err(Error::new(
                 ErrorKind::UnsupportedVersion,
                 format!(
-                    "pool state version {} is not one this build reads (1 or {STATE_VERSION})",
+                    "pool state version {} is not one this build reads (1 to {STATE_VERSION})",
                     st.version
                 ),
             ));
@@ -114,6 +123,7 @@ impl ArrayState {
             .collect();
         m.hosts = st.hosts.iter().cloned().collect();
         m.intents = st.intents.iter().map(|i| (i.lun(), *i)).collect();
+        m.pool_metadata = st.pool_metadata.clone();
         for (g, members) in &st.groups {
             m.mask.set_group(g, parse_ids(members)?)?;
         }
@@ -131,10 +141,9 @@ impl ArrayState {
             } else {
                 LunStatus::Offline
             };
-            m.luns.insert(
-                l.id,
-                LunRec::new(l.id, l.name.clone(), l.size, status, l.source),
-            );
+            let mut rec = LunRec::new(l.id, l.name.clone(), l.size, status, l.source);
+            rec.metadata = l.metadata.clone();
+            m.luns.insert(l.id, rec);
         }
         Ok(m)
     }

@@ -10,6 +10,7 @@
 mod apply;
 mod change;
 mod checkpoint;
+pub(crate) mod metadata;
 
 pub(crate) use change::{Change, Intent};
 pub(crate) use checkpoint::PoolState;
@@ -41,6 +42,8 @@ pub(crate) struct LunRec {
     pub(crate) status: LunStatus,
     pub(crate) health: Health,
     pub(crate) source: Option<SourceRef>,
+    /// The LUN's metadata: a small key/value map for clients (see `metadata.rs`).
+    pub(crate) metadata: BTreeMap<String, String>,
 }
 
 impl LunRec {
@@ -59,6 +62,7 @@ impl LunRec {
             status,
             health: Health::Healthy,
             source,
+            metadata: BTreeMap::new(),
         }
     }
 
@@ -117,6 +121,8 @@ pub(crate) struct ArrayState {
     pub(crate) hosts: BTreeSet<String>,
     /// The operations on LUN volumes under way, by LUN.
     pub(crate) intents: BTreeMap<LunId, Intent>,
+    /// The pool's metadata: a key/value map for clients (see `metadata.rs`).
+    pub(crate) pool_metadata: BTreeMap<String, String>,
 }
 
 /// Parses initiator ids as the log and the checkpoint record them.
@@ -136,6 +142,7 @@ impl ArrayState {
             targets: BTreeMap::new(),
             hosts: BTreeSet::new(),
             intents: BTreeMap::new(),
+            pool_metadata: BTreeMap::new(),
         }
     }
 
