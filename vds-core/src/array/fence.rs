@@ -204,7 +204,8 @@ pub(super) fn note(pending: &mut Unfenced, change: &super::state::Change) {
         | C::SetMask { id, .. }
         | C::SetHostNumber { id, .. }
         | C::Extend { id, .. }
-        | C::SetStatus { id, .. } => pending.lun(*id),
+        | C::SetStatus { id, .. }
+        | C::BreakShadow { id } => pending.lun(*id),
         C::Swap { from, to } => {
             pending.lun(*from);
             pending.lun(*to);
@@ -222,6 +223,8 @@ pub(super) fn note(pending: &mut Unfenced, change: &super::state::Change) {
         | C::Done { .. }
         // Metadata is not access.
         | C::SetLunMetadata { .. }
-        | C::SetPoolMetadata { .. } => {}
+        | C::SetPoolMetadata { .. }
+        // New LUNs, masked to no one.
+        | C::SnapshotSet { .. } => {}
     }
 }

@@ -154,13 +154,19 @@ impl LunHandle {
             ));
         }
         let backing = core.volumes[&self.id].clone();
+        // A shadow LUN of a snapshot set is read-only until broken.
+        let access = if lun.shadow {
+            Access::ReadOnly
+        } else {
+            grant.access
+        };
         *self.cache.write() = Some(Resolved {
             epoch,
             backing: Arc::downgrade(&backing),
             size: lun.size,
-            access: grant.access,
+            access,
         });
-        Ok((epoch, backing, lun.size, grant.access))
+        Ok((epoch, backing, lun.size, access))
     }
 
     /// The handle's access as of the LUN's current epoch: cached, or resolved again.

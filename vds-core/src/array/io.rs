@@ -30,6 +30,12 @@ impl Array {
                 format!("LUN {name:?} is masked from initiator {initiator}"),
             )
         })?;
+        if want == Access::ReadWrite && core.state.lun(id)?.shadow {
+            return Err(Error::new(
+                ErrorKind::AccessDenied,
+                format!("LUN {name:?} is a shadow LUN of a snapshot set, read-only until broken"),
+            ));
+        }
         if want == Access::ReadWrite && grant.access == Access::ReadOnly {
             return Err(Error::new(
                 ErrorKind::AccessDenied,

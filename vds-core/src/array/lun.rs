@@ -101,7 +101,17 @@ impl Array {
     /// left to remove (the volume directory, the snapshot a snapshot LUN stood on); an open after
     /// a crash finishes the removal.
     pub fn delete_lun(&self, name: &str) -> Result<()> {
-        self.transact(|core| {
+        self.transact(|core| self.delete_lun_in(core, name))?
+    }
+
+    /// [`Array::delete_lun`] inside a transaction: the delete's outcome (an error if its
+    /// clean-up failed, the delete being durable) and its notifications.
+    pub(super) fn delete_lun_in(
+        &self,
+        core: &mut Core,
+        name: &str,
+    ) -> Result<(Result<()>, Vec<Notification>)> {
+        {
             let id = core.state.id_of(name)?;
             if core.busy.contains(&id) {
                 return Err(lun_busy(name));
@@ -152,7 +162,7 @@ impl Array {
                 )),
             };
             Ok((cleanup, notes))
-        })?
+        }
     }
 
     /// Extends LUN `name` to `size` bytes (new space reads as zeros). Crash-atomic: an intent is
@@ -200,7 +210,12 @@ impl Array {
     /// Records the intent to create LUN `id` (a snapshot LUN of `source`), durably, before
     /// anything of it exists on disk. Refused if `luns/<id>` exists (open moved everything it
     /// could not account for away; something else put it there, and it is not ours to remove).
-    fn begin_create(&self, core: &mut Core, id: LunId, source: Option<LunId>) -> Result<()> {
+    pub(super) fn begin_create(
+        &self,
+        core: &mut Core,
+        id: LunId,
+        source: Option<LunId>,
+    ) -> Result<()> {
         if let Some(dir) = self.lun_dir(id) {
             if dir.symlink_metadata().is_ok() {
                 return Err(Error::new(
@@ -222,7 +237,7 @@ impl Array {
     /// Rolls back the create of LUN `id` that failed with `e`: its engine snapshot (on
     /// `source`'s volume) and its directory are removed, and the intent is ended. Anything that
     /// fails here is left to the next open, which the intent tells what to remove. Returns `e`.
-    fn roll_back_create(
+    pub(super) fn roll_back_create(
         &self,
         core: &mut Core,
         id: LunId,

@@ -29,6 +29,7 @@
 //! | `handle.rs` | [`LunHandle`]: I/O by (initiator, host LUN number), as a target daemon addresses a LUN |
 //! | `freeze.rs` | freeze and thaw of a set of LUNs ([`FrozenLuns`]) |
 //! | `fence.rs` | fenced access changes: each LUN's access epoch and in-flight I/O, drained by every change of access |
+//! | `snapshot_set.rs` | snapshot sets: several LUNs snapshotted at one instant, shadow LUNs read-only until broken |
 //! | `long_ops.rs` | clone, split, resync and the other background operations |
 //! | `notify.rs` | subscriptions and the announcement of notifications |
 //! | `volumes.rs` | where LUN volumes live on disk; snapshot LUNs' stacked volumes and tags |
@@ -49,6 +50,7 @@ mod masking;
 mod metadata;
 mod notify;
 mod open;
+mod snapshot_set;
 mod state;
 mod store;
 mod volumes;

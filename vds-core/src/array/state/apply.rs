@@ -52,7 +52,98 @@ impl ArrayState {
             Change::SetPoolMetadata { key, value } => {
                 self.apply_set_pool_metadata(key, value.as_deref())
             }
+            Change::SnapshotSet {
+                set,
+                luns,
+                metadata,
+            } => self.apply_snapshot_set(set, luns, metadata),
+            Change::BreakShadow { id } => self.apply_break_shadow(*id),
         }
+    }
+
+    /// Creates the shadow LUNs of snapshot set `set`, all or none: each under its `create_lun`
+    /// intent, masked to no one, read-only until broken, with `metadata` and the set key.
+    fn apply_snapshot_set(
+        &mut self,
+        set: &str,
+        luns: &[super::SetLun],
+        metadata: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Vec<Notification>> {
+        use super::metadata::{check_set, set as put, LUN_LIMITS, SET_KEY};
+        if luns.is_empty() {
+            return Err(Error::invalid(format!("snapshot set {set:?} has no LUNs")));
+        }
+        let mut meta = std::collections::BTreeMap::new();
+        let whose = format!("snapshot set {set:?}");
+        for (k, v) in metadata.iter() {
+            if k == SET_KEY {
+                return Err(Error::invalid(format!(
+                    "{whose}: key {SET_KEY:?} is the array's"
+                )));
+            }
+            check_set(&whose, &meta, k, Some(v), LUN_LIMITS)?;
+            put(&mut meta, k, Some(v));
+        }
+        check_set(&whose, &meta, SET_KEY, Some(set), LUN_LIMITS)?;
+        put(&mut meta, SET_KEY, Some(set));
+        let mut names = BTreeSet::new();
+        for l in luns {
+            check_lun_name(&l.name)?;
+            self.check_size(l.size)?;
+            self.check_new_name(&l.name)?;
+            if !names.insert(l.name.as_str()) {
+                return Err(Error::invalid(format!(
+                    "snapshot set {set:?} names LUN {:?} twice",
+                    l.name
+                )));
+            }
+            if !matches!(self.intents.get(&l.id), Some(Intent::CreateLun { .. })) {
+                return Err(Error::new(
+                    ErrorKind::Corrupt,
+                    format!("snapshot set {set:?}: LUN id {} has no create intent", l.id),
+                ));
+            }
+            self.lun(l.source.lun)?;
+        }
+        let mut notes = Vec::new();
+        for l in luns {
+            let delta = self.mask.add_lun(l.id, MaskSpec::None, None)?;
+            let mut rec = LunRec::new(
+                l.id,
+                l.name.clone(),
+                l.size,
+                LunStatus::Online,
+                Some(l.source),
+            );
+            rec.metadata = meta.clone();
+            rec.shadow = true;
+            self.luns.insert(l.id, rec);
+            self.names.insert(l.name.clone(), l.id);
+            self.next_id = self.next_id.max(l.id + 1);
+            self.intents.remove(&l.id);
+            notes.push(Notification::LunArrive {
+                name: l.name.clone(),
+            });
+            notes.extend(self.mask_note(delta));
+        }
+        Ok(notes)
+    }
+
+    /// Shadow LUN `id` becomes an ordinary read-write LUN, out of its set.
+    fn apply_break_shadow(&mut self, id: LunId) -> Result<Vec<Notification>> {
+        let l = self.lun(id)?;
+        if !l.shadow {
+            return Err(Error::new(
+                ErrorKind::BadState,
+                format!("LUN {:?} is not a shadow LUN of a snapshot set", l.name),
+            ));
+        }
+        let l = self.luns.get_mut(&id).expect("looked up above");
+        l.shadow = false;
+        l.metadata.remove(super::metadata::SET_KEY);
+        Ok(vec![Notification::LunModify {
+            name: l.name.clone(),
+        }])
     }
 
     /// Sets (or removes, for `None`) key `key` of LUN `id`'s metadata, within the limits.
@@ -284,8 +375,18 @@ impl ArrayState {
 
     /// The fast-recovery swap of LUN `from`'s hosts and numbers to LUN `to`.
     fn apply_swap(&mut self, from: LunId, to: LunId) -> Result<Vec<Notification>> {
-        self.lun(from)?;
-        self.lun(to)?;
+        for id in [from, to] {
+            let l = self.lun(id)?;
+            if l.shadow {
+                return Err(Error::new(
+                    ErrorKind::BadState,
+                    format!(
+                        "LUN {:?} is a shadow LUN of a snapshot set: break it first",
+                        l.name
+                    ),
+                ));
+            }
+        }
         let deltas = self.mask.swap(from, to)?;
         Ok(self.mask_notes(deltas))
     }

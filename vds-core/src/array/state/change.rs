@@ -124,4 +124,25 @@ pub(crate) enum Change {
         key: String,
         value: Option<String>,
     },
+    /// A snapshot set: shadow LUNs `luns`, each masked to no one and read-only until broken,
+    /// their metadata `metadata` plus the set key naming `set`. Ends each LUN's `create_lun`
+    /// intent (log format 4).
+    SnapshotSet {
+        set: String,
+        luns: Vec<SetLun>,
+        metadata: std::collections::BTreeMap<String, String>,
+    },
+    /// Shadow LUN `id` becomes an ordinary read-write LUN, out of its set (log format 4).
+    BreakShadow {
+        id: LunId,
+    },
+}
+
+/// One shadow LUN of a [`Change::SnapshotSet`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SetLun {
+    pub(crate) id: LunId,
+    pub(crate) name: String,
+    pub(crate) size: u64,
+    pub(crate) source: SourceRef,
 }

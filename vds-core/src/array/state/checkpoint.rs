@@ -54,6 +54,9 @@ pub(crate) struct LunState {
     /// The LUN's metadata (version 3).
     #[serde(default)]
     pub(crate) metadata: BTreeMap<String, String>,
+    /// A shadow LUN not yet broken (version 3).
+    #[serde(default)]
+    pub(crate) shadow: bool,
 }
 
 impl ArrayState {
@@ -80,6 +83,7 @@ impl ArrayState {
                     .unwrap_or_default(),
                 source: l.source,
                 metadata: l.metadata.clone(),
+                shadow: l.shadow,
             })
             .collect();
         PoolState {
@@ -143,6 +147,7 @@ impl ArrayState {
             };
             let mut rec = LunRec::new(l.id, l.name.clone(), l.size, status, l.source);
             rec.metadata = l.metadata.clone();
+            rec.shadow = l.shadow;
             m.luns.insert(l.id, rec);
         }
         Ok(m)

@@ -15,6 +15,10 @@ pub(crate) struct Limits {
     pub(crate) value: usize,
 }
 
+/// The LUN metadata key naming the snapshot set a shadow LUN belongs to (removed when it is
+/// broken).
+pub const SET_KEY: &str = "umbra:snapshot-set";
+
 /// Longest key, in bytes (1 to 128 of letters, digits, `.`, `_`, `-`, `:`, `/`).
 pub const MAX_KEY: usize = 128;
 /// A LUN's map: at most 64 keys, values of at most 4 KiB.

@@ -12,7 +12,7 @@ mod change;
 mod checkpoint;
 pub(crate) mod metadata;
 
-pub(crate) use change::{Change, Intent};
+pub(crate) use change::{Change, Intent, SetLun};
 pub(crate) use checkpoint::PoolState;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -44,6 +44,8 @@ pub(crate) struct LunRec {
     pub(crate) source: Option<SourceRef>,
     /// The LUN's metadata: a small key/value map for clients (see `metadata.rs`).
     pub(crate) metadata: BTreeMap<String, String>,
+    /// A shadow LUN of a snapshot set not yet broken: read-only to every initiator.
+    pub(crate) shadow: bool,
 }
 
 impl LunRec {
@@ -63,6 +65,7 @@ impl LunRec {
             health: Health::Healthy,
             source,
             metadata: BTreeMap::new(),
+            shadow: false,
         }
     }
 

@@ -1,0 +1,245 @@
+//! Snapshot sets: several LUNs snapshotted at one instant in one transaction, each new shadow LUN
+//! masked to no one and read-only until broken.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cow_engine::{SnapshotId, SnapshotOptions, Volume};
+use parking_lot::RwLock;
+
+use super::lun::check_not_damaged;
+use super::state::{check_lun_name, metadata::SET_KEY, Change, SetLun, SourceRef};
+use super::volumes::{create_stacked, snapshot_tag, volume_config};
+use super::{Array, Core};
+use crate::error::{Error, ErrorKind, Result};
+use crate::mask::LunId;
+
+/// How long the sources of a snapshot set may stay frozen: writes in flight must drain within it.
+const SET_FREEZE: Duration = Duration::from_secs(10);
+
+impl Array {
+    /// Snapshots the LUNs `luns` names (`(source, new shadow LUN)` pairs) at one instant, in one
+    /// transaction, as snapshot set `set-<id>` (returned, `<id>` the first new LUN's id). Every
+    /// source is frozen (flush-and-hold), every engine snapshot taken, then every source thawed;
+    /// then one pool record creates all the shadow LUNs. Each shadow LUN is masked to no one,
+    /// read-only to everyone until [`Array::break_shadow`], and carries `metadata` plus the key
+    /// `umbra:snapshot-set` naming the set.
+    ///
+    /// All or none: an unknown or damaged source, a name taken or given twice, a source given
+    /// twice, metadata out of the limits of [`Array::set_lun_metadata`] or a freeze that does not
+    /// drain in time leaves nothing. Crash-atomic: each shadow LUN's intent is durable before its
+    /// engine snapshot or directory exists, and the set's record ends them all; an open after a
+    /// crash before that record removes every shadow LUN's snapshot and directory.
+    pub fn snapshot_set(
+        &self,
+        luns: &[(&str, &str)],
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<String> {
+        if luns.is_empty() {
+            return Err(Error::invalid("a snapshot set of no LUNs"));
+        }
+        for (_, name) in luns {
+            check_lun_name(name)?;
+        }
+        self.transact(|core| {
+            let mut sources: Vec<(LunId, Arc<RwLock<Volume>>, u64)> = Vec::new();
+            for (i, (source, name)) in luns.iter().enumerate() {
+                let id = core.state.id_of(source)?;
+                check_not_damaged(core, id, source)?;
+                core.state.check_new_name(name)?;
+                if luns[..i].iter().any(|(s, n)| s == source || n == name) {
+                    return Err(Error::invalid(format!(
+                        "snapshot set names LUN {source:?} or {name:?} twice"
+                    )));
+                }
+                let size = core.state.lun(id)?.size;
+                sources.push((id, core.volumes[&id].clone(), size));
+            }
+            let set = format!("set-{}", core.state.next_id);
+            // Metadata is checked before anything is created.
+            for (k, v) in metadata {
+                if k == SET_KEY {
+                    return Err(Error::invalid(format!(
+                        "metadata key {SET_KEY:?} is the array's own"
+                    )));
+                }
+                super::state::metadata::check_set(
+                    &format!("snapshot set {set:?}"),
+                    &BTreeMap::new(),
+                    k,
+                    Some(v),
+                    super::state::metadata::LUN_LIMITS,
+                )?;
+            }
+            // Each shadow LUN's intent, durable before anything of it exists.
+            let mut begun: Vec<(LunId, LunId)> = Vec::new();
+            for (src, _, _) in &sources {
+                let id = core.state.next_id;
+                if let Err(e) = self.begin_create(core, id, Some(*src)) {
+                    return Err(self.roll_back_set(core, &begun, e));
+                }
+                begun.push((id, *src));
+            }
+            let made = self.take_set_snapshots(core, &sources, &begun);
+            let made = match made {
+                Ok(m) => m,
+                Err(e) => return Err(self.roll_back_set(core, &begun, e)),
+            };
+            let change = Change::SnapshotSet {
+                set: set.clone(),
+                luns: made
+                    .iter()
+                    .zip(luns)
+                    .zip(&sources)
+                    .map(|(((id, sid, _), (_, name)), (src, _, size))| SetLun {
+                        id: *id,
+                        name: name.to_string(),
+                        size: *size,
+                        source: SourceRef {
+                            lun: *src,
+                            snapshot: *sid,
+                        },
+                    })
+                    .collect(),
+                metadata: metadata.clone(),
+            };
+            match Array::commit(core, &change) {
+                Ok(notes) => {
+                    for (id, _, vol) in made {
+                        core.volumes.insert(id, Arc::new(RwLock::new(vol)));
+                    }
+                    Ok((set, notes))
+                }
+                Err(e) => {
+                    drop(made);
+                    Err(self.roll_back_set(core, &begun, e))
+                }
+            }
+        })
+    }
+
+    /// The instant of a snapshot set: freezes every source, takes each engine snapshot (tagged
+    /// for its shadow LUN) and stacks the shadow LUN's volume on it, thaws every source.
+    fn take_set_snapshots(
+        &self,
+        core: &Core,
+        sources: &[(LunId, Arc<RwLock<Volume>>, u64)],
+        begun: &[(LunId, LunId)],
+    ) -> Result<Vec<(LunId, SnapshotId, Volume)>> {
+        let bs = core.state.block_size;
+        let guards: Vec<_> = sources.iter().map(|(_, v, _)| v.read()).collect();
+        let deadline = Instant::now() + SET_FREEZE;
+        let mut frozen = Vec::new();
+        let mut r: Result<Vec<(LunId, SnapshotId)>> = Ok(Vec::new());
+        for g in &guards {
+            match g.freeze(deadline.saturating_duration_since(Instant::now())) {
+                Ok(()) => frozen.push(g),
+                Err(e) => {
+                    r = Err(e.into());
+                    break;
+                }
+            }
+        }
+        if let Ok(snaps) = &mut r {
+            for (g, (id, _)) in guards.iter().zip(begun) {
+                match g.create_snapshot(SnapshotOptions {
+                    writable: true,
+                    persistent: true,
+                    pinned: true,
+                    metadata: snapshot_tag(*id),
+                }) {
+                    Ok(sid) => snaps.push((*id, sid)),
+                    Err(e) => {
+                        r = Err(e.into());
+                        break;
+                    }
+                }
+            }
+        }
+        for g in frozen {
+            // An expired deadline released the writes already; the snapshots are as of the
+            // freeze either way (taken under it, before the thaw).
+            let _ = g.thaw();
+        }
+        let snaps = r?;
+        let mut out = Vec::new();
+        for (g, (id, sid)) in guards.iter().zip(snaps) {
+            let snap = Arc::new(g.snapshot(sid)?);
+            let vol = match self.lun_dir(id) {
+                Some(dir) => create_stacked(&dir, snap, bs)?,
+                None => Volume::on_device(snap, volume_config(bs))?,
+            };
+            out.push((id, sid, vol));
+        }
+        Ok(out)
+    }
+
+    /// Rolls back the shadow LUNs `begun` (`(id, source)`) of a snapshot set that failed with `e`.
+    fn roll_back_set(&self, core: &mut Core, begun: &[(LunId, LunId)], e: Error) -> Error {
+        for &(id, src) in begun {
+            let _ = self.roll_back_create(core, id, Some(src), Error::invalid(""));
+        }
+        e
+    }
+
+    /// Makes shadow LUN `name` an ordinary read-write LUN, out of its snapshot set (its set key
+    /// removed): deleting the set no longer deletes it, and it can be swapped. A LUN that is not
+    /// an unbroken shadow is [`ErrorKind::BadState`]. Fenced: I/O after it sees the LUN writable.
+    pub fn break_shadow(&self, name: &str) -> Result<()> {
+        self.change_lun(name, |id| Change::BreakShadow { id })
+    }
+
+    /// Whether LUN `name` is a shadow LUN of a snapshot set not yet broken.
+    pub fn is_shadow(&self, name: &str) -> Result<bool> {
+        let core = self.inner.core.read();
+        let id = core.state.id_of(name)?;
+        Ok(core.state.lun(id)?.shadow)
+    }
+
+    /// The unbroken shadow LUNs of snapshot set `set`, sorted by name.
+    pub fn snapshot_set_luns(&self, set: &str) -> Vec<String> {
+        let core = self.inner.core.read();
+        let mut v: Vec<String> = core
+            .state
+            .luns
+            .values()
+            .filter(|l| l.shadow && l.metadata.get(SET_KEY).is_some_and(|s| s == set))
+            .map(|l| l.name.clone())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Deletes snapshot set `set`: its unbroken shadow LUNs, in one transaction (each delete
+    /// durable with its intent, as [`Array::delete_lun`]). A broken LUN is not in the set any
+    /// more and stays. An unknown set (no unbroken LUN names it) is [`ErrorKind::NotFound`].
+    /// Returns the LUNs deleted.
+    pub fn delete_snapshot_set(&self, set: &str) -> Result<Vec<String>> {
+        self.transact(|core| {
+            let names: Vec<String> = core
+                .state
+                .luns
+                .values()
+                .filter(|l| l.shadow && l.metadata.get(SET_KEY).is_some_and(|s| s == set))
+                .map(|l| l.name.clone())
+                .collect();
+            if names.is_empty() {
+                return Err(Error::new(
+                    ErrorKind::NotFound,
+                    format!("snapshot set {set:?} has no shadow LUNs"),
+                ));
+            }
+            let mut notes = Vec::new();
+            let mut outcome = Ok(());
+            for n in &names {
+                let (r, ns) = self.delete_lun_in(core, n)?;
+                notes.extend(ns);
+                if outcome.is_ok() {
+                    outcome = r;
+                }
+            }
+            Ok((outcome.map(|()| names), notes))
+        })?
+    }
+}
