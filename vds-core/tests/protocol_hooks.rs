@@ -399,7 +399,8 @@ fn a_snapshot_set_is_one_instant_read_only_until_broken_and_deleted_whole() {
 fn a_snapshot_set_that_fails_leaves_nothing() {
     let a = array();
     let before: Vec<String> = a.luns().into_iter().map(|l| l.name).collect();
-    let cases: Vec<(Vec<(&str, &str)>, BTreeMap<String, String>, ErrorKind)> = vec![
+    type Case<'a> = (Vec<(&'a str, &'a str)>, BTreeMap<String, String>, ErrorKind);
+    let cases: Vec<Case> = vec![
         (
             vec![("a", "x"), ("nope", "y")],
             meta(&[]),
