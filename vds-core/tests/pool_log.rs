@@ -1,6 +1,9 @@
 //! The pool log on the engine's record framing: damage is never taken for a torn tail, a newer
 //! format is not damage, and a log of the first format is read and rewritten.
 
+mod common;
+use common::copy_dir;
+
 use cow_engine::framing::{self, Kinds};
 use vds_core::{Array, ErrorKind, MaskSpec};
 
@@ -183,19 +186,6 @@ fn a_log_of_the_first_format_is_read_and_rewritten() {
     drop(a);
     let a = Array::open(&pool).unwrap();
     assert_eq!(lun_names(&a), ["lun0", "lun1", "lun2", "lun3"]);
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else if e.file_name() != "pool.lock" {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
 }
 
 /// Why (found by a new user): a damaged or missing log header used to open as an empty pool, and

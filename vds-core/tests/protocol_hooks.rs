@@ -1,6 +1,9 @@
 //! What the shadow-copy protocol needs from the array: freeze and thaw of a set of LUNs through
 //! the array (all or none, one deadline) and how a freeze meets a fenced access change.
 
+mod common;
+use common::copy_dir;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -499,19 +502,6 @@ fn frame_ends(bytes: &[u8]) -> Vec<(usize, bool)> {
         ends.push((at, f.payload.starts_with(br#"{"op":"begin""#)));
     }
     ends
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else if e.file_name() != "pool.lock" {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
 }
 
 /// A crash anywhere in a snapshot set: the pool log cut at each frame boundary the set wrote

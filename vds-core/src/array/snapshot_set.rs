@@ -199,14 +199,7 @@ impl Array {
 
     /// The unbroken shadow LUNs of snapshot set `set`, sorted by name.
     pub fn snapshot_set_luns(&self, set: &str) -> Vec<String> {
-        let core = self.inner.core.read();
-        let mut v: Vec<String> = core
-            .state
-            .luns
-            .values()
-            .filter(|l| l.shadow && l.metadata.get(SET_KEY).is_some_and(|s| s == set))
-            .map(|l| l.name.clone())
-            .collect();
+        let mut v = set_members(&self.inner.core.read(), set);
         v.sort();
         v
     }
@@ -217,13 +210,7 @@ impl Array {
     /// Returns the LUNs deleted.
     pub fn delete_snapshot_set(&self, set: &str) -> Result<Vec<String>> {
         self.transact(|core| {
-            let names: Vec<String> = core
-                .state
-                .luns
-                .values()
-                .filter(|l| l.shadow && l.metadata.get(SET_KEY).is_some_and(|s| s == set))
-                .map(|l| l.name.clone())
-                .collect();
+            let names = set_members(core, set);
             if names.is_empty() {
                 return Err(Error::new(
                     ErrorKind::NotFound,
@@ -242,4 +229,14 @@ impl Array {
             Ok((outcome.map(|()| names), notes))
         })?
     }
+}
+
+/// The names of the unbroken shadow LUNs of snapshot set `set`.
+fn set_members(core: &Core, set: &str) -> Vec<String> {
+    core.state
+        .luns
+        .values()
+        .filter(|l| l.shadow && l.metadata.get(SET_KEY).is_some_and(|s| s == set))
+        .map(|l| l.name.clone())
+        .collect()
 }
