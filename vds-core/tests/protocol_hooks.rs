@@ -585,3 +585,33 @@ fn a_snapshot_set_is_crash_atomic_at_every_frame_boundary() {
     }
     assert!(old >= 3 && new >= 1, "old {old}, new {new}");
 }
+
+/// Snapshot LUNs are listed with their source and their set.
+#[test]
+fn snapshot_luns_are_listed_with_their_set() {
+    let a = array();
+    a.snapshot_lun("a", "plain").unwrap();
+    let s1 = a
+        .snapshot_set(&[("a", "s1-a"), ("b", "s1-b")], &BTreeMap::new())
+        .unwrap();
+    let s2 = a.snapshot_set(&[("a", "s2-a")], &BTreeMap::new()).unwrap();
+    assert_ne!(s1, s2);
+    a.break_shadow("s2-a").unwrap();
+    assert_eq!(
+        a.snapshot_luns_of("a").unwrap(),
+        vec![
+            ("plain".to_string(), None),
+            ("s1-a".to_string(), Some(s1.clone())),
+            ("s2-a".to_string(), None),
+        ]
+    );
+    assert_eq!(
+        a.snapshot_luns_of("b").unwrap(),
+        vec![("s1-b".to_string(), Some(s1))]
+    );
+    assert_eq!(a.snapshot_luns_of("c").unwrap(), vec![]);
+    assert_eq!(
+        a.snapshot_luns_of("nope").unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+}

@@ -240,3 +240,25 @@ fn set_members(core: &Core, set: &str) -> Vec<String> {
         .map(|l| l.name.clone())
         .collect()
 }
+
+impl Array {
+    /// The snapshot LUNs of LUN `source` (those not split from it), sorted by name, each with
+    /// the snapshot set it is an unbroken shadow LUN of (none for a snapshot LUN of
+    /// [`Array::snapshot_lun`] or a broken shadow). [`ErrorKind::NotFound`] for an unknown LUN.
+    pub fn snapshot_luns_of(&self, source: &str) -> Result<Vec<(String, Option<String>)>> {
+        let core = self.inner.core.read();
+        let src = core.state.id_of(source)?;
+        let mut v: Vec<(String, Option<String>)> = core
+            .state
+            .luns
+            .values()
+            .filter(|l| l.is_snapshot_of(src))
+            .map(|l| {
+                let set = l.shadow.then(|| l.metadata.get(SET_KEY).cloned()).flatten();
+                (l.name.clone(), set)
+            })
+            .collect();
+        v.sort();
+        Ok(v)
+    }
+}
