@@ -170,8 +170,9 @@ impl Fs for StdFs {
             .map_err(|e| Error::io("cannot open for locking", e).with_path(path))?;
         match try_lock_exclusive(&f) {
             Ok(true) => Ok(Box::new(f)),
-            Ok(false) => Err(Error::new(ErrorKind::Busy, "held by another handle or process")
-                .with_path(path)),
+            Ok(false) => Err(
+                Error::new(ErrorKind::Busy, "held by another handle or process").with_path(path),
+            ),
             Err(e) => Err(Error::io("cannot lock", e).with_path(path)),
         }
     }
@@ -249,7 +250,10 @@ mod tests {
         };
         assert_eq!(e.kind(), ErrorKind::AlreadyExists);
         let mut b = [0u8; 512];
-        fs.open_file(&d.join("a.img")).unwrap().read_at(&mut b, 4096).unwrap();
+        fs.open_file(&d.join("a.img"))
+            .unwrap()
+            .read_at(&mut b, 4096)
+            .unwrap();
         assert_eq!(b, [9; 512]);
 
         fs.write_file(&d.join("s.tmp"), b"hello").unwrap();
@@ -260,7 +264,10 @@ mod tests {
         assert_eq!(fs.list_dir(&d).unwrap(), ["a.img", "s"]);
         assert_eq!(fs.kind(&d.join("s.tmp")).unwrap(), None);
         let e = fs.read_file(&d.join("s.tmp")).unwrap_err();
-        assert_eq!((e.kind(), e.path()), (ErrorKind::NotFound, Some(d.join("s.tmp").as_path())));
+        assert_eq!(
+            (e.kind(), e.path()),
+            (ErrorKind::NotFound, Some(d.join("s.tmp").as_path()))
+        );
 
         let g = fs.lock(&d.join("s")).unwrap();
         assert_eq!(fs.lock(&d.join("s")).unwrap_err().kind(), ErrorKind::Busy);
