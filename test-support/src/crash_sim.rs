@@ -12,6 +12,10 @@
 //!
 //! The live contents (what reads return) are kept separately from the log, so a device behaves
 //! exactly like a disk with a write cache until the test decides what the crash kept.
+//!
+//! [`SimDir`] grows the devices into a directory tree (a `cow_engine::fs::Fs`): its files are
+//! devices on the same log, and its name changes ([`NameOp`]) are logged too, durable once their
+//! directories are synced; [`DirReplayer`] rebuilds the tree after a crash.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io;
