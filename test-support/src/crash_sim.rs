@@ -836,8 +836,9 @@ impl Fs for SimDir {
     }
 
     fn sync_dir(&self, path: &Path) -> Result<()> {
-        let _st = self.state();
-        if path != Path::new("/") && _st.names.get(path) != Some(&Node::Dir) {
+        // Held while recording, so the sync is ordered with the name changes.
+        let st = self.state();
+        if path != Path::new("/") && st.names.get(path) != Some(&Node::Dir) {
             return Err(not_found("sync", path));
         }
         self.record(Op::SyncDir(path.to_owned()));
@@ -1149,9 +1150,12 @@ mod tests {
         PathBuf::from(s)
     }
 
+    /// A crash state: each name, with the bytes of a file (`None` for a directory).
+    type View = BTreeMap<PathBuf, Option<Vec<u8>>>;
+
     /// Every crash state of `dir`'s log (each position, each subset of its pending events, which
     /// must be few), as the names and each file's bytes.
-    fn all_states(dir: &SimDir) -> Vec<(usize, BTreeMap<PathBuf, Option<Vec<u8>>>)> {
+    fn all_states(dir: &SimDir) -> Vec<(usize, View)> {
         let events = dir.log().events();
         let mut r = DirReplayer::new(&events);
         let mut out = Vec::new();
@@ -1214,7 +1218,7 @@ mod tests {
         d.rename(&p("/pool/luns/1"), &p("/pool/orphans/1")).unwrap();
         assert_eq!(d.list_dir(&p("/pool/orphans/1")).unwrap(), ["data"]);
         assert!(d.list_dir(&p("/pool/luns")).unwrap().is_empty());
-        assert_eq!(d.lock(&p("/pool/state")).map(|_| ()).unwrap(), ());
+        drop(d.lock(&p("/pool/state")).unwrap());
         let g = d.lock(&p("/pool/state")).unwrap();
         assert_eq!(
             d.lock(&p("/pool/state")).map(|_| ()).unwrap_err().kind(),
