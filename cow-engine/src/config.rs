@@ -58,7 +58,11 @@ pub enum DiffFullPolicy {
     /// the write fails with [`ErrorKind::NoSpace`](crate::ErrorKind::NoSpace), naming the
     /// pinned snapshot that holds the space. With only unpinned snapshots a write always
     /// succeeds (at worst every snapshot goes), also under concurrent writers: room another
-    /// writer freed meanwhile is reused.
+    /// writer freed meanwhile is reused. Snapshots under a stacked volume are kept like pinned
+    /// ones.
+    ///
+    /// Beware: a writable snapshot is deleted like any other, the writes made to it included.
+    /// Pin a snapshot whose contents must not be lost to an origin write ([`SnapshotOptions::pinned`]).
     #[default]
     DeleteOldest,
     /// Fail the origin write with [`ErrorKind::NoSpace`](crate::ErrorKind::NoSpace); nothing of

@@ -653,11 +653,12 @@ fn pattern(block: u64, generation: u8) -> Vec<u8> {
         .collect()
 }
 
-/// Why: under `FailWrites` the diff area can fill after a multi-block write has already
-/// preserved some of its blocks. The docs promise the write fails with `NoSpace` and that
-/// "nothing of it is written"; the blocks it preserved stay preserved (a retry needs no new
-/// slot for them), and no snapshot may change: each is compared with the image read from it
-/// when it was taken. Run on a memory volume and on a persistent file volume (reopened too).
+/// Why: under `FailWrites` a multi-block write can need more slots than the diff area has left.
+/// The docs promise the write fails with `NoSpace` and that "nothing of it is written": nothing
+/// reaches the origin, and (the slots it needs being promised before any copy) none of its
+/// blocks is copied, so no slot is held for nothing (a review found the refused write's copies
+/// using up the area, failing a later write that fit); no snapshot may change: each is compared
+/// with the image read from it when it was taken. Run on a memory volume and on a persistent file volume (reopened too).
 /// Returns the origin and snapshot images the volume must hold now.
 fn diff_full_in_the_middle_of_a_multi_block_write(
     vol: &Volume,
@@ -682,8 +683,7 @@ fn diff_full_in_the_middle_of_a_multi_block_write(
     assert_eq!(vol.stats().diff_blocks_in_use, 3);
     let origin_before = all(vol);
 
-    // Blocks 3..=8, starting and ending inside a block: blocks 3 and 4 get preserved, block 5
-    // finds the diff area full.
+    // Blocks 3..=8, starting and ending inside a block: six slots needed, two left.
     let (off, len) = (3 * BS + 100, 6 * BS - 200);
     let data = vec![0xEE; len as usize];
     let e = vol.write_at(&data, off).unwrap_err();
@@ -691,8 +691,8 @@ fn diff_full_in_the_middle_of_a_multi_block_write(
     same(&all(vol), &origin_before, "the refused write wrote nothing");
     assert_eq!(
         vol.stats().diff_blocks_in_use,
-        5,
-        "blocks 3 and 4 stay preserved"
+        3,
+        "the refused write copied nothing"
     );
     for (id, img) in &images {
         same(
@@ -701,7 +701,7 @@ fn diff_full_in_the_middle_of_a_multi_block_write(
             &format!("snapshot {id}"),
         );
     }
-    // The preserved blocks can be written now without a new slot; block 5 still cannot.
+    // A write that fits (two slots) goes through; then block 5 finds the area full.
     vol.write_at(&[0xAB; 2 * BS as usize], 3 * BS).unwrap();
     assert_eq!(
         vol.write_at(&[0xCD; 10], 5 * BS + 7).unwrap_err().kind(),
@@ -878,6 +878,11 @@ fn a_full_area_keeps_snapshots_whose_deletion_would_free_nothing() {
         );
         assert_eq!(block_of(&vol, 4), vec![0u8; BS as usize], "nothing written");
         assert_eq!(deleted(&events), [], "no snapshot deleted");
+        assert_eq!(vol.stats().diff_blocks_in_use, 4, "nothing copied");
+        // A multi-block write the area cannot hold copies none of its blocks either.
+        let e = vol.write_at(&[9u8; 3 * BS as usize], 4 * BS).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NoSpace, "{e}");
+        assert_eq!(vol.stats().diff_blocks_in_use, 4, "nothing copied");
         let live: Vec<SnapshotId> = vol.snapshots().iter().map(|s| s.id).collect();
         assert_eq!(live, ids);
         for (id, want) in ids.iter().zip(&images) {

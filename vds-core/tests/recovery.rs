@@ -70,9 +70,13 @@ fn a_directory_that_is_not_a_pool_is_refused_and_left_alone() {
     assert!(!missing.exists());
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
-    assert_eq!(
-        Array::open_existing(&empty).unwrap_err().kind(),
-        ErrorKind::NotAPool
+    let e = Array::open_existing(&empty).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotAPool);
+    // The message says why for this call (a review found it blaming "files" in an empty
+    // directory, with an empty list).
+    assert!(
+        e.to_string().contains("it is empty") && e.to_string().contains("creates none"),
+        "{e}"
     );
     assert!(listing(&empty).is_empty());
     // `open` makes a pool in an empty directory; open_existing opens a pool.

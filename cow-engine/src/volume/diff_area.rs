@@ -35,6 +35,25 @@ struct Alloc {
     punched: BTreeSet<u64>,
     /// Slots the device has room for.
     capacity: u64,
+    /// Slots promised to origin writes in progress ([`DiffArea::reserve`]) and not yet taken:
+    /// counted against the limit with those in use.
+    reserved: u64,
+}
+
+/// Slots promised to one origin write by [`DiffArea::reserve`]; what it has not taken is given
+/// back when it is dropped.
+pub(crate) struct Reservation<'a> {
+    area: &'a DiffArea,
+    left: std::cell::Cell<u64>,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        let left = self.left.get();
+        if left > 0 {
+            self.area.alloc.lock().reserved -= left;
+        }
+    }
 }
 
 /// Calls `f(first, count)` for each run of consecutive slots in `slots` (ascending).
@@ -86,6 +105,7 @@ impl DiffArea {
                 free: BTreeSet::new(),
                 punched: BTreeSet::new(),
                 capacity,
+                reserved: 0,
             }),
             in_use: AtomicU64::new(0),
             limit,
@@ -116,12 +136,46 @@ impl DiffArea {
     /// system has no room for the re-allocation or the growth (the device's error, naming its
     /// file).
     pub(crate) fn alloc(&self) -> Result<u64> {
+        self.alloc_from(None)
+    }
+
+    /// Promises `n` slots to an origin write before it copies anything, so that a write the
+    /// limit cannot hold fails whole, nothing copied (not half-way, its copies holding slots for
+    /// nothing). Fails like [`DiffArea::alloc`] at the limit, counting the slots in use and those
+    /// promised to other writes. Without a limit nothing is promised (the device's own room is
+    /// found as the copies allocate).
+    pub(crate) fn reserve(&self, n: u64) -> Result<Reservation<'_>> {
         let mut a = self.alloc.lock();
+        let mut left = 0;
         if let Some(limit) = self.limit {
-            if self.in_use.load(Ordering::Relaxed) >= limit {
+            let taken = self.in_use.load(Ordering::Relaxed) + a.reserved;
+            if taken + n > limit {
                 return Err(Error::area_full(format!(
-                    "diff area full: all {limit} slots in use"
+                    "diff area full: {taken} of {limit} slots in use or promised, and the write \
+                     needs {n} more"
                 )));
+            }
+            a.reserved += n;
+            left = n;
+        }
+        Ok(Reservation {
+            area: self,
+            left: std::cell::Cell::new(left),
+        })
+    }
+
+    /// [`DiffArea::alloc`], taking one of the slots `reservation` promised if it has any left
+    /// (no limit check then).
+    pub(crate) fn alloc_from(&self, reservation: Option<&Reservation<'_>>) -> Result<u64> {
+        let mut a = self.alloc.lock();
+        let promised = reservation.is_some_and(|r| r.left.get() > 0);
+        if !promised {
+            if let Some(limit) = self.limit {
+                if self.in_use.load(Ordering::Relaxed) + a.reserved >= limit {
+                    return Err(Error::area_full(format!(
+                        "diff area full: all {limit} slots in use"
+                    )));
+                }
             }
         }
         if a.free.is_empty() && !a.punched.is_empty() {
@@ -137,6 +191,10 @@ impl DiffArea {
                 a.next - 1
             }
         };
+        if let Some(r) = reservation.filter(|_| promised) {
+            r.left.set(r.left.get() - 1);
+            a.reserved -= 1;
+        }
         self.in_use.fetch_add(1, Ordering::Relaxed);
         Ok(slot)
     }

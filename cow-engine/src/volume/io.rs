@@ -8,6 +8,7 @@ use crate::persist::Record;
 use crate::config::DiffFullPolicy;
 use crate::state::{SnapshotId, State};
 
+use super::diff_area::Reservation;
 use super::Inner;
 
 /// Deferred origin writes beyond this many bytes are settled (synced and written) at once.
@@ -79,7 +80,17 @@ impl Inner {
             }
             // Relaxed: see `Inner::free_slot`.
             let frees = self.frees.load(std::sync::atomic::Ordering::Relaxed);
-            match self.preserve_range(&st, offset, len) {
+            // A refused reservation is the limit's (the area's own size): the headroom left
+            // under it counts as room for the make-room below; a copy refused later is the
+            // device's (it could not grow), with no room but what a deletion frees.
+            let (preserved, headroom) = match self.reserve_for_write(&st, offset, len) {
+                Ok(reservation) => (
+                    self.preserve_range(&st, offset, len, reservation.as_ref()),
+                    false,
+                ),
+                Err(e) => (Err(e), true),
+            };
+            match preserved {
                 Ok(()) => {}
                 // The policy is about the diff area's own size: a full file system never costs
                 // a snapshot (the device's error names the file).
@@ -90,7 +101,7 @@ impl Inner {
                     }
                     // Decided under the exclusive gate: room another writer freed meanwhile
                     // counts (retry), and so does a snapshot it left to delete.
-                    self.make_room(offset, len, frees)
+                    self.make_room(offset, len, frees, headroom)
                         .map_err(|e| e.with_offset(offset))?;
                     continue;
                 }
@@ -147,7 +158,34 @@ impl Inner {
     /// published) with its old contents: its origin write then waits there until the record is
     /// durable, so no origin block is overwritten before its copy is durable, and no writer waits
     /// for a sync.
-    fn preserve_range(&self, st: &State, offset: u64, len: u64) -> Result<()> {
+    /// With a diff limit, promises the slots an origin write of `[offset, offset + len)` needs
+    /// before anything is copied: a write the area cannot hold fails whole (an area-full error,
+    /// nothing copied), its copies holding no slot for nothing. Blocks another writer is copying
+    /// are counted too; what is not taken goes back when the reservation is dropped.
+    fn reserve_for_write(
+        &self,
+        st: &State,
+        offset: u64,
+        len: u64,
+    ) -> Result<Option<Reservation<'_>>> {
+        let (Some(_), Some(newest)) = (self.diff.limit(), st.snaps.last()) else {
+            return Ok(None);
+        };
+        let first = offset >> self.shift;
+        let end = (((offset + len - 1) >> self.shift) + 1).min(newest.blocks(self.shift));
+        let need = (first..end)
+            .filter(|&b| !newest.copied.get(b) && !matches!(newest.map.get(b), Entry::Preserved(_)))
+            .count() as u64;
+        self.diff.reserve(need).map(Some)
+    }
+
+    fn preserve_range(
+        &self,
+        st: &State,
+        offset: u64,
+        len: u64,
+        reservation: Option<&Reservation<'_>>,
+    ) -> Result<()> {
         let Some(newest) = st.snaps.last() else {
             return Ok(());
         };
@@ -178,7 +216,7 @@ impl Inner {
                 // Reused across calls: the copy overwrites the whole block, so stale bytes never
                 // leak.
                 buf.resize(self.block_size() as usize, 0);
-                self.copy_block(st, newest.id, block, defer, buf)
+                self.copy_block(st, newest.id, block, defer, reservation, buf)
             })?;
             claim.publish(slot);
             newest.copied.set(block);
@@ -194,9 +232,10 @@ impl Inner {
         snapshot: SnapshotId,
         block: u64,
         defer: bool,
+        reservation: Option<&Reservation<'_>>,
         buf: &mut [u8],
     ) -> Result<u64> {
-        let slot = self.diff.alloc()?;
+        let slot = self.diff.alloc_from(reservation)?;
         let copied = (|| -> Result<()> {
             // The old contents are read exactly once, whether the write covers the block or not.
             self.origin.read_at(buf, block << self.shift)?;

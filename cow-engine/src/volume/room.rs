@@ -137,7 +137,13 @@ impl Inner {
     /// attempt: deletes the oldest unpinned snapshots that give it room (announcing each), or none
     /// if a deletion freed a slot since. Ok means: retry the write. Fails with [`ErrorKind::NoSpace`] if no deletion of unpinned snapshots would give
     /// it room, deleting nothing.
-    pub(crate) fn make_room(&self, offset: u64, len: u64, frees: u64) -> Result<()> {
+    pub(crate) fn make_room(
+        &self,
+        offset: u64,
+        len: u64,
+        frees: u64,
+        headroom: bool,
+    ) -> Result<()> {
         let mut st = self.state.write();
         // Relaxed: see `Inner::free_slot`.
         if self.frees.load(Ordering::Relaxed) != frees {
@@ -145,10 +151,16 @@ impl Inner {
         }
         let first = offset >> self.shift;
         let end = (offset + len).div_ceil(self.block_size());
-        // No deletion freed a slot since the attempt found none (the diff limit reached, or its
-        // device unable to grow): there is no room but what a deletion frees. (The limit's
-        // headroom would not do: a device that cannot grow refuses below the limit.)
-        let ids = match plan(&st, self.shift, 0, first, end) {
+        // No deletion freed a slot since the attempt found none. If the limit refused the
+        // write's reservation (nothing copied), the slots left under the limit count as room;
+        // if the device could not grow, there is no room but what a deletion frees (the limit's
+        // headroom would not do: such a device refuses below the limit). No writer holds a
+        // reservation now: the gate is held exclusively.
+        let room = match (headroom, self.diff.limit()) {
+            (true, Some(limit)) => limit.saturating_sub(self.diff.in_use()),
+            _ => 0,
+        };
+        let ids = match plan(&st, self.shift, room, first, end) {
             Plan::Delete(ids) => ids,
             Plan::Short {
                 need,

@@ -467,8 +467,9 @@ fn survey(dir: &Path) -> Result<Option<(bool, bool)>> {
     Ok(Some((names.is_empty(), pool)))
 }
 
-/// The error of a directory that holds files but no pool.
-fn not_a_pool(dir: &Path) -> Error {
+/// The error of a directory that holds no pool: one with other files in it, or (opening an
+/// existing pool only, `create` false) an empty one.
+fn not_a_pool(dir: &Path, create: bool) -> Error {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .map(|d| {
             d.flatten()
@@ -477,14 +478,21 @@ fn not_a_pool(dir: &Path) -> Error {
         })
         .unwrap_or_default();
     names.sort();
-    let shown = names.iter().take(4).cloned().collect::<Vec<_>>().join(", ");
-    let more = if names.len() > 4 { ", …" } else { "" };
+    let holds = if names.is_empty() {
+        "it is empty".to_string()
+    } else {
+        let shown = names.iter().take(4).cloned().collect::<Vec<_>>().join(", ");
+        let more = if names.len() > 4 { ", …" } else { "" };
+        format!("it holds {shown}{more}")
+    };
+    let why = if create {
+        "a pool is created only in a missing or empty directory"
+    } else {
+        "this call opens an existing pool only, and creates none"
+    };
     Error::new(
         ErrorKind::NotAPool,
-        format!(
-            "the directory is not a pool (no pool.log, pool.state or luns/; it holds {shown}{more}): \
-             a pool is created only in a missing or empty directory"
-        ),
+        format!("the directory is not a pool (no pool.log, pool.state or luns/; {holds}): {why}"),
     )
     .with_path(dir)
 }
@@ -512,7 +520,7 @@ impl PoolStore {
             None => return Err(Error::new(ErrorKind::NotFound, "no pool directory").with_path(dir)),
             Some((true, _)) if create => true,
             Some((_, true)) => false,
-            Some(_) => return Err(not_a_pool(dir)),
+            Some(_) => return Err(not_a_pool(dir, create)),
         };
         let lock = lock(dir)?;
         let state_path = dir.join(STATE_FILE);
