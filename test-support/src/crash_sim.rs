@@ -12,11 +12,18 @@
 //!
 //! The live contents (what reads return) are kept separately from the log, so a device behaves
 //! exactly like a disk with a write cache until the test decides what the crash kept.
+//!
+//! [`SimDir`] grows the devices into a directory tree (a `cow_engine::fs::Fs`): its files are
+//! devices on the same log, and its name changes ([`NameOp`]) are logged too, durable once their
+//! directories are synced; [`DirReplayer`] rebuilds the tree after a crash.
 
+use std::collections::{BTreeMap, HashSet};
 use std::io;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use cow_engine::fs::{EntryKind, Fs, LockGuard};
 use cow_engine::{BlockDevice, Discard, Error, ErrorKind, Resize, Result};
 
 /// The unit a torn write is split into: a write reaches the medium sector by sector.
@@ -161,6 +168,101 @@ pub enum Op {
     /// Power was lost and the volume restarted on devices holding these images (one per device);
     /// nothing issued before is pending any more.
     Restart(Vec<Image>),
+    /// A change to the names of a [`SimDir`] (not a device's: its event's `dev` is meaningless).
+    Name(NameOp),
+    /// The directory's entries were synced: every earlier [`NameOp`] whose directories are all
+    /// synced after it is durable.
+    SyncDir(PathBuf),
+}
+
+/// A change to the names of a [`SimDir`]: durable once the directory of each name it changes is
+/// synced ([`Op::SyncDir`]); before that a crash keeps it or loses it whole.
+#[derive(Debug, Clone)]
+pub enum NameOp {
+    /// A file (holding device `inode`) or, for `None`, a directory was created at `path`.
+    Create {
+        /// Where.
+        path: PathBuf,
+        /// The file's device, `None` for a directory.
+        inode: Option<usize>,
+    },
+    /// The entry at `path` (a file or an empty directory) was removed.
+    Remove {
+        /// Which.
+        path: PathBuf,
+    },
+    /// The entry `from` (with all under it, for a directory) was renamed to `to`, replacing a
+    /// file there.
+    Rename {
+        /// The old name.
+        from: PathBuf,
+        /// The new name.
+        to: PathBuf,
+    },
+}
+
+impl NameOp {
+    /// The directories whose sync makes this change durable.
+    fn dirs(&self) -> Vec<&Path> {
+        match self {
+            NameOp::Create { path, .. } | NameOp::Remove { path } => vec![parent_of(path)],
+            NameOp::Rename { from, to } => vec![parent_of(from), parent_of(to)],
+        }
+    }
+
+    /// Applies the change to `names`; a change whose premise the crash lost (its directory or
+    /// its source is missing) leaves nothing, as it could not have reached the medium alone.
+    fn apply(&self, names: &mut BTreeMap<PathBuf, Node>) {
+        let has_dir = |names: &BTreeMap<PathBuf, Node>, p: &Path| {
+            p == Path::new("/") || matches!(names.get(p), Some(Node::Dir))
+        };
+        match self {
+            NameOp::Create { path, inode } => {
+                if has_dir(names, parent_of(path)) && !names.contains_key(path) {
+                    names.insert(path.clone(), inode.map_or(Node::Dir, Node::File));
+                }
+            }
+            NameOp::Remove { path } => {
+                names.remove(path);
+            }
+            NameOp::Rename { from, to } => {
+                if !names.contains_key(from) || !has_dir(names, parent_of(to)) {
+                    return;
+                }
+                let moved: Vec<PathBuf> = names
+                    .keys()
+                    .filter(|k| k.starts_with(from))
+                    .cloned()
+                    .collect();
+                for k in moved {
+                    let node = names.remove(&k).expect("listed");
+                    let rest = k.strip_prefix(from).expect("under from");
+                    let dest = if rest.as_os_str().is_empty() {
+                        to.clone()
+                    } else {
+                        to.join(rest)
+                    };
+                    names.insert(dest, node);
+                }
+            }
+        }
+    }
+}
+
+fn parent_of(p: &Path) -> &Path {
+    match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("/"),
+    }
+}
+
+/// What a name of a [`SimDir`] holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Node {
+    /// A file: the index of its device.
+    File(usize),
+    /// A directory.
+    Dir,
 }
 
 /// An [`Op`] of device `dev`.
@@ -442,6 +544,400 @@ impl Resize for SimDevice {
     }
 }
 
+/// A simulated directory tree: files are [`SimDevice`]s (device index = inode) and names follow
+/// the dir-sync model of [`NameOp`]; everything, names and file data alike, goes to one [`Log`], so
+/// [`DirReplayer`] rebuilds the tree after a crash at any log position. Paths are absolute; `/`
+/// always exists.
+#[derive(Clone)]
+pub struct SimDir {
+    inner: Arc<SimDirInner>,
+}
+
+struct SimDirInner {
+    log: Log,
+    state: Mutex<DirState>,
+    locks: Arc<Mutex<HashSet<PathBuf>>>,
+    dead: AtomicBool,
+}
+
+struct DirState {
+    names: BTreeMap<PathBuf, Node>,
+    devices: Vec<Arc<SimDevice>>,
+}
+
+impl std::fmt::Debug for SimDir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SimDir({} names)", self.state().names.len())
+    }
+}
+
+struct SimLock {
+    locks: Arc<Mutex<HashSet<PathBuf>>>,
+    path: PathBuf,
+}
+
+impl Drop for SimLock {
+    fn drop(&mut self) {
+        self.locks.lock().unwrap().remove(&self.path);
+    }
+}
+
+fn not_found(what: &str, path: &Path) -> Error {
+    Error::new(
+        ErrorKind::NotFound,
+        format!("sim dir: {what}: no such entry"),
+    )
+    .with_path(path)
+}
+
+impl SimDir {
+    /// An empty tree logging into `log`.
+    pub fn new(log: &Log) -> Self {
+        Self::with_contents(log, BTreeMap::new(), Vec::new())
+    }
+
+    /// A tree holding `names`, its files' devices holding `images` (by inode), logging into `log`.
+    pub fn with_contents(log: &Log, names: BTreeMap<PathBuf, Node>, images: Vec<Image>) -> Self {
+        let devices = images
+            .into_iter()
+            .enumerate()
+            .map(|(i, img)| SimDevice::with_image(i, log, img, true))
+            .collect();
+        SimDir {
+            inner: Arc::new(SimDirInner {
+                log: log.clone(),
+                state: Mutex::new(DirState { names, devices }),
+                locks: Arc::default(),
+                dead: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, DirState> {
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The log every name change and file operation goes to.
+    pub fn log(&self) -> &Log {
+        &self.inner.log
+    }
+
+    /// The names and what they hold, as live (not as a crash would leave them).
+    pub fn names(&self) -> BTreeMap<PathBuf, Node> {
+        self.state().names.clone()
+    }
+
+    /// Power is lost: from now on nothing changes or is logged (handles still open can be dropped).
+    pub fn kill(&self) {
+        self.inner.dead.store(true, Ordering::Relaxed);
+        for d in &self.state().devices {
+            d.kill();
+        }
+    }
+
+    fn dead(&self) -> bool {
+        self.inner.dead.load(Ordering::Relaxed)
+    }
+
+    /// Records a name change; the caller holds the state lock, so the log order is the order of
+    /// the changes.
+    fn record(&self, op: Op) {
+        if !self.dead() {
+            let keep = self.inner.log.keep;
+            Log::push(
+                &mut self.inner.log.lock(),
+                keep,
+                Event {
+                    dev: usize::MAX,
+                    op,
+                },
+            );
+        }
+    }
+
+    fn check_parent(st: &DirState, path: &Path) -> Result<()> {
+        let p = parent_of(path);
+        if p == Path::new("/") || st.names.get(p) == Some(&Node::Dir) {
+            Ok(())
+        } else {
+            Err(not_found("no parent directory", path))
+        }
+    }
+
+    fn file(&self, path: &Path) -> Result<Arc<SimDevice>> {
+        let st = self.state();
+        match st.names.get(path) {
+            Some(Node::File(i)) => Ok(st.devices[*i].clone()),
+            Some(Node::Dir) => {
+                Err(Error::new(ErrorKind::InvalidArgument, "sim dir: a directory").with_path(path))
+            }
+            None => Err(not_found("open", path)),
+        }
+    }
+
+    fn new_file(&self, st: &mut DirState, path: &Path, len: u64) -> Result<Arc<SimDevice>> {
+        Self::check_parent(st, path)?;
+        if st.names.contains_key(path) {
+            return Err(Error::new(ErrorKind::AlreadyExists, "sim dir: exists").with_path(path));
+        }
+        let inode = st.devices.len();
+        let dev = SimDevice::new(inode, &self.inner.log, 0, true);
+        if self.dead() {
+            dev.kill();
+        }
+        st.devices.push(dev.clone());
+        st.names.insert(path.to_owned(), Node::File(inode));
+        self.record(Op::Name(NameOp::Create {
+            path: path.to_owned(),
+            inode: Some(inode),
+        }));
+        if len > 0 {
+            dev.resize(len)?;
+        }
+        Ok(dev)
+    }
+}
+
+impl Fs for SimDir {
+    fn create_file(&self, path: &Path, len: u64) -> Result<Arc<dyn BlockDevice>> {
+        let mut st = self.state();
+        Ok(self.new_file(&mut st, path, len)?)
+    }
+
+    fn open_file(&self, path: &Path) -> Result<Arc<dyn BlockDevice>> {
+        Ok(self.file(path)?)
+    }
+
+    fn read_file(&self, path: &Path) -> Result<Vec<u8>> {
+        Ok(self.file(path)?.image().to_bytes())
+    }
+
+    fn write_file(&self, path: &Path, data: &[u8]) -> Result<()> {
+        let dev = {
+            let mut st = self.state();
+            match st.names.get(path) {
+                Some(Node::File(i)) => st.devices[*i].clone(),
+                Some(Node::Dir) => {
+                    return Err(
+                        Error::new(ErrorKind::InvalidArgument, "sim dir: a directory")
+                            .with_path(path),
+                    )
+                }
+                None => self.new_file(&mut st, path, 0)?,
+            }
+        };
+        dev.resize(0)?;
+        dev.resize(data.len() as u64)?;
+        dev.write_at(data, 0)?;
+        dev.flush()
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> Result<()> {
+        let mut st = self.state();
+        Self::check_parent(&st, to)?;
+        let op = NameOp::Rename {
+            from: from.to_owned(),
+            to: to.to_owned(),
+        };
+        match (st.names.get(from), st.names.get(to)) {
+            (None, _) => return Err(not_found("rename", from)),
+            (Some(_), Some(Node::Dir)) => {
+                return Err(Error::new(
+                    ErrorKind::AlreadyExists,
+                    "sim dir: rename onto a directory",
+                )
+                .with_path(to))
+            }
+            _ => {}
+        }
+        if to.starts_with(from) {
+            return Err(
+                Error::new(ErrorKind::InvalidArgument, "sim dir: rename under itself")
+                    .with_path(to),
+            );
+        }
+        op.apply(&mut st.names);
+        self.record(Op::Name(op));
+        Ok(())
+    }
+
+    fn remove_file(&self, path: &Path) -> Result<()> {
+        let mut st = self.state();
+        match st.names.get(path) {
+            Some(Node::File(_)) => {}
+            Some(Node::Dir) => {
+                return Err(
+                    Error::new(ErrorKind::InvalidArgument, "sim dir: a directory").with_path(path),
+                )
+            }
+            None => return Err(not_found("remove", path)),
+        }
+        st.names.remove(path);
+        self.record(Op::Name(NameOp::Remove {
+            path: path.to_owned(),
+        }));
+        Ok(())
+    }
+
+    fn create_dir(&self, path: &Path) -> Result<()> {
+        let mut st = self.state();
+        Self::check_parent(&st, path)?;
+        if st.names.contains_key(path) || path == Path::new("/") {
+            return Err(Error::new(ErrorKind::AlreadyExists, "sim dir: exists").with_path(path));
+        }
+        st.names.insert(path.to_owned(), Node::Dir);
+        self.record(Op::Name(NameOp::Create {
+            path: path.to_owned(),
+            inode: None,
+        }));
+        Ok(())
+    }
+
+    fn remove_dir(&self, path: &Path) -> Result<()> {
+        let mut st = self.state();
+        if st.names.get(path) != Some(&Node::Dir) {
+            return Err(not_found("remove directory", path));
+        }
+        if st.names.keys().any(|k| k != path && k.starts_with(path)) {
+            return Err(
+                Error::new(ErrorKind::InvalidArgument, "sim dir: directory not empty")
+                    .with_path(path),
+            );
+        }
+        st.names.remove(path);
+        self.record(Op::Name(NameOp::Remove {
+            path: path.to_owned(),
+        }));
+        Ok(())
+    }
+
+    fn list_dir(&self, path: &Path) -> Result<Vec<String>> {
+        let st = self.state();
+        if path != Path::new("/") && st.names.get(path) != Some(&Node::Dir) {
+            return Err(not_found("list", path));
+        }
+        Ok(st
+            .names
+            .keys()
+            .filter(|k| k.parent() == Some(path))
+            .filter_map(|k| k.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .collect())
+    }
+
+    fn kind(&self, path: &Path) -> Result<Option<EntryKind>> {
+        if path == Path::new("/") {
+            return Ok(Some(EntryKind::Dir));
+        }
+        Ok(self.state().names.get(path).map(|n| match n {
+            Node::File(_) => EntryKind::File,
+            Node::Dir => EntryKind::Dir,
+        }))
+    }
+
+    fn sync_dir(&self, path: &Path) -> Result<()> {
+        // Held while recording, so the sync is ordered with the name changes.
+        let st = self.state();
+        if path != Path::new("/") && st.names.get(path) != Some(&Node::Dir) {
+            return Err(not_found("sync", path));
+        }
+        self.record(Op::SyncDir(path.to_owned()));
+        Ok(())
+    }
+
+    fn lock(&self, path: &Path) -> Result<LockGuard> {
+        self.file(path)?;
+        let locks = self.inner.locks.clone();
+        if !locks.lock().unwrap().insert(path.to_owned()) {
+            return Err(Error::new(ErrorKind::Busy, "sim dir: locked").with_path(path));
+        }
+        Ok(Box::new(SimLock {
+            locks,
+            path: path.to_owned(),
+        }))
+    }
+}
+
+/// Rebuilds a [`SimDir`] after a crash at a given log position: the file data of every device as
+/// [`Replayer`] has it, and the names: every [`NameOp`] whose directories were all synced after it
+/// is durable; each other one issued before the crash is kept or lost whole, as the test decides
+/// (any fate but [`Fate::Lost`] keeps it). Name changes that reach the medium do so in issue order.
+pub struct DirReplayer<'a> {
+    events: &'a [Event],
+    devices: Replayer<'a>,
+    pos: usize,
+}
+
+impl<'a> DirReplayer<'a> {
+    /// A replayer of `events`, logged by a [`SimDir`] created empty by [`SimDir::new`].
+    pub fn new(events: &'a [Event]) -> Self {
+        let inodes = events
+            .iter()
+            .filter_map(|e| match &e.op {
+                Op::Name(NameOp::Create { inode, .. }) => inode.map(|i| i + 1),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
+        DirReplayer {
+            events,
+            devices: Replayer::new(events, vec![Image::default(); inodes]),
+            pos: 0,
+        }
+    }
+
+    /// Moves the crash point to `cut` (non-decreasing): the events `0..cut` have been issued.
+    pub fn advance(&mut self, cut: usize) {
+        self.devices.advance(cut);
+        self.pos = cut;
+    }
+
+    /// Whether name change `i` (before the crash point) is durable: each of its directories was
+    /// synced after it, before the crash point.
+    fn durable(&self, i: usize, op: &NameOp) -> bool {
+        op.dirs().iter().all(|d| {
+            self.events[i + 1..self.pos]
+                .iter()
+                .any(|e| matches!(&e.op, Op::SyncDir(s) if s == d))
+        })
+    }
+
+    /// Indices of the events a crash here may keep or lose: device writes, discards and resizes
+    /// not yet flushed, and name changes not yet made durable.
+    pub fn pending(&self) -> Vec<usize> {
+        let mut v = self.devices.pending();
+        for (i, e) in self.events[..self.pos].iter().enumerate() {
+            if let Op::Name(op) = &e.op {
+                if !self.durable(i, op) {
+                    v.push(i);
+                }
+            }
+        }
+        v.sort_unstable();
+        v
+    }
+
+    /// The tree after the crash, `fate(event index)` deciding each pending event; the new tree logs
+    /// into `log`.
+    pub fn build(&self, mut fate: impl FnMut(usize) -> Fate, log: &Log) -> SimDir {
+        let mut fates = BTreeMap::new();
+        let images = self
+            .devices
+            .build(|i| *fates.entry(i).or_insert_with(|| fate(i)));
+        let mut names = BTreeMap::new();
+        for (i, e) in self.events[..self.pos].iter().enumerate() {
+            if let Op::Name(op) = &e.op {
+                let kept =
+                    self.durable(i, op) || *fates.entry(i).or_insert_with(|| fate(i)) != Fate::Lost;
+                if kept {
+                    op.apply(&mut names);
+                }
+            }
+        }
+        SimDir::with_contents(log, names, images)
+    }
+}
+
 /// What a crash did to one write, discard or resize issued after its device's last flush.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fate {
@@ -492,6 +988,7 @@ impl<'a> Replayer<'a> {
                     self.base = images.clone();
                     self.pending.iter_mut().for_each(Vec::clear);
                 }
+                Op::Name(_) | Op::SyncDir(_) => {}
                 _ => self.pending[dev].push(i),
             }
         }
@@ -521,7 +1018,7 @@ impl<'a> Replayer<'a> {
 
 fn apply(img: &mut Image, op: &Op, fate: Fate) {
     match (op, fate) {
-        (_, Fate::Lost) | (Op::Flush | Op::Restart(_), _) => {}
+        (_, Fate::Lost) | (Op::Flush | Op::Restart(_) | Op::Name(_) | Op::SyncDir(_), _) => {}
         (Op::Resize { len }, _) => img.resize(*len as usize),
         (Op::Write { offset, data }, Fate::Kept) => img.write(*offset as usize, data),
         (Op::Write { offset, data }, Fate::Torn(mask)) => {
@@ -647,5 +1144,136 @@ mod tests {
             short.to_bytes(),
             [vec![5u8; SECTOR as usize], zeros.clone()].concat()
         );
+    }
+
+    fn p(s: &str) -> PathBuf {
+        PathBuf::from(s)
+    }
+
+    /// A crash state: each name, with the bytes of a file (`None` for a directory).
+    type View = BTreeMap<PathBuf, Option<Vec<u8>>>;
+
+    /// Every crash state of `dir`'s log (each position, each subset of its pending events, which
+    /// must be few), as the names and each file's bytes.
+    fn all_states(dir: &SimDir) -> Vec<(usize, View)> {
+        let events = dir.log().events();
+        let mut r = DirReplayer::new(&events);
+        let mut out = Vec::new();
+        for cut in 0..=events.len() {
+            r.advance(cut);
+            let pending = r.pending();
+            assert!(pending.len() < 12, "too many pending events to enumerate");
+            for subset in 0..1u32 << pending.len() {
+                let d = r.build(
+                    |i| {
+                        let k = pending.iter().position(|&j| j == i).expect("pending");
+                        if subset & (1 << k) != 0 {
+                            Fate::Kept
+                        } else {
+                            Fate::Lost
+                        }
+                    },
+                    &Log::discarding(),
+                );
+                let view = d
+                    .names()
+                    .into_iter()
+                    .map(|(k, n)| {
+                        (
+                            k.clone(),
+                            matches!(n, Node::File(_)).then(|| d.read_file(&k).unwrap()),
+                        )
+                    })
+                    .collect();
+                out.push((cut, view));
+            }
+        }
+        out
+    }
+
+    /// The dir-sync model: a created file's name is durable only after its directory's sync, its
+    /// data only after its flush; a rename over a durable file leaves the old file or the new one,
+    /// never neither; a renamed directory moves with what is under it; a change in a directory a
+    /// crash lost is lost with it.
+    #[test]
+    fn names_are_durable_after_their_directory_sync_and_a_rename_is_atomic() {
+        let log = Log::new();
+        let d = SimDir::new(&log);
+        d.create_dir(&p("/pool")).unwrap();
+        d.sync_dir(&p("/")).unwrap();
+        d.write_file(&p("/pool/state"), b"old").unwrap();
+        d.sync_dir(&p("/pool")).unwrap();
+        let durable_old = log.len();
+        d.write_file(&p("/pool/state.tmp"), b"new").unwrap();
+        d.rename(&p("/pool/state.tmp"), &p("/pool/state")).unwrap();
+        d.sync_dir(&p("/pool")).unwrap();
+        let durable_new = log.len();
+        d.create_dir(&p("/pool/luns")).unwrap();
+        d.create_dir(&p("/pool/luns/1")).unwrap();
+        let f = d.create_file(&p("/pool/luns/1/data"), 1024).unwrap();
+        f.write_at(&[5; 512], 0).unwrap();
+        d.sync_dir(&p("/pool/luns/1")).unwrap();
+        f.flush().unwrap();
+        d.create_dir(&p("/pool/orphans")).unwrap();
+        d.rename(&p("/pool/luns/1"), &p("/pool/orphans/1")).unwrap();
+        assert_eq!(d.list_dir(&p("/pool/orphans/1")).unwrap(), ["data"]);
+        assert!(d.list_dir(&p("/pool/luns")).unwrap().is_empty());
+        drop(d.lock(&p("/pool/state")).unwrap());
+        let g = d.lock(&p("/pool/state")).unwrap();
+        assert_eq!(
+            d.lock(&p("/pool/state")).map(|_| ()).unwrap_err().kind(),
+            ErrorKind::Busy
+        );
+        drop(g);
+
+        let states = all_states(&d);
+        let mut seen_data_dir = false;
+        for (cut, view) in &states {
+            let state = view.get(&p("/pool/state"));
+            if *cut >= durable_old && *cut < durable_new {
+                assert!(
+                    matches!(state, Some(Some(b)) if b == b"old" || b == b"new"),
+                    "at {cut}: pool/state is {state:?}"
+                );
+            }
+            if *cut >= durable_new {
+                assert_eq!(state, Some(&Some(b"new".to_vec())), "at {cut}");
+            }
+            for k in view.keys() {
+                let parent = parent_of(k);
+                assert!(
+                    parent == Path::new("/") || view.contains_key(parent),
+                    "{k:?} without its directory at {cut}"
+                );
+            }
+            // The data file, wherever it is, holds nothing or the flushed write.
+            for name in ["/pool/luns/1/data", "/pool/orphans/1/data"] {
+                if let Some(Some(b)) = view.get(&p(name)) {
+                    seen_data_dir = true;
+                    assert!(b.len() <= 1024);
+                    assert!(b.iter().all(|&x| x == 0 || x == 5));
+                }
+            }
+            assert!(
+                !(view.contains_key(&p("/pool/luns/1/data"))
+                    && view.contains_key(&p("/pool/orphans/1/data"))),
+                "a renamed directory is in one place"
+            );
+        }
+        assert!(seen_data_dir);
+        // The last state with everything kept is the live tree.
+        let (_, last) = states.last().unwrap();
+        assert_eq!(
+            last.keys().collect::<Vec<_>>(),
+            d.names().keys().collect::<Vec<_>>()
+        );
+        // Without the final sync of /pool, the state.tmp rename can be lost: some state shows the old file.
+        assert!(states
+            .iter()
+            .any(|(c, v)| *c > durable_old
+                && v.get(&p("/pool/state")) == Some(&Some(b"old".to_vec()))));
+        // Once a crash state lost /pool/luns, it lost luns/1 and what was created in it.
+        assert!(states.iter().any(|(_, v)| !v.contains_key(&p("/pool/luns"))
+            && !v.keys().any(|k| k.starts_with("/pool/luns/"))));
     }
 }

@@ -9,7 +9,9 @@
 //!   run by cargo-fuzz and replayed by `vss-core/tests/fuzz_corpus.rs`.
 //! - [`crash_sim`]: the engine crash harness's simulated device, which records every write and
 //!   flush so a test can build the disk image of a crash at any point
-//!   (`cow-engine/tests/crash.rs`).
+//!   (`cow-engine/tests/crash.rs`), and its simulated directory tree (`SimDir`, a
+//!   `cow_engine::fs::Fs` whose names are durable only after their directory's sync), rebuilt
+//!   after a crash by `DirReplayer` (`cow-engine/tests/dir_crash.rs`).
 //!
 //! Not published; a dev-dependency of the crates whose tests use it.
 

@@ -24,9 +24,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::config::{Durability, SnapshotOptions, VolumeConfig, MAX_VOLUME_LEN};
-use crate::device::{BlockDevice, Fence, Fenced, FileDevice};
+use crate::device::{BlockDevice, Fence, Fenced};
 use crate::error::{Error, ErrorKind, Result};
 use crate::framing;
+use crate::fs::{EntryKind, Fs, LockGuard};
 use crate::map::{BlockMap, MAX_SLOT};
 use crate::state::State;
 use journal::JournalPosition;
@@ -60,12 +61,16 @@ pub(crate) type Parts = (
 /// The directory a file volume lives in, and what proves that a directory is that one: its device
 /// and inode as opened, the `diff.img` it holds locked, and the volume id in its superblock.
 pub(crate) struct Home {
+    /// The file system the directory is on.
+    fs: Arc<dyn Fs>,
     /// The path the volume was created or opened with.
     dir: PathBuf,
-    /// The directory's device and inode when the volume was created or opened.
-    dir_id: (u64, u64),
-    /// The advisory lock: a descriptor of `diff.img`, held while the volume is open.
-    lock: File,
+    /// The directory's device and inode when the volume was created or opened (on the real file
+    /// system; a simulated one has no identities and is checked by its superblock alone).
+    dir_id: Option<(u64, u64)>,
+    /// The lock of `diff.img`, held while the volume is open (on the real file system, a
+    /// descriptor of it).
+    lock: LockGuard,
     /// The volume id of the superblock (set once the store knows it).
     uuid: [u8; 16],
 }
@@ -79,14 +84,29 @@ fn file_id(path: &Path) -> Result<(u64, u64)> {
 
 impl Home {
     /// Takes the lock of the volume directory `dir` (on its `diff.img`) and notes its identity.
-    fn take(dir: &Path) -> Result<Home> {
-        let lock = lock_file(&dir.join(DIFF_FILE))?;
+    fn take(fs: &Arc<dyn Fs>, dir: &Path) -> Result<Home> {
+        let lock = lock_file(fs.as_ref(), &dir.join(DIFF_FILE))?;
+        let dir_id = match lock.downcast_ref::<File>() {
+            Some(_) => Some(file_id(dir)?),
+            None => None,
+        };
         Ok(Home {
+            fs: fs.clone(),
             dir: dir.to_path_buf(),
-            dir_id: file_id(dir)?,
+            dir_id,
             lock,
             uuid: [0; 16],
         })
+    }
+
+    /// The file system the volume's directory is on.
+    pub(crate) fn fs(&self) -> &Arc<dyn Fs> {
+        &self.fs
+    }
+
+    /// True when the directory is on the real file system (it has an identity to resolve).
+    pub(crate) fn is_real(&self) -> bool {
+        self.dir_id.is_some()
     }
 
     /// Checks that `dir` is this volume's directory: the very directory it was created or opened
@@ -105,29 +125,32 @@ impl Home {
             )
             .with_path(dir)
         };
-        check_is_dir(dir)?;
-        if file_id(dir)? != self.dir_id {
+        check_is_dir(self.fs.as_ref(), dir)?;
+        let diff_path = dir.join(DIFF_FILE);
+        if let (Some(dir_id), Some(lock)) = (self.dir_id, self.lock.downcast_ref::<File>()) {
+            if file_id(dir)? != dir_id {
+                return Err(not_ours("another directory".into()));
+            }
+            let held = lock.metadata().map_err(|e| {
+                Error::io("cannot stat the locked diff area", e).with_path(&diff_path)
+            })?;
+            let found = match file_id(&diff_path) {
+                Ok(id) => id,
+                Err(e) if e.kind() == ErrorKind::NotFound => {
+                    return Err(not_ours(format!("it holds no {DIFF_FILE}")))
+                }
+                Err(e) => return Err(e),
+            };
+            if found != (held.dev(), held.ino()) {
+                return Err(not_ours(format!(
+                    "its {DIFF_FILE} is not the one this volume holds"
+                )));
+            }
+        } else if dir != self.dir {
             return Err(not_ours("another directory".into()));
         }
-        let diff_path = dir.join(DIFF_FILE);
-        let held = self
-            .lock
-            .metadata()
-            .map_err(|e| Error::io("cannot stat the locked diff area", e).with_path(&diff_path))?;
-        let found = match file_id(&diff_path) {
-            Ok(id) => id,
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                return Err(not_ours(format!("it holds no {DIFF_FILE}")))
-            }
-            Err(e) => return Err(e),
-        };
-        if found != (held.dev(), held.ino()) {
-            return Err(not_ours(format!(
-                "its {DIFF_FILE} is not the one this volume holds"
-            )));
-        }
         let mut b = [0u8; SUPERBLOCK_LEN];
-        open_member(dir, DIFF_FILE)?.read_at(&mut b, 0)?;
+        open_member(self.fs.as_ref(), dir, DIFF_FILE)?.read_at(&mut b, 0)?;
         let sb = Superblock::decode(&b).map_err(|e| e.with_path(&diff_path))?;
         if sb.uuid != self.uuid {
             return Err(not_ours(format!("its {DIFF_FILE} names another volume id")));
@@ -144,27 +167,27 @@ pub(crate) struct Recovered {
     pub(crate) used_slots: Vec<u64>,
 }
 
-/// Takes an exclusive advisory lock on `path` so one process owns the volume at a time.
-fn lock_file(path: &Path) -> Result<File> {
-    let f =
-        File::open(path).map_err(|e| Error::io("cannot open for locking", e).with_path(path))?;
-    match crate::fs::try_lock_exclusive(&f) {
-        Ok(true) => Ok(f),
-        Ok(false) => Err(Error::new(
-            ErrorKind::Busy,
-            "volume is in use by another handle or process",
-        )
-        .with_path(path)),
-        Err(e) => Err(Error::io("cannot lock the volume", e).with_path(path)),
-    }
+/// Takes an exclusive lock on `path` so one process owns the volume at a time.
+fn lock_file(fs: &dyn Fs, path: &Path) -> Result<LockGuard> {
+    fs.lock(path).map_err(|e| {
+        if e.kind() == ErrorKind::Busy {
+            Error::new(
+                ErrorKind::Busy,
+                "volume is in use by another handle or process",
+            )
+            .with_path(path)
+        } else {
+            e
+        }
+    })
 }
 
 /// Makes sure `dir` is an empty directory, creating it if missing (its parent must exist; the new
 /// entry is made durable).
-fn prepare_empty_dir(dir: &Path) -> Result<()> {
-    match std::fs::read_dir(dir) {
-        Ok(mut entries) => {
-            if entries.next().is_some() {
+fn prepare_empty_dir(fs: &dyn Fs, dir: &Path) -> Result<()> {
+    match fs.list_dir(dir) {
+        Ok(entries) => {
+            if !entries.is_empty() {
                 return Err(Error::new(
                     ErrorKind::AlreadyExists,
                     "volume directory exists and is not empty",
@@ -172,43 +195,47 @@ fn prepare_empty_dir(dir: &Path) -> Result<()> {
                 .with_path(dir));
             }
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir(dir)
-                .map_err(|e| Error::io("cannot create volume directory", e).with_path(dir))?;
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            fs.create_dir(dir)?;
             // The directory's own entry is durable before anything is created in it.
-            crate::fs::sync_parent_dir(dir)?;
+            fs.sync_dir(parent_dir(dir))?;
         }
-        Err(e) => return Err(Error::io("cannot read volume directory", e).with_path(dir)),
+        Err(e) => return Err(e),
     }
     Ok(())
 }
 
 /// Checks that `dir` is a directory (a missing one is NotFound, a file InvalidArgument).
-fn check_is_dir(dir: &Path) -> Result<()> {
-    match std::fs::metadata(dir) {
-        Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => Err(Error::new(
+fn check_is_dir(fs: &dyn Fs, dir: &Path) -> Result<()> {
+    match fs.kind(dir)? {
+        Some(EntryKind::Dir) => Ok(()),
+        Some(EntryKind::File) => Err(Error::new(
             ErrorKind::InvalidArgument,
             "not a volume directory: the path is a file",
         )
         .with_path(dir)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Err(Error::new(ErrorKind::NotFound, "no volume directory").with_path(dir))
-        }
-        Err(e) => Err(Error::io("cannot read volume directory", e).with_path(dir)),
+        None => Err(Error::new(ErrorKind::NotFound, "no volume directory").with_path(dir)),
+    }
+}
+
+/// The directory holding `path` (`.` for a bare name).
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
     }
 }
 
 /// Opens the device file `name` of volume directory `dir`; a missing one is Corrupt.
-fn open_member(dir: &Path, name: &str) -> Result<Arc<dyn BlockDevice>> {
+fn open_member(fs: &dyn Fs, dir: &Path, name: &str) -> Result<Arc<dyn BlockDevice>> {
     let p: PathBuf = dir.join(name);
-    Ok(Arc::new(FileDevice::open(&p).map_err(|e| {
+    fs.open_file(&p).map_err(|e| {
         if e.kind() == ErrorKind::NotFound {
             Error::new(ErrorKind::Corrupt, format!("volume directory lacks {name}")).with_path(&p)
         } else {
             e
         }
-    })?))
+    })
 }
 
 /// The path of the origin file of the volume in `dir` (present unless the volume is stacked on
@@ -218,59 +245,70 @@ pub(crate) fn origin_path(dir: &Path) -> PathBuf {
 }
 
 impl Store {
-    pub(crate) fn create_dir(dir: &Path, size: u64, config: &VolumeConfig) -> Result<Store> {
-        prepare_empty_dir(dir)?;
-        let origin = Arc::new(FileDevice::create(dir.join(ORIGIN_FILE), size)?);
-        Store::create_members(dir, origin, config)
+    pub(crate) fn create_dir(
+        fs: &Arc<dyn Fs>,
+        dir: &Path,
+        size: u64,
+        config: &VolumeConfig,
+    ) -> Result<Store> {
+        prepare_empty_dir(fs.as_ref(), dir)?;
+        let origin = fs.create_file(&dir.join(ORIGIN_FILE), size)?;
+        Store::create_members(fs, dir, origin, config)
     }
 
     /// Creates a volume in `dir` whose origin is `origin` (another volume's snapshot, say): the
     /// directory holds its diff area and journals, no origin file.
     pub(crate) fn create_stacked_dir(
+        fs: &Arc<dyn Fs>,
         dir: &Path,
         origin: Arc<dyn BlockDevice>,
         config: &VolumeConfig,
     ) -> Result<Store> {
-        prepare_empty_dir(dir)?;
-        Store::create_members(dir, origin, config)
+        prepare_empty_dir(fs.as_ref(), dir)?;
+        Store::create_members(fs, dir, origin, config)
     }
 
     /// Creates the diff area and journals in `dir`, takes the directory's lock, formats the volume
     /// over `origin` and makes the directory's entries durable.
     fn create_members(
+        fs: &Arc<dyn Fs>,
         dir: &Path,
         origin: Arc<dyn BlockDevice>,
         config: &VolumeConfig,
     ) -> Result<Store> {
-        let diff = Arc::new(FileDevice::create(dir.join(DIFF_FILE), 0)?);
-        let j0 = Arc::new(FileDevice::create(dir.join(JOURNAL_FILES[0]), 0)?);
-        let j1 = Arc::new(FileDevice::create(dir.join(JOURNAL_FILES[1]), 0)?);
-        let home = Home::take(dir)?;
+        let diff = fs.create_file(&dir.join(DIFF_FILE), 0)?;
+        let j0 = fs.create_file(&dir.join(JOURNAL_FILES[0]), 0)?;
+        let j1 = fs.create_file(&dir.join(JOURNAL_FILES[1]), 0)?;
+        let home = Home::take(fs, dir)?;
         let store = Store::format(origin, diff, [j0, j1], Some(home), config)?;
-        crate::fs::sync_dir(dir)?;
+        fs.sync_dir(dir)?;
         Ok(store)
     }
 
     /// Opens a volume created by [`Store::create_stacked_dir`] over the same `origin`.
-    pub(crate) fn open_stacked_dir(dir: &Path, origin: Arc<dyn BlockDevice>) -> Result<Store> {
-        check_is_dir(dir)?;
-        Store::open_members(dir, origin)
+    pub(crate) fn open_stacked_dir(
+        fs: &Arc<dyn Fs>,
+        dir: &Path,
+        origin: Arc<dyn BlockDevice>,
+    ) -> Result<Store> {
+        check_is_dir(fs.as_ref(), dir)?;
+        Store::open_members(fs, dir, origin)
     }
 
-    pub(crate) fn open_dir(dir: &Path) -> Result<Store> {
-        check_is_dir(dir)?;
-        let origin = open_member(dir, ORIGIN_FILE)?;
-        Store::open_members(dir, origin)
+    pub(crate) fn open_dir(fs: &Arc<dyn Fs>, dir: &Path) -> Result<Store> {
+        check_is_dir(fs.as_ref(), dir)?;
+        let origin = open_member(fs.as_ref(), dir, ORIGIN_FILE)?;
+        Store::open_members(fs, dir, origin)
     }
 
     /// Opens the diff area and journals in `dir` over `origin`, taking the directory's lock.
-    fn open_members(dir: &Path, origin: Arc<dyn BlockDevice>) -> Result<Store> {
-        let diff = open_member(dir, DIFF_FILE)?;
+    fn open_members(fs: &Arc<dyn Fs>, dir: &Path, origin: Arc<dyn BlockDevice>) -> Result<Store> {
+        let diff = open_member(fs.as_ref(), dir, DIFF_FILE)?;
         let journals = [
-            open_member(dir, JOURNAL_FILES[0])?,
-            open_member(dir, JOURNAL_FILES[1])?,
+            open_member(fs.as_ref(), dir, JOURNAL_FILES[0])?,
+            open_member(fs.as_ref(), dir, JOURNAL_FILES[1])?,
         ];
-        let home = Home::take(dir)?;
+        let home = Home::take(fs, dir)?;
         Store::open(origin, diff, journals, Some(home)).map_err(|e| {
             if e.path().is_none() {
                 e.with_path(dir)
@@ -280,18 +318,15 @@ impl Store {
         })
     }
 
-    pub(crate) fn remove_dir(dir: &Path) -> Result<()> {
+    pub(crate) fn remove_dir(fs: &dyn Fs, dir: &Path) -> Result<()> {
         for name in [ORIGIN_FILE, DIFF_FILE, JOURNAL_FILES[0], JOURNAL_FILES[1]] {
-            match std::fs::remove_file(dir.join(name)) {
+            match fs.remove_file(&dir.join(name)) {
                 Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    return Err(Error::io("cannot remove volume file", e).with_path(dir.join(name)))
-                }
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
             }
         }
-        std::fs::remove_dir(dir)
-            .map_err(|e| Error::io("cannot remove volume directory", e).with_path(dir))
+        fs.remove_dir(dir)
     }
 
     /// Writes a fresh superblock and an empty journal.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::device::{BlockDevice, FileDevice};
 use crate::error::{Error, ErrorKind, Result};
+use crate::fs::StdFs;
 use crate::persist::{origin_path, Store};
 
 use crate::config::VolumeConfig;
@@ -29,7 +30,7 @@ impl Volume {
     ) -> Result<Volume> {
         config.validate(origin.len())?;
         let opening = Opening::on(origin.as_ref())?;
-        let store = Store::create_stacked_dir(dir.as_ref(), origin, &config)?;
+        let store = Store::create_stacked_dir(&StdFs::shared(), dir.as_ref(), origin, &config)?;
         Volume::from_store(store, opening, &config)
     }
 
@@ -38,7 +39,7 @@ impl Volume {
     /// is gone), open it with [`Volume::open`] instead.
     pub fn open_stacked(dir: impl AsRef<Path>, origin: Arc<dyn BlockDevice>) -> Result<Volume> {
         let opening = Opening::on(origin.as_ref())?;
-        let store = Store::open_stacked_dir(dir.as_ref(), origin)?;
+        let store = Store::open_stacked_dir(&StdFs::shared(), dir.as_ref(), origin)?;
         Volume::recover(store, opening)
     }
 

@@ -35,6 +35,7 @@ use crate::config::{
 use crate::device::{BlockDevice, Discard, Fence, Fenced, MemDevice, Resize};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{Hub, Subscription};
+use crate::fs::{Fs, StdFs};
 use crate::map::BlockBitmap;
 use crate::persist::{Home, Journal, Parts, Record, Store};
 use crate::state::{SnapshotId, State};
@@ -200,8 +201,19 @@ impl Volume {
     /// durable when this returns (the files' sizes and contents, their directory entries): a power
     /// cut afterwards leaves a volume that opens.
     pub fn create(dir: impl AsRef<Path>, size: u64, config: VolumeConfig) -> Result<Volume> {
+        Volume::create_in(&StdFs::shared(), dir, size, config)
+    }
+
+    /// [`Volume::create`] on the file system `fs` (a simulated one, in crash tests): every file
+    /// and directory operation of the volume, then and later, goes through `fs`.
+    pub fn create_in(
+        fs: &Arc<dyn Fs>,
+        dir: impl AsRef<Path>,
+        size: u64,
+        config: VolumeConfig,
+    ) -> Result<Volume> {
         config.validate(size)?;
-        let store = Store::create_dir(dir.as_ref(), size, &config)?;
+        let store = Store::create_dir(fs, dir.as_ref(), size, &config)?;
         Volume::from_store(store, Opening::new(None), &config)
     }
 
@@ -222,7 +234,12 @@ impl Volume {
 
     /// Opens a file volume created by [`Volume::create`], recovering every persistent snapshot.
     pub fn open(dir: impl AsRef<Path>) -> Result<Volume> {
-        let store = Store::open_dir(dir.as_ref())?;
+        Volume::open_in(&StdFs::shared(), dir)
+    }
+
+    /// [`Volume::open`] on the file system `fs` (see [`Volume::create_in`]).
+    pub fn open_in(fs: &Arc<dyn Fs>, dir: impl AsRef<Path>) -> Result<Volume> {
+        let store = Store::open_dir(fs, dir.as_ref())?;
         Volume::recover(store, Opening::new(None))
     }
 
@@ -685,14 +702,21 @@ impl Volume {
             .with_path(dir)
         })?;
         home.check_is(dir)?;
+        let fs = home.fs().clone();
         // The directory itself, not a link to it, is what is removed.
-        let dir = &dir
-            .canonicalize()
-            .map_err(|e| Error::io("cannot resolve the volume directory", e).with_path(dir))?;
+        let dir = &if home.is_real() {
+            dir.canonicalize()
+                .map_err(|e| Error::io("cannot resolve the volume directory", e).with_path(dir))?
+        } else {
+            dir.to_path_buf()
+        };
         self.retire(force)?;
         drop(self);
-        Store::remove_dir(dir)?;
-        crate::fs::sync_parent_dir(dir)
+        Store::remove_dir(fs.as_ref(), dir)?;
+        match dir.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => fs.sync_dir(parent),
+            _ => fs.sync_dir(Path::new(".")),
+        }
     }
 
     /// Ends the volume without removing anything: refused as [`Volume::prepare_delete`] refuses
