@@ -82,7 +82,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let changed = array.changed_blocks("ad-db-backup", "ad-db")?;
     println!(
-        "blocks of {} bytes changed since the backup (read from the maps, no data read): {changed:?}",
+        "blocks of {} bytes changed since the backup (the maps name the candidates; only those are compared): {changed:?}",
         array.block_size()
     );
 
