@@ -150,14 +150,6 @@ impl Inner {
         crate::device::write_zeros(self.origin.as_ref(), offset, len)
     }
 
-    /// Preserves every block of `[offset, offset+len)` not yet preserved in the newest map, one
-    /// block at a time in ascending order: claim, copy, record, publish. A writer holds at most one
-    /// claim and never waits for another while holding it, so writers cannot deadlock; a block
-    /// copied before a later one fails stays preserved (a retry finds it so). When a persistent
-    /// snapshot needs the preservation, the block also enters the pending table (before it is
-    /// published) with its old contents: its origin write then waits there until the record is
-    /// durable, so no origin block is overwritten before its copy is durable, and no writer waits
-    /// for a sync.
     /// With a diff limit, promises the slots an origin write of `[offset, offset + len)` needs
     /// before anything is copied: a write the area cannot hold fails whole (an area-full error,
     /// nothing copied), its copies holding no slot for nothing. Blocks another writer is copying
@@ -176,9 +168,22 @@ impl Inner {
         let need = (first..end)
             .filter(|&b| !newest.copied.get(b) && !matches!(newest.map.get(b), Entry::Preserved(_)))
             .count() as u64;
+        // An overwrite of blocks preserved already needs no slot: no lock taken.
+        if need == 0 {
+            return Ok(None);
+        }
         self.diff.reserve(need).map(Some)
     }
 
+    /// Preserves every block of `[offset, offset+len)` not yet preserved in the newest map, one
+    /// block at a time in ascending order: claim, copy, record, publish. A writer holds at most one
+    /// claim and never waits for another while holding it, so writers cannot deadlock; a block
+    /// copied before a later one fails stays preserved (a retry finds it so; under a diff limit
+    /// `reservation` holds the slots the write needs, so only a device refusing to grow fails it
+    /// half-way). When a persistent snapshot needs the preservation, the block also enters the
+    /// pending table (before it is published) with its old contents: its origin write then waits
+    /// there until the record is durable, so no origin block is overwritten before its copy is
+    /// durable, and no writer waits for a sync.
     fn preserve_range(
         &self,
         st: &State,
