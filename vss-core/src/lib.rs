@@ -72,11 +72,13 @@
 
 pub mod document;
 mod error;
+pub mod provider;
 mod shadow;
 pub mod writer;
 
 pub use document::{BackupComponents, WriterMetadata};
 pub use error::{Error, ErrorKind, Result};
+pub use provider::{Provider, RecoveryReport, ShadowRequest};
 pub use shadow::{
     Attributes, BackupType, Context, Exposure, LunDescription, ProviderType, ShadowProperties,
     SnapshotState,
