@@ -23,6 +23,8 @@
 //!
 //! [`ErrorKind::ProviderVeto`]: crate::ErrorKind::ProviderVeto
 
+pub mod software;
+
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
@@ -61,6 +63,14 @@ pub trait Provider: Send + Sync {
 
     /// Software or hardware.
     fn provider_type(&self) -> ProviderType;
+
+    /// What names `volume` across every coordinator of this process: two coordinators whose
+    /// providers give the same key for a volume never make sets of it at the same time (the
+    /// second gets [`ErrorKind::SnapshotSetInProgress`]). The default is the provider's id and
+    /// the volume's name; a provider over a pool would name the pool's directory.
+    fn volume_key(&self, volume: &str) -> String {
+        format!("{}/{volume}", self.id())
+    }
 
     /// Whether this provider can make a shadow of `volume` in `context` (VSS
     /// `IsVolumeSupported` / `AreLunsSupported`). `Ok(false)` for a volume it does not know;
