@@ -70,12 +70,17 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod coordinator;
 pub mod document;
 mod error;
 pub mod provider;
 mod shadow;
 pub mod writer;
 
+pub use coordinator::{
+    Backup, BackupSession, BackupStep, ComponentRestore, Coordinator, RestoreSession,
+    RestoreStatus, RestoreStep, ShadowSelector, Timeouts, WriterStatus,
+};
 pub use document::{BackupComponents, WriterMetadata};
 pub use error::{Error, ErrorKind, Result};
 pub use provider::software::SoftwareProvider;
