@@ -31,7 +31,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use uuid::Uuid;
 
 pub use restore::{ComponentRestore, RestoreSession, RestoreStatus, RestoreStep};
@@ -119,6 +119,8 @@ pub(crate) struct Inner {
     flight: Mutex<Option<Uuid>>,
     /// Writers with calls that timed out and have not returned: name -> (event, how many).
     hung: Mutex<HashMap<String, (WriterEvent, usize)>>,
+    /// Signalled when a hung writer's call returns.
+    answered: Condvar,
 }
 
 impl Inner {
@@ -137,6 +139,7 @@ impl Inner {
                 hung.remove(name);
             }
         }
+        self.answered.notify_all();
     }
 
     fn hung_at(&self, name: &str) -> Option<WriterEvent> {
@@ -198,6 +201,7 @@ impl Coordinator {
                 timeouts,
                 flight: Mutex::new(None),
                 hung: Mutex::new(HashMap::new()),
+                answered: Condvar::new(),
             }),
         }
     }
@@ -267,7 +271,21 @@ impl Coordinator {
         v
     }
 
-    /// True while a set of this coordinator is being made (from `start_set` until
+    /// Waits, at most `timeout`, until writer `name` has no call left running past its
+    /// deadline (its late calls returned, and were answered with abort where their set was
+    /// aborted); true if it has none by then.
+    pub fn wait_until_responding(&self, name: &str, timeout: Duration) -> bool {
+        let until = Instant::now() + timeout;
+        let mut hung = self.inner.hung.lock();
+        while hung.contains_key(name) {
+            if self.inner.answered.wait_until(&mut hung, until).timed_out() {
+                return !hung.contains_key(name);
+            }
+        }
+        true
+    }
+
+    /// The set this coordinator is making, if any (from `start_set` until
     /// `do_snapshot_set` returns or the set is aborted).
     pub fn set_in_progress(&self) -> Option<Uuid> {
         *self.inner.flight.lock()
@@ -532,7 +550,12 @@ impl Crowd {
 
     /// A call of writer `i` timed out: it is not responding (in this session, and left out of
     /// new sets) until the call returns; if the set was aborted by then, it is told abort.
-    pub(crate) fn hang<T: Send + 'static>(&mut self, i: usize, event: WriterEvent, late: LateCall<T>) {
+    pub(crate) fn hang<T: Send + 'static>(
+        &mut self,
+        i: usize,
+        event: WriterEvent,
+        late: LateCall<T>,
+    ) {
         let p = &mut self.parts[i];
         p.responding = false;
         let name = p.name.clone();
@@ -622,7 +645,11 @@ impl Crowd {
     }
 
     /// The error naming the writers that failed `event`.
-    pub(crate) fn failure_error(&self, event: WriterEvent, failed: &[(usize, WriterFailure)]) -> Error {
+    pub(crate) fn failure_error(
+        &self,
+        event: WriterEvent,
+        failed: &[(usize, WriterFailure)],
+    ) -> Error {
         let all_timeouts = failed.iter().all(|(_, f)| f.kind() == FailureKind::Timeout);
         let kind = if all_timeouts {
             ErrorKind::WriterNotResponding
@@ -635,7 +662,12 @@ impl Crowd {
                 let state = event
                     .failed_state()
                     .map_or_else(|| event.to_string(), |s| s.to_string());
-                format!("writer {:?} {state} ({}): {}", self.parts[*i].name, f.kind(), f.message())
+                format!(
+                    "writer {:?} {state} ({}): {}",
+                    self.parts[*i].name,
+                    f.kind(),
+                    f.message()
+                )
             })
             .collect();
         let set = self
@@ -704,7 +736,11 @@ pub(crate) fn provider_error(provider: &dyn Provider, step: &str, e: Error) -> E
         ),
         _ => Error::new(
             ErrorKind::UnexpectedProviderError,
-            format!("provider {:?} failed at {step}: {}", provider.name(), e.report()),
+            format!(
+                "provider {:?} failed at {step}: {}",
+                provider.name(),
+                e.report()
+            ),
         ),
     }
 }

@@ -86,7 +86,11 @@ impl RestoreSession {
         };
         let mut crowd = Crowd::new(inner, saved.context, saved.backup_type);
         crowd.set_id = Some(set.set_id);
-        crowd.luns = set.shadows.iter().map(|s| s.original.name.clone()).collect();
+        crowd.luns = set
+            .shadows
+            .iter()
+            .map(|s| s.original.name.clone())
+            .collect();
         Ok(RestoreSession {
             crowd,
             saved,

@@ -193,7 +193,10 @@ impl BackupSession {
         self.expect(&[BackupStep::Gathered], "select component")?;
         let i = self.crowd.find(writer)?;
         let p = &self.crowd.parts[i];
-        let m = p.metadata.as_ref().expect("a writer in session has metadata");
+        let m = p
+            .metadata
+            .as_ref()
+            .expect("a writer in session has metadata");
         let Some(c) = m.component(path) else {
             return Err(Error::new(
                 ErrorKind::NotFound,
@@ -316,9 +319,13 @@ impl BackupSession {
         self.prepare_sent = true;
         let who = self.crowd.live(false);
         let deadline = Instant::now() + self.crowd.inner.timeouts.event;
-        let failed = self.crowd.fan_out(WriterEvent::PrepareBackup, deadline, &who);
+        let failed = self
+            .crowd
+            .fan_out(WriterEvent::PrepareBackup, deadline, &who);
         if !failed.is_empty() {
-            let e = self.crowd.failure_error(WriterEvent::PrepareBackup, &failed);
+            let e = self
+                .crowd
+                .failure_error(WriterEvent::PrepareBackup, &failed);
             return Err(self.abort_with(e));
         }
         for p in &mut self.crowd.parts {
@@ -351,7 +358,7 @@ impl BackupSession {
                 .iter()
                 .flat_map(|c| c.luns.iter())
                 .filter(|l| !self.crowd.luns.contains(l))
-                .cloned()
+                .map(|l| format!("{l:?}"))
                 .collect();
             if !missing.is_empty() {
                 inconsistent.push((
@@ -385,7 +392,9 @@ impl BackupSession {
             &writers,
         );
         if !failed.is_empty() {
-            let e = self.crowd.failure_error(WriterEvent::PrepareSnapshot, &failed);
+            let e = self
+                .crowd
+                .failure_error(WriterEvent::PrepareSnapshot, &failed);
             return Err(self.abort_with(e));
         }
         // The providers prepare.
@@ -523,7 +532,8 @@ impl BackupSession {
         }
         self.succeeded
             .retain(|(w, p, _)| !(w == writer && p == path));
-        self.succeeded.push((writer.to_owned(), path.to_owned(), ok));
+        self.succeeded
+            .push((writer.to_owned(), path.to_owned(), ok));
         Ok(())
     }
 
@@ -626,7 +636,11 @@ impl BackupSession {
             Ok(()) => cause,
             Err(e) => Error::new(
                 cause.kind(),
-                format!("{}; and cleaning up failed: {}", cause.message(), e.report()),
+                format!(
+                    "{}; and cleaning up failed: {}",
+                    cause.message(),
+                    e.report()
+                ),
             ),
         }
     }

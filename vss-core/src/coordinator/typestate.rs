@@ -149,10 +149,7 @@ impl<S: Stage> Backup<S> {
 
     /// Runs one step of the session; on failure the session is aborted (if the step did not
     /// already) and returned ended, with the error.
-    fn run<N: Stage>(
-        mut self,
-        f: impl FnOnce(&mut BackupSession) -> crate::Result<()>,
-    ) -> Step<N> {
+    fn run<N: Stage>(mut self, f: impl FnOnce(&mut BackupSession) -> crate::Result<()>) -> Step<N> {
         match f(&mut self.session) {
             Ok(()) => Ok(self.to()),
             Err(e) => {
@@ -244,7 +241,12 @@ impl Backup<Snapshotted> {
     }
 
     /// Records a component's backup as succeeded or not.
-    pub fn set_backup_succeeded(&mut self, writer: &str, path: &str, ok: bool) -> crate::Result<()> {
+    pub fn set_backup_succeeded(
+        &mut self,
+        writer: &str,
+        path: &str,
+        ok: bool,
+    ) -> crate::Result<()> {
         self.session.set_backup_succeeded(writer, path, ok)
     }
 

@@ -104,7 +104,9 @@ impl SoftwareProvider {
         if !(1..=MAX_SHADOWS_PER_VOLUME).contains(&max) {
             return Err(Error::new(
                 ErrorKind::InvalidArgument,
-                format!("{max} shadows per volume: the limit must be 1 to {MAX_SHADOWS_PER_VOLUME}"),
+                format!(
+                    "{max} shadows per volume: the limit must be 1 to {MAX_SHADOWS_PER_VOLUME}"
+                ),
             ));
         }
         self.max_per_volume = max;
@@ -282,6 +284,18 @@ impl Provider for SoftwareProvider {
 
     fn provider_type(&self) -> ProviderType {
         ProviderType::Software
+    }
+
+    /// The volume's own identity in the process, so two providers holding the same volume (by
+    /// any name) share the key, and volumes of the same name in other providers do not: the
+    /// address of the volume's shared state (its event hub, one per volume for every handle of
+    /// it, which lives as long as any handle, so as long as this provider holds it). An unknown
+    /// name keys by name.
+    fn volume_key(&self, volume: &str) -> String {
+        match self.volume(volume) {
+            Some(v) => format!("cow-engine volume at {:p}", v.events()),
+            None => format!("{SOFTWARE_PROVIDER_ID}/{volume}"),
+        }
     }
 
     fn is_volume_supported(&self, volume: &str, context: Context) -> Result<bool> {
@@ -611,7 +625,8 @@ mod tests {
         })
         .unwrap();
         let set = Uuid::new_v4();
-        p.begin_prepare(&request(set, "a", Context::BACKUP)).unwrap();
+        p.begin_prepare(&request(set, "a", Context::BACKUP))
+            .unwrap();
         p.end_prepare(set, Instant::now()).unwrap();
         p.commit(set, Duration::from_secs(5)).unwrap();
         assert_eq!(a.snapshots().len(), 2);
