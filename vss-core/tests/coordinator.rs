@@ -460,3 +460,161 @@ fn a_provider_veto_is_told_apart_from_its_failure() {
         assert!(writable(&vols[0].1));
     }
 }
+
+/// An application writing to its volume until frozen: freeze parks its writer thread after the
+/// write in flight is acknowledged, thaw and abort let it go on.
+struct App {
+    name: String,
+    volume: cow_engine::Volume,
+    state: parking_lot::Mutex<AppState>,
+    changed: parking_lot::Condvar,
+}
+
+#[derive(Default)]
+struct AppState {
+    paused: bool,
+    parked: bool,
+    stop: bool,
+    acked: u64,
+    /// What was acknowledged when each freeze returned.
+    at_freeze: Vec<u64>,
+}
+
+impl App {
+    fn start(name: &str, volume: cow_engine::Volume) -> (Arc<App>, std::thread::JoinHandle<()>) {
+        let app = Arc::new(App {
+            name: name.into(),
+            volume,
+            state: Default::default(),
+            changed: Default::default(),
+        });
+        let a = app.clone();
+        let t = std::thread::spawn(move || {
+            let mut n = 0u64;
+            loop {
+                {
+                    let mut st = a.state.lock();
+                    while st.paused && !st.stop {
+                        st.parked = true;
+                        a.changed.notify_all();
+                        a.changed.wait(&mut st);
+                    }
+                    st.parked = false;
+                    if st.stop {
+                        return;
+                    }
+                }
+                n += 1;
+                // The counter in block 0, and in one of 16 other blocks in turn.
+                a.volume.write_at(&n.to_le_bytes(), 0).unwrap();
+                a.volume
+                    .write_at(&n.to_le_bytes(), 4096 * (1 + n % 16))
+                    .unwrap();
+                a.state.lock().acked = n;
+                a.changed.notify_all();
+            }
+        });
+        (app, t)
+    }
+
+    fn resume(&self) {
+        self.state.lock().paused = false;
+        self.changed.notify_all();
+    }
+
+    fn stop(&self) {
+        self.state.lock().stop = true;
+        self.changed.notify_all();
+    }
+}
+
+impl Writer for App {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn identify(
+        &self,
+        _: &vss_core::EventContext,
+    ) -> Result<vss_core::WriterMetadata, vss_core::WriterFailure> {
+        let mut m = vss_core::WriterMetadata::new(self.name.clone());
+        m.components.push(Component::new("", "data", [self.name.clone()]));
+        Ok(m)
+    }
+    fn freeze(&self, _: &vss_core::EventContext) -> Result<(), vss_core::WriterFailure> {
+        let mut st = self.state.lock();
+        st.paused = true;
+        while !st.parked {
+            self.changed.wait(&mut st);
+        }
+        let acked = st.acked;
+        st.at_freeze.push(acked);
+        Ok(())
+    }
+    fn thaw(&self, _: &vss_core::EventContext) -> Result<(), vss_core::WriterFailure> {
+        self.resume();
+        Ok(())
+    }
+    fn abort(&self, _: &vss_core::EventContext) -> Result<(), vss_core::WriterFailure> {
+        self.resume();
+        Ok(())
+    }
+}
+
+/// Writers that keep writing until frozen: each shadow holds exactly what its writer had
+/// acknowledged when its freeze returned (a file volume and a memory volume, several sets).
+#[test]
+fn each_shadow_holds_exactly_what_its_writer_acknowledged_before_freeze() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut vols = file_volumes(dir.path(), &["app1"]);
+    vols.extend(mem_volumes(&["app2"]));
+    let (sw, c) = coordinator(&vols, common::short());
+    let (a1, t1) = App::start("app1", sw.volume("app1").unwrap());
+    let (a2, t2) = App::start("app2", sw.volume("app2").unwrap());
+    c.add_writer(a1.clone()).unwrap();
+    c.add_writer(a2.clone()).unwrap();
+    for round in 0..3 {
+        let mut b = c.backup(Context::BACKUP, BackupType::Full);
+        b.gather_writer_metadata().unwrap();
+        b.start_set().unwrap();
+        b.add_volume("app1").unwrap();
+        b.add_volume("app2").unwrap();
+        b.prepare_for_backup().unwrap();
+        let shadows = b.do_snapshot_set().unwrap();
+        for (app, s) in [(&a1, &shadows[0]), (&a2, &shadows[1])] {
+            let acked = app.state.lock().at_freeze[round];
+            let vol = sw.volume(&s.original.name).unwrap();
+            let snap = vol
+                .snapshots()
+                .into_iter()
+                .rev()
+                .find(|i| String::from_utf8_lossy(&i.metadata).contains(&s.shadow_id.to_string()))
+                .unwrap();
+            let snap = vol.snapshot(snap.id).unwrap();
+            let mut buf = [0u8; 8];
+            snap.read_at(&mut buf, 0).unwrap();
+            assert_eq!(u64::from_le_bytes(buf), acked, "{} round {round}", app.name);
+            for k in 1..=16u64 {
+                snap.read_at(&mut buf, 4096 * k).unwrap();
+                // The last write to block k (counters n with 1 + n % 16 == k) up to `acked`;
+                // 0 if none was written.
+                let back = (acked % 16 + 16 - (k - 1)) % 16;
+                let expect = acked.checked_sub(back).filter(|&m| m >= 1).unwrap_or(0);
+                assert_eq!(u64::from_le_bytes(buf), expect, "{} block {k}", app.name);
+            }
+        }
+        b.backup_shutdown().unwrap();
+        // Writes go on after thaw.
+        let mut buf = [0u8; 8];
+        let target = a1.state.lock().at_freeze[round] + 10;
+        let until = std::time::Instant::now() + Duration::from_secs(10);
+        let mut st = a1.state.lock();
+        while st.acked < target && !a1.changed.wait_until(&mut st, until).timed_out() {}
+        drop(st);
+        sw.volume("app1").unwrap().read_at(&mut buf, 0).unwrap();
+        assert!(u64::from_le_bytes(buf) >= target);
+    }
+    a1.stop();
+    a2.stop();
+    t1.join().unwrap();
+    t2.join().unwrap();
+}
