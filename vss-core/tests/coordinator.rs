@@ -537,7 +537,8 @@ impl Writer for App {
         _: &vss_core::EventContext,
     ) -> Result<vss_core::WriterMetadata, vss_core::WriterFailure> {
         let mut m = vss_core::WriterMetadata::new(self.name.clone());
-        m.components.push(Component::new("", "data", [self.name.clone()]));
+        m.components
+            .push(Component::new("", "data", [self.name.clone()]));
         Ok(m)
     }
     fn freeze(&self, _: &vss_core::EventContext) -> Result<(), vss_core::WriterFailure> {

@@ -636,6 +636,19 @@ impl Crowd {
             .collect()
     }
 
+    /// The writers that get abort: every writer in the session (taking part, once `narrowed`)
+    /// but those whose call still runs past its deadline (they get abort when it returns). A
+    /// writer whose late call already returned gets it now, though it is not responding.
+    pub(crate) fn abort_targets(&self, narrowed: bool) -> Vec<usize> {
+        let hung = self.fate.lock().hung.clone();
+        (0..self.parts.len())
+            .filter(|&i| {
+                let p = &self.parts[i];
+                p.in_session && !hung.contains(&p.name) && (!narrowed || p.taking_part)
+            })
+            .collect()
+    }
+
     /// [`Crowd::live`] less the writers that failed in this session.
     pub(crate) fn healthy(&self, narrowed: bool) -> Vec<usize> {
         self.live(narrowed)

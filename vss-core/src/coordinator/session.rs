@@ -650,7 +650,8 @@ impl BackupSession {
         self.step = BackupStep::Aborted;
         self.crowd.fate.lock().aborted = true;
         if self.prepare_sent {
-            let who = self.crowd.live(narrowed);
+            // After `aborted` is set: a late call returning from now on sends its own abort.
+            let who = self.crowd.abort_targets(narrowed);
             let deadline = Instant::now() + self.crowd.inner.timeouts.event;
             self.crowd.fan_out(WriterEvent::Abort, deadline, &who);
         }

@@ -121,7 +121,8 @@ stages!(
 
 /// A backup session whose step is its type (see the module documentation).
 pub struct Backup<S: Stage> {
-    session: BackupSession,
+    /// Boxed: a step's `Err(Backup<Ended>)` stays small.
+    session: Box<BackupSession>,
     error: Option<Error>,
     _stage: PhantomData<S>,
 }
@@ -176,7 +177,7 @@ impl<S: Stage> Backup<S> {
 impl Backup<Initial> {
     pub(crate) fn new(session: BackupSession) -> Self {
         Backup {
-            session,
+            session: Box::new(session),
             error: None,
             _stage: PhantomData,
         }

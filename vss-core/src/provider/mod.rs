@@ -13,7 +13,9 @@
 //! ```
 //!
 //! A provider may receive a new `begin_prepare` for another set at any time after an `abort`
-//! and must treat it as a new sequence. An expected refusal (a volume it cannot snapshot now) is
+//! and must treat it as a new sequence. Sets are told apart by their ids: a provider shared by
+//! several coordinators may be asked to make sets of different volumes at the same time. An
+//! expected refusal (a volume it cannot snapshot now) is
 //! [`ErrorKind::ProviderVeto`]; anything else it reports is an unexpected provider error, which
 //! the coordinator tells apart from a veto.
 //!
@@ -78,7 +80,7 @@ pub trait Provider: Send + Sync {
     fn is_volume_supported(&self, volume: &str, context: Context) -> Result<bool>;
 
     /// Starts preparing the shadow of one volume of a set. The first call for a new set id
-    /// starts a new sequence (anything left of an earlier one is dropped).
+    /// starts a new sequence for that set.
     fn begin_prepare(&self, request: &ShadowRequest) -> Result<()>;
 
     /// The rendezvous: every volume of set `set_id` is prepared, by `deadline`.

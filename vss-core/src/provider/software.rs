@@ -12,7 +12,7 @@
 //! context (`Attributes::PERSISTENT`) makes persistent snapshots (on a journaled volume they
 //! survive a reopen); any other context makes volatile ones, gone at the next open.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -54,8 +54,9 @@ struct Stored {
 pub struct SoftwareProvider {
     volumes: RwLock<BTreeMap<String, Volume>>,
     max_per_volume: usize,
-    /// The set being made, if any.
-    set: Mutex<Option<Pending>>,
+    /// The sets being made (several coordinators may share the provider, each making sets of
+    /// other volumes), by id.
+    set: Mutex<HashMap<Uuid, Pending>>,
     /// Volumes with a revert running.
     reverting: Arc<Mutex<HashSet<String>>>,
 }
@@ -87,7 +88,7 @@ impl SoftwareProvider {
         let p = SoftwareProvider {
             volumes: RwLock::new(BTreeMap::new()),
             max_per_volume: DEFAULT_MAX_SHADOWS_PER_VOLUME,
-            set: Mutex::new(None),
+            set: Mutex::new(HashMap::new()),
             reverting: Arc::new(Mutex::new(HashSet::new())),
         };
         for (name, vol) in volumes {
@@ -190,13 +191,13 @@ impl SoftwareProvider {
 
     /// Checks that `set_id` is the set being made.
     fn pending<'a>(
-        slot: &'a mut Option<Pending>,
+        sets: &'a mut HashMap<Uuid, Pending>,
         set_id: Uuid,
         step: &str,
     ) -> Result<&'a mut Pending> {
-        match slot {
-            Some(p) if p.set_id == set_id => Ok(p),
-            _ => Err(Error::new(
+        match sets.get_mut(&set_id) {
+            Some(p) => Ok(p),
+            None => Err(Error::new(
                 ErrorKind::BadState,
                 format!("software provider: {step} of set {set_id}, which is not being prepared"),
             )),
@@ -316,18 +317,24 @@ impl Provider for SoftwareProvider {
             ));
         }
         let mut slot = self.set.lock();
-        if slot.as_ref().map(|p| p.set_id) != Some(request.set_id) {
-            // A new sequence: anything left of an earlier one is dropped (nothing was committed
-            // for it, or post_commit handed it over).
-            if let Some(old) = slot.take() {
-                let _ = undo(&old.made);
-            }
-            *slot = Some(Pending {
-                set_id: request.set_id,
-                requests: Vec::new(),
-                made: Vec::new(),
-            });
+        // The first volume of a set starts its sequence; a volume in another set being made is
+        // refused (the coordinators keep this from happening).
+        if let Some(other) = slot.values().find(|p| {
+            p.set_id != request.set_id && p.requests.iter().any(|r| r.volume == request.volume)
+        }) {
+            return Err(Error::new(
+                ErrorKind::ProviderVeto,
+                format!(
+                    "volume {:?} is in set {}, which is being made",
+                    request.volume, other.set_id
+                ),
+            ));
         }
+        slot.entry(request.set_id).or_insert_with(|| Pending {
+            set_id: request.set_id,
+            requests: Vec::new(),
+            made: Vec::new(),
+        });
         let pending = Self::pending(&mut slot, request.set_id, "begin-prepare")?;
         if pending.requests.iter().any(|r| r.volume == request.volume) {
             return Err(Error::new(
@@ -500,18 +507,14 @@ impl Provider for SoftwareProvider {
         }
         let props = p.made.iter().map(|(_, _, p)| p.clone()).collect();
         // The shadows are handed over: from now on they are deleted one by one.
-        *slot = None;
+        slot.remove(&set_id);
         Ok(props)
     }
 
     fn abort(&self, set_id: Uuid) -> Result<()> {
-        let mut slot = self.set.lock();
-        match slot.take() {
-            Some(p) if p.set_id == set_id => undo(&p.made),
-            other => {
-                *slot = other;
-                Ok(())
-            }
+        match self.set.lock().remove(&set_id) {
+            Some(p) => undo(&p.made),
+            None => Ok(()),
         }
     }
 
@@ -661,6 +664,33 @@ mod tests {
             );
         }
         assert_eq!(provider().max_shadows_per_volume(), 64);
+    }
+
+    /// Two coordinators sharing the provider make sets of different volumes at once; a volume
+    /// in a set being made is vetoed for another.
+    #[test]
+    fn sets_of_other_volumes_are_made_side_by_side() {
+        let p = provider();
+        let (s1, s2) = (Uuid::new_v4(), Uuid::new_v4());
+        p.begin_prepare(&request(s1, "a", Context::BACKUP)).unwrap();
+        p.begin_prepare(&request(s2, "b", Context::BACKUP)).unwrap();
+        let e = p
+            .begin_prepare(&request(s2, "a", Context::BACKUP))
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ProviderVeto, "{e}");
+        for s in [s1, s2] {
+            p.end_prepare(s, Instant::now()).unwrap();
+            p.commit(s, Duration::from_secs(5)).unwrap();
+        }
+        assert_eq!(p.post_commit(s2).unwrap()[0].original.name, "b");
+        p.abort(s1).unwrap();
+        let left = p.shadows().unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].set_id, s2);
+        assert_eq!(
+            p.commit(s1, Duration::from_secs(1)).unwrap_err().kind(),
+            ErrorKind::BadState
+        );
     }
 
     #[test]
