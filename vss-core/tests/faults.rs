@@ -223,3 +223,137 @@ fn a_writer_that_panics_at_each_event() {
 fn an_exec_writer_killed_by_a_signal_at_each_event() {
     every_event(Mode::Signal);
 }
+
+/// Restore events: a writer that fails, hangs or panics at pre-restore has its component left
+/// unrestored (status NONE) while another writer's is restored; one that fails post-restore is
+/// recorded FAILED_AT_POST_RESTORE with its component restored.
+#[test]
+fn faults_at_pre_restore_and_post_restore() {
+    use vss_core::document::Component;
+    use vss_core::RestoreStatus;
+    for (event, fault) in [
+        (PreRestore, Fault::Fail(FailureKind::NonRetryable)),
+        (PreRestore, Fault::Hang),
+        (PreRestore, Fault::Panic),
+        (PostRestore, Fault::Fail(FailureKind::Retryable)),
+        (PostRestore, Fault::Panic),
+    ] {
+        let what = format!("{fault:?} at {event}");
+        let vols = mem_volumes(&["a", "b"]);
+        let (sw, c) = coordinator(&vols, short());
+        let good = Recorder::with_components("good", vec![Component::new("", "x", ["a"])]);
+        let bad = Recorder::with_components("bad", vec![Component::new("", "y", ["b"])]);
+        c.add_writer(good.clone()).unwrap();
+        c.add_writer(bad.clone()).unwrap();
+        for (_, v) in &vols {
+            v.write_at(b"old", 0).unwrap();
+        }
+        let (b, r) = backup(&c);
+        r.unwrap();
+        let saved = b.backup_components().unwrap();
+        drop(b);
+        for (_, v) in &vols {
+            v.write_at(b"new", 0).unwrap();
+        }
+        good.clear();
+        bad.clear();
+        bad.arm(event, fault);
+        let mut r = c.restore(saved).unwrap();
+        r.gather_writer_metadata().unwrap();
+        r.pre_restore().unwrap();
+        r.restore().unwrap();
+        r.post_restore().unwrap();
+        let status = r.restore_status().to_vec();
+        let st = r
+            .writer_status()
+            .into_iter()
+            .find(|s| s.writer == "bad")
+            .unwrap();
+        assert_eq!(Some(st.state), event.failed_state(), "{what}: {st:?}");
+        drop(r);
+        let read = |name: &str| {
+            let mut buf = [0u8; 3];
+            sw.volume(name).unwrap().read_at(&mut buf, 0).unwrap();
+            buf
+        };
+        assert_eq!(status[0].writer, "good");
+        assert_eq!(status[0].status, RestoreStatus::All, "{what}");
+        assert_eq!(&read("a"), b"old", "{what}");
+        assert_eq!(good.events(), [Identify, PreRestore, PostRestore], "{what}");
+        if event == PreRestore {
+            assert_eq!(status[1].status, RestoreStatus::None, "{what}");
+            assert!(status[1].reason.as_ref().unwrap().contains("pre-restore"));
+            assert_eq!(&read("b"), b"new", "{what}");
+        } else {
+            assert_eq!(status[1].status, RestoreStatus::All, "{what}");
+            assert_eq!(&read("b"), b"old", "{what}");
+            assert_eq!(bad.events(), [Identify, PreRestore, PostRestore], "{what}");
+        }
+        if fault == Fault::Hang {
+            bad.release();
+            assert!(c.wait_until_responding("bad", Duration::from_secs(10)));
+            // Not aborted: no abort follows a restore event.
+            assert_eq!(bad.events(), [Identify, PreRestore], "{what}");
+        }
+    }
+}
+
+/// A writer that fails abort does not keep the set from aborting: every volume is thawed and
+/// nothing of the set remains; its state stays the one of the step that aborted the set.
+#[test]
+fn a_writer_failing_abort_still_leaves_nothing_held() {
+    let vols = mem_volumes(&["a", "b"]);
+    let (_, c) = coordinator(&vols, short());
+    let w = Recorder::new("w");
+    let other = Recorder::new("other");
+    c.add_writer(w.clone()).unwrap();
+    c.add_writer(other.clone()).unwrap();
+    other.arm(Freeze, Fault::Fail(FailureKind::Retryable));
+    w.arm(Abort, Fault::Fail(FailureKind::NonRetryable));
+    let (b, r) = backup(&c);
+    let e = r.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::UnexpectedWriterError);
+    let st = b.writer_status();
+    assert_eq!(st[0].state, WriterState::WaitingForThaw, "{st:?}");
+    assert_eq!(st[1].state, WriterState::FailedAtFreeze);
+    drop(b);
+    assert_eq!(
+        w.events(),
+        [Identify, PrepareBackup, PrepareSnapshot, Freeze, Abort]
+    );
+    assert!(c.shadows().unwrap().is_empty());
+    assert!(vols.iter().all(|(_, v)| writable(v)));
+    let (_, r) = backup(&c);
+    r.unwrap();
+}
+
+/// A hold window too short for the providers' flush-and-hold aborts the set with a flush or hold
+/// timeout: writers get abort, no volume stays frozen, no shadow remains.
+#[test]
+fn a_hold_window_overrun_aborts_the_set() {
+    let vols = mem_volumes(&["a", "b"]);
+    let timeouts = vss_core::Timeouts {
+        hold_window: Duration::ZERO,
+        ..short()
+    };
+    let (_, c) = coordinator(&vols, timeouts);
+    let w = Recorder::new("w");
+    c.add_writer(w.clone()).unwrap();
+    let (_, r) = backup(&c);
+    let e = r.unwrap_err();
+    assert!(
+        matches!(
+            e.kind(),
+            ErrorKind::FlushWritesTimeout | ErrorKind::HoldWritesTimeout
+        ),
+        "{e}"
+    );
+    assert!(e.message().contains("commit"), "{e}");
+    assert_eq!(
+        w.events(),
+        [Identify, PrepareBackup, PrepareSnapshot, Freeze, Abort]
+    );
+    assert!(!w.is_frozen());
+    assert!(c.shadows().unwrap().is_empty());
+    assert!(vols.iter().all(|(_, v)| writable(v)));
+}
