@@ -271,12 +271,7 @@ fn two_requesters_racing() {
     assert_eq!(e.kind(), ErrorKind::SnapshotSetInProgress, "{e}");
     // The winner's set is made: the loser succeeds now.
     let c = &coordinators[loser];
-    let mut b = c.backup(Context::BACKUP, BackupType::Full);
-    b.gather_writer_metadata().unwrap();
-    b.start_set().unwrap();
-    b.add_volume("a").unwrap();
-    b.add_volume("b").unwrap();
-    b.prepare_for_backup().unwrap();
+    let mut b = prepared(c, Context::BACKUP, &["a", "b"]);
     b.do_snapshot_set().unwrap();
 
     // One coordinator, two sessions.
@@ -303,22 +298,15 @@ fn dropping_a_session_aborts_or_releases() {
     let w = Recorder::new("w");
     c.add_writer(w.clone()).unwrap();
     {
-        let mut b = c.backup(Context::BACKUP, BackupType::Full);
-        b.gather_writer_metadata().unwrap();
-        b.start_set().unwrap();
-        b.add_volume("a").unwrap();
-        b.prepare_for_backup().unwrap();
+        let b = prepared(&c, Context::BACKUP, &["a"]);
         assert!(c.set_in_progress().is_some());
+        drop(b);
     }
     assert_eq!(w.events(), [Identify, PrepareBackup, Abort]);
     assert_eq!(c.set_in_progress(), None);
     w.clear();
     {
-        let mut b = c.backup(Context::BACKUP, BackupType::Full);
-        b.gather_writer_metadata().unwrap();
-        b.start_set().unwrap();
-        b.add_volume("a").unwrap();
-        b.prepare_for_backup().unwrap();
+        let mut b = prepared(&c, Context::BACKUP, &["a"]);
         b.do_snapshot_set().unwrap();
         assert_eq!(c.shadows().unwrap().len(), 1);
     }
@@ -443,11 +431,7 @@ fn a_provider_veto_is_told_apart_from_its_failure() {
         let c = Coordinator::with_timeouts([p], short());
         let w = Recorder::new("w");
         c.add_writer(w.clone()).unwrap();
-        let mut b = c.backup(Context::BACKUP, BackupType::Full);
-        b.gather_writer_metadata().unwrap();
-        b.start_set().unwrap();
-        b.add_volume("a").unwrap();
-        b.prepare_for_backup().unwrap();
+        let mut b = prepared(&c, Context::BACKUP, &["a"]);
         let e = b.do_snapshot_set().unwrap_err();
         assert_eq!(e.kind(), expect, "{e}");
         assert!(e.message().contains("post-commit"), "{e}");
@@ -574,12 +558,7 @@ fn each_shadow_holds_exactly_what_its_writer_acknowledged_before_freeze() {
     c.add_writer(a1.clone()).unwrap();
     c.add_writer(a2.clone()).unwrap();
     for round in 0..3 {
-        let mut b = c.backup(Context::BACKUP, BackupType::Full);
-        b.gather_writer_metadata().unwrap();
-        b.start_set().unwrap();
-        b.add_volume("app1").unwrap();
-        b.add_volume("app2").unwrap();
-        b.prepare_for_backup().unwrap();
+        let mut b = prepared(&c, Context::BACKUP, &["app1", "app2"]);
         let shadows = b.do_snapshot_set().unwrap();
         for (app, s) in [(&a1, &shadows[0]), (&a2, &shadows[1])] {
             let acked = app.state.lock().at_freeze[round];

@@ -13,8 +13,8 @@ use cow_engine::{Volume, VolumeConfig};
 use parking_lot::{Condvar, Mutex};
 use vss_core::document::Component;
 use vss_core::{
-    Coordinator, EventContext, FailureKind, Provider, SoftwareProvider, Timeouts, Writer,
-    WriterEvent, WriterFailure, WriterMetadata,
+    BackupSession, BackupType, Context, Coordinator, EventContext, FailureKind, Provider,
+    SoftwareProvider, Timeouts, Writer, WriterEvent, WriterFailure, WriterMetadata,
 };
 
 /// What a [`Recorder`] does at its armed event (once).
@@ -282,6 +282,19 @@ pub fn logged(path: &Path) -> Vec<WriterEvent> {
         .lines()
         .map(|l| l.parse().unwrap())
         .collect()
+}
+
+/// A backup session of `c` in `context`, gathered, with a set of `volumes` started and the
+/// writers prepared: next, `do_snapshot_set`.
+pub fn prepared(c: &Coordinator, context: Context, volumes: &[&str]) -> BackupSession {
+    let mut b = c.backup(context, BackupType::Full);
+    b.gather_writer_metadata().unwrap();
+    b.start_set().unwrap();
+    for v in volumes {
+        b.add_volume(v).unwrap();
+    }
+    b.prepare_for_backup().unwrap();
+    b
 }
 
 /// True if nothing holds the volume's writes: not frozen, and a write returns.
