@@ -73,6 +73,7 @@
 pub mod document;
 mod error;
 pub mod provider;
+pub mod script;
 mod shadow;
 pub mod writer;
 
