@@ -67,6 +67,14 @@ pub(super) fn words(
             return Ok(Vec::new());
         }
         let text = aliases.expand(line_no, &raw, column, &text)?;
+        if raw.contains('%') && text.contains('"') {
+            return Err(SyntaxError::new(
+                line_no,
+                Some((raw, column)),
+                "a word without double quotes",
+                "an alias's value holds a double quote, which no word can hold",
+            ));
+        }
         if let Some(c) = text.chars().find(|c| c.is_control()) {
             return Err(SyntaxError::new(
                 line_no,
@@ -205,9 +213,7 @@ impl Aliases {
 
     /// The script aliases defined so far, as `(name as first written, value)`, by name.
     pub fn defined(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.defined
-            .values()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
+        self.defined.values().map(|(n, v)| (n.as_str(), v.as_str()))
     }
 
     /// How many volumes were added since the last `create` or `reset`.
@@ -302,7 +308,10 @@ impl Aliases {
             if !is_alias_name(name) {
                 return Err(err(
                     "%NAME% or %% for a percent sign",
-                    format!("{:?} is not an alias name (write %% for a percent sign)", name),
+                    format!(
+                        "{:?} is not an alias name (write %% for a percent sign)",
+                        name
+                    ),
                 ));
             }
             match self.get(name) {

@@ -321,6 +321,21 @@ fn error_kind_name(k: ErrorKind) -> &'static str {
     }
 }
 
+/// Flags as bitflags writes them (`PERSISTENT | TRANSPORTABLE`), or `empty` for no bit.
+fn flags_text<B: bitflags::Flags>(flags: &B, empty: &str) -> String
+where
+    B::Bits: bitflags::parser::WriteHex,
+{
+    let mut s = String::new();
+    // Writing to a String cannot fail.
+    let _ = bitflags::parser::to_writer(flags, &mut s);
+    if s.is_empty() {
+        empty.to_string()
+    } else {
+        s
+    }
+}
+
 /// One shadow a `create` made, with the aliases that name it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CreatedShadow {
@@ -523,8 +538,12 @@ impl fmt::Display for Output {
     /// DiskShadow-like text, every line ending in a newline (nothing for [`Output::Exit`]).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Output::ContextSet { context } => writeln!(f, "Context set to {context:?}."),
-            Output::OptionsSet { attributes } => writeln!(f, "Options set to {attributes:?}."),
+            Output::ContextSet { context } => {
+                writeln!(f, "Context set to {}.", flags_text(context, "BACKUP"))
+            }
+            Output::OptionsSet { attributes } => {
+                writeln!(f, "Options set to {}.", flags_text(attributes, "none"))
+            }
             Output::BackupTypeSet { backup_type } => {
                 writeln!(f, "Backup type set to {backup_type:?}.")
             }
@@ -552,7 +571,10 @@ impl fmt::Display for Output {
                 provider,
                 alias,
             } => {
-                write!(f, "Volume {lun} added to the shadow set ({provider:?} provider)")?;
+                write!(
+                    f,
+                    "Volume {lun} added to the shadow set ({provider:?} provider)"
+                )?;
                 match alias {
                     Some(a) => writeln!(f, ", alias {a}."),
                     None => writeln!(f, "."),
@@ -584,11 +606,15 @@ impl fmt::Display for Output {
                 for s in rows {
                     writeln!(f, "* Shadow copy ID = {{{}}}", s.shadow_id)?;
                     writeln!(f, "  - Shadow copy set: {{{}}}", s.set_id)?;
-                    writeln!(f, "  - Original count of shadow copies = {}", s.count_in_set)?;
+                    writeln!(
+                        f,
+                        "  - Original count of shadow copies = {}",
+                        s.count_in_set
+                    )?;
                     writeln!(f, "  - Original volume name: {}", s.original.name)?;
                     writeln!(f, "  - Shadow copy device name: {}", s.shadow.name)?;
                     writeln!(f, "  - Provider type: {:?}", s.provider_type)?;
-                    writeln!(f, "  - Attributes: {:?}", s.attributes)?;
+                    writeln!(f, "  - Attributes: {}", flags_text(&s.attributes, "none"))?;
                 }
                 writeln!(f, "Number of shadow copies listed: {}", rows.len())
             }

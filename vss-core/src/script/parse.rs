@@ -101,7 +101,12 @@ impl<'a> Cursor<'a> {
     /// An error at the word just read.
     fn error_prev(&self, expected: &str, message: impl Into<String>) -> SyntaxError {
         let w = &self.words[self.at - 1];
-        SyntaxError::new(self.line, Some((w.raw.clone(), w.column)), expected, message)
+        SyntaxError::new(
+            self.line,
+            Some((w.raw.clone(), w.column)),
+            expected,
+            message,
+        )
     }
 
     /// The next word, which must be one of `choices` (any ASCII case); its index in `choices`.
@@ -109,10 +114,7 @@ impl<'a> Cursor<'a> {
         let Some(w) = self.peek() else {
             return Err(self.error(expected, "a word is missing"));
         };
-        match choices
-            .iter()
-            .position(|c| c.eq_ignore_ascii_case(&w.text))
-        {
+        match choices.iter().position(|c| c.eq_ignore_ascii_case(&w.text)) {
             Some(i) => {
                 self.at += 1;
                 Ok(i)
@@ -361,10 +363,9 @@ fn parse_set(c: &mut Cursor<'_>) -> Result<Command, SyntaxError> {
                     }
                     set |= bit;
                     if set.contains(Attributes::DIFFERENTIAL | Attributes::PLEX) {
-                        return Err(c.error_prev(
-                            &expected,
-                            "differential and plex exclude each other",
-                        ));
+                        return Err(
+                            c.error_prev(&expected, "differential and plex exclude each other")
+                        );
                     }
                     if set.contains(Attributes::NO_AUTORECOVERY)
                         && set.intersects(Attributes::ROLLBACK_RECOVERY | Attributes::TXF_RECOVERY)
