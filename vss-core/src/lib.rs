@@ -20,6 +20,9 @@
 //! - The [`document`]s: [`WriterMetadata`] and [`BackupComponents`], JSON that round-trips exactly.
 //! - [`Error`] with a small stable [`ErrorKind`], carrying the array's and the engine's errors
 //!   unchanged.
+//! - [`script`]: a DiskShadow-style script language: typed commands with line numbers,
+//!   `%ALIAS%` expansion, a dry run reporting every bad line, the structured run result and the
+//!   dialect's exit codes.
 //!
 //! The coordinator (sessions in VSS's order), the providers (software on cow-engine, hardware on
 //! the array), the shadow registry and transport come next; docs/protocol.md says how they will

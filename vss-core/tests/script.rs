@@ -14,6 +14,16 @@ use vss_core::{Attributes, BackupType, Context, ErrorKind, ProviderType};
 
 const ID: &str = "6f1c3a2e-0b7d-4c55-9e61-2a8f4d9b7c10";
 
+/// A literal line with the id [`ID`] after `$before` (and `$after` after it).
+macro_rules! with_id {
+    ($before:literal) => {
+        concat!($before, "6f1c3a2e-0b7d-4c55-9e61-2a8f4d9b7c10")
+    };
+    ($before:literal, $after:literal) => {
+        concat!($before, "6f1c3a2e-0b7d-4c55-9e61-2a8f4d9b7c10", $after)
+    };
+}
+
 fn id() -> Uuid {
     Uuid::parse_str(ID).unwrap()
 }
@@ -203,12 +213,12 @@ fn valid_lines_parse_to_their_commands() {
             "list shadows all".into(),
         ),
         (
-            &*Box::leak(format!("list shadows set {{{}}}", ID.to_uppercase()).into_boxed_str()),
+            "list shadows set {6F1C3A2E-0B7D-4C55-9E61-2A8F4D9B7C10}",
             Command::ListShadows(ShadowSelector::Set(id())),
             format!("list shadows set {ID}"),
         ),
         (
-            &*Box::leak(format!("list shadows id {}", ID.replace('-', "")).into_boxed_str()),
+            "list shadows id 6f1c3a2e0b7d4c559e612a8f4d9b7c10",
             Command::ListShadows(ShadowSelector::Id(id())),
             format!("list shadows id {ID}"),
         ),
@@ -253,12 +263,12 @@ fn valid_lines_parse_to_their_commands() {
             "delete shadows oldest db".into(),
         ),
         (
-            &*Box::leak(format!("delete shadows set {ID}").into_boxed_str()),
+            with_id!("delete shadows set "),
             Command::DeleteShadows(DeleteTarget::Set(id())),
             format!("delete shadows set {ID}"),
         ),
         (
-            &*Box::leak(format!("delete shadows id {ID}").into_boxed_str()),
+            with_id!("delete shadows id "),
             Command::DeleteShadows(DeleteTarget::Id(id())),
             format!("delete shadows id {ID}"),
         ),
@@ -270,7 +280,7 @@ fn valid_lines_parse_to_their_commands() {
             "delete shadows exposed 21000024ff4c2a01".into(),
         ),
         (
-            &*Box::leak(format!("expose {ID} IQN.2024-01.com.Example:Backup").into_boxed_str()),
+            with_id!("expose ", " IQN.2024-01.com.Example:Backup"),
             Command::Expose {
                 id: id(),
                 host: host.clone(),
@@ -278,18 +288,14 @@ fn valid_lines_parse_to_their_commands() {
             format!("expose {ID} iqn.2024-01.com.example:backup"),
         ),
         (
-            &*Box::leak(format!("unexpose {ID}").into_boxed_str()),
+            with_id!("unexpose "),
             Command::Unexpose(id()),
             format!("unexpose {ID}"),
         ),
         ("import", Command::Import, "import".into()),
+        (with_id!("mask "), Command::Mask(id()), format!("mask {ID}")),
         (
-            &*Box::leak(format!("mask {ID}").into_boxed_str()),
-            Command::Mask(id()),
-            format!("mask {ID}"),
-        ),
-        (
-            &*Box::leak(format!("break {ID}").into_boxed_str()),
+            with_id!("break "),
             Command::Break {
                 writable: false,
                 set: id(),
@@ -297,7 +303,7 @@ fn valid_lines_parse_to_their_commands() {
             format!("break {ID}"),
         ),
         (
-            &*Box::leak(format!("break Writable {ID}").into_boxed_str()),
+            with_id!("break Writable "),
             Command::Break {
                 writable: true,
                 set: id(),
@@ -305,12 +311,12 @@ fn valid_lines_parse_to_their_commands() {
             format!("break writable {ID}"),
         ),
         (
-            &*Box::leak(format!("revert {ID}").into_boxed_str()),
+            with_id!("revert "),
             Command::Revert(id()),
             format!("revert {ID}"),
         ),
         (
-            &*Box::leak(format!("resync {ID}").into_boxed_str()),
+            with_id!("resync "),
             Command::Resync {
                 id: id(),
                 target: None,
@@ -318,7 +324,7 @@ fn valid_lines_parse_to_their_commands() {
             format!("resync {ID}"),
         ),
         (
-            &*Box::leak(format!("resync {ID} spare").into_boxed_str()),
+            with_id!("resync ", " spare"),
             Command::Resync {
                 id: id(),
                 target: Some("spare".into()),
@@ -412,11 +418,21 @@ fn context_and_option_words_have_vss_values() {
     );
 }
 
+/// A malformed line, the word at fault, its column, a part of what was expected and a part of
+/// the message.
+type BadLine = (
+    &'static str,
+    Option<&'static str>,
+    Option<usize>,
+    &'static str,
+    &'static str,
+);
+
 /// A malformed line: its number, the word at fault (`None`: at the end of the line), a part of
 /// what was expected, a part of the message.
 #[test]
 fn malformed_lines_name_the_line_the_word_and_what_was_expected() {
-    let table: Vec<(&str, Option<&str>, Option<usize>, &str, &str)> = vec![
+    let table: Vec<BadLine> = vec![
         (
             "sett context volatile",
             Some("sett"),
@@ -721,14 +737,14 @@ fn malformed_lines_name_the_line_the_word_and_what_was_expected() {
         ),
         ("expose", None, None, "a shadow id", "a word is missing"),
         (
-            &*Box::leak(format!("expose {ID}").into_boxed_str()),
+            with_id!("expose "),
             None,
             None,
             "an initiator id",
             "a word is missing",
         ),
         (
-            &*Box::leak(format!("expose {ID} 0000000000000000").into_boxed_str()),
+            with_id!("expose ", " 0000000000000000"),
             Some("0000000000000000"),
             Some(45),
             "an initiator id",
@@ -771,7 +787,7 @@ fn malformed_lines_name_the_line_the_word_and_what_was_expected() {
             "is not a UUID",
         ),
         (
-            &*Box::leak(format!("resync {ID} a b").into_boxed_str()),
+            with_id!("resync ", " a b"),
             Some("b"),
             Some(47),
             "the end of the line",
