@@ -6,15 +6,24 @@ use std::path::Path;
 
 use umbra_test_support::vss_fuzz as fuzz_logic;
 
-#[test]
-fn documents_corpus() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/documents");
-    let (mut n, mut valid) = (0, 0);
+/// Runs `check` over every input of the target's corpus: how many inputs, and the sum of what
+/// `check` returned.
+fn replay(target: &str, check: fn(&[u8]) -> usize) -> (usize, usize) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/corpus")
+        .join(target);
+    let (mut n, mut sum) = (0, 0);
     for e in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
         let p = e.unwrap().path();
-        valid += fuzz_logic::documents(&std::fs::read(&p).unwrap());
+        sum += check(&std::fs::read(&p).unwrap());
         n += 1;
     }
+    (n, sum)
+}
+
+#[test]
+fn documents_corpus() {
+    let (n, valid) = replay("documents", fuzz_logic::documents);
     assert!(n >= 12, "{n} inputs");
     // The seeds hold valid documents of both kinds, so the round-trip path is replayed too.
     assert!(valid >= 4, "{valid} valid documents");
@@ -22,13 +31,7 @@ fn documents_corpus() {
 
 #[test]
 fn diskshadow_script_corpus() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/diskshadow_script");
-    let (mut n, mut parsed) = (0, 0);
-    for e in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-        let p = e.unwrap().path();
-        parsed += fuzz_logic::diskshadow_script(&std::fs::read(&p).unwrap());
-        n += 1;
-    }
+    let (n, parsed) = replay("diskshadow_script", fuzz_logic::diskshadow_script);
     assert!(n >= 10, "{n} inputs");
     // The seeds hold every command, so the round-trip path is replayed for each.
     assert!(parsed >= 50, "{parsed} commands parsed");
