@@ -32,6 +32,9 @@
 //! - The [`document`]s: [`WriterMetadata`] and [`BackupComponents`], JSON that round-trips exactly.
 //! - [`Error`] with a small stable [`ErrorKind`], carrying the array's and the engine's errors
 //!   unchanged.
+//! - [`script`]: a DiskShadow-style script language: typed commands with line numbers,
+//!   `%ALIAS%` expansion, a dry run reporting every bad line, the structured run result and the
+//!   dialect's exit codes.
 //!
 //! The hardware provider on the array, transport and fast recovery, the DiskShadow-style script
 //! and the C face come next (docs/protocol.md).
@@ -151,6 +154,7 @@ pub mod coordinator;
 pub mod document;
 mod error;
 pub mod provider;
+pub mod script;
 mod shadow;
 pub mod writer;
 
