@@ -78,7 +78,7 @@ pub mod writer;
 
 pub use document::{BackupComponents, WriterMetadata};
 pub use error::{Error, ErrorKind, Result};
-pub use provider::{Provider, RecoveryReport, ShadowRequest};
+pub use provider::{HardwareProvider, Provider, RecoveryReport, ShadowRequest};
 pub use shadow::{
     Attributes, BackupType, Context, Exposure, LunDescription, ProviderType, ShadowProperties,
     SnapshotState,
