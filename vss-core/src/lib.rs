@@ -21,9 +21,12 @@
 //! - [`Error`] with a small stable [`ErrorKind`], carrying the array's and the engine's errors
 //!   unchanged.
 //!
-//! The coordinator (sessions in VSS's order), the providers (software on cow-engine, hardware on
-//! the array), the shadow registry and transport come next; docs/protocol.md says how they will
-//! use what is here.
+//! - [`Provider`], and [`HardwareProvider`]: shadows as snapshot LUNs of the embedded array
+//!   (one snapshot-set transaction per set, the registry in the pool's LUN metadata), with
+//!   import, break, fast recovery and resync.
+//!
+//! The coordinator (sessions in VSS's order), the software provider on cow-engine and the rest of
+//! the shadow registry come next; docs/protocol.md says how they will use what is here.
 //!
 //! ```
 //! use std::sync::Arc;
