@@ -29,9 +29,7 @@ fn host_b_imports_once_and_reads_the_shadows_host_a_never_sees_them() {
     let (set_id, _, props) = make_set(&hw, &["db", "log"], Attributes::TRANSPORTABLE);
     // Host A goes on writing its originals.
     for lun in ["db", "log"] {
-        open_as(&a, HOST_A, lun)
-            .write_at(&block(0, 7), 0)
-            .unwrap();
+        open_as(&a, HOST_A, lun).write_at(&block(0, 7), 0).unwrap();
     }
     let view_a = a.host_view(&id(HOST_A));
     // Bad input changes nothing.
@@ -68,7 +66,11 @@ fn host_b_imports_once_and_reads_the_shadows_host_a_never_sees_them() {
         // A does not see it.
         assert_eq!(a.access(&p.shadow.name, &id(HOST_A)).unwrap(), None);
     }
-    assert_eq!(a.host_view(&id(HOST_A)), view_a, "host A's view is unchanged");
+    assert_eq!(
+        a.host_view(&id(HOST_A)),
+        view_a,
+        "host A's view is unchanged"
+    );
     // B sees exactly the two shadows; A cannot reach them at B's numbers unless its own LUNs
     // sit there.
     let view_b: Vec<String> = a.host_view(&id(HOST_B)).into_iter().map(|v| v.0).collect();
@@ -117,9 +119,7 @@ fn break_makes_imported_shadows_ordinary_read_write_luns_out_of_the_set() {
     let a = Array::open(&pool).unwrap();
     for lun in ["db", "log"] {
         a.create_lun(lun, 4 * MB, &mask(HOST_A)).unwrap();
-        open_as(&a, HOST_A, lun)
-            .write_at(&block(0, 1), 0)
-            .unwrap();
+        open_as(&a, HOST_A, lun).write_at(&block(0, 1), 0).unwrap();
     }
     let hw = HardwareProvider::new(a.clone());
     let (set_id, _, props) = make_set(&hw, &["db", "log"], Attributes::TRANSPORTABLE);
@@ -143,7 +143,10 @@ fn break_makes_imported_shadows_ordinary_read_write_luns_out_of_the_set() {
         assert_eq!(read_block(h, 0), block(0, 5));
         assert_eq!(a.access(&p.shadow.name, &id(HOST_A)).unwrap(), None);
         // The original is untouched by the broken LUN's writes.
-        assert_eq!(read_block(&open_as(&a, HOST_A, &p.original.name), 0), block(0, 1));
+        assert_eq!(
+            read_block(&open_as(&a, HOST_A, &p.original.name), 0),
+            block(0, 1)
+        );
     }
     // Out of the set: no longer listed; aborting the set or breaking it again touches nothing.
     assert!(hw.shadows().unwrap().is_empty());
