@@ -369,9 +369,13 @@ impl HardwareProvider {
     /// Write counters of LUNs `luns`: (bytes, write operations) issued to their origins and
     /// diff areas so far.
     fn write_counters(&self, luns: &[&str]) -> Result<(u64, u64)> {
-        // TODO(stats): the array's per-LUN I/O statistics (branch array-shadows).
-        let _ = luns;
-        Ok((0, 0))
+        let mut total = (0u64, 0u64);
+        for lun in luns {
+            let s = self.array.lun_stats(lun)?;
+            total.0 += s.origin_write_bytes + s.diff_write_bytes;
+            total.1 += s.origin_writes + s.diff_writes;
+        }
+        Ok(total)
     }
 }
 
