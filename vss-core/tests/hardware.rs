@@ -41,11 +41,12 @@ fn peek(a: &Array, lun: &str, n: u64) -> Vec<u8> {
 #[test]
 fn the_provider_sequence_makes_one_set_of_hidden_read_only_shadow_luns() {
     let a = array();
-    let hw = HardwareProvider::new(a.clone());
+    // The coordinator holds its providers as trait objects shared between threads.
+    let hw: Arc<dyn Provider> = Arc::new(HardwareProvider::new(a.clone()));
     assert_eq!(hw.provider_type(), ProviderType::Hardware);
     assert_eq!(hw.id(), HardwareProvider::ID);
     let before = std::time::SystemTime::now();
-    let (set_id, reqs, props) = make_set(&hw, &["db", "log"], Attributes::TRANSPORTABLE);
+    let (set_id, reqs, props) = make_set(hw.as_ref(), &["db", "log"], Attributes::TRANSPORTABLE);
     // The originals move on; the shadows keep the instant.
     for lun in ["db", "log"] {
         open_as(&a, HOST_A, lun).write_at(&block(0, 9), 0).unwrap();

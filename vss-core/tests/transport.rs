@@ -128,6 +128,7 @@ fn break_makes_imported_shadows_ordinary_read_write_luns_out_of_the_set() {
         .iter()
         .map(|p| open_as(&a, HOST_B, &p.shadow.name))
         .collect();
+    let array_set = a.snapshot_luns_of("db").unwrap()[0].1.clone().unwrap();
     let broken = hw.break_set(set_id).unwrap();
     assert_eq!(
         broken,
@@ -148,7 +149,12 @@ fn break_makes_imported_shadows_ordinary_read_write_luns_out_of_the_set() {
             block(0, 1)
         );
     }
-    // Out of the set: no longer listed; aborting the set or breaking it again touches nothing.
+    // Out of the set: no longer listed; deleting the array's set, aborting the shadow-copy set
+    // or breaking it again touches nothing.
+    assert_eq!(
+        a.delete_snapshot_set(&array_set).unwrap_err().kind(),
+        vds_core::ErrorKind::NotFound
+    );
     assert!(hw.shadows().unwrap().is_empty());
     hw.abort(set_id).unwrap();
     assert_eq!(

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 use vds_core::{Array, InitiatorId, LunHandle, MaskSpec};
-use vss_core::{Attributes, Context, HardwareProvider, Provider, ShadowProperties, ShadowRequest};
+use vss_core::{Attributes, Context, Provider, ShadowProperties, ShadowRequest};
 
 pub const KB: u64 = 1 << 10;
 pub const MB: u64 = 1 << 20;
@@ -50,7 +50,7 @@ pub fn request(set_id: Uuid, volume: &str, attributes: Attributes, count: u32) -
 /// Runs the provider's whole sequence for LUNs `luns` (begin_prepare each, end_prepare,
 /// pre_commit, commit, post_commit) and returns the set id, the requests and the properties.
 pub fn make_set(
-    hw: &HardwareProvider,
+    hw: &dyn Provider,
     luns: &[&str],
     attributes: Attributes,
 ) -> (Uuid, Vec<ShadowRequest>, Vec<ShadowProperties>) {
