@@ -65,7 +65,7 @@ fn fast_recovery(size: u64, keep_for: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     let a = pool_with_data(dir.path(), size);
     let hw = HardwareProvider::new(a.clone());
-    let (_, _, props) = make_set(&hw, &["data"], Attributes::TRANSPORTABLE);
+    let (set_id, _, props) = make_set(&hw, &["data"], Attributes::TRANSPORTABLE);
     let shadow = props[0].clone();
     // The damage: host A's server overwrites blocks 0..4 and the last one.
     let server = a.open_lun(&id(HOST_A), NUMBER).unwrap();
@@ -145,6 +145,9 @@ fn fast_recovery(size: u64, keep_for: Option<&str>) {
         hw.recover(shadow.shadow_id, None).unwrap_err().kind(),
         ErrorKind::NotFound
     );
+    // Out of its set: aborting the set leaves the recovered LUN in place.
+    hw.abort(set_id).unwrap();
+    assert_eq!(read_block(&server, 0), block(0, 1));
     // All of it durable: the reopened pool shows the same.
     drop((server, hw, a));
     let a = Array::open(dir.path().join("pool")).unwrap();
