@@ -196,6 +196,21 @@ fn a_set_that_fails_leaves_nothing_of_it() {
         .begin_prepare(&request(set_id, "db", Attributes::empty(), 2))
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{e}");
+    let first = request(set_id, "log", Attributes::empty(), 2);
+    let mut twin = request(set_id, "db", Attributes::empty(), 2);
+    // The same first 32 bits as the first request's id: the same shadow LUN name suffix.
+    twin.shadow_id = Uuid::from_u128(
+        (first.shadow_id.as_u128() & !((1u128 << 96) - 1)) | (twin.shadow_id.as_u128() >> 32),
+    );
+    let set_id = Uuid::new_v4();
+    let (first, twin) = (
+        vss_core::ShadowRequest { set_id, ..first },
+        vss_core::ShadowRequest { set_id, ..twin },
+    );
+    hw.begin_prepare(&first).unwrap();
+    let e = hw.begin_prepare(&twin).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{e}");
+    assert!(e.to_string().contains("first 8 hex digits"), "{e}");
     hw.abort(set_id).unwrap();
 
     // A name clash at commit: the second shadow LUN's name is taken. Nothing of the set stays:
