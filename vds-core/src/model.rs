@@ -101,6 +101,31 @@ pub struct LunInfo {
     pub source: Option<String>,
 }
 
+/// A LUN's I/O statistics ([`crate::Array::lun_stats`]): the writes that reached each device of
+/// its volume since the array opened it (or since a split gave it a volume of its own), as the
+/// engine counts them (`cow_engine::VolumeStats`). What a caller shows to prove that a swap or a
+/// break moved no data, and that a resync of N blocks wrote N blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LunStats {
+    /// Engine snapshots held on the LUN's volume (those its snapshot LUNs, shadow LUNs and
+    /// engine shadows stand on included).
+    pub snapshots: usize,
+    /// Diff-area blocks holding data preserved for them.
+    pub diff_blocks_in_use: u64,
+    /// Bytes written to the LUN's data (its origin device).
+    pub origin_write_bytes: u64,
+    /// Write operations on its origin device (a discard counts as one, not as bytes).
+    pub origin_writes: u64,
+    /// Bytes written to its diff area (blocks preserved for snapshots).
+    pub diff_write_bytes: u64,
+    /// Write operations on its diff area.
+    pub diff_writes: u64,
+    /// Bytes written to its metadata journal (0 in memory).
+    pub journal_write_bytes: u64,
+    /// Write operations on its metadata journal.
+    pub journal_writes: u64,
+}
+
 /// A change the array announces after it is applied and persisted.
 ///
 /// Serialises (serde) to one JSON object whose `"event"` names the variant in snake_case and
@@ -144,25 +169,49 @@ pub enum Notification {
         /// Every host sees it now.
         all_after: bool,
     },
+    /// A key of a LUN's metadata was set or removed ([`crate::Array::set_lun_metadata`]).
+    LunMetadataChanged {
+        /// The LUN.
+        #[serde(rename = "lun")]
+        name: String,
+        /// The key.
+        key: String,
+        /// Its value now (none: removed).
+        value: Option<String>,
+    },
+    /// A key of the pool's metadata was set or removed ([`crate::Array::set_pool_metadata`]);
+    /// about no LUN (its `"lun"` is empty).
+    PoolMetadataChanged {
+        /// The key.
+        key: String,
+        /// Its value now (none: removed).
+        value: Option<String>,
+    },
 }
 
 impl Notification {
-    /// The LUN the notification is about.
+    /// The LUN the notification is about (empty for a change of the pool's metadata).
     pub fn lun(&self) -> &str {
         match self {
             Notification::LunArrive { name }
             | Notification::LunDepart { name }
             | Notification::LunModify { name }
-            | Notification::MaskChanged { name, .. } => name,
+            | Notification::MaskChanged { name, .. }
+            | Notification::LunMetadataChanged { name, .. } => name,
+            Notification::PoolMetadataChanged { .. } => "",
         }
     }
 
-    /// The VDS notification code (`VDS_NF_*`); mask changes report LUN modify.
+    /// The VDS notification code (`VDS_NF_*`); mask and LUN metadata changes report LUN modify,
+    /// a pool metadata change subsystem modify (151).
     pub fn vds_code(&self) -> u32 {
         match self {
             Notification::LunArrive { .. } => 108,
             Notification::LunDepart { .. } => 109,
-            Notification::LunModify { .. } | Notification::MaskChanged { .. } => 110,
+            Notification::LunModify { .. }
+            | Notification::MaskChanged { .. }
+            | Notification::LunMetadataChanged { .. } => 110,
+            Notification::PoolMetadataChanged { .. } => 151,
         }
     }
 }

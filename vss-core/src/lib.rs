@@ -35,9 +35,11 @@
 //! - [`script`]: a DiskShadow-style script language: typed commands with line numbers,
 //!   `%ALIAS%` expansion, a dry run reporting every bad line, the structured run result and the
 //!   dialect's exit codes.
+//! - [`Provider`], [`SoftwareProvider`] (cow-engine volumes) and [`HardwareProvider`]: shadows as
+//!   snapshot LUNs of the embedded array (one snapshot-set transaction per set, the registry in
+//!   the pool's LUN metadata), with import, break, fast recovery and resync.
 //!
-//! The hardware provider on the array, transport and fast recovery, the DiskShadow-style script
-//! and the C face come next (docs/protocol.md).
+//! The C face comes next (docs/protocol.md).
 //!
 //! A whole backup of two volumes with a database writer, then a restore:
 //!
@@ -165,7 +167,7 @@ pub use coordinator::{
 pub use document::{BackupComponents, WriterMetadata};
 pub use error::{Error, ErrorKind, Result};
 pub use provider::software::SoftwareProvider;
-pub use provider::{Provider, RecoveryReport, ShadowRequest};
+pub use provider::{HardwareProvider, Provider, RecoveryReport, ShadowRequest};
 pub use shadow::{
     Attributes, BackupType, Context, Exposure, LunDescription, ProviderType, ShadowProperties,
     SnapshotState,

@@ -25,6 +25,7 @@
 //!
 //! [`ErrorKind::ProviderVeto`]: crate::ErrorKind::ProviderVeto
 
+pub mod hardware;
 pub mod software;
 
 use std::time::{Duration, Instant};
@@ -34,6 +35,8 @@ use vds_core::AsyncHandle;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::shadow::{Attributes, Context, ProviderType, ShadowProperties};
+
+pub use hardware::HardwareProvider;
 
 /// One volume of a set, as the coordinator hands it to its provider at `begin_prepare`.
 #[derive(Debug, Clone, PartialEq, Eq)]
