@@ -320,6 +320,10 @@ typedef struct {
  */
 typedef struct {
     /**
+     * The LUN's size in bytes.
+     */
+    uint64_t size_bytes;
+    /**
      * Engine snapshots held on the LUN's volume (those its snapshot and shadow LUNs stand on).
      */
     uint64_t snapshots;

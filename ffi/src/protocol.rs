@@ -29,6 +29,8 @@ pub const UMBRA_SET_NAME_MAX: usize = 32;
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct umbra_lun_stats {
+    /// The LUN's size in bytes.
+    pub size_bytes: u64,
     /// Engine snapshots held on the LUN's volume (those its snapshot and shadow LUNs stand on).
     pub snapshots: u64,
     /// Diff-area blocks holding data preserved for them.
@@ -83,6 +85,16 @@ unsafe fn lun_names<'a>(
 unsafe fn text<'a>(p: *const c_char, what: &str) -> FfiResult<&'a str> {
     // SAFETY: forwarded from this function's contract.
     unsafe { c_str(p, what, UMBRA_E_INVALID_ARGUMENT) }
+}
+
+/// The value of `key` in `map` (the metadata of `whose`), or NOT_FOUND.
+fn value_of<'m>(map: &'m BTreeMap<String, String>, key: &str, whose: &str) -> FfiResult<&'m str> {
+    map.get(key).map(String::as_str).ok_or_else(|| {
+        FfiError::new(
+            UMBRA_E_NOT_FOUND,
+            format!("{whose} has no metadata key {key:?}"),
+        )
+    })
 }
 
 /// A metadata map as the list calls write it: one JSON object of string values.
@@ -287,12 +299,7 @@ pub unsafe extern "C" fn umbra_lun_get_metadata(
             )
         };
         let m = a.array.lun_metadata(name)?;
-        let v = m.get(key).ok_or_else(|| {
-            FfiError::new(
-                UMBRA_E_NOT_FOUND,
-                format!("LUN {name:?} has no metadata key {key:?}"),
-            )
-        })?;
+        let v = value_of(&m, key, &format!("LUN {name:?}"))?;
         // SAFETY: `buf`/`len` and `out_len` are as write_string requires, per this contract.
         unsafe { write_string(v, buf, len, out_len) }
     })
@@ -372,12 +379,7 @@ pub unsafe extern "C" fn umbra_array_get_metadata(
         // SAFETY: the pointers are NULL or valid, per this function's contract.
         let (a, key) = unsafe { (handle(array, "array")?, text(key, "key")?) };
         let m = a.array.pool_metadata();
-        let v = m.get(key).ok_or_else(|| {
-            FfiError::new(
-                UMBRA_E_NOT_FOUND,
-                format!("the pool has no metadata key {key:?}"),
-            )
-        })?;
+        let v = value_of(&m, key, "the pool")?;
         // SAFETY: `buf`/`len` and `out_len` are as write_string requires, per this contract.
         unsafe { write_string(v, buf, len, out_len) }
     })
@@ -449,6 +451,7 @@ pub unsafe extern "C" fn umbra_lun_get_stats(
         let s = a.array.lun_stats(name)?;
         let stats = umbra_lun_stats {
             snapshots: s.snapshots as u64,
+            size_bytes: s.len,
             diff_blocks_in_use: s.diff_blocks_in_use,
             origin_write_bytes: s.origin_write_bytes,
             origin_writes: s.origin_writes,

@@ -161,7 +161,7 @@ int main(void) {
     OK(umbra_lun_get_stats(a, "a", &s1));
     CHECK(s1.origin_write_bytes - s0.origin_write_bytes == 4 * BS);
     CHECK(s1.origin_writes - s0.origin_writes == 2);
-    CHECK(s1.diff_write_bytes == 0 && s1.snapshots == 0);
+    CHECK(s1.diff_write_bytes == 0 && s1.snapshots == 0 && s1.size_bytes == MiB);
     CHECK_STATUS(umbra_lun_get_stats(a, "nope", &s1), UMBRA_E_NOT_FOUND);
     CHECK_STATUS(umbra_lun_get_stats(a, "a", NULL), UMBRA_E_NULL_POINTER);
 
