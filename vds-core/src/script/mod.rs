@@ -7,7 +7,7 @@
 //! list luns | targets | groups | hosts | subsystem
 //! select lun <name>            select target <name>
 //! detail lun                   detail target
-//! create lun simple size=<n>[B|KB|MB|GB|TB] [name=<name>] [unmask=<list>]   (size in MB by default)
+//! create lun simple size=<n>[unit] [name=<name>] [unmask=<list>]   (units as parse_size reads them; MB by default)
 //! delete lun
 //! extend lun size=<n>[unit]    (adds to the selected LUN)
 //! unmask lun all | none | [add|remove] wwn=<hex>[;<hex>...] | [add|remove] initiator=<id>[;<id>...]
@@ -244,31 +244,52 @@ fn words(line: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-/// Parses `n[B|KB|MB|GB|TB|PB]` (MB when no unit).
+/// The units a size may carry, as DiskRAID reads them: binary whichever spelling (`KB` and `KiB`
+/// are both 1024 bytes).
+const SIZE_UNITS: [&str; 11] = [
+    "B", "KB", "KIB", "MB", "MIB", "GB", "GIB", "TB", "TIB", "PB", "PIB",
+];
+
+/// Parses a size as DiskRAID reads it: a number (a fraction allowed, rounded to the nearest
+/// byte) with an optional unit, case-insensitive, a space allowed between: `B`, `KB`/`KiB`,
+/// `MB`/`MiB`, `GB`/`GiB`, `TB`/`TiB`, `PB`/`PiB`, all binary (`1KB` is 1024 bytes); megabytes
+/// when no unit is given (`64` is 64 MiB). The error names the text and says why it is refused.
+///
+/// ```
+/// use vds_core::script::parse_size;
+/// assert_eq!(parse_size("64"), Ok(64 << 20));
+/// assert_eq!(parse_size("4 KiB"), Ok(4096));
+/// assert_eq!(parse_size("1.5GB"), Ok(3 << 29));
+/// assert!(parse_size("4 furlongs").is_err());
+/// ```
 pub fn parse_size(text: &str) -> Result<u64, String> {
+    /// Binary units, megabytes when none: the parse-size crate configured as DiskRAID reads sizes.
+    const DISKRAID: parse_size::Config = parse_size::Config::new()
+        .with_binary()
+        .with_default_factor(1 << 20);
     let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| {
+    let number = t.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = &t[number.len()..];
+    let number = number.trim_end();
+    let refused = |why: &str| {
         syntax(format!(
-            "size {text:?} is not a number with an optional unit"
+            "size {text:?} {why}: a whole or decimal number with an optional unit (B, KB/KiB, \
+             MB/MiB, GB/GiB, TB/TiB, PB/PiB; binary; MB when none)"
         ))
-    })?;
-    let mult: u64 = match unit.to_ascii_uppercase().as_str() {
-        "B" => 1,
-        "KB" => 1 << 10,
-        "" | "MB" => 1 << 20,
-        "GB" => 1 << 30,
-        "TB" => 1 << 40,
-        "PB" => 1 << 50,
-        u => {
-            return Err(syntax(format!(
-                "unknown size unit {u:?} (B, KB, MB, GB, TB, PB)"
-            )))
-        }
     };
-    n.checked_mul(mult)
-        .ok_or_else(|| syntax(format!("size {text:?} is too large")))
+    if number.is_empty() {
+        return Err(refused("has no number"));
+    }
+    if !number.bytes().all(|b| b.is_ascii_digit() || b == b'.') || number.matches('.').count() > 1 {
+        return Err(refused("is not a number"));
+    }
+    if !unit.is_empty() && !SIZE_UNITS.iter().any(|u| u.eq_ignore_ascii_case(unit)) {
+        return Err(refused(&format!("has an unknown unit {unit:?}")));
+    }
+    DISKRAID.parse_size(t).map_err(|e| match e {
+        parse_size::Error::PosOverflow => syntax(format!("size {text:?} is too large")),
+        _ => refused("does not parse"),
+    })
 }
 
 struct Args {
