@@ -184,7 +184,16 @@ fn sizes_read_as_diskraid_reads_them() {
         assert_eq!(parse_size(text), Ok(bytes), "{text:?}");
     }
     for bad in [
-        "", "MB", "4K", "4 furlongs", "-1", "1e3", "0x10", "1.2.3", "4 K B", "99999999999PB",
+        "",
+        "MB",
+        "4K",
+        "4 furlongs",
+        "-1",
+        "1e3",
+        "0x10",
+        "1.2.3",
+        "4 K B",
+        "99999999999PB",
         "18446744073709551616B",
     ] {
         let e = parse_size(bad).expect_err(bad);

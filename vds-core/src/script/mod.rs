@@ -102,7 +102,7 @@ mod output;
 use crate::array::{check_lun_name, Array};
 use crate::error::{Error, ErrorKind};
 use crate::initiator::InitiatorId;
-use crate::mask::{LunHosts, MaskSpec};
+use crate::mask::MaskSpec;
 
 pub use output::{
     GroupRow, HostGrant, HostRow, LineResult, LunDetail, LunRow, Output, ScriptError,
@@ -726,19 +726,7 @@ impl<'a> Session<'a> {
         Ok(match cmd {
             Command::List(what) => match what.as_str() {
                 "lun" => Output::Luns {
-                    rows: a
-                        .luns()
-                        .into_iter()
-                        .map(|l| LunRow {
-                            number: l.number,
-                            name: l.name,
-                            size: l.size,
-                            status: l.status,
-                            health: l.health,
-                            mask: l.mask,
-                            source: l.source,
-                        })
-                        .collect(),
+                    rows: a.luns().into_iter().map(LunRow::from).collect(),
                 },
                 "target" => Output::Targets {
                     rows: a.targets().into_iter().map(target_row).collect(),
@@ -799,41 +787,7 @@ impl<'a> Session<'a> {
                 Output::TargetSelected { name: name.clone() }
             }
             Command::Detail(Object::Lun) => {
-                let l = a.lun(self.selected_lun()?)?;
-                let grants = |h: std::collections::BTreeMap<crate::InitiatorId, crate::Grant>| {
-                    h.into_iter()
-                        .map(|(id, g)| HostGrant {
-                            initiator: id.to_string(),
-                            access: g.access,
-                            number: g.number,
-                        })
-                        .collect()
-                };
-                let unmasked = match a.lun_hosts(&l.name)? {
-                    LunHosts::All {
-                        access,
-                        number,
-                        own_numbers,
-                    } => UnmaskedHosts::All {
-                        access,
-                        number,
-                        own_numbers: grants(own_numbers),
-                    },
-                    LunHosts::Hosts(h) => UnmaskedHosts::Hosts { hosts: grants(h) },
-                };
-                Output::LunDetail(LunDetail {
-                    name: l.name,
-                    id: l.id,
-                    size: l.size,
-                    lun_type: l.lun_type,
-                    status: l.status,
-                    health: l.health,
-                    transition: l.transition,
-                    number: l.number,
-                    mask: l.mask,
-                    source: l.source,
-                    unmasked,
-                })
+                Output::LunDetail(LunDetail::of(a, self.selected_lun()?)?)
             }
             Command::Detail(Object::Target) => {
                 let name = self.selected_target()?;
