@@ -53,6 +53,7 @@ pub enum LunCommand {
         /// The LUN's name.
         name: String,
         /// Its size (64 is 64 MiB; 1GB, 512KiB, ...): a multiple of the pool's block size.
+        #[arg(allow_hyphen_values = true)]
         size: String,
         /// The initial unmasking list (VDS SetMask text: "" none, * all, a;b, ID=ro, @group).
         #[arg(long, value_name = "LIST", allow_hyphen_values = true)]
