@@ -315,3 +315,43 @@ fn a_directory_that_is_not_a_pool_is_refused_untouched() {
     refused(&dir, &["lun", "create", "db", "4"], 19, "cat.jpg");
     assert_eq!(fail_json(&dir, &["lun", "list"], 19)["kind"], "not_a_pool");
 }
+
+/// Runs `umbra ARGS` with its stdout and stderr on a pseudo-terminal (util-linux `script`, part
+/// of every Debian system); what the terminal received.
+fn on_a_terminal(args: &[&str]) -> String {
+    let bin = assert_cmd::cargo::cargo_bin!("umbra");
+    let mut line = shell_quote(bin.to_str().unwrap());
+    for a in args {
+        line.push(' ');
+        line.push_str(&shell_quote(a));
+    }
+    let out = std::process::Command::new("script")
+        .args(["-qefc", &line, "/dev/null"])
+        .env_remove("UMBRA_POOL")
+        .output()
+        .expect("util-linux `script` runs (apt-get install bsdutils)");
+    assert!(out.status.success(), "{line}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+#[test]
+fn progress_bars_draw_on_a_terminal_unless_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pool = tmp.path().join("pool");
+    let image = tmp.path().join("disk.raw");
+    std::fs::write(&image, pattern(2 << 20, 9)).unwrap();
+    let (pool, image) = (pool.to_str().unwrap(), image.to_str().unwrap());
+    let seen = on_a_terminal(&["--pool", pool, "lun", "import", "disk", image]);
+    assert!(seen.contains("import disk ["), "no progress bar drawn: {seen:?}");
+    assert!(seen.contains("Imported"), "{seen:?}");
+    let out = tmp.path().join("out.raw");
+    let seen = on_a_terminal(&["--pool", pool, "--json", "lun", "export", "disk", out.to_str().unwrap()]);
+    assert!(!seen.contains("export disk"), "a progress bar with --json: {seen:?}");
+    // The terminal got the JSON document alone (the pty turns \n into \r\n).
+    let d: serde_json::Value = serde_json::from_str(&seen.replace("\r\n", "\n")).unwrap();
+    assert_eq!(d["lun"], "disk");
+}
