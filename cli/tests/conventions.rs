@@ -346,11 +346,25 @@ fn progress_bars_draw_on_a_terminal_unless_json() {
     std::fs::write(&image, pattern(2 << 20, 9)).unwrap();
     let (pool, image) = (pool.to_str().unwrap(), image.to_str().unwrap());
     let seen = on_a_terminal(&["--pool", pool, "lun", "import", "disk", image]);
-    assert!(seen.contains("import disk ["), "no progress bar drawn: {seen:?}");
+    assert!(
+        seen.contains("import disk ["),
+        "no progress bar drawn: {seen:?}"
+    );
     assert!(seen.contains("Imported"), "{seen:?}");
     let out = tmp.path().join("out.raw");
-    let seen = on_a_terminal(&["--pool", pool, "--json", "lun", "export", "disk", out.to_str().unwrap()]);
-    assert!(!seen.contains("export disk"), "a progress bar with --json: {seen:?}");
+    let seen = on_a_terminal(&[
+        "--pool",
+        pool,
+        "--json",
+        "lun",
+        "export",
+        "disk",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        !seen.contains("export disk"),
+        "a progress bar with --json: {seen:?}"
+    );
     // The terminal got the JSON document alone (the pty turns \n into \r\n).
     let d: serde_json::Value = serde_json::from_str(&seen.replace("\r\n", "\n")).unwrap();
     assert_eq!(d["lun"], "disk");
