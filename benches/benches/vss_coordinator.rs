@@ -162,5 +162,9 @@ fn do_snapshot_set(c: &mut Criterion) {
     g.finish();
 }
 
-criterion::criterion_group!(benches, freeze_window, do_snapshot_set);
-criterion::criterion_main!(benches);
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    freeze_window(&mut c);
+    do_snapshot_set(&mut c);
+    c.final_summary();
+}
