@@ -79,7 +79,7 @@ impl Array {
         let copied = (|| {
             let id = self.inner.core.read().state.id_of(name)?;
             self.long_op(id, name, || {
-                let vol = self.volume(name)?;
+                let vol = self.volume_of(name)?;
                 copy_sparse(&src, &vol, bs, progress)?;
                 Ok(vol.flush()?)
             })
@@ -112,7 +112,7 @@ impl Array {
         let bs = u64::from(self.block_size());
         let dst = FileDevice::create(path, size)?;
         let r = self.long_op(id, name, || {
-            let vol = self.volume(name)?;
+            let vol = self.volume_of(name)?;
             copy_sparse(&vol, &dst, bs, progress)?;
             dst.flush()?;
             Ok(cow_engine::fs::sync_parent_dir(path)?)
