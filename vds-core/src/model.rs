@@ -101,30 +101,14 @@ pub struct LunInfo {
     pub source: Option<String>,
 }
 
-/// A LUN's I/O statistics ([`crate::Array::lun_stats`]): the writes that reached each device of
-/// its volume since the array opened it (or since a split gave it a volume of its own), as the
-/// engine counts them (`cow_engine::VolumeStats`). What a caller shows to prove that a swap or a
-/// break moved no data, and that a resync of N blocks wrote N blocks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct LunStats {
-    /// Engine snapshots held on the LUN's volume (those its snapshot LUNs, shadow LUNs and
-    /// engine shadows stand on included).
-    pub snapshots: usize,
-    /// Diff-area blocks holding data preserved for them.
-    pub diff_blocks_in_use: u64,
-    /// Bytes written to the LUN's data (its origin device).
-    pub origin_write_bytes: u64,
-    /// Write operations on its origin device (a discard counts as one, not as bytes).
-    pub origin_writes: u64,
-    /// Bytes written to its diff area (blocks preserved for snapshots).
-    pub diff_write_bytes: u64,
-    /// Write operations on its diff area.
-    pub diff_writes: u64,
-    /// Bytes written to its metadata journal (0 in memory).
-    pub journal_write_bytes: u64,
-    /// Write operations on its metadata journal.
-    pub journal_writes: u64,
-}
+/// A LUN's I/O statistics ([`crate::Array::lun_stats`]): its volume's figures as the engine keeps
+/// them ([`cow_engine::VolumeStats`]), among them the bytes and write operations that reached its
+/// data (`origin_*`), its diff area (`diff_*`) and its journal (`journal_*`) since the array
+/// opened it (or a split gave it a volume of its own). What a caller shows to prove that a swap
+/// or a break moved no data, and that a resync of N blocks wrote N blocks. `snapshots` counts
+/// every engine snapshot on the LUN's volume (those its snapshot LUNs, shadow LUNs and engine
+/// shadows stand on).
+pub type LunStats = cow_engine::VolumeStats;
 
 /// A change the array announces after it is applied and persisted.
 ///

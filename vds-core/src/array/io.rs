@@ -280,17 +280,7 @@ impl Array {
     /// journal since the array opened it, and the engine snapshots it holds.
     /// [`ErrorKind::NotFound`] for an unknown LUN.
     pub fn lun_stats(&self, name: &str) -> Result<LunStats> {
-        let s = self.volume_of(name)?.stats();
-        Ok(LunStats {
-            snapshots: s.snapshots,
-            diff_blocks_in_use: s.diff_blocks_in_use,
-            origin_write_bytes: s.origin_write_bytes,
-            origin_writes: s.origin_writes,
-            diff_write_bytes: s.diff_write_bytes,
-            diff_writes: s.diff_writes,
-            journal_write_bytes: s.journal_write_bytes,
-            journal_writes: s.journal_writes,
-        })
+        Ok(self.volume_of(name)?.stats())
     }
 }
 
