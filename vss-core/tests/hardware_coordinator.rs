@@ -1,5 +1,5 @@
-//! The coordinator over the hardware provider: a writer that keeps writing through a `LunHandle`
-//! until frozen; each set's shadow LUN holds exactly what the writer had acknowledged when its
+//! The coordinator over the hardware provider: a writer (`common::App`) that keeps writing
+//! through a `LunHandle` until frozen; each set's shadow LUN holds exactly what the writer had acknowledged when its
 //! freeze returned, and an auto-release set's shadow LUNs go at backup shutdown.
 
 mod common;
@@ -8,108 +8,12 @@ use hardware_common::{block, id, mask, open_as, read_block, BS, HOST_A, HOST_B};
 
 use std::sync::Arc;
 
-use parking_lot::{Condvar, Mutex};
+use common::App;
 use vds_core::{Array, LunHandle};
-use vss_core::document::Component;
-use vss_core::{
-    Context, Coordinator, EventContext, HardwareProvider, Provider, Writer, WriterFailure,
-    WriterMetadata,
-};
+use vss_core::{Context, Coordinator, HardwareProvider, Provider};
 
 /// Blocks the writer cycles through after block 0 (which holds the counter of the last write).
 const SPREAD: u64 = 16;
-
-/// An application writing to LUN `name` through host A's handle until frozen: freeze parks its
-/// thread after the write in flight is acknowledged; thaw and abort let it go on.
-struct App {
-    name: String,
-    state: Mutex<AppState>,
-    changed: Condvar,
-}
-
-#[derive(Default)]
-struct AppState {
-    paused: bool,
-    parked: bool,
-    stop: bool,
-    acked: u64,
-    /// What was acknowledged when each freeze returned.
-    at_freeze: Vec<u64>,
-}
-
-impl App {
-    fn start(name: &str, lun: LunHandle) -> (Arc<App>, std::thread::JoinHandle<()>) {
-        let app = Arc::new(App {
-            name: name.into(),
-            state: Default::default(),
-            changed: Default::default(),
-        });
-        let a = app.clone();
-        let t = std::thread::spawn(move || {
-            let mut n = 0u64;
-            loop {
-                {
-                    let mut st = a.state.lock();
-                    while st.paused && !st.stop {
-                        st.parked = true;
-                        a.changed.notify_all();
-                        a.changed.wait(&mut st);
-                    }
-                    st.parked = false;
-                    if st.stop {
-                        return;
-                    }
-                }
-                n += 1;
-                lun.write_at(&block(n, 1), (1 + n % SPREAD) * BS).unwrap();
-                lun.write_at(&block(n, 0), 0).unwrap();
-                a.state.lock().acked = n;
-                a.changed.notify_all();
-            }
-        });
-        (app, t)
-    }
-
-    fn resume(&self) {
-        self.state.lock().paused = false;
-        self.changed.notify_all();
-    }
-
-    fn stop(&self) {
-        self.state.lock().stop = true;
-        self.changed.notify_all();
-    }
-}
-
-impl Writer for App {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn identify(&self, _: &EventContext) -> Result<WriterMetadata, WriterFailure> {
-        let mut m = WriterMetadata::new(self.name.clone());
-        m.components
-            .push(Component::new("", "data", [self.name.clone()]));
-        Ok(m)
-    }
-    fn freeze(&self, _: &EventContext) -> Result<(), WriterFailure> {
-        let mut st = self.state.lock();
-        st.paused = true;
-        while !st.parked {
-            self.changed.wait(&mut st);
-        }
-        let acked = st.acked;
-        st.at_freeze.push(acked);
-        Ok(())
-    }
-    fn thaw(&self, _: &EventContext) -> Result<(), WriterFailure> {
-        self.resume();
-        Ok(())
-    }
-    fn abort(&self, _: &EventContext) -> Result<(), WriterFailure> {
-        self.resume();
-        Ok(())
-    }
-}
 
 #[test]
 fn each_hardware_shadow_holds_what_its_writer_acknowledged_before_freeze() {
@@ -121,8 +25,14 @@ fn each_hardware_shadow_holds_what_its_writer_acknowledged_before_freeze() {
     let hw = Arc::new(HardwareProvider::new(a.clone()));
     let p: Arc<dyn Provider> = hw.clone();
     let c = Coordinator::with_timeouts([p], common::short());
-    let (a1, t1) = App::start("app1", open_as(&a, HOST_A, "app1"));
-    let (a2, t2) = App::start("app2", open_as(&a, HOST_A, "app2"));
+    let lun_writes = |lun: LunHandle| {
+        move |n: u64| {
+            lun.write_at(&block(n, 1), (1 + n % SPREAD) * BS).unwrap();
+            lun.write_at(&block(n, 0), 0).unwrap();
+        }
+    };
+    let (a1, t1) = App::start("app1", lun_writes(open_as(&a, HOST_A, "app1")));
+    let (a2, t2) = App::start("app2", lun_writes(open_as(&a, HOST_A, "app2")));
     c.add_writer(a1.clone()).unwrap();
     c.add_writer(a2.clone()).unwrap();
     for round in 0..3 {
