@@ -708,6 +708,10 @@ impl Fs for SimDir {
         Ok(self.file(path)?)
     }
 
+    fn open_read_only(&self, path: &Path) -> Result<Arc<dyn BlockDevice>> {
+        Ok(Arc::new(ReadOnly(self.file(path)?)))
+    }
+
     fn read_file(&self, path: &Path) -> Result<Vec<u8>> {
         Ok(self.file(path)?.image().to_bytes())
     }
@@ -855,6 +859,31 @@ impl Fs for SimDir {
             locks,
             path: path.to_owned(),
         }))
+    }
+}
+
+/// A file of a [`SimDir`] opened for reading only: its writes fail, and nothing is logged.
+struct ReadOnly(Arc<SimDevice>);
+
+impl BlockDevice for ReadOnly {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        self.0.read_at(buf, offset)
+    }
+
+    fn write_at(&self, _buf: &[u8], offset: u64) -> Result<()> {
+        Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!("sim device {} is open for reading only", self.0.id),
+        )
+        .with_offset(offset))
+    }
+
+    fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn len(&self) -> u64 {
+        self.0.len()
     }
 }
 
