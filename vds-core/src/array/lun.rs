@@ -111,19 +111,38 @@ impl Array {
         core: &mut Core,
         name: &str,
     ) -> Result<(Result<()>, Vec<Notification>)> {
-        {
+        self.delete_luns_in(core, &[name.to_string()])
+    }
+
+    /// Deletes LUNs `names` inside a transaction, all in one pool record (after a crash, all of
+    /// them are deleted or none), then cleans each up as [`Array::delete_lun`] does: the
+    /// outcome of the clean-ups (the first error, the deletes being durable) and the
+    /// notifications.
+    pub(super) fn delete_luns_in(
+        &self,
+        core: &mut Core,
+        names: &[String],
+    ) -> Result<(Result<()>, Vec<Notification>)> {
+        let mut doomed = Vec::new();
+        for name in names {
             let id = core.state.id_of(name)?;
             if core.busy.contains(&id) {
                 return Err(lun_busy(name));
             }
-            let source = core.state.lun(id)?.source;
-            let vol = core.volumes[&id].clone();
-            // The volume's own snapshots other than those of snapshot LUNs are ours to drop; a
-            // snapshot LUN depending on it makes `ArrayState::apply` refuse below.
-            let notes = Array::commit(core, &Change::DeleteLun { id })?;
-            // No I/O admitted before the delete is still running on the volume torn down below.
-            self.drain_fences(core);
-            core.volumes.remove(&id);
+            doomed.push((name, id, core.state.lun(id)?.source));
+        }
+        // The volumes' own snapshots other than those of snapshot LUNs are ours to drop; a
+        // snapshot LUN depending on one makes `ArrayState::apply` refuse below.
+        let changes: Vec<Change> = doomed
+            .iter()
+            .map(|&(_, id, _)| Change::DeleteLun { id })
+            .collect();
+        let notes = Array::commit_all(core, &changes)?;
+        // No I/O admitted before the delete is still running on the volumes torn down below.
+        self.drain_fences(core);
+        let mut outcome = Ok(());
+        for (name, id, source) in doomed {
+            let vol = core.volumes.remove(&id).expect("every LUN has a volume");
             core.damaged.remove(&id);
             // Every handle of the volume (those `Array::volume` gave out included) fails its I/O
             // from now on instead of writing into the files removed below; a snapshot LUN's
@@ -146,23 +165,25 @@ impl Array {
             // A clean-up that failed is reported (after the delete's notifications): what it
             // left behind (a source snapshot holding diff space, a directory) stays until the next
             // open finishes the intent.
-            let cleanup = match cleaned {
+            match cleaned {
                 Ok(()) => {
                     // Not this call's failure if it fails: the next open records it.
                     let _ = Array::commit(core, &Change::Done { id });
-                    Ok(())
                 }
-                Err(e) => Err(Error::new(
-                    e.kind(),
-                    format!(
-                        "LUN {name:?} is deleted, but its clean-up failed (finished when the pool \
-                         is next opened): {}",
-                        e.report()
-                    ),
-                )),
-            };
-            Ok((cleanup, notes))
+                Err(e) if outcome.is_ok() => {
+                    outcome = Err(Error::new(
+                        e.kind(),
+                        format!(
+                            "LUN {name:?} is deleted, but its clean-up failed (finished when the \
+                             pool is next opened): {}",
+                            e.report()
+                        ),
+                    ))
+                }
+                Err(_) => {}
+            }
         }
+        Ok((outcome, notes))
     }
 
     /// Extends LUN `name` to `size` bytes (new space reads as zeros). Crash-atomic: an intent is

@@ -211,16 +211,38 @@ impl Array {
     /// the error and sees the state as it was. (Applying to a copy instead would make every
     /// change cost a copy of the whole metadata: 2 ms at 1,000 LUNs, 53 ms at 10,000.)
     fn commit(core: &mut Core, change: &Change) -> Result<Vec<Notification>> {
+        Array::commit_all(core, std::slice::from_ref(change))
+    }
+
+    /// Applies `changes` as one transaction and makes them durable in one log write: after a
+    /// crash, all of them or none took effect. On error nothing changed, in memory or on disk.
+    fn commit_all(core: &mut Core, changes: &[Change]) -> Result<Vec<Notification>> {
         if let Some(store) = &core.store {
             // A store that cannot vouch for its files refuses before anything is applied.
             store.check()?;
         }
-        let notes = core.state.apply(change)?;
-        fence::note(&mut core.unfenced, change);
+        // `apply` refuses a change before it changes anything; a later change refused after an
+        // earlier one applied puts the state back to this copy (only several changes cost it).
+        let before = (changes.len() > 1).then(|| core.state.clone());
+        let mut notes = Vec::new();
+        for change in changes {
+            match core.state.apply(change) {
+                Ok(n) => notes.extend(n),
+                Err(e) => {
+                    if let Some(st) = before {
+                        core.state = st;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        for change in changes {
+            fence::note(&mut core.unfenced, change);
+        }
         let Some(store) = &mut core.store else {
             return Ok(notes);
         };
-        if let Err(e) = store.append(change) {
+        if let Err(e) = store.append(changes) {
             match store.reread(core.state.block_size) {
                 Ok(durable) => core.state = durable,
                 // Memory holds a change the files may not: the store refuses every later change

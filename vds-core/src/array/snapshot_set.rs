@@ -204,8 +204,9 @@ impl Array {
         v
     }
 
-    /// Deletes snapshot set `set`: its unbroken shadow LUNs, in one transaction (each delete
-    /// durable with its intent, as [`Array::delete_lun`]). A broken LUN is not in the set any
+    /// Deletes snapshot set `set`: its unbroken shadow LUNs, in one transaction and one pool
+    /// record (after a crash, all of them are deleted or none; each delete's clean-up finished by
+    /// its intent, as [`Array::delete_lun`]'s). A broken LUN is not in the set any
     /// more and stays. An unknown set (no unbroken LUN names it) is [`ErrorKind::NotFound`].
     /// Returns the LUNs deleted.
     pub fn delete_snapshot_set(&self, set: &str) -> Result<Vec<String>> {
@@ -217,15 +218,7 @@ impl Array {
                     format!("snapshot set {set:?} has no shadow LUNs"),
                 ));
             }
-            let mut notes = Vec::new();
-            let mut outcome = Ok(());
-            for n in &names {
-                let (r, ns) = self.delete_lun_in(core, n)?;
-                notes.extend(ns);
-                if outcome.is_ok() {
-                    outcome = r;
-                }
-            }
+            let (outcome, notes) = self.delete_luns_in(core, &names)?;
             Ok((outcome.map(|()| names), notes))
         })?
     }
