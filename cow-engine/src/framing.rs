@@ -158,7 +158,7 @@ pub fn after_stop(data: &[u8], at: usize, expected: u64, kinds: &Kinds) -> After
         // Past the end of what was written a log is zeros: eight positions whose kind bytes are
         // all zero hold no frame, and are passed over at once.
         if q + 7 <= last
-            && u64::from_ne_bytes(data[q + 16..q + 24].try_into().expect("8 bytes")) == 0
+            && u64::from_le_bytes(data[q + 16..q + 24].try_into().expect("8 bytes")) == 0
         {
             q += 8;
             continue;

@@ -267,6 +267,16 @@ mod tests {
             .read_at(&mut b, 4096)
             .unwrap();
         assert_eq!(b, [9; 512]);
+        let ro = fs.open_read_only(&d.join("a.img")).unwrap();
+        let mut c = [0u8; 512];
+        ro.read_at(&mut c, 4096).unwrap();
+        assert_eq!(c, [9; 512]);
+        assert!(
+            ro.write_at(&[1; 512], 0).is_err(),
+            "a read-only file took a write"
+        );
+        assert_eq!(parent_dir(Path::new("x")), Path::new("."));
+        assert_eq!(parent_dir(&d.join("a.img")), d.as_path());
 
         fs.write_file(&d.join("s.tmp"), b"hello").unwrap();
         fs.write_file(&d.join("s.tmp"), b"hi").unwrap();

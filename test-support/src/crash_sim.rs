@@ -1247,6 +1247,14 @@ mod tests {
         d.rename(&p("/pool/luns/1"), &p("/pool/orphans/1")).unwrap();
         assert_eq!(d.list_dir(&p("/pool/orphans/1")).unwrap(), ["data"]);
         assert!(d.list_dir(&p("/pool/luns")).unwrap().is_empty());
+        let ro = d.open_read_only(&p("/pool/orphans/1/data")).unwrap();
+        let mut b5 = [0u8; 512];
+        ro.read_at(&mut b5, 0).unwrap();
+        assert_eq!(b5, [5; 512]);
+        assert!(
+            ro.write_at(&[1; 512], 0).is_err(),
+            "a read-only file took a write"
+        );
         drop(d.lock(&p("/pool/state")).unwrap());
         let g = d.lock(&p("/pool/state")).unwrap();
         assert_eq!(

@@ -72,7 +72,10 @@ impl Volume {
 
     /// [`Volume::stands_alone`] on the file system `fs` (false when `fs` cannot tell).
     pub fn stands_alone_in(fs: &dyn Fs, dir: impl AsRef<Path>) -> bool {
-        matches!(fs.kind(&origin_path(dir.as_ref())), Ok(Some(EntryKind::File)))
+        matches!(
+            fs.kind(&origin_path(dir.as_ref())),
+            Ok(Some(EntryKind::File))
+        )
     }
 
     /// Makes the stacked volume in `dir`, whose origin is snapshot `snapshot` of `self`, stand
@@ -206,6 +209,7 @@ impl SnapshotSplit {
     /// failed split keeps the file (remove it and split again; a stacked volume's split,
     /// [`Volume::split_stacked`], resumes where it stopped).
     pub fn run(&self, progress: &SplitProgress) -> Result<()> {
-        self.vol.split_snapshot(self.id, self.dest.as_ref(), progress)
+        self.vol
+            .split_snapshot(self.id, self.dest.as_ref(), progress)
     }
 }

@@ -1,7 +1,7 @@
 //! Administrative import and export of a LUN's contents as a raw image file, sparse both ways:
 //! only the ranges that may hold data are copied, and all-zero blocks are left as holes.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use cow_engine::{BlockDevice, Progress};
 
@@ -103,7 +103,7 @@ impl Array {
         AsyncHandle::spawn(move |p| a.export_blocking(&name, &path, p))
     }
 
-    fn export_blocking(&self, name: &str, path: &PathBuf, progress: &Progress) -> Result<()> {
+    fn export_blocking(&self, name: &str, path: &Path, progress: &Progress) -> Result<()> {
         let (id, size) = {
             let core = self.inner.core.read();
             let id = core.state.id_of(name)?;

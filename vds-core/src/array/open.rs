@@ -85,7 +85,12 @@ impl Array {
     /// a missing directory is [`ErrorKind::NotFound`], an empty one or one that holds no pool
     /// [`ErrorKind::NotAPool`].
     pub fn open_existing(dir: impl AsRef<Path>) -> Result<Array> {
-        Array::open_pool(StdFs::shared(), dir.as_ref(), ArrayOptions::default(), false)
+        Array::open_pool(
+            StdFs::shared(),
+            dir.as_ref(),
+            ArrayOptions::default(),
+            false,
+        )
     }
 
     /// Opens (with `create`, possibly creating) the pool in `dir`. A pool this call created and
@@ -252,9 +257,8 @@ impl Array {
         let unknown: Vec<&String> = entries
             .iter()
             .filter(|n| {
-                !n.parse::<LunId>().is_ok_and(|id| {
-                    state.luns.contains_key(&id) || state.intents.contains_key(&id)
-                })
+                !n.parse::<LunId>()
+                    .is_ok_and(|id| state.luns.contains_key(&id) || state.intents.contains_key(&id))
             })
             .collect();
         // Changes are made one at a time, so a crash leaves at most one LUN volume the metadata

@@ -548,11 +548,7 @@ impl PoolStore {
     /// or empty directory becomes a new pool; a directory holding other files is
     /// [`ErrorKind::NotAPool`]. Without, only an existing pool opens (a missing directory is
     /// [`ErrorKind::NotFound`], an empty one [`ErrorKind::NotAPool`]).
-    pub(crate) fn open(
-        fs: Arc<dyn Fs>,
-        dir: &Path,
-        create: bool,
-    ) -> Result<(PoolStore, Loaded)> {
+    pub(crate) fn open(fs: Arc<dyn Fs>, dir: &Path, create: bool) -> Result<(PoolStore, Loaded)> {
         let mut made_dir = false;
         let created = match survey(fs.as_ref(), dir)? {
             None if create => {
