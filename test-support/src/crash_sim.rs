@@ -967,6 +967,36 @@ impl<'a> DirReplayer<'a> {
     }
 }
 
+/// The crash points of a log worth studying: just before and just after each flush and each
+/// directory sync, and the end; sorted, each once.
+pub fn sync_cuts(events: &[Event]) -> Vec<usize> {
+    let mut cuts: Vec<usize> = Vec::new();
+    for (i, e) in events.iter().enumerate() {
+        if matches!(e.op, Op::Flush | Op::SyncDir(_)) {
+            cuts.extend([i, i + 1]);
+        }
+    }
+    cuts.push(events.len());
+    cuts.sort_unstable();
+    cuts.dedup();
+    cuts
+}
+
+/// A memoised fate for each pending event of a crash state of kind `choice`: 0 keeps every one,
+/// 1 loses every one, any other keeps or loses each at random (from `rng`). Pass the closure to
+/// [`DirReplayer::build`] or [`Replayer::build`].
+pub fn fates(choice: u32, rng: &mut Rng) -> impl FnMut(usize) -> Fate + '_ {
+    let mut chosen = BTreeMap::new();
+    move |i| {
+        *chosen.entry(i).or_insert_with(|| match choice {
+            0 => Fate::Kept,
+            1 => Fate::Lost,
+            _ if rng.percent(50) => Fate::Kept,
+            _ => Fate::Lost,
+        })
+    }
+}
+
 /// What a crash did to one write, discard or resize issued after its device's last flush.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fate {

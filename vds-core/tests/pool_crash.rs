@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use cow_engine::fs::{EntryKind, Fs};
-use umbra_test_support::crash_sim::{DirReplayer, Fate, Log, Node, Op, Rng, SimDir};
+use umbra_test_support::crash_sim::{fates, sync_cuts, DirReplayer, Fate, Log, Node, Rng, SimDir};
 use vds_core::{Array, ArrayOptions, InitiatorId, MaskSpec};
 
 const BS: u64 = 4096;
@@ -627,15 +627,7 @@ fn a_pool_survives_a_crash_at_every_sync_point_of_an_admin_workload() {
     drop(array);
 
     let events = log.events();
-    let mut cuts: Vec<usize> = Vec::new();
-    for (i, e) in events.iter().enumerate() {
-        if matches!(e.op, Op::Flush | Op::SyncDir(_)) {
-            cuts.extend([i, i + 1]);
-        }
-    }
-    cuts.push(events.len());
-    cuts.sort_unstable();
-    cuts.dedup();
+    let cuts = sync_cuts(&events);
 
     let mut r = DirReplayer::new(&events);
     let mut rng = Rng::new(0x5eed);
@@ -653,21 +645,7 @@ fn a_pool_survives_a_crash_at_every_sync_point_of_an_admin_workload() {
             (false, _) => 2,
         };
         for choice in 0..choices {
-            let mut fates = BTreeMap::new();
-            let fate = |i: usize| {
-                *fates.entry(i).or_insert_with(|| match choice {
-                    0 => Fate::Kept,
-                    1 => Fate::Lost,
-                    _ => {
-                        if rng.percent(50) {
-                            Fate::Kept
-                        } else {
-                            Fate::Lost
-                        }
-                    }
-                })
-            };
-            let crashed = r.build(fate, &Log::discarding());
+            let crashed = r.build(fates(choice, &mut rng), &Log::discarding());
             let names = crashed.names();
             let before_luns = lun_dirs(&names, "luns");
             let before_orphans = lun_dirs(&names, "orphans");
