@@ -28,7 +28,7 @@
 /** ABI major version of this header: a program needs a library with the same major. */
 #define UMBRA_ABI_MAJOR 1
 /** ABI minor version of this header: a program needs a library with at least this minor. */
-#define UMBRA_ABI_MINOR 4
+#define UMBRA_ABI_MINOR 5
 /** The value umbra_abi_version() returns for a library matching this header exactly. */
 #define UMBRA_ABI_VERSION ((uint32_t)((UMBRA_ABI_MAJOR << 16) | UMBRA_ABI_MINOR))
 
@@ -64,6 +64,18 @@
  * rescan. Subject: the LUN name.
  */
 #define UMBRA_EVENT_MASK_CHANGED 111
+
+/**
+ * A key of a LUN's metadata was set or removed; the JSON has `"key"` and `"value"` (`null`:
+ * removed). Subject: the LUN name. (ABI 1.5)
+ */
+#define UMBRA_EVENT_LUN_METADATA 112
+
+/**
+ * A key of the pool's metadata was set or removed; the JSON has `"key"` and `"value"` (`null`:
+ * removed). Subject: empty (no LUN). (ABI 1.5)
+ */
+#define UMBRA_EVENT_POOL_METADATA 151
 
 /**
  * The volume deleted a snapshot on its own to make room in a full diff area. Subject: the
@@ -166,6 +178,11 @@
 #define UMBRA_EXTENTS_END UINT64_MAX
 
 /**
+ * The smallest buffer `umbra_array_create_snapshot_set` takes for the set's name, NUL included.
+ */
+#define UMBRA_SET_NAME_MAX 32
+
+/**
  * The embedded array, in memory or over a pool directory. Created by `umbra_array_open`, freed
  * by `umbra_array_free`. Safe to share across threads.
  */
@@ -176,6 +193,12 @@ typedef struct umbra_array umbra_array;
  * `umbra_async_free`.
  */
 typedef struct umbra_async umbra_async;
+
+/**
+ * LUNs frozen by `umbra_array_freeze_luns`: their writes are held until `umbra_frozen_luns_thaw` (which frees
+ * the guard), or until the freeze's deadline passes.
+ */
+typedef struct umbra_frozen_luns umbra_frozen_luns;
 
 /**
  * An open LUN as one initiator sees it at one host LUN number. Created by
@@ -290,6 +313,49 @@ typedef struct {
      */
     uint64_t length;
 } umbra_extent;
+
+/**
+ * I/O statistics of a LUN (`umbra_lun_get_stats`): the writes that reached each device of its
+ * volume since the array opened it (or a split gave it a volume of its own).
+ */
+typedef struct {
+    /**
+     * The LUN's size in bytes.
+     */
+    uint64_t size_bytes;
+    /**
+     * Engine snapshots held on the LUN's volume (those its snapshot and shadow LUNs stand on).
+     */
+    uint64_t snapshots;
+    /**
+     * Diff-area blocks holding data preserved for them.
+     */
+    uint64_t diff_blocks_in_use;
+    /**
+     * Bytes written to the LUN's data.
+     */
+    uint64_t origin_write_bytes;
+    /**
+     * Write operations on the LUN's data (a discard counts as one, not as bytes).
+     */
+    uint64_t origin_writes;
+    /**
+     * Bytes written to the diff area (blocks preserved for snapshots).
+     */
+    uint64_t diff_write_bytes;
+    /**
+     * Write operations on the diff area.
+     */
+    uint64_t diff_writes;
+    /**
+     * Bytes written to the metadata journal (0 in memory).
+     */
+    uint64_t journal_write_bytes;
+    /**
+     * Write operations on the metadata journal.
+     */
+    uint64_t journal_writes;
+} umbra_lun_stats;
 
 /**
  * Success.
@@ -430,7 +496,7 @@ extern "C" {
 uint32_t umbra_abi_version(void);
 
 /**
- * The library's version as a static NUL-terminated string, e.g. `"1.4.0"`: the ABI version
+ * The library's version as a static NUL-terminated string, e.g. `"1.5.0"`: the ABI version
  * `major.minor` and a patch number. Never NULL; the caller must not free it.
  */
 const char *umbra_version_string(void);
@@ -1589,6 +1655,183 @@ umbra_status umbra_lun_get_changed_extents(const umbra_array *array,
                                            size_t cap,
                                            size_t *out_count,
                                            uint64_t *out_next_cursor);
+
+/**
+ * Freezes the `count` LUNs `names` (flush-and-hold: writes in flight drain and are durable, new
+ * writes are held) until `umbra_frozen_luns_thaw`, or until `timeout_ms` from now passes (then held
+ * writes are released and the thaw reports it). All or none: an unknown LUN is
+ * `UMBRA_E_NOT_FOUND`, a LUN frozen already or named twice `UMBRA_E_BAD_STATE`, writes that do not
+ * drain in time `UMBRA_E_TIMEOUT`, and nothing stays frozen. Reads are never held; a change of
+ * access (a mask, a swap) does not wait for the thaw. Writes the guard to `*out_frozen`.
+ *
+ * # Safety
+ * `array` is NULL or a live handle; `names` is NULL or points to `count` pointers, each NULL or
+ * NUL-terminated; `out_frozen` is NULL or writable.
+ */
+umbra_status umbra_array_freeze_luns(umbra_array *array,
+                                     const char *const *names,
+                                     size_t count,
+                                     uint64_t timeout_ms,
+                                     umbra_frozen_luns **out_frozen);
+
+/**
+ * Thaws the LUNs `frozen` froze (their held writes go on) and frees `frozen`, in every case.
+ * `*out_expired` (if not NULL) is set to whether the freeze's deadline had passed first (the
+ * writes were released then). A LUN that fails to thaw is reported after every other is thawed.
+ *
+ * # Safety
+ * `frozen` is NULL or a guard from `umbra_array_freeze_luns`, not used again afterwards;
+ * `out_expired` is NULL or writable.
+ */
+umbra_status umbra_frozen_luns_thaw(umbra_frozen_luns *frozen, bool *out_expired);
+
+/**
+ * Snapshots `count` LUNs at one instant, in one transaction: `sources[i]` as new shadow LUN
+ * `names[i]`, each masked to no one and read-only until `umbra_lun_break_shadow`, with the
+ * metadata `metadata_json` holds (NULL, or a JSON object of string values) plus the key
+ * `umbra:snapshot-set` naming the set. The set's name (`set-<n>`) is written to `set_buf`, which
+ * must hold `UMBRA_SET_NAME_MAX` bytes (else `UMBRA_E_INVALID_ARGUMENT`, nothing done). All or
+ * none, crash-atomic.
+ *
+ * # Safety
+ * `array` is NULL or a live handle; `sources` and `names` are NULL or point to `count` pointers,
+ * each NULL or NUL-terminated; `metadata_json` is NULL or NUL-terminated; `set_buf` is NULL or
+ * `set_len` writable bytes.
+ */
+umbra_status umbra_array_create_snapshot_set(umbra_array *array,
+                                             const char *const *sources,
+                                             const char *const *names,
+                                             size_t count,
+                                             const char *metadata_json,
+                                             char *set_buf,
+                                             size_t set_len);
+
+/**
+ * Makes shadow LUN `name` an ordinary read-write LUN, out of its snapshot set (deleting the set
+ * no longer deletes it; it can be swapped). Not an unbroken shadow LUN: `UMBRA_E_BAD_STATE`.
+ *
+ * # Safety
+ * `array` is NULL or a live handle; `name` is NULL or NUL-terminated.
+ */
+umbra_status umbra_lun_break_shadow(umbra_array *array, const char *name);
+
+/**
+ * Deletes snapshot set `set`: its unbroken shadow LUNs, all in one record (all or none,
+ * crash-atomic). Broken or swapped-in LUNs stay. An unknown set is `UMBRA_E_NOT_FOUND`; a shadow
+ * LUN with a snapshot LUN of its own refuses the whole delete (`UMBRA_E_BAD_STATE`).
+ *
+ * # Safety
+ * `array` is NULL or a live handle; `set` is NULL or NUL-terminated.
+ */
+umbra_status umbra_array_delete_snapshot_set(umbra_array *array, const char *set);
+
+/**
+ * Copies the names of snapshot set `set`'s unbroken shadow LUNs, sorted and `;`-joined (`""` for
+ * an unknown set), into `buf`. String output convention as `umbra_lun_get_mask`.
+ *
+ * # Safety
+ * `array` is NULL or a live handle; `set` is NULL or NUL-terminated; `buf` is NULL or `len`
+ * writable bytes; `out_len` is NULL or writable.
+ */
+umbra_status umbra_array_get_snapshot_set_luns(const umbra_array *array,
+                                               const char *set,
+                                               char *buf,
+                                               size_t len,
+                                               size_t *out_len);
+
+/**
+ * Copies the value of key `key` of LUN `name`'s metadata into `buf` (string output convention
+ * as `umbra_lun_get_mask`). A key not set is `UMBRA_E_NOT_FOUND`.
+ *
+ * # Safety
+ * `array` is NULL or a live handle; `name` and `key` are NULL or NUL-terminated; `buf` is NULL or
+ * `len` writable bytes; `out_len` is NULL or writable.
+ */
+umbra_status umbra_lun_get_metadata(const umbra_array *array,
+                                    const char *name,
+                                    const char *key,
+                                    char *buf,
+                                    size_t len,
+                                    size_t *out_len);
+
+/**
+ * Sets key `key` of LUN `name`'s metadata to `value`, or removes it (`value` NULL), durably,
+ * announced as `UMBRA_EVENT_LUN_METADATA`. Keys are 1 to 128 letters, digits, `.`, `_`, `-`, `:`
+ * or `/`; values at most 4 KiB; at most 64 keys: out of these limits is
+ * `UMBRA_E_INVALID_ARGUMENT`, nothing changed.
+ *
+ * # Safety
+ * `array` is NULL or a live handle; `name` and `key` are NULL or NUL-terminated; `value` is NULL
+ * or NUL-terminated.
+ */
+umbra_status umbra_lun_set_metadata(umbra_array *array,
+                                    const char *name,
+                                    const char *key,
+                                    const char *value);
+
+/**
+ * Copies LUN `name`'s metadata into `buf` as one JSON object of string values, keys sorted
+ * (`{}` for none). String output convention as `umbra_lun_get_mask`.
+ *
+ * # Safety
+ * `array` is NULL or a live handle; `name` is NULL or NUL-terminated; `buf` is NULL or `len`
+ * writable bytes; `out_len` is NULL or writable.
+ */
+umbra_status umbra_lun_list_metadata(const umbra_array *array,
+                                     const char *name,
+                                     char *buf,
+                                     size_t len,
+                                     size_t *out_len);
+
+/**
+ * Copies the value of key `key` of the pool's metadata into `buf` (string output convention as
+ * `umbra_lun_get_mask`). A key not set is `UMBRA_E_NOT_FOUND`.
+ *
+ * # Safety
+ * `array` is NULL or a live handle; `key` is NULL or NUL-terminated; `buf` is NULL or `len`
+ * writable bytes; `out_len` is NULL or writable.
+ */
+umbra_status umbra_array_get_metadata(const umbra_array *array,
+                                      const char *key,
+                                      char *buf,
+                                      size_t len,
+                                      size_t *out_len);
+
+/**
+ * Sets key `key` of the pool's metadata to `value`, or removes it (`value` NULL), durably,
+ * announced as `UMBRA_EVENT_POOL_METADATA`. Keys as for `umbra_lun_set_metadata`; values at most
+ * 64 KiB; at most 1,024 keys (else `UMBRA_E_INVALID_ARGUMENT`, nothing changed).
+ *
+ * # Safety
+ * `array` is NULL or a live handle; `key` is NULL or NUL-terminated; `value` is NULL or
+ * NUL-terminated.
+ */
+umbra_status umbra_array_set_metadata(umbra_array *array, const char *key, const char *value);
+
+/**
+ * Copies the pool's metadata into `buf` as one JSON object of string values, keys sorted (`{}`
+ * for none). String output convention as `umbra_lun_get_mask`.
+ *
+ * # Safety
+ * `array` is NULL or a live handle; `buf` is NULL or `len` writable bytes; `out_len` is NULL or
+ * writable.
+ */
+umbra_status umbra_array_list_metadata(const umbra_array *array,
+                                       char *buf,
+                                       size_t len,
+                                       size_t *out_len);
+
+/**
+ * Writes LUN `name`'s I/O statistics to `*out_stats`: what a caller shows to prove that a swap
+ * or a break moved no data, and that a resync of N blocks wrote N blocks.
+ *
+ * # Safety
+ * `array` is NULL or a live handle; `name` is NULL or NUL-terminated; `out_stats` is NULL or
+ * writable.
+ */
+umbra_status umbra_lun_get_stats(const umbra_array *array,
+                                 const char *name,
+                                 umbra_lun_stats *out_stats);
 
 /**
  * Waits until the operation finishes and returns its result: `UMBRA_OK` or the status it failed

@@ -1,11 +1,11 @@
 //! LUN I/O through the array, as a target daemon does it.
 //!
 //! - `read_4k/{bare_volume,handle,by_name}/{1,2}t`: random 4 KiB reads of a 64 MiB in-memory LUN,
-//!   on the bare cow-engine volume behind it (the baseline), through a `LunHandle` (one per
+//!   on a bare cow-engine volume of the same configuration and contents (the baseline), through a `LunHandle` (one per
 //!   thread: the per-I/O access check and fence admission), and by LUN name and initiator
 //!   (`Array::read_at`: today's by-name call). The handle's cost is `handle - bare_volume`.
 //! - `pool_4k/{bare_volume,handle,by_name}_{read,write}`: the same on a LUN of a pool directory
-//!   (page cache; writes not flushed), one thread.
+//!   and a bare file volume beside it (page cache; writes not flushed), one thread.
 //! - `mask_change/{idle,16_writers}`: `Array::set_mask` on an in-memory LUN that changes a
 //!   read-only host's access (the writers keep theirs), with no I/O running, and with 16 threads
 //!   writing 4 KiB through handles in a loop: the change waits for the writes admitted under the
@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use common::{bench_dir, pattern, random_blocks, run_threads, share};
+use cow_engine::{Volume, VolumeConfig};
 use criterion::Criterion;
 use vds_core::{Array, InitiatorId, LunHandle, MaskSpec};
 
@@ -38,18 +39,34 @@ fn id(s: &str) -> InitiatorId {
 fn lun(a: &Array, lun: &str) -> u32 {
     a.create_lun(lun, SIZE, &MaskSpec::parse(&format!("{W};{R}=ro")).unwrap())
         .unwrap();
-    let vol = a.volume(lun).unwrap();
+    let number = a.access(lun, &id(W)).unwrap().unwrap().number;
+    let h = a.open_lun(&id(W), number).unwrap();
+    let data = pattern(7);
+    for b in 0..BLOCKS {
+        h.write_at(&data, b * BS).unwrap();
+    }
+    number
+}
+
+/// A bare volume as the array makes a LUN's (`dir`: a file volume there, else in memory),
+/// filled as [`lun`] fills a LUN: the baseline.
+fn bare(dir: Option<&std::path::Path>) -> Volume {
+    let config = VolumeConfig::with_block_size(BS as u32);
+    let vol = match dir {
+        Some(d) => Volume::create(d, SIZE, config).unwrap(),
+        None => Volume::create_mem(SIZE, config).unwrap(),
+    };
     let data = pattern(7);
     for b in 0..BLOCKS {
         vol.write_at(&data, b * BS).unwrap();
     }
-    a.access(lun, &id(W)).unwrap().unwrap().number
+    vol
 }
 
 fn reads(c: &mut Criterion) {
     let a = Array::in_memory();
     let number = lun(&a, "mem");
-    let vol = a.volume("mem").unwrap();
+    let vol = bare(None);
     let handles: Vec<LunHandle> = (0..2)
         .map(|_| a.open_lun(&id(W), number).unwrap())
         .collect();
@@ -93,7 +110,7 @@ fn pool(c: &mut Criterion) {
     let dir = tempfile::tempdir_in(bench_dir()).unwrap();
     let a = Array::open(dir.path().join("pool")).unwrap();
     let number = lun(&a, "disk");
-    let vol = a.volume("disk").unwrap();
+    let vol = bare(Some(&dir.path().join("bare")));
     let h = a.open_lun(&id(W), number).unwrap();
     let order = random_blocks(1 << 16, BLOCKS, 4);
     let w = id(W);

@@ -1910,3 +1910,61 @@ fn deleting_snapshots_gives_the_diff_space_back_to_the_file_system() {
     assert!(all(&vol) == whole(9));
     assert!(allocated(&diff) <= 64 * 1024);
 }
+
+/// The write counters: host writes reach the origin byte for byte, a first write to a block a
+/// snapshot shares preserves it in the diff area once, a persistent snapshot is journaled, a
+/// revert of N blocks writes N blocks, and taking or deleting a snapshot writes no data.
+#[test]
+fn write_counters_count_what_reaches_each_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let vol = Volume::create(dir.path().join("v"), 64 * BS, VolumeConfig::default()).unwrap();
+    let s0 = vol.stats();
+    assert_eq!((s0.origin_write_bytes, s0.origin_writes), (0, 0));
+    assert_eq!((s0.diff_write_bytes, s0.diff_writes), (0, 0));
+    // Three blocks in one write, one block in another.
+    vol.write_at(&vec![1u8; 3 * BS as usize], 0).unwrap();
+    fill(&vol, 10, 1);
+    let s1 = vol.stats();
+    assert_eq!((s1.origin_write_bytes, s1.origin_writes), (4 * BS, 2));
+    assert_eq!(s1.diff_write_bytes, 0, "no snapshot: nothing preserved");
+    let snap = vol
+        .create_snapshot(SnapshotOptions {
+            persistent: true,
+            ..Default::default()
+        })
+        .unwrap();
+    let s2 = vol.stats();
+    assert_eq!(
+        s2.origin_write_bytes, s1.origin_write_bytes,
+        "a snapshot moves no data"
+    );
+    assert_eq!(s2.diff_write_bytes, 0, "a snapshot moves no data");
+    assert!(
+        s2.journal_writes > s1.journal_writes,
+        "a persistent snapshot is journaled"
+    );
+    // Two blocks the snapshot shares, each written twice: preserved once each.
+    for _ in 0..2 {
+        fill(&vol, 0, 2);
+        fill(&vol, 1, 2);
+    }
+    vol.flush().unwrap();
+    let s3 = vol.stats();
+    assert_eq!(
+        s3.diff_write_bytes,
+        2 * BS,
+        "each shared block preserved once"
+    );
+    // Writes waiting for their preservation to be durable merge in memory: at least each block
+    // once, at most each write.
+    let d = s3.origin_write_bytes - s2.origin_write_bytes;
+    assert!((2 * BS..=4 * BS).contains(&d), "{d}");
+    // A revert of the two changed blocks writes exactly them back.
+    vol.revert(snap, &Progress::new()).unwrap();
+    let s4 = vol.stats();
+    assert_eq!(s4.origin_write_bytes - s3.origin_write_bytes, 2 * BS);
+    assert_eq!(block_of(&vol, 0), vec![1u8; BS as usize]);
+    vol.delete_snapshot(snap).unwrap();
+    assert_eq!(vol.stats().origin_write_bytes, s4.origin_write_bytes);
+    assert_eq!(vol.stats().diff_write_bytes, s4.diff_write_bytes);
+}

@@ -40,6 +40,12 @@ pub const UMBRA_EVENT_LUN_MODIFY: u32 = 110;
 /// Who sees a LUN changed; hosts in `gained`, `lost` and `modified` (access or LUN number) should
 /// rescan. Subject: the LUN name.
 pub const UMBRA_EVENT_MASK_CHANGED: u32 = 111;
+/// A key of a LUN's metadata was set or removed; the JSON has `"key"` and `"value"` (`null`:
+/// removed). Subject: the LUN name. (ABI 1.5)
+pub const UMBRA_EVENT_LUN_METADATA: u32 = 112;
+/// A key of the pool's metadata was set or removed; the JSON has `"key"` and `"value"` (`null`:
+/// removed). Subject: empty (no LUN). (ABI 1.5)
+pub const UMBRA_EVENT_POOL_METADATA: u32 = 151;
 /// The volume deleted a snapshot on its own to make room in a full diff area. Subject: the
 /// snapshot id in decimal.
 pub const UMBRA_EVENT_SNAPSHOT_DELETED: u32 = 201;
@@ -94,6 +100,8 @@ impl EventMsg {
             N::LunDepart { .. } => UMBRA_EVENT_LUN_DEPART,
             N::LunModify { .. } => UMBRA_EVENT_LUN_MODIFY,
             N::MaskChanged { .. } => UMBRA_EVENT_MASK_CHANGED,
+            N::LunMetadataChanged { .. } => UMBRA_EVENT_LUN_METADATA,
+            N::PoolMetadataChanged { .. } => UMBRA_EVENT_POOL_METADATA,
         };
         EventMsg::new(kind, n.lun(), n)
     }

@@ -52,6 +52,8 @@ mod volume;
 mod array;
 
 mod lun_handle;
+/// What the shadow-copy protocol needs from the array: freeze, snapshot sets, metadata, statistics.
+mod protocol;
 
 mod async_op;
 
@@ -61,6 +63,7 @@ pub use array::*;
 pub use async_op::*;
 pub use events::*;
 pub use lun_handle::*;
+pub use protocol::*;
 pub use status::*;
 pub use volume::*;
 
@@ -76,8 +79,12 @@ pub(crate) const ABI_MAJOR: u32 = 1;
 /// handles (`umbra_lun_handle_*`: I/O by initiator and host LUN number, flush, FUA, discard,
 /// write-zeroes, allocation), `umbra_lun_import_async`, `umbra_lun_export_async`,
 /// `umbra_lun_get_changed_extents`; masking changes fence the I/O admitted under the old access;
-/// `umbra_array_open_existing` and `UMBRA_E_NOT_A_POOL` (strict pool opens).
-pub(crate) const ABI_MINOR: u32 = 4;
+/// `umbra_array_open_existing` and `UMBRA_E_NOT_A_POOL` (strict pool opens). 5: what the
+/// shadow-copy protocol needs (`umbra_array_freeze_luns`, `umbra_frozen_luns_thaw`,
+/// `umbra_array_{create,delete}_snapshot_set`, `umbra_array_get_snapshot_set_luns`,
+/// `umbra_lun_break_shadow`, `umbra_{lun,array}_{get,set,list}_metadata`, `umbra_lun_get_stats`),
+/// `UMBRA_EVENT_LUN_METADATA`, `UMBRA_EVENT_POOL_METADATA`.
+pub(crate) const ABI_MINOR: u32 = 5;
 
 /// The ABI version of the loaded library: `(major << 16) | minor`.
 ///
@@ -90,7 +97,7 @@ pub extern "C" fn umbra_abi_version() -> u32 {
     })
 }
 
-/// The library's version as a static NUL-terminated string, e.g. `"1.4.0"`: the ABI version
+/// The library's version as a static NUL-terminated string, e.g. `"1.5.0"`: the ABI version
 /// `major.minor` and a patch number. Never NULL; the caller must not free it.
 #[no_mangle]
 pub extern "C" fn umbra_version_string() -> *const c_char {

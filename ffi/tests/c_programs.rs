@@ -356,6 +356,11 @@ fn c_lun_handles_and_fenced_mask_changes() {
 }
 
 #[test]
+fn c_freeze_snapshot_sets_metadata_and_stats() {
+    run_program("protocol", "protocol.c", Lang::C, Link::Shared, false);
+}
+
+#[test]
 fn c_deprecated_aliases_still_work() {
     run_program("aliases", "aliases.c", Lang::C, Link::Shared, true);
 }

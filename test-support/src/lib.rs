@@ -5,8 +5,8 @@
 //!   (`fuzz/`) and replayed over the corpora by `cow-engine/tests/fuzz_corpus.rs`.
 //! - [`vds_fuzz`]: the checks of the vds-core fuzz targets (initiator ids, unmasking lists,
 //!   scripts), run by cargo-fuzz and replayed by `vds-core/tests/fuzz_corpus.rs`.
-//! - [`vss_fuzz`]: the checks of the vss-core fuzz target (both documents from arbitrary bytes),
-//!   run by cargo-fuzz and replayed by `vss-core/tests/fuzz_corpus.rs`.
+//! - [`vss_fuzz`]: the checks of the vss-core fuzz targets (both documents from arbitrary bytes;
+//!   DiskShadow-style scripts), run by cargo-fuzz and replayed by `vss-core/tests/fuzz_corpus.rs`.
 //! - [`crash_sim`]: the engine crash harness's simulated device, which records every write and
 //!   flush so a test can build the disk image of a crash at any point
 //!   (`cow-engine/tests/crash.rs`), and its simulated directory tree (`SimDir`, a

@@ -43,11 +43,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("LUN ad-db is visible to the domain controller only, at LUN 3");
 
     println!("\n== back up: freeze writes, snapshot the LUN, thaw");
-    let volume = array.volume("ad-db")?;
-    volume.freeze(Duration::from_secs(10))?;
+    let frozen = array.freeze_luns(&["ad-db"], Duration::from_secs(10))?;
     array.snapshot_lun("ad-db", "ad-db-backup")?;
-    println!("thaw: {:?}", volume.thaw()?);
-    drop(volume);
+    println!("thaw: {:?}", frozen.thaw()?);
     println!(
         "snapshot LUN ad-db-backup is masked to: {:?} (the server never sees it)",
         array.get_mask("ad-db-backup")?

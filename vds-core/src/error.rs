@@ -89,6 +89,31 @@ impl ErrorKind {
         }
     }
 
+    /// The kind's stable snake_case name, as JSON output spells it (the script's results, the
+    /// `umbra` command's errors): `"invalid_argument"`, `"not_a_pool"`, ... (exhaustive: a new
+    /// kind must be named here).
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidArgument => "invalid_argument",
+            ErrorKind::InvalidInitiator => "invalid_initiator",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::AlreadyExists => "already_exists",
+            ErrorKind::AccessDenied => "access_denied",
+            ErrorKind::Busy => "busy",
+            ErrorKind::BadState => "bad_state",
+            ErrorKind::OutOfRange => "out_of_range",
+            ErrorKind::NoSpace => "no_space",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Cancelled => "cancelled",
+            ErrorKind::Corrupt => "corrupt",
+            ErrorKind::UnsupportedVersion => "unsupported_version",
+            ErrorKind::Unsupported => "unsupported",
+            ErrorKind::Io => "io",
+            ErrorKind::Internal => "internal",
+            ErrorKind::NotAPool => "not_a_pool",
+        }
+    }
+
     /// Every kind, in declaration order.
     pub const ALL: [ErrorKind; 17] = [
         ErrorKind::InvalidArgument,

@@ -35,12 +35,16 @@ pub mod mask;
 pub mod model;
 pub mod script;
 
-pub use array::{Array, ArrayOptions, AsyncHandle, FrozenLuns, LunHandle, ThawOutcome};
+pub use array::{
+    Array, ArrayOptions, AsyncHandle, EngineShadow, EngineShadowSet, FrozenLuns, LunHandle,
+    ThawOutcome,
+};
 pub use cow_engine::events::{Delivery, Subscription};
+pub use cow_engine::SnapshotId;
 pub use error::{Error, ErrorKind, Result};
 pub use initiator::InitiatorId;
 pub use mask::{Access, Grant, LunHosts, LunId, MaskDelta, MaskSpec, MaskTable, Principal};
 pub use model::{
-    ControllerInfo, Health, LunInfo, LunStatus, LunType, Notification, ObjectStatus, PortInfo,
-    ProviderInfo, SubsystemInfo, TransitionState,
+    ControllerInfo, Health, LunInfo, LunStats, LunStatus, LunType, Notification, ObjectStatus,
+    PortInfo, ProviderInfo, SubsystemInfo, TransitionState,
 };

@@ -101,6 +101,15 @@ pub struct LunInfo {
     pub source: Option<String>,
 }
 
+/// A LUN's I/O statistics ([`crate::Array::lun_stats`]): its volume's figures as the engine keeps
+/// them ([`cow_engine::VolumeStats`]), among them the bytes and write operations that reached its
+/// data (`origin_*`), its diff area (`diff_*`) and its journal (`journal_*`) since the array
+/// opened it (or a split gave it a volume of its own). What a caller shows to prove that a swap
+/// or a break moved no data, and that a resync of N blocks wrote N blocks. `snapshots` counts
+/// every engine snapshot on the LUN's volume (those its snapshot LUNs, shadow LUNs and engine
+/// shadows stand on).
+pub type LunStats = cow_engine::VolumeStats;
+
 /// A change the array announces after it is applied and persisted.
 ///
 /// Serialises (serde) to one JSON object whose `"event"` names the variant in snake_case and
@@ -144,25 +153,49 @@ pub enum Notification {
         /// Every host sees it now.
         all_after: bool,
     },
+    /// A key of a LUN's metadata was set or removed ([`crate::Array::set_lun_metadata`]).
+    LunMetadataChanged {
+        /// The LUN.
+        #[serde(rename = "lun")]
+        name: String,
+        /// The key.
+        key: String,
+        /// Its value now (none: removed).
+        value: Option<String>,
+    },
+    /// A key of the pool's metadata was set or removed ([`crate::Array::set_pool_metadata`]);
+    /// about no LUN (its `"lun"` is empty).
+    PoolMetadataChanged {
+        /// The key.
+        key: String,
+        /// Its value now (none: removed).
+        value: Option<String>,
+    },
 }
 
 impl Notification {
-    /// The LUN the notification is about.
+    /// The LUN the notification is about (empty for a change of the pool's metadata).
     pub fn lun(&self) -> &str {
         match self {
             Notification::LunArrive { name }
             | Notification::LunDepart { name }
             | Notification::LunModify { name }
-            | Notification::MaskChanged { name, .. } => name,
+            | Notification::MaskChanged { name, .. }
+            | Notification::LunMetadataChanged { name, .. } => name,
+            Notification::PoolMetadataChanged { .. } => "",
         }
     }
 
-    /// The VDS notification code (`VDS_NF_*`); mask changes report LUN modify.
+    /// The VDS notification code (`VDS_NF_*`); mask and LUN metadata changes report LUN modify,
+    /// a pool metadata change subsystem modify (151).
     pub fn vds_code(&self) -> u32 {
         match self {
             Notification::LunArrive { .. } => 108,
             Notification::LunDepart { .. } => 109,
-            Notification::LunModify { .. } | Notification::MaskChanged { .. } => 110,
+            Notification::LunModify { .. }
+            | Notification::MaskChanged { .. }
+            | Notification::LunMetadataChanged { .. } => 110,
+            Notification::PoolMetadataChanged { .. } => 151,
         }
     }
 }

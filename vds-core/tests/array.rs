@@ -174,11 +174,11 @@ fn deleting_a_snapshot_lun_deletes_the_snapshot_it_stood_on() {
     a.write_at("db", &id(H1), b"version 1", 0).unwrap();
     a.snapshot_lun("db", "db-snap").unwrap();
     a.write_at("db", &id(H1), b"version 2", 0).unwrap();
-    let snaps = a.volume("db").unwrap().snapshots();
+    let snaps = a.lun_engine_snapshots("db").unwrap();
     assert!(snaps.len() == 1 && snaps[0].pinned, "{snaps:?}");
     a.delete_lun("db-snap").unwrap();
-    assert_eq!(a.volume("db").unwrap().snapshots(), []);
-    assert_eq!(a.volume("db").unwrap().stats().diff_blocks_in_use, 0);
+    assert_eq!(a.lun_engine_snapshots("db").unwrap(), []);
+    assert_eq!(a.lun_stats("db").unwrap().diff_blocks_in_use, 0);
     a.delete_lun("db").unwrap();
 }
 
@@ -750,21 +750,26 @@ fn a_volume_handed_out_fails_its_io_once_its_lun_is_deleted() {
         a.create_lun("src", MB, &mask(H1)).unwrap();
         a.write_at("src", &id(H1), b"before", 0).unwrap();
         a.snapshot_lun("src", "snap").unwrap();
-        let (src, snap) = (a.volume("src").unwrap(), a.volume("snap").unwrap());
-        assert_eq!(src.snapshots().len(), 1);
+        a.set_mask("snap", &mask(H1)).unwrap();
+        let handle = |n: &str| {
+            let number = a.access(n, &id(H1)).unwrap().unwrap().number;
+            a.open_lun(&id(H1), number).unwrap()
+        };
+        let (src, snap) = (handle("src"), handle("snap"));
+        assert_eq!(a.lun_stats("src").unwrap().snapshots, 1);
         a.delete_lun("snap").unwrap();
         assert_eq!(
-            src.snapshots().len(),
+            a.lun_stats("src").unwrap().snapshots,
             0,
             "the source snapshot goes with the LUN"
         );
         a.delete_lun("src").unwrap();
-        for (name, vol) in [("snap", &snap), ("src", &src)] {
-            let e = vol.write_at(b"after", 0).unwrap_err();
-            assert_eq!(e.kind(), cow_engine::ErrorKind::BadState, "{name}: {e}");
-            assert!(e.to_string().contains("volume destroyed"), "{name}: {e}");
-            let e = vol.read_at(&mut [0; 5], 0).unwrap_err();
-            assert_eq!(e.kind(), cow_engine::ErrorKind::BadState, "{name}: {e}");
+        for (name, h) in [("snap", &snap), ("src", &src)] {
+            let e = h.write_at(b"after", 0).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::AccessDenied, "{name}: {e}");
+            assert!(e.to_string().contains("was deleted"), "{name}: {e}");
+            let e = h.read_at(&mut [0; 5], 0).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::AccessDenied, "{name}: {e}");
         }
         assert!(a.luns().is_empty());
     }

@@ -163,7 +163,7 @@ fn nothing_lands_on_the_damaged_lun_after_the_swap_returns() {
             || a.swap_lun(damaged, replacement).unwrap(),
             || {
                 let mut b = vec![0u8; CHUNK];
-                a.volume(damaged).unwrap().read_at(&mut b, 0).unwrap();
+                a.admin_read_at(damaged, &mut b, 0).unwrap();
                 b
             },
         );
@@ -183,17 +183,19 @@ fn a_write_held_by_a_freeze_does_not_hold_up_a_mask_change_and_is_refused_on_rel
     let number = a.access("data", &id(W1)).unwrap().unwrap().number;
     let h = a.open_lun(&id(W1), number).unwrap();
     h.write_at(b"before", 0).unwrap();
-    let vol = a.volume("data").unwrap();
     // Were the held write counted, set_mask would wait for it until this deadline released it;
     // the freeze would then be over when set_mask returns.
-    vol.freeze(Duration::from_secs(120)).unwrap();
+    let frozen = a.freeze_luns(&["data"], Duration::from_secs(120)).unwrap();
     let writer = std::thread::spawn(move || h.write_at(b"frozen", 0));
-    while vol.held_writes() == 0 {
+    while frozen.held_writes() == 0 {
         std::thread::yield_now();
     }
     a.set_mask("data", &mask(&format!("{R1}=ro"))).unwrap();
-    assert!(vol.is_frozen(), "set_mask waited for the freeze to end");
-    assert_eq!(vol.thaw().unwrap(), cow_engine::ThawOutcome::Thawed);
+    assert!(
+        a.is_lun_frozen("data").unwrap(),
+        "set_mask waited for the freeze to end"
+    );
+    assert_eq!(frozen.thaw().unwrap(), vds_core::ThawOutcome::Thawed);
     assert_eq!(
         writer.join().unwrap().unwrap_err().kind(),
         ErrorKind::AccessDenied
@@ -280,9 +282,9 @@ fn after_a_swap_the_old_handle_is_refused_and_the_same_number_reaches_the_replac
     let new = a.open_lun(&id(W1), 3).unwrap();
     new.write_at(b"new", 0).unwrap();
     let mut b = [0u8; 3];
-    a.volume("backup").unwrap().read_at(&mut b, 0).unwrap();
+    a.admin_read_at("backup", &mut b, 0).unwrap();
     assert_eq!(&b, b"new");
-    a.volume("damaged").unwrap().read_at(&mut b, 0).unwrap();
+    a.admin_read_at("damaged", &mut b, 0).unwrap();
     assert_eq!(&b, b"old");
 }
 
@@ -303,7 +305,7 @@ fn discard_and_write_zeroes_read_as_zeros_and_snapshot_luns_keep_their_data() {
     want[..4096].fill(0);
     want[2 * 4096 + 100..2 * 4096 + 300].fill(0);
     assert!(got == want, "the source does not read as discarded");
-    a.volume("snap").unwrap().read_at(&mut got, 4096).unwrap();
+    a.admin_read_at("snap", &mut got, 4096).unwrap();
     assert!(
         got == data,
         "the snapshot LUN lost data to a discard of its source"
@@ -338,11 +340,10 @@ fn flush_needs_read_access_and_fua_write_access() {
         assert_eq!(w.flush().unwrap_err().kind(), ErrorKind::AccessDenied);
     }
     let a = Array::open(&pool).unwrap();
-    let v = a.volume("data").unwrap();
     let mut b = [0u8; 7];
-    v.read_at(&mut b, 0).unwrap();
+    a.admin_read_at("data", &mut b, 0).unwrap();
     assert_eq!(&b, b"flushed");
-    v.read_at(&mut b[..3], 4096).unwrap();
+    a.admin_read_at("data", &mut b[..3], 4096).unwrap();
     assert_eq!(&b[..3], b"fua");
 }
 
@@ -448,8 +449,7 @@ fn changed_extents_page_through_what_changed_blocks_lists() {
     const BS: u64 = 4096;
     let a = Array::in_memory();
     // 8 GiB: more than one window of the maps (2^20 blocks).
-    a.create_lun("src", 8 << 30, &MaskSpec::None).unwrap();
-    let vol = a.volume("src").unwrap();
+    a.create_lun("src", 8 << 30, &mask(W1)).unwrap();
     a.snapshot_lun("src", "s1").unwrap();
     let mut rng = 0x2545_f491_4f6c_dd1du64;
     let mut written = Vec::new();
@@ -465,11 +465,13 @@ fn changed_extents_page_through_what_changed_blocks_lists() {
         };
         for k in 0..(rng >> 60) % 4 + 1 {
             written.push(b + k);
-            vol.write_at(&[1; 7], (b + k) * BS + 9).unwrap();
+            a.write_at("src", &id(W1), &[1; 7], (b + k) * BS + 9)
+                .unwrap();
         }
     }
     a.snapshot_lun("src", "s2").unwrap();
-    a.volume("s2").unwrap().write_at(&[2; 3], 77 * BS).unwrap();
+    a.set_mask("s2", &mask(W1)).unwrap();
+    a.write_at("s2", &id(W1), &[2; 3], 77 * BS).unwrap();
     for (from, to) in [("s1", "s2"), ("s2", "s1"), ("s1", "src")] {
         let want = extents_of(&a.changed_blocks(from, to).unwrap(), BS);
         for max in [1usize, 3, 64, 10_000] {
@@ -521,17 +523,20 @@ fn import_and_export_copy_only_data_and_keep_holes() {
     op.wait().unwrap();
     let info = a.lun("imported").unwrap();
     assert_eq!((info.size, info.mask.as_str()), ((256 << 20) + BS, ""));
-    let vol = a.volume("imported").unwrap();
     for (at, d) in &parts {
         let mut b = vec![0; d.len()];
-        vol.read_at(&mut b, *at).unwrap();
+        a.admin_read_at("imported", &mut b, *at).unwrap();
         assert!(b == *d, "data at {at}");
     }
-    let allocated: u64 = vol
-        .allocated(0, info.size)
+    a.set_mask("imported", &mask(W1)).unwrap();
+    let number = a.access("imported", &id(W1)).unwrap().unwrap().number;
+    let allocated: u64 = a
+        .open_lun(&id(W1), number)
+        .unwrap()
+        .allocation(0, info.size)
         .unwrap()
         .iter()
-        .map(|r| r.end - r.start)
+        .map(|r| r.1)
         .sum();
     assert_eq!(
         allocated,

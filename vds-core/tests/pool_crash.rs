@@ -30,7 +30,8 @@ use std::sync::Arc;
 
 use cow_engine::fs::{EntryKind, Fs};
 use umbra_test_support::crash_sim::{fates, sync_cuts, DirReplayer, Fate, Log, Node, Rng, SimDir};
-use vds_core::{Array, ArrayOptions, InitiatorId, MaskSpec};
+use vds_core::model::LunStatus;
+use vds_core::{Access, Array, ArrayOptions, InitiatorId, MaskSpec};
 
 const BS: u64 = 4096;
 const POOL: &str = "/pool";
@@ -39,6 +40,8 @@ const HOSTS: [&str; 3] = [
     "iqn.2024-01.org.example:h2",
     "iqn.2024-01.org.example:h3",
 ];
+/// The initiator the workload writes its data as: every mask it sets grants it read-write.
+const DATA: &str = "iqn.2024-01.org.example:data";
 
 fn id(s: &str) -> InitiatorId {
     InitiatorId::parse(s).unwrap()
@@ -67,7 +70,7 @@ fn view(a: &Array) -> String {
     out += &format!("groups {:?}\n", a.groups());
     out += &format!("hosts {:?}\n", a.hosts());
     out += &format!("pool meta {:?}\n", a.pool_metadata());
-    for h in HOSTS {
+    for h in HOSTS.iter().chain(&[DATA]) {
         out += &format!("view {h} {:?}\n", a.host_view(&id(h)));
     }
     out
@@ -215,41 +218,67 @@ impl Workload {
             .any(|l| l.source.as_deref() == Some(name))
     }
 
-    /// Writes a new value to a block of a writable LUN (through its volume: the data path is not
-    /// what this test studies, and a LUN masked to no one holds data too).
+    /// The LUN number at which [`DATA`] may write LUN `name` (online, masked read-write to it).
+    fn writable(&self, name: &str) -> Option<u32> {
+        let online = self.array.lun(name).ok()?.status == LunStatus::Online;
+        let g = self.array.access(name, &id(DATA)).ok()??;
+        (online && g.access == Access::ReadWrite).then_some(g.number)
+    }
+
+    /// Writes a new value to a block of a LUN [`DATA`] may write.
     fn write(&mut self) {
-        let Some(name) = self.pick(|_, l| l.shadow.is_none()) else {
+        let names: Vec<String> = self
+            .model
+            .keys()
+            .filter(|n| self.writable(n).is_some())
+            .cloned()
+            .collect();
+        if names.is_empty() {
             return;
-        };
+        }
+        let name = names[self.rng.below(names.len() as u64) as usize].clone();
         self.next_value = self.next_value % 250 + 1;
         let v = self.next_value;
-        let l = self.model.get_mut(&name).unwrap();
-        let b = self.rng.below(l.current.len() as u64) as usize;
-        let vol = self.array.volume(&name).unwrap();
-        vol.write_at(&vec![v; BS as usize], b as u64 * BS).unwrap();
+        let blocks = self.model[&name].current.len() as u64;
+        let b = self.rng.below(blocks) as usize;
+        self.array
+            .write_at(&name, &id(DATA), &vec![v; BS as usize], b as u64 * BS)
+            .unwrap();
         let l = self.model.get_mut(&name).unwrap();
         l.current[b] = v;
         l.allowed[b].push(v);
         self.data_point();
     }
 
-    fn flush(&mut self, name: &str) {
-        self.array.volume(name).unwrap().flush().unwrap();
+    /// Flushes LUN `name` through a handle of [`DATA`]'s; false (nothing done) when [`DATA`] may
+    /// not write it.
+    fn flush(&mut self, name: &str) -> bool {
+        let Some(number) = self.writable(name) else {
+            return false;
+        };
+        self.array
+            .open_lun(&id(DATA), number)
+            .unwrap()
+            .flush()
+            .unwrap();
         let l = self.model.get_mut(name).unwrap();
         l.allowed = l.current.iter().map(|&v| vec![v]).collect();
         self.data_point();
+        true
     }
 
     fn step(&mut self) {
         let masks = [
-            HOSTS[0].to_string(),
-            format!("{}=ro;{}", HOSTS[0], HOSTS[1]),
+            format!("{};{DATA}", HOSTS[0]),
+            format!("{}=ro;{};{DATA}", HOSTS[0], HOSTS[1]),
             "*".to_string(),
-            "@cluster=ro".to_string(),
-            String::new(),
+            format!("@cluster=ro;{DATA}"),
+            DATA.to_string(),
         ];
         let mut pick = self.rng.below(20);
-        if pick == 12 && self.model.values().any(|l| l.shadow.is_some()) && self.rng.percent(50) {
+        let shadows = self.model.values().any(|l| l.shadow.is_some());
+        let broken = self.steps.iter().any(|s| s.what.starts_with("break"));
+        if (pick == 12 || pick == 14) && shadows && (!broken || self.rng.percent(50)) {
             pick = 13;
         }
         match pick {
@@ -289,6 +318,23 @@ impl Workload {
                 if self.rng.percent(60) {
                     if let Some(name) = self.pick(|_, l| l.shadow.is_none()) {
                         self.flush(&name);
+                    }
+                }
+                // A LUN the data initiator may not write (a snapshot LUN masked to no one at
+                // birth, a LUN a swap replaced, one offline) is given a mask and brought online.
+                if let Some(name) = self.pick(|_, l| l.shadow.is_none()) {
+                    if self.writable(&name).is_none() {
+                        let m = masks[self.rng.below(masks.len() as u64) as usize].clone();
+                        self.admin(
+                            format!("set mask of {name} to {m:?}"),
+                            |a| a.set_mask(&name, &mask(&m)),
+                            |_| {},
+                        );
+                        self.admin(
+                            format!("online true: {name}"),
+                            |a| a.set_online(&name, true),
+                            |_| {},
+                        );
                     }
                 }
             }
@@ -367,7 +413,10 @@ impl Workload {
                 let Some(src) = self.pick(|_, l| l.shadow.is_none()) else {
                     return;
                 };
-                self.flush(&src);
+                // The snapshot's image is the source's flushed data.
+                if !self.flush(&src) {
+                    return;
+                }
                 let name = self.name();
                 let (s, n) = (src.clone(), name.clone());
                 self.admin(
@@ -391,7 +440,9 @@ impl Workload {
                     return;
                 }
                 for s in &srcs {
-                    self.flush(s);
+                    if !self.flush(s) {
+                        return;
+                    }
                 }
                 let names: Vec<String> = srcs.iter().map(|_| self.name()).collect();
                 let pairs: Vec<(String, String)> =
@@ -536,12 +587,8 @@ fn ids(view: &str) -> BTreeSet<String> {
 fn data_mismatch(a: &Array, model: &Model) -> Option<String> {
     let mut buf = vec![0u8; BS as usize];
     for (name, l) in model {
-        let vol = match a.volume(name) {
-            Ok(v) => v,
-            Err(e) => return Some(format!("LUN {name} has no volume: {e}")),
-        };
         for (b, allowed) in l.allowed.iter().enumerate() {
-            if let Err(e) = vol.read_at(&mut buf, b as u64 * BS) {
+            if let Err(e) = a.admin_read_at(name, &mut buf, b as u64 * BS) {
                 return Some(format!("LUN {name} block {b} does not read: {e}"));
             }
             if !allowed.iter().any(|&v| buf.iter().all(|&x| x == v)) {
@@ -587,7 +634,7 @@ fn a_pool_survives_a_crash_at_every_sync_point_of_an_admin_workload() {
         let n = name.to_string();
         w.admin(
             format!("create {name}"),
-            |a| a.create_lun(name, 3 * BS, &mask(HOSTS[0])),
+            |a| a.create_lun(name, 3 * BS, &mask(&format!("{};{DATA}", HOSTS[0]))),
             |m| {
                 m.insert(n, Lun::new(3));
             },
@@ -776,9 +823,7 @@ fn a_snapshot_set_is_deleted_whole_or_not_at_all_after_a_crash() {
     let a = Array::open_in(fs, POOL, ArrayOptions::default()).unwrap();
     for name in ["a", "b", "c"] {
         a.create_lun(name, 2 * BS, &mask(HOSTS[0])).unwrap();
-        a.volume(name)
-            .unwrap()
-            .write_at(&[name.as_bytes()[0]; BS as usize], 0)
+        a.write_at(name, &id(HOSTS[0]), &[name.as_bytes()[0]; BS as usize], 0)
             .unwrap();
     }
     let set = a
@@ -809,7 +854,7 @@ fn a_snapshot_set_is_deleted_whole_or_not_at_all_after_a_crash() {
             // The sources and their data are untouched.
             let mut buf = vec![0u8; BS as usize];
             for name in ["a", "b", "c"] {
-                a.volume(name).unwrap().read_at(&mut buf, 0).unwrap();
+                a.admin_read_at(name, &mut buf, 0).unwrap();
                 assert!(
                     buf.iter().all(|&x| x == name.as_bytes()[0]),
                     "crash at {cut}"
@@ -850,7 +895,7 @@ fn import_export_clone_and_split_run_on_the_pools_file_system() {
     let a = Array::open_existing_in(fs, POOL).unwrap();
     let mut buf = vec![0u8; BS as usize];
     for name in ["src", "copy", "clone"] {
-        a.volume(name).unwrap().read_at(&mut buf, BS).unwrap();
+        a.admin_read_at(name, &mut buf, BS).unwrap();
         assert!(buf.iter().all(|&b| b == 7), "{name}");
     }
     assert!(a.orphans().is_empty());

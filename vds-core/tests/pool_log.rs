@@ -118,15 +118,13 @@ fn a_torn_last_write_is_dropped_and_the_rest_kept() {
     // Each create is two writes: its intent, then the LUN's record. The third LUN's record:
     let (third, mark) = (starts[10] as u64, starts[11] as u64);
     // A cut inside the change's frame loses it (and its intent, still pending, has the LUN's
-    // directory removed); so does a cut inside the mark after it: a write takes effect with the
-    // mark that closes it (a write may hold several changes, all of which or none take effect),
-    // and this one was never acknowledged.
+    // directory removed); a cut inside the mark after it keeps it (the change is intact: the
+    // state after it is as good as the state before, neither was acknowledged).
     for (cut, expect) in [
         (third + 1, &["lun0", "lun1"][..]),
         (mark - 1, &["lun0", "lun1"][..]),
-        (mark + 1, &["lun0", "lun1"][..]),
-        (len - 1, &["lun0", "lun1"][..]),
-        (len, &["lun0", "lun1", "lun2"][..]),
+        (mark + 1, &["lun0", "lun1", "lun2"][..]),
+        (len - 1, &["lun0", "lun1", "lun2"][..]),
     ] {
         let dir2 = tempfile::tempdir().unwrap();
         let copy = dir2.path().join("pool");
@@ -368,7 +366,7 @@ fn an_orphaned_snapshot_lun_keeps_the_snapshot_it_stands_on() {
     {
         let a = Array::open(&pool).unwrap();
         a.snapshot_lun("lun0", "snap").unwrap();
-        assert_eq!(a.volume("lun0").unwrap().snapshots().len(), 1);
+        assert_eq!(a.lun_engine_snapshots("lun0").unwrap().len(), 1);
     }
     let log = pool.join("pool.log");
     let bytes = std::fs::read(&log).unwrap();
@@ -381,7 +379,7 @@ fn an_orphaned_snapshot_lun_keeps_the_snapshot_it_stands_on() {
     assert_eq!(lun_names(&a), ["lun0"]);
     assert_eq!(a.orphans().len(), 1);
     assert_eq!(
-        a.volume("lun0").unwrap().snapshots().len(),
+        a.lun_engine_snapshots("lun0").unwrap().len(),
         1,
         "the orphan's base snapshot is kept"
     );
@@ -404,7 +402,7 @@ fn an_interrupted_delete_or_snapshot_lun_is_finished_or_rolled_back_by_its_inten
     {
         let a = Array::open(&pool).unwrap();
         a.delete_lun("snap").unwrap();
-        assert!(a.volume("lun0").unwrap().snapshots().is_empty());
+        assert!(a.lun_engine_snapshots("lun0").unwrap().is_empty());
     }
     let log = std::fs::read(pool.join("pool.log")).unwrap();
     let starts = frame_starts(&log);
@@ -418,7 +416,7 @@ fn an_interrupted_delete_or_snapshot_lun_is_finished_or_rolled_back_by_its_inten
     assert_eq!(lun_names(&a), ["lun0"]);
     assert!(a.orphans().is_empty(), "{:?}", a.orphans());
     assert_eq!(lun_dirs(&copy), 1);
-    assert!(a.volume("lun0").unwrap().snapshots().is_empty());
+    assert!(a.lun_engine_snapshots("lun0").unwrap().is_empty());
     drop(a);
     // The snapshot LUN's record torn after its intent: rolled back.
     let saved_log = std::fs::read(saved.join("pool.log")).unwrap();
@@ -432,7 +430,7 @@ fn an_interrupted_delete_or_snapshot_lun_is_finished_or_rolled_back_by_its_inten
     assert_eq!(lun_names(&a), ["lun0"]);
     assert!(a.orphans().is_empty(), "{:?}", a.orphans());
     assert_eq!(lun_dirs(&saved), 1);
-    assert!(a.volume("lun0").unwrap().snapshots().is_empty());
+    assert!(a.lun_engine_snapshots("lun0").unwrap().is_empty());
     a.snapshot_lun("lun0", "snap").unwrap();
 }
 
@@ -447,7 +445,7 @@ fn an_uncommitted_snapshot_luns_pinned_snapshot_is_removed_at_open() {
         let a = Array::open(&pool).unwrap();
         let before = std::fs::read(pool.join("pool.log")).unwrap();
         a.snapshot_lun("lun0", "snap").unwrap();
-        let snaps = a.volume("lun0").unwrap().snapshots();
+        let snaps = a.lun_engine_snapshots("lun0").unwrap();
         assert!(snaps.len() == 1 && snaps[0].pinned, "{snaps:?}");
         let snap_dir = pool
             .join("luns")
@@ -460,10 +458,10 @@ fn an_uncommitted_snapshot_luns_pinned_snapshot_is_removed_at_open() {
     let a = Array::open(&pool).unwrap();
     assert_eq!(lun_names(&a), ["lun0"]);
     assert!(a.orphans().is_empty(), "{:?}", a.orphans());
-    let left = a.volume("lun0").unwrap().snapshots();
+    let left = a.lun_engine_snapshots("lun0").unwrap();
     assert!(left.iter().all(|s| s.id != snap_id), "{left:?}");
     drop(a);
     // And once removed, it stays removed.
     let a = Array::open(&pool).unwrap();
-    assert!(a.volume("lun0").unwrap().snapshots().is_empty());
+    assert!(a.lun_engine_snapshots("lun0").unwrap().is_empty());
 }

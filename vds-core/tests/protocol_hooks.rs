@@ -2,7 +2,7 @@
 //! the array (all or none, one deadline) and how a freeze meets a fenced access change.
 
 mod common;
-use common::copy_dir;
+use common::{copy_dir, frame_ends};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -190,10 +190,19 @@ fn metadata_is_persisted_queried_and_goes_with_its_lun() {
             // Removing a key not there changes nothing.
             a.set_lun_metadata("b", "absent", None).unwrap();
             let got: Vec<_> = std::iter::from_fn(|| notes.try_recv()).collect();
-            assert_eq!(got.len(), 7, "one LunModify per change: {got:?}");
-            assert!(got
-                .iter()
-                .all(|n| matches!(n, vds_core::Delivery::Event(Notification::LunModify { .. }))));
+            assert_eq!(got.len(), 7, "one notification per change: {got:?}");
+            assert!(got.iter().all(|n| matches!(
+                n,
+                vds_core::Delivery::Event(Notification::LunMetadataChanged { .. })
+            )));
+            assert_eq!(
+                got[6],
+                vds_core::Delivery::Event(Notification::LunMetadataChanged {
+                    name: "b".into(),
+                    key: "absent".into(),
+                    value: None
+                })
+            );
             a.set_pool_metadata("writers", Some("sql;exchange"))
                 .unwrap();
             a.set_pool_metadata("set-in-progress", Some("s3")).unwrap();
@@ -323,7 +332,7 @@ fn meta(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 
 /// Engine snapshots on LUN `name`'s volume.
 fn engine_snapshots(a: &Array, name: &str) -> usize {
-    a.volume(name).unwrap().snapshots().len()
+    a.lun_stats(name).unwrap().snapshots
 }
 
 #[test]
@@ -484,24 +493,6 @@ fn a_snapshot_set_under_concurrent_writes_is_consistent() {
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     assert!(writer.join().unwrap() > 0);
-}
-
-const KINDS: cow_engine::framing::Kinds = cow_engine::framing::Kinds {
-    max: 2,
-    mark: 2,
-    max_payload: 64 << 20,
-};
-
-/// Where each frame of a pool log ends (the header's end first), with whether the frame is an
-/// intent record (`begin`).
-fn frame_ends(bytes: &[u8]) -> Vec<(usize, bool)> {
-    let mut ends = vec![(16, false)];
-    let mut at = 16;
-    while let Some((f, used)) = cow_engine::framing::decode(&bytes[at..], &KINDS) {
-        at += used;
-        ends.push((at, f.payload.starts_with(br#"{"op":"begin""#)));
-    }
-    ends
 }
 
 /// A crash anywhere in a snapshot set: the pool log cut at each frame boundary the set wrote

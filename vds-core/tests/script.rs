@@ -156,6 +156,51 @@ fn unmask_forms_follow_diskraid() {
     assert!(parse_size("99999999999PB").is_err());
 }
 
+/// Sizes as DiskRAID reads them, on the parse-size crate: binary whichever spelling, MB when no
+/// unit, case-insensitive, a space allowed before the unit; anything else refused naming the text.
+#[test]
+fn sizes_read_as_diskraid_reads_them() {
+    let ok = [
+        ("0", 0),
+        ("1", 1 << 20),
+        ("64", 64 << 20),
+        ("512B", 512),
+        ("512 b", 512),
+        ("4KB", 4096),
+        ("4KiB", 4096),
+        ("4 kib", 4096),
+        ("3MB", 3 << 20),
+        ("3MiB", 3 << 20),
+        ("2gb", 2 << 30),
+        ("2GiB", 2 << 30),
+        ("1TB", 1 << 40),
+        ("1TiB", 1 << 40),
+        ("2PB", 2 << 50),
+        ("1.5GB", 3 << 29),
+        ("0.5", 1 << 19),
+        (" 8 MB ", 8 << 20),
+    ];
+    for (text, bytes) in ok {
+        assert_eq!(parse_size(text), Ok(bytes), "{text:?}");
+    }
+    for bad in [
+        "",
+        "MB",
+        "4K",
+        "4 furlongs",
+        "-1",
+        "1e3",
+        "0x10",
+        "1.2.3",
+        "4 K B",
+        "99999999999PB",
+        "18446744073709551616B",
+    ] {
+        let e = parse_size(bad).expect_err(bad);
+        assert!(e.contains(&format!("{bad:?}")), "{bad:?}: {e}");
+    }
+}
+
 #[test]
 fn groups_and_numbers_from_a_script() {
     let a = Array::in_memory();

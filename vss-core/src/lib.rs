@@ -4,8 +4,20 @@
 //! requester asks writers (the applications) to bring their data to a consistent state, a provider
 //! makes the point-in-time copies, and documents describe what was copied.
 //!
-//! This crate holds the protocol's foundation:
+//! This crate holds:
 //!
+//! - [`Coordinator`]: sessions in VSS's order with every wait bounded: a [`BackupSession`]
+//!   (gather writer metadata, select components, start set, add volumes, prepare for backup, do
+//!   snapshot set, backup complete, backup shutdown, abort) and a [`RestoreSession`] (identify,
+//!   select components, pre-restore, revert, post-restore, a [`RestoreStatus`] per component),
+//!   state machines at run time (a wrong call is [`ErrorKind::BadState`]), with a typestate
+//!   facade, [`Backup`], on which an out-of-order call does not compile. One set in flight
+//!   ([`ErrorKind::SnapshotSetInProgress`]); a failure up to thaw aborts the set with nothing left
+//!   frozen, held or made; a hung writer is kept out of new sets until its call returns; the
+//!   registry of shadows over the providers ([`ShadowSelector`]).
+//! - [`Provider`]: what makes the shadows; [`SoftwareProvider`] on cow-engine volumes (one
+//!   flush-and-hold and one O(1) snapshot per volume, all or none; persistent shadows listed after
+//!   a reopen; 64 per volume by default).
 //! - [`Writer`]: an application's side of the protocol, one method per [`WriterEvent`] (identify,
 //!   prepare-backup, prepare-snapshot, freeze, thaw, post-snapshot, abort, backup-complete,
 //!   backup-shutdown, pre-restore, post-restore), each answering by a deadline with `Ok` or a
@@ -20,10 +32,81 @@
 //! - The [`document`]s: [`WriterMetadata`] and [`BackupComponents`], JSON that round-trips exactly.
 //! - [`Error`] with a small stable [`ErrorKind`], carrying the array's and the engine's errors
 //!   unchanged.
+//! - [`script`]: a DiskShadow-style script language: typed commands with line numbers,
+//!   `%ALIAS%` expansion, a dry run reporting every bad line, the structured run result and the
+//!   dialect's exit codes.
+//! - [`Provider`], [`SoftwareProvider`] (cow-engine volumes) and [`HardwareProvider`]: shadows as
+//!   snapshot LUNs of the embedded array (one snapshot-set transaction per set, the registry in
+//!   the pool's LUN metadata), with import, break, fast recovery and resync.
 //!
-//! The coordinator (sessions in VSS's order), the providers (software on cow-engine, hardware on
-//! the array), the shadow registry and transport come next; docs/protocol.md says how they will
-//! use what is here.
+//! The C face comes next (docs/protocol.md).
+//!
+//! A whole backup of two volumes with a database writer, then a restore:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use cow_engine::{Volume, VolumeConfig};
+//! use vss_core::document::Component;
+//! use vss_core::{
+//!     BackupType, Context, Coordinator, EventContext, Provider, RestoreStatus, SoftwareProvider,
+//!     Writer, WriterFailure, WriterMetadata,
+//! };
+//!
+//! /// A database on volumes "data" and "log".
+//! struct Db;
+//!
+//! impl Writer for Db {
+//!     fn name(&self) -> &str { "db" }
+//!     fn identify(&self, _: &EventContext) -> Result<WriterMetadata, WriterFailure> {
+//!         let mut m = WriterMetadata::new("db");
+//!         m.components.push(Component::new("", "main", ["data", "log"]));
+//!         Ok(m)
+//!     }
+//!     fn freeze(&self, _: &EventContext) -> Result<(), WriterFailure> { Ok(()) }
+//!     fn thaw(&self, _: &EventContext) -> Result<(), WriterFailure> { Ok(()) }
+//!     fn abort(&self, _: &EventContext) -> Result<(), WriterFailure> { Ok(()) }
+//! }
+//!
+//! # fn main() -> Result<(), vss_core::Error> {
+//! let mem = || Volume::create_mem(1 << 20, VolumeConfig::default());
+//! let software = SoftwareProvider::new([("data", mem()?), ("log", mem()?)])?;
+//! let data = software.volume("data").unwrap();
+//! let provider: Arc<dyn Provider> = Arc::new(software);
+//! let coordinator = Coordinator::new([provider]);
+//! coordinator.add_writer(Arc::new(Db))?;
+//!
+//! data.write_at(b"v1", 0)?;
+//! // APP_ROLLBACK: persistent shadows, kept after the session, with writers.
+//! let mut backup = coordinator.backup(Context::APP_ROLLBACK, BackupType::Full);
+//! backup.gather_writer_metadata()?;
+//! backup.select_component("db", "main")?;
+//! backup.start_set()?;
+//! backup.add_volume("data")?;
+//! backup.add_volume("log")?;
+//! backup.prepare_for_backup()?;
+//! let shadows = backup.do_snapshot_set()?; // freeze, one instant for both volumes, thaw
+//! assert_eq!(shadows.len(), 2);
+//! let saved = backup.backup_components()?.to_json()?;
+//! backup.backup_complete()?;
+//! backup.backup_shutdown()?;
+//! assert_eq!(coordinator.shadows()?.len(), 2);
+//!
+//! // Later: the data is damaged; restore the component from the saved document.
+//! data.write_at(b"v2", 0)?;
+//! let saved = vss_core::BackupComponents::from_json(saved.as_bytes())?;
+//! let mut restore = coordinator.restore(saved)?;
+//! restore.gather_writer_metadata()?;
+//! restore.pre_restore()?;
+//! restore.restore()?;
+//! restore.post_restore()?;
+//! assert_eq!(restore.restore_status()[0].status, RestoreStatus::All);
+//! let mut buf = [0u8; 2];
+//! data.read_at(&mut buf, 0)?;
+//! assert_eq!(&buf, b"v1");
+//! # Ok(()) }
+//! ```
+//!
+//! Writers can also be called one event at a time, outside a coordinator:
 //!
 //! ```
 //! use std::sync::Arc;
@@ -55,7 +138,6 @@
 //! let ctx = EventContext::new(Instant::now() + Duration::from_secs(60))
 //!     .with_set(uuid::Uuid::new_v4(), ["db-data", "db-log"]);
 //!
-//! // Every writer's identify runs on a thread of its own; the document round-trips.
 //! let metadata = Call::identify(db.clone(), ctx.clone()).wait().into_result().unwrap();
 //! let text = metadata.to_json()?;
 //! assert_eq!(WriterMetadata::from_json(text.as_bytes())?, metadata);
@@ -70,15 +152,22 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod coordinator;
 pub mod document;
 mod error;
 pub mod provider;
+pub mod script;
 mod shadow;
 pub mod writer;
 
+pub use coordinator::{
+    Backup, BackupSession, BackupStep, ComponentRestore, Coordinator, RestoreSession,
+    RestoreStatus, RestoreStep, ShadowSelector, Timeouts, WriterStatus,
+};
 pub use document::{BackupComponents, WriterMetadata};
 pub use error::{Error, ErrorKind, Result};
-pub use provider::{Provider, RecoveryReport, ShadowRequest};
+pub use provider::software::SoftwareProvider;
+pub use provider::{HardwareProvider, Provider, RecoveryReport, ShadowRequest};
 pub use shadow::{
     Attributes, BackupType, Context, Exposure, LunDescription, ProviderType, ShadowProperties,
     SnapshotState,

@@ -4,7 +4,7 @@
 //! through the same fence.
 
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::{BlockDevice, Discard, Resize};
@@ -16,6 +16,43 @@ use crate::volume::Snapshot;
 #[derive(Debug, Default)]
 pub(crate) struct Fence {
     closed: AtomicBool,
+    /// The writes to each kind of device of the volume since it was opened.
+    pub(crate) io: [IoCounter; 3],
+}
+
+/// Which of a volume's devices a [`Fenced`] wrapper stands for: its writes are counted there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DeviceRole {
+    /// The origin (the volume's data).
+    Origin = 0,
+    /// The diff area (the blocks preserved for snapshots).
+    Diff = 1,
+    /// The metadata journal (both files).
+    Journal = 2,
+}
+
+/// Writes to one kind of device: bytes written and write operations (a discard counts as an
+/// operation, its length not as bytes written). Statistics only: Relaxed throughout, nothing
+/// is ordered by them.
+#[derive(Debug, Default)]
+pub(crate) struct IoCounter {
+    bytes: AtomicU64,
+    ops: AtomicU64,
+}
+
+impl IoCounter {
+    fn add(&self, bytes: u64) {
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.ops.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `(bytes written, write operations)` so far.
+    pub(crate) fn get(&self) -> (u64, u64) {
+        (
+            self.bytes.load(Ordering::Relaxed),
+            self.ops.load(Ordering::Relaxed),
+        )
+    }
 }
 
 impl Fence {
@@ -45,15 +82,26 @@ impl Fence {
 pub(crate) struct Fenced {
     dev: Arc<dyn BlockDevice>,
     fence: Arc<Fence>,
+    role: DeviceRole,
 }
 
 impl Fenced {
-    /// `dev` behind `fence`.
-    pub(crate) fn wrap(dev: Arc<dyn BlockDevice>, fence: &Arc<Fence>) -> Arc<dyn BlockDevice> {
+    /// `dev` behind `fence`, its writes counted as `role`'s.
+    pub(crate) fn wrap(
+        dev: Arc<dyn BlockDevice>,
+        fence: &Arc<Fence>,
+        role: DeviceRole,
+    ) -> Arc<dyn BlockDevice> {
         Arc::new(Fenced {
             dev,
             fence: fence.clone(),
+            role,
         })
+    }
+
+    /// Counts a write of `bytes` bytes.
+    fn count(&self, bytes: u64) {
+        self.fence.io[self.role as usize].add(bytes);
     }
 }
 
@@ -65,7 +113,9 @@ impl BlockDevice for Fenced {
 
     fn write_at(&self, buf: &[u8], offset: u64) -> Result<()> {
         self.fence.check()?;
-        self.dev.write_at(buf, offset)
+        self.dev.write_at(buf, offset)?;
+        self.count(buf.len() as u64);
+        Ok(())
     }
 
     fn flush(&self) -> Result<()> {
@@ -125,6 +175,8 @@ impl Discard for Fenced {
         self.dev
             .as_discard()
             .ok_or_else(|| lacks("discard"))?
-            .discard(offset, len)
+            .discard(offset, len)?;
+        self.count(0);
+        Ok(())
     }
 }

@@ -14,7 +14,7 @@ mod fence;
 mod file;
 mod memory;
 
-pub(crate) use fence::{Fence, Fenced};
+pub(crate) use fence::{DeviceRole, Fence, Fenced};
 pub use file::FileDevice;
 pub use memory::MemDevice;
 

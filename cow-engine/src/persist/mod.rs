@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::config::{Durability, SnapshotOptions, VolumeConfig, MAX_VOLUME_LEN};
-use crate::device::{BlockDevice, Fence, Fenced};
+use crate::device::{BlockDevice, DeviceRole, Fence, Fenced};
 use crate::error::{Error, ErrorKind, Result};
 use crate::framing;
 use crate::fs::{parent_dir, EntryKind, Fs, LockGuard};
@@ -424,7 +424,9 @@ impl Store {
     pub(crate) fn into_parts(self, durability: Durability, fence: &Arc<Fence>) -> Result<Parts> {
         let journal = match (durability, self.position) {
             (Durability::Persistent, Some(pos)) => {
-                let journals = self.journals.map(|j| Fenced::wrap(j, fence));
+                let journals = self
+                    .journals
+                    .map(|j| Fenced::wrap(j, fence, DeviceRole::Journal));
                 Some(Journal::new(journals, self.uuid, pos))
             }
             (Durability::Persistent, None) => {

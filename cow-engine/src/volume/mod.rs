@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use crate::config::{
     check_metadata, DiffFullPolicy, SnapshotOptions, VolumeConfig, MAX_VOLUME_LEN,
 };
-use crate::device::{BlockDevice, Discard, Fence, Fenced, MemDevice, Resize};
+use crate::device::{BlockDevice, DeviceRole, Discard, Fence, Fenced, MemDevice, Resize};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{Hub, Subscription};
 use crate::fs::{Fs, StdFs};
@@ -128,6 +128,22 @@ pub struct VolumeStats {
     pub diff_blocks_limit: Option<u64>,
     /// Bytes in the active metadata journal (0 for volatile volumes).
     pub journal_bytes: u64,
+    /// Bytes written to the origin device since the volume was opened (host writes, deferred
+    /// blocks reaching it, reverts; not the blocks preserved for snapshots).
+    pub origin_write_bytes: u64,
+    /// Write operations on the origin device since the volume was opened (a discard counts as
+    /// one, its length not as bytes written).
+    pub origin_writes: u64,
+    /// Bytes written to the diff area since the volume was opened (blocks preserved for
+    /// snapshots, writes to writable snapshots).
+    pub diff_write_bytes: u64,
+    /// Write operations on the diff area since the volume was opened.
+    pub diff_writes: u64,
+    /// Bytes written to the metadata journal since the volume was opened (0 for volatile
+    /// volumes).
+    pub journal_write_bytes: u64,
+    /// Write operations on the metadata journal since the volume was opened.
+    pub journal_writes: u64,
 }
 
 pub(crate) struct Inner {
@@ -310,8 +326,13 @@ impl Volume {
                 state: RwLock::new(state),
                 freeze: Freeze::default(),
                 shift: config.block_size.trailing_zeros(),
-                origin: Fenced::wrap(origin, &fence),
-                diff: DiffArea::new(Fenced::wrap(diff, &fence), data_offset, bs, limit),
+                origin: Fenced::wrap(origin, &fence, DeviceRole::Origin),
+                diff: DiffArea::new(
+                    Fenced::wrap(diff, &fence, DeviceRole::Diff),
+                    data_offset,
+                    bs,
+                    limit,
+                ),
                 journal,
                 policy: config.on_diff_full,
                 pending: Pending::new(config.block_size.trailing_zeros()),
@@ -342,6 +363,9 @@ impl Volume {
     /// Usage figures.
     pub fn stats(&self) -> VolumeStats {
         let st = self.inner.state.read();
+        let io = &self.inner.fence.io;
+        let [origin, diff, journal] = [DeviceRole::Origin, DeviceRole::Diff, DeviceRole::Journal]
+            .map(|r| io[r as usize].get());
         VolumeStats {
             len: st.len,
             block_size: self.block_size(),
@@ -349,6 +373,12 @@ impl Volume {
             diff_blocks_in_use: self.inner.diff.in_use(),
             diff_blocks_limit: self.inner.diff.limit(),
             journal_bytes: self.inner.journal.as_ref().map_or(0, |j| j.size()),
+            origin_write_bytes: origin.0,
+            origin_writes: origin.1,
+            diff_write_bytes: diff.0,
+            diff_writes: diff.1,
+            journal_write_bytes: journal.0,
+            journal_writes: journal.1,
         }
     }
 

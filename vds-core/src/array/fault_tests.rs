@@ -222,12 +222,12 @@ fn a_failed_snapshot_lun_leaves_no_snapshot_behind() {
             fault(&a, None);
         }
         assert_eq!(names(&a), ["src"]);
-        assert!(a.volume("src").unwrap().snapshots().is_empty());
+        assert!(a.volume_of("src").unwrap().snapshots().is_empty());
         assert_eq!(lun_dirs(&pool), ["1"]);
         drop(a);
         let a = Array::open(&pool).unwrap();
         assert_eq!(names(&a), ["src"]);
-        assert!(a.volume("src").unwrap().snapshots().is_empty());
+        assert!(a.volume_of("src").unwrap().snapshots().is_empty());
         assert!(a.orphans().is_empty());
         a.snapshot_lun("src", "snap").unwrap();
     }

@@ -206,6 +206,7 @@ pub(super) fn note(pending: &mut Unfenced, change: &super::state::Change) {
         | C::Extend { id, .. }
         | C::SetStatus { id, .. }
         | C::BreakShadow { id } => pending.lun(*id),
+        C::DeleteSnapshotSet { ids, .. } => ids.iter().for_each(|id| pending.lun(*id)),
         C::Swap { from, to } => {
             pending.lun(*from);
             pending.lun(*to);
@@ -225,6 +226,9 @@ pub(super) fn note(pending: &mut Unfenced, change: &super::state::Change) {
         | C::SetLunMetadata { .. }
         | C::SetPoolMetadata { .. }
         // New LUNs, masked to no one.
-        | C::SnapshotSet { .. } => {}
+        | C::SnapshotSet { .. }
+        | C::ExposeShadow { .. }
+        // Engine snapshots change no one's access.
+        | C::EngineShadowSet { .. } => {}
     }
 }

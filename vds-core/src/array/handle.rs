@@ -153,6 +153,9 @@ impl LunHandle {
                 format!("LUN {:?} is offline", lun.name),
             ));
         }
+        if core.reverting.contains(&self.id) {
+            return Err(super::io::reverting(&lun.name));
+        }
         let backing = core.volumes[&self.id].clone();
         // A shadow LUN of a snapshot set is read-only until broken.
         let access = if lun.shadow {
@@ -221,6 +224,25 @@ impl LunHandle {
         self.run(Access::ReadOnly, offset, buf.len() as u64, |v, admit| {
             let Some(_a) = admit() else { return Ok(None) };
             v.read_at(buf, offset)?;
+            Ok(Some(()))
+        })
+    }
+
+    /// Reads `buf.len()` bytes at `offset` of engine shadow `shadow` of this LUN
+    /// ([`Array::engine_snapshot_set`]): the LUN as it was when the shadow was taken. Needs read
+    /// access to the LUN, as [`LunHandle::read_at`]; [`ErrorKind::NotFound`] if `shadow` is not
+    /// one of the LUN's engine shadows, [`ErrorKind::OutOfRange`] past the shadow's end.
+    pub fn read_shadow_at(
+        &self,
+        shadow: cow_engine::SnapshotId,
+        buf: &mut [u8],
+        offset: u64,
+    ) -> Result<()> {
+        self.run(Access::ReadOnly, 0, 0, |v, admit| {
+            let Some(_a) = admit() else { return Ok(None) };
+            let size = super::shadows::check_shadow(v, &format!("#{}", self.number), shadow)?;
+            check_range_of(size, offset, buf.len() as u64)?;
+            v.snapshot(shadow)?.read_at(buf, offset)?;
             Ok(Some(()))
         })
     }

@@ -79,7 +79,7 @@ impl Array {
         let copied = (|| {
             let id = self.inner.core.read().state.id_of(name)?;
             self.long_op(id, name, || {
-                let vol = self.volume(name)?;
+                let vol = self.volume_of(name)?;
                 copy_sparse(src.as_ref(), &vol, bs, progress)?;
                 Ok(vol.flush()?)
             })
@@ -113,7 +113,7 @@ impl Array {
         let fs = &self.inner.fs;
         let dst = fs.create_file(path, size)?;
         let r = self.long_op(id, name, || {
-            let vol = self.volume(name)?;
+            let vol = self.volume_of(name)?;
             copy_sparse(&vol, dst.as_ref(), bs, progress)?;
             dst.flush()?;
             Ok(fs.sync_dir(cow_engine::fs::parent_dir(path))?)

@@ -11,7 +11,7 @@ use super::{Array, Backing};
 use crate::error::{Error, ErrorKind, Result};
 use crate::initiator::InitiatorId;
 use crate::mask::{Access, LunId};
-use crate::model::LunStatus;
+use crate::model::{LunStats, LunStatus};
 
 impl Array {
     /// The volume behind LUN `name` if `initiator` may do `want` with it now, with the LUN's size,
@@ -48,6 +48,9 @@ impl Array {
                 ErrorKind::BadState,
                 format!("LUN {name:?} is offline"),
             ));
+        }
+        if core.reverting.contains(&id) {
+            return Err(reverting(name));
         }
         let fence = self.inner.fences.get(id);
         let epoch = fence.epoch();
@@ -229,18 +232,68 @@ impl Array {
         Ok((source, from_snapshot, to_snapshot))
     }
 
-    /// The cow-engine volume behind LUN `name` (for layers above: snapshots, freeze, changed blocks).
-    /// It bypasses masking: it is the array's own view.
-    pub fn volume(&self, name: &str) -> Result<Volume> {
+    /// The volume behind LUN `name`, for the array's own use (it bypasses masking; a split
+    /// replaces it, so it is not kept).
+    pub(super) fn volume_of(&self, name: &str) -> Result<Volume> {
         let core = self.inner.core.read();
         let id = core.state.id_of(name)?;
         let v = core.volumes[&id].read().clone();
         Ok(v)
     }
+
+    /// The administrator's read of `buf.len()` bytes of LUN `name` at `offset`, whatever its
+    /// masking (as [`Array::export_lun`] reads): to examine a LUN masked to no one, such as the
+    /// damaged LUN a swap kept. Fenced as host I/O is (a delete waits for it); refused for an
+    /// unknown LUN ([`ErrorKind::NotFound`]), past the end ([`ErrorKind::OutOfRange`]) and for
+    /// a damaged LUN ([`ErrorKind::Corrupt`]).
+    pub fn admin_read_at(&self, name: &str, buf: &mut [u8], offset: u64) -> Result<()> {
+        loop {
+            let (vol, size, fence, epoch) = {
+                let core = self.inner.core.read();
+                let id = core.state.id_of(name)?;
+                let fence = self.inner.fences.get(id);
+                let epoch = fence.epoch();
+                (
+                    core.volumes[&id].clone(),
+                    core.state.lun(id)?.size,
+                    fence,
+                    epoch,
+                )
+            };
+            check_range_of(size, offset, buf.len() as u64)?;
+            let vol = vol.read();
+            let Some(_admitted) = fence.enter(fence.shared(), epoch) else {
+                continue;
+            };
+            return Ok(vol.read_at(buf, offset)?);
+        }
+    }
+
+    /// Every engine snapshot held on LUN `name`'s volume, oldest first: those its snapshot LUNs
+    /// and shadow LUNs stand on (pinned, tagged for their LUN) and its engine shadows. For
+    /// diagnosis; [`Array::engine_shadows`] lists the shadows alone.
+    pub fn lun_engine_snapshots(&self, name: &str) -> Result<Vec<cow_engine::SnapshotInfo>> {
+        Ok(self.volume_of(name)?.snapshots())
+    }
+
+    /// LUN `name`'s I/O statistics: the writes that reached its data, its diff area and its
+    /// journal since the array opened it, and the engine snapshots it holds.
+    /// [`ErrorKind::NotFound`] for an unknown LUN.
+    pub fn lun_stats(&self, name: &str) -> Result<LunStats> {
+        Ok(self.volume_of(name)?.stats())
+    }
 }
 
 /// A page of changed extents `(start, length)` and the cursor of the next page (none: no more).
 pub type ChangedExtents = (Vec<(u64, u64)>, Option<u64>);
+
+/// The error of host I/O on LUN `name` while it is reverted to an engine shadow.
+pub(super) fn reverting(name: &str) -> Error {
+    Error::new(
+        ErrorKind::Busy,
+        format!("LUN {name:?} is being reverted to an engine shadow"),
+    )
+}
 
 /// Refuses `len` bytes at `offset` that do not fit in a LUN of `size` bytes.
 pub(super) fn check_range_of(size: u64, offset: u64, len: u64) -> Result<()> {

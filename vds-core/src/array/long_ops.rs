@@ -68,6 +68,15 @@ impl Array {
                     "LUN {name:?} is not a snapshot LUN (nothing to split from)"
                 ))
             })?;
+            if l.metadata.contains_key(super::state::metadata::EXPOSES_KEY) {
+                return Err(Error::new(
+                    ErrorKind::BadState,
+                    format!(
+                        "LUN {name:?} exposes an engine shadow, which a split would take from \
+                         its LUN; delete it instead"
+                    ),
+                ));
+            }
             // Its own snapshot LUNs stand on its current volume object, which the split replaces.
             if let Some(dep) = core.state.luns.values().find(|d| d.is_snapshot_of(id)) {
                 return Err(Error::new(

@@ -106,51 +106,53 @@ impl Array {
 
     /// [`Array::delete_lun`] inside a transaction: the delete's outcome (an error if its
     /// clean-up failed, the delete being durable) and its notifications.
-    pub(super) fn delete_lun_in(
+    fn delete_lun_in(
         &self,
         core: &mut Core,
         name: &str,
     ) -> Result<(Result<()>, Vec<Notification>)> {
-        self.delete_luns_in(core, &[name.to_string()])
+        let id = core.state.id_of(name)?;
+        self.delete_luns_in(core, &[id], Change::DeleteLun { id })
     }
 
-    /// Deletes LUNs `names` inside a transaction, all in one pool record (after a crash, all of
-    /// them are deleted or none), then cleans each up as [`Array::delete_lun`] does: the
-    /// outcome of the clean-ups (the first error, the deletes being durable) and the
-    /// notifications.
+    /// Deletes LUNs `ids` by `change` (one record deleting them all) inside a transaction: the
+    /// record is durable first, leaving each LUN a `remove_lun` intent; then each LUN's volume is
+    /// torn down and what it left (its directory, the snapshot it stood on) removed. Returns the
+    /// clean-up's outcome (the first failure, the delete being durable; the next open finishes
+    /// what is left) and the delete's notifications.
     pub(super) fn delete_luns_in(
         &self,
         core: &mut Core,
-        names: &[String],
+        ids: &[LunId],
+        change: Change,
     ) -> Result<(Result<()>, Vec<Notification>)> {
-        let mut doomed = Vec::new();
-        for name in names {
-            let id = core.state.id_of(name)?;
+        let mut gone = Vec::new();
+        for &id in ids {
+            let l = core.state.lun(id)?;
             if core.busy.contains(&id) {
-                return Err(lun_busy(name));
+                return Err(lun_busy(&l.name));
             }
-            doomed.push((name, id, core.state.lun(id)?.source));
+            gone.push((id, l.name.clone(), core.volumes[&id].clone()));
         }
-        // The volumes' own snapshots other than those of snapshot LUNs are ours to drop; a
-        // snapshot LUN depending on one makes `ArrayState::apply` refuse below.
-        let changes: Vec<Change> = doomed
-            .iter()
-            .map(|&(_, id, _)| Change::DeleteLun { id })
-            .collect();
-        let notes = Array::commit_all(core, &changes)?;
+        // The volume's own snapshots other than those of snapshot LUNs are ours to drop; a
+        // snapshot LUN depending on it makes `ArrayState::apply` refuse below.
+        let notes = Array::commit(core, &change)?;
         // No I/O admitted before the delete is still running on the volumes torn down below.
         self.drain_fences(core);
-        let mut outcome = Ok(());
-        for (name, id, source) in doomed {
-            let vol = core.volumes.remove(&id).expect("every LUN has a volume");
+        let mut cleanup = Ok(());
+        for (id, name, vol) in gone {
+            core.volumes.remove(&id);
             core.damaged.remove(&id);
-            // Every handle of the volume (those `Array::volume` gave out included) fails its I/O
-            // from now on instead of writing into the files removed below; a snapshot LUN's
-            // volume lets go of the source snapshot deleted below.
+            // Every handle of the volume fails its I/O from now on instead of writing into the
+            // files removed below; a snapshot LUN's volume lets go of the source snapshot
+            // deleted below.
             let _ = vol.read().retire(true);
             drop(vol);
-            // The delete is durable; if the clean-up fails, its intent stays and the next open
-            // finishes it.
+            // What is left to remove, as the intent the delete left names it.
+            let source = match core.state.intents.get(&id) {
+                Some(Intent::RemoveLun { source, .. }) => *source,
+                _ => None,
+            };
             let cleaned = (|| {
                 if let Some(src) = source {
                     if let Some(sv) = core.volumes.get(&src.lun) {
@@ -163,27 +165,28 @@ impl Array {
                 }
             })();
             // A clean-up that failed is reported (after the delete's notifications): what it
-            // left behind (a source snapshot holding diff space, a directory) stays until the next
-            // open finishes the intent.
+            // left behind (a source snapshot holding diff space, a directory) stays until the
+            // next open finishes the intent.
             match cleaned {
                 Ok(()) => {
                     // Not this call's failure if it fails: the next open records it.
                     let _ = Array::commit(core, &Change::Done { id });
                 }
-                Err(e) if outcome.is_ok() => {
-                    outcome = Err(Error::new(
-                        e.kind(),
-                        format!(
-                            "LUN {name:?} is deleted, but its clean-up failed (finished when the \
-                             pool is next opened): {}",
-                            e.report()
-                        ),
-                    ))
+                Err(e) => {
+                    if cleanup.is_ok() {
+                        cleanup = Err(Error::new(
+                            e.kind(),
+                            format!(
+                                "LUN {name:?} is deleted, but its clean-up failed (finished when \
+                                 the pool is next opened): {}",
+                                e.report()
+                            ),
+                        ));
+                    }
                 }
-                Err(_) => {}
             }
         }
-        Ok((outcome, notes))
+        Ok((cleanup, notes))
     }
 
     /// Extends LUN `name` to `size` bytes (new space reads as zeros). Crash-atomic: an intent is

@@ -17,11 +17,16 @@ impl Array {
 
     /// Sets key `key` of LUN `name`'s metadata to `value`, or removes it (`None`; removing a key
     /// that is not there changes nothing), durably, announced as a
-    /// [`crate::Notification::LunModify`]. Keys are 1 to 128 letters, digits, `.`, `_`, `-`, `:`
+    /// [`crate::Notification::LunMetadataChanged`]. Keys are 1 to 128 letters, digits, `.`, `_`, `-`, `:`
     /// or `/`; values at most 4 KiB of UTF-8 without NUL; at most 64 keys per LUN. Out of these
     /// limits is [`crate::ErrorKind::InvalidArgument`], naming the key and the LUN. The metadata
     /// stays with the LUN through a swap and goes with it when it is deleted.
     pub fn set_lun_metadata(&self, name: &str, key: &str, value: Option<&str>) -> Result<()> {
+        if key == super::state::metadata::EXPOSES_KEY {
+            return Err(crate::Error::invalid(format!(
+                "metadata key {key:?} of LUN {name:?} is the array's own"
+            )));
+        }
         self.change_lun(name, |id| Change::SetLunMetadata {
             id,
             key: key.to_string(),
@@ -56,7 +61,8 @@ impl Array {
 
     /// Sets key `key` of the pool's metadata to `value`, or removes it (`None`), durably. Keys as
     /// for [`Array::set_lun_metadata`]; values at most 64 KiB; at most 1,024 keys. Out of these
-    /// limits is [`crate::ErrorKind::InvalidArgument`]. No notification: no LUN changed.
+    /// limits is [`crate::ErrorKind::InvalidArgument`]. Announced as a
+    /// [`crate::Notification::PoolMetadataChanged`].
     pub fn set_pool_metadata(&self, key: &str, value: Option<&str>) -> Result<()> {
         self.simple(Change::SetPoolMetadata {
             key: key.to_string(),

@@ -24,12 +24,13 @@
 //! | `masking.rs` | unmasking lists, per-host LUN numbers, initiator groups, the swap, who sees what |
 //! | `metadata.rs` | per-LUN and pool metadata (small persisted key/value maps for clients) |
 //! | `hosts.rs` | hosts and iSCSI targets |
-//! | `io.rs` | `read_at` and `write_at` with their access checks, changed blocks, the volume behind a LUN |
+//! | `io.rs` | `read_at` and `write_at` with their access checks, changed blocks, the administrator's read, per-LUN statistics |
 //! | `image.rs` | import and export of a LUN's contents as a sparse raw image file |
 //! | `handle.rs` | [`LunHandle`]: I/O by (initiator, host LUN number), as a target daemon addresses a LUN |
 //! | `freeze.rs` | freeze and thaw of a set of LUNs ([`FrozenLuns`]) |
 //! | `fence.rs` | fenced access changes: each LUN's access epoch and in-flight I/O, drained by every change of access |
 //! | `snapshot_set.rs` | snapshot sets: several LUNs snapshotted at one instant, shadow LUNs read-only until broken |
+//! | `shadows.rs` | engine-level shadows of a LUN: taken as a set at one instant, listed, deleted, reverted (fenced), exposed as a LUN |
 //! | `long_ops.rs` | clone, split, resync and the other background operations |
 //! | `notify.rs` | subscriptions and the announcement of notifications |
 //! | `volumes.rs` | where LUN volumes live on disk; snapshot LUNs' stacked volumes and tags |
@@ -50,6 +51,7 @@ mod masking;
 mod metadata;
 mod notify;
 mod open;
+mod shadows;
 mod snapshot_set;
 mod state;
 mod store;
@@ -63,6 +65,7 @@ pub use cow_engine::ThawOutcome;
 pub use freeze::FrozenLuns;
 pub use handle::LunHandle;
 pub use io::ChangedExtents;
+pub use shadows::{EngineShadow, EngineShadowSet};
 pub use state::{check_lun_name, TargetInfo};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -104,6 +107,8 @@ struct Core {
     damaged: BTreeMap<LunId, String>,
     /// LUNs whose access changed and whose I/O is not fenced yet (see `fence.rs`).
     unfenced: fence::Unfenced,
+    /// LUNs being reverted to an engine shadow: host I/O refused with [`ErrorKind::Busy`].
+    reverting: BTreeSet<LunId>,
 }
 
 /// What the handles of one array share.
@@ -211,38 +216,16 @@ impl Array {
     /// the error and sees the state as it was. (Applying to a copy instead would make every
     /// change cost a copy of the whole metadata: 2 ms at 1,000 LUNs, 53 ms at 10,000.)
     fn commit(core: &mut Core, change: &Change) -> Result<Vec<Notification>> {
-        Array::commit_all(core, std::slice::from_ref(change))
-    }
-
-    /// Applies `changes` as one transaction and makes them durable in one log write: after a
-    /// crash, all of them or none took effect. On error nothing changed, in memory or on disk.
-    fn commit_all(core: &mut Core, changes: &[Change]) -> Result<Vec<Notification>> {
         if let Some(store) = &core.store {
             // A store that cannot vouch for its files refuses before anything is applied.
             store.check()?;
         }
-        // `apply` refuses a change before it changes anything; a later change refused after an
-        // earlier one applied puts the state back to this copy (only several changes cost it).
-        let before = (changes.len() > 1).then(|| core.state.clone());
-        let mut notes = Vec::new();
-        for change in changes {
-            match core.state.apply(change) {
-                Ok(n) => notes.extend(n),
-                Err(e) => {
-                    if let Some(st) = before {
-                        core.state = st;
-                    }
-                    return Err(e);
-                }
-            }
-        }
-        for change in changes {
-            fence::note(&mut core.unfenced, change);
-        }
+        let notes = core.state.apply(change)?;
+        fence::note(&mut core.unfenced, change);
         let Some(store) = &mut core.store else {
             return Ok(notes);
         };
-        if let Err(e) = store.append(changes) {
+        if let Err(e) = store.append(change) {
             match store.reread(core.state.block_size) {
                 Ok(durable) => core.state = durable,
                 // Memory holds a change the files may not: the store refuses every later change

@@ -204,6 +204,11 @@ impl Array {
                         remove_lun_dir(&dir)?;
                     }
                 }
+                Intent::EngineShadow { id, set } => {
+                    if let Some(v) = core.volumes.get(&id) {
+                        super::shadows::delete_shadows_of_set(&v.read(), set)?;
+                    }
+                }
                 Intent::Extend { .. } => {
                     // The volume's size was adopted already if it had grown (`Opened::grown`),
                     // which ended the intent: here it had not.
@@ -234,6 +239,7 @@ impl Array {
                     busy: BTreeSet::new(),
                     damaged,
                     unfenced: Default::default(),
+                    reverting: BTreeSet::new(),
                 }),
                 fences: Default::default(),
                 subscribers: Mutex::new(Vec::new()),

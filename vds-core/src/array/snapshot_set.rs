@@ -129,40 +129,16 @@ impl Array {
     ) -> Result<Vec<(LunId, SnapshotId, Volume)>> {
         let bs = core.state.block_size;
         let guards: Vec<_> = sources.iter().map(|(_, v, _)| v.read()).collect();
-        let deadline = Instant::now() + SET_FREEZE;
-        let mut frozen = Vec::new();
-        let mut r: Result<Vec<(LunId, SnapshotId)>> = Ok(Vec::new());
-        for g in &guards {
-            match g.freeze(deadline.saturating_duration_since(Instant::now())) {
-                Ok(()) => frozen.push(g),
-                Err(e) => {
-                    r = Err(e.into());
-                    break;
-                }
-            }
-        }
-        if let Ok(snaps) = &mut r {
-            for (g, (id, _)) in guards.iter().zip(begun) {
-                match g.create_snapshot(SnapshotOptions {
-                    writable: true,
-                    persistent: true,
-                    pinned: true,
-                    metadata: snapshot_tag(*id),
-                }) {
-                    Ok(sid) => snaps.push((*id, sid)),
-                    Err(e) => {
-                        r = Err(e.into());
-                        break;
-                    }
-                }
-            }
-        }
-        for g in frozen {
-            // An expired deadline released the writes already; the snapshots are as of the
-            // freeze either way (taken under it, before the thaw).
-            let _ = g.thaw();
-        }
-        let snaps = r?;
+        let vols: Vec<&Volume> = guards.iter().map(|g| &**g).collect();
+        let (made, r) = snapshot_at_one_instant(&vols, |i| SnapshotOptions {
+            writable: true,
+            persistent: true,
+            pinned: true,
+            metadata: snapshot_tag(begun[i].0),
+        });
+        // On error the snapshots made are tagged for their shadow LUN: the roll-back finds them.
+        r?;
+        let snaps: Vec<(LunId, SnapshotId)> = begun.iter().map(|b| b.0).zip(made).collect();
         let mut out = Vec::new();
         for (g, (id, sid)) in guards.iter().zip(snaps) {
             let snap = Arc::new(g.snapshot(sid)?);
@@ -204,24 +180,75 @@ impl Array {
         v
     }
 
-    /// Deletes snapshot set `set`: its unbroken shadow LUNs, in one transaction and one pool
-    /// record (after a crash, all of them are deleted or none; each delete's clean-up finished by
-    /// its intent, as [`Array::delete_lun`]'s). A broken LUN is not in the set any
-    /// more and stays. An unknown set (no unbroken LUN names it) is [`ErrorKind::NotFound`].
-    /// Returns the LUNs deleted.
+    /// Deletes snapshot set `set`: its unbroken shadow LUNs, all in one pool record (all or
+    /// none, crash-atomic: an open after a crash finds every one of them or none), after which
+    /// each LUN's volume and the engine snapshot it stood on are removed (an open after a crash
+    /// finishes that removal). A broken (or swapped-in) LUN is not in the set any more and stays.
+    /// An unknown set (no unbroken LUN names it) is [`ErrorKind::NotFound`]; a LUN of the set
+    /// with a snapshot LUN of its own, or a long operation running, refuses the whole delete
+    /// ([`ErrorKind::BadState`], [`ErrorKind::Busy`]) and deletes nothing. Returns the LUNs
+    /// deleted, sorted.
     pub fn delete_snapshot_set(&self, set: &str) -> Result<Vec<String>> {
         self.transact(|core| {
-            let names = set_members(core, set);
+            let mut names = set_members(core, set);
             if names.is_empty() {
                 return Err(Error::new(
                     ErrorKind::NotFound,
                     format!("snapshot set {set:?} has no shadow LUNs"),
                 ));
             }
-            let (outcome, notes) = self.delete_luns_in(core, &names)?;
+            names.sort();
+            let ids = names
+                .iter()
+                .map(|n| core.state.id_of(n))
+                .collect::<Result<Vec<_>>>()?;
+            let change = Change::DeleteSnapshotSet {
+                set: set.to_string(),
+                ids: ids.clone(),
+            };
+            let (outcome, notes) = self.delete_luns_in(core, &ids, change)?;
             Ok((outcome.map(|()| names), notes))
         })?
     }
+}
+
+/// Freezes every one of `vols` (flush-and-hold, under one deadline), takes a snapshot of each
+/// (`options(i)` for the `i`th), then thaws them all: the snapshots are of one instant. Returns
+/// the snapshots taken (in order; fewer on error) and the outcome.
+pub(super) fn snapshot_at_one_instant(
+    vols: &[&Volume],
+    options: impl Fn(usize) -> SnapshotOptions,
+) -> (Vec<SnapshotId>, Result<()>) {
+    let deadline = Instant::now() + SET_FREEZE;
+    let mut frozen = Vec::new();
+    let mut made = Vec::new();
+    let mut r = Ok(());
+    for v in vols {
+        match v.freeze(deadline.saturating_duration_since(Instant::now())) {
+            Ok(()) => frozen.push(v),
+            Err(e) => {
+                r = Err(e.into());
+                break;
+            }
+        }
+    }
+    if r.is_ok() {
+        for (i, v) in vols.iter().enumerate() {
+            match v.create_snapshot(options(i)) {
+                Ok(sid) => made.push(sid),
+                Err(e) => {
+                    r = Err(e.into());
+                    break;
+                }
+            }
+        }
+    }
+    for v in frozen {
+        // An expired deadline released the writes already; the snapshots are as of the freeze
+        // either way (taken under it, before the thaw).
+        let _ = v.thaw();
+    }
+    (made, r)
 }
 
 /// The names of the unbroken shadow LUNs of snapshot set `set`.

@@ -15,10 +15,7 @@
 //! ```
 //!
 //! A change is durable when its frame and the mark after it are written and the log fsynced (one
-//! fsync per write). A write may hold several changes (one transaction, such as the deletion of a
-//! snapshot set's LUNs): they take effect together, when the mark closing them is read; a write
-//! whose mark is missing is a torn tail, none of its changes applied. Reopen loads the checkpoint
-//! and replays frames with a higher seq. A frame
+//! fsync per change). Reopen loads the checkpoint and replays frames with a higher seq. A frame
 //! that does not decode is a torn tail (dropped) only if no later write follows it; otherwise it
 //! was durable and is damaged: the open fails with `Corrupt`, naming the file and byte offset, and
 //! nothing is dropped. A newer version is `UnsupportedVersion`. A pool of an older format (a log
@@ -85,15 +82,12 @@ fn log_header() -> [u8; LOG_HEADER] {
     h
 }
 
-/// The frames of one write of `changes`, the first of seq `seq`: each change, then the mark
-/// closing the write.
-fn change_frames(seq: u64, changes: &[Change]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (i, change) in changes.iter().enumerate() {
-        let payload = serde_json::to_vec(change).expect("changes serialise");
-        framing::encode(seq + i as u64, KIND_CHANGE, &payload, &mut out);
-    }
-    framing::encode_mark(seq + changes.len() as u64, KIND_MARK, seq, &mut out);
+/// The frames of one change: the change and the mark closing its write.
+fn change_frames(seq: u64, change: &Change) -> Vec<u8> {
+    let payload = serde_json::to_vec(change).expect("changes serialise");
+    let mut out = Vec::with_capacity(2 * framing::FRAME_HEADER + payload.len() + 8);
+    framing::encode(seq, KIND_CHANGE, &payload, &mut out);
+    framing::encode_mark(seq + 1, KIND_MARK, seq, &mut out);
     out
 }
 
@@ -142,11 +136,6 @@ fn read_log(bytes: &[u8], applied: u64, path: &Path) -> Result<LogRead> {
     let mut seq = applied;
     let mut expected: Option<u64> = None;
     let mut changes = Vec::new();
-    // The changes of the write being read: they take effect together, once its closing mark is
-    // read (a write of several changes is one transaction).
-    let mut write: Vec<Change> = Vec::new();
-    // Where the last write closed by its mark ends, and that mark's seq.
-    let (mut closed_at, mut closed_seq) = (0usize, applied);
     while let Some((frame, used)) = framing::decode(&data[at..], &LOG_KINDS) {
         if expected.is_some_and(|e| e != frame.seq) {
             break;
@@ -168,14 +157,10 @@ fn read_log(bytes: &[u8], applied: u64, path: &Path) -> Result<LogRead> {
                 // Records the checkpoint holds (a crash between its rename and the log's
                 // truncation) are skipped.
                 if frame.seq > applied {
-                    write.push(change);
+                    changes.push(change);
                 }
             }
-            KIND_MARK => {
-                changes.append(&mut write);
-                closed_at = at + used;
-                closed_seq = closed_seq.max(frame.seq);
-            }
+            KIND_MARK => {}
             other => {
                 return Err(Error::new(
                     ErrorKind::UnsupportedVersion,
@@ -225,13 +210,10 @@ fn read_log(bytes: &[u8], applied: u64, path: &Path) -> Result<LogRead> {
             }
         }
     }
-    // A write whose closing mark is missing (its frames intact or not) was never acknowledged:
-    // it is a torn tail, and none of its changes takes effect.
-    debug_assert!(closed_seq <= seq && closed_at <= at);
     Ok(LogRead {
         changes,
-        seq: closed_seq,
-        end: LOG_HEADER + closed_at,
+        seq,
+        end: LOG_HEADER + at,
         legacy: version != LOG_VERSION,
     })
 }
@@ -725,19 +707,18 @@ impl PoolStore {
         }
     }
 
-    /// Appends `changes` in one write (their frames and the mark closing the write) and fsyncs:
-    /// they are durable when this returns, and take effect together (a crash leaves all or none:
-    /// a write without its mark is a torn tail). On error the log is cut back to where it was,
-    /// so that no change of them took effect on disk either.
-    pub(crate) fn append(&mut self, changes: &[Change]) -> Result<()> {
+    /// Appends `change` (its frame and the mark closing the write) and fsyncs: the change is
+    /// durable when this returns. On error the log is cut back to where it was, so that the
+    /// change never took effect on disk either.
+    pub(crate) fn append(&mut self, change: &Change) -> Result<()> {
         self.check()?;
         let path = self.dir.join(LOG_FILE);
         if self.truncate_pending {
             self.truncate_to_header()
                 .map_err(|e| ctx("cannot empty the pool log after a checkpoint", &path, e))?;
         }
-        let rec = change_frames(self.seq + 1, changes);
-        let seq = self.seq + changes.len() as u64 + 1;
+        let rec = change_frames(self.seq + 1, change);
+        let seq = self.seq + 2;
         let end = self.log_len + rec.len() as u64;
         let written = self.fault(Fault::LogWrite).and_then(|()| {
             set_len(self.log.as_ref(), end)?;
@@ -759,7 +740,7 @@ impl PoolStore {
         }
         self.log_len += rec.len() as u64;
         self.seq = seq;
-        self.since_checkpoint += changes.len() as u64;
+        self.since_checkpoint += 1;
         Ok(())
     }
 

@@ -7,7 +7,7 @@
 //! list luns | targets | groups | hosts | subsystem
 //! select lun <name>            select target <name>
 //! detail lun                   detail target
-//! create lun simple size=<n>[B|KB|MB|GB|TB] [name=<name>] [unmask=<list>]   (size in MB by default)
+//! create lun simple size=<n>[unit] [name=<name>] [unmask=<list>]   (units as parse_size reads them; MB by default)
 //! delete lun
 //! extend lun size=<n>[unit]    (adds to the selected LUN)
 //! unmask lun all | none | [add|remove] wwn=<hex>[;<hex>...] | [add|remove] initiator=<id>[;<id>...]
@@ -102,7 +102,7 @@ mod output;
 use crate::array::{check_lun_name, Array};
 use crate::error::{Error, ErrorKind};
 use crate::initiator::InitiatorId;
-use crate::mask::{LunHosts, MaskSpec};
+use crate::mask::MaskSpec;
 
 pub use output::{
     GroupRow, HostGrant, HostRow, LineResult, LunDetail, LunRow, Output, ScriptError,
@@ -244,31 +244,52 @@ fn words(line: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-/// Parses `n[B|KB|MB|GB|TB|PB]` (MB when no unit).
+/// The units a size may carry, as DiskRAID reads them: binary whichever spelling (`KB` and `KiB`
+/// are both 1024 bytes).
+const SIZE_UNITS: [&str; 11] = [
+    "B", "KB", "KIB", "MB", "MIB", "GB", "GIB", "TB", "TIB", "PB", "PIB",
+];
+
+/// Parses a size as DiskRAID reads it: a number (a fraction allowed, rounded to the nearest
+/// byte) with an optional unit, case-insensitive, a space allowed between: `B`, `KB`/`KiB`,
+/// `MB`/`MiB`, `GB`/`GiB`, `TB`/`TiB`, `PB`/`PiB`, all binary (`1KB` is 1024 bytes); megabytes
+/// when no unit is given (`64` is 64 MiB). The error names the text and says why it is refused.
+///
+/// ```
+/// use vds_core::script::parse_size;
+/// assert_eq!(parse_size("64"), Ok(64 << 20));
+/// assert_eq!(parse_size("4 KiB"), Ok(4096));
+/// assert_eq!(parse_size("1.5GB"), Ok(3 << 29));
+/// assert!(parse_size("4 furlongs").is_err());
+/// ```
 pub fn parse_size(text: &str) -> Result<u64, String> {
+    /// Binary units, megabytes when none: the parse-size crate configured as DiskRAID reads sizes.
+    const DISKRAID: parse_size::Config = parse_size::Config::new()
+        .with_binary()
+        .with_default_factor(1 << 20);
     let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| {
+    let number = t.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = &t[number.len()..];
+    let number = number.trim_end();
+    let refused = |why: &str| {
         syntax(format!(
-            "size {text:?} is not a number with an optional unit"
+            "size {text:?} {why}: a whole or decimal number with an optional unit (B, KB/KiB, \
+             MB/MiB, GB/GiB, TB/TiB, PB/PiB; binary; MB when none)"
         ))
-    })?;
-    let mult: u64 = match unit.to_ascii_uppercase().as_str() {
-        "B" => 1,
-        "KB" => 1 << 10,
-        "" | "MB" => 1 << 20,
-        "GB" => 1 << 30,
-        "TB" => 1 << 40,
-        "PB" => 1 << 50,
-        u => {
-            return Err(syntax(format!(
-                "unknown size unit {u:?} (B, KB, MB, GB, TB, PB)"
-            )))
-        }
     };
-    n.checked_mul(mult)
-        .ok_or_else(|| syntax(format!("size {text:?} is too large")))
+    if number.is_empty() {
+        return Err(refused("has no number"));
+    }
+    if !number.bytes().all(|b| b.is_ascii_digit() || b == b'.') || number.matches('.').count() > 1 {
+        return Err(refused("is not a number"));
+    }
+    if !unit.is_empty() && !SIZE_UNITS.iter().any(|u| u.eq_ignore_ascii_case(unit)) {
+        return Err(refused(&format!("has an unknown unit {unit:?}")));
+    }
+    DISKRAID.parse_size(t).map_err(|e| match e {
+        parse_size::Error::PosOverflow => syntax(format!("size {text:?} is too large")),
+        _ => refused("does not parse"),
+    })
 }
 
 struct Args {
@@ -705,19 +726,7 @@ impl<'a> Session<'a> {
         Ok(match cmd {
             Command::List(what) => match what.as_str() {
                 "lun" => Output::Luns {
-                    rows: a
-                        .luns()
-                        .into_iter()
-                        .map(|l| LunRow {
-                            number: l.number,
-                            name: l.name,
-                            size: l.size,
-                            status: l.status,
-                            health: l.health,
-                            mask: l.mask,
-                            source: l.source,
-                        })
-                        .collect(),
+                    rows: a.luns().into_iter().map(LunRow::from).collect(),
                 },
                 "target" => Output::Targets {
                     rows: a.targets().into_iter().map(target_row).collect(),
@@ -778,41 +787,7 @@ impl<'a> Session<'a> {
                 Output::TargetSelected { name: name.clone() }
             }
             Command::Detail(Object::Lun) => {
-                let l = a.lun(self.selected_lun()?)?;
-                let grants = |h: std::collections::BTreeMap<crate::InitiatorId, crate::Grant>| {
-                    h.into_iter()
-                        .map(|(id, g)| HostGrant {
-                            initiator: id.to_string(),
-                            access: g.access,
-                            number: g.number,
-                        })
-                        .collect()
-                };
-                let unmasked = match a.lun_hosts(&l.name)? {
-                    LunHosts::All {
-                        access,
-                        number,
-                        own_numbers,
-                    } => UnmaskedHosts::All {
-                        access,
-                        number,
-                        own_numbers: grants(own_numbers),
-                    },
-                    LunHosts::Hosts(h) => UnmaskedHosts::Hosts { hosts: grants(h) },
-                };
-                Output::LunDetail(LunDetail {
-                    name: l.name,
-                    id: l.id,
-                    size: l.size,
-                    lun_type: l.lun_type,
-                    status: l.status,
-                    health: l.health,
-                    transition: l.transition,
-                    number: l.number,
-                    mask: l.mask,
-                    source: l.source,
-                    unmasked,
-                })
+                Output::LunDetail(LunDetail::of(a, self.selected_lun()?)?)
             }
             Command::Detail(Object::Target) => {
                 let name = self.selected_target()?;

@@ -11,10 +11,14 @@ use std::fmt;
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
+use std::collections::BTreeMap;
+
 use super::ExitCode;
-use crate::error::ErrorKind;
-use crate::mask::Access;
-use crate::model::{Health, LunStatus, LunType, TransitionState};
+use crate::array::Array;
+use crate::error::{Error, ErrorKind};
+use crate::initiator::InitiatorId;
+use crate::mask::{Access, Grant, LunHosts};
+use crate::model::{Health, LunInfo, LunStatus, LunType, TransitionState};
 
 /// Everything one run of a script did, line by line, and how it ended.
 ///
@@ -158,7 +162,7 @@ impl ScriptErrorKind {
         match self {
             ScriptErrorKind::Syntax => "syntax",
             ScriptErrorKind::NoSelection => "no_selection",
-            ScriptErrorKind::Failed(k) => error_kind_name(k),
+            ScriptErrorKind::Failed(k) => k.name(),
         }
     }
 }
@@ -166,29 +170,6 @@ impl ScriptErrorKind {
 impl Serialize for ScriptErrorKind {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())
-    }
-}
-
-/// The snake_case name of an error kind (exhaustive: a new kind must be named here).
-fn error_kind_name(k: ErrorKind) -> &'static str {
-    match k {
-        ErrorKind::InvalidArgument => "invalid_argument",
-        ErrorKind::InvalidInitiator => "invalid_initiator",
-        ErrorKind::NotFound => "not_found",
-        ErrorKind::AlreadyExists => "already_exists",
-        ErrorKind::AccessDenied => "access_denied",
-        ErrorKind::Busy => "busy",
-        ErrorKind::BadState => "bad_state",
-        ErrorKind::OutOfRange => "out_of_range",
-        ErrorKind::NoSpace => "no_space",
-        ErrorKind::Timeout => "timeout",
-        ErrorKind::Cancelled => "cancelled",
-        ErrorKind::Corrupt => "corrupt",
-        ErrorKind::UnsupportedVersion => "unsupported_version",
-        ErrorKind::Unsupported => "unsupported",
-        ErrorKind::Io => "io",
-        ErrorKind::Internal => "internal",
-        ErrorKind::NotAPool => "not_a_pool",
     }
 }
 
@@ -481,6 +462,62 @@ pub struct SubsystemRow {
     pub flags: u32,
     /// Its controllers' names.
     pub controllers: Vec<String>,
+}
+
+impl From<LunInfo> for LunRow {
+    fn from(l: LunInfo) -> Self {
+        LunRow {
+            number: l.number,
+            name: l.name,
+            size: l.size,
+            status: l.status,
+            health: l.health,
+            mask: l.mask,
+            source: l.source,
+        }
+    }
+}
+
+impl LunDetail {
+    /// LUN `name`'s properties and who sees it, read from `array` (what `detail lun` shows; the
+    /// `umbra lun detail` command shows the same). [`ErrorKind::NotFound`] if there is no such LUN.
+    pub fn of(array: &Array, name: &str) -> Result<LunDetail, Error> {
+        let l = array.lun(name)?;
+        let grants = |h: BTreeMap<InitiatorId, Grant>| {
+            h.into_iter()
+                .map(|(id, g)| HostGrant {
+                    initiator: id.to_string(),
+                    access: g.access,
+                    number: g.number,
+                })
+                .collect()
+        };
+        let unmasked = match array.lun_hosts(&l.name)? {
+            LunHosts::All {
+                access,
+                number,
+                own_numbers,
+            } => UnmaskedHosts::All {
+                access,
+                number,
+                own_numbers: grants(own_numbers),
+            },
+            LunHosts::Hosts(h) => UnmaskedHosts::Hosts { hosts: grants(h) },
+        };
+        Ok(LunDetail {
+            name: l.name,
+            id: l.id,
+            size: l.size,
+            lun_type: l.lun_type,
+            status: l.status,
+            health: l.health,
+            transition: l.transition,
+            number: l.number,
+            mask: l.mask,
+            source: l.source,
+            unmasked,
+        })
+    }
 }
 
 impl fmt::Display for Output {

@@ -13,7 +13,9 @@
 //! ```
 //!
 //! A provider may receive a new `begin_prepare` for another set at any time after an `abort`
-//! and must treat it as a new sequence. An expected refusal (a volume it cannot snapshot now) is
+//! and must treat it as a new sequence. Sets are told apart by their ids: a provider shared by
+//! several coordinators may be asked to make sets of different volumes at the same time. An
+//! expected refusal (a volume it cannot snapshot now) is
 //! [`ErrorKind::ProviderVeto`]; anything else it reports is an unexpected provider error, which
 //! the coordinator tells apart from a veto.
 //!
@@ -23,6 +25,9 @@
 //!
 //! [`ErrorKind::ProviderVeto`]: crate::ErrorKind::ProviderVeto
 
+pub mod hardware;
+pub mod software;
+
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
@@ -30,6 +35,8 @@ use vds_core::AsyncHandle;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::shadow::{Attributes, Context, ProviderType, ShadowProperties};
+
+pub use hardware::HardwareProvider;
 
 /// One volume of a set, as the coordinator hands it to its provider at `begin_prepare`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,13 +69,21 @@ pub trait Provider: Send + Sync {
     /// Software or hardware.
     fn provider_type(&self) -> ProviderType;
 
+    /// What names `volume` across every coordinator of this process: two coordinators whose
+    /// providers give the same key for a volume never make sets of it at the same time (the
+    /// second gets [`ErrorKind::SnapshotSetInProgress`]). The default is the provider's id and
+    /// the volume's name; a provider over a pool would name the pool's directory.
+    fn volume_key(&self, volume: &str) -> String {
+        format!("{}/{volume}", self.id())
+    }
+
     /// Whether this provider can make a shadow of `volume` in `context` (VSS
     /// `IsVolumeSupported` / `AreLunsSupported`). `Ok(false)` for a volume it does not know;
     /// an error only when it could not tell.
     fn is_volume_supported(&self, volume: &str, context: Context) -> Result<bool>;
 
     /// Starts preparing the shadow of one volume of a set. The first call for a new set id
-    /// starts a new sequence (anything left of an earlier one is dropped).
+    /// starts a new sequence for that set.
     fn begin_prepare(&self, request: &ShadowRequest) -> Result<()>;
 
     /// The rendezvous: every volume of set `set_id` is prepared, by `deadline`.

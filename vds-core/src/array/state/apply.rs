@@ -58,7 +58,80 @@ impl ArrayState {
                 metadata,
             } => self.apply_snapshot_set(set, luns, metadata),
             Change::BreakShadow { id } => self.apply_break_shadow(*id),
+            Change::DeleteSnapshotSet { set, ids } => self.apply_delete_snapshot_set(set, ids),
+            Change::EngineShadowSet { set, luns } => self.apply_engine_shadow_set(*set, luns),
+            Change::ExposeShadow {
+                id,
+                name,
+                size,
+                source,
+            } => self.apply_expose_shadow(*id, name, *size, *source),
         }
+    }
+
+    /// Engine shadow set `set` taken: ends the `engine_shadow` intent of each of its LUNs.
+    fn apply_engine_shadow_set(
+        &mut self,
+        set: u64,
+        luns: &[(LunId, cow_engine::SnapshotId)],
+    ) -> Result<Vec<Notification>> {
+        if luns.is_empty() {
+            return Err(Error::invalid(format!(
+                "engine shadow set {set} has no LUNs"
+            )));
+        }
+        for (id, _) in luns {
+            if self.intents.get(id) != Some(&Intent::EngineShadow { id: *id, set }) {
+                return Err(Error::new(
+                    ErrorKind::Corrupt,
+                    format!("engine shadow set {set}: LUN id {id} has no engine_shadow intent"),
+                ));
+            }
+        }
+        let mut notes = Vec::new();
+        for (id, _) in luns {
+            self.intents.remove(id);
+            notes.push(Notification::LunModify {
+                name: self.lun(*id)?.name.clone(),
+            });
+        }
+        Ok(notes)
+    }
+
+    /// LUN `id` exposing engine shadow `source`, under its `create_lun` intent: masked to no
+    /// one, read-only until broken, its metadata naming the shadow.
+    fn apply_expose_shadow(
+        &mut self,
+        id: LunId,
+        name: &str,
+        size: u64,
+        source: SourceRef,
+    ) -> Result<Vec<Notification>> {
+        check_lun_name(name)?;
+        self.check_size(size)?;
+        self.check_new_name(name)?;
+        self.lun(source.lun)?;
+        if !matches!(self.intents.get(&id), Some(Intent::CreateLun { .. })) {
+            return Err(Error::new(
+                ErrorKind::Corrupt,
+                format!("exposed LUN {name:?} (id {id}) has no create intent"),
+            ));
+        }
+        let delta = self.mask.add_lun(id, MaskSpec::None, None)?;
+        let mut rec = LunRec::new(id, name.to_string(), size, LunStatus::Online, Some(source));
+        rec.metadata.insert(
+            super::metadata::EXPOSES_KEY.to_string(),
+            source.snapshot.get().to_string(),
+        );
+        rec.shadow = true;
+        self.luns.insert(id, rec);
+        self.names.insert(name.to_string(), id);
+        self.intents.remove(&id);
+        let mut notes = vec![Notification::LunArrive {
+            name: name.to_string(),
+        }];
+        notes.extend(self.mask_note(delta));
+        Ok(notes)
     }
 
     /// Creates the shadow LUNs of snapshot set `set`, all or none: each under its `create_lun`
@@ -159,7 +232,11 @@ impl ArrayState {
         let name = l.name.clone();
         let l = self.luns.get_mut(&id).expect("looked up above");
         super::metadata::set(&mut l.metadata, key, value);
-        Ok(vec![Notification::LunModify { name }])
+        Ok(vec![Notification::LunMetadataChanged {
+            name,
+            key: key.to_string(),
+            value: value.map(str::to_string),
+        }])
     }
 
     /// Sets (or removes, for `None`) key `key` of the pool's metadata, within the limits.
@@ -176,7 +253,10 @@ impl ArrayState {
             super::metadata::POOL_LIMITS,
         )?;
         super::metadata::set(&mut self.pool_metadata, key, value);
-        Ok(Vec::new())
+        Ok(vec![Notification::PoolMetadataChanged {
+            key: key.to_string(),
+            value: value.map(str::to_string),
+        }])
     }
 
     /// Records `intent`: refused while another is under way on its LUN. A LUN being created takes
@@ -203,6 +283,11 @@ impl ArrayState {
                 self.next_id = id + 1;
             }
             Intent::Extend { size, .. } => self.check_extend(id, size)?,
+            Intent::EngineShadow { set, .. } => {
+                self.lun(id)?;
+                // Set numbers come from the LUN ids' counter: never reused either.
+                self.next_id = self.next_id.max(set + 1);
+            }
             Intent::RemoveLun { .. } => {
                 if self.luns.contains_key(&id) {
                     return Err(Error::new(
@@ -267,10 +352,44 @@ impl ArrayState {
         Ok(notes)
     }
 
-    /// Deletes LUN `id`: refused while a snapshot LUN depends on it.
-    fn apply_delete_lun(&mut self, id: LunId) -> Result<Vec<Notification>> {
-        let name = self.lun(id)?.name.clone();
-        if let Some(dep) = self.luns.values().find(|l| l.is_snapshot_of(id)) {
+    /// Deletes snapshot set `set`: every one of `ids` (each an unbroken shadow LUN of `set`,
+    /// which must name them all), or none.
+    fn apply_delete_snapshot_set(&mut self, set: &str, ids: &[LunId]) -> Result<Vec<Notification>> {
+        use super::metadata::SET_KEY;
+        let members: BTreeSet<LunId> = self
+            .luns
+            .values()
+            .filter(|l| l.shadow && l.metadata.get(SET_KEY).is_some_and(|s| s == set))
+            .map(|l| l.id)
+            .collect();
+        let given: BTreeSet<LunId> = ids.iter().copied().collect();
+        if members.is_empty() || given != members || given.len() != ids.len() {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!(
+                    "snapshot set {set:?} has shadow LUNs {members:?}, not the LUNs {ids:?} named"
+                ),
+            ));
+        }
+        for &id in ids {
+            self.check_deletable(id, &given)?;
+        }
+        let mut notes = Vec::new();
+        for &id in ids {
+            notes.extend(self.apply_delete_lun(id)?);
+        }
+        Ok(notes)
+    }
+
+    /// Refuses to delete LUN `id` (with those of `with`) while a snapshot LUN not among them
+    /// depends on it.
+    fn check_deletable(&self, id: LunId, with: &BTreeSet<LunId>) -> Result<()> {
+        let name = &self.lun(id)?.name;
+        if let Some(dep) = self
+            .luns
+            .values()
+            .find(|l| l.is_snapshot_of(id) && !with.contains(&l.id))
+        {
             return Err(Error::new(
                 ErrorKind::BadState,
                 format!(
@@ -279,10 +398,22 @@ impl ArrayState {
                 ),
             ));
         }
+        Ok(())
+    }
+
+    /// Deletes LUN `id`: refused while a snapshot LUN depends on it.
+    fn apply_delete_lun(&mut self, id: LunId) -> Result<Vec<Notification>> {
+        self.check_deletable(id, &BTreeSet::new())?;
+        let name = self.lun(id)?.name.clone();
         let delta = self.mask.remove_lun(id)?;
         let mut notes: Vec<Notification> = self.mask_note(delta).into_iter().collect();
         self.unassociate(id);
-        let source = self.luns.remove(&id).and_then(|l| l.source);
+        // A LUN exposing an engine shadow does not own it: the shadow stays.
+        let source = self
+            .luns
+            .remove(&id)
+            .filter(|l| !l.metadata.contains_key(super::metadata::EXPOSES_KEY))
+            .and_then(|l| l.source);
         self.names.remove(&name);
         // What the LUN's volume leaves behind is removed next, under this intent.
         self.intents.insert(id, Intent::RemoveLun { id, source });

@@ -26,6 +26,10 @@ pub(crate) enum Intent {
     /// LUN `id`'s volume is being grown to `size` bytes. Finished by [`Change::Extend`] with the
     /// size the volume has.
     Extend { id: LunId, size: u64 },
+    /// LUN `id`'s volume is getting an engine shadow of engine shadow set `set` (its engine
+    /// snapshot tagged for that set). Finished by [`Change::EngineShadowSet`]; rolled back by
+    /// deleting the snapshots of LUN `id`'s volume tagged for `set`.
+    EngineShadow { id: LunId, set: u64 },
 }
 
 impl Intent {
@@ -34,7 +38,8 @@ impl Intent {
         match *self {
             Intent::CreateLun { id, .. }
             | Intent::RemoveLun { id, .. }
-            | Intent::Extend { id, .. } => id,
+            | Intent::Extend { id, .. }
+            | Intent::EngineShadow { id, .. } => id,
         }
     }
 }
@@ -135,6 +140,27 @@ pub(crate) enum Change {
     /// Shadow LUN `id` becomes an ordinary read-write LUN, out of its set (log format 4).
     BreakShadow {
         id: LunId,
+    },
+    /// Snapshot set `set` deleted: its unbroken shadow LUNs `ids`, all in this one record, each
+    /// left with a `remove_lun` intent for its clean-up (log format 4).
+    DeleteSnapshotSet {
+        set: String,
+        ids: Vec<LunId>,
+    },
+    /// Engine shadow set `set`: each `(LUN, engine snapshot)` of `luns` is a shadow of that LUN
+    /// (its snapshot tagged for the set). Ends each LUN's `engine_shadow` intent (log format 4).
+    EngineShadowSet {
+        set: u64,
+        luns: Vec<(LunId, cow_engine::SnapshotId)>,
+    },
+    /// LUN `id` named `name`, of `size` bytes, exposes engine shadow `source` (a snapshot LUN
+    /// standing on it, which does not own it): masked to no one, read-only until broken. Ends its
+    /// `create_lun` intent (log format 4).
+    ExposeShadow {
+        id: LunId,
+        name: String,
+        size: u64,
+        source: SourceRef,
     },
 }
 

@@ -19,6 +19,11 @@ pub(crate) struct Limits {
 /// broken).
 pub const SET_KEY: &str = "umbra:snapshot-set";
 
+/// The LUN metadata key of a LUN exposing an engine shadow ([`crate::Array::expose_engine_shadow`]):
+/// the shadow's snapshot id. The LUN stands on the shadow without owning it: deleting the LUN
+/// leaves the shadow.
+pub const EXPOSES_KEY: &str = "umbra:exposes";
+
 /// Longest key, in bytes (1 to 128 of letters, digits, `.`, `_`, `-`, `:`, `/`).
 pub const MAX_KEY: usize = 128;
 /// A LUN's map: at most 64 keys, values of at most 4 KiB.

@@ -1,0 +1,172 @@
+//! `umbra exec FILE`: runs a script. A DiskRAID script runs through vds-core's script `Session`;
+//! a DiskShadow script is refused as not yet supported (exit 2) until vss-core's coordinator and
+//! script land. The whole file is parsed before anything runs, so a malformed script changes
+//! nothing; once running, the first error not covered by `noerr` stops the script at its line.
+
+use std::path::Path;
+
+use serde_json::json;
+use vds_core::script::{parse_line, ScriptErrorKind, Session};
+use vds_core::ErrorKind;
+
+use crate::cli::{Dialect, ExecArgs};
+use crate::error::{Error, Result};
+use crate::exit::Status;
+use crate::output::Report;
+use crate::Ctx;
+
+/// DiskShadow's own first words (no DiskRAID command starts with them).
+const DISKSHADOW_WORDS: [&str; 15] = [
+    "set", "begin", "end", "add", "writer", "expose", "unexpose", "load", "import", "break",
+    "revert", "reset", "exec", "store", "mask",
+];
+
+/// DiskRAID's own first words (no DiskShadow command starts with them).
+const DISKRAID_WORDS: [&str; 12] = [
+    "select",
+    "detail",
+    "extend",
+    "unmask",
+    "online",
+    "offline",
+    "associate",
+    "snapshot",
+    "swap",
+    "split",
+    "group",
+    "number",
+];
+
+/// The dialect of `script`, from its first command that only one dialect has (`create lun`,
+/// `list shadows`, `begin backup`, ...); DiskRAID when no command tells (`exit` alone).
+pub fn guess_dialect(script: &str) -> Dialect {
+    for line in script.lines() {
+        let words: Vec<String> = line
+            .split_whitespace()
+            .take(2)
+            .map(str::to_ascii_lowercase)
+            .collect();
+        let Some(first) = words.first().map(String::as_str) else {
+            continue;
+        };
+        if first.starts_with('#') || first == "rem" {
+            continue;
+        }
+        let second = words.get(1).map(String::as_str).unwrap_or("");
+        if DISKSHADOW_WORDS.contains(&first) {
+            return Dialect::Diskshadow;
+        }
+        if DISKRAID_WORDS.contains(&first) {
+            return Dialect::Diskraid;
+        }
+        match (first, second) {
+            ("list", "shadows" | "writers" | "providers" | "metadata")
+            | ("delete", "shadows")
+            | ("create", "") => return Dialect::Diskshadow,
+            ("list" | "create" | "delete" | "resync", _) => return Dialect::Diskraid,
+            _ => {}
+        }
+    }
+    Dialect::Diskraid
+}
+
+/// The umbra exit status of a script error.
+fn status_of(kind: ScriptErrorKind) -> (Status, &'static str) {
+    match kind {
+        ScriptErrorKind::Syntax => (Status::InvalidInput, "invalid_argument"),
+        ScriptErrorKind::NoSelection => (Status::InvalidInput, "invalid_argument"),
+        ScriptErrorKind::Failed(k) => (Status::of_vds(k), k.name()),
+    }
+}
+
+/// Runs `umbra exec`.
+pub fn run(args: ExecArgs, ctx: &Ctx) -> Result<Report> {
+    let script = read_script(&args.file)?;
+    let dialect = args.dialect.unwrap_or_else(|| guess_dialect(&script));
+    if dialect == Dialect::Diskshadow {
+        return Err(Error::usage(format!(
+            "{}: DiskShadow scripts are not yet supported (they need the shadow-copy \
+             coordinator); DiskRAID scripts run now (--dialect diskraid)",
+            args.file.display()
+        )));
+    }
+    // Every line parses before anything runs: a malformed script changes nothing.
+    for (i, line) in script.lines().enumerate() {
+        if let Err(m) = parse_line(line) {
+            return Err(Error::of_kind(
+                ErrorKind::InvalidArgument,
+                format!(
+                    "{} line {}: {m} (nothing was run)",
+                    args.file.display(),
+                    i + 1
+                ),
+            ));
+        }
+    }
+    let array = ctx.open()?;
+    let run = Session::new(&array).execute(&script);
+    let failure = run.stopping_error().map(|e| {
+        let (status, kind) = status_of(e.kind);
+        Error {
+            kind,
+            status,
+            message: format!("{} line {}: {}", args.file.display(), e.line, e.message),
+        }
+    });
+    let mut doc = json!({
+        "dialect": "diskraid",
+        "file": args.file,
+        "exit_code": run.exit_code as i32,
+        "run": run,
+    });
+    if let Some(f) = &failure {
+        doc["error"] = f.to_json()["error"].clone();
+    }
+    let mut report = Report::new(run.render_text(), doc);
+    report.failure = failure;
+    Ok(report)
+}
+
+/// The script's text; a missing or unreadable file named.
+fn read_script(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|e| Error::file("cannot read script", path, e))?;
+    String::from_utf8(bytes).map_err(|e| {
+        Error::of_kind(
+            ErrorKind::InvalidArgument,
+            format!(
+                "script {} is not UTF-8 text (byte {})",
+                path.display(),
+                e.utf8_error().valid_up_to()
+            ),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dialect_is_told_by_the_first_command_only_one_has() {
+        let raid = [
+            "create lun simple size=64 name=db",
+            "# comment\n\nrem x\nlist luns",
+            "select lun db\ndelete lun",
+            "exit",
+            "",
+        ];
+        for s in raid {
+            assert_eq!(guess_dialect(s), Dialect::Diskraid, "{s:?}");
+        }
+        let shadow = [
+            "set context persistent\nadd volume db\ncreate",
+            "# backup\nbegin backup",
+            "list shadows all",
+            "delete shadows all",
+            "exit\nwriter verify {x}",
+        ];
+        for s in shadow {
+            assert_eq!(guess_dialect(s), Dialect::Diskshadow, "{s:?}");
+        }
+    }
+}

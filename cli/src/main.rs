@@ -1,0 +1,113 @@
+//! `umbra`: administers an umbra pool directory from the command line, DiskRAID-style.
+//!
+//! `umbra [--pool DIR] [--json] COMMAND ...`. The pool is `--pool`, else `UMBRA_POOL`, else
+//! `./umbra-pool`, created on first use. Human tables by default; `--json` (before or after the
+//! command) prints exactly one JSON document on stdout, errors included. Exit codes: `exit.rs`.
+//!
+//! The command translates: it reads text into vds-core's typed values (every argument before the
+//! pool is opened, so bad input changes nothing), calls the array, and prints what came back.
+//! Logic another front end would need lives in vds-core.
+
+mod cli;
+mod error;
+mod exec;
+mod exit;
+mod host;
+mod lun;
+mod output;
+mod parse;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::Parser;
+use vds_core::Array;
+
+use crate::cli::{Cli, Command};
+use crate::error::{Error, Result};
+use crate::output::Report;
+
+/// What every command is given: where the pool is and how to print.
+pub struct Ctx {
+    /// The pool directory.
+    pub pool: PathBuf,
+    /// Print JSON.
+    pub json: bool,
+}
+
+impl Ctx {
+    /// Opens (creating on first use) the pool.
+    pub fn open(&self) -> Result<Array> {
+        Ok(Array::open(&self.pool)?)
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<Report> {
+    let ctx = Ctx {
+        pool: cli.pool,
+        json: cli.json,
+    };
+    match cli.command {
+        Command::Lun(c) => lun::run(c, &ctx),
+        Command::Host(c) => host::run_host(c, &ctx),
+        Command::Group(c) => host::run_group(c, &ctx),
+        Command::Exec(a) => exec::run(a, &ctx),
+    }
+}
+
+/// Prints `doc` as the one JSON document on stdout.
+fn print_json(doc: &serde_json::Value) {
+    let mut out = std::io::stdout().lock();
+    let text = serde_json::to_string_pretty(doc).expect("a JSON value serialises");
+    // A closed stdout leaves nothing to report to.
+    let _ = writeln!(out, "{text}").and_then(|()| out.flush());
+}
+
+/// Runs the command line and returns the exit code; every value (the pool included) is dropped
+/// by then.
+fn main_code() -> u8 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let json = std::env::args().any(|a| a == "--json");
+            if json && e.use_stderr() {
+                let err = Error::usage(e.render().to_string().trim_end().to_string());
+                print_json(&err.to_json());
+                return err.status.code();
+            }
+            // Help and version go to stdout with 0; usage errors to stderr with clap's code 2.
+            let _ = e.print();
+            return u8::try_from(e.exit_code()).unwrap_or(2);
+        }
+    };
+    let json = cli.json;
+    let failure = match dispatch(cli) {
+        Ok(report) => {
+            if json {
+                print_json(&report.json);
+            } else if !report.text.is_empty() {
+                let mut out = std::io::stdout().lock();
+                let _ = out
+                    .write_all(report.text.as_bytes())
+                    .and_then(|()| out.flush());
+            }
+            report.failure.map(|f| (f, false))
+        }
+        Err(e) => Some((e, json)),
+    };
+    match failure {
+        None => exit::Status::Success.code(),
+        Some((e, print_as_json)) => {
+            if print_as_json {
+                print_json(&e.to_json());
+            } else if !json {
+                eprintln!("umbra: error: {e}");
+            }
+            e.status.code()
+        }
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    std::process::ExitCode::from(main_code())
+}

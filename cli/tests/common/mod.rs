@@ -1,0 +1,124 @@
+//! Helpers of the `umbra` command's tests: run the built binary on a pool, parse its JSON,
+//! snapshot a pool directory's files.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use serde_json::Value;
+
+/// Initiator ids the tests use.
+pub const SERVER: &str = "iqn.1991-05.com.microsoft:server";
+/// A backup host's FC port, in one of its spellings.
+pub const BACKUP: &str = "10:00:00:00:c9:00:00:02";
+/// The same port as the array spells it.
+pub const BACKUP_CANON: &str = "10000000c9000002";
+/// An initiator no mask names.
+pub const STRANGER: &str = "iqn.2000-01.com.example:stranger";
+
+/// The `umbra` binary, with no `UMBRA_POOL` from the environment.
+pub fn umbra() -> assert_cmd::Command {
+    let mut c = assert_cmd::cargo::cargo_bin_cmd!("umbra");
+    c.env_remove("UMBRA_POOL");
+    c
+}
+
+/// Runs `umbra --pool POOL ARGS...`.
+pub fn run(pool: &Path, args: &[&str]) -> Output {
+    umbra()
+        .arg("--pool")
+        .arg(pool)
+        .args(args)
+        .output()
+        .expect("umbra runs")
+}
+
+/// The process's exit code.
+pub fn code(out: &Output) -> i32 {
+    out.status.code().expect("umbra exits with a code")
+}
+
+/// Stdout as text.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).expect("stdout is UTF-8")
+}
+
+/// Stderr as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8(out.stderr.clone()).expect("stderr is UTF-8")
+}
+
+/// Runs a human-output command that must succeed; its stdout.
+pub fn ok(pool: &Path, args: &[&str]) -> String {
+    let out = run(pool, args);
+    assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));
+    stdout(&out)
+}
+
+/// Stdout parsed as exactly one JSON document.
+pub fn doc(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {:?}", stdout(out)))
+}
+
+/// Runs `umbra --json ...` that must succeed; its document.
+pub fn ok_json(pool: &Path, args: &[&str]) -> Value {
+    let out = run(pool, &[&["--json"], args].concat());
+    assert_eq!(code(&out), 0, "{args:?}: {}", stdout(&out));
+    doc(&out)
+}
+
+/// Runs `umbra --json ...` that must fail with `exit`; its `error` object (kind, message,
+/// exit_code), checked to carry that code.
+pub fn fail_json(pool: &Path, args: &[&str], exit: i32) -> Value {
+    let out = run(pool, &[&["--json"], args].concat());
+    let d = doc(&out);
+    assert_eq!(code(&out), exit, "{args:?}: {d}");
+    let e = d["error"].clone();
+    assert_eq!(e["exit_code"], exit, "{d}");
+    assert!(e["kind"].is_string() && e["message"].is_string(), "{d}");
+    e
+}
+
+/// Every file under `dir` (relative path -> bytes); the pool lock's bytes (the holder's pid)
+/// left out, its name kept.
+pub fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("readable") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                out.insert(p.strip_prefix(dir).unwrap().join(""), Vec::new());
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().to_path_buf();
+                let bytes = if rel == Path::new("pool.lock") {
+                    Vec::new()
+                } else {
+                    std::fs::read(&p).expect("readable")
+                };
+                out.insert(rel, bytes);
+            }
+        }
+    }
+    out
+}
+
+/// Deterministic bytes that are not all alike (and a zero run, to exercise holes).
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|i| {
+            if (i / 4096) % 3 == 2 {
+                return 0;
+            }
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}

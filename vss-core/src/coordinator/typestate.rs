@@ -1,0 +1,316 @@
+//! A typestate facade over [`BackupSession`]: each step is a type, and a call out of order does
+//! not compile.
+//!
+//! ```text
+//! Backup<Initial> --gather--> Backup<Gathered> --start_set--> Backup<Started>
+//!   --prepare--> Backup<Prepared> --snapshot--> Backup<Snapshotted> --complete--> Backup<Completed>
+//!   --shutdown--> Backup<Ended>
+//! any step --abort--> Backup<Ended>; a step that fails --> Err(Backup<Ended>)
+//! ```
+//!
+//! A failed step returns the session ended (aborted) as `Err(Backup<Ended>)`, which keeps the
+//! error and the writers' status and converts into the crate's [`Error`] with `?`.
+//!
+//! A set cannot be started before the writers are gathered:
+//!
+//! ```compile_fail
+//! # use vss_core::{Coordinator, Context, BackupType};
+//! let c = Coordinator::new([]);
+//! let b = c.begin_backup(Context::BACKUP, BackupType::Full);
+//! let _ = b.start_set(); // no method `start_set` on `Backup<Initial>`
+//! ```
+//!
+//! Nor made before writers are prepared:
+//!
+//! ```compile_fail
+//! # use vss_core::{Coordinator, Context, BackupType};
+//! # fn f() -> Result<(), vss_core::Error> {
+//! let c = Coordinator::new([]);
+//! let mut b = c.begin_backup(Context::BACKUP, BackupType::Full).gather()?.start_set()?;
+//! b.add_volume("data")?;
+//! let _ = b.snapshot(); // no method `snapshot` on `Backup<Started>`
+//! # Ok(()) }
+//! ```
+//!
+//! No volume is added once the writers are prepared:
+//!
+//! ```compile_fail
+//! # use vss_core::{Coordinator, Context, BackupType};
+//! # fn f() -> Result<(), vss_core::Error> {
+//! let c = Coordinator::new([]);
+//! let mut b = c.begin_backup(Context::BACKUP, BackupType::Full).gather()?.start_set()?;
+//! b.add_volume("data")?;
+//! let mut p = b.prepare()?;
+//! p.add_volume("logs")?; // no method `add_volume` on `Backup<Prepared>`
+//! # Ok(()) }
+//! ```
+//!
+//! And backup-complete comes only after the shadows exist:
+//!
+//! ```compile_fail
+//! # use vss_core::{Coordinator, Context, BackupType};
+//! # fn f() -> Result<(), vss_core::Error> {
+//! let c = Coordinator::new([]);
+//! let b = c.begin_backup(Context::BACKUP, BackupType::Full).gather()?.start_set()?;
+//! let _ = b.prepare()?.complete(); // no method `complete` on `Backup<Prepared>`
+//! # Ok(()) }
+//! ```
+//!
+//! The same calls in order compile (and run: here with no writer, on a memory volume):
+//!
+//! ```
+//! # use std::sync::Arc;
+//! # use vss_core::{Coordinator, Context, BackupType, SoftwareProvider, Provider};
+//! # fn main() -> Result<(), vss_core::Error> {
+//! let vol = cow_engine::Volume::create_mem(1 << 20, Default::default())?;
+//! let sw: Arc<dyn Provider> = Arc::new(SoftwareProvider::new([("data", vol)])?);
+//! let c = Coordinator::new([sw]);
+//! let mut b = c.begin_backup(Context::BACKUP, BackupType::Full).gather()?.start_set()?;
+//! b.add_volume("data")?;
+//! let done = b.prepare()?.snapshot()?;
+//! assert_eq!(done.properties().len(), 1);
+//! let ended = done.complete()?.shutdown();
+//! assert!(ended.error().is_none());
+//! # Ok(()) }
+//! ```
+
+use std::marker::PhantomData;
+
+use uuid::Uuid;
+
+use super::{BackupSession, WriterStatus};
+use crate::document::{BackupComponents, WriterMetadata};
+use crate::error::Error;
+use crate::shadow::ShadowProperties;
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// A step of a [`Backup`] (sealed: the types below are all there is).
+pub trait Stage: sealed::Sealed {}
+
+macro_rules! stages {
+    ($($(#[$doc:meta])* $name:ident),+ $(,)?) => {
+        $(
+            $(#[$doc])*
+            #[derive(Debug)]
+            pub struct $name;
+            impl sealed::Sealed for $name {}
+            impl Stage for $name {}
+        )+
+    };
+}
+
+stages!(
+    /// Made; next: [`Backup::gather`].
+    Initial,
+    /// Writers identified; next: [`Backup::select`], [`Backup::start_set`].
+    Gathered,
+    /// A set started; next: [`Backup::add_volume`], [`Backup::prepare`].
+    Started,
+    /// Writers prepared; next: [`Backup::snapshot`].
+    Prepared,
+    /// The shadows exist; next: [`Backup::complete`].
+    Snapshotted,
+    /// Backup complete sent; next: [`Backup::shutdown`].
+    Completed,
+    /// Over (shut down, aborted, or failed).
+    Ended,
+);
+
+/// A backup session whose step is its type (see the module documentation).
+pub struct Backup<S: Stage> {
+    /// Boxed: a step's `Err(Backup<Ended>)` stays small.
+    session: Box<BackupSession>,
+    error: Option<Error>,
+    _stage: PhantomData<S>,
+}
+
+impl<S: Stage> std::fmt::Debug for Backup<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backup")
+            .field("session", &self.session)
+            .field("error", &self.error)
+            .finish()
+    }
+}
+
+/// What a step of a [`Backup`] returns: the next step, or the session ended with its error.
+pub type Step<N> = std::result::Result<Backup<N>, Backup<Ended>>;
+
+impl<S: Stage> Backup<S> {
+    fn to<N: Stage>(self) -> Backup<N> {
+        Backup {
+            session: self.session,
+            error: self.error,
+            _stage: PhantomData,
+        }
+    }
+
+    /// Runs one step of the session; on failure the session is aborted (if the step did not
+    /// already) and returned ended, with the error.
+    fn run<N: Stage>(mut self, f: impl FnOnce(&mut BackupSession) -> crate::Result<()>) -> Step<N> {
+        match f(&mut self.session) {
+            Ok(()) => Ok(self.to()),
+            Err(e) => {
+                if !self.session.step().is_over() {
+                    let _ = self.session.abort();
+                }
+                self.error = Some(e);
+                Err(self.to())
+            }
+        }
+    }
+
+    /// The run-time session underneath (its step, set id, volumes).
+    pub fn session(&self) -> &BackupSession {
+        &self.session
+    }
+
+    /// Every writer's status.
+    pub fn writer_status(&self) -> Vec<WriterStatus> {
+        self.session.writer_status()
+    }
+}
+
+impl Backup<Initial> {
+    pub(crate) fn new(session: BackupSession) -> Self {
+        Backup {
+            session: Box::new(session),
+            error: None,
+            _stage: PhantomData,
+        }
+    }
+
+    /// Gathers the writers' metadata ([`BackupSession::gather_writer_metadata`]).
+    pub fn gather(self) -> Step<Gathered> {
+        self.run(|s| s.gather_writer_metadata().map(drop))
+    }
+}
+
+impl Backup<Gathered> {
+    /// The metadata of the writers taking part.
+    pub fn metadata(&self) -> Vec<WriterMetadata> {
+        self.session.writer_metadata()
+    }
+
+    /// Selects a component ([`BackupSession::select_component`]); an error changes nothing.
+    pub fn select(&mut self, writer: &str, path: &str) -> crate::Result<()> {
+        self.session.select_component(writer, path)
+    }
+
+    /// Starts the set ([`BackupSession::start_set`]).
+    pub fn start_set(self) -> Step<Started> {
+        self.run(|s| s.start_set().map(drop))
+    }
+}
+
+impl Backup<Started> {
+    /// The set's id.
+    pub fn set_id(&self) -> Uuid {
+        self.session.set_id().expect("a started set has an id")
+    }
+
+    /// Adds a volume ([`BackupSession::add_volume`]); an error changes nothing.
+    pub fn add_volume(&mut self, volume: &str) -> crate::Result<Uuid> {
+        self.session.add_volume(volume)
+    }
+
+    /// Prepares the writers ([`BackupSession::prepare_for_backup`]).
+    pub fn prepare(self) -> Step<Prepared> {
+        self.run(BackupSession::prepare_for_backup)
+    }
+}
+
+impl Backup<Prepared> {
+    /// Makes the set ([`BackupSession::do_snapshot_set`]).
+    pub fn snapshot(self) -> Step<Snapshotted> {
+        self.run(|s| s.do_snapshot_set().map(drop))
+    }
+}
+
+impl Backup<Snapshotted> {
+    /// The shadows, in volume order.
+    pub fn properties(&self) -> &[ShadowProperties] {
+        self.session.properties().unwrap_or(&[])
+    }
+
+    /// The backup components document, to save for a restore.
+    pub fn components(&self) -> crate::Result<BackupComponents> {
+        self.session.backup_components()
+    }
+
+    /// Records a component's backup as succeeded or not.
+    pub fn set_backup_succeeded(
+        &mut self,
+        writer: &str,
+        path: &str,
+        ok: bool,
+    ) -> crate::Result<()> {
+        self.session.set_backup_succeeded(writer, path, ok)
+    }
+
+    /// Sends backup-complete ([`BackupSession::backup_complete`]).
+    pub fn complete(self) -> Step<Completed> {
+        self.run(BackupSession::backup_complete)
+    }
+}
+
+impl Backup<Completed> {
+    /// The shadows, in volume order.
+    pub fn properties(&self) -> &[ShadowProperties] {
+        self.session.properties().unwrap_or(&[])
+    }
+
+    /// Ends the session ([`BackupSession::backup_shutdown`]); an error deleting auto-release
+    /// shadows is kept in the ended session.
+    pub fn shutdown(mut self) -> Backup<Ended> {
+        if let Err(e) = self.session.backup_shutdown() {
+            self.error = Some(e);
+        }
+        self.to()
+    }
+}
+
+macro_rules! abortable {
+    ($($s:ident),+) => {
+        $(
+            impl Backup<$s> {
+                /// Abandons the session ([`BackupSession::abort`]).
+                pub fn abort(mut self) -> Backup<Ended> {
+                    if let Err(e) = self.session.abort() {
+                        self.error = Some(e);
+                    }
+                    self.to()
+                }
+            }
+        )+
+    };
+}
+abortable!(Initial, Gathered, Started, Prepared, Snapshotted, Completed);
+
+impl Backup<Ended> {
+    /// The error that ended the session, if one did.
+    pub fn error(&self) -> Option<&Error> {
+        self.error.as_ref()
+    }
+
+    /// The error that ended the session, taken.
+    pub fn into_error(self) -> Option<Error> {
+        self.error
+    }
+}
+
+impl From<Backup<Ended>> for Error {
+    /// The error that ended the session (a session ended without one is
+    /// [`ErrorKind::BadState`](crate::ErrorKind::BadState)).
+    fn from(b: Backup<Ended>) -> Error {
+        b.error.unwrap_or_else(|| {
+            Error::new(
+                crate::ErrorKind::BadState,
+                "the backup session is over".to_owned(),
+            )
+        })
+    }
+}
