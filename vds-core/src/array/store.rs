@@ -49,16 +49,24 @@ const LOG_TMP: &str = "pool.log.tmp";
 const CHECKPOINT_EVERY: u64 = 1024;
 /// The log header: magic, version, crc32 of both.
 const LOG_MAGIC: &[u8; 8] = b"UMBRAPLG";
-/// The log format this build writes: 4 (version 3 had no metadata records, version 2 no intent
-/// records; both are still read).
-pub(crate) const LOG_VERSION: u32 = 4;
+/// The log format this build writes: 5 (version 4 had no snapshot-set deletion, engine-shadow or
+/// exposed-shadow records, version 3 no metadata records, version 2 no intent records; all are
+/// still read, and a pool of an older one upgraded in place). A build that reads only an older
+/// version refuses a log of this one as `UnsupportedVersion` before it meets a record it does
+/// not know.
+pub(crate) const LOG_VERSION: u32 = 5;
 /// The oldest log format with a header, still read (and upgraded).
 const LOG_VERSION_2: u32 = 2;
 const LOG_HEADER: usize = 16;
 /// The checkpoint's header: magic, version, payload crc32, payload length, header crc32.
 const STATE_MAGIC: &[u8; 8] = b"UMBRAPST";
-/// The checkpoint file format this build writes (version 1 was plain JSON, still read).
-pub(crate) const STATE_FILE_VERSION: u32 = 2;
+/// The checkpoint file format this build writes: 3, the layout of 2 with a payload that may hold
+/// what log format 5 adds (engine-shadow intents), so a build reading only version 2 refuses it
+/// as `UnsupportedVersion` rather than `Corrupt`. Version 2 is still read; version 1 was plain
+/// JSON, still read.
+pub(crate) const STATE_FILE_VERSION: u32 = 3;
+/// The oldest checkpoint file format with a header, still read.
+const STATE_FILE_VERSION_2: u32 = 2;
 const STATE_HEADER: usize = 28;
 /// The files whose presence makes a directory a pool (any one of them).
 const POOL_FILES: [&str; 6] = [LOCK_FILE, STATE_FILE, STATE_TMP, LOG_FILE, LOG_TMP, "luns"];
@@ -447,12 +455,12 @@ fn decode_state(bytes: &[u8], path: &Path) -> Result<(PoolState, bool)> {
         return Err(corrupt("the pool state's header is damaged".to_string()));
     }
     let version = u32_at(8);
-    if version != STATE_FILE_VERSION {
+    if !(STATE_FILE_VERSION_2..=STATE_FILE_VERSION).contains(&version) {
         return Err(Error::new(
             ErrorKind::UnsupportedVersion,
             format!(
-                "the pool state is format version {version}; this build reads version \
-                 {STATE_FILE_VERSION}"
+                "the pool state is format version {version}; this build reads versions \
+                 {STATE_FILE_VERSION_2} to {STATE_FILE_VERSION}"
             ),
         )
         .with_path(path));
@@ -470,7 +478,7 @@ fn decode_state(bytes: &[u8], path: &Path) -> Result<(PoolState, bool)> {
             "the pool state is damaged (its checksum does not match)".to_string(),
         ));
     }
-    Ok((parse(payload)?, false))
+    Ok((parse(payload)?, version != STATE_FILE_VERSION))
 }
 
 /// Writes `bytes` to `tmp`, fsyncs it, renames it over `dest` and fsyncs the directory: `dest`

@@ -11,9 +11,9 @@ use crate::initiator::InitiatorId;
 use crate::mask::{LunId, MaskSpec};
 use crate::model::LunStatus;
 
-/// The version of the checkpoint's JSON: 3 (with `metadata` and `pool_metadata`); versions 2
-/// (with `intents`) and 1 (without) are still read.
-pub(crate) const STATE_VERSION: u32 = 3;
+/// The version of the checkpoint's JSON: 4 (its intents may name `engine_shadow`); versions 3
+/// (with `metadata` and `pool_metadata`), 2 (with `intents`) and 1 (without) are still read.
+pub(crate) const STATE_VERSION: u32 = 4;
 
 /// The checkpoint: the whole metadata.
 #[derive(Debug, Clone, Serialize, Deserialize)]
