@@ -177,7 +177,7 @@ impl Provider for ArraySoftwareProvider {
     /// The hardware provider's key for the LUN, so a LUN is in one set being made whichever of
     /// the pool's providers makes it.
     fn volume_key(&self, volume: &str) -> String {
-        format!("{}/{volume}", HardwareProvider::ID)
+        HardwareProvider::new(self.array.clone()).volume_key(volume)
     }
 
     /// A LUN of the array that is not damaged and is not an unbroken shadow LUN; not in a

@@ -417,6 +417,12 @@ impl Provider for HardwareProvider {
     }
 
     /// True for a LUN of the array that is not damaged and not itself an unbroken shadow LUN.
+    /// The array's identity and the LUN's name: a LUN is in one set being made at a time across
+    /// the coordinators of the process, and LUNs of the same name in other arrays are not.
+    fn volume_key(&self, volume: &str) -> String {
+        format!("array {:#x}/{volume}", self.array.instance_id())
+    }
+
     fn is_volume_supported(&self, volume: &str, _context: Context) -> Result<bool> {
         if self.array.lun(volume).is_err() {
             return Ok(false);
