@@ -39,6 +39,11 @@
 //!   snapshot LUNs of the embedded array (one snapshot-set transaction per set, the registry in
 //!   the pool's LUN metadata), with import, break, fast recovery and resync.
 //!
+//! - [`PoolCoordinator`] ([`pool`]): the coordinator over an embedded array's pool, with both
+//!   providers (the software one on the array's engine-level shadows), writers registered in the
+//!   pool, and a set-in-progress record in the pool so a requester killed mid-set is cleaned up at
+//!   the next open.
+//!
 //! The C face comes next (docs/protocol.md).
 //!
 //! A whole backup of two volumes with a database writer, then a restore:
