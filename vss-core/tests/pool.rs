@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use common::{script, Recorder, BACKUP};
 use hardware_common::{block, mask, open_as, read_block, HOST_A, MB};
+use uuid::Uuid;
 use vds_core::Array;
 use vss_core::pool::{read_record, SetRecord, ARRAY_SOFTWARE_PROVIDER_ID};
 use vss_core::{
@@ -597,4 +598,65 @@ fn a_requester_killed_mid_freeze_is_cleaned_up_at_the_next_open() {
 #[test]
 fn a_requester_killed_after_its_commit_is_cleaned_up_at_the_next_open() {
     killed_mid_set(WriterEvent::Thaw);
+}
+
+/// A record or a registered writer that does not read is Corrupt at the open, naming the key,
+/// and the open changes nothing.
+#[test]
+fn damaged_pool_metadata_is_reported_at_the_open() {
+    for (key, value) in [
+        (vss_core::pool::SET_RECORD_KEY, "{\"set_id\":1}"),
+        (
+            vss_core::pool::SET_RECORD_KEY,
+            "{\"format\":\"umbra-set-in-progress\",\"version\":2,\"set_id\":\
+             \"00000000-0000-0000-0000-000000000001\",\"pid\":1,\"start_time\":0,\"luns\":[],\
+             \"exec_writers\":[]}",
+        ),
+        ("vss:writer:fs", "{\"command\":\"x\"}"),
+    ] {
+        let a = Array::in_memory();
+        a.set_pool_metadata(key, Some(value)).unwrap();
+        let before = a.pool_metadata();
+        let e = PoolCoordinator::open(a.clone()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Corrupt, "{value}: {e}");
+        assert!(e.message().contains(key), "{e}");
+        assert_eq!(a.pool_metadata(), before);
+    }
+}
+
+/// A record left by a process that is gone (here: a pid no process has, as after a reboot) is
+/// cleaned up when a set starts on a coordinator opened before it appeared.
+#[test]
+fn a_dead_requesters_record_found_at_start_set_is_cleaned_up_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("exec.log");
+    let a = Array::in_memory();
+    a.create_lun("db", MB, &mask(HOST_A)).unwrap();
+    let pc = PoolCoordinator::open(a.clone()).unwrap();
+    let dead = Uuid::new_v4();
+    let w = logging_writer(dir.path(), "fs", &log);
+    let rec = SetRecord {
+        format: "umbra-set-in-progress".into(),
+        version: 1,
+        set_id: dead,
+        // Above the kernel's pid_max (at most 2^22): no process has it.
+        pid: 1 << 23,
+        start_time: 1,
+        luns: vec!["db".into()],
+        exec_writers: vec![vss_core::pool::RecordedWriter {
+            name: w.name.clone(),
+            command: w.command.clone(),
+        }],
+    };
+    a.set_pool_metadata(
+        vss_core::pool::SET_RECORD_KEY,
+        Some(&serde_json::to_string(&rec).unwrap()),
+    )
+    .unwrap();
+    one_set(&pc, &["db"]).unwrap();
+    assert_eq!(
+        log_lines(&log),
+        [(WriterEvent::Abort, dead.to_string(), "db".to_owned())]
+    );
+    assert!(read_record(&a).unwrap().is_none());
 }

@@ -25,7 +25,7 @@ mod software;
 
 pub use software::{ArraySoftwareProvider, ARRAY_SOFTWARE_PROVIDER_ID};
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -195,7 +195,7 @@ pub struct SetRecovery {
 static RECORD_LOCK: Mutex<()> = parking_lot::const_mutex(());
 
 /// The sets this process's pool coordinators are making.
-static LIVE_SETS: Mutex<Option<HashSet<Uuid>>> = parking_lot::const_mutex(None);
+static LIVE_SETS: Mutex<BTreeSet<Uuid>> = parking_lot::const_mutex(BTreeSet::new());
 
 /// What the coordinator's hook and the pool coordinator share.
 struct PoolState {
@@ -225,13 +225,15 @@ impl PoolState {
     /// Whether `rec`'s requester is alive: this process with the set still being made, or
     /// another process with the same pid and start time that is not a zombie.
     fn is_live(rec: &SetRecord) -> bool {
-        if rec.pid == std::process::id() {
-            return LIVE_SETS
-                .lock()
-                .as_ref()
-                .is_some_and(|s| s.contains(&rec.set_id));
+        if Self::is_own(rec) {
+            return LIVE_SETS.lock().contains(&rec.set_id);
         }
         process_start(rec.pid).is_some_and(|t| t == rec.start_time)
+    }
+
+    /// Whether `rec` was written by this process (its pid and start time).
+    fn is_own(rec: &SetRecord) -> bool {
+        rec.pid == std::process::id() && process_start(rec.pid) == Some(rec.start_time)
     }
 
     /// Cleans up after the dead requester of `rec` (see [`SetRecovery`]).
@@ -343,7 +345,9 @@ impl SetHook for PoolState {
                     ),
                 ));
             }
-            if rec.pid != std::process::id() {
+            // A set of this process no longer live left its record (its removal failed): the
+            // set's own end cleaned up, so it is overwritten. Another process's: cleaned up.
+            if !Self::is_own(&rec) {
                 self.recover(rec)?;
             }
         }
@@ -358,10 +362,7 @@ impl SetHook for PoolState {
             exec_writers: self.exec.lock().clone(),
         };
         self.write_record(&rec)?;
-        LIVE_SETS
-            .lock()
-            .get_or_insert_with(HashSet::new)
-            .insert(set_id);
+        LIVE_SETS.lock().insert(set_id);
         Ok(())
     }
 
@@ -384,9 +385,7 @@ impl SetHook for PoolState {
 
     fn ended(&self, set_id: Uuid) {
         let _g = RECORD_LOCK.lock();
-        if let Some(s) = LIVE_SETS.lock().as_mut() {
-            s.remove(&set_id);
-        }
+        LIVE_SETS.lock().remove(&set_id);
         // A record that cannot be removed names a set no longer live in this process: the next
         // start_set or open takes it for a dead requester's and cleans up (finding nothing).
         if let Ok(Some(rec)) = self.read_record() {

@@ -92,13 +92,9 @@ impl ArraySoftwareProvider {
     /// Every shadow of every LUN: (LUN, engine snapshot, properties).
     fn all(&self) -> Result<Vec<(String, SnapshotId, ShadowProperties)>> {
         let mut out = Vec::new();
+        let damaged = self.array.damaged_luns();
         for info in self.array.luns() {
-            if self
-                .array
-                .damaged_luns()
-                .iter()
-                .any(|(n, _)| *n == info.name)
-            {
+            if damaged.iter().any(|(n, _)| *n == info.name) {
                 continue;
             }
             for (id, p) in self.shadows_on(&info.name)? {
