@@ -660,3 +660,56 @@ fn a_dead_requesters_record_found_at_start_set_is_cleaned_up_first() {
     );
     assert!(read_record(&a).unwrap().is_none());
 }
+
+/// The pool software provider: a commit past the hold window leaves no shadow and is
+/// HoldWritesTimeout; only a persistent shadow reverts; the hardware provider's shadows resync
+/// instead of reverting.
+#[test]
+fn pool_software_hold_window_and_revert_refusals() {
+    let a = Array::in_memory();
+    a.create_lun("db", MB, &mask(HOST_A)).unwrap();
+    let pc = PoolCoordinator::open_with(
+        a.clone(),
+        PoolOptions {
+            provider: PoolProvider::Software,
+            timeouts: Timeouts {
+                hold_window: Duration::ZERO,
+                ..Timeouts::default()
+            },
+            ..PoolOptions::default()
+        },
+    )
+    .unwrap();
+    let e = one_set(&pc, &["db"]).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::HoldWritesTimeout, "{e}");
+    assert!(a.engine_shadows("db").unwrap().is_empty());
+    assert!(pc.set_record().unwrap().is_none());
+
+    let sw = PoolCoordinator::open_with(a.clone(), options(PoolProvider::Software)).unwrap();
+    let mut b = sw.backup(
+        Context::FILE_SHARE_BACKUP | vss_core::Attributes::NO_AUTO_RELEASE,
+        BackupType::Full,
+    );
+    b.gather_writer_metadata().unwrap();
+    b.start_set().unwrap();
+    b.add_volume("db").unwrap();
+    b.prepare_for_backup().unwrap();
+    let volatile = b.do_snapshot_set().unwrap();
+    b.backup_shutdown().unwrap();
+    let e = sw.revert(volatile[0].shadow_id).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::UnsupportedContext, "{e}");
+    let hw = PoolCoordinator::open(a.clone()).unwrap();
+    one_set(&hw, &["db"]).unwrap();
+    let hw_shadow = hw
+        .shadows()
+        .unwrap()
+        .into_iter()
+        .find(|s| s.provider_id == HardwareProvider::ID)
+        .unwrap();
+    let e = hw.revert(hw_shadow.shadow_id).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
+    assert_eq!(
+        hw.revert(Uuid::new_v4()).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+}
