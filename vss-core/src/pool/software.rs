@@ -16,7 +16,7 @@ use vds_core::{Array, AsyncHandle, SnapshotId};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::provider::software::{
-    decode, encode, shadow_name, DEFAULT_MAX_SHADOWS_PER_VOLUME, MAX_SHADOWS_PER_VOLUME,
+    check_max, check_room, decode, encode, shadow_name, DEFAULT_MAX_SHADOWS_PER_VOLUME,
 };
 use crate::provider::{HardwareProvider, Provider, ShadowRequest};
 use crate::shadow::{
@@ -146,17 +146,6 @@ impl ArraySoftwareProvider {
     }
 }
 
-/// Checks a per-volume shadow limit: 1 to 512.
-pub(crate) fn check_max(max: usize) -> Result<()> {
-    if !(1..=MAX_SHADOWS_PER_VOLUME).contains(&max) {
-        return Err(Error::new(
-            ErrorKind::InvalidArgument,
-            format!("{max} shadows per volume: the limit must be 1 to {MAX_SHADOWS_PER_VOLUME}"),
-        ));
-    }
-    Ok(())
-}
-
 impl Provider for ArraySoftwareProvider {
     fn id(&self) -> Uuid {
         ARRAY_SOFTWARE_PROVIDER_ID
@@ -226,16 +215,7 @@ impl Provider for ArraySoftwareProvider {
             ));
         }
         let have = self.shadows_on(&request.volume)?.len();
-        if have >= self.max_per_volume {
-            return Err(Error::new(
-                ErrorKind::MaxSnapshotsReached,
-                format!(
-                    "LUN {:?} already has {have} shadows, the most it may hold ({}); delete some \
-                     first",
-                    request.volume, self.max_per_volume
-                ),
-            ));
-        }
+        check_room("LUN", &request.volume, have, self.max_per_volume)?;
         pending.requests.push(request.clone());
         Ok(())
     }
