@@ -42,6 +42,9 @@ pub trait Fs: Send + Sync + std::fmt::Debug {
     fn create_file(&self, path: &Path, len: u64) -> Result<Arc<dyn BlockDevice>>;
     /// Opens the existing file `path` read-write as a device ([`ErrorKind::NotFound`] if missing).
     fn open_file(&self, path: &Path) -> Result<Arc<dyn BlockDevice>>;
+    /// Opens the existing file `path` for reading only, as a device whose writes fail (a file the
+    /// caller may not write, such as an image to import).
+    fn open_read_only(&self, path: &Path) -> Result<Arc<dyn BlockDevice>>;
     /// The whole contents of the small file `path`.
     fn read_file(&self, path: &Path) -> Result<Vec<u8>>;
     /// Replaces the contents of `path` (created if missing) by `data`, durably (the file's data is
@@ -98,6 +101,10 @@ impl Fs for StdFs {
 
     fn open_file(&self, path: &Path) -> Result<Arc<dyn BlockDevice>> {
         Ok(Arc::new(FileDevice::open(path)?))
+    }
+
+    fn open_read_only(&self, path: &Path) -> Result<Arc<dyn BlockDevice>> {
+        Ok(Arc::new(FileDevice::open_read_only(path)?))
     }
 
     fn read_file(&self, path: &Path) -> Result<Vec<u8>> {
@@ -188,6 +195,14 @@ pub fn try_lock_exclusive(file: &File) -> std::io::Result<bool> {
     }
 }
 
+/// The directory holding `path` (`.` for a bare name): the one whose sync makes its entry durable.
+pub fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
 /// Makes the entries of directory `dir` durable (fsync of the directory); the error names `dir`.
 pub fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
@@ -197,10 +212,7 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 
 /// Makes the directory entry of `path` durable: [`sync_dir`] of its parent (`.` for a bare name).
 pub fn sync_parent_dir(path: &Path) -> Result<()> {
-    match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => sync_dir(d),
-        _ => sync_dir(Path::new(".")),
-    }
+    sync_dir(parent_dir(path))
 }
 
 #[cfg(test)]
@@ -255,6 +267,16 @@ mod tests {
             .read_at(&mut b, 4096)
             .unwrap();
         assert_eq!(b, [9; 512]);
+        let ro = fs.open_read_only(&d.join("a.img")).unwrap();
+        let mut c = [0u8; 512];
+        ro.read_at(&mut c, 4096).unwrap();
+        assert_eq!(c, [9; 512]);
+        assert!(
+            ro.write_at(&[1; 512], 0).is_err(),
+            "a read-only file took a write"
+        );
+        assert_eq!(parent_dir(Path::new("x")), Path::new("."));
+        assert_eq!(parent_dir(&d.join("a.img")), d.as_path());
 
         fs.write_file(&d.join("s.tmp"), b"hello").unwrap();
         fs.write_file(&d.join("s.tmp"), b"hi").unwrap();

@@ -13,13 +13,12 @@
 //!
 //! The test fails if it checked fewer crash states than a floor.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use cow_engine::fs::Fs;
 use cow_engine::{SnapshotOptions, Volume, VolumeConfig};
-use umbra_test_support::crash_sim::{DirReplayer, Fate, Log, Op, Rng, SimDir};
+use umbra_test_support::crash_sim::{fates, sync_cuts, DirReplayer, Log, Rng, SimDir};
 
 const BS: u64 = 4096;
 const BLOCKS: u64 = 16;
@@ -97,15 +96,7 @@ fn a_volume_directory_survives_a_crash_at_every_sync_point() {
             .map(|(_, p)| p.clone())
             .unwrap()
     };
-    let mut cuts: Vec<usize> = Vec::new();
-    for (i, e) in events.iter().enumerate() {
-        if matches!(e.op, Op::Flush | Op::SyncDir(_)) {
-            cuts.extend([i, i + 1]);
-        }
-    }
-    cuts.push(events.len());
-    cuts.sort_unstable();
-    cuts.dedup();
+    let cuts = sync_cuts(&events);
 
     let mut r = DirReplayer::new(&events);
     let mut rng = Rng::new(11);
@@ -114,21 +105,7 @@ fn a_volume_directory_survives_a_crash_at_every_sync_point() {
         r.advance(cut);
         let promise = promise_at(cut);
         for choice in 0..5 {
-            let mut fates = BTreeMap::new();
-            let fate = |i: usize| {
-                *fates.entry(i).or_insert_with(|| match choice {
-                    0 => Fate::Kept,
-                    1 => Fate::Lost,
-                    _ => {
-                        if rng.percent(50) {
-                            Fate::Kept
-                        } else {
-                            Fate::Lost
-                        }
-                    }
-                })
-            };
-            let crashed = r.build(fate, &Log::discarding());
+            let crashed = r.build(fates(choice, &mut rng), &Log::discarding());
             states += 1;
             let cfs: Arc<dyn Fs> = Arc::new(crashed);
             let vol = match Volume::open_in(&cfs, dir) {

@@ -708,6 +708,10 @@ impl Fs for SimDir {
         Ok(self.file(path)?)
     }
 
+    fn open_read_only(&self, path: &Path) -> Result<Arc<dyn BlockDevice>> {
+        Ok(Arc::new(ReadOnly(self.file(path)?)))
+    }
+
     fn read_file(&self, path: &Path) -> Result<Vec<u8>> {
         Ok(self.file(path)?.image().to_bytes())
     }
@@ -858,6 +862,31 @@ impl Fs for SimDir {
     }
 }
 
+/// A file of a [`SimDir`] opened for reading only: its writes fail, and nothing is logged.
+struct ReadOnly(Arc<SimDevice>);
+
+impl BlockDevice for ReadOnly {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        self.0.read_at(buf, offset)
+    }
+
+    fn write_at(&self, _buf: &[u8], offset: u64) -> Result<()> {
+        Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!("sim device {} is open for reading only", self.0.id),
+        )
+        .with_offset(offset))
+    }
+
+    fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn len(&self) -> u64 {
+        self.0.len()
+    }
+}
+
 /// Rebuilds a [`SimDir`] after a crash at a given log position: the file data of every device as
 /// [`Replayer`] has it, and the names: every [`NameOp`] whose directories were all synced after it
 /// is durable; each other one issued before the crash is kept or lost whole, as the test decides
@@ -935,6 +964,36 @@ impl<'a> DirReplayer<'a> {
             }
         }
         SimDir::with_contents(log, names, images)
+    }
+}
+
+/// The crash points of a log worth studying: just before and just after each flush and each
+/// directory sync, and the end; sorted, each once.
+pub fn sync_cuts(events: &[Event]) -> Vec<usize> {
+    let mut cuts: Vec<usize> = Vec::new();
+    for (i, e) in events.iter().enumerate() {
+        if matches!(e.op, Op::Flush | Op::SyncDir(_)) {
+            cuts.extend([i, i + 1]);
+        }
+    }
+    cuts.push(events.len());
+    cuts.sort_unstable();
+    cuts.dedup();
+    cuts
+}
+
+/// A memoised fate for each pending event of a crash state of kind `choice`: 0 keeps every one,
+/// 1 loses every one, any other keeps or loses each at random (from `rng`). Pass the closure to
+/// [`DirReplayer::build`] or [`Replayer::build`].
+pub fn fates(choice: u32, rng: &mut Rng) -> impl FnMut(usize) -> Fate + '_ {
+    let mut chosen = BTreeMap::new();
+    move |i| {
+        *chosen.entry(i).or_insert_with(|| match choice {
+            0 => Fate::Kept,
+            1 => Fate::Lost,
+            _ if rng.percent(50) => Fate::Kept,
+            _ => Fate::Lost,
+        })
     }
 }
 
@@ -1218,6 +1277,14 @@ mod tests {
         d.rename(&p("/pool/luns/1"), &p("/pool/orphans/1")).unwrap();
         assert_eq!(d.list_dir(&p("/pool/orphans/1")).unwrap(), ["data"]);
         assert!(d.list_dir(&p("/pool/luns")).unwrap().is_empty());
+        let ro = d.open_read_only(&p("/pool/orphans/1/data")).unwrap();
+        let mut b5 = [0u8; 512];
+        ro.read_at(&mut b5, 0).unwrap();
+        assert_eq!(b5, [5; 512]);
+        assert!(
+            ro.write_at(&[1; 512], 0).is_err(),
+            "a read-only file took a write"
+        );
         drop(d.lock(&p("/pool/state")).unwrap());
         let g = d.lock(&p("/pool/state")).unwrap();
         assert_eq!(

@@ -321,6 +321,22 @@ impl Error {
     }
 }
 
+impl Error {
+    /// This error as the cause of a failure to do `what` on `path`: the new error has this one's
+    /// kind, says what failed and where, and keeps this one as its source (printed once, by
+    /// [`Error::report`]).
+    pub(crate) fn context(self, what: impl Into<String>, path: impl AsRef<Path>) -> Error {
+        Error {
+            kind: self.kind,
+            repr: Repr::Own {
+                message: what.into(),
+                path: Some(path.as_ref().to_path_buf()),
+                source: Some(Box::new(self)),
+            },
+        }
+    }
+}
+
 impl From<cow_engine::Error> for Error {
     fn from(e: cow_engine::Error) -> Self {
         Error {

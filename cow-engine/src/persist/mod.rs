@@ -27,7 +27,7 @@ use crate::config::{Durability, SnapshotOptions, VolumeConfig, MAX_VOLUME_LEN};
 use crate::device::{BlockDevice, DeviceRole, Fence, Fenced};
 use crate::error::{Error, ErrorKind, Result};
 use crate::framing;
-use crate::fs::{EntryKind, Fs, LockGuard};
+use crate::fs::{parent_dir, EntryKind, Fs, LockGuard};
 use crate::map::{BlockMap, MAX_SLOT};
 use crate::state::State;
 use journal::JournalPosition;
@@ -215,14 +215,6 @@ fn check_is_dir(fs: &dyn Fs, dir: &Path) -> Result<()> {
         )
         .with_path(dir)),
         None => Err(Error::new(ErrorKind::NotFound, "no volume directory").with_path(dir)),
-    }
-}
-
-/// The directory holding `path` (`.` for a bare name).
-fn parent_dir(path: &Path) -> &Path {
-    match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
     }
 }
 

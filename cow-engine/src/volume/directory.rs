@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::device::{BlockDevice, FileDevice};
-use crate::error::{Error, ErrorKind, Result};
-use crate::fs::StdFs;
+use crate::device::BlockDevice;
+use crate::error::{ErrorKind, Result};
+use crate::fs::{EntryKind, Fs, StdFs};
 use crate::persist::{origin_path, Store};
 
 use crate::config::VolumeConfig;
@@ -28,9 +28,19 @@ impl Volume {
         origin: Arc<dyn BlockDevice>,
         config: VolumeConfig,
     ) -> Result<Volume> {
+        Volume::create_stacked_in(&StdFs::shared(), dir, origin, config)
+    }
+
+    /// [`Volume::create_stacked`] on the file system `fs` (see [`Volume::create_in`]).
+    pub fn create_stacked_in(
+        fs: &Arc<dyn Fs>,
+        dir: impl AsRef<Path>,
+        origin: Arc<dyn BlockDevice>,
+        config: VolumeConfig,
+    ) -> Result<Volume> {
         config.validate(origin.len())?;
         let opening = Opening::on(origin.as_ref())?;
-        let store = Store::create_stacked_dir(&StdFs::shared(), dir.as_ref(), origin, &config)?;
+        let store = Store::create_stacked_dir(fs, dir.as_ref(), origin, &config)?;
         Volume::from_store(store, opening, &config)
     }
 
@@ -38,8 +48,17 @@ impl Volume {
     /// persistent snapshots. Once [`Volume::split_stacked`] has completed (the snapshot it copied
     /// is gone), open it with [`Volume::open`] instead.
     pub fn open_stacked(dir: impl AsRef<Path>, origin: Arc<dyn BlockDevice>) -> Result<Volume> {
+        Volume::open_stacked_in(&StdFs::shared(), dir, origin)
+    }
+
+    /// [`Volume::open_stacked`] on the file system `fs` (see [`Volume::create_in`]).
+    pub fn open_stacked_in(
+        fs: &Arc<dyn Fs>,
+        dir: impl AsRef<Path>,
+        origin: Arc<dyn BlockDevice>,
+    ) -> Result<Volume> {
         let opening = Opening::on(origin.as_ref())?;
-        let store = Store::open_stacked_dir(&StdFs::shared(), dir.as_ref(), origin)?;
+        let store = Store::open_stacked_dir(fs, dir.as_ref(), origin)?;
         Volume::recover(store, opening)
     }
 
@@ -48,7 +67,15 @@ impl Volume {
     /// split is complete once the snapshot it copies is gone from its volume; until then the
     /// stacked volume opens with [`Volume::open_stacked`] and the split resumes.
     pub fn stands_alone(dir: impl AsRef<Path>) -> bool {
-        origin_path(dir.as_ref()).is_file()
+        Volume::stands_alone_in(&StdFs, dir)
+    }
+
+    /// [`Volume::stands_alone`] on the file system `fs` (false when `fs` cannot tell).
+    pub fn stands_alone_in(fs: &dyn Fs, dir: impl AsRef<Path>) -> bool {
+        matches!(
+            fs.kind(&origin_path(dir.as_ref())),
+            Ok(Some(EntryKind::File))
+        )
     }
 
     /// Makes the stacked volume in `dir`, whose origin is snapshot `snapshot` of `self`, stand
@@ -64,9 +91,22 @@ impl Volume {
         dir: impl AsRef<Path>,
         progress: &SplitProgress,
     ) -> Result<()> {
+        self.split_stacked_in(&StdFs::shared(), snapshot, dir, progress)
+    }
+
+    /// [`Volume::split_stacked`] into the directory `dir` of the file system `fs` (the one the
+    /// stacked volume was created in, see [`Volume::create_stacked_in`]).
+    pub fn split_stacked_in(
+        &self,
+        fs: &Arc<dyn Fs>,
+        snapshot: SnapshotId,
+        dir: impl AsRef<Path>,
+        progress: &SplitProgress,
+    ) -> Result<()> {
         // The origin file of a stacked volume's directory is the engine's own: only this split
         // writes it, so an existing one is this split's, interrupted.
-        let split = self.prepare_split(snapshot, &origin_path(dir.as_ref()), SplitFile::Resume)?;
+        let path = origin_path(dir.as_ref());
+        let split = self.prepare_split(fs, snapshot, &path, SplitFile::Resume)?;
         split.run(progress)
     }
 
@@ -81,13 +121,19 @@ impl Volume {
     /// over a file, the volume's own included. An interrupted split starts over: remove the
     /// partial file and call this again.
     pub fn split_to_file(&self, id: SnapshotId, path: impl AsRef<Path>) -> Result<SnapshotSplit> {
-        self.prepare_split(id, path.as_ref(), SplitFile::CreateNew)
+        self.prepare_split(&StdFs::shared(), id, path.as_ref(), SplitFile::CreateNew)
     }
 
-    fn prepare_split(&self, id: SnapshotId, path: &Path, mode: SplitFile) -> Result<SnapshotSplit> {
+    fn prepare_split(
+        &self,
+        fs: &Arc<dyn Fs>,
+        id: SnapshotId,
+        path: &Path,
+        mode: SplitFile,
+    ) -> Result<SnapshotSplit> {
         let len = self.snapshot_info(id)?.len;
         if mode == SplitFile::Resume {
-            match FileDevice::open(path) {
+            match fs.open_file(path) {
                 Ok(dest) if dest.len() == len => {
                     // The interrupted split's file: its progress goes on (a running split of the
                     // same snapshot is refused when `run` starts).
@@ -98,22 +144,21 @@ impl Volume {
                         path: path.to_path_buf(),
                     });
                 }
-                Ok(_) => std::fs::remove_file(path).map_err(|e| {
-                    Error::io("cannot remove a split file of the wrong size", e).with_path(path)
-                })?,
+                // A split file of the wrong size is replaced.
+                Ok(_) => fs.remove_file(path)?,
                 Err(e) if e.kind() == ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
             }
         }
-        let dest = FileDevice::create(path, len)?;
+        let dest = fs.create_file(path, len)?;
         // A new file: the split starts from block 0 (an interrupted split's progress belongs to
         // the file it wrote). If it cannot start, the file goes again.
         let started = self
             .restart_split(id)
-            .and_then(|()| crate::fs::sync_parent_dir(path));
+            .and_then(|()| fs.sync_dir(crate::fs::parent_dir(path)));
         if let Err(e) = started {
             drop(dest);
-            let _ = std::fs::remove_file(path);
+            let _ = fs.remove_file(path);
             return Err(e);
         }
         Ok(SnapshotSplit {
@@ -140,7 +185,7 @@ enum SplitFile {
 pub struct SnapshotSplit {
     vol: Volume,
     id: SnapshotId,
-    dest: FileDevice,
+    dest: Arc<dyn BlockDevice>,
     path: PathBuf,
 }
 
@@ -164,6 +209,7 @@ impl SnapshotSplit {
     /// failed split keeps the file (remove it and split again; a stacked volume's split,
     /// [`Volume::split_stacked`], resumes where it stopped).
     pub fn run(&self, progress: &SplitProgress) -> Result<()> {
-        self.vol.split_snapshot(self.id, &self.dest, progress)
+        self.vol
+            .split_snapshot(self.id, self.dest.as_ref(), progress)
     }
 }

@@ -1,9 +1,9 @@
 //! Administrative import and export of a LUN's contents as a raw image file, sparse both ways:
 //! only the ranges that may hold data are copied, and all-zero blocks are left as holes.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use cow_engine::{BlockDevice, FileDevice, Progress};
+use cow_engine::{BlockDevice, Progress};
 
 use super::{Array, AsyncHandle};
 use crate::error::{Error, ErrorKind, Result};
@@ -65,7 +65,7 @@ impl Array {
     }
 
     fn import_blocking(&self, name: &str, path: &Path, progress: &Progress) -> Result<()> {
-        let src = FileDevice::open_read_only(path)?;
+        let src = self.inner.fs.open_read_only(path)?;
         let bs = u64::from(self.block_size());
         if src.is_empty() {
             return Err(Error::invalid(format!(
@@ -80,7 +80,7 @@ impl Array {
             let id = self.inner.core.read().state.id_of(name)?;
             self.long_op(id, name, || {
                 let vol = self.volume_of(name)?;
-                copy_sparse(&src, &vol, bs, progress)?;
+                copy_sparse(src.as_ref(), &vol, bs, progress)?;
                 Ok(vol.flush()?)
             })
         })();
@@ -103,23 +103,24 @@ impl Array {
         AsyncHandle::spawn(move |p| a.export_blocking(&name, &path, p))
     }
 
-    fn export_blocking(&self, name: &str, path: &PathBuf, progress: &Progress) -> Result<()> {
+    fn export_blocking(&self, name: &str, path: &Path, progress: &Progress) -> Result<()> {
         let (id, size) = {
             let core = self.inner.core.read();
             let id = core.state.id_of(name)?;
             (id, core.state.lun(id)?.size)
         };
         let bs = u64::from(self.block_size());
-        let dst = FileDevice::create(path, size)?;
+        let fs = &self.inner.fs;
+        let dst = fs.create_file(path, size)?;
         let r = self.long_op(id, name, || {
             let vol = self.volume_of(name)?;
-            copy_sparse(&vol, &dst, bs, progress)?;
+            copy_sparse(&vol, dst.as_ref(), bs, progress)?;
             dst.flush()?;
-            Ok(cow_engine::fs::sync_parent_dir(path)?)
+            Ok(fs.sync_dir(cow_engine::fs::parent_dir(path))?)
         });
         if r.is_err() {
             drop(dst);
-            let _ = std::fs::remove_file(path);
+            let _ = fs.remove_file(path);
         }
         r
     }

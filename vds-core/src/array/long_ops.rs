@@ -101,14 +101,16 @@ impl Array {
                 Some(dir) => {
                     // The engine copies the snapshot into the LUN's directory as its origin
                     // (resuming an interrupted copy), then deletes the snapshot.
-                    src_vol.read().split_stacked(src.snapshot, &dir, progress)?;
+                    src_vol
+                        .read()
+                        .split_stacked_in(&dir.fs, src.snapshot, &dir.path, progress)?;
                     // The LUN's own volume now stands on its own origin.
                     let mut guard = backing.write();
                     let placeholder = Volume::create_mem(u64::from(bs), volume_config(bs))?;
                     let old = std::mem::replace(&mut *guard, placeholder);
                     old.flush()?;
                     drop(old);
-                    *guard = Volume::open(&dir)?;
+                    *guard = dir.open()?;
                 }
                 None => {
                     let dest = Arc::new(cow_engine::MemDevice::new(size));

@@ -241,7 +241,7 @@ impl Array {
         source: Option<LunId>,
     ) -> Result<()> {
         if let Some(dir) = self.lun_dir(id) {
-            if dir.symlink_metadata().is_ok() {
+            if dir.exists() {
                 return Err(Error::new(
                     ErrorKind::AlreadyExists,
                     format!("LUN id {id}'s volume directory exists already (left untouched)"),

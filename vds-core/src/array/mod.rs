@@ -72,6 +72,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use cow_engine::fs::Fs;
 use cow_engine::Volume;
 use parking_lot::{Mutex, RwLock};
 
@@ -114,6 +115,9 @@ struct Core {
 struct Inner {
     /// The pool directory (none for an array in memory).
     dir: Option<PathBuf>,
+    /// The file system the pool directory is on (every file operation of the pool and of its
+    /// LUNs' volumes goes through it).
+    fs: Arc<dyn Fs>,
     core: RwLock<Core>,
     /// Each LUN's access epoch and in-flight I/O (see `fence.rs`).
     fences: fence::Fences,
@@ -340,10 +344,12 @@ impl Array {
         let Some(dir) = &self.inner.dir else {
             return Vec::new();
         };
-        let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join(open::ORPHANS_DIR))
-            .map(|d| d.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default();
-        v.sort();
-        v
+        let orphans = dir.join(open::ORPHANS_DIR);
+        // Listed sorted.
+        self.inner
+            .fs
+            .list_dir(&orphans)
+            .map(|names| names.iter().map(|n| orphans.join(n)).collect())
+            .unwrap_or_default()
     }
 }

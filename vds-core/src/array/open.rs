@@ -7,13 +7,15 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use cow_engine::fs::{EntryKind, Fs, StdFs};
 use cow_engine::Volume;
 use parking_lot::{Mutex, RwLock};
 
 use super::state::{ArrayState, Change, Intent};
 use super::store::PoolStore;
 use super::volumes::{
-    delete_tagged, failed_volume, remove_lun_dir, tagged_lun, unpin_and_delete, LUNS_DIR,
+    delete_tagged, ensure_dir, failed_volume, remove_lun_dir, tagged_lun, unpin_and_delete,
+    LUNS_DIR,
 };
 use super::{Array, ArrayOptions, Backing, Core, Inner, DEFAULT_BLOCK_SIZE};
 use crate::error::{Error, ErrorKind, Result};
@@ -42,6 +44,7 @@ impl Array {
         options.validate()?;
         Ok(Array::assemble(
             None,
+            StdFs::shared(),
             ArrayState::new(options.block_size),
             None,
             HashMap::new(),
@@ -60,28 +63,53 @@ impl Array {
     /// Opens the pool directory `dir` like [`Array::open`]; `options` apply when the pool is new
     /// (an existing pool keeps its own; asking it for another block size is an error).
     pub fn open_with(dir: impl AsRef<Path>, options: ArrayOptions) -> Result<Array> {
-        Array::open_pool(dir.as_ref(), options, true)
+        Array::open_pool(StdFs::shared(), dir.as_ref(), options, true)
+    }
+
+    /// Opens the pool directory `dir` of the file system `fs` like [`Array::open_with`]: every
+    /// file operation of the pool (its log, checkpoint and lock, its LUN directories and their
+    /// volumes, orphans, splits) goes through `fs`. [`StdFs`] is the real file system, what
+    /// [`Array::open`] uses; a crash test passes a simulated one (the test-support crate's
+    /// `SimDir`) and reopens the pool on the images a power loss could leave. Import and export
+    /// name their image files on `fs` too.
+    pub fn open_in(fs: Arc<dyn Fs>, dir: impl AsRef<Path>, options: ArrayOptions) -> Result<Array> {
+        Array::open_pool(fs, dir.as_ref(), options, true)
+    }
+
+    /// [`Array::open_existing`] on the file system `fs` (see [`Array::open_in`]).
+    pub fn open_existing_in(fs: Arc<dyn Fs>, dir: impl AsRef<Path>) -> Result<Array> {
+        Array::open_pool(fs, dir.as_ref(), ArrayOptions::default(), false)
     }
 
     /// Opens the existing pool in `dir`, never creating one (for tools that inspect or repair):
     /// a missing directory is [`ErrorKind::NotFound`], an empty one or one that holds no pool
     /// [`ErrorKind::NotAPool`].
     pub fn open_existing(dir: impl AsRef<Path>) -> Result<Array> {
-        Array::open_pool(dir.as_ref(), ArrayOptions::default(), false)
+        Array::open_pool(
+            StdFs::shared(),
+            dir.as_ref(),
+            ArrayOptions::default(),
+            false,
+        )
     }
 
     /// Opens (with `create`, possibly creating) the pool in `dir`. A pool this call created and
     /// could not finish is removed again: a failed create leaves nothing behind.
-    fn open_pool(dir: &Path, options: ArrayOptions, create: bool) -> Result<Array> {
+    fn open_pool(
+        fs: Arc<dyn Fs>,
+        dir: &Path,
+        options: ArrayOptions,
+        create: bool,
+    ) -> Result<Array> {
         options.validate()?;
-        let (store, loaded) = PoolStore::open(dir, create)?;
+        let (store, loaded) = PoolStore::open(fs.clone(), dir, create)?;
         let created = loaded.created;
         let made_dir = loaded.made_dir;
-        match Array::recover(dir, options, store, loaded) {
+        match Array::recover(fs.clone(), dir, options, store, loaded) {
             Ok(a) => Ok(a),
             Err(e) => {
                 if created {
-                    remove_new_pool(dir, made_dir);
+                    remove_new_pool(fs.as_ref(), dir, made_dir);
                 }
                 Err(e)
             }
@@ -90,6 +118,7 @@ impl Array {
 
     /// The array over what `store` read from `dir`, recovered.
     fn recover(
+        fs: Arc<dyn Fs>,
         dir: &Path,
         options: ArrayOptions,
         mut store: PoolStore,
@@ -127,15 +156,11 @@ impl Array {
             store.upgrade(&state.to_checkpoint(store.seq()))?;
         }
         let luns_dir = dir.join(LUNS_DIR);
-        if !luns_dir.is_dir() {
-            std::fs::create_dir_all(&luns_dir).map_err(|e| {
-                Error::io("cannot create the LUN directory", e).with_path(&luns_dir)
-            })?;
-            super::store::sync_dir(dir)?;
-        }
-        let opened = Array::open_volumes(&luns_dir, &state)?;
+        ensure_dir(fs.as_ref(), &luns_dir)?;
+        let opened = Array::open_volumes(&fs, &luns_dir, &state)?;
         let array = Array::assemble(
             Some(dir.to_path_buf()),
+            fs,
             state,
             Some(store),
             opened.volumes,
@@ -197,6 +222,7 @@ impl Array {
     /// An array over `state`, its store and its LUNs' volumes.
     fn assemble(
         dir: Option<PathBuf>,
+        fs: Arc<dyn Fs>,
         state: ArrayState,
         store: Option<PoolStore>,
         volumes: HashMap<LunId, Backing>,
@@ -205,6 +231,7 @@ impl Array {
         Array {
             inner: Arc::new(Inner {
                 dir,
+                fs,
                 core: RwLock::new(Core {
                     state,
                     store,
@@ -228,20 +255,16 @@ impl Array {
     /// ([`Array::orphans`]); cow-engine snapshots tagged for LUNs the metadata does not have are
     /// deleted. A LUN whose volume does not open (or is smaller than its record) is isolated: it
     /// gets a volume whose every read and write fails with [`ErrorKind::Corrupt`] naming why.
-    fn open_volumes(luns_dir: &Path, state: &ArrayState) -> Result<Opened> {
+    fn open_volumes(fs: &Arc<dyn Fs>, luns_dir: &Path, state: &ArrayState) -> Result<Opened> {
         let mut volumes: HashMap<LunId, Backing> = HashMap::new();
-        let entries = std::fs::read_dir(luns_dir)
-            .map_err(|e| Error::io("cannot list LUN volumes", e).with_path(luns_dir))?;
-        let entries: Vec<_> = entries.flatten().collect();
-        let unknown: Vec<_> = entries
+        let entries = fs
+            .list_dir(luns_dir)
+            .map_err(|e| Error::from(e).context("cannot list LUN volumes", luns_dir))?;
+        let unknown: Vec<&String> = entries
             .iter()
-            .filter(|e| {
-                !e.file_name()
-                    .to_str()
-                    .and_then(|n| n.parse::<LunId>().ok())
-                    .is_some_and(|id| {
-                        state.luns.contains_key(&id) || state.intents.contains_key(&id)
-                    })
+            .filter(|n| {
+                !n.parse::<LunId>()
+                    .is_ok_and(|id| state.luns.contains_key(&id) || state.intents.contains_key(&id))
             })
             .collect();
         // Changes are made one at a time, so a crash leaves at most one LUN volume the metadata
@@ -250,11 +273,9 @@ impl Array {
         // acknowledged: damage, reported before anything is moved.
         let lun_like = unknown
             .iter()
-            .filter(|e| {
-                e.path().is_dir()
-                    && e.file_name()
-                        .to_str()
-                        .is_some_and(|n| n.parse::<LunId>().is_ok())
+            .filter(|n| {
+                n.parse::<LunId>().is_ok()
+                    && matches!(fs.kind(&luns_dir.join(n)), Ok(Some(EntryKind::Dir)))
             })
             .count();
         if lun_like > 1 {
@@ -267,28 +288,26 @@ impl Array {
             )
             .with_path(luns_dir));
         }
-        for e in unknown {
-            move_to_orphans(luns_dir, &e.file_name())?;
+        for name in unknown {
+            move_to_orphans(fs.as_ref(), luns_dir, name)?;
         }
         // The LUNs whose volumes are kept in orphans/ keep the snapshots they stand on.
-        let orphaned: BTreeSet<LunId> =
-            std::fs::read_dir(luns_dir.parent().unwrap_or(luns_dir).join(ORPHANS_DIR))
-                .map(|d| {
-                    d.flatten()
-                        .filter_map(|e| {
-                            let name = e.file_name().to_str()?.to_string();
-                            name.split('.').next()?.parse::<LunId>().ok()
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
+        let orphaned: BTreeSet<LunId> = fs
+            .list_dir(&luns_dir.parent().unwrap_or(luns_dir).join(ORPHANS_DIR))
+            .map(|names| {
+                names
+                    .iter()
+                    .filter_map(|n| n.split('.').next()?.parse::<LunId>().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
         let mut detached = Vec::new();
         let mut damaged = BTreeMap::new();
         let mut grown = Vec::new();
         for (id, rec) in &state.luns {
             let dir = luns_dir.join(id.to_string());
             let opened: Result<Volume> = match rec.source {
-                None => Volume::open(&dir).map_err(Error::from),
+                None => Volume::open_in(fs, &dir).map_err(Error::from),
                 Some(src) if damaged.contains_key(&src.lun) => Err(Error::new(
                     ErrorKind::Corrupt,
                     format!("its source LUN (id {}) is damaged", src.lun),
@@ -301,18 +320,17 @@ impl Array {
                     Some(source) => {
                         let snap = source.read().snapshot(src.snapshot);
                         match snap {
-                            Ok(snap) => {
-                                Volume::open_stacked(&dir, Arc::new(snap)).map_err(Error::from)
-                            }
+                            Ok(snap) => Volume::open_stacked_in(fs, &dir, Arc::new(snap))
+                                .map_err(Error::from),
                             // A split deletes the source snapshot only after its copy is
                             // complete and durable: the LUN stands on its own origin; record the
                             // detach now.
                             Err(e)
                                 if e.kind() == cow_engine::ErrorKind::NotFound
-                                    && Volume::stands_alone(&dir) =>
+                                    && Volume::stands_alone_in(fs.as_ref(), &dir) =>
                             {
                                 detached.push(*id);
-                                Volume::open(&dir).map_err(Error::from)
+                                Volume::open_in(fs, &dir).map_err(Error::from)
                             }
                             Err(e) => Err(e.into()),
                         }
@@ -377,17 +395,16 @@ impl Array {
 
 /// Removes the files of a pool this open created and could not finish, and the directory if the
 /// open made it: a failed create leaves nothing behind. Best effort (the create failed already).
-fn remove_new_pool(dir: &Path, made_dir: bool) {
+fn remove_new_pool(fs: &dyn Fs, dir: &Path, made_dir: bool) {
     for f in super::store::NEW_POOL_FILES {
         let p = dir.join(f);
-        if p.is_dir() {
-            let _ = std::fs::remove_dir(&p);
-        } else {
-            let _ = std::fs::remove_file(&p);
-        }
+        let _ = match fs.kind(&p) {
+            Ok(Some(EntryKind::Dir)) => fs.remove_dir(&p),
+            _ => fs.remove_file(&p),
+        };
     }
     if made_dir {
-        let _ = std::fs::remove_dir(dir);
+        let _ = fs.remove_dir(dir);
     }
 }
 
@@ -396,25 +413,22 @@ pub(super) const ORPHANS_DIR: &str = "orphans";
 
 /// Moves `luns/<name>` to `<pool>/orphans/<name>` (with a numeric suffix if that is taken); both
 /// directories are synced before this returns, so the move is durable before the open goes on.
-fn move_to_orphans(luns_dir: &Path, name: &std::ffi::OsStr) -> Result<()> {
+fn move_to_orphans(fs: &dyn Fs, luns_dir: &Path, name: &str) -> Result<()> {
     let pool = luns_dir.parent().unwrap_or(luns_dir);
     let orphans = pool.join(ORPHANS_DIR);
-    std::fs::create_dir_all(&orphans)
-        .map_err(|e| Error::io("cannot create the orphans directory", e).with_path(&orphans))?;
+    ensure_dir(fs, &orphans)?;
     let mut dest = orphans.join(name);
     let mut n = 1;
-    while dest.exists() {
-        let mut with = name.to_os_string();
-        with.push(format!(".{n}"));
-        dest = orphans.join(with);
+    while fs.kind(&dest)?.is_some() {
+        dest = orphans.join(format!("{name}.{n}"));
         n += 1;
     }
     let from = luns_dir.join(name);
-    std::fs::rename(&from, &dest).map_err(|e| {
-        Error::io("cannot move an unknown LUN volume to orphans", e).with_path(&from)
+    fs.rename(&from, &dest).map_err(|e| {
+        Error::from(e).context("cannot move an unknown LUN volume to orphans", &from)
     })?;
-    cow_engine::fs::sync_dir(&orphans)?;
-    cow_engine::fs::sync_dir(luns_dir)?;
-    cow_engine::fs::sync_dir(pool)?;
+    fs.sync_dir(&orphans)?;
+    fs.sync_dir(luns_dir)?;
+    fs.sync_dir(pool)?;
     Ok(())
 }

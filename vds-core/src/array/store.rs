@@ -25,13 +25,17 @@
 //! A failed append or checkpoint leaves the files as they were: an append that fails cuts the log
 //! back to where it was (and the store refuses every later change only if that fails too); a
 //! checkpoint that fails is retried after the next change.
+//!
+//! Every file operation goes through the pool's [`Fs`] (the real file system, or a simulated one
+//! whose crashes a test studies): the log is a device file of it, appended by a resize and a
+//! write and made durable by its flush.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use cow_engine::framing::{self, AfterStop, Kinds};
+use cow_engine::fs::{Fs, LockGuard};
+use cow_engine::BlockDevice;
 
 use super::state::{ArrayState, Change, PoolState};
 use crate::error::{Error, ErrorKind, Result};
@@ -305,8 +309,9 @@ pub(crate) enum Fault {
 }
 
 pub(crate) struct PoolStore {
+    fs: Arc<dyn Fs>,
     dir: PathBuf,
-    log: File,
+    log: Arc<dyn BlockDevice>,
     log_len: u64,
     seq: u64,
     since_checkpoint: u64,
@@ -325,7 +330,7 @@ pub(crate) struct PoolStore {
     /// through.
     #[cfg(test)]
     pub(crate) faults: std::collections::BTreeMap<Fault, u32>,
-    _lock: File,
+    _lock: LockGuard,
 }
 
 /// What was on disk.
@@ -341,41 +346,68 @@ pub(crate) struct Loaded {
 /// The files and folders a new pool gets (what a failed create removes).
 pub(crate) const NEW_POOL_FILES: [&str; 5] = ["luns", STATE_FILE, STATE_TMP, LOG_FILE, LOCK_FILE];
 
-fn io(what: &str, path: &Path, e: std::io::Error) -> Error {
-    Error::io(what.to_string(), e).with_path(path)
+/// `e` (an engine or file-system error) as the cause of a failure to do `what` on `path`.
+fn ctx(what: &str, path: &Path, e: impl Into<Error>) -> Error {
+    e.into().context(what, path)
 }
 
-fn lock(dir: &Path) -> Result<File> {
-    let path = dir.join(LOCK_FILE);
-    let mut f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|e| io("cannot open the pool lock", &path, e))?;
-    let held_elsewhere = !cow_engine::fs::try_lock_exclusive(&f)
-        .map_err(|e| io("cannot lock the pool", &path, e))?;
-    if held_elsewhere {
-        let mut pid = String::new();
-        let _ = f.read_to_string(&mut pid);
-        let pid = pid.trim();
-        let who = if pid.is_empty() {
-            "unknown".to_string()
-        } else {
-            pid.to_string()
-        };
-        return Err(Error::new(ErrorKind::Busy, format!("pool in use (pid {who})")).with_path(dir));
+/// Sets the size of device `dev` (a file of the pool's [`Fs`], always resizable).
+fn set_len(dev: &dyn BlockDevice, len: u64) -> cow_engine::Result<()> {
+    match dev.as_resize() {
+        Some(r) => r.resize(len),
+        None => Err(cow_engine::Error::new(
+            cow_engine::ErrorKind::Unsupported,
+            "the file system's device cannot be resized",
+        )),
     }
-    f.set_len(0)
-        .map_err(|e| io("cannot write the pool lock", &path, e))?;
-    f.write_all_at(std::process::id().to_string().as_bytes(), 0)
-        .map_err(|e| io("cannot write the pool lock", &path, e))?;
-    Ok(f)
 }
 
-pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    Ok(cow_engine::fs::sync_dir(dir)?)
+/// Replaces the whole contents of device `dev` by `bytes`, and flushes it.
+fn rewrite(dev: &dyn BlockDevice, bytes: &[u8]) -> cow_engine::Result<()> {
+    set_len(dev, 0)?;
+    set_len(dev, bytes.len() as u64)?;
+    dev.write_at(bytes, 0)?;
+    dev.flush()
+}
+
+/// The whole contents of device `dev`.
+fn read_all(dev: &dyn BlockDevice) -> cow_engine::Result<Vec<u8>> {
+    let mut bytes = vec![0u8; dev.len() as usize];
+    dev.read_at(&mut bytes, 0)?;
+    Ok(bytes)
+}
+
+/// Takes the pool's lock (`pool.lock`, created if missing; on the real file system an advisory
+/// lock of the file, held until the guard is dropped) and writes this process's id into it.
+fn lock(fs: &dyn Fs, dir: &Path) -> Result<LockGuard> {
+    let path = dir.join(LOCK_FILE);
+    match fs.create_file(&path, 0) {
+        Ok(_) => {}
+        Err(e) if e.kind() == cow_engine::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(ctx("cannot open the pool lock", &path, e)),
+    }
+    let guard = match fs.lock(&path) {
+        Ok(g) => g,
+        Err(e) if e.kind() == cow_engine::ErrorKind::Busy => {
+            let pid = fs.read_file(&path).unwrap_or_default();
+            let pid = String::from_utf8_lossy(&pid);
+            let pid = pid.trim();
+            let who = if pid.is_empty() { "unknown" } else { pid };
+            return Err(
+                Error::new(ErrorKind::Busy, format!("pool in use (pid {who})")).with_path(dir),
+            );
+        }
+        Err(e) => return Err(ctx("cannot lock the pool", &path, e)),
+    };
+    let pid = std::process::id().to_string();
+    fs.open_file(&path)
+        .and_then(|f| {
+            set_len(f.as_ref(), 0)?;
+            set_len(f.as_ref(), pid.len() as u64)?;
+            f.write_at(pid.as_bytes(), 0)
+        })
+        .map_err(|e| ctx("cannot write the pool lock", &path, e))?;
+    Ok(guard)
 }
 
 /// The bytes of `pool.state` holding `state`: the header, then the JSON payload.
@@ -443,42 +475,37 @@ fn decode_state(bytes: &[u8], path: &Path) -> Result<(PoolState, bool)> {
 
 /// Writes `bytes` to `tmp`, fsyncs it, renames it over `dest` and fsyncs the directory: `dest`
 /// holds either its old bytes or these, whatever happens.
-fn replace_file(dir: &Path, tmp: &str, dest: &str, bytes: &[u8], what: &str) -> Result<()> {
+fn replace_file(
+    fs: &dyn Fs,
+    dir: &Path,
+    tmp: &str,
+    dest: &str,
+    bytes: &[u8],
+    what: &str,
+) -> Result<()> {
     let tmp = dir.join(tmp);
-    let mut f = File::create(&tmp).map_err(|e| io(what, &tmp, e))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .map_err(|e| io(what, &tmp, e))?;
-    std::fs::rename(&tmp, dir.join(dest)).map_err(|e| io(what, &tmp, e))?;
-    sync_dir(dir)
+    fs.write_file(&tmp, bytes)
+        .and_then(|()| fs.rename(&tmp, &dir.join(dest)))
+        .and_then(|()| fs.sync_dir(dir))
+        .map_err(|e| ctx(what, &tmp, e))
 }
 
 /// What is in directory `dir`, for [`PoolStore::open`]: `None` if it is missing; otherwise
 /// whether it is empty and whether it holds a pool's files.
-fn survey(dir: &Path) -> Result<Option<(bool, bool)>> {
-    let entries = match std::fs::read_dir(dir) {
+fn survey(fs: &dyn Fs, dir: &Path) -> Result<Option<(bool, bool)>> {
+    let names = match fs.list_dir(dir) {
         Ok(d) => d,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io("cannot list the pool directory", dir, e)),
+        Err(e) if e.kind() == cow_engine::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(ctx("cannot list the pool directory", dir, e)),
     };
-    let names: Vec<std::ffi::OsString> = entries.flatten().map(|e| e.file_name()).collect();
-    let pool = names
-        .iter()
-        .any(|n| POOL_FILES.iter().any(|p| n.as_os_str() == *p));
+    let pool = names.iter().any(|n| POOL_FILES.contains(&n.as_str()));
     Ok(Some((names.is_empty(), pool)))
 }
 
 /// The error of a directory that holds no pool: one with other files in it, or (opening an
 /// existing pool only, `create` false) an empty one.
-fn not_a_pool(dir: &Path, create: bool) -> Error {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
+fn not_a_pool(fs: &dyn Fs, dir: &Path, create: bool) -> Error {
+    let names: Vec<String> = fs.list_dir(dir).unwrap_or_default();
     let holds = if names.is_empty() {
         "it is empty".to_string()
     } else {
@@ -503,39 +530,38 @@ impl PoolStore {
     /// or empty directory becomes a new pool; a directory holding other files is
     /// [`ErrorKind::NotAPool`]. Without, only an existing pool opens (a missing directory is
     /// [`ErrorKind::NotFound`], an empty one [`ErrorKind::NotAPool`]).
-    pub(crate) fn open(dir: &Path, create: bool) -> Result<(PoolStore, Loaded)> {
+    pub(crate) fn open(fs: Arc<dyn Fs>, dir: &Path, create: bool) -> Result<(PoolStore, Loaded)> {
         let mut made_dir = false;
-        let created = match survey(dir)? {
+        let created = match survey(fs.as_ref(), dir)? {
             None if create => {
-                match std::fs::create_dir(dir) {
+                match fs.create_dir(dir) {
                     Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                    Err(e) => return Err(io("cannot create the pool directory", dir, e)),
+                    Err(e) if e.kind() == cow_engine::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(ctx("cannot create the pool directory", dir, e)),
                 }
                 made_dir = true;
-                if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                    sync_dir(parent)?;
-                }
+                fs.sync_dir(cow_engine::fs::parent_dir(dir))?;
                 true
             }
             None => return Err(Error::new(ErrorKind::NotFound, "no pool directory").with_path(dir)),
             Some((true, _)) if create => true,
             Some((_, true)) => false,
-            Some(_) => return Err(not_a_pool(dir, create)),
+            Some(_) => return Err(not_a_pool(fs.as_ref(), dir, create)),
         };
-        let lock = lock(dir)?;
+        let lock = lock(fs.as_ref(), dir)?;
         let state_path = dir.join(STATE_FILE);
-        let (checkpoint, legacy_state) = match std::fs::read(&state_path) {
+        let (checkpoint, legacy_state) = match fs.read_file(&state_path) {
             Ok(bytes) => {
                 let (st, legacy) = decode_state(&bytes, &state_path)?;
                 (Some(st), legacy)
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, false),
-            Err(e) => return Err(io("cannot read the pool state", &state_path, e)),
+            Err(e) if e.kind() == cow_engine::ErrorKind::NotFound => (None, false),
+            Err(e) => return Err(ctx("cannot read the pool state", &state_path, e)),
         };
         let log_path = dir.join(LOG_FILE);
-        let lun_volumes = std::fs::read_dir(dir.join("luns")).map_or(0, |d| d.count());
-        if !log_path.exists() && (lun_volumes > 0 || checkpoint.is_some()) {
+        let lun_volumes = fs.list_dir(&dir.join("luns")).map_or(0, |d| d.len());
+        let log_exists = fs.kind(&log_path)?.is_some();
+        if !log_exists && (lun_volumes > 0 || checkpoint.is_some()) {
             return Err(Error::new(
                 ErrorKind::Corrupt,
                 format!(
@@ -550,16 +576,14 @@ impl PoolStore {
             )
             .with_path(&log_path));
         }
-        let mut log = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&log_path)
-            .map_err(|e| io("cannot open the pool log", &log_path, e))?;
-        let mut bytes = Vec::new();
-        log.read_to_end(&mut bytes)
-            .map_err(|e| io("cannot read the pool log", &log_path, e))?;
+        let log = if log_exists {
+            fs.open_file(&log_path)
+        } else {
+            fs.create_file(&log_path, 0)
+        }
+        .map_err(|e| ctx("cannot open the pool log", &log_path, e))?;
+        let bytes =
+            read_all(log.as_ref()).map_err(|e| ctx("cannot read the pool log", &log_path, e))?;
         let applied = checkpoint.as_ref().map_or(0, |c| c.applied_seq);
         let read = if bytes.len() >= LOG_HEADER && bytes[..8] == LOG_MAGIC[..] {
             read_log(&bytes, applied, &log_path)?
@@ -593,30 +617,28 @@ impl PoolStore {
         let (changes, seq) = (read.changes, read.seq);
         let log_len = if read.end < LOG_HEADER && !read.legacy {
             // A new pool (or a header torn at its creation): the header, durable first.
-            log.set_len(0)
-                .and_then(|()| log.write_all_at(&log_header(), 0))
-                .and_then(|()| log.sync_all())
-                .map_err(|e| io("cannot write the pool log header", &log_path, e))?;
-            sync_dir(dir)?;
+            rewrite(log.as_ref(), &log_header())
+                .map_err(|e| ctx("cannot write the pool log header", &log_path, e))?;
+            fs.sync_dir(dir)?;
             LOG_HEADER
         } else {
             if read.end >= LOG_HEADER && read.end < bytes.len() {
                 // A torn tail: the last write, never acknowledged. Its bytes are kept beside the
                 // log for examination before they are cut off.
                 let kept = dir.join(format!("{LOG_FILE}.torn-{}", read.seq + 1));
-                std::fs::write(&kept, &bytes[read.end..])
-                    .and_then(|()| File::open(&kept)?.sync_all())
-                    .map_err(|e| io("cannot keep the torn tail of the pool log", &kept, e))?;
-                sync_dir(dir)?;
-                log.set_len(read.end as u64)
-                    .and_then(|()| log.sync_all())
-                    .map_err(|e| io("cannot drop the torn tail of the pool log", &log_path, e))?;
+                fs.write_file(&kept, &bytes[read.end..])
+                    .map_err(|e| ctx("cannot keep the torn tail of the pool log", &kept, e))?;
+                fs.sync_dir(dir)?;
+                set_len(log.as_ref(), read.end as u64)
+                    .and_then(|()| log.flush())
+                    .map_err(|e| ctx("cannot drop the torn tail of the pool log", &log_path, e))?;
             }
             read.end
         };
         let since = changes.len() as u64;
         Ok((
             PoolStore {
+                fs,
                 dir: dir.to_path_buf(),
                 log,
                 log_len: log_len as u64,
@@ -641,11 +663,12 @@ impl PoolStore {
 
     /// Fails with an injected I/O error if a test asked for one at `point`.
     #[cfg(test)]
-    fn fault(&mut self, point: Fault) -> std::io::Result<()> {
+    fn fault(&mut self, point: Fault) -> Result<()> {
         match self.faults.get_mut(&point) {
-            Some(0) => Err(std::io::Error::other(format!(
-                "injected fault at {point:?}"
-            ))),
+            Some(0) => Err(Error::io(
+                format!("injected fault at {point:?}"),
+                std::io::Error::other("injected"),
+            )),
             Some(n) => {
                 *n -= 1;
                 Ok(())
@@ -657,7 +680,7 @@ impl PoolStore {
     /// Fails with an injected I/O error if a test asked for one (never, outside tests).
     #[cfg(not(test))]
     #[inline(always)]
-    fn fault(&mut self, _point: Fault) -> std::io::Result<()> {
+    fn fault(&mut self, _point: Fault) -> Result<()> {
         Ok(())
     }
 
@@ -692,26 +715,28 @@ impl PoolStore {
         let path = self.dir.join(LOG_FILE);
         if self.truncate_pending {
             self.truncate_to_header()
-                .map_err(|e| io("cannot empty the pool log after a checkpoint", &path, e))?;
+                .map_err(|e| ctx("cannot empty the pool log after a checkpoint", &path, e))?;
         }
         let rec = change_frames(self.seq + 1, change);
         let seq = self.seq + 2;
-        let written = self
-            .fault(Fault::LogWrite)
-            .and_then(|()| self.log.write_all_at(&rec, self.log_len))
-            .and_then(|()| self.fault(Fault::LogSync))
-            .and_then(|()| self.log.sync_data());
+        let end = self.log_len + rec.len() as u64;
+        let written = self.fault(Fault::LogWrite).and_then(|()| {
+            set_len(self.log.as_ref(), end)?;
+            self.log.write_at(&rec, self.log_len)?;
+            self.fault(Fault::LogSync)?;
+            Ok(self.log.flush()?)
+        });
         if let Err(e) = written {
             // The record may be partly on disk: it is cut off (and the cut made durable), so
             // that a later open does not replay a change its caller was told had failed.
-            let cut = self
-                .fault(Fault::LogTruncate)
-                .and_then(|()| self.log.set_len(self.log_len))
-                .and_then(|()| self.log.sync_all());
+            let cut = self.fault(Fault::LogTruncate).and_then(|()| {
+                set_len(self.log.as_ref(), self.log_len)?;
+                Ok(self.log.flush()?)
+            });
             if let Err(c) = cut {
                 self.failed = Some(format!("{e}; then cutting the log back: {c}"));
             }
-            return Err(io("cannot append to the pool log", &path, e));
+            return Err(ctx("cannot append to the pool log", &path, e));
         }
         self.log_len += rec.len() as u64;
         self.seq = seq;
@@ -720,10 +745,10 @@ impl PoolStore {
     }
 
     /// Cuts the log down to its header, durably.
-    fn truncate_to_header(&mut self) -> std::io::Result<()> {
-        self.fault(Fault::LogTruncate)
-            .and_then(|()| self.log.set_len(LOG_HEADER as u64))
-            .and_then(|()| self.log.sync_all())?;
+    fn truncate_to_header(&mut self) -> Result<()> {
+        self.fault(Fault::LogTruncate)?;
+        set_len(self.log.as_ref(), LOG_HEADER as u64)?;
+        self.log.flush()?;
         self.log_len = LOG_HEADER as u64;
         self.truncate_pending = false;
         Ok(())
@@ -739,16 +764,16 @@ impl PoolStore {
     /// state of `block_size`). What a failed append puts memory back to.
     pub(crate) fn reread(&self, block_size: u32) -> Result<ArrayState> {
         let state_path = self.dir.join(STATE_FILE);
-        let checkpoint = match std::fs::read(&state_path) {
+        let checkpoint = match self.fs.read_file(&state_path) {
             Ok(bytes) => Some(decode_state(&bytes, &state_path)?.0),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(io("cannot read the pool state", &state_path, e)),
+            Err(e) if e.kind() == cow_engine::ErrorKind::NotFound => None,
+            Err(e) => return Err(ctx("cannot read the pool state", &state_path, e)),
         };
         let log_path = self.dir.join(LOG_FILE);
         let mut bytes = vec![0u8; self.log_len as usize];
         self.log
-            .read_exact_at(&mut bytes, 0)
-            .map_err(|e| io("cannot read the pool log", &log_path, e))?;
+            .read_at(&mut bytes, 0)
+            .map_err(|e| ctx("cannot read the pool log", &log_path, e))?;
         let mut state = match &checkpoint {
             Some(st) => ArrayState::from_checkpoint(st)?,
             None => ArrayState::new(block_size),
@@ -782,7 +807,7 @@ impl PoolStore {
         self.truncate_pending = true;
         let path = self.dir.join(LOG_FILE);
         self.truncate_to_header()
-            .map_err(|e| io("cannot empty the pool log", &path, e))
+            .map_err(|e| ctx("cannot empty the pool log", &path, e))
     }
 
     /// Writes `pool.state` holding `state`, durably, in place of the old one.
@@ -790,18 +815,23 @@ impl PoolStore {
         let bytes = encode_state(state);
         let tmp = self.dir.join(STATE_TMP);
         self.fault(Fault::StateWrite)
-            .map_err(|e| io("cannot write the pool state", &tmp, e))?;
+            .map_err(|e| ctx("cannot write the pool state", &tmp, e))?;
         let what = "cannot write the pool state";
-        if self.fault(Fault::StateRename).is_err() {
+        if let Err(e) = self.fault(Fault::StateRename) {
             // As if the rename failed: the temporary file is written, `pool.state` unchanged.
-            std::fs::write(&tmp, &bytes).map_err(|e| io(what, &tmp, e))?;
-            return Err(io(
-                "cannot install the pool state",
-                &tmp,
-                std::io::Error::other("injected fault at StateRename"),
-            ));
+            self.fs
+                .write_file(&tmp, &bytes)
+                .map_err(|e| ctx(what, &tmp, e))?;
+            return Err(ctx("cannot install the pool state", &tmp, e));
         }
-        replace_file(&self.dir, STATE_TMP, STATE_FILE, &bytes, what)
+        replace_file(
+            self.fs.as_ref(),
+            &self.dir,
+            STATE_TMP,
+            STATE_FILE,
+            &bytes,
+            what,
+        )
     }
 
     /// Upgrades a pool of an older format in place: `state` (everything replayed) becomes the
@@ -812,6 +842,7 @@ impl PoolStore {
     pub(crate) fn upgrade(&mut self, state: &PoolState) -> Result<()> {
         self.write_state(state)?;
         replace_file(
+            self.fs.as_ref(),
             &self.dir,
             LOG_TMP,
             LOG_FILE,
@@ -819,11 +850,10 @@ impl PoolStore {
             "cannot rewrite the pool log",
         )?;
         let path = self.dir.join(LOG_FILE);
-        self.log = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(|e| io("cannot open the pool log", &path, e))?;
+        self.log = self
+            .fs
+            .open_file(&path)
+            .map_err(|e| ctx("cannot open the pool log", &path, e))?;
         self.log_len = LOG_HEADER as u64;
         self.since_checkpoint = 0;
         self.truncate_pending = false;

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use cow_engine::fs::{parent_dir, Fs};
 use cow_engine::{BlockDevice, SnapshotId, Volume, VolumeConfig};
 
 use super::Array;
@@ -35,24 +36,54 @@ pub(super) fn tagged_lun(meta: &[u8]) -> Option<LunId> {
         .ok()
 }
 
+/// A LUN's volume directory (`<pool>/luns/<id>`) on the pool's file system.
+pub(super) struct LunDir {
+    /// The file system the pool is on.
+    pub(super) fs: Arc<dyn Fs>,
+    /// The directory's path.
+    pub(super) path: PathBuf,
+}
+
+impl LunDir {
+    /// True when something is at the directory's path.
+    pub(super) fn exists(&self) -> bool {
+        matches!(self.fs.kind(&self.path), Ok(Some(_)))
+    }
+
+    /// Opens the volume that stands alone in the directory.
+    pub(super) fn open(&self) -> Result<Volume> {
+        Ok(Volume::open_in(&self.fs, &self.path)?)
+    }
+}
+
+impl AsRef<Path> for LunDir {
+    fn as_ref(&self) -> &Path {
+        &self.path
+    }
+}
+
 impl Array {
     /// LUN `id`'s volume directory (none for an array in memory).
-    pub(super) fn lun_dir(&self, id: LunId) -> Option<PathBuf> {
-        self.inner
-            .dir
-            .as_ref()
-            .map(|d| d.join(LUNS_DIR).join(id.to_string()))
+    pub(super) fn lun_dir(&self, id: LunId) -> Option<LunDir> {
+        self.inner.dir.as_ref().map(|d| LunDir {
+            fs: self.inner.fs.clone(),
+            path: d.join(LUNS_DIR).join(id.to_string()),
+        })
     }
 }
 
 /// A snapshot LUN's own volume in `dir`, stacked over `origin` (the engine lays out the
 /// directory); the directory's entry is durable when this returns.
 pub(super) fn create_stacked(
-    dir: &Path,
+    dir: &LunDir,
     origin: Arc<cow_engine::Snapshot>,
     block_size: u32,
 ) -> Result<Volume> {
-    create_in_luns(dir, |c| Volume::create_stacked(dir, origin, c), block_size)
+    create_in_luns(
+        dir,
+        |c| Volume::create_stacked_in(&dir.fs, &dir.path, origin, c),
+        block_size,
+    )
 }
 
 /// The volume of a damaged LUN: `size` bytes every read and write of which fails with
@@ -98,13 +129,13 @@ impl BlockDevice for FailedDevice {
 }
 
 /// Removes LUN volume directory `dir` (if it is there) and makes that durable (`luns/` synced).
-pub(super) fn remove_lun_dir(dir: &Path) -> Result<()> {
-    match std::fs::remove_dir_all(dir) {
+pub(super) fn remove_lun_dir(dir: &LunDir) -> Result<()> {
+    match dir.fs.remove_dir_all(&dir.path) {
         Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::io("cannot remove the LUN volume", e).with_path(dir)),
+        Err(e) if e.kind() == cow_engine::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::from(e).context("cannot remove the LUN volume", &dir.path)),
     }
-    cow_engine::fs::sync_parent_dir(dir)?;
+    dir.fs.sync_dir(parent_dir(&dir.path))?;
     Ok(())
 }
 
@@ -124,24 +155,45 @@ pub(super) fn unpin_and_delete(vol: &Volume, id: SnapshotId) -> Result<()> {
 
 /// Creates a LUN's file volume of `size` bytes in `dir` (which must not exist), then syncs
 /// `luns/` so that the directory's entry is durable.
-pub(super) fn create_file_volume(dir: &Path, size: u64, block_size: u32) -> Result<Volume> {
-    create_in_luns(dir, |c| Volume::create(dir, size, c), block_size)
+pub(super) fn create_file_volume(dir: &LunDir, size: u64, block_size: u32) -> Result<Volume> {
+    create_in_luns(
+        dir,
+        |c| Volume::create_in(&dir.fs, &dir.path, size, c),
+        block_size,
+    )
 }
 
 /// Runs `create` (which makes a volume in `dir`, in `luns/`) with the LUN volume configuration,
 /// `luns/` made first if missing and synced after, so that `dir`'s entry is durable.
 fn create_in_luns(
-    dir: &Path,
+    dir: &LunDir,
     create: impl FnOnce(VolumeConfig) -> cow_engine::Result<Volume>,
     block_size: u32,
 ) -> Result<Volume> {
-    if let Some(parent) = dir.parent() {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| Error::io("cannot create the LUN volume", e).with_path(parent))?;
-    }
+    let luns = parent_dir(&dir.path);
+    ensure_dir(dir.fs.as_ref(), luns)?;
     let vol = create(volume_config(block_size))?;
-    cow_engine::fs::sync_parent_dir(dir)?;
+    dir.fs.sync_dir(luns)?;
     Ok(vol)
+}
+
+/// Makes sure directory `dir` (whose parent exists) is there, creating it if missing and making
+/// its entry durable.
+pub(super) fn ensure_dir(fs: &dyn Fs, dir: &Path) -> Result<()> {
+    match fs.kind(dir)? {
+        Some(cow_engine::fs::EntryKind::Dir) => Ok(()),
+        Some(cow_engine::fs::EntryKind::File) => Err(Error::new(
+            crate::error::ErrorKind::Corrupt,
+            "a file stands where the pool keeps a directory",
+        )
+        .with_path(dir)),
+        None => {
+            fs.create_dir(dir)
+                .map_err(|e| Error::from(e).context("cannot create a directory", dir))?;
+            fs.sync_dir(parent_dir(dir))?;
+            Ok(())
+        }
+    }
 }
 
 /// Deletes every snapshot of `vol` tagged for LUN `id` (unpinned first): what a create of
