@@ -39,6 +39,11 @@
 //!   snapshot LUNs of the embedded array (one snapshot-set transaction per set, the registry in
 //!   the pool's LUN metadata), with import, break, fast recovery and resync.
 //!
+//! - [`PoolCoordinator`] ([`pool`]): the coordinator over an embedded array's pool, with both
+//!   providers (the software one on the array's engine-level shadows), writers registered in the
+//!   pool, and a set-in-progress record in the pool so a requester killed mid-set is cleaned up at
+//!   the next open.
+//!
 //! The C face comes next (docs/protocol.md).
 //!
 //! A whole backup of two volumes with a database writer, then a restore:
@@ -155,6 +160,7 @@
 pub mod coordinator;
 pub mod document;
 mod error;
+pub mod pool;
 pub mod provider;
 pub mod script;
 mod shadow;
@@ -166,6 +172,7 @@ pub use coordinator::{
 };
 pub use document::{BackupComponents, WriterMetadata};
 pub use error::{Error, ErrorKind, Result};
+pub use pool::{PoolCoordinator, PoolOptions, PoolProvider, RegisteredWriter};
 pub use provider::software::SoftwareProvider;
 pub use provider::{HardwareProvider, Provider, RecoveryReport, ShadowRequest};
 pub use shadow::{

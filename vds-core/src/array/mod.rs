@@ -206,6 +206,13 @@ fn mask_text(spec: &MaskSpec) -> Result<String> {
 }
 
 impl Array {
+    /// This array's identity in the process: the same for every clone of this handle, another
+    /// for an array opened or made apart (a key for "the same LUN of the same array", as the
+    /// shadow-copy providers need to keep a LUN in one set at a time).
+    pub fn instance_id(&self) -> usize {
+        Arc::as_ptr(&self.inner) as usize
+    }
+
     /// Applies `change` to the array state and makes it durable; on error nothing changed, in
     /// memory or on disk.
     ///

@@ -476,9 +476,9 @@ impl Provider for HardwareProvider {
     }
 
     /// The pool's directory and the LUN's name for a pool on disk (one process owns a pool);
-    /// for an in-memory array, this provider's address and the name (two providers over one
-    /// in-memory array are not told apart: the array still runs their sets' transactions one
-    /// at a time).
+    /// for an in-memory array, the array's identity in the process (`Array::instance_id`, shared
+    /// by its clones) and the name. The pool's software provider uses the same key, so a LUN is
+    /// in one set being made at a time whichever provider makes it.
     fn volume_key(&self, volume: &str) -> String {
         let pool = self
             .array
@@ -489,7 +489,10 @@ impl Provider for HardwareProvider {
             .filter(|n| n.starts_with("pool "));
         match pool {
             Some(pool) => format!("umbra array {pool}/{volume}"),
-            None => format!("umbra in-memory array of provider {:p}/{volume}", self),
+            None => format!(
+                "umbra in-memory array {:#x}/{volume}",
+                self.array.instance_id()
+            ),
         }
     }
 

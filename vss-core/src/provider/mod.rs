@@ -72,7 +72,8 @@ pub trait Provider: Send + Sync {
     /// What names `volume` across every coordinator of this process: two coordinators whose
     /// providers give the same key for a volume never make sets of it at the same time (the
     /// second gets [`ErrorKind::SnapshotSetInProgress`]). The default is the provider's id and
-    /// the volume's name; a provider over a pool would name the pool's directory.
+    /// the volume's name; the providers over an array key a LUN by its pool's directory (or an
+    /// in-memory array's `Array::instance_id`) and its name.
     fn volume_key(&self, volume: &str) -> String {
         format!("{}/{volume}", self.id())
     }

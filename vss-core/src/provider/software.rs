@@ -102,14 +102,7 @@ impl SoftwareProvider {
     ///
     /// Errors: [`ErrorKind::InvalidArgument`] for a `max` outside 1..=512.
     pub fn with_max_shadows_per_volume(mut self, max: usize) -> Result<Self> {
-        if !(1..=MAX_SHADOWS_PER_VOLUME).contains(&max) {
-            return Err(Error::new(
-                ErrorKind::InvalidArgument,
-                format!(
-                    "{max} shadows per volume: the limit must be 1 to {MAX_SHADOWS_PER_VOLUME}"
-                ),
-            ));
-        }
+        check_max(max)?;
         self.max_per_volume = max;
         Ok(self)
     }
@@ -205,8 +198,38 @@ impl SoftwareProvider {
     }
 }
 
+/// Checks a per-volume shadow limit: 1 to [`MAX_SHADOWS_PER_VOLUME`].
+pub(crate) fn check_max(max: usize) -> Result<()> {
+    if !(1..=MAX_SHADOWS_PER_VOLUME).contains(&max) {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!("{max} shadows per volume: the limit must be 1 to {MAX_SHADOWS_PER_VOLUME}"),
+        ));
+    }
+    Ok(())
+}
+
+/// [`ErrorKind::MaxSnapshotsReached`] if `what` `volume`, holding `have` shadows, has no room
+/// for another under `max`.
+pub(crate) fn check_room(what: &str, volume: &str, have: usize, max: usize) -> Result<()> {
+    if have >= max {
+        return Err(Error::new(
+            ErrorKind::MaxSnapshotsReached,
+            format!(
+                "{what} {volume:?} already has {have} shadows, the most it may hold ({max}); \
+                 delete some first"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Reads a software shadow's properties from snapshot metadata (`None`: not a software shadow's).
-fn decode(volume: &str, snap: SnapshotId, metadata: &[u8]) -> Result<Option<ShadowProperties>> {
+pub(crate) fn decode(
+    volume: &str,
+    snap: SnapshotId,
+    metadata: &[u8],
+) -> Result<Option<ShadowProperties>> {
     #[derive(Deserialize)]
     struct Tag {
         format: Option<String>,
@@ -239,7 +262,7 @@ fn decode(volume: &str, snap: SnapshotId, metadata: &[u8]) -> Result<Option<Shad
     Ok(Some(stored.properties))
 }
 
-fn encode(p: &ShadowProperties) -> Result<Vec<u8>> {
+pub(crate) fn encode(p: &ShadowProperties) -> Result<Vec<u8>> {
     serde_json::to_vec(&Stored {
         format: FORMAT.to_owned(),
         version: 1,
@@ -255,7 +278,7 @@ fn encode(p: &ShadowProperties) -> Result<Vec<u8>> {
 
 /// The shadow's own name: `VOLUME.XXXXXXXX` (the first 8 hex digits of the shadow's id), the
 /// volume's name cut so the whole fits 64 bytes.
-fn shadow_name(volume: &str, shadow_id: Uuid) -> String {
+pub(crate) fn shadow_name(volume: &str, shadow_id: Uuid) -> String {
     let suffix = format!(".{}", &shadow_id.simple().to_string()[..8]);
     let keep = volume.len().min(64 - suffix.len());
     format!("{}{suffix}", &volume[..keep])
@@ -346,16 +369,7 @@ impl Provider for SoftwareProvider {
             ));
         }
         let have = Self::shadows_on(&request.volume, &vol)?.len();
-        if have >= self.max_per_volume {
-            return Err(Error::new(
-                ErrorKind::MaxSnapshotsReached,
-                format!(
-                    "volume {:?} already has {have} shadows, the most it may hold ({}); delete \
-                     some first",
-                    request.volume, self.max_per_volume
-                ),
-            ));
-        }
+        check_room("volume", &request.volume, have, self.max_per_volume)?;
         pending.requests.push(request.clone());
         Ok(())
     }
