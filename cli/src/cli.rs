@@ -43,6 +43,9 @@ pub enum Command {
     /// Runs a script file. DiskRAID scripts run now; DiskShadow scripts are refused as not yet
     /// supported (exit code 2) until the shadow-copy coordinator lands.
     Exec(ExecArgs),
+    /// Demonstrations on a pool of their own: `demo fast-recovery`, the seed's story.
+    #[command(subcommand)]
+    Demo(crate::demo::DemoCommand),
 }
 
 /// `umbra lun ...`.
