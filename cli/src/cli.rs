@@ -1,7 +1,7 @@
 //! The command line, as clap reads it: global options, then one command.
 //!
-//! Commands live in groups (`lun`, `host`, `group`, `exec`); the shadow-copy commands (`shadow`,
-//! `writers`, `demo`) join as groups of their own when vss-core's coordinator lands.
+//! Commands live in groups (`lun`, `host`, `group`, `exec`, `demo`); the shadow-copy commands
+//! (`shadow`, `writers`) join as groups of their own.
 
 use std::path::PathBuf;
 

@@ -50,8 +50,16 @@ fn assert_story(d: &Value) {
     let verified = t["records_verified"].as_u64().unwrap();
     assert!(verified > 0, "{d}");
     assert_eq!(t["records_acknowledged_before_freeze"], verified, "{d}");
-    assert!(t["records_written"].as_u64().unwrap() > verified, "the writer resumed: {d}");
-    for k in ["freeze_window_ms", "shadow_ms", "detection_ms", "recovery_ms"] {
+    assert!(
+        t["records_written"].as_u64().unwrap() > verified,
+        "the writer resumed: {d}"
+    );
+    for k in [
+        "freeze_window_ms",
+        "shadow_ms",
+        "detection_ms",
+        "recovery_ms",
+    ] {
         assert!(t[k].as_f64().is_some_and(|v| v >= 0.0), "{k}: {d}");
     }
     assert!(d["damage"]["records"].as_u64().unwrap() > 0, "{d}");
@@ -170,7 +178,10 @@ fn a_pool_given_is_kept_for_inspection() {
         .find(|n| n.starts_with("ntds.shadow-"))
         .unwrap_or_else(|| panic!("no recovered LUN: {d}"));
     let damaged = luns.iter().find(|l| l["name"] == "ntds").unwrap();
-    assert_eq!(damaged["mask"], "", "the damaged LUN is masked to no one: {d}");
+    assert_eq!(
+        damaged["mask"], "",
+        "the damaged LUN is masked to no one: {d}"
+    );
     // The server sees the recovered LUN at its LUN number, and nothing else.
     let v = ok_json(&pool, &["host", "view", SERVER]);
     assert_eq!(
@@ -183,7 +194,14 @@ fn a_pool_given_is_kept_for_inspection() {
     ok(
         &pool,
         &[
-            "lun", "read", recovered, "--as", SERVER, "--length", "64", "--out",
+            "lun",
+            "read",
+            recovered,
+            "--as",
+            SERVER,
+            "--length",
+            "64",
+            "--out",
             rec.to_str().unwrap(),
         ],
     );
@@ -214,7 +232,11 @@ fn a_refused_start_changes_nothing() {
     assert_eq!(files(&dir), before);
     let out = run(&dir, &["demo", "fast-recovery", "--size", "4MiB"]);
     assert_eq!(code(&out), 19);
-    assert!(stderr(&out).starts_with("umbra: error: "), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with("umbra: error: "),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(files(&dir), before);
 
     // A bad size: exit 4, naming it, and no pool made.

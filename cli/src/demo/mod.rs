@@ -115,39 +115,9 @@ pub fn verdict(checks: &[Check]) -> Option<Error> {
     })
 }
 
-/// A vss-core error as the command's: its kind onto the exit table (writer failures 7, provider
-/// failures 8, the array's kinds as `Status::of_vds`), its whole report as the message.
+/// A vss-core error (or a failed backup step) as the command's.
 fn vss(e: impl Into<vss_core::Error>) -> Error {
-    use vss_core::ErrorKind as K;
-    let e: vss_core::Error = e.into();
-    let vds = |k: ErrorKind| (k.name(), Status::of_vds(k));
-    let (kind, status) = match e.kind() {
-        K::InvalidArgument | K::InvalidDocument => vds(ErrorKind::InvalidArgument),
-        K::InvalidInitiator => vds(ErrorKind::InvalidInitiator),
-        K::NotFound | K::SnapshotNotInSet | K::NoSnapshotsImported => vds(ErrorKind::NotFound),
-        K::AlreadyExists => vds(ErrorKind::AlreadyExists),
-        K::AccessDenied => vds(ErrorKind::AccessDenied),
-        K::Busy | K::SnapshotSetInProgress | K::VolumeInUse => vds(ErrorKind::Busy),
-        K::BadState => vds(ErrorKind::BadState),
-        K::OutOfRange => vds(ErrorKind::OutOfRange),
-        K::NoSpace => vds(ErrorKind::NoSpace),
-        K::Timeout => vds(ErrorKind::Timeout),
-        K::Cancelled => vds(ErrorKind::Cancelled),
-        K::Corrupt | K::Io => vds(ErrorKind::Io),
-        K::UnsupportedVersion => vds(ErrorKind::UnsupportedVersion),
-        K::Unsupported => vds(ErrorKind::Unsupported),
-        K::NotAPool => vds(ErrorKind::NotAPool),
-        K::UnexpectedWriterError | K::WriterNotResponding => {
-            ("writer_failed", Status::WriterFailed)
-        }
-        K::Internal => vds(ErrorKind::Internal),
-        _ => ("provider_failed", Status::ProviderFailed),
-    };
-    Error {
-        kind,
-        status,
-        message: e.report(),
-    }
+    Error::from(e.into())
 }
 
 /// Milliseconds, for the timeline.
@@ -701,23 +671,42 @@ mod tests {
         assert!(!e.message.contains("records_verified"), "{}", e.message);
     }
 
+    /// The report of a run with a failed check carries the failure (the process exits 10
+    /// after printing it) and says so in both forms.
     #[test]
-    fn writer_and_provider_failures_have_their_codes() {
-        let w = vss(vss_core::Error::new(
-            vss_core::ErrorKind::UnexpectedWriterError,
-            "writer x failed at freeze",
-        ));
-        assert_eq!(w.status.code(), 7);
-        let p = vss(vss_core::Error::new(
-            vss_core::ErrorKind::ProviderVeto,
-            "no",
-        ));
-        assert_eq!(p.status.code(), 8);
-        let n = vss(vss_core::Error::new(
-            vss_core::ErrorKind::NotFound,
-            "no shadow",
-        ));
-        assert_eq!(n.status.code(), 3);
+    fn a_run_with_a_failed_check_reports_it_and_fails() {
+        let story = Story {
+            size: 4 << 20,
+            set_id: uuid::Uuid::nil(),
+            shadow_id: uuid::Uuid::nil(),
+            shadow_lun: "ntds.shadow-00000000".into(),
+            acked_at_freeze: 2048,
+            appended: 2304,
+            freeze_window: Some(Duration::from_millis(5)),
+            shadow_time: Duration::from_millis(9),
+            damage: (57344, 16384),
+            bad_records: 256,
+            detection_time: Duration::from_millis(1),
+            recovery_time: Duration::from_millis(2),
+            bytes_moved: 0,
+            writes: 0,
+            verified: 2047,
+            changed_blocks: vec![14, 15, 16, 17, 32],
+            resync: None,
+            checks: vec![
+                Check::new("no_data_moved", true, "0 bytes"),
+                Check::new("records_verified", false, "2047 of the 2048 records"),
+            ],
+        };
+        let r = story.report(std::path::Path::new("/tmp/p"), true);
+        let f = r.failure.expect("a failure");
+        assert_eq!(f.status.code(), 10);
+        assert!(f.message.contains("records_verified"), "{}", f.message);
+        assert_eq!(r.json["ok"], false);
+        assert_eq!(r.json["checks"][1]["ok"], false);
+        assert!(r
+            .text
+            .contains("  [FAILED] records_verified: 2047 of the 2048 records\n"));
     }
 
     #[test]
