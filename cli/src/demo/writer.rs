@@ -164,6 +164,13 @@ impl DbWriter {
     }
 }
 
+impl Drop for DbWriter {
+    /// A demo that stops early (a failed step) still ends the appending thread.
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// The appending thread: records one after another, a flush every [`BATCH`], flushing and
 /// holding while a freeze asks, until stopped or full.
 fn append_loop(s: &Shared, db: &Db) -> vds_core::Result<()> {
