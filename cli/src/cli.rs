@@ -31,7 +31,8 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// LUNs: create, list, detail, extend, delete, snapshot, split, mask, number, I/O, images.
+    /// LUNs: create, list, detail, extend, delete, online/offline, snapshot, split, mask, number,
+    /// I/O, images.
     #[command(subcommand)]
     Lun(LunCommand),
     /// Hosts (named sets of initiator ports) and what an initiator sees.
@@ -79,6 +80,16 @@ pub enum LunCommand {
     },
     /// Deletes a LUN (refused while snapshot LUNs depend on it).
     Delete {
+        /// The LUN.
+        name: String,
+    },
+    /// Brings a LUN online (its I/O served).
+    Online {
+        /// The LUN.
+        name: String,
+    },
+    /// Takes a LUN offline (its I/O refused; its masking kept).
+    Offline {
         /// The LUN.
         name: String,
     },

@@ -31,6 +31,7 @@ enum Plan {
     Detail(String),
     Extend(String, Grow),
     Delete(String),
+    Online(String, bool),
     Snapshot(String, String),
     Split(String),
     Unmask(String, Unmask),
@@ -85,6 +86,8 @@ fn plan(cmd: LunCommand, ctx: &Ctx) -> Result<Plan> {
             Plan::Extend(name, grow)
         }
         LunCommand::Delete { name } => Plan::Delete(name),
+        LunCommand::Online { name } => Plan::Online(name, true),
+        LunCommand::Offline { name } => Plan::Online(name, false),
         LunCommand::Snapshot { source, name } => Plan::Snapshot(source, name),
         LunCommand::Split { name } => Plan::Split(name),
         LunCommand::Unmask {
@@ -180,6 +183,11 @@ pub fn run(cmd: LunCommand, ctx: &Ctx) -> Result<Report> {
                 format!("Deleted LUN {name}.\n"),
                 json!({ "deleted": name }),
             ))
+        }
+        Plan::Online(name, online) => {
+            array.set_online(&name, online)?;
+            let now = if online { "online" } else { "offline" };
+            detail(&array, &name, &format!("LUN {name} is {now}."))
         }
         Plan::Snapshot(source, name) => {
             array.snapshot_lun(&source, &name)?;
@@ -279,7 +287,7 @@ fn list(array: &Array) -> Report {
                 r.number.to_string(),
                 r.name.clone(),
                 output::size(r.size),
-                format!("{:?}", r.status).to_lowercase(),
+                word(r, "status"),
                 r.source.clone().unwrap_or_else(|| "-".to_string()),
                 output::mask(&r.mask),
             ]
@@ -291,6 +299,13 @@ fn list(array: &Array) -> Report {
         table(["LUN", "NAME", "SIZE", "STATUS", "SOURCE", "MASK"], &cells)
     };
     Report::new(text, json!({ "luns": rows }))
+}
+
+/// Field `field` of `row` as its JSON spells it (`"online"`, `"not_ready"`, `"healthy"`): the
+/// tables use the same words as the JSON.
+fn word(row: &impl serde::Serialize, field: &str) -> String {
+    let v = serde_json::to_value(row).expect("a row serialises");
+    v[field].as_str().unwrap_or("?").to_string()
 }
 
 /// LUN `name`'s detail after a command, its text led by `headline` (if any).
@@ -307,8 +322,8 @@ fn detail(array: &Array, name: &str, headline: &str) -> Result<Report> {
             "Size",
             format!("{} ({} bytes)", output::size(d.size), d.size),
         ),
-        ("Status", format!("{:?}", d.status).to_lowercase()),
-        ("Health", format!("{:?}", d.health).to_lowercase()),
+        ("Status", word(&d, "status")),
+        ("Health", word(&d, "health")),
         ("LUN number", d.number.to_string()),
         (
             "Snapshot of",

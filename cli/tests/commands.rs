@@ -99,6 +99,29 @@ fn the_lun_lifecycle_human_and_json() {
         "{text}"
     );
 
+    // offline: I/O refused in that state (12) until online again.
+    let d = ok_json(&pool, &["lun", "offline", "db"]);
+    assert_eq!(d["lun"]["status"], "offline");
+    let text = ok(&pool, &["lun", "list"]);
+    assert!(text.lines().nth(1).unwrap().contains("offline"), "{text}");
+    let e = fail_json(
+        &pool,
+        &[
+            "lun",
+            "read",
+            "db",
+            "--as",
+            SERVER,
+            "--out",
+            tmp.path().join("x").to_str().unwrap(),
+        ],
+        12,
+    );
+    assert_eq!(e["kind"], "bad_state");
+    let text = ok(&pool, &["lun", "online", "db"]);
+    assert!(text.starts_with("LUN db is online.\nLUN:"), "{text}");
+    assert!(text.contains("Status:      online"), "{text}");
+
     // delete.
     let d = ok_json(&pool, &["lun", "delete", "db-snap"]);
     assert_eq!(d["deleted"], "db-snap");
