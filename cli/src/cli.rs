@@ -1,7 +1,7 @@
 //! The command line, as clap reads it: global options, then one command.
 //!
-//! Commands live in groups (`lun`, `host`, `group`, `exec`); the shadow-copy commands (`shadow`,
-//! `writers`, `demo`) join as groups of their own when vss-core's coordinator lands.
+//! Commands live in groups (`lun`, `host`, `group`, `exec`, `demo`); the shadow-copy commands
+//! (`shadow`, `writers`) join as groups of their own.
 
 use std::path::PathBuf;
 
@@ -44,6 +44,9 @@ pub enum Command {
     /// Runs a script file. DiskRAID scripts run now; DiskShadow scripts are refused as not yet
     /// supported (exit code 2) until the shadow-copy coordinator lands.
     Exec(ExecArgs),
+    /// Demonstrations on a pool of their own: `demo fast-recovery`, the seed's story.
+    #[command(subcommand)]
+    Demo(crate::demo::DemoCommand),
 }
 
 /// `umbra lun ...`.

@@ -85,3 +85,15 @@ impl From<vds_core::Error> for Error {
         }
     }
 }
+
+impl From<vss_core::Error> for Error {
+    /// The shadow-copy library's kind (its name and [`Status::of_vss`]'s exit code); its whole
+    /// report as the message.
+    fn from(e: vss_core::Error) -> Self {
+        Error {
+            kind: crate::exit::vss_kind(e.kind()).0,
+            status: Status::of_vss(e.kind()),
+            message: e.report(),
+        }
+    }
+}

@@ -2,11 +2,13 @@
 //! `cli/README.md` print, and the mapping from each library's error kinds onto it.
 //!
 //! Every command, `exec` included, exits with one of these codes. A library error kind maps onto
-//! exactly one code ([`Status::of_vds`]); the shadow-copy library's kinds will map through one more
-//! function of the same shape when its commands land (`Status::of_vss`: writer failures onto
-//! [`Status::WriterFailed`], provider failures onto [`Status::ProviderFailed`], the rest as here).
+//! exactly one code ([`Status::of_vds`]); the shadow-copy library's kinds through
+//! [`Status::of_vss`]: writer failures onto [`Status::WriterFailed`], provider failures onto
+//! [`Status::ProviderFailed`], the array's kinds as [`Status::of_vds`], the protocol's others onto
+//! the nearest code.
 
 use vds_core::ErrorKind as VdsKind;
+use vss_core::ErrorKind as VssKind;
 
 /// An exit status of `umbra`: its code is the enum's value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,13 +30,13 @@ pub enum Status {
     /// operation running.
     Busy = 6,
     /// A writer failed or passed its deadline, and the snapshot set was aborted (shadow
-    /// commands, not yet in this build).
+    /// commands; the demo).
     WriterFailed = 7,
-    /// A shadow-copy provider failed (shadow commands, not yet in this build).
+    /// A shadow-copy provider failed (shadow commands; the demo).
     ProviderFailed = 8,
     /// An I/O error, or damaged persisted state.
     Io = 9,
-    /// A verification failed (the demo's checks, not yet in this build).
+    /// A verification failed (the demo's checks).
     VerificationFailed = 10,
     /// A LUN, group or file of that name already exists.
     AlreadyExists = 11,
@@ -144,6 +146,78 @@ impl Status {
     }
 }
 
+/// A `vss-core` kind's stable snake_case name (the JSON `kind`) and the array's kind it is,
+/// if it is one of the array's.
+pub fn vss_kind(kind: VssKind) -> (&'static str, Option<VdsKind>) {
+    let vds = |k: VdsKind| (k.name(), Some(k));
+    match kind {
+        VssKind::InvalidArgument => vds(VdsKind::InvalidArgument),
+        VssKind::InvalidInitiator => vds(VdsKind::InvalidInitiator),
+        VssKind::NotFound => vds(VdsKind::NotFound),
+        VssKind::AlreadyExists => vds(VdsKind::AlreadyExists),
+        VssKind::AccessDenied => vds(VdsKind::AccessDenied),
+        VssKind::Busy => vds(VdsKind::Busy),
+        VssKind::BadState => vds(VdsKind::BadState),
+        VssKind::OutOfRange => vds(VdsKind::OutOfRange),
+        VssKind::NoSpace => vds(VdsKind::NoSpace),
+        VssKind::Timeout => vds(VdsKind::Timeout),
+        VssKind::Cancelled => vds(VdsKind::Cancelled),
+        VssKind::Corrupt => vds(VdsKind::Corrupt),
+        VssKind::UnsupportedVersion => vds(VdsKind::UnsupportedVersion),
+        VssKind::Unsupported => vds(VdsKind::Unsupported),
+        VssKind::Io => vds(VdsKind::Io),
+        VssKind::Internal => vds(VdsKind::Internal),
+        VssKind::NotAPool => vds(VdsKind::NotAPool),
+        VssKind::ProviderVeto => ("provider_veto", None),
+        VssKind::VolumeNotSupported => ("volume_not_supported", None),
+        VssKind::UnexpectedProviderError => ("unexpected_provider_error", None),
+        VssKind::InvalidDocument => ("invalid_document", None),
+        VssKind::MaxVolumesReached => ("max_volumes_reached", None),
+        VssKind::FlushWritesTimeout => ("flush_writes_timeout", None),
+        VssKind::HoldWritesTimeout => ("hold_writes_timeout", None),
+        VssKind::UnexpectedWriterError => ("unexpected_writer_error", None),
+        VssKind::SnapshotSetInProgress => ("snapshot_set_in_progress", None),
+        VssKind::MaxSnapshotsReached => ("max_snapshots_reached", None),
+        VssKind::WriterNotResponding => ("writer_not_responding", None),
+        VssKind::UnsupportedContext => ("unsupported_context", None),
+        VssKind::VolumeInUse => ("volume_in_use", None),
+        VssKind::NoSnapshotsImported => ("no_snapshots_imported", None),
+        VssKind::RevertInProgress => ("revert_in_progress", None),
+        VssKind::UnselectedVolume => ("unselected_volume", None),
+        VssKind::SnapshotNotInSet => ("snapshot_not_in_set", None),
+        VssKind::NonTransportableBcd => ("non_transportable_bcd", None),
+        VssKind::ResyncInProgress => ("resync_in_progress", None),
+        // A kind added to vss-core after this table was written.
+        _ => ("internal", Some(VdsKind::Internal)),
+    }
+}
+
+impl Status {
+    /// The status of a `vss-core` error kind.
+    pub fn of_vss(kind: VssKind) -> Status {
+        match kind {
+            VssKind::UnexpectedWriterError | VssKind::WriterNotResponding => Status::WriterFailed,
+            VssKind::ProviderVeto
+            | VssKind::VolumeNotSupported
+            | VssKind::UnexpectedProviderError
+            | VssKind::FlushWritesTimeout
+            | VssKind::HoldWritesTimeout
+            | VssKind::MaxSnapshotsReached
+            | VssKind::UnsupportedContext => Status::ProviderFailed,
+            VssKind::InvalidDocument
+            | VssKind::MaxVolumesReached
+            | VssKind::UnselectedVolume
+            | VssKind::NonTransportableBcd => Status::InvalidInput,
+            VssKind::SnapshotSetInProgress
+            | VssKind::VolumeInUse
+            | VssKind::RevertInProgress
+            | VssKind::ResyncInProgress => Status::Busy,
+            VssKind::NoSnapshotsImported | VssKind::SnapshotNotInSet => Status::NotFound,
+            k => vss_kind(k).1.map_or(Status::Internal, Status::of_vds),
+        }
+    }
+}
+
 /// The exit code table as `umbra --help` prints it after the commands.
 pub fn help_text() -> String {
     let mut out = String::from("Exit codes (the same for every command, exec included):\n");
@@ -184,5 +258,26 @@ mod tests {
         assert_eq!(Status::of_vds(VdsKind::AccessDenied).code(), 5);
         assert_eq!(Status::of_vds(VdsKind::Busy).code(), 6);
         assert_eq!(Status::of_vds(VdsKind::Corrupt).code(), 9);
+    }
+
+    /// Every vss-core kind maps to a documented code and a name of its own, and only Internal
+    /// to 1; writer failures to 7, provider failures to 8, the array's kinds as vds-core's.
+    #[test]
+    fn every_vss_kind_has_its_code_and_name() {
+        let mut names = std::collections::BTreeSet::new();
+        for kind in VssKind::ALL {
+            let s = Status::of_vss(kind);
+            assert_ne!(s, Status::Success, "{kind:?}");
+            assert_eq!(s == Status::Internal, kind == VssKind::Internal, "{kind:?}");
+            let (name, vds) = vss_kind(kind);
+            assert!(names.insert(name), "{kind:?}: {name} twice");
+            if let Some(v) = vds {
+                assert_eq!(s, Status::of_vds(v), "{kind:?}");
+            }
+        }
+        assert_eq!(Status::of_vss(VssKind::UnexpectedWriterError).code(), 7);
+        assert_eq!(Status::of_vss(VssKind::WriterNotResponding).code(), 7);
+        assert_eq!(Status::of_vss(VssKind::ProviderVeto).code(), 8);
+        assert_eq!(Status::of_vss(VssKind::NotFound).code(), 3);
     }
 }

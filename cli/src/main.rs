@@ -9,6 +9,7 @@
 //! Logic another front end would need lives in vds-core.
 
 mod cli;
+mod demo;
 mod error;
 mod exec;
 mod exit;
@@ -20,7 +21,8 @@ mod parse;
 use std::io::Write;
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches};
 use vds_core::Array;
 
 use crate::cli::{Cli, Command};
@@ -33,6 +35,8 @@ pub struct Ctx {
     pub pool: PathBuf,
     /// Print JSON.
     pub json: bool,
+    /// `--pool` was on the command line (not `UMBRA_POOL` or the default): the demo keeps it.
+    pub pool_given: bool,
 }
 
 impl Ctx {
@@ -42,16 +46,18 @@ impl Ctx {
     }
 }
 
-fn dispatch(cli: Cli) -> Result<Report> {
+fn dispatch(cli: Cli, pool_given: bool) -> Result<Report> {
     let ctx = Ctx {
         pool: cli.pool,
         json: cli.json,
+        pool_given,
     };
     match cli.command {
         Command::Lun(c) => lun::run(c, &ctx),
         Command::Host(c) => host::run_host(c, &ctx),
         Command::Group(c) => host::run_group(c, &ctx),
         Command::Exec(a) => exec::run(a, &ctx),
+        Command::Demo(c) => demo::run(c, &ctx),
     }
 }
 
@@ -66,8 +72,11 @@ fn print_json(doc: &serde_json::Value) {
 /// Runs the command line and returns the exit code; every value (the pool included) is dropped
 /// by then.
 fn main_code() -> u8 {
-    let cli = match Cli::try_parse() {
-        Ok(c) => c,
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|m| Ok((Cli::from_arg_matches(&m)?, m)));
+    let (cli, pool_given) = match parsed {
+        Ok((c, m)) => (c, m.value_source("pool") == Some(ValueSource::CommandLine)),
         Err(e) => {
             let json = std::env::args().any(|a| a == "--json");
             if json && e.use_stderr() {
@@ -81,7 +90,7 @@ fn main_code() -> u8 {
         }
     };
     let json = cli.json;
-    let failure = match dispatch(cli) {
+    let failure = match dispatch(cli, pool_given) {
         Ok(report) => {
             if json {
                 print_json(&report.json);
