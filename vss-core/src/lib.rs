@@ -155,6 +155,7 @@
 pub mod coordinator;
 pub mod document;
 mod error;
+pub mod pool;
 pub mod provider;
 pub mod script;
 mod shadow;
@@ -166,6 +167,7 @@ pub use coordinator::{
 };
 pub use document::{BackupComponents, WriterMetadata};
 pub use error::{Error, ErrorKind, Result};
+pub use pool::{PoolCoordinator, PoolOptions, PoolProvider, RegisteredWriter};
 pub use provider::software::SoftwareProvider;
 pub use provider::{HardwareProvider, Provider, RecoveryReport, ShadowRequest};
 pub use shadow::{

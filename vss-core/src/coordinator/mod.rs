@@ -107,6 +107,18 @@ pub struct WriterStatus {
     pub taking_part: bool,
 }
 
+/// What a coordinator tells about its sets as they start, grow and end (the pool coordinator
+/// keeps its set-in-progress record with it). `started` and `volumes` run before the step takes
+/// effect: an error refuses the step and changes nothing.
+pub(crate) trait SetHook: Send + Sync {
+    /// Set `set_id` is starting.
+    fn started(&self, set_id: Uuid) -> Result<()>;
+    /// Set `set_id` now holds `luns`.
+    fn volumes(&self, set_id: Uuid, luns: &[String]) -> Result<()>;
+    /// Set `set_id` is over: made, or aborted and cleaned up.
+    fn ended(&self, set_id: Uuid);
+}
+
 /// The volume keys of sets being made, across every coordinator of the process.
 static VOLUMES_IN_FLIGHT: Mutex<BTreeSet<String>> = parking_lot::const_mutex(BTreeSet::new());
 
@@ -115,6 +127,8 @@ pub(crate) struct Inner {
     providers: Vec<Arc<dyn Provider>>,
     writers: Mutex<Vec<Arc<dyn Writer>>>,
     timeouts: Timeouts,
+    /// Told when a set starts, grows and ends.
+    pub(crate) hook: Option<Arc<dyn SetHook>>,
     /// The set this coordinator is making, if any.
     flight: Mutex<Option<Uuid>>,
     /// Writers with calls that timed out and have not returned: name -> (event, how many).
@@ -194,11 +208,22 @@ impl Coordinator {
             _ => 2,
         };
         providers.sort_by_key(|p| rank(p.provider_type()));
+        Coordinator::assemble(providers, timeouts, None)
+    }
+
+    /// A coordinator over `providers` in the order given (a volume's provider is the first that
+    /// supports it), telling `hook` about its sets.
+    pub(crate) fn assemble(
+        providers: Vec<Arc<dyn Provider>>,
+        timeouts: Timeouts,
+        hook: Option<Arc<dyn SetHook>>,
+    ) -> Self {
         Coordinator {
             inner: Arc::new(Inner {
                 providers,
                 writers: Mutex::new(Vec::new()),
                 timeouts,
+                hook,
                 flight: Mutex::new(None),
                 hung: Mutex::new(HashMap::new()),
                 answered: Condvar::new(),
@@ -778,6 +803,13 @@ impl VolumeClaims {
         Ok(())
     }
 
+    /// Gives back the claim on `key` alone.
+    pub(crate) fn unclaim(&mut self, key: &str) {
+        if let Some(i) = self.0.iter().position(|k| k == key) {
+            VOLUMES_IN_FLIGHT.lock().remove(&self.0.remove(i));
+        }
+    }
+
     pub(crate) fn release(&mut self) {
         let mut all = VOLUMES_IN_FLIGHT.lock();
         for k in self.0.drain(..) {
@@ -807,6 +839,9 @@ impl FlightClaim {
                 format!("set {other} is being made; try again when it is done"),
             ));
         }
+        if let Some(hook) = &inner.hook {
+            hook.started(set_id)?;
+        }
         *flight = Some(set_id);
         Ok(FlightClaim {
             inner: inner.clone(),
@@ -820,6 +855,9 @@ impl Drop for FlightClaim {
         let mut flight = self.inner.flight.lock();
         if *flight == Some(self.set_id) {
             *flight = None;
+            if let Some(hook) = &self.inner.hook {
+                hook.ended(self.set_id);
+            }
         }
     }
 }

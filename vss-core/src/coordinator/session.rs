@@ -278,7 +278,15 @@ impl BackupSession {
             ));
         };
         let key = self.crowd.inner.providers[provider].volume_key(volume);
-        self.claims.claim(key, volume)?;
+        self.claims.claim(key.clone(), volume)?;
+        if let (Some(hook), Some(set_id)) = (&self.crowd.inner.hook, self.crowd.set_id) {
+            let mut luns = self.crowd.luns.clone();
+            luns.push(volume.to_owned());
+            if let Err(e) = hook.volumes(set_id, &luns) {
+                self.claims.unclaim(&key);
+                return Err(e);
+            }
+        }
         let shadow_id = Uuid::new_v4();
         self.volumes.push(SetVolume {
             name: volume.to_owned(),

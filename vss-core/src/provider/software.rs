@@ -206,7 +206,11 @@ impl SoftwareProvider {
 }
 
 /// Reads a software shadow's properties from snapshot metadata (`None`: not a software shadow's).
-fn decode(volume: &str, snap: SnapshotId, metadata: &[u8]) -> Result<Option<ShadowProperties>> {
+pub(crate) fn decode(
+    volume: &str,
+    snap: SnapshotId,
+    metadata: &[u8],
+) -> Result<Option<ShadowProperties>> {
     #[derive(Deserialize)]
     struct Tag {
         format: Option<String>,
@@ -239,7 +243,7 @@ fn decode(volume: &str, snap: SnapshotId, metadata: &[u8]) -> Result<Option<Shad
     Ok(Some(stored.properties))
 }
 
-fn encode(p: &ShadowProperties) -> Result<Vec<u8>> {
+pub(crate) fn encode(p: &ShadowProperties) -> Result<Vec<u8>> {
     serde_json::to_vec(&Stored {
         format: FORMAT.to_owned(),
         version: 1,
@@ -255,7 +259,7 @@ fn encode(p: &ShadowProperties) -> Result<Vec<u8>> {
 
 /// The shadow's own name: `VOLUME.XXXXXXXX` (the first 8 hex digits of the shadow's id), the
 /// volume's name cut so the whole fits 64 bytes.
-fn shadow_name(volume: &str, shadow_id: Uuid) -> String {
+pub(crate) fn shadow_name(volume: &str, shadow_id: Uuid) -> String {
     let suffix = format!(".{}", &shadow_id.simple().to_string()[..8]);
     let keep = volume.len().min(64 - suffix.len());
     format!("{}{suffix}", &volume[..keep])

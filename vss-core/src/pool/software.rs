@@ -1,0 +1,403 @@
+//! The software provider on a pool: shadows as the array's engine-level shadows of LUNs.
+//!
+//! An [`ArraySoftwareProvider`] makes each set as one [`Array::engine_snapshot_set`] transaction
+//! (every LUN frozen, one engine snapshot each, every LUN thawed; crash-atomic), with each
+//! shadow's [`ShadowProperties`] in its engine shadow's metadata bytes, as the cow-engine
+//! software provider keeps them (`{"format":"umbra-software-shadow","version":1,...}`,
+//! docs/format.md). No side file: [`Provider::shadows`] reads every LUN's engine shadows, so the
+//! shadows of a pool are listed again after it is reopened.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime};
+
+use parking_lot::Mutex;
+use uuid::Uuid;
+use vds_core::{Array, AsyncHandle, SnapshotId};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::provider::software::{
+    decode, encode, shadow_name, DEFAULT_MAX_SHADOWS_PER_VOLUME, MAX_SHADOWS_PER_VOLUME,
+};
+use crate::provider::{HardwareProvider, Provider, ShadowRequest};
+use crate::shadow::{
+    Attributes, Context, Exposure, LunDescription, ProviderType, ShadowProperties, SnapshotState,
+};
+
+/// The pool software provider's id, the same in every process (recorded in each shadow).
+pub const ARRAY_SOFTWARE_PROVIDER_ID: Uuid =
+    Uuid::from_u128(0x756d_6272_612d_706f_6f6c_2d73_6f66_0001);
+
+/// A set between `begin_prepare` and `post_commit` (or `abort`).
+struct Pending {
+    requests: Vec<ShadowRequest>,
+    /// The shadows its commit made: (LUN, engine snapshot, properties), in request order.
+    made: Vec<(String, SnapshotId, ShadowProperties)>,
+}
+
+/// Shadows as engine-level shadows of the array's LUNs (see the module documentation).
+pub struct ArraySoftwareProvider {
+    array: Array,
+    max_per_volume: usize,
+    sets: Mutex<HashMap<Uuid, Pending>>,
+}
+
+impl std::fmt::Debug for ArraySoftwareProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArraySoftwareProvider")
+            .field("max_per_volume", &self.max_per_volume)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ArraySoftwareProvider {
+    /// A provider over the LUNs of `array`, holding at most 64 shadows per LUN.
+    pub fn new(array: Array) -> Self {
+        ArraySoftwareProvider {
+            array,
+            max_per_volume: DEFAULT_MAX_SHADOWS_PER_VOLUME,
+            sets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The same provider holding at most `max` shadows per LUN (1 to 512); one more is
+    /// [`ErrorKind::MaxSnapshotsReached`] at begin-prepare.
+    ///
+    /// Errors: [`ErrorKind::InvalidArgument`] for a `max` outside 1..=512.
+    pub fn with_max_shadows_per_volume(mut self, max: usize) -> Result<Self> {
+        check_max(max)?;
+        self.max_per_volume = max;
+        Ok(self)
+    }
+
+    /// The most shadows a LUN holds.
+    pub fn max_shadows_per_volume(&self) -> usize {
+        self.max_per_volume
+    }
+
+    /// This provider's shadows on LUN `lun`: (engine snapshot, properties), oldest first.
+    /// Engine shadows of other layers are skipped; one tagged as a software shadow that does
+    /// not read is [`ErrorKind::Corrupt`].
+    fn shadows_on(&self, lun: &str) -> Result<Vec<(SnapshotId, ShadowProperties)>> {
+        let mut out = Vec::new();
+        for s in self.array.engine_shadows(lun)? {
+            if let Some(p) = decode(lun, s.id, &s.metadata)? {
+                if p.provider_id == ARRAY_SOFTWARE_PROVIDER_ID {
+                    out.push((s.id, p));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every shadow of every LUN: (LUN, engine snapshot, properties).
+    fn all(&self) -> Result<Vec<(String, SnapshotId, ShadowProperties)>> {
+        let mut out = Vec::new();
+        for info in self.array.luns() {
+            if self
+                .array
+                .damaged_luns()
+                .iter()
+                .any(|(n, _)| *n == info.name)
+            {
+                continue;
+            }
+            for (id, p) in self.shadows_on(&info.name)? {
+                out.push((info.name.clone(), id, p));
+            }
+        }
+        out.sort_by_key(|(_, _, p)| p.created);
+        Ok(out)
+    }
+
+    fn find(&self, shadow_id: Uuid) -> Result<(String, SnapshotId, ShadowProperties)> {
+        self.all()?
+            .into_iter()
+            .find(|(_, _, p)| p.shadow_id == shadow_id)
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::NotFound,
+                    format!("the pool's software provider has no shadow {shadow_id}"),
+                )
+            })
+    }
+
+    /// Deletes every shadow of set `set_id` on any LUN (what a set that did not finish left);
+    /// returns the LUNs they were on.
+    pub(crate) fn delete_set(&self, set_id: Uuid) -> Result<Vec<String>> {
+        let mut luns = Vec::new();
+        for (lun, id, p) in self.all()? {
+            if p.set_id == set_id {
+                self.array.delete_engine_shadow(&lun, id)?;
+                luns.push(lun);
+            }
+        }
+        Ok(luns)
+    }
+
+    fn pending<'a>(
+        sets: &'a mut HashMap<Uuid, Pending>,
+        set_id: Uuid,
+        step: &str,
+    ) -> Result<&'a mut Pending> {
+        sets.get_mut(&set_id).ok_or_else(|| {
+            Error::new(
+                ErrorKind::BadState,
+                format!(
+                    "pool software provider: {step} of set {set_id}, which is not being prepared"
+                ),
+            )
+        })
+    }
+}
+
+/// Checks a per-volume shadow limit: 1 to 512.
+pub(crate) fn check_max(max: usize) -> Result<()> {
+    if !(1..=MAX_SHADOWS_PER_VOLUME).contains(&max) {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!("{max} shadows per volume: the limit must be 1 to {MAX_SHADOWS_PER_VOLUME}"),
+        ));
+    }
+    Ok(())
+}
+
+impl Provider for ArraySoftwareProvider {
+    fn id(&self) -> Uuid {
+        ARRAY_SOFTWARE_PROVIDER_ID
+    }
+
+    fn name(&self) -> &str {
+        "umbra-pool-software"
+    }
+
+    fn provider_type(&self) -> ProviderType {
+        ProviderType::Software
+    }
+
+    /// The hardware provider's key for the LUN, so a LUN is in one set being made whichever of
+    /// the pool's providers makes it.
+    fn volume_key(&self, volume: &str) -> String {
+        format!("{}/{volume}", HardwareProvider::ID)
+    }
+
+    /// A LUN of the array that is not damaged and is not an unbroken shadow LUN; not in a
+    /// hardware-only (`HARDWARE_ASSISTED`, `PLEX`) context.
+    fn is_volume_supported(&self, volume: &str, context: Context) -> Result<bool> {
+        if context.contains(Context::HARDWARE_ASSISTED) || context.contains(Context::PLEX) {
+            return Ok(false);
+        }
+        if self.array.lun(volume).is_err()
+            || self.array.damaged_luns().iter().any(|(n, _)| n == volume)
+        {
+            return Ok(false);
+        }
+        Ok(!self.array.is_shadow(volume)?)
+    }
+
+    fn begin_prepare(&self, request: &ShadowRequest) -> Result<()> {
+        if !self.is_volume_supported(&request.volume, request.context)? {
+            return Err(Error::new(
+                ErrorKind::VolumeNotSupported,
+                format!(
+                    "the pool's software provider cannot shadow LUN {:?}",
+                    request.volume
+                ),
+            ));
+        }
+        let mut sets = self.sets.lock();
+        if let Some((other, _)) = sets.iter().find(|(id, p)| {
+            **id != request.set_id && p.requests.iter().any(|r| r.volume == request.volume)
+        }) {
+            return Err(Error::new(
+                ErrorKind::ProviderVeto,
+                format!(
+                    "LUN {:?} is in set {other}, which is being made",
+                    request.volume
+                ),
+            ));
+        }
+        let pending = sets.entry(request.set_id).or_insert_with(|| Pending {
+            requests: Vec::new(),
+            made: Vec::new(),
+        });
+        if pending.requests.iter().any(|r| r.volume == request.volume) {
+            return Err(Error::new(
+                ErrorKind::AlreadyExists,
+                format!(
+                    "LUN {:?} is already in set {}",
+                    request.volume, request.set_id
+                ),
+            ));
+        }
+        let have = self.shadows_on(&request.volume)?.len();
+        if have >= self.max_per_volume {
+            return Err(Error::new(
+                ErrorKind::MaxSnapshotsReached,
+                format!(
+                    "LUN {:?} already has {have} shadows, the most it may hold ({}); delete some \
+                     first",
+                    request.volume, self.max_per_volume
+                ),
+            ));
+        }
+        pending.requests.push(request.clone());
+        Ok(())
+    }
+
+    fn end_prepare(&self, set_id: Uuid, _deadline: Instant) -> Result<()> {
+        let mut sets = self.sets.lock();
+        let p = Self::pending(&mut sets, set_id, "end-prepare")?;
+        if p.requests.is_empty() {
+            return Err(Error::new(
+                ErrorKind::BadState,
+                format!("pool software provider: set {set_id} has no volume"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn pre_commit(&self, set_id: Uuid) -> Result<()> {
+        let mut sets = self.sets.lock();
+        let p = Self::pending(&mut sets, set_id, "pre-commit")?;
+        for r in &p.requests {
+            if !self.is_volume_supported(&r.volume, r.context)? {
+                return Err(Error::new(
+                    ErrorKind::ProviderVeto,
+                    format!(
+                        "LUN {:?} was deleted or damaged since it was prepared",
+                        r.volume
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// One [`Array::engine_snapshot_set`] transaction: all or none. A call longer than `hold`
+    /// deletes what it made and is [`ErrorKind::HoldWritesTimeout`].
+    fn commit(&self, set_id: Uuid, hold: Duration) -> Result<()> {
+        let mut sets = self.sets.lock();
+        let p = Self::pending(&mut sets, set_id, "commit")?;
+        if !p.made.is_empty() {
+            return Err(Error::new(
+                ErrorKind::BadState,
+                format!("pool software provider: set {set_id} is already committed"),
+            ));
+        }
+        let started = Instant::now();
+        let created = SystemTime::now();
+        let count = u32::try_from(p.requests.len()).unwrap_or(u32::MAX);
+        let mut props = Vec::new();
+        for r in &p.requests {
+            let size = self.array.lun(&r.volume)?.size;
+            props.push(ShadowProperties {
+                shadow_id: r.shadow_id,
+                set_id,
+                count_in_set: count,
+                original: LunDescription {
+                    name: r.volume.clone(),
+                    size,
+                },
+                shadow: LunDescription {
+                    name: shadow_name(&r.volume, r.shadow_id),
+                    size,
+                },
+                provider_id: ARRAY_SOFTWARE_PROVIDER_ID,
+                provider_type: ProviderType::Software,
+                attributes: r.attributes | Attributes::DIFFERENTIAL,
+                created,
+                state: SnapshotState::Created,
+                exposure: Exposure::Hidden,
+            });
+        }
+        let metas: Vec<Vec<u8>> = props.iter().map(encode).collect::<Result<_>>()?;
+        let luns: Vec<(&str, &[u8])> = p
+            .requests
+            .iter()
+            .zip(&metas)
+            .map(|(r, m)| (r.volume.as_str(), m.as_slice()))
+            .collect();
+        let set = self.array.engine_snapshot_set(&luns).map_err(|e| {
+            let kind = match e.kind() {
+                vds_core::ErrorKind::Timeout => ErrorKind::FlushWritesTimeout,
+                vds_core::ErrorKind::NoSpace => ErrorKind::NoSpace,
+                _ => ErrorKind::UnexpectedProviderError,
+            };
+            Error::new(
+                kind,
+                format!(
+                    "pool software provider: the engine shadows of set {set_id} were not taken: {}",
+                    Error::from(e).report()
+                ),
+            )
+        })?;
+        let made: Vec<_> = set
+            .shadows
+            .into_iter()
+            .zip(props)
+            .map(|((lun, id), p)| (lun, id, p))
+            .collect();
+        if started.elapsed() > hold {
+            for (lun, id, _) in &made {
+                let _ = self.array.delete_engine_shadow(lun, *id);
+            }
+            return Err(Error::new(
+                ErrorKind::HoldWritesTimeout,
+                format!(
+                    "pool software provider: the commit of set {set_id} took longer than the hold \
+                     window ({hold:?}); no shadow of the set remains"
+                ),
+            ));
+        }
+        p.made = made;
+        Ok(())
+    }
+
+    fn post_commit(&self, set_id: Uuid) -> Result<Vec<ShadowProperties>> {
+        let mut sets = self.sets.lock();
+        let p = Self::pending(&mut sets, set_id, "post-commit")?;
+        if p.made.len() != p.requests.len() {
+            return Err(Error::new(
+                ErrorKind::BadState,
+                format!("pool software provider: post-commit of set {set_id} before its commit"),
+            ));
+        }
+        let props = p.made.iter().map(|(_, _, p)| p.clone()).collect();
+        sets.remove(&set_id);
+        Ok(props)
+    }
+
+    /// Forgets the set and deletes every shadow of it on any LUN (so it also cleans up a set a
+    /// killed process left). Idempotent.
+    fn abort(&self, set_id: Uuid) -> Result<()> {
+        self.sets.lock().remove(&set_id);
+        self.delete_set(set_id).map(drop)
+    }
+
+    fn shadows(&self) -> Result<Vec<ShadowProperties>> {
+        Ok(self.all()?.into_iter().map(|(_, _, p)| p).collect())
+    }
+
+    fn delete(&self, shadow_id: Uuid) -> Result<()> {
+        let (lun, id, _) = self.find(shadow_id)?;
+        self.array.delete_engine_shadow(&lun, id)?;
+        Ok(())
+    }
+
+    /// Reverts the shadow's LUN to it ([`Array::revert_to_engine_shadow`]: fenced, host I/O
+    /// refused while it runs, on a thread with progress and cancel); persistent shadows only
+    /// ([`ErrorKind::UnsupportedContext`] otherwise).
+    fn revert(&self, shadow_id: Uuid) -> Result<AsyncHandle<()>> {
+        let (lun, id, props) = self.find(shadow_id)?;
+        if !props.attributes.contains(Attributes::PERSISTENT) {
+            return Err(Error::new(
+                ErrorKind::UnsupportedContext,
+                format!(
+                    "shadow {shadow_id} of LUN {lun:?} is not persistent: only a persistent \
+                     shadow can be reverted to"
+                ),
+            ));
+        }
+        Ok(self.array.revert_to_engine_shadow(&lun, id))
+    }
+}
