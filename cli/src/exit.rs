@@ -2,11 +2,12 @@
 //! `cli/README.md` print, and the mapping from each library's error kinds onto it.
 //!
 //! Every command, `exec` included, exits with one of these codes. A library error kind maps onto
-//! exactly one code ([`Status::of_vds`]); the shadow-copy library's kinds will map through one more
-//! function of the same shape when its commands land (`Status::of_vss`: writer failures onto
-//! [`Status::WriterFailed`], provider failures onto [`Status::ProviderFailed`], the rest as here).
+//! exactly one code: vds-core's through [`Status::of_vds`], vss-core's through [`Status::of_vss`]
+//! (writer failures onto [`Status::WriterFailed`], provider failures onto
+//! [`Status::ProviderFailed`], the kinds both crates have as vds-core's).
 
 use vds_core::ErrorKind as VdsKind;
+use vss_core::ErrorKind as VssKind;
 
 /// An exit status of `umbra`: its code is the enum's value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,10 +28,11 @@ pub enum Status {
     /// In use: the pool is locked by another process (its pid is named), or the LUN has an
     /// operation running.
     Busy = 6,
-    /// A writer failed or passed its deadline, and the snapshot set was aborted (shadow
-    /// commands, not yet in this build).
+    /// A writer failed or passed its deadline: the snapshot set was aborted, or (a failure
+    /// after the shadows exist) the shadows were kept and the writer's state is
+    /// `FAILED_AT_<STEP>`.
     WriterFailed = 7,
-    /// A shadow-copy provider failed (shadow commands, not yet in this build).
+    /// A shadow-copy provider vetoed or failed (or no provider supports the LUN).
     ProviderFailed = 8,
     /// An I/O error, or damaged persisted state.
     Io = 9,
@@ -56,10 +58,12 @@ pub enum Status {
     Unsupported = 18,
     /// The directory given as the pool holds other files and no pool.
     NotAPool = 19,
+    /// A DiskShadow script's `exec` program could not run or exited with a failure.
+    ScriptExecFailed = 20,
 }
 
 /// Every status with what it means, in code order: the table the help text and the READMEs show.
-pub const TABLE: [(Status, &str); 20] = [
+pub const TABLE: [(Status, &str); 21] = [
     (Status::Success, "success"),
     (Status::Internal, "internal error (a bug: please report it)"),
     (
@@ -84,11 +88,11 @@ pub const TABLE: [(Status, &str); 20] = [
     ),
     (
         Status::WriterFailed,
-        "a writer failed or timed out; the set was aborted (shadow commands)",
+        "a writer failed or timed out (the set aborted, or kept with FAILED_AT_<STEP>)",
     ),
     (
         Status::ProviderFailed,
-        "a provider failed (shadow commands)",
+        "a provider vetoed or failed, or no provider supports the LUN",
     ),
     (Status::Io, "I/O error or corruption"),
     (Status::VerificationFailed, "a verification failed (demo)"),
@@ -112,6 +116,10 @@ pub const TABLE: [(Status, &str); 20] = [
     (
         Status::NotAPool,
         "not a pool: the directory holds other files",
+    ),
+    (
+        Status::ScriptExecFailed,
+        "a DiskShadow script's exec program failed",
     ),
 ];
 
@@ -139,6 +147,50 @@ impl Status {
             VdsKind::Unsupported => Status::Unsupported,
             VdsKind::NotAPool => Status::NotAPool,
             // `Internal`, and a kind added to vds-core after this table was written.
+            _ => Status::Internal,
+        }
+    }
+}
+
+impl Status {
+    /// The status of a `vss-core` error kind: writer failures 7, provider failures 8, the
+    /// protocol's other kinds onto the nearest general code, the kinds vds-core also has as
+    /// [`Status::of_vds`] maps them.
+    pub fn of_vss(kind: VssKind) -> Status {
+        match kind {
+            VssKind::UnexpectedWriterError | VssKind::WriterNotResponding => Status::WriterFailed,
+            VssKind::ProviderVeto
+            | VssKind::VolumeNotSupported
+            | VssKind::UnexpectedProviderError
+            | VssKind::FlushWritesTimeout
+            | VssKind::HoldWritesTimeout => Status::ProviderFailed,
+            VssKind::InvalidDocument
+            | VssKind::NonTransportableBcd
+            | VssKind::UnselectedVolume
+            | VssKind::SnapshotNotInSet => Status::InvalidInput,
+            VssKind::NoSnapshotsImported => Status::NotFound,
+            VssKind::SnapshotSetInProgress
+            | VssKind::VolumeInUse
+            | VssKind::RevertInProgress
+            | VssKind::ResyncInProgress => Status::Busy,
+            VssKind::MaxVolumesReached | VssKind::MaxSnapshotsReached => Status::NoSpace,
+            VssKind::UnsupportedContext => Status::Unsupported,
+            VssKind::InvalidArgument => Status::InvalidInput,
+            VssKind::InvalidInitiator => Status::InvalidInput,
+            VssKind::NotFound => Status::NotFound,
+            VssKind::AlreadyExists => Status::AlreadyExists,
+            VssKind::AccessDenied => Status::AccessDenied,
+            VssKind::Busy => Status::Busy,
+            VssKind::BadState => Status::BadState,
+            VssKind::OutOfRange => Status::OutOfRange,
+            VssKind::NoSpace => Status::NoSpace,
+            VssKind::Timeout => Status::Timeout,
+            VssKind::Cancelled => Status::Cancelled,
+            VssKind::Corrupt | VssKind::Io => Status::Io,
+            VssKind::UnsupportedVersion => Status::UnsupportedVersion,
+            VssKind::Unsupported => Status::Unsupported,
+            VssKind::NotAPool => Status::NotAPool,
+            // `Internal`, and a kind added to vss-core after this table was written.
             _ => Status::Internal,
         }
     }
@@ -184,5 +236,25 @@ mod tests {
         assert_eq!(Status::of_vds(VdsKind::AccessDenied).code(), 5);
         assert_eq!(Status::of_vds(VdsKind::Busy).code(), 6);
         assert_eq!(Status::of_vds(VdsKind::Corrupt).code(), 9);
+    }
+
+    /// Every vss-core kind maps to a documented code; the kinds vds-core also has map as
+    /// vds-core's; writer failures are 7 and provider failures 8.
+    #[test]
+    fn every_vss_kind_has_its_code() {
+        for kind in VssKind::ALL {
+            let s = Status::of_vss(kind);
+            assert_ne!(s, Status::Success, "{kind:?}");
+            assert_eq!(s == Status::Internal, kind == VssKind::Internal, "{kind:?}");
+        }
+        for kind in VdsKind::ALL {
+            assert_eq!(Status::of_vss(kind.into()), Status::of_vds(kind), "{kind:?}");
+        }
+        assert_eq!(Status::of_vss(VssKind::WriterNotResponding).code(), 7);
+        assert_eq!(Status::of_vss(VssKind::UnexpectedWriterError).code(), 7);
+        assert_eq!(Status::of_vss(VssKind::ProviderVeto).code(), 8);
+        assert_eq!(Status::of_vss(VssKind::UnexpectedProviderError).code(), 8);
+        assert_eq!(Status::of_vss(VssKind::SnapshotSetInProgress).code(), 6);
+        assert_eq!(Status::of_vss(VssKind::InvalidDocument).code(), 4);
     }
 }

@@ -16,6 +16,7 @@ mod host;
 mod lun;
 mod output;
 mod parse;
+mod shadow;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -51,6 +52,8 @@ fn dispatch(cli: Cli) -> Result<Report> {
         Command::Lun(c) => lun::run(c, &ctx),
         Command::Host(c) => host::run_host(c, &ctx),
         Command::Group(c) => host::run_group(c, &ctx),
+        Command::Shadow(c) => shadow::run(c, &ctx),
+        Command::Writers(c) => shadow::run_writers(c, &ctx),
         Command::Exec(a) => exec::run(a, &ctx),
     }
 }
