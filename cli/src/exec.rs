@@ -136,7 +136,11 @@ fn shadow_status_of(kind: vss_script::ScriptErrorKind) -> (Status, &'static str)
 
 /// Runs a DiskShadow script through vss-core's executor over the pool's coordinator.
 fn run_diskshadow(args: &ExecArgs, script: &str, ctx: &Ctx) -> Result<Report> {
-    let host = args.host.as_deref().map(crate::parse::initiator).transpose()?;
+    let host = args
+        .host
+        .as_deref()
+        .map(crate::parse::initiator)
+        .transpose()?;
     // Every line parses (aliases `create` defines stand in) before the pool is opened.
     let check = vss_script::validate(script, &vss_script::Aliases::new());
     if let Some(e) = check.errors.first() {

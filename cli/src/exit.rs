@@ -248,7 +248,11 @@ mod tests {
             assert_eq!(s == Status::Internal, kind == VssKind::Internal, "{kind:?}");
         }
         for kind in VdsKind::ALL {
-            assert_eq!(Status::of_vss(kind.into()), Status::of_vds(kind), "{kind:?}");
+            assert_eq!(
+                Status::of_vss(kind.into()),
+                Status::of_vds(kind),
+                "{kind:?}"
+            );
         }
         assert_eq!(Status::of_vss(VssKind::WriterNotResponding).code(), 7);
         assert_eq!(Status::of_vss(VssKind::UnexpectedWriterError).code(), 7);

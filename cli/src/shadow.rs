@@ -14,7 +14,9 @@ use vss_core::{
     ShadowSelector, Timeouts, WriterStatus,
 };
 
-use crate::cli::{BackupTypeArg, ContextArg, CreateArgs, ProviderArg, ShadowCommand, WritersCommand};
+use crate::cli::{
+    BackupTypeArg, ContextArg, CreateArgs, ProviderArg, ShadowCommand, WritersCommand,
+};
 use crate::error::{vss_kind_name, Error, Result};
 use crate::exit::Status;
 use crate::output::{fields, progress_shown, table, wait, Report};
@@ -38,7 +40,10 @@ fn vss_error(kind: ErrorKind, message: impl Into<String>) -> Error {
 /// A shadow or set id.
 fn id(text: &str, what: &str) -> Result<Uuid> {
     Uuid::parse_str(text.trim_matches(|c| c == '{' || c == '}')).map_err(|e| {
-        vss_error(ErrorKind::InvalidArgument, format!("{what} {text:?} is not a UUID: {e}"))
+        vss_error(
+            ErrorKind::InvalidArgument,
+            format!("{what} {text:?} is not a UUID: {e}"),
+        )
     })
 }
 
@@ -47,7 +52,10 @@ pub fn duration(text: &str, what: &str) -> Result<Duration> {
     let t = text.trim();
     let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
     let n: u64 = num.parse().map_err(|_| {
-        vss_error(ErrorKind::InvalidArgument, format!("{what} {text:?} is not a duration (500ms, 2s, 1m)"))
+        vss_error(
+            ErrorKind::InvalidArgument,
+            format!("{what} {text:?} is not a duration (500ms, 2s, 1m)"),
+        )
     })?;
     let d = match unit {
         "ms" => Duration::from_millis(n),
@@ -61,7 +69,10 @@ pub fn duration(text: &str, what: &str) -> Result<Duration> {
         }
     };
     if d.is_zero() {
-        return Err(vss_error(ErrorKind::InvalidArgument, format!("{what} {text:?} must be more than 0")));
+        return Err(vss_error(
+            ErrorKind::InvalidArgument,
+            format!("{what} {text:?} must be more than 0"),
+        ));
     }
     Ok(d)
 }
@@ -109,7 +120,11 @@ fn shadow_table(rows: &[ShadowProperties]) -> String {
                 s.shadow_id.to_string(),
                 s.set_id.to_string(),
                 s.original.name.clone(),
-                if s.provider_type == ProviderType::Hardware { s.shadow.name.clone() } else { "-".into() },
+                if s.provider_type == ProviderType::Hardware {
+                    s.shadow.name.clone()
+                } else {
+                    "-".into()
+                },
                 format!("{:?}", s.provider_type).to_lowercase(),
             ]
         })
@@ -143,7 +158,9 @@ fn writers_text(status: &[WriterStatus]) -> String {
             [
                 s.writer.clone(),
                 s.state.as_str().to_string(),
-                s.failure.as_ref().map_or_else(String::new, |f| format!("{}: {}", f.kind(), f.message())),
+                s.failure
+                    .as_ref()
+                    .map_or_else(String::new, |f| format!("{}: {}", f.kind(), f.message())),
             ]
         })
         .collect();
@@ -171,7 +188,13 @@ pub fn run(c: ShadowCommand, ctx: &Ctx) -> Result<Report> {
             let json = json!({ "shadows": rows.iter().map(shadow_json).collect::<Vec<_>>() });
             Ok(Report::new(shadow_table(&rows), json))
         }
-        ShadowCommand::Delete { id: one, set, lun, oldest, all } => {
+        ShadowCommand::Delete {
+            id: one,
+            set,
+            lun,
+            oldest,
+            all,
+        } => {
             let sel = match (one, set, lun, oldest) {
                 (Some(i), ..) => ShadowSelector::Id(id(&i, "shadow id")?),
                 (_, Some(s), ..) => ShadowSelector::Set(id(&s, "set id")?),
@@ -183,9 +206,16 @@ pub fn run(c: ShadowCommand, ctx: &Ctx) -> Result<Report> {
                 }
             };
             let pc = coordinator(ctx, PoolOptions::default())?;
-            let ids: Vec<Uuid> = pc.query_shadows(&sel)?.iter().map(|s| s.shadow_id).collect();
+            let ids: Vec<Uuid> = pc
+                .query_shadows(&sel)?
+                .iter()
+                .map(|s| s.shadow_id)
+                .collect();
             pc.delete_shadows(&sel)?;
-            let text: String = ids.iter().map(|i| format!("deleted shadow {i}\n")).collect();
+            let text: String = ids
+                .iter()
+                .map(|i| format!("deleted shadow {i}\n"))
+                .collect();
             Ok(Report::new(text, json!({ "deleted": ids })))
         }
         ShadowCommand::Revert { id: i } => {
@@ -221,7 +251,10 @@ pub fn run(c: ShadowCommand, ctx: &Ctx) -> Result<Report> {
             let pc = coordinator(ctx, PoolOptions::default())?;
             let (set_id, ids) = vss_core::script::import(&pc, &doc, &initiator.to_string())?;
             let rows = pc.query_shadows(&ShadowSelector::Set(set_id))?;
-            let text = format!("imported set {set_id} for {initiator}\n{}", shadow_table(&rows));
+            let text = format!(
+                "imported set {set_id} for {initiator}\n{}",
+                shadow_table(&rows)
+            );
             Ok(Report::new(
                 text,
                 json!({ "set_id": set_id, "host": initiator.to_string(), "ids": ids,
@@ -232,7 +265,10 @@ pub fn run(c: ShadowCommand, ctx: &Ctx) -> Result<Report> {
             let set = id(&set_id, "set id")?;
             let pc = coordinator(ctx, PoolOptions::default())?;
             let luns = vss_core::script::break_set(&pc, set)?;
-            let text: String = luns.iter().map(|l| format!("LUN {l} is now an ordinary LUN\n")).collect();
+            let text: String = luns
+                .iter()
+                .map(|l| format!("LUN {l} is now an ordinary LUN\n"))
+                .collect();
             Ok(Report::new(text, json!({ "set_id": set, "luns": luns })))
         }
         ShadowCommand::Expose { id: i, host } => {
@@ -246,9 +282,15 @@ pub fn run(c: ShadowCommand, ctx: &Ctx) -> Result<Report> {
                     format!("shadow {sid} is a software shadow: only a hardware shadow's LUN can be exposed to a host"),
                 ));
             }
-            pc.array().add_to_mask(&props.shadow.name, &MaskSpec::host(initiator.clone(), Access::ReadOnly))?;
+            pc.array().add_to_mask(
+                &props.shadow.name,
+                &MaskSpec::host(initiator.clone(), Access::ReadOnly),
+            )?;
             Ok(Report::new(
-                format!("shadow {sid} (LUN {}) exposed read-only to {initiator}\n", props.shadow.name),
+                format!(
+                    "shadow {sid} (LUN {}) exposed read-only to {initiator}\n",
+                    props.shadow.name
+                ),
                 json!({ "id": sid, "lun": props.shadow.name, "host": initiator.to_string() }),
             ))
         }
@@ -259,7 +301,10 @@ pub fn run(c: ShadowCommand, ctx: &Ctx) -> Result<Report> {
             if props.original.name != lun {
                 return Err(vss_error(
                     ErrorKind::InvalidArgument,
-                    format!("shadow {sid} is a shadow of LUN {}, not of {lun}", props.original.name),
+                    format!(
+                        "shadow {sid} is a shadow of LUN {}, not of {lun}",
+                        props.original.name
+                    ),
                 ));
             }
             let r = p.recover(sid, None)?;
@@ -269,8 +314,11 @@ pub fn run(c: ShadowCommand, ctx: &Ctx) -> Result<Report> {
                 ("bytes moved", r.bytes_moved.to_string()),
                 ("writes", r.writes.to_string()),
             ]);
-            Ok(Report::new(text, json!({ "id": sid, "damaged": r.damaged, "recovered": r.recovered,
-                                          "bytes_moved": r.bytes_moved, "writes": r.writes })))
+            Ok(Report::new(
+                text,
+                json!({ "id": sid, "damaged": r.damaged, "recovered": r.recovered,
+                                          "bytes_moved": r.bytes_moved, "writes": r.writes }),
+            ))
         }
     }
 }
@@ -311,7 +359,9 @@ fn create(a: CreateArgs, ctx: &Ctx) -> Result<Report> {
     let host = a.host.as_deref().map(parse::initiator).transpose()?;
     let context = match a.context {
         ContextArg::Clientaccessible => ContextWord::ClientAccessible,
-        _ => ContextWord::Persistent { nowriters: a.nowriters },
+        _ => ContextWord::Persistent {
+            nowriters: a.nowriters,
+        },
     };
     let (pool_provider, provider) = match a.provider {
         ProviderArg::Hardware => (PoolProvider::Hardware, ProviderType::Hardware),
@@ -325,8 +375,16 @@ fn create(a: CreateArgs, ctx: &Ctx) -> Result<Report> {
 
     let pc = coordinator(
         ctx,
-        PoolOptions { timeouts, provider: pool_provider, ..PoolOptions::default() },
+        PoolOptions {
+            timeouts,
+            provider: pool_provider,
+            ..PoolOptions::default()
+        },
     )?;
+    for lun in &a.luns {
+        // An unknown LUN is not found (3), before any set starts.
+        pc.array().lun(lun)?;
+    }
     for w in &extra {
         pc.add_exec_writer(w)?;
     }
@@ -344,7 +402,11 @@ fn create(a: CreateArgs, ctx: &Ctx) -> Result<Report> {
     }
     commands.push(Command::BeginBackup);
     for lun in &a.luns {
-        commands.push(Command::AddVolume { lun: lun.clone(), provider: None, alias: None });
+        commands.push(Command::AddVolume {
+            lun: lun.clone(),
+            provider: None,
+            alias: None,
+        });
     }
     commands.push(Command::Create);
     commands.push(Command::EndBackup);
@@ -359,13 +421,20 @@ fn create(a: CreateArgs, ctx: &Ctx) -> Result<Report> {
                     vss_core::script::ScriptErrorKind::Failed(k) => k,
                     _ => ErrorKind::Io,
                 };
-                let err = Error { kind: vss_kind_name(kind), status: Status::of_vss(kind), message: e.message };
+                let err = Error {
+                    kind: vss_kind_name(kind),
+                    status: Status::of_vss(kind),
+                    message: e.message,
+                };
                 let mut json = err.to_json();
                 json["writers"] = writers_json(&status);
                 json["set_id"] = json!(created);
                 let mut text = writers_text(&status);
                 if created.is_some() {
-                    text = format!("set {} was made; then:\n{text}", created.unwrap_or_default());
+                    text = format!(
+                        "set {} was made; then:\n{text}",
+                        created.unwrap_or_default()
+                    );
                 }
                 let mut r = Report::new(text, json);
                 r.failure = Some(err);
@@ -409,7 +478,11 @@ fn create(a: CreateArgs, ctx: &Ctx) -> Result<Report> {
                 "writer {:?} {}{}",
                 s.writer,
                 s.state.as_str(),
-                s.failure.as_ref().map_or_else(String::new, |f| format!(" ({}: {})", f.kind(), f.message()))
+                s.failure.as_ref().map_or_else(String::new, |f| format!(
+                    " ({}: {})",
+                    f.kind(),
+                    f.message()
+                ))
             )
         })
         .collect();
@@ -426,7 +499,11 @@ fn create(a: CreateArgs, ctx: &Ctx) -> Result<Report> {
 /// Runs `umbra writers ...`.
 pub fn run_writers(c: WritersCommand, ctx: &Ctx) -> Result<Report> {
     match c {
-        WritersCommand::Add { name, command, session } => {
+        WritersCommand::Add {
+            name,
+            command,
+            session,
+        } => {
             let w = if session {
                 RegisteredWriter::session(&name, &command)
             } else {
@@ -443,14 +520,23 @@ pub fn run_writers(c: WritersCommand, ctx: &Ctx) -> Result<Report> {
         WritersCommand::Remove { name } => {
             let pc = coordinator(ctx, PoolOptions::default())?;
             pc.unregister_writer(&name)?;
-            Ok(Report::new(format!("writer {name} removed\n"), json!({ "removed": name })))
+            Ok(Report::new(
+                format!("writer {name} removed\n"),
+                json!({ "removed": name }),
+            ))
         }
         WritersCommand::List => {
             let pc = coordinator(ctx, PoolOptions::default())?;
             let ws = pc.registered_writers()?;
             let cells: Vec<[String; 3]> = ws
                 .iter()
-                .map(|w| [w.name.clone(), if w.session { "session" } else { "exec" }.into(), w.command.clone()])
+                .map(|w| {
+                    [
+                        w.name.clone(),
+                        if w.session { "session" } else { "exec" }.into(),
+                        w.command.clone(),
+                    ]
+                })
                 .collect();
             Ok(Report::new(
                 table(["NAME", "KIND", "COMMAND"], &cells),

@@ -25,9 +25,13 @@ use std::process::Command as Process;
 
 use uuid::Uuid;
 
-use super::command::{Command, ContextWord, DeleteTarget, ShadowSelector, WriterAction, WriterListing};
+use super::command::{
+    Command, ContextWord, DeleteTarget, ShadowSelector, WriterAction, WriterListing,
+};
 use super::lex::Aliases;
-use super::output::{CreatedShadow, ExitCode, LineResult, Output, ProviderRow, ScriptError, ScriptRun, WriterRow};
+use super::output::{
+    CreatedShadow, ExitCode, LineResult, Output, ProviderRow, ScriptError, ScriptRun, WriterRow,
+};
 use super::parse::{parse_line, validate};
 use crate::coordinator::{BackupSession, Coordinator, ShadowSelector as Select, WriterStatus};
 use crate::document::BackupComponents;
@@ -225,7 +229,9 @@ impl<'a> Session<'a> {
         Ok(match command {
             Command::SetContext(w) => {
                 self.context = *w;
-                Output::ContextSet { context: self.context() }
+                Output::ContextSet {
+                    context: self.context(),
+                }
             }
             Command::SetOption(a) => {
                 self.options = *a;
@@ -252,16 +258,30 @@ impl<'a> Session<'a> {
                 })?;
                 let set_id = doc.snapshot_set.as_ref().map(|s| s.set_id);
                 self.loaded = Some(doc);
-                Output::MetadataLoaded { path: p.clone(), set_id }
+                Output::MetadataLoaded {
+                    path: p.clone(),
+                    set_id,
+                }
             }
-            Command::Writer { action: WriterAction::Verify, name } => {
+            Command::Writer {
+                action: WriterAction::Verify,
+                name,
+            } => {
                 self.verified.push(name.clone());
-                Output::WriterSelected { name: name.clone(), included: true }
+                Output::WriterSelected {
+                    name: name.clone(),
+                    included: true,
+                }
             }
-            Command::Writer { action: WriterAction::Exclude, .. } => {
-                return Err(unsupported("writer exclude"))
-            }
-            Command::AddVolume { lun, provider, alias } => {
+            Command::Writer {
+                action: WriterAction::Exclude,
+                ..
+            } => return Err(unsupported("writer exclude")),
+            Command::AddVolume {
+                lun,
+                provider,
+                alias,
+            } => {
                 if let (Some(asked), Some(pref)) = (provider, self.preferred) {
                     if *asked != pref {
                         return Err(failed(Error::new(
@@ -282,7 +302,9 @@ impl<'a> Session<'a> {
                 self.volumes.push((lun.clone(), *provider, alias.clone()));
                 Output::VolumeAdded {
                     lun: lun.clone(),
-                    provider: provider.or(self.preferred).unwrap_or(ProviderType::Hardware),
+                    provider: provider
+                        .or(self.preferred)
+                        .unwrap_or(ProviderType::Hardware),
                     alias: alias.clone(),
                 }
             }
@@ -292,14 +314,22 @@ impl<'a> Session<'a> {
             },
             Command::BeginBackup => {
                 if self.in_backup {
-                    return Err(failed(Error::new(ErrorKind::BadState, "begin backup: a backup is already begun")));
+                    return Err(failed(Error::new(
+                        ErrorKind::BadState,
+                        "begin backup: a backup is already begun",
+                    )));
                 }
                 self.in_backup = true;
-                Output::Step { step: command.to_string() }
+                Output::Step {
+                    step: command.to_string(),
+                }
             }
             Command::EndBackup => {
                 if !self.in_backup {
-                    return Err(failed(Error::new(ErrorKind::BadState, "end backup: no backup was begun")));
+                    return Err(failed(Error::new(
+                        ErrorKind::BadState,
+                        "end backup: no backup was begun",
+                    )));
                 }
                 self.in_backup = false;
                 if let Some(mut b) = self.backup.take() {
@@ -307,7 +337,9 @@ impl<'a> Session<'a> {
                     self.last_status = b.writer_status();
                     r.map_err(failed)?;
                 }
-                Output::Step { step: command.to_string() }
+                Output::Step {
+                    step: command.to_string(),
+                }
             }
             Command::BeginRestore => return Err(unsupported("begin restore")),
             Command::EndRestore => return Err(unsupported("end restore")),
@@ -319,9 +351,13 @@ impl<'a> Session<'a> {
                     ShadowSelector::Set(id) => Select::Set(*id),
                     ShadowSelector::Id(id) => Select::Id(*id),
                 };
-                Output::Shadows { rows: self.coordinator.query_shadows(&sel).map_err(failed)? }
+                Output::Shadows {
+                    rows: self.coordinator.query_shadows(&sel).map_err(failed)?,
+                }
             }
-            Command::ListWriters(l) => Output::Writers { rows: self.writer_rows(*l) },
+            Command::ListWriters(l) => Output::Writers {
+                rows: self.writer_rows(*l),
+            },
             Command::ListProviders => Output::Providers {
                 rows: self
                     .coordinator
@@ -334,28 +370,45 @@ impl<'a> Session<'a> {
                     })
                     .collect(),
             },
-            Command::DeleteShadows(t) => Output::ShadowsDeleted { ids: self.delete(t).map_err(failed)? },
+            Command::DeleteShadows(t) => Output::ShadowsDeleted {
+                ids: self.delete(t).map_err(failed)?,
+            },
             Command::Expose { .. } => return Err(unsupported("expose")),
             Command::Unexpose(_) => return Err(unsupported("unexpose")),
             Command::Mask(_) => return Err(unsupported("mask")),
             Command::Import => {
                 let Some(doc) = &self.loaded else {
-                    return Err(failed(Error::new(ErrorKind::BadState, "import: no metadata is loaded (load metadata FILE first)")));
+                    return Err(failed(Error::new(
+                        ErrorKind::BadState,
+                        "import: no metadata is loaded (load metadata FILE first)",
+                    )));
                 };
                 let Some(host) = self.host.clone() else {
-                    return Err(failed(Error::new(ErrorKind::InvalidArgument, "import: no importing host was named")));
+                    return Err(failed(Error::new(
+                        ErrorKind::InvalidArgument,
+                        "import: no importing host was named",
+                    )));
                 };
                 let (set_id, ids) = import(self.coordinator, doc, &host).map_err(failed)?;
                 Output::Imported { set_id, ids }
             }
             Command::Break { writable, set } => {
                 let luns = break_set(self.coordinator, *set).map_err(failed)?;
-                Output::Broken { set_id: *set, luns, writable: *writable }
+                Output::Broken {
+                    set_id: *set,
+                    luns,
+                    writable: *writable,
+                }
             }
             Command::Revert(id) => {
                 let (p, props) = provider_of(self.coordinator, *id).map_err(failed)?;
-                p.revert(*id).and_then(|h| h.wait().map_err(Error::from)).map_err(failed)?;
-                Output::Reverted { id: *id, lun: props.original.name }
+                p.revert(*id)
+                    .and_then(|h| h.wait().map_err(Error::from))
+                    .map_err(failed)?;
+                Output::Reverted {
+                    id: *id,
+                    lun: props.original.name,
+                }
             }
             Command::Resync { id, target } => {
                 let (p, props) = provider_of(self.coordinator, *id).map_err(failed)?;
@@ -369,11 +422,18 @@ impl<'a> Session<'a> {
                 }
             }
             Command::Exec(file) => {
-                let status = Process::new("/bin/sh").arg("-c").arg(file).status().map_err(|e| {
-                    ScriptError::exec_failed(line, format!("exec {file}: cannot run: {e}"))
-                })?;
+                let status = Process::new("/bin/sh")
+                    .arg("-c")
+                    .arg(file)
+                    .status()
+                    .map_err(|e| {
+                        ScriptError::exec_failed(line, format!("exec {file}: cannot run: {e}"))
+                    })?;
                 if !status.success() {
-                    return Err(ScriptError::exec_failed(line, format!("exec {file}: {status}")));
+                    return Err(ScriptError::exec_failed(
+                        line,
+                        format!("exec {file}: {status}"),
+                    ));
                 }
                 Output::Executed { file: file.clone() }
             }
@@ -387,7 +447,9 @@ impl<'a> Session<'a> {
                 self.loaded = None;
                 self.metadata_file = None;
                 self.in_backup = false;
-                Output::Step { step: command.to_string() }
+                Output::Step {
+                    step: command.to_string(),
+                }
             }
             Command::Exit => Output::Exit,
         })
@@ -397,7 +459,23 @@ impl<'a> Session<'a> {
     fn create(&mut self, line: usize) -> Result<Output, ScriptError> {
         let failed = |e: Error| ScriptError::failed(line, &e);
         if self.volumes.is_empty() {
-            return Err(failed(Error::new(ErrorKind::BadState, "create: no volume was added (add volume LUN first)")));
+            return Err(failed(Error::new(
+                ErrorKind::BadState,
+                "create: no volume was added (add volume LUN first)",
+            )));
+        }
+        // A LUN no provider takes is refused before the set starts: nothing is written.
+        for (lun, _, _) in &self.volumes {
+            let mut supported = false;
+            for p in self.coordinator.providers() {
+                supported |= p.is_volume_supported(lun, self.context()).map_err(failed)?;
+            }
+            if !supported {
+                return Err(failed(Error::new(
+                    ErrorKind::VolumeNotSupported,
+                    format!("create: no provider supports LUN {lun:?}"),
+                )));
+            }
         }
         // A set already made in this session ends before the next starts.
         self.finish().map_err(failed)?;
@@ -428,10 +506,19 @@ impl<'a> Session<'a> {
             }
         }
         if let Some(path) = &self.metadata_file {
-            let doc = b.backup_components().and_then(|d| d.to_json()).map_err(failed)?;
+            let doc = b
+                .backup_components()
+                .and_then(|d| d.to_json())
+                .map_err(failed)?;
             if let Err(e) = write_durably(path, doc.as_bytes()) {
                 let _ = b.abort();
-                return Err(ScriptError::file(line, &Error::new(ErrorKind::Io, format!("cannot write {path}: {e} (the set was aborted)"))));
+                return Err(ScriptError::file(
+                    line,
+                    &Error::new(
+                        ErrorKind::Io,
+                        format!("cannot write {path}: {e} (the set was aborted)"),
+                    ),
+                ));
             }
         }
         let set_id = b.set_id().expect("a made set has an id");
@@ -455,7 +542,10 @@ impl<'a> Session<'a> {
             // Outside begin/end backup the set is made and done: no backup-complete.
             self.finish().map_err(failed)?;
         }
-        Ok(Output::Created { set_id, shadows: created })
+        Ok(Output::Created {
+            set_id,
+            shadows: created,
+        })
     }
 
     fn writer_rows(&self, listing: WriterListing) -> Vec<WriterRow> {
@@ -466,7 +556,12 @@ impl<'a> Session<'a> {
         let mut rows: Vec<WriterRow> = status.iter().map(|s| row(s, listing)).collect();
         for name in self.coordinator.writer_names() {
             if !rows.iter().any(|r| r.name == name) {
-                rows.push(WriterRow { name, state: WriterState::Stable, failure: None, components: Vec::new() });
+                rows.push(WriterRow {
+                    name,
+                    state: WriterState::Stable,
+                    failure: None,
+                    components: Vec::new(),
+                });
             }
         }
         rows
@@ -494,7 +589,12 @@ impl<'a> Session<'a> {
                 return Ok(ids);
             }
         };
-        let ids: Vec<Uuid> = self.coordinator.query_shadows(&sel)?.into_iter().map(|s| s.shadow_id).collect();
+        let ids: Vec<Uuid> = self
+            .coordinator
+            .query_shadows(&sel)?
+            .into_iter()
+            .map(|s| s.shadow_id)
+            .collect();
         self.coordinator.delete_shadows(&sel)?;
         Ok(ids)
     }
@@ -516,7 +616,10 @@ fn row(s: &WriterStatus, listing: WriterListing) -> WriterRow {
     WriterRow {
         name: s.writer.clone(),
         state: s.state,
-        failure: s.failure.as_ref().map(|f| format!("{}: {}", f.kind(), f.message())),
+        failure: s
+            .failure
+            .as_ref()
+            .map(|f| format!("{}: {}", f.kind(), f.message())),
         components: Vec::new(),
     }
 }
@@ -524,13 +627,21 @@ fn row(s: &WriterStatus, listing: WriterListing) -> WriterRow {
 /// The provider that made shadow `id`, with the shadow's properties.
 ///
 /// Errors: [`ErrorKind::NotFound`] for an unknown shadow.
-pub fn provider_of(coordinator: &Coordinator, id: Uuid) -> Result<(std::sync::Arc<dyn Provider>, ShadowProperties)> {
+pub fn provider_of(
+    coordinator: &Coordinator,
+    id: Uuid,
+) -> Result<(std::sync::Arc<dyn Provider>, ShadowProperties)> {
     let props = coordinator.shadow(id)?;
     let p = coordinator
         .providers()
         .into_iter()
         .find(|p| p.id() == props.provider_id)
-        .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("shadow {id} was made by no provider of this coordinator")))?;
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::NotFound,
+                format!("shadow {id} was made by no provider of this coordinator"),
+            )
+        })?;
     Ok((p, props))
 }
 
@@ -539,12 +650,25 @@ pub fn provider_of(coordinator: &Coordinator, id: Uuid) -> Result<(std::sync::Ar
 ///
 /// Errors: [`ErrorKind::InvalidDocument`] for a document with no set;
 /// [`ErrorKind::NonTransportableBcd`] for a set that is not transportable; the provider's.
-pub fn import(coordinator: &Coordinator, doc: &BackupComponents, host: &str) -> Result<(Uuid, Vec<Uuid>)> {
+pub fn import(
+    coordinator: &Coordinator,
+    doc: &BackupComponents,
+    host: &str,
+) -> Result<(Uuid, Vec<Uuid>)> {
     let set = doc.snapshot_set.as_ref().ok_or_else(|| {
-        Error::new(ErrorKind::InvalidDocument, "backup components document: it describes no snapshot set (snapshot_set is null)")
+        Error::new(
+            ErrorKind::InvalidDocument,
+            "backup components document: it describes no snapshot set (snapshot_set is null)",
+        )
     })?;
     let first = set.shadows.first().ok_or_else(|| {
-        Error::new(ErrorKind::InvalidDocument, format!("backup components document: set {} has no shadow", set.set_id))
+        Error::new(
+            ErrorKind::InvalidDocument,
+            format!(
+                "backup components document: set {} has no shadow",
+                set.set_id
+            ),
+        )
     })?;
     if !first.attributes.contains(Attributes::TRANSPORTABLE) {
         return Err(Error::new(
@@ -556,7 +680,15 @@ pub fn import(coordinator: &Coordinator, doc: &BackupComponents, host: &str) -> 
         .providers()
         .into_iter()
         .find(|p| p.id() == first.provider_id)
-        .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("set {}: its provider {} is not here", set.set_id, first.provider_id)))?;
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::NotFound,
+                format!(
+                    "set {}: its provider {} is not here",
+                    set.set_id, first.provider_id
+                ),
+            )
+        })?;
     let got = p.import(set.set_id, host)?;
     Ok((set.set_id, got.iter().map(|s| s.shadow_id).collect()))
 }
@@ -573,7 +705,12 @@ pub fn break_set(coordinator: &Coordinator, set_id: Uuid) -> Result<Vec<String>>
         .providers()
         .into_iter()
         .find(|p| p.id() == first.provider_id)
-        .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("set {set_id}: its provider is not here")))?;
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::NotFound,
+                format!("set {set_id}: its provider is not here"),
+            )
+        })?;
     p.break_set(set_id)
 }
 
