@@ -545,5 +545,8 @@ fn a_diskraid_script_runs_through_exec() {
         &["exec", again.to_str().unwrap(), "--dialect", "diskshadow"],
         4,
     );
-    assert!(e["message"].as_str().unwrap().contains("nothing was run"), "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("nothing was run"),
+        "{e}"
+    );
 }

@@ -135,7 +135,7 @@ impl<'a> Session<'a> {
             run.lines.push(LineResult {
                 line,
                 command: script.lines().nth(line - 1).unwrap_or("").trim().to_owned(),
-                outcome: Err(ScriptError::from(e.clone())),
+                outcome: Err(e.clone()),
             });
             run.exit_code = ExitCode::Syntax;
             run.stopped_at = Some(line);
@@ -537,11 +537,9 @@ impl<'a> Session<'a> {
             })
             .collect();
         self.volumes.clear();
+        // Kept open: `end backup` completes it; else the end of the run shuts it down (a
+        // volatile set lives until then, as DiskShadow's live until it exits).
         self.backup = Some(b);
-        if !self.in_backup {
-            // Outside begin/end backup the set is made and done: no backup-complete.
-            self.finish().map_err(failed)?;
-        }
         Ok(Output::Created {
             set_id,
             shadows: created,
