@@ -105,24 +105,47 @@ pub fn run(args: ExecArgs, ctx: &Ctx) -> Result<Report> {
     let run = Session::new(&array).execute(&script);
     let failure = run.stopping_error().map(|e| {
         let (status, kind) = status_of(e.kind);
-        Error {
-            kind,
-            status,
-            message: format!("{} line {}: {}", args.file.display(), e.line, e.message),
-        }
+        (status, kind, e.line, e.message.clone())
+    });
+    let (code, text) = (run.exit_code as i32, run.render_text());
+    Ok(script_report(
+        &args.file,
+        "diskraid",
+        code,
+        json!(run),
+        text,
+        failure,
+    ))
+}
+
+/// The report of a script run: `{"dialect", "file", "exit_code" (the dialect's own), "run"}`
+/// plus `"error"` when a line stopped it (`failure`: umbra's status, the kind, the line and the
+/// message).
+fn script_report(
+    file: &Path,
+    dialect: &str,
+    exit_code: i32,
+    run: serde_json::Value,
+    text: String,
+    failure: Option<(Status, &'static str, usize, String)>,
+) -> Report {
+    let failure = failure.map(|(status, kind, line, message)| Error {
+        kind,
+        status,
+        message: format!("{} line {line}: {message}", file.display()),
     });
     let mut doc = json!({
-        "dialect": "diskraid",
-        "file": args.file,
-        "exit_code": run.exit_code as i32,
+        "dialect": dialect,
+        "file": file,
+        "exit_code": exit_code,
         "run": run,
     });
     if let Some(f) = &failure {
         doc["error"] = f.to_json()["error"].clone();
     }
-    let mut report = Report::new(run.render_text(), doc);
+    let mut report = Report::new(text, doc);
     report.failure = failure;
-    Ok(report)
+    report
 }
 
 /// The umbra exit status and kind name of a DiskShadow script error.
@@ -158,24 +181,17 @@ fn run_diskshadow(args: &ExecArgs, script: &str, ctx: &Ctx) -> Result<Report> {
     drop(session);
     let failure = run.stopping_error().map(|e| {
         let (status, kind) = shadow_status_of(e.kind);
-        Error {
-            kind,
-            status,
-            message: format!("{} line {}: {}", args.file.display(), e.line, e.message),
-        }
+        (status, kind, e.line, e.message.clone())
     });
-    let mut doc = json!({
-        "dialect": "diskshadow",
-        "file": args.file,
-        "exit_code": run.exit_code.code(),
-        "run": run,
-    });
-    if let Some(f) = &failure {
-        doc["error"] = f.to_json()["error"].clone();
-    }
-    let mut report = Report::new(run.render_text(), doc);
-    report.failure = failure;
-    Ok(report)
+    let (code, text) = (run.exit_code.code(), run.render_text());
+    Ok(script_report(
+        &args.file,
+        "diskshadow",
+        code,
+        json!(run),
+        text,
+        failure,
+    ))
 }
 
 /// The script's text; a missing or unreadable file named.

@@ -72,6 +72,14 @@ fn read_as(pool: &Path, lun: &str, who: &str, len: usize) -> Vec<u8> {
     out.stdout
 }
 
+/// The pool holds no shadow.
+fn no_shadows(pool: &Path) {
+    assert_eq!(
+        ok_json(pool, &["shadow", "list"])["shadows"],
+        Value::Array(vec![])
+    );
+}
+
 const FULL: [&str; 8] = [
     "identify",
     "prepare-backup",
@@ -143,10 +151,7 @@ fn create_runs_every_writer_through_the_whole_sequence() {
     let oldest = ok_json(&pool, &["shadow", "delete", "--oldest", "db"]);
     assert_eq!(oldest["deleted"][0], shadows[0]["id"]);
     assert!(ok(&pool, &["shadow", "delete", "--all"]).starts_with("deleted shadow "));
-    assert_eq!(
-        ok_json(&pool, &["shadow", "list"])["shadows"],
-        Value::Array(vec![])
-    );
+    no_shadows(&pool);
 
     ok(&pool, &["writers", "remove", "reg"]);
     assert_eq!(
@@ -194,10 +199,7 @@ fn a_writer_failing_at_freeze_aborts_the_set_with_exit_7() {
     );
     assert!(events(&log, "good").contains(&"abort".to_string()));
     assert!(!events(&log, "good").contains(&"post-snapshot".to_string()));
-    assert_eq!(
-        ok_json(&pool, &["shadow", "list"])["shadows"],
-        Value::Array(vec![])
-    );
+    no_shadows(&pool);
     // Human form: the error on stderr, the same code.
     let out = run(&pool, &["shadow", "create", "db", "--writer", &bad]);
     assert_eq!(code(&out), 7);
@@ -240,10 +242,7 @@ fn a_writer_hanging_at_freeze_is_aborted_at_its_deadline() {
         msg.contains("\"hang\"") && msg.contains("FAILED_AT_FREEZE") && msg.contains("timeout"),
         "{msg}"
     );
-    assert_eq!(
-        ok_json(&pool, &["shadow", "list"])["shadows"],
-        Value::Array(vec![])
-    );
+    no_shadows(&pool);
     let next = ok_json(&pool, &["shadow", "create", "db"]);
     assert_eq!(next["shadows"].as_array().unwrap().len(), 1);
 }
@@ -301,10 +300,7 @@ fn a_transportable_set_is_imported_read_and_broken() {
     assert_eq!(read_as(&pool, &lun, BACKUP, before.len()), before);
     let brk = ok(&pool, &["shadow", "break", &set_id]);
     assert!(brk.contains(&lun), "{brk}");
-    assert_eq!(
-        ok_json(&pool, &["shadow", "list"])["shadows"],
-        Value::Array(vec![])
-    );
+    no_shadows(&pool);
     // An ordinary LUN now: still there with the point-in-time data.
     assert_eq!(read_as(&pool, &lun, BACKUP, before.len()), before);
 }
@@ -378,10 +374,7 @@ fn a_diskshadow_script_runs_through_exec() {
         .find(|l| l["output"]["type"] == "shadows_deleted")
         .unwrap();
     assert_eq!(deleted["output"]["ids"][0], id);
-    assert_eq!(
-        ok_json(&pool, &["shadow", "list"])["shadows"],
-        Value::Array(vec![])
-    );
+    no_shadows(&pool);
 
     // Volatile shadows are released when the script ends.
     std::fs::write(
@@ -394,10 +387,7 @@ fn a_diskshadow_script_runs_through_exec() {
         &["exec", "--dialect", "diskshadow", script.to_str().unwrap()],
     );
     assert_eq!(d["exit_code"], 0);
-    assert_eq!(
-        ok_json(&pool, &["shadow", "list"])["shadows"],
-        Value::Array(vec![])
-    );
+    no_shadows(&pool);
 
     // A failing command stops the script at its line: umbra's code 3, the dialect's 4.
     std::fs::write(
@@ -410,10 +400,7 @@ fn a_diskshadow_script_runs_through_exec() {
     let d = doc(&out);
     assert_eq!(d["exit_code"], 4);
     assert_eq!(d["run"]["stopped_at"], 2);
-    assert_eq!(
-        ok_json(&pool, &["shadow", "list"])["shadows"],
-        Value::Array(vec![])
-    );
+    no_shadows(&pool);
     // Human form: the line named on stdout's run text.
     let out = run(&pool, &["exec", script.to_str().unwrap()]);
     assert_eq!(code(&out), 3);

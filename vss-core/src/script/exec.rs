@@ -622,6 +622,24 @@ fn row(s: &WriterStatus, listing: WriterListing) -> WriterRow {
     }
 }
 
+/// The coordinator's provider of id `provider`; `what` names what needed it in the error.
+fn provider_by_id(
+    coordinator: &Coordinator,
+    provider: Uuid,
+    what: &str,
+) -> Result<std::sync::Arc<dyn Provider>> {
+    coordinator
+        .providers()
+        .into_iter()
+        .find(|p| p.id() == provider)
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::NotFound,
+                format!("{what}: its provider {provider} is not one of this coordinator's"),
+            )
+        })
+}
+
 /// The provider that made shadow `id`, with the shadow's properties.
 ///
 /// Errors: [`ErrorKind::NotFound`] for an unknown shadow.
@@ -630,16 +648,7 @@ pub fn provider_of(
     id: Uuid,
 ) -> Result<(std::sync::Arc<dyn Provider>, ShadowProperties)> {
     let props = coordinator.shadow(id)?;
-    let p = coordinator
-        .providers()
-        .into_iter()
-        .find(|p| p.id() == props.provider_id)
-        .ok_or_else(|| {
-            Error::new(
-                ErrorKind::NotFound,
-                format!("shadow {id} was made by no provider of this coordinator"),
-            )
-        })?;
+    let p = provider_by_id(coordinator, props.provider_id, &format!("shadow {id}"))?;
     Ok((p, props))
 }
 
@@ -674,19 +683,11 @@ pub fn import(
             format!("set {} was not made transportable", set.set_id),
         ));
     }
-    let p = coordinator
-        .providers()
-        .into_iter()
-        .find(|p| p.id() == first.provider_id)
-        .ok_or_else(|| {
-            Error::new(
-                ErrorKind::NotFound,
-                format!(
-                    "set {}: its provider {} is not here",
-                    set.set_id, first.provider_id
-                ),
-            )
-        })?;
+    let p = provider_by_id(
+        coordinator,
+        first.provider_id,
+        &format!("set {}", set.set_id),
+    )?;
     let got = p.import(set.set_id, host)?;
     Ok((set.set_id, got.iter().map(|s| s.shadow_id).collect()))
 }
@@ -699,17 +700,7 @@ pub fn break_set(coordinator: &Coordinator, set_id: Uuid) -> Result<Vec<String>>
     let first = shadows
         .first()
         .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("no shadow of set {set_id}")))?;
-    let p = coordinator
-        .providers()
-        .into_iter()
-        .find(|p| p.id() == first.provider_id)
-        .ok_or_else(|| {
-            Error::new(
-                ErrorKind::NotFound,
-                format!("set {set_id}: its provider is not here"),
-            )
-        })?;
-    p.break_set(set_id)
+    provider_by_id(coordinator, first.provider_id, &format!("set {set_id}"))?.break_set(set_id)
 }
 
 /// Writes `bytes` to a new file at `path` (replacing one), synced before it is renamed in place.
