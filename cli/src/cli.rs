@@ -1,7 +1,6 @@
 //! The command line, as clap reads it: global options, then one command.
 //!
-//! Commands live in groups (`lun`, `host`, `group`, `exec`, `demo`); the shadow-copy commands
-//! (`shadow`, `writers`) join as groups of their own.
+//! Commands live in groups (`lun`, `host`, `group`, `shadow`, `writers`, `exec`, `demo`).
 
 use std::path::PathBuf;
 
@@ -41,12 +40,192 @@ pub enum Command {
     /// Initiator groups (usable in unmasking lists as @NAME).
     #[command(subcommand)]
     Group(GroupCommand),
-    /// Runs a script file. DiskRAID scripts run now; DiskShadow scripts are refused as not yet
-    /// supported (exit code 2) until the shadow-copy coordinator lands.
+    /// Shadow copies: create (a whole backup sequence with writers), list, delete, revert,
+    /// resync, import, break, expose, recover.
+    #[command(subcommand)]
+    Shadow(ShadowCommand),
+    /// Writers registered in the pool (part of every shadow set made on it).
+    #[command(subcommand)]
+    Writers(WritersCommand),
+    /// Runs a DiskRAID- or DiskShadow-style script file.
     Exec(ExecArgs),
     /// Demonstrations on a pool of their own: `demo fast-recovery`, the seed's story.
     #[command(subcommand)]
     Demo(crate::demo::DemoCommand),
+}
+
+/// `--provider`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProviderArg {
+    /// Engine-level shadows inside the LUNs.
+    Software,
+    /// Snapshot LUNs of the array (masked to no one, read-only).
+    Hardware,
+}
+
+/// `--context`: DiskShadow's context words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ContextArg {
+    /// BACKUP: released when the command ends (only usable inside `exec` scripts).
+    Volatile,
+    /// APP_ROLLBACK (NAS_ROLLBACK with --nowriters): kept after the command.
+    Persistent,
+    /// CLIENT_ACCESSIBLE: persistent, no writers.
+    Clientaccessible,
+}
+
+/// `--backup-type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackupTypeArg {
+    /// COPY: writers do not truncate their logs.
+    Copy,
+    /// FULL: writers may truncate their logs at backup-complete.
+    Full,
+}
+
+/// `umbra shadow create`.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// The LUNs of the set (1 to 64).
+    #[arg(required = true)]
+    pub luns: Vec<String>,
+    /// The provider preferred (the other takes what it refuses).
+    #[arg(long, value_enum, default_value = "hardware")]
+    pub provider: ProviderArg,
+    /// The context.
+    #[arg(long, value_enum, default_value = "persistent")]
+    pub context: ContextArg,
+    /// No writers take part (persistent becomes NAS_ROLLBACK).
+    #[arg(long)]
+    pub nowriters: bool,
+    /// A transportable set (importable by another host: see --save and `shadow import`).
+    #[arg(long)]
+    pub transportable: bool,
+    /// The backup type.
+    #[arg(long, value_enum, default_value = "copy")]
+    pub backup_type: BackupTypeArg,
+    /// Writes the backup components document here (what `shadow import` reads).
+    #[arg(long, value_name = "DOCFILE")]
+    pub save: Option<PathBuf>,
+    /// An exec writer for this set only (one process per event).
+    #[arg(long = "writer", value_name = "NAME=CMD")]
+    pub writers: Vec<String>,
+    /// A session writer for this set only (one process, events on its stdin).
+    #[arg(long = "session-writer", value_name = "NAME=CMD")]
+    pub session_writers: Vec<String>,
+    /// The freeze window (first freeze to last thaw): 60s by default (ms, s, m units).
+    #[arg(long, value_name = "DUR")]
+    pub freeze_timeout: Option<String>,
+    /// The providers' hold window: 10s by default.
+    #[arg(long, value_name = "DUR")]
+    pub hold_timeout: Option<String>,
+    /// Every other event's deadline: 60s by default.
+    #[arg(long, value_name = "DUR")]
+    pub event_timeout: Option<String>,
+    /// Imports the set for this initiator once made (its shadow LUNs unmasked read-only to it).
+    #[arg(long, value_name = "ID")]
+    pub host: Option<String>,
+}
+
+/// `umbra shadow ...`.
+#[derive(Debug, Subcommand)]
+pub enum ShadowCommand {
+    /// Makes a shadow set of LUNs: the whole backup sequence with the pool's writers and these.
+    Create(Box<CreateArgs>),
+    /// Lists shadows (every one, or of a set, one id, or one LUN).
+    #[command(group(ArgGroup::new("which").args(["set", "id", "lun"])))]
+    List {
+        /// The shadows of this set.
+        #[arg(long, value_name = "ID")]
+        set: Option<String>,
+        /// This shadow.
+        #[arg(long, value_name = "ID")]
+        id: Option<String>,
+        /// The shadows of this LUN.
+        #[arg(long, value_name = "LUN")]
+        lun: Option<String>,
+    },
+    /// Deletes shadows.
+    #[command(group(ArgGroup::new("which").required(true).args(["id", "set", "lun", "oldest", "all"])))]
+    Delete {
+        /// This shadow.
+        #[arg(long, value_name = "ID")]
+        id: Option<String>,
+        /// Every shadow of this set.
+        #[arg(long, value_name = "ID")]
+        set: Option<String>,
+        /// Every shadow of this LUN.
+        #[arg(long, value_name = "LUN")]
+        lun: Option<String>,
+        /// The oldest shadow of this LUN.
+        #[arg(long, value_name = "LUN")]
+        oldest: Option<String>,
+        /// Every shadow.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Reverts a LUN to its persistent software shadow.
+    Revert {
+        /// The shadow.
+        id: String,
+    },
+    /// Copies a hardware shadow back over its LUN (changed blocks only; progress on stderr).
+    Resync {
+        /// The shadow.
+        id: String,
+    },
+    /// Imports the transportable set a saved backup components document describes, for a host.
+    Import {
+        /// The document `shadow create --save` wrote.
+        docfile: PathBuf,
+        /// The importing initiator.
+        #[arg(long, value_name = "ID")]
+        host: String,
+    },
+    /// Makes every shadow of a set an ordinary read-write LUN.
+    Break {
+        /// The set.
+        set_id: String,
+    },
+    /// Unmasks a hardware shadow's LUN, read-only, to an initiator.
+    Expose {
+        /// The shadow.
+        id: String,
+        /// The initiator.
+        #[arg(long, value_name = "ID")]
+        host: String,
+    },
+    /// Fast recovery: the shadow takes the damaged LUN's place at the same host LUN numbers.
+    Recover {
+        /// The damaged LUN.
+        lun: String,
+        /// The shadow of it to recover to.
+        #[arg(long, value_name = "ID")]
+        from: String,
+    },
+}
+
+/// `umbra writers ...`.
+#[derive(Debug, Subcommand)]
+pub enum WritersCommand {
+    /// Registers a writer in the pool: part of every set made on it from now on.
+    Add {
+        /// Its name (1 to 64 letters, digits, '.', '_', '-').
+        name: String,
+        /// Its shell command: run as `CMD EVENT` once per event (or once per set with --session).
+        #[arg(allow_hyphen_values = true)]
+        command: String,
+        /// A session writer: one process per set, reading event names on stdin.
+        #[arg(long)]
+        session: bool,
+    },
+    /// Unregisters a writer.
+    Remove {
+        /// Its name.
+        name: String,
+    },
+    /// Lists the registered writers.
+    List,
 }
 
 /// `umbra lun ...`.
@@ -227,6 +406,9 @@ pub struct ExecArgs {
     /// The script's dialect (guessed from its first command when omitted).
     #[arg(long, value_enum)]
     pub dialect: Option<Dialect>,
+    /// DiskShadow: the initiator that `import` imports the loaded set for.
+    #[arg(long, value_name = "ID")]
+    pub host: Option<String>,
 }
 
 /// A script dialect.
@@ -234,6 +416,6 @@ pub struct ExecArgs {
 pub enum Dialect {
     /// DiskRAID-style: LUNs, masks, targets (vds-core's script language).
     Diskraid,
-    /// DiskShadow-style: shadow copies (not yet supported: needs the shadow-copy coordinator).
+    /// DiskShadow-style: shadow copies (vss-core's script language).
     Diskshadow,
 }

@@ -87,13 +87,19 @@ impl From<vds_core::Error> for Error {
 }
 
 impl From<vss_core::Error> for Error {
-    /// The shadow-copy library's kind (its name and [`Status::of_vss`]'s exit code); its whole
-    /// report as the message.
+    /// The shadow-copy library's kind (its snake_case name) and exit code; its whole report
+    /// as the message.
     fn from(e: vss_core::Error) -> Self {
         Error {
-            kind: crate::exit::vss_kind(e.kind()).0,
+            kind: vss_kind_name(e.kind()),
             status: Status::of_vss(e.kind()),
             message: e.report(),
         }
     }
+}
+
+/// A vss-core kind's stable snake_case name (`"writer_not_responding"`), as the DiskShadow run's
+/// JSON spells it.
+pub fn vss_kind_name(kind: vss_core::ErrorKind) -> &'static str {
+    vss_core::script::ScriptErrorKind::Failed(kind).as_str()
 }

@@ -1,13 +1,15 @@
-//! `umbra exec FILE`: runs a script. A DiskRAID script runs through vds-core's script `Session`;
-//! a DiskShadow script is refused as not yet supported (exit 2) until vss-core's coordinator and
-//! script land. The whole file is parsed before anything runs, so a malformed script changes
-//! nothing; once running, the first error not covered by `noerr` stops the script at its line.
+//! `umbra exec FILE`: runs a script. A DiskRAID script runs through vds-core's script `Session`,
+//! a DiskShadow script through vss-core's (over the pool's coordinator). The whole file is parsed
+//! before anything runs (before the pool is opened), so a malformed script changes nothing; once
+//! running, the first error (not covered by DiskRAID's `noerr`) stops the script at its line.
+//! The umbra exit code follows the error's kind; `--json` also gives the dialect's own code.
 
 use std::path::Path;
 
 use serde_json::json;
 use vds_core::script::{parse_line, ScriptErrorKind, Session};
 use vds_core::ErrorKind;
+use vss_core::script as vss_script;
 
 use crate::cli::{Dialect, ExecArgs};
 use crate::error::{Error, Result};
@@ -84,11 +86,7 @@ pub fn run(args: ExecArgs, ctx: &Ctx) -> Result<Report> {
     let script = read_script(&args.file)?;
     let dialect = args.dialect.unwrap_or_else(|| guess_dialect(&script));
     if dialect == Dialect::Diskshadow {
-        return Err(Error::usage(format!(
-            "{}: DiskShadow scripts are not yet supported (they need the shadow-copy \
-             coordinator); DiskRAID scripts run now (--dialect diskraid)",
-            args.file.display()
-        )));
+        return run_diskshadow(&args, &script, ctx);
     }
     // Every line parses before anything runs: a malformed script changes nothing.
     for (i, line) in script.lines().enumerate() {
@@ -107,24 +105,93 @@ pub fn run(args: ExecArgs, ctx: &Ctx) -> Result<Report> {
     let run = Session::new(&array).execute(&script);
     let failure = run.stopping_error().map(|e| {
         let (status, kind) = status_of(e.kind);
-        Error {
-            kind,
-            status,
-            message: format!("{} line {}: {}", args.file.display(), e.line, e.message),
-        }
+        (status, kind, e.line, e.message.clone())
+    });
+    let (code, text) = (run.exit_code as i32, run.render_text());
+    Ok(script_report(
+        &args.file,
+        "diskraid",
+        code,
+        json!(run),
+        text,
+        failure,
+    ))
+}
+
+/// The report of a script run: `{"dialect", "file", "exit_code" (the dialect's own), "run"}`
+/// plus `"error"` when a line stopped it (`failure`: umbra's status, the kind, the line and the
+/// message).
+fn script_report(
+    file: &Path,
+    dialect: &str,
+    exit_code: i32,
+    run: serde_json::Value,
+    text: String,
+    failure: Option<(Status, &'static str, usize, String)>,
+) -> Report {
+    let failure = failure.map(|(status, kind, line, message)| Error {
+        kind,
+        status,
+        message: format!("{} line {line}: {message}", file.display()),
     });
     let mut doc = json!({
-        "dialect": "diskraid",
-        "file": args.file,
-        "exit_code": run.exit_code as i32,
+        "dialect": dialect,
+        "file": file,
+        "exit_code": exit_code,
         "run": run,
     });
     if let Some(f) = &failure {
         doc["error"] = f.to_json()["error"].clone();
     }
-    let mut report = Report::new(run.render_text(), doc);
+    let mut report = Report::new(text, doc);
     report.failure = failure;
-    Ok(report)
+    report
+}
+
+/// The umbra exit status and kind name of a DiskShadow script error.
+fn shadow_status_of(kind: vss_script::ScriptErrorKind) -> (Status, &'static str) {
+    match kind {
+        vss_script::ScriptErrorKind::Syntax => (Status::InvalidInput, "syntax"),
+        vss_script::ScriptErrorKind::ExecFailed => (Status::ScriptExecFailed, "exec_failed"),
+        vss_script::ScriptErrorKind::Failed(k) => (Status::of_vss(k), kind.as_str()),
+    }
+}
+
+/// Runs a DiskShadow script through vss-core's executor over the pool's coordinator.
+fn run_diskshadow(args: &ExecArgs, script: &str, ctx: &Ctx) -> Result<Report> {
+    let host = args
+        .host
+        .as_deref()
+        .map(crate::parse::initiator)
+        .transpose()?;
+    // Every line parses (aliases `create` defines stand in) before the pool is opened.
+    let check = vss_script::validate(script, &vss_script::Aliases::new());
+    if let Some(e) = check.errors.first() {
+        return Err(Error::of_kind(
+            ErrorKind::InvalidArgument,
+            format!("{}: {e} (nothing was run)", args.file.display()),
+        ));
+    }
+    let pc = crate::shadow::coordinator(ctx, vss_core::pool::PoolOptions::default())?;
+    let mut session = vss_script::Session::new(&pc, vss_script::Aliases::new());
+    if let Some(h) = host {
+        session = session.with_host(h.to_string());
+    }
+    let run = session.execute(script);
+    drop(session);
+    let failure = run.stopping_error().map(|e| {
+        let (status, kind) = shadow_status_of(e.kind);
+        (status, kind, e.line, e.message.clone())
+    });
+    let (code, text) = (run.exit_code.code(), run.render_text());
+    Ok(script_report(
+        &args.file,
+        "diskshadow",
+        code,
+        json!(run),
+        text,
+        failure,
+    ))
 }
 
 /// The script's text; a missing or unreadable file named.

@@ -2,10 +2,9 @@
 //! `cli/README.md` print, and the mapping from each library's error kinds onto it.
 //!
 //! Every command, `exec` included, exits with one of these codes. A library error kind maps onto
-//! exactly one code ([`Status::of_vds`]); the shadow-copy library's kinds through
-//! [`Status::of_vss`]: writer failures onto [`Status::WriterFailed`], provider failures onto
-//! [`Status::ProviderFailed`], the array's kinds as [`Status::of_vds`], the protocol's others onto
-//! the nearest code.
+//! exactly one code: vds-core's through [`Status::of_vds`], vss-core's through [`Status::of_vss`]
+//! (writer failures onto [`Status::WriterFailed`], provider failures onto
+//! [`Status::ProviderFailed`], the kinds both crates have as vds-core's).
 
 use vds_core::ErrorKind as VdsKind;
 use vss_core::ErrorKind as VssKind;
@@ -29,10 +28,11 @@ pub enum Status {
     /// In use: the pool is locked by another process (its pid is named), or the LUN has an
     /// operation running.
     Busy = 6,
-    /// A writer failed or passed its deadline, and the snapshot set was aborted (shadow
-    /// commands; the demo).
+    /// A writer failed or passed its deadline: the snapshot set was aborted, or (a failure
+    /// after the shadows exist) the shadows were kept and the writer's state is
+    /// `FAILED_AT_<STEP>`.
     WriterFailed = 7,
-    /// A shadow-copy provider failed (shadow commands; the demo).
+    /// A shadow-copy provider vetoed or failed (or no provider supports the LUN).
     ProviderFailed = 8,
     /// An I/O error, or damaged persisted state.
     Io = 9,
@@ -58,10 +58,12 @@ pub enum Status {
     Unsupported = 18,
     /// The directory given as the pool holds other files and no pool.
     NotAPool = 19,
+    /// A DiskShadow script's `exec` program could not run or exited with a failure.
+    ScriptExecFailed = 20,
 }
 
 /// Every status with what it means, in code order: the table the help text and the READMEs show.
-pub const TABLE: [(Status, &str); 20] = [
+pub const TABLE: [(Status, &str); 21] = [
     (Status::Success, "success"),
     (Status::Internal, "internal error (a bug: please report it)"),
     (
@@ -86,11 +88,11 @@ pub const TABLE: [(Status, &str); 20] = [
     ),
     (
         Status::WriterFailed,
-        "a writer failed or timed out; the set was aborted (shadow commands)",
+        "a writer failed or timed out (the set aborted, or kept with FAILED_AT_<STEP>)",
     ),
     (
         Status::ProviderFailed,
-        "a provider failed (shadow commands)",
+        "a provider vetoed or failed, or no provider supports the LUN",
     ),
     (Status::Io, "I/O error or corruption"),
     (Status::VerificationFailed, "a verification failed (demo)"),
@@ -114,6 +116,10 @@ pub const TABLE: [(Status, &str); 20] = [
     (
         Status::NotAPool,
         "not a pool: the directory holds other files",
+    ),
+    (
+        Status::ScriptExecFailed,
+        "a DiskShadow script's exec program failed",
     ),
 ];
 
@@ -146,54 +152,10 @@ impl Status {
     }
 }
 
-/// A `vss-core` kind's stable snake_case name (the JSON `kind`) and the array's kind it is,
-/// if it is one of the array's.
-pub fn vss_kind(kind: VssKind) -> (&'static str, Option<VdsKind>) {
-    let vds = |k: VdsKind| (k.name(), Some(k));
-    match kind {
-        VssKind::InvalidArgument => vds(VdsKind::InvalidArgument),
-        VssKind::InvalidInitiator => vds(VdsKind::InvalidInitiator),
-        VssKind::NotFound => vds(VdsKind::NotFound),
-        VssKind::AlreadyExists => vds(VdsKind::AlreadyExists),
-        VssKind::AccessDenied => vds(VdsKind::AccessDenied),
-        VssKind::Busy => vds(VdsKind::Busy),
-        VssKind::BadState => vds(VdsKind::BadState),
-        VssKind::OutOfRange => vds(VdsKind::OutOfRange),
-        VssKind::NoSpace => vds(VdsKind::NoSpace),
-        VssKind::Timeout => vds(VdsKind::Timeout),
-        VssKind::Cancelled => vds(VdsKind::Cancelled),
-        VssKind::Corrupt => vds(VdsKind::Corrupt),
-        VssKind::UnsupportedVersion => vds(VdsKind::UnsupportedVersion),
-        VssKind::Unsupported => vds(VdsKind::Unsupported),
-        VssKind::Io => vds(VdsKind::Io),
-        VssKind::Internal => vds(VdsKind::Internal),
-        VssKind::NotAPool => vds(VdsKind::NotAPool),
-        VssKind::ProviderVeto => ("provider_veto", None),
-        VssKind::VolumeNotSupported => ("volume_not_supported", None),
-        VssKind::UnexpectedProviderError => ("unexpected_provider_error", None),
-        VssKind::InvalidDocument => ("invalid_document", None),
-        VssKind::MaxVolumesReached => ("max_volumes_reached", None),
-        VssKind::FlushWritesTimeout => ("flush_writes_timeout", None),
-        VssKind::HoldWritesTimeout => ("hold_writes_timeout", None),
-        VssKind::UnexpectedWriterError => ("unexpected_writer_error", None),
-        VssKind::SnapshotSetInProgress => ("snapshot_set_in_progress", None),
-        VssKind::MaxSnapshotsReached => ("max_snapshots_reached", None),
-        VssKind::WriterNotResponding => ("writer_not_responding", None),
-        VssKind::UnsupportedContext => ("unsupported_context", None),
-        VssKind::VolumeInUse => ("volume_in_use", None),
-        VssKind::NoSnapshotsImported => ("no_snapshots_imported", None),
-        VssKind::RevertInProgress => ("revert_in_progress", None),
-        VssKind::UnselectedVolume => ("unselected_volume", None),
-        VssKind::SnapshotNotInSet => ("snapshot_not_in_set", None),
-        VssKind::NonTransportableBcd => ("non_transportable_bcd", None),
-        VssKind::ResyncInProgress => ("resync_in_progress", None),
-        // A kind added to vss-core after this table was written.
-        _ => ("internal", Some(VdsKind::Internal)),
-    }
-}
-
 impl Status {
-    /// The status of a `vss-core` error kind.
+    /// The status of a `vss-core` error kind: writer failures 7, provider failures 8, the
+    /// protocol's other kinds onto the nearest general code, the kinds vds-core also has as
+    /// [`Status::of_vds`] maps them.
     pub fn of_vss(kind: VssKind) -> Status {
         match kind {
             VssKind::UnexpectedWriterError | VssKind::WriterNotResponding => Status::WriterFailed,
@@ -201,19 +163,35 @@ impl Status {
             | VssKind::VolumeNotSupported
             | VssKind::UnexpectedProviderError
             | VssKind::FlushWritesTimeout
-            | VssKind::HoldWritesTimeout
-            | VssKind::MaxSnapshotsReached
-            | VssKind::UnsupportedContext => Status::ProviderFailed,
+            | VssKind::HoldWritesTimeout => Status::ProviderFailed,
             VssKind::InvalidDocument
-            | VssKind::MaxVolumesReached
+            | VssKind::NonTransportableBcd
             | VssKind::UnselectedVolume
-            | VssKind::NonTransportableBcd => Status::InvalidInput,
+            | VssKind::SnapshotNotInSet => Status::InvalidInput,
+            VssKind::NoSnapshotsImported => Status::NotFound,
             VssKind::SnapshotSetInProgress
             | VssKind::VolumeInUse
             | VssKind::RevertInProgress
             | VssKind::ResyncInProgress => Status::Busy,
-            VssKind::NoSnapshotsImported | VssKind::SnapshotNotInSet => Status::NotFound,
-            k => vss_kind(k).1.map_or(Status::Internal, Status::of_vds),
+            VssKind::MaxVolumesReached | VssKind::MaxSnapshotsReached => Status::NoSpace,
+            VssKind::UnsupportedContext => Status::Unsupported,
+            VssKind::InvalidArgument => Status::InvalidInput,
+            VssKind::InvalidInitiator => Status::InvalidInput,
+            VssKind::NotFound => Status::NotFound,
+            VssKind::AlreadyExists => Status::AlreadyExists,
+            VssKind::AccessDenied => Status::AccessDenied,
+            VssKind::Busy => Status::Busy,
+            VssKind::BadState => Status::BadState,
+            VssKind::OutOfRange => Status::OutOfRange,
+            VssKind::NoSpace => Status::NoSpace,
+            VssKind::Timeout => Status::Timeout,
+            VssKind::Cancelled => Status::Cancelled,
+            VssKind::Corrupt | VssKind::Io => Status::Io,
+            VssKind::UnsupportedVersion => Status::UnsupportedVersion,
+            VssKind::Unsupported => Status::Unsupported,
+            VssKind::NotAPool => Status::NotAPool,
+            // `Internal`, and a kind added to vss-core after this table was written.
+            _ => Status::Internal,
         }
     }
 }
@@ -260,24 +238,27 @@ mod tests {
         assert_eq!(Status::of_vds(VdsKind::Corrupt).code(), 9);
     }
 
-    /// Every vss-core kind maps to a documented code and a name of its own, and only Internal
-    /// to 1; writer failures to 7, provider failures to 8, the array's kinds as vds-core's.
+    /// Every vss-core kind maps to a documented code; the kinds vds-core also has map as
+    /// vds-core's; writer failures are 7 and provider failures 8.
     #[test]
-    fn every_vss_kind_has_its_code_and_name() {
-        let mut names = std::collections::BTreeSet::new();
+    fn every_vss_kind_has_its_code() {
         for kind in VssKind::ALL {
             let s = Status::of_vss(kind);
             assert_ne!(s, Status::Success, "{kind:?}");
             assert_eq!(s == Status::Internal, kind == VssKind::Internal, "{kind:?}");
-            let (name, vds) = vss_kind(kind);
-            assert!(names.insert(name), "{kind:?}: {name} twice");
-            if let Some(v) = vds {
-                assert_eq!(s, Status::of_vds(v), "{kind:?}");
-            }
         }
-        assert_eq!(Status::of_vss(VssKind::UnexpectedWriterError).code(), 7);
+        for kind in VdsKind::ALL {
+            assert_eq!(
+                Status::of_vss(kind.into()),
+                Status::of_vds(kind),
+                "{kind:?}"
+            );
+        }
         assert_eq!(Status::of_vss(VssKind::WriterNotResponding).code(), 7);
+        assert_eq!(Status::of_vss(VssKind::UnexpectedWriterError).code(), 7);
         assert_eq!(Status::of_vss(VssKind::ProviderVeto).code(), 8);
-        assert_eq!(Status::of_vss(VssKind::NotFound).code(), 3);
+        assert_eq!(Status::of_vss(VssKind::UnexpectedProviderError).code(), 8);
+        assert_eq!(Status::of_vss(VssKind::SnapshotSetInProgress).code(), 6);
+        assert_eq!(Status::of_vss(VssKind::InvalidDocument).code(), 4);
     }
 }

@@ -17,6 +17,7 @@ mod host;
 mod lun;
 mod output;
 mod parse;
+mod shadow;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -56,6 +57,8 @@ fn dispatch(cli: Cli, pool_given: bool) -> Result<Report> {
         Command::Lun(c) => lun::run(c, &ctx),
         Command::Host(c) => host::run_host(c, &ctx),
         Command::Group(c) => host::run_group(c, &ctx),
+        Command::Shadow(c) => shadow::run(c, &ctx),
+        Command::Writers(c) => shadow::run_writers(c, &ctx),
         Command::Exec(a) => exec::run(a, &ctx),
         Command::Demo(c) => demo::run(c, &ctx),
     }

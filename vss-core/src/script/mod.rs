@@ -80,6 +80,7 @@
 //! ```
 
 mod command;
+mod exec;
 mod lex;
 mod output;
 mod parse;
@@ -88,6 +89,7 @@ pub use command::{
     Command, ContextWord, DeleteTarget, ShadowSelector, WriterAction, WriterListing,
     BACKUP_TYPE_WORDS, OPTION_WORDS,
 };
+pub use exec::{break_set, import, provider_of, Session};
 pub use lex::{is_alias_name, Aliases};
 pub use output::{
     CreatedShadow, ExitCode, LineResult, Output, ProviderRow, ScriptError, ScriptErrorKind,

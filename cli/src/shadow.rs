@@ -1,0 +1,547 @@
+//! `umbra shadow ...` and `umbra writers ...`: the shadow-copy commands, over vss-core's pool
+//! coordinator. `shadow create` runs through vss-core's DiskShadow [`Session`] (the same
+//! sequence a script's `create` runs); the command only translates arguments and output.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use uuid::Uuid;
+use vds_core::{Access, MaskSpec};
+use vss_core::pool::{PoolCoordinator, PoolOptions, PoolProvider, RegisteredWriter};
+use vss_core::script::{Aliases, Command, ContextWord, Output, Session};
+use vss_core::{
+    Attributes, BackupComponents, BackupType, ErrorKind, ProviderType, ShadowProperties,
+    ShadowSelector, Timeouts, WriterStatus,
+};
+
+use crate::cli::{
+    BackupTypeArg, ContextArg, CreateArgs, ProviderArg, ShadowCommand, WritersCommand,
+};
+use crate::error::{vss_kind_name, Error, Result};
+use crate::exit::Status;
+use crate::output::{fields, progress_shown, table, wait, Report};
+use crate::{parse, Ctx};
+
+/// The pool's coordinator (hardware provider preferred unless `options` says otherwise): the
+/// one place the shadow commands get theirs.
+pub fn coordinator(ctx: &Ctx, options: PoolOptions) -> Result<PoolCoordinator> {
+    Ok(PoolCoordinator::open_with(ctx.open()?, options)?)
+}
+
+/// An error of vss-core's `kind` raised by the command itself (a check before the library).
+fn vss_error(kind: ErrorKind, message: impl Into<String>) -> Error {
+    Error {
+        kind: vss_kind_name(kind),
+        status: Status::of_vss(kind),
+        message: format!("{}: {}", kind.as_str(), message.into()),
+    }
+}
+
+/// A shadow or set id.
+fn id(text: &str, what: &str) -> Result<Uuid> {
+    Uuid::parse_str(text.trim_matches(|c| c == '{' || c == '}')).map_err(|e| {
+        vss_error(
+            ErrorKind::InvalidArgument,
+            format!("{what} {text:?} is not a UUID: {e}"),
+        )
+    })
+}
+
+/// A duration: `500ms`, `2s`, `1m`, or a number of seconds.
+pub fn duration(text: &str, what: &str) -> Result<Duration> {
+    let t = text.trim();
+    let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: u64 = num.parse().map_err(|_| {
+        vss_error(
+            ErrorKind::InvalidArgument,
+            format!("{what} {text:?} is not a duration (500ms, 2s, 1m)"),
+        )
+    })?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        _ => {
+            return Err(vss_error(
+                ErrorKind::InvalidArgument,
+                format!("{what} {text:?}: unknown unit {unit:?} (ms, s or m)"),
+            ))
+        }
+    };
+    if d.is_zero() {
+        return Err(vss_error(
+            ErrorKind::InvalidArgument,
+            format!("{what} {text:?} must be more than 0"),
+        ));
+    }
+    Ok(d)
+}
+
+/// `NAME=CMD` of `--writer` / `--session-writer`.
+fn writer_spec(text: &str, session: bool) -> Result<RegisteredWriter> {
+    let Some((name, cmd)) = text.split_once('=') else {
+        return Err(Error::usage(format!("writer {text:?} is not NAME=CMD")));
+    };
+    let w = if session {
+        RegisteredWriter::session(name, cmd)
+    } else {
+        RegisteredWriter::exec(name, cmd)
+    };
+    // Checks the name and command before anything is opened.
+    w.writer()?;
+    Ok(w)
+}
+
+/// One shadow as JSON.
+fn shadow_json(s: &ShadowProperties) -> Value {
+    json!({
+        "id": s.shadow_id,
+        "set_id": s.set_id,
+        "source": s.original.name,
+        "lun": (s.provider_type == ProviderType::Hardware).then(|| s.shadow.name.clone()),
+        "provider": s.provider_type,
+        "size_bytes": s.original.size,
+        "attributes": s.attributes,
+        "state": s.state,
+        "exposure": s.exposure,
+        "created_unix_ns": s
+            .created
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+    })
+}
+
+/// Shadows as a table.
+fn shadow_table(rows: &[ShadowProperties]) -> String {
+    let cells: Vec<[String; 5]> = rows
+        .iter()
+        .map(|s| {
+            [
+                s.shadow_id.to_string(),
+                s.set_id.to_string(),
+                s.original.name.clone(),
+                if s.provider_type == ProviderType::Hardware {
+                    s.shadow.name.clone()
+                } else {
+                    "-".into()
+                },
+                format!("{:?}", s.provider_type).to_lowercase(),
+            ]
+        })
+        .collect();
+    table(["ID", "SET", "SOURCE", "LUN", "PROVIDER"], &cells)
+}
+
+/// Writers' status as JSON rows.
+fn writers_json(status: &[WriterStatus]) -> Value {
+    Value::Array(
+        status
+            .iter()
+            .map(|s| {
+                json!({
+                    "name": s.writer,
+                    "state": s.state.as_str(),
+                    "failure": s.failure.as_ref().map(|f| format!("{}: {}", f.kind(), f.message())),
+                })
+            })
+            .collect(),
+    )
+}
+
+fn writers_text(status: &[WriterStatus]) -> String {
+    if status.is_empty() {
+        return String::new();
+    }
+    let cells: Vec<[String; 3]> = status
+        .iter()
+        .map(|s| {
+            [
+                s.writer.clone(),
+                s.state.as_str().to_string(),
+                s.failure
+                    .as_ref()
+                    .map_or_else(String::new, |f| format!("{}: {}", f.kind(), f.message())),
+            ]
+        })
+        .collect();
+    table(["WRITER", "STATE", "FAILURE"], &cells)
+}
+
+/// Runs `umbra shadow ...`.
+pub fn run(c: ShadowCommand, ctx: &Ctx) -> Result<Report> {
+    match c {
+        ShadowCommand::Create(a) => create(*a, ctx),
+        ShadowCommand::List { set, id: one, lun } => {
+            let sel = match (set, one, lun) {
+                (Some(s), _, _) => ShadowSelector::Set(id(&s, "set id")?),
+                (_, Some(i), _) => ShadowSelector::Id(id(&i, "shadow id")?),
+                (_, _, Some(l)) => ShadowSelector::Volume(l),
+                _ => ShadowSelector::All,
+            };
+            let pc = coordinator(ctx, PoolOptions::default())?;
+            let rows = pc.query_shadows(&sel)?;
+            if let ShadowSelector::Id(i) = sel {
+                if rows.is_empty() {
+                    return Err(vss_error(ErrorKind::NotFound, format!("no shadow {i}")));
+                }
+            }
+            let json = json!({ "shadows": rows.iter().map(shadow_json).collect::<Vec<_>>() });
+            Ok(Report::new(shadow_table(&rows), json))
+        }
+        ShadowCommand::Delete {
+            id: one,
+            set,
+            lun,
+            oldest,
+            all,
+        } => {
+            let sel = match (one, set, lun, oldest) {
+                (Some(i), ..) => ShadowSelector::Id(id(&i, "shadow id")?),
+                (_, Some(s), ..) => ShadowSelector::Set(id(&s, "set id")?),
+                (_, _, Some(l), _) => ShadowSelector::Volume(l),
+                (_, _, _, Some(l)) => ShadowSelector::Oldest(l),
+                _ => {
+                    debug_assert!(all);
+                    ShadowSelector::All
+                }
+            };
+            let pc = coordinator(ctx, PoolOptions::default())?;
+            let ids: Vec<Uuid> = pc
+                .query_shadows(&sel)?
+                .iter()
+                .map(|s| s.shadow_id)
+                .collect();
+            pc.delete_shadows(&sel)?;
+            let text: String = ids
+                .iter()
+                .map(|i| format!("deleted shadow {i}\n"))
+                .collect();
+            Ok(Report::new(text, json!({ "deleted": ids })))
+        }
+        ShadowCommand::Revert { id: i } => {
+            let sid = id(&i, "shadow id")?;
+            let pc = coordinator(ctx, PoolOptions::default())?;
+            let lun = pc.shadow(sid)?.original.name;
+            let h = pc.revert(sid)?;
+            wait(h, "revert", progress_shown(ctx.json))?;
+            Ok(Report::new(
+                format!("LUN {lun} reverted to shadow {sid}\n"),
+                json!({ "id": sid, "lun": lun }),
+            ))
+        }
+        ShadowCommand::Resync { id: i } => {
+            let sid = id(&i, "shadow id")?;
+            let pc = coordinator(ctx, PoolOptions::default())?;
+            let (p, props) = vss_core::script::provider_of(&pc, sid)?;
+            let h = p.resync(sid, None)?;
+            wait(h, "resync", progress_shown(ctx.json))?;
+            let lun = props.original.name;
+            Ok(Report::new(
+                format!("shadow {sid} copied back over LUN {lun}\n"),
+                json!({ "id": sid, "lun": lun }),
+            ))
+        }
+        ShadowCommand::Import { docfile, host } => {
+            let initiator = parse::initiator(&host)?;
+            let bytes = std::fs::read(&docfile)
+                .map_err(|e| Error::file("cannot read document", &docfile, e))?;
+            let doc = BackupComponents::from_json(&bytes).map_err(|e| {
+                vss_error(e.kind(), format!("{}: {}", docfile.display(), e.message()))
+            })?;
+            let pc = coordinator(ctx, PoolOptions::default())?;
+            let (set_id, ids) = vss_core::script::import(&pc, &doc, &initiator.to_string())?;
+            let rows = pc.query_shadows(&ShadowSelector::Set(set_id))?;
+            let text = format!(
+                "imported set {set_id} for {initiator}\n{}",
+                shadow_table(&rows)
+            );
+            Ok(Report::new(
+                text,
+                json!({ "set_id": set_id, "host": initiator.to_string(), "ids": ids,
+                        "shadows": rows.iter().map(shadow_json).collect::<Vec<_>>() }),
+            ))
+        }
+        ShadowCommand::Break { set_id } => {
+            let set = id(&set_id, "set id")?;
+            let pc = coordinator(ctx, PoolOptions::default())?;
+            let luns = vss_core::script::break_set(&pc, set)?;
+            let text: String = luns
+                .iter()
+                .map(|l| format!("LUN {l} is now an ordinary LUN\n"))
+                .collect();
+            Ok(Report::new(text, json!({ "set_id": set, "luns": luns })))
+        }
+        ShadowCommand::Expose { id: i, host } => {
+            let sid = id(&i, "shadow id")?;
+            let initiator = parse::initiator(&host)?;
+            let pc = coordinator(ctx, PoolOptions::default())?;
+            let props = pc.shadow(sid)?;
+            if props.provider_type != ProviderType::Hardware {
+                return Err(vss_error(
+                    ErrorKind::Unsupported,
+                    format!("shadow {sid} is a software shadow: only a hardware shadow's LUN can be exposed to a host"),
+                ));
+            }
+            pc.array().add_to_mask(
+                &props.shadow.name,
+                &MaskSpec::host(initiator.clone(), Access::ReadOnly),
+            )?;
+            Ok(Report::new(
+                format!(
+                    "shadow {sid} (LUN {}) exposed read-only to {initiator}\n",
+                    props.shadow.name
+                ),
+                json!({ "id": sid, "lun": props.shadow.name, "host": initiator.to_string() }),
+            ))
+        }
+        ShadowCommand::Recover { lun, from } => {
+            let sid = id(&from, "shadow id")?;
+            let pc = coordinator(ctx, PoolOptions::default())?;
+            let (p, props) = vss_core::script::provider_of(&pc, sid)?;
+            if props.original.name != lun {
+                return Err(vss_error(
+                    ErrorKind::InvalidArgument,
+                    format!(
+                        "shadow {sid} is a shadow of LUN {}, not of {lun}",
+                        props.original.name
+                    ),
+                ));
+            }
+            let r = p.recover(sid, None)?;
+            let text = fields(&[
+                ("damaged LUN (kept, masked)", r.damaged.clone()),
+                ("recovered LUN", r.recovered.clone()),
+                ("bytes moved", r.bytes_moved.to_string()),
+                ("writes", r.writes.to_string()),
+            ]);
+            Ok(Report::new(
+                text,
+                json!({ "id": sid, "damaged": r.damaged, "recovered": r.recovered,
+                                          "bytes_moved": r.bytes_moved, "writes": r.writes }),
+            ))
+        }
+    }
+}
+
+/// `umbra shadow create`.
+fn create(a: CreateArgs, ctx: &Ctx) -> Result<Report> {
+    // Every argument is read before the pool is opened.
+    if a.context == ContextArg::Volatile {
+        return Err(Error::usage(
+            "--context volatile: its shadows would be released when this command ends; \
+             use it inside an exec script, or --context persistent",
+        ));
+    }
+    let has_writers = !a.writers.is_empty() || !a.session_writers.is_empty();
+    if has_writers && (a.nowriters || a.context == ContextArg::Clientaccessible) {
+        return Err(Error::usage(
+            "--writer/--session-writer with --nowriters or --context clientaccessible: \
+             that context has no writers",
+        ));
+    }
+    let mut extra = Vec::new();
+    for w in &a.writers {
+        extra.push(writer_spec(w, false)?);
+    }
+    for w in &a.session_writers {
+        extra.push(writer_spec(w, true)?);
+    }
+    let mut timeouts = Timeouts::default();
+    if let Some(t) = &a.freeze_timeout {
+        timeouts.freeze_window = duration(t, "--freeze-timeout")?;
+    }
+    if let Some(t) = &a.hold_timeout {
+        timeouts.hold_window = duration(t, "--hold-timeout")?;
+    }
+    if let Some(t) = &a.event_timeout {
+        timeouts.event = duration(t, "--event-timeout")?;
+    }
+    let host = a.host.as_deref().map(parse::initiator).transpose()?;
+    let context = match a.context {
+        ContextArg::Clientaccessible => ContextWord::ClientAccessible,
+        _ => ContextWord::Persistent {
+            nowriters: a.nowriters,
+        },
+    };
+    let (pool_provider, provider) = match a.provider {
+        ProviderArg::Hardware => (PoolProvider::Hardware, ProviderType::Hardware),
+        ProviderArg::Software => (PoolProvider::Software, ProviderType::Software),
+    };
+    let backup_type = match a.backup_type {
+        BackupTypeArg::Copy => BackupType::Copy,
+        BackupTypeArg::Full => BackupType::Full,
+    };
+    let save = a.save.as_ref().map(|p| p.to_string_lossy().into_owned());
+
+    let pc = coordinator(
+        ctx,
+        PoolOptions {
+            timeouts,
+            provider: pool_provider,
+            ..PoolOptions::default()
+        },
+    )?;
+    for lun in &a.luns {
+        // An unknown LUN is not found (3), before any set starts.
+        pc.array().lun(lun)?;
+    }
+    for w in &extra {
+        pc.add_exec_writer(w)?;
+    }
+    let mut session = Session::new(&pc, Aliases::isolated()).with_preferred_provider(provider);
+    if let Some(h) = &host {
+        session = session.with_host(h.to_string());
+    }
+    let mut commands = vec![Command::SetContext(context)];
+    if a.transportable {
+        commands.push(Command::SetOption(Attributes::TRANSPORTABLE));
+    }
+    commands.push(Command::SetBackupType(backup_type));
+    if let Some(p) = &save {
+        commands.push(Command::SetMetadata(p.clone()));
+    }
+    commands.push(Command::BeginBackup);
+    for lun in &a.luns {
+        commands.push(Command::AddVolume {
+            lun: lun.clone(),
+            provider: None,
+            alias: None,
+        });
+    }
+    commands.push(Command::Create);
+    commands.push(Command::EndBackup);
+    let mut created = None;
+    for (i, c) in commands.iter().enumerate() {
+        match session.run(i + 1, c) {
+            Ok(Output::Created { set_id, .. }) => created = Some(set_id),
+            Ok(_) => {}
+            Err(e) => {
+                let status = session.writer_status().to_vec();
+                let kind = match e.kind {
+                    vss_core::script::ScriptErrorKind::Failed(k) => k,
+                    _ => ErrorKind::Io,
+                };
+                let err = Error {
+                    kind: vss_kind_name(kind),
+                    status: Status::of_vss(kind),
+                    message: e.message,
+                };
+                let mut json = err.to_json();
+                json["writers"] = writers_json(&status);
+                json["set_id"] = json!(created);
+                let mut text = writers_text(&status);
+                if created.is_some() {
+                    text = format!(
+                        "set {} was made; then:\n{text}",
+                        created.unwrap_or_default()
+                    );
+                }
+                let mut r = Report::new(text, json);
+                r.failure = Some(err);
+                return Ok(r);
+            }
+        }
+    }
+    let set_id = created.expect("create ran");
+    let status = session.writer_status().to_vec();
+    drop(session);
+    let mut rows = pc.query_shadows(&ShadowSelector::Set(set_id))?;
+    // In the order the LUNs were given.
+    rows.sort_by_key(|s| a.luns.iter().position(|l| *l == s.original.name));
+    let mut imported = None;
+    if let Some(h) = &host {
+        let p = vss_core::script::provider_of(&pc, rows[0].shadow_id)?.0;
+        p.import(set_id, &h.to_string())?;
+        imported = Some(h.to_string());
+        rows = pc.query_shadows(&ShadowSelector::Set(set_id))?;
+        rows.sort_by_key(|s| a.luns.iter().position(|l| *l == s.original.name));
+    }
+    let mut text = format!("set {set_id}\n{}", shadow_table(&rows));
+    text.push_str(&writers_text(&status));
+    if let Some(p) = &save {
+        text.push_str(&format!("backup components document saved to {p}\n"));
+    }
+    let json = json!({
+        "set_id": set_id,
+        "shadows": rows.iter().map(shadow_json).collect::<Vec<_>>(),
+        "writers": writers_json(&status),
+        "saved": save,
+        "imported_for": imported,
+    });
+    let mut report = Report::new(text, json);
+    // A writer failing after the shadows exist: the set is kept, the command exits 7.
+    let failed: Vec<String> = status
+        .iter()
+        .filter(|s| s.state.as_str().starts_with("FAILED"))
+        .map(|s| {
+            format!(
+                "writer {:?} {}{}",
+                s.writer,
+                s.state.as_str(),
+                s.failure.as_ref().map_or_else(String::new, |f| format!(
+                    " ({}: {})",
+                    f.kind(),
+                    f.message()
+                ))
+            )
+        })
+        .collect();
+    if !failed.is_empty() {
+        report.failure = Some(Error {
+            kind: vss_kind_name(ErrorKind::UnexpectedWriterError),
+            status: Status::WriterFailed,
+            message: format!("set {set_id} was made and kept, but {}", failed.join("; ")),
+        });
+    }
+    Ok(report)
+}
+
+/// Runs `umbra writers ...`.
+pub fn run_writers(c: WritersCommand, ctx: &Ctx) -> Result<Report> {
+    match c {
+        WritersCommand::Add {
+            name,
+            command,
+            session,
+        } => {
+            let w = if session {
+                RegisteredWriter::session(&name, &command)
+            } else {
+                RegisteredWriter::exec(&name, &command)
+            };
+            w.writer()?;
+            let pc = coordinator(ctx, PoolOptions::default())?;
+            pc.register_writer(&w)?;
+            Ok(Report::new(
+                format!("writer {name} registered\n"),
+                json!({ "name": name, "command": command, "session": session }),
+            ))
+        }
+        WritersCommand::Remove { name } => {
+            let pc = coordinator(ctx, PoolOptions::default())?;
+            pc.unregister_writer(&name)?;
+            Ok(Report::new(
+                format!("writer {name} removed\n"),
+                json!({ "removed": name }),
+            ))
+        }
+        WritersCommand::List => {
+            let pc = coordinator(ctx, PoolOptions::default())?;
+            let ws = pc.registered_writers()?;
+            let cells: Vec<[String; 3]> = ws
+                .iter()
+                .map(|w| {
+                    [
+                        w.name.clone(),
+                        if w.session { "session" } else { "exec" }.into(),
+                        w.command.clone(),
+                    ]
+                })
+                .collect();
+            Ok(Report::new(
+                table(["NAME", "KIND", "COMMAND"], &cells),
+                json!({ "writers": ws.iter().map(|w| json!({"name": w.name, "command": w.command, "session": w.session})).collect::<Vec<_>>() }),
+            ))
+        }
+    }
+}

@@ -1,0 +1,514 @@
+//! The shadow-copy commands of the built `umbra` binary on real pools in temporary directories:
+//! `shadow create` with exec writers (real shell scripts logging the events they get), a writer
+//! that fails and one that hangs, list/delete, transport (save, import, read as the importing
+//! host, break), fast recovery, `writers`, DiskShadow scripts through `umbra exec`, and bad
+//! input with its exit code and nothing changed.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use serde_json::Value;
+
+/// A writer script that appends `NAME EVENT` to `log` and, at `fail_at`, exits 1 (`hang` there:
+/// sleeps far past any deadline the tests set).
+fn writer_script(dir: &Path, name: &str, log: &Path, fail_at: Option<(&str, &str)>) -> String {
+    let path = dir.join(format!("{name}.sh"));
+    let mut body = format!("#!/bin/sh\necho \"{name} $1\" >> '{}'\n", log.display());
+    if let Some((event, how)) = fail_at {
+        let act = if how == "hang" { "sleep 300" } else { "exit 1" };
+        body.push_str(&format!("if [ \"$1\" = {event} ]; then {act}; fi\n"));
+    }
+    body.push_str("exit 0\n");
+    std::fs::write(&path, body).unwrap();
+    format!("{name}=sh '{}'", path.display())
+}
+
+/// The events `name` logged, in order.
+fn events(log: &Path, name: &str) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.strip_prefix(&format!("{name} ")).map(str::to_owned))
+        .collect()
+}
+
+/// A pool with LUN `db` (4 MiB) visible to SERVER at LUN number 0, holding `data` at 0.
+fn pool_with_db(dir: &Path, data: &[u8]) -> std::path::PathBuf {
+    let pool = dir.join("pool");
+    ok(&pool, &["lun", "create", "db", "4", "--unmask", SERVER]);
+    let f = dir.join("data.bin");
+    std::fs::write(&f, data).unwrap();
+    ok(
+        &pool,
+        &[
+            "lun",
+            "write",
+            "db",
+            "--as",
+            SERVER,
+            "--in",
+            f.to_str().unwrap(),
+        ],
+    );
+    pool
+}
+
+fn read_as(pool: &Path, lun: &str, who: &str, len: usize) -> Vec<u8> {
+    let out = run(
+        pool,
+        &[
+            "lun",
+            "read",
+            lun,
+            "--as",
+            who,
+            "--length",
+            &len.to_string(),
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.stdout
+}
+
+/// The pool holds no shadow.
+fn no_shadows(pool: &Path) {
+    assert_eq!(
+        ok_json(pool, &["shadow", "list"])["shadows"],
+        Value::Array(vec![])
+    );
+}
+
+const FULL: [&str; 8] = [
+    "identify",
+    "prepare-backup",
+    "prepare-snapshot",
+    "freeze",
+    "thaw",
+    "post-snapshot",
+    "backup-complete",
+    "backup-shutdown",
+];
+
+/// A registered writer and a one-set writer both see the whole sequence in order; the set is
+/// printed (human) and described (JSON); list and delete find it.
+#[test]
+fn create_runs_every_writer_through_the_whole_sequence() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool_with_db(dir.path(), &pattern(65536, 1));
+    let log = dir.path().join("events.log");
+    let reg = writer_script(dir.path(), "reg", &log, None);
+    let (name, cmd) = reg.split_once('=').unwrap();
+    ok(&pool, &["writers", "add", name, cmd]);
+    let listed = ok_json(&pool, &["writers", "list"]);
+    assert_eq!(listed["writers"][0]["name"], "reg");
+    assert_eq!(listed["writers"][0]["session"], false);
+    assert!(ok(&pool, &["writers", "list"]).contains("reg"));
+
+    let one = writer_script(dir.path(), "one", &log, None);
+    let d = ok_json(&pool, &["shadow", "create", "db", "--writer", &one]);
+    assert_eq!(events(&log, "reg"), FULL);
+    assert_eq!(events(&log, "one"), FULL);
+    let set_id = d["set_id"].as_str().unwrap().to_owned();
+    let shadows = d["shadows"].as_array().unwrap();
+    assert_eq!(shadows.len(), 1);
+    assert_eq!(shadows[0]["source"], "db");
+    assert!(shadows[0]["lun"]
+        .as_str()
+        .unwrap()
+        .starts_with("db.shadow-"));
+    let mut writers: Vec<(String, String)> = d["writers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            (
+                w["name"].as_str().unwrap().into(),
+                w["state"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    writers.sort();
+    assert_eq!(
+        writers,
+        [
+            ("one".into(), "STABLE".into()),
+            ("reg".into(), "STABLE".into())
+        ]
+    );
+
+    // Human form, default context persistent: the shadow stays after the command.
+    let text = ok(&pool, &["shadow", "create", "db", "--nowriters"]);
+    assert!(text.starts_with("set "), "{text}");
+    assert_eq!(events(&log, "reg"), FULL, "--nowriters: no writer called");
+    let all = ok_json(&pool, &["shadow", "list"]);
+    assert_eq!(all["shadows"].as_array().unwrap().len(), 2);
+    let of_set = ok_json(&pool, &["shadow", "list", "--set", &set_id]);
+    assert_eq!(of_set["shadows"].as_array().unwrap().len(), 1);
+    assert!(ok(&pool, &["shadow", "list", "--lun", "db"]).contains(&set_id));
+
+    let oldest = ok_json(&pool, &["shadow", "delete", "--oldest", "db"]);
+    assert_eq!(oldest["deleted"][0], shadows[0]["id"]);
+    assert!(ok(&pool, &["shadow", "delete", "--all"]).starts_with("deleted shadow "));
+    no_shadows(&pool);
+
+    ok(&pool, &["writers", "remove", "reg"]);
+    assert_eq!(
+        ok_json(&pool, &["writers", "list"])["writers"],
+        Value::Array(vec![])
+    );
+    fail_json(&pool, &["writers", "remove", "reg"], 3);
+}
+
+/// A writer failing at freeze: the set is aborted (no shadow left, every writer told abort),
+/// exit 7 naming the writer, the step and the kind; the next create succeeds.
+#[test]
+fn a_writer_failing_at_freeze_aborts_the_set_with_exit_7() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool_with_db(dir.path(), &pattern(4096, 2));
+    let log = dir.path().join("events.log");
+    let bad = writer_script(dir.path(), "bad", &log, Some(("freeze", "fail")));
+    let good = writer_script(dir.path(), "good", &log, None);
+    let out = run(
+        &pool,
+        &[
+            "--json", "shadow", "create", "db", "--writer", &bad, "--writer", &good,
+        ],
+    );
+    assert_eq!(code(&out), 7, "{}", stdout(&out));
+    let d = doc(&out);
+    let msg = d["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("\"bad\"")
+            && msg.contains("FAILED_AT_FREEZE")
+            && msg.contains("non-retryable"),
+        "{msg}"
+    );
+    let bad_row = d["writers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["name"] == "bad")
+        .unwrap()
+        .clone();
+    assert_eq!(bad_row["state"], "FAILED_AT_FREEZE");
+    assert_eq!(
+        events(&log, "bad").last().map(String::as_str),
+        Some("abort")
+    );
+    assert!(events(&log, "good").contains(&"abort".to_string()));
+    assert!(!events(&log, "good").contains(&"post-snapshot".to_string()));
+    no_shadows(&pool);
+    // Human form: the error on stderr, the same code.
+    let out = run(&pool, &["shadow", "create", "db", "--writer", &bad]);
+    assert_eq!(code(&out), 7);
+    assert!(
+        stderr(&out).contains("FAILED_AT_FREEZE"),
+        "{}",
+        stderr(&out)
+    );
+    ok(&pool, &["shadow", "create", "db", "--writer", &good]);
+}
+
+/// A writer hanging at freeze past a short freeze window: the set is aborted as a timeout
+/// (exit 7), its process group killed, and the next create succeeds at once.
+#[test]
+fn a_writer_hanging_at_freeze_is_aborted_at_its_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool_with_db(dir.path(), &pattern(4096, 3));
+    let log = dir.path().join("events.log");
+    let hang = writer_script(dir.path(), "hang", &log, Some(("freeze", "hang")));
+    let out = run(
+        &pool,
+        &[
+            "--json",
+            "shadow",
+            "create",
+            "db",
+            "--writer",
+            &hang,
+            "--freeze-timeout",
+            "500ms",
+            "--event-timeout",
+            "2s",
+        ],
+    );
+    assert_eq!(code(&out), 7, "{}", stdout(&out));
+    let d = doc(&out);
+    assert_eq!(d["error"]["kind"], "writer_not_responding");
+    let msg = d["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("\"hang\"") && msg.contains("FAILED_AT_FREEZE") && msg.contains("timeout"),
+        "{msg}"
+    );
+    no_shadows(&pool);
+    let next = ok_json(&pool, &["shadow", "create", "db"]);
+    assert_eq!(next["shadows"].as_array().unwrap().len(), 1);
+}
+
+/// Transport: a transportable set saved, imported for another host which reads the point in
+/// time through the shadow LUN, then broken into an ordinary LUN.
+#[test]
+fn a_transportable_set_is_imported_read_and_broken() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = pattern(65536, 4);
+    let pool = pool_with_db(dir.path(), &before);
+    let bcd = dir.path().join("set.json");
+    let d = ok_json(
+        &pool,
+        &[
+            "shadow",
+            "create",
+            "db",
+            "--transportable",
+            "--backup-type",
+            "full",
+            "--save",
+            bcd.to_str().unwrap(),
+        ],
+    );
+    let set_id = d["set_id"].as_str().unwrap().to_owned();
+    let lun = d["shadows"][0]["lun"].as_str().unwrap().to_owned();
+    // Later writes to db do not reach the shadow.
+    let f = dir.path().join("new.bin");
+    std::fs::write(&f, pattern(65536, 5)).unwrap();
+    ok(
+        &pool,
+        &[
+            "lun",
+            "write",
+            "db",
+            "--as",
+            SERVER,
+            "--in",
+            f.to_str().unwrap(),
+        ],
+    );
+    // Masked to no one until imported.
+    let out = run(
+        &pool,
+        &["lun", "read", &lun, "--as", BACKUP, "--length", "4096"],
+    );
+    assert_eq!(code(&out), 5);
+
+    let imp = ok_json(
+        &pool,
+        &["shadow", "import", bcd.to_str().unwrap(), "--host", BACKUP],
+    );
+    assert_eq!(imp["set_id"], set_id.as_str());
+    assert_eq!(read_as(&pool, &lun, BACKUP, before.len()), before);
+    let brk = ok(&pool, &["shadow", "break", &set_id]);
+    assert!(brk.contains(&lun), "{brk}");
+    no_shadows(&pool);
+    // An ordinary LUN now: still there with the point-in-time data.
+    assert_eq!(read_as(&pool, &lun, BACKUP, before.len()), before);
+}
+
+/// Fast recovery: no byte moved, and the server reading its LUN number reaches the shadow's
+/// data.
+#[test]
+fn recover_moves_no_byte_and_the_server_sees_the_shadow() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = pattern(65536, 6);
+    let pool = pool_with_db(dir.path(), &good);
+    let d = ok_json(&pool, &["shadow", "create", "db"]);
+    let id = d["shadows"][0]["id"].as_str().unwrap().to_owned();
+    let f = dir.path().join("garbage.bin");
+    std::fs::write(&f, vec![0xEE; 65536]).unwrap();
+    ok(
+        &pool,
+        &[
+            "lun",
+            "write",
+            "db",
+            "--as",
+            SERVER,
+            "--in",
+            f.to_str().unwrap(),
+        ],
+    );
+
+    fail_json(&pool, &["shadow", "recover", "other", "--from", &id], 4);
+    let r = ok_json(&pool, &["shadow", "recover", "db", "--from", &id]);
+    assert_eq!(r["bytes_moved"], 0);
+    // The LUN the server sees at number 0.
+    let view = ok_json(&pool, &["host", "view", SERVER]);
+    let at0 = view["luns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["number"] == 0)
+        .unwrap_or_else(|| panic!("{view}"))["lun"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(at0, r["recovered"].as_str().unwrap());
+    assert_eq!(read_as(&pool, &at0, SERVER, good.len()), good);
+}
+
+/// A DiskShadow script through `umbra exec`: aliases, create, list, delete; its run in JSON
+/// with the dialect's exit code 0.
+#[test]
+fn a_diskshadow_script_runs_through_exec() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool_with_db(dir.path(), &pattern(4096, 7));
+    let script = dir.path().join("backup.dsh");
+    std::fs::write(
+        &script,
+        "# a backup\nset context persistent\nadd volume db alias data\nbegin backup\ncreate\nend backup\n\
+         list shadows set %VSS_SHADOW_SET%\ndelete shadows id %data%\n",
+    )
+    .unwrap();
+    let d = ok_json(&pool, &["exec", script.to_str().unwrap()]);
+    assert_eq!(d["dialect"], "diskshadow");
+    assert_eq!(d["exit_code"], 0);
+    let lines = d["run"]["lines"].as_array().unwrap();
+    let created = lines
+        .iter()
+        .find(|l| l["output"]["type"] == "created")
+        .unwrap();
+    let id = created["output"]["shadows"][0]["id"].clone();
+    let deleted = lines
+        .iter()
+        .find(|l| l["output"]["type"] == "shadows_deleted")
+        .unwrap();
+    assert_eq!(deleted["output"]["ids"][0], id);
+    no_shadows(&pool);
+
+    // Volatile shadows are released when the script ends.
+    std::fs::write(
+        &script,
+        "set context volatile\nadd volume db\ncreate\nlist shadows all\n",
+    )
+    .unwrap();
+    let d = ok_json(
+        &pool,
+        &["exec", "--dialect", "diskshadow", script.to_str().unwrap()],
+    );
+    assert_eq!(d["exit_code"], 0);
+    no_shadows(&pool);
+
+    // A failing command stops the script at its line: umbra's code 3, the dialect's 4.
+    std::fs::write(
+        &script,
+        "set context persistent\ndelete shadows id 01234567-89ab-4cde-8f01-23456789abcd\nadd volume db\ncreate\n",
+    )
+    .unwrap();
+    let out = run(&pool, &["--json", "exec", script.to_str().unwrap()]);
+    assert_eq!(code(&out), 3, "{}", stdout(&out));
+    let d = doc(&out);
+    assert_eq!(d["exit_code"], 4);
+    assert_eq!(d["run"]["stopped_at"], 2);
+    no_shadows(&pool);
+    // Human form: the line named on stdout's run text.
+    let out = run(&pool, &["exec", script.to_str().unwrap()]);
+    assert_eq!(code(&out), 3);
+    assert!(stdout(&out).contains("line 2"), "{}", stdout(&out));
+}
+
+/// Bad input: its exit code and the pool's files unchanged.
+#[test]
+fn bad_scripts_documents_and_arguments_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool_with_db(dir.path(), &pattern(4096, 8));
+    let before = files(&pool);
+    let same = |step: &str| {
+        let now = files(&pool);
+        let changed: Vec<_> = now
+            .keys()
+            .chain(before.keys())
+            .filter(|k| now.get(*k) != before.get(*k))
+            .collect();
+        assert!(changed.is_empty(), "{step} changed {changed:?}");
+    };
+    let script = dir.path().join("bad.dsh");
+    std::fs::write(
+        &script,
+        "set context persistent\nadd volume db\nset context volatil\ncreate\n",
+    )
+    .unwrap();
+    let e = fail_json(
+        &pool,
+        &["exec", "--dialect", "diskshadow", script.to_str().unwrap()],
+        4,
+    );
+    same("script");
+    assert!(e["message"].as_str().unwrap().contains("line 3"), "{e}");
+    let doc_path = dir.path().join("bad.json");
+    std::fs::write(&doc_path, "{\"format\": \"nope\"}").unwrap();
+    fail_json(
+        &pool,
+        &[
+            "shadow",
+            "import",
+            doc_path.to_str().unwrap(),
+            "--host",
+            BACKUP,
+        ],
+        4,
+    );
+    same("the command on line 300");
+    fail_json(
+        &pool,
+        &[
+            "shadow",
+            "import",
+            "/nonexistent/doc.json",
+            "--host",
+            BACKUP,
+        ],
+        3,
+    );
+    same("the command on line 302");
+    fail_json(
+        &pool,
+        &["shadow", "create", "db", "--context", "volatile"],
+        2,
+    );
+    same("the command on line 304");
+    fail_json(
+        &pool,
+        &[
+            "shadow",
+            "create",
+            "db",
+            "--nowriters",
+            "--writer",
+            "w=true",
+        ],
+        2,
+    );
+    same("the command on line 306");
+    fail_json(
+        &pool,
+        &[
+            "shadow",
+            "create",
+            "db",
+            "--context",
+            "clientaccessible",
+            "--writer",
+            "w=true",
+        ],
+        2,
+    );
+    same("the command on line 308");
+    fail_json(
+        &pool,
+        &["shadow", "create", "db", "--freeze-timeout", "soon"],
+        4,
+    );
+    same("the command on line 310");
+    fail_json(&pool, &["shadow", "create", "nope"], 3);
+    same("the command on line 312");
+    fail_json(&pool, &["shadow", "delete", "--id", "not-a-uuid"], 4);
+    same("the command on line 314");
+    fail_json(
+        &pool,
+        &["shadow", "revert", "01234567-89ab-4cde-8f01-23456789abcd"],
+        3,
+    );
+    same("the command on line 316");
+    same("all");
+}
