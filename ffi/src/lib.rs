@@ -57,6 +57,9 @@ mod protocol;
 
 mod async_op;
 
+/// The shadow-copy protocol (vss-core): coordinators, C writers, backup sessions, shadows.
+mod vss;
+
 use std::ffi::c_char;
 
 pub use array::*;
@@ -66,6 +69,7 @@ pub use lun_handle::*;
 pub use protocol::*;
 pub use status::*;
 pub use volume::*;
+pub use vss::*;
 
 /// The ABI major version: bumped only for an incompatible change (and then the SONAME changes).
 /// Kept in step with `UMBRA_ABI_MAJOR` in cbindgen.toml and the SONAME in build.rs.
@@ -83,8 +87,10 @@ pub(crate) const ABI_MAJOR: u32 = 1;
 /// shadow-copy protocol needs (`umbra_array_freeze_luns`, `umbra_frozen_luns_thaw`,
 /// `umbra_array_{create,delete}_snapshot_set`, `umbra_array_get_snapshot_set_luns`,
 /// `umbra_lun_break_shadow`, `umbra_{lun,array}_{get,set,list}_metadata`, `umbra_lun_get_stats`),
-/// `UMBRA_EVENT_LUN_METADATA`, `UMBRA_EVENT_POOL_METADATA`.
-pub(crate) const ABI_MINOR: u32 = 5;
+/// `UMBRA_EVENT_LUN_METADATA`, `UMBRA_EVENT_POOL_METADATA`. 6: the shadow-copy protocol
+/// (`umbra_vss_*`: coordinators, C writers, backup sessions, shadows, fast recovery, import,
+/// break) and its status codes 402-419.
+pub(crate) const ABI_MINOR: u32 = 6;
 
 /// The ABI version of the loaded library: `(major << 16) | minor`.
 ///
