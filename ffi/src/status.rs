@@ -117,7 +117,7 @@ pub const UMBRA_E_SNAPSHOT_NOT_IN_SET: umbra_status = 416;
 pub const UMBRA_E_NONTRANSPORTABLE_BCD: umbra_status = 417;
 /// A resync of the LUN is running. VSS: `VSS_E_RESYNC_IN_PROGRESS`. (ABI 1.6)
 pub const UMBRA_E_RESYNC_IN_PROGRESS: umbra_status = 418;
-// 420-499: reserved for shadow-copy errors.
+// 419-499: reserved for shadow-copy errors.
 
 /// A bug: the library panicked. The call had no effect beyond what it did before the panic; the
 /// message names the panic. Please report it.
@@ -298,7 +298,7 @@ mod tests {
 }
 
 /// The status for a `vss-core` error kind (the table in docs/abi.md): its first sixteen kinds are
-/// vds-core's, with vds-core's codes; the protocol's own take 400-419.
+/// vds-core's, with vds-core's codes; the protocol's own take 400-418.
 pub(crate) fn status_of_vss(kind: vss_core::ErrorKind) -> umbra_status {
     use vss_core::ErrorKind as K;
     match kind {

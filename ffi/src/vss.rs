@@ -912,8 +912,8 @@ pub unsafe extern "C" fn umbra_vss_backup_get_step(
     backup: *const umbra_vss_backup,
     out_step: *mut u32,
 ) -> umbra_status {
-    use vss_core::BackupStep as S;
     ffi_boundary!("umbra_vss_backup_get_step", {
+        use vss_core::BackupStep as S;
         // SAFETY: by this function's contract.
         let b = unsafe { handle(backup, "backup") }?;
         let out = out_ptr(out_step, "out_step")?;
