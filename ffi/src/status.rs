@@ -277,26 +277,6 @@ pub(crate) fn status_of_vds(kind: vds_core::ErrorKind) -> umbra_status {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Every status but success has a label of its own, and a status a kind maps onto is labelled
-    /// with that kind's text.
-    #[test]
-    fn every_status_has_its_own_label() {
-        let mut seen = std::collections::BTreeSet::new();
-        for &(status, name) in STATUS_NAMES.iter().filter(|(s, _)| *s != UMBRA_OK) {
-            let label = status_label(status);
-            assert_ne!(label, "error", "{name:?} has no label");
-            assert!(seen.insert(label), "{name:?} shares the label {label:?}");
-        }
-        for k in vds_core::ErrorKind::ALL {
-            assert_eq!(status_label(status_of_vds(k)), k.as_str(), "{k:?}");
-        }
-    }
-}
-
 /// The status for a `vss-core` error kind (the table in docs/abi.md): its first sixteen kinds are
 /// vds-core's, with vds-core's codes; the protocol's own take 400-418.
 pub(crate) fn status_of_vss(kind: vss_core::ErrorKind) -> umbra_status {
@@ -341,5 +321,25 @@ pub(crate) fn status_of_vss(kind: vss_core::ErrorKind) -> umbra_status {
         // A kind added to vss-core after this table: reported as an I/O error (the message
         // names it) until it gets its own code in the next minor ABI version.
         _ => UMBRA_E_IO,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every status but success has a label of its own, and a status a kind maps onto is labelled
+    /// with that kind's text.
+    #[test]
+    fn every_status_has_its_own_label() {
+        let mut seen = std::collections::BTreeSet::new();
+        for &(status, name) in STATUS_NAMES.iter().filter(|(s, _)| *s != UMBRA_OK) {
+            let label = status_label(status);
+            assert_ne!(label, "error", "{name:?} has no label");
+            assert!(seen.insert(label), "{name:?} shares the label {label:?}");
+        }
+        for k in vds_core::ErrorKind::ALL {
+            assert_eq!(status_label(status_of_vds(k)), k.as_str(), "{k:?}");
+        }
     }
 }
