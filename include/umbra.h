@@ -2341,14 +2341,20 @@ umbra_status umbra_vss_coordinator_recover(const umbra_vss_coordinator *coordina
                                            size_t *out_len);
 
 /**
- * Imports the transportable set `set_id` for host `host` (its shadows unmasked read-only to
- * it); writes the imported shadows' properties as a JSON array (string output convention).
+ * Imports for host `host` the transportable set a Backup Components document describes
+ * (`components_json`, as `umbra_vss_backup_get_components` gave it, saved and loaded on the
+ * importing side): its shadows are unmasked read-only to the host, once. Writes the imported
+ * shadows' properties as a JSON array (string output convention).
+ *
+ * Errors: a malformed document `UMBRA_E_INVALID_DOCUMENT`; one without a set
+ * `UMBRA_E_INVALID_ARGUMENT`; a set not made TRANSPORTABLE `UMBRA_E_NONTRANSPORTABLE_BCD`; none
+ * of its shadows here `UMBRA_E_NO_SNAPSHOTS_IMPORTED`; imported already `UMBRA_E_BAD_STATE`.
  *
  * # Safety
- * As `umbra_vss_coordinator_recover`; `host` is NULL or NUL-terminated.
+ * As `umbra_vss_coordinator_recover`; `components_json` and `host` are NULL or NUL-terminated.
  */
 umbra_status umbra_vss_coordinator_import(const umbra_vss_coordinator *coordinator,
-                                          const char *set_id,
+                                          const char *components_json,
                                           const char *host,
                                           char *buf,
                                           size_t len,

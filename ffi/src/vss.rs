@@ -628,15 +628,21 @@ pub unsafe extern "C" fn umbra_vss_coordinator_recover(
     })
 }
 
-/// Imports the transportable set `set_id` for host `host` (its shadows unmasked read-only to
-/// it); writes the imported shadows' properties as a JSON array (string output convention).
+/// Imports for host `host` the transportable set a Backup Components document describes
+/// (`components_json`, as `umbra_vss_backup_get_components` gave it, saved and loaded on the
+/// importing side): its shadows are unmasked read-only to the host, once. Writes the imported
+/// shadows' properties as a JSON array (string output convention).
+///
+/// Errors: a malformed document `UMBRA_E_INVALID_DOCUMENT`; one without a set
+/// `UMBRA_E_INVALID_ARGUMENT`; a set not made TRANSPORTABLE `UMBRA_E_NONTRANSPORTABLE_BCD`; none
+/// of its shadows here `UMBRA_E_NO_SNAPSHOTS_IMPORTED`; imported already `UMBRA_E_BAD_STATE`.
 ///
 /// # Safety
-/// As `umbra_vss_coordinator_recover`; `host` is NULL or NUL-terminated.
+/// As `umbra_vss_coordinator_recover`; `components_json` and `host` are NULL or NUL-terminated.
 #[no_mangle]
 pub unsafe extern "C" fn umbra_vss_coordinator_import(
     coordinator: *const umbra_vss_coordinator,
-    set_id: *const c_char,
+    components_json: *const c_char,
     host: *const c_char,
     buf: *mut c_char,
     len: usize,
@@ -646,13 +652,18 @@ pub unsafe extern "C" fn umbra_vss_coordinator_import(
         // SAFETY: by this function's contract.
         let c = unsafe { handle(coordinator, "coordinator") }?;
         // SAFETY: by this function's contract.
-        let id = parse_id(
-            unsafe { c_str(set_id, "set_id", UMBRA_E_INVALID_ARGUMENT) }?,
-            "set_id",
-        )?;
+        let doc = unsafe { c_str(components_json, "components_json", UMBRA_E_INVALID_DOCUMENT) }?;
         // SAFETY: by this function's contract.
         let host = unsafe { c_str(host, "host", UMBRA_E_INVALID_INITIATOR) }?;
         out_ptr(out_len, "out_len")?;
+        let doc = vss_core::BackupComponents::from_json(doc.as_bytes())?;
+        let id = doc
+            .snapshot_set
+            .as_ref()
+            .ok_or_else(|| {
+                FfiError::invalid("the backup components document holds no snapshot set")
+            })?
+            .set_id;
         let shadows = on_providers(c, |p| p.import(id, host))?;
         // SAFETY: by this function's contract.
         unsafe { write_string(&json(&shadows), buf, len, out_len) }

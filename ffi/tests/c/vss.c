@@ -333,6 +333,48 @@ static void hanging_writer(void) {
     ctx_destroy(&good);
 }
 
+/* A transportable set: its document is saved, the set imported by another host (read-only,
+ * once), then broken into ordinary LUNs. */
+static void transport(void) {
+    static const char *BACKUP_HOST = "iqn.2024-01.org.example:backup-server";
+    umbra_array *a = array_with_db();
+    umbra_vss_coordinator *c = NULL;
+    OK(umbra_vss_coordinator_create_array(a, 0, 0, 0, &c));
+    umbra_vss_backup *b = NULL;
+    OK(umbra_vss_backup_create(c, 0x09 | 0x20 /* APP_ROLLBACK | TRANSPORTABLE */, 5, &b));
+    OK(umbra_vss_backup_gather(b));
+    char set_id[40];
+    size_t n = 0;
+    OK(umbra_vss_backup_start_set(b, set_id, sizeof set_id, &n));
+    OK(umbra_vss_backup_add_volume(b, "db"));
+    OK(umbra_vss_backup_prepare(b));
+    OK(umbra_vss_backup_do_snapshot_set(b));
+    char *doc = text_of(umbra_vss_backup_get_components, b);
+    OK(umbra_vss_backup_complete(b));
+    OK(umbra_vss_backup_shutdown(b));
+    umbra_vss_backup_free(b);
+    OK(umbra_lun_write(a, "db", HOST, 0, (const uint8_t *)"later....", 9));
+
+    char out[4096];
+    CHECK_STATUS(umbra_vss_coordinator_import(c, "{\"format\":1}", BACKUP_HOST, out, sizeof out, &n),
+                 UMBRA_E_INVALID_DOCUMENT);
+    OK(umbra_vss_coordinator_import(c, doc, BACKUP_HOST, out, sizeof out, &n));
+    char lun[128];
+    json_string(strstr(out, "\"shadow\":"), "name", lun, sizeof lun);
+    uint8_t buf[9];
+    OK(umbra_lun_read(a, lun, BACKUP_HOST, 0, buf, sizeof buf));
+    CHECK(memcmp(buf, "committed", 9) == 0);
+    CHECK_STATUS(umbra_lun_write(a, lun, BACKUP_HOST, 0, buf, sizeof buf), UMBRA_E_ACCESS_DENIED);
+    CHECK_STATUS(umbra_vss_coordinator_import(c, doc, BACKUP_HOST, out, sizeof out, &n),
+                 UMBRA_E_BAD_STATE);
+
+    OK(umbra_vss_coordinator_break_set(c, set_id, out, sizeof out, &n));
+    CHECK(strstr(out, lun) != NULL);
+    free(doc);
+    umbra_vss_coordinator_free(c);
+    umbra_array_free(a);
+}
+
 /* Calls out of order are BAD_STATE and change nothing. */
 static void out_of_order(void) {
     umbra_array *a = array_with_db();
@@ -412,6 +454,7 @@ int main(void) {
     whole_backup();
     failing_writer();
     hanging_writer();
+    transport();
     over_volumes();
     printf("vss: ok\n");
     return 0;
