@@ -336,6 +336,13 @@ fn engine_shadows_are_taken_listed_read_exposed_and_deleted() {
             .kind(),
         ErrorKind::AccessDenied
     );
+    assert_eq!(
+        a.expose_engine_shadow("a", ida, "a-exposed-2")
+            .unwrap_err()
+            .kind(),
+        ErrorKind::BadState,
+        "one shadow, one exposing LUN"
+    );
     let e = a.delete_engine_shadow("a", ida).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::BadState, "{e}");
     assert!(e.to_string().contains("a-exposed"), "{e}");

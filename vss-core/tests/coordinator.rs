@@ -445,106 +445,6 @@ fn a_provider_veto_is_told_apart_from_its_failure() {
     }
 }
 
-/// An application writing to its volume until frozen: freeze parks its writer thread after the
-/// write in flight is acknowledged, thaw and abort let it go on.
-struct App {
-    name: String,
-    volume: cow_engine::Volume,
-    state: parking_lot::Mutex<AppState>,
-    changed: parking_lot::Condvar,
-}
-
-#[derive(Default)]
-struct AppState {
-    paused: bool,
-    parked: bool,
-    stop: bool,
-    acked: u64,
-    /// What was acknowledged when each freeze returned.
-    at_freeze: Vec<u64>,
-}
-
-impl App {
-    fn start(name: &str, volume: cow_engine::Volume) -> (Arc<App>, std::thread::JoinHandle<()>) {
-        let app = Arc::new(App {
-            name: name.into(),
-            volume,
-            state: Default::default(),
-            changed: Default::default(),
-        });
-        let a = app.clone();
-        let t = std::thread::spawn(move || {
-            let mut n = 0u64;
-            loop {
-                {
-                    let mut st = a.state.lock();
-                    while st.paused && !st.stop {
-                        st.parked = true;
-                        a.changed.notify_all();
-                        a.changed.wait(&mut st);
-                    }
-                    st.parked = false;
-                    if st.stop {
-                        return;
-                    }
-                }
-                n += 1;
-                // The counter in block 0, and in one of 16 other blocks in turn.
-                a.volume.write_at(&n.to_le_bytes(), 0).unwrap();
-                a.volume
-                    .write_at(&n.to_le_bytes(), 4096 * (1 + n % 16))
-                    .unwrap();
-                a.state.lock().acked = n;
-                a.changed.notify_all();
-            }
-        });
-        (app, t)
-    }
-
-    fn resume(&self) {
-        self.state.lock().paused = false;
-        self.changed.notify_all();
-    }
-
-    fn stop(&self) {
-        self.state.lock().stop = true;
-        self.changed.notify_all();
-    }
-}
-
-impl Writer for App {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn identify(
-        &self,
-        _: &vss_core::EventContext,
-    ) -> Result<vss_core::WriterMetadata, vss_core::WriterFailure> {
-        let mut m = vss_core::WriterMetadata::new(self.name.clone());
-        m.components
-            .push(Component::new("", "data", [self.name.clone()]));
-        Ok(m)
-    }
-    fn freeze(&self, _: &vss_core::EventContext) -> Result<(), vss_core::WriterFailure> {
-        let mut st = self.state.lock();
-        st.paused = true;
-        while !st.parked {
-            self.changed.wait(&mut st);
-        }
-        let acked = st.acked;
-        st.at_freeze.push(acked);
-        Ok(())
-    }
-    fn thaw(&self, _: &vss_core::EventContext) -> Result<(), vss_core::WriterFailure> {
-        self.resume();
-        Ok(())
-    }
-    fn abort(&self, _: &vss_core::EventContext) -> Result<(), vss_core::WriterFailure> {
-        self.resume();
-        Ok(())
-    }
-}
-
 /// Writers that keep writing until frozen: each shadow holds exactly what its writer had
 /// acknowledged when its freeze returned (a file volume and a memory volume, several sets).
 #[test]
@@ -553,8 +453,15 @@ fn each_shadow_holds_exactly_what_its_writer_acknowledged_before_freeze() {
     let mut vols = file_volumes(dir.path(), &["app1"]);
     vols.extend(mem_volumes(&["app2"]));
     let (sw, c) = coordinator(&vols, common::short());
-    let (a1, t1) = App::start("app1", sw.volume("app1").unwrap());
-    let (a2, t2) = App::start("app2", sw.volume("app2").unwrap());
+    let volume_writes = |v: cow_engine::Volume| {
+        move |n: u64| {
+            // The counter in block 0, and in one of 16 other blocks in turn.
+            v.write_at(&n.to_le_bytes(), 0).unwrap();
+            v.write_at(&n.to_le_bytes(), 4096 * (1 + n % 16)).unwrap();
+        }
+    };
+    let (a1, t1) = App::start("app1", volume_writes(sw.volume("app1").unwrap()));
+    let (a2, t2) = App::start("app2", volume_writes(sw.volume("app2").unwrap()));
     c.add_writer(a1.clone()).unwrap();
     c.add_writer(a2.clone()).unwrap();
     for round in 0..3 {

@@ -164,6 +164,44 @@ fn calls_out_of_sequence_are_bad_state_and_change_nothing() {
     assert_eq!(hw.shadows().unwrap().len(), 1);
 }
 
+/// Sets are told apart by id: two coordinators sharing the provider make sets of different LUNs
+/// with their calls interleaved, and an abort of one leaves the other.
+#[test]
+fn interleaved_sets_are_made_independently() {
+    let a = array();
+    let hw = HardwareProvider::new(a.clone());
+    let (s1, s2, s3) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let (r1, r2, r3) = (
+        request(s1, "db", Attributes::empty(), 1),
+        request(s2, "log", Attributes::empty(), 1),
+        request(s3, "log", Attributes::empty(), 1),
+    );
+    hw.begin_prepare(&r1).unwrap();
+    hw.begin_prepare(&r2).unwrap();
+    hw.begin_prepare(&r3).unwrap();
+    hw.end_prepare(s2, Instant::now() + LONG).unwrap();
+    hw.end_prepare(s1, Instant::now() + LONG).unwrap();
+    hw.abort(s3).unwrap();
+    hw.pre_commit(s2).unwrap();
+    hw.pre_commit(s1).unwrap();
+    hw.commit(s2, LONG).unwrap();
+    open_as(&a, HOST_A, "db").write_at(&block(0, 4), 0).unwrap();
+    hw.commit(s1, LONG).unwrap();
+    let p1 = hw.post_commit(s1).unwrap();
+    let p2 = hw.post_commit(s2).unwrap();
+    assert_eq!((p1[0].set_id, p1[0].shadow_id), (s1, r1.shadow_id));
+    assert_eq!((p2[0].set_id, p2[0].shadow_id), (s2, r2.shadow_id));
+    assert_eq!(peek(&a, &p1[0].shadow.name, 0), block(0, 4));
+    assert_eq!(hw.shadows().unwrap().len(), 2);
+    assert_eq!(
+        hw.pre_commit(s3).unwrap_err().kind(),
+        ErrorKind::BadState,
+        "aborted"
+    );
+    hw.abort(s2).unwrap();
+    assert_eq!(hw.shadows().unwrap(), p1);
+}
+
 /// The LUNs and engine snapshots of `a`, to compare before and after a failed set.
 fn inventory(a: &Array) -> Vec<(String, usize, bool)> {
     a.luns()

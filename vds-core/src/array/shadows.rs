@@ -215,7 +215,8 @@ impl Array {
     }
 
     /// Deletes engine shadow `id` of LUN `lun` (its diff space is given back). Refused while a
-    /// LUN exposes it ([`ErrorKind::BadState`], naming it: delete that LUN first);
+    /// LUN exposes it ([`ErrorKind::BadState`], naming it: delete that LUN first) or a long
+    /// operation (a revert) runs on the LUN ([`ErrorKind::Busy`]);
     /// [`ErrorKind::NotFound`] for an unknown LUN or a snapshot id that is not one of its
     /// shadows.
     pub fn delete_engine_shadow(&self, lun: &str, id: SnapshotId) -> Result<()> {
@@ -223,11 +224,11 @@ impl Array {
             let lid = core.state.id_of(lun)?;
             let vol = core.volumes[&lid].read().clone();
             check_shadow(&vol, lun, id)?;
-            let want = SourceRef {
-                lun: lid,
-                snapshot: id,
-            };
-            if let Some(l) = core.state.luns.values().find(|l| l.source == Some(want)) {
+            if core.busy.contains(&lid) {
+                // A revert may be copying from it.
+                return Err(super::lun_busy(lun));
+            }
+            if let Some(l) = exposing(core, lid, id) {
                 return Err(Error::new(
                     ErrorKind::BadState,
                     format!(
@@ -245,7 +246,8 @@ impl Array {
     /// shadow (its size the shadow's), masked to no one and read-only until
     /// [`Array::break_shadow`] (after which its writes change the shadow itself). Deleting the
     /// LUN leaves the shadow; the shadow cannot be deleted while the LUN stands, nor the LUN
-    /// split. Crash-atomic as [`Array::create_lun`].
+    /// split, nor the shadow exposed a second time ([`ErrorKind::BadState`]). Crash-atomic as
+    /// [`Array::create_lun`].
     pub fn expose_engine_shadow(&self, lun: &str, id: SnapshotId, name: &str) -> Result<()> {
         check_lun_name(name)?;
         self.transact(|core| {
@@ -254,6 +256,16 @@ impl Array {
             core.state.check_new_name(name)?;
             let src_vol = core.volumes[&src].clone();
             let size = check_shadow(&src_vol.read(), lun, id)?;
+            // Broken, an exposing LUN writes into the shadow: two would overwrite each other.
+            if let Some(l) = exposing(core, src, id) {
+                return Err(Error::new(
+                    ErrorKind::BadState,
+                    format!(
+                        "LUN {:?} exposes engine shadow {id} of LUN {lun:?} already",
+                        l.name
+                    ),
+                ));
+            }
             let new = core.state.next_id;
             let bs = core.state.block_size;
             self.begin_create(core, new, None)?;
@@ -330,6 +342,12 @@ impl Array {
             Ok(((), vec![Notification::LunModify { name }]))
         })
     }
+}
+
+/// The LUN exposing engine shadow `id` of LUN `lun`, if any.
+fn exposing(core: &Core, lun: LunId, id: SnapshotId) -> Option<&super::state::LunRec> {
+    let want = SourceRef { lun, snapshot: id };
+    core.state.luns.values().find(|l| l.source == Some(want))
 }
 
 /// Rolls back engine shadow set `set` on the LUNs `begun` whose intent is durable: their tagged

@@ -6,6 +6,7 @@ use std::time::Instant;
 use super::{provider_error, Crowd, Inner, WriterStatus};
 use crate::document::{BackupComponents, WriterMetadata};
 use crate::error::{Error, ErrorKind, Result};
+use crate::shadow::ProviderType;
 use crate::writer::WriterEvent;
 
 /// Where a [`RestoreSession`] is.
@@ -56,9 +57,10 @@ pub struct ComponentRestore {
 /// gather_writer_metadata -> select_component* -> pre_restore -> restore -> post_restore
 /// ```
 ///
-/// The components are those of the saved backup components document; the restore reverts
-/// each selected component's volumes to their shadows of the saved set, through the provider
-/// that made them (software shadows: the engine's revert; persistent shadows only). A call out
+/// The components are those of the saved backup components document; the restore brings each
+/// selected component's volumes back to their shadows of the saved set, through the provider
+/// that made them: a hardware shadow is resynced onto its LUN inside the array (only the blocks
+/// that differ), a software shadow is reverted to by the engine (persistent shadows only). A call out
 /// of order is [`ErrorKind::BadState`]. Dropping the session ends the writers' sessions.
 pub struct RestoreSession {
     crowd: Crowd,
@@ -246,8 +248,8 @@ impl RestoreSession {
         Ok(())
     }
 
-    /// Reverts the selected components' volumes to their shadows, every volume at once
-    /// through its provider, and waits; each component's status is `All` if every volume of it
+    /// Brings the selected components' volumes back to their shadows (hardware: resync;
+    /// software: revert), every volume at once through its provider, and waits; each component's status is `All` if every volume of it
     /// was reverted, `Failed` otherwise.
     ///
     /// Errors: the first failure (a volume with no shadow in the set, a provider refusing a
@@ -293,15 +295,22 @@ impl RestoreSession {
                 continue;
             };
             let p = self.crowd.inner.providers[pi].clone();
-            match p.revert(shadow.shadow_id) {
-                Ok(h) => running.push((v, p, h)),
-                Err(e) => outcome.push((v, Err(provider_error(p.as_ref(), "revert", e)))),
+            // A hardware shadow is copied back inside the array (resync, changed blocks only);
+            // a software shadow is reverted to by its engine.
+            let (step, started) = if shadow.provider_type == ProviderType::Hardware {
+                ("resync", p.resync(shadow.shadow_id, None))
+            } else {
+                ("revert", p.revert(shadow.shadow_id))
+            };
+            match started {
+                Ok(h) => running.push((v, p, step, h)),
+                Err(e) => outcome.push((v, Err(provider_error(p.as_ref(), step, e)))),
             }
         }
-        for (v, p, h) in running {
+        for (v, p, step, h) in running {
             let r = h
                 .wait()
-                .map_err(|e| provider_error(p.as_ref(), "revert", Error::from(e)));
+                .map_err(|e| provider_error(p.as_ref(), step, Error::from(e)));
             outcome.push((v, r));
         }
         let mut first = None;

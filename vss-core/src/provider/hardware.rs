@@ -45,7 +45,7 @@
 //! - [`Provider::resync`] copies a shadow back over its original (only the blocks that differ,
 //!   [`Array::resync_lun`]) or over another LUN of its size (every block).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
@@ -91,14 +91,15 @@ enum Step {
     Prepared,
     /// `pre_commit` returned.
     PreCommitted,
+    /// `commit` runs.
+    Committing,
     /// `commit` returned: the shadow LUNs exist.
     Committed,
 }
 
-/// The set in flight.
+/// A set being made.
 #[derive(Debug)]
 struct Pending {
-    set_id: Uuid,
     requests: Vec<ShadowRequest>,
     step: Step,
 }
@@ -145,7 +146,8 @@ struct Found {
 #[derive(Debug)]
 pub struct HardwareProvider {
     array: Array,
-    pending: Mutex<Option<Pending>>,
+    /// The sets being made, by id (several coordinators may share one provider).
+    sets: Mutex<HashMap<Uuid, Pending>>,
     /// Serialises import, break and recovery (each a check then several array changes).
     ops: Mutex<()>,
 }
@@ -161,7 +163,7 @@ impl HardwareProvider {
     pub fn new(array: Array) -> HardwareProvider {
         HardwareProvider {
             array,
-            pending: Mutex::new(None),
+            sets: Mutex::new(HashMap::new()),
             ops: Mutex::new(()),
         }
     }
@@ -339,31 +341,88 @@ impl HardwareProvider {
         Ok(())
     }
 
-    /// Checks that the set in flight is `set_id` at step `want`, naming the call.
+    /// The set `set_id` being made, checked to be at step `want` (else [`ErrorKind::BadState`]
+    /// naming the call).
     fn at_step<'a>(
-        pending: &'a mut Option<Pending>,
+        sets: &'a mut HashMap<Uuid, Pending>,
         set_id: Uuid,
         want: Step,
         call: &str,
     ) -> Result<&'a mut Pending> {
-        let step = match pending.as_ref() {
-            Some(p) if p.set_id == set_id => p.step,
-            _ => {
-                return Err(Error::new(
-                    ErrorKind::BadState,
-                    format!("{call} for set {set_id}, which this provider is not preparing"),
-                ))
-            }
+        let Some(p) = sets.get_mut(&set_id) else {
+            return Err(Error::new(
+                ErrorKind::BadState,
+                format!("{call} for set {set_id}, which this provider is not making"),
+            ));
         };
-        if step != want {
+        if p.step != want {
             return Err(Error::new(
                 ErrorKind::BadState,
                 format!(
-                    "{call} for set {set_id} out of sequence: the set is at {step:?}, {call} needs {want:?}"
+                    "{call} for set {set_id} out of sequence: the set is at {:?}, {call} needs {want:?}",
+                    p.step
                 ),
             ));
         }
-        Ok(pending.as_mut().expect("checked above"))
+        Ok(p)
+    }
+
+    /// The commit of set `set_id` made of `requests`: one [`Array::snapshot_set`], within
+    /// `hold`.
+    fn commit_requests(
+        &self,
+        set_id: Uuid,
+        requests: &[ShadowRequest],
+        hold: Duration,
+    ) -> Result<()> {
+        let names: Vec<String> = requests
+            .iter()
+            .map(|r| Self::shadow_lun_name(&r.volume, r.shadow_id))
+            .collect();
+        let pairs: Vec<(&str, &str)> = requests
+            .iter()
+            .zip(&names)
+            .map(|(r, n)| (r.volume.as_str(), n.as_str()))
+            .collect();
+        let attributes = requests[0].context.attributes()
+            | requests[0].attributes
+            | Attributes::HARDWARE_ASSISTED;
+        let ids: Vec<String> = requests.iter().map(|r| r.shadow_id.to_string()).collect();
+        let start = Instant::now();
+        let metadata = BTreeMap::from([
+            (KEY_PROVIDER.to_string(), Self::ID.to_string()),
+            (KEY_SET.to_string(), set_id.to_string()),
+            (KEY_SHADOWS.to_string(), ids.join(" ")),
+            (
+                KEY_ATTRIBUTES.to_string(),
+                format!("{:#010x}", attributes.bits()),
+            ),
+            (
+                KEY_CREATED.to_string(),
+                unix_ns(SystemTime::now()).to_string(),
+            ),
+        ]);
+        let array_set = self.array.snapshot_set(&pairs, &metadata).map_err(|e| {
+            if e.kind() == vds_core::ErrorKind::Timeout {
+                Error::new(
+                    ErrorKind::FlushWritesTimeout,
+                    format!("set {set_id}: the LUNs' writes did not drain at the freeze: {e}"),
+                )
+            } else {
+                Error::from(e)
+            }
+        })?;
+        let took = start.elapsed();
+        if took > hold {
+            let _ = self.array.delete_snapshot_set(&array_set);
+            return Err(Error::new(
+                ErrorKind::HoldWritesTimeout,
+                format!(
+                    "set {set_id}: the commit took {took:?}, longer than the hold window of {hold:?}; its shadows are deleted"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Write counters of LUNs `luns`: (bytes, write operations) issued to their origins and
@@ -416,6 +475,24 @@ impl Provider for HardwareProvider {
         ProviderType::Hardware
     }
 
+    /// The pool's directory and the LUN's name for a pool on disk (one process owns a pool);
+    /// for an in-memory array, this provider's address and the name (two providers over one
+    /// in-memory array are not told apart: the array still runs their sets' transactions one
+    /// at a time).
+    fn volume_key(&self, volume: &str) -> String {
+        let pool = self
+            .array
+            .provider()
+            .subsystems
+            .first()
+            .map(|s| s.name.clone())
+            .filter(|n| n.starts_with("pool "));
+        match pool {
+            Some(pool) => format!("umbra array {pool}/{volume}"),
+            None => format!("umbra in-memory array of provider {:p}/{volume}", self),
+        }
+    }
+
     /// True for a LUN of the array that is not damaged and not itself an unbroken shadow LUN.
     fn is_volume_supported(&self, volume: &str, _context: Context) -> Result<bool> {
         if self.array.lun(volume).is_err() {
@@ -428,22 +505,13 @@ impl Provider for HardwareProvider {
     }
 
     fn begin_prepare(&self, request: &ShadowRequest) -> Result<()> {
-        let mut pending = self.pending.lock();
-        if pending.as_ref().is_none_or(|p| p.set_id != request.set_id) {
-            // A new sequence: whatever was being prepared is dropped (a committed set stays in
-            // the pool, listed; its abort still deletes it).
-            *pending = Some(Pending {
-                set_id: request.set_id,
-                requests: Vec::new(),
-                step: Step::Preparing,
-            });
-        }
-        let p = Self::at_step(
-            &mut pending,
-            request.set_id,
-            Step::Preparing,
-            "begin_prepare",
-        )?;
+        let mut sets = self.sets.lock();
+        // The first call for a set id starts its sequence.
+        sets.entry(request.set_id).or_insert_with(|| Pending {
+            requests: Vec::new(),
+            step: Step::Preparing,
+        });
+        let p = Self::at_step(&mut sets, request.set_id, Step::Preparing, "begin_prepare")?;
         let volume = request.volume.as_str();
         if !self.is_volume_supported(volume, request.context)? {
             return Err(Error::new(
@@ -499,8 +567,8 @@ impl Provider for HardwareProvider {
     }
 
     fn end_prepare(&self, set_id: Uuid, deadline: Instant) -> Result<()> {
-        let mut pending = self.pending.lock();
-        let p = Self::at_step(&mut pending, set_id, Step::Preparing, "end_prepare")?;
+        let mut sets = self.sets.lock();
+        let p = Self::at_step(&mut sets, set_id, Step::Preparing, "end_prepare")?;
         if p.requests.is_empty() {
             return Err(Error::new(
                 ErrorKind::BadState,
@@ -520,8 +588,8 @@ impl Provider for HardwareProvider {
     }
 
     fn pre_commit(&self, set_id: Uuid) -> Result<()> {
-        let mut pending = self.pending.lock();
-        let p = Self::at_step(&mut pending, set_id, Step::Prepared, "pre_commit")?;
+        let mut sets = self.sets.lock();
+        let p = Self::at_step(&mut sets, set_id, Step::Prepared, "pre_commit")?;
         // A LUN deleted or damaged since it was prepared is a veto, before the instant.
         for r in &p.requests {
             if !self.is_volume_supported(&r.volume, r.context)? {
@@ -543,64 +611,43 @@ impl Provider for HardwareProvider {
     /// [`ErrorKind::HoldWritesTimeout`]. Writes that do not drain at the freeze are
     /// [`ErrorKind::FlushWritesTimeout`]. Any failure leaves no shadow LUN.
     fn commit(&self, set_id: Uuid, hold: Duration) -> Result<()> {
-        let mut pending = self.pending.lock();
-        let p = Self::at_step(&mut pending, set_id, Step::PreCommitted, "commit")?;
-        let names: Vec<String> = p
-            .requests
-            .iter()
-            .map(|r| Self::shadow_lun_name(&r.volume, r.shadow_id))
-            .collect();
-        let pairs: Vec<(&str, &str)> = p
-            .requests
-            .iter()
-            .zip(&names)
-            .map(|(r, n)| (r.volume.as_str(), n.as_str()))
-            .collect();
-        let attributes = p.requests[0].context.attributes()
-            | p.requests[0].attributes
-            | Attributes::HARDWARE_ASSISTED;
-        let ids: Vec<String> = p.requests.iter().map(|r| r.shadow_id.to_string()).collect();
-        let start = Instant::now();
-        let metadata = BTreeMap::from([
-            (KEY_PROVIDER.to_string(), Self::ID.to_string()),
-            (KEY_SET.to_string(), set_id.to_string()),
-            (KEY_SHADOWS.to_string(), ids.join(" ")),
-            (
-                KEY_ATTRIBUTES.to_string(),
-                format!("{:#010x}", attributes.bits()),
-            ),
-            (
-                KEY_CREATED.to_string(),
-                unix_ns(SystemTime::now()).to_string(),
-            ),
-        ]);
-        let array_set = self.array.snapshot_set(&pairs, &metadata).map_err(|e| {
-            if e.kind() == vds_core::ErrorKind::Timeout {
-                Error::new(
-                    ErrorKind::FlushWritesTimeout,
-                    format!("set {set_id}: the LUNs' writes did not drain at the freeze: {e}"),
-                )
-            } else {
-                Error::from(e)
+        // The set is marked as committing and the lock released: other sets' calls go on while
+        // the array works.
+        let requests = {
+            let mut sets = self.sets.lock();
+            let p = Self::at_step(&mut sets, set_id, Step::PreCommitted, "commit")?;
+            p.step = Step::Committing;
+            p.requests.clone()
+        };
+        let made = self.commit_requests(set_id, &requests, hold);
+        let mut sets = self.sets.lock();
+        match made {
+            Ok(()) => match sets.get_mut(&set_id) {
+                Some(p) => {
+                    p.step = Step::Committed;
+                    Ok(())
+                }
+                None => {
+                    // Aborted while the array worked: what the commit made goes too.
+                    drop(sets);
+                    self.delete_set(set_id)?;
+                    Err(Error::new(
+                        ErrorKind::BadState,
+                        format!("set {set_id} was aborted while its commit ran; its shadows are deleted"),
+                    ))
+                }
+            },
+            // Nothing of the set remains: it is forgotten (its abort is a no-op).
+            Err(e) => {
+                sets.remove(&set_id);
+                Err(e)
             }
-        })?;
-        let took = start.elapsed();
-        if took > hold {
-            let _ = self.array.delete_snapshot_set(&array_set);
-            return Err(Error::new(
-                ErrorKind::HoldWritesTimeout,
-                format!(
-                    "set {set_id}: the commit took {took:?}, longer than the hold window of {hold:?}; its shadows are deleted"
-                ),
-            ));
         }
-        p.step = Step::Committed;
-        Ok(())
     }
 
     fn post_commit(&self, set_id: Uuid) -> Result<Vec<ShadowProperties>> {
-        let mut pending = self.pending.lock();
-        let p = Self::at_step(&mut pending, set_id, Step::Committed, "post_commit")?;
+        let mut sets = self.sets.lock();
+        let p = Self::at_step(&mut sets, set_id, Step::Committed, "post_commit")?;
         let mut out = Vec::with_capacity(p.requests.len());
         for r in &p.requests {
             let lun = Self::shadow_lun_name(&r.volume, r.shadow_id);
@@ -612,15 +659,12 @@ impl Provider for HardwareProvider {
             })?;
             out.push(f.props);
         }
-        *pending = None;
+        sets.remove(&set_id);
         Ok(out)
     }
 
     fn abort(&self, set_id: Uuid) -> Result<()> {
-        let mut pending = self.pending.lock();
-        if pending.as_ref().is_some_and(|p| p.set_id == set_id) {
-            *pending = None;
-        }
+        self.sets.lock().remove(&set_id);
         self.delete_set(set_id)
     }
 

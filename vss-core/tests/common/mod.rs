@@ -301,3 +301,105 @@ pub fn prepared(c: &Coordinator, context: Context, volumes: &[&str]) -> BackupSe
 pub fn writable(v: &Volume) -> bool {
     !v.is_frozen() && v.write_at(&[7u8; 16], 4096).is_ok()
 }
+
+/// An application writing until frozen: its thread calls `write(n)` for n = 1, 2, ... and counts
+/// each as acknowledged when it returns; freeze parks the thread after the write in flight is
+/// acknowledged, thaw and abort let it go on.
+pub struct App {
+    /// The writer's name (its one component's LUN too).
+    pub name: String,
+    /// What it has done.
+    pub state: Mutex<AppState>,
+    /// Notified at every change of `state`.
+    pub changed: Condvar,
+}
+
+#[derive(Default)]
+pub struct AppState {
+    paused: bool,
+    parked: bool,
+    stop: bool,
+    /// The writes acknowledged so far.
+    pub acked: u64,
+    /// What was acknowledged when each freeze returned.
+    pub at_freeze: Vec<u64>,
+}
+
+impl App {
+    /// Starts the writing thread.
+    pub fn start(
+        name: &str,
+        write: impl Fn(u64) + Send + 'static,
+    ) -> (Arc<App>, std::thread::JoinHandle<()>) {
+        let app = Arc::new(App {
+            name: name.into(),
+            state: Default::default(),
+            changed: Default::default(),
+        });
+        let a = app.clone();
+        let t = std::thread::spawn(move || {
+            let mut n = 0u64;
+            loop {
+                {
+                    let mut st = a.state.lock();
+                    while st.paused && !st.stop {
+                        st.parked = true;
+                        a.changed.notify_all();
+                        a.changed.wait(&mut st);
+                    }
+                    st.parked = false;
+                    if st.stop {
+                        return;
+                    }
+                }
+                n += 1;
+                write(n);
+                a.state.lock().acked = n;
+                a.changed.notify_all();
+            }
+        });
+        (app, t)
+    }
+
+    /// Lets the thread go on.
+    pub fn resume(&self) {
+        self.state.lock().paused = false;
+        self.changed.notify_all();
+    }
+
+    /// Ends the thread.
+    pub fn stop(&self) {
+        self.state.lock().stop = true;
+        self.changed.notify_all();
+    }
+}
+
+impl Writer for App {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn identify(&self, _: &EventContext) -> Result<WriterMetadata, WriterFailure> {
+        let mut m = WriterMetadata::new(self.name.clone());
+        m.components
+            .push(Component::new("", "data", [self.name.clone()]));
+        Ok(m)
+    }
+    fn freeze(&self, _: &EventContext) -> Result<(), WriterFailure> {
+        let mut st = self.state.lock();
+        st.paused = true;
+        while !st.parked {
+            self.changed.wait(&mut st);
+        }
+        let acked = st.acked;
+        st.at_freeze.push(acked);
+        Ok(())
+    }
+    fn thaw(&self, _: &EventContext) -> Result<(), WriterFailure> {
+        self.resume();
+        Ok(())
+    }
+    fn abort(&self, _: &EventContext) -> Result<(), WriterFailure> {
+        self.resume();
+        Ok(())
+    }
+}
