@@ -282,23 +282,6 @@ pub(crate) fn status_of_vds(kind: vds_core::ErrorKind) -> umbra_status {
 pub(crate) fn status_of_vss(kind: vss_core::ErrorKind) -> umbra_status {
     use vss_core::ErrorKind as K;
     match kind {
-        K::InvalidArgument => UMBRA_E_INVALID_ARGUMENT,
-        K::InvalidInitiator => UMBRA_E_INVALID_INITIATOR,
-        K::NotFound => UMBRA_E_NOT_FOUND,
-        K::AlreadyExists => UMBRA_E_ALREADY_EXISTS,
-        K::AccessDenied => UMBRA_E_ACCESS_DENIED,
-        K::Busy => UMBRA_E_BUSY,
-        K::BadState => UMBRA_E_BAD_STATE,
-        K::OutOfRange => UMBRA_E_OUT_OF_RANGE,
-        K::NoSpace => UMBRA_E_NO_SPACE,
-        K::Timeout => UMBRA_E_TIMEOUT,
-        K::Cancelled => UMBRA_E_CANCELLED,
-        K::Corrupt => UMBRA_E_CORRUPT,
-        K::UnsupportedVersion => UMBRA_E_UNSUPPORTED_VERSION,
-        K::Unsupported => UMBRA_E_UNSUPPORTED,
-        K::Io => UMBRA_E_IO,
-        K::Internal => UMBRA_E_PANIC,
-        K::NotAPool => UMBRA_E_NOT_A_POOL,
         K::UnexpectedWriterError => UMBRA_E_WRITER_FAILED,
         K::InvalidDocument => UMBRA_E_INVALID_DOCUMENT,
         K::ProviderVeto => UMBRA_E_PROVIDER_VETO,
@@ -318,9 +301,13 @@ pub(crate) fn status_of_vss(kind: vss_core::ErrorKind) -> umbra_status {
         K::SnapshotNotInSet => UMBRA_E_SNAPSHOT_NOT_IN_SET,
         K::NonTransportableBcd => UMBRA_E_NONTRANSPORTABLE_BCD,
         K::ResyncInProgress => UMBRA_E_RESYNC_IN_PROGRESS,
-        // A kind added to vss-core after this table: reported as an I/O error (the message
-        // names it) until it gets its own code in the next minor ABI version.
-        _ => UMBRA_E_IO,
+        // vds-core's kinds (vss-core holds each under the same name): vds-core's codes. A kind
+        // added to vss-core after this table is reported as an I/O error (the message names
+        // it) until it gets its own code in the next minor ABI version.
+        k => vds_core::ErrorKind::ALL
+            .iter()
+            .find(|&&v| vss_core::ErrorKind::from(v) == k)
+            .map_or(UMBRA_E_IO, |&v| status_of_vds(v)),
     }
 }
 

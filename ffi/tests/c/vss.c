@@ -147,6 +147,16 @@ static umbra_array *array_with_db(void) {
     return a;
 }
 
+/* Gathers, starts a set (its id into `set_id`, 40 bytes), adds LUN "db" and prepares. */
+static void set_of_db(umbra_vss_backup *b, char *set_id) {
+    size_t n = 0;
+    OK(umbra_vss_backup_gather(b));
+    OK(umbra_vss_backup_start_set(b, set_id, 40, &n));
+    CHECK(n == 36);
+    OK(umbra_vss_backup_add_volume(b, "db"));
+    OK(umbra_vss_backup_prepare(b));
+}
+
 /* A whole backup with one C writer, in VSS's order, the events checked one by one. */
 static void whole_backup(void) {
     umbra_array *a = array_with_db();
@@ -239,12 +249,8 @@ static void failing_writer(void) {
     OK(umbra_vss_coordinator_add_writer(c, "db", NULL, &t));
     umbra_vss_backup *b = NULL;
     OK(umbra_vss_backup_create(c, 0, 1, &b));
-    OK(umbra_vss_backup_gather(b));
     char set_id[40];
-    size_t n = 0;
-    OK(umbra_vss_backup_start_set(b, set_id, sizeof set_id, &n));
-    OK(umbra_vss_backup_add_volume(b, "db"));
-    OK(umbra_vss_backup_prepare(b));
+    set_of_db(b, set_id);
     CHECK_STATUS(umbra_vss_backup_do_snapshot_set(b), UMBRA_E_WRITER_FAILED);
     step_is(b, UMBRA_VSS_STEP_ABORTED);
     log_is(&w, "identify,prepare-backup,prepare-snapshot,abort");
@@ -281,12 +287,8 @@ static void hanging_writer(void) {
 
     umbra_vss_backup *b = NULL;
     OK(umbra_vss_backup_create(c, 0, 1, &b));
-    OK(umbra_vss_backup_gather(b));
     char set_id[40];
-    size_t n = 0;
-    OK(umbra_vss_backup_start_set(b, set_id, sizeof set_id, &n));
-    OK(umbra_vss_backup_add_volume(b, "db"));
-    OK(umbra_vss_backup_prepare(b));
+    set_of_db(b, set_id);
     CHECK_STATUS(umbra_vss_backup_do_snapshot_set(b), UMBRA_E_WRITER_NOT_RESPONDING);
     /* Returned while the writer is still blocked in freeze. */
     pthread_mutex_lock(&hung.mu);
@@ -306,10 +308,7 @@ static void hanging_writer(void) {
     /* The next set: the hung writer is left out; the set succeeds. */
     clear_log(&good);
     OK(umbra_vss_backup_create(c, 0, 1, &b));
-    OK(umbra_vss_backup_gather(b));
-    OK(umbra_vss_backup_start_set(b, set_id, sizeof set_id, &n));
-    OK(umbra_vss_backup_add_volume(b, "db"));
-    OK(umbra_vss_backup_prepare(b));
+    set_of_db(b, set_id);
     OK(umbra_vss_backup_do_snapshot_set(b));
     OK(umbra_vss_backup_complete(b));
     OK(umbra_vss_backup_shutdown(b));
@@ -342,12 +341,9 @@ static void transport(void) {
     OK(umbra_vss_coordinator_create_array(a, 0, 0, 0, &c));
     umbra_vss_backup *b = NULL;
     OK(umbra_vss_backup_create(c, 0x09 | 0x20 /* APP_ROLLBACK | TRANSPORTABLE */, 5, &b));
-    OK(umbra_vss_backup_gather(b));
     char set_id[40];
     size_t n = 0;
-    OK(umbra_vss_backup_start_set(b, set_id, sizeof set_id, &n));
-    OK(umbra_vss_backup_add_volume(b, "db"));
-    OK(umbra_vss_backup_prepare(b));
+    set_of_db(b, set_id);
     OK(umbra_vss_backup_do_snapshot_set(b));
     char *doc = text_of(umbra_vss_backup_get_components, b);
     OK(umbra_vss_backup_complete(b));
