@@ -277,7 +277,7 @@ static void failing_writer(void) {
 static void hanging_writer(void) {
     umbra_array *a = array_with_db();
     umbra_vss_coordinator *c = NULL;
-    OK(umbra_vss_coordinator_create_array(a, 1500, 0, 5000, &c));
+    OK(umbra_vss_coordinator_create_array(a, 3000, 0, 10000, &c));
     writer_ctx hung, good;
     ctx_init(&hung, UMBRA_VSS_EVENT_FREEZE, 0);
     ctx_init(&good, 0, 0);
