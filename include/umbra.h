@@ -28,7 +28,7 @@
 /** ABI major version of this header: a program needs a library with the same major. */
 #define UMBRA_ABI_MAJOR 1
 /** ABI minor version of this header: a program needs a library with at least this minor. */
-#define UMBRA_ABI_MINOR 5
+#define UMBRA_ABI_MINOR 6
 /** The value umbra_abi_version() returns for a library matching this header exactly. */
 #define UMBRA_ABI_VERSION ((uint32_t)((UMBRA_ABI_MAJOR << 16) | UMBRA_ABI_MINOR))
 
@@ -183,6 +183,139 @@
 #define UMBRA_SET_NAME_MAX 32
 
 /**
+ * Writer event: identify (a writer's metadata is the JSON given to
+ * `umbra_vss_coordinator_add_writer`).
+ */
+#define UMBRA_VSS_EVENT_IDENTIFY 1
+
+/**
+ * Writer event: prepare for backup.
+ */
+#define UMBRA_VSS_EVENT_PREPARE_BACKUP 2
+
+/**
+ * Writer event: prepare for the snapshot.
+ */
+#define UMBRA_VSS_EVENT_PREPARE_SNAPSHOT 3
+
+/**
+ * Writer event: freeze (stop writing; the freeze window runs until thaw).
+ */
+#define UMBRA_VSS_EVENT_FREEZE 4
+
+/**
+ * Writer event: thaw (writes may resume).
+ */
+#define UMBRA_VSS_EVENT_THAW 5
+
+/**
+ * Writer event: post snapshot (the shadows exist).
+ */
+#define UMBRA_VSS_EVENT_POST_SNAPSHOT 6
+
+/**
+ * Writer event: abort (the set was abandoned; undo prepare and freeze).
+ */
+#define UMBRA_VSS_EVENT_ABORT 7
+
+/**
+ * Writer event: backup complete.
+ */
+#define UMBRA_VSS_EVENT_BACKUP_COMPLETE 8
+
+/**
+ * Writer event: backup shutdown (the session is over).
+ */
+#define UMBRA_VSS_EVENT_BACKUP_SHUTDOWN 9
+
+/**
+ * Writer event: pre restore.
+ */
+#define UMBRA_VSS_EVENT_PRE_RESTORE 10
+
+/**
+ * Writer event: post restore.
+ */
+#define UMBRA_VSS_EVENT_POST_RESTORE 11
+
+/**
+ * A writer's answer: success.
+ */
+#define UMBRA_VSS_FAILURE_NONE 0
+
+/**
+ * A writer's answer: a transient failure (VSS `VSS_E_WRITERERROR_RETRYABLE`).
+ */
+#define UMBRA_VSS_FAILURE_RETRYABLE 1
+
+/**
+ * A writer's answer: a failure trying again will not help (`VSS_E_WRITERERROR_NONRETRYABLE`).
+ */
+#define UMBRA_VSS_FAILURE_NON_RETRYABLE 2
+
+/**
+ * A writer's answer, or what a writer that did not answer by its deadline is recorded with
+ * (`VSS_E_WRITERERROR_TIMEOUT`).
+ */
+#define UMBRA_VSS_FAILURE_TIMEOUT 3
+
+/**
+ * A writer's answer: the set lacks LUNs its components live on
+ * (`VSS_E_WRITERERROR_INCONSISTENTSNAPSHOT`).
+ */
+#define UMBRA_VSS_FAILURE_INCONSISTENT_SNAPSHOT 4
+
+/**
+ * A writer's answer: out of memory, threads or processes (`VSS_E_WRITERERROR_OUTOFRESOURCES`).
+ */
+#define UMBRA_VSS_FAILURE_OUT_OF_RESOURCES 5
+
+/**
+ * Backup session step (`umbra_vss_backup_get_step`): made; next gather.
+ */
+#define UMBRA_VSS_STEP_INITIAL 0
+
+/**
+ * Backup session step: writers identified; next select components and start the set.
+ */
+#define UMBRA_VSS_STEP_GATHERED 1
+
+/**
+ * Backup session step: set started; next add volumes and prepare.
+ */
+#define UMBRA_VSS_STEP_SET_STARTED 2
+
+/**
+ * Backup session step: prepared for backup; next do the snapshot set.
+ */
+#define UMBRA_VSS_STEP_PREPARED 3
+
+/**
+ * Backup session step: the shadows exist; next backup complete.
+ */
+#define UMBRA_VSS_STEP_SNAPSHOTTED 4
+
+/**
+ * Backup session step: backup complete sent; next shutdown.
+ */
+#define UMBRA_VSS_STEP_COMPLETED 5
+
+/**
+ * Backup session step: shut down; the session is over.
+ */
+#define UMBRA_VSS_STEP_ENDED 6
+
+/**
+ * Backup session step: aborted (by a failure or by `umbra_vss_backup_abort`); over.
+ */
+#define UMBRA_VSS_STEP_ABORTED 7
+
+/**
+ * Length of the buffer a writer's failure message is written into (NUL included).
+ */
+#define UMBRA_VSS_MESSAGE_LEN 512
+
+/**
  * The embedded array, in memory or over a pool directory. Created by `umbra_array_open`, freed
  * by `umbra_array_free`. Safe to share across threads.
  */
@@ -212,6 +345,19 @@ typedef struct umbra_lun_handle umbra_lun_handle;
  * across threads.
  */
 typedef struct umbra_volume umbra_volume;
+
+/**
+ * A backup session (VSS's requester sequence). Created by `umbra_vss_backup_create`, freed by
+ * `umbra_vss_backup_free` (which aborts a set not yet made, or shuts down a made one).
+ */
+typedef struct umbra_vss_backup umbra_vss_backup;
+
+/**
+ * A shadow-copy coordinator over an array or a set of volumes. Created by
+ * `umbra_vss_coordinator_create_array` or `_create_volumes`, freed by
+ * `umbra_vss_coordinator_free`. Safe to share across threads.
+ */
+typedef struct umbra_vss_coordinator umbra_vss_coordinator;
 
 /**
  * The result of every fallible call: `UMBRA_OK` (0) or one of the `UMBRA_E_*` constants.
@@ -358,6 +504,80 @@ typedef struct {
 } umbra_lun_stats;
 
 /**
+ * One event of a C writer.
+ *
+ * Called on a thread of the library's with the writer's `ctx`, the event
+ * (`UMBRA_VSS_EVENT_*`), the set's id (a UUID string; empty at identify), the milliseconds left
+ * until the event's deadline, and a buffer of `UMBRA_VSS_MESSAGE_LEN` zeroed bytes for a failure
+ * message. Returns `UMBRA_VSS_FAILURE_NONE` for success or a `UMBRA_VSS_FAILURE_*` kind (any
+ * other value is taken as non-retryable). A call that does not return by its deadline is a
+ * timeout like any other: the set goes on (or is aborted) without it, its thread is left
+ * running, and the writer is marked not responding (left out of new sets) until it returns.
+ */
+typedef uint32_t (*umbra_vss_writer_fn)(void *ctx,
+                                        uint32_t event,
+                                        const char *set_id,
+                                        uint64_t ms_left,
+                                        char *message);
+
+/**
+ * A C writer: one function per event (NULL: the event succeeds at once) and the `ctx` every
+ * call gets. The table is copied by `umbra_vss_coordinator_add_writer`; `ctx` must stay valid,
+ * and the functions callable from any thread (calls of one writer may overlap when a call
+ * outlives its deadline), until the coordinator is freed and every call it made has returned.
+ */
+typedef struct {
+    /**
+     * Passed to every function.
+     */
+    void *ctx;
+    /**
+     * `UMBRA_VSS_EVENT_IDENTIFY`.
+     */
+    umbra_vss_writer_fn identify;
+    /**
+     * `UMBRA_VSS_EVENT_PREPARE_BACKUP`.
+     */
+    umbra_vss_writer_fn prepare_backup;
+    /**
+     * `UMBRA_VSS_EVENT_PREPARE_SNAPSHOT`.
+     */
+    umbra_vss_writer_fn prepare_snapshot;
+    /**
+     * `UMBRA_VSS_EVENT_FREEZE`.
+     */
+    umbra_vss_writer_fn freeze;
+    /**
+     * `UMBRA_VSS_EVENT_THAW`.
+     */
+    umbra_vss_writer_fn thaw;
+    /**
+     * `UMBRA_VSS_EVENT_POST_SNAPSHOT`.
+     */
+    umbra_vss_writer_fn post_snapshot;
+    /**
+     * `UMBRA_VSS_EVENT_ABORT`.
+     */
+    umbra_vss_writer_fn abort;
+    /**
+     * `UMBRA_VSS_EVENT_BACKUP_COMPLETE`.
+     */
+    umbra_vss_writer_fn backup_complete;
+    /**
+     * `UMBRA_VSS_EVENT_BACKUP_SHUTDOWN`.
+     */
+    umbra_vss_writer_fn backup_shutdown;
+    /**
+     * `UMBRA_VSS_EVENT_PRE_RESTORE`.
+     */
+    umbra_vss_writer_fn pre_restore;
+    /**
+     * `UMBRA_VSS_EVENT_POST_RESTORE`.
+     */
+    umbra_vss_writer_fn post_restore;
+} umbra_vss_writer;
+
+/**
  * Success.
  */
 #define UMBRA_OK 0
@@ -468,14 +688,101 @@ typedef struct {
 #define UMBRA_E_ACCESS_DENIED 301
 
 /**
- * A shadow-copy writer failed an event (reserved for the vss-core ABI).
+ * A shadow-copy writer failed an event (the set was aborted where the step aborts it; the
+ * session's writer status names the step and the kind). VSS: `VSS_E_UNEXPECTED_WRITER_ERROR`.
  */
 #define UMBRA_E_WRITER_FAILED 400
 
 /**
- * A Writer Metadata or Backup Components document is malformed (reserved for the vss-core ABI).
+ * A Writer Metadata or Backup Components document is malformed; the message names the problem
+ * and where. VSS: `VSS_E_INVALID_XML_DOCUMENT`.
  */
 #define UMBRA_E_INVALID_DOCUMENT 401
+
+/**
+ * A provider refused the operation in an expected way (a volume it cannot snapshot now); told apart from its failure (`UMBRA_E_UNEXPECTED_PROVIDER_ERROR`). VSS: `VSS_E_PROVIDER_VETO`. (ABI 1.6)
+ */
+#define UMBRA_E_PROVIDER_VETO 402
+
+/**
+ * No provider supports this volume. VSS: `VSS_E_VOLUME_NOT_SUPPORTED`. (ABI 1.6)
+ */
+#define UMBRA_E_VOLUME_NOT_SUPPORTED 403
+
+/**
+ * A provider failed in an unexpected way. VSS: `VSS_E_UNEXPECTED_PROVIDER_ERROR`. (ABI 1.6)
+ */
+#define UMBRA_E_UNEXPECTED_PROVIDER_ERROR 404
+
+/**
+ * A snapshot set already holds 64 volumes. VSS: `VSS_E_MAXIMUM_NUMBER_OF_VOLUMES_REACHED`. (ABI 1.6)
+ */
+#define UMBRA_E_MAX_VOLUMES_REACHED 405
+
+/**
+ * Writes could not be flushed in time at the start of the hold window. VSS: `VSS_E_FLUSH_WRITES_TIMEOUT`. (ABI 1.6)
+ */
+#define UMBRA_E_FLUSH_WRITES_TIMEOUT 406
+
+/**
+ * Writes were held longer than the hold window. VSS: `VSS_E_HOLD_WRITES_TIMEOUT`. (ABI 1.6)
+ */
+#define UMBRA_E_HOLD_WRITES_TIMEOUT 407
+
+/**
+ * Another snapshot set is being made; try again when it is done. VSS: `VSS_E_SNAPSHOT_SET_IN_PROGRESS`. (ABI 1.6)
+ */
+#define UMBRA_E_SNAPSHOT_SET_IN_PROGRESS 408
+
+/**
+ * A volume already has the most shadows it may have. VSS: `VSS_E_MAXIMUM_NUMBER_OF_SNAPSHOTS_REACHED`. (ABI 1.6)
+ */
+#define UMBRA_E_MAX_SNAPSHOTS_REACHED 409
+
+/**
+ * A writer did not answer within its deadline (the set was aborted). VSS: `VSS_E_WRITER_NOT_RESPONDING`. (ABI 1.6)
+ */
+#define UMBRA_E_WRITER_NOT_RESPONDING 410
+
+/**
+ * The context (or an attribute in it) is not supported here. VSS: `VSS_E_UNSUPPORTED_CONTEXT`. (ABI 1.6)
+ */
+#define UMBRA_E_UNSUPPORTED_CONTEXT 411
+
+/**
+ * The volume is in use by another operation (a revert, a resync, an import). VSS: `VSS_E_VOLUME_IN_USE`. (ABI 1.6)
+ */
+#define UMBRA_E_VOLUME_IN_USE 412
+
+/**
+ * An import found none of the set's shadows. VSS: `VSS_E_NO_SNAPSHOTS_IMPORTED`. (ABI 1.6)
+ */
+#define UMBRA_E_NO_SNAPSHOTS_IMPORTED 413
+
+/**
+ * A revert of the volume is running. VSS: `VSS_E_REVERT_IN_PROGRESS`. (ABI 1.6)
+ */
+#define UMBRA_E_REVERT_IN_PROGRESS 414
+
+/**
+ * A volume named is not one of the set's. VSS: `VSS_E_UNSELECTED_VOLUME`. (ABI 1.6)
+ */
+#define UMBRA_E_UNSELECTED_VOLUME 415
+
+/**
+ * A shadow named is not in the set. VSS: `VSS_E_SNAPSHOT_NOT_IN_SET`. (ABI 1.6)
+ */
+#define UMBRA_E_SNAPSHOT_NOT_IN_SET 416
+
+/**
+ * The backup components document describes a set that is not transportable. VSS: `VSS_E_NONTRANSPORTABLE_BCD`. (ABI 1.6)
+ */
+#define UMBRA_E_NONTRANSPORTABLE_BCD 417
+
+/**
+ * A resync of the LUN is running. VSS: `VSS_E_RESYNC_IN_PROGRESS`. (ABI 1.6)
+ */
+#define UMBRA_E_RESYNC_IN_PROGRESS 418
 
 /**
  * A bug: the library panicked. The call had no effect beyond what it did before the panic; the
@@ -1889,6 +2196,360 @@ umbra_status umbra_async_cancel(umbra_async *op);
  * `op` is NULL or a live handle not used again afterwards.
  */
 void umbra_async_free(umbra_async *op);
+
+/**
+ * Makes a coordinator whose provider is the hardware provider of `array` (each shadow a
+ * snapshot LUN masked to no one, read-only until broken). Deadlines in milliseconds, 0 for the
+ * default: `freeze_ms` from the first freeze to the last thaw (60 s), `hold_ms` the providers'
+ * hold of writes (10 s), `event_ms` every other event (60 s). The array handle may be freed
+ * before the coordinator (they share the array).
+ *
+ * # Safety
+ * `array` is NULL or a live array handle; `out` is NULL or writable.
+ */
+umbra_status umbra_vss_coordinator_create_array(const umbra_array *array,
+                                                uint32_t freeze_ms,
+                                                uint32_t hold_ms,
+                                                uint32_t event_ms,
+                                                umbra_vss_coordinator **out);
+
+/**
+ * Makes a coordinator whose provider is the software provider over `count` volumes, the i-th
+ * named `names[i]` in sets (commit: one snapshot of every volume of the set under one freeze).
+ * Deadlines as for `umbra_vss_coordinator_create_array`. The volume handles may be freed before
+ * the coordinator (they share the volumes).
+ *
+ * # Safety
+ * `volumes` and `names` are NULL or point to `count` live volume handles and NUL-terminated
+ * strings; `out` is NULL or writable.
+ */
+umbra_status umbra_vss_coordinator_create_volumes(const umbra_volume *const *volumes,
+                                                  const char *const *names,
+                                                  size_t count,
+                                                  uint32_t freeze_ms,
+                                                  uint32_t hold_ms,
+                                                  uint32_t event_ms,
+                                                  umbra_vss_coordinator **out);
+
+/**
+ * Frees a coordinator (NULL: no-op). Sessions made from it stay usable until freed. A C
+ * writer's call still running past its deadline keeps running; its `ctx` must stay valid until
+ * it returns.
+ *
+ * # Safety
+ * `coordinator` is NULL or a live handle not used after this call.
+ */
+void umbra_vss_coordinator_free(umbra_vss_coordinator *coordinator);
+
+/**
+ * Adds a C writer named `name` to every session made from now on. `metadata_json` is its Writer
+ * Metadata document (docs/protocol.md), or NULL for one component named after the writer
+ * covering every LUN of the set. `writer` is copied; see `umbra_vss_writer` for how long its
+ * `ctx` must live.
+ *
+ * Errors: `UMBRA_E_ALREADY_EXISTS` for a name taken, `UMBRA_E_INVALID_DOCUMENT` for malformed
+ * metadata, `UMBRA_E_INVALID_ARGUMENT` for metadata naming another writer or an empty name.
+ *
+ * # Safety
+ * `coordinator` is NULL or live; `name` and a non-NULL `metadata_json` are NUL-terminated;
+ * `writer` is NULL or points to a table.
+ */
+umbra_status umbra_vss_coordinator_add_writer(const umbra_vss_coordinator *coordinator,
+                                              const char *name,
+                                              const char *metadata_json,
+                                              const umbra_vss_writer *writer);
+
+/**
+ * Removes writer `name` from the sessions made from now on (`UMBRA_E_NOT_FOUND` if unknown).
+ *
+ * # Safety
+ * `coordinator` is NULL or live; `name` is NULL or NUL-terminated.
+ */
+umbra_status umbra_vss_coordinator_remove_writer(const umbra_vss_coordinator *coordinator,
+                                                 const char *name);
+
+/**
+ * Waits at most `timeout_ms` until writer `name` has no call running past its deadline (its
+ * late calls returned); `*out_responding` is true if it has none by then.
+ *
+ * # Safety
+ * `coordinator` is NULL or live; `name` is NULL or NUL-terminated; `out_responding` is NULL or
+ * writable.
+ */
+umbra_status umbra_vss_coordinator_wait_writer(const umbra_vss_coordinator *coordinator,
+                                               const char *name,
+                                               uint32_t timeout_ms,
+                                               bool *out_responding);
+
+/**
+ * Every shadow the coordinator's provider holds, oldest first, as a JSON array of shadow
+ * properties (docs/protocol.md: `shadow_id`, `set_id`, `original`, `shadow`, `attributes`,
+ * `created_unix_ns`, `state`, `exposure`, ...). String output convention.
+ *
+ * # Safety
+ * `coordinator` is NULL or live; `buf` is NULL or `len` writable bytes; `out_len` is NULL or
+ * writable.
+ */
+umbra_status umbra_vss_coordinator_list_shadows(const umbra_vss_coordinator *coordinator,
+                                                char *buf,
+                                                size_t len,
+                                                size_t *out_len);
+
+/**
+ * The properties of shadow `shadow_id` (a UUID string) as a JSON object (see
+ * `umbra_vss_coordinator_list_shadows`); `UMBRA_E_NOT_FOUND` for an unknown id.
+ *
+ * # Safety
+ * As `umbra_vss_coordinator_list_shadows`; `shadow_id` is NULL or NUL-terminated.
+ */
+umbra_status umbra_vss_coordinator_get_shadow(const umbra_vss_coordinator *coordinator,
+                                              const char *shadow_id,
+                                              char *buf,
+                                              size_t len,
+                                              size_t *out_len);
+
+/**
+ * Deletes shadows: `shadow_id` one (a UUID string), or with `set_id` every shadow of a set; give
+ * exactly one of them. `*out_count` (if not NULL) gets how many were deleted.
+ * `UMBRA_E_NOT_FOUND` if none matches.
+ *
+ * # Safety
+ * `coordinator` is NULL or live; the ids are NULL or NUL-terminated; `out_count` is NULL or
+ * writable.
+ */
+umbra_status umbra_vss_coordinator_delete_shadows(const umbra_vss_coordinator *coordinator,
+                                                  const char *shadow_id,
+                                                  const char *set_id,
+                                                  size_t *out_count);
+
+/**
+ * Fast recovery (hardware provider): the damaged LUN the shadow `shadow_id` was taken of is
+ * masked off its hosts, the shadow is broken and takes its place at the same host LUN numbers,
+ * the damaged LUN stays (masked to no one, or read-only to `keep_for_host` when not NULL).
+ * Writes the recovery report as JSON: `{"damaged":..,"recovered":..,"bytes_moved":0,"writes":..}`
+ * (string output convention).
+ *
+ * # Safety
+ * `coordinator` is NULL or live; `shadow_id` and a non-NULL `keep_for_host` are NUL-terminated;
+ * `buf` is NULL or `len` writable bytes; `out_len` is NULL or writable.
+ */
+umbra_status umbra_vss_coordinator_recover(const umbra_vss_coordinator *coordinator,
+                                           const char *shadow_id,
+                                           const char *keep_for_host,
+                                           char *buf,
+                                           size_t len,
+                                           size_t *out_len);
+
+/**
+ * Imports for host `host` the transportable set a Backup Components document describes
+ * (`components_json`, as `umbra_vss_backup_get_components` gave it, saved and loaded on the
+ * importing side): its shadows are unmasked read-only to the host, once. Writes the imported
+ * shadows' properties as a JSON array (string output convention).
+ *
+ * Errors: a malformed document `UMBRA_E_INVALID_DOCUMENT`; one without a set
+ * `UMBRA_E_INVALID_ARGUMENT`; a set not made TRANSPORTABLE `UMBRA_E_NONTRANSPORTABLE_BCD`; none
+ * of its shadows here `UMBRA_E_NO_SNAPSHOTS_IMPORTED`; imported already `UMBRA_E_BAD_STATE`.
+ *
+ * # Safety
+ * As `umbra_vss_coordinator_recover`; `components_json` and `host` are NULL or NUL-terminated.
+ */
+umbra_status umbra_vss_coordinator_import(const umbra_vss_coordinator *coordinator,
+                                          const char *components_json,
+                                          const char *host,
+                                          char *buf,
+                                          size_t len,
+                                          size_t *out_len);
+
+/**
+ * Breaks the set `set_id`: its shadows become ordinary read-write LUNs, out of the set (deleting
+ * the set never deletes them). Writes their names as a JSON array of strings.
+ *
+ * # Safety
+ * As `umbra_vss_coordinator_recover`.
+ */
+umbra_status umbra_vss_coordinator_break_set(const umbra_vss_coordinator *coordinator,
+                                             const char *set_id,
+                                             char *buf,
+                                             size_t len,
+                                             size_t *out_len);
+
+/**
+ * Starts a backup session in `context` (VSS's context and attribute bits: 0 = BACKUP,
+ * non-persistent, with writers; OR in `0x20` TRANSPORTABLE, ...) of `backup_type` (VSS's values:
+ * 1 full, 5 copy, ...). Nothing is called yet.
+ *
+ * # Safety
+ * `coordinator` is NULL or live; `out` is NULL or writable.
+ */
+umbra_status umbra_vss_backup_create(const umbra_vss_coordinator *coordinator,
+                                     uint32_t context,
+                                     uint32_t backup_type,
+                                     umbra_vss_backup **out);
+
+/**
+ * Frees a session (NULL: no-op): a set not yet made is aborted (every writer gets abort, no
+ * shadow remains); a made one is shut down (its auto-release shadows deleted).
+ *
+ * # Safety
+ * `backup` is NULL or a live handle not used after this call.
+ */
+void umbra_vss_backup_free(umbra_vss_backup *backup);
+
+/**
+ * Gathers the writers' metadata (identify, in parallel, each within the event deadline; a
+ * writer that fails identify is left out and reported in the writer status).
+ *
+ * A call out of order is `UMBRA_E_BAD_STATE` naming the step, and changes nothing.
+ *
+ * # Safety
+ * `backup` is NULL or a live session handle.
+ */
+umbra_status umbra_vss_backup_gather(umbra_vss_backup *backup);
+
+/**
+ * Prepares the writers for backup (prepare-backup); a failure or hang aborts the set.
+ *
+ * A call out of order is `UMBRA_E_BAD_STATE` naming the step, and changes nothing.
+ *
+ * # Safety
+ * `backup` is NULL or a live session handle.
+ */
+umbra_status umbra_vss_backup_prepare(umbra_vss_backup *backup);
+
+/**
+ * Makes the snapshot set: prepare-snapshot, freeze, the providers' commit, thaw,
+ * post-snapshot. A writer's failure or hang before the shadows exist aborts the set
+ * (`UMBRA_E_WRITER_FAILED`, `UMBRA_E_WRITER_NOT_RESPONDING`): every writer gets abort, every
+ * volume is thawed, no shadow of the set remains.
+ *
+ * A call out of order is `UMBRA_E_BAD_STATE` naming the step, and changes nothing.
+ *
+ * # Safety
+ * `backup` is NULL or a live session handle.
+ */
+umbra_status umbra_vss_backup_do_snapshot_set(umbra_vss_backup *backup);
+
+/**
+ * Sends backup complete (a writer's failure is recorded in its status; the shadows stay).
+ *
+ * A call out of order is `UMBRA_E_BAD_STATE` naming the step, and changes nothing.
+ *
+ * # Safety
+ * `backup` is NULL or a live session handle.
+ */
+umbra_status umbra_vss_backup_complete(umbra_vss_backup *backup);
+
+/**
+ * Sends backup shutdown; the session is over (auto-release shadows are deleted).
+ *
+ * A call out of order is `UMBRA_E_BAD_STATE` naming the step, and changes nothing.
+ *
+ * # Safety
+ * `backup` is NULL or a live session handle.
+ */
+umbra_status umbra_vss_backup_shutdown(umbra_vss_backup *backup);
+
+/**
+ * Aborts the set: every writer gets abort, every volume is thawed, no shadow of the set
+ * remains; the session is over.
+ *
+ * A call out of order is `UMBRA_E_BAD_STATE` naming the step, and changes nothing.
+ *
+ * # Safety
+ * `backup` is NULL or a live session handle.
+ */
+umbra_status umbra_vss_backup_abort(umbra_vss_backup *backup);
+
+/**
+ * Selects component `path` of writer `writer` for the backup (after gather, before start set).
+ *
+ * # Safety
+ * `backup` is NULL or live; `writer` and `path` are NULL or NUL-terminated.
+ */
+umbra_status umbra_vss_backup_select_component(umbra_vss_backup *backup,
+                                               const char *writer,
+                                               const char *path);
+
+/**
+ * Starts the snapshot set (one at a time per coordinator and volume:
+ * `UMBRA_E_SNAPSHOT_SET_IN_PROGRESS`); writes its id, a UUID string (string output convention).
+ *
+ * # Safety
+ * `backup` is NULL or live; `buf` is NULL or `len` writable bytes; `out_len` is NULL or writable.
+ */
+umbra_status umbra_vss_backup_start_set(umbra_vss_backup *backup,
+                                        char *buf,
+                                        size_t len,
+                                        size_t *out_len);
+
+/**
+ * Adds volume (LUN) `volume` to the set (at most 64; `UMBRA_E_MAX_VOLUMES_REACHED`).
+ *
+ * # Safety
+ * `backup` is NULL or live; `volume` is NULL or NUL-terminated.
+ */
+umbra_status umbra_vss_backup_add_volume(umbra_vss_backup *backup, const char *volume);
+
+/**
+ * The session's step, `UMBRA_VSS_STEP_*`.
+ *
+ * # Safety
+ * `backup` is NULL or live; `out_step` is NULL or writable.
+ */
+umbra_status umbra_vss_backup_get_step(const umbra_vss_backup *backup, uint32_t *out_step);
+
+/**
+ * The state of writer `writer` in this session: `*out_state` VSS's writer state value (1
+ * STABLE ... 9 FAILED_AT_FREEZE ...; docs/protocol.md), `*out_failure` the failure kind
+ * (`UMBRA_VSS_FAILURE_*`, NONE if it has not failed). `UMBRA_E_NOT_FOUND` for a writer not in
+ * the session. Either output may be NULL.
+ *
+ * # Safety
+ * `backup` is NULL or live; `writer` is NULL or NUL-terminated; the outputs NULL or writable.
+ */
+umbra_status umbra_vss_backup_get_writer_state(const umbra_vss_backup *backup,
+                                               const char *writer,
+                                               uint32_t *out_state,
+                                               uint32_t *out_failure);
+
+/**
+ * Every writer's status in this session as a JSON array of objects: `writer`, `state` (VSS's
+ * name without `VSS_WS_`, e.g. `"FAILED_AT_FREEZE"`), `state_code`, `failure` (null or
+ * `{"kind": "timeout", "message": ...}`), `responding`, `taking_part` (string output
+ * convention).
+ *
+ * # Safety
+ * `backup` is NULL or live; `buf` is NULL or `len` writable bytes; `out_len` is NULL or writable.
+ */
+umbra_status umbra_vss_backup_get_writer_status(const umbra_vss_backup *backup,
+                                                char *buf,
+                                                size_t len,
+                                                size_t *out_len);
+
+/**
+ * The Backup Components document of the made set as JSON (docs/protocol.md; keep it to restore
+ * or to import the set elsewhere). String output convention; `UMBRA_E_BAD_STATE` before the
+ * snapshot set is made.
+ *
+ * # Safety
+ * `backup` is NULL or live; `buf` is NULL or `len` writable bytes; `out_len` is NULL or writable.
+ */
+umbra_status umbra_vss_backup_get_components(const umbra_vss_backup *backup,
+                                             char *buf,
+                                             size_t len,
+                                             size_t *out_len);
+
+/**
+ * The properties of the set's shadows as a JSON array (see
+ * `umbra_vss_coordinator_list_shadows`); `UMBRA_E_BAD_STATE` before the set is made.
+ *
+ * # Safety
+ * `backup` is NULL or live; `buf` is NULL or `len` writable bytes; `out_len` is NULL or writable.
+ */
+umbra_status umbra_vss_backup_get_shadows(const umbra_vss_backup *backup,
+                                          char *buf,
+                                          size_t len,
+                                          size_t *out_len);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -94,6 +94,12 @@ impl From<vds_core::Error> for FfiError {
     }
 }
 
+impl From<vss_core::Error> for FfiError {
+    fn from(e: vss_core::Error) -> Self {
+        FfiError::labelled(status_of_vss(e.kind()), e.report())
+    }
+}
+
 thread_local! {
     static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
     /// How many failures this thread has recorded: tells a deprecated alias whether the export it

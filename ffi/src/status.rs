@@ -77,11 +77,47 @@ pub const UMBRA_E_INVALID_INITIATOR: umbra_status = 300;
 pub const UMBRA_E_ACCESS_DENIED: umbra_status = 301;
 // 302-399: reserved for masking errors.
 
-/// A shadow-copy writer failed an event (reserved for the vss-core ABI).
+/// A shadow-copy writer failed an event (the set was aborted where the step aborts it; the
+/// session's writer status names the step and the kind). VSS: `VSS_E_UNEXPECTED_WRITER_ERROR`.
 pub const UMBRA_E_WRITER_FAILED: umbra_status = 400;
-/// A Writer Metadata or Backup Components document is malformed (reserved for the vss-core ABI).
+/// A Writer Metadata or Backup Components document is malformed; the message names the problem
+/// and where. VSS: `VSS_E_INVALID_XML_DOCUMENT`.
 pub const UMBRA_E_INVALID_DOCUMENT: umbra_status = 401;
-// 402-499: reserved for shadow-copy errors.
+/// A provider refused the operation in an expected way (a volume it cannot snapshot now); told apart from its failure (`UMBRA_E_UNEXPECTED_PROVIDER_ERROR`). VSS: `VSS_E_PROVIDER_VETO`. (ABI 1.6)
+pub const UMBRA_E_PROVIDER_VETO: umbra_status = 402;
+/// No provider supports this volume. VSS: `VSS_E_VOLUME_NOT_SUPPORTED`. (ABI 1.6)
+pub const UMBRA_E_VOLUME_NOT_SUPPORTED: umbra_status = 403;
+/// A provider failed in an unexpected way. VSS: `VSS_E_UNEXPECTED_PROVIDER_ERROR`. (ABI 1.6)
+pub const UMBRA_E_UNEXPECTED_PROVIDER_ERROR: umbra_status = 404;
+/// A snapshot set already holds 64 volumes. VSS: `VSS_E_MAXIMUM_NUMBER_OF_VOLUMES_REACHED`. (ABI 1.6)
+pub const UMBRA_E_MAX_VOLUMES_REACHED: umbra_status = 405;
+/// Writes could not be flushed in time at the start of the hold window. VSS: `VSS_E_FLUSH_WRITES_TIMEOUT`. (ABI 1.6)
+pub const UMBRA_E_FLUSH_WRITES_TIMEOUT: umbra_status = 406;
+/// Writes were held longer than the hold window. VSS: `VSS_E_HOLD_WRITES_TIMEOUT`. (ABI 1.6)
+pub const UMBRA_E_HOLD_WRITES_TIMEOUT: umbra_status = 407;
+/// Another snapshot set is being made; try again when it is done. VSS: `VSS_E_SNAPSHOT_SET_IN_PROGRESS`. (ABI 1.6)
+pub const UMBRA_E_SNAPSHOT_SET_IN_PROGRESS: umbra_status = 408;
+/// A volume already has the most shadows it may have. VSS: `VSS_E_MAXIMUM_NUMBER_OF_SNAPSHOTS_REACHED`. (ABI 1.6)
+pub const UMBRA_E_MAX_SNAPSHOTS_REACHED: umbra_status = 409;
+/// A writer did not answer within its deadline (the set was aborted). VSS: `VSS_E_WRITER_NOT_RESPONDING`. (ABI 1.6)
+pub const UMBRA_E_WRITER_NOT_RESPONDING: umbra_status = 410;
+/// The context (or an attribute in it) is not supported here. VSS: `VSS_E_UNSUPPORTED_CONTEXT`. (ABI 1.6)
+pub const UMBRA_E_UNSUPPORTED_CONTEXT: umbra_status = 411;
+/// The volume is in use by another operation (a revert, a resync, an import). VSS: `VSS_E_VOLUME_IN_USE`. (ABI 1.6)
+pub const UMBRA_E_VOLUME_IN_USE: umbra_status = 412;
+/// An import found none of the set's shadows. VSS: `VSS_E_NO_SNAPSHOTS_IMPORTED`. (ABI 1.6)
+pub const UMBRA_E_NO_SNAPSHOTS_IMPORTED: umbra_status = 413;
+/// A revert of the volume is running. VSS: `VSS_E_REVERT_IN_PROGRESS`. (ABI 1.6)
+pub const UMBRA_E_REVERT_IN_PROGRESS: umbra_status = 414;
+/// A volume named is not one of the set's. VSS: `VSS_E_UNSELECTED_VOLUME`. (ABI 1.6)
+pub const UMBRA_E_UNSELECTED_VOLUME: umbra_status = 415;
+/// A shadow named is not in the set. VSS: `VSS_E_SNAPSHOT_NOT_IN_SET`. (ABI 1.6)
+pub const UMBRA_E_SNAPSHOT_NOT_IN_SET: umbra_status = 416;
+/// The backup components document describes a set that is not transportable. VSS: `VSS_E_NONTRANSPORTABLE_BCD`. (ABI 1.6)
+pub const UMBRA_E_NONTRANSPORTABLE_BCD: umbra_status = 417;
+/// A resync of the LUN is running. VSS: `VSS_E_RESYNC_IN_PROGRESS`. (ABI 1.6)
+pub const UMBRA_E_RESYNC_IN_PROGRESS: umbra_status = 418;
+// 419-499: reserved for shadow-copy errors.
 
 /// A bug: the library panicked. The call had no effect beyond what it did before the panic; the
 /// message names the panic. Please report it.
@@ -111,6 +147,47 @@ pub(crate) const STATUS_NAMES: &[(umbra_status, &CStr)] = &[
     (UMBRA_E_ACCESS_DENIED, c"UMBRA_E_ACCESS_DENIED"),
     (UMBRA_E_WRITER_FAILED, c"UMBRA_E_WRITER_FAILED"),
     (UMBRA_E_INVALID_DOCUMENT, c"UMBRA_E_INVALID_DOCUMENT"),
+    (UMBRA_E_PROVIDER_VETO, c"UMBRA_E_PROVIDER_VETO"),
+    (
+        UMBRA_E_VOLUME_NOT_SUPPORTED,
+        c"UMBRA_E_VOLUME_NOT_SUPPORTED",
+    ),
+    (
+        UMBRA_E_UNEXPECTED_PROVIDER_ERROR,
+        c"UMBRA_E_UNEXPECTED_PROVIDER_ERROR",
+    ),
+    (UMBRA_E_MAX_VOLUMES_REACHED, c"UMBRA_E_MAX_VOLUMES_REACHED"),
+    (
+        UMBRA_E_FLUSH_WRITES_TIMEOUT,
+        c"UMBRA_E_FLUSH_WRITES_TIMEOUT",
+    ),
+    (UMBRA_E_HOLD_WRITES_TIMEOUT, c"UMBRA_E_HOLD_WRITES_TIMEOUT"),
+    (
+        UMBRA_E_SNAPSHOT_SET_IN_PROGRESS,
+        c"UMBRA_E_SNAPSHOT_SET_IN_PROGRESS",
+    ),
+    (
+        UMBRA_E_MAX_SNAPSHOTS_REACHED,
+        c"UMBRA_E_MAX_SNAPSHOTS_REACHED",
+    ),
+    (
+        UMBRA_E_WRITER_NOT_RESPONDING,
+        c"UMBRA_E_WRITER_NOT_RESPONDING",
+    ),
+    (UMBRA_E_UNSUPPORTED_CONTEXT, c"UMBRA_E_UNSUPPORTED_CONTEXT"),
+    (UMBRA_E_VOLUME_IN_USE, c"UMBRA_E_VOLUME_IN_USE"),
+    (
+        UMBRA_E_NO_SNAPSHOTS_IMPORTED,
+        c"UMBRA_E_NO_SNAPSHOTS_IMPORTED",
+    ),
+    (UMBRA_E_REVERT_IN_PROGRESS, c"UMBRA_E_REVERT_IN_PROGRESS"),
+    (UMBRA_E_UNSELECTED_VOLUME, c"UMBRA_E_UNSELECTED_VOLUME"),
+    (UMBRA_E_SNAPSHOT_NOT_IN_SET, c"UMBRA_E_SNAPSHOT_NOT_IN_SET"),
+    (
+        UMBRA_E_NONTRANSPORTABLE_BCD,
+        c"UMBRA_E_NONTRANSPORTABLE_BCD",
+    ),
+    (UMBRA_E_RESYNC_IN_PROGRESS, c"UMBRA_E_RESYNC_IN_PROGRESS"),
     (UMBRA_E_PANIC, c"UMBRA_E_PANIC"),
 ];
 
@@ -143,12 +220,10 @@ pub(crate) fn status_label(status: umbra_status) -> &'static str {
         UMBRA_E_NULL_POINTER => "null pointer",
         UMBRA_E_BUFFER_TOO_SMALL => "buffer too small",
         UMBRA_E_IN_PROGRESS => "in progress",
-        UMBRA_E_WRITER_FAILED => "writer failed",
-        UMBRA_E_INVALID_DOCUMENT => "invalid document",
         // The kinds' own texts: one kind, one code, one label.
-        s => vds_core::ErrorKind::ALL
+        s => vss_core::ErrorKind::ALL
             .iter()
-            .find(|&&k| status_of_vds(k) == s)
+            .find(|&&k| status_of_vss(k) == s)
             .map_or("error", |k| k.as_str()),
     }
 }
@@ -199,6 +274,40 @@ pub(crate) fn status_of_vds(kind: vds_core::ErrorKind) -> umbra_status {
         K::NotAPool => UMBRA_E_NOT_A_POOL,
         // See status_of_cow.
         _ => UMBRA_E_IO,
+    }
+}
+
+/// The status for a `vss-core` error kind (the table in docs/abi.md): its first sixteen kinds are
+/// vds-core's, with vds-core's codes; the protocol's own take 400-418.
+pub(crate) fn status_of_vss(kind: vss_core::ErrorKind) -> umbra_status {
+    use vss_core::ErrorKind as K;
+    match kind {
+        K::UnexpectedWriterError => UMBRA_E_WRITER_FAILED,
+        K::InvalidDocument => UMBRA_E_INVALID_DOCUMENT,
+        K::ProviderVeto => UMBRA_E_PROVIDER_VETO,
+        K::VolumeNotSupported => UMBRA_E_VOLUME_NOT_SUPPORTED,
+        K::UnexpectedProviderError => UMBRA_E_UNEXPECTED_PROVIDER_ERROR,
+        K::MaxVolumesReached => UMBRA_E_MAX_VOLUMES_REACHED,
+        K::FlushWritesTimeout => UMBRA_E_FLUSH_WRITES_TIMEOUT,
+        K::HoldWritesTimeout => UMBRA_E_HOLD_WRITES_TIMEOUT,
+        K::SnapshotSetInProgress => UMBRA_E_SNAPSHOT_SET_IN_PROGRESS,
+        K::MaxSnapshotsReached => UMBRA_E_MAX_SNAPSHOTS_REACHED,
+        K::WriterNotResponding => UMBRA_E_WRITER_NOT_RESPONDING,
+        K::UnsupportedContext => UMBRA_E_UNSUPPORTED_CONTEXT,
+        K::VolumeInUse => UMBRA_E_VOLUME_IN_USE,
+        K::NoSnapshotsImported => UMBRA_E_NO_SNAPSHOTS_IMPORTED,
+        K::RevertInProgress => UMBRA_E_REVERT_IN_PROGRESS,
+        K::UnselectedVolume => UMBRA_E_UNSELECTED_VOLUME,
+        K::SnapshotNotInSet => UMBRA_E_SNAPSHOT_NOT_IN_SET,
+        K::NonTransportableBcd => UMBRA_E_NONTRANSPORTABLE_BCD,
+        K::ResyncInProgress => UMBRA_E_RESYNC_IN_PROGRESS,
+        // vds-core's kinds (vss-core holds each under the same name): vds-core's codes. A kind
+        // added to vss-core after this table is reported as an I/O error (the message names
+        // it) until it gets its own code in the next minor ABI version.
+        k => vds_core::ErrorKind::ALL
+            .iter()
+            .find(|&&v| vss_core::ErrorKind::from(v) == k)
+            .map_or(UMBRA_E_IO, |&v| status_of_vds(v)),
     }
 }
 

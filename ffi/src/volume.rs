@@ -31,6 +31,11 @@ impl umbra_volume {
             events: Notifier::default(),
         }
     }
+
+    /// The volume (a shared handle), for the shadow-copy coordinator's software provider.
+    pub(crate) fn volume(&self) -> &Volume {
+        &self.vol
+    }
 }
 
 impl Drop for umbra_volume {

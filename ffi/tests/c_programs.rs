@@ -361,6 +361,11 @@ fn c_freeze_snapshot_sets_metadata_and_stats() {
 }
 
 #[test]
+fn c_shadow_copy_writers_sessions_and_fast_recovery() {
+    run_program("vss", "vss.c", Lang::C, Link::Shared, false);
+}
+
+#[test]
 fn c_deprecated_aliases_still_work() {
     run_program("aliases", "aliases.c", Lang::C, Link::Shared, true);
 }

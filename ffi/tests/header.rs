@@ -147,6 +147,23 @@ fn status_codes_are_never_renumbered() {
         (UMBRA_E_ACCESS_DENIED, 301),
         (UMBRA_E_WRITER_FAILED, 400),
         (UMBRA_E_INVALID_DOCUMENT, 401),
+        (UMBRA_E_PROVIDER_VETO, 402),
+        (UMBRA_E_VOLUME_NOT_SUPPORTED, 403),
+        (UMBRA_E_UNEXPECTED_PROVIDER_ERROR, 404),
+        (UMBRA_E_MAX_VOLUMES_REACHED, 405),
+        (UMBRA_E_FLUSH_WRITES_TIMEOUT, 406),
+        (UMBRA_E_HOLD_WRITES_TIMEOUT, 407),
+        (UMBRA_E_SNAPSHOT_SET_IN_PROGRESS, 408),
+        (UMBRA_E_MAX_SNAPSHOTS_REACHED, 409),
+        (UMBRA_E_WRITER_NOT_RESPONDING, 410),
+        (UMBRA_E_UNSUPPORTED_CONTEXT, 411),
+        (UMBRA_E_VOLUME_IN_USE, 412),
+        (UMBRA_E_NO_SNAPSHOTS_IMPORTED, 413),
+        (UMBRA_E_REVERT_IN_PROGRESS, 414),
+        (UMBRA_E_UNSELECTED_VOLUME, 415),
+        (UMBRA_E_SNAPSHOT_NOT_IN_SET, 416),
+        (UMBRA_E_NONTRANSPORTABLE_BCD, 417),
+        (UMBRA_E_RESYNC_IN_PROGRESS, 418),
         (UMBRA_E_PANIC, 900),
     ];
     for (got, want) in frozen {
@@ -168,6 +185,14 @@ fn status_codes_are_never_renumbered() {
         (UMBRA_VOLUME_VOLATILE, 2),
         (UMBRA_LUN_STATUS_ONLINE, 1),
         (UMBRA_LUN_STATUS_OFFLINE, 4),
+        (UMBRA_VSS_EVENT_IDENTIFY, 1),
+        (UMBRA_VSS_EVENT_FREEZE, 4),
+        (UMBRA_VSS_EVENT_POST_RESTORE, 11),
+        (UMBRA_VSS_FAILURE_NONE, 0),
+        (UMBRA_VSS_FAILURE_RETRYABLE, 1),
+        (UMBRA_VSS_FAILURE_OUT_OF_RESOURCES, 5),
+        (UMBRA_VSS_STEP_INITIAL, 0),
+        (UMBRA_VSS_STEP_ABORTED, 7),
     ];
     for (got, want) in frozen_values {
         assert_eq!(got, want);
