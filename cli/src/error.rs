@@ -101,5 +101,5 @@ impl From<vss_core::Error> for Error {
 /// A vss-core kind's stable snake_case name (`"writer_not_responding"`), as the DiskShadow run's
 /// JSON spells it.
 pub fn vss_kind_name(kind: vss_core::ErrorKind) -> &'static str {
-    vss_core::script::ScriptErrorKind::Failed(kind).as_str()
+    kind.name()
 }

@@ -113,6 +113,51 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// The kind's stable snake_case name, as JSON output spells it (the DiskShadow run's
+    /// results, the `umbra` command's errors): `"invalid_argument"`, `"writer_not_responding"`,
+    /// ... (exhaustive: a new kind must be named here; the kinds vds-core also has carry
+    /// `vds_core::ErrorKind::name`'s names).
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidArgument => "invalid_argument",
+            ErrorKind::InvalidInitiator => "invalid_initiator",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::AlreadyExists => "already_exists",
+            ErrorKind::AccessDenied => "access_denied",
+            ErrorKind::Busy => "busy",
+            ErrorKind::BadState => "bad_state",
+            ErrorKind::OutOfRange => "out_of_range",
+            ErrorKind::NoSpace => "no_space",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Cancelled => "cancelled",
+            ErrorKind::Corrupt => "corrupt",
+            ErrorKind::UnsupportedVersion => "unsupported_version",
+            ErrorKind::Unsupported => "unsupported",
+            ErrorKind::Io => "io",
+            ErrorKind::Internal => "internal",
+            ErrorKind::ProviderVeto => "provider_veto",
+            ErrorKind::VolumeNotSupported => "volume_not_supported",
+            ErrorKind::UnexpectedProviderError => "unexpected_provider_error",
+            ErrorKind::InvalidDocument => "invalid_document",
+            ErrorKind::MaxVolumesReached => "max_volumes_reached",
+            ErrorKind::FlushWritesTimeout => "flush_writes_timeout",
+            ErrorKind::HoldWritesTimeout => "hold_writes_timeout",
+            ErrorKind::UnexpectedWriterError => "unexpected_writer_error",
+            ErrorKind::SnapshotSetInProgress => "snapshot_set_in_progress",
+            ErrorKind::MaxSnapshotsReached => "max_snapshots_reached",
+            ErrorKind::WriterNotResponding => "writer_not_responding",
+            ErrorKind::UnsupportedContext => "unsupported_context",
+            ErrorKind::VolumeInUse => "volume_in_use",
+            ErrorKind::NoSnapshotsImported => "no_snapshots_imported",
+            ErrorKind::RevertInProgress => "revert_in_progress",
+            ErrorKind::UnselectedVolume => "unselected_volume",
+            ErrorKind::SnapshotNotInSet => "snapshot_not_in_set",
+            ErrorKind::NonTransportableBcd => "non_transportable_bcd",
+            ErrorKind::ResyncInProgress => "resync_in_progress",
+            ErrorKind::NotAPool => "not_a_pool",
+        }
+    }
+
     /// A short stable name for the kind (the text `vds_core::ErrorKind` uses for the kinds both
     /// have).
     pub fn as_str(self) -> &'static str {
@@ -358,6 +403,19 @@ impl From<cow_engine::Error> for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every kind has a name of its own, and the kinds vds-core also has carry its names (the
+    /// JSON of a DiskRAID run and of a DiskShadow run spell a kind alike).
+    #[test]
+    fn names_are_unique_and_the_arrays_kinds_keep_the_arrays_names() {
+        let mut seen = std::collections::BTreeSet::new();
+        for k in ErrorKind::ALL {
+            assert!(seen.insert(k.name()), "{k:?}: {} twice", k.name());
+        }
+        for k in vds_core::ErrorKind::ALL {
+            assert_eq!(ErrorKind::from(k).name(), k.name(), "{k:?}");
+        }
+    }
 
     /// The array's kinds (and through them the engine's) keep their names and text here.
     #[test]

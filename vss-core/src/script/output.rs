@@ -268,7 +268,7 @@ impl ScriptErrorKind {
         match self {
             ScriptErrorKind::Syntax => "syntax",
             ScriptErrorKind::ExecFailed => "exec_failed",
-            ScriptErrorKind::Failed(k) => error_kind_name(k),
+            ScriptErrorKind::Failed(k) => k.name(),
         }
     }
 }
@@ -276,48 +276,6 @@ impl ScriptErrorKind {
 impl Serialize for ScriptErrorKind {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())
-    }
-}
-
-/// The snake_case name of an error kind (exhaustive: a new kind must be named here).
-fn error_kind_name(k: ErrorKind) -> &'static str {
-    match k {
-        ErrorKind::InvalidArgument => "invalid_argument",
-        ErrorKind::InvalidInitiator => "invalid_initiator",
-        ErrorKind::NotFound => "not_found",
-        ErrorKind::AlreadyExists => "already_exists",
-        ErrorKind::AccessDenied => "access_denied",
-        ErrorKind::Busy => "busy",
-        ErrorKind::BadState => "bad_state",
-        ErrorKind::OutOfRange => "out_of_range",
-        ErrorKind::NoSpace => "no_space",
-        ErrorKind::Timeout => "timeout",
-        ErrorKind::Cancelled => "cancelled",
-        ErrorKind::Corrupt => "corrupt",
-        ErrorKind::UnsupportedVersion => "unsupported_version",
-        ErrorKind::Unsupported => "unsupported",
-        ErrorKind::Io => "io",
-        ErrorKind::Internal => "internal",
-        ErrorKind::ProviderVeto => "provider_veto",
-        ErrorKind::VolumeNotSupported => "volume_not_supported",
-        ErrorKind::UnexpectedProviderError => "unexpected_provider_error",
-        ErrorKind::InvalidDocument => "invalid_document",
-        ErrorKind::MaxVolumesReached => "max_volumes_reached",
-        ErrorKind::FlushWritesTimeout => "flush_writes_timeout",
-        ErrorKind::HoldWritesTimeout => "hold_writes_timeout",
-        ErrorKind::UnexpectedWriterError => "unexpected_writer_error",
-        ErrorKind::SnapshotSetInProgress => "snapshot_set_in_progress",
-        ErrorKind::MaxSnapshotsReached => "max_snapshots_reached",
-        ErrorKind::WriterNotResponding => "writer_not_responding",
-        ErrorKind::UnsupportedContext => "unsupported_context",
-        ErrorKind::VolumeInUse => "volume_in_use",
-        ErrorKind::NoSnapshotsImported => "no_snapshots_imported",
-        ErrorKind::RevertInProgress => "revert_in_progress",
-        ErrorKind::UnselectedVolume => "unselected_volume",
-        ErrorKind::SnapshotNotInSet => "snapshot_not_in_set",
-        ErrorKind::NonTransportableBcd => "non_transportable_bcd",
-        ErrorKind::ResyncInProgress => "resync_in_progress",
-        ErrorKind::NotAPool => "not_a_pool",
     }
 }
 
