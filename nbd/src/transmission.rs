@@ -1,0 +1,1 @@
+//! Transmission: the request loop, workers and replies.
