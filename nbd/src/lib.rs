@@ -74,9 +74,12 @@ pub mod fuzzing;
 mod handshake;
 pub mod proto;
 mod server;
+pub mod tls;
 mod transmission;
 
 pub use conn::Conn;
 pub use error::{Error, ErrorKind, Result};
 pub use export::ExportInfo;
-pub use server::{Identity, Listener, ListenerHandle, LocalAddr, Server, ServerConfig, TlsAcceptor};
+pub use server::{
+    Identity, Listener, ListenerHandle, LocalAddr, Server, ServerConfig, TlsAcceptor,
+};
