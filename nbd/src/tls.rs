@@ -192,7 +192,16 @@ impl Shared {
 struct TlsReader {
     shared: Arc<Shared>,
     socket: Box<dyn Read + Send>,
+    /// Bytes read from the socket that rustls has not taken yet (it takes no more while its
+    /// plaintext buffer is full): `raw[fed..]`.
     raw: Vec<u8>,
+    fed: usize,
+    /// The socket reached its end (fed to rustls once).
+    eof: bool,
+}
+
+fn tls_error(e: rustls::Error) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e)
 }
 
 impl Read for TlsReader {
@@ -203,39 +212,53 @@ impl Read for TlsReader {
         loop {
             {
                 let mut g = self.shared.tls.lock();
-                let (tls, _) = &mut *g;
+                let (tls, out) = &mut *g;
+                // Feeds what was read, as far as rustls takes it.
+                while self.fed < self.raw.len() && tls.wants_read() {
+                    let mut rest = &self.raw[self.fed..];
+                    let n = tls.read_tls(&mut rest)?;
+                    self.fed += n;
+                    tls.process_new_packets().map_err(tls_error)?;
+                    if n == 0 {
+                        break;
+                    }
+                }
+                // Alerts or key updates the records called for.
+                Shared::drain(tls, out.as_mut())?;
                 match tls.reader().read(buf) {
                     Ok(n) => return Ok(n),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) => return Err(e),
                 }
+                if self.eof {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the TLS peer closed the connection without close_notify",
+                    ));
+                }
             }
-            // No plaintext buffered: read the socket without the lock (writers go on).
+            if self.fed < self.raw.len() {
+                // rustls wants the plaintext it holds read first; it was (above), so feed more.
+                continue;
+            }
+            // Nothing buffered: read the socket without the lock (writers go on meanwhile).
             self.raw.resize(READ_CHUNK, 0);
+            self.fed = 0;
             let n = loop {
                 match self.socket.read(&mut self.raw) {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     r => break r?,
                 }
             };
-            let mut g = self.shared.tls.lock();
-            let (tls, out) = &mut *g;
-            let mut fed = &self.raw[..n];
+            self.raw.truncate(n);
             if n == 0 {
-                // The peer closed the socket: rustls then reports a clean or unclean end.
-                tls.read_tls(&mut fed)?;
+                self.eof = true;
+                let mut g = self.shared.tls.lock();
+                let (tls, _) = &mut *g;
+                // The end of the stream: rustls then answers reads with a clean or unclean end.
+                tls.read_tls(&mut &[][..])?;
+                tls.process_new_packets().map_err(tls_error)?;
             }
-            while !fed.is_empty() {
-                tls.read_tls(&mut fed)?;
-                tls.process_new_packets()
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-            }
-            if n == 0 {
-                tls.process_new_packets()
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-            }
-            // Alerts or key updates the records called for.
-            Shared::drain(tls, out.as_mut())?;
         }
     }
 }
@@ -316,6 +339,8 @@ impl TlsAcceptor for RustlsAcceptor {
                     shared: shared.clone(),
                     socket: reader,
                     raw: Vec::new(),
+                    fed: 0,
+                    eof: false,
                 }),
                 writer: Box::new(TlsWriter { shared }),
             },

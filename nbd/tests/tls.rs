@@ -1,0 +1,213 @@
+//! RustlsAcceptor against a real rustls client over loopback TCP: client certificates required
+//! and verified against the CA, the initiator named by the SAN URI else the CN, and the split
+//! connection's halves working at once (a reader blocked on the socket never holds up writes).
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::thread;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, SanType,
+};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use umbra_nbd::tls::{initiator_of_certificate, RustlsAcceptor};
+use umbra_nbd::{Conn, TlsAcceptor};
+use vds_core::InitiatorId;
+
+/// A CA: its certificate and key.
+struct Ca {
+    cert: rcgen::Certificate,
+    key: KeyPair,
+}
+
+fn ca(name: &str) -> Ca {
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.distinguished_name.push(DnType::CommonName, name);
+    let cert = p.self_signed(&key).unwrap();
+    Ca { cert, key }
+}
+
+/// A leaf certificate signed by `ca`: (certificate PEM, key PEM).
+fn leaf(ca: &Ca, cn: &str, uri: Option<&str>, server: bool) -> (String, String) {
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    p.distinguished_name.push(DnType::CommonName, cn);
+    if let Some(u) = uri {
+        p.subject_alt_names
+            .push(SanType::URI(u.try_into().unwrap()));
+    }
+    p.extended_key_usages = vec![if server {
+        ExtendedKeyUsagePurpose::ServerAuth
+    } else {
+        ExtendedKeyUsagePurpose::ClientAuth
+    }];
+    let cert = p.signed_by(&key, &ca.cert, &ca.key).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+fn client_config(ca: &Ca, client: Option<&(String, String)>) -> Arc<ClientConfig> {
+    let mut roots = RootCertStore::empty();
+    roots.add(ca.cert.der().clone()).unwrap();
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let b = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    Arc::new(match client {
+        Some((c, k)) => b
+            .with_client_auth_cert(
+                vec![CertificateDer::from_pem_slice(c.as_bytes()).unwrap()],
+                PrivateKeyDer::from_pem_slice(k.as_bytes()).unwrap(),
+            )
+            .unwrap(),
+        None => b.with_no_client_auth(),
+    })
+}
+
+/// The acceptor of a server certificate signed by `ca`.
+fn acceptor(ca: &Ca) -> RustlsAcceptor {
+    let (c, k) = leaf(ca, "umbra server", None, true);
+    RustlsAcceptor::from_pem(c.as_bytes(), k.as_bytes(), ca.cert.pem().as_bytes()).unwrap()
+}
+
+/// Connects a client with `config` to `acceptor` over loopback: the server side's result, and
+/// the client stream (its handshake driven by the first I/O).
+fn connect(
+    acceptor: Arc<RustlsAcceptor>,
+    config: Arc<ClientConfig>,
+) -> (
+    thread::JoinHandle<std::io::Result<(Conn, InitiatorId)>>,
+    StreamOwned<ClientConnection, TcpStream>,
+) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let server = thread::spawn(move || {
+        let (s, _) = l.accept().unwrap();
+        acceptor.accept(Conn::from_tcp(s).unwrap())
+    });
+    let sock = TcpStream::connect(addr).unwrap();
+    let conn = ClientConnection::new(config, ServerName::try_from("localhost").unwrap()).unwrap();
+    (server, StreamOwned::new(conn, sock))
+}
+
+#[test]
+fn the_client_certificate_names_the_initiator_by_san_uri_else_cn() {
+    let ca = ca("umbra test CA");
+    let acc = Arc::new(acceptor(&ca));
+    let cases = [
+        (
+            leaf(&ca, "ignored CN", Some("iqn.2026-01.org.example:host1"), false),
+            "iqn.2026-01.org.example:host1",
+        ),
+        (
+            leaf(&ca, "eui.0123456789ABCDEF", None, false),
+            "eui.0123456789ABCDEF",
+        ),
+    ];
+    for (cert, want) in cases {
+        let (server, mut client) = connect(acc.clone(), client_config(&ca, Some(&cert)));
+        client.write_all(b"ping").unwrap();
+        client.flush().unwrap();
+        let (mut conn, who) = server.join().unwrap().unwrap();
+        assert_eq!(who, InitiatorId::parse(want).unwrap());
+        let mut got = [0u8; 4];
+        conn.reader.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"ping");
+        conn.writer.write_all(b"pong").unwrap();
+        conn.writer.flush().unwrap();
+        client.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"pong");
+    }
+}
+
+#[test]
+fn clients_without_a_certificate_or_from_another_ca_or_with_a_bad_name_are_refused() {
+    let ca1 = ca("umbra test CA");
+    let other = ca("another CA");
+    let acc = Arc::new(acceptor(&ca1));
+    // No client certificate.
+    let (server, mut client) = connect(acc.clone(), client_config(&ca1, None));
+    let _ = client.write_all(b"x").and_then(|()| client.flush());
+    let _ = client.read(&mut [0u8; 1]);
+    let e = server.join().unwrap().unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied, "{e}");
+    // A certificate another CA signed (the client trusts the server's CA).
+    let foreign = leaf(&other, "iqn.2026-01.org.example:host1", None, false);
+    let (server, mut client) = connect(acc.clone(), client_config(&ca1, Some(&foreign)));
+    let _ = client.write_all(b"x").and_then(|()| client.flush());
+    let _ = client.read(&mut [0u8; 1]);
+    let e = server.join().unwrap().unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied, "{e}");
+    // A good certificate whose name is no initiator id.
+    let bad = leaf(&ca1, "not an initiator", None, false);
+    let (server, mut client) = connect(acc, client_config(&ca1, Some(&bad)));
+    let _ = client.write_all(b"x").and_then(|()| client.flush());
+    let e = server.join().unwrap().unwrap_err();
+    assert!(e.to_string().contains("not an initiator"), "{e}");
+}
+
+/// The reading half blocks on the socket while the writing half sends a lot: the writes go
+/// through (the client reads them all before it sends what the reader waits for), then the
+/// reader gets its bytes. A design that read the socket under the shared lock would hang here.
+#[test]
+fn a_blocked_reader_never_holds_up_the_writer() {
+    let ca = ca("umbra test CA");
+    let acc = Arc::new(acceptor(&ca));
+    let cert = leaf(&ca, "iqn.2026-01.org.example:host1", None, false);
+    let (server, mut client) = connect(acc, client_config(&ca, Some(&cert)));
+    client.write_all(b"hello").unwrap();
+    client.flush().unwrap();
+    let (conn, _) = server.join().unwrap().unwrap();
+    let Conn {
+        mut reader,
+        mut writer,
+    } = conn;
+    let mut hello = [0u8; 5];
+    reader.read_exact(&mut hello).unwrap();
+    assert_eq!(&hello, b"hello");
+    const OUT: usize = 8 << 20;
+    const IN: usize = 4 << 20;
+    let pattern = |i: usize| (i * 7 + i / 4096) as u8;
+    // The reader waits for bytes the client sends only after it has read everything written.
+    let r = thread::spawn(move || {
+        let mut buf = vec![0u8; IN];
+        reader.read_exact(&mut buf).unwrap();
+        buf
+    });
+    let w = thread::spawn(move || {
+        let data: Vec<u8> = (0..OUT).map(pattern).collect();
+        for c in data.chunks(100_000) {
+            writer.write_all(c).unwrap();
+        }
+        writer.flush().unwrap();
+        writer
+    });
+    let mut got = vec![0u8; OUT];
+    client.read_exact(&mut got).unwrap();
+    assert!(got.iter().enumerate().all(|(i, b)| *b == pattern(i)));
+    let _writer = w.join().unwrap();
+    let sent: Vec<u8> = (0..IN).map(|i| pattern(i + 1)).collect();
+    client.write_all(&sent).unwrap();
+    client.flush().unwrap();
+    assert_eq!(r.join().unwrap(), sent);
+}
+
+#[test]
+fn bad_pem_is_refused_naming_the_part() {
+    let ca = ca("umbra test CA");
+    let (c, k) = leaf(&ca, "server", None, true);
+    let e = RustlsAcceptor::from_pem(b"", k.as_bytes(), ca.cert.pem().as_bytes()).unwrap_err();
+    assert!(e.to_string().contains("certificate"), "{e}");
+    let e = RustlsAcceptor::from_pem(c.as_bytes(), b"nothing", ca.cert.pem().as_bytes()).unwrap_err();
+    assert!(e.to_string().contains("key"), "{e}");
+    let e = RustlsAcceptor::from_pem(c.as_bytes(), k.as_bytes(), b"").unwrap_err();
+    assert!(e.to_string().contains("CA"), "{e}");
+    let e = initiator_of_certificate(b"not DER").unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
+}
