@@ -41,6 +41,18 @@ fn staging_dir() -> Result<(TempDir, PathBuf)> {
     Ok((dir, path))
 }
 
+/// An error on the caller's image file, worded as the array words it when it opens the file
+/// itself (`cannot open device file (PATH): ...`), so a served command says the same.
+fn as_the_array_says(verb: &str, file: &Path, e: std::io::Error) -> Error {
+    let mut err = Error::file(verb, file, e);
+    err.message = err.message.replacen(
+        &format!("{verb} {}", file.display()),
+        &format!("{verb} device file ({})", file.display()),
+        1,
+    );
+    err
+}
+
 /// Copies the caller's `file` here when the command runs for a caller; `None` when it runs
 /// locally (the file is read where it is). All-zero chunks are left as holes.
 pub fn stage_in(ctx: &Ctx, file: &Path) -> Result<Option<Staged>> {
@@ -50,7 +62,7 @@ pub fn stage_in(ctx: &Ctx, file: &Path) -> Result<Option<Staged>> {
     let (mut src, len) = ctx
         .caller
         .open_read(file)
-        .map_err(|e| Error::file("cannot open", file, e))?;
+        .map_err(|e| as_the_array_says("cannot open", file, e))?;
     let (dir, path) = staging_dir()?;
     let io = |e: std::io::Error| {
         Error::of_kind(ErrorKind::Io, format!("staging {}: {e}", file.display()))
@@ -93,7 +105,7 @@ impl Export {
         let sink = ctx
             .caller
             .create(file, new)
-            .map_err(|e| Error::file("cannot create", file, e))?;
+            .map_err(|e| as_the_array_says("cannot create", file, e))?;
         let (dir, path) = staging_dir()?;
         Ok(Some(Export {
             staged: Staged { _dir: dir, path },

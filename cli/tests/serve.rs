@@ -1,0 +1,376 @@
+//! `umbra serve` and the pool's control socket, with real processes: a server on a unix socket,
+//! other `umbra` processes whose commands go through its control socket (the same output and
+//! exit codes as without a server, files read and written on the caller's side, exec writers
+//! run as the caller's children), a caller killed mid-command, SIGTERM, a stale socket.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use common::*;
+use serde_json::Value;
+
+/// A running `umbra serve` on `pool`.
+struct Served {
+    child: Child,
+    pool: PathBuf,
+    pid: u32,
+}
+
+impl Served {
+    /// Starts `umbra serve` on `pool` with NBD on `nbd` as initiator SERVER, and waits for its
+    /// ready line on stdout.
+    fn start(pool: &Path, nbd: &Path) -> Served {
+        let mut child = Command::new(assert_cmd::cargo::cargo_bin!("umbra"))
+            .env_remove("UMBRA_POOL")
+            .arg("--pool")
+            .arg(pool)
+            .args(["serve", "--listen"])
+            .arg(format!("unix:{}", nbd.display()))
+            .args(["--as", SERVER])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("umbra serve starts");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let pid = loop {
+            let line = lines
+                .next()
+                .expect("umbra serve says it is ready before it ends")
+                .unwrap();
+            if let Some(p) = line.strip_prefix("ready (pid ") {
+                break p.trim_end_matches(')').parse().unwrap();
+            }
+        };
+        assert_eq!(pid, child.id());
+        Served {
+            child,
+            pool: pool.to_path_buf(),
+            pid,
+        }
+    }
+
+    /// Sends `sig` and waits for the server's exit code.
+    fn signal(&mut self, sig: &str) -> i32 {
+        let st = Command::new("kill")
+            .args([&format!("-{sig}"), &self.pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let st = self.child.wait().unwrap();
+        st.code().unwrap_or(128)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.signal("TERM");
+        }
+        assert!(
+            !self.pool.join("control.sock").exists() || std::thread::panicking(),
+            "the control socket outlives its server"
+        );
+    }
+}
+
+/// Runs `umbra --pool POOL ARGS` in `cwd`; (exit code, stdout, stderr).
+fn run_in(cwd: &Path, pool: &Path, args: &[&str]) -> (i32, Vec<u8>, String) {
+    let out = umbra()
+        .current_dir(cwd)
+        .arg("--pool")
+        .arg(pool)
+        .args(args)
+        .output()
+        .unwrap();
+    let (c, err) = (code(&out), stderr(&out));
+    (c, out.stdout, err)
+}
+
+/// The same commands on a local pool and on a served one give the same output and exit codes,
+/// human and `--json`, successes and failures; files are the caller's.
+#[test]
+fn served_commands_answer_as_local_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let (local, served) = (cwd.join("local"), cwd.join("served"));
+    let _srv = Served::start(&served, &cwd.join("nbd.sock"));
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i * 31 % 251) as u8).collect();
+    std::fs::write(cwd.join("in.bin"), &data).unwrap();
+    let backup_ro = format!("{BACKUP}=ro");
+    let steps: Vec<(Vec<&str>, i32)> = vec![
+        (vec!["lun", "create", "db", "4MiB", "--unmask", SERVER], 0),
+        (vec!["lun", "create", "db", "4MiB"], 11),
+        (vec!["lun", "create", "bad", "12parsecs"], 4),
+        (vec!["lun", "list"], 0),
+        (vec!["lun", "detail", "nope"], 3),
+        (
+            vec![
+                "lun", "write", "db", "--as", SERVER, "--offset", "4096", "--in", "in.bin",
+            ],
+            0,
+        ),
+        (
+            vec!["lun", "write", "db", "--as", STRANGER, "--in", "in.bin"],
+            5,
+        ),
+        (
+            vec!["lun", "write", "db", "--as", SERVER, "--in", "missing.bin"],
+            3,
+        ),
+        (
+            vec![
+                "lun", "write", "db", "--as", SERVER, "--offset", "4MiB", "--in", "in.bin",
+            ],
+            13,
+        ),
+        (
+            vec![
+                "lun", "read", "db", "--as", SERVER, "--offset", "4096", "--length", "300000",
+                "--out", "out.bin",
+            ],
+            0,
+        ),
+        (vec!["lun", "unmask", "db", "--add", &backup_ro], 0),
+        (vec!["host", "view", BACKUP], 0),
+        (vec!["lun", "import", "img", "in.bin"], 0),
+        (vec!["lun", "import", "img2", "missing.bin"], 3),
+        (vec!["lun", "export", "img", "exported.bin"], 0),
+        (vec!["lun", "export", "img", "in.bin"], 11),
+        (
+            vec![
+                "shadow",
+                "list",
+                "--id",
+                "00000000-0000-0000-0000-000000000001",
+            ],
+            3,
+        ),
+        (
+            vec!["shadow", "import", "missing.json", "--host", BACKUP],
+            3,
+        ),
+        (vec!["exec", "missing.txt"], 3),
+        (vec!["writers", "list"], 0),
+    ];
+    for json in [false, true] {
+        for (args, want) in &steps {
+            let mut args = args.clone();
+            if json {
+                args.insert(0, "--json");
+            }
+            let mut seen = Vec::new();
+            for pool in [&local, &served] {
+                let _ = std::fs::remove_file(cwd.join("out.bin"));
+                let _ = std::fs::remove_file(cwd.join("exported.bin"));
+                let (c, out, err) = run_in(cwd, pool, &args);
+                assert_eq!(c, *want, "{args:?} on {}: {err}", pool.display());
+                let made = (
+                    std::fs::read(cwd.join("out.bin")).ok(),
+                    std::fs::read(cwd.join("exported.bin")).ok(),
+                );
+                // The pool's path differs; nothing else does.
+                let out = String::from_utf8(out)
+                    .unwrap()
+                    .replace(pool.to_str().unwrap(), "POOL");
+                let err = err.replace(pool.to_str().unwrap(), "POOL");
+                seen.push((out, err, made));
+            }
+            assert_eq!(seen[0], seen[1], "{args:?}: local then served");
+        }
+        // Undo the pools' changes so the second pass starts the same.
+        for pool in [&local, &served] {
+            for l in ["db", "img"] {
+                assert_eq!(run_in(cwd, pool, &["lun", "delete", l]).0, 0);
+            }
+        }
+    }
+    // The bytes went through the caller's files.
+    let (c, _, _) = run_in(
+        cwd,
+        &served,
+        &["lun", "create", "db", "4MiB", "--unmask", SERVER],
+    );
+    assert_eq!(c, 0);
+    run_in(
+        cwd,
+        &served,
+        &["lun", "write", "db", "--as", SERVER, "--in", "in.bin"],
+    );
+    let (c, out, _) = run_in(
+        cwd,
+        &served,
+        &["lun", "read", "db", "--as", SERVER, "--length", "300000"],
+    );
+    assert_eq!(c, 0);
+    assert_eq!(out, data, "lun read to the caller's stdout");
+}
+
+/// Exec writers of a set made through the control socket (one given with --writer, one
+/// registered in the pool) run as children of the calling `umbra`, not of the server; the
+/// document --save names is written on the caller's side.
+#[test]
+fn writers_run_as_children_of_the_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let pool = cwd.join("pool");
+    let srv = Served::start(&pool, &cwd.join("nbd.sock"));
+    let log = cwd.join("events.log");
+    assert_eq!(run_in(cwd, &pool, &["lun", "create", "db", "4MiB"]).0, 0);
+    let cmd = |name: &str| {
+        format!(
+            "{name}=echo \"$PPID {name} $UMBRA_EVENT\" >> {}",
+            log.display()
+        )
+    };
+    let reg = cmd("reg");
+    let (name, reg_cmd) = reg.split_once('=').unwrap();
+    assert_eq!(run_in(cwd, &pool, &["writers", "add", name, reg_cmd]).0, 0);
+    let mut caller = Command::new(assert_cmd::cargo::cargo_bin!("umbra"));
+    caller
+        .env_remove("UMBRA_POOL")
+        .current_dir(cwd)
+        .arg("--pool")
+        .arg(&pool)
+        .args([
+            "--json",
+            "shadow",
+            "create",
+            "db",
+            "--save",
+            "doc.json",
+            "--writer",
+            &cmd("one"),
+        ]);
+    let (code, pid, out) = spawn_and_wait(&mut caller);
+    assert_eq!(code, 0, "{out}");
+    let d: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(d["shadows"].as_array().unwrap().len(), 1, "{d}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    for line in text.lines() {
+        let mut w = line.split_whitespace();
+        let (ppid, writer, event) = (w.next().unwrap(), w.next().unwrap(), w.next().unwrap());
+        assert_eq!(
+            ppid,
+            pid.to_string(),
+            "{line}: the caller {pid} runs the writer, not the server {}",
+            srv.pid
+        );
+        seen.insert((writer.to_string(), event.to_string()));
+    }
+    for w in ["reg", "one"] {
+        for e in [
+            "identify",
+            "prepare-backup",
+            "freeze",
+            "thaw",
+            "post-snapshot",
+            "backup-complete",
+        ] {
+            assert!(
+                seen.contains(&(w.to_string(), e.to_string())),
+                "{w} {e}: {text}"
+            );
+        }
+    }
+    let saved = std::fs::read(cwd.join("doc.json")).expect("--save wrote the caller's file");
+    assert!(vss_core::BackupComponents::from_json(&saved).is_ok());
+}
+
+/// Spawns `c` and waits: its exit code, pid and stdout.
+fn spawn_and_wait(c: &mut Command) -> (i32, u32, String) {
+    let mut child = c.stdout(Stdio::piped()).spawn().unwrap();
+    let pid = child.id();
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let st = child.wait().unwrap();
+    (st.code().unwrap_or(128), pid, out)
+}
+
+/// A caller killed while its writer holds the freeze: the server aborts the set (as for a dead
+/// requester) and goes on serving; the next set is made at once.
+#[test]
+fn a_caller_killed_mid_command_aborts_its_set_and_the_server_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let pool = cwd.join("pool");
+    let _srv = Served::start(&pool, &cwd.join("nbd.sock"));
+    assert_eq!(run_in(cwd, &pool, &["lun", "create", "db", "4MiB"]).0, 0);
+    let fifo = cwd.join("frozen");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let writer = format!(
+        "w=case $UMBRA_EVENT in freeze) echo frozen > {}; exec sleep 600;; esac; true",
+        fifo.display()
+    );
+    let mut caller = Command::new(assert_cmd::cargo::cargo_bin!("umbra"))
+        .env_remove("UMBRA_POOL")
+        .current_dir(cwd)
+        .arg("--pool")
+        .arg(&pool)
+        .args(["shadow", "create", "db", "--writer", &writer])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Blocks until the writer is in its freeze.
+    let mut line = String::new();
+    BufReader::new(std::fs::File::open(&fifo).unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "frozen");
+    caller.kill().unwrap();
+    caller.wait().unwrap();
+    // The server answers the next command once the dead caller's set is aborted.
+    let d = ok_json(&pool, &["shadow", "list"]);
+    assert_eq!(d["shadows"].as_array().unwrap().len(), 0, "{d}");
+    let d = ok_json(&pool, &["shadow", "create", "db", "--nowriters"]);
+    assert_eq!(d["shadows"].as_array().unwrap().len(), 1, "{d}");
+}
+
+/// SIGTERM stops the server and removes the control socket; the pool then opens locally. A
+/// second server on a served pool exits 6 naming the first's pid; a socket a killed server left
+/// behind is removed by the next command, which opens the pool itself.
+#[test]
+fn sigterm_stops_the_server_and_a_stale_socket_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let pool = cwd.join("pool");
+    let mut srv = Served::start(&pool, &cwd.join("nbd.sock"));
+    let (c, _, err) = run_in(
+        cwd,
+        &pool,
+        &["serve", "--listen", "unix:other.sock", "--as", SERVER],
+    );
+    assert_eq!(c, 6, "{err}");
+    assert!(err.contains(&format!("pid {}", srv.pid)), "{err}");
+    assert_eq!(srv.signal("TERM"), 0);
+    assert!(!pool.join("control.sock").exists());
+    assert!(!cwd.join("nbd.sock").exists());
+    assert_eq!(run_in(cwd, &pool, &["lun", "create", "db", "4MiB"]).0, 0);
+
+    let mut srv = Served::start(&pool, &cwd.join("nbd.sock"));
+    assert_eq!(srv.signal("KILL"), 128);
+    assert!(
+        pool.join("control.sock").exists(),
+        "a killed server leaves its socket"
+    );
+    let (c, out, err) = run_in(cwd, &pool, &["lun", "list"]);
+    assert_eq!(c, 0, "{err}");
+    assert!(String::from_utf8(out).unwrap().contains("db"));
+    assert!(
+        !pool.join("control.sock").exists(),
+        "the stale socket is removed"
+    );
+}
