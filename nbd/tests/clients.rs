@@ -223,3 +223,60 @@ fn fio_randwrite_verifies_through_the_nbd_engine() {
     let bytes = pool.bytes("db", &a);
     assert!(bytes.chunks(4096).all(|b| b.iter().any(|&x| x != 0)));
 }
+
+#[test]
+fn nbdcopy_of_a_shadow_is_the_point_in_time_image() {
+    if !have("nbdcopy") || !have("nbdinfo") {
+        return;
+    }
+    let pool = Pool::new();
+    let a = ini("iqn.2026-01.org.example:a");
+    pool.lun("db", 4 * MIB, &a, Access::ReadWrite);
+    pool.array.write_at("db", &a, &pattern(MIB as usize, 5), 4096).unwrap();
+    let then = pool.bytes("db", &a);
+    pool.array
+        .snapshot_set(&[("db", "db-shadow")], &Default::default())
+        .unwrap();
+    // The shadow is masked to no one until exposed to a host; read-only whatever the grant.
+    pool.array
+        .add_to_mask("db-shadow", &vds_core::MaskSpec::host(a.clone(), Access::ReadWrite))
+        .unwrap();
+    let n = pool.number("db-shadow", &a);
+    pool.array.write_at("db", &a, &pattern(2 * MIB as usize, 6), 0).unwrap();
+    let s = serve(&pool.array, &a);
+    let info = run(Command::new("nbdinfo").args(["--json", &s.uri(&n.to_string())]));
+    let v: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    assert_eq!(v["exports"][0]["is_read_only"], true);
+    assert_eq!(v["exports"][0]["description"], "db-shadow");
+    let out = pool.dir.path().join("shadow.raw");
+    run(Command::new("nbdcopy").arg(s.uri(&n.to_string())).arg(&out));
+    assert_eq!(std::fs::read(&out).unwrap(), then);
+    assert_ne!(pool.bytes("db", &a), then);
+}
+
+#[test]
+fn a_unix_socket_listener_serves_qemu_img_and_stops() {
+    if !have("qemu-img") {
+        return;
+    }
+    let pool = Pool::new();
+    let a = ini("iqn.2026-01.org.example:a");
+    let n = pool.lun("db", MIB, &a, Access::ReadWrite);
+    pool.array.write_at("db", &a, b"over a unix socket", 77).unwrap();
+    let server = umbra_nbd::Server::new(pool.array.clone(), Default::default());
+    let path = pool.dir.path().join("nbd.sock");
+    let l = server
+        .listen(
+            Listener::Unix(std::os::unix::net::UnixListener::bind(&path).unwrap()),
+            Identity::Fixed(a.clone()),
+        )
+        .unwrap();
+    assert_eq!(l.local_addr().unix_path(), Some(path.as_path()));
+    let uri = format!("nbd+unix:///{n}?socket={}", path.display());
+    let out = pool.dir.path().join("db.raw");
+    run(Command::new("qemu-img").args(["convert", "-f", "raw", "-O", "raw", &uri]).arg(&out));
+    assert_eq!(std::fs::read(&out).unwrap(), pool.bytes("db", &a));
+    l.stop();
+    assert!(std::os::unix::net::UnixStream::connect(&path).is_err());
+    server.shutdown();
+}

@@ -379,3 +379,32 @@ fn forcedtls_refuses_options_before_starttls_and_forgets_state_after_it() {
     assert_eq!(c.option(OPT_SET_META_CONTEXT, &meta.encode())[0].0, REP_ERR_INVALID);
     server.shutdown();
 }
+
+#[test]
+fn connections_over_the_limit_are_closed_and_others_served() {
+    let pool = Pool::new();
+    let a = ini("iqn.2026-01.org.example:a");
+    let n = pool.lun("db", MIB, &a, Access::ReadWrite);
+    let config = ServerConfig {
+        max_connections: 2,
+        ..ServerConfig::default()
+    };
+    let s = serve_with(&pool.array, &a, config);
+    let mut c1 = RawClient::connect(s.addr);
+    let mut c2 = RawClient::connect(s.addr);
+    c1.go(&n.to_string()).unwrap();
+    // The third is closed at accept: no greeting.
+    let mut c3 = std::net::TcpStream::connect(s.addr).unwrap();
+    let mut g = [0u8; 18];
+    assert!(c3.read_exact(&mut g).is_err());
+    assert_eq!(c2.list(), vec![(n.to_string(), "db".to_string())]);
+    assert_eq!(c1.write(1, 0, b"x"), 0);
+    // One ends: a new one is served (its thread deregisters once it read the end of input).
+    c2.s.shutdown(std::net::Shutdown::Both).unwrap();
+    drop(c2);
+    let served = (0..1000).any(|_| {
+        let mut c = std::net::TcpStream::connect(s.addr).unwrap();
+        c.read_exact(&mut g).is_ok()
+    });
+    assert!(served);
+}
