@@ -112,7 +112,12 @@ pub(crate) fn serve(core: &Core, conn: Conn, identity: &Identity) -> Result<()> 
             if opt == OPT_EXPORT_NAME {
                 return Err(Error::new(ErrorKind::Tls, "EXPORT_NAME before STARTTLS"));
             }
-            reply_err(&mut conn, opt, REP_ERR_TLS_REQD, "TLS is required: send STARTTLS")?;
+            reply_err(
+                &mut conn,
+                opt,
+                REP_ERR_TLS_REQD,
+                "TLS is required: send STARTTLS",
+            )?;
             continue;
         }
         if opt == OPT_STARTTLS {
@@ -283,9 +288,19 @@ fn option(
         }
         OPT_STRUCTURED_REPLY => {
             if !data.is_empty() {
-                reply_err(conn, opt, REP_ERR_INVALID, "STRUCTURED_REPLY carries no data")?;
+                reply_err(
+                    conn,
+                    opt,
+                    REP_ERR_INVALID,
+                    "STRUCTURED_REPLY carries no data",
+                )?;
             } else if neg.structured {
-                reply_err(conn, opt, REP_ERR_INVALID, "structured replies are on already")?;
+                reply_err(
+                    conn,
+                    opt,
+                    REP_ERR_INVALID,
+                    "structured replies are on already",
+                )?;
             } else {
                 neg.structured = true;
                 send(conn, &option_reply(opt, REP_ACK, &[]))?;
@@ -317,7 +332,10 @@ fn option(
                 req.queries.iter().any(|q| q == BASE_ALLOCATION)
             } else {
                 req.queries.is_empty()
-                    || req.queries.iter().any(|q| q == BASE_ALLOCATION || q == "base:")
+                    || req
+                        .queries
+                        .iter()
+                        .any(|q| q == BASE_ALLOCATION || q == "base:")
             };
             if set {
                 neg.base_allocation = matched;
@@ -333,7 +351,12 @@ fn option(
             Ok(Step::Next)
         }
         OPT_EXTENDED_HEADERS => {
-            reply_err(conn, opt, REP_ERR_UNSUP, "extended headers are not supported")?;
+            reply_err(
+                conn,
+                opt,
+                REP_ERR_UNSUP,
+                "extended headers are not supported",
+            )?;
             Ok(Step::Next)
         }
         _ => {

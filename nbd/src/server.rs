@@ -252,7 +252,10 @@ impl Server {
     pub fn serve_connection(&self, conn: Conn, identity: &Identity) -> Result<()> {
         let core = &self.owner.core;
         let id = core.register(None).ok_or_else(|| {
-            Error::new(ErrorKind::Shutdown, "the server is shut down: connection refused")
+            Error::new(
+                ErrorKind::Shutdown,
+                "the server is shut down: connection refused",
+            )
         })?;
         let r = crate::handshake::serve(core, conn, identity);
         core.deregister(id);
@@ -435,4 +438,3 @@ fn accept_loop(core: Arc<Core>, ctl: Arc<ListenerCtl>, listener: Listener, ident
         }
     }
 }
-

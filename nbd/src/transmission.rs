@@ -113,7 +113,13 @@ fn read_requests(
                 if got < u64::from(req.len) {
                     return Ok(());
                 }
-                reply_error(replies, s, &req, EOVERFLOW, "the WRITE is larger than the maximum");
+                reply_error(
+                    replies,
+                    s,
+                    &req,
+                    EOVERFLOW,
+                    "the WRITE is larger than the maximum",
+                );
                 continue;
             }
             payload = vec![0u8; req.len as usize];
@@ -264,7 +270,12 @@ fn run_request(
                 req.flags & CMD_FLAG_REQ_ONE != 0,
             );
             let payload = block_status_payload(BASE_ALLOCATION_ID, &extents);
-            let mut b = chunk(REPLY_FLAG_DONE, REPLY_TYPE_BLOCK_STATUS, req.cookie, payload.len());
+            let mut b = chunk(
+                REPLY_FLAG_DONE,
+                REPLY_TYPE_BLOCK_STATUS,
+                req.cookie,
+                payload.len(),
+            );
             b.extend_from_slice(&payload);
             Ok(b)
         }
@@ -279,7 +290,10 @@ fn write_zero_data(h: &LunHandle, offset: u64, len: u64) -> vds_core::Result<()>
     if offset + len > size {
         return Err(vds_core::Error::new(
             vds_core::ErrorKind::OutOfRange,
-            format!("zeroing [{offset}, {}) past the end ({size} bytes)", offset + len),
+            format!(
+                "zeroing [{offset}, {}) past the end ({size} bytes)",
+                offset + len
+            ),
         ));
     }
     let zeros = vec![0u8; len.min(1 << 20) as usize];
@@ -313,7 +327,11 @@ fn read(s: &Session, req: &Request) -> std::result::Result<Vec<u8>, Failure> {
     let pieces = if req.flags & CMD_FLAG_DF != 0 {
         vec![ReadPiece::Data { offset, len }]
     } else {
-        plan_read(offset, len, &h.allocation(offset, len).map_err(fail(CMD_READ))?)
+        plan_read(
+            offset,
+            len,
+            &h.allocation(offset, len).map_err(fail(CMD_READ))?,
+        )
     };
     let data: u64 = pieces
         .iter()
@@ -331,7 +349,12 @@ fn read(s: &Session, req: &Request) -> std::result::Result<Vec<u8>, Failure> {
         };
         match *p {
             ReadPiece::Data { offset, len } => {
-                b.extend_from_slice(&chunk(flags, REPLY_TYPE_OFFSET_DATA, req.cookie, 8 + len as usize));
+                b.extend_from_slice(&chunk(
+                    flags,
+                    REPLY_TYPE_OFFSET_DATA,
+                    req.cookie,
+                    8 + len as usize,
+                ));
                 b.extend_from_slice(&offset.to_be_bytes());
                 let at = b.len();
                 b.resize(at + len as usize, 0);

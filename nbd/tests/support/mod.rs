@@ -9,7 +9,9 @@ use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use umbra_nbd::proto::codec::{be_u16, be_u32, be_u64, ChunkHeader, InfoRequest, MetaRequest, Request};
+use umbra_nbd::proto::codec::{
+    be_u16, be_u32, be_u64, ChunkHeader, InfoRequest, MetaRequest, Request,
+};
 use umbra_nbd::proto::*;
 use umbra_nbd::{Identity, Listener, ListenerHandle, Server, ServerConfig};
 use vds_core::{Access, Array, InitiatorId, MaskSpec};
@@ -26,7 +28,9 @@ pub fn have(tool: &str) -> bool {
         if std::env::var_os("CI").is_some() {
             panic!("{tool} is not installed, and CI is set: install it (see .ci/run)");
         }
-        eprintln!("SKIPPED: {tool} is not installed; this test did not run (it fails when CI is set)");
+        eprintln!(
+            "SKIPPED: {tool} is not installed; this test did not run (it fails when CI is set)"
+        );
     }
     ok
 }
@@ -95,7 +99,11 @@ impl Pool {
 
     /// The number `who` sees LUN `name` at.
     pub fn number(&self, name: &str, who: &InitiatorId) -> u32 {
-        self.array.access(name, who).unwrap().expect("unmasked").number
+        self.array
+            .access(name, who)
+            .unwrap()
+            .expect("unmasked")
+            .number
     }
 
     /// The LUN's bytes, read through vds-core.
@@ -188,13 +196,18 @@ impl RawClient {
         }
     }
 
-    /// Sends option `opt` with `data` and reads replies up to ACK or an error: (type, data)*.
-    pub fn option(&mut self, opt: u32, data: &[u8]) -> Vec<(u32, Vec<u8>)> {
+    /// Sends an option header claiming `len` bytes of data, then `data`.
+    pub fn send_option(&mut self, opt: u32, len: u32, data: &[u8]) {
         let mut b = IHAVEOPT.to_be_bytes().to_vec();
         b.extend_from_slice(&opt.to_be_bytes());
-        b.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        b.extend_from_slice(&len.to_be_bytes());
         b.extend_from_slice(data);
         self.s.write_all(&b).unwrap();
+    }
+
+    /// Sends option `opt` with `data` and reads replies up to ACK or an error: (type, data)*.
+    pub fn option(&mut self, opt: u32, data: &[u8]) -> Vec<(u32, Vec<u8>)> {
+        self.send_option(opt, data.len() as u32, data);
         let mut out = Vec::new();
         loop {
             let mut h = [0u8; 20];
@@ -262,7 +275,15 @@ impl RawClient {
     }
 
     /// Sends a request (and its payload).
-    pub fn send(&mut self, kind: u16, flags: u16, cookie: u64, offset: u64, len: u32, payload: &[u8]) {
+    pub fn send(
+        &mut self,
+        kind: u16,
+        flags: u16,
+        cookie: u64,
+        offset: u64,
+        len: u32,
+        payload: &[u8],
+    ) {
         let mut b = Request {
             flags,
             kind,
