@@ -36,6 +36,10 @@ pub struct ServerConfig {
     /// Requests read but not yet answered per connection (16, workers' included) before the
     /// server stops reading the connection until one is answered.
     pub max_in_flight: usize,
+    /// How long writing a reply to a socket may make no progress (60 s) before the connection
+    /// counts as dead: a client that stops reading its replies cannot hold a worker, or
+    /// [`Server::shutdown`], forever. `None`: no limit.
+    pub write_timeout: Option<std::time::Duration>,
 }
 
 impl Default for ServerConfig {
@@ -47,6 +51,7 @@ impl Default for ServerConfig {
             max_option_len: 64 << 10,
             workers: 4,
             max_in_flight: 16,
+            write_timeout: Some(std::time::Duration::from_secs(60)),
         }
     }
 }
@@ -383,10 +388,12 @@ fn accept_loop(core: Arc<Core>, ctl: Arc<ListenerCtl>, listener: Listener, ident
     loop {
         let accepted = match &listener {
             Listener::Tcp(l) => l.accept().and_then(|(s, _)| {
+                s.set_write_timeout(core.config.write_timeout)?;
                 let c = s.try_clone()?;
                 Ok((Conn::from_tcp(s)?, Closer::Tcp(c)))
             }),
             Listener::Unix(l) => l.accept().and_then(|(s, _)| {
+                s.set_write_timeout(core.config.write_timeout)?;
                 let c = s.try_clone()?;
                 Ok((Conn::from_unix(s)?, Closer::Unix(c)))
             }),

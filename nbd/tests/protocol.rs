@@ -31,13 +31,9 @@ fn closed(c: &mut RawClient) -> bool {
 
 #[test]
 fn a_mask_change_fences_a_connected_client_and_the_export_leaves_list() {
-    let pool = Pool::new();
-    let a = ini("iqn.2026-01.org.example:a");
-    let n = pool.lun("db", MIB, &a, Access::ReadWrite);
-    let s = serve(&pool.array, &a);
-    let mut c = RawClient::connect(s.addr);
-    c.structured(&n.to_string());
-    c.go(&n.to_string()).unwrap();
+    let f = OneLun::new(MIB);
+    let (pool, n, s) = (&f.pool, f.n, &f.s);
+    let mut c = f.client(true);
     assert_eq!(c.write(1, 0, b"before"), 0);
     assert_eq!(c.read(2, 0, 6).unwrap(), b"before");
 
@@ -89,12 +85,9 @@ fn after_a_fast_recovery_a_client_reconnecting_by_number_reaches_the_replacement
 
 #[test]
 fn a_client_killed_mid_write_writes_nothing_and_others_go_on() {
-    let pool = Pool::new();
-    let a = ini("iqn.2026-01.org.example:a");
-    let n = pool.lun("db", MIB, &a, Access::ReadWrite);
-    let s = serve(&pool.array, &a);
-    let mut c = RawClient::connect(s.addr);
-    c.go(&n.to_string()).unwrap();
+    let f = OneLun::new(MIB);
+    let (n, s) = (f.n, &f.s);
+    let mut c = f.client(false);
     // A WRITE header for 64 KiB and half its payload, then the client is gone.
     let data = pattern(64 << 10, 3);
     c.send(CMD_WRITE, 0, 1, 4096, data.len() as u32, &data[..32 << 10]);
@@ -109,7 +102,7 @@ fn a_client_killed_mid_write_writes_nothing_and_others_go_on() {
     // The first connection's thread ends once it read the end of input: the server's shutdown
     // waits for it, so after it nothing can still land.
     s.server.shutdown();
-    assert!(pool.bytes("db", &a).iter().all(|&b| b == 0));
+    assert!(f.bytes().iter().all(|&b| b == 0));
 }
 
 #[test]
@@ -296,12 +289,8 @@ fn structured_reads_and_block_status_follow_the_allocation() {
 
 #[test]
 fn many_requests_in_flight_are_each_answered_once() {
-    let pool = Pool::new();
-    let a = ini("iqn.2026-01.org.example:a");
-    let n = pool.lun("db", 4 * MIB, &a, Access::ReadWrite);
-    let s = serve(&pool.array, &a);
-    let mut c = RawClient::connect(s.addr);
-    c.go(&n.to_string()).unwrap();
+    let f = OneLun::new(4 * MIB);
+    let mut c = f.client(false);
     let k = 64u64;
     for i in 0..k {
         let d = pattern(8192, i);
@@ -322,7 +311,7 @@ fn many_requests_in_flight_are_each_answered_once() {
         assert!(seen.insert(r.cookie), "cookie {} answered twice", r.cookie);
     }
     assert_eq!(seen.len() as u64, k + 1);
-    let bytes = pool.bytes("db", &a);
+    let bytes = f.bytes();
     for i in 0..k {
         let at = (i * 65536) as usize;
         assert_eq!(&bytes[at..at + 8192], &pattern(8192, i)[..]);
@@ -331,12 +320,9 @@ fn many_requests_in_flight_are_each_answered_once() {
 
 #[test]
 fn shutdown_answers_requests_in_flight_then_closes() {
-    let pool = Pool::new();
-    let a = ini("iqn.2026-01.org.example:a");
-    let n = pool.lun("db", 4 * MIB, &a, Access::ReadWrite);
-    let s = serve(&pool.array, &a);
-    let mut c = RawClient::connect(s.addr);
-    c.go(&n.to_string()).unwrap();
+    let f = OneLun::new(4 * MIB);
+    let s = &f.s;
+    let mut c = f.client(false);
     let k = 32u64;
     for i in 0..k {
         c.send(CMD_WRITE, 0, i, i * 65536, 4096, &pattern(4096, i + 100));
@@ -366,7 +352,7 @@ fn shutdown_answers_requests_in_flight_then_closes() {
     }
     stopper.join().unwrap();
     // Every acknowledged write is there; nothing unacknowledged landed.
-    let bytes = pool.bytes("db", &a);
+    let bytes = f.bytes();
     for i in 0..k {
         let at = (i * 65536) as usize;
         let got = &bytes[at..at + 4096];

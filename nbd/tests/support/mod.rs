@@ -149,6 +149,41 @@ impl Served {
     }
 }
 
+/// A pool with one read-write LUN `"db"` for initiator `a`, served on TCP.
+pub struct OneLun {
+    pub pool: Pool,
+    pub a: InitiatorId,
+    /// The LUN's number for `a`.
+    pub n: u32,
+    pub s: Served,
+}
+
+impl OneLun {
+    pub fn new(size: u64) -> OneLun {
+        let pool = Pool::new();
+        let a = ini("iqn.2026-01.org.example:a");
+        let n = pool.lun("db", size, &a, Access::ReadWrite);
+        let s = serve(&pool.array, &a);
+        OneLun { pool, a, n, s }
+    }
+
+    /// A client in transmission on the LUN (`structured`: with structured replies and
+    /// `base:allocation`).
+    pub fn client(&self, structured: bool) -> RawClient {
+        let mut c = RawClient::connect(self.s.addr);
+        if structured {
+            c.structured(&self.n.to_string());
+        }
+        c.go(&self.n.to_string()).unwrap();
+        c
+    }
+
+    /// The LUN's bytes through vds-core.
+    pub fn bytes(&self) -> Vec<u8> {
+        self.pool.bytes("db", &self.a)
+    }
+}
+
 /// Deterministic pseudo-random bytes.
 pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
