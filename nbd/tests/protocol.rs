@@ -452,3 +452,54 @@ fn connections_over_the_limit_are_closed_and_others_served() {
     });
     assert!(served);
 }
+
+#[test]
+fn shadows_taken_while_a_client_writes_are_point_in_time_images() {
+    const BLOCKS: usize = 16;
+    const GENERATIONS: u8 = 24;
+    let f = OneLun::new(BLOCKS as u64 * 4096);
+    let mut c = f.client(false);
+    let (started, wait) = std::sync::mpsc::channel();
+    // One write in flight at a time, generation after generation over every block in order:
+    // at any instant the acknowledged writes are a prefix of that sequence.
+    let writer = std::thread::spawn(move || {
+        for g in 1..=GENERATIONS {
+            for b in 0..BLOCKS {
+                assert_eq!(c.write(b as u64, b as u64 * 4096, &[g; 4096]), 0);
+            }
+            if g == 2 {
+                started.send(()).unwrap();
+            }
+        }
+    });
+    wait.recv().unwrap();
+    let mut shadows = Vec::new();
+    for i in 0..4 {
+        let name = format!("shadow-{i}");
+        f.pool
+            .array
+            .snapshot_set(&[("db", &name)], &Default::default())
+            .unwrap();
+        shadows.push(name);
+    }
+    writer.join().unwrap();
+    for name in &shadows {
+        let mut img = vec![0u8; BLOCKS * 4096];
+        f.pool.array.admin_read_at(name, &mut img, 0).unwrap();
+        let gens: Vec<u8> = img
+            .chunks(4096)
+            .map(|b| {
+                assert!(b.iter().all(|&x| x == b[0]), "{name}: a torn block");
+                b[0]
+            })
+            .collect();
+        // Blocks [0, k) hold generation g + 1, blocks [k, BLOCKS) generation g.
+        let g = gens[BLOCKS - 1];
+        let k = gens.iter().take_while(|&&x| x == g + 1).count();
+        assert!(
+            gens[k..].iter().all(|&x| x == g) && g >= 2,
+            "{name} is not a point-in-time image: {gens:?}"
+        );
+    }
+    assert!(f.bytes().iter().all(|&x| x == GENERATIONS));
+}
