@@ -35,9 +35,15 @@ enum Step {
     Transmit(LunHandle, ExportInfo),
 }
 
-/// Runs one connection: the handshake, then transmission of the export chosen. `Ok` when the
-/// client ended it (ABORT, DISC, end of input) or the server shut down.
-pub(crate) fn serve(core: &Core, conn: Conn, identity: &Identity) -> Result<()> {
+/// Runs one connection: the handshake, then transmission of the export chosen (`transmitting`
+/// is called as it begins). `Ok` when the client ended it (ABORT, DISC, end of input) or the
+/// server shut down.
+pub(crate) fn serve(
+    core: &Core,
+    conn: Conn,
+    identity: &Identity,
+    transmitting: &dyn Fn(),
+) -> Result<()> {
     let mut conn = conn;
     let mut greeting = Vec::with_capacity(18);
     greeting.extend_from_slice(&NBDMAGIC.to_be_bytes());
@@ -167,6 +173,7 @@ pub(crate) fn serve(core: &Core, conn: Conn, identity: &Identity) -> Result<()> 
                     }
                     send(&mut conn, &b)?;
                 }
+                transmitting();
                 return transmission::run(
                     core,
                     conn,

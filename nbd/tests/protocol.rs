@@ -503,3 +503,23 @@ fn shadows_taken_while_a_client_writes_are_point_in_time_images() {
     }
     assert!(f.bytes().iter().all(|&x| x == GENERATIONS));
 }
+
+#[test]
+fn a_client_stalling_in_the_handshake_is_closed_and_transmission_has_no_limit() {
+    let pool = Pool::new();
+    let a = ini("iqn.2026-01.org.example:a");
+    let n = pool.lun("db", MIB, &a, Access::ReadWrite);
+    let config = ServerConfig {
+        handshake_timeout: Some(std::time::Duration::from_millis(100)),
+        ..ServerConfig::default()
+    };
+    let s = serve_with(&pool.array, &a, config);
+    let mut busy = RawClient::connect(s.addr);
+    busy.go(&n.to_string()).unwrap();
+    // A client that sends its flags and then nothing is closed by the server...
+    let mut stalled = RawClient::connect(s.addr);
+    assert!(closed(&mut stalled));
+    // ...which took longer than the limit, yet the client in transmission since is served.
+    assert_eq!(busy.write(1, 0, b"still here"), 0);
+    assert_eq!(busy.read(2, 0, 10).unwrap(), b"still here");
+}
