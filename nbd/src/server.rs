@@ -40,9 +40,10 @@ pub struct ServerConfig {
     /// counts as dead: a client that stops reading its replies cannot hold a worker, or
     /// [`Server::shutdown`], forever. `None`: no limit.
     pub write_timeout: Option<std::time::Duration>,
-    /// How long a listener's client may take over its whole handshake, up to GO or EXPORT_NAME
-    /// (10 s, as qemu-nbd's `--handshake-limit`): a client that connects and stalls cannot hold
-    /// a connection slot. `None`: no limit. (`serve_connection` has none.)
+    /// How long a listener's client may stay silent during its handshake, up to GO or
+    /// EXPORT_NAME (10 s, as qemu-nbd's `--handshake-limit`): a client that connects and stalls
+    /// cannot hold a connection slot. Transmission has no such limit. `None`: no limit.
+    /// (`serve_connection` has none.)
     pub handshake_timeout: Option<std::time::Duration>,
 }
 
