@@ -374,3 +374,327 @@ fn sigterm_stops_the_server_and_a_stale_socket_is_removed() {
         "the stale socket is removed"
     );
 }
+
+/// The python3 libnbd client the NBD tests drive line by line on its stdin: `connect URI`,
+/// `read OFFSET LENGTH` (answers `ok HEX` or `err ERRNO-NAME`), `close`; each command answered by
+/// one line, so the test waits on the answer, never on time.
+const NBD_CLIENT: &str = r#"
+import sys, nbd
+h = None
+for line in sys.stdin:
+    w = line.split()
+    try:
+        if w[0] == "connect":
+            h = nbd.NBD()
+            h.connect_uri(w[1])
+            print("ok", flush=True)
+        elif w[0] == "read":
+            print("ok", h.pread(int(w[2]), int(w[1])).hex(), flush=True)
+        elif w[0] == "close":
+            h.shutdown()
+            h = None
+            print("ok", flush=True)
+    except nbd.Error as e:
+        print("err", e.errno, flush=True)
+"#;
+
+/// A running python3 libnbd client.
+struct NbdClient {
+    child: Child,
+    out: std::io::Lines<BufReader<std::process::ChildStdout>>,
+}
+
+impl NbdClient {
+    fn start(cwd: &Path) -> NbdClient {
+        // The distribution's python3: python3-libnbd installs the module for it.
+        let mut child = Command::new("/usr/bin/python3")
+            .args(["-c", NBD_CLIENT])
+            // Not the workspace: its nbd/ folder would shadow the nbd module.
+            .current_dir(cwd)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 with libnbd (python3-libnbd) is installed");
+        let out = BufReader::new(child.stdout.take().unwrap()).lines();
+        NbdClient { child, out }
+    }
+
+    /// Sends `cmd`; its answer line.
+    fn ask(&mut self, cmd: &str) -> String {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().unwrap();
+        writeln!(stdin, "{cmd}").unwrap();
+        stdin.flush().unwrap();
+        self.out.next().expect("the client answers").unwrap()
+    }
+}
+
+impl Drop for NbdClient {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `nbdinfo --list` of `uri`: the export names it lists.
+fn listed(uri: &str) -> Vec<String> {
+    let out = Command::new("nbdinfo")
+        .args(["--list", "--json", uri])
+        .output()
+        .expect("nbdinfo (libnbd-bin) is installed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+    d["exports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["export-name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A mask change made by another `umbra` process through the control socket while an NBD
+/// client is connected: its next request gets EPERM and a new LIST no longer has the export. A
+/// fast recovery through the control socket: a client reconnecting to the same export name
+/// reads the shadow's data.
+#[test]
+fn mask_changes_and_fast_recovery_through_the_control_socket_reach_nbd_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let pool = cwd.join("pool");
+    let sock = cwd.join("nbd.sock");
+    let _srv = Served::start(&pool, &sock);
+    let uri = format!("nbd+unix:///0?socket={}", sock.display());
+    let list_uri = format!("nbd+unix://?socket={}", sock.display());
+    let before: Vec<u8> = (0..4096u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(cwd.join("before.bin"), &before).unwrap();
+    std::fs::write(cwd.join("after.bin"), vec![0xEE; 4096]).unwrap();
+    let umbra_ok = |args: &[&str]| {
+        let (c, out, err) = run_in(cwd, &pool, args);
+        assert_eq!(c, 0, "{args:?}: {err}");
+        String::from_utf8(out).unwrap()
+    };
+    umbra_ok(&["lun", "create", "db", "4MiB", "--unmask", SERVER]);
+    umbra_ok(&["lun", "write", "db", "--as", SERVER, "--in", "before.bin"]);
+    assert_eq!(listed(&list_uri), ["0"]);
+
+    // Fast recovery while a client is connected.
+    let d: Value = serde_json::from_str(&umbra_ok(&[
+        "--json",
+        "shadow",
+        "create",
+        "db",
+        "--nowriters",
+    ]))
+    .unwrap();
+    let shadow = d["shadows"][0]["id"].as_str().unwrap().to_string();
+    let mut c = NbdClient::start(cwd);
+    assert_eq!(c.ask(&format!("connect {uri}")), "ok");
+    umbra_ok(&["lun", "write", "db", "--as", SERVER, "--in", "after.bin"]);
+    assert_eq!(c.ask("read 0 4096"), format!("ok {}", hex(&[0xEE; 4096])));
+    umbra_ok(&["shadow", "recover", "db", "--from", &shadow]);
+    let _ = c.ask("close");
+    assert_eq!(c.ask(&format!("connect {uri}")), "ok");
+    assert_eq!(
+        c.ask("read 0 4096"),
+        format!("ok {}", hex(&before)),
+        "the same export name reaches the shadow"
+    );
+
+    // A mask change while the client is connected.
+    let luns: Value = serde_json::from_str(&umbra_ok(&["--json", "host", "view", SERVER])).unwrap();
+    let lun = luns["luns"][0]["lun"].as_str().unwrap().to_string();
+    umbra_ok(&["lun", "unmask", &lun, ""]);
+    assert_eq!(
+        c.ask("read 0 4096"),
+        "err EPERM",
+        "EPERM on the next request"
+    );
+    assert!(
+        listed(&list_uri).is_empty(),
+        "the export is gone from a new LIST"
+    );
+}
+
+/// Makes a CA and, signed by it, a server certificate and client certificates (SAN URI = the
+/// initiator) with the `openssl` command, laid out as libnbd and qemu read them: each client's
+/// folder holds ca-cert.pem, client-cert.pem, client-key.pem.
+fn certificates(dir: &Path, clients: &[(&str, &str)], ca_name: &str) {
+    let sh = |script: &str| {
+        let st = Command::new("sh")
+            .args(["-ec", script])
+            .current_dir(dir)
+            .stderr(Stdio::null())
+            .status()
+            .expect("sh runs");
+        assert!(st.success(), "openssl failed: {script}");
+    };
+    let ec = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
+    sh(&format!(
+        "openssl req -x509 {ec} -keyout ca-key.pem -out ca-cert.pem -days 2 -subj '/CN={ca_name}' \
+         -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
+         openssl req {ec} -keyout server-key.pem -out server.csr -subj /CN=localhost
+         printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\nextendedKeyUsage=serverAuth\\n' > server.ext
+         openssl x509 -req -in server.csr -CA ca-cert.pem -CAkey ca-key.pem -CAcreateserial \
+           -out server-cert.pem -days 2 -extfile server.ext"
+    ));
+    for (name, uri) in clients {
+        sh(&format!(
+            "mkdir -p {name} && cp ca-cert.pem {name}/
+             openssl req {ec} -keyout {name}/client-key.pem -out {name}.csr -subj '/CN=client {name}'
+             printf 'subjectAltName=URI:{uri}\\nextendedKeyUsage=clientAuth\\n' > {name}.ext
+             openssl x509 -req -in {name}.csr -CA ca-cert.pem -CAkey ca-key.pem -CAcreateserial \
+               -out {name}/client-cert.pem -days 2 -extfile {name}.ext"
+        ));
+    }
+}
+
+/// One TLS listener: two clients (nbdinfo, qemu-img) with different certificates see their own
+/// initiators' exports; a client without a certificate or with one from another CA gets none.
+#[test]
+fn tls_clients_on_one_listener_see_their_own_views() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let (h1, h2) = ("iqn.2026-01.org.example:h1", "iqn.2026-01.org.example:h2");
+    certificates(cwd, &[("h1", h1), ("h2", h2)], "umbra test CA");
+    let other = cwd.join("other");
+    std::fs::create_dir(&other).unwrap();
+    certificates(&other, &[("h1", h1)], "another CA");
+    let pool = cwd.join("pool");
+    let (c, _, err) = run_in(
+        cwd,
+        &pool,
+        &["lun", "create", "one", "1MiB", "--unmask", h1],
+    );
+    assert_eq!(c, 0, "{err}");
+    let (c, _, err) = run_in(
+        cwd,
+        &pool,
+        &["lun", "create", "two", "2MiB", "--unmask", h2],
+    );
+    assert_eq!(c, 0, "{err}");
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin!("umbra"))
+        .env_remove("UMBRA_POOL")
+        .current_dir(cwd)
+        .args([
+            "--pool",
+            "pool",
+            "--json",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .args([
+            "--tls-cert",
+            "server-cert.pem",
+            "--tls-key",
+            "server-key.pem",
+            "--tls-ca",
+            "ca-cert.pem",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let ready: Value = serde_json::from_str(&line).expect("the ready document");
+    let pid = child.id();
+    let srv = Served {
+        child,
+        pool: pool.clone(),
+        pid,
+    };
+    let addr = ready["listeners"][0]["address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let port = addr.rsplit(':').next().unwrap();
+    let names = |certs: &Path| {
+        let out = Command::new("nbdinfo")
+            .args(["--list", "--json"])
+            .arg(format!(
+                "nbds://127.0.0.1:{port}?tls-certificates={}",
+                certs.display()
+            ))
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            return None;
+        }
+        let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+        Some(
+            d["exports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| {
+                    (
+                        e["description"].as_str().unwrap_or("").to_string(),
+                        e["export-size"].as_u64().unwrap(),
+                    )
+                })
+                .collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(
+        names(&cwd.join("h1")),
+        Some(vec![("one".to_string(), 1 << 20)])
+    );
+    assert_eq!(
+        names(&cwd.join("h2")),
+        Some(vec![("two".to_string(), 2 << 20)])
+    );
+    assert_eq!(
+        names(&other.join("h1")),
+        None,
+        "a certificate of another CA is refused"
+    );
+    let plain = Command::new("nbdinfo")
+        .args(["--list", &format!("nbd://127.0.0.1:{port}")])
+        .output()
+        .unwrap();
+    assert!(!plain.status.success(), "a client without TLS gets no list");
+    // qemu-img over TLS as h2, opening its LUN by name.
+    let out = Command::new("qemu-img")
+        .args(["info", "--output=json", "--object"])
+        .arg(format!(
+            "tls-creds-x509,id=tls0,dir={},endpoint=client",
+            cwd.join("h2").display()
+        ))
+        .arg("--image-opts")
+        .arg(format!(
+            "driver=nbd,host=127.0.0.1,port={port},export=two,tls-creds=tls0"
+        ))
+        .output()
+        .expect("qemu-img (qemu-utils) is installed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(d["virtual-size"], 2 << 20);
+    let out = Command::new("qemu-img")
+        .args(["info", "--output=json", "--object"])
+        .arg(format!(
+            "tls-creds-x509,id=tls0,dir={},endpoint=client",
+            cwd.join("h1").display()
+        ))
+        .arg("--image-opts")
+        .arg(format!(
+            "driver=nbd,host=127.0.0.1,port={port},export=two,tls-creds=tls0"
+        ))
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "h1 cannot open h2's LUN");
+    drop(srv);
+}
