@@ -76,15 +76,15 @@ fn acceptor(ca: &Ca) -> RustlsAcceptor {
     RustlsAcceptor::from_pem(c.as_bytes(), k.as_bytes(), ca.cert.pem().as_bytes()).unwrap()
 }
 
+/// The server side's handshake, on its thread: the encrypted connection and its initiator.
+type Accepted = thread::JoinHandle<std::io::Result<(Conn, InitiatorId)>>;
+
 /// Connects a client with `config` to `acceptor` over loopback: the server side's result, and
 /// the client stream (its handshake driven by the first I/O).
 fn connect(
     acceptor: Arc<RustlsAcceptor>,
     config: Arc<ClientConfig>,
-) -> (
-    thread::JoinHandle<std::io::Result<(Conn, InitiatorId)>>,
-    StreamOwned<ClientConnection, TcpStream>,
-) {
+) -> (Accepted, StreamOwned<ClientConnection, TcpStream>) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     let server = thread::spawn(move || {
@@ -102,7 +102,12 @@ fn the_client_certificate_names_the_initiator_by_san_uri_else_cn() {
     let acc = Arc::new(acceptor(&ca));
     let cases = [
         (
-            leaf(&ca, "ignored CN", Some("iqn.2026-01.org.example:host1"), false),
+            leaf(
+                &ca,
+                "ignored CN",
+                Some("iqn.2026-01.org.example:host1"),
+                false,
+            ),
             "iqn.2026-01.org.example:host1",
         ),
         (
@@ -204,7 +209,8 @@ fn bad_pem_is_refused_naming_the_part() {
     let (c, k) = leaf(&ca, "server", None, true);
     let e = RustlsAcceptor::from_pem(b"", k.as_bytes(), ca.cert.pem().as_bytes()).unwrap_err();
     assert!(e.to_string().contains("certificate"), "{e}");
-    let e = RustlsAcceptor::from_pem(c.as_bytes(), b"nothing", ca.cert.pem().as_bytes()).unwrap_err();
+    let e =
+        RustlsAcceptor::from_pem(c.as_bytes(), b"nothing", ca.cert.pem().as_bytes()).unwrap_err();
     assert!(e.to_string().contains("key"), "{e}");
     let e = RustlsAcceptor::from_pem(c.as_bytes(), k.as_bytes(), b"").unwrap_err();
     assert!(e.to_string().contains("CA"), "{e}");

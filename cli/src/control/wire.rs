@@ -1,5 +1,5 @@
 //! The control socket's framing: each frame is a one-byte tag (`J` a JSON document, `D` raw
-//! bytes), a big-endian u32 length, and that many bytes. Requests and answers are JSON frames;
+//! bytes), a little-endian u32 length, and that many bytes. Requests and answers are JSON frames;
 //! file contents travel as data frames of at most [`CHUNK`] bytes, so no file is ever held whole.
 
 use std::io::{self, Read, Write};
@@ -39,7 +39,7 @@ fn send(w: &mut impl Write, tag: u8, bytes: &[u8]) -> io::Result<()> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "control frame too long"))?;
     let mut head = [0u8; 5];
     head[0] = tag;
-    head[1..].copy_from_slice(&len.to_be_bytes());
+    head[1..].copy_from_slice(&len.to_le_bytes());
     w.write_all(&head)?;
     w.write_all(bytes)?;
     w.flush()
@@ -50,7 +50,7 @@ fn send(w: &mut impl Write, tag: u8, bytes: &[u8]) -> io::Result<()> {
 pub fn recv(r: &mut impl Read) -> io::Result<Frame> {
     let mut head = [0u8; 5];
     r.read_exact(&mut head)?;
-    let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]);
+    let len = u32::from_le_bytes([head[1], head[2], head[3], head[4]]);
     if len > MAX_FRAME {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
