@@ -440,18 +440,20 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// `nbdinfo --list` of `uri`: the export names it lists.
-fn listed(uri: &str) -> Vec<String> {
+/// `nbdinfo --list --json URI`: its document, `None` when it fails (a refused client).
+fn nbdinfo_list(uri: &str) -> Option<Value> {
     let out = Command::new("nbdinfo")
         .args(["--list", "--json", uri])
         .output()
         .expect("nbdinfo (libnbd-bin) is installed");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+    out.status
+        .success()
+        .then(|| serde_json::from_slice(&out.stdout).unwrap())
+}
+
+/// The export names `nbdinfo --list` of `uri` gives.
+fn listed(uri: &str) -> Vec<String> {
+    let d = nbdinfo_list(uri).expect("nbdinfo --list succeeds");
     d["exports"]
         .as_array()
         .unwrap()
@@ -619,18 +621,10 @@ fn tls_clients_on_one_listener_see_their_own_views() {
         .to_string();
     let port = addr.rsplit(':').next().unwrap();
     let names = |certs: &Path| {
-        let out = Command::new("nbdinfo")
-            .args(["--list", "--json"])
-            .arg(format!(
-                "nbds://127.0.0.1:{port}?tls-certificates={}",
-                certs.display()
-            ))
-            .output()
-            .unwrap();
-        if !out.status.success() {
-            return None;
-        }
-        let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let d = nbdinfo_list(&format!(
+            "nbds://127.0.0.1:{port}?tls-certificates={}",
+            certs.display()
+        ))?;
         Some(
             d["exports"]
                 .as_array()
@@ -663,19 +657,22 @@ fn tls_clients_on_one_listener_see_their_own_views() {
         .output()
         .unwrap();
     assert!(!plain.status.success(), "a client without TLS gets no list");
-    // qemu-img over TLS as h2, opening its LUN by name.
-    let out = Command::new("qemu-img")
-        .args(["info", "--output=json", "--object"])
-        .arg(format!(
-            "tls-creds-x509,id=tls0,dir={},endpoint=client",
-            cwd.join("h2").display()
-        ))
-        .arg("--image-opts")
-        .arg(format!(
-            "driver=nbd,host=127.0.0.1,port={port},export=two,tls-creds=tls0"
-        ))
-        .output()
-        .expect("qemu-img (qemu-utils) is installed");
+    // qemu-img over TLS, opening h2's LUN by name: as h2, then as h1.
+    let qemu_info = |who: &str| {
+        Command::new("qemu-img")
+            .args(["info", "--output=json", "--object"])
+            .arg(format!(
+                "tls-creds-x509,id=tls0,dir={},endpoint=client",
+                cwd.join(who).display()
+            ))
+            .arg("--image-opts")
+            .arg(format!(
+                "driver=nbd,host=127.0.0.1,port={port},export=two,tls-creds=tls0"
+            ))
+            .output()
+            .expect("qemu-img (qemu-utils) is installed")
+    };
+    let out = qemu_info("h2");
     assert!(
         out.status.success(),
         "{}",
@@ -683,18 +680,6 @@ fn tls_clients_on_one_listener_see_their_own_views() {
     );
     let d: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(d["virtual-size"], 2 << 20);
-    let out = Command::new("qemu-img")
-        .args(["info", "--output=json", "--object"])
-        .arg(format!(
-            "tls-creds-x509,id=tls0,dir={},endpoint=client",
-            cwd.join("h1").display()
-        ))
-        .arg("--image-opts")
-        .arg(format!(
-            "driver=nbd,host=127.0.0.1,port={port},export=two,tls-creds=tls0"
-        ))
-        .output()
-        .unwrap();
-    assert!(!out.status.success(), "h1 cannot open h2's LUN");
+    assert!(!qemu_info("h1").status.success(), "h1 cannot open h2's LUN");
     drop(srv);
 }
