@@ -348,6 +348,16 @@ fn sigterm_stops_the_server_and_a_stale_socket_is_removed() {
     let cwd = dir.path();
     let pool = cwd.join("pool");
     let mut srv = Served::start(&pool, &cwd.join("nbd.sock"));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(pool.join("control.sock"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "the control socket is the owner's only"
+    );
     let (c, _, err) = run_in(
         cwd,
         &pool,

@@ -38,7 +38,14 @@ impl ControlServer {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
-        let listener = UnixListener::bind(path)?;
+        // Created 0600 (no moment where another user could connect): the umask is the
+        // process's, and nothing else of this process creates files while it is narrowed.
+        // SAFETY: umask only swaps the process's file mode mask; it cannot fail.
+        let old = unsafe { libc::umask(0o177) };
+        let bound = UnixListener::bind(path);
+        // SAFETY: as above, restoring the mask read.
+        unsafe { libc::umask(old) };
+        let listener = bound?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
         let stop = Arc::new(AtomicBool::new(false));
         let (stop2, pool) = (stop.clone(), pool.to_path_buf());
