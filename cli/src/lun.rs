@@ -149,7 +149,7 @@ fn plan(cmd: LunCommand, ctx: &Ctx) -> Result<Plan> {
 pub fn run(cmd: LunCommand, ctx: &Ctx) -> Result<Report> {
     let plan = plan(cmd, ctx)?;
     let array = ctx.open()?;
-    let shown = output::progress_shown(ctx.json);
+    let shown = ctx.progress_shown();
     match plan {
         Plan::Create(name, size, mask) => {
             array.create_lun(&name, size, &mask)?;

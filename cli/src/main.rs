@@ -57,6 +57,12 @@ impl Ctx {
             None => Ok(Array::open(&self.pool)?),
         }
     }
+
+    /// Whether progress bars are drawn ([`output::progress_shown`]: a served command's on the
+    /// caller's terminal).
+    pub fn progress_shown(&self) -> bool {
+        output::progress_shown(self.json)
+    }
 }
 
 fn dispatch(cli: Cli, pool_given: bool) -> Result<Report> {
@@ -119,7 +125,7 @@ fn main_code() -> u8 {
             dispatch(cli, pool_given)
         }
         (_, control::client::Found::Server(stream)) => {
-            control::client::run(stream, std::env::args().skip(1).collect())
+            control::client::run(stream, std::env::args().skip(1).collect(), json)
         }
     };
     finish(result, json)

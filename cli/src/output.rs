@@ -5,7 +5,7 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 use vds_core::AsyncHandle;
 
 /// A command's result, in both forms.
@@ -100,9 +100,32 @@ pub fn mask(text: &str) -> String {
     }
 }
 
-/// Whether progress bars are drawn: not with `--json`, not when stderr is not a terminal.
+/// Makes the terminal a served command's progress bars are drawn on (the caller's).
+pub type TermFactory = Box<dyn Fn() -> Box<dyn TermLike>>;
+
+thread_local! {
+    /// Set while this thread runs a command for a caller on the control socket: the caller's
+    /// terminal (`Some(Some(..))`), or none (`Some(None)`: the caller draws no bars).
+    static CALLER_TERM: std::cell::RefCell<Option<Option<TermFactory>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` (a command run for a caller) with its progress bars drawn on `term`, the caller's
+/// terminal, or on none.
+pub fn with_caller_term<T>(term: Option<TermFactory>, f: impl FnOnce() -> T) -> T {
+    CALLER_TERM.with(|t| *t.borrow_mut() = Some(term));
+    let r = f();
+    CALLER_TERM.with(|t| *t.borrow_mut() = None);
+    r
+}
+
+/// Whether progress bars are drawn: not with `--json`, not when stderr is not a terminal; for a
+/// caller on the control socket, when the caller draws them (on its own stderr).
 pub fn progress_shown(json: bool) -> bool {
-    !json && std::io::stderr().is_terminal()
+    match CALLER_TERM.with(|t| t.borrow().as_ref().map(Option::is_some)) {
+        Some(caller) => !json && caller,
+        None => !json && std::io::stderr().is_terminal(),
+    }
 }
 
 /// A progress bar on stderr over `total` units (`bytes` formats them as bytes), hidden unless
@@ -111,7 +134,10 @@ pub fn bar(total: u64, what: &str, bytes: bool, shown: bool) -> ProgressBar {
     if !shown {
         return ProgressBar::hidden();
     }
-    let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    let target = CALLER_TERM
+        .with(|t| t.borrow().as_ref().and_then(|f| f.as_ref().map(|f| f())))
+        .map_or_else(ProgressDrawTarget::stderr, ProgressDrawTarget::term_like);
+    let pb = ProgressBar::with_draw_target(Some(total), target);
     let template = if bytes {
         "{msg} [{bar:30}] {bytes}/{total_bytes} ({eta})"
     } else {

@@ -19,7 +19,7 @@ use crate::cli::{
 };
 use crate::error::{vss_kind_name, Error, Result};
 use crate::exit::Status;
-use crate::output::{fields, progress_shown, table, wait, Report};
+use crate::output::{fields, table, wait, Report};
 use crate::{parse, Ctx};
 
 /// The pool's coordinator (hardware provider preferred unless `options` says otherwise): the
@@ -233,7 +233,7 @@ pub fn run(c: ShadowCommand, ctx: &Ctx) -> Result<Report> {
             let pc = coordinator(ctx, PoolOptions::default())?;
             let lun = pc.shadow(sid)?.original.name;
             let h = pc.revert(sid)?;
-            wait(h, "revert", progress_shown(ctx.json))?;
+            wait(h, "revert", ctx.progress_shown())?;
             Ok(Report::new(
                 format!("LUN {lun} reverted to shadow {sid}\n"),
                 json!({ "id": sid, "lun": lun }),
@@ -244,7 +244,7 @@ pub fn run(c: ShadowCommand, ctx: &Ctx) -> Result<Report> {
             let pc = coordinator(ctx, PoolOptions::default())?;
             let (p, props) = vss_core::script::provider_of(&pc, sid)?;
             let h = p.resync(sid, None)?;
-            wait(h, "resync", progress_shown(ctx.json))?;
+            wait(h, "resync", ctx.progress_shown())?;
             let lun = props.original.name;
             Ok(Report::new(
                 format!("shadow {sid} copied back over LUN {lun}\n"),

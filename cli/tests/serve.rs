@@ -693,3 +693,52 @@ fn tls_clients_on_one_listener_see_their_own_views() {
     assert!(!qemu_info("h1").status.success(), "h1 cannot open h2's LUN");
     drop(srv);
 }
+
+/// A served command's progress bar is drawn by the caller on its own terminal (a pty made by
+/// `script`); with `--json` none is drawn.
+#[test]
+fn progress_bars_of_served_commands_are_drawn_by_the_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let pool = cwd.join("pool");
+    let _srv = Served::start(&pool, &cwd.join("nbd.sock"));
+    assert_eq!(
+        run_in(
+            cwd,
+            &pool,
+            &["lun", "create", "db", "16MiB", "--unmask", SERVER]
+        )
+        .0,
+        0
+    );
+    std::fs::write(cwd.join("in.bin"), vec![7u8; 8 << 20]).unwrap();
+    let umbra_bin = assert_cmd::cargo::cargo_bin!("umbra");
+    let on_a_terminal = |json: &str| {
+        let cmd = format!(
+            "{} --pool {} {json} lun write db --as {SERVER} --in in.bin",
+            umbra_bin.display(),
+            pool.display()
+        );
+        let out = Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .current_dir(cwd)
+            .env_remove("UMBRA_POOL")
+            .stdin(Stdio::null())
+            .output()
+            .expect("script (util-linux) runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let shown = on_a_terminal("");
+    assert!(shown.contains("write db ["), "no bar drawn: {shown:?}");
+    assert!(shown.contains("Wrote 8388608 bytes"), "{shown:?}");
+    let hidden = on_a_terminal("--json");
+    assert!(
+        !hidden.contains("write db ["),
+        "a bar with --json: {hidden:?}"
+    );
+}

@@ -164,18 +164,34 @@ impl Channel {
 #[derive(Clone)]
 pub struct Remote {
     chan: Arc<Mutex<Channel>>,
+    /// The width of the caller's terminal, when it draws progress bars.
+    term_width: Option<u16>,
 }
 
 impl Remote {
-    /// The caller on `stream` (its request already read).
-    pub fn new(stream: std::os::unix::net::UnixStream) -> Self {
+    /// The caller on `stream` (its request already read), drawing progress bars on a terminal
+    /// of `term_width` columns, or none.
+    pub fn new(stream: std::os::unix::net::UnixStream, term_width: Option<u16>) -> Self {
         Remote {
             chan: Arc::new(Mutex::new(Channel {
                 stream,
                 dead: None,
                 next_handle: 1,
             })),
+            term_width,
         }
+    }
+
+    /// The caller's terminal for progress bars, if it draws them.
+    pub fn term(&self) -> Option<crate::output::TermFactory> {
+        let width = self.term_width?;
+        let remote = self.clone();
+        Some(Box::new(move || {
+            Box::new(RemoteTerm {
+                remote: remote.clone(),
+                width,
+            })
+        }))
     }
 
     /// Sends the command's last message (its report or error); nothing answers it.
@@ -420,5 +436,71 @@ impl Writer for ProxyWriter {
     fn end_session(&self) {
         let ctx = EventContext::new(Instant::now() + Duration::from_secs(10));
         let _ = self.run("end-session", &ctx);
+    }
+}
+
+/// The caller's terminal: what a progress bar draws goes to the caller as `term` requests (no
+/// answer), which it writes on its stderr.
+struct RemoteTerm {
+    remote: Remote,
+    width: u16,
+}
+
+impl std::fmt::Debug for RemoteTerm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteTerm")
+            .field("width", &self.width)
+            .finish()
+    }
+}
+
+impl RemoteTerm {
+    fn send(&self, text: String) -> io::Result<()> {
+        let mut c = self.remote.chan.lock();
+        c.check()?;
+        let r = wire::send_json(&mut c.stream, &json!({"op": "term", "text": text}));
+        r.map_err(|e| c.broken(e))
+    }
+}
+
+impl indicatif::TermLike for RemoteTerm {
+    fn width(&self) -> u16 {
+        self.width
+    }
+    fn move_cursor_up(&self, n: usize) -> io::Result<()> {
+        if n == 0 {
+            return Ok(());
+        }
+        self.send(format!("\x1b[{n}A"))
+    }
+    fn move_cursor_down(&self, n: usize) -> io::Result<()> {
+        if n == 0 {
+            return Ok(());
+        }
+        self.send(format!("\x1b[{n}B"))
+    }
+    fn move_cursor_right(&self, n: usize) -> io::Result<()> {
+        if n == 0 {
+            return Ok(());
+        }
+        self.send(format!("\x1b[{n}C"))
+    }
+    fn move_cursor_left(&self, n: usize) -> io::Result<()> {
+        if n == 0 {
+            return Ok(());
+        }
+        self.send(format!("\x1b[{n}D"))
+    }
+    fn write_line(&self, s: &str) -> io::Result<()> {
+        self.send(format!("{s}\n"))
+    }
+    fn write_str(&self, s: &str) -> io::Result<()> {
+        self.send(s.to_string())
+    }
+    fn clear_line(&self) -> io::Result<()> {
+        self.send("\r\x1b[2K".to_string())
+    }
+    fn flush(&self) -> io::Result<()> {
+        Ok(())
     }
 }

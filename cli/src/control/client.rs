@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, IsTerminal, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,6 +18,9 @@ use super::wire::{self, CHUNK};
 use crate::error::{Error, Result};
 use crate::exit::Status;
 use crate::output::Report;
+
+/// The terminal width progress bars are laid out for (their template fits in it).
+const TERM_WIDTH: u16 = 80;
 
 /// What connecting to a pool's control socket found.
 pub enum Found {
@@ -60,7 +63,10 @@ enum Open {
 
 /// Runs the command `argv` (this process's arguments, without the program name) on the server
 /// at the other end of `stream`; returns its report, or its error, as if run here.
-pub fn run(stream: UnixStream, argv: Vec<String>) -> Result<Report> {
+///
+/// Progress bars: unless `json` or stderr is not a terminal, the server draws them here
+/// (`term` requests: text for stderr).
+pub fn run(stream: UnixStream, argv: Vec<String>, json: bool) -> Result<Report> {
     let mut s = stream;
     let gone = |e: io::Error| {
         Error::of_kind(
@@ -68,7 +74,8 @@ pub fn run(stream: UnixStream, argv: Vec<String>) -> Result<Report> {
             format!("the pool's server hung up on this command: {e}"),
         )
     };
-    wire::send_json(&mut s, &json!({ "argv": argv })).map_err(gone)?;
+    let term_width = (!json && io::stderr().is_terminal()).then_some(TERM_WIDTH);
+    wire::send_json(&mut s, &json!({ "argv": argv, "term_width": term_width })).map_err(gone)?;
     let mut open: HashMap<u64, Open> = HashMap::new();
     let mut writers: HashMap<String, Arc<dyn Writer>> = HashMap::new();
     loop {
@@ -201,6 +208,13 @@ pub fn run(stream: UnixStream, argv: Vec<String>) -> Result<Report> {
                 Some(json!({"ok": {}}))
             }
             "writer" => Some(writer_event(&req, &mut writers)),
+            "term" => {
+                let mut err = io::stderr().lock();
+                let _ = err
+                    .write_all(req["text"].as_str().unwrap_or("").as_bytes())
+                    .and_then(|()| err.flush());
+                None
+            }
             other => return Err(gone(io::Error::other(format!("unknown request {other:?}")))),
         };
         if let Some(a) = answer {

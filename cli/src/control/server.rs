@@ -108,7 +108,8 @@ fn serve_one(conn: UnixStream, array: Array, pool: PathBuf, one: &Mutex<()>) {
         return;
     };
     let argv: Vec<String> = serde_json::from_value(req["argv"].clone()).unwrap_or_default();
-    let remote = Remote::new(conn);
+    let term_width = req["term_width"].as_u64().map(|w| w.clamp(20, 1000) as u16);
+    let remote = Remote::new(conn, term_width);
     let result = {
         let _g = one.lock();
         run_argv(argv.clone(), array, pool, &remote)
@@ -154,5 +155,5 @@ fn run_argv(argv: Vec<String>, array: Array, pool: PathBuf, remote: &Remote) -> 
         array: Some(array),
         caller: Arc::new(remote.clone()),
     };
-    crate::dispatch_ctx(matches.command, &ctx)
+    crate::output::with_caller_term(remote.term(), || crate::dispatch_ctx(matches.command, &ctx))
 }
