@@ -241,6 +241,25 @@ fn nbdcopy_copies_an_export_out_and_in() {
     let _ = m;
 }
 
+/// fio's nbd engine: 4 KiB random writes over 16 MiB at depth 16 (each block once), then a
+/// crc32c verify of every block.
+fn fio_randwrite_verify(uri: &str) -> Command {
+    let mut c = Command::new("fio");
+    c.args([
+        "--name=verify",
+        "--ioengine=nbd",
+        &format!("--uri={uri}"),
+        "--rw=randwrite",
+        "--bs=4k",
+        "--size=16M",
+        "--iodepth=16",
+        "--verify=crc32c",
+        "--do_verify=1",
+        "--verify_fatal=1",
+    ]);
+    c
+}
+
 #[test]
 fn fio_randwrite_verifies_through_the_nbd_engine() {
     if !have("fio") {
@@ -250,18 +269,7 @@ fn fio_randwrite_verifies_through_the_nbd_engine() {
     let a = ini("iqn.2026-01.org.example:a");
     let n = pool.lun("db", 16 * MIB, &a, Access::ReadWrite);
     let s = serve(&pool.array, &a);
-    let out = run(Command::new("fio").args([
-        "--name=verify",
-        "--ioengine=nbd",
-        &format!("--uri={}", s.uri(&n.to_string())),
-        "--rw=randwrite",
-        "--bs=4k",
-        "--size=16M",
-        "--iodepth=16",
-        "--verify=crc32c",
-        "--do_verify=1",
-        "--verify_fatal=1",
-    ]));
+    let out = run(&mut fio_randwrite_verify(&s.uri(&n.to_string())));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("err= 0"), "{text}");
     // Every block was written (randwrite covers the file once), so none reads as a hole.
@@ -348,18 +356,7 @@ fn fio_verifies_while_shadows_are_taken_and_each_shadow_is_a_point_in_time_image
     let s = serve(&pool.array, &a);
     // randwrite with a random map writes every block exactly once, so at any instant each block
     // holds zeros or its one final content: a shadow must be that, block by block.
-    let mut fio = Command::new("fio")
-        .args([
-            "--name=shadowed",
-            "--ioengine=nbd",
-            &format!("--uri={}", s.uri(&n.to_string())),
-            "--rw=randwrite",
-            "--bs=4k",
-            "--size=16M",
-            "--iodepth=16",
-            "--verify=crc32c",
-            "--verify_fatal=1",
-        ])
+    let mut fio = fio_randwrite_verify(&s.uri(&n.to_string()))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
