@@ -265,15 +265,13 @@ fn fio_randwrite_verifies_through_the_nbd_engine() {
     if !have("fio") {
         return;
     }
-    let pool = Pool::new();
-    let a = ini("iqn.2026-01.org.example:a");
-    let n = pool.lun("db", 16 * MIB, &a, Access::ReadWrite);
-    let s = serve(&pool.array, &a);
+    let f = OneLun::new(16 * MIB);
+    let (n, s) = (f.n, &f.s);
     let out = run(&mut fio_randwrite_verify(&s.uri(&n.to_string())));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("err= 0"), "{text}");
     // Every block was written (randwrite covers the file once), so none reads as a hole.
-    let bytes = pool.bytes("db", &a);
+    let bytes = f.bytes();
     assert!(bytes.chunks(4096).all(|b| b.iter().any(|&x| x != 0)));
 }
 
@@ -350,10 +348,8 @@ fn fio_verifies_while_shadows_are_taken_and_each_shadow_is_a_point_in_time_image
     if !have("fio") {
         return;
     }
-    let pool = Pool::new();
-    let a = ini("iqn.2026-01.org.example:a");
-    let n = pool.lun("db", 16 * MIB, &a, Access::ReadWrite);
-    let s = serve(&pool.array, &a);
+    let f = OneLun::new(16 * MIB);
+    let (pool, n, s) = (&f.pool, f.n, &f.s);
     // randwrite with a random map writes every block exactly once, so at any instant each block
     // holds zeros or its one final content: a shadow must be that, block by block.
     let mut fio = fio_randwrite_verify(&s.uri(&n.to_string()))
@@ -375,7 +371,7 @@ fn fio_verifies_while_shadows_are_taken_and_each_shadow_is_a_point_in_time_image
         "fio failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let last = pool.bytes("db", &a);
+    let last = f.bytes();
     assert!(last.chunks(4096).all(|b| b.iter().any(|&x| x != 0)));
     let mut partial = 0;
     for name in &shadows {
