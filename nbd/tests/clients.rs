@@ -241,19 +241,14 @@ fn nbdcopy_copies_an_export_out_and_in() {
     let _ = m;
 }
 
-#[test]
-fn fio_randwrite_verifies_through_the_nbd_engine() {
-    if !have("fio") {
-        return;
-    }
-    let pool = Pool::new();
-    let a = ini("iqn.2026-01.org.example:a");
-    let n = pool.lun("db", 16 * MIB, &a, Access::ReadWrite);
-    let s = serve(&pool.array, &a);
-    let out = run(Command::new("fio").args([
+/// fio's nbd engine: 4 KiB random writes over 16 MiB at depth 16 (each block once), then a
+/// crc32c verify of every block.
+fn fio_randwrite_verify(uri: &str) -> Command {
+    let mut c = Command::new("fio");
+    c.args([
         "--name=verify",
         "--ioengine=nbd",
-        &format!("--uri={}", s.uri(&n.to_string())),
+        &format!("--uri={uri}"),
         "--rw=randwrite",
         "--bs=4k",
         "--size=16M",
@@ -261,11 +256,22 @@ fn fio_randwrite_verifies_through_the_nbd_engine() {
         "--verify=crc32c",
         "--do_verify=1",
         "--verify_fatal=1",
-    ]));
+    ]);
+    c
+}
+
+#[test]
+fn fio_randwrite_verifies_through_the_nbd_engine() {
+    if !have("fio") {
+        return;
+    }
+    let f = OneLun::new(16 * MIB);
+    let (n, s) = (f.n, &f.s);
+    let out = run(&mut fio_randwrite_verify(&s.uri(&n.to_string())));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("err= 0"), "{text}");
     // Every block was written (randwrite covers the file once), so none reads as a hole.
-    let bytes = pool.bytes("db", &a);
+    let bytes = f.bytes();
     assert!(bytes.chunks(4096).all(|b| b.iter().any(|&x| x != 0)));
 }
 
@@ -335,4 +341,59 @@ fn a_unix_socket_listener_serves_qemu_img_and_stops() {
     l.stop();
     assert!(std::os::unix::net::UnixStream::connect(&path).is_err());
     server.shutdown();
+}
+
+#[test]
+fn fio_verifies_while_shadows_are_taken_and_each_shadow_is_a_point_in_time_image() {
+    if !have("fio") {
+        return;
+    }
+    let f = OneLun::new(16 * MIB);
+    let (pool, n, s) = (&f.pool, f.n, &f.s);
+    // randwrite with a random map writes every block exactly once, so at any instant each block
+    // holds zeros or its one final content: a shadow must be that, block by block.
+    let mut fio = fio_randwrite_verify(&s.uri(&n.to_string()))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut shadows = Vec::new();
+    while fio.try_wait().unwrap().is_none() && shadows.len() < 40 {
+        let name = format!("shadow-{}", shadows.len());
+        pool.array
+            .snapshot_set(&[("db", &name)], &Default::default())
+            .unwrap();
+        shadows.push(name);
+    }
+    let out = fio.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "fio failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = f.bytes();
+    assert!(last.chunks(4096).all(|b| b.iter().any(|&x| x != 0)));
+    let mut partial = 0;
+    for name in &shadows {
+        let mut img = vec![0u8; last.len()];
+        pool.array.admin_read_at(name, &mut img, 0).unwrap();
+        let mut written = 0;
+        for (i, (b, f)) in img.chunks(4096).zip(last.chunks(4096)).enumerate() {
+            if b.iter().all(|&x| x == 0) {
+                continue;
+            }
+            assert_eq!(
+                b, f,
+                "{name}: block {i} is neither unwritten nor its final content"
+            );
+            written += 1;
+        }
+        if written > 0 && written < last.len() / 4096 {
+            partial += 1;
+        }
+    }
+    eprintln!(
+        "{} shadows taken while fio ran, {partial} of them mid-run",
+        shadows.len()
+    );
 }
