@@ -22,7 +22,14 @@
 //! - no LUN directory was removed but one that the change in flight created or deleted: anything
 //!   else open could not account for is in `orphans/`.
 //!
-//! The test fails if it checked fewer crash states than a floor.
+//! The workload also clones, resyncs (a full copy and a revert from a snapshot LUN), exports and
+//! imports LUNs, and takes, deletes, reverts to and exposes engine shadows: each of those is one
+//! change to the harness, so a crash inside it must leave its old state or its new one (a clone
+//! or an import half-filled is rolled back at open; a resync or a revert is finished).
+//!
+//! The test fails if it checked fewer crash states than a floor. `POOL_CRASH_SEED=<n>` runs
+//! another workload (it may lack a kind of change the test asks for), `POOL_CRASH_TRACE=1` prints
+//! each change as it is made.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -34,6 +41,8 @@ use vds_core::model::LunStatus;
 use vds_core::{Access, Array, ArrayOptions, InitiatorId, MaskSpec};
 
 const BS: u64 = 4096;
+/// Admin changes the workload makes.
+const STEPS: usize = 115;
 const POOL: &str = "/pool";
 const HOSTS: [&str; 3] = [
     "iqn.2024-01.org.example:h1",
@@ -66,6 +75,15 @@ fn view(a: &Array) -> String {
             l.source,
             a.lun_metadata(&l.name).unwrap()
         );
+        for e in a.engine_shadows(&l.name).unwrap_or_default() {
+            out += &format!(
+                "  engine shadow {} {} size={} {:?}\n",
+                e.id.get(),
+                e.set,
+                e.size,
+                e.metadata
+            );
+        }
     }
     out += &format!("groups {:?}\n", a.groups());
     out += &format!("hosts {:?}\n", a.hosts());
@@ -85,8 +103,13 @@ struct Lun {
     allowed: Vec<Vec<u8>>,
     /// The LUN it is a snapshot LUN of, until split.
     source: Option<String>,
-    /// A shadow LUN of a snapshot set, not yet broken: read-only, not written.
+    /// A shadow LUN of a snapshot set, not yet broken: read-only, not written (`"exposed"` for
+    /// a LUN exposing an engine shadow).
     shadow: Option<String>,
+    /// The engine shadows of its volume: each id with the data it holds (one value a block).
+    engine: Vec<(u64, Vec<u8>)>,
+    /// The engine shadow (LUN, id) it exposes.
+    exposes: Option<(String, u64)>,
 }
 
 impl Lun {
@@ -96,16 +119,30 @@ impl Lun {
             allowed: vec![vec![0]; blocks],
             source: None,
             shadow: None,
+            engine: Vec::new(),
+            exposes: None,
         }
+    }
+
+    /// A LUN holding `data`, durable.
+    fn holding(data: &[u8]) -> Lun {
+        Lun {
+            current: data.to_vec(),
+            allowed: data.iter().map(|&v| vec![v]).collect(),
+            ..Lun::new(0)
+        }
+    }
+
+    /// Whether every block's value is durable (as a flush leaves it).
+    fn durable(&self) -> bool {
+        self.allowed.iter().all(|a| a.len() == 1)
     }
 
     /// A snapshot of `self` (flushed), standing on `source`.
     fn snapshot(&self, source: &str) -> Lun {
         Lun {
-            current: self.current.clone(),
-            allowed: self.current.iter().map(|&v| vec![v]).collect(),
             source: Some(source.to_string()),
-            shadow: None,
+            ..Lun::holding(&self.current)
         }
     }
 }
@@ -152,6 +189,15 @@ impl Workload {
             let m = &self.model[&l.name];
             assert_eq!(l.size, m.current.len() as u64 * BS, "LUN {}'s size", l.name);
             assert_eq!(l.source, m.source, "LUN {}'s source", l.name);
+            let engine: Vec<u64> = self
+                .array
+                .engine_shadows(&l.name)
+                .unwrap()
+                .iter()
+                .map(|e| e.id.get())
+                .collect();
+            let expected: Vec<u64> = m.engine.iter().map(|e| e.0).collect();
+            assert_eq!(engine, expected, "LUN {}'s engine shadows", l.name);
         }
     }
 
@@ -164,6 +210,9 @@ impl Workload {
         update: impl FnOnce(&mut Model),
     ) {
         let before = view(&self.array);
+        if std::env::var_os("POOL_CRASH_TRACE").is_some() {
+            eprintln!("step {}: {what}", self.steps.len());
+        }
         let start = self.log.len();
         match f(&self.array) {
             Ok(()) => update(&mut self.model),
@@ -207,6 +256,20 @@ impl Workload {
         Some(v[self.rng.below(v.len() as u64) as usize].clone())
     }
 
+    /// A (LUN, engine shadow) of the model: with `exposed`, any; otherwise one no LUN exposes.
+    fn engine_shadow(&mut self, exposed: bool) -> Option<(String, u64)> {
+        let v: Vec<(String, u64)> = self
+            .model
+            .iter()
+            .flat_map(|(n, l)| l.engine.iter().map(move |e| (n.clone(), e.0)))
+            .filter(|s| exposed || !self.model.values().any(|l| l.exposes.as_ref() == Some(s)))
+            .collect();
+        if v.is_empty() {
+            return None;
+        }
+        Some(v[self.rng.below(v.len() as u64) as usize].clone())
+    }
+
     fn name(&mut self) -> String {
         self.next_name += 1;
         format!("l{}", self.next_name)
@@ -220,6 +283,10 @@ impl Workload {
 
     /// The LUN number at which [`DATA`] may write LUN `name` (online, masked read-write to it).
     fn writable(&self, name: &str) -> Option<u32> {
+        // A shadow LUN (of a set, or exposing an engine shadow) is read-only whatever its mask.
+        if self.model.get(name)?.shadow.is_some() {
+            return None;
+        }
         let online = self.array.lun(name).ok()?.status == LunStatus::Online;
         let g = self.array.access(name, &id(DATA)).ok()??;
         (online && g.access == Access::ReadWrite).then_some(g.number)
@@ -275,9 +342,16 @@ impl Workload {
             format!("@cluster=ro;{DATA}"),
             DATA.to_string(),
         ];
-        let mut pick = self.rng.below(20);
-        let shadows = self.model.values().any(|l| l.shadow.is_some());
+        let mut pick = self.rng.below(27);
+        let shadows = self
+            .model
+            .values()
+            .any(|l| l.shadow.is_some() && l.exposes.is_none());
         let broken = self.steps.iter().any(|s| s.what.starts_with("break"));
+        // A full pool makes room instead of refusing a new LUN.
+        if matches!(pick, 0 | 1 | 10 | 11 | 12 | 19 | 21 | 25) && self.model.len() >= 7 {
+            pick = 2;
+        }
         if (pick == 12 || pick == 14) && shadows && (!broken || self.rng.percent(50)) {
             pick = 13;
         }
@@ -473,7 +547,7 @@ impl Workload {
                 }
             }
             13 => {
-                let Some(name) = self.pick(|_, l| l.shadow.is_some()) else {
+                let Some(name) = self.pick(|_, l| l.shadow.is_some() && l.exposes.is_none()) else {
                     return;
                 };
                 self.admin(
@@ -552,6 +626,178 @@ impl Workload {
                     |_| {},
                 );
             }
+            19 if self.model.len() < 8 => {
+                let Some(src) = self.pick(|_, l| l.shadow.is_none()) else {
+                    return;
+                };
+                // The clone's image is the source's flushed data.
+                if !self.flush(&src) {
+                    return;
+                }
+                let name = self.name();
+                let (s, n) = (src.clone(), name.clone());
+                self.admin(
+                    format!("clone {src} to {name}"),
+                    |a| a.clone_lun(&s, &n).wait(),
+                    |model| {
+                        let c = Lun::holding(&model[&src].current);
+                        model.insert(name, c);
+                    },
+                );
+            }
+            20 => {
+                let Some(target) = self.pick(|_, l| l.shadow.is_none()) else {
+                    return;
+                };
+                let blocks = self.model[&target].current.len();
+                let Some(source) = self.pick(|n, l| n != target && l.current.len() == blocks)
+                else {
+                    return;
+                };
+                // The source's data durable, so that the copy is known whatever a crash does.
+                if !self.model[&source].durable() && !self.flush(&source) {
+                    return;
+                }
+                if !self.model[&source].durable() {
+                    return;
+                }
+                let (s, t) = (source.clone(), target.clone());
+                self.admin(
+                    format!("resync {target} from {source}"),
+                    |a| a.resync_lun(&s, &t).wait(),
+                    |model| {
+                        let data = model[&source].current.clone();
+                        let l = model.get_mut(&target).unwrap();
+                        l.current = data.clone();
+                        l.allowed = data.iter().map(|&v| vec![v]).collect();
+                    },
+                );
+            }
+            21 if self.model.len() < 8 => {
+                let Some(src) = self.pick(|_, _| true) else {
+                    return;
+                };
+                let image = format!("/image-{}", self.steps.len());
+                let data = self.model[&src].current.clone();
+                let img = image.clone();
+                let refused = self.refused.len();
+                self.admin(
+                    format!("export {src} to {image}"),
+                    |a| a.export_lun(&src, &img).wait(),
+                    |_| {},
+                );
+                if self.refused.len() > refused {
+                    return;
+                }
+                let name = self.name();
+                let n = name.clone();
+                self.admin(
+                    format!("import {name} from {image}"),
+                    |a| a.import_lun(&n, &image).wait(),
+                    |model| {
+                        model.insert(name, Lun::holding(&data));
+                    },
+                );
+            }
+            22 => {
+                let luns: Vec<String> = self
+                    .model
+                    .iter()
+                    .filter(|(_, l)| l.shadow.is_none() && l.engine.len() < 3)
+                    .map(|(n, _)| n.clone())
+                    .filter(|_| self.rng.percent(50))
+                    .take(2)
+                    .collect();
+                if luns.is_empty() {
+                    return;
+                }
+                let got = std::cell::RefCell::new(Vec::new());
+                let (l2, g) = (luns.clone(), &got);
+                self.admin(
+                    format!("engine-set of {luns:?}"),
+                    |a| {
+                        let req: Vec<(&str, &[u8])> =
+                            l2.iter().map(|n| (n.as_str(), n.as_bytes())).collect();
+                        let set = a.engine_snapshot_set(&req)?;
+                        *g.borrow_mut() = set.shadows;
+                        Ok(())
+                    },
+                    |model| {
+                        for (n, id) in got.borrow().iter() {
+                            let l = model.get_mut(n).unwrap();
+                            let data = l.current.clone();
+                            // The set's freeze flushed the LUN.
+                            l.allowed = data.iter().map(|&v| vec![v]).collect();
+                            l.engine.push((id.get(), data));
+                        }
+                    },
+                );
+            }
+            23 => {
+                let Some((lun, id)) = self.engine_shadow(false) else {
+                    return;
+                };
+                self.admin(
+                    format!("engine-delete {id} of {lun}"),
+                    |a| a.delete_engine_shadow(&lun, cow_engine::SnapshotId::new(id)),
+                    |model| model.get_mut(&lun).unwrap().engine.retain(|e| e.0 != id),
+                );
+            }
+            24 => {
+                let Some((lun, id)) = self.engine_shadow(true) else {
+                    return;
+                };
+                let blocks = self.model[&lun].current.len();
+                let data = self.model[&lun]
+                    .engine
+                    .iter()
+                    .find(|e| e.0 == id)
+                    .unwrap()
+                    .1
+                    .clone();
+                if data.len() != blocks || self.model[&lun].shadow.is_some() {
+                    return;
+                }
+                self.admin(
+                    format!("revert {lun} to engine shadow {id}"),
+                    |a| {
+                        a.revert_to_engine_shadow(&lun, cow_engine::SnapshotId::new(id))
+                            .wait()
+                    },
+                    |model| {
+                        let l = model.get_mut(&lun).unwrap();
+                        l.allowed = data.iter().map(|&v| vec![v]).collect();
+                        l.current = data;
+                    },
+                );
+            }
+            25 if self.model.len() < 8 => {
+                let Some((lun, id)) = self.engine_shadow(false) else {
+                    return;
+                };
+                let data = self.model[&lun]
+                    .engine
+                    .iter()
+                    .find(|e| e.0 == id)
+                    .unwrap()
+                    .1
+                    .clone();
+                let name = self.name();
+                let (n, l) = (name.clone(), lun.clone());
+                self.admin(
+                    format!("expose {id} of {lun} as {name}"),
+                    |a| a.expose_engine_shadow(&l, cow_engine::SnapshotId::new(id), &n),
+                    |model| {
+                        let e = Lun {
+                            source: Some(lun.clone()),
+                            shadow: Some("exposed".into()),
+                            exposes: Some((lun, id)),
+                            ..Lun::holding(&data)
+                        };
+                        model.insert(name, e);
+                    },
+                );
+            }
             _ => {
                 let v = format!("v{}", self.steps.len());
                 let clear = self.rng.percent(20);
@@ -617,7 +863,12 @@ fn a_pool_survives_a_crash_at_every_sync_point_of_an_admin_workload() {
         model: Model::new(),
         steps: Vec::new(),
         data: Vec::new(),
-        rng: Rng::new(0x9e11),
+        rng: Rng::new(
+            std::env::var("POOL_CRASH_SEED")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0x9e11),
+        ),
         next_name: 0,
         next_value: 0,
         refused: Vec::new(),
@@ -640,7 +891,7 @@ fn a_pool_survives_a_crash_at_every_sync_point_of_an_admin_workload() {
             },
         );
     }
-    while w.steps.len() < 90 {
+    while w.steps.len() < STEPS {
         w.step();
     }
     let kinds: BTreeSet<&str> = w
@@ -654,8 +905,27 @@ fn a_pool_survives_a_crash_at_every_sync_point_of_an_admin_workload() {
         w.refused
     );
     for k in [
-        "create", "delete", "set", "add", "remove", "host", "snapshot", "break", "split", "swap",
-        "extend", "online", "pool",
+        "create",
+        "delete",
+        "set",
+        "add",
+        "remove",
+        "host",
+        "snapshot",
+        "break",
+        "split",
+        "swap",
+        "extend",
+        "online",
+        "pool",
+        "clone",
+        "resync",
+        "export",
+        "import",
+        "engine-set",
+        "engine-delete",
+        "revert",
+        "expose",
     ] {
         assert!(
             kinds.contains(k),
@@ -808,8 +1078,8 @@ fn a_pool_survives_a_crash_at_every_sync_point_of_an_admin_workload() {
         events.len(),
         cuts.len()
     );
-    assert!(states >= 1000, "only {states} crash states checked");
-    assert!(opened >= 900, "only {opened} crash states opened");
+    assert!(states >= 2500, "only {states} crash states checked");
+    assert!(opened >= 2400, "only {opened} crash states opened");
 }
 
 /// Why: `delete_snapshot_set` deleted the set's LUNs one pool record after another, so a crash

@@ -24,6 +24,19 @@ impl Array {
     /// so that an open after a crash removes it unless the LUN's record committed. On error
     /// nothing is left behind (the LUN's id stays used).
     pub fn create_lun(&self, name: &str, size: u64, mask: &MaskSpec) -> Result<()> {
+        self.create_lun_filled(name, size, mask, false).map(|_| ())
+    }
+
+    /// [`Array::create_lun`], returning the new LUN's id; with `fill`, the LUN is created under
+    /// a `fill` intent, which its creator ends ([`Change::Done`]) once the LUN holds its
+    /// contents (an import): until then an open after a crash deletes it.
+    pub(super) fn create_lun_filled(
+        &self,
+        name: &str,
+        size: u64,
+        mask: &MaskSpec,
+        fill: bool,
+    ) -> Result<LunId> {
         check_lun_name(name)?;
         let mask = mask_text(mask)?;
         self.transact(|core| {
@@ -38,14 +51,14 @@ impl Array {
                 mask,
                 source: None,
             };
-            self.begin_create(core, id, None)?;
+            self.begin_create(core, id, None, fill)?;
             let vol = match self.lun_dir(id) {
                 Some(dir) => create_file_volume(&dir, size, bs),
                 None => Volume::create_mem(size, volume_config(bs)).map_err(Error::from),
             };
             let vol = vol.map_err(|e| self.roll_back_create(core, id, None, e))?;
             let notes = self.commit_new_lun(core, id, vol, None, &change)?;
-            Ok(((), notes))
+            Ok((id, notes))
         })
     }
 
@@ -53,6 +66,18 @@ impl Array {
     /// writable, independent of later writes to either, masked to no one. Crash-atomic as
     /// [`Array::create_lun`]: the intent names the engine snapshot too.
     pub fn snapshot_lun(&self, source: &str, snapshot_name: &str) -> Result<()> {
+        self.snapshot_lun_filled(source, snapshot_name, false)
+            .map(|_| ())
+    }
+
+    /// [`Array::snapshot_lun`], returning the new LUN's id; with `fill` under a `fill` intent,
+    /// as [`Array::create_lun_filled`] (a clone, ended once split).
+    pub(super) fn snapshot_lun_filled(
+        &self,
+        source: &str,
+        snapshot_name: &str,
+        fill: bool,
+    ) -> Result<LunId> {
         check_lun_name(snapshot_name)?;
         self.transact(|core| {
             let src_id = core.state.id_of(source)?;
@@ -62,7 +87,7 @@ impl Array {
             let id = core.state.next_id;
             let bs = core.state.block_size;
             let src_vol = core.volumes[&src_id].clone();
-            self.begin_create(core, id, Some(src_id))?;
+            self.begin_create(core, id, Some(src_id), fill)?;
             let made = (|| {
                 let src_vol = src_vol.read();
                 let sid = src_vol.create_snapshot(SnapshotOptions {
@@ -92,7 +117,7 @@ impl Array {
                 }),
             };
             let notes = self.commit_new_lun(core, id, vol, Some(src_id), &change)?;
-            Ok(((), notes))
+            Ok((id, notes))
         })
     }
 
@@ -231,14 +256,16 @@ impl Array {
         self.change_lun(name, |id| Change::SetStatus { id, online })
     }
 
-    /// Records the intent to create LUN `id` (a snapshot LUN of `source`), durably, before
-    /// anything of it exists on disk. Refused if `luns/<id>` exists (open moved everything it
+    /// Records the intent to create LUN `id` (a snapshot LUN of `source`; with `fill`, one to be
+    /// filled before it counts as made: [`Intent::Fill`]), durably, before anything of it exists
+    /// on disk. Refused if `luns/<id>` exists (open moved everything it
     /// could not account for away; something else put it there, and it is not ours to remove).
     pub(super) fn begin_create(
         &self,
         core: &mut Core,
         id: LunId,
         source: Option<LunId>,
+        fill: bool,
     ) -> Result<()> {
         if let Some(dir) = self.lun_dir(id) {
             if dir.exists() {
@@ -249,12 +276,12 @@ impl Array {
                 .with_path(dir));
             }
         }
-        Array::commit(
-            core,
-            &Change::Begin {
-                intent: Intent::CreateLun { id, source },
-            },
-        )?;
+        let intent = if fill {
+            Intent::Fill { id, source }
+        } else {
+            Intent::CreateLun { id, source }
+        };
+        Array::commit(core, &Change::Begin { intent })?;
         Ok(())
     }
 

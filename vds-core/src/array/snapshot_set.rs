@@ -76,7 +76,7 @@ impl Array {
             let mut begun: Vec<(LunId, LunId)> = Vec::new();
             for (src, _, _) in &sources {
                 let id = core.state.next_id;
-                if let Err(e) = self.begin_create(core, id, Some(*src)) {
+                if let Err(e) = self.begin_create(core, id, Some(*src), false) {
                     return Err(self.roll_back_set(core, &begun, e));
                 }
                 begun.push((id, *src));

@@ -270,7 +270,7 @@ impl ArrayState {
             ));
         }
         match intent {
-            Intent::CreateLun { source, .. } => {
+            Intent::CreateLun { source, .. } | Intent::Fill { source, .. } => {
                 if id < self.next_id {
                     return Err(Error::new(
                         ErrorKind::Corrupt,
@@ -287,6 +287,13 @@ impl ArrayState {
                 self.lun(id)?;
                 // Set numbers come from the LUN ids' counter: never reused either.
                 self.next_id = self.next_id.max(set + 1);
+            }
+            Intent::Revert { .. } => {
+                self.lun(id)?;
+            }
+            Intent::Copy { source, .. } => {
+                self.lun(id)?;
+                self.lun(source)?;
             }
             Intent::RemoveLun { .. } => {
                 if self.luns.contains_key(&id) {
@@ -325,7 +332,9 @@ impl ArrayState {
         self.check_size(size)?;
         self.check_new_name(name)?;
         let begun = matches!(self.intents.get(&id), Some(Intent::CreateLun { .. }));
-        if id < self.next_id && !begun {
+        // A LUN created to be filled keeps its intent until it is filled.
+        let filling = matches!(self.intents.get(&id), Some(Intent::Fill { .. }));
+        if id < self.next_id && !begun && !filling {
             return Err(Error::new(
                 ErrorKind::Corrupt,
                 format!("LUN id {id} reused"),
