@@ -37,7 +37,7 @@ pub mod script;
 
 pub use array::{
     Array, ArrayOptions, AsyncHandle, EngineShadow, EngineShadowSet, FrozenLuns, LunHandle,
-    ThawOutcome,
+    LunOptions, ThawOutcome,
 };
 pub use cow_engine::events::{Delivery, Subscription};
 pub use cow_engine::SnapshotId;

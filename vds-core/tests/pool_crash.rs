@@ -38,7 +38,7 @@ use std::sync::Arc;
 use cow_engine::fs::{EntryKind, Fs};
 use umbra_test_support::crash_sim::{fates, sync_cuts, DirReplayer, Fate, Log, Node, Rng, SimDir};
 use vds_core::model::LunStatus;
-use vds_core::{Access, Array, ArrayOptions, InitiatorId, MaskSpec};
+use vds_core::{Access, Array, ArrayOptions, InitiatorId, LunOptions, MaskSpec};
 
 const BS: u64 = 4096;
 /// Admin changes the workload makes.
@@ -65,7 +65,7 @@ fn view(a: &Array) -> String {
     let mut out = String::new();
     for l in a.luns() {
         out += &format!(
-            "lun {} {:?} size={} {:?} mask={:?} number={} source={:?} meta={:?}\n",
+            "lun {} {:?} size={} {:?} mask={:?} number={} source={:?} volatile={} meta={:?}\n",
             l.id,
             l.name,
             l.size,
@@ -73,8 +73,13 @@ fn view(a: &Array) -> String {
             l.mask,
             l.number,
             l.source,
+            l.volatile,
             a.lun_metadata(&l.name).unwrap()
         );
+        if l.volatile {
+            // Its engine shadows end with the pool (the live check counts them).
+            continue;
+        }
         for e in a.engine_shadows(&l.name).unwrap_or_default() {
             out += &format!(
                 "  engine shadow {} {} size={} {:?}\n",
@@ -110,6 +115,9 @@ struct Lun {
     engine: Vec<(u64, Vec<u8>)>,
     /// The engine shadow (LUN, id) it exposes.
     exposes: Option<(String, u64)>,
+    /// A volatile LUN: no snapshot LUN, set, clone or exposed shadow of it; its engine shadows
+    /// end with the pool.
+    volatile: bool,
 }
 
 impl Lun {
@@ -121,6 +129,7 @@ impl Lun {
             shadow: None,
             engine: Vec::new(),
             exposes: None,
+            volatile: false,
         }
     }
 
@@ -361,11 +370,15 @@ impl Workload {
                 let blocks = 2 + self.rng.below(3) as usize;
                 let m = masks[self.rng.below(masks.len() as u64) as usize].clone();
                 let n = name.clone();
+                let volatile = self.rng.percent(30);
+                let opts = LunOptions { volatile };
                 self.admin(
-                    format!("create {name} ({blocks} blocks, mask {m:?})"),
-                    |a| a.create_lun(&n, blocks as u64 * BS, &mask(&m)),
+                    format!("create {name} ({blocks} blocks, mask {m:?}, volatile {volatile})"),
+                    |a| a.create_lun_with(&n, blocks as u64 * BS, &mask(&m), opts),
                     |model| {
-                        model.insert(name, Lun::new(blocks));
+                        let mut l = Lun::new(blocks);
+                        l.volatile = volatile;
+                        model.insert(name, l);
                     },
                 );
             }
@@ -484,7 +497,7 @@ impl Workload {
                 );
             }
             10..=11 if self.model.len() < 8 => {
-                let Some(src) = self.pick(|_, l| l.shadow.is_none()) else {
+                let Some(src) = self.pick(|_, l| l.shadow.is_none() && !l.volatile) else {
                     return;
                 };
                 // The snapshot's image is the source's flushed data.
@@ -506,7 +519,7 @@ impl Workload {
                 let srcs: Vec<String> = self
                     .model
                     .iter()
-                    .filter(|(_, l)| l.shadow.is_none() && l.source.is_none())
+                    .filter(|(_, l)| l.shadow.is_none() && l.source.is_none() && !l.volatile)
                     .map(|(n, _)| n.clone())
                     .take(2)
                     .collect();
@@ -627,7 +640,7 @@ impl Workload {
                 );
             }
             19 if self.model.len() < 8 => {
-                let Some(src) = self.pick(|_, l| l.shadow.is_none()) else {
+                let Some(src) = self.pick(|_, l| l.shadow.is_none() && !l.volatile) else {
                     return;
                 };
                 // The clone's image is the source's flushed data.
@@ -755,7 +768,9 @@ impl Workload {
                     .unwrap()
                     .1
                     .clone();
-                if data.len() != blocks || self.model[&lun].shadow.is_some() {
+                // A volatile LUN's revert cut by a crash cannot be finished (its shadow is gone).
+                let l = &self.model[&lun];
+                if data.len() != blocks || l.shadow.is_some() || l.volatile {
                     return;
                 }
                 self.admin(
@@ -775,6 +790,9 @@ impl Workload {
                 let Some((lun, id)) = self.engine_shadow(false) else {
                     return;
                 };
+                if self.model[&lun].volatile {
+                    return;
+                }
                 let data = self.model[&lun]
                     .engine
                     .iter()
@@ -933,6 +951,10 @@ fn a_pool_survives_a_crash_at_every_sync_point_of_an_admin_workload() {
             w.refused
         );
     }
+    assert!(
+        w.steps.iter().any(|s| s.what.contains("volatile true")),
+        "the workload makes no volatile LUN"
+    );
     sim.kill();
     let Workload {
         steps,

@@ -77,7 +77,7 @@ impl Array {
             .with_path(path));
         }
         let size = src.len().div_ceil(bs) * bs;
-        let id = self.create_lun_filled(name, size, &MaskSpec::None, true)?;
+        let id = self.create_lun_filled(name, size, &MaskSpec::None, Default::default(), true)?;
         let copied = self.long_op(id, name, || {
             let vol = self.volume_of(name)?;
             copy_sparse(src.as_ref(), &vol, bs, progress)?;

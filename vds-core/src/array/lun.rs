@@ -16,6 +16,22 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::mask::{LunId, MaskSpec};
 use crate::model::{Health, LunInfo, LunStatus, LunType, Notification, TransitionState};
 
+/// Options of a new LUN ([`Array::create_lun_with`]); [`Default`] is what
+/// [`Array::create_lun`] makes: a persistent LUN.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LunOptions {
+    /// A volatile LUN: its engine volume keeps no metadata journal. Its data lives in its origin
+    /// file, written in place and durable on flush, so its writes survive a reopen (and a crash)
+    /// as a persistent LUN's do; but its engine snapshots and diff area live only until the pool
+    /// closes. So nothing the pool records may stand on one of its snapshots: a snapshot LUN,
+    /// snapshot set, clone or exposed engine shadow of a volatile LUN is refused
+    /// ([`ErrorKind::BadState`]); engine shadows of it are allowed and are gone after a reopen
+    /// (a revert to one that a crash interrupted cannot be finished: the LUN keeps what the
+    /// revert had copied). Cheaper writes: no journal commit for the first write of a block
+    /// after a snapshot.
+    pub volatile: bool,
+}
+
 impl Array {
     /// Creates LUN `name` of `size` bytes, visible only as `mask` says (VDS `CreateLun`'s
     /// unmasking list; [`MaskSpec::None`] = no one). Its contents read as zeros.
@@ -24,7 +40,20 @@ impl Array {
     /// so that an open after a crash removes it unless the LUN's record committed. On error
     /// nothing is left behind (the LUN's id stays used).
     pub fn create_lun(&self, name: &str, size: u64, mask: &MaskSpec) -> Result<()> {
-        self.create_lun_filled(name, size, mask, false).map(|_| ())
+        self.create_lun_with(name, size, mask, LunOptions::default())
+    }
+
+    /// Creates LUN `name` like [`Array::create_lun`], with `options` (a volatile LUN:
+    /// [`LunOptions::volatile`]).
+    pub fn create_lun_with(
+        &self,
+        name: &str,
+        size: u64,
+        mask: &MaskSpec,
+        options: LunOptions,
+    ) -> Result<()> {
+        self.create_lun_filled(name, size, mask, options, false)
+            .map(|_| ())
     }
 
     /// [`Array::create_lun`], returning the new LUN's id; with `fill`, the LUN is created under
@@ -35,6 +64,7 @@ impl Array {
         name: &str,
         size: u64,
         mask: &MaskSpec,
+        options: LunOptions,
         fill: bool,
     ) -> Result<LunId> {
         check_lun_name(name)?;
@@ -50,10 +80,11 @@ impl Array {
                 size,
                 mask,
                 source: None,
+                volatile: options.volatile,
             };
             self.begin_create(core, id, None, fill)?;
             let vol = match self.lun_dir(id) {
-                Some(dir) => create_file_volume(&dir, size, bs),
+                Some(dir) => create_file_volume(&dir, size, bs, options.volatile),
                 None => Volume::create_mem(size, volume_config(bs)).map_err(Error::from),
             };
             let vol = vol.map_err(|e| self.roll_back_create(core, id, None, e))?;
@@ -82,6 +113,7 @@ impl Array {
         self.transact(|core| {
             let src_id = core.state.id_of(source)?;
             check_not_damaged(core, src_id, source)?;
+            check_not_volatile(core, src_id, "a snapshot LUN")?;
             core.state.check_new_name(snapshot_name)?;
             let size = core.state.lun(src_id)?.size;
             let id = core.state.next_id;
@@ -115,6 +147,7 @@ impl Array {
                     lun: src_id,
                     snapshot: sid,
                 }),
+                volatile: false,
             };
             let notes = self.commit_new_lun(core, id, vol, Some(src_id), &change)?;
             Ok((id, notes))
@@ -384,8 +417,26 @@ impl Array {
                 .source
                 .and_then(|s| core.state.luns.get(&s.lun))
                 .map(|s| s.name.clone()),
+            volatile: l.volatile,
         })
     }
+}
+
+/// Refuses to make `what` (something the pool records, standing on an engine snapshot) of LUN
+/// `id` if it is volatile: its snapshots do not survive the pool's close.
+pub(super) fn check_not_volatile(core: &Core, id: LunId, what: &str) -> Result<()> {
+    let l = core.state.lun(id)?;
+    if l.volatile {
+        return Err(Error::new(
+            ErrorKind::BadState,
+            format!(
+                "LUN {:?} is volatile: its snapshots live only until the pool closes, so {what} \
+                 of it cannot be made",
+                l.name
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Refuses an operation on LUN `id` (`name`) if its volume is damaged.

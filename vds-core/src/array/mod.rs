@@ -65,6 +65,7 @@ pub use cow_engine::ThawOutcome;
 pub use freeze::FrozenLuns;
 pub use handle::LunHandle;
 pub use io::ChangedExtents;
+pub use lun::LunOptions;
 pub use shadows::{EngineShadow, EngineShadowSet};
 pub use state::{check_lun_name, TargetInfo};
 

@@ -16,7 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use cow_engine::{Progress, SnapshotId, SnapshotOptions, Volume, MAX_METADATA};
 use parking_lot::RwLock;
 
-use super::lun::check_not_damaged;
+use super::lun::{check_not_damaged, check_not_volatile};
 use super::snapshot_set::snapshot_at_one_instant;
 use super::state::{check_lun_name, Change, Intent, SourceRef};
 use super::volumes::{create_stacked, unpin_and_delete, volume_config};
@@ -253,6 +253,7 @@ impl Array {
         self.transact(|core| {
             let src = core.state.id_of(lun)?;
             check_not_damaged(core, src, lun)?;
+            check_not_volatile(core, src, "a LUN exposing an engine shadow")?;
             core.state.check_new_name(name)?;
             let src_vol = core.volumes[&src].clone();
             let size = check_shadow(&src_vol.read(), lun, id)?;

@@ -23,7 +23,8 @@ impl ArrayState {
                 size,
                 mask,
                 source,
-            } => self.apply_create_lun(*id, name, *size, mask, *source),
+                volatile,
+            } => self.apply_create_lun(*id, name, *size, mask, *source, *volatile),
             Change::DeleteLun { id } => self.apply_delete_lun(*id),
             Change::SetMask { id, mask } => self.apply_set_mask(*id, mask),
             Change::SetHostNumber { id, host, number } => {
@@ -319,7 +320,8 @@ impl ArrayState {
         Ok(Vec::new())
     }
 
-    /// A new LUN `id` (ids only grow), online, with its mask; a snapshot LUN names its `source`.
+    /// A new LUN `id` (ids only grow), online, with its mask; a snapshot LUN names its `source`;
+    /// a volatile LUN (`volatile`) keeps no metadata journal.
     fn apply_create_lun(
         &mut self,
         id: LunId,
@@ -327,6 +329,7 @@ impl ArrayState {
         size: u64,
         mask: &str,
         source: Option<SourceRef>,
+        volatile: bool,
     ) -> Result<Vec<Notification>> {
         check_lun_name(name)?;
         self.check_size(size)?;
@@ -345,10 +348,9 @@ impl ArrayState {
         }
         let spec = MaskSpec::parse(mask)?;
         let delta = self.mask.add_lun(id, spec, None)?;
-        self.luns.insert(
-            id,
-            LunRec::new(id, name.to_string(), size, LunStatus::Online, source),
-        );
+        let mut rec = LunRec::new(id, name.to_string(), size, LunStatus::Online, source);
+        rec.volatile = volatile;
+        self.luns.insert(id, rec);
         self.names.insert(name.to_string(), id);
         self.next_id = self.next_id.max(id + 1);
         if begun {

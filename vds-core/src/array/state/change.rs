@@ -75,6 +75,9 @@ pub(crate) enum Change {
         size: u64,
         mask: String,
         source: Option<SourceRef>,
+        /// A volatile LUN (log format 6; absent: persistent).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        volatile: bool,
     },
     DeleteLun {
         id: LunId,
