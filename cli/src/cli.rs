@@ -241,6 +241,10 @@ pub enum LunCommand {
         /// The initial unmasking list (VDS SetMask text: "" none, * all, a;b, ID=ro, @group).
         #[arg(long, value_name = "LIST", allow_hyphen_values = true)]
         unmask: Option<String>,
+        /// A volatile LUN: no metadata journal; its data is durable on flush, its engine
+        /// snapshots last until the pool closes (no snapshot LUN of it can be made).
+        #[arg(long)]
+        volatile: bool,
     },
     /// Lists every LUN.
     List,
