@@ -36,7 +36,7 @@ pub mod model;
 pub mod script;
 
 pub use array::{
-    Array, ArrayOptions, AsyncHandle, EngineShadow, EngineShadowSet, FrozenLuns, LunHandle,
+    AdminOp, Array, ArrayOptions, AsyncHandle, EngineShadow, EngineShadowSet, FrozenLuns, LunHandle,
     LunOptions, ThawOutcome,
 };
 pub use cow_engine::events::{Delivery, Subscription};

@@ -1192,3 +1192,96 @@ fn import_export_clone_and_split_run_on_the_pools_file_system() {
     }
     assert!(a.orphans().is_empty());
 }
+
+/// Why: importing a transportable set (metadata and a mask on every shadow LUN) and breaking it
+/// (a break and a mask on each) took one pool record per LUN and change, so a crash between two
+/// left the set half imported or half broken. `Array::batch` makes them one record: every crash
+/// state of a batch holds all of it or none of it.
+#[test]
+fn a_batch_is_applied_whole_or_not_at_all_after_a_crash() {
+    use vds_core::AdminOp;
+    let log = Log::new();
+    let sim = SimDir::new(&log);
+    let fs: Arc<dyn Fs> = Arc::new(sim.clone());
+    let a = Array::open_in(fs, POOL, ArrayOptions::default()).unwrap();
+    for name in ["a", "b", "c"] {
+        a.create_lun(name, 2 * BS, &mask(HOSTS[0])).unwrap();
+    }
+    a.snapshot_set(&[("a", "sa"), ("b", "sb"), ("c", "sc")], &BTreeMap::new())
+        .unwrap();
+    let shadows = ["sa", "sb", "sc"];
+    let import: Vec<AdminOp> = shadows
+        .iter()
+        .flat_map(|s| {
+            [
+                AdminOp::SetLunMetadata {
+                    lun: s.to_string(),
+                    key: "vss:exposure".into(),
+                    value: Some("h2".into()),
+                },
+                AdminOp::AddToMask {
+                    lun: s.to_string(),
+                    entries: mask(&format!("{}=ro", HOSTS[1])),
+                },
+            ]
+        })
+        .collect();
+    let brk: Vec<AdminOp> = shadows
+        .iter()
+        .flat_map(|s| {
+            [
+                AdminOp::BreakShadow { lun: s.to_string() },
+                AdminOp::AddToMask {
+                    lun: s.to_string(),
+                    entries: mask(HOSTS[1]),
+                },
+            ]
+        })
+        .collect();
+    // A batch whose last change fails changes nothing.
+    let mut bad = import.clone();
+    bad.push(AdminOp::BreakShadow { lun: "nope".into() });
+    let before = view(&a);
+    let e = a.batch(&bad).unwrap_err();
+    assert!(e.to_string().contains("change 7 of the batch"), "{e}");
+    assert_eq!(view(&a), before, "a failed batch changed the pool");
+    let views = [view(&a), String::new(), String::new()];
+    let start = log.len();
+    a.batch(&import).unwrap();
+    let mid = log.len();
+    let imported = view(&a);
+    a.batch(&brk).unwrap();
+    let end = log.len();
+    let broken = view(&a);
+    for s in shadows {
+        assert!(!a.is_shadow(s).unwrap());
+        assert_eq!(
+            a.access(s, &id(HOSTS[1])).unwrap().unwrap().access,
+            Access::ReadWrite
+        );
+    }
+    sim.kill();
+    drop(a);
+    let views = [views[0].clone(), imported, broken];
+
+    let events = log.events();
+    let mut r = DirReplayer::new(&events);
+    let mut seen = [0; 3];
+    for cut in start..=end {
+        r.advance(cut);
+        for fate in [Fate::Kept, Fate::Lost] {
+            let crashed: Arc<dyn Fs> = Arc::new(r.build(|_| fate, &Log::discarding()));
+            let a = Array::open_existing_in(crashed, POOL)
+                .unwrap_or_else(|e| panic!("crash at {cut}: {}", e.report()));
+            let got = view(&a);
+            // Before the import's end, the state before it or after it; then after it or after
+            // the break.
+            let allowed: &[usize] = if cut <= mid { &[0, 1] } else { &[1, 2] };
+            let Some(&which) = allowed.iter().find(|&&i| views[i] == got) else {
+                panic!("crash at {cut} ({fate:?}): the pool holds\n{got}");
+            };
+            seen[which] += 1;
+        }
+    }
+    assert!(seen.iter().all(|&n| n > 0), "states seen: {seen:?}");
+}

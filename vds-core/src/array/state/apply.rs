@@ -67,7 +67,28 @@ impl ArrayState {
                 size,
                 source,
             } => self.apply_expose_shadow(*id, name, *size, *source),
+            Change::Batch { changes } => self.apply_batch(changes),
         }
+    }
+
+    /// Applies `changes` in order, all or none: on a copy of the state, which replaces it only
+    /// once every change has applied.
+    fn apply_batch(&mut self, changes: &[Change]) -> Result<Vec<Notification>> {
+        let mut next = self.clone();
+        let mut notes = Vec::new();
+        for c in changes {
+            if matches!(
+                c,
+                Change::Batch { .. } | Change::Begin { .. } | Change::Done { .. }
+            ) {
+                return Err(Error::invalid(format!(
+                    "a batch holds a change that cannot be batched: {c:?}"
+                )));
+            }
+            notes.extend(next.apply(c)?);
+        }
+        *self = next;
+        Ok(notes)
     }
 
     /// Engine shadow set `set` taken: ends the `engine_shadow` intent of each of its LUNs.

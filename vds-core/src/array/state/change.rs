@@ -185,6 +185,11 @@ pub(crate) enum Change {
         size: u64,
         source: SourceRef,
     },
+    /// Several changes as one: applied in order, all or none (none of them a `batch`, a `begin`
+    /// or a `done`) (log format 6).
+    Batch {
+        changes: Vec<Change>,
+    },
 }
 
 /// One shadow LUN of a [`Change::SnapshotSet`].
