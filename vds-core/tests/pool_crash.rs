@@ -142,6 +142,12 @@ impl Lun {
         }
     }
 
+    /// Its data becomes `data`, durable (what a resync or a revert leaves).
+    fn set_durable(&mut self, data: Vec<u8>) {
+        self.allowed = data.iter().map(|&v| vec![v]).collect();
+        self.current = data;
+    }
+
     /// Whether every block's value is durable (as a flush leaves it).
     fn durable(&self) -> bool {
         self.allowed.iter().all(|a| a.len() == 1)
@@ -277,6 +283,16 @@ impl Workload {
             return None;
         }
         Some(v[self.rng.below(v.len() as u64) as usize].clone())
+    }
+
+    /// A LUN to snapshot or clone (no shadow, not volatile), flushed so that the copy's image
+    /// is its flushed data, and the name of the new LUN.
+    fn flushed_source(&mut self) -> Option<(String, String)> {
+        let src = self.pick(|_, l| l.shadow.is_none() && !l.volatile)?;
+        if !self.flush(&src) {
+            return None;
+        }
+        Some((src, self.name()))
     }
 
     fn name(&mut self) -> String {
@@ -497,14 +513,9 @@ impl Workload {
                 );
             }
             10..=11 if self.model.len() < 8 => {
-                let Some(src) = self.pick(|_, l| l.shadow.is_none() && !l.volatile) else {
+                let Some((src, name)) = self.flushed_source() else {
                     return;
                 };
-                // The snapshot's image is the source's flushed data.
-                if !self.flush(&src) {
-                    return;
-                }
-                let name = self.name();
                 let (s, n) = (src.clone(), name.clone());
                 self.admin(
                     format!("snapshot LUN {name} of {src}"),
@@ -640,14 +651,9 @@ impl Workload {
                 );
             }
             19 if self.model.len() < 8 => {
-                let Some(src) = self.pick(|_, l| l.shadow.is_none() && !l.volatile) else {
+                let Some((src, name)) = self.flushed_source() else {
                     return;
                 };
-                // The clone's image is the source's flushed data.
-                if !self.flush(&src) {
-                    return;
-                }
-                let name = self.name();
                 let (s, n) = (src.clone(), name.clone());
                 self.admin(
                     format!("clone {src} to {name}"),
@@ -680,9 +686,7 @@ impl Workload {
                     |a| a.resync_lun(&s, &t).wait(),
                     |model| {
                         let data = model[&source].current.clone();
-                        let l = model.get_mut(&target).unwrap();
-                        l.current = data.clone();
-                        l.allowed = data.iter().map(|&v| vec![v]).collect();
+                        model.get_mut(&target).unwrap().set_durable(data);
                     },
                 );
             }
@@ -780,9 +784,7 @@ impl Workload {
                             .wait()
                     },
                     |model| {
-                        let l = model.get_mut(&lun).unwrap();
-                        l.allowed = data.iter().map(|&v| vec![v]).collect();
-                        l.current = data;
+                        model.get_mut(&lun).unwrap().set_durable(data);
                     },
                 );
             }
@@ -1104,11 +1106,10 @@ fn a_pool_survives_a_crash_at_every_sync_point_of_an_admin_workload() {
     assert!(opened >= 2400, "only {opened} crash states opened");
 }
 
-/// Why: `delete_snapshot_set` deleted the set's LUNs one pool record after another, so a crash
-/// between two of them left the set half deleted (found by the harness above). Now every crash
-/// state of the delete holds the whole set or none of it, and the pool opens either way.
-#[test]
-fn a_snapshot_set_is_deleted_whole_or_not_at_all_after_a_crash() {
+/// A recorded pool on a simulated directory with LUNs `a`, `b` and `c` (2 blocks, masked to the
+/// first host), each with its name's first byte written to block 0, and a snapshot set of the
+/// three (`sa`, `sb`, `sc`), whose name is returned.
+fn recorded_pool_with_a_set() -> (Log, SimDir, Array, String) {
     let log = Log::new();
     let sim = SimDir::new(&log);
     let fs: Arc<dyn Fs> = Arc::new(sim.clone());
@@ -1121,39 +1122,60 @@ fn a_snapshot_set_is_deleted_whole_or_not_at_all_after_a_crash() {
     let set = a
         .snapshot_set(&[("a", "sa"), ("b", "sb"), ("c", "sc")], &BTreeMap::new())
         .unwrap();
+    (log, sim, a, set)
+}
+
+/// Reopens the pool `events` recorded on the crash images of every cut from `start` to `end`
+/// (the pending writes all kept, and all lost), passing each to `check` with its cut and fate.
+fn each_crash(
+    events: &[umbra_test_support::crash_sim::Event],
+    start: usize,
+    end: usize,
+    mut check: impl FnMut(usize, Fate, Array),
+) {
+    let mut r = DirReplayer::new(events);
+    for cut in start..=end {
+        r.advance(cut);
+        for fate in [Fate::Kept, Fate::Lost] {
+            let crashed: Arc<dyn Fs> = Arc::new(r.build(|_| fate, &Log::discarding()));
+            let a = Array::open_existing_in(crashed, POOL)
+                .unwrap_or_else(|e| panic!("crash at {cut} ({fate:?}): {}", e.report()));
+            check(cut, fate, a);
+        }
+    }
+}
+
+/// Why: `delete_snapshot_set` deleted the set's LUNs one pool record after another, so a crash
+/// between two of them left the set half deleted (found by the harness above). Now every crash
+/// state of the delete holds the whole set or none of it, and the pool opens either way.
+#[test]
+fn a_snapshot_set_is_deleted_whole_or_not_at_all_after_a_crash() {
+    let (log, sim, a, set) = recorded_pool_with_a_set();
     let start = log.len();
     a.delete_snapshot_set(&set).unwrap();
     let end = log.len();
     sim.kill();
     drop(a);
 
-    let events = log.events();
-    let mut r = DirReplayer::new(&events);
     let (mut whole, mut none) = (0, 0);
-    for cut in start..=end {
-        r.advance(cut);
-        for fate in [Fate::Kept, Fate::Lost] {
-            let crashed: Arc<dyn Fs> = Arc::new(r.build(|_| fate, &Log::discarding()));
-            let a = Array::open_existing_in(crashed, POOL)
-                .unwrap_or_else(|e| panic!("crash at {cut}: {}", e.report()));
-            let shadows = a.snapshot_set_luns(&set);
-            match shadows.len() {
-                0 => none += 1,
-                3 => whole += 1,
-                _ => panic!("crash at {cut} ({fate:?}): the set holds {shadows:?}"),
-            }
-            assert!(a.damaged_luns().is_empty(), "crash at {cut}");
-            // The sources and their data are untouched.
-            let mut buf = vec![0u8; BS as usize];
-            for name in ["a", "b", "c"] {
-                a.admin_read_at(name, &mut buf, 0).unwrap();
-                assert!(
-                    buf.iter().all(|&x| x == name.as_bytes()[0]),
-                    "crash at {cut}"
-                );
-            }
+    each_crash(&log.events(), start, end, |cut, fate, a| {
+        let shadows = a.snapshot_set_luns(&set);
+        match shadows.len() {
+            0 => none += 1,
+            3 => whole += 1,
+            _ => panic!("crash at {cut} ({fate:?}): the set holds {shadows:?}"),
         }
-    }
+        assert!(a.damaged_luns().is_empty(), "crash at {cut}");
+        // The sources and their data are untouched.
+        let mut buf = vec![0u8; BS as usize];
+        for name in ["a", "b", "c"] {
+            a.admin_read_at(name, &mut buf, 0).unwrap();
+            assert!(
+                buf.iter().all(|&x| x == name.as_bytes()[0]),
+                "crash at {cut}"
+            );
+        }
+    });
     assert!(whole > 0 && none > 0, "whole {whole}, none {none}");
 }
 
@@ -1200,15 +1222,7 @@ fn import_export_clone_and_split_run_on_the_pools_file_system() {
 #[test]
 fn a_batch_is_applied_whole_or_not_at_all_after_a_crash() {
     use vds_core::AdminOp;
-    let log = Log::new();
-    let sim = SimDir::new(&log);
-    let fs: Arc<dyn Fs> = Arc::new(sim.clone());
-    let a = Array::open_in(fs, POOL, ArrayOptions::default()).unwrap();
-    for name in ["a", "b", "c"] {
-        a.create_lun(name, 2 * BS, &mask(HOSTS[0])).unwrap();
-    }
-    a.snapshot_set(&[("a", "sa"), ("b", "sb"), ("c", "sc")], &BTreeMap::new())
-        .unwrap();
+    let (log, sim, a, _) = recorded_pool_with_a_set();
     let shadows = ["sa", "sb", "sc"];
     let import: Vec<AdminOp> = shadows
         .iter()
@@ -1264,24 +1278,16 @@ fn a_batch_is_applied_whole_or_not_at_all_after_a_crash() {
     drop(a);
     let views = [views[0].clone(), imported, broken];
 
-    let events = log.events();
-    let mut r = DirReplayer::new(&events);
     let mut seen = [0; 3];
-    for cut in start..=end {
-        r.advance(cut);
-        for fate in [Fate::Kept, Fate::Lost] {
-            let crashed: Arc<dyn Fs> = Arc::new(r.build(|_| fate, &Log::discarding()));
-            let a = Array::open_existing_in(crashed, POOL)
-                .unwrap_or_else(|e| panic!("crash at {cut}: {}", e.report()));
-            let got = view(&a);
-            // Before the import's end, the state before it or after it; then after it or after
-            // the break.
-            let allowed: &[usize] = if cut <= mid { &[0, 1] } else { &[1, 2] };
-            let Some(&which) = allowed.iter().find(|&&i| views[i] == got) else {
-                panic!("crash at {cut} ({fate:?}): the pool holds\n{got}");
-            };
-            seen[which] += 1;
-        }
-    }
+    each_crash(&log.events(), start, end, |cut, fate, a| {
+        let got = view(&a);
+        // Before the import's end, the state before it or after it; then after it or after the
+        // break.
+        let allowed: &[usize] = if cut <= mid { &[0, 1] } else { &[1, 2] };
+        let Some(&which) = allowed.iter().find(|&&i| views[i] == got) else {
+            panic!("crash at {cut} ({fate:?}): the pool holds\n{got}");
+        };
+        seen[which] += 1;
+    });
     assert!(seen.iter().all(|&n| n > 0), "states seen: {seen:?}");
 }
