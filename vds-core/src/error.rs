@@ -343,6 +343,19 @@ impl From<cow_engine::Error> for Error {
     }
 }
 
+/// The text of a caught panic's payload (`std::panic::catch_unwind`'s error): its message when it
+/// is a `&str` or a `String`, otherwise a fixed text. The one place every crate that catches
+/// panics (long operations, writer calls, the C boundary) reads it.
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "a panic with a non-text payload"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -404,18 +417,5 @@ mod tests {
             std::io::Error::from(std::io::ErrorKind::NotFound),
         );
         assert_eq!(e.kind(), ErrorKind::NotFound);
-    }
-}
-
-/// The text of a caught panic's payload (`std::panic::catch_unwind`'s error): its message when it
-/// is a `&str` or a `String`, otherwise a fixed text. The one place every crate that catches
-/// panics (long operations, writer calls, the C boundary) reads it.
-pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        s
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s
-    } else {
-        "a panic with a non-text payload"
     }
 }
