@@ -45,7 +45,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::provider::Provider;
 use crate::shadow::{Context, ProviderType, ShadowProperties};
 use crate::writer::{
-    Call, EventContext, FailureKind, LateCall, Writer, WriterEvent, WriterFailure, WriterState,
+    Call, EventContext, FailureKind, Lane, LateCall, Writer, WriterEvent, WriterFailure,
+    WriterState,
 };
 
 /// The deadlines a coordinator enforces.
@@ -430,6 +431,8 @@ pub(crate) struct Participant {
     pub(crate) taking_part: bool,
     /// The full paths of its selected components, in selection order.
     pub(crate) selected: Vec<String>,
+    /// The thread its calls of this session run on (a fresh one after a call hung).
+    pub(crate) lane: Lane,
 }
 
 impl Participant {
@@ -537,10 +540,11 @@ impl Crowd {
                 in_session: false,
                 taking_part: false,
                 selected: Vec::new(),
+                lane: Lane::default(),
             });
             if hung.is_none() {
                 let ctx = self.ctx(i, deadline);
-                calls.push((i, Call::identify(w, ctx)));
+                calls.push((i, Call::identify_on(&mut self.parts[i].lane, w, ctx)));
             }
         }
         let mut docs = Vec::new();
@@ -583,6 +587,8 @@ impl Crowd {
     ) {
         let p = &mut self.parts[i];
         p.responding = false;
+        // Its thread is stuck in the call: whatever comes next runs elsewhere.
+        p.lane.abandon();
         let name = p.name.clone();
         self.inner.mark_hung(&name, event);
         self.fate.lock().hung.insert(name.clone());
@@ -617,7 +623,8 @@ impl Crowd {
             .iter()
             .map(|&i| {
                 let ctx = self.ctx(i, deadline);
-                (i, Call::start(self.parts[i].writer.clone(), event, ctx))
+                let p = &mut self.parts[i];
+                (i, Call::start_on(&mut p.lane, p.writer.clone(), event, ctx))
             })
             .collect();
         let mut failed = Vec::new();
