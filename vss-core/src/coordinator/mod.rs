@@ -10,8 +10,8 @@
 //! - [`RestoreSession`]: load a saved backup components document, identify, select components,
 //!   pre-restore, restore (a revert of each selected component's volumes to its shadow, through
 //!   the provider that made it), post-restore, with a restore status per component.
-//! - [`Backup`]: a typestate facade over [`BackupSession`], so an out-of-order call does not
-//!   compile.
+//! - [`Backup`] and [`Restore`]: typestate facades over [`BackupSession`] and
+//!   [`RestoreSession`], so an out-of-order call does not compile.
 //!
 //! The coordinator is also the shadow registry: a view over its providers'
 //! [`Provider::shadows`] (persistent shadows from the providers' own records, and the
@@ -37,7 +37,8 @@ use uuid::Uuid;
 pub use restore::{ComponentRestore, RestoreSession, RestoreStatus, RestoreStep};
 pub use session::{BackupSession, BackupStep};
 pub use typestate::{
-    Backup, Completed, Ended, Gathered, Initial, Prepared, Snapshotted, Stage, Started, Step,
+    Backup, Completed, Ended, Gathered, Initial, Loaded, PreRestored, Prepared, Restore,
+    RestoreStage, Restored, Snapshotted, Stage, Started, Step,
 };
 
 use crate::document::{Component, WriterMetadata};
@@ -339,6 +340,13 @@ impl Coordinator {
     /// Errors: [`ErrorKind::InvalidArgument`] for a document without a snapshot set.
     pub fn restore(&self, saved: crate::BackupComponents) -> Result<RestoreSession> {
         RestoreSession::new(self.inner.clone(), saved)
+    }
+
+    /// The typestate facade of [`Coordinator::restore`].
+    ///
+    /// Errors: as [`Coordinator::restore`].
+    pub fn begin_restore(&self, saved: crate::BackupComponents) -> Result<Restore<Loaded>> {
+        Ok(Restore::new(self.restore(saved)?))
     }
 
     /// Every shadow of every provider (persistent ones from the providers' records, and the
