@@ -119,6 +119,11 @@ pub(crate) trait SetHook: Send + Sync {
     fn volumes(&self, set_id: Uuid, luns: &[String]) -> Result<()>;
     /// Set `set_id` is over: made, or aborted and cleaned up.
     fn ended(&self, set_id: Uuid);
+    /// A session is about to identify `writers` (the coordinator's, in order): bring the list
+    /// up to date with writers registered or unregistered elsewhere since (the pool's registry).
+    fn sync_writers(&self, writers: &mut Vec<Arc<dyn Writer>>) {
+        let _ = writers;
+    }
 }
 
 /// The volume keys of sets being made, across every coordinator of the process.
@@ -520,7 +525,11 @@ impl Crowd {
     /// metadata; one that fails, hangs or is still hung from an earlier set is left out.
     pub(crate) fn gather(&mut self) -> Vec<WriterMetadata> {
         let writers: Vec<Arc<dyn Writer>> = if self.context.has_writers() {
-            self.inner.writers.lock().clone()
+            let mut ws = self.inner.writers.lock();
+            if let Some(hook) = &self.inner.hook {
+                hook.sync_writers(&mut ws);
+            }
+            ws.clone()
         } else {
             Vec::new()
         };

@@ -191,24 +191,23 @@ impl<T: Send + 'static> Call<T> {
         let s = shared.clone();
         let i = info.clone();
         let job: Job = Box::new(move || {
-                let r =
-                    catch_unwind(AssertUnwindSafe(|| run(&*writer, &ctx))).unwrap_or_else(|p| {
-                        Err(WriterFailure::non_retryable(format!(
-                            "writer {:?} panicked at {event}: {}",
-                            i.writer,
-                            panic_text(&*p)
-                        )))
-                    });
-                let at = Instant::now();
-                let mut slot = s.slot.lock();
-                if let Some(hook) = slot.on_return.take() {
-                    drop(slot);
-                    hook(LateReturn::new(&i, r, at));
-                    return;
-                }
-                slot.answer = Some((r, at));
-                s.returned.notify_all();
+            let r = catch_unwind(AssertUnwindSafe(|| run(&*writer, &ctx))).unwrap_or_else(|p| {
+                Err(WriterFailure::non_retryable(format!(
+                    "writer {:?} panicked at {event}: {}",
+                    i.writer,
+                    panic_text(&*p)
+                )))
             });
+            let at = Instant::now();
+            let mut slot = s.slot.lock();
+            if let Some(hook) = slot.on_return.take() {
+                drop(slot);
+                hook(LateReturn::new(&i, r, at));
+                return;
+            }
+            slot.answer = Some((r, at));
+            s.returned.notify_all();
+        });
         let spawned = match lane {
             Some(lane) => lane.run(&info.writer, job),
             None => std::thread::Builder::new()
