@@ -417,6 +417,12 @@ fn create(a: CreateArgs, ctx: &Ctx) -> Result<Report> {
             Ok(_) => {}
             Err(e) => {
                 let status = session.writer_status().to_vec();
+                // A writer whose call outlived its deadline (an exec writer's process group is
+                // killed then, so it returns at once) is answered with abort when it returns:
+                // let that happen before this process exits, within one event's deadline.
+                for (name, _) in pc.not_responding() {
+                    pc.wait_until_responding(&name, timeouts.event);
+                }
                 let kind = match e.kind {
                     vss_core::script::ScriptErrorKind::Failed(k) => k,
                     _ => ErrorKind::Io,
