@@ -245,7 +245,13 @@ fn a_writer_hanging_at_freeze_is_aborted_at_its_deadline() {
     // Its freeze was killed at the deadline and answered with abort before the command exited.
     assert_eq!(
         events(&log, "hang"),
-        ["identify", "prepare-backup", "prepare-snapshot", "freeze", "abort"]
+        [
+            "identify",
+            "prepare-backup",
+            "prepare-snapshot",
+            "freeze",
+            "abort"
+        ]
     );
     no_shadows(&pool);
     let next = ok_json(&pool, &["shadow", "create", "db"]);
@@ -537,7 +543,10 @@ fn a_session_writer_runs_once_and_sees_every_event_in_order() {
     )
     .unwrap();
     let spec = format!("db-session=sh '{}'", script.display());
-    let d = ok_json(&pool, &["shadow", "create", "db", "--session-writer", &spec]);
+    let d = ok_json(
+        &pool,
+        &["shadow", "create", "db", "--session-writer", &spec],
+    );
     let lines: Vec<String> = std::fs::read_to_string(&log)
         .unwrap()
         .lines()
@@ -566,15 +575,34 @@ fn revert_brings_a_lun_back_to_its_software_shadow() {
     let pool = pool_with_db(dir.path(), &before);
     let d = ok_json(
         &pool,
-        &["shadow", "create", "db", "--provider", "software", "--nowriters"],
+        &[
+            "shadow",
+            "create",
+            "db",
+            "--provider",
+            "software",
+            "--nowriters",
+        ],
     );
     let sid = d["shadows"][0]["id"].as_str().unwrap().to_owned();
-    assert_eq!(d["shadows"][0]["lun"], Value::Null, "a software shadow has no LUN");
+    assert_eq!(
+        d["shadows"][0]["lun"],
+        Value::Null,
+        "a software shadow has no LUN"
+    );
     let f = dir.path().join("later.bin");
     std::fs::write(&f, pattern(65536, 12)).unwrap();
     ok(
         &pool,
-        &["lun", "write", "db", "--as", SERVER, "--in", f.to_str().unwrap()],
+        &[
+            "lun",
+            "write",
+            "db",
+            "--as",
+            SERVER,
+            "--in",
+            f.to_str().unwrap(),
+        ],
     );
     assert!(read_as(&pool, "db", SERVER, 65536) != before, "overwritten");
     let r = ok_json(&pool, &["shadow", "revert", &sid]);
@@ -639,7 +667,10 @@ fn resync_copies_a_hardware_shadow_back_with_progress_on_a_terminal() {
     assert_eq!(read_as(&pool, "db", SERVER, 1 << 20), before);
     damage("0");
     let seen = on_a_terminal(&["--pool", p, "--json", "shadow", "resync", &sid]);
-    assert!(!seen.contains("resync ["), "a progress bar with --json: {seen:?}");
+    assert!(
+        !seen.contains("resync ["),
+        "a progress bar with --json: {seen:?}"
+    );
     let d: Value = serde_json::from_str(&seen.replace("\r\n", "\n")).unwrap();
     assert_eq!(d["lun"], "db");
     assert_eq!(read_as(&pool, "db", SERVER, 1 << 20), before);
@@ -668,17 +699,39 @@ fn expose_unmasks_a_hardware_shadow_read_only_to_a_host() {
     std::fs::write(&f, b"no").unwrap();
     let w = run(
         &pool,
-        &["lun", "write", &lun, "--as", BACKUP, "--in", f.to_str().unwrap()],
+        &[
+            "lun",
+            "write",
+            &lun,
+            "--as",
+            BACKUP,
+            "--in",
+            f.to_str().unwrap(),
+        ],
     );
     assert_eq!(code(&w), 5, "read-only: {}", stderr(&w));
     // The server, not named, still does not see it.
-    let s = run(&pool, &["lun", "read", &lun, "--as", SERVER, "--length", "1"]);
+    let s = run(
+        &pool,
+        &["lun", "read", &lun, "--as", SERVER, "--length", "1"],
+    );
     assert_eq!(code(&s), 5);
 
-    fail_json(&pool, &["shadow", "expose", &sid, "--host", "not an id!"], 4);
+    fail_json(
+        &pool,
+        &["shadow", "expose", &sid, "--host", "not an id!"],
+        4,
+    );
     let sw = ok_json(
         &pool,
-        &["shadow", "create", "db", "--provider", "software", "--nowriters"],
+        &[
+            "shadow",
+            "create",
+            "db",
+            "--provider",
+            "software",
+            "--nowriters",
+        ],
     );
     let swid = sw["shadows"][0]["id"].as_str().unwrap().to_owned();
     let e = fail_json(&pool, &["shadow", "expose", &swid, "--host", BACKUP], 18);

@@ -446,6 +446,9 @@ pub(crate) struct Participant {
     pub(crate) selected: Vec<String>,
     /// The thread its calls of this session run on (a fresh one after a call hung).
     pub(crate) lane: Lane,
+    /// Left out of the set by the requester after identify (DiskShadow `writer exclude`): it
+    /// gets no further event.
+    pub(crate) excluded: bool,
 }
 
 impl Participant {
@@ -558,6 +561,7 @@ impl Crowd {
                 taking_part: false,
                 selected: Vec::new(),
                 lane: Lane::default(),
+                excluded: false,
             });
             if hung.is_none() {
                 let ctx = self.ctx(i, deadline);
@@ -678,6 +682,7 @@ impl Crowd {
             .filter(|&i| {
                 let p = &self.parts[i];
                 p.in_session
+                    && !p.excluded
                     && p.responding
                     && !hung.contains(&p.name)
                     && (!narrowed || p.taking_part)
@@ -693,7 +698,10 @@ impl Crowd {
         (0..self.parts.len())
             .filter(|&i| {
                 let p = &self.parts[i];
-                p.in_session && !hung.contains(&p.name) && (!narrowed || p.taking_part)
+                p.in_session
+                    && !p.excluded
+                    && !hung.contains(&p.name)
+                    && (!narrowed || p.taking_part)
             })
             .collect()
     }
@@ -763,6 +771,12 @@ impl Crowd {
                     format!("no writer {writer:?} in this session"),
                 )
             })?;
+        if self.parts[i].excluded {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("writer {writer:?} is excluded from this session"),
+            ));
+        }
         if !self.parts[i].in_session {
             return Err(Error::new(
                 ErrorKind::NotFound,
