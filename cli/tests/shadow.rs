@@ -38,21 +38,21 @@ fn events(log: &Path, name: &str) -> Vec<String> {
 fn pool_with_db(dir: &Path, data: &[u8]) -> std::path::PathBuf {
     let pool = dir.join("pool");
     ok(&pool, &["lun", "create", "db", "4", "--unmask", SERVER]);
-    let f = dir.join("data.bin");
-    std::fs::write(&f, data).unwrap();
-    ok(
-        &pool,
-        &[
-            "lun",
-            "write",
-            "db",
-            "--as",
-            SERVER,
-            "--in",
-            f.to_str().unwrap(),
-        ],
-    );
+    assert_eq!(code(&write_as(&pool, "db", SERVER, 0, data)), 0);
     pool
+}
+
+/// Runs `umbra lun write LUN --as WHO --offset AT --in FILE` with `data` in a file beside the
+/// pool.
+fn write_as(pool: &Path, lun: &str, who: &str, at: u64, data: &[u8]) -> std::process::Output {
+    let f = pool.with_extension("in.bin");
+    std::fs::write(&f, data).unwrap();
+    let at = at.to_string();
+    let f = f.to_str().unwrap();
+    run(
+        pool,
+        &["lun", "write", lun, "--as", who, "--offset", &at, "--in", f],
+    )
 }
 
 fn read_as(pool: &Path, lun: &str, who: &str, len: usize) -> Vec<u8> {
@@ -282,19 +282,9 @@ fn a_transportable_set_is_imported_read_and_broken() {
     let set_id = d["set_id"].as_str().unwrap().to_owned();
     let lun = d["shadows"][0]["lun"].as_str().unwrap().to_owned();
     // Later writes to db do not reach the shadow.
-    let f = dir.path().join("new.bin");
-    std::fs::write(&f, pattern(65536, 5)).unwrap();
-    ok(
-        &pool,
-        &[
-            "lun",
-            "write",
-            "db",
-            "--as",
-            SERVER,
-            "--in",
-            f.to_str().unwrap(),
-        ],
+    assert_eq!(
+        code(&write_as(&pool, "db", SERVER, 0, &pattern(65536, 5))),
+        0
     );
     // Masked to no one until imported.
     let out = run(
@@ -325,20 +315,7 @@ fn recover_moves_no_byte_and_the_server_sees_the_shadow() {
     let pool = pool_with_db(dir.path(), &good);
     let d = ok_json(&pool, &["shadow", "create", "db"]);
     let id = d["shadows"][0]["id"].as_str().unwrap().to_owned();
-    let f = dir.path().join("garbage.bin");
-    std::fs::write(&f, vec![0xEE; 65536]).unwrap();
-    ok(
-        &pool,
-        &[
-            "lun",
-            "write",
-            "db",
-            "--as",
-            SERVER,
-            "--in",
-            f.to_str().unwrap(),
-        ],
-    );
+    assert_eq!(code(&write_as(&pool, "db", SERVER, 0, &[0xEE; 65536])), 0);
 
     fail_json(&pool, &["shadow", "recover", "other", "--from", &id], 4);
     let r = ok_json(&pool, &["shadow", "recover", "db", "--from", &id]);
@@ -590,19 +567,9 @@ fn revert_brings_a_lun_back_to_its_software_shadow() {
         Value::Null,
         "a software shadow has no LUN"
     );
-    let f = dir.path().join("later.bin");
-    std::fs::write(&f, pattern(65536, 12)).unwrap();
-    ok(
-        &pool,
-        &[
-            "lun",
-            "write",
-            "db",
-            "--as",
-            SERVER,
-            "--in",
-            f.to_str().unwrap(),
-        ],
+    assert_eq!(
+        code(&write_as(&pool, "db", SERVER, 0, &pattern(65536, 12))),
+        0
     );
     assert!(read_as(&pool, "db", SERVER, 65536) != before, "overwritten");
     let r = ok_json(&pool, &["shadow", "revert", &sid]);
@@ -635,37 +602,21 @@ fn resync_copies_a_hardware_shadow_back_with_progress_on_a_terminal() {
     let pool = pool_with_db(dir.path(), &before);
     let d = ok_json(&pool, &["shadow", "create", "db", "--nowriters"]);
     let sid = d["shadows"][0]["id"].as_str().unwrap().to_owned();
-    let garbage = dir.path().join("garbage.bin");
-    std::fs::write(&garbage, pattern(8192, 13)).unwrap();
-    let damage = |at: &str| {
-        ok(
-            &pool,
-            &[
-                "lun",
-                "write",
-                "db",
-                "--as",
-                SERVER,
-                "--offset",
-                at,
-                "--in",
-                garbage.to_str().unwrap(),
-            ],
-        )
-    };
-    damage("4096");
+    let garbage = pattern(8192, 13);
+    let damage = |at: u64| assert_eq!(code(&write_as(&pool, "db", SERVER, at, &garbage)), 0);
+    damage(4096);
     assert!(read_as(&pool, "db", SERVER, 1 << 20) != before, "damaged");
     let r = ok_json(&pool, &["shadow", "resync", &sid]);
     assert_eq!(r["lun"], "db");
     assert_eq!(read_as(&pool, "db", SERVER, 1 << 20), before);
 
-    damage("65536");
+    damage(65536);
     let p = pool.to_str().unwrap();
     let seen = on_a_terminal(&["--pool", p, "shadow", "resync", &sid]);
     assert!(seen.contains("resync ["), "no progress bar drawn: {seen:?}");
     assert!(seen.contains("copied back over LUN db"), "{seen:?}");
     assert_eq!(read_as(&pool, "db", SERVER, 1 << 20), before);
-    damage("0");
+    damage(0);
     let seen = on_a_terminal(&["--pool", p, "--json", "shadow", "resync", &sid]);
     assert!(
         !seen.contains("resync ["),
@@ -695,20 +646,7 @@ fn expose_unmasks_a_hardware_shadow_read_only_to_a_host() {
     assert_eq!(e["lun"], lun.as_str());
     assert_eq!(e["host"], BACKUP_CANON);
     assert_eq!(read_as(&pool, &lun, BACKUP, 8192), before);
-    let f = dir.path().join("w.bin");
-    std::fs::write(&f, b"no").unwrap();
-    let w = run(
-        &pool,
-        &[
-            "lun",
-            "write",
-            &lun,
-            "--as",
-            BACKUP,
-            "--in",
-            f.to_str().unwrap(),
-        ],
-    );
+    let w = write_as(&pool, &lun, BACKUP, 0, b"no");
     assert_eq!(code(&w), 5, "read-only: {}", stderr(&w));
     // The server, not named, still does not see it.
     let s = run(

@@ -6,77 +6,12 @@
  * not restored: status "none", the volume untouched); calls out of order (BAD_STATE); revert and
  * resync of a shadow on their own as umbra_async operations; bad ids and documents. */
 #define _POSIX_C_SOURCE 200809L
-#include <pthread.h>
-#include <stdbool.h>
+#include "vss_writer.h"
 
-#include "check.h"
-
-#define MiB (1024u * 1024u)
-
-static const char *HOST = "iqn.2024-01.org.example:db-server";
-
-static const char *EVENT_NAMES[] = {
-    "?",           "identify",        "prepare-backup",  "prepare-snapshot",
-    "freeze",      "thaw",            "post-snapshot",   "abort",
-    "backup-complete", "backup-shutdown", "pre-restore", "post-restore",
-};
-
-/* What one C writer saw; it fails `fail_at` (0: never) as non-retryable. */
-typedef struct {
-    pthread_mutex_t mu;
-    char log[1024];
-    uint32_t fail_at;
-    bool bad_call; /* a call without a set id after identify, or with no time left */
-} writer_ctx;
-
-static uint32_t on_event(void *ctx, uint32_t event, const char *set_id, uint64_t ms_left,
-                         char *message) {
-    writer_ctx *w = ctx;
-    pthread_mutex_lock(&w->mu);
-    if (w->log[0] != '\0') strcat(w->log, ",");
-    strcat(w->log, event <= UMBRA_VSS_EVENT_POST_RESTORE ? EVENT_NAMES[event] : "?");
-    if ((event != UMBRA_VSS_EVENT_IDENTIFY && strlen(set_id) != 36) || ms_left == 0)
-        w->bad_call = true;
-    pthread_mutex_unlock(&w->mu);
-    if (event == w->fail_at) {
-        snprintf(message, UMBRA_VSS_MESSAGE_LEN, "files open at %s", EVENT_NAMES[event]);
-        return UMBRA_VSS_FAILURE_NON_RETRYABLE;
-    }
-    return UMBRA_VSS_FAILURE_NONE;
-}
-
-static umbra_vss_writer table_for(writer_ctx *w, uint32_t fail_at) {
-    memset(w, 0, sizeof *w);
-    pthread_mutex_init(&w->mu, NULL);
-    w->fail_at = fail_at;
-    umbra_vss_writer t;
-    t.ctx = w;
-    t.identify = t.prepare_backup = t.prepare_snapshot = t.freeze = t.thaw = on_event;
-    t.post_snapshot = t.abort = t.backup_complete = t.backup_shutdown = on_event;
-    t.pre_restore = t.post_restore = on_event;
-    return t;
-}
-
-static void log_is(writer_ctx *w, const char *want) {
-    pthread_mutex_lock(&w->mu);
-    bool same = strcmp(w->log, want) == 0;
-    if (!same) fprintf(stderr, "events \"%s\"\n  want \"%s\"\n", w->log, want);
-    bool bad = w->bad_call;
-    w->log[0] = '\0';
-    pthread_mutex_unlock(&w->mu);
-    CHECK(same);
-    CHECK(!bad);
-}
-
-/* A string output into a malloc'd string: the length asked first, then the text. */
-static char *backup_text(umbra_status (*f)(const umbra_vss_backup *, char *, size_t, size_t *),
-                         const umbra_vss_backup *b) {
-    size_t n = 0;
-    CHECK_STATUS(f(b, NULL, 0, &n), UMBRA_E_BUFFER_TOO_SMALL);
-    char *s = malloc(n + 1);
-    CHECK(s != NULL);
-    OK(f(b, s, n + 1, &n));
-    return s;
+/* log_is, then the log cleared. */
+static void seen(writer_ctx *w, const char *want) {
+    log_is(w, want);
+    clear_log(w);
 }
 
 static char *restore_text(umbra_status (*f)(const umbra_vss_restore *, char *, size_t, size_t *),
@@ -93,19 +28,6 @@ static void restore_step_is(const umbra_vss_restore *r, uint32_t want) {
     uint32_t step = 99;
     OK(umbra_vss_restore_get_step(r, &step));
     CHECK(step == want);
-}
-
-/* Copies the value of the first `"key":"..."` in `json` into `out`. */
-static void json_string(const char *json, const char *key, char *out, size_t cap) {
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":\"", key);
-    const char *p = strstr(json, pat);
-    CHECK(p != NULL);
-    p += strlen(pat);
-    const char *end = strchr(p, '"');
-    CHECK(end != NULL && (size_t)(end - p) < cap);
-    memcpy(out, p, (size_t)(end - p));
-    out[end - p] = '\0';
 }
 
 /* A whole persistent backup of `volume` with writer "db": its component marked backed up. The
@@ -125,13 +47,13 @@ static char *backup(umbra_vss_coordinator *c, const char *volume, char *shadow_i
     OK(umbra_vss_backup_do_snapshot_set(b));
     CHECK_STATUS(umbra_vss_backup_set_backup_succeeded(b, "db", "nope", true), UMBRA_E_NOT_FOUND);
     CHECK_STATUS(umbra_vss_backup_set_backup_succeeded(b, "other", "db", true), UMBRA_E_NOT_FOUND);
-    char *before = backup_text(umbra_vss_backup_get_components, b);
+    char *before = text_of(umbra_vss_backup_get_components, b);
     CHECK(strstr(before, "\"backup_succeeded\":false") != NULL);
     free(before);
     OK(umbra_vss_backup_set_backup_succeeded(b, "db", "db", true));
-    char *doc = backup_text(umbra_vss_backup_get_components, b);
+    char *doc = text_of(umbra_vss_backup_get_components, b);
     CHECK(strstr(doc, "\"backup_succeeded\":true") != NULL);
-    char *shadows = backup_text(umbra_vss_backup_get_shadows, b);
+    char *shadows = text_of(umbra_vss_backup_get_shadows, b);
     json_string(shadows, "shadow_id", shadow_id, 40);
     free(shadows);
     OK(umbra_vss_backup_complete(b));
@@ -151,11 +73,12 @@ static void software(void) {
     umbra_vss_coordinator *c = NULL;
     OK(umbra_vss_coordinator_create_volumes(vols, names, 1, 0, 0, 0, &c));
     writer_ctx w;
-    umbra_vss_writer t = table_for(&w, 0);
+    ctx_init(&w, 0, 0);
+    umbra_vss_writer t = table_for(&w);
     OK(umbra_vss_coordinator_add_writer(c, "db", NULL, &t));
     char shadow_id[40];
     char *doc = backup(c, "data", shadow_id);
-    log_is(&w, "identify,prepare-backup,prepare-snapshot,freeze,thaw,post-snapshot,"
+    seen(&w, "identify,prepare-backup,prepare-snapshot,freeze,thaw,post-snapshot,"
                "backup-complete,backup-shutdown");
 
     /* Bad documents change nothing and make no session. */
@@ -184,7 +107,7 @@ static void software(void) {
     restore_step_is(r, UMBRA_VSS_RESTORE_STEP_RESTORED);
     OK(umbra_vss_restore_post_restore(r));
     restore_step_is(r, UMBRA_VSS_RESTORE_STEP_ENDED);
-    log_is(&w, "identify,pre-restore,post-restore");
+    seen(&w, "identify,pre-restore,post-restore");
     status = restore_text(umbra_vss_restore_get_status, r);
     CHECK(strstr(status, "\"status\":\"all\"") != NULL);
     CHECK(strstr(status, "\"status_code\":2") != NULL);
@@ -211,11 +134,11 @@ static void software(void) {
     umbra_async_free(op);
     OK(umbra_volume_read(v, 0, buf, sizeof buf));
     CHECK(memcmp(buf, "committed", 9) == 0);
-    log_is(&w, "");
+    seen(&w, "");
     free(doc);
     umbra_vss_coordinator_free(c);
     umbra_volume_free(v);
-    pthread_mutex_destroy(&w.mu);
+    ctx_destroy(&w);
 }
 
 /* The array: a restore session resyncs the LUN; a writer failing pre-restore keeps its
@@ -228,11 +151,13 @@ static void hardware(void) {
     umbra_vss_coordinator *c = NULL;
     OK(umbra_vss_coordinator_create_array(a, 0, 0, 0, &c));
     writer_ctx w;
-    umbra_vss_writer t = table_for(&w, UMBRA_VSS_EVENT_PRE_RESTORE);
+    ctx_init(&w, 0, UMBRA_VSS_EVENT_PRE_RESTORE);
+    w.fail_kind = UMBRA_VSS_FAILURE_NON_RETRYABLE;
+    umbra_vss_writer t = table_for(&w);
     OK(umbra_vss_coordinator_add_writer(c, "db", NULL, &t));
     char shadow_id[40];
     char *doc = backup(c, "db", shadow_id);
-    log_is(&w, "identify,prepare-backup,prepare-snapshot,freeze,thaw,post-snapshot,"
+    seen(&w, "identify,prepare-backup,prepare-snapshot,freeze,thaw,post-snapshot,"
                "backup-complete,backup-shutdown");
     OK(umbra_lun_write(a, "db", HOST, 0, (const uint8_t *)"GARBAGE!!", 9));
 
@@ -244,10 +169,10 @@ static void hardware(void) {
     OK(umbra_vss_restore_do_restore(r));
     OK(umbra_vss_restore_post_restore(r));
     /* Post-restore still comes, as to every writer of the session. */
-    log_is(&w, "identify,pre-restore,post-restore");
+    seen(&w, "identify,pre-restore,post-restore");
     char *status = restore_text(umbra_vss_restore_get_status, r);
     CHECK(strstr(status, "\"status\":\"none\"") != NULL);
-    CHECK(strstr(status, "files open at pre-restore") != NULL);
+    CHECK(strstr(status, "disk busy at pre-restore") != NULL);
     free(status);
     char *ws = restore_text(umbra_vss_restore_get_writer_status, r);
     CHECK(strstr(ws, "\"state\":\"FAILED_AT_PRE_RESTORE\"") != NULL);
@@ -261,7 +186,8 @@ static void hardware(void) {
     /* The writer replaced by one that answers: the restore resyncs the LUN. */
     OK(umbra_vss_coordinator_remove_writer(c, "db"));
     writer_ctx w2;
-    umbra_vss_writer t2 = table_for(&w2, 0);
+    ctx_init(&w2, 0, 0);
+    umbra_vss_writer t2 = table_for(&w2);
     OK(umbra_vss_coordinator_add_writer(c, "db", NULL, &t2));
     umbra_lun_stats before, after;
     OK(umbra_lun_get_stats(a, "db", &before));
@@ -270,7 +196,7 @@ static void hardware(void) {
     OK(umbra_vss_restore_pre_restore(r));
     OK(umbra_vss_restore_do_restore(r));
     OK(umbra_vss_restore_post_restore(r));
-    log_is(&w2, "identify,pre-restore,post-restore");
+    seen(&w2, "identify,pre-restore,post-restore");
     status = restore_text(umbra_vss_restore_get_status, r);
     CHECK(strstr(status, "\"status\":\"all\"") != NULL);
     free(status);
@@ -301,8 +227,8 @@ static void hardware(void) {
     free(doc);
     umbra_vss_coordinator_free(c);
     umbra_array_free(a);
-    pthread_mutex_destroy(&w.mu);
-    pthread_mutex_destroy(&w2.mu);
+    ctx_destroy(&w);
+    ctx_destroy(&w2);
 }
 
 int main(void) {
