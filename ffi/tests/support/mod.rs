@@ -13,3 +13,17 @@ pub fn tool_missing(tool: &str, hint: &str) {
     );
     println!("skipped: {msg}");
 }
+
+/// Where cargo put libumbra.so and libumbra.a for this test run: next to the test executable
+/// (`target/<profile>/deps/`) or one level up. None on an unusual runner.
+#[allow(dead_code)] // not every test crate that includes this module installs the library
+pub fn built_by_this_run() -> Option<std::path::PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let deps = exe.parent()?;
+    let found = [Some(deps), deps.parent()]
+        .into_iter()
+        .flatten()
+        .find(|d| d.join("libumbra.so").is_file() && d.join("libumbra.a").is_file())
+        .map(std::path::Path::to_path_buf);
+    found
+}
