@@ -203,7 +203,11 @@ fn tools_present() -> bool {
         ("make", "--version", "apt-get install make"),
         ("pkg-config", "--version", "apt-get install pkg-config"),
         (cc.as_str(), "--version", "set CC, or apt-get install gcc"),
-        ("nbdkit", "--version", "apt-get install nbdkit nbdkit-plugin-dev"),
+        (
+            "nbdkit",
+            "--version",
+            "apt-get install nbdkit nbdkit-plugin-dev",
+        ),
         ("nbdinfo", "--version", "apt-get install libnbd-bin"),
         ("nbdcopy", "--version", "apt-get install libnbd-bin"),
         ("qemu-img", "--version", "apt-get install qemu-utils"),
@@ -266,7 +270,14 @@ fn build() -> Option<Env> {
         .arg("install")
         .arg(format!("PREFIX={}", prefix.display()))
         .arg(format!("PREBUILT={}", built.display()));
-    for var in ["DESTDIR", "LIBDIR", "INCLUDEDIR", "PKGCONFIGDIR", "MAKEFLAGS", "MFLAGS"] {
+    for var in [
+        "DESTDIR",
+        "LIBDIR",
+        "INCLUDEDIR",
+        "PKGCONFIGDIR",
+        "MAKEFLAGS",
+        "MFLAGS",
+    ] {
         install.env_remove(var);
     }
     check(&install.output().expect("run make install"), "make install");
@@ -350,7 +361,10 @@ fn map(e: &Env, pool: &Path, lun: &str) -> Vec<(usize, usize, bool)> {
         .iter()
         .map(|x| {
             let t = x["type"].as_u64().expect("type");
-            assert!(t == 0 || t == 3, "extent type {t} (want 0 data or 3 hole,zero)");
+            assert!(
+                t == 0 || t == 3,
+                "extent type {t} (want 0 data or 3 hole,zero)"
+            );
             (
                 x["offset"].as_u64().unwrap() as usize,
                 x["length"].as_u64().unwrap() as usize,
@@ -428,7 +442,11 @@ fn plugin_serves_a_lun_to_nbdinfo_qemu_img_qemu_io_and_nbdcopy() {
     assert_eq!(map(e, &dir, "disk"), model.map());
 
     // qemu-img convert of the export is the LUN's bytes.
-    assert_same(&copy_out(e, &dir, "0", "qemu-img"), &model.bytes, "qemu-img convert");
+    assert_same(
+        &copy_out(e, &dir, "0", "qemu-img"),
+        &model.bytes,
+        "qemu-img convert",
+    );
 
     // qemu-io writes (plain, FUA, write-zeroes, discard with unmap on, flush), then the pool,
     // read through the C ABI, holds them.
@@ -445,17 +463,28 @@ fn plugin_serves_a_lun_to_nbdinfo_qemu_img_qemu_io_and_nbdcopy() {
         MIB + 32768
     );
     let text = served(e, &dir, "0", &io);
-    assert!(text.contains("wrote 8192/8192 bytes at offset 12288"), "{text}");
+    assert!(
+        text.contains("wrote 8192/8192 bytes at offset 12288"),
+        "{text}"
+    );
     assert!(text.contains("discard 4096/4096 bytes"), "{text}");
     {
         let pool = Pool::open(&dir);
-        assert_same(&pool.read_all("disk"), &model.bytes, "read back through the C ABI");
+        assert_same(
+            &pool.read_all("disk"),
+            &model.bytes,
+            "read back through the C ABI",
+        );
     }
     // Zeroed and discarded blocks are holes again.
     assert_eq!(map(e, &dir, "disk"), model.map());
 
     // nbdcopy: four connections (multi-conn), many requests in flight on the parallel plugin.
-    assert_same(&copy_out(e, &dir, "disk", "nbdcopy"), &model.bytes, "nbdcopy");
+    assert_same(
+        &copy_out(e, &dir, "disk", "nbdcopy"),
+        &model.bytes,
+        "nbdcopy",
+    );
 }
 
 #[test]
@@ -486,7 +515,10 @@ fn plugin_serves_shadows_and_read_only_access_read_only() {
         // Masked to no one, the shadow cannot be served ...
         drop(pool);
         let out = nbdkit(e, &dir, INI, "disk-shadow", "true");
-        assert!(!out.status.success(), "a shadow masked to no one was served");
+        assert!(
+            !out.status.success(),
+            "a shadow masked to no one was served"
+        );
         assert!(
             String::from_utf8_lossy(&out.stderr)
                 .contains("LUN 'disk-shadow' is masked from initiator"),
@@ -514,7 +546,11 @@ fn plugin_serves_shadows_and_read_only_access_read_only() {
         &before.bytes,
         "qemu-img convert of the shadow",
     );
-    assert_same(&copy_out(e, &dir, "disk", "qemu-img"), &after.bytes, "the LUN");
+    assert_same(
+        &copy_out(e, &dir, "disk", "qemu-img"),
+        &after.bytes,
+        "the LUN",
+    );
     // The shadow's map: every block it holds data on is a data extent; holes read as zeros
     // (a shadow may also count blocks its source preserved for it).
     let got = map(e, &dir, "disk-shadow");
@@ -546,7 +582,10 @@ fn plugin_serves_shadows_and_read_only_access_read_only() {
         "ro",
         r#"qemu-io -f raw -c 'write -P 1 0 4096' "$uri""#,
     );
-    assert!(!out.status.success(), "a write to a read-only LUN succeeded");
+    assert!(
+        !out.status.success(),
+        "a write to a read-only LUN succeeded"
+    );
     let all = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -569,8 +608,15 @@ fn plugin_serves_shadows_and_read_only_access_read_only() {
     );
     let pool = Pool::open(&dir);
     let got = pool.read_all("disk-shadow");
-    assert!(got[..4096].iter().all(|&b| b == 3), "the write to the broken shadow");
-    assert_same(&got[4096..], &before.bytes[4096..], "the rest of the shadow");
+    assert!(
+        got[..4096].iter().all(|&b| b == 3),
+        "the write to the broken shadow"
+    );
+    assert_same(
+        &got[4096..],
+        &before.bytes[4096..],
+        "the rest of the shadow",
+    );
 }
 
 #[test]
