@@ -13,12 +13,12 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::ffi::{CStr, CString};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::ptr;
 use std::sync::OnceLock;
 
+use support::{c, ok};
 use umbra::*;
 
 const INI: &str = "iqn.2026-12.org.umbra.test:plugin";
@@ -28,28 +28,6 @@ const LUN_SIZE: usize = 8 * MIB;
 const BLOCK: usize = 4096;
 
 // ---- the C ABI, from Rust ----
-
-fn last_error() -> String {
-    // SAFETY: (NULL, 0) is a length query; the buffer then has room for the message and its NUL.
-    unsafe {
-        let n = umbra_last_error(ptr::null_mut(), 0);
-        let mut buf = vec![0u8; n + 1];
-        umbra_last_error(buf.as_mut_ptr().cast(), buf.len());
-        CStr::from_bytes_until_nul(&buf)
-            .expect("NUL-terminated")
-            .to_string_lossy()
-            .into_owned()
-    }
-}
-
-#[track_caller]
-fn ok(status: umbra_status) {
-    assert_eq!(status, UMBRA_OK, "{}", last_error());
-}
-
-fn c(s: &str) -> CString {
-    CString::new(s).expect("no NUL")
-}
 
 /// An open pool (`umbra_array`), freed (and so released) on drop.
 struct Pool(*mut umbra_array);
@@ -110,7 +88,7 @@ impl Pool {
     fn shadow(&self, source: &str, shadow: &str) {
         let (s, n) = (c(source), c(shadow));
         let (sources, names) = ([s.as_ptr()], [n.as_ptr()]);
-        let mut set = [0 as std::ffi::c_char; UMBRA_SET_NAME_MAX as usize];
+        let mut set = [0 as std::ffi::c_char; UMBRA_SET_NAME_MAX];
         // SAFETY: one source and one name (valid C strings), no metadata, a set buffer of
         // UMBRA_SET_NAME_MAX bytes.
         ok(unsafe {
@@ -234,17 +212,6 @@ fn tools_present() -> bool {
     true
 }
 
-#[track_caller]
-fn check(out: &Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what} failed ({})\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// `make install` of this run's libumbra into a scratch prefix, then the plugin's `make` against
 /// it with pkg-config (RPATH=1: the plugin finds that libumbra.so without LD_LIBRARY_PATH).
 fn build() -> Option<Env> {
@@ -280,7 +247,7 @@ fn build() -> Option<Env> {
     ] {
         install.env_remove(var);
     }
-    check(&install.output().expect("run make install"), "make install");
+    support::assert_success(&install.output().expect("run make install"), "make install");
     let cc = std::env::var("CC").unwrap_or_else(|_| "gcc".to_string());
     let out = Command::new("make")
         .current_dir(ffi.join("examples/nbdkit-umbra"))
@@ -291,7 +258,7 @@ fn build() -> Option<Env> {
         .env_remove("MAKEFLAGS")
         .output()
         .expect("run make");
-    check(&out, "make (the plugin)");
+    support::assert_success(&out, "make (the plugin)");
     let diag = String::from_utf8_lossy(&out.stderr);
     assert!(
         diag.contains("-Wall") && diag.contains("-Werror") && !diag.contains("warning"),
@@ -339,7 +306,7 @@ fn nbdkit(e: &Env, pool: &Path, initiator: &str, lun: &str, run: &str) -> Output
 
 fn served(e: &Env, pool: &Path, lun: &str, run: &str) -> String {
     let out = nbdkit(e, pool, INI, lun, run);
-    check(&out, &format!("nbdkit lun={lun} --run {run:?}"));
+    support::assert_success(&out, &format!("nbdkit lun={lun} --run {run:?}"));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -382,7 +349,7 @@ fn copy_out(e: &Env, pool: &Path, lun: &str, tool: &str) -> Vec<u8> {
         _ => unreachable!(),
     };
     let out = nbdkit(e, pool, INI, lun, cmd);
-    check(&out, &format!("{tool} of lun={lun}"));
+    support::assert_success(&out, &format!("{tool} of lun={lun}"));
     out.stdout
 }
 

@@ -482,39 +482,37 @@ umbra_flush (void *handle, uint32_t flags)
   return 0;
 }
 
-/* Trim and zero are durable after the next flush: with FUA, flush before answering. */
+/* Trim and zero: the range reads as zeros afterwards. libumbra writes zeros by releasing the range
+ * (as a discard), never by writing them: always fast, so NBD_CMD_FLAG_FAST_ZERO is honoured
+ * (can_fast_zero) and MAY_TRIM changes nothing. Both are durable after the next flush: with FUA,
+ * flush before answering. */
 static int
-umbra_trim (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
+release (struct conn *c, uint32_t count, uint64_t offset, uint32_t flags, bool zero)
 {
-  struct conn *c = handle;
-  umbra_status st = umbra_lun_handle_discard (c->h, offset, count);
+  umbra_status st = zero
+    ? umbra_lun_handle_write_zeroes (c->h, offset, count)
+    : umbra_lun_handle_discard (c->h, offset, count);
 
   if (st == UMBRA_OK && (flags & NBDKIT_FLAG_FUA))
     st = umbra_lun_handle_flush (c->h);
   if (st != UMBRA_OK) {
-    report (st, true, "trim of %" PRIu32 " bytes at %" PRIu64 " of LUN '%s'",
-            count, offset, c->name);
+    report (st, true, "%s of %" PRIu32 " bytes at %" PRIu64 " of LUN '%s'",
+            zero ? "write-zeroes" : "trim", count, offset, c->name);
     return -1;
   }
   return 0;
 }
 
-/* libumbra writes zeros by releasing the range (as a discard), never by writing them: always
- * fast, so NBD_CMD_FLAG_FAST_ZERO is honoured (can_fast_zero) and MAY_TRIM changes nothing. */
+static int
+umbra_trim (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
+{
+  return release (handle, count, offset, flags, false);
+}
+
 static int
 umbra_zero (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 {
-  struct conn *c = handle;
-  umbra_status st = umbra_lun_handle_write_zeroes (c->h, offset, count);
-
-  if (st == UMBRA_OK && (flags & NBDKIT_FLAG_FUA))
-    st = umbra_lun_handle_flush (c->h);
-  if (st != UMBRA_OK) {
-    report (st, true, "write-zeroes of %" PRIu32 " bytes at %" PRIu64 " of LUN '%s'",
-            count, offset, c->name);
-    return -1;
-  }
-  return 0;
+  return release (handle, count, offset, flags, true);
 }
 
 /* Block status: libumbra lists the extents that may hold data; everything else is a hole that
