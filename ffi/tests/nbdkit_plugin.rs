@@ -678,3 +678,78 @@ fn plugin_refuses_what_the_initiator_does_not_see_and_bad_configuration() {
     let x = info(e, &dir, "0");
     assert_eq!(x["description"], "mine", "{x}");
 }
+
+/// nbdkit under valgrind serving writes (FUA, zero, trim, flush), block status and a parallel
+/// multi-connection copy: no memory error, no leak in the plugin or libumbra.
+/// `UMBRA_TEST_NO_VALGRIND=1` skips it on purpose (as tests/c_programs.rs does).
+#[test]
+fn plugin_under_valgrind_has_no_memory_error_and_no_leak() {
+    let Some(e) = env() else { return };
+    if std::env::var_os("UMBRA_TEST_NO_VALGRIND").is_some() {
+        println!("skipped: UMBRA_TEST_NO_VALGRIND is set");
+        return;
+    }
+    if !Command::new("valgrind")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        support::tool_missing("valgrind", "apt-get install valgrind");
+        return;
+    }
+    let dir = pool_dir(e, "valgrind");
+    let mut model = Model::new();
+    {
+        let pool = Pool::open(&dir);
+        pool.create_lun("disk", INI);
+        let data = pattern(11, 20000);
+        pool.write("disk", 3 * MIB, &data);
+        model.write(3 * MIB, &data);
+    }
+    model.write(8192, &[5; 8192]);
+    model.zero(3 * MIB, 8192);
+    model.zero(3 * MIB + 8192, 4096);
+    let copy = e.work.join("valgrind-copy");
+    let out = Command::new("valgrind")
+        .args([
+            "--error-exitcode=99",
+            "--leak-check=full",
+            "--errors-for-leak-kinds=definite,indirect",
+            "--show-leak-kinds=definite,indirect",
+        ])
+        .args(["nbdkit", "-U", "-"])
+        .arg(&e.plugin)
+        .arg(format!("pool={}", dir.display()))
+        .arg(format!("initiator={INI}"))
+        .arg("lun=disk")
+        .arg("--run")
+        .arg(format!(
+            "qemu-io -f raw -d unmap -c 'write -f -P 5 8192 8192' -c 'write -z {} 8192' \
+             -c 'discard {} 4096' -c flush \"$uri\" && nbdinfo --map \"$uri\" && \
+             nbdcopy --connections=4 \"$uri\" {}",
+            3 * MIB,
+            3 * MIB + 8192,
+            copy.display()
+        ))
+        .output()
+        .expect("run valgrind nbdkit");
+    support::assert_success(&out, "nbdkit under valgrind");
+    // Two processes report: the captive parent running the client command, and the server.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let summaries: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("ERROR SUMMARY:"))
+        .collect();
+    assert!(
+        summaries.len() >= 2
+            && summaries
+                .iter()
+                .all(|l| l.contains("ERROR SUMMARY: 0 errors")),
+        "valgrind:\n{stderr}"
+    );
+    assert_same(
+        &std::fs::read(&copy).expect("read the copy"),
+        &model.bytes,
+        "nbdcopy under valgrind",
+    );
+}
