@@ -256,5 +256,8 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 python3 "$HERE/summarize.py" "$CSV" "$OUT" \
   --stamp "$STAMP" --ios "$IOS" --load "$LOAD_START -> $LOAD_END" \
   --versions "$(fio --version); $(qemu-nbd --version | head -1); $(nbdkit --version)"
+if command -v rsvg-convert >/dev/null; then
+  rsvg-convert "$OUT/peers.svg" -o "$OUT/peers.png" # librsvg2-bin: a PNG beside the SVG
+fi
 say "results: $OUT/summary.md, $OUT/peers.svg, $CSV"
 cat "$OUT/summary.md"

@@ -18,6 +18,7 @@ WORKLOADS = ["randwrite-qd1", "randwrite-qd32", "randread-qd1", "randread-qd32"]
 GOALS = [
     ("umbra-serve", "qcow2-overlay", ["randwrite-qd1", "randwrite-qd32"], 1.5),
     ("umbra-volatile", "nbdkit-cow", ["randwrite-qd1", "randwrite-qd32"], 1.0),
+    ("umbra-serve", "nbdkit-cow", ["randwrite-qd1", "randwrite-qd32"], None),
     ("umbra-nbdkit", "qcow2-overlay", ["randwrite-qd1", "randwrite-qd32"], None),
     ("umbra-nbdkit", "nbdkit-cow", ["randwrite-qd1", "randwrite-qd32"], None),
 ]
