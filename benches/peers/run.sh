@@ -87,9 +87,15 @@ say "pool: importing the base as LUN data (and data-v, volatile, when offered)"
 "$UMBRA" --pool "$POOL" lun snapshot data read-snap >/dev/null
 "$UMBRA" --pool "$POOL" lun unmask read-snap "$INITIATOR" >/dev/null
 if [ "$HAVE_VOLATILE" = 1 ]; then
-  # A volatile LUN holds no journal: created empty, then filled with the base through the pool.
-  "$UMBRA" --pool "$POOL" lun create data-v 1GiB --volatile --unmask "$INITIATOR" >/dev/null
-  "$UMBRA" --pool "$POOL" lun write data-v "$BASE" --as "$INITIATOR" >/dev/null
+  # A volatile LUN (no journal): imported so when the import offers it, else created empty and
+  # filled with the base through the pool.
+  if "$UMBRA" lun import --help 2>/dev/null | grep -q -- '--volatile'; then
+    "$UMBRA" --pool "$POOL" lun import data-v "$BASE" --volatile >/dev/null 2>&1
+    "$UMBRA" --pool "$POOL" lun unmask data-v "$INITIATOR" >/dev/null
+  else
+    "$UMBRA" --pool "$POOL" lun create data-v 1GiB --volatile --unmask "$INITIATOR" >/dev/null
+    "$UMBRA" --pool "$POOL" lun write data-v --in "$BASE" --as "$INITIATOR" >/dev/null
+  fi
   "$UMBRA" --pool "$POOL" lun snapshot data-v read-snap-v >/dev/null
   "$UMBRA" --pool "$POOL" lun unmask read-snap-v "$INITIATOR" >/dev/null
 fi
