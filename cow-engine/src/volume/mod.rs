@@ -889,16 +889,14 @@ impl Inner {
         let mut v = self.origin_allocated(offset, len)?;
         let bs = self.block_size();
         let (first, end) = (offset / bs, (offset + len).div_ceil(bs));
-        let mut add = |b: u64, _| {
-            if (first..end).contains(&b) {
-                v.push(b * bs..(b + 1) * bs);
-            }
-        };
+        // Only the leaves covering the range are visited: a small read of a snapshot costs the
+        // same whatever the number of blocks preserved elsewhere.
+        let mut add = |b: u64, _| v.push(b * bs..(b + 1) * bs);
         for s in &st.snaps[i..] {
-            s.map.for_each_preserved(&mut add);
+            s.map.for_each_preserved_in(first..end, &mut add);
         }
         if let Some(ov) = &st.snaps[i].overlay {
-            ov.for_each_preserved(&mut add);
+            ov.for_each_preserved_in(first..end, &mut add);
         }
         Ok(crate::device::clip(v, offset, len))
     }
