@@ -17,10 +17,8 @@ pub enum ErrorKind {
     Protocol,
     /// The TLS handshake failed, or the client would not use TLS where it is required.
     Tls,
-    /// The server is shutting down or the listener was stopped.
+    /// The server is shut down.
     Shutdown,
-    /// An argument is invalid (a configuration value).
-    InvalidArgument,
 }
 
 impl ErrorKind {
@@ -31,7 +29,6 @@ impl ErrorKind {
             ErrorKind::Protocol => "protocol",
             ErrorKind::Tls => "tls",
             ErrorKind::Shutdown => "shutdown",
-            ErrorKind::InvalidArgument => "invalid argument",
         }
     }
 }

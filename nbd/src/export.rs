@@ -91,7 +91,11 @@ mod tests {
             .create_lun("7", 2 << 20, &MaskSpec::host(a.clone(), Access::ReadOnly))
             .unwrap();
         array
-            .create_lun("other", 1 << 20, &MaskSpec::host(b.clone(), Access::ReadWrite))
+            .create_lun(
+                "other",
+                1 << 20,
+                &MaskSpec::host(b.clone(), Access::ReadWrite),
+            )
             .unwrap();
         let view = array.host_view(&a);
         let db = view.iter().find(|(n, _)| n == "db").unwrap().1.number;
@@ -99,7 +103,10 @@ mod tests {
         let listed = list(&array, &a);
         assert_eq!(listed.len(), 2);
         let e = resolve(&array, &a, &db.to_string()).unwrap();
-        assert_eq!((e.lun.as_str(), e.size, e.read_only), ("db", 1 << 20, false));
+        assert_eq!(
+            (e.lun.as_str(), e.size, e.read_only),
+            ("db", 1 << 20, false)
+        );
         let e = resolve(&array, &a, "db").unwrap();
         assert_eq!(e.number, db);
         let e = resolve(&array, &a, &seven.to_string()).unwrap();

@@ -61,7 +61,9 @@ fn server() -> &'static Server {
 /// The bytes a well-behaved client sends to reach transmission on export `"0"` with structured
 /// replies and `base:allocation` (what an input starting with an odd byte is prefixed with).
 pub fn handshake_prefix() -> Vec<u8> {
-    let mut b = (CLIENT_FIXED_NEWSTYLE | CLIENT_NO_ZEROES).to_be_bytes().to_vec();
+    let mut b = (CLIENT_FIXED_NEWSTYLE | CLIENT_NO_ZEROES)
+        .to_be_bytes()
+        .to_vec();
     let mut opt = |o: u32, d: &[u8]| {
         b.extend_from_slice(&IHAVEOPT.to_be_bytes());
         b.extend_from_slice(&o.to_be_bytes());

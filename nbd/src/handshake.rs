@@ -35,9 +35,15 @@ enum Step {
     Transmit(LunHandle, ExportInfo),
 }
 
-/// Runs one connection: the handshake, then transmission of the export chosen. `Ok` when the
-/// client ended it (ABORT, DISC, end of input) or the server shut down.
-pub(crate) fn serve(core: &Core, conn: Conn, identity: &Identity) -> Result<()> {
+/// Runs one connection: the handshake, then transmission of the export chosen (`transmitting`
+/// is called as it begins). `Ok` when the client ended it (ABORT, DISC, end of input) or the
+/// server shut down.
+pub(crate) fn serve(
+    core: &Core,
+    conn: Conn,
+    identity: &Identity,
+    transmitting: &dyn Fn(),
+) -> Result<()> {
     let mut conn = conn;
     let mut greeting = Vec::with_capacity(18);
     greeting.extend_from_slice(&NBDMAGIC.to_be_bytes());
@@ -112,7 +118,12 @@ pub(crate) fn serve(core: &Core, conn: Conn, identity: &Identity) -> Result<()> 
             if opt == OPT_EXPORT_NAME {
                 return Err(Error::new(ErrorKind::Tls, "EXPORT_NAME before STARTTLS"));
             }
-            reply_err(&mut conn, opt, REP_ERR_TLS_REQD, "TLS is required: send STARTTLS")?;
+            reply_err(
+                &mut conn,
+                opt,
+                REP_ERR_TLS_REQD,
+                "TLS is required: send STARTTLS",
+            )?;
             continue;
         }
         if opt == OPT_STARTTLS {
@@ -162,6 +173,7 @@ pub(crate) fn serve(core: &Core, conn: Conn, identity: &Identity) -> Result<()> 
                     }
                     send(&mut conn, &b)?;
                 }
+                transmitting();
                 return transmission::run(
                     core,
                     conn,
@@ -283,9 +295,19 @@ fn option(
         }
         OPT_STRUCTURED_REPLY => {
             if !data.is_empty() {
-                reply_err(conn, opt, REP_ERR_INVALID, "STRUCTURED_REPLY carries no data")?;
+                reply_err(
+                    conn,
+                    opt,
+                    REP_ERR_INVALID,
+                    "STRUCTURED_REPLY carries no data",
+                )?;
             } else if neg.structured {
-                reply_err(conn, opt, REP_ERR_INVALID, "structured replies are on already")?;
+                reply_err(
+                    conn,
+                    opt,
+                    REP_ERR_INVALID,
+                    "structured replies are on already",
+                )?;
             } else {
                 neg.structured = true;
                 send(conn, &option_reply(opt, REP_ACK, &[]))?;
@@ -317,7 +339,10 @@ fn option(
                 req.queries.iter().any(|q| q == BASE_ALLOCATION)
             } else {
                 req.queries.is_empty()
-                    || req.queries.iter().any(|q| q == BASE_ALLOCATION || q == "base:")
+                    || req
+                        .queries
+                        .iter()
+                        .any(|q| q == BASE_ALLOCATION || q == "base:")
             };
             if set {
                 neg.base_allocation = matched;
@@ -333,7 +358,12 @@ fn option(
             Ok(Step::Next)
         }
         OPT_EXTENDED_HEADERS => {
-            reply_err(conn, opt, REP_ERR_UNSUP, "extended headers are not supported")?;
+            reply_err(
+                conn,
+                opt,
+                REP_ERR_UNSUP,
+                "extended headers are not supported",
+            )?;
             Ok(Step::Next)
         }
         _ => {

@@ -80,4 +80,6 @@ mod transmission;
 pub use conn::Conn;
 pub use error::{Error, ErrorKind, Result};
 pub use export::ExportInfo;
-pub use server::{Identity, Listener, ListenerHandle, LocalAddr, Server, ServerConfig, TlsAcceptor};
+pub use server::{
+    Identity, Listener, ListenerHandle, LocalAddr, Server, ServerConfig, TlsAcceptor,
+};

@@ -36,6 +36,15 @@ pub struct ServerConfig {
     /// Requests read but not yet answered per connection (16, workers' included) before the
     /// server stops reading the connection until one is answered.
     pub max_in_flight: usize,
+    /// How long writing a reply to a socket may make no progress (60 s) before the connection
+    /// counts as dead: a client that stops reading its replies cannot hold a worker, or
+    /// [`Server::shutdown`], forever. `None`: no limit.
+    pub write_timeout: Option<std::time::Duration>,
+    /// How long a listener's client may stay silent during its handshake, up to GO or
+    /// EXPORT_NAME (10 s, as qemu-nbd's `--handshake-limit`): a client that connects and stalls
+    /// cannot hold a connection slot. Transmission has no such limit. `None`: no limit.
+    /// (`serve_connection` has none.)
+    pub handshake_timeout: Option<std::time::Duration>,
 }
 
 impl Default for ServerConfig {
@@ -47,6 +56,8 @@ impl Default for ServerConfig {
             max_option_len: 64 << 10,
             workers: 4,
             max_in_flight: 16,
+            write_timeout: Some(std::time::Duration::from_secs(60)),
+            handshake_timeout: Some(std::time::Duration::from_secs(10)),
         }
     }
 }
@@ -165,6 +176,20 @@ enum Closer {
 }
 
 impl Closer {
+    fn set_read_timeout(&self, t: Option<std::time::Duration>) -> io::Result<()> {
+        match self {
+            Closer::Tcp(s) => s.set_read_timeout(t),
+            Closer::Unix(s) => s.set_read_timeout(t),
+        }
+    }
+
+    fn try_clone(&self) -> io::Result<Closer> {
+        Ok(match self {
+            Closer::Tcp(s) => Closer::Tcp(s.try_clone()?),
+            Closer::Unix(s) => Closer::Unix(s.try_clone()?),
+        })
+    }
+
     fn shutdown_read(&self) {
         // An error means the socket is closed already: nothing to end.
         let _ = match self {
@@ -252,9 +277,12 @@ impl Server {
     pub fn serve_connection(&self, conn: Conn, identity: &Identity) -> Result<()> {
         let core = &self.owner.core;
         let id = core.register(None).ok_or_else(|| {
-            Error::new(ErrorKind::Shutdown, "the server is shut down: connection refused")
+            Error::new(
+                ErrorKind::Shutdown,
+                "the server is shut down: connection refused",
+            )
         })?;
-        let r = crate::handshake::serve(core, conn, identity);
+        let r = crate::handshake::serve(core, conn, identity, &|| ());
         core.deregister(id);
         r
     }
@@ -380,10 +408,14 @@ fn accept_loop(core: Arc<Core>, ctl: Arc<ListenerCtl>, listener: Listener, ident
     loop {
         let accepted = match &listener {
             Listener::Tcp(l) => l.accept().and_then(|(s, _)| {
+                s.set_write_timeout(core.config.write_timeout)?;
+                s.set_read_timeout(core.config.handshake_timeout)?;
                 let c = s.try_clone()?;
                 Ok((Conn::from_tcp(s)?, Closer::Tcp(c)))
             }),
             Listener::Unix(l) => l.accept().and_then(|(s, _)| {
+                s.set_write_timeout(core.config.write_timeout)?;
+                s.set_read_timeout(core.config.handshake_timeout)?;
                 let c = s.try_clone()?;
                 Ok((Conn::from_unix(s)?, Closer::Unix(c)))
             }),
@@ -418,6 +450,10 @@ fn accept_loop(core: Arc<Core>, ctl: Arc<ListenerCtl>, listener: Listener, ident
         let mut st = core.state.lock();
         st.threads.retain(|t| !t.is_finished());
         drop(st);
+        // A second clone, to lift the handshake's read timeout once transmission begins.
+        let Ok(lift) = closer.try_clone() else {
+            continue;
+        };
         let Some(id) = core.register(Some(closer)) else {
             continue; // at the connection limit (or shutting down): closed by the drop
         };
@@ -426,7 +462,11 @@ fn accept_loop(core: Arc<Core>, ctl: Arc<ListenerCtl>, listener: Listener, ident
             .name("nbd-conn".into())
             .spawn(move || {
                 // The error ended this connection only; the server goes on.
-                let _ = crate::handshake::serve(&c, conn, &ident);
+                // On failure the connection goes on under the handshake's limit, which then
+                // also limits waits between requests.
+                let _ = crate::handshake::serve(&c, conn, &ident, &|| {
+                    let _ = lift.set_read_timeout(None);
+                });
                 c.deregister(id);
             });
         match spawned {
@@ -435,4 +475,3 @@ fn accept_loop(core: Arc<Core>, ctl: Arc<ListenerCtl>, listener: Listener, ident
         }
     }
 }
-

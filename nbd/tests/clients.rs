@@ -19,7 +19,10 @@ fn nbdinfo_lists_only_each_identitys_luns_by_number_with_names_and_read_only() {
         return;
     }
     let pool = Pool::new();
-    let (a, b) = (ini("iqn.2026-01.org.example:a"), ini("iqn.2026-01.org.example:b"));
+    let (a, b) = (
+        ini("iqn.2026-01.org.example:a"),
+        ini("iqn.2026-01.org.example:b"),
+    );
     let db = pool.lun("db", 4 * MIB, &a, Access::ReadWrite);
     let logs = pool.lun("logs", MIB, &a, Access::ReadOnly);
     let other = pool.lun("other", 2 * MIB, &b, Access::ReadWrite);
@@ -85,7 +88,13 @@ fn nbdinfo_map_has_holes_exactly_where_nothing_was_written() {
     let n = pool.lun("db", size, &a, Access::ReadWrite);
     let bs = 4096u64;
     // Writes at odd offsets and lengths; the model is the set of blocks any byte landed in.
-    let writes = [(0u64, 1u64), (5000, 10_000), (MIB + 17, 3 * 4096), (3 * MIB, MIB), (size - 1, 1)];
+    let writes = [
+        (0u64, 1u64),
+        (5000, 10_000),
+        (MIB + 17, 3 * 4096),
+        (3 * MIB, MIB),
+        (size - 1, 1),
+    ];
     let mut model = BTreeSet::new();
     for (i, &(off, len)) in writes.iter().enumerate() {
         pool.array
@@ -129,18 +138,35 @@ fn qemu_img_convert_and_compare_match_the_luns_bytes() {
     let pool = Pool::new();
     let a = ini("iqn.2026-01.org.example:a");
     let n = pool.lun("db", 6 * MIB, &a, Access::ReadWrite);
-    pool.array.write_at("db", &a, &pattern(MIB as usize, 1), 123).unwrap();
-    pool.array.write_at("db", &a, &pattern(4096, 2), 5 * MIB).unwrap();
+    pool.array
+        .write_at("db", &a, &pattern(MIB as usize, 1), 123)
+        .unwrap();
+    pool.array
+        .write_at("db", &a, &pattern(4096, 2), 5 * MIB)
+        .unwrap();
     let s = serve(&pool.array, &a);
     let out = pool.dir.path().join("db.raw");
     let uri = s.uri(&n.to_string());
-    run(Command::new("qemu-img").args(["convert", "-f", "raw", "-O", "raw", &uri]).arg(&out));
+    run(Command::new("qemu-img")
+        .args(["convert", "-f", "raw", "-O", "raw", &uri])
+        .arg(&out));
     assert_eq!(std::fs::read(&out).unwrap(), pool.bytes("db", &a));
-    run(Command::new("qemu-img").args(["compare", "-f", "raw", "-F", "raw", &uri]).arg(&out));
+    run(Command::new("qemu-img")
+        .args(["compare", "-f", "raw", "-F", "raw", &uri])
+        .arg(&out));
     // One byte changed on the LUN: compare sees it (exit status 1).
     pool.array.write_at("db", &a, b"!", 4 * MIB + 3).unwrap();
-    let diff = run_any(Command::new("qemu-img").args(["compare", "-f", "raw", "-F", "raw", &uri]).arg(&out));
-    assert_eq!(diff.status.code(), Some(1), "{}", String::from_utf8_lossy(&diff.stdout));
+    let diff = run_any(
+        Command::new("qemu-img")
+            .args(["compare", "-f", "raw", "-F", "raw", &uri])
+            .arg(&out),
+    );
+    assert_eq!(
+        diff.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&diff.stdout)
+    );
 }
 
 #[test]
@@ -154,7 +180,11 @@ fn qemu_io_writes_read_back_through_vds_core() {
     let ro = pool.lun("ro", MIB, &a, Access::ReadOnly);
     let s = serve(&pool.array, &a);
     let mut model = vec![0u8; 4 * MIB as usize];
-    let cmds = [(0x5au8, 12_345u64, 70_000u64), (0xa5, 2 * MIB - 1, 4097), (0x11, 0, 512)];
+    let cmds = [
+        (0x5au8, 12_345u64, 70_000u64),
+        (0xa5, 2 * MIB - 1, 4097),
+        (0x11, 0, 512),
+    ];
     let mut args = vec!["-f".to_string(), "raw".to_string()];
     for (p, off, len) in cmds {
         args.push("-c".into());
@@ -170,9 +200,22 @@ fn qemu_io_writes_read_back_through_vds_core() {
     run(Command::new("qemu-io").args(&args));
     assert_eq!(pool.bytes("db", &a), model);
     // Read-only export: qemu-io opening it read-write is refused; reading works.
-    let w = run_any(Command::new("qemu-io").args(["-f", "raw", "-c", "write 0 512", &s.uri(&ro.to_string())]));
+    let w = run_any(Command::new("qemu-io").args([
+        "-f",
+        "raw",
+        "-c",
+        "write 0 512",
+        &s.uri(&ro.to_string()),
+    ]));
     assert!(!w.status.success());
-    run(Command::new("qemu-io").args(["-r", "-f", "raw", "-c", "read -P 0 0 4096", &s.uri(&ro.to_string())]));
+    run(Command::new("qemu-io").args([
+        "-r",
+        "-f",
+        "raw",
+        "-c",
+        "read -P 0 0 4096",
+        &s.uri(&ro.to_string()),
+    ]));
 }
 
 #[test]
@@ -184,7 +227,9 @@ fn nbdcopy_copies_an_export_out_and_in() {
     let a = ini("iqn.2026-01.org.example:a");
     let n = pool.lun("db", 8 * MIB, &a, Access::ReadWrite);
     let m = pool.lun("copy", 8 * MIB, &a, Access::ReadWrite);
-    pool.array.write_at("db", &a, &pattern(3 * MIB as usize, 9), MIB + 5).unwrap();
+    pool.array
+        .write_at("db", &a, &pattern(3 * MIB as usize, 9), MIB + 5)
+        .unwrap();
     let s = serve(&pool.array, &a);
     let out = pool.dir.path().join("db.raw");
     run(Command::new("nbdcopy").arg(s.uri(&n.to_string())).arg(&out));
@@ -222,4 +267,140 @@ fn fio_randwrite_verifies_through_the_nbd_engine() {
     // Every block was written (randwrite covers the file once), so none reads as a hole.
     let bytes = pool.bytes("db", &a);
     assert!(bytes.chunks(4096).all(|b| b.iter().any(|&x| x != 0)));
+}
+
+#[test]
+fn nbdcopy_of_a_shadow_is_the_point_in_time_image() {
+    if !have("nbdcopy") || !have("nbdinfo") {
+        return;
+    }
+    let pool = Pool::new();
+    let a = ini("iqn.2026-01.org.example:a");
+    pool.lun("db", 4 * MIB, &a, Access::ReadWrite);
+    pool.array
+        .write_at("db", &a, &pattern(MIB as usize, 5), 4096)
+        .unwrap();
+    let then = pool.bytes("db", &a);
+    pool.array
+        .snapshot_set(&[("db", "db-shadow")], &Default::default())
+        .unwrap();
+    // The shadow is masked to no one until exposed to a host; read-only whatever the grant.
+    pool.array
+        .add_to_mask(
+            "db-shadow",
+            &vds_core::MaskSpec::host(a.clone(), Access::ReadWrite),
+        )
+        .unwrap();
+    let n = pool.number("db-shadow", &a);
+    pool.array
+        .write_at("db", &a, &pattern(2 * MIB as usize, 6), 0)
+        .unwrap();
+    let s = serve(&pool.array, &a);
+    let info = run(Command::new("nbdinfo").args(["--json", &s.uri(&n.to_string())]));
+    let v: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    assert_eq!(v["exports"][0]["is_read_only"], true);
+    assert_eq!(v["exports"][0]["description"], "db-shadow");
+    let out = pool.dir.path().join("shadow.raw");
+    run(Command::new("nbdcopy").arg(s.uri(&n.to_string())).arg(&out));
+    assert_eq!(std::fs::read(&out).unwrap(), then);
+    assert_ne!(pool.bytes("db", &a), then);
+}
+
+#[test]
+fn a_unix_socket_listener_serves_qemu_img_and_stops() {
+    if !have("qemu-img") {
+        return;
+    }
+    let pool = Pool::new();
+    let a = ini("iqn.2026-01.org.example:a");
+    let n = pool.lun("db", MIB, &a, Access::ReadWrite);
+    pool.array
+        .write_at("db", &a, b"over a unix socket", 77)
+        .unwrap();
+    let server = umbra_nbd::Server::new(pool.array.clone(), Default::default());
+    let path = pool.dir.path().join("nbd.sock");
+    let l = server
+        .listen(
+            Listener::Unix(std::os::unix::net::UnixListener::bind(&path).unwrap()),
+            Identity::Fixed(a.clone()),
+        )
+        .unwrap();
+    assert_eq!(l.local_addr().unix_path(), Some(path.as_path()));
+    let uri = format!("nbd+unix:///{n}?socket={}", path.display());
+    let out = pool.dir.path().join("db.raw");
+    run(Command::new("qemu-img")
+        .args(["convert", "-f", "raw", "-O", "raw", &uri])
+        .arg(&out));
+    assert_eq!(std::fs::read(&out).unwrap(), pool.bytes("db", &a));
+    l.stop();
+    assert!(std::os::unix::net::UnixStream::connect(&path).is_err());
+    server.shutdown();
+}
+
+#[test]
+fn fio_verifies_while_shadows_are_taken_and_each_shadow_is_a_point_in_time_image() {
+    if !have("fio") {
+        return;
+    }
+    let pool = Pool::new();
+    let a = ini("iqn.2026-01.org.example:a");
+    let n = pool.lun("db", 16 * MIB, &a, Access::ReadWrite);
+    let s = serve(&pool.array, &a);
+    // randwrite with a random map writes every block exactly once, so at any instant each block
+    // holds zeros or its one final content: a shadow must be that, block by block.
+    let mut fio = Command::new("fio")
+        .args([
+            "--name=shadowed",
+            "--ioengine=nbd",
+            &format!("--uri={}", s.uri(&n.to_string())),
+            "--rw=randwrite",
+            "--bs=4k",
+            "--size=16M",
+            "--iodepth=16",
+            "--verify=crc32c",
+            "--verify_fatal=1",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut shadows = Vec::new();
+    while fio.try_wait().unwrap().is_none() && shadows.len() < 40 {
+        let name = format!("shadow-{}", shadows.len());
+        pool.array
+            .snapshot_set(&[("db", &name)], &Default::default())
+            .unwrap();
+        shadows.push(name);
+    }
+    let out = fio.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "fio failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = pool.bytes("db", &a);
+    assert!(last.chunks(4096).all(|b| b.iter().any(|&x| x != 0)));
+    let mut partial = 0;
+    for name in &shadows {
+        let mut img = vec![0u8; last.len()];
+        pool.array.admin_read_at(name, &mut img, 0).unwrap();
+        let mut written = 0;
+        for (i, (b, f)) in img.chunks(4096).zip(last.chunks(4096)).enumerate() {
+            if b.iter().all(|&x| x == 0) {
+                continue;
+            }
+            assert_eq!(
+                b, f,
+                "{name}: block {i} is neither unwritten nor its final content"
+            );
+            written += 1;
+        }
+        if written > 0 && written < last.len() / 4096 {
+            partial += 1;
+        }
+    }
+    eprintln!(
+        "{} shadows taken while fio ran, {partial} of them mid-run",
+        shadows.len()
+    );
 }

@@ -352,3 +352,132 @@ pub fn be_u64(b: &[u8]) -> u64 {
     a.copy_from_slice(&b[..8]);
     u64::from_be_bytes(a)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Merged runs `(start, len)` of the set bits of `bits`, each bit `unit` bytes.
+    fn runs(bits: &[bool], unit: u64) -> Vec<(u64, u64)> {
+        let mut out: Vec<(u64, u64)> = Vec::new();
+        for (i, &b) in bits.iter().enumerate() {
+            if !b {
+                continue;
+            }
+            let s = i as u64 * unit;
+            match out.last_mut() {
+                Some((s0, l0)) if *s0 + *l0 == s => *l0 += unit,
+                _ => out.push((s, unit)),
+            }
+        }
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn requests_round_trip(flags: u16, kind: u16, cookie: u64, offset: u64, len: u32) {
+            let r = Request { flags, kind, cookie, offset, len };
+            prop_assert_eq!(Request::decode(&r.encode()), Some(r));
+            let mut bad = r.encode();
+            bad[0] ^= 1;
+            prop_assert_eq!(Request::decode(&bad), None);
+        }
+
+        #[test]
+        fn chunk_headers_round_trip(flags: u16, kind: u16, cookie: u64, len: u32) {
+            let c = ChunkHeader { flags, kind, cookie, len };
+            prop_assert_eq!(ChunkHeader::decode(&c.encode()), Some(c));
+        }
+
+        #[test]
+        fn option_data_round_trips_and_truncation_is_refused(
+            name in "[a-z0-9:/ ]{0,40}",
+            infos in proptest::collection::vec(any::<u16>(), 0..6),
+            queries in proptest::collection::vec("[a-z:]{0,20}", 0..4),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let i = InfoRequest { name: name.clone(), infos };
+            let e = i.encode();
+            prop_assert_eq!(InfoRequest::decode(&e), Ok(i));
+            let m = MetaRequest { name, queries };
+            let me = m.encode();
+            prop_assert_eq!(MetaRequest::decode(&me), Ok(m));
+            // Any strict prefix is malformed, as is any trailing byte.
+            let k = cut.index(e.len());
+            prop_assert!(InfoRequest::decode(&e[..k]).is_err());
+            let mut long = me.clone();
+            long.push(0);
+            prop_assert!(MetaRequest::decode(&long).is_err());
+        }
+
+        /// Structured read pieces cover the range exactly, in order, without overlap, data
+        /// exactly where the allocation model has data, holes elsewhere, never two neighbours of
+        /// one kind; block-status extents say the same.
+        #[test]
+        fn read_pieces_cover_the_range_and_follow_the_allocation(
+            bits in proptest::collection::vec(any::<bool>(), 1..40),
+            a in 0u64..40 * 512,
+            b in 0u64..40 * 512,
+            req_one: bool,
+        ) {
+            let unit = 512;
+            let size = bits.len() as u64 * unit;
+            let (a, b) = (a % size, b % size);
+            let (offset, end) = (a.min(b), a.max(b) + 1);
+            let len = end - offset;
+            // What the handle returns: runs clipped to the range.
+            let alloc: Vec<(u64, u64)> = runs(&bits, unit)
+                .into_iter()
+                .filter_map(|(s, l)| {
+                    let (s2, e2) = (s.max(offset), (s + l).min(end));
+                    (s2 < e2).then(|| (s2, e2 - s2))
+                })
+                .collect();
+            let pieces = plan_read(offset, len, &alloc);
+            let mut at = offset;
+            let mut last_data = None;
+            for p in &pieces {
+                let (o, l, data) = match *p {
+                    ReadPiece::Data { offset, len } => (offset, len, true),
+                    ReadPiece::Hole { offset, len } => (offset, len, false),
+                };
+                prop_assert_eq!(o, at);
+                prop_assert!(l > 0);
+                prop_assert_ne!(Some(data), last_data);
+                for byte in o..o + l {
+                    prop_assert_eq!(bits[(byte / unit) as usize], data, "byte {}", byte);
+                }
+                at += l;
+                last_data = Some(data);
+            }
+            prop_assert_eq!(at, end);
+            let ext = block_status_extents(offset, len as u32, &alloc, req_one);
+            if req_one {
+                prop_assert_eq!(ext.len(), 1);
+            } else {
+                prop_assert_eq!(ext.len(), pieces.len());
+                prop_assert_eq!(ext.iter().map(|e| u64::from(e.0)).sum::<u64>(), len);
+            }
+            for (e, p) in ext.iter().zip(&pieces) {
+                let hole = matches!(p, ReadPiece::Hole { .. });
+                prop_assert_eq!(e.1, if hole { STATE_HOLE | STATE_ZERO } else { 0 });
+            }
+        }
+    }
+
+    #[test]
+    fn over_long_strings_and_bad_utf8_are_refused() {
+        let mut d = (MAX_STRING as u32 + 1).to_be_bytes().to_vec();
+        d.extend(vec![b'a'; MAX_STRING + 1]);
+        d.extend(0u16.to_be_bytes());
+        assert!(InfoRequest::decode(&d).unwrap_err().contains("4097 bytes"));
+        let mut d = 1u32.to_be_bytes().to_vec();
+        d.push(0xff);
+        d.extend(0u16.to_be_bytes());
+        assert!(InfoRequest::decode(&d).unwrap_err().contains("UTF-8"));
+        let p = error_payload(EIO, &"é".repeat(3000));
+        assert_eq!(be_u16(&p[4..6]) as usize, p.len() - 6);
+        assert!(std::str::from_utf8(&p[6..]).is_ok());
+    }
+}

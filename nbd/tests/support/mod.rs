@@ -9,7 +9,9 @@ use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use umbra_nbd::proto::codec::{be_u16, be_u32, be_u64, ChunkHeader, InfoRequest, MetaRequest, Request};
+use umbra_nbd::proto::codec::{
+    be_u16, be_u32, be_u64, ChunkHeader, InfoRequest, MetaRequest, Request,
+};
 use umbra_nbd::proto::*;
 use umbra_nbd::{Identity, Listener, ListenerHandle, Server, ServerConfig};
 use vds_core::{Access, Array, InitiatorId, MaskSpec};
@@ -26,7 +28,9 @@ pub fn have(tool: &str) -> bool {
         if std::env::var_os("CI").is_some() {
             panic!("{tool} is not installed, and CI is set: install it (see .ci/run)");
         }
-        eprintln!("SKIPPED: {tool} is not installed; this test did not run (it fails when CI is set)");
+        eprintln!(
+            "SKIPPED: {tool} is not installed; this test did not run (it fails when CI is set)"
+        );
     }
     ok
 }
@@ -95,7 +99,11 @@ impl Pool {
 
     /// The number `who` sees LUN `name` at.
     pub fn number(&self, name: &str, who: &InitiatorId) -> u32 {
-        self.array.access(name, who).unwrap().expect("unmasked").number
+        self.array
+            .access(name, who)
+            .unwrap()
+            .expect("unmasked")
+            .number
     }
 
     /// The LUN's bytes, read through vds-core.
@@ -138,6 +146,41 @@ impl Served {
     /// The NBD URI of export `name`.
     pub fn uri(&self, name: &str) -> String {
         format!("nbd://{}/{}", self.addr, name)
+    }
+}
+
+/// A pool with one read-write LUN `"db"` for initiator `a`, served on TCP.
+pub struct OneLun {
+    pub pool: Pool,
+    pub a: InitiatorId,
+    /// The LUN's number for `a`.
+    pub n: u32,
+    pub s: Served,
+}
+
+impl OneLun {
+    pub fn new(size: u64) -> OneLun {
+        let pool = Pool::new();
+        let a = ini("iqn.2026-01.org.example:a");
+        let n = pool.lun("db", size, &a, Access::ReadWrite);
+        let s = serve(&pool.array, &a);
+        OneLun { pool, a, n, s }
+    }
+
+    /// A client in transmission on the LUN (`structured`: with structured replies and
+    /// `base:allocation`).
+    pub fn client(&self, structured: bool) -> RawClient {
+        let mut c = RawClient::connect(self.s.addr);
+        if structured {
+            c.structured(&self.n.to_string());
+        }
+        c.go(&self.n.to_string()).unwrap();
+        c
+    }
+
+    /// The LUN's bytes through vds-core.
+    pub fn bytes(&self) -> Vec<u8> {
+        self.pool.bytes("db", &self.a)
     }
 }
 
@@ -188,13 +231,18 @@ impl RawClient {
         }
     }
 
-    /// Sends option `opt` with `data` and reads replies up to ACK or an error: (type, data)*.
-    pub fn option(&mut self, opt: u32, data: &[u8]) -> Vec<(u32, Vec<u8>)> {
+    /// Sends an option header claiming `len` bytes of data, then `data`.
+    pub fn send_option(&mut self, opt: u32, len: u32, data: &[u8]) {
         let mut b = IHAVEOPT.to_be_bytes().to_vec();
         b.extend_from_slice(&opt.to_be_bytes());
-        b.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        b.extend_from_slice(&len.to_be_bytes());
         b.extend_from_slice(data);
         self.s.write_all(&b).unwrap();
+    }
+
+    /// Sends option `opt` with `data` and reads replies up to ACK or an error: (type, data)*.
+    pub fn option(&mut self, opt: u32, data: &[u8]) -> Vec<(u32, Vec<u8>)> {
+        self.send_option(opt, data.len() as u32, data);
         let mut out = Vec::new();
         loop {
             let mut h = [0u8; 20];
@@ -262,7 +310,15 @@ impl RawClient {
     }
 
     /// Sends a request (and its payload).
-    pub fn send(&mut self, kind: u16, flags: u16, cookie: u64, offset: u64, len: u32, payload: &[u8]) {
+    pub fn send(
+        &mut self,
+        kind: u16,
+        flags: u16,
+        cookie: u64,
+        offset: u64,
+        len: u32,
+        payload: &[u8],
+    ) {
         let mut b = Request {
             flags,
             kind,
