@@ -7,9 +7,10 @@ use std::path::PathBuf;
 
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
-/// Administers an umbra pool: LUNs, masking, hosts, and DiskRAID-style scripts.
+/// Administers an umbra pool: LUNs, masking, hosts, shadow copies with writers, and DiskRAID- and
+/// DiskShadow-style scripts. Start with `umbra demo fast-recovery`, the main job end to end.
 #[derive(Debug, Parser)]
-#[command(name = "umbra", version, about, after_help = crate::exit::help_text())]
+#[command(name = "umbra", version, after_help = crate::exit::help_text())]
 pub struct Cli {
     /// The pool directory (created on first use when missing or empty).
     #[arg(
