@@ -1,6 +1,5 @@
 //! `umbra lun ...`: the LUN lifecycle, masking, LUN numbers, I/O as an initiator, and raw images.
 
-use std::fs::File;
 use std::io::{Read, Write};
 use std::path::Path;
 
@@ -9,6 +8,7 @@ use vds_core::script::{LunDetail, LunRow, UnmaskedHosts};
 use vds_core::{Access, Array, ErrorKind, InitiatorId, LunHandle, LunOptions, MaskSpec};
 
 use crate::cli::LunCommand;
+use crate::control::staging;
 use crate::error::{Error, Result};
 use crate::output::{self, fields, table, Report};
 use crate::Ctx;
@@ -233,7 +233,7 @@ pub fn run(cmd: LunCommand, ctx: &Ctx) -> Result<Report> {
             initiator,
             offset,
             input,
-        } => write(&array, &name, &initiator, offset, &input, shown),
+        } => write(ctx, &array, &name, &initiator, offset, &input, shown),
         Plan::Read {
             name,
             initiator,
@@ -241,6 +241,7 @@ pub fn run(cmd: LunCommand, ctx: &Ctx) -> Result<Report> {
             length,
             out,
         } => read(
+            ctx,
             &array,
             &name,
             &initiator,
@@ -250,8 +251,10 @@ pub fn run(cmd: LunCommand, ctx: &Ctx) -> Result<Report> {
             shown,
         ),
         Plan::Import(name, file) => {
+            let staged = staging::stage_in(ctx, &file)?;
+            let from = staged.as_ref().map_or(file.as_path(), |s| s.path());
             output::wait(
-                array.import_lun(&name, &file),
+                array.import_lun(&name, from),
                 &format!("import {name}"),
                 shown,
             )?;
@@ -266,11 +269,18 @@ pub fn run(cmd: LunCommand, ctx: &Ctx) -> Result<Report> {
         }
         Plan::Export(name, file) => {
             let size = array.lun(&name)?.size;
+            let staged = staging::Export::begin(ctx, &file, true)?;
+            let to = staged
+                .as_ref()
+                .map_or(file.clone(), |s| s.path().to_path_buf());
             output::wait(
-                array.export_lun(&name, &file),
+                array.export_lun(&name, &to),
                 &format!("export {name}"),
                 shown,
             )?;
+            if let Some(s) = staged {
+                s.finish()?;
+            }
             Ok(Report::new(
                 format!(
                     "Exported LUN {name} ({}) to {}.\n",
@@ -397,6 +407,7 @@ fn open_as(array: &Array, name: &str, initiator: &InitiatorId) -> Result<LunHand
 /// whole range is checked first, and the first write is refused where the access is read-only:
 /// a refusal writes nothing.
 fn write(
+    ctx: &Ctx,
     array: &Array,
     name: &str,
     initiator: &InitiatorId,
@@ -404,11 +415,10 @@ fn write(
     input: &Path,
     shown: bool,
 ) -> Result<Report> {
-    let mut file = File::open(input).map_err(|e| Error::file("cannot open", input, e))?;
-    let len = file
-        .metadata()
-        .map_err(|e| Error::file("cannot read", input, e))?
-        .len();
+    let (mut file, len) = ctx
+        .caller
+        .open_read(input)
+        .map_err(|e| Error::file("cannot open", input, e))?;
     let lun = open_as(array, name, initiator)?;
     let size = lun.size()?;
     check_range(name, size, offset, len)?;
@@ -439,7 +449,9 @@ fn write(
 
 /// `lun read`: `length` bytes (to the end by default) of LUN `name` from `offset` as
 /// `initiator`, to `out` or stdout.
+#[allow(clippy::too_many_arguments)]
 fn read(
+    ctx: &Ctx,
     array: &Array,
     name: &str,
     initiator: &InitiatorId,
@@ -460,23 +472,34 @@ fn read(
         })?,
     };
     check_range(name, size, offset, len)?;
-    let mut sink: Box<dyn Write> = match out {
-        Some(p) => Box::new(File::create(p).map_err(|e| Error::file("cannot create", p, e))?),
-        None => Box::new(std::io::stdout().lock()),
+    let mut sink = match out {
+        Some(p) => ctx
+            .caller
+            .create(p, false)
+            .map_err(|e| Error::file("cannot create", p, e))?,
+        None => ctx.caller.stdout(),
     };
     let what = out.map_or_else(|| "stdout".to_string(), |p| p.display().to_string());
     let pb = output::bar(len, &format!("read {name}"), true, shown);
     let mut buf = vec![0u8; CHUNK];
     let mut done = 0u64;
-    while done < len {
-        let n = (len - done).min(CHUNK as u64) as usize;
-        lun.read_at(&mut buf[..n], offset + done)?;
-        sink.write_all(&buf[..n])
-            .map_err(|e| Error::of_kind(ErrorKind::Io, format!("cannot write to {what}: {e}")))?;
-        done += n as u64;
-        pb.set_position(done);
+    let copied = (|| {
+        while done < len {
+            let n = (len - done).min(CHUNK as u64) as usize;
+            lun.read_at(&mut buf[..n], offset + done)?;
+            sink.write_all(&buf[..n]).map_err(|e| {
+                Error::of_kind(ErrorKind::Io, format!("cannot write to {what}: {e}"))
+            })?;
+            done += n as u64;
+            pb.set_position(done);
+        }
+        Ok::<_, Error>(())
+    })();
+    if let Err(e) = copied {
+        sink.discard();
+        return Err(e);
     }
-    sink.flush()
+    sink.commit()
         .map_err(|e| Error::of_kind(ErrorKind::Io, format!("cannot write to {what}: {e}")))?;
     pb.finish_and_clear();
     let json = json!({

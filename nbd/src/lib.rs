@@ -74,6 +74,7 @@ pub mod fuzzing;
 mod handshake;
 pub mod proto;
 mod server;
+pub mod tls;
 mod transmission;
 
 pub use conn::Conn;
