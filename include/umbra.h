@@ -28,7 +28,7 @@
 /** ABI major version of this header: a program needs a library with the same major. */
 #define UMBRA_ABI_MAJOR 1
 /** ABI minor version of this header: a program needs a library with at least this minor. */
-#define UMBRA_ABI_MINOR 6
+#define UMBRA_ABI_MINOR 7
 /** The value umbra_abi_version() returns for a library matching this header exactly. */
 #define UMBRA_ABI_VERSION ((uint32_t)((UMBRA_ABI_MAJOR << 16) | UMBRA_ABI_MINOR))
 
@@ -316,6 +316,32 @@
 #define UMBRA_VSS_MESSAGE_LEN 512
 
 /**
+ * Restore session step (`umbra_vss_restore_get_step`): the saved document is loaded; next
+ * gather.
+ */
+#define UMBRA_VSS_RESTORE_STEP_LOADED 0
+
+/**
+ * Restore session step: writers identified; next select components and pre-restore.
+ */
+#define UMBRA_VSS_RESTORE_STEP_GATHERED 1
+
+/**
+ * Restore session step: pre-restore sent; next do the restore.
+ */
+#define UMBRA_VSS_RESTORE_STEP_PRE_RESTORED 2
+
+/**
+ * Restore session step: the volumes are restored (or failed to be); next post-restore.
+ */
+#define UMBRA_VSS_RESTORE_STEP_RESTORED 3
+
+/**
+ * Restore session step: post-restore sent; the session is over.
+ */
+#define UMBRA_VSS_RESTORE_STEP_ENDED 4
+
+/**
  * The embedded array, in memory or over a pool directory. Created by `umbra_array_open`, freed
  * by `umbra_array_free`. Safe to share across threads.
  */
@@ -358,6 +384,12 @@ typedef struct umbra_vss_backup umbra_vss_backup;
  * `umbra_vss_coordinator_free`. Safe to share across threads.
  */
 typedef struct umbra_vss_coordinator umbra_vss_coordinator;
+
+/**
+ * A restore session (VSS's restore sequence). Created by `umbra_vss_restore_create`, freed by
+ * `umbra_vss_restore_free`.
+ */
+typedef struct umbra_vss_restore umbra_vss_restore;
 
 /**
  * The result of every fallible call: `UMBRA_OK` (0) or one of the `UMBRA_E_*` constants.
@@ -2540,6 +2572,21 @@ umbra_status umbra_vss_backup_get_components(const umbra_vss_backup *backup,
                                              size_t *out_len);
 
 /**
+ * Records whether the requester backed component `path` of writer `writer` up (VSS
+ * `SetBackupSucceeded`; `succeeded` true or false), for the Backup Components document
+ * (`backup_succeeded` of the selected component) and the writers' backup-complete. Allowed once
+ * the set is made and before shutdown; `UMBRA_E_BAD_STATE` otherwise, `UMBRA_E_NOT_FOUND` for a
+ * writer not in the session or a component not selected. (ABI 1.7)
+ *
+ * # Safety
+ * `backup` is NULL or live; `writer` and `path` are NULL or NUL-terminated.
+ */
+umbra_status umbra_vss_backup_set_backup_succeeded(umbra_vss_backup *backup,
+                                                   const char *writer,
+                                                   const char *path,
+                                                   bool succeeded);
+
+/**
  * The properties of the set's shadows as a JSON array (see
  * `umbra_vss_coordinator_list_shadows`); `UMBRA_E_BAD_STATE` before the set is made.
  *
@@ -2550,6 +2597,161 @@ umbra_status umbra_vss_backup_get_shadows(const umbra_vss_backup *backup,
                                           char *buf,
                                           size_t len,
                                           size_t *out_len);
+
+/**
+ * Starts a restore session of the backup a Backup Components document describes
+ * (`components_json`, as `umbra_vss_backup_get_components` gave it). Nothing is called yet.
+ *
+ * Errors: a malformed document `UMBRA_E_INVALID_DOCUMENT` naming the problem; a document
+ * without a snapshot set `UMBRA_E_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `coordinator` is NULL or live; `components_json` is NULL or NUL-terminated; `out` is NULL or
+ * writable.
+ */
+umbra_status umbra_vss_restore_create(const umbra_vss_coordinator *coordinator,
+                                      const char *components_json,
+                                      umbra_vss_restore **out);
+
+/**
+ * Frees a restore session (NULL: no-op); the writers' sessions end.
+ *
+ * # Safety
+ * `restore` is NULL or a live handle not used after this call.
+ */
+void umbra_vss_restore_free(umbra_vss_restore *restore);
+
+/**
+ * Gathers the writers' metadata (identify, as for a backup; a writer that fails is left out).
+ *
+ * A call out of order is `UMBRA_E_BAD_STATE` naming the step, and changes nothing.
+ *
+ * # Safety
+ * `restore` is NULL or a live session handle.
+ */
+umbra_status umbra_vss_restore_gather(umbra_vss_restore *restore);
+
+/**
+ * Selects component `path` of writer `writer` for restore (after gather, before pre-restore).
+ * With none selected, every component the backup selected is restored.
+ *
+ * Errors: `UMBRA_E_NOT_FOUND` for a component the backup did not select or a writer not taking
+ * part; `UMBRA_E_INVALID_ARGUMENT` for a component not selectable for restore;
+ * `UMBRA_E_ALREADY_EXISTS` for one selected twice; `UMBRA_E_BAD_STATE` out of order.
+ *
+ * # Safety
+ * `restore` is NULL or live; `writer` and `path` are NULL or NUL-terminated.
+ */
+umbra_status umbra_vss_restore_select_component(umbra_vss_restore *restore,
+                                                const char *writer,
+                                                const char *path);
+
+/**
+ * Sends pre-restore to the writers with a selected component; the components of a writer that
+ * fails it are not restored (status `none`, its state `FAILED_AT_PRE_RESTORE`).
+ *
+ * A call out of order is `UMBRA_E_BAD_STATE` naming the step, and changes nothing.
+ *
+ * # Safety
+ * `restore` is NULL or a live session handle.
+ */
+umbra_status umbra_vss_restore_pre_restore(umbra_vss_restore *restore);
+
+/**
+ * Brings the selected components' volumes back to their shadows of the saved set (hardware
+ * shadows: a resync inside the array, only the blocks that differ; software shadows: a revert,
+ * persistent shadows only) and waits. Returns the first failure; the session moves on all the
+ * same (post-restore next) and `umbra_vss_restore_get_status` tells each component's outcome.
+ *
+ * A call out of order is `UMBRA_E_BAD_STATE` naming the step, and changes nothing.
+ *
+ * # Safety
+ * `restore` is NULL or a live session handle.
+ */
+umbra_status umbra_vss_restore_do_restore(umbra_vss_restore *restore);
+
+/**
+ * Sends post-restore to the writers with a selected component; the session is over.
+ *
+ * A call out of order is `UMBRA_E_BAD_STATE` naming the step, and changes nothing.
+ *
+ * # Safety
+ * `restore` is NULL or a live session handle.
+ */
+umbra_status umbra_vss_restore_post_restore(umbra_vss_restore *restore);
+
+/**
+ * The session's step, `UMBRA_VSS_RESTORE_STEP_*`.
+ *
+ * # Safety
+ * `restore` is NULL or live; `out_step` is NULL or writable.
+ */
+umbra_status umbra_vss_restore_get_step(const umbra_vss_restore *restore, uint32_t *out_step);
+
+/**
+ * The restore status of each selected component as a JSON array of objects: `writer`, `path`,
+ * `volumes` (names), `status` (`"none"`, `"all"` or `"failed"`), `status_code` (VSS's
+ * `VSS_FILE_RESTORE_STATUS`: 1 none, 2 all, 3 failed) and `reason` (null, or why it failed or
+ * was not restored). Empty before pre-restore. String output convention.
+ *
+ * # Safety
+ * `restore` is NULL or live; `buf` is NULL or `len` writable bytes; `out_len` is NULL or
+ * writable.
+ */
+umbra_status umbra_vss_restore_get_status(const umbra_vss_restore *restore,
+                                          char *buf,
+                                          size_t len,
+                                          size_t *out_len);
+
+/**
+ * Every writer's status in this restore session, as `umbra_vss_backup_get_writer_status`
+ * writes it (a writer that failed pre-restore: `"FAILED_AT_PRE_RESTORE"`).
+ *
+ * # Safety
+ * `restore` is NULL or live; `buf` is NULL or `len` writable bytes; `out_len` is NULL or
+ * writable.
+ */
+umbra_status umbra_vss_restore_get_writer_status(const umbra_vss_restore *restore,
+                                                 char *buf,
+                                                 size_t len,
+                                                 size_t *out_len);
+
+/**
+ * Reverts the original volume of the persistent software shadow `shadow_id` (a UUID string) to
+ * the shadow's contents, on a background thread; writes an async handle to `*out_op`
+ * (`umbra_async_wait`, `_get_percent`, `_cancel`). No writer is called: use a restore session
+ * for that.
+ *
+ * Checked before anything starts: a malformed id is `UMBRA_E_INVALID_ARGUMENT`; an unknown one
+ * `UMBRA_E_NOT_FOUND`; a shadow that is not persistent `UMBRA_E_UNSUPPORTED_CONTEXT`; a revert
+ * of the volume already running `UMBRA_E_REVERT_IN_PROGRESS`; a hardware shadow (resync it)
+ * `UMBRA_E_UNSUPPORTED`.
+ *
+ * # Safety
+ * `coordinator` is NULL or live; `shadow_id` is NULL or NUL-terminated; `out_op` is NULL or
+ * writable.
+ */
+umbra_status umbra_vss_coordinator_revert_async(const umbra_vss_coordinator *coordinator,
+                                                const char *shadow_id,
+                                                umbra_async **out_op);
+
+/**
+ * Copies the hardware shadow `shadow_id` (a UUID string) back over its original LUN, or over
+ * LUN `target` when not NULL, on a background thread (only the blocks that differ); writes an
+ * async handle to `*out_op` (`umbra_async_wait`, `_get_percent`, `_cancel`). The LUN's
+ * statistics count the blocks copied. No writer is called: use a restore session for that.
+ *
+ * Checked before anything starts: a malformed id is `UMBRA_E_INVALID_ARGUMENT`; an unknown
+ * shadow or target `UMBRA_E_NOT_FOUND`; a software shadow (revert to it) `UMBRA_E_UNSUPPORTED`.
+ *
+ * # Safety
+ * `coordinator` is NULL or live; `shadow_id` and a non-NULL `target` are NUL-terminated;
+ * `out_op` is NULL or writable.
+ */
+umbra_status umbra_vss_coordinator_resync_async(const umbra_vss_coordinator *coordinator,
+                                                const char *shadow_id,
+                                                const char *target,
+                                                umbra_async **out_op);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -7,9 +7,10 @@ use std::path::PathBuf;
 
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
-/// Administers an umbra pool: LUNs, masking, hosts, and DiskRAID-style scripts.
+/// Administers an umbra pool: LUNs, masking, hosts, shadow copies with writers, and DiskRAID- and
+/// DiskShadow-style scripts. Start with `umbra demo fast-recovery`, the main job end to end.
 #[derive(Debug, Parser)]
-#[command(name = "umbra", version, about, after_help = crate::exit::help_text())]
+#[command(name = "umbra", version, after_help = crate::exit::help_text())]
 pub struct Cli {
     /// The pool directory (created on first use when missing or empty).
     #[arg(
@@ -244,6 +245,10 @@ pub enum LunCommand {
         /// The initial unmasking list (VDS SetMask text: "" none, * all, a;b, ID=ro, @group).
         #[arg(long, value_name = "LIST", allow_hyphen_values = true)]
         unmask: Option<String>,
+        /// A volatile LUN: no metadata journal; its data is durable on flush, its engine
+        /// snapshots last until the pool closes (no snapshot LUN of it can be made).
+        #[arg(long)]
+        volatile: bool,
     },
     /// Lists every LUN.
     List,

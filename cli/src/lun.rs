@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::json;
 use vds_core::script::{LunDetail, LunRow, UnmaskedHosts};
-use vds_core::{Access, Array, ErrorKind, InitiatorId, LunHandle, MaskSpec};
+use vds_core::{Access, Array, ErrorKind, InitiatorId, LunHandle, LunOptions, MaskSpec};
 
 use crate::cli::LunCommand;
 use crate::control::staging;
@@ -26,7 +26,7 @@ pub fn access_words(a: Access) -> (&'static str, &'static str) {
 
 /// What the command reads from its arguments before the pool is opened.
 enum Plan {
-    Create(String, u64, MaskSpec),
+    Create(String, u64, MaskSpec, LunOptions),
     List,
     Detail(String),
     Extend(String, Grow),
@@ -69,12 +69,17 @@ enum Unmask {
 fn plan(cmd: LunCommand, ctx: &Ctx) -> Result<Plan> {
     use crate::parse;
     Ok(match cmd {
-        LunCommand::Create { name, size, unmask } => {
+        LunCommand::Create {
+            name,
+            size,
+            unmask,
+            volatile,
+        } => {
             let mask = match unmask {
                 Some(m) => parse::mask(&m)?,
                 None => MaskSpec::None,
             };
-            Plan::Create(name, parse::size(&size)?, mask)
+            Plan::Create(name, parse::size(&size)?, mask, LunOptions { volatile })
         }
         LunCommand::List => Plan::List,
         LunCommand::Detail { name } => Plan::Detail(name),
@@ -151,9 +156,10 @@ pub fn run(cmd: LunCommand, ctx: &Ctx) -> Result<Report> {
     let array = ctx.open()?;
     let shown = ctx.progress_shown();
     match plan {
-        Plan::Create(name, size, mask) => {
-            array.create_lun(&name, size, &mask)?;
-            detail(&array, &name, &format!("Created LUN {name}."))
+        Plan::Create(name, size, mask, options) => {
+            array.create_lun_with(&name, size, &mask, options)?;
+            let kind = if options.volatile { "volatile " } else { "" };
+            detail(&array, &name, &format!("Created {kind}LUN {name}."))
         }
         Plan::List => Ok(list(&array)),
         Plan::Detail(name) => detail(&array, &name, ""),
@@ -340,6 +346,10 @@ fn detail(array: &Array, name: &str, headline: &str) -> Result<Report> {
             d.source.clone().unwrap_or_else(|| "-".to_string()),
         ),
         ("Mask", output::mask(&d.mask)),
+        (
+            "Volatile",
+            if d.volatile { "yes" } else { "no" }.to_string(),
+        ),
     ]));
     let grants = match &d.unmasked {
         UnmaskedHosts::All {

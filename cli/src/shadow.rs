@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use uuid::Uuid;
-use vds_core::{Access, MaskSpec};
 use vss_core::pool::{PoolCoordinator, PoolOptions, PoolProvider, RegisteredWriter};
 use vss_core::script::{Aliases, Command, ContextWord, Output, Session};
 use vss_core::{
@@ -292,10 +291,9 @@ pub fn run(c: ShadowCommand, ctx: &Ctx) -> Result<Report> {
                     format!("shadow {sid} is a software shadow: only a hardware shadow's LUN can be exposed to a host"),
                 ));
             }
-            pc.array().add_to_mask(
-                &props.shadow.name,
-                &MaskSpec::host(initiator.clone(), Access::ReadOnly),
-            )?;
+            // Through the provider, which records the exposure with the shadow.
+            let (p, _) = vss_core::script::provider_of(&pc, sid)?;
+            p.expose(sid, &initiator.to_string())?;
             Ok(Report::new(
                 format!(
                     "shadow {sid} (LUN {}) exposed read-only to {initiator}\n",
@@ -440,6 +438,12 @@ fn create(a: CreateArgs, ctx: &Ctx) -> Result<Report> {
             Ok(_) => {}
             Err(e) => {
                 let status = session.writer_status().to_vec();
+                // A writer whose call outlived its deadline (an exec writer's process group is
+                // killed then, so it returns at once) is answered with abort when it returns:
+                // let that happen before this process exits, within one event's deadline.
+                for (name, _) in pc.not_responding() {
+                    pc.wait_until_responding(&name, timeouts.event);
+                }
                 let kind = match e.kind {
                     vss_core::script::ScriptErrorKind::Failed(k) => k,
                     _ => ErrorKind::Io,

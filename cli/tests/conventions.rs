@@ -82,6 +82,21 @@ fn the_pool_is_the_flag_else_umbra_pool_else_the_current_directory() {
     assert_eq!(names(&cwd.join("umbra-pool")), ["c"]);
 }
 
+/// The summary `umbra --help` and `umbra -h` open with names the main job.
+#[test]
+fn help_summary_names_the_demo() {
+    for flag in ["--help", "-h"] {
+        let out = umbra().arg(flag).output().unwrap();
+        assert_eq!(code(&out), 0);
+        let help = stdout(&out);
+        let summary = help.split("\n\n").next().unwrap();
+        assert!(
+            summary.contains("umbra demo fast-recovery"),
+            "{flag}: {summary}"
+        );
+    }
+}
+
 #[test]
 fn help_prints_the_exit_code_table_the_readmes_show() {
     let out = umbra().arg("--help").output().unwrap();
@@ -314,28 +329,6 @@ fn a_directory_that_is_not_a_pool_is_refused_untouched() {
     std::fs::write(dir.join("cat.jpg"), b"meow").unwrap();
     refused(&dir, &["lun", "create", "db", "4"], 19, "cat.jpg");
     assert_eq!(fail_json(&dir, &["lun", "list"], 19)["kind"], "not_a_pool");
-}
-
-/// Runs `umbra ARGS` with its stdout and stderr on a pseudo-terminal (util-linux `script`, part
-/// of every Debian system); what the terminal received.
-fn on_a_terminal(args: &[&str]) -> String {
-    let bin = assert_cmd::cargo::cargo_bin!("umbra");
-    let mut line = shell_quote(bin.to_str().unwrap());
-    for a in args {
-        line.push(' ');
-        line.push_str(&shell_quote(a));
-    }
-    let out = std::process::Command::new("script")
-        .args(["-qefc", &line, "/dev/null"])
-        .env_remove("UMBRA_POOL")
-        .output()
-        .expect("util-linux `script` runs (apt-get install bsdutils)");
-    assert!(out.status.success(), "{line}: {out:?}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
 }
 
 #[test]

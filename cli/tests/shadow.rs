@@ -38,21 +38,21 @@ fn events(log: &Path, name: &str) -> Vec<String> {
 fn pool_with_db(dir: &Path, data: &[u8]) -> std::path::PathBuf {
     let pool = dir.join("pool");
     ok(&pool, &["lun", "create", "db", "4", "--unmask", SERVER]);
-    let f = dir.join("data.bin");
-    std::fs::write(&f, data).unwrap();
-    ok(
-        &pool,
-        &[
-            "lun",
-            "write",
-            "db",
-            "--as",
-            SERVER,
-            "--in",
-            f.to_str().unwrap(),
-        ],
-    );
+    assert_eq!(code(&write_as(&pool, "db", SERVER, 0, data)), 0);
     pool
+}
+
+/// Runs `umbra lun write LUN --as WHO --offset AT --in FILE` with `data` in a file beside the
+/// pool.
+fn write_as(pool: &Path, lun: &str, who: &str, at: u64, data: &[u8]) -> std::process::Output {
+    let f = pool.with_extension("in.bin");
+    std::fs::write(&f, data).unwrap();
+    let at = at.to_string();
+    let f = f.to_str().unwrap();
+    run(
+        pool,
+        &["lun", "write", lun, "--as", who, "--offset", &at, "--in", f],
+    )
 }
 
 fn read_as(pool: &Path, lun: &str, who: &str, len: usize) -> Vec<u8> {
@@ -242,6 +242,17 @@ fn a_writer_hanging_at_freeze_is_aborted_at_its_deadline() {
         msg.contains("\"hang\"") && msg.contains("FAILED_AT_FREEZE") && msg.contains("timeout"),
         "{msg}"
     );
+    // Its freeze was killed at the deadline and answered with abort before the command exited.
+    assert_eq!(
+        events(&log, "hang"),
+        [
+            "identify",
+            "prepare-backup",
+            "prepare-snapshot",
+            "freeze",
+            "abort"
+        ]
+    );
     no_shadows(&pool);
     let next = ok_json(&pool, &["shadow", "create", "db"]);
     assert_eq!(next["shadows"].as_array().unwrap().len(), 1);
@@ -271,19 +282,9 @@ fn a_transportable_set_is_imported_read_and_broken() {
     let set_id = d["set_id"].as_str().unwrap().to_owned();
     let lun = d["shadows"][0]["lun"].as_str().unwrap().to_owned();
     // Later writes to db do not reach the shadow.
-    let f = dir.path().join("new.bin");
-    std::fs::write(&f, pattern(65536, 5)).unwrap();
-    ok(
-        &pool,
-        &[
-            "lun",
-            "write",
-            "db",
-            "--as",
-            SERVER,
-            "--in",
-            f.to_str().unwrap(),
-        ],
+    assert_eq!(
+        code(&write_as(&pool, "db", SERVER, 0, &pattern(65536, 5))),
+        0
     );
     // Masked to no one until imported.
     let out = run(
@@ -314,20 +315,7 @@ fn recover_moves_no_byte_and_the_server_sees_the_shadow() {
     let pool = pool_with_db(dir.path(), &good);
     let d = ok_json(&pool, &["shadow", "create", "db"]);
     let id = d["shadows"][0]["id"].as_str().unwrap().to_owned();
-    let f = dir.path().join("garbage.bin");
-    std::fs::write(&f, vec![0xEE; 65536]).unwrap();
-    ok(
-        &pool,
-        &[
-            "lun",
-            "write",
-            "db",
-            "--as",
-            SERVER,
-            "--in",
-            f.to_str().unwrap(),
-        ],
-    );
+    assert_eq!(code(&write_as(&pool, "db", SERVER, 0, &[0xEE; 65536])), 0);
 
     fail_json(&pool, &["shadow", "recover", "other", "--from", &id], 4);
     let r = ok_json(&pool, &["shadow", "recover", "db", "--from", &id]);
@@ -511,4 +499,182 @@ fn bad_scripts_documents_and_arguments_change_nothing() {
     );
     same("the command on line 316");
     same("all");
+}
+
+/// A session writer (`--session-writer`): one shell process for the whole set, reading one event
+/// per line and answering `ok`; it saw every event of the set in order, and ran once.
+#[test]
+fn a_session_writer_runs_once_and_sees_every_event_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool_with_db(dir.path(), &pattern(4096, 5));
+    let log = dir.path().join("session.log");
+    let runs = dir.path().join("runs.log");
+    let script = dir.path().join("session.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"pid $$\" >> '{runs}'\nwhile read ev; do\n  echo \"$ev\" >> '{log}'\n  echo ok\ndone\necho eof >> '{runs}'\n",
+            runs = runs.display(),
+            log = log.display()
+        ),
+    )
+    .unwrap();
+    let spec = format!("db-session=sh '{}'", script.display());
+    let d = ok_json(
+        &pool,
+        &["shadow", "create", "db", "--session-writer", &spec],
+    );
+    let lines: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(lines, FULL);
+    let runs: Vec<String> = std::fs::read_to_string(&runs)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(runs.len(), 2, "started once, then stdin closed: {runs:?}");
+    assert!(runs[0].starts_with("pid "), "{runs:?}");
+    assert_eq!(runs[1], "eof");
+    assert_eq!(d["writers"][0]["name"], "db-session");
+    assert_eq!(d["writers"][0]["state"], "STABLE");
+    assert_eq!(d["shadows"].as_array().unwrap().len(), 1);
+}
+
+/// `shadow revert`: a persistent software shadow; the LUN, overwritten since, reads as at the
+/// shadow again; the shadow stays.
+#[test]
+fn revert_brings_a_lun_back_to_its_software_shadow() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = pattern(65536, 6);
+    let pool = pool_with_db(dir.path(), &before);
+    let d = ok_json(
+        &pool,
+        &[
+            "shadow",
+            "create",
+            "db",
+            "--provider",
+            "software",
+            "--nowriters",
+        ],
+    );
+    let sid = d["shadows"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        d["shadows"][0]["lun"],
+        Value::Null,
+        "a software shadow has no LUN"
+    );
+    assert_eq!(
+        code(&write_as(&pool, "db", SERVER, 0, &pattern(65536, 12))),
+        0
+    );
+    assert!(read_as(&pool, "db", SERVER, 65536) != before, "overwritten");
+    let r = ok_json(&pool, &["shadow", "revert", &sid]);
+    assert_eq!(r["lun"], "db");
+    assert_eq!(r["id"], sid.as_str());
+    assert_eq!(read_as(&pool, "db", SERVER, 65536), before);
+    assert_eq!(
+        ok_json(&pool, &["shadow", "list", "--id", &sid])["shadows"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    // Human form; an unknown shadow is exit 3, a malformed id exit 4.
+    assert!(ok(&pool, &["shadow", "revert", &sid]).contains("reverted to shadow"));
+    fail_json(
+        &pool,
+        &["shadow", "revert", "00000000-0000-4000-8000-000000000000"],
+        3,
+    );
+    fail_json(&pool, &["shadow", "revert", "nope"], 4);
+}
+
+/// `shadow resync`: a hardware shadow copied back over its LUN, with a progress bar on a
+/// terminal and none with `--json`; the LUN reads as at the shadow each time.
+#[test]
+fn resync_copies_a_hardware_shadow_back_with_progress_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = pattern(1 << 20, 8);
+    let pool = pool_with_db(dir.path(), &before);
+    let d = ok_json(&pool, &["shadow", "create", "db", "--nowriters"]);
+    let sid = d["shadows"][0]["id"].as_str().unwrap().to_owned();
+    let garbage = pattern(8192, 13);
+    let damage = |at: u64| assert_eq!(code(&write_as(&pool, "db", SERVER, at, &garbage)), 0);
+    damage(4096);
+    assert!(read_as(&pool, "db", SERVER, 1 << 20) != before, "damaged");
+    let r = ok_json(&pool, &["shadow", "resync", &sid]);
+    assert_eq!(r["lun"], "db");
+    assert_eq!(read_as(&pool, "db", SERVER, 1 << 20), before);
+
+    damage(65536);
+    let p = pool.to_str().unwrap();
+    let seen = on_a_terminal(&["--pool", p, "shadow", "resync", &sid]);
+    assert!(seen.contains("resync ["), "no progress bar drawn: {seen:?}");
+    assert!(seen.contains("copied back over LUN db"), "{seen:?}");
+    assert_eq!(read_as(&pool, "db", SERVER, 1 << 20), before);
+    damage(0);
+    let seen = on_a_terminal(&["--pool", p, "--json", "shadow", "resync", &sid]);
+    assert!(
+        !seen.contains("resync ["),
+        "a progress bar with --json: {seen:?}"
+    );
+    let d: Value = serde_json::from_str(&seen.replace("\r\n", "\n")).unwrap();
+    assert_eq!(d["lun"], "db");
+    assert_eq!(read_as(&pool, "db", SERVER, 1 << 20), before);
+}
+
+/// `shadow expose`: a hardware shadow's LUN, masked to no one, becomes readable (read-only) by
+/// the host named; a software shadow cannot be exposed; a bad host id is exit 4.
+#[test]
+fn expose_unmasks_a_hardware_shadow_read_only_to_a_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = pattern(8192, 10);
+    let pool = pool_with_db(dir.path(), &before);
+    let d = ok_json(&pool, &["shadow", "create", "db", "--nowriters"]);
+    let sid = d["shadows"][0]["id"].as_str().unwrap().to_owned();
+    let lun = d["shadows"][0]["lun"].as_str().unwrap().to_owned();
+    let refused = run(
+        &pool,
+        &["lun", "read", &lun, "--as", BACKUP, "--length", "8192"],
+    );
+    assert_eq!(code(&refused), 5, "masked to no one: {}", stderr(&refused));
+    let e = ok_json(&pool, &["shadow", "expose", &sid, "--host", BACKUP]);
+    assert_eq!(e["lun"], lun.as_str());
+    assert_eq!(e["host"], BACKUP_CANON);
+    assert_eq!(read_as(&pool, &lun, BACKUP, 8192), before);
+    let w = write_as(&pool, &lun, BACKUP, 0, b"no");
+    assert_eq!(code(&w), 5, "read-only: {}", stderr(&w));
+    // The server, not named, still does not see it.
+    let s = run(
+        &pool,
+        &["lun", "read", &lun, "--as", SERVER, "--length", "1"],
+    );
+    assert_eq!(code(&s), 5);
+
+    fail_json(
+        &pool,
+        &["shadow", "expose", &sid, "--host", "not an id!"],
+        4,
+    );
+    let sw = ok_json(
+        &pool,
+        &[
+            "shadow",
+            "create",
+            "db",
+            "--provider",
+            "software",
+            "--nowriters",
+        ],
+    );
+    let swid = sw["shadows"][0]["id"].as_str().unwrap().to_owned();
+    let e = fail_json(&pool, &["shadow", "expose", &swid, "--host", BACKUP], 18);
+    assert!(
+        e["message"].as_str().unwrap().contains("software shadow"),
+        "{e}"
+    );
 }

@@ -60,6 +60,9 @@ mod async_op;
 /// The shadow-copy protocol (vss-core): coordinators, C writers, backup sessions, shadows.
 mod vss;
 
+/// Restore sessions, revert and resync of shadows (ABI 1.7).
+mod vss_restore;
+
 use std::ffi::c_char;
 
 pub use array::*;
@@ -70,6 +73,7 @@ pub use protocol::*;
 pub use status::*;
 pub use volume::*;
 pub use vss::*;
+pub use vss_restore::*;
 
 /// The ABI major version: bumped only for an incompatible change (and then the SONAME changes).
 /// Kept in step with `UMBRA_ABI_MAJOR` in cbindgen.toml and the SONAME in build.rs.
@@ -89,8 +93,10 @@ pub(crate) const ABI_MAJOR: u32 = 1;
 /// `umbra_lun_break_shadow`, `umbra_{lun,array}_{get,set,list}_metadata`, `umbra_lun_get_stats`),
 /// `UMBRA_EVENT_LUN_METADATA`, `UMBRA_EVENT_POOL_METADATA`. 6: the shadow-copy protocol
 /// (`umbra_vss_*`: coordinators, C writers, backup sessions, shadows, fast recovery, import,
-/// break) and its status codes 402-418.
-pub(crate) const ABI_MINOR: u32 = 6;
+/// break) and its status codes 402-418. 7: restore sessions (`umbra_vss_restore_*`, with C
+/// writers' pre-restore and post-restore), `umbra_vss_backup_set_backup_succeeded`,
+/// `umbra_vss_coordinator_revert_async`, `umbra_vss_coordinator_resync_async`.
+pub(crate) const ABI_MINOR: u32 = 7;
 
 /// The ABI version of the loaded library: `(major << 16) | minor`.
 ///

@@ -258,13 +258,13 @@ impl Writer for CWriter {
 /// `umbra_vss_coordinator_create_array` or `_create_volumes`, freed by
 /// `umbra_vss_coordinator_free`. Safe to share across threads.
 pub struct umbra_vss_coordinator {
-    coordinator: Coordinator,
+    pub(crate) coordinator: Coordinator,
 }
 
 /// A backup session (VSS's requester sequence). Created by `umbra_vss_backup_create`, freed by
 /// `umbra_vss_backup_free` (which aborts a set not yet made, or shuts down a made one).
 pub struct umbra_vss_backup {
-    session: Mutex<BackupSession>,
+    pub(crate) session: Mutex<BackupSession>,
 }
 
 fn timeouts(freeze_ms: u32, hold_ms: u32, event_ms: u32) -> Timeouts {
@@ -283,12 +283,12 @@ fn timeouts(freeze_ms: u32, hold_ms: u32, event_ms: u32) -> Timeouts {
     }
 }
 
-fn parse_id(s: &str, what: &str) -> FfiResult<uuid::Uuid> {
+pub(crate) fn parse_id(s: &str, what: &str) -> FfiResult<uuid::Uuid> {
     uuid::Uuid::parse_str(s)
         .map_err(|e| FfiError::invalid(format!("`{what}` {s:?} is not a UUID: {e}")))
 }
 
-fn json<T: serde::Serialize + ?Sized>(value: &T) -> String {
+pub(crate) fn json<T: serde::Serialize + ?Sized>(value: &T) -> String {
     serde_json::to_string(value).expect("these values always serialise")
 }
 
@@ -575,7 +575,7 @@ pub unsafe extern "C" fn umbra_vss_coordinator_delete_shadows(
 
 /// The provider offering an operation on a shadow or set: the first that does not answer
 /// UNSUPPORTED.
-fn on_providers<T>(
+pub(crate) fn on_providers<T>(
     c: &umbra_vss_coordinator,
     mut f: impl FnMut(&dyn Provider) -> vss_core::Result<T>,
 ) -> FfiResult<T> {
@@ -1017,28 +1017,31 @@ pub unsafe extern "C" fn umbra_vss_backup_get_writer_status(
     ffi_boundary!("umbra_vss_backup_get_writer_status", {
         // SAFETY: by this function's contract.
         let b = unsafe { handle(backup, "backup") }?;
-        let list: Vec<serde_json::Value> = b
-            .session
-            .lock()
-            .writer_status()
-            .into_iter()
-            .map(|w| {
-                serde_json::json!({
-                    "writer": w.writer,
-                    "state": w.state.as_str(),
-                    "state_code": w.state.code(),
-                    "failure": w.failure.map(|f| serde_json::json!({
-                        "kind": f.kind().as_str(),
-                        "message": f.message(),
-                    })),
-                    "responding": w.responding,
-                    "taking_part": w.taking_part,
-                })
-            })
-            .collect();
+        let text = writer_status_json(b.session.lock().writer_status());
         // SAFETY: by this function's contract.
-        unsafe { write_string(&json(&list), buf, len, out_len) }
+        unsafe { write_string(&text, buf, len, out_len) }
     })
+}
+
+/// The writers' status as the JSON array `umbra_vss_backup_get_writer_status` documents.
+pub(crate) fn writer_status_json(status: Vec<vss_core::WriterStatus>) -> String {
+    let list: Vec<serde_json::Value> = status
+        .into_iter()
+        .map(|w| {
+            serde_json::json!({
+                "writer": w.writer,
+                "state": w.state.as_str(),
+                "state_code": w.state.code(),
+                "failure": w.failure.map(|f| serde_json::json!({
+                    "kind": f.kind().as_str(),
+                    "message": f.message(),
+                })),
+                "responding": w.responding,
+                "taking_part": w.taking_part,
+            })
+        })
+        .collect();
+    json(&list)
 }
 
 /// The Backup Components document of the made set as JSON (docs/protocol.md; keep it to restore
@@ -1060,6 +1063,35 @@ pub unsafe extern "C" fn umbra_vss_backup_get_components(
         let text = b.session.lock().backup_components()?.to_json()?;
         // SAFETY: by this function's contract.
         unsafe { write_string(&text, buf, len, out_len) }
+    })
+}
+
+/// Records whether the requester backed component `path` of writer `writer` up (VSS
+/// `SetBackupSucceeded`; `succeeded` true or false), for the Backup Components document
+/// (`backup_succeeded` of the selected component) and the writers' backup-complete. Allowed once
+/// the set is made and before shutdown; `UMBRA_E_BAD_STATE` otherwise, `UMBRA_E_NOT_FOUND` for a
+/// writer not in the session or a component not selected. (ABI 1.7)
+///
+/// # Safety
+/// `backup` is NULL or live; `writer` and `path` are NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn umbra_vss_backup_set_backup_succeeded(
+    backup: *mut umbra_vss_backup,
+    writer: *const c_char,
+    path: *const c_char,
+    succeeded: bool,
+) -> umbra_status {
+    ffi_boundary!("umbra_vss_backup_set_backup_succeeded", {
+        // SAFETY: by this function's contract.
+        let b = unsafe { handle(backup, "backup") }?;
+        // SAFETY: by this function's contract.
+        let writer = unsafe { c_str(writer, "writer", UMBRA_E_INVALID_ARGUMENT) }?;
+        // SAFETY: by this function's contract.
+        let path = unsafe { c_str(path, "path", UMBRA_E_INVALID_ARGUMENT) }?;
+        b.session
+            .lock()
+            .set_backup_succeeded(writer, path, succeeded)?;
+        Ok(())
     })
 }
 

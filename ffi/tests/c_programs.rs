@@ -366,6 +366,11 @@ fn c_shadow_copy_writers_sessions_and_fast_recovery() {
 }
 
 #[test]
+fn c_restore_sessions_revert_and_resync() {
+    run_program("vss_restore", "vss_restore.c", Lang::C, Link::Shared, false);
+}
+
+#[test]
 fn c_deprecated_aliases_still_work() {
     run_program("aliases", "aliases.c", Lang::C, Link::Shared, true);
 }

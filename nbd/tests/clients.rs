@@ -256,6 +256,8 @@ fn fio_randwrite_verify(uri: &str) -> Command {
         "--verify=crc32c",
         "--do_verify=1",
         "--verify_fatal=1",
+        // No verify state file in the working directory.
+        "--verify_state_save=0",
     ]);
     c
 }

@@ -167,7 +167,7 @@ mod shadow;
 pub mod writer;
 
 pub use coordinator::{
-    Backup, BackupSession, BackupStep, ComponentRestore, Coordinator, RestoreSession,
+    Backup, BackupSession, BackupStep, ComponentRestore, Coordinator, Restore, RestoreSession,
     RestoreStatus, RestoreStep, ShadowSelector, Timeouts, WriterStatus,
 };
 pub use document::{BackupComponents, WriterMetadata};

@@ -505,3 +505,153 @@ fn each_shadow_holds_exactly_what_its_writer_acknowledged_before_freeze() {
     t1.join().unwrap();
     t2.join().unwrap();
 }
+
+/// A writer noting the thread each event runs on; it blocks at `hang_at` (once) until released.
+struct Threads {
+    name: String,
+    hang_at: Option<WriterEvent>,
+    seen: parking_lot::Mutex<Vec<(WriterEvent, std::thread::ThreadId)>>,
+    released: parking_lot::Mutex<bool>,
+    changed: parking_lot::Condvar,
+}
+
+impl Threads {
+    fn new(name: &str, hang_at: Option<WriterEvent>) -> Arc<Threads> {
+        Arc::new(Threads {
+            name: name.into(),
+            hang_at,
+            seen: parking_lot::Mutex::new(Vec::new()),
+            released: parking_lot::Mutex::new(false),
+            changed: parking_lot::Condvar::new(),
+        })
+    }
+
+    fn on(&self, event: WriterEvent) -> Result<(), vss_core::WriterFailure> {
+        let first = {
+            let mut seen = self.seen.lock();
+            let first = !seen.iter().any(|(e, _)| *e == event);
+            seen.push((event, std::thread::current().id()));
+            first
+        };
+        self.changed.notify_all();
+        if self.hang_at == Some(event) && first {
+            let mut r = self.released.lock();
+            while !*r {
+                self.changed.wait(&mut r);
+            }
+        }
+        Ok(())
+    }
+
+    fn release(&self) {
+        *self.released.lock() = true;
+        self.changed.notify_all();
+    }
+
+    /// Waits until `event` has been seen `n` times; the threads it ran on.
+    fn wait_for(&self, event: WriterEvent, n: usize) -> Vec<std::thread::ThreadId> {
+        let mut seen = self.seen.lock();
+        loop {
+            let at: Vec<_> = seen
+                .iter()
+                .filter(|(e, _)| *e == event)
+                .map(|(_, t)| *t)
+                .collect();
+            if at.len() >= n {
+                return at;
+            }
+            self.changed.wait(&mut seen);
+        }
+    }
+}
+
+impl Writer for Threads {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn identify(
+        &self,
+        _: &vss_core::EventContext,
+    ) -> Result<vss_core::WriterMetadata, vss_core::WriterFailure> {
+        self.on(Identify)?;
+        Ok(vss_core::WriterMetadata::for_every_lun(self.name.clone()))
+    }
+    fn prepare_backup(&self, _: &vss_core::EventContext) -> Result<(), vss_core::WriterFailure> {
+        self.on(PrepareBackup)
+    }
+    fn prepare_snapshot(&self, _: &vss_core::EventContext) -> Result<(), vss_core::WriterFailure> {
+        self.on(PrepareSnapshot)
+    }
+    fn freeze(&self, _: &vss_core::EventContext) -> Result<(), vss_core::WriterFailure> {
+        self.on(Freeze)
+    }
+    fn thaw(&self, _: &vss_core::EventContext) -> Result<(), vss_core::WriterFailure> {
+        self.on(Thaw)
+    }
+    fn post_snapshot(&self, _: &vss_core::EventContext) -> Result<(), vss_core::WriterFailure> {
+        self.on(PostSnapshot)
+    }
+    fn abort(&self, _: &vss_core::EventContext) -> Result<(), vss_core::WriterFailure> {
+        self.on(Abort)
+    }
+    fn backup_complete(&self, _: &vss_core::EventContext) -> Result<(), vss_core::WriterFailure> {
+        self.on(BackupComplete)
+    }
+    fn backup_shutdown(&self, _: &vss_core::EventContext) -> Result<(), vss_core::WriterFailure> {
+        self.on(BackupShutdown)
+    }
+}
+
+/// Every event of a writer in one session runs on one thread of that writer's (none is started
+/// per call, none is the requester's); a writer whose freeze hangs past the window leaves that
+/// thread to the hung call, and the abort it gets when the call returns runs on another one while
+/// the other writer's abort runs on its own session thread.
+#[test]
+fn each_writer_gets_one_thread_per_session_and_a_hung_one_is_left_behind() {
+    let vols = mem_volumes(&["a"]);
+    let (_, c) = coordinator(&vols, short());
+    let steady = Threads::new("steady", None);
+    let other = Threads::new("other", None);
+    c.add_writer(steady.clone()).unwrap();
+    c.add_writer(other.clone()).unwrap();
+    let mut b = prepared(&c, Context::APP_ROLLBACK, &["a"]);
+    b.do_snapshot_set().unwrap();
+    b.backup_complete().unwrap();
+    b.backup_shutdown().unwrap();
+    let me = std::thread::current().id();
+    let thread_of = |w: &Threads| {
+        let seen = w.seen.lock().clone();
+        assert_eq!(
+            seen.iter().map(|(e, _)| *e).collect::<Vec<_>>(),
+            BACKUP.to_vec()
+        );
+        let t = seen[0].1;
+        assert!(seen.iter().all(|(_, u)| *u == t), "{}: {seen:?}", w.name);
+        assert_ne!(t, me);
+        t
+    };
+    assert_ne!(thread_of(&steady), thread_of(&other));
+    drop(b);
+
+    let vols = mem_volumes(&["a"]);
+    let (_, c) = coordinator(&vols, short());
+    let hung = Threads::new("hung", Some(Freeze));
+    let other = Threads::new("other", None);
+    c.add_writer(hung.clone()).unwrap();
+    c.add_writer(other.clone()).unwrap();
+    let mut b = prepared(&c, Context::APP_ROLLBACK, &["a"]);
+    let e = b.do_snapshot_set().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::WriterNotResponding, "{e}");
+    let session_thread = other.wait_for(Identify, 1)[0];
+    assert_eq!(other.wait_for(Abort, 1), vec![session_thread]);
+    let frozen_on = hung.wait_for(Freeze, 1)[0];
+    assert_eq!(hung.wait_for(Identify, 1), vec![frozen_on]);
+    hung.release();
+    let aborted_on = hung.wait_for(Abort, 1)[0];
+    assert_ne!(aborted_on, frozen_on);
+    assert!(c.wait_until_responding("hung", Duration::from_secs(10)));
+    // The next set starts at once, the once-hung writer in it.
+    let mut b = prepared(&c, Context::APP_ROLLBACK, &["a"]);
+    b.do_snapshot_set().unwrap();
+    b.backup_shutdown().unwrap();
+}

@@ -713,3 +713,122 @@ fn pool_software_hold_window_and_revert_refusals() {
         ErrorKind::NotFound
     );
 }
+
+/// Two pools of one process, each with LUNs "db" and "log": sets in flight on both at once do
+/// not block each other (a LUN's claim is keyed by its pool), with either provider; while on one
+/// pool a second coordinator's set of the same LUN is refused.
+#[test]
+fn pools_with_luns_of_the_same_name_do_not_block_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    for provider in [PoolProvider::Hardware, PoolProvider::Software] {
+        let a = pool(&dir.path().join(format!("one-{provider:?}")));
+        let b = pool(&dir.path().join(format!("two-{provider:?}")));
+        let pa = PoolCoordinator::open_with(a.clone(), options(provider)).unwrap();
+        let pb = PoolCoordinator::open_with(b.clone(), options(provider)).unwrap();
+        let ctx = Context::APP_ROLLBACK | vss_core::Attributes::NO_WRITERS;
+        let mut sa = pa.backup(ctx, BackupType::Full);
+        sa.gather_writer_metadata().unwrap();
+        sa.start_set().unwrap();
+        sa.add_volume("db").unwrap();
+        let mut sb = pb.backup(ctx, BackupType::Full);
+        sb.gather_writer_metadata().unwrap();
+        sb.start_set().unwrap();
+        sb.add_volume("db").unwrap();
+        sb.prepare_for_backup().unwrap();
+        sb.do_snapshot_set().unwrap();
+        sa.prepare_for_backup().unwrap();
+        sa.do_snapshot_set().unwrap();
+        assert_eq!(pa.shadows().unwrap().len(), 1, "{provider:?}");
+        assert_eq!(pb.shadows().unwrap().len(), 1, "{provider:?}");
+        sa.backup_shutdown().unwrap();
+        sb.backup_shutdown().unwrap();
+
+        // Two in-memory arrays alike.
+        let (m1, m2) = (Array::in_memory(), Array::in_memory());
+        for m in [&m1, &m2] {
+            m.create_lun("db", MB, &mask(HOST_A)).unwrap();
+        }
+        let (c1, c2) = (
+            PoolCoordinator::open_with(m1, options(provider)).unwrap(),
+            PoolCoordinator::open_with(m2, options(provider)).unwrap(),
+        );
+        let mut s1 = c1.backup(ctx, BackupType::Full);
+        s1.gather_writer_metadata().unwrap();
+        s1.start_set().unwrap();
+        s1.add_volume("db").unwrap();
+        let mut s2 = c2.backup(ctx, BackupType::Full);
+        s2.gather_writer_metadata().unwrap();
+        s2.start_set().unwrap();
+        s2.add_volume("db").unwrap();
+        drop(s1);
+        drop(s2);
+    }
+    // The same LUN through two coordinators of one in-memory array: refused while in flight.
+    let m = Array::in_memory();
+    m.create_lun("db", MB, &mask(HOST_A)).unwrap();
+    let hw: Arc<dyn Provider> = Arc::new(HardwareProvider::new(m.clone()));
+    let hw2: Arc<dyn Provider> = Arc::new(HardwareProvider::new(m));
+    let (c1, c2) = (
+        vss_core::Coordinator::new([hw]),
+        vss_core::Coordinator::new([hw2]),
+    );
+    let mut s1 = c1.backup(Context::BACKUP, BackupType::Full);
+    s1.gather_writer_metadata().unwrap();
+    s1.start_set().unwrap();
+    s1.add_volume("db").unwrap();
+    let mut s2 = c2.backup(Context::BACKUP, BackupType::Full);
+    s2.gather_writer_metadata().unwrap();
+    s2.start_set().unwrap();
+    let e = s2.add_volume("db").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::SnapshotSetInProgress, "{e}");
+    drop(s1);
+    s2.add_volume("db").unwrap();
+}
+
+/// A writer registered through one pool coordinator after another opened is in the other's
+/// next session (and its set record); one unregistered leaves it; the requester's own writers
+/// stay.
+#[test]
+fn writers_registered_after_a_coordinator_opened_join_its_next_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = pool(&dir.path().join("pool"));
+    let early = PoolCoordinator::open(a.clone()).unwrap();
+    early.add_writer(Recorder::new("own")).unwrap();
+    let admin = PoolCoordinator::open(a.clone()).unwrap();
+    let log = dir.path().join("late.log");
+    admin
+        .register_writer(&logging_writer(dir.path(), "late", &log))
+        .unwrap();
+    assert_eq!(early.writer_names(), ["own"], "not read before a session");
+    let mut b = early.backup(Context::APP_ROLLBACK, BackupType::Full);
+    let docs = b.gather_writer_metadata().unwrap();
+    let mut names: Vec<_> = docs.iter().map(|d| d.writer.clone()).collect();
+    names.sort();
+    assert_eq!(names, ["late", "own"]);
+    b.start_set().unwrap();
+    let rec = early.set_record().unwrap().unwrap();
+    assert_eq!(
+        rec.exec_writers
+            .iter()
+            .map(|w| w.name.as_str())
+            .collect::<Vec<_>>(),
+        ["late"],
+        "named in the set record, so it gets abort if this requester dies"
+    );
+    b.add_volume("db").unwrap();
+    b.prepare_for_backup().unwrap();
+    b.do_snapshot_set().unwrap();
+    b.backup_complete().unwrap();
+    b.backup_shutdown().unwrap();
+    assert_eq!(events_of(&log), BACKUP);
+    drop(b);
+
+    admin.unregister_writer("late").unwrap();
+    let mut b = early.backup(Context::APP_ROLLBACK, BackupType::Full);
+    let docs = b.gather_writer_metadata().unwrap();
+    assert_eq!(
+        docs.iter().map(|d| d.writer.as_str()).collect::<Vec<_>>(),
+        ["own"]
+    );
+    assert_eq!(early.writer_names(), ["own"]);
+}

@@ -131,3 +131,137 @@ fn the_first_failure_stops_the_script_at_its_line_with_its_code() {
         );
     }
 }
+
+/// `writer exclude`: the writer answers identify and gets nothing else; `writer verify` of an
+/// excluded writer is refused; after `reset` it takes part again.
+#[test]
+fn writer_exclude_leaves_a_writer_out_of_the_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let pc = pool(dir.path(), "excl");
+    let script = "set context persistent\nwriter exclude log\nadd volume excl\nbegin backup\ncreate\nend backup\n";
+    let run = Session::new(&pc, Aliases::isolated()).execute(script);
+    assert_eq!(run.exit_code, ExitCode::Ok, "{run}");
+    assert_eq!(events(dir.path()), ["identify"]);
+    assert_eq!(pc.shadows().unwrap().len(), 1);
+    let run =
+        Session::new(&pc, Aliases::isolated()).execute("writer exclude log\nwriter verify log\n");
+    assert_eq!(
+        (run.exit_code, run.stopped_at),
+        (ExitCode::CommandFailed, Some(2)),
+        "{run}"
+    );
+    std::fs::remove_file(dir.path().join("events.log")).unwrap();
+    let run = Session::new(&pc, Aliases::isolated()).execute(
+        "set context persistent\nwriter exclude log\nreset\nset context persistent\nadd volume excl\nbegin backup\ncreate\nend backup\n",
+    );
+    assert_eq!(run.exit_code, ExitCode::Ok, "{run}");
+    assert_eq!(events(dir.path()).len(), 8, "taking part again after reset");
+}
+
+/// `expose ID HOST` unmasks a hardware shadow read-only to the host (recorded in its
+/// exposure), `unexpose ID` masks it off again; `mask SET` does that for an imported set;
+/// software shadows are refused by name.
+#[test]
+fn expose_unexpose_and_mask_change_who_sees_a_hardware_shadow() {
+    use vds_core::InitiatorId;
+    use vss_core::Exposure;
+    const HOST: &str = "iqn.2024-01.com.example:backup";
+    let dir = tempfile::tempdir().unwrap();
+    let pc = pool(dir.path(), "expo");
+    let bcd = dir.path().join("set.json");
+    let run = Session::new(&pc, Aliases::isolated()).execute(&format!(
+        "set context persistent nowriters\nset option transportable\nset metadata {}\nadd volume expo\ncreate\n",
+        bcd.display()
+    ));
+    assert_eq!(run.exit_code, ExitCode::Ok, "{run}");
+    let shadow = pc.shadows().unwrap().remove(0);
+    let (id, lun) = (shadow.shadow_id, shadow.shadow.name.clone());
+    let host = InitiatorId::parse(HOST).unwrap();
+    let sees = |who: &InitiatorId| pc.array().read_at(&lun, who, &mut [0u8; 512], 0).is_ok();
+    assert!(!sees(&host));
+
+    let run = Session::new(&pc, Aliases::isolated()).execute(&format!("expose {id} {HOST}\n"));
+    assert_eq!(run.exit_code, ExitCode::Ok, "{run}");
+    assert!(sees(&host));
+    assert!(
+        pc.array().write_at(&lun, &host, &[0u8; 512], 0).is_err(),
+        "read-only"
+    );
+    assert_eq!(
+        pc.shadow(id).unwrap().exposure,
+        Exposure::Hosts {
+            initiators: vec![host.to_string()]
+        }
+    );
+    let run =
+        Session::new(&pc, Aliases::isolated()).execute(&format!("unexpose {id}\nunexpose {id}\n"));
+    assert_eq!(run.exit_code, ExitCode::Ok, "{run}");
+    assert!(!sees(&host));
+    assert_eq!(pc.shadow(id).unwrap().exposure, Exposure::Hidden);
+
+    // Import the set for the host, then mask it off again.
+    let set = shadow.set_id;
+    let run = Session::new(&pc, Aliases::isolated())
+        .with_host(HOST.to_owned())
+        .execute(&format!("load metadata {}\nimport\n", bcd.display()));
+    assert_eq!(run.exit_code, ExitCode::Ok, "{run}");
+    assert!(sees(&host));
+    let run = Session::new(&pc, Aliases::isolated()).execute(&format!("mask {set}\n"));
+    assert_eq!(run.exit_code, ExitCode::Ok, "{run}");
+    assert!(!sees(&host));
+    assert_eq!(pc.shadow(id).unwrap().exposure, Exposure::Hidden);
+
+    // A software shadow cannot be exposed.
+    let software = PoolCoordinator::open_with(
+        pc.array().clone(),
+        vss_core::PoolOptions {
+            provider: vss_core::PoolProvider::Software,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let run = Session::new(&software, Aliases::isolated())
+        .with_preferred_provider(vss_core::ProviderType::Software)
+        .execute("set context persistent nowriters\nadd volume expo\ncreate\n");
+    assert_eq!(run.exit_code, ExitCode::Ok, "{run}");
+    let sw = pc
+        .shadows()
+        .unwrap()
+        .into_iter()
+        .find(|s| s.provider_type == vss_core::ProviderType::Software)
+        .expect("a software shadow");
+    let run = Session::new(&pc, Aliases::isolated())
+        .execute(&format!("expose {} {HOST}\n", sw.shadow_id));
+    assert_eq!(run.exit_code, ExitCode::CommandFailed, "{run}");
+    assert!(run.to_string().contains("does not offer expose"), "{run}");
+}
+
+/// `list writers metadata` identifies the writers and shows each one's metadata document;
+/// `detailed` adds the LUNs of each component.
+#[test]
+fn list_writers_metadata_shows_the_documents() {
+    let dir = tempfile::tempdir().unwrap();
+    let pc = pool(dir.path(), "meta");
+    let run = Session::new(&pc, Aliases::isolated())
+        .execute("list writers metadata\nlist writers detailed\nlist writers\n");
+    assert_eq!(run.exit_code, ExitCode::Ok, "{run}");
+    let Ok(Output::Writers { rows }) = &run.lines[0].outcome else {
+        panic!("{run}");
+    };
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].name, "log");
+    let m = rows[0].metadata.as_ref().expect("a metadata document");
+    assert_eq!(m.writer, "log");
+    assert_eq!(rows[0].components, ["log"]);
+    let text = run.to_string();
+    assert!(text.contains("Metadata document: {"), "{text}");
+    let Ok(Output::Writers { rows }) = &run.lines[1].outcome else {
+        panic!("{run}");
+    };
+    assert_eq!(rows[0].components, ["log (on every LUN of the set)"]);
+    let Ok(Output::Writers { rows }) = &run.lines[2].outcome else {
+        panic!("{run}");
+    };
+    assert!(rows[0].metadata.is_none());
+    assert_eq!(events(dir.path()), ["identify", "identify"]);
+}

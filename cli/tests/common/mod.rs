@@ -1,5 +1,5 @@
-//! Helpers of the `umbra` command's tests: run the built binary on a pool, parse its JSON,
-//! snapshot a pool directory's files.
+//! Helpers of the `umbra` command's tests: run the built binary on a pool (or on a terminal),
+//! parse its JSON, snapshot a pool directory's files.
 
 #![allow(dead_code)]
 
@@ -121,4 +121,27 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
             x as u8
         })
         .collect()
+}
+
+/// Runs `umbra ARGS` with its stdout and stderr on a pseudo-terminal (util-linux `script`, part
+/// of every Debian system); what the terminal received.
+pub fn on_a_terminal(args: &[&str]) -> String {
+    let bin = assert_cmd::cargo::cargo_bin!("umbra");
+    let mut line = shell_quote(bin.to_str().unwrap());
+    for a in args {
+        line.push(' ');
+        line.push_str(&shell_quote(a));
+    }
+    let out = std::process::Command::new("script")
+        .args(["-qefc", &line, "/dev/null"])
+        .env_remove("UMBRA_POOL")
+        .output()
+        .expect("util-linux `script` runs (apt-get install bsdutils)");
+    assert!(out.status.success(), "{line}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `s` quoted for `sh -c`.
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
 }

@@ -10,8 +10,8 @@
 //! - [`RestoreSession`]: load a saved backup components document, identify, select components,
 //!   pre-restore, restore (a revert of each selected component's volumes to its shadow, through
 //!   the provider that made it), post-restore, with a restore status per component.
-//! - [`Backup`]: a typestate facade over [`BackupSession`], so an out-of-order call does not
-//!   compile.
+//! - [`Backup`] and [`Restore`]: typestate facades over [`BackupSession`] and
+//!   [`RestoreSession`], so an out-of-order call does not compile.
 //!
 //! The coordinator is also the shadow registry: a view over its providers'
 //! [`Provider::shadows`] (persistent shadows from the providers' own records, and the
@@ -37,7 +37,8 @@ use uuid::Uuid;
 pub use restore::{ComponentRestore, RestoreSession, RestoreStatus, RestoreStep};
 pub use session::{BackupSession, BackupStep};
 pub use typestate::{
-    Backup, Completed, Ended, Gathered, Initial, Prepared, Snapshotted, Stage, Started, Step,
+    Backup, Completed, Ended, Gathered, Initial, Loaded, PreRestored, Prepared, Restore,
+    RestoreStage, Restored, Snapshotted, Stage, Started, Step,
 };
 
 use crate::document::{Component, WriterMetadata};
@@ -45,7 +46,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::provider::Provider;
 use crate::shadow::{Context, ProviderType, ShadowProperties};
 use crate::writer::{
-    Call, EventContext, FailureKind, LateCall, Writer, WriterEvent, WriterFailure, WriterState,
+    Call, EventContext, FailureKind, Lane, LateCall, Writer, WriterEvent, WriterFailure,
+    WriterState,
 };
 
 /// The deadlines a coordinator enforces.
@@ -117,6 +119,11 @@ pub(crate) trait SetHook: Send + Sync {
     fn volumes(&self, set_id: Uuid, luns: &[String]) -> Result<()>;
     /// Set `set_id` is over: made, or aborted and cleaned up.
     fn ended(&self, set_id: Uuid);
+    /// A session is about to identify `writers` (the coordinator's, in order): bring the list
+    /// up to date with writers registered or unregistered elsewhere since (the pool's registry).
+    fn sync_writers(&self, writers: &mut Vec<Arc<dyn Writer>>) {
+        let _ = writers;
+    }
 }
 
 /// The volume keys of sets being made, across every coordinator of the process.
@@ -340,6 +347,13 @@ impl Coordinator {
         RestoreSession::new(self.inner.clone(), saved)
     }
 
+    /// The typestate facade of [`Coordinator::restore`].
+    ///
+    /// Errors: as [`Coordinator::restore`].
+    pub fn begin_restore(&self, saved: crate::BackupComponents) -> Result<Restore<Loaded>> {
+        Ok(Restore::new(self.restore(saved)?))
+    }
+
     /// Every shadow of every provider (persistent ones from the providers' records, and the
     /// non-persistent ones of live sessions), oldest first.
     pub fn shadows(&self) -> Result<Vec<ShadowProperties>> {
@@ -430,6 +444,11 @@ pub(crate) struct Participant {
     pub(crate) taking_part: bool,
     /// The full paths of its selected components, in selection order.
     pub(crate) selected: Vec<String>,
+    /// The thread its calls of this session run on (a fresh one after a call hung).
+    pub(crate) lane: Lane,
+    /// Left out of the set by the requester after identify (DiskShadow `writer exclude`): it
+    /// gets no further event.
+    pub(crate) excluded: bool,
 }
 
 impl Participant {
@@ -509,7 +528,11 @@ impl Crowd {
     /// metadata; one that fails, hangs or is still hung from an earlier set is left out.
     pub(crate) fn gather(&mut self) -> Vec<WriterMetadata> {
         let writers: Vec<Arc<dyn Writer>> = if self.context.has_writers() {
-            self.inner.writers.lock().clone()
+            let mut ws = self.inner.writers.lock();
+            if let Some(hook) = &self.inner.hook {
+                hook.sync_writers(&mut ws);
+            }
+            ws.clone()
         } else {
             Vec::new()
         };
@@ -537,10 +560,12 @@ impl Crowd {
                 in_session: false,
                 taking_part: false,
                 selected: Vec::new(),
+                lane: Lane::default(),
+                excluded: false,
             });
             if hung.is_none() {
                 let ctx = self.ctx(i, deadline);
-                calls.push((i, Call::identify(w, ctx)));
+                calls.push((i, Call::identify_on(&mut self.parts[i].lane, w, ctx)));
             }
         }
         let mut docs = Vec::new();
@@ -583,6 +608,8 @@ impl Crowd {
     ) {
         let p = &mut self.parts[i];
         p.responding = false;
+        // Its thread is stuck in the call: whatever comes next runs elsewhere.
+        p.lane.abandon();
         let name = p.name.clone();
         self.inner.mark_hung(&name, event);
         self.fate.lock().hung.insert(name.clone());
@@ -617,7 +644,8 @@ impl Crowd {
             .iter()
             .map(|&i| {
                 let ctx = self.ctx(i, deadline);
-                (i, Call::start(self.parts[i].writer.clone(), event, ctx))
+                let p = &mut self.parts[i];
+                (i, Call::start_on(&mut p.lane, p.writer.clone(), event, ctx))
             })
             .collect();
         let mut failed = Vec::new();
@@ -654,6 +682,7 @@ impl Crowd {
             .filter(|&i| {
                 let p = &self.parts[i];
                 p.in_session
+                    && !p.excluded
                     && p.responding
                     && !hung.contains(&p.name)
                     && (!narrowed || p.taking_part)
@@ -669,7 +698,10 @@ impl Crowd {
         (0..self.parts.len())
             .filter(|&i| {
                 let p = &self.parts[i];
-                p.in_session && !hung.contains(&p.name) && (!narrowed || p.taking_part)
+                p.in_session
+                    && !p.excluded
+                    && !hung.contains(&p.name)
+                    && (!narrowed || p.taking_part)
             })
             .collect()
     }
@@ -739,6 +771,12 @@ impl Crowd {
                     format!("no writer {writer:?} in this session"),
                 )
             })?;
+        if self.parts[i].excluded {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("writer {writer:?} is excluded from this session"),
+            ));
+        }
         if !self.parts[i].in_session {
             return Err(Error::new(
                 ErrorKind::NotFound,

@@ -220,6 +220,20 @@ impl BackupSession {
         Ok(())
     }
 
+    /// Leaves writer `writer` out of this backup (DiskShadow `writer exclude`): it answered
+    /// identify, and gets no further event; none of its components is selected. Allowed where
+    /// components are selected (after gather, before the set starts).
+    ///
+    /// Errors: [`ErrorKind::NotFound`] for a writer not in the session (or excluded already).
+    pub fn exclude_writer(&mut self, writer: &str) -> Result<()> {
+        self.expect(&[BackupStep::Gathered], "exclude writer")?;
+        let i = self.crowd.find(writer)?;
+        let p = &mut self.crowd.parts[i];
+        p.excluded = true;
+        p.selected.clear();
+        Ok(())
+    }
+
     /// Starts the set and returns its id (VSS `StartSnapshotSet`).
     ///
     /// Errors: [`ErrorKind::SnapshotSetInProgress`] while another set of this coordinator is
@@ -313,7 +327,7 @@ impl BackupSession {
         // The components each writer takes part with.
         if !self.explicit {
             let luns = self.crowd.luns.clone();
-            for p in &mut self.crowd.parts {
+            for p in self.crowd.parts.iter_mut().filter(|p| !p.excluded) {
                 if let Some(m) = &p.metadata {
                     p.selected = m
                         .components

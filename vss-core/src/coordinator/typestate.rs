@@ -1,5 +1,7 @@
-//! A typestate facade over [`BackupSession`]: each step is a type, and a call out of order does
-//! not compile.
+//! Typestate facades over [`BackupSession`] ([`Backup`]) and [`RestoreSession`] ([`Restore`]):
+//! each step is a type, and a call out of order does not compile.
+//!
+//! # Backup
 //!
 //! ```text
 //! Backup<Initial> --gather--> Backup<Gathered> --start_set--> Backup<Started>
@@ -73,12 +75,92 @@
 //! assert!(ended.error().is_none());
 //! # Ok(()) }
 //! ```
+//!
+//! # Restore
+//!
+//! ```text
+//! Restore<Loaded> --gather--> Restore<Gathered> --pre_restore--> Restore<PreRestored>
+//!   --restore--> Restore<Restored> --post_restore--> Restore<Ended>
+//! ```
+//!
+//! A restore that fails part way still moves on: [`Restore::restore`] returns
+//! `Restore<Restored>` holding the first error and each component's status, and post-restore
+//! follows as VSS has it.
+//!
+//! Nothing is restored before the writers are told (pre-restore):
+//!
+//! ```compile_fail
+//! # use vss_core::{Coordinator, BackupComponents};
+//! # fn f(c: Coordinator, saved: BackupComponents) -> Result<(), vss_core::Error> {
+//! let r = c.begin_restore(saved)?.gather()?;
+//! let _ = r.restore(); // no method `restore` on `Restore<Gathered>`
+//! # Ok(()) }
+//! ```
+//!
+//! No component is selected once pre-restore was sent:
+//!
+//! ```compile_fail
+//! # use vss_core::{Coordinator, BackupComponents};
+//! # fn f(c: Coordinator, saved: BackupComponents) -> Result<(), vss_core::Error> {
+//! let mut r = c.begin_restore(saved)?.gather()?.pre_restore()?;
+//! r.select("db", "tables")?; // no method `select` on `Restore<PreRestored>`
+//! # Ok(()) }
+//! ```
+//!
+//! Post-restore comes only after the restore:
+//!
+//! ```compile_fail
+//! # use vss_core::{Coordinator, BackupComponents};
+//! # fn f(c: Coordinator, saved: BackupComponents) -> Result<(), vss_core::Error> {
+//! let r = c.begin_restore(saved)?.gather()?.pre_restore()?;
+//! let _ = r.post_restore(); // no method `post_restore` on `Restore<PreRestored>`
+//! # Ok(()) }
+//! ```
+//!
+//! And writers are gathered once:
+//!
+//! ```compile_fail
+//! # use vss_core::{Coordinator, BackupComponents};
+//! # fn f(c: Coordinator, saved: BackupComponents) -> Result<(), vss_core::Error> {
+//! let r = c.begin_restore(saved)?.gather()?;
+//! let _ = r.gather(); // no method `gather` on `Restore<Gathered>`
+//! # Ok(()) }
+//! ```
+//!
+//! In order, a backup then its restore (a persistent shadow, reverted to; an exec writer whose
+//! one component covers the set's LUNs):
+//!
+//! ```
+//! # use std::sync::Arc;
+//! # use vss_core::{Coordinator, Context, BackupType, ExecWriter, SoftwareProvider, Provider};
+//! # use vss_core::RestoreStatus;
+//! # fn main() -> Result<(), vss_core::Error> {
+//! let vol = cow_engine::Volume::create_mem(1 << 20, Default::default())?;
+//! vol.write_at(b"before", 0)?;
+//! let sw: Arc<dyn Provider> = Arc::new(SoftwareProvider::new([("data", vol.clone())])?);
+//! let c = Coordinator::new([sw]);
+//! c.add_writer(Arc::new(ExecWriter::new("app", "true")?))?;
+//! let mut b = c.begin_backup(Context::APP_ROLLBACK, BackupType::Full).gather()?.start_set()?;
+//! b.add_volume("data")?;
+//! let done = b.prepare()?.snapshot()?;
+//! let saved = done.components()?;
+//! done.complete()?.shutdown();
+//! vol.write_at(b"after!", 0)?;
+//! let restored = c.begin_restore(saved)?.gather()?.pre_restore()?.restore();
+//! assert!(restored.error().is_none());
+//! assert_eq!(restored.status()[0].status, RestoreStatus::All);
+//! restored.post_restore()?;
+//! let mut buf = [0u8; 6];
+//! vol.read_at(&mut buf, 0)?;
+//! assert_eq!(&buf, b"before");
+//! # Ok(()) }
+//! ```
 
 use std::marker::PhantomData;
 
 use uuid::Uuid;
 
-use super::{BackupSession, WriterStatus};
+use super::{BackupSession, ComponentRestore, RestoreSession, WriterStatus};
 use crate::document::{BackupComponents, WriterMetadata};
 use crate::error::Error;
 use crate::shadow::ShadowProperties;
@@ -89,6 +171,10 @@ mod sealed {
 
 /// A step of a [`Backup`] (sealed: the types below are all there is).
 pub trait Stage: sealed::Sealed {}
+
+/// A step of a [`Restore`] (sealed: [`Loaded`], [`Gathered`], [`PreRestored`], [`Restored`],
+/// [`Ended`]).
+pub trait RestoreStage: sealed::Sealed {}
 
 macro_rules! stages {
     ($($(#[$doc:meta])* $name:ident),+ $(,)?) => {
@@ -115,9 +201,27 @@ stages!(
     Snapshotted,
     /// Backup complete sent; next: [`Backup::shutdown`].
     Completed,
-    /// Over (shut down, aborted, or failed).
+    /// Over (shut down, aborted, or failed; a restore: post-restore sent).
     Ended,
 );
+
+/// A restore's first step: the saved document is loaded; next: [`Restore::gather`].
+#[derive(Debug)]
+pub struct Loaded;
+/// Pre-restore sent; next: [`Restore::restore`].
+#[derive(Debug)]
+pub struct PreRestored;
+/// The volumes are restored (or failed to be); next: [`Restore::post_restore`].
+#[derive(Debug)]
+pub struct Restored;
+impl sealed::Sealed for Loaded {}
+impl sealed::Sealed for PreRestored {}
+impl sealed::Sealed for Restored {}
+impl RestoreStage for Loaded {}
+impl RestoreStage for Gathered {}
+impl RestoreStage for PreRestored {}
+impl RestoreStage for Restored {}
+impl RestoreStage for Ended {}
 
 /// A backup session whose step is its type (see the module documentation).
 pub struct Backup<S: Stage> {
@@ -312,5 +416,109 @@ impl From<Backup<Ended>> for Error {
                 "the backup session is over".to_owned(),
             )
         })
+    }
+}
+
+/// A restore session whose step is its type (see the module documentation).
+pub struct Restore<S: RestoreStage> {
+    session: Box<RestoreSession>,
+    /// The restore's first failure (from [`Restore::restore`] on).
+    error: Option<Error>,
+    _stage: PhantomData<S>,
+}
+
+impl<S: RestoreStage> std::fmt::Debug for Restore<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Restore")
+            .field("session", &self.session)
+            .field("error", &self.error)
+            .finish()
+    }
+}
+
+impl<S: RestoreStage> Restore<S> {
+    fn to<N: RestoreStage>(self) -> Restore<N> {
+        Restore {
+            session: self.session,
+            error: self.error,
+            _stage: PhantomData,
+        }
+    }
+
+    /// The run-time session underneath (its step, the saved document).
+    pub fn session(&self) -> &RestoreSession {
+        &self.session
+    }
+
+    /// Every writer's status.
+    pub fn writer_status(&self) -> Vec<WriterStatus> {
+        self.session.writer_status()
+    }
+
+    /// The restore status of each selected component (empty before pre-restore).
+    pub fn status(&self) -> &[ComponentRestore] {
+        self.session.restore_status()
+    }
+}
+
+impl Restore<Loaded> {
+    pub(crate) fn new(session: RestoreSession) -> Self {
+        Restore {
+            session: Box::new(session),
+            error: None,
+            _stage: PhantomData,
+        }
+    }
+
+    /// Gathers the writers' metadata ([`RestoreSession::gather_writer_metadata`]).
+    pub fn gather(mut self) -> crate::Result<Restore<Gathered>> {
+        self.session.gather_writer_metadata()?;
+        Ok(self.to())
+    }
+}
+
+impl Restore<Gathered> {
+    /// Selects a component for restore ([`RestoreSession::select_component`]); an error
+    /// changes nothing. With none selected, every component the backup selected is restored.
+    pub fn select(&mut self, writer: &str, path: &str) -> crate::Result<()> {
+        self.session.select_component(writer, path)
+    }
+
+    /// Sends pre-restore ([`RestoreSession::pre_restore`]).
+    pub fn pre_restore(mut self) -> crate::Result<Restore<PreRestored>> {
+        self.session.pre_restore()?;
+        Ok(self.to())
+    }
+}
+
+impl Restore<PreRestored> {
+    /// Restores the selected components' volumes ([`RestoreSession::restore`]) and moves on
+    /// whatever the outcome: the first failure is [`Restore::error`], each component's in
+    /// [`Restore::status`].
+    pub fn restore(mut self) -> Restore<Restored> {
+        if let Err(e) = self.session.restore() {
+            self.error = Some(e);
+        }
+        self.to()
+    }
+}
+
+impl Restore<Restored> {
+    /// The restore's first failure, if any.
+    pub fn error(&self) -> Option<&Error> {
+        self.error.as_ref()
+    }
+
+    /// Sends post-restore ([`RestoreSession::post_restore`]); the session is over.
+    pub fn post_restore(mut self) -> crate::Result<Restore<Ended>> {
+        self.session.post_restore()?;
+        Ok(self.to())
+    }
+}
+
+impl Restore<Ended> {
+    /// The restore's first failure, if any.
+    pub fn error(&self) -> Option<&Error> {
+        self.error.as_ref()
     }
 }

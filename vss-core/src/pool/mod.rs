@@ -10,6 +10,8 @@
 //!   `{"command":"...","session":false}`; each is part of every set made through a pool
 //!   coordinator (as an [`ExecWriter`] or a [`SessionWriter`]), beside the writers a requester
 //!   adds for its own sets ([`PoolCoordinator::add_exec_writer`], [`Coordinator::add_writer`]).
+//!   The registry is read again at each identify, so a writer registered (or unregistered)
+//!   through another pool coordinator after this one opened is in (or out of) its next session.
 //! - **The set-in-progress record**: pool metadata key `vss:set-in-progress`, a [`SetRecord`]
 //!   (set id, the requester's pid and start time, the set's LUNs, the exec writers' commands),
 //!   written durably when a set starts and each time a LUN is added (before the step takes
@@ -204,6 +206,9 @@ struct PoolState {
     timeouts: Timeouts,
     /// The exec writers of this coordinator (registered and per-requester).
     exec: Mutex<Vec<RecordedWriter>>,
+    /// The names of the coordinator's writers that came from the pool's registry (at open, by
+    /// `register_writer`, or found there at a later identify).
+    registered: Mutex<BTreeSet<String>>,
 }
 
 impl PoolState {
@@ -383,6 +388,39 @@ impl SetHook for PoolState {
         }
     }
 
+    /// Writers registered in the pool since (by another pool coordinator of this process) join;
+    /// writers unregistered since leave. A registry entry that does not read leaves the list as
+    /// it is (opening the pool reports it).
+    fn sync_writers(&self, writers: &mut Vec<Arc<dyn Writer>>) {
+        let Ok(now) = registered_writers(&self.array) else {
+            return;
+        };
+        let mut known = self.registered.lock();
+        let mut exec = self.exec.lock();
+        known.retain(|name| {
+            if now.iter().any(|r| &r.name == name) {
+                return true;
+            }
+            writers.retain(|w| w.name() != name);
+            exec.retain(|e| &e.name != name);
+            false
+        });
+        for r in now {
+            if known.contains(&r.name) || writers.iter().any(|w| w.name() == r.name) {
+                continue;
+            }
+            let Ok(w) = r.writer() else { continue };
+            writers.push(w);
+            if !r.session {
+                exec.push(RecordedWriter {
+                    name: r.name.clone(),
+                    command: r.command.clone(),
+                });
+            }
+            known.insert(r.name);
+        }
+    }
+
     fn ended(&self, set_id: Uuid) {
         let _g = RECORD_LOCK.lock();
         LIVE_SETS.lock().remove(&set_id);
@@ -454,11 +492,13 @@ impl PoolCoordinator {
             providers: providers.clone(),
             timeouts: options.timeouts,
             exec: Mutex::new(Vec::new()),
+            registered: Mutex::new(BTreeSet::new()),
         });
         let hook: Arc<dyn SetHook> = state.clone();
         let coordinator = Coordinator::assemble(providers, options.timeouts, Some(hook));
         for w in registered_writers(&array)? {
             coordinator.add_writer(w.writer()?)?;
+            state.registered.lock().insert(w.name.clone());
             if !w.session {
                 state.exec.lock().push(RecordedWriter {
                     name: w.name,
@@ -515,7 +555,9 @@ impl PoolCoordinator {
     }
 
     /// Registers `writer` in the pool, durably: it is part of every set made from now on
-    /// through this and every later pool coordinator of the pool.
+    /// through this and every other pool coordinator of the pool (one opened before reads the
+    /// registry again at each identify, so its next session includes the writer; likewise an
+    /// unregistered writer leaves it).
     ///
     /// Errors: [`ErrorKind::InvalidArgument`] for a bad name or an empty command;
     /// [`ErrorKind::AlreadyExists`] for a name registered already or of a writer of this
@@ -542,6 +584,7 @@ impl PoolCoordinator {
             let _ = self.coordinator.remove_writer(&writer.name);
             return Err(e.into());
         }
+        self.state.registered.lock().insert(writer.name.clone());
         if !writer.session {
             self.state.exec.lock().push(RecordedWriter {
                 name: writer.name.clone(),
@@ -563,6 +606,7 @@ impl PoolCoordinator {
             ));
         }
         self.state.array.set_pool_metadata(&key, None)?;
+        self.state.registered.lock().remove(name);
         let _ = self.coordinator.remove_writer(name);
         self.state.exec.lock().retain(|w| w.name != name);
         Ok(())

@@ -27,7 +27,7 @@
 //! | [`KEY_ATTRIBUTES`] `vss:attributes` | the set's attributes as `0x` + 8 hex digits (with `HARDWARE_ASSISTED`) |
 //! | [`KEY_CREATED`] `vss:created` | when the set was committed, in nanoseconds since the Unix epoch |
 //!
-//! and, once imported, [`KEY_EXPOSURE`] `vss:exposure` (the [`Exposure`] as JSON). The original
+//! and, once imported or exposed, [`KEY_EXPOSURE`] `vss:exposure` (the [`Exposure`] as JSON). The original
 //! LUN is the shadow LUN's source ([`vds_core::LunInfo::source`]). The array adds its own set key
 //! (`umbra:snapshot-set`). A broken shadow keeps the `vss:` keys (they tell where it came from)
 //! but is no longer a shadow: it is listed no more, and deleting or aborting its set never
@@ -36,8 +36,12 @@
 //! # Transport and recovery
 //!
 //! - [`Provider::import`] unmasks a set's shadows read-only to one host, once.
+//! - [`Provider::expose`] unmasks one shadow read-only to one more host; [`Provider::unexpose`]
+//!   masks it off every host again (an exposed shadow's set is no longer importable).
 //! - [`Provider::break_set`] makes them ordinary read-write LUNs (read-write to the hosts they
 //!   were imported to).
+//! - Each of the two is one array transaction ([`Array::batch`], one pool record): a crash leaves
+//!   the set imported (or broken) whole or not at all.
 //! - [`Provider::recover`] is the fast recovery: the shadow is broken and swapped into its
 //!   original's place ([`Array::swap_lun`]): the hosts reach it at the same host LUN numbers, the
 //!   damaged original keeps its name, masked to no one or read-only to a named host. No data
@@ -50,7 +54,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 use uuid::Uuid;
-use vds_core::{Access, Array, AsyncHandle, InitiatorId, MaskSpec};
+use vds_core::{Access, AdminOp, Array, AsyncHandle, InitiatorId, MaskSpec};
 
 use super::{Provider, RecoveryReport, ShadowRequest};
 use crate::error::{Error, ErrorKind, Result};
@@ -274,6 +278,16 @@ impl HardwareProvider {
     }
 
     /// The shadow with id `shadow_id`, or [`ErrorKind::NotFound`].
+    /// The properties of shadow `shadow_id` (on LUN `lun`) as they are now.
+    fn shadow_now(&self, lun: &str, shadow_id: Uuid) -> Result<ShadowProperties> {
+        self.read_shadow(lun)?.map(|f| f.props).ok_or_else(|| {
+            Error::new(
+                ErrorKind::NotFound,
+                format!("shadow {shadow_id} (LUN {lun:?}) is gone"),
+            )
+        })
+    }
+
     fn find(&self, shadow_id: Uuid) -> Result<Found> {
         self.found()?
             .into_iter()
@@ -725,20 +739,26 @@ impl Provider for HardwareProvider {
                 ),
             ));
         }
-        // The exposure is recorded on every shadow before any is unmasked, so a set is never
-        // imported twice, even after a crash half-way.
+        // The exposure of every shadow and its unmasking, in one array transaction (one pool
+        // record): a crash leaves the set imported whole or not at all.
         let exposure = serde_json::to_string(&Exposure::Hosts {
             initiators: vec![initiator.to_string()],
         })
         .map_err(|e| Error::new(ErrorKind::Internal, format!("exposure to JSON: {e}")))?;
-        for f in &members {
-            self.array
-                .set_lun_metadata(&f.lun, KEY_EXPOSURE, Some(&exposure))?;
-        }
         let mask = MaskSpec::host(initiator, Access::ReadOnly);
+        let mut ops = Vec::with_capacity(2 * members.len());
         for f in &members {
-            self.array.add_to_mask(&f.lun, &mask)?;
+            ops.push(AdminOp::SetLunMetadata {
+                lun: f.lun.clone(),
+                key: KEY_EXPOSURE.to_string(),
+                value: Some(exposure.clone()),
+            });
+            ops.push(AdminOp::AddToMask {
+                lun: f.lun.clone(),
+                entries: mask.clone(),
+            });
         }
+        self.array.batch(&ops)?;
         let mut out = Vec::with_capacity(members.len());
         for f in &members {
             if let Some(now) = self.read_shadow(&f.lun)? {
@@ -746,6 +766,45 @@ impl Provider for HardwareProvider {
             }
         }
         Ok(out)
+    }
+
+    /// The exposure is recorded before the host is unmasked, so a crash between the two never
+    /// leaves a host seeing a shadow the records call hidden.
+    fn expose(&self, shadow_id: Uuid, host: &str) -> Result<ShadowProperties> {
+        let initiator = InitiatorId::parse(host)?;
+        let _ops = self.ops.lock();
+        let f = self.find(shadow_id)?;
+        let mut initiators = match &f.props.exposure {
+            Exposure::Hosts { initiators } => initiators.clone(),
+            _ => Vec::new(),
+        };
+        if !initiators.contains(&initiator.to_string()) {
+            initiators.push(initiator.to_string());
+        }
+        let exposure = serde_json::to_string(&Exposure::Hosts { initiators })
+            .map_err(|e| Error::new(ErrorKind::Internal, format!("exposure to JSON: {e}")))?;
+        self.array
+            .set_lun_metadata(&f.lun, KEY_EXPOSURE, Some(&exposure))?;
+        self.array
+            .add_to_mask(&f.lun, &MaskSpec::host(initiator, Access::ReadOnly))?;
+        self.shadow_now(&f.lun, shadow_id)
+    }
+
+    /// The hosts are masked off before the record says hidden (the safe order for a crash).
+    fn unexpose(&self, shadow_id: Uuid) -> Result<ShadowProperties> {
+        let _ops = self.ops.lock();
+        let f = self.find(shadow_id)?;
+        if let Exposure::Hosts { initiators } = &f.props.exposure {
+            for i in initiators {
+                let id = InitiatorId::parse(i)?;
+                self.array
+                    .remove_from_mask(&f.lun, &MaskSpec::host(id, Access::ReadOnly))?;
+            }
+        }
+        if f.props.exposure != Exposure::Hidden {
+            self.array.set_lun_metadata(&f.lun, KEY_EXPOSURE, None)?;
+        }
+        self.shadow_now(&f.lun, shadow_id)
     }
 
     fn break_set(&self, set_id: Uuid) -> Result<Vec<String>> {
@@ -757,19 +816,24 @@ impl Provider for HardwareProvider {
                 format!("set {set_id} has no unbroken shadow on this array"),
             ));
         }
+        // Every shadow broken and made read-write to the hosts it was imported to (VSS's
+        // MAKE_READ_WRITE) in one array transaction: a crash leaves all of it or none.
         let mut names = Vec::with_capacity(members.len());
+        let mut ops = Vec::new();
         for f in &members {
-            self.array.break_shadow(&f.lun)?;
-            // Read-write to the hosts it was imported to (VSS's MAKE_READ_WRITE).
+            ops.push(AdminOp::BreakShadow { lun: f.lun.clone() });
             if let Exposure::Hosts { initiators } = &f.props.exposure {
                 for i in initiators {
                     let id = InitiatorId::parse(i)?;
-                    self.array
-                        .add_to_mask(&f.lun, &MaskSpec::host(id, Access::ReadWrite))?;
+                    ops.push(AdminOp::AddToMask {
+                        lun: f.lun.clone(),
+                        entries: MaskSpec::host(id, Access::ReadWrite),
+                    });
                 }
             }
             names.push(f.lun.clone());
         }
+        self.array.batch(&ops)?;
         Ok(names)
     }
 

@@ -134,6 +134,21 @@ pub trait Provider: Send + Sync {
         Err(unsupported(self.name(), "import", set_id))
     }
 
+    /// Makes shadow `shadow_id` visible, read-only, to `host` besides any host it is exposed
+    /// to already (DiskShadow `expose ID HOST`), recorded in its [`Exposure`](crate::Exposure).
+    /// Returns its properties as they are now.
+    fn expose(&self, shadow_id: Uuid, host: &str) -> Result<ShadowProperties> {
+        let _ = host;
+        Err(unsupported(self.name(), "expose", shadow_id))
+    }
+
+    /// Hides shadow `shadow_id` from every host it is exposed to (DiskShadow `unexpose`;
+    /// `mask` does it for a whole imported set); hiding a hidden shadow changes nothing.
+    /// Returns its properties as they are now.
+    fn unexpose(&self, shadow_id: Uuid) -> Result<ShadowProperties> {
+        Err(unsupported(self.name(), "unexpose", shadow_id))
+    }
+
     /// Turns the shadows of set `set_id` into ordinary read-write volumes, out of the set
     /// (VSS `BreakSnapshotSet`): deleting the set never deletes them. Returns their names.
     fn break_set(&self, set_id: Uuid) -> Result<Vec<String>> {

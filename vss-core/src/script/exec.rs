@@ -17,9 +17,15 @@
 //! ([`Session::finish`], or dropping the session) gets backup-shutdown only, which releases the
 //! shadows of a context without `NO_AUTO_RELEASE` (`set context volatile`).
 //!
+//! `writer exclude NAME` leaves the writer out of the next `create` (it answers identify, then
+//! gets no further event); `writer verify NAME` fails a `create` the writer did not take part in.
+//! `expose ID HOST` and `unexpose ID` unmask one hardware shadow read-only to a host and mask it
+//! off every host again; `mask SET` does the latter for every shadow of an imported set.
+//! `list writers metadata` and `list writers detailed` identify the writers (when no backup is
+//! open) and show their metadata documents.
+//!
 //! Not offered by this executor (each an [`ErrorKind::Unsupported`] failure naming the
-//! command): `writer exclude`, `begin restore`, `end restore`, `simulate restore`, `expose`,
-//! `unexpose`, `mask`.
+//! command): `begin restore`, `end restore`, `simulate restore`.
 
 use std::process::Command as Process;
 
@@ -53,6 +59,7 @@ pub struct Session<'a> {
     loaded: Option<BackupComponents>,
     volumes: Vec<(String, Option<ProviderType>, Option<String>)>,
     verified: Vec<String>,
+    excluded: Vec<String>,
     in_backup: bool,
     backup: Option<BackupSession>,
     host: Option<String>,
@@ -86,6 +93,7 @@ impl<'a> Session<'a> {
             loaded: None,
             volumes: Vec::new(),
             verified: Vec::new(),
+            excluded: Vec::new(),
             in_backup: false,
             backup: None,
             host: None,
@@ -267,6 +275,12 @@ impl<'a> Session<'a> {
                 action: WriterAction::Verify,
                 name,
             } => {
+                if self.excluded.contains(name) {
+                    return Err(failed(Error::new(
+                        ErrorKind::InvalidArgument,
+                        format!("writer verify {name:?}: the writer is excluded"),
+                    )));
+                }
                 self.verified.push(name.clone());
                 Output::WriterSelected {
                     name: name.clone(),
@@ -275,8 +289,22 @@ impl<'a> Session<'a> {
             }
             Command::Writer {
                 action: WriterAction::Exclude,
-                ..
-            } => return Err(unsupported("writer exclude")),
+                name,
+            } => {
+                if self.verified.contains(name) {
+                    return Err(failed(Error::new(
+                        ErrorKind::InvalidArgument,
+                        format!("writer exclude {name:?}: the writer is to be verified"),
+                    )));
+                }
+                if !self.excluded.contains(name) {
+                    self.excluded.push(name.clone());
+                }
+                Output::WriterSelected {
+                    name: name.clone(),
+                    included: false,
+                }
+            }
             Command::AddVolume {
                 lun,
                 provider,
@@ -356,7 +384,7 @@ impl<'a> Session<'a> {
                 }
             }
             Command::ListWriters(l) => Output::Writers {
-                rows: self.writer_rows(*l),
+                rows: self.writer_rows(*l).map_err(failed)?,
             },
             Command::ListProviders => Output::Providers {
                 rows: self
@@ -373,9 +401,36 @@ impl<'a> Session<'a> {
             Command::DeleteShadows(t) => Output::ShadowsDeleted {
                 ids: self.delete(t).map_err(failed)?,
             },
-            Command::Expose { .. } => return Err(unsupported("expose")),
-            Command::Unexpose(_) => return Err(unsupported("unexpose")),
-            Command::Mask(_) => return Err(unsupported("mask")),
+            Command::Expose { id, host } => {
+                let (p, _) = provider_of(self.coordinator, *id).map_err(failed)?;
+                p.expose(*id, &host.to_string()).map_err(failed)?;
+                Output::Exposed {
+                    id: *id,
+                    host: host.to_string(),
+                }
+            }
+            Command::Unexpose(id) => {
+                let (p, _) = provider_of(self.coordinator, *id).map_err(failed)?;
+                p.unexpose(*id).map_err(failed)?;
+                Output::Unexposed { id: *id }
+            }
+            Command::Mask(set) => {
+                let shadows = self
+                    .coordinator
+                    .query_shadows(&Select::Set(*set))
+                    .map_err(failed)?;
+                if shadows.is_empty() {
+                    return Err(failed(Error::new(
+                        ErrorKind::NotFound,
+                        format!("mask {set}: no shadow of this set"),
+                    )));
+                }
+                for s in shadows {
+                    let (p, _) = provider_of(self.coordinator, s.shadow_id).map_err(failed)?;
+                    p.unexpose(s.shadow_id).map_err(failed)?;
+                }
+                Output::Masked { set_id: *set }
+            }
             Command::Import => {
                 let Some(doc) = &self.loaded else {
                     return Err(failed(Error::new(
@@ -441,6 +496,7 @@ impl<'a> Session<'a> {
                 self.finish().map_err(failed)?;
                 self.volumes.clear();
                 self.verified.clear();
+                self.excluded.clear();
                 self.context = ContextWord::Volatile { nowriters: false };
                 self.options = Attributes::empty();
                 self.backup_type = BackupType::Copy;
@@ -482,6 +538,9 @@ impl<'a> Session<'a> {
         let mut b = self.coordinator.backup(self.context(), self.backup_type);
         let made = (|| -> Result<Vec<ShadowProperties>> {
             b.gather_writer_metadata()?;
+            for name in &self.excluded {
+                b.exclude_writer(name)?;
+            }
             b.start_set()?;
             for (lun, _, _) in &self.volumes {
                 b.add_volume(lun)?;
@@ -546,12 +605,23 @@ impl<'a> Session<'a> {
         })
     }
 
-    fn writer_rows(&self, listing: WriterListing) -> Vec<WriterRow> {
-        let status = match &self.backup {
-            Some(b) => b.writer_status(),
-            None => self.last_status.clone(),
+    /// The rows of `list writers`: the open backup's writers (or the last one's); for
+    /// `metadata` and `detailed` with no backup open, the writers are identified now.
+    fn writer_rows(&self, listing: WriterListing) -> Result<Vec<WriterRow>> {
+        let wants_metadata = matches!(listing, WriterListing::Metadata | WriterListing::Detailed);
+        let (status, docs) = match &self.backup {
+            Some(b) => (b.writer_status(), b.writer_metadata()),
+            None if wants_metadata => {
+                let mut s = self.coordinator.backup(Context::BACKUP, self.backup_type);
+                let docs = s.gather_writer_metadata()?;
+                (s.writer_status(), docs)
+            }
+            None => (self.last_status.clone(), Vec::new()),
         };
-        let mut rows: Vec<WriterRow> = status.iter().map(|s| row(s, listing)).collect();
+        let mut rows: Vec<WriterRow> = status
+            .iter()
+            .map(|s| row(s, listing, docs.iter().find(|d| d.writer == s.writer)))
+            .collect();
         for name in self.coordinator.writer_names() {
             if !rows.iter().any(|r| r.name == name) {
                 rows.push(WriterRow {
@@ -559,10 +629,11 @@ impl<'a> Session<'a> {
                     state: WriterState::Stable,
                     failure: None,
                     components: Vec::new(),
+                    metadata: None,
                 });
             }
         }
-        rows
+        Ok(rows)
     }
 
     fn delete(&self, target: &DeleteTarget) -> Result<Vec<Uuid>> {
@@ -609,8 +680,32 @@ fn is_failed(state: WriterState) -> bool {
 }
 
 /// One writer's row of `list writers`.
-fn row(s: &WriterStatus, listing: WriterListing) -> WriterRow {
-    let _ = listing;
+fn row(
+    s: &WriterStatus,
+    listing: WriterListing,
+    metadata: Option<&crate::document::WriterMetadata>,
+) -> WriterRow {
+    let (components, metadata) = match (listing, metadata) {
+        (WriterListing::Metadata, Some(m)) => (
+            m.components.iter().map(|c| c.full_path()).collect(),
+            Some(m.clone()),
+        ),
+        (WriterListing::Detailed, Some(m)) => (
+            m.components
+                .iter()
+                .map(|c| {
+                    let on = if c.covers_every_lun() {
+                        "every LUN of the set".to_owned()
+                    } else {
+                        c.luns.join(", ")
+                    };
+                    format!("{} (on {on})", c.full_path())
+                })
+                .collect(),
+            Some(m.clone()),
+        ),
+        _ => (Vec::new(), None),
+    };
     WriterRow {
         name: s.writer.clone(),
         state: s.state,
@@ -618,7 +713,8 @@ fn row(s: &WriterStatus, listing: WriterListing) -> WriterRow {
             .failure
             .as_ref()
             .map(|f| format!("{}: {}", f.kind(), f.message())),
-        components: Vec::new(),
+        components,
+        metadata,
     }
 }
 

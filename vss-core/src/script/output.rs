@@ -319,8 +319,11 @@ pub struct WriterRow {
     pub state: WriterState,
     /// Its last failure (kind and message), if any.
     pub failure: Option<String>,
-    /// Its components, by path (for `metadata` and `detailed`).
+    /// Its components, by path (for `metadata`; `detailed` adds the LUNs each lives on).
     pub components: Vec<String>,
+    /// Its writer metadata document (for `metadata` and `detailed`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<crate::document::WriterMetadata>,
 }
 
 fn writer_state<S: Serializer>(v: &WriterState, s: S) -> Result<S::Ok, S::Error> {
@@ -585,6 +588,10 @@ impl fmt::Display for Output {
                     }
                     for c in &w.components {
                         writeln!(f, "  - Component \"{c}\"")?;
+                    }
+                    if let Some(m) = &w.metadata {
+                        let doc = m.to_json().unwrap_or_else(|e| e.to_string());
+                        writeln!(f, "  - Metadata document: {doc}")?;
                     }
                 }
                 writeln!(f, "{} writers listed.", rows.len())

@@ -1,5 +1,11 @@
 //! One writer event on a thread of its own, with a deadline.
 //!
+//! A call runs on a fresh thread ([`Call::start`], [`Call::identify`]) or on a writer's
+//! [`Lane`]: one thread kept for every call of that writer in a session, fed calls over a
+//! channel, so the events of a set (a freeze and thaw of 64 writers above all) start no thread.
+//! A lane whose call hung past its deadline is abandoned with the call (the session gives the
+//! writer a fresh lane if it ever calls it again), so a hung writer never holds up another call.
+//!
 //! The coordinator starts the event on every writer at once ([`Call::start`]) and then waits for
 //! each ([`Call::wait`]); since all of them share the event's deadline, waiting for them one after
 //! the other never waits longer than the deadline. A writer that panics has failed the event
@@ -11,7 +17,7 @@
 //! abort.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
@@ -20,6 +26,58 @@ use super::{dispatch, EventContext, FailureKind, Writer, WriterEvent, WriterFail
 use crate::document::WriterMetadata;
 
 type LateHook<T> = Box<dyn FnOnce(LateReturn<T>) + Send>;
+
+/// What a thread runs for one call.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// One thread for every call of one writer in a session (see the module documentation).
+///
+/// The thread starts with the first call and ends when the lane is dropped and its calls have
+/// returned. Calls on a lane run one after the other: the coordinator sends a writer its next
+/// event only once the last one answered, and abandons the lane ([`Lane::abandon`]) when a call
+/// passes its deadline.
+#[derive(Default)]
+pub(crate) struct Lane {
+    /// The thread's feed; `None` until the first call (or after [`Lane::abandon`]).
+    feed: Option<mpsc::Sender<Job>>,
+}
+
+impl Lane {
+    /// Leaves the thread to finish the call it runs (a hung one) and end; the next call starts
+    /// a new thread.
+    pub(crate) fn abandon(&mut self) {
+        self.feed = None;
+    }
+
+    /// Runs `job` on the lane's thread, starting the thread if there is none; the thread's
+    /// name names `writer`.
+    fn run(&mut self, writer: &str, job: Job) -> std::io::Result<()> {
+        if let Some(feed) = &self.feed {
+            match feed.send(job) {
+                Ok(()) => return Ok(()),
+                // The thread is gone (it cannot end while the lane feeds it, but a new one is
+                // the answer either way).
+                Err(mpsc::SendError(job)) => return self.start(writer, job),
+            }
+        }
+        self.start(writer, job)
+    }
+
+    fn start(&mut self, writer: &str, job: Job) -> std::io::Result<()> {
+        let (feed, calls) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name(format!("umbra-writer {writer}"))
+            .spawn(move || {
+                for job in calls {
+                    job();
+                }
+            })?;
+        // The receiver lives on the thread just started: this send cannot fail.
+        let _ = feed.send(job);
+        self.feed = Some(feed);
+        Ok(())
+    }
+}
 
 struct Slot<T> {
     /// The writer's answer and when it came.
@@ -57,33 +115,52 @@ impl<T> std::fmt::Debug for Call<T> {
     }
 }
 
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        s
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s
-    } else {
-        "a panic with a non-text payload"
-    }
-}
-
 impl Call<()> {
     /// Starts `event` on `writer` with `ctx` (whose deadline the call keeps). For
     /// [`WriterEvent::Identify`] the metadata is dropped: use [`Call::identify`] to keep it.
     pub fn start(writer: Arc<dyn Writer>, event: WriterEvent, ctx: EventContext) -> Call<()> {
-        Call::spawn(writer, event, ctx, move |w, ctx| dispatch(w, event, ctx))
+        Call::spawn(None, writer, event, ctx, move |w, ctx| {
+            dispatch(w, event, ctx)
+        })
+    }
+
+    /// [`Call::start`] on the writer's `lane` rather than a fresh thread.
+    pub(crate) fn start_on(
+        lane: &mut Lane,
+        writer: Arc<dyn Writer>,
+        event: WriterEvent,
+        ctx: EventContext,
+    ) -> Call<()> {
+        Call::spawn(Some(lane), writer, event, ctx, move |w, ctx| {
+            dispatch(w, event, ctx)
+        })
     }
 }
 
 impl Call<WriterMetadata> {
     /// Starts identify on `writer`, keeping the writer metadata document it answers.
     pub fn identify(writer: Arc<dyn Writer>, ctx: EventContext) -> Call<WriterMetadata> {
-        Call::spawn(writer, WriterEvent::Identify, ctx, |w, ctx| w.identify(ctx))
+        Call::spawn(None, writer, WriterEvent::Identify, ctx, |w, ctx| {
+            w.identify(ctx)
+        })
+    }
+
+    /// [`Call::identify`] on the writer's `lane` rather than a fresh thread.
+    pub(crate) fn identify_on(
+        lane: &mut Lane,
+        writer: Arc<dyn Writer>,
+        ctx: EventContext,
+    ) -> Call<WriterMetadata> {
+        Call::spawn(Some(lane), writer, WriterEvent::Identify, ctx, |w, ctx| {
+            w.identify(ctx)
+        })
     }
 }
 
 impl<T: Send + 'static> Call<T> {
+    /// Runs `run` on `lane`'s thread, or on a fresh one without a lane.
     fn spawn(
+        lane: Option<&mut Lane>,
         writer: Arc<dyn Writer>,
         event: WriterEvent,
         ctx: EventContext,
@@ -103,27 +180,31 @@ impl<T: Send + 'static> Call<T> {
         });
         let s = shared.clone();
         let i = info.clone();
-        let spawned = std::thread::Builder::new()
-            .name(format!("umbra-writer {event}"))
-            .spawn(move || {
-                let r =
-                    catch_unwind(AssertUnwindSafe(|| run(&*writer, &ctx))).unwrap_or_else(|p| {
-                        Err(WriterFailure::non_retryable(format!(
-                            "writer {:?} panicked at {event}: {}",
-                            i.writer,
-                            panic_text(&*p)
-                        )))
-                    });
-                let at = Instant::now();
-                let mut slot = s.slot.lock();
-                if let Some(hook) = slot.on_return.take() {
-                    drop(slot);
-                    hook(LateReturn::new(&i, r, at));
-                    return;
-                }
-                slot.answer = Some((r, at));
-                s.returned.notify_all();
+        let job: Job = Box::new(move || {
+            let r = catch_unwind(AssertUnwindSafe(|| run(&*writer, &ctx))).unwrap_or_else(|p| {
+                Err(WriterFailure::non_retryable(format!(
+                    "writer {:?} panicked at {event}: {}",
+                    i.writer,
+                    vds_core::panic_text(&*p)
+                )))
             });
+            let at = Instant::now();
+            let mut slot = s.slot.lock();
+            if let Some(hook) = slot.on_return.take() {
+                drop(slot);
+                hook(LateReturn::new(&i, r, at));
+                return;
+            }
+            slot.answer = Some((r, at));
+            s.returned.notify_all();
+        });
+        let spawned = match lane {
+            Some(lane) => lane.run(&info.writer, job),
+            None => std::thread::Builder::new()
+                .name(format!("umbra-writer {event}"))
+                .spawn(job)
+                .map(drop),
+        };
         if let Err(e) = spawned {
             // The system refused a thread: the writer could not be asked, which is a resource
             // failure of this call (the next set may have threads again).

@@ -48,6 +48,7 @@ use std::time::Instant;
 
 use uuid::Uuid;
 
+pub(crate) use call::Lane;
 pub use call::{Call, CallOutcome, LateCall, LateReturn};
 pub use event::{FailureKind, WriterEvent, WriterFailure, WriterState};
 pub use exec::{ExecWriter, EXIT_RETRYABLE};
@@ -149,7 +150,8 @@ impl EventContext {
 /// An application taking part in shadow copies (VSS `CVssWriter`).
 ///
 /// Every event gets the [`EventContext`] of the call and must answer by its deadline; the
-/// coordinator calls writers in parallel, each on a thread of its own ([`Call`]), so a writer may
+/// coordinator calls writers in parallel, each on a thread of its own ([`Call`]; one thread per
+/// writer for a whole session), so a writer may
 /// block (a freeze waiting for in-flight transactions), but an answer after the deadline is a
 /// timeout and a panic a failed writer. Events come in the order docs/protocol.md describes;
 /// identify may come at any time, so a writer keeps no state in it. Abort may come more than
