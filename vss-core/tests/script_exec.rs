@@ -265,3 +265,48 @@ fn list_writers_metadata_shows_the_documents() {
     assert!(rows[0].metadata.is_none());
     assert_eq!(events(dir.path()), ["identify", "identify"]);
 }
+
+/// `add volume LUN provider software` has the software provider make that LUN's shadow, though
+/// the pool coordinator prefers the hardware provider; the volume beside it with no provider
+/// named gets the preferred (hardware) one. A provider named that cannot take the LUN (a
+/// software shadow of an unbroken hardware shadow LUN) fails at `create`, naming the provider
+/// type, and makes no set.
+#[test]
+fn add_volume_provider_picks_the_provider_that_makes_the_shadow() {
+    let dir = tempfile::tempdir().unwrap();
+    let pc = pool(dir.path(), "pick-sw");
+    pc.array()
+        .create_lun("pick-hw", 4 * MIB, &MaskSpec::parse("").unwrap())
+        .unwrap();
+    let run = Session::new(&pc, Aliases::isolated()).execute(
+        "set context persistent nowriters\nadd volume pick-sw provider software\n\
+         add volume pick-hw\ncreate\n",
+    );
+    assert_eq!(run.exit_code, ExitCode::Ok, "{run}");
+    let shadows = pc.shadows().unwrap();
+    let of = |lun: &str| {
+        shadows
+            .iter()
+            .find(|s| s.original.name == lun)
+            .unwrap_or_else(|| panic!("no shadow of {lun}: {shadows:?}"))
+            .provider_type
+    };
+    assert_eq!(of("pick-sw"), vss_core::ProviderType::Software);
+    assert_eq!(of("pick-hw"), vss_core::ProviderType::Hardware);
+
+    let hw_lun = shadows
+        .iter()
+        .find(|s| s.original.name == "pick-hw")
+        .unwrap()
+        .shadow
+        .name
+        .clone();
+    let before = pc.shadows().unwrap().len();
+    let run = Session::new(&pc, Aliases::isolated()).execute(&format!(
+        "set context persistent nowriters\nadd volume {hw_lun} provider software\ncreate\n"
+    ));
+    assert_eq!(run.exit_code, ExitCode::CommandFailed, "{run}");
+    assert_eq!(run.stopped_at, Some(3), "{run}");
+    assert!(run.to_string().contains("no software provider"), "{run}");
+    assert_eq!(pc.shadows().unwrap().len(), before);
+}
