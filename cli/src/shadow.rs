@@ -80,7 +80,11 @@ pub fn duration(text: &str, what: &str) -> Result<Duration> {
 /// `NAME=CMD` of `--writer` / `--session-writer`.
 fn writer_spec(text: &str, session: bool) -> Result<RegisteredWriter> {
     let Some((name, cmd)) = text.split_once('=') else {
-        return Err(Error::usage(format!("writer {text:?} is not NAME=CMD")));
+        // Invalid input (4), as a bad name or command in NAME=CMD is.
+        return Err(Error::of_kind(
+            vds_core::ErrorKind::InvalidArgument,
+            format!("writer {text:?} is not NAME=CMD"),
+        ));
     };
     let w = if session {
         RegisteredWriter::session(name, cmd)

@@ -711,7 +711,14 @@ fn create_refuses_host_without_transportable_and_an_unwritable_save_before_runni
     let before = files(&pool);
     let e = fail_json(
         &pool,
-        &["shadow", "create", "db", "--nowriters", "--host", "iqn.2000-01.com.example:b"],
+        &[
+            "shadow",
+            "create",
+            "db",
+            "--nowriters",
+            "--host",
+            "iqn.2000-01.com.example:b",
+        ],
         2,
     );
     assert!(
@@ -721,13 +728,36 @@ fn create_refuses_host_without_transportable_and_an_unwritable_save_before_runni
     let missing = dir.path().join("no-such-dir").join("set.json");
     let e = fail_json(
         &pool,
-        &["shadow", "create", "db", "--writer", &w, "--save", missing.to_str().unwrap()],
+        &[
+            "shadow",
+            "create",
+            "db",
+            "--writer",
+            &w,
+            "--save",
+            missing.to_str().unwrap(),
+        ],
         3,
     );
     assert!(
         e["message"].as_str().unwrap().contains("no-such-dir"),
         "{e}"
     );
+    // A writer that is not NAME=CMD and one with an empty name: both invalid input (4).
+    fail_json(&pool, &["shadow", "create", "db", "--writer", "noeq"], 4);
+    fail_json(&pool, &["shadow", "create", "db", "--writer", "=true"], 4);
+    // `add volume` of an unknown LUN in a script: not found at its line (umbra 3, DiskShadow 4).
+    let script = dir.path().join("nosuch.dsh");
+    std::fs::write(
+        &script,
+        "set context persistent\nadd volume nosuch\ncreate\n",
+    )
+    .unwrap();
+    let out = run(&pool, &["--json", "exec", script.to_str().unwrap()]);
+    assert_eq!(code(&out), 3, "{}", stdout(&out));
+    let d = doc(&out);
+    assert_eq!(d["exit_code"], 4, "{d}");
+    assert_eq!(d["run"]["stopped_at"], 2, "{d}");
     assert!(events(&log, "w").is_empty(), "a writer ran");
     let now = files(&pool);
     let changed: Vec<_> = now
@@ -746,14 +776,20 @@ fn a_writer_failing_after_the_shadows_exist_reports_error_in_json() {
     let pool = pool_with_db(dir.path(), &pattern(4096, 14));
     let log = dir.path().join("events.log");
     let late = writer_script(dir.path(), "late", &log, Some(("post-snapshot", "fail")));
-    let out = run(&pool, &["--json", "shadow", "create", "db", "--writer", &late]);
+    let out = run(
+        &pool,
+        &["--json", "shadow", "create", "db", "--writer", &late],
+    );
     assert_eq!(code(&out), 7, "{}", stdout(&out));
     let d = doc(&out);
     assert!(d["set_id"].is_string(), "{d}");
     assert_eq!(d["shadows"].as_array().unwrap().len(), 1, "{d}");
     assert_eq!(d["error"]["kind"], "unexpected_writer_error", "{d}");
     let msg = d["error"]["message"].as_str().unwrap();
-    assert!(msg.contains("\"late\"") && msg.contains("FAILED_AT_POST"), "{msg}");
+    assert!(
+        msg.contains("\"late\"") && msg.contains("FAILED_AT_POST"),
+        "{msg}"
+    );
     assert_eq!(
         ok_json(&pool, &["shadow", "list"])["shadows"]
             .as_array()

@@ -114,7 +114,7 @@ fn the_first_failure_stops_the_script_at_its_line_with_its_code() {
         ),
         ("add volume stop\nset context volatil\ncreate\n", ExitCode::Syntax, 2),
         ("set context persistent\nexec false\nadd volume stop\ncreate\n", ExitCode::ExecFailed, 2),
-        ("set context persistent\nadd volume nope\ncreate\n", ExitCode::CommandFailed, 3),
+        ("set context persistent\nadd volume nope\ncreate\n", ExitCode::CommandFailed, 2),
     ];
     for (script, code, line) in cases {
         let run = Session::new(&pc, Aliases::isolated()).execute(script);
@@ -309,4 +309,25 @@ fn add_volume_provider_picks_the_provider_that_makes_the_shadow() {
     assert_eq!(run.stopped_at, Some(3), "{run}");
     assert!(run.to_string().contains("no software provider"), "{run}");
     assert_eq!(pc.shadows().unwrap().len(), before);
+}
+
+/// `add volume` of a LUN no provider knows fails at that line as not found (the dialect's
+/// code 4, the error's kind `NotFound`), not later at `create` as unsupported.
+#[test]
+fn add_volume_of_an_unknown_lun_fails_at_its_line_as_not_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let pc = pool(dir.path(), "known");
+    let run = Session::new(&pc, Aliases::isolated())
+        .execute("set context persistent\nadd volume known\nadd volume nosuch\ncreate\n");
+    assert_eq!(run.exit_code, ExitCode::CommandFailed, "{run}");
+    assert_eq!(run.stopped_at, Some(3), "{run}");
+    let err = run.lines[2].outcome.as_ref().unwrap_err();
+    assert_eq!(
+        err.kind,
+        vss_core::script::ScriptErrorKind::Failed(vss_core::ErrorKind::NotFound),
+        "{run}"
+    );
+    assert!(err.message.contains("nosuch"), "{run}");
+    assert!(pc.shadows().unwrap().is_empty());
+    assert!(events(dir.path()).is_empty(), "no writer ran");
 }

@@ -321,6 +321,16 @@ impl<'a> Session<'a> {
                         )));
                     }
                 }
+                let mut known = false;
+                for p in self.coordinator.providers() {
+                    known |= p.knows_volume(lun).map_err(failed)?;
+                }
+                if !known {
+                    return Err(failed(Error::new(
+                        ErrorKind::NotFound,
+                        format!("add volume {lun}: no LUN named {lun:?}"),
+                    )));
+                }
                 if self.volumes.iter().any(|(l, _, _)| l == lun) {
                     return Err(failed(Error::new(
                         ErrorKind::AlreadyExists,
