@@ -1,6 +1,7 @@
 //! The command line, as clap reads it: global options, then one command.
 //!
-//! Commands live in groups (`lun`, `host`, `group`, `shadow`, `writers`, `exec`, `demo`).
+//! Commands live in groups (`lun`, `host`, `group`, `shadow`, `writers`, `exec`, `demo`,
+//! `serve`).
 
 use std::path::PathBuf;
 
@@ -53,6 +54,8 @@ pub enum Command {
     /// Demonstrations on a pool of their own: `demo fast-recovery`, the seed's story.
     #[command(subcommand)]
     Demo(crate::demo::DemoCommand),
+    /// Serves the pool's LUNs over NBD and takes other `umbra` commands on its control socket.
+    Serve(crate::serve::ServeArgs),
 }
 
 /// `--provider`.
@@ -242,6 +245,10 @@ pub enum LunCommand {
         /// The initial unmasking list (VDS SetMask text: "" none, * all, a;b, ID=ro, @group).
         #[arg(long, value_name = "LIST", allow_hyphen_values = true)]
         unmask: Option<String>,
+        /// A volatile LUN: no metadata journal; its data is durable on flush, its engine
+        /// snapshots last until the pool closes (no snapshot LUN of it can be made).
+        #[arg(long)]
+        volatile: bool,
     },
     /// Lists every LUN.
     List,

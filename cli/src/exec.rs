@@ -83,7 +83,7 @@ fn status_of(kind: ScriptErrorKind) -> (Status, &'static str) {
 
 /// Runs `umbra exec`.
 pub fn run(args: ExecArgs, ctx: &Ctx) -> Result<Report> {
-    let script = read_script(&args.file)?;
+    let script = read_script(ctx, &args.file)?;
     let dialect = args.dialect.unwrap_or_else(|| guess_dialect(&script));
     if dialect == Dialect::Diskshadow {
         return run_diskshadow(&args, &script, ctx);
@@ -195,8 +195,9 @@ fn run_diskshadow(args: &ExecArgs, script: &str, ctx: &Ctx) -> Result<Report> {
 }
 
 /// The script's text; a missing or unreadable file named.
-fn read_script(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).map_err(|e| Error::file("cannot read script", path, e))?;
+fn read_script(ctx: &Ctx, path: &Path) -> Result<String> {
+    let bytes = crate::control::staging::read_small(ctx, path)
+        .map_err(|e| Error::file("cannot read script", path, e))?;
     String::from_utf8(bytes).map_err(|e| {
         Error::of_kind(
             ErrorKind::InvalidArgument,

@@ -129,6 +129,15 @@ impl Status {
         self as u8
     }
 
+    /// The status whose code is `code` ([`Status::Internal`] for a code not in the table).
+    pub fn of_code(code: u8) -> Status {
+        TABLE
+            .iter()
+            .map(|(s, _)| *s)
+            .find(|s| s.code() == code)
+            .unwrap_or(Status::Internal)
+    }
+
     /// The status of a `vds-core` error kind.
     pub fn of_vds(kind: VdsKind) -> Status {
         match kind {

@@ -1,14 +1,14 @@
 //! `umbra lun ...`: the LUN lifecycle, masking, LUN numbers, I/O as an initiator, and raw images.
 
-use std::fs::File;
 use std::io::{Read, Write};
 use std::path::Path;
 
 use serde_json::json;
 use vds_core::script::{LunDetail, LunRow, UnmaskedHosts};
-use vds_core::{Access, Array, ErrorKind, InitiatorId, LunHandle, MaskSpec};
+use vds_core::{Access, Array, ErrorKind, InitiatorId, LunHandle, LunOptions, MaskSpec};
 
 use crate::cli::LunCommand;
+use crate::control::staging;
 use crate::error::{Error, Result};
 use crate::output::{self, fields, table, Report};
 use crate::Ctx;
@@ -26,7 +26,7 @@ pub fn access_words(a: Access) -> (&'static str, &'static str) {
 
 /// What the command reads from its arguments before the pool is opened.
 enum Plan {
-    Create(String, u64, MaskSpec),
+    Create(String, u64, MaskSpec, LunOptions),
     List,
     Detail(String),
     Extend(String, Grow),
@@ -69,12 +69,17 @@ enum Unmask {
 fn plan(cmd: LunCommand, ctx: &Ctx) -> Result<Plan> {
     use crate::parse;
     Ok(match cmd {
-        LunCommand::Create { name, size, unmask } => {
+        LunCommand::Create {
+            name,
+            size,
+            unmask,
+            volatile,
+        } => {
             let mask = match unmask {
                 Some(m) => parse::mask(&m)?,
                 None => MaskSpec::None,
             };
-            Plan::Create(name, parse::size(&size)?, mask)
+            Plan::Create(name, parse::size(&size)?, mask, LunOptions { volatile })
         }
         LunCommand::List => Plan::List,
         LunCommand::Detail { name } => Plan::Detail(name),
@@ -151,9 +156,10 @@ pub fn run(cmd: LunCommand, ctx: &Ctx) -> Result<Report> {
     let array = ctx.open()?;
     let shown = output::progress_shown(ctx.json);
     match plan {
-        Plan::Create(name, size, mask) => {
-            array.create_lun(&name, size, &mask)?;
-            detail(&array, &name, &format!("Created LUN {name}."))
+        Plan::Create(name, size, mask, options) => {
+            array.create_lun_with(&name, size, &mask, options)?;
+            let kind = if options.volatile { "volatile " } else { "" };
+            detail(&array, &name, &format!("Created {kind}LUN {name}."))
         }
         Plan::List => Ok(list(&array)),
         Plan::Detail(name) => detail(&array, &name, ""),
@@ -227,7 +233,7 @@ pub fn run(cmd: LunCommand, ctx: &Ctx) -> Result<Report> {
             initiator,
             offset,
             input,
-        } => write(&array, &name, &initiator, offset, &input, shown),
+        } => write(ctx, &array, &name, &initiator, offset, &input, shown),
         Plan::Read {
             name,
             initiator,
@@ -235,6 +241,7 @@ pub fn run(cmd: LunCommand, ctx: &Ctx) -> Result<Report> {
             length,
             out,
         } => read(
+            ctx,
             &array,
             &name,
             &initiator,
@@ -244,8 +251,10 @@ pub fn run(cmd: LunCommand, ctx: &Ctx) -> Result<Report> {
             shown,
         ),
         Plan::Import(name, file) => {
+            let staged = staging::stage_in(ctx, &file)?;
+            let from = staged.as_ref().map_or(file.as_path(), |s| s.path());
             output::wait(
-                array.import_lun(&name, &file),
+                array.import_lun(&name, from),
                 &format!("import {name}"),
                 shown,
             )?;
@@ -260,11 +269,18 @@ pub fn run(cmd: LunCommand, ctx: &Ctx) -> Result<Report> {
         }
         Plan::Export(name, file) => {
             let size = array.lun(&name)?.size;
+            let staged = staging::Export::begin(ctx, &file, true)?;
+            let to = staged
+                .as_ref()
+                .map_or(file.clone(), |s| s.path().to_path_buf());
             output::wait(
-                array.export_lun(&name, &file),
+                array.export_lun(&name, &to),
                 &format!("export {name}"),
                 shown,
             )?;
+            if let Some(s) = staged {
+                s.finish()?;
+            }
             Ok(Report::new(
                 format!(
                     "Exported LUN {name} ({}) to {}.\n",
@@ -330,6 +346,10 @@ fn detail(array: &Array, name: &str, headline: &str) -> Result<Report> {
             d.source.clone().unwrap_or_else(|| "-".to_string()),
         ),
         ("Mask", output::mask(&d.mask)),
+        (
+            "Volatile",
+            if d.volatile { "yes" } else { "no" }.to_string(),
+        ),
     ]));
     let grants = match &d.unmasked {
         UnmaskedHosts::All {
@@ -387,6 +407,7 @@ fn open_as(array: &Array, name: &str, initiator: &InitiatorId) -> Result<LunHand
 /// whole range is checked first, and the first write is refused where the access is read-only:
 /// a refusal writes nothing.
 fn write(
+    ctx: &Ctx,
     array: &Array,
     name: &str,
     initiator: &InitiatorId,
@@ -394,11 +415,10 @@ fn write(
     input: &Path,
     shown: bool,
 ) -> Result<Report> {
-    let mut file = File::open(input).map_err(|e| Error::file("cannot open", input, e))?;
-    let len = file
-        .metadata()
-        .map_err(|e| Error::file("cannot read", input, e))?
-        .len();
+    let (mut file, len) = ctx
+        .caller
+        .open_read(input)
+        .map_err(|e| Error::file("cannot open", input, e))?;
     let lun = open_as(array, name, initiator)?;
     let size = lun.size()?;
     check_range(name, size, offset, len)?;
@@ -429,7 +449,9 @@ fn write(
 
 /// `lun read`: `length` bytes (to the end by default) of LUN `name` from `offset` as
 /// `initiator`, to `out` or stdout.
+#[allow(clippy::too_many_arguments)]
 fn read(
+    ctx: &Ctx,
     array: &Array,
     name: &str,
     initiator: &InitiatorId,
@@ -450,23 +472,34 @@ fn read(
         })?,
     };
     check_range(name, size, offset, len)?;
-    let mut sink: Box<dyn Write> = match out {
-        Some(p) => Box::new(File::create(p).map_err(|e| Error::file("cannot create", p, e))?),
-        None => Box::new(std::io::stdout().lock()),
+    let mut sink = match out {
+        Some(p) => ctx
+            .caller
+            .create(p, false)
+            .map_err(|e| Error::file("cannot create", p, e))?,
+        None => ctx.caller.stdout(),
     };
     let what = out.map_or_else(|| "stdout".to_string(), |p| p.display().to_string());
     let pb = output::bar(len, &format!("read {name}"), true, shown);
     let mut buf = vec![0u8; CHUNK];
     let mut done = 0u64;
-    while done < len {
-        let n = (len - done).min(CHUNK as u64) as usize;
-        lun.read_at(&mut buf[..n], offset + done)?;
-        sink.write_all(&buf[..n])
-            .map_err(|e| Error::of_kind(ErrorKind::Io, format!("cannot write to {what}: {e}")))?;
-        done += n as u64;
-        pb.set_position(done);
+    let copied = (|| {
+        while done < len {
+            let n = (len - done).min(CHUNK as u64) as usize;
+            lun.read_at(&mut buf[..n], offset + done)?;
+            sink.write_all(&buf[..n]).map_err(|e| {
+                Error::of_kind(ErrorKind::Io, format!("cannot write to {what}: {e}"))
+            })?;
+            done += n as u64;
+            pb.set_position(done);
+        }
+        Ok::<_, Error>(())
+    })();
+    if let Err(e) = copied {
+        sink.discard();
+        return Err(e);
     }
-    sink.flush()
+    sink.commit()
         .map_err(|e| Error::of_kind(ErrorKind::Io, format!("cannot write to {what}: {e}")))?;
     pb.finish_and_clear();
     let json = json!({

@@ -9,6 +9,7 @@
 //! Logic another front end would need lives in vds-core.
 
 mod cli;
+mod control;
 mod demo;
 mod error;
 mod exec;
@@ -17,10 +18,12 @@ mod host;
 mod lun;
 mod output;
 mod parse;
+mod serve;
 mod shadow;
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches};
@@ -30,7 +33,8 @@ use crate::cli::{Cli, Command};
 use crate::error::{Error, Result};
 use crate::output::Report;
 
-/// What every command is given: where the pool is and how to print.
+/// What every command is given: where the pool is, where its array comes from, the calling
+/// side's files and writers, and how to print.
 pub struct Ctx {
     /// The pool directory.
     pub pool: PathBuf,
@@ -38,12 +42,20 @@ pub struct Ctx {
     pub json: bool,
     /// `--pool` was on the command line (not `UMBRA_POOL` or the default): the demo keeps it.
     pub pool_given: bool,
+    /// The served array when `umbra serve` runs the command for a caller on its control socket;
+    /// `None`: the command opens the pool itself.
+    pub array: Option<Array>,
+    /// Where the command's files are read and written and its exec writers run.
+    pub caller: Arc<dyn control::caller::Caller>,
 }
 
 impl Ctx {
-    /// Opens (creating on first use) the pool.
+    /// The pool's array: the server's, else opened (created on first use) here.
     pub fn open(&self) -> Result<Array> {
-        Ok(Array::open(&self.pool)?)
+        match &self.array {
+            Some(a) => Ok(a.clone()),
+            None => Ok(Array::open(&self.pool)?),
+        }
     }
 }
 
@@ -52,15 +64,23 @@ fn dispatch(cli: Cli, pool_given: bool) -> Result<Report> {
         pool: cli.pool,
         json: cli.json,
         pool_given,
+        array: None,
+        caller: Arc::new(control::caller::Local),
     };
-    match cli.command {
-        Command::Lun(c) => lun::run(c, &ctx),
-        Command::Host(c) => host::run_host(c, &ctx),
-        Command::Group(c) => host::run_group(c, &ctx),
-        Command::Shadow(c) => shadow::run(c, &ctx),
-        Command::Writers(c) => shadow::run_writers(c, &ctx),
-        Command::Exec(a) => exec::run(a, &ctx),
-        Command::Demo(c) => demo::run(c, &ctx),
+    dispatch_ctx(cli.command, &ctx)
+}
+
+/// Runs `command` with `ctx`: in this process, or in a server for a caller.
+pub fn dispatch_ctx(command: Command, ctx: &Ctx) -> Result<Report> {
+    match command {
+        Command::Lun(c) => lun::run(c, ctx),
+        Command::Host(c) => host::run_host(c, ctx),
+        Command::Group(c) => host::run_group(c, ctx),
+        Command::Shadow(c) => shadow::run(c, ctx),
+        Command::Writers(c) => shadow::run_writers(c, ctx),
+        Command::Exec(a) => exec::run(a, ctx),
+        Command::Demo(c) => demo::run(c, ctx),
+        Command::Serve(a) => serve::run(a, ctx),
     }
 }
 
@@ -93,10 +113,28 @@ fn main_code() -> u8 {
         }
     };
     let json = cli.json;
-    let failure = match dispatch(cli, pool_given) {
+    // A pool served by `umbra serve`: the command goes to its control socket.
+    let result = match (&cli.command, control::client::find(&cli.pool)) {
+        (Command::Demo(_) | Command::Serve(_), _) | (_, control::client::Found::NoServer) => {
+            dispatch(cli, pool_given)
+        }
+        (_, control::client::Found::Server(stream)) => {
+            control::client::run(stream, std::env::args().skip(1).collect())
+        }
+    };
+    finish(result, json)
+}
+
+/// Prints a command's result (its report, or its error) as `--json` or not says, and returns
+/// the exit code.
+fn finish(result: Result<Report>, json: bool) -> u8 {
+    let failure = match result {
         Ok(report) => {
             if json {
-                print_json(&report.json);
+                // A null document: the command printed its one document itself (`serve`).
+                if !report.json.is_null() {
+                    print_json(&report.json);
+                }
             } else if !report.text.is_empty() {
                 let mut out = std::io::stdout().lock();
                 let _ = out

@@ -24,8 +24,18 @@ use crate::{parse, Ctx};
 
 /// The pool's coordinator (hardware provider preferred unless `options` says otherwise): the
 /// one place the shadow commands get theirs.
+///
+/// For a caller on the control socket, the pool's registered writers are the caller's: each is
+/// replaced by one whose events the caller's own process runs.
 pub fn coordinator(ctx: &Ctx, options: PoolOptions) -> Result<PoolCoordinator> {
-    Ok(PoolCoordinator::open_with(ctx.open()?, options)?)
+    let pc = PoolCoordinator::open_with(ctx.open()?, options)?;
+    if ctx.caller.remote() {
+        for w in pc.registered_writers()? {
+            pc.remove_writer(&w.name)?;
+            pc.add_writer(ctx.caller.writer(&w)?)?;
+        }
+    }
+    Ok(pc)
 }
 
 /// An error of vss-core's `kind` raised by the command itself (a check before the library).
@@ -247,7 +257,7 @@ pub fn run(c: ShadowCommand, ctx: &Ctx) -> Result<Report> {
         }
         ShadowCommand::Import { docfile, host } => {
             let initiator = parse::initiator(&host)?;
-            let bytes = std::fs::read(&docfile)
+            let bytes = crate::control::staging::read_small(ctx, &docfile)
                 .map_err(|e| Error::file("cannot read document", &docfile, e))?;
             let doc = BackupComponents::from_json(&bytes).map_err(|e| {
                 vss_error(e.kind(), format!("{}: {}", docfile.display(), e.message()))
@@ -401,7 +411,17 @@ fn create(a: CreateArgs, ctx: &Ctx) -> Result<Report> {
         BackupTypeArg::Full => BackupType::Full,
     };
     let save = a.save.as_ref().map(|p| p.to_string_lossy().into_owned());
-    if let Some(p) = &a.save {
+    // For a caller on the control socket the document is written here first, then sent.
+    let saved_here = match &a.save {
+        Some(p) => crate::control::staging::Export::begin(ctx, p, false)?,
+        None => None,
+    };
+    let save_here = saved_here
+        .as_ref()
+        .map(|s| s.path().to_string_lossy().into_owned())
+        .or_else(|| save.clone());
+    if let (Some(p), None) = (&a.save, &saved_here) {
+        // Locally: the document's directory is checked writable before anything runs.
         check_writable(p)?;
     }
 
@@ -418,7 +438,11 @@ fn create(a: CreateArgs, ctx: &Ctx) -> Result<Report> {
         pc.array().lun(lun)?;
     }
     for w in &extra {
-        pc.add_exec_writer(w)?;
+        if ctx.caller.remote() {
+            pc.add_writer(ctx.caller.writer(w)?)?;
+        } else {
+            pc.add_exec_writer(w)?;
+        }
     }
     let mut session = Session::new(&pc, Aliases::isolated()).with_preferred_provider(provider);
     if let Some(h) = &host {
@@ -429,7 +453,7 @@ fn create(a: CreateArgs, ctx: &Ctx) -> Result<Report> {
         commands.push(Command::SetOption(Attributes::TRANSPORTABLE));
     }
     commands.push(Command::SetBackupType(backup_type));
-    if let Some(p) = &save {
+    if let Some(p) = &save_here {
         commands.push(Command::SetMetadata(p.clone()));
     }
     commands.push(Command::BeginBackup);
@@ -483,6 +507,9 @@ fn create(a: CreateArgs, ctx: &Ctx) -> Result<Report> {
     let set_id = created.expect("create ran");
     let status = session.writer_status().to_vec();
     drop(session);
+    if let Some(s) = saved_here {
+        s.finish()?;
+    }
     let mut rows = pc.query_shadows(&ShadowSelector::Set(set_id))?;
     // In the order the LUNs were given.
     rows.sort_by_key(|s| a.luns.iter().position(|l| *l == s.original.name));

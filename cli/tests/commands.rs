@@ -550,3 +550,53 @@ fn a_diskraid_script_runs_through_exec() {
         "{e}"
     );
 }
+
+/// `lun create --volatile`: a LUN whose volume keeps no metadata journal. Its data outlives the
+/// process that wrote it (each command opens the pool afresh); a snapshot LUN of it is refused.
+#[test]
+fn a_volatile_lun_keeps_its_data_and_refuses_snapshot_luns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pool = tmp.path().join("pool");
+    let text = ok(
+        &pool,
+        &[
+            "lun",
+            "create",
+            "tmp",
+            "1MiB",
+            "--volatile",
+            "--unmask",
+            SERVER,
+        ],
+    );
+    assert!(text.starts_with("Created volatile LUN tmp.\n"), "{text}");
+    assert!(text.contains("Volatile") && text.contains("yes"), "{text}");
+    let d = ok_json(&pool, &["lun", "detail", "tmp"]);
+    assert_eq!(d["lun"]["volatile"], true, "{d}");
+    ok(&pool, &["lun", "create", "kept", "1MiB"]);
+    let d = ok_json(&pool, &["lun", "detail", "kept"]);
+    assert_eq!(
+        d["lun"].get("volatile"),
+        None,
+        "absent for a persistent LUN: {d}"
+    );
+
+    let data = pattern(8192, 3);
+    let input = tmp.path().join("in.bin");
+    std::fs::write(&input, &data).unwrap();
+    let input = input.to_str().unwrap();
+    ok(
+        &pool,
+        &["lun", "write", "tmp", "--as", SERVER, "--in", input],
+    );
+    let out = run(
+        &pool,
+        &["lun", "read", "tmp", "--as", SERVER, "--length", "8192"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(out.stdout, data);
+
+    let e = fail_json(&pool, &["lun", "snapshot", "tmp", "snap"], 12);
+    assert_eq!(e["kind"], "bad_state", "{e}");
+    assert!(e["message"].as_str().unwrap().contains("volatile"), "{e}");
+}

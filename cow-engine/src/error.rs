@@ -176,8 +176,13 @@ impl Error {
 
     /// Attaches the path involved.
     pub fn with_path(mut self, path: impl AsRef<Path>) -> Self {
-        self.path = Some(path.as_ref().to_path_buf());
+        self.set_path(path);
         self
+    }
+
+    /// Attaches the path involved, in place.
+    pub fn set_path(&mut self, path: impl AsRef<Path>) {
+        self.path = Some(path.as_ref().to_path_buf());
     }
 
     /// Attaches the byte offset involved.

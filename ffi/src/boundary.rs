@@ -130,13 +130,7 @@ pub(crate) fn with_last_error<T>(f: impl FnOnce(&str) -> T) -> T {
 /// The message of a panic caught at the boundary, labelled as `UMBRA_E_PANIC`'s kind
 /// (`"internal error: the library panicked: ..."`).
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    let text = if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a panic with a non-text payload".to_string()
-    };
+    let text = vds_core::panic_text(payload);
     format!(
         "{}: the library panicked: {text}",
         status_label(UMBRA_E_PANIC)

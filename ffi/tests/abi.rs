@@ -2,7 +2,7 @@
 //! back into the library, unsubscribing from a callback, cancelling and resuming long operations,
 //! and the last error being per thread.
 
-use std::ffi::{c_char, c_void, CStr, CString};
+use std::ffi::{c_char, c_void, CStr};
 use std::ptr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -10,29 +10,10 @@ use std::time::Duration;
 
 use umbra::*;
 
+mod support;
+use support::{c, last_error, ok};
+
 const MIB: u64 = 1 << 20;
-
-fn last_error() -> String {
-    // SAFETY: (NULL, 0) is a length query; the buffer then has room for the message and its NUL.
-    unsafe {
-        let n = umbra_last_error(ptr::null_mut(), 0);
-        let mut buf = vec![0u8; n + 1];
-        umbra_last_error(buf.as_mut_ptr().cast(), buf.len());
-        CStr::from_bytes_until_nul(&buf)
-            .unwrap()
-            .to_string_lossy()
-            .into_owned()
-    }
-}
-
-#[track_caller]
-fn ok(status: umbra_status) {
-    assert_eq!(status, UMBRA_OK, "{}", last_error());
-}
-
-fn c(s: &str) -> CString {
-    CString::new(s).unwrap()
-}
 
 struct ArrayPtr(*mut umbra_array);
 // SAFETY: array handles may be used from any thread (docs/abi.md); the tests free them last.

@@ -57,13 +57,7 @@ fn run(cmd: &mut Command, what: &str) -> Output {
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed ({})\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    support::assert_success(&out, what);
     out
 }
 
@@ -94,19 +88,6 @@ fn make(args: &[String]) -> Command {
     cmd
 }
 
-/// Where cargo put libumbra.so and libumbra.a for this test run: next to the test executable
-/// (`target/<profile>/deps/`) or one level up. None on an unusual runner.
-fn built_by_this_run() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let deps = exe.parent()?;
-    let found = [Some(deps), deps.parent()]
-        .into_iter()
-        .flatten()
-        .find(|d| d.join("libumbra.so").is_file() && d.join("libumbra.a").is_file())
-        .map(Path::to_path_buf);
-    found
-}
-
 /// `make install PREFIX=<prefix>`: of this test run's libraries (PREBUILT), or, with
 /// `UMBRA_TEST_INSTALL_RELEASE` set or those not found, the default release build. Returns the
 /// directory the installed libraries came from.
@@ -116,7 +97,7 @@ fn make_install(prefix: &Path) -> PathBuf {
         format!("PREFIX={}", prefix.display()),
     ];
     let release = std::env::var_os("UMBRA_TEST_INSTALL_RELEASE").is_some();
-    let (mut cmd, built) = match built_by_this_run().filter(|_| !release) {
+    let (mut cmd, built) = match support::built_by_this_run().filter(|_| !release) {
         Some(dir) => {
             args.push(format!("PREBUILT={}", dir.display()));
             (make(&args), dir)
@@ -416,7 +397,7 @@ fn destdir_libdir_includedir_and_the_default_release_build() {
     let Some(_cc) = tools() else {
         return;
     };
-    let Some(built) = built_by_this_run() else {
+    let Some(built) = support::built_by_this_run() else {
         println!("skipped: the libraries of this test run are not next to the test executable");
         return;
     };

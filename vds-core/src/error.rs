@@ -288,10 +288,7 @@ impl Error {
     pub fn with_path(mut self, p: impl AsRef<Path>) -> Self {
         match &mut self.repr {
             Repr::Own { path, .. } => *path = Some(p.as_ref().to_path_buf()),
-            Repr::Engine(e) => {
-                let taken = std::mem::replace(e, cow_engine::Error::new(e.kind(), ""));
-                *e = taken.with_path(p);
-            }
+            Repr::Engine(e) => e.set_path(p),
         }
         self
     }
@@ -343,6 +340,19 @@ impl From<cow_engine::Error> for Error {
             kind: e.kind().into(),
             repr: Repr::Engine(e),
         }
+    }
+}
+
+/// The text of a caught panic's payload (`std::panic::catch_unwind`'s error): its message when it
+/// is a `&str` or a `String`, otherwise a fixed text. The one place every crate that catches
+/// panics (long operations, writer calls, the C boundary) reads it.
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "a panic with a non-text payload"
     }
 }
 

@@ -36,12 +36,12 @@ pub mod model;
 pub mod script;
 
 pub use array::{
-    Array, ArrayOptions, AsyncHandle, EngineShadow, EngineShadowSet, FrozenLuns, LunHandle,
-    ThawOutcome,
+    AdminOp, Array, ArrayOptions, AsyncHandle, EngineShadow, EngineShadowSet, FrozenLuns,
+    LunHandle, LunOptions, ThawOutcome,
 };
 pub use cow_engine::events::{Delivery, Subscription};
 pub use cow_engine::SnapshotId;
-pub use error::{Error, ErrorKind, Result};
+pub use error::{panic_text, Error, ErrorKind, Result};
 pub use initiator::InitiatorId;
 pub use mask::{Access, Grant, LunHosts, LunId, MaskDelta, MaskSpec, MaskTable, Principal};
 pub use model::{

@@ -99,6 +99,9 @@ pub struct LunInfo {
     pub number: u32,
     /// For a snapshot LUN not yet split: the LUN it is a snapshot of.
     pub source: Option<String>,
+    /// A volatile LUN ([`crate::LunOptions::volatile`]): no metadata journal, its engine
+    /// snapshots live until the pool closes.
+    pub volatile: bool,
 }
 
 /// A LUN's I/O statistics ([`crate::Array::lun_stats`]): its volume's figures as the engine keeps

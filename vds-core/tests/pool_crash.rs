@@ -22,7 +22,14 @@
 //! - no LUN directory was removed but one that the change in flight created or deleted: anything
 //!   else open could not account for is in `orphans/`.
 //!
-//! The test fails if it checked fewer crash states than a floor.
+//! The workload also clones, resyncs (a full copy and a revert from a snapshot LUN), exports and
+//! imports LUNs, and takes, deletes, reverts to and exposes engine shadows: each of those is one
+//! change to the harness, so a crash inside it must leave its old state or its new one (a clone
+//! or an import half-filled is rolled back at open; a resync or a revert is finished).
+//!
+//! The test fails if it checked fewer crash states than a floor. `POOL_CRASH_SEED=<n>` runs
+//! another workload (it may lack a kind of change the test asks for), `POOL_CRASH_TRACE=1` prints
+//! each change as it is made.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -31,9 +38,11 @@ use std::sync::Arc;
 use cow_engine::fs::{EntryKind, Fs};
 use umbra_test_support::crash_sim::{fates, sync_cuts, DirReplayer, Fate, Log, Node, Rng, SimDir};
 use vds_core::model::LunStatus;
-use vds_core::{Access, Array, ArrayOptions, InitiatorId, MaskSpec};
+use vds_core::{Access, Array, ArrayOptions, InitiatorId, LunOptions, MaskSpec};
 
 const BS: u64 = 4096;
+/// Admin changes the workload makes.
+const STEPS: usize = 115;
 const POOL: &str = "/pool";
 const HOSTS: [&str; 3] = [
     "iqn.2024-01.org.example:h1",
@@ -56,7 +65,7 @@ fn view(a: &Array) -> String {
     let mut out = String::new();
     for l in a.luns() {
         out += &format!(
-            "lun {} {:?} size={} {:?} mask={:?} number={} source={:?} meta={:?}\n",
+            "lun {} {:?} size={} {:?} mask={:?} number={} source={:?} volatile={} meta={:?}\n",
             l.id,
             l.name,
             l.size,
@@ -64,8 +73,22 @@ fn view(a: &Array) -> String {
             l.mask,
             l.number,
             l.source,
+            l.volatile,
             a.lun_metadata(&l.name).unwrap()
         );
+        if l.volatile {
+            // Its engine shadows end with the pool (the live check counts them).
+            continue;
+        }
+        for e in a.engine_shadows(&l.name).unwrap_or_default() {
+            out += &format!(
+                "  engine shadow {} {} size={} {:?}\n",
+                e.id.get(),
+                e.set,
+                e.size,
+                e.metadata
+            );
+        }
     }
     out += &format!("groups {:?}\n", a.groups());
     out += &format!("hosts {:?}\n", a.hosts());
@@ -85,8 +108,16 @@ struct Lun {
     allowed: Vec<Vec<u8>>,
     /// The LUN it is a snapshot LUN of, until split.
     source: Option<String>,
-    /// A shadow LUN of a snapshot set, not yet broken: read-only, not written.
+    /// A shadow LUN of a snapshot set, not yet broken: read-only, not written (`"exposed"` for
+    /// a LUN exposing an engine shadow).
     shadow: Option<String>,
+    /// The engine shadows of its volume: each id with the data it holds (one value a block).
+    engine: Vec<(u64, Vec<u8>)>,
+    /// The engine shadow (LUN, id) it exposes.
+    exposes: Option<(String, u64)>,
+    /// A volatile LUN: no snapshot LUN, set, clone or exposed shadow of it; its engine shadows
+    /// end with the pool.
+    volatile: bool,
 }
 
 impl Lun {
@@ -96,16 +127,37 @@ impl Lun {
             allowed: vec![vec![0]; blocks],
             source: None,
             shadow: None,
+            engine: Vec::new(),
+            exposes: None,
+            volatile: false,
         }
+    }
+
+    /// A LUN holding `data`, durable.
+    fn holding(data: &[u8]) -> Lun {
+        Lun {
+            current: data.to_vec(),
+            allowed: data.iter().map(|&v| vec![v]).collect(),
+            ..Lun::new(0)
+        }
+    }
+
+    /// Its data becomes `data`, durable (what a resync or a revert leaves).
+    fn set_durable(&mut self, data: Vec<u8>) {
+        self.allowed = data.iter().map(|&v| vec![v]).collect();
+        self.current = data;
+    }
+
+    /// Whether every block's value is durable (as a flush leaves it).
+    fn durable(&self) -> bool {
+        self.allowed.iter().all(|a| a.len() == 1)
     }
 
     /// A snapshot of `self` (flushed), standing on `source`.
     fn snapshot(&self, source: &str) -> Lun {
         Lun {
-            current: self.current.clone(),
-            allowed: self.current.iter().map(|&v| vec![v]).collect(),
             source: Some(source.to_string()),
-            shadow: None,
+            ..Lun::holding(&self.current)
         }
     }
 }
@@ -152,6 +204,15 @@ impl Workload {
             let m = &self.model[&l.name];
             assert_eq!(l.size, m.current.len() as u64 * BS, "LUN {}'s size", l.name);
             assert_eq!(l.source, m.source, "LUN {}'s source", l.name);
+            let engine: Vec<u64> = self
+                .array
+                .engine_shadows(&l.name)
+                .unwrap()
+                .iter()
+                .map(|e| e.id.get())
+                .collect();
+            let expected: Vec<u64> = m.engine.iter().map(|e| e.0).collect();
+            assert_eq!(engine, expected, "LUN {}'s engine shadows", l.name);
         }
     }
 
@@ -164,6 +225,9 @@ impl Workload {
         update: impl FnOnce(&mut Model),
     ) {
         let before = view(&self.array);
+        if std::env::var_os("POOL_CRASH_TRACE").is_some() {
+            eprintln!("step {}: {what}", self.steps.len());
+        }
         let start = self.log.len();
         match f(&self.array) {
             Ok(()) => update(&mut self.model),
@@ -207,6 +271,30 @@ impl Workload {
         Some(v[self.rng.below(v.len() as u64) as usize].clone())
     }
 
+    /// A (LUN, engine shadow) of the model: with `exposed`, any; otherwise one no LUN exposes.
+    fn engine_shadow(&mut self, exposed: bool) -> Option<(String, u64)> {
+        let v: Vec<(String, u64)> = self
+            .model
+            .iter()
+            .flat_map(|(n, l)| l.engine.iter().map(move |e| (n.clone(), e.0)))
+            .filter(|s| exposed || !self.model.values().any(|l| l.exposes.as_ref() == Some(s)))
+            .collect();
+        if v.is_empty() {
+            return None;
+        }
+        Some(v[self.rng.below(v.len() as u64) as usize].clone())
+    }
+
+    /// A LUN to snapshot or clone (no shadow, not volatile), flushed so that the copy's image
+    /// is its flushed data, and the name of the new LUN.
+    fn flushed_source(&mut self) -> Option<(String, String)> {
+        let src = self.pick(|_, l| l.shadow.is_none() && !l.volatile)?;
+        if !self.flush(&src) {
+            return None;
+        }
+        Some((src, self.name()))
+    }
+
     fn name(&mut self) -> String {
         self.next_name += 1;
         format!("l{}", self.next_name)
@@ -220,6 +308,10 @@ impl Workload {
 
     /// The LUN number at which [`DATA`] may write LUN `name` (online, masked read-write to it).
     fn writable(&self, name: &str) -> Option<u32> {
+        // A shadow LUN (of a set, or exposing an engine shadow) is read-only whatever its mask.
+        if self.model.get(name)?.shadow.is_some() {
+            return None;
+        }
         let online = self.array.lun(name).ok()?.status == LunStatus::Online;
         let g = self.array.access(name, &id(DATA)).ok()??;
         (online && g.access == Access::ReadWrite).then_some(g.number)
@@ -275,9 +367,16 @@ impl Workload {
             format!("@cluster=ro;{DATA}"),
             DATA.to_string(),
         ];
-        let mut pick = self.rng.below(20);
-        let shadows = self.model.values().any(|l| l.shadow.is_some());
+        let mut pick = self.rng.below(27);
+        let shadows = self
+            .model
+            .values()
+            .any(|l| l.shadow.is_some() && l.exposes.is_none());
         let broken = self.steps.iter().any(|s| s.what.starts_with("break"));
+        // A full pool makes room instead of refusing a new LUN.
+        if matches!(pick, 0 | 1 | 10 | 11 | 12 | 19 | 21 | 25) && self.model.len() >= 7 {
+            pick = 2;
+        }
         if (pick == 12 || pick == 14) && shadows && (!broken || self.rng.percent(50)) {
             pick = 13;
         }
@@ -287,11 +386,15 @@ impl Workload {
                 let blocks = 2 + self.rng.below(3) as usize;
                 let m = masks[self.rng.below(masks.len() as u64) as usize].clone();
                 let n = name.clone();
+                let volatile = self.rng.percent(30);
+                let opts = LunOptions { volatile };
                 self.admin(
-                    format!("create {name} ({blocks} blocks, mask {m:?})"),
-                    |a| a.create_lun(&n, blocks as u64 * BS, &mask(&m)),
+                    format!("create {name} ({blocks} blocks, mask {m:?}, volatile {volatile})"),
+                    |a| a.create_lun_with(&n, blocks as u64 * BS, &mask(&m), opts),
                     |model| {
-                        model.insert(name, Lun::new(blocks));
+                        let mut l = Lun::new(blocks);
+                        l.volatile = volatile;
+                        model.insert(name, l);
                     },
                 );
             }
@@ -410,14 +513,9 @@ impl Workload {
                 );
             }
             10..=11 if self.model.len() < 8 => {
-                let Some(src) = self.pick(|_, l| l.shadow.is_none()) else {
+                let Some((src, name)) = self.flushed_source() else {
                     return;
                 };
-                // The snapshot's image is the source's flushed data.
-                if !self.flush(&src) {
-                    return;
-                }
-                let name = self.name();
                 let (s, n) = (src.clone(), name.clone());
                 self.admin(
                     format!("snapshot LUN {name} of {src}"),
@@ -432,7 +530,7 @@ impl Workload {
                 let srcs: Vec<String> = self
                     .model
                     .iter()
-                    .filter(|(_, l)| l.shadow.is_none() && l.source.is_none())
+                    .filter(|(_, l)| l.shadow.is_none() && l.source.is_none() && !l.volatile)
                     .map(|(n, _)| n.clone())
                     .take(2)
                     .collect();
@@ -473,7 +571,7 @@ impl Workload {
                 }
             }
             13 => {
-                let Some(name) = self.pick(|_, l| l.shadow.is_some()) else {
+                let Some(name) = self.pick(|_, l| l.shadow.is_some() && l.exposes.is_none()) else {
                     return;
                 };
                 self.admin(
@@ -552,6 +650,174 @@ impl Workload {
                     |_| {},
                 );
             }
+            19 if self.model.len() < 8 => {
+                let Some((src, name)) = self.flushed_source() else {
+                    return;
+                };
+                let (s, n) = (src.clone(), name.clone());
+                self.admin(
+                    format!("clone {src} to {name}"),
+                    |a| a.clone_lun(&s, &n).wait(),
+                    |model| {
+                        let c = Lun::holding(&model[&src].current);
+                        model.insert(name, c);
+                    },
+                );
+            }
+            20 => {
+                let Some(target) = self.pick(|_, l| l.shadow.is_none()) else {
+                    return;
+                };
+                let blocks = self.model[&target].current.len();
+                let Some(source) = self.pick(|n, l| n != target && l.current.len() == blocks)
+                else {
+                    return;
+                };
+                // The source's data durable, so that the copy is known whatever a crash does.
+                if !self.model[&source].durable() && !self.flush(&source) {
+                    return;
+                }
+                if !self.model[&source].durable() {
+                    return;
+                }
+                let (s, t) = (source.clone(), target.clone());
+                self.admin(
+                    format!("resync {target} from {source}"),
+                    |a| a.resync_lun(&s, &t).wait(),
+                    |model| {
+                        let data = model[&source].current.clone();
+                        model.get_mut(&target).unwrap().set_durable(data);
+                    },
+                );
+            }
+            21 if self.model.len() < 8 => {
+                let Some(src) = self.pick(|_, _| true) else {
+                    return;
+                };
+                let image = format!("/image-{}", self.steps.len());
+                let data = self.model[&src].current.clone();
+                let img = image.clone();
+                let refused = self.refused.len();
+                self.admin(
+                    format!("export {src} to {image}"),
+                    |a| a.export_lun(&src, &img).wait(),
+                    |_| {},
+                );
+                if self.refused.len() > refused {
+                    return;
+                }
+                let name = self.name();
+                let n = name.clone();
+                self.admin(
+                    format!("import {name} from {image}"),
+                    |a| a.import_lun(&n, &image).wait(),
+                    |model| {
+                        model.insert(name, Lun::holding(&data));
+                    },
+                );
+            }
+            22 => {
+                let luns: Vec<String> = self
+                    .model
+                    .iter()
+                    .filter(|(_, l)| l.shadow.is_none() && l.engine.len() < 3)
+                    .map(|(n, _)| n.clone())
+                    .filter(|_| self.rng.percent(50))
+                    .take(2)
+                    .collect();
+                if luns.is_empty() {
+                    return;
+                }
+                let got = std::cell::RefCell::new(Vec::new());
+                let (l2, g) = (luns.clone(), &got);
+                self.admin(
+                    format!("engine-set of {luns:?}"),
+                    |a| {
+                        let req: Vec<(&str, &[u8])> =
+                            l2.iter().map(|n| (n.as_str(), n.as_bytes())).collect();
+                        let set = a.engine_snapshot_set(&req)?;
+                        *g.borrow_mut() = set.shadows;
+                        Ok(())
+                    },
+                    |model| {
+                        for (n, id) in got.borrow().iter() {
+                            let l = model.get_mut(n).unwrap();
+                            let data = l.current.clone();
+                            // The set's freeze flushed the LUN.
+                            l.allowed = data.iter().map(|&v| vec![v]).collect();
+                            l.engine.push((id.get(), data));
+                        }
+                    },
+                );
+            }
+            23 => {
+                let Some((lun, id)) = self.engine_shadow(false) else {
+                    return;
+                };
+                self.admin(
+                    format!("engine-delete {id} of {lun}"),
+                    |a| a.delete_engine_shadow(&lun, cow_engine::SnapshotId::new(id)),
+                    |model| model.get_mut(&lun).unwrap().engine.retain(|e| e.0 != id),
+                );
+            }
+            24 => {
+                let Some((lun, id)) = self.engine_shadow(true) else {
+                    return;
+                };
+                let blocks = self.model[&lun].current.len();
+                let data = self.model[&lun]
+                    .engine
+                    .iter()
+                    .find(|e| e.0 == id)
+                    .unwrap()
+                    .1
+                    .clone();
+                // A volatile LUN's revert cut by a crash cannot be finished (its shadow is gone).
+                let l = &self.model[&lun];
+                if data.len() != blocks || l.shadow.is_some() || l.volatile {
+                    return;
+                }
+                self.admin(
+                    format!("revert {lun} to engine shadow {id}"),
+                    |a| {
+                        a.revert_to_engine_shadow(&lun, cow_engine::SnapshotId::new(id))
+                            .wait()
+                    },
+                    |model| {
+                        model.get_mut(&lun).unwrap().set_durable(data);
+                    },
+                );
+            }
+            25 if self.model.len() < 8 => {
+                let Some((lun, id)) = self.engine_shadow(false) else {
+                    return;
+                };
+                if self.model[&lun].volatile {
+                    return;
+                }
+                let data = self.model[&lun]
+                    .engine
+                    .iter()
+                    .find(|e| e.0 == id)
+                    .unwrap()
+                    .1
+                    .clone();
+                let name = self.name();
+                let (n, l) = (name.clone(), lun.clone());
+                self.admin(
+                    format!("expose {id} of {lun} as {name}"),
+                    |a| a.expose_engine_shadow(&l, cow_engine::SnapshotId::new(id), &n),
+                    |model| {
+                        let e = Lun {
+                            source: Some(lun.clone()),
+                            shadow: Some("exposed".into()),
+                            exposes: Some((lun, id)),
+                            ..Lun::holding(&data)
+                        };
+                        model.insert(name, e);
+                    },
+                );
+            }
             _ => {
                 let v = format!("v{}", self.steps.len());
                 let clear = self.rng.percent(20);
@@ -617,7 +883,12 @@ fn a_pool_survives_a_crash_at_every_sync_point_of_an_admin_workload() {
         model: Model::new(),
         steps: Vec::new(),
         data: Vec::new(),
-        rng: Rng::new(0x9e11),
+        rng: Rng::new(
+            std::env::var("POOL_CRASH_SEED")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0x9e11),
+        ),
         next_name: 0,
         next_value: 0,
         refused: Vec::new(),
@@ -640,7 +911,7 @@ fn a_pool_survives_a_crash_at_every_sync_point_of_an_admin_workload() {
             },
         );
     }
-    while w.steps.len() < 90 {
+    while w.steps.len() < STEPS {
         w.step();
     }
     let kinds: BTreeSet<&str> = w
@@ -654,8 +925,27 @@ fn a_pool_survives_a_crash_at_every_sync_point_of_an_admin_workload() {
         w.refused
     );
     for k in [
-        "create", "delete", "set", "add", "remove", "host", "snapshot", "break", "split", "swap",
-        "extend", "online", "pool",
+        "create",
+        "delete",
+        "set",
+        "add",
+        "remove",
+        "host",
+        "snapshot",
+        "break",
+        "split",
+        "swap",
+        "extend",
+        "online",
+        "pool",
+        "clone",
+        "resync",
+        "export",
+        "import",
+        "engine-set",
+        "engine-delete",
+        "revert",
+        "expose",
     ] {
         assert!(
             kinds.contains(k),
@@ -663,6 +953,10 @@ fn a_pool_survives_a_crash_at_every_sync_point_of_an_admin_workload() {
             w.refused
         );
     }
+    assert!(
+        w.steps.iter().any(|s| s.what.contains("volatile true")),
+        "the workload makes no volatile LUN"
+    );
     sim.kill();
     let Workload {
         steps,
@@ -808,15 +1102,14 @@ fn a_pool_survives_a_crash_at_every_sync_point_of_an_admin_workload() {
         events.len(),
         cuts.len()
     );
-    assert!(states >= 1000, "only {states} crash states checked");
-    assert!(opened >= 900, "only {opened} crash states opened");
+    assert!(states >= 2500, "only {states} crash states checked");
+    assert!(opened >= 2400, "only {opened} crash states opened");
 }
 
-/// Why: `delete_snapshot_set` deleted the set's LUNs one pool record after another, so a crash
-/// between two of them left the set half deleted (found by the harness above). Now every crash
-/// state of the delete holds the whole set or none of it, and the pool opens either way.
-#[test]
-fn a_snapshot_set_is_deleted_whole_or_not_at_all_after_a_crash() {
+/// A recorded pool on a simulated directory with LUNs `a`, `b` and `c` (2 blocks, masked to the
+/// first host), each with its name's first byte written to block 0, and a snapshot set of the
+/// three (`sa`, `sb`, `sc`), whose name is returned.
+fn recorded_pool_with_a_set() -> (Log, SimDir, Array, String) {
     let log = Log::new();
     let sim = SimDir::new(&log);
     let fs: Arc<dyn Fs> = Arc::new(sim.clone());
@@ -829,39 +1122,60 @@ fn a_snapshot_set_is_deleted_whole_or_not_at_all_after_a_crash() {
     let set = a
         .snapshot_set(&[("a", "sa"), ("b", "sb"), ("c", "sc")], &BTreeMap::new())
         .unwrap();
+    (log, sim, a, set)
+}
+
+/// Reopens the pool `events` recorded on the crash images of every cut from `start` to `end`
+/// (the pending writes all kept, and all lost), passing each to `check` with its cut and fate.
+fn each_crash(
+    events: &[umbra_test_support::crash_sim::Event],
+    start: usize,
+    end: usize,
+    mut check: impl FnMut(usize, Fate, Array),
+) {
+    let mut r = DirReplayer::new(events);
+    for cut in start..=end {
+        r.advance(cut);
+        for fate in [Fate::Kept, Fate::Lost] {
+            let crashed: Arc<dyn Fs> = Arc::new(r.build(|_| fate, &Log::discarding()));
+            let a = Array::open_existing_in(crashed, POOL)
+                .unwrap_or_else(|e| panic!("crash at {cut} ({fate:?}): {}", e.report()));
+            check(cut, fate, a);
+        }
+    }
+}
+
+/// Why: `delete_snapshot_set` deleted the set's LUNs one pool record after another, so a crash
+/// between two of them left the set half deleted (found by the harness above). Now every crash
+/// state of the delete holds the whole set or none of it, and the pool opens either way.
+#[test]
+fn a_snapshot_set_is_deleted_whole_or_not_at_all_after_a_crash() {
+    let (log, sim, a, set) = recorded_pool_with_a_set();
     let start = log.len();
     a.delete_snapshot_set(&set).unwrap();
     let end = log.len();
     sim.kill();
     drop(a);
 
-    let events = log.events();
-    let mut r = DirReplayer::new(&events);
     let (mut whole, mut none) = (0, 0);
-    for cut in start..=end {
-        r.advance(cut);
-        for fate in [Fate::Kept, Fate::Lost] {
-            let crashed: Arc<dyn Fs> = Arc::new(r.build(|_| fate, &Log::discarding()));
-            let a = Array::open_existing_in(crashed, POOL)
-                .unwrap_or_else(|e| panic!("crash at {cut}: {}", e.report()));
-            let shadows = a.snapshot_set_luns(&set);
-            match shadows.len() {
-                0 => none += 1,
-                3 => whole += 1,
-                _ => panic!("crash at {cut} ({fate:?}): the set holds {shadows:?}"),
-            }
-            assert!(a.damaged_luns().is_empty(), "crash at {cut}");
-            // The sources and their data are untouched.
-            let mut buf = vec![0u8; BS as usize];
-            for name in ["a", "b", "c"] {
-                a.admin_read_at(name, &mut buf, 0).unwrap();
-                assert!(
-                    buf.iter().all(|&x| x == name.as_bytes()[0]),
-                    "crash at {cut}"
-                );
-            }
+    each_crash(&log.events(), start, end, |cut, fate, a| {
+        let shadows = a.snapshot_set_luns(&set);
+        match shadows.len() {
+            0 => none += 1,
+            3 => whole += 1,
+            _ => panic!("crash at {cut} ({fate:?}): the set holds {shadows:?}"),
         }
-    }
+        assert!(a.damaged_luns().is_empty(), "crash at {cut}");
+        // The sources and their data are untouched.
+        let mut buf = vec![0u8; BS as usize];
+        for name in ["a", "b", "c"] {
+            a.admin_read_at(name, &mut buf, 0).unwrap();
+            assert!(
+                buf.iter().all(|&x| x == name.as_bytes()[0]),
+                "crash at {cut}"
+            );
+        }
+    });
     assert!(whole > 0 && none > 0, "whole {whole}, none {none}");
 }
 
@@ -899,4 +1213,81 @@ fn import_export_clone_and_split_run_on_the_pools_file_system() {
         assert!(buf.iter().all(|&b| b == 7), "{name}");
     }
     assert!(a.orphans().is_empty());
+}
+
+/// Why: importing a transportable set (metadata and a mask on every shadow LUN) and breaking it
+/// (a break and a mask on each) took one pool record per LUN and change, so a crash between two
+/// left the set half imported or half broken. `Array::batch` makes them one record: every crash
+/// state of a batch holds all of it or none of it.
+#[test]
+fn a_batch_is_applied_whole_or_not_at_all_after_a_crash() {
+    use vds_core::AdminOp;
+    let (log, sim, a, _) = recorded_pool_with_a_set();
+    let shadows = ["sa", "sb", "sc"];
+    let import: Vec<AdminOp> = shadows
+        .iter()
+        .flat_map(|s| {
+            [
+                AdminOp::SetLunMetadata {
+                    lun: s.to_string(),
+                    key: "vss:exposure".into(),
+                    value: Some("h2".into()),
+                },
+                AdminOp::AddToMask {
+                    lun: s.to_string(),
+                    entries: mask(&format!("{}=ro", HOSTS[1])),
+                },
+            ]
+        })
+        .collect();
+    let brk: Vec<AdminOp> = shadows
+        .iter()
+        .flat_map(|s| {
+            [
+                AdminOp::BreakShadow { lun: s.to_string() },
+                AdminOp::AddToMask {
+                    lun: s.to_string(),
+                    entries: mask(HOSTS[1]),
+                },
+            ]
+        })
+        .collect();
+    // A batch whose last change fails changes nothing.
+    let mut bad = import.clone();
+    bad.push(AdminOp::BreakShadow { lun: "nope".into() });
+    let before = view(&a);
+    let e = a.batch(&bad).unwrap_err();
+    assert!(e.to_string().contains("change 7 of the batch"), "{e}");
+    assert_eq!(view(&a), before, "a failed batch changed the pool");
+    let views = [view(&a), String::new(), String::new()];
+    let start = log.len();
+    a.batch(&import).unwrap();
+    let mid = log.len();
+    let imported = view(&a);
+    a.batch(&brk).unwrap();
+    let end = log.len();
+    let broken = view(&a);
+    for s in shadows {
+        assert!(!a.is_shadow(s).unwrap());
+        assert_eq!(
+            a.access(s, &id(HOSTS[1])).unwrap().unwrap().access,
+            Access::ReadWrite
+        );
+    }
+    sim.kill();
+    drop(a);
+    let views = [views[0].clone(), imported, broken];
+
+    let mut seen = [0; 3];
+    each_crash(&log.events(), start, end, |cut, fate, a| {
+        let got = view(&a);
+        // Before the import's end, the state before it or after it; then after it or after the
+        // break.
+        let allowed: &[usize] = if cut <= mid { &[0, 1] } else { &[1, 2] };
+        let Some(&which) = allowed.iter().find(|&&i| views[i] == got) else {
+            panic!("crash at {cut} ({fate:?}): the pool holds\n{got}");
+        };
+        seen[which] += 1;
+    });
+    assert!(seen.iter().all(|&n| n > 0), "states seen: {seen:?}");
 }

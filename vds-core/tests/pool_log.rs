@@ -156,7 +156,7 @@ fn a_newer_log_format_is_unsupported_version() {
     let log = pool.join("pool.log");
     let mut bytes = std::fs::read(&log).unwrap();
     let current = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
-    assert_eq!(current, 5, "this build writes log format 5");
+    assert_eq!(current, 6, "this build writes log format 6");
     bytes[8..12].copy_from_slice(&(current + 1).to_le_bytes());
     let crc = crc32fast::hash(&bytes[..12]);
     bytes[12..16].copy_from_slice(&crc.to_le_bytes());
@@ -169,27 +169,30 @@ fn a_newer_log_format_is_unsupported_version() {
     assert_eq!(Array::open(&pool).unwrap_err().kind(), ErrorKind::Corrupt);
 }
 
-/// A log of format 4 (written before the snapshot-set deletion and engine-shadow records; its
-/// records are a subset of format 5's) opens with every change, and the pool is upgraded in
-/// place: the log is rewritten as format 5, so a build reading only format 4 refuses it by its
-/// header rather than failing on a record it does not know.
+/// A log of format 4 (written before the snapshot-set deletion and engine-shadow records) or 5
+/// (before volatile LUNs and the fill, revert and copy intents) — its records a subset of format
+/// 6's — opens with every change, and the pool is upgraded in place: the log is rewritten as
+/// format 6 and the checkpoint as file format 4, so a build reading only an older format refuses
+/// them by their header rather than failing on a record it does not know.
 #[test]
-fn a_log_of_format_4_is_read_and_upgraded_to_5() {
-    let (_dir, pool) = pool_with_luns(3);
-    let log = pool.join("pool.log");
-    let mut bytes = std::fs::read(&log).unwrap();
-    bytes[8..12].copy_from_slice(&4u32.to_le_bytes());
-    let crc = crc32fast::hash(&bytes[..12]);
-    bytes[12..16].copy_from_slice(&crc.to_le_bytes());
-    std::fs::write(&log, &bytes).unwrap();
-    let a = Array::open(&pool).unwrap();
-    assert_eq!(lun_names(&a).len(), 3);
-    drop(a);
-    let upgraded = std::fs::read(&log).unwrap();
-    assert_eq!(u32::from_le_bytes(upgraded[8..12].try_into().unwrap()), 5);
-    let state = std::fs::read(pool.join("pool.state")).unwrap();
-    assert_eq!(u32::from_le_bytes(state[8..12].try_into().unwrap()), 3);
-    assert_eq!(lun_names(&Array::open(&pool).unwrap()).len(), 3);
+fn a_log_of_format_4_or_5_is_read_and_upgraded_to_6() {
+    for old in [4u32, 5] {
+        let (_dir, pool) = pool_with_luns(3);
+        let log = pool.join("pool.log");
+        let mut bytes = std::fs::read(&log).unwrap();
+        bytes[8..12].copy_from_slice(&old.to_le_bytes());
+        let crc = crc32fast::hash(&bytes[..12]);
+        bytes[12..16].copy_from_slice(&crc.to_le_bytes());
+        std::fs::write(&log, &bytes).unwrap();
+        let a = Array::open(&pool).unwrap();
+        assert_eq!(lun_names(&a).len(), 3);
+        drop(a);
+        let upgraded = std::fs::read(&log).unwrap();
+        assert_eq!(u32::from_le_bytes(upgraded[8..12].try_into().unwrap()), 6);
+        let state = std::fs::read(pool.join("pool.state")).unwrap();
+        assert_eq!(u32::from_le_bytes(state[8..12].try_into().unwrap()), 4);
+        assert_eq!(lun_names(&Array::open(&pool).unwrap()).len(), 3);
+    }
 }
 
 /// A pool written before the log had a header and sync marks opens with every change, and its

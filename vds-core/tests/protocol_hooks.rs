@@ -300,8 +300,8 @@ fn a_log_of_format_3_opens_and_is_upgraded() {
     let mut bytes = std::fs::read(&log).unwrap();
     assert_eq!(
         bytes[8..12],
-        5u32.to_le_bytes(),
-        "this build writes format 5"
+        6u32.to_le_bytes(),
+        "this build writes format 6"
     );
     bytes[8..12].copy_from_slice(&3u32.to_le_bytes());
     let crc = crc32fast::hash(&bytes[..12]);
@@ -314,7 +314,7 @@ fn a_log_of_format_3_opens_and_is_upgraded() {
         a.set_lun_metadata("b", "k", Some("v")).unwrap();
     }
     let bytes = std::fs::read(&log).unwrap();
-    assert_eq!(bytes[8..12], 5u32.to_le_bytes(), "upgraded to format 5");
+    assert_eq!(bytes[8..12], 6u32.to_le_bytes(), "upgraded to format 6");
     let a = Array::open(&pool).unwrap();
     assert_eq!(a.lun_metadata("b").unwrap(), map(&[("k", "v")]));
     assert_eq!(a.get_mask("b").unwrap(), W1);

@@ -220,7 +220,8 @@ fn damage_to_the_checkpoint_is_reported_naming_the_file() {
     std::fs::write(&path, &good[..good.len() - 1]).unwrap();
     assert_eq!(Array::open(&pool).unwrap_err().kind(), ErrorKind::Corrupt);
     let mut newer = good.clone();
-    newer[8..12].copy_from_slice(&4u32.to_le_bytes());
+    let current = u32::from_le_bytes(good[8..12].try_into().unwrap());
+    newer[8..12].copy_from_slice(&(current + 1).to_le_bytes());
     let crc = crc32fast::hash(&newer[..24]);
     newer[24..28].copy_from_slice(&crc.to_le_bytes());
     std::fs::write(&path, &newer).unwrap();

@@ -155,8 +155,8 @@ fn upgraded(pool: &Path) -> bool {
     let state = std::fs::read(pool.join("pool.state")).unwrap();
     let log = std::fs::read(pool.join("pool.log")).unwrap();
     &state[..8] == b"UMBRAPST"
-        && state[8..12] == 3u32.to_le_bytes()
-        && log[8..12] == 5u32.to_le_bytes()
+        && state[8..12] == 4u32.to_le_bytes()
+        && log[8..12] == 6u32.to_le_bytes()
 }
 
 #[test]

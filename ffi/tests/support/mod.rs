@@ -4,6 +4,7 @@
 /// Reports that a tool a test needs is missing. Under `CI` (the variable is set) this fails the
 /// test: CI must run every check, and `.ci/run` installs the tools. Elsewhere the test prints that
 /// it skipped; the caller then returns (or carries on without the tool).
+#[allow(dead_code)] // not every test crate that includes this module runs tools
 #[track_caller]
 pub fn tool_missing(tool: &str, hint: &str) {
     let msg = format!("{tool} is not installed or does not run ({hint})");
@@ -12,4 +13,59 @@ pub fn tool_missing(tool: &str, hint: &str) {
         "{msg}; CI must have it (.ci/run installs it)"
     );
     println!("skipped: {msg}");
+}
+
+/// Where cargo put libumbra.so and libumbra.a for this test run: next to the test executable
+/// (`target/<profile>/deps/`) or one level up. None on an unusual runner.
+#[allow(dead_code)] // not every test crate that includes this module installs the library
+pub fn built_by_this_run() -> Option<std::path::PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let deps = exe.parent()?;
+    let found = [Some(deps), deps.parent()]
+        .into_iter()
+        .flatten()
+        .find(|d| d.join("libumbra.so").is_file() && d.join("libumbra.a").is_file())
+        .map(std::path::Path::to_path_buf);
+    found
+}
+
+/// Fails the test with the command's output unless it exited successfully.
+#[allow(dead_code)] // not every test crate that includes this module runs commands
+#[track_caller]
+pub fn assert_success(out: &std::process::Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({})\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// This thread's last libumbra failure message (`umbra_last_error`).
+#[allow(dead_code)] // not every test crate that includes this module calls the C ABI
+pub fn last_error() -> String {
+    // SAFETY: (NULL, 0) is a length query; the buffer then has room for the message and its NUL.
+    unsafe {
+        let n = umbra::umbra_last_error(std::ptr::null_mut(), 0);
+        let mut buf = vec![0u8; n + 1];
+        umbra::umbra_last_error(buf.as_mut_ptr().cast(), buf.len());
+        std::ffi::CStr::from_bytes_until_nul(&buf)
+            .expect("NUL-terminated")
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+/// Asserts that a C ABI call succeeded, with libumbra's message if not.
+#[allow(dead_code)] // as last_error
+#[track_caller]
+pub fn ok(status: umbra::umbra_status) {
+    assert_eq!(status, umbra::UMBRA_OK, "{}", last_error());
+}
+
+/// `s` as a C string.
+#[allow(dead_code)] // as last_error
+pub fn c(s: &str) -> std::ffi::CString {
+    std::ffi::CString::new(s).expect("no NUL")
 }

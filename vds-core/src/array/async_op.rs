@@ -50,16 +50,6 @@ impl<T> std::fmt::Debug for AsyncHandle<T> {
     }
 }
 
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        s
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s
-    } else {
-        "a panic with a non-text payload"
-    }
-}
-
 impl<T: Send + 'static> AsyncHandle<T> {
     /// Runs `work` on a new thread; it reports progress and sees cancellation through its
     /// argument. An engine error it returns converts with `?` (its kind carries through).
@@ -76,7 +66,7 @@ impl<T: Send + 'static> AsyncHandle<T> {
                 let r = catch_unwind(AssertUnwindSafe(|| work(&s.progress))).unwrap_or_else(|p| {
                     Err(Error::new(
                         ErrorKind::Internal,
-                        format!("the operation panicked: {}", panic_text(&*p)),
+                        format!("the operation panicked: {}", crate::panic_text(&*p)),
                     ))
                 });
                 s.finish(r);

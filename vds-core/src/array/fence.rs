@@ -207,6 +207,7 @@ pub(super) fn note(pending: &mut Unfenced, change: &super::state::Change) {
         | C::SetStatus { id, .. }
         | C::BreakShadow { id } => pending.lun(*id),
         C::DeleteSnapshotSet { ids, .. } => ids.iter().for_each(|id| pending.lun(*id)),
+        C::Batch { changes } => changes.iter().for_each(|c| note(pending, c)),
         C::Swap { from, to } => {
             pending.lun(*from);
             pending.lun(*to);

@@ -57,7 +57,9 @@ impl Array {
     /// rounded up to the block size (the rest reads as zeros), on a background thread. Sparse: only
     /// the file's data extents are read, and all-zero blocks are not written. The LUN is created
     /// before the copy starts (its name is taken at once) and deleted if the copy fails or is
-    /// cancelled; its contents are durable when the operation succeeds. An empty file is
+    /// cancelled; its contents are durable when the operation succeeds. Crash-atomic: the LUN is
+    /// created under a `fill` intent that ends when its contents are durable, and an open after a
+    /// crash before that deletes it. An empty file is
     /// [`ErrorKind::InvalidArgument`].
     pub fn import_lun(&self, name: &str, path: impl AsRef<Path>) -> AsyncHandle<()> {
         let (a, name, path) = (self.clone(), name.to_string(), path.as_ref().to_path_buf());
@@ -75,20 +77,13 @@ impl Array {
             .with_path(path));
         }
         let size = src.len().div_ceil(bs) * bs;
-        self.create_lun(name, size, &MaskSpec::None)?;
-        let copied = (|| {
-            let id = self.inner.core.read().state.id_of(name)?;
-            self.long_op(id, name, || {
-                let vol = self.volume_of(name)?;
-                copy_sparse(src.as_ref(), &vol, bs, progress)?;
-                Ok(vol.flush()?)
-            })
-        })();
-        if let Err(e) = copied {
-            let _ = self.delete_lun(name);
-            return Err(e);
-        }
-        Ok(())
+        let id = self.create_lun_filled(name, size, &MaskSpec::None, Default::default(), true)?;
+        let copied = self.long_op(id, name, || {
+            let vol = self.volume_of(name)?;
+            copy_sparse(src.as_ref(), &vol, bs, progress)?;
+            Ok(vol.flush()?)
+        });
+        self.finish_fill(id, name, copied)
     }
 
     /// Exports LUN `name`'s contents to the new raw image file `path` (refused if it exists), on

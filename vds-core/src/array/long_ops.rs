@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use cow_engine::{Progress, Volume};
 
-use super::state::Change;
+use super::state::{Change, Intent};
 use super::volumes::volume_config;
 use super::{lun_busy, Array, AsyncHandle};
 use crate::error::{Error, ErrorKind, Result};
@@ -25,13 +25,27 @@ impl Array {
     }
 
     /// Clones LUN `source` into a new, independent LUN `name` (masked to no one) on a background
-    /// thread: a snapshot LUN taken now, then split from its source.
+    /// thread: a snapshot LUN taken now, then split from its source. All or nothing: the LUN is
+    /// created under a `fill` intent that ends when the split is done; if the split fails or is
+    /// cancelled the LUN is deleted again, and an open after a crash before the end deletes it.
     pub fn clone_lun(&self, source: &str, name: &str) -> AsyncHandle<()> {
         let (a, s, n) = (self.clone(), source.to_string(), name.to_string());
         AsyncHandle::spawn(move |p| {
-            a.snapshot_lun(&s, &n)?;
-            a.split_lun_blocking(&n, p)
+            let id = a.snapshot_lun_filled(&s, &n, true)?;
+            a.finish_fill(id, &n, a.split_lun_blocking(&n, p))
         })
+    }
+
+    /// Ends the `fill` intent of LUN `id` (`name`) whose filling had outcome `filled`: on
+    /// success the LUN counts as made; on failure (or if the intent cannot be ended) it is
+    /// deleted again and the error returned.
+    pub(super) fn finish_fill(&self, id: LunId, name: &str, filled: Result<()>) -> Result<()> {
+        let r = filled.and_then(|()| self.simple(Change::Done { id }));
+        if r.is_err() {
+            // What fails here the next open does: the intent names the LUN.
+            let _ = self.delete_lun(name);
+        }
+        r
     }
 
     /// Splits snapshot LUN `name` from its source on a background thread: its contents are copied
@@ -87,6 +101,17 @@ impl Array {
                     ),
                 ));
             }
+            // Engine shadows of its stacked volume would not survive the volume's replacement.
+            let own = core.volumes[&id].read().snapshots().len();
+            if own > 0 {
+                return Err(Error::new(
+                    ErrorKind::BadState,
+                    format!(
+                        "snapshot LUN {name:?} has {own} engine shadow(s) of its own; delete them \
+                         before it is split"
+                    ),
+                ));
+            }
             (
                 id,
                 src,
@@ -137,6 +162,9 @@ impl Array {
     /// Resync (the copying alternative to the swap): makes LUN `target`'s contents equal to
     /// `source`'s. If `source` is a snapshot LUN of `target`, only the blocks that differ are copied
     /// (a revert); otherwise every block is. On a background thread, with progress and cancel.
+    /// An intent is durable before the first block is copied: an open after a crash finishes the
+    /// resync (the revert resumes from the engine's durable cursor; a full copy starts again). A
+    /// resync that fails or is cancelled is finished by running it again.
     pub fn resync_lun(&self, source: &str, target: &str) -> AsyncHandle<()> {
         let (a, s, t) = (self.clone(), source.to_string(), target.to_string());
         AsyncHandle::spawn(move |p| a.resync_blocking(&s, &t, p))
@@ -167,30 +195,56 @@ impl Array {
                 core.state.block_size,
             )
         };
+        let intent = match src_rec.source {
+            Some(src) if src.lun == tid => Intent::Revert {
+                id: tid,
+                snapshot: src.snapshot,
+            },
+            _ => Intent::Copy {
+                id: tid,
+                source: src_rec.id,
+            },
+        };
         self.long_op(tid, target, || {
             let tvol = tvol.read().clone();
-            match src_rec.source {
-                Some(src) if src.lun == tid => {
-                    // The snapshot LUN's own writes went through its stacked volume to the snapshot.
-                    svol.read().flush()?;
-                    tvol.revert(src.snapshot, progress)?;
-                }
-                _ => {
-                    let svol = svol.read().clone();
-                    let total = src_rec.size / u64::from(bs);
-                    let mut buf = vec![0u8; bs as usize];
-                    for b in 0..total {
-                        if progress.is_cancelled() {
-                            return Err(Error::new(ErrorKind::Cancelled, "resync cancelled"));
-                        }
-                        svol.read_at(&mut buf, b * u64::from(bs))?;
-                        tvol.write_at(&buf, b * u64::from(bs))?;
-                        progress.set(b + 1, total);
-                    }
-                    tvol.flush()?;
-                }
+            if let Intent::Revert { .. } = intent {
+                // The snapshot LUN's own writes went through its stacked volume to the snapshot.
+                svol.read().flush()?;
             }
-            Ok(())
+            // Durable before the first block is copied: an open after a crash finishes it.
+            self.simple(Change::Begin { intent })?;
+            let r = match intent {
+                Intent::Revert { snapshot, .. } => {
+                    tvol.revert(snapshot, progress).map_err(Error::from)
+                }
+                _ => copy_all(&svol.read().clone(), &tvol, src_rec.size, bs, progress),
+            };
+            // Ended whatever the outcome: a resync that failed or was cancelled is finished by
+            // running it again. If this fails, the next open finishes the resync.
+            let done = self.simple(Change::Done { id: tid });
+            r.and(done)
         })
     }
+}
+
+/// Copies the first `size` bytes of `src` onto `dst`, block by block (of `bs` bytes), then
+/// flushes `dst`: a resync's full copy. Stops with [`ErrorKind::Cancelled`] when cancelled.
+pub(super) fn copy_all(
+    src: &Volume,
+    dst: &Volume,
+    size: u64,
+    bs: u32,
+    progress: &Progress,
+) -> Result<()> {
+    let total = size / u64::from(bs);
+    let mut buf = vec![0u8; bs as usize];
+    for b in 0..total {
+        if progress.is_cancelled() {
+            return Err(Error::new(ErrorKind::Cancelled, "resync cancelled"));
+        }
+        src.read_at(&mut buf, b * u64::from(bs))?;
+        dst.write_at(&buf, b * u64::from(bs))?;
+        progress.set(b + 1, total);
+    }
+    Ok(dst.flush()?)
 }

@@ -16,6 +16,22 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::mask::{LunId, MaskSpec};
 use crate::model::{Health, LunInfo, LunStatus, LunType, Notification, TransitionState};
 
+/// Options of a new LUN ([`Array::create_lun_with`]); [`Default`] is what
+/// [`Array::create_lun`] makes: a persistent LUN.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LunOptions {
+    /// A volatile LUN: its engine volume keeps no metadata journal. Its data lives in its origin
+    /// file, written in place and durable on flush, so its writes survive a reopen (and a crash)
+    /// as a persistent LUN's do; but its engine snapshots and diff area live only until the pool
+    /// closes. So nothing the pool records may stand on one of its snapshots: a snapshot LUN,
+    /// snapshot set, clone or exposed engine shadow of a volatile LUN is refused
+    /// ([`ErrorKind::BadState`]); engine shadows of it are allowed and are gone after a reopen
+    /// (a revert to one that a crash interrupted cannot be finished: the LUN keeps what the
+    /// revert had copied). Cheaper writes: no journal commit for the first write of a block
+    /// after a snapshot.
+    pub volatile: bool,
+}
+
 impl Array {
     /// Creates LUN `name` of `size` bytes, visible only as `mask` says (VDS `CreateLun`'s
     /// unmasking list; [`MaskSpec::None`] = no one). Its contents read as zeros.
@@ -24,6 +40,33 @@ impl Array {
     /// so that an open after a crash removes it unless the LUN's record committed. On error
     /// nothing is left behind (the LUN's id stays used).
     pub fn create_lun(&self, name: &str, size: u64, mask: &MaskSpec) -> Result<()> {
+        self.create_lun_with(name, size, mask, LunOptions::default())
+    }
+
+    /// Creates LUN `name` like [`Array::create_lun`], with `options` (a volatile LUN:
+    /// [`LunOptions::volatile`]).
+    pub fn create_lun_with(
+        &self,
+        name: &str,
+        size: u64,
+        mask: &MaskSpec,
+        options: LunOptions,
+    ) -> Result<()> {
+        self.create_lun_filled(name, size, mask, options, false)
+            .map(|_| ())
+    }
+
+    /// [`Array::create_lun`], returning the new LUN's id; with `fill`, the LUN is created under
+    /// a `fill` intent, which its creator ends ([`Change::Done`]) once the LUN holds its
+    /// contents (an import): until then an open after a crash deletes it.
+    pub(super) fn create_lun_filled(
+        &self,
+        name: &str,
+        size: u64,
+        mask: &MaskSpec,
+        options: LunOptions,
+        fill: bool,
+    ) -> Result<LunId> {
         check_lun_name(name)?;
         let mask = mask_text(mask)?;
         self.transact(|core| {
@@ -37,15 +80,16 @@ impl Array {
                 size,
                 mask,
                 source: None,
+                volatile: options.volatile,
             };
-            self.begin_create(core, id, None)?;
+            self.begin_create(core, id, None, fill)?;
             let vol = match self.lun_dir(id) {
-                Some(dir) => create_file_volume(&dir, size, bs),
+                Some(dir) => create_file_volume(&dir, size, bs, options.volatile),
                 None => Volume::create_mem(size, volume_config(bs)).map_err(Error::from),
             };
             let vol = vol.map_err(|e| self.roll_back_create(core, id, None, e))?;
             let notes = self.commit_new_lun(core, id, vol, None, &change)?;
-            Ok(((), notes))
+            Ok((id, notes))
         })
     }
 
@@ -53,16 +97,29 @@ impl Array {
     /// writable, independent of later writes to either, masked to no one. Crash-atomic as
     /// [`Array::create_lun`]: the intent names the engine snapshot too.
     pub fn snapshot_lun(&self, source: &str, snapshot_name: &str) -> Result<()> {
+        self.snapshot_lun_filled(source, snapshot_name, false)
+            .map(|_| ())
+    }
+
+    /// [`Array::snapshot_lun`], returning the new LUN's id; with `fill` under a `fill` intent,
+    /// as [`Array::create_lun_filled`] (a clone, ended once split).
+    pub(super) fn snapshot_lun_filled(
+        &self,
+        source: &str,
+        snapshot_name: &str,
+        fill: bool,
+    ) -> Result<LunId> {
         check_lun_name(snapshot_name)?;
         self.transact(|core| {
             let src_id = core.state.id_of(source)?;
             check_not_damaged(core, src_id, source)?;
+            check_not_volatile(core, src_id, "a snapshot LUN")?;
             core.state.check_new_name(snapshot_name)?;
             let size = core.state.lun(src_id)?.size;
             let id = core.state.next_id;
             let bs = core.state.block_size;
             let src_vol = core.volumes[&src_id].clone();
-            self.begin_create(core, id, Some(src_id))?;
+            self.begin_create(core, id, Some(src_id), fill)?;
             let made = (|| {
                 let src_vol = src_vol.read();
                 let sid = src_vol.create_snapshot(SnapshotOptions {
@@ -90,9 +147,10 @@ impl Array {
                     lun: src_id,
                     snapshot: sid,
                 }),
+                volatile: false,
             };
             let notes = self.commit_new_lun(core, id, vol, Some(src_id), &change)?;
-            Ok(((), notes))
+            Ok((id, notes))
         })
     }
 
@@ -231,14 +289,16 @@ impl Array {
         self.change_lun(name, |id| Change::SetStatus { id, online })
     }
 
-    /// Records the intent to create LUN `id` (a snapshot LUN of `source`), durably, before
-    /// anything of it exists on disk. Refused if `luns/<id>` exists (open moved everything it
+    /// Records the intent to create LUN `id` (a snapshot LUN of `source`; with `fill`, one to be
+    /// filled before it counts as made: [`Intent::Fill`]), durably, before anything of it exists
+    /// on disk. Refused if `luns/<id>` exists (open moved everything it
     /// could not account for away; something else put it there, and it is not ours to remove).
     pub(super) fn begin_create(
         &self,
         core: &mut Core,
         id: LunId,
         source: Option<LunId>,
+        fill: bool,
     ) -> Result<()> {
         if let Some(dir) = self.lun_dir(id) {
             if dir.exists() {
@@ -249,12 +309,12 @@ impl Array {
                 .with_path(dir));
             }
         }
-        Array::commit(
-            core,
-            &Change::Begin {
-                intent: Intent::CreateLun { id, source },
-            },
-        )?;
+        let intent = if fill {
+            Intent::Fill { id, source }
+        } else {
+            Intent::CreateLun { id, source }
+        };
+        Array::commit(core, &Change::Begin { intent })?;
         Ok(())
     }
 
@@ -357,8 +417,26 @@ impl Array {
                 .source
                 .and_then(|s| core.state.luns.get(&s.lun))
                 .map(|s| s.name.clone()),
+            volatile: l.volatile,
         })
     }
+}
+
+/// Refuses to make `what` (something the pool records, standing on an engine snapshot) of LUN
+/// `id` if it is volatile: its snapshots do not survive the pool's close.
+pub(super) fn check_not_volatile(core: &Core, id: LunId, what: &str) -> Result<()> {
+    let l = core.state.lun(id)?;
+    if l.volatile {
+        return Err(Error::new(
+            ErrorKind::BadState,
+            format!(
+                "LUN {:?} is volatile: its snapshots live only until the pool closes, so {what} \
+                 of it cannot be made",
+                l.name
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Refuses an operation on LUN `id` (`name`) if its volume is damaged.

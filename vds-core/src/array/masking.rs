@@ -1,7 +1,7 @@
 //! LUN masking: unmasking lists (set, add, remove), per-host LUN numbers, initiator groups, the
 //! fast-recovery swap, and who sees what.
 
-use super::state::Change;
+use super::state::{ArrayState, Change};
 use super::{initiator_texts, mask_text, Array};
 use crate::error::{Error, Result};
 use crate::initiator::InitiatorId;
@@ -31,43 +31,9 @@ impl Array {
     /// Adds `entries` to LUN `name`'s mask, or removes them, in one transaction.
     fn modify_mask(&self, name: &str, entries: &MaskSpec, add: bool) -> Result<()> {
         mask_text(entries)?;
-        let delta = entries.clone();
         self.transact(|core| {
-            let id = core.state.id_of(name)?;
-            let current = core.state.mask.spec(id)?.clone();
-            let new = match (current, delta, add) {
-                (_, MaskSpec::All(a), true) => MaskSpec::All(a),
-                (_, MaskSpec::All(_), false) => MaskSpec::None,
-                (cur, MaskSpec::None, _) => cur,
-                (MaskSpec::All(a), MaskSpec::List(_), true) => MaskSpec::All(a),
-                (MaskSpec::All(_), MaskSpec::List(_), false) => {
-                    return Err(Error::invalid(
-                        "cannot remove single hosts from a LUN unmasked to every host (\"*\")",
-                    ))
-                }
-                (MaskSpec::None, MaskSpec::List(d), true) => MaskSpec::List(d),
-                (MaskSpec::None, MaskSpec::List(_), false) => MaskSpec::None,
-                (MaskSpec::List(mut cur), MaskSpec::List(d), true) => {
-                    cur.extend(d);
-                    MaskSpec::List(cur)
-                }
-                (MaskSpec::List(mut cur), MaskSpec::List(d), false) => {
-                    cur.retain(|p, _| !d.contains_key(p));
-                    if cur.is_empty() {
-                        MaskSpec::None
-                    } else {
-                        MaskSpec::List(cur)
-                    }
-                }
-            };
-            let notes = Array::commit(
-                core,
-                &Change::SetMask {
-                    id,
-                    mask: new.to_string(),
-                },
-            )?;
-            Ok(((), notes))
+            let change = mask_change(&core.state, name, entries, add)?;
+            Ok(((), Array::commit(core, &change)?))
         })
     }
 
@@ -149,4 +115,45 @@ impl Array {
         let core = self.inner.core.read();
         Ok(core.state.mask.access(core.state.id_of(name)?, initiator))
     }
+}
+
+/// The change that adds `entries` to LUN `name`'s mask in `state` (or, without `add`, removes
+/// them): a `set_mask` of the resulting list.
+pub(super) fn mask_change(
+    state: &ArrayState,
+    name: &str,
+    entries: &MaskSpec,
+    add: bool,
+) -> Result<Change> {
+    let id = state.id_of(name)?;
+    let current = state.mask.spec(id)?.clone();
+    let new = match (current, entries.clone(), add) {
+        (_, MaskSpec::All(a), true) => MaskSpec::All(a),
+        (_, MaskSpec::All(_), false) => MaskSpec::None,
+        (cur, MaskSpec::None, _) => cur,
+        (MaskSpec::All(a), MaskSpec::List(_), true) => MaskSpec::All(a),
+        (MaskSpec::All(_), MaskSpec::List(_), false) => {
+            return Err(Error::invalid(
+                "cannot remove single hosts from a LUN unmasked to every host (\"*\")",
+            ))
+        }
+        (MaskSpec::None, MaskSpec::List(d), true) => MaskSpec::List(d),
+        (MaskSpec::None, MaskSpec::List(_), false) => MaskSpec::None,
+        (MaskSpec::List(mut cur), MaskSpec::List(d), true) => {
+            cur.extend(d);
+            MaskSpec::List(cur)
+        }
+        (MaskSpec::List(mut cur), MaskSpec::List(d), false) => {
+            cur.retain(|p, _| !d.contains_key(p));
+            if cur.is_empty() {
+                MaskSpec::None
+            } else {
+                MaskSpec::List(cur)
+            }
+        }
+    };
+    Ok(Change::SetMask {
+        id,
+        mask: new.to_string(),
+    })
 }

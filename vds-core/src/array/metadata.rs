@@ -22,11 +22,8 @@ impl Array {
     /// limits is [`crate::ErrorKind::InvalidArgument`], naming the key and the LUN. The metadata
     /// stays with the LUN through a swap and goes with it when it is deleted.
     pub fn set_lun_metadata(&self, name: &str, key: &str, value: Option<&str>) -> Result<()> {
-        if key == super::state::metadata::EXPOSES_KEY {
-            return Err(crate::Error::invalid(format!(
-                "metadata key {key:?} of LUN {name:?} is the array's own"
-            )));
-        }
+        Array::check_metadata_key(key)
+            .map_err(|e| crate::Error::invalid(format!("LUN {name:?}: {}", e.message())))?;
         self.change_lun(name, |id| Change::SetLunMetadata {
             id,
             key: key.to_string(),
@@ -68,5 +65,17 @@ impl Array {
             key: key.to_string(),
             value: value.map(str::to_string),
         })
+    }
+}
+
+impl Array {
+    /// Refuses a LUN metadata key a client may not set: the array's own.
+    pub(super) fn check_metadata_key(key: &str) -> Result<()> {
+        if key == super::state::metadata::EXPOSES_KEY {
+            return Err(crate::Error::invalid(format!(
+                "metadata key {key:?} is the array's own"
+            )));
+        }
+        Ok(())
     }
 }

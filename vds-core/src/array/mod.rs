@@ -23,6 +23,7 @@
 //! | `lun.rs` | the LUN lifecycle (create, snapshot LUN, delete, extend, online) and LUN properties |
 //! | `masking.rs` | unmasking lists, per-host LUN numbers, initiator groups, the swap, who sees what |
 //! | `metadata.rs` | per-LUN and pool metadata (small persisted key/value maps for clients) |
+//! | `batch.rs` | several changes in one transaction and one pool record ([`Array::batch`]) |
 //! | `hosts.rs` | hosts and iSCSI targets |
 //! | `io.rs` | `read_at` and `write_at` with their access checks, changed blocks, the administrator's read, per-LUN statistics |
 //! | `image.rs` | import and export of a LUN's contents as a sparse raw image file |
@@ -39,6 +40,7 @@
 //! | `async_op.rs` | [`AsyncHandle`], the runtime of long operations |
 
 mod async_op;
+mod batch;
 mod fence;
 mod freeze;
 mod handle;
@@ -61,10 +63,12 @@ mod volumes;
 mod fault_tests;
 
 pub use async_op::AsyncHandle;
+pub use batch::AdminOp;
 pub use cow_engine::ThawOutcome;
 pub use freeze::FrozenLuns;
 pub use handle::LunHandle;
 pub use io::ChangedExtents;
+pub use lun::LunOptions;
 pub use shadows::{EngineShadow, EngineShadowSet};
 pub use state::{check_lun_name, TargetInfo};
 

@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use cow_engine::fs::{EntryKind, Fs, StdFs};
-use cow_engine::Volume;
+use cow_engine::{Progress, Volume};
 use parking_lot::{Mutex, RwLock};
 
+use super::long_ops::copy_all;
 use super::state::{ArrayState, Change, Intent};
 use super::store::PoolStore;
 use super::volumes::{
@@ -172,7 +173,10 @@ impl Array {
         }
         array.finish_intents()?;
         for id in opened.detached {
-            array.simple(Change::Detach { id })?;
+            // A clone rolled back above is gone.
+            if array.inner.core.read().state.luns.contains_key(&id) {
+                array.simple(Change::Detach { id })?;
+            }
         }
         Ok(array)
     }
@@ -180,7 +184,9 @@ impl Array {
     /// Finishes or rolls back every operation an intent record names (an open after a crash):
     /// a create that did not commit is rolled back (its directory and snapshot removed), a
     /// delete's clean-up is done, an extend is rolled back (the volume kept its size) or adopted
-    /// (the volume was grown). Each is then recorded as done.
+    /// (the volume was grown), an import or clone not filled is deleted, a revert or resync is
+    /// finished (a LUN whose one does not finish is isolated as damaged, its intent kept). Each
+    /// is then recorded as done.
     fn finish_intents(&self) -> Result<()> {
         let mut core = self.inner.core.write();
         let intents: Vec<Intent> = core.state.intents.values().copied().collect();
@@ -213,10 +219,73 @@ impl Array {
                     // The volume's size was adopted already if it had grown (`Opened::grown`),
                     // which ended the intent: here it had not.
                 }
+                Intent::Fill { id, source } => {
+                    if core.state.luns.contains_key(&id) {
+                        // Its record committed but it was never filled: deleted, as
+                        // `delete_lun` does (which ends the intent).
+                        let (cleaned, _) =
+                            self.delete_luns_in(&mut core, &[id], Change::DeleteLun { id })?;
+                        cleaned?;
+                        continue;
+                    }
+                    if let Some(src) = source.and_then(|s| core.volumes.get(&s)) {
+                        delete_tagged(&src.read(), id)?;
+                    }
+                    if let Some(dir) = self.lun_dir(id) {
+                        remove_lun_dir(&dir)?;
+                    }
+                }
+                Intent::Revert { id, snapshot } => {
+                    if !self.resume(&mut core, id, |v| {
+                        match v.revert(snapshot, &Progress::new()) {
+                            // The snapshot is gone: nothing is left to revert to.
+                            Err(e) if e.kind() == cow_engine::ErrorKind::NotFound => Ok(()),
+                            r => Ok(r?),
+                        }
+                    }) {
+                        continue;
+                    }
+                }
+                Intent::Copy { id, source } => {
+                    let (src, bs) = (core.volumes.get(&source).cloned(), core.state.block_size);
+                    let size = core.state.lun(id).map_or(0, |l| l.size);
+                    if !self.resume(&mut core, id, |v| match &src {
+                        Some(s) => copy_all(&s.read().clone(), v, size, bs, &Progress::new()),
+                        None => Ok(()),
+                    }) {
+                        continue;
+                    }
+                }
             }
             Array::commit(&mut core, &Change::Done { id: intent.lun() })?;
         }
         Ok(())
+    }
+
+    /// Finishes the operation an intent names on LUN `id`'s volume by `work` (an open after a
+    /// crash): true when done, or when there is nothing to do (the LUN is gone); false when it
+    /// failed, in which case the LUN is isolated as damaged (its I/O refused, naming why) and the
+    /// intent kept, for the next open to try again.
+    fn resume(&self, core: &mut Core, id: LunId, work: impl FnOnce(&Volume) -> Result<()>) -> bool {
+        let (Some(vol), Ok(rec)) = (core.volumes.get(&id), core.state.lun(id)) else {
+            return true;
+        };
+        if core.damaged.contains_key(&id) {
+            return false;
+        }
+        let vol = vol.read().clone();
+        match work(&vol) {
+            Ok(()) => true,
+            Err(e) => {
+                let why = format!(
+                    "LUN {:?} (luns/{id}): an operation a crash interrupted does not finish: {}",
+                    rec.name,
+                    e.report()
+                );
+                core.damaged.insert(id, why);
+                false
+            }
+        }
     }
 
     /// An array over `state`, its store and its LUNs' volumes.

@@ -16,7 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use cow_engine::{Progress, SnapshotId, SnapshotOptions, Volume, MAX_METADATA};
 use parking_lot::RwLock;
 
-use super::lun::check_not_damaged;
+use super::lun::{check_not_damaged, check_not_volatile};
 use super::snapshot_set::snapshot_at_one_instant;
 use super::state::{check_lun_name, Change, Intent, SourceRef};
 use super::volumes::{create_stacked, unpin_and_delete, volume_config};
@@ -253,6 +253,7 @@ impl Array {
         self.transact(|core| {
             let src = core.state.id_of(lun)?;
             check_not_damaged(core, src, lun)?;
+            check_not_volatile(core, src, "a LUN exposing an engine shadow")?;
             core.state.check_new_name(name)?;
             let src_vol = core.volumes[&src].clone();
             let size = check_shadow(&src_vol.read(), lun, id)?;
@@ -268,7 +269,7 @@ impl Array {
             }
             let new = core.state.next_id;
             let bs = core.state.block_size;
-            self.begin_create(core, new, None)?;
+            self.begin_create(core, new, None, false)?;
             let made = (|| {
                 let snap = Arc::new(src_vol.read().snapshot(id)?);
                 match self.lun_dir(new) {
@@ -303,9 +304,10 @@ impl Array {
     /// are copied back (the engine's revert; every snapshot stays as it is), with progress and
     /// cancel. Fenced like a change of access: when the revert starts, no host I/O admitted
     /// before is still running, and host I/O is refused with [`ErrorKind::Busy`] until it ends
-    /// (whether it succeeds or fails). An interrupted revert (cancelled, or a crash) is finished
-    /// by reverting again. Refused ([`ErrorKind::Busy`]) while another long operation runs on
-    /// the LUN.
+    /// (whether it succeeds or fails). Crash-safe: a `revert` intent is durable before the first
+    /// block is copied, and an open after a crash finishes the revert before it serves the LUN.
+    /// A revert that failed or was cancelled is finished by reverting again. Refused
+    /// ([`ErrorKind::Busy`]) while another long operation runs on the LUN.
     pub fn revert_to_engine_shadow(&self, lun: &str, id: SnapshotId) -> AsyncHandle<()> {
         let (a, n) = (self.clone(), lun.to_string());
         AsyncHandle::spawn(move |p| a.revert_blocking(&n, id, p))
@@ -320,26 +322,38 @@ impl Array {
         };
         check_shadow(&vol.read(), lun, id)?;
         self.long_op(lid, lun, || {
-            self.set_reverting(lid, true)?;
+            self.set_reverting(lid, Some(id))?;
             let r = vol.read().revert(id, progress).map_err(Error::from);
             // Host I/O is served again, whatever the outcome.
-            let back = self.set_reverting(lid, false);
+            let back = self.set_reverting(lid, None);
             r.and(back)
         })
     }
 
-    /// Marks LUN `id` as being reverted (host I/O refused) or not, fenced: when this returns no
-    /// host I/O admitted under the old state is running.
-    fn set_reverting(&self, id: LunId, on: bool) -> Result<()> {
+    /// Marks LUN `id` as being reverted to its engine snapshot `to` (host I/O refused, and a
+    /// `revert` intent durable, so that an open after a crash finishes the revert) or, with
+    /// `None`, no longer (the intent ended), fenced: when this returns no host I/O admitted under
+    /// the old state is running.
+    fn set_reverting(&self, id: LunId, to: Option<SnapshotId>) -> Result<()> {
         self.transact(|core: &mut Core| {
             let name = core.state.lun(id)?.name.clone();
-            if on {
-                core.reverting.insert(id);
-            } else {
-                core.reverting.remove(&id);
+            let mut notes = vec![Notification::LunModify { name }];
+            match to {
+                Some(snapshot) => {
+                    let intent = Intent::Revert { id, snapshot };
+                    notes.extend(Array::commit(core, &Change::Begin { intent })?);
+                    core.reverting.insert(id);
+                }
+                None => {
+                    core.reverting.remove(&id);
+                    // If this fails, the next open finishes the (finished) revert again.
+                    if matches!(core.state.intents.get(&id), Some(Intent::Revert { .. })) {
+                        let _ = Array::commit(core, &Change::Done { id });
+                    }
+                }
             }
             core.unfenced.lun(id);
-            Ok(((), vec![Notification::LunModify { name }]))
+            Ok(((), notes))
         })
     }
 }

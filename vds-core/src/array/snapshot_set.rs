@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use cow_engine::{SnapshotId, SnapshotOptions, Volume};
 use parking_lot::RwLock;
 
-use super::lun::check_not_damaged;
+use super::lun::{check_not_damaged, check_not_volatile};
 use super::state::{check_lun_name, metadata::SET_KEY, Change, SetLun, SourceRef};
 use super::volumes::{create_stacked, snapshot_tag, volume_config};
 use super::{Array, Core};
@@ -47,6 +47,7 @@ impl Array {
             for (i, (source, name)) in luns.iter().enumerate() {
                 let id = core.state.id_of(source)?;
                 check_not_damaged(core, id, source)?;
+                check_not_volatile(core, id, "a snapshot set")?;
                 core.state.check_new_name(name)?;
                 if luns[..i].iter().any(|(s, n)| s == source || n == name) {
                     return Err(Error::invalid(format!(
@@ -76,7 +77,7 @@ impl Array {
             let mut begun: Vec<(LunId, LunId)> = Vec::new();
             for (src, _, _) in &sources {
                 let id = core.state.next_id;
-                if let Err(e) = self.begin_create(core, id, Some(*src)) {
+                if let Err(e) = self.begin_create(core, id, Some(*src), false) {
                     return Err(self.roll_back_set(core, &begun, e));
                 }
                 begun.push((id, *src));

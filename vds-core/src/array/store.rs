@@ -2,11 +2,11 @@
 //!
 //! ```text
 //! pool.lock    advisory lock (flock) held by the one process that owns the pool; holds its pid
-//! pool.state   checkpoint: a 28-byte header [b"UMBRAPST"][u32 LE version = 2][u32 LE crc32 of
+//! pool.state   checkpoint: a 28-byte header [b"UMBRAPST"][u32 LE version = 4][u32 LE crc32 of
 //!              the payload][u64 LE payload length][u32 LE crc32 of the 24 bytes before it], then
 //!              the whole metadata as JSON (written to pool.state.tmp, fsync, rename, fsync dir)
 //! pool.log     changes since the checkpoint: a 16-byte header
-//!              [b"UMBRAPLG"][u32 LE version = 4][u32 LE crc32 of the 12 bytes before it]
+//!              [b"UMBRAPLG"][u32 LE version = 6][u32 LE crc32 of the 12 bytes before it]
 //!              then frames of cow-engine's record framing (`cow_engine::framing`):
 //!              [u32 LE payload length][u32 LE crc32 of the rest][u64 LE seq][u8 kind][payload]
 //!              kind 1: a change (JSON); kind 2: the sync mark closing each write (u64 LE: the seq
@@ -19,7 +19,7 @@
 //! that does not decode is a torn tail (dropped) only if no later write follows it; otherwise it
 //! was durable and is damaged: the open fails with `Corrupt`, naming the file and byte offset, and
 //! nothing is dropped. A newer version is `UnsupportedVersion`. A pool of an older format (a log
-//! without header, a log of version 2 or 3, a checkpoint of plain JSON) is read as it was and upgraded
+//! without header, a log of version 2 to 5, a checkpoint of plain JSON) is read as it was and upgraded
 //! in place before anything is appended ([`PoolStore::upgrade`]).
 //!
 //! A failed append or checkpoint leaves the files as they were: an append that fails cuts the log
@@ -49,22 +49,24 @@ const LOG_TMP: &str = "pool.log.tmp";
 const CHECKPOINT_EVERY: u64 = 1024;
 /// The log header: magic, version, crc32 of both.
 const LOG_MAGIC: &[u8; 8] = b"UMBRAPLG";
-/// The log format this build writes: 5 (version 4 had no snapshot-set deletion, engine-shadow or
-/// exposed-shadow records, version 3 no metadata records, version 2 no intent records; all are
-/// still read, and a pool of an older one upgraded in place). A build that reads only an older
+/// The log format this build writes: 6 (version 5 had no volatile LUNs and no `fill`, `revert`
+/// or `copy` intents, version 4 no snapshot-set deletion, engine-shadow or exposed-shadow records,
+/// version 3 no metadata records, version 2 no intent records; all are still read, and a pool of
+/// an older one upgraded in place). A build that reads only an older
 /// version refuses a log of this one as `UnsupportedVersion` before it meets a record it does
 /// not know.
-pub(crate) const LOG_VERSION: u32 = 5;
+pub(crate) const LOG_VERSION: u32 = 6;
 /// The oldest log format with a header, still read (and upgraded).
 const LOG_VERSION_2: u32 = 2;
 const LOG_HEADER: usize = 16;
 /// The checkpoint's header: magic, version, payload crc32, payload length, header crc32.
 const STATE_MAGIC: &[u8; 8] = b"UMBRAPST";
-/// The checkpoint file format this build writes: 3, the layout of 2 with a payload that may hold
-/// what log format 5 adds (engine-shadow intents), so a build reading only version 2 refuses it
-/// as `UnsupportedVersion` rather than `Corrupt`. Version 2 is still read; version 1 was plain
-/// JSON, still read.
-pub(crate) const STATE_FILE_VERSION: u32 = 3;
+/// The checkpoint file format this build writes: 4, the layout of 2 with a payload that may hold
+/// what log format 6 adds (volatile LUNs, `fill`, `revert` and `copy` intents; version 3: what log
+/// format 5 added, engine-shadow intents), so a build reading only an older version refuses it
+/// as `UnsupportedVersion` rather than `Corrupt`. Versions 2 and 3 are still read; version 1 was
+/// plain JSON, still read.
+pub(crate) const STATE_FILE_VERSION: u32 = 4;
 /// The oldest checkpoint file format with a header, still read.
 const STATE_FILE_VERSION_2: u32 = 2;
 const STATE_HEADER: usize = 28;

@@ -153,12 +153,22 @@ pub(super) fn unpin_and_delete(vol: &Volume, id: SnapshotId) -> Result<()> {
     }
 }
 
-/// Creates a LUN's file volume of `size` bytes in `dir` (which must not exist), then syncs
-/// `luns/` so that the directory's entry is durable.
-pub(super) fn create_file_volume(dir: &LunDir, size: u64, block_size: u32) -> Result<Volume> {
+/// Creates a LUN's file volume of `size` bytes in `dir` (which must not exist; `volatile`: one
+/// without a metadata journal), then syncs `luns/` so that the directory's entry is durable.
+pub(super) fn create_file_volume(
+    dir: &LunDir,
+    size: u64,
+    block_size: u32,
+    volatile: bool,
+) -> Result<Volume> {
     create_in_luns(
         dir,
-        |c| Volume::create_in(&dir.fs, &dir.path, size, c),
+        |mut c| {
+            if volatile {
+                c.durability = cow_engine::Durability::Volatile;
+            }
+            Volume::create_in(&dir.fs, &dir.path, size, c)
+        },
         block_size,
     )
 }

@@ -378,6 +378,9 @@ pub struct LunDetail {
     pub mask: String,
     /// For a snapshot LUN not yet split: the LUN it is a snapshot of.
     pub source: Option<String>,
+    /// A volatile LUN ([`crate::LunOptions::volatile`]); absent from the JSON when false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub volatile: bool,
     /// The hosts that see it.
     pub unmasked: UnmaskedHosts,
 }
@@ -515,6 +518,7 @@ impl LunDetail {
             number: l.number,
             mask: l.mask,
             source: l.source,
+            volatile: l.volatile,
             unmasked,
         })
     }

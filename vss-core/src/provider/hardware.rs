@@ -40,6 +40,8 @@
 //!   masks it off every host again (an exposed shadow's set is no longer importable).
 //! - [`Provider::break_set`] makes them ordinary read-write LUNs (read-write to the hosts they
 //!   were imported to).
+//! - Each of the two is one array transaction ([`Array::batch`], one pool record): a crash leaves
+//!   the set imported (or broken) whole or not at all.
 //! - [`Provider::recover`] is the fast recovery: the shadow is broken and swapped into its
 //!   original's place ([`Array::swap_lun`]): the hosts reach it at the same host LUN numbers, the
 //!   damaged original keeps its name, masked to no one or read-only to a named host. No data
@@ -52,7 +54,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 use uuid::Uuid;
-use vds_core::{Access, Array, AsyncHandle, InitiatorId, MaskSpec};
+use vds_core::{Access, AdminOp, Array, AsyncHandle, InitiatorId, MaskSpec};
 
 use super::{Provider, RecoveryReport, ShadowRequest};
 use crate::error::{Error, ErrorKind, Result};
@@ -742,20 +744,26 @@ impl Provider for HardwareProvider {
                 ),
             ));
         }
-        // The exposure is recorded on every shadow before any is unmasked, so a set is never
-        // imported twice, even after a crash half-way.
+        // The exposure of every shadow and its unmasking, in one array transaction (one pool
+        // record): a crash leaves the set imported whole or not at all.
         let exposure = serde_json::to_string(&Exposure::Hosts {
             initiators: vec![initiator.to_string()],
         })
         .map_err(|e| Error::new(ErrorKind::Internal, format!("exposure to JSON: {e}")))?;
-        for f in &members {
-            self.array
-                .set_lun_metadata(&f.lun, KEY_EXPOSURE, Some(&exposure))?;
-        }
         let mask = MaskSpec::host(initiator, Access::ReadOnly);
+        let mut ops = Vec::with_capacity(2 * members.len());
         for f in &members {
-            self.array.add_to_mask(&f.lun, &mask)?;
+            ops.push(AdminOp::SetLunMetadata {
+                lun: f.lun.clone(),
+                key: KEY_EXPOSURE.to_string(),
+                value: Some(exposure.clone()),
+            });
+            ops.push(AdminOp::AddToMask {
+                lun: f.lun.clone(),
+                entries: mask.clone(),
+            });
         }
+        self.array.batch(&ops)?;
         let mut out = Vec::with_capacity(members.len());
         for f in &members {
             if let Some(now) = self.read_shadow(&f.lun)? {
@@ -813,19 +821,24 @@ impl Provider for HardwareProvider {
                 format!("set {set_id} has no unbroken shadow on this array"),
             ));
         }
+        // Every shadow broken and made read-write to the hosts it was imported to (VSS's
+        // MAKE_READ_WRITE) in one array transaction: a crash leaves all of it or none.
         let mut names = Vec::with_capacity(members.len());
+        let mut ops = Vec::new();
         for f in &members {
-            self.array.break_shadow(&f.lun)?;
-            // Read-write to the hosts it was imported to (VSS's MAKE_READ_WRITE).
+            ops.push(AdminOp::BreakShadow { lun: f.lun.clone() });
             if let Exposure::Hosts { initiators } = &f.props.exposure {
                 for i in initiators {
                     let id = InitiatorId::parse(i)?;
-                    self.array
-                        .add_to_mask(&f.lun, &MaskSpec::host(id, Access::ReadWrite))?;
+                    ops.push(AdminOp::AddToMask {
+                        lun: f.lun.clone(),
+                        entries: MaskSpec::host(id, Access::ReadWrite),
+                    });
                 }
             }
             names.push(f.lun.clone());
         }
+        self.array.batch(&ops)?;
         Ok(names)
     }
 

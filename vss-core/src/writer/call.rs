@@ -115,16 +115,6 @@ impl<T> std::fmt::Debug for Call<T> {
     }
 }
 
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        s
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s
-    } else {
-        "a panic with a non-text payload"
-    }
-}
-
 impl Call<()> {
     /// Starts `event` on `writer` with `ctx` (whose deadline the call keeps). For
     /// [`WriterEvent::Identify`] the metadata is dropped: use [`Call::identify`] to keep it.
@@ -195,7 +185,7 @@ impl<T: Send + 'static> Call<T> {
                 Err(WriterFailure::non_retryable(format!(
                     "writer {:?} panicked at {event}: {}",
                     i.writer,
-                    panic_text(&*p)
+                    vds_core::panic_text(&*p)
                 )))
             });
             let at = Instant::now();

@@ -23,7 +23,8 @@ impl ArrayState {
                 size,
                 mask,
                 source,
-            } => self.apply_create_lun(*id, name, *size, mask, *source),
+                volatile,
+            } => self.apply_create_lun(*id, name, *size, mask, *source, *volatile),
             Change::DeleteLun { id } => self.apply_delete_lun(*id),
             Change::SetMask { id, mask } => self.apply_set_mask(*id, mask),
             Change::SetHostNumber { id, host, number } => {
@@ -66,7 +67,28 @@ impl ArrayState {
                 size,
                 source,
             } => self.apply_expose_shadow(*id, name, *size, *source),
+            Change::Batch { changes } => self.apply_batch(changes),
         }
+    }
+
+    /// Applies `changes` in order, all or none: on a copy of the state, which replaces it only
+    /// once every change has applied.
+    fn apply_batch(&mut self, changes: &[Change]) -> Result<Vec<Notification>> {
+        let mut next = self.clone();
+        let mut notes = Vec::new();
+        for c in changes {
+            if matches!(
+                c,
+                Change::Batch { .. } | Change::Begin { .. } | Change::Done { .. }
+            ) {
+                return Err(Error::invalid(format!(
+                    "a batch holds a change that cannot be batched: {c:?}"
+                )));
+            }
+            notes.extend(next.apply(c)?);
+        }
+        *self = next;
+        Ok(notes)
     }
 
     /// Engine shadow set `set` taken: ends the `engine_shadow` intent of each of its LUNs.
@@ -270,7 +292,7 @@ impl ArrayState {
             ));
         }
         match intent {
-            Intent::CreateLun { source, .. } => {
+            Intent::CreateLun { source, .. } | Intent::Fill { source, .. } => {
                 if id < self.next_id {
                     return Err(Error::new(
                         ErrorKind::Corrupt,
@@ -287,6 +309,13 @@ impl ArrayState {
                 self.lun(id)?;
                 // Set numbers come from the LUN ids' counter: never reused either.
                 self.next_id = self.next_id.max(set + 1);
+            }
+            Intent::Revert { .. } => {
+                self.lun(id)?;
+            }
+            Intent::Copy { source, .. } => {
+                self.lun(id)?;
+                self.lun(source)?;
             }
             Intent::RemoveLun { .. } => {
                 if self.luns.contains_key(&id) {
@@ -312,7 +341,8 @@ impl ArrayState {
         Ok(Vec::new())
     }
 
-    /// A new LUN `id` (ids only grow), online, with its mask; a snapshot LUN names its `source`.
+    /// A new LUN `id` (ids only grow), online, with its mask; a snapshot LUN names its `source`;
+    /// a volatile LUN (`volatile`) keeps no metadata journal.
     fn apply_create_lun(
         &mut self,
         id: LunId,
@@ -320,12 +350,15 @@ impl ArrayState {
         size: u64,
         mask: &str,
         source: Option<SourceRef>,
+        volatile: bool,
     ) -> Result<Vec<Notification>> {
         check_lun_name(name)?;
         self.check_size(size)?;
         self.check_new_name(name)?;
         let begun = matches!(self.intents.get(&id), Some(Intent::CreateLun { .. }));
-        if id < self.next_id && !begun {
+        // A LUN created to be filled keeps its intent until it is filled.
+        let filling = matches!(self.intents.get(&id), Some(Intent::Fill { .. }));
+        if id < self.next_id && !begun && !filling {
             return Err(Error::new(
                 ErrorKind::Corrupt,
                 format!("LUN id {id} reused"),
@@ -336,10 +369,9 @@ impl ArrayState {
         }
         let spec = MaskSpec::parse(mask)?;
         let delta = self.mask.add_lun(id, spec, None)?;
-        self.luns.insert(
-            id,
-            LunRec::new(id, name.to_string(), size, LunStatus::Online, source),
-        );
+        let mut rec = LunRec::new(id, name.to_string(), size, LunStatus::Online, source);
+        rec.volatile = volatile;
+        self.luns.insert(id, rec);
         self.names.insert(name.to_string(), id);
         self.next_id = self.next_id.max(id + 1);
         if begun {

@@ -30,6 +30,23 @@ pub(crate) enum Intent {
     /// snapshot tagged for that set). Finished by [`Change::EngineShadowSet`]; rolled back by
     /// deleting the snapshots of LUN `id`'s volume tagged for `set`.
     EngineShadow { id: LunId, set: u64 },
+    /// LUN `id` is created to be filled before it counts as made: an import's copy, a clone's
+    /// split (for a clone, over an engine snapshot of LUN `source`'s volume tagged for `id`). Its
+    /// `create_lun` record does not end it; [`Change::Done`] does, once the LUN is filled. An
+    /// open rolls back a LUN still under it: deleted if its record committed, otherwise as an
+    /// unfinished `create_lun` (log format 6).
+    Fill { id: LunId, source: Option<LunId> },
+    /// LUN `id`'s volume is being reverted to its engine snapshot `snapshot` (a revert to an
+    /// engine shadow, or a resync from a snapshot LUN of it). Host I/O is refused while it runs;
+    /// an open finishes it (the engine's revert resumes from its durable cursor). Ended by
+    /// [`Change::Done`] (log format 6).
+    Revert {
+        id: LunId,
+        snapshot: cow_engine::SnapshotId,
+    },
+    /// LUN `id` is being overwritten with LUN `source`'s contents (a resync that copies every
+    /// block); an open copies them again. Ended by [`Change::Done`] (log format 6).
+    Copy { id: LunId, source: LunId },
 }
 
 impl Intent {
@@ -39,7 +56,10 @@ impl Intent {
             Intent::CreateLun { id, .. }
             | Intent::RemoveLun { id, .. }
             | Intent::Extend { id, .. }
-            | Intent::EngineShadow { id, .. } => id,
+            | Intent::EngineShadow { id, .. }
+            | Intent::Fill { id, .. }
+            | Intent::Revert { id, .. }
+            | Intent::Copy { id, .. } => id,
         }
     }
 }
@@ -55,6 +75,9 @@ pub(crate) enum Change {
         size: u64,
         mask: String,
         source: Option<SourceRef>,
+        /// A volatile LUN (log format 6; absent: persistent).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        volatile: bool,
     },
     DeleteLun {
         id: LunId,
@@ -161,6 +184,11 @@ pub(crate) enum Change {
         name: String,
         size: u64,
         source: SourceRef,
+    },
+    /// Several changes as one: applied in order, all or none (none of them a `batch`, a `begin`
+    /// or a `done`) (log format 6).
+    Batch {
+        changes: Vec<Change>,
     },
 }
 

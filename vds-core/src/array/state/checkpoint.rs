@@ -11,9 +11,10 @@ use crate::initiator::InitiatorId;
 use crate::mask::{LunId, MaskSpec};
 use crate::model::LunStatus;
 
-/// The version of the checkpoint's JSON: 4 (its intents may name `engine_shadow`); versions 3
-/// (with `metadata` and `pool_metadata`), 2 (with `intents`) and 1 (without) are still read.
-pub(crate) const STATE_VERSION: u32 = 4;
+/// The version of the checkpoint's JSON: 5 (a LUN may be `volatile`, an intent `fill`, `revert`
+/// or `copy`); versions 4 (intents may name `engine_shadow`), 3 (with `metadata` and
+/// `pool_metadata`), 2 (with `intents`) and 1 (without) are still read.
+pub(crate) const STATE_VERSION: u32 = 5;
 
 /// The checkpoint: the whole metadata.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -57,6 +58,9 @@ pub(crate) struct LunState {
     /// A shadow LUN not yet broken (version 3).
     #[serde(default)]
     pub(crate) shadow: bool,
+    /// A volatile LUN (version 5).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) volatile: bool,
 }
 
 impl ArrayState {
@@ -84,6 +88,7 @@ impl ArrayState {
                 source: l.source,
                 metadata: l.metadata.clone(),
                 shadow: l.shadow,
+                volatile: l.volatile,
             })
             .collect();
         PoolState {
@@ -106,7 +111,7 @@ impl ArrayState {
         }
     }
 
-    /// The state a checkpoint holds; one of another version than 1 to 3 is
+    /// The state a checkpoint holds; one of another version than 1 to 5 is
     /// [`ErrorKind::UnsupportedVersion`].
     pub(crate) fn from_checkpoint(st: &PoolState) -> Result<ArrayState> {
         if !(1..=STATE_VERSION).contains(&st.version) {
@@ -148,6 +153,7 @@ impl ArrayState {
             let mut rec = LunRec::new(l.id, l.name.clone(), l.size, status, l.source);
             rec.metadata = l.metadata.clone();
             rec.shadow = l.shadow;
+            rec.volatile = l.volatile;
             m.luns.insert(l.id, rec);
         }
         Ok(m)

@@ -46,6 +46,9 @@ pub(crate) struct LunRec {
     pub(crate) metadata: BTreeMap<String, String>,
     /// A shadow LUN of a snapshot set not yet broken: read-only to every initiator.
     pub(crate) shadow: bool,
+    /// A volatile LUN: its volume keeps no metadata journal (its engine snapshots live until the
+    /// pool closes).
+    pub(crate) volatile: bool,
 }
 
 impl LunRec {
@@ -66,6 +69,7 @@ impl LunRec {
             source,
             metadata: BTreeMap::new(),
             shadow: false,
+            volatile: false,
         }
     }
 

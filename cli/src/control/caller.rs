@@ -1,0 +1,424 @@
+//! The calling side of a command: where its files are read and written and where its exec
+//! writers run. A command run in its own process uses [`Local`]; a command a server runs for an
+//! `umbra` process on its control socket uses [`Remote`], which asks that process to do each
+//! of these things over the socket, so the files are the caller's (its working directory, its
+//! permissions) and the writers are the caller's children.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use serde_json::{json, Value};
+use vss_core::writer::{EventContext, FailureKind, Writer, WriterEvent, WriterFailure};
+use vss_core::{RegisteredWriter, WriterMetadata};
+
+use super::wire::{self, CHUNK};
+
+/// A file being written for a command: kept only once [`Sink::commit`] made it durable.
+pub trait Sink: Write + Send {
+    /// Flushes the bytes written and makes them durable (fsync); the file is kept.
+    fn commit(self: Box<Self>) -> io::Result<()>;
+    /// Removes the file (a command that failed leaves nothing behind); stdout is left alone.
+    fn discard(self: Box<Self>);
+}
+
+/// The calling side of a command.
+pub trait Caller: Send + Sync {
+    /// The command runs in a server for another process.
+    fn remote(&self) -> bool;
+    /// Opens `path` for reading: the reader and the file's length.
+    fn open_read(&self, path: &Path) -> io::Result<(Box<dyn Read + Send>, u64)>;
+    /// Creates `path` (refused if it exists when `new`, else truncated).
+    fn create(&self, path: &Path, new: bool) -> io::Result<Box<dyn Sink>>;
+    /// The caller's standard output.
+    fn stdout(&self) -> Box<dyn Sink>;
+    /// The writer `w` describes, run by the caller.
+    fn writer(&self, w: &RegisteredWriter) -> vss_core::Result<Arc<dyn Writer>>;
+}
+
+/// The command's own process: its files, its children.
+pub struct Local;
+
+struct LocalFile {
+    file: Option<File>,
+    path: PathBuf,
+}
+
+impl Write for LocalFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.as_mut().expect("open until commit").write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.as_mut().expect("open until commit").flush()
+    }
+}
+
+impl Sink for LocalFile {
+    fn commit(mut self: Box<Self>) -> io::Result<()> {
+        let f = self.file.take().expect("open until commit");
+        f.sync_all()
+    }
+    fn discard(mut self: Box<Self>) {
+        drop(self.file.take());
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+struct LocalStdout;
+
+impl Write for LocalStdout {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        io::stdout().write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        io::stdout().flush()
+    }
+}
+
+impl Sink for LocalStdout {
+    fn commit(self: Box<Self>) -> io::Result<()> {
+        io::stdout().flush()
+    }
+    fn discard(self: Box<Self>) {}
+}
+
+impl Caller for Local {
+    fn remote(&self) -> bool {
+        false
+    }
+    fn open_read(&self, path: &Path) -> io::Result<(Box<dyn Read + Send>, u64)> {
+        let f = File::open(path)?;
+        let len = f.metadata()?.len();
+        Ok((Box::new(f), len))
+    }
+    fn create(&self, path: &Path, new: bool) -> io::Result<Box<dyn Sink>> {
+        let mut o = OpenOptions::new();
+        o.write(true);
+        if new {
+            o.create_new(true);
+        } else {
+            o.create(true).truncate(true);
+        }
+        Ok(Box::new(LocalFile {
+            file: Some(o.open(path)?),
+            path: path.to_path_buf(),
+        }))
+    }
+    fn stdout(&self) -> Box<dyn Sink> {
+        Box::new(LocalStdout)
+    }
+    fn writer(&self, w: &RegisteredWriter) -> vss_core::Result<Arc<dyn Writer>> {
+        w.writer()
+    }
+}
+
+/// The connection to a calling `umbra` process; one request at a time, and dead for good after
+/// the first failure (the caller hung up or sent nonsense).
+struct Channel {
+    stream: std::os::unix::net::UnixStream,
+    dead: Option<String>,
+    next_handle: u64,
+}
+
+impl Channel {
+    fn broken(&mut self, e: io::Error) -> io::Error {
+        let msg = format!("the calling umbra process is gone ({e})");
+        self.dead = Some(msg.clone());
+        io::Error::new(io::ErrorKind::BrokenPipe, msg)
+    }
+
+    fn check(&self) -> io::Result<()> {
+        match &self.dead {
+            Some(m) => Err(io::Error::new(io::ErrorKind::BrokenPipe, m.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Sends `req` and reads its JSON answer; `{"err": ...}` is that I/O error.
+    fn call(&mut self, req: &Value) -> io::Result<Value> {
+        self.check()?;
+        let r =
+            wire::send_json(&mut self.stream, req).and_then(|()| wire::recv_json(&mut self.stream));
+        match r {
+            Err(e) => Err(self.broken(e)),
+            Ok(v) => match v.get("err") {
+                Some(e) => Err(wire::io_error_of(e)),
+                None => Ok(v),
+            },
+        }
+    }
+
+    /// Sends `req` and the data frame `data` that goes with it, with no answer.
+    fn push(&mut self, req: &Value, data: &[u8]) -> io::Result<()> {
+        self.check()?;
+        let r = wire::send_json(&mut self.stream, req)
+            .and_then(|()| wire::send_data(&mut self.stream, data));
+        r.map_err(|e| self.broken(e))
+    }
+}
+
+/// A calling `umbra` process on the other end of a control connection (server side).
+#[derive(Clone)]
+pub struct Remote {
+    chan: Arc<Mutex<Channel>>,
+}
+
+impl Remote {
+    /// The caller on `stream` (its request already read).
+    pub fn new(stream: std::os::unix::net::UnixStream) -> Self {
+        Remote {
+            chan: Arc::new(Mutex::new(Channel {
+                stream,
+                dead: None,
+                next_handle: 1,
+            })),
+        }
+    }
+
+    /// Sends the command's last message (its report or error); nothing answers it.
+    pub fn finish(&self, doc: &Value) -> io::Result<()> {
+        let mut c = self.chan.lock();
+        c.check()?;
+        wire::send_json(&mut c.stream, doc)
+    }
+
+    fn handle(&self) -> u64 {
+        let mut c = self.chan.lock();
+        c.next_handle += 1;
+        c.next_handle
+    }
+
+    /// Whether the caller is known to be gone.
+    pub fn is_dead(&self) -> bool {
+        self.chan.lock().dead.is_some()
+    }
+}
+
+struct RemoteReader {
+    remote: Remote,
+    h: u64,
+    eof: bool,
+}
+
+impl Read for RemoteReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.eof || buf.is_empty() {
+            return Ok(0);
+        }
+        let max = buf.len().min(CHUNK);
+        let mut c = self.remote.chan.lock();
+        c.check()?;
+        let r = wire::send_json(
+            &mut c.stream,
+            &json!({"op": "read", "h": self.h, "max": max}),
+        )
+        .and_then(|()| wire::recv(&mut c.stream));
+        let data = match r {
+            Err(e) => return Err(c.broken(e)),
+            Ok(wire::Frame::Data(d)) => d,
+            Ok(wire::Frame::Json(v)) => {
+                return Err(match v.get("err") {
+                    Some(e) => wire::io_error_of(e),
+                    None => c.broken(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "a read answered with no data",
+                    )),
+                })
+            }
+        };
+        if data.len() > max {
+            return Err(c.broken(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "a read answered with too much data",
+            )));
+        }
+        if data.is_empty() {
+            self.eof = true;
+        }
+        buf[..data.len()].copy_from_slice(&data);
+        Ok(data.len())
+    }
+}
+
+impl Drop for RemoteReader {
+    fn drop(&mut self) {
+        let _ = self
+            .remote
+            .chan
+            .lock()
+            .call(&json!({"op": "close", "h": self.h}));
+    }
+}
+
+struct RemoteSink {
+    remote: Remote,
+    h: u64,
+}
+
+impl Write for RemoteSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = buf.len().min(CHUNK);
+        self.remote
+            .chan
+            .lock()
+            .push(&json!({"op": "write", "h": self.h}), &buf[..n])?;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Sink for RemoteSink {
+    fn commit(self: Box<Self>) -> io::Result<()> {
+        self.remote
+            .chan
+            .lock()
+            .call(&json!({"op": "commit", "h": self.h}))
+            .map(drop)
+    }
+    fn discard(self: Box<Self>) {
+        let _ = self
+            .remote
+            .chan
+            .lock()
+            .call(&json!({"op": "discard", "h": self.h}));
+    }
+}
+
+impl Caller for Remote {
+    fn remote(&self) -> bool {
+        true
+    }
+    fn open_read(&self, path: &Path) -> io::Result<(Box<dyn Read + Send>, u64)> {
+        let h = self.handle();
+        let v = self
+            .chan
+            .lock()
+            .call(&json!({"op": "open", "h": h, "path": path}))?;
+        let len = v["ok"]["len"].as_u64().unwrap_or(0);
+        Ok((
+            Box::new(RemoteReader {
+                remote: self.clone(),
+                h,
+                eof: false,
+            }),
+            len,
+        ))
+    }
+    fn create(&self, path: &Path, new: bool) -> io::Result<Box<dyn Sink>> {
+        let h = self.handle();
+        self.chan
+            .lock()
+            .call(&json!({"op": "create", "h": h, "path": path, "new": new}))?;
+        Ok(Box::new(RemoteSink {
+            remote: self.clone(),
+            h,
+        }))
+    }
+    fn stdout(&self) -> Box<dyn Sink> {
+        let h = self.handle();
+        // An error here shows at the first write.
+        let _ = self
+            .chan
+            .lock()
+            .call(&json!({"op": "create", "h": h, "path": null, "new": false}));
+        Box::new(RemoteSink {
+            remote: self.clone(),
+            h,
+        })
+    }
+    fn writer(&self, w: &RegisteredWriter) -> vss_core::Result<Arc<dyn Writer>> {
+        // The name and command are checked here as a local writer's are.
+        w.writer()?;
+        Ok(Arc::new(ProxyWriter {
+            remote: self.clone(),
+            spec: w.clone(),
+        }))
+    }
+}
+
+/// A writer the caller runs: each event goes over the socket, and the caller's real exec or
+/// session writer answers it.
+struct ProxyWriter {
+    remote: Remote,
+    spec: RegisteredWriter,
+}
+
+impl ProxyWriter {
+    fn run(&self, event: &str, ctx: &EventContext) -> Result<Option<String>, WriterFailure> {
+        let left = ctx.deadline().saturating_duration_since(Instant::now());
+        let req = json!({
+            "op": "writer",
+            "writer": self.spec,
+            "event": event,
+            "set_id": ctx.set_id(),
+            "luns": ctx.luns(),
+            "context": ctx.context().bits(),
+            "backup_type": ctx.backup_type(),
+            "components": ctx.components(),
+            "deadline_ms": left.as_millis() as u64,
+        });
+        let v = self.remote.chan.lock().call(&req).map_err(|e| {
+            WriterFailure::non_retryable(format!("writer {:?}: {e}", self.spec.name))
+        })?;
+        if let Some(f) = v.get("failure") {
+            let kind = FailureKind::ALL
+                .into_iter()
+                .find(|k| Some(k.as_str()) == f["kind"].as_str())
+                .unwrap_or(FailureKind::NonRetryable);
+            return Err(WriterFailure::new(
+                kind,
+                f["message"].as_str().unwrap_or("failed").to_string(),
+            ));
+        }
+        Ok(v["ok"]["metadata"].as_str().map(str::to_string))
+    }
+}
+
+macro_rules! proxy_events {
+    ($($method:ident),+) => {
+        $(
+            fn $method(&self, ctx: &EventContext) -> Result<(), WriterFailure> {
+                let event = WriterEvent::ALL
+                    .into_iter()
+                    .find(|e| e.as_str().replace('-', "_") == stringify!($method))
+                    .expect("every method is an event");
+                self.run(event.as_str(), ctx).map(drop)
+            }
+        )+
+    };
+}
+
+impl Writer for ProxyWriter {
+    fn name(&self) -> &str {
+        &self.spec.name
+    }
+    fn identify(&self, ctx: &EventContext) -> Result<WriterMetadata, WriterFailure> {
+        let text = self
+            .run(WriterEvent::Identify.as_str(), ctx)?
+            .unwrap_or_default();
+        WriterMetadata::from_json(text.as_bytes()).map_err(|e| {
+            WriterFailure::non_retryable(format!("writer {:?} identify: {e}", self.spec.name))
+        })
+    }
+    proxy_events!(
+        prepare_backup,
+        prepare_snapshot,
+        freeze,
+        thaw,
+        post_snapshot,
+        abort,
+        backup_complete,
+        backup_shutdown,
+        pre_restore,
+        post_restore
+    );
+    fn end_session(&self) {
+        let ctx = EventContext::new(Instant::now() + Duration::from_secs(10));
+        let _ = self.run("end-session", &ctx);
+    }
+}

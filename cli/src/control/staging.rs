@@ -1,0 +1,151 @@
+//! Images and documents of a caller on a control socket: the array reads and writes files by
+//! path, so a served command copies the caller's file, chunk by chunk, to a private temporary
+//! file the array can open (and back, for what the array writes). A local command uses the path
+//! as given: nothing is staged.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use tempfile::TempDir;
+use vds_core::ErrorKind;
+
+use super::wire::CHUNK;
+use crate::error::{Error, Result};
+use crate::Ctx;
+
+/// A temporary copy of a caller's file, removed on drop.
+pub struct Staged {
+    _dir: TempDir,
+    path: PathBuf,
+}
+
+impl Staged {
+    /// The copy's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn staging_dir() -> Result<(TempDir, PathBuf)> {
+    let dir = tempfile::Builder::new()
+        .prefix("umbra-serve-")
+        .tempdir()
+        .map_err(|e| {
+            Error::of_kind(
+                ErrorKind::Io,
+                format!("cannot make a staging directory: {e}"),
+            )
+        })?;
+    let path = dir.path().join("file");
+    Ok((dir, path))
+}
+
+/// Copies the caller's `file` here when the command runs for a caller; `None` when it runs
+/// locally (the file is read where it is). All-zero chunks are left as holes.
+pub fn stage_in(ctx: &Ctx, file: &Path) -> Result<Option<Staged>> {
+    if !ctx.caller.remote() {
+        return Ok(None);
+    }
+    let (mut src, len) = ctx
+        .caller
+        .open_read(file)
+        .map_err(|e| Error::file("cannot open", file, e))?;
+    let (dir, path) = staging_dir()?;
+    let io = |e: std::io::Error| {
+        Error::of_kind(ErrorKind::Io, format!("staging {}: {e}", file.display()))
+    };
+    let mut dst = File::create(&path).map_err(io)?;
+    let mut buf = vec![0u8; CHUNK];
+    let mut done = 0u64;
+    while done < len {
+        let want = (len - done).min(CHUNK as u64) as usize;
+        src.read_exact(&mut buf[..want])
+            .map_err(|e| Error::file("cannot read", file, e))?;
+        if buf[..want].iter().all(|b| *b == 0) {
+            dst.seek(SeekFrom::Current(want as i64)).map_err(io)?;
+        } else {
+            dst.write_all(&buf[..want]).map_err(io)?;
+        }
+        done += want as u64;
+    }
+    dst.set_len(len).map_err(io)?;
+    Ok(Some(Staged { _dir: dir, path }))
+}
+
+/// A caller's file the array writes: the array exports to a staging copy, then
+/// [`Export::finish`] sends it to the caller.
+pub struct Export {
+    staged: Staged,
+    /// `None` once finished; dropped unfinished, the caller's file is removed.
+    sink: Option<Box<dyn super::caller::Sink>>,
+    file: PathBuf,
+}
+
+impl Export {
+    /// When the command runs for a caller: creates the caller's `file` now (refused if it
+    /// exists when `new`, else replaced; before anything is done) and a staging path for the
+    /// array; `None` locally.
+    pub fn begin(ctx: &Ctx, file: &Path, new: bool) -> Result<Option<Export>> {
+        if !ctx.caller.remote() {
+            return Ok(None);
+        }
+        let sink = ctx
+            .caller
+            .create(file, new)
+            .map_err(|e| Error::file("cannot create", file, e))?;
+        let (dir, path) = staging_dir()?;
+        Ok(Some(Export {
+            staged: Staged { _dir: dir, path },
+            sink: Some(sink),
+            file: file.to_path_buf(),
+        }))
+    }
+
+    /// Where the array writes.
+    pub fn path(&self) -> &Path {
+        self.staged.path()
+    }
+
+    /// Sends the staged file to the caller and makes it durable there.
+    pub fn finish(mut self) -> Result<()> {
+        let mut sink = self.sink.take().expect("finished once");
+        let r = (|| {
+            let mut src = File::open(self.staged.path())?;
+            let mut buf = vec![0u8; CHUNK];
+            loop {
+                let n = src.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                sink.write_all(&buf[..n])?;
+            }
+            Ok::<_, std::io::Error>(())
+        })();
+        match r {
+            Ok(()) => sink
+                .commit()
+                .map_err(|e| Error::file("cannot write", &self.file, e)),
+            Err(e) => {
+                sink.discard();
+                Err(Error::file("cannot write", &self.file, e))
+            }
+        }
+    }
+}
+
+impl Drop for Export {
+    fn drop(&mut self) {
+        if let Some(s) = self.sink.take() {
+            s.discard();
+        }
+    }
+}
+
+/// The whole of a small file of the caller's (a script, a document).
+pub fn read_small(ctx: &Ctx, path: &Path) -> std::io::Result<Vec<u8>> {
+    let (mut r, len) = ctx.caller.open_read(path)?;
+    let mut bytes = Vec::with_capacity(len.min(CHUNK as u64) as usize);
+    r.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}

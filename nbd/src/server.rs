@@ -1,0 +1,477 @@
+//! [`Server`]: listeners, connection threads, and shutdown.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use parking_lot::Mutex;
+use vds_core::{Array, InitiatorId};
+
+use crate::conn::Conn;
+use crate::error::{Error, ErrorKind, Result};
+
+/// Limits of a [`Server`]. `Default` gives the values documented on each field.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Connections served at once, over every listener (64); one more is closed at accept.
+    pub max_connections: usize,
+    /// The largest READ or WRITE accepted, in bytes (32 MiB, advertised as the maximum block
+    /// size); a larger one gets EOVERFLOW (a WRITE's payload is read and dropped first).
+    pub max_request: u32,
+    /// Options a client may send in one handshake (32, as nbdkit); the next one closes the
+    /// connection.
+    pub max_options: u32,
+    /// The longest option data accepted, in bytes (64 KiB: an export name and a query are at
+    /// most 4096 bytes each); a longer option closes the connection.
+    pub max_option_len: u32,
+    /// Worker threads per connection that run its requests (4): how many of its requests are
+    /// served at once, replies going out in the order they finish.
+    pub workers: usize,
+    /// Requests read but not yet answered per connection (16, workers' included) before the
+    /// server stops reading the connection until one is answered.
+    pub max_in_flight: usize,
+    /// How long writing a reply to a socket may make no progress (60 s) before the connection
+    /// counts as dead: a client that stops reading its replies cannot hold a worker, or
+    /// [`Server::shutdown`], forever. `None`: no limit.
+    pub write_timeout: Option<std::time::Duration>,
+    /// How long a listener's client may stay silent during its handshake, up to GO or
+    /// EXPORT_NAME (10 s, as qemu-nbd's `--handshake-limit`): a client that connects and stalls
+    /// cannot hold a connection slot. Transmission has no such limit. `None`: no limit.
+    /// (`serve_connection` has none.)
+    pub handshake_timeout: Option<std::time::Duration>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            max_connections: 64,
+            max_request: 32 << 20,
+            max_options: 32,
+            max_option_len: 64 << 10,
+            workers: 4,
+            max_in_flight: 16,
+            write_timeout: Some(std::time::Duration::from_secs(60)),
+            handshake_timeout: Some(std::time::Duration::from_secs(10)),
+        }
+    }
+}
+
+/// A socket to serve.
+#[derive(Debug)]
+pub enum Listener {
+    /// A TCP listener (loopback, unless the caller decided otherwise).
+    Tcp(TcpListener),
+    /// A unix-socket listener.
+    Unix(UnixListener),
+}
+
+/// Where a listener listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LocalAddr {
+    /// A TCP address (with the port the system chose for port 0).
+    Tcp(SocketAddr),
+    /// A unix socket's path (`None`: unnamed).
+    Unix(Option<PathBuf>),
+}
+
+impl LocalAddr {
+    /// The TCP address, if a TCP listener.
+    pub fn tcp(&self) -> Option<SocketAddr> {
+        match self {
+            LocalAddr::Tcp(a) => Some(*a),
+            LocalAddr::Unix(_) => None,
+        }
+    }
+
+    /// The socket path, if a named unix listener.
+    pub fn unix_path(&self) -> Option<&std::path::Path> {
+        match self {
+            LocalAddr::Unix(p) => p.as_deref(),
+            LocalAddr::Tcp(_) => None,
+        }
+    }
+}
+
+/// Runs the TLS handshake of a connection that asked for STARTTLS.
+pub trait TlsAcceptor: Send + Sync {
+    /// Runs the TLS handshake on the plain connection (after the server's STARTTLS ACK) and
+    /// returns the encrypted connection and the initiator its client certificate names.
+    fn accept(&self, plain: Conn) -> io::Result<(Conn, InitiatorId)>;
+}
+
+/// Who the clients of a listener are.
+#[derive(Clone)]
+pub enum Identity {
+    /// Every client of this listener is this initiator.
+    Fixed(InitiatorId),
+    /// TLS required (FORCEDTLS: every option but STARTTLS/ABORT gets TLS_REQD); after STARTTLS
+    /// the acceptor's answer names the initiator.
+    Tls(Arc<dyn TlsAcceptor>),
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Identity::Fixed(i) => f.debug_tuple("Fixed").field(i).finish(),
+            Identity::Tls(_) => f.write_str("Tls(..)"),
+        }
+    }
+}
+
+/// An NBD server of one array's LUNs. Cheap to clone (the clones share the server); the last
+/// clone dropped shuts it down ([`Server::shutdown`]).
+#[derive(Clone)]
+pub struct Server {
+    owner: Arc<Owner>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").finish_non_exhaustive()
+    }
+}
+
+/// Held by the `Server` clones only (not by the server's own threads): its drop is the last
+/// clone's.
+struct Owner {
+    core: Arc<Core>,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.core.shutdown();
+    }
+}
+
+/// What the server's threads share.
+pub(crate) struct Core {
+    pub(crate) array: Array,
+    pub(crate) config: ServerConfig,
+    /// Set once by `shutdown`, read by every connection between requests.
+    stopping: AtomicBool,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Live connections: the socket to shut the read side of at shutdown (`None`: a connection
+    /// of `serve_connection`, whose reader the server cannot interrupt).
+    conns: HashMap<u64, Option<Closer>>,
+    next: u64,
+    listeners: Vec<Arc<ListenerCtl>>,
+    /// Connection threads of the listeners (finished ones are pruned as new ones start).
+    threads: Vec<JoinHandle<()>>,
+}
+
+/// A clone of a connection's socket, to end its reading.
+enum Closer {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Closer {
+    fn set_read_timeout(&self, t: Option<std::time::Duration>) -> io::Result<()> {
+        match self {
+            Closer::Tcp(s) => s.set_read_timeout(t),
+            Closer::Unix(s) => s.set_read_timeout(t),
+        }
+    }
+
+    fn try_clone(&self) -> io::Result<Closer> {
+        Ok(match self {
+            Closer::Tcp(s) => Closer::Tcp(s.try_clone()?),
+            Closer::Unix(s) => Closer::Unix(s.try_clone()?),
+        })
+    }
+
+    fn shutdown_read(&self) {
+        // An error means the socket is closed already: nothing to end.
+        let _ = match self {
+            Closer::Tcp(s) => s.shutdown(Shutdown::Read),
+            Closer::Unix(s) => s.shutdown(Shutdown::Read),
+        };
+    }
+}
+
+impl Server {
+    /// A server of `array`'s LUNs.
+    pub fn new(array: Array, config: ServerConfig) -> Server {
+        Server {
+            owner: Arc::new(Owner {
+                core: Arc::new(Core {
+                    array,
+                    config,
+                    stopping: AtomicBool::new(false),
+                    state: Mutex::new(State::default()),
+                }),
+            }),
+        }
+    }
+
+    /// The array served.
+    pub fn array(&self) -> &Array {
+        &self.owner.core.array
+    }
+
+    /// Spawns an accept thread; every connection gets its own threads. Returns at once.
+    /// [`ErrorKind::Shutdown`] after [`Server::shutdown`].
+    pub fn listen(&self, listener: Listener, identity: Identity) -> Result<ListenerHandle> {
+        let core = &self.owner.core;
+        let (addr, wake) = match &listener {
+            Listener::Tcp(l) => (
+                LocalAddr::Tcp(
+                    l.local_addr()
+                        .map_err(|e| Error::io("reading the TCP listener's address", e))?,
+                ),
+                WakeSock::Tcp(
+                    l.try_clone()
+                        .map_err(|e| Error::io("cloning the TCP listener", e))?,
+                ),
+            ),
+            Listener::Unix(l) => (
+                LocalAddr::Unix(
+                    l.local_addr()
+                        .ok()
+                        .and_then(|a| a.as_pathname().map(|p| p.to_path_buf())),
+                ),
+                WakeSock::Unix(
+                    l.try_clone()
+                        .map_err(|e| Error::io("cloning the unix listener", e))?,
+                ),
+            ),
+        };
+        let ctl = Arc::new(ListenerCtl {
+            stop: AtomicBool::new(false),
+            wake,
+            addr,
+            thread: Mutex::new(None),
+        });
+        let mut st = core.state.lock();
+        if core.stopping() {
+            return Err(Error::new(
+                ErrorKind::Shutdown,
+                "the server is shut down: no new listener",
+            ));
+        }
+        let (c, l2, id2) = (core.clone(), ctl.clone(), identity);
+        let t = std::thread::Builder::new()
+            .name("nbd-accept".into())
+            .spawn(move || accept_loop(c, l2, listener, id2))
+            .map_err(|e| Error::io("spawning the accept thread", e))?;
+        *ctl.thread.lock() = Some(t);
+        st.listeners.push(ctl.clone());
+        Ok(ListenerHandle { ctl })
+    }
+
+    /// Runs one connection to its end on the calling thread (tests, fuzzing, inetd-style use):
+    /// `Ok` once the client disconnected (DISC, ABORT, end of input) or the server shut down;
+    /// an error says why the connection was closed otherwise (a protocol violation, a socket
+    /// error). [`Server::shutdown`] cannot interrupt this connection's reader: it ends at the
+    /// next request.
+    pub fn serve_connection(&self, conn: Conn, identity: &Identity) -> Result<()> {
+        let core = &self.owner.core;
+        let id = core.register(None).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Shutdown,
+                "the server is shut down: connection refused",
+            )
+        })?;
+        let r = crate::handshake::serve(core, conn, identity, &|| ());
+        core.deregister(id);
+        r
+    }
+
+    /// Stops every listener, ends every connection (in-flight requests finish and are answered,
+    /// then the connection closes), and waits for their threads. Idempotent; also run on drop of
+    /// the last clone.
+    pub fn shutdown(&self) {
+        self.owner.core.shutdown();
+    }
+}
+
+impl Core {
+    /// Whether shutdown began.
+    pub(crate) fn stopping(&self) -> bool {
+        // Acquire pairs with the Release store in `shutdown`: a connection that sees the flag
+        // also sees the state shutdown changed before it.
+        self.stopping.load(Ordering::Acquire)
+    }
+
+    /// Records a live connection; `None` once shutdown began.
+    fn register(&self, closer: Option<Closer>) -> Option<u64> {
+        let mut st = self.state.lock();
+        if self.stopping() || st.conns.len() >= self.config.max_connections {
+            return None;
+        }
+        let id = st.next;
+        st.next += 1;
+        st.conns.insert(id, closer);
+        Some(id)
+    }
+
+    fn deregister(&self, id: u64) {
+        self.state.lock().conns.remove(&id);
+    }
+
+    fn shutdown(&self) {
+        // Release: see `stopping`. Under the state lock, so no connection registers after it.
+        {
+            let _st = self.state.lock();
+            self.stopping.store(true, Ordering::Release);
+        }
+        let listeners = std::mem::take(&mut self.state.lock().listeners);
+        for l in listeners {
+            l.stop();
+        }
+        {
+            let st = self.state.lock();
+            for c in st.conns.values().flatten() {
+                c.shutdown_read();
+            }
+        }
+        let threads = std::mem::take(&mut self.state.lock().threads);
+        for t in threads {
+            // A panicked connection thread has ended its connection all the same.
+            let _ = t.join();
+        }
+    }
+}
+
+/// A clone of a listening socket, to wake its accept at stop.
+enum WakeSock {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+struct ListenerCtl {
+    stop: AtomicBool,
+    wake: WakeSock,
+    addr: LocalAddr,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl ListenerCtl {
+    fn stopped(&self) -> bool {
+        // Acquire pairs with the Release store in `stop`.
+        self.stop.load(Ordering::Acquire)
+    }
+
+    /// Stops accepting and waits for the accept thread (connections go on).
+    fn stop(&self) {
+        // Release: the accept thread that sees the flag after waking sees it set before the wake.
+        self.stop.store(true, Ordering::Release);
+        // Shutting a listening socket down wakes a thread blocked in accept (Linux: EINVAL).
+        let _ = match &self.wake {
+            WakeSock::Tcp(l) => rustix::net::shutdown(l.as_fd(), rustix::net::Shutdown::Both),
+            WakeSock::Unix(l) => rustix::net::shutdown(l.as_fd(), rustix::net::Shutdown::Both),
+        };
+        if let Some(t) = self.thread.lock().take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A running listener. Dropping it leaves the listener running until [`ListenerHandle::stop`]
+/// or [`Server::shutdown`].
+pub struct ListenerHandle {
+    ctl: Arc<ListenerCtl>,
+}
+
+impl std::fmt::Debug for ListenerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenerHandle")
+            .field("addr", &self.ctl.addr)
+            .finish()
+    }
+}
+
+impl ListenerHandle {
+    /// Where the listener listens.
+    pub fn local_addr(&self) -> LocalAddr {
+        self.ctl.addr.clone()
+    }
+
+    /// Stops accepting connections and waits for the accept thread; connections already
+    /// accepted go on. Idempotent.
+    pub fn stop(&self) {
+        self.ctl.stop();
+    }
+}
+
+fn accept_loop(core: Arc<Core>, ctl: Arc<ListenerCtl>, listener: Listener, identity: Identity) {
+    loop {
+        let accepted = match &listener {
+            Listener::Tcp(l) => l.accept().and_then(|(s, _)| {
+                s.set_write_timeout(core.config.write_timeout)?;
+                s.set_read_timeout(core.config.handshake_timeout)?;
+                let c = s.try_clone()?;
+                Ok((Conn::from_tcp(s)?, Closer::Tcp(c)))
+            }),
+            Listener::Unix(l) => l.accept().and_then(|(s, _)| {
+                s.set_write_timeout(core.config.write_timeout)?;
+                s.set_read_timeout(core.config.handshake_timeout)?;
+                let c = s.try_clone()?;
+                Ok((Conn::from_unix(s)?, Closer::Unix(c)))
+            }),
+        };
+        if ctl.stopped() || core.stopping() {
+            return;
+        }
+        let (conn, closer) = match accepted {
+            Ok(a) => a,
+            Err(e) => match rustix::io::Errno::from_io_error(&e) {
+                Some(
+                    rustix::io::Errno::MFILE
+                    | rustix::io::Errno::NFILE
+                    | rustix::io::Errno::NOBUFS
+                    | rustix::io::Errno::NOMEM,
+                ) => {
+                    // Out of descriptors or memory: back off (not a synchronisation), the
+                    // next accept may succeed once a connection ended.
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    continue;
+                }
+                _ if matches!(
+                    e.kind(),
+                    io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                ) =>
+                {
+                    continue
+                }
+                _ => return,
+            },
+        };
+        let mut st = core.state.lock();
+        st.threads.retain(|t| !t.is_finished());
+        drop(st);
+        // A second clone, to lift the handshake's read timeout once transmission begins.
+        let Ok(lift) = closer.try_clone() else {
+            continue;
+        };
+        let Some(id) = core.register(Some(closer)) else {
+            continue; // at the connection limit (or shutting down): closed by the drop
+        };
+        let (c, ident) = (core.clone(), identity.clone());
+        let spawned = std::thread::Builder::new()
+            .name("nbd-conn".into())
+            .spawn(move || {
+                // The error ended this connection only; the server goes on.
+                // On failure the connection goes on under the handshake's limit, which then
+                // also limits waits between requests.
+                let _ = crate::handshake::serve(&c, conn, &ident, &|| {
+                    let _ = lift.set_read_timeout(None);
+                });
+                c.deregister(id);
+            });
+        match spawned {
+            Ok(t) => core.state.lock().threads.push(t),
+            Err(_) => core.deregister(id),
+        }
+    }
+}
