@@ -2,6 +2,7 @@
 //! coordinator. `shadow create` runs through vss-core's DiskShadow [`Session`] (the same
 //! sequence a script's `create` runs); the command only translates arguments and output.
 
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -89,7 +90,11 @@ pub fn duration(text: &str, what: &str) -> Result<Duration> {
 /// `NAME=CMD` of `--writer` / `--session-writer`.
 fn writer_spec(text: &str, session: bool) -> Result<RegisteredWriter> {
     let Some((name, cmd)) = text.split_once('=') else {
-        return Err(Error::usage(format!("writer {text:?} is not NAME=CMD")));
+        // Invalid input (4), as a bad name or command in NAME=CMD is.
+        return Err(Error::of_kind(
+            vds_core::ErrorKind::InvalidArgument,
+            format!("writer {text:?} is not NAME=CMD"),
+        ));
     };
     let w = if session {
         RegisteredWriter::session(name, cmd)
@@ -331,6 +336,26 @@ pub fn run(c: ShadowCommand, ctx: &Ctx) -> Result<Report> {
     }
 }
 
+/// Checks that `path` can be written (`--save`) before the pool is opened and writers run: a
+/// scratch file is made in its directory and removed.
+///
+/// Errors: the directory's OS error (a missing directory is not found, exit 3).
+fn check_writable(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let probe = dir.join(format!(".umbra-save-check-{}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .map_err(|e| Error::file("--save: cannot write in the directory of", path, e))?;
+    std::fs::remove_file(&probe)
+        .map_err(|e| Error::file("--save: cannot remove the scratch file", &probe, e))?;
+    Ok(())
+}
+
 /// `umbra shadow create`.
 fn create(a: CreateArgs, ctx: &Ctx) -> Result<Report> {
     // Every argument is read before the pool is opened.
@@ -365,6 +390,12 @@ fn create(a: CreateArgs, ctx: &Ctx) -> Result<Report> {
         timeouts.event = duration(t, "--event-timeout")?;
     }
     let host = a.host.as_deref().map(parse::initiator).transpose()?;
+    if host.is_some() && !a.transportable {
+        return Err(Error::usage(
+            "--host imports the set for that host, which only a transportable set can be: \
+             add --transportable, or leave --host out",
+        ));
+    }
     let context = match a.context {
         ContextArg::Clientaccessible => ContextWord::ClientAccessible,
         _ => ContextWord::Persistent {
@@ -389,6 +420,10 @@ fn create(a: CreateArgs, ctx: &Ctx) -> Result<Report> {
         .as_ref()
         .map(|s| s.path().to_string_lossy().into_owned())
         .or_else(|| save.clone());
+    if let (Some(p), None) = (&a.save, &saved_here) {
+        // Locally: the document's directory is checked writable before anything runs.
+        check_writable(p)?;
+    }
 
     let pc = coordinator(
         ctx,
@@ -517,11 +552,14 @@ fn create(a: CreateArgs, ctx: &Ctx) -> Result<Report> {
         })
         .collect();
     if !failed.is_empty() {
-        report.failure = Some(Error {
+        let err = Error {
             kind: vss_kind_name(ErrorKind::UnexpectedWriterError),
             status: Status::WriterFailed,
             message: format!("set {set_id} was made and kept, but {}", failed.join("; ")),
-        });
+        };
+        // A JSON consumer sees the failure beside the set's fields.
+        report.json["error"] = err.to_json()["error"].clone();
+        report.failure = Some(err);
     }
     Ok(report)
 }

@@ -678,3 +678,123 @@ fn expose_unmasks_a_hardware_shadow_read_only_to_a_host() {
         "{e}"
     );
 }
+
+/// `add volume LUN provider software` in a DiskShadow script run by `umbra exec` makes a
+/// software shadow, though the pool's preferred provider is the hardware one.
+#[test]
+fn exec_add_volume_provider_software_makes_a_software_shadow() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool_with_db(dir.path(), &pattern(4096, 12));
+    let script = dir.path().join("sw.dsh");
+    std::fs::write(
+        &script,
+        "set context persistent nowriters\nadd volume db provider software\ncreate\n",
+    )
+    .unwrap();
+    let d = ok_json(&pool, &["exec", script.to_str().unwrap()]);
+    assert_eq!(d["exit_code"], 0, "{d}");
+    let list = ok_json(&pool, &["shadow", "list"]);
+    let shadows = list["shadows"].as_array().unwrap();
+    assert_eq!(shadows.len(), 1, "{list}");
+    assert_eq!(shadows[0]["provider"], "software", "{list}");
+    assert_eq!(shadows[0]["lun"], Value::Null, "{list}");
+}
+
+/// `--host` without `--transportable` is a usage error, and `--save` into a missing directory
+/// is not found: both before the pool is opened or any writer runs; nothing changes.
+#[test]
+fn create_refuses_host_without_transportable_and_an_unwritable_save_before_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool_with_db(dir.path(), &pattern(4096, 13));
+    let log = dir.path().join("events.log");
+    let w = writer_script(dir.path(), "w", &log, None);
+    let before = files(&pool);
+    let e = fail_json(
+        &pool,
+        &[
+            "shadow",
+            "create",
+            "db",
+            "--nowriters",
+            "--host",
+            "iqn.2000-01.com.example:b",
+        ],
+        2,
+    );
+    assert!(
+        e["message"].as_str().unwrap().contains("--transportable"),
+        "{e}"
+    );
+    let missing = dir.path().join("no-such-dir").join("set.json");
+    let e = fail_json(
+        &pool,
+        &[
+            "shadow",
+            "create",
+            "db",
+            "--writer",
+            &w,
+            "--save",
+            missing.to_str().unwrap(),
+        ],
+        3,
+    );
+    assert!(
+        e["message"].as_str().unwrap().contains("no-such-dir"),
+        "{e}"
+    );
+    // A writer that is not NAME=CMD and one with an empty name: both invalid input (4).
+    fail_json(&pool, &["shadow", "create", "db", "--writer", "noeq"], 4);
+    fail_json(&pool, &["shadow", "create", "db", "--writer", "=true"], 4);
+    // `add volume` of an unknown LUN in a script: not found at its line (umbra 3, DiskShadow 4).
+    let script = dir.path().join("nosuch.dsh");
+    std::fs::write(
+        &script,
+        "set context persistent\nadd volume nosuch\ncreate\n",
+    )
+    .unwrap();
+    let out = run(&pool, &["--json", "exec", script.to_str().unwrap()]);
+    assert_eq!(code(&out), 3, "{}", stdout(&out));
+    let d = doc(&out);
+    assert_eq!(d["exit_code"], 4, "{d}");
+    assert_eq!(d["run"]["stopped_at"], 2, "{d}");
+    assert!(events(&log, "w").is_empty(), "a writer ran");
+    let now = files(&pool);
+    let changed: Vec<_> = now
+        .keys()
+        .chain(before.keys())
+        .filter(|k| now.get(*k) != before.get(*k))
+        .collect();
+    assert!(changed.is_empty(), "changed {changed:?}");
+}
+
+/// A writer failing at post-snapshot: the set is kept, exit 7, and the `--json` document holds
+/// the set's fields and an `"error"` naming the writer and its FAILED_AT_POSTSNAPSHOT.
+#[test]
+fn a_writer_failing_after_the_shadows_exist_reports_error_in_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool_with_db(dir.path(), &pattern(4096, 14));
+    let log = dir.path().join("events.log");
+    let late = writer_script(dir.path(), "late", &log, Some(("post-snapshot", "fail")));
+    let out = run(
+        &pool,
+        &["--json", "shadow", "create", "db", "--writer", &late],
+    );
+    assert_eq!(code(&out), 7, "{}", stdout(&out));
+    let d = doc(&out);
+    assert!(d["set_id"].is_string(), "{d}");
+    assert_eq!(d["shadows"].as_array().unwrap().len(), 1, "{d}");
+    assert_eq!(d["error"]["kind"], "unexpected_writer_error", "{d}");
+    let msg = d["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("\"late\"") && msg.contains("FAILED_AT_POST"),
+        "{msg}"
+    );
+    assert_eq!(
+        ok_json(&pool, &["shadow", "list"])["shadows"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}

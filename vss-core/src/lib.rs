@@ -44,7 +44,7 @@
 //!   pool, and a set-in-progress record in the pool so a requester killed mid-set is cleaned up at
 //!   the next open.
 //!
-//! The C face comes next (docs/protocol.md).
+//! Its C face is in the `ffi` crate and `include/umbra.h` (docs/protocol.md, docs/abi.md).
 //!
 //! A whole backup of two volumes with a database writer, then a restore:
 //!

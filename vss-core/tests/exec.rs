@@ -585,3 +585,46 @@ fn an_exec_writer_past_its_deadline_is_not_started() {
     assert!(f.message().contains("was not started for freeze"), "{f}");
     assert!(!ran.exists());
 }
+
+/// An exec writer, at every event, and a session writer, at its start, learn the session's
+/// backup type (`UMBRA_BACKUP_TYPE`) and shadow context (`UMBRA_CONTEXT`, VSS's value in hex).
+#[test]
+fn writers_learn_the_backup_type_and_context_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("env");
+    let cmd = script(
+        dir.path(),
+        "env.sh",
+        &format!(
+            "echo \"$1 $UMBRA_BACKUP_TYPE $UMBRA_CONTEXT\" >> {}\n",
+            log.display()
+        ),
+    );
+    let w: Arc<dyn Writer> = Arc::new(ExecWriter::new("env", cmd).unwrap());
+    let (ctx, _) = set_ctx(Duration::from_secs(20));
+    let ctx = ctx.with_backup(vss_core::Context::NAS_ROLLBACK, vss_core::BackupType::Copy);
+    run(&w, &BACKUP[..2], &ctx);
+    let full = ctx
+        .clone()
+        .with_backup(vss_core::Context::BACKUP, vss_core::BackupType::Full);
+    run(&w, &BACKUP[..1], &full);
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "prepare-backup copy 0x19\nprepare-snapshot copy 0x19\nprepare-backup full 0x0\n"
+    );
+
+    let slog = dir.path().join("session-env");
+    let cmd = script(
+        dir.path(),
+        "session-env.sh",
+        &format!(
+            "echo \"$UMBRA_BACKUP_TYPE $UMBRA_CONTEXT\" > {}\nwhile read ev; do echo ok; done\n",
+            slog.display()
+        ),
+    );
+    let s = Arc::new(SessionWriter::new("senv", cmd).unwrap());
+    let sw: Arc<dyn Writer> = s.clone();
+    run(&sw, &BACKUP[..1], &ctx);
+    s.end_session();
+    assert_eq!(std::fs::read_to_string(&slog).unwrap(), "copy 0x19\n");
+}

@@ -114,7 +114,7 @@ fn the_first_failure_stops_the_script_at_its_line_with_its_code() {
         ),
         ("add volume stop\nset context volatil\ncreate\n", ExitCode::Syntax, 2),
         ("set context persistent\nexec false\nadd volume stop\ncreate\n", ExitCode::ExecFailed, 2),
-        ("set context persistent\nadd volume nope\ncreate\n", ExitCode::CommandFailed, 3),
+        ("set context persistent\nadd volume nope\ncreate\n", ExitCode::CommandFailed, 2),
     ];
     for (script, code, line) in cases {
         let run = Session::new(&pc, Aliases::isolated()).execute(script);
@@ -264,4 +264,70 @@ fn list_writers_metadata_shows_the_documents() {
     };
     assert!(rows[0].metadata.is_none());
     assert_eq!(events(dir.path()), ["identify", "identify"]);
+}
+
+/// `add volume LUN provider software` has the software provider make that LUN's shadow, though
+/// the pool coordinator prefers the hardware provider; the volume beside it with no provider
+/// named gets the preferred (hardware) one. A provider named that cannot take the LUN (a
+/// software shadow of an unbroken hardware shadow LUN) fails at `create`, naming the provider
+/// type, and makes no set.
+#[test]
+fn add_volume_provider_picks_the_provider_that_makes_the_shadow() {
+    let dir = tempfile::tempdir().unwrap();
+    let pc = pool(dir.path(), "pick-sw");
+    pc.array()
+        .create_lun("pick-hw", 4 * MIB, &MaskSpec::parse("").unwrap())
+        .unwrap();
+    let run = Session::new(&pc, Aliases::isolated()).execute(
+        "set context persistent nowriters\nadd volume pick-sw provider software\n\
+         add volume pick-hw\ncreate\n",
+    );
+    assert_eq!(run.exit_code, ExitCode::Ok, "{run}");
+    let shadows = pc.shadows().unwrap();
+    let of = |lun: &str| {
+        shadows
+            .iter()
+            .find(|s| s.original.name == lun)
+            .unwrap_or_else(|| panic!("no shadow of {lun}: {shadows:?}"))
+            .provider_type
+    };
+    assert_eq!(of("pick-sw"), vss_core::ProviderType::Software);
+    assert_eq!(of("pick-hw"), vss_core::ProviderType::Hardware);
+
+    let hw_lun = shadows
+        .iter()
+        .find(|s| s.original.name == "pick-hw")
+        .unwrap()
+        .shadow
+        .name
+        .clone();
+    let before = pc.shadows().unwrap().len();
+    let run = Session::new(&pc, Aliases::isolated()).execute(&format!(
+        "set context persistent nowriters\nadd volume {hw_lun} provider software\ncreate\n"
+    ));
+    assert_eq!(run.exit_code, ExitCode::CommandFailed, "{run}");
+    assert_eq!(run.stopped_at, Some(3), "{run}");
+    assert!(run.to_string().contains("no software provider"), "{run}");
+    assert_eq!(pc.shadows().unwrap().len(), before);
+}
+
+/// `add volume` of a LUN no provider knows fails at that line as not found (the dialect's
+/// code 4, the error's kind `NotFound`), not later at `create` as unsupported.
+#[test]
+fn add_volume_of_an_unknown_lun_fails_at_its_line_as_not_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let pc = pool(dir.path(), "known");
+    let run = Session::new(&pc, Aliases::isolated())
+        .execute("set context persistent\nadd volume known\nadd volume nosuch\ncreate\n");
+    assert_eq!(run.exit_code, ExitCode::CommandFailed, "{run}");
+    assert_eq!(run.stopped_at, Some(3), "{run}");
+    let err = run.lines[2].outcome.as_ref().unwrap_err();
+    assert_eq!(
+        err.kind,
+        vss_core::script::ScriptErrorKind::Failed(vss_core::ErrorKind::NotFound),
+        "{run}"
+    );
+    assert!(err.message.contains("nosuch"), "{run}");
+    assert!(pc.shadows().unwrap().is_empty());
+    assert!(events(dir.path()).is_empty(), "no writer ran");
 }

@@ -255,6 +255,21 @@ impl BackupSession {
     /// it; [`ErrorKind::SnapshotSetInProgress`] when another coordinator is making a set of it.
     /// None changes the set.
     pub fn add_volume(&mut self, volume: &str) -> Result<Uuid> {
+        self.add_volume_with(volume, None)
+    }
+
+    /// Adds a volume as [`BackupSession::add_volume`] does, its shadow made by a provider of
+    /// type `provider` when one is named (DiskShadow's `add volume LUN provider TYPE`): the
+    /// first provider of that type that supports the volume, never one of another type.
+    ///
+    /// Errors: those of [`BackupSession::add_volume`];
+    /// [`ErrorKind::VolumeNotSupported`] naming the type when no provider of that type
+    /// supports the volume. None changes the set.
+    pub fn add_volume_with(
+        &mut self,
+        volume: &str,
+        provider: Option<crate::shadow::ProviderType>,
+    ) -> Result<Uuid> {
         self.expect(&[BackupStep::SetStarted], "add volume")?;
         if self.volumes.len() >= MAX_VOLUMES_PER_SET {
             return Err(Error::new(
@@ -274,6 +289,9 @@ impl BackupSession {
         }
         let mut chosen = None;
         for (i, p) in self.crowd.inner.providers.iter().enumerate() {
+            if provider.is_some_and(|t| p.provider_type() != t) {
+                continue;
+            }
             let ok = p
                 .is_volume_supported(volume, self.crowd.context)
                 .map_err(|e| provider_error(p.as_ref(), "is-volume-supported", e))?;
@@ -283,10 +301,14 @@ impl BackupSession {
             }
         }
         let Some(provider) = chosen else {
+            let which = match provider {
+                Some(t) => format!("no {} provider", format!("{t:?}").to_lowercase()),
+                None => "no provider".to_owned(),
+            };
             return Err(Error::new(
                 ErrorKind::VolumeNotSupported,
                 format!(
-                    "no provider supports volume {volume:?} in context {:?}",
+                    "{which} supports volume {volume:?} in context {:?}",
                     self.crowd.context
                 ),
             ));

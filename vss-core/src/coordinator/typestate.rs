@@ -321,6 +321,16 @@ impl Backup<Started> {
         self.session.add_volume(volume)
     }
 
+    /// Adds a volume whose shadow a provider of type `provider` makes
+    /// ([`BackupSession::add_volume_with`]); an error changes nothing.
+    pub fn add_volume_with(
+        &mut self,
+        volume: &str,
+        provider: Option<crate::shadow::ProviderType>,
+    ) -> crate::Result<Uuid> {
+        self.session.add_volume_with(volume, provider)
+    }
+
     /// Prepares the writers ([`BackupSession::prepare_for_backup`]).
     pub fn prepare(self) -> Step<Prepared> {
         self.run(BackupSession::prepare_for_backup)

@@ -165,6 +165,11 @@ impl Provider for ArraySoftwareProvider {
         HardwareProvider::new(self.array.clone()).volume_key(volume)
     }
 
+    /// True for any LUN of the array.
+    fn knows_volume(&self, volume: &str) -> Result<bool> {
+        Ok(self.array.lun(volume).is_ok())
+    }
+
     /// A LUN of the array that is not damaged and is not an unbroken shadow LUN; not in a
     /// hardware-only (`HARDWARE_ASSISTED`, `PLEX`) context.
     fn is_volume_supported(&self, volume: &str, context: Context) -> Result<bool> {

@@ -510,6 +510,11 @@ impl Provider for HardwareProvider {
         }
     }
 
+    /// True for any LUN of the array.
+    fn knows_volume(&self, volume: &str) -> Result<bool> {
+        Ok(self.array.lun(volume).is_ok())
+    }
+
     /// True for a LUN of the array that is not damaged and not itself an unbroken shadow LUN.
     fn is_volume_supported(&self, volume: &str, _context: Context) -> Result<bool> {
         if self.array.lun(volume).is_err() {

@@ -83,6 +83,14 @@ pub trait Provider: Send + Sync {
     /// an error only when it could not tell.
     fn is_volume_supported(&self, volume: &str, context: Context) -> Result<bool>;
 
+    /// Whether `volume` exists for this provider at all (supported or not): a volume no provider
+    /// knows is not found rather than not supported. The default answers `true` (a provider
+    /// that cannot tell leaves the verdict to [`Provider::is_volume_supported`]).
+    fn knows_volume(&self, volume: &str) -> Result<bool> {
+        let _ = volume;
+        Ok(true)
+    }
+
     /// Starts preparing the shadow of one volume of a set. The first call for a new set id
     /// starts a new sequence for that set.
     fn begin_prepare(&self, request: &ShadowRequest) -> Result<()>;

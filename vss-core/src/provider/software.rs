@@ -322,6 +322,10 @@ impl Provider for SoftwareProvider {
         }
     }
 
+    fn knows_volume(&self, volume: &str) -> Result<bool> {
+        Ok(self.volumes.read().contains_key(volume))
+    }
+
     fn is_volume_supported(&self, volume: &str, context: Context) -> Result<bool> {
         // Every context is supported: a memory volume's persistent shadows live as long as the
         // volume. Hardware-only requests are not ours.

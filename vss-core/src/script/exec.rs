@@ -321,6 +321,16 @@ impl<'a> Session<'a> {
                         )));
                     }
                 }
+                let mut known = false;
+                for p in self.coordinator.providers() {
+                    known |= p.knows_volume(lun).map_err(failed)?;
+                }
+                if !known {
+                    return Err(failed(Error::new(
+                        ErrorKind::NotFound,
+                        format!("add volume {lun}: no LUN named {lun:?}"),
+                    )));
+                }
                 if self.volumes.iter().any(|(l, _, _)| l == lun) {
                     return Err(failed(Error::new(
                         ErrorKind::AlreadyExists,
@@ -521,15 +531,22 @@ impl<'a> Session<'a> {
             )));
         }
         // A LUN no provider takes is refused before the set starts: nothing is written.
-        for (lun, _, _) in &self.volumes {
+        for (lun, provider, _) in &self.volumes {
             let mut supported = false;
             for p in self.coordinator.providers() {
+                if provider.is_some_and(|t| p.provider_type() != t) {
+                    continue;
+                }
                 supported |= p.is_volume_supported(lun, self.context()).map_err(failed)?;
             }
             if !supported {
+                let which = match provider {
+                    Some(t) => format!("no {} provider", format!("{t:?}").to_lowercase()),
+                    None => "no provider".to_owned(),
+                };
                 return Err(failed(Error::new(
                     ErrorKind::VolumeNotSupported,
-                    format!("create: no provider supports LUN {lun:?}"),
+                    format!("create: {which} supports LUN {lun:?}"),
                 )));
             }
         }
@@ -542,8 +559,8 @@ impl<'a> Session<'a> {
                 b.exclude_writer(name)?;
             }
             b.start_set()?;
-            for (lun, _, _) in &self.volumes {
-                b.add_volume(lun)?;
+            for (lun, provider, _) in &self.volumes {
+                b.add_volume_with(lun, provider.or(self.preferred))?;
             }
             b.prepare_for_backup()?;
             b.do_snapshot_set()

@@ -25,6 +25,8 @@ pub const EXIT_RETRYABLE: i32 = 75;
 /// | `UMBRA_SET_ID` | the set's id, a lower-case hyphenated UUID; empty at an identify outside a set |
 /// | `UMBRA_LUNS` | the set's LUN names joined by `;`; empty at an identify outside a set |
 /// | `UMBRA_DEADLINE` | when the event's window ends, in whole seconds since the Unix epoch (UTC), rounded down: compare with `date +%s` |
+/// | `UMBRA_BACKUP_TYPE` | the session's backup type, lower case: `copy` (leave log chains alone), `full`, `incremental`, `differential`, `log`, `other`, `undefined` |
+/// | `UMBRA_CONTEXT` | the session's shadow context, VSS's value in hex (`0x0` backup, `0x19` persistent/nas-rollback, `0x1d` client-accessible, ...) |
 ///
 /// Exit status 0 is success, [`EXIT_RETRYABLE`] (75) a retryable failure, anything else (a
 /// signal included) a non-retryable failure whose message quotes the end of the standard error.

@@ -29,7 +29,7 @@ pub const DEFAULT_END_GRACE: Duration = Duration::from_secs(1);
 /// process group of its own, with the
 /// environment of an [`ExecWriter`](super::ExecWriter) as it is when the session's first event
 /// comes (`UMBRA_WRITER`; `UMBRA_SET_ID` and `UMBRA_LUNS`, empty if the session starts with an
-/// identify before its set exists; `UMBRA_DEADLINE` of that first event), no `UMBRA_EVENT`. For
+/// identify before its set exists; `UMBRA_DEADLINE`, `UMBRA_BACKUP_TYPE` and `UMBRA_CONTEXT` of that first event), no `UMBRA_EVENT`. For
 /// each event it reads the event's name on a line of its standard input and answers one line on
 /// its standard output, by the event's deadline:
 ///
