@@ -70,9 +70,14 @@ fn run(vol: Volume) -> (Vec<Taken>, Vec<u8>) {
         Arc::new((0..WRITERS).map(|_| AtomicBool::new(false)).collect());
     let snapshots = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
+    // Writes to the shared blocks are serialised among the writers: two concurrent writes to
+    // overlapping ranges are not ordered against each other (as on a disk, each block ends with one
+    // of them), so only a snapshot splitting one write would make the shared blocks disagree.
+    let shared_writes = Arc::new(Mutex::new(()));
     let mut handles = Vec::new();
     for t in 0..WRITERS as u64 {
         let (vol, started, done) = (vol.clone(), started.clone(), done.clone());
+        let shared_writes = shared_writes.clone();
         let (finished, snapshots) = (finished.clone(), snapshots.clone());
         handles.push(std::thread::spawn(move || {
             for j in 1.. {
@@ -83,6 +88,7 @@ fn run(vol: Volume) -> (Vec<Taken>, Vec<u8>) {
                 if j % 4 == 0 {
                     let mut buf = vec![0u8; SHARED as usize * BS];
                     stamp(&mut buf, t + 1, j);
+                    let _one_at_a_time = shared_writes.lock().unwrap();
                     vol.write_at(&buf, 0).unwrap();
                 }
                 let (first, n) = own_range(t, j);

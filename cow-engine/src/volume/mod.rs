@@ -391,6 +391,8 @@ impl Volume {
 
     /// Writes `buf` to the origin at `offset`, preserving old blocks for the snapshots first.
     /// Atomic with respect to snapshot creation: a snapshot holds all of it or none of it.
+    /// Concurrent writes to overlapping ranges are not ordered against each other, as on a disk:
+    /// each block ends with the data of one of them (serialise them if the order matters).
     pub fn write_at(&self, buf: &[u8], offset: u64) -> Result<()> {
         self.inner.write_origin(io::Payload::Data(buf), offset)
     }
