@@ -184,17 +184,9 @@ impl OneLun {
     }
 }
 
-/// Deterministic pseudo-random bytes.
+/// Deterministic pseudo-random bytes (the workspace's one test generator).
 pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
+    umbra_test_support::crash_sim::Rng::new(seed).bytes(len)
 }
 
 /// One reply to a request, decoded.
