@@ -5,9 +5,10 @@ use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches};
 use parking_lot::Mutex;
@@ -21,11 +22,30 @@ use crate::error::{Error, Result};
 use crate::output::Report;
 use crate::Ctx;
 
+/// How long a caller has to send its command line once connected (per read): one that connects
+/// and stays silent is hung up on, not kept.
+pub const REQUEST_TIME_LIMIT: Duration = Duration::from_secs(10);
+
+/// The most callers connected at once (running, waiting for their turn, or yet to speak); one
+/// more is answered busy (exit code 6) at once.
+pub const MAX_CALLERS: usize = 64;
+
 /// A listening control socket; [`ControlServer::stop`] (or drop) stops it and removes the file.
 pub struct ControlServer {
     path: PathBuf,
     stop: Arc<AtomicBool>,
     accept: Option<JoinHandle<()>>,
+    /// Held by the command running: one at a time.
+    one: Arc<Mutex<()>>,
+}
+
+/// What every connection's thread shares.
+struct Shared {
+    array: Array,
+    pool: PathBuf,
+    one: Arc<Mutex<()>>,
+    stop: Arc<AtomicBool>,
+    callers: AtomicUsize,
 }
 
 impl ControlServer {
@@ -48,41 +68,71 @@ impl ControlServer {
         let listener = bound?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
         let stop = Arc::new(AtomicBool::new(false));
-        let (stop2, pool) = (stop.clone(), pool.to_path_buf());
         // One command at a time: commands see each other's effects whole.
         let one = Arc::new(Mutex::new(()));
+        let shared = Arc::new(Shared {
+            array,
+            pool: pool.to_path_buf(),
+            one: one.clone(),
+            stop: stop.clone(),
+            callers: AtomicUsize::new(0),
+        });
         let accept = std::thread::Builder::new()
             .name("umbra-control".into())
             .spawn(move || {
                 for conn in listener.incoming() {
                     // SeqCst pairs with the store in `stop`: once it is seen, no new command.
-                    if stop2.load(Ordering::SeqCst) {
+                    if shared.stop.load(Ordering::SeqCst) {
                         break;
                     }
                     let Ok(conn) = conn else { continue };
-                    let (array, pool, one) = (array.clone(), pool.clone(), one.clone());
-                    let _ = std::thread::Builder::new()
+                    // Relaxed: a count, read and changed by atomic read-modify-writes only.
+                    if shared.callers.fetch_add(1, Ordering::Relaxed) >= MAX_CALLERS {
+                        shared.callers.fetch_sub(1, Ordering::Relaxed);
+                        refuse(
+                            conn,
+                            &Error::of_kind(
+                                vds_core::ErrorKind::Busy,
+                                format!(
+                                    "the pool's server has {MAX_CALLERS} commands running or \
+                                     waiting; try again when they are done"
+                                ),
+                            ),
+                        );
+                        continue;
+                    }
+                    let sh = shared.clone();
+                    let started = std::thread::Builder::new()
                         .name("umbra-command".into())
-                        .spawn(move || serve_one(conn, array, pool, &one));
+                        .spawn(move || {
+                            serve_one(conn, &sh);
+                            sh.callers.fetch_sub(1, Ordering::Relaxed);
+                        });
+                    if started.is_err() {
+                        shared.callers.fetch_sub(1, Ordering::Relaxed);
+                    }
                 }
             })?;
         Ok(ControlServer {
             path: path.to_path_buf(),
             stop,
             accept: Some(accept),
+            one,
         })
     }
 
-    /// Stops accepting (a command running goes on to its end on its own thread) and removes
-    /// the socket.
+    /// Stops accepting, removes the socket, and waits for the command running to end (a set
+    /// being made is finished or aborted, not cut off); the commands still waiting for their
+    /// turn are answered that the server is shutting down (busy, exit code 6) and not run.
     pub fn stop(&mut self) {
         let Some(t) = self.accept.take() else { return };
-        // SeqCst: see the load in the accept loop.
+        // SeqCst: see the load in the accept loop and in `serve_one`.
         self.stop.store(true, Ordering::SeqCst);
         // Wakes the accept loop with a connection of our own.
         let _ = UnixStream::connect(&self.path);
         let _ = t.join();
         let _ = std::fs::remove_file(&self.path);
+        drop(self.one.lock());
     }
 }
 
@@ -97,22 +147,88 @@ pub fn error_json(e: &Error) -> Value {
     json!({"kind": e.kind, "exit_code": e.status.code(), "message": e.message})
 }
 
-/// Runs one caller's command.
-fn serve_one(conn: UnixStream, array: Array, pool: PathBuf, one: &Mutex<()>) {
-    let mut c = match conn.try_clone() {
-        Ok(c) => c,
-        Err(_) => return,
+/// Answers `conn` with `e` as the command's end, and hangs up.
+fn refuse(mut conn: UnixStream, e: &Error) {
+    let _ = conn.set_write_timeout(Some(REQUEST_TIME_LIMIT));
+    let _ = wire::send_json(&mut conn, &json!({"op": "done", "error": error_json(e)}));
+}
+
+/// The command line of a caller's first message, `{"argv": [STRING...], "term_width": N}`, and
+/// its terminal width; `Err(None)` for a caller that hung up before it spoke.
+fn request(
+    conn: &mut UnixStream,
+) -> std::result::Result<(Vec<String>, Option<u16>), Option<Error>> {
+    let bad = |what: String| {
+        Some(Error::of_kind(
+            vds_core::ErrorKind::InvalidArgument,
+            format!("a bad control request: {what}"),
+        ))
     };
-    let Ok(req) = wire::recv_json(&mut c) else {
-        // The stop's own wake-up connection, or a caller gone before asking anything.
-        return;
+    conn.set_read_timeout(Some(REQUEST_TIME_LIMIT))
+        .map_err(|e| bad(e.to_string()))?;
+    let req = match wire::recv_json(conn) {
+        Ok(r) => r,
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Err(None),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            return Err(bad(format!(
+                "no command line within {} s of connecting",
+                REQUEST_TIME_LIMIT.as_secs()
+            )))
+        }
+        Err(e) => return Err(bad(e.to_string())),
     };
-    let argv: Vec<String> = serde_json::from_value(req["argv"].clone()).unwrap_or_default();
+    conn.set_read_timeout(None)
+        .map_err(|e| bad(e.to_string()))?;
+    let argv: Vec<String> = serde_json::from_value(req["argv"].clone())
+        .map_err(|e| bad(format!("\"argv\" is not a list of strings ({e})")))?;
     let term_width = req["term_width"].as_u64().map(|w| w.clamp(20, 1000) as u16);
+    Ok((argv, term_width))
+}
+
+/// Runs one caller's command.
+fn serve_one(mut conn: UnixStream, sh: &Shared) {
+    let me = super::own_uid();
+    match super::peer_uid(&conn) {
+        Ok(uid) if uid == me => {}
+        Ok(uid) => {
+            return refuse(
+                conn,
+                &Error::of_kind(
+                    vds_core::ErrorKind::AccessDenied,
+                    format!(
+                        "the pool's server runs as uid {me} and takes commands of that user \
+                         only, not of uid {uid}"
+                    ),
+                ),
+            )
+        }
+        Err(_) => return,
+    }
+    let (argv, term_width) = match request(&mut conn) {
+        Ok(r) => r,
+        Err(None) => return,
+        Err(Some(e)) => {
+            eprintln!("umbra serve: control socket: {e}");
+            return refuse(conn, &e);
+        }
+    };
     let remote = Remote::new(conn, term_width);
     let result = {
-        let _g = one.lock();
-        run_argv(argv.clone(), array, pool, &remote)
+        let _g = sh.one.lock();
+        // SeqCst: pairs with the store in `stop`, made before it waits for this lock.
+        if sh.stop.load(Ordering::SeqCst) {
+            Err(Error::of_kind(
+                vds_core::ErrorKind::Busy,
+                "the pool's server is shutting down; the command was not run (run it again)",
+            ))
+        } else {
+            run_argv(argv.clone(), sh.array.clone(), sh.pool.clone(), &remote)
+        }
     };
     let msg = match &result {
         Ok(r) => json!({"op": "done", "report": {
