@@ -491,6 +491,78 @@ fn a_server_killed_mid_set_is_cleaned_up_by_the_next_command() {
     );
 }
 
+/// SIGTERM while a command is mid-set (its writer in freeze): the server stops taking
+/// commands but lets the running one finish — the caller gets its set (0) — then exits 0,
+/// leaving no record; the shadow is there for the next command.
+#[test]
+fn sigterm_mid_set_lets_the_running_command_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let pool = cwd.join("pool");
+    assert_eq!(run_in(cwd, &pool, &["lun", "create", "db", "4MiB"]).0, 0);
+    let mut server = Command::new(assert_cmd::cargo::cargo_bin!("umbra"))
+        .env_remove("UMBRA_POOL")
+        .current_dir(cwd)
+        .arg("--pool")
+        .arg(&pool)
+        .args(["serve", "--listen", "unix:nbd.sock", "--as", SERVER])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(server.stdout.take().unwrap()).lines();
+    while !out.next().unwrap().unwrap().starts_with("ready") {}
+    let (frozen, go) = (cwd.join("frozen"), cwd.join("go"));
+    fifo(&frozen);
+    fifo(&go);
+    let writer = format!(
+        "w=case $UMBRA_EVENT in freeze) echo frozen > {}; read x < {};; esac; true",
+        frozen.display(),
+        go.display()
+    );
+    let mut caller = Command::new(assert_cmd::cargo::cargo_bin!("umbra"))
+        .env_remove("UMBRA_POOL")
+        .current_dir(cwd)
+        .arg("--pool")
+        .arg(&pool)
+        .args(["--json", "shadow", "create", "db", "--writer", &writer])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(std::fs::File::open(&frozen).unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let mut err = BufReader::new(server.stderr.take().unwrap()).lines();
+    loop {
+        let l = err.next().expect("the server says it shuts down").unwrap();
+        if l.contains("signal 15: shutting down") {
+            break;
+        }
+    }
+    std::fs::write(&go, "go\n").unwrap();
+    let mut doc = String::new();
+    caller
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut doc)
+        .unwrap();
+    assert_eq!(caller.wait().unwrap().code(), Some(0), "{doc}");
+    let d: Value = serde_json::from_str(&doc).unwrap();
+    assert_eq!(d["shadows"].as_array().unwrap().len(), 1, "{d}");
+    assert_eq!(server.wait().unwrap().code(), Some(0));
+    assert!(!pool.join("control.sock").exists());
+    assert_eq!(set_record(&pool), None);
+    let d = ok_json(&pool, &["shadow", "list"]);
+    assert_eq!(d["shadows"].as_array().unwrap().len(), 1, "{d}");
+}
+
 /// A DiskShadow script run through the control socket: its `exec` line runs as the caller's
 /// child, in the caller's working directory, with the caller's environment; a `%VARIABLE%`
 /// reads the caller's environment; `set metadata` / `load metadata` files are the caller's

@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches};
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use serde_json::{json, Value};
 use vds_core::Array;
 
@@ -35,17 +35,21 @@ pub struct ControlServer {
     path: PathBuf,
     stop: Arc<AtomicBool>,
     accept: Option<JoinHandle<()>>,
-    /// Held by the command running: one at a time.
-    one: Arc<Mutex<()>>,
+    shared: Arc<Shared>,
 }
 
 /// What every connection's thread shares.
 struct Shared {
     array: Array,
     pool: PathBuf,
-    one: Arc<Mutex<()>>,
+    /// Held by the command running: one at a time.
+    one: Mutex<()>,
     stop: Arc<AtomicBool>,
     callers: AtomicUsize,
+    /// The callers whose command line was read and who are not answered yet (running or
+    /// waiting for their turn); `stop` waits for none to be left.
+    admitted: Mutex<usize>,
+    answered: Condvar,
 }
 
 impl ControlServer {
@@ -68,18 +72,21 @@ impl ControlServer {
         let listener = bound?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
         let stop = Arc::new(AtomicBool::new(false));
-        // One command at a time: commands see each other's effects whole.
-        let one = Arc::new(Mutex::new(()));
         let shared = Arc::new(Shared {
             array,
             pool: pool.to_path_buf(),
-            one: one.clone(),
+            // One command at a time: commands see each other's effects whole.
+            one: Mutex::new(()),
             stop: stop.clone(),
             callers: AtomicUsize::new(0),
+            admitted: Mutex::new(0),
+            answered: Condvar::new(),
         });
+        let sh_accept = shared.clone();
         let accept = std::thread::Builder::new()
             .name("umbra-control".into())
             .spawn(move || {
+                let shared = sh_accept;
                 for conn in listener.incoming() {
                     // SeqCst pairs with the store in `stop`: once it is seen, no new command.
                     if shared.stop.load(Ordering::SeqCst) {
@@ -117,13 +124,13 @@ impl ControlServer {
             path: path.to_path_buf(),
             stop,
             accept: Some(accept),
-            one,
+            shared,
         })
     }
 
     /// Stops accepting, removes the socket, and waits for the command running to end (a set
-    /// being made is finished or aborted, not cut off); the commands still waiting for their
-    /// turn are answered that the server is shutting down (busy, exit code 6) and not run.
+    /// being made is finished or aborted, not cut off) and for the commands still waiting for
+    /// their turn to be answered that the server is shutting down (busy, exit code 6; not run).
     pub fn stop(&mut self) {
         let Some(t) = self.accept.take() else { return };
         // SeqCst: see the load in the accept loop and in `serve_one`.
@@ -132,7 +139,10 @@ impl ControlServer {
         let _ = UnixStream::connect(&self.path);
         let _ = t.join();
         let _ = std::fs::remove_file(&self.path);
-        drop(self.one.lock());
+        let mut left = self.shared.admitted.lock();
+        while *left > 0 {
+            self.shared.answered.wait(&mut left);
+        }
     }
 }
 
@@ -190,6 +200,16 @@ fn request(
     Ok((argv, term_width))
 }
 
+/// A caller counted in [`Shared::admitted`] until dropped.
+struct Admitted<'a>(&'a Shared);
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        *self.0.admitted.lock() -= 1;
+        self.0.answered.notify_all();
+    }
+}
+
 /// Runs one caller's command.
 fn serve_one(mut conn: UnixStream, sh: &Shared) {
     let me = super::own_uid();
@@ -217,6 +237,9 @@ fn serve_one(mut conn: UnixStream, sh: &Shared) {
             return refuse(conn, &e);
         }
     };
+    *sh.admitted.lock() += 1;
+    // Counted out when this ends, by its answer or by a panic.
+    let _admitted = Admitted(sh);
     let remote = Remote::new(conn, term_width);
     let result = {
         let _g = sh.one.lock();
