@@ -563,6 +563,61 @@ fn sigterm_mid_set_lets_the_running_command_finish() {
     assert_eq!(d["shadows"].as_array().unwrap().len(), 1, "{d}");
 }
 
+/// A caller killed mid-stream (`lun read --out` into a FIFO the test stops reading): the
+/// server notices at its next write, ends the command and serves the next one; a whole read
+/// then gives the LUN's bytes.
+#[test]
+fn a_caller_killed_mid_stream_leaves_the_server_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let pool = cwd.join("pool");
+    let _srv = Served::start(&pool, &cwd.join("nbd.sock"));
+    let data = pattern(8 << 20, 7);
+    std::fs::write(cwd.join("in.bin"), &data).unwrap();
+    assert_eq!(
+        run_in(
+            cwd,
+            &pool,
+            &["lun", "create", "db", "8MiB", "--unmask", SERVER]
+        )
+        .0,
+        0
+    );
+    let (c, _, err) = run_in(
+        cwd,
+        &pool,
+        &["lun", "write", "db", "--as", SERVER, "--in", "in.bin"],
+    );
+    assert_eq!(c, 0, "{err}");
+    let out = cwd.join("out.fifo");
+    fifo(&out);
+    let mut caller = Command::new(assert_cmd::cargo::cargo_bin!("umbra"))
+        .env_remove("UMBRA_POOL")
+        .current_dir(cwd)
+        .arg("--pool")
+        .arg(&pool)
+        .args(["lun", "read", "db", "--as", SERVER, "--out", "out.fifo"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut r = std::fs::File::open(&out).unwrap();
+    let mut first = vec![0u8; 64 << 10];
+    r.read_exact(&mut first).unwrap();
+    assert_eq!(first, data[..64 << 10]);
+    caller.kill().unwrap();
+    caller.wait().unwrap();
+    let mut rest = Vec::new();
+    r.read_to_end(&mut rest).unwrap();
+    assert!(rest.len() < data.len(), "the stream was cut");
+    let (c, _, err) = run_in(
+        cwd,
+        &pool,
+        &["lun", "read", "db", "--as", SERVER, "--out", "out.bin"],
+    );
+    assert_eq!(c, 0, "{err}");
+    assert_eq!(std::fs::read(cwd.join("out.bin")).unwrap(), data);
+}
+
 /// A DiskShadow script run through the control socket: its `exec` line runs as the caller's
 /// child, in the caller's working directory, with the caller's environment; a `%VARIABLE%`
 /// reads the caller's environment; `set metadata` / `load metadata` files are the caller's
