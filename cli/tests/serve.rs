@@ -295,6 +295,25 @@ fn writers_run_as_children_of_the_caller() {
     assert!(vss_core::BackupComponents::from_json(&saved).is_ok());
 }
 
+/// `umbra --pool POOL` in `cwd` (no `UMBRA_POOL`), to be given its arguments and spawned.
+fn umbra_at(cwd: &Path, pool: &Path) -> Command {
+    let mut c = Command::new(assert_cmd::cargo::cargo_bin!("umbra"));
+    c.env_remove("UMBRA_POOL")
+        .current_dir(cwd)
+        .arg("--pool")
+        .arg(pool);
+    c
+}
+
+/// The first line written to the FIFO at `path` (opening it waits for its writer).
+fn line_of(path: &Path) -> String {
+    let mut line = String::new();
+    BufReader::new(std::fs::File::open(path).unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    line.trim().to_string()
+}
+
 /// Spawns `c` and waits: its exit code, pid and stdout.
 fn spawn_and_wait(c: &mut Command) -> (i32, u32, String) {
     let mut child = c.stdout(Stdio::piped()).spawn().unwrap();
@@ -358,11 +377,7 @@ fn a_caller_killed_mid_freeze_is_cleaned_up_and_the_server_goes_on() {
         held = held.display(),
         frozen = frozen.display()
     );
-    let mut caller = Command::new(assert_cmd::cargo::cargo_bin!("umbra"))
-        .env_remove("UMBRA_POOL")
-        .current_dir(cwd)
-        .arg("--pool")
-        .arg(&pool)
+    let mut caller = umbra_at(cwd, &pool)
         .args(["shadow", "create", "db", "--writer", &writer])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -370,11 +385,7 @@ fn a_caller_killed_mid_freeze_is_cleaned_up_and_the_server_goes_on() {
         .unwrap();
     // Opening blocks until the helper holds the write end.
     let mut helper = std::fs::File::open(&held).unwrap();
-    let mut line = String::new();
-    BufReader::new(std::fs::File::open(&frozen).unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "frozen");
+    assert_eq!(line_of(&frozen), "frozen");
     caller.kill().unwrap();
     caller.wait().unwrap();
     // End of file once every holder of the write end is gone: the helper died with the caller.
@@ -423,20 +434,13 @@ fn a_server_killed_mid_set_is_cleaned_up_by_the_next_command() {
         thawing = thawing.display(),
         go = go.display()
     );
-    let mut caller = Command::new(assert_cmd::cargo::cargo_bin!("umbra"))
-        .env_remove("UMBRA_POOL")
-        .current_dir(cwd)
-        .arg("--pool")
-        .arg(&pool)
+    let mut caller = umbra_at(cwd, &pool)
         .args(["shadow", "create", "db", "--writer", &writer])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(std::fs::File::open(&thawing).unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    assert_eq!(line_of(&thawing), "thawing");
     assert_eq!(srv.signal("KILL"), 128);
     // Lets the thaw end: the caller then finds its server gone.
     std::fs::write(&go, "go\n").unwrap();
@@ -500,11 +504,7 @@ fn sigterm_mid_set_lets_the_running_command_finish() {
     let cwd = dir.path();
     let pool = cwd.join("pool");
     assert_eq!(run_in(cwd, &pool, &["lun", "create", "db", "4MiB"]).0, 0);
-    let mut server = Command::new(assert_cmd::cargo::cargo_bin!("umbra"))
-        .env_remove("UMBRA_POOL")
-        .current_dir(cwd)
-        .arg("--pool")
-        .arg(&pool)
+    let mut server = umbra_at(cwd, &pool)
         .args(["serve", "--listen", "unix:nbd.sock", "--as", SERVER])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -520,19 +520,12 @@ fn sigterm_mid_set_lets_the_running_command_finish() {
         frozen.display(),
         go.display()
     );
-    let mut caller = Command::new(assert_cmd::cargo::cargo_bin!("umbra"))
-        .env_remove("UMBRA_POOL")
-        .current_dir(cwd)
-        .arg("--pool")
-        .arg(&pool)
+    let mut caller = umbra_at(cwd, &pool)
         .args(["--json", "shadow", "create", "db", "--writer", &writer])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(std::fs::File::open(&frozen).unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    assert_eq!(line_of(&frozen), "frozen");
     assert!(Command::new("kill")
         .args(["-TERM", &server.id().to_string()])
         .status()
@@ -591,11 +584,7 @@ fn a_caller_killed_mid_stream_leaves_the_server_serving() {
     assert_eq!(c, 0, "{err}");
     let out = cwd.join("out.fifo");
     fifo(&out);
-    let mut caller = Command::new(assert_cmd::cargo::cargo_bin!("umbra"))
-        .env_remove("UMBRA_POOL")
-        .current_dir(cwd)
-        .arg("--pool")
-        .arg(&pool)
+    let mut caller = umbra_at(cwd, &pool)
         .args(["lun", "read", "db", "--as", SERVER, "--out", "out.fifo"])
         .stderr(Stdio::null())
         .spawn()
