@@ -855,7 +855,10 @@ fn callers_and_servers_of_other_users_are_refused() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(5), "{err}");
-    assert!(err.contains("served by another user"), "{err}");
+    assert!(
+        err.contains("is not this user's to use (uid 65534)"),
+        "{err}"
+    );
     assert_eq!(run_in(cwd, &pool, &["lun", "list"]).0, 0);
 
     // A server of uid 65534; root callers.

@@ -49,8 +49,9 @@ pub fn find(pool: &Path) -> Found {
         Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Found::Refused(Error::of_kind(
             vds_core::ErrorKind::AccessDenied,
             format!(
-                "the pool is served by another user: its control socket {} refuses this \
-                 user (uid {}): {e}; run the command as the server's user",
+                "the pool's control socket {} is not this user's to use (uid {}): {e} (a \
+                 server of another user, or a pool directory this user may not enter); run \
+                 the command as the server's user",
                 path.display(),
                 super::own_uid()
             ),

@@ -109,11 +109,12 @@ impl ControlServer {
                         continue;
                     }
                     let sh = shared.clone();
+                    // Counted out when the thread ends (a panic included) or does not start.
                     let started = std::thread::Builder::new()
                         .name("umbra-command".into())
                         .spawn(move || {
+                            let _slot = Connected(&sh);
                             serve_one(conn, &sh);
-                            sh.callers.fetch_sub(1, Ordering::Relaxed);
                         });
                     if started.is_err() {
                         shared.callers.fetch_sub(1, Ordering::Relaxed);
@@ -198,6 +199,16 @@ fn request(
         .map_err(|e| bad(format!("\"argv\" is not a list of strings ({e})")))?;
     let term_width = req["term_width"].as_u64().map(|w| w.clamp(20, 1000) as u16);
     Ok((argv, term_width))
+}
+
+/// A connection counted in [`Shared::callers`] until dropped.
+struct Connected<'a>(&'a Shared);
+
+impl Drop for Connected<'_> {
+    fn drop(&mut self) {
+        // Relaxed: see the accept loop.
+        self.0.callers.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// A caller counted in [`Shared::admitted`] until dropped.
