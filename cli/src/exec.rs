@@ -164,8 +164,13 @@ fn run_diskshadow(args: &ExecArgs, script: &str, ctx: &Ctx) -> Result<Report> {
         .as_deref()
         .map(crate::parse::initiator)
         .transpose()?;
+    // `%VARIABLE%`s are the caller's environment variables (served: the calling process's).
+    let aliases = ctx
+        .caller
+        .script_aliases()
+        .map_err(|e| Error::of_kind(ErrorKind::Io, format!("the caller's environment: {e}")))?;
     // Every line parses (aliases `create` defines stand in) before the pool is opened.
-    let check = vss_script::validate(script, &vss_script::Aliases::new());
+    let check = vss_script::validate(script, &aliases);
     if let Some(e) = check.errors.first() {
         return Err(Error::of_kind(
             ErrorKind::InvalidArgument,
@@ -173,7 +178,8 @@ fn run_diskshadow(args: &ExecArgs, script: &str, ctx: &Ctx) -> Result<Report> {
         ));
     }
     let pc = crate::shadow::coordinator(ctx, vss_core::pool::PoolOptions::default())?;
-    let mut session = vss_script::Session::new(&pc, vss_script::Aliases::new());
+    // `exec` lines and metadata files are the caller's (its children, its files).
+    let mut session = vss_script::Session::new(&pc, aliases).with_io(ctx.caller.script_io());
     if let Some(h) = host {
         session = session.with_host(h.to_string());
     }

@@ -54,7 +54,13 @@ impl Ctx {
     pub fn open(&self) -> Result<Array> {
         match &self.array {
             Some(a) => Ok(a.clone()),
-            None => Ok(Array::open(&self.pool)?),
+            None => {
+                let array = Array::open(&self.pool)?;
+                // The pool's lock is this process's now: a control socket there is a dead
+                // server's.
+                control::client::remove_stale(&self.pool);
+                Ok(array)
+            }
         }
     }
 
@@ -127,6 +133,7 @@ fn main_code() -> u8 {
         (_, control::client::Found::Server(stream)) => {
             control::client::run(stream, std::env::args().skip(1).collect(), json)
         }
+        (_, control::client::Found::Refused(e)) => Err(e),
     };
     finish(result, json)
 }

@@ -439,7 +439,8 @@ fn create(a: CreateArgs, ctx: &Ctx) -> Result<Report> {
     }
     for w in &extra {
         if ctx.caller.remote() {
-            pc.add_writer(ctx.caller.writer(w)?)?;
+            // Named in the set's record: its abort is sent if the server dies mid-set.
+            pc.add_writer_for(w, ctx.caller.writer(w)?)?;
         } else {
             pc.add_exec_writer(w)?;
         }

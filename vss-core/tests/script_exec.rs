@@ -331,3 +331,70 @@ fn add_volume_of_an_unknown_lun_fails_at_its_line_as_not_found() {
     assert!(pc.shadows().unwrap().is_empty());
     assert!(events(dir.path()).is_empty(), "no writer ran");
 }
+
+/// An in-memory [`ScriptIo`]: the commands `exec` lines ran (each with the status it gives)
+/// and the files, by path.
+#[derive(Default)]
+struct MemoryIo {
+    ran: std::sync::Mutex<Vec<String>>,
+    files: std::sync::Mutex<std::collections::BTreeMap<String, Vec<u8>>>,
+}
+
+impl vss_core::script::ScriptIo for MemoryIo {
+    fn exec(&self, command: &str) -> std::io::Result<std::process::ExitStatus> {
+        use std::os::unix::process::ExitStatusExt;
+        self.ran.lock().unwrap().push(command.to_owned());
+        // A wait status: exit code 3 for "fail", else 0.
+        Ok(std::process::ExitStatus::from_raw(if command == "fail" {
+            3 << 8
+        } else {
+            0
+        }))
+    }
+    fn read(&self, path: &str) -> std::io::Result<Vec<u8>> {
+        self.files
+            .lock()
+            .unwrap()
+            .get(path)
+            .cloned()
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "not in memory"))
+    }
+    fn write_durably(&self, path: &str, bytes: &[u8]) -> std::io::Result<()> {
+        self.files
+            .lock()
+            .unwrap()
+            .insert(path.to_owned(), bytes.to_vec());
+        Ok(())
+    }
+}
+
+/// A session given a `ScriptIo` runs its `exec` lines and reads and writes its metadata files
+/// there, and nowhere in this process: nothing is run here and no file appears in the working
+/// directory; a failing program stops the script with the exec code.
+#[test]
+fn exec_lines_and_metadata_files_go_through_the_sessions_io() {
+    let dir = tempfile::tempdir().unwrap();
+    let pc = pool(dir.path(), "io-db");
+    let io = std::sync::Arc::new(MemoryIo::default());
+    let script = "set context persistent\nset option transportable\nset metadata rel/set.json\n\
+                  add volume io-db\nbegin backup\ncreate\nend backup\nexec %VSS_SHADOW_SET%\n\
+                  load metadata rel/set.json\nexec fail\nexec never\n";
+    let mut s = Session::new(&pc, Aliases::isolated()).with_io(io.clone());
+    let run = s.execute(script);
+    assert_eq!(run.exit_code, ExitCode::ExecFailed, "{run}");
+    assert_eq!(run.stopped_at, Some(10), "{run}");
+    let set = s.aliases().get("VSS_SHADOW_SET").unwrap();
+    assert_eq!(*io.ran.lock().unwrap(), [set.clone(), "fail".to_owned()]);
+    let files = io.files.lock().unwrap();
+    let doc = vss_core::BackupComponents::from_json(&files["rel/set.json"]).unwrap();
+    assert_eq!(doc.snapshot_set.unwrap().set_id.to_string(), set);
+    let Ok(Output::MetadataLoaded { set_id, .. }) = &run.lines[8].outcome else {
+        panic!("{run}");
+    };
+    assert_eq!(set_id.map(|s| s.to_string()), Some(set));
+    assert!(!Path::new("rel").exists(), "nothing written here");
+    let Err(e) = &run.lines[9].outcome else {
+        panic!("{run}");
+    };
+    assert!(e.message.contains("exec fail: exit status: 3"), "{e:?}");
+}

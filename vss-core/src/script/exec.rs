@@ -27,7 +27,8 @@
 //! Not offered by this executor (each an [`ErrorKind::Unsupported`] failure naming the
 //! command): `begin restore`, `end restore`, `simulate restore`.
 
-use std::process::Command as Process;
+use std::process::{Command as Process, ExitStatus};
+use std::sync::Arc;
 
 use uuid::Uuid;
 
@@ -45,6 +46,39 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::provider::Provider;
 use crate::shadow::{Attributes, BackupType, Context, Exposure, ProviderType, ShadowProperties};
 use crate::writer::WriterState;
+
+/// Where a script's side effects outside the pool happen: the program an `exec` line runs and
+/// the files `load metadata` reads and `create` writes (`set metadata`). [`LocalScriptIo`], the
+/// default, is this process (`/bin/sh -c`, its working directory and environment); a front end
+/// that runs scripts for another process (`umbra serve` for an `umbra` command on its control
+/// socket) gives one that does them in that process, so relative paths, the environment and
+/// the programs' parent are the script's caller's.
+pub trait ScriptIo: Send + Sync {
+    /// Runs `command` (an `exec` line, aliases expanded) as `/bin/sh -c COMMAND`, waits for it
+    /// and returns its status; an error when it cannot be started.
+    fn exec(&self, command: &str) -> std::io::Result<ExitStatus>;
+    /// The whole of the file at `path` (`load metadata`).
+    fn read(&self, path: &str) -> std::io::Result<Vec<u8>>;
+    /// Replaces the file at `path` with `bytes`, durably: written and synced under another name,
+    /// then renamed in place and the directory synced (`set metadata`, at `create`).
+    fn write_durably(&self, path: &str, bytes: &[u8]) -> std::io::Result<()>;
+}
+
+/// This process's [`ScriptIo`]: `/bin/sh -c` as its child, files by its working directory.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LocalScriptIo;
+
+impl ScriptIo for LocalScriptIo {
+    fn exec(&self, command: &str) -> std::io::Result<ExitStatus> {
+        Process::new("/bin/sh").arg("-c").arg(command).status()
+    }
+    fn read(&self, path: &str) -> std::io::Result<Vec<u8>> {
+        std::fs::read(path)
+    }
+    fn write_durably(&self, path: &str, bytes: &[u8]) -> std::io::Result<()> {
+        write_durably(path, bytes)
+    }
+}
 
 /// Runs DiskShadow-style commands against a coordinator, keeping the script's state: context,
 /// options, backup type, volumes added, the metadata file, the loaded document, the aliases and
@@ -65,6 +99,7 @@ pub struct Session<'a> {
     host: Option<String>,
     preferred: Option<ProviderType>,
     last_status: Vec<WriterStatus>,
+    io: Arc<dyn ScriptIo>,
 }
 
 impl std::fmt::Debug for Session<'_> {
@@ -99,7 +134,15 @@ impl<'a> Session<'a> {
             host: None,
             preferred: None,
             last_status: Vec::new(),
+            io: Arc::new(LocalScriptIo),
         }
+    }
+
+    /// Where `exec` lines run and metadata files are read and written ([`LocalScriptIo`], this
+    /// process, unless given).
+    pub fn with_io(mut self, io: Arc<dyn ScriptIo>) -> Self {
+        self.io = io;
+        self
     }
 
     /// The initiator that `import` imports the loaded set for (DiskShadow imports onto the
@@ -255,7 +298,7 @@ impl<'a> Session<'a> {
             }
             Command::SetVerbose(on) => Output::VerboseSet { on: *on },
             Command::LoadMetadata(p) => {
-                let bytes = std::fs::read(p).map_err(|e| {
+                let bytes = self.io.read(p).map_err(|e| {
                     ScriptError::file(
                         line,
                         &Error::new(ErrorKind::NotFound, format!("cannot read {p}: {e}")),
@@ -487,13 +530,9 @@ impl<'a> Session<'a> {
                 }
             }
             Command::Exec(file) => {
-                let status = Process::new("/bin/sh")
-                    .arg("-c")
-                    .arg(file)
-                    .status()
-                    .map_err(|e| {
-                        ScriptError::exec_failed(line, format!("exec {file}: cannot run: {e}"))
-                    })?;
+                let status = self.io.exec(file).map_err(|e| {
+                    ScriptError::exec_failed(line, format!("exec {file}: cannot run: {e}"))
+                })?;
                 if !status.success() {
                     return Err(ScriptError::exec_failed(
                         line,
@@ -586,7 +625,7 @@ impl<'a> Session<'a> {
                 .backup_components()
                 .and_then(|d| d.to_json())
                 .map_err(failed)?;
-            if let Err(e) = write_durably(path, doc.as_bytes()) {
+            if let Err(e) = self.io.write_durably(path, doc.as_bytes()) {
                 let _ = b.abort();
                 return Err(ScriptError::file(
                     line,
