@@ -385,7 +385,10 @@ fn the_typestate_facade() {
         Ok(())
     };
     let e = boxed().unwrap_err();
-    assert!(e.to_string().contains("FAILED_AT_FREEZE (retryable)"), "{e}");
+    assert!(
+        e.to_string().contains("FAILED_AT_FREEZE (retryable)"),
+        "{e}"
+    );
 }
 
 /// A provider's veto is told apart from its failure; both abort the set with nothing left.

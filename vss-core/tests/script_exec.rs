@@ -160,7 +160,12 @@ fn load_metadata_defines_the_set_and_shadow_aliases() {
     assert_eq!(s.aliases().get("VSS_SHADOW_SET"), Some(set_id.to_string()));
     assert_eq!(s.aliases().get("VSS_SHADOW_1"), Some(id.to_string()));
     assert_eq!(s.aliases().get("VSS_SHADOW_2"), None);
-    let Ok(Output::MetadataLoaded { set_id: got, shadows, .. }) = &run.lines[0].outcome else {
+    let Ok(Output::MetadataLoaded {
+        set_id: got,
+        shadows,
+        ..
+    }) = &run.lines[0].outcome
+    else {
         panic!("{run}");
     };
     assert_eq!((*got, shadows.as_slice()), (Some(set_id), [id].as_slice()));
@@ -180,11 +185,19 @@ fn load_metadata_defines_the_set_and_shadow_aliases() {
     // it does not define, at its line.
     let run = Session::new(&pc, Aliases::isolated())
         .execute(&format!("{load}list shadows id %VSS_SHADOW_2%\n"));
-    assert_eq!((run.exit_code, run.stopped_at), (ExitCode::Syntax, Some(2)), "{run}");
+    assert_eq!(
+        (run.exit_code, run.stopped_at),
+        (ExitCode::Syntax, Some(2)),
+        "{run}"
+    );
 
     // `import` with no importing host: the message says how to name one.
     let run = Session::new(&pc, Aliases::isolated()).execute(&format!("{load}import\n"));
-    assert_eq!((run.exit_code, run.stopped_at), (ExitCode::CommandFailed, Some(2)), "{run}");
+    assert_eq!(
+        (run.exit_code, run.stopped_at),
+        (ExitCode::CommandFailed, Some(2)),
+        "{run}"
+    );
     let m = &run.stopping_error().unwrap().message;
     assert!(m.contains("--host"), "{m}");
 }
@@ -220,7 +233,8 @@ fn resync_reports_the_bytes_it_copied() {
     };
     assert_eq!((lun.as_str(), *bytes), ("rsy", Some(3 * bs)), "{run}");
     assert!(
-        run.render_text().contains(&format!("({} bytes copied)", 3 * bs)),
+        run.render_text()
+            .contains(&format!("({} bytes copied)", 3 * bs)),
         "{run}"
     );
     // Nothing differs any more: a second resync copies nothing.

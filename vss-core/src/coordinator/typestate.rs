@@ -432,9 +432,7 @@ impl std::fmt::Display for Backup<Ended> {
 impl std::error::Error for Backup<Ended> {
     /// The source of the error that ended the session (an OS error underneath, ...).
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.error
-            .as_ref()
-            .and_then(std::error::Error::source)
+        self.error.as_ref().and_then(std::error::Error::source)
     }
 }
 
