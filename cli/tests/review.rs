@@ -78,6 +78,27 @@ fn debug_shapes_are_told() {
     assert!(debug_shapes("2 read-only LUN(s); BACKUP (0x0); shadow ID {f29d}").is_empty());
 }
 
+/// Runs `umbra --json exec FILE` on a script of `dialect` whose lines `bad` do not parse: exit 4,
+/// the dialect's own code 5, `file` and `dialect` named, the run holding one error per bad line
+/// and stopped at the first; the error's message.
+fn refused_script(pool: &Path, file: &str, dialect: &str, bad: &[u64]) -> String {
+    let out = run(pool, &["--json", "exec", file]);
+    let d = doc(&out);
+    assert_eq!(code(&out), 4, "{d}");
+    assert_eq!(
+        (&d["dialect"], &d["file"], &d["exit_code"]),
+        (&Value::from(dialect), &Value::from(file), &Value::from(5)),
+        "{d}"
+    );
+    assert_eq!(d["error"]["exit_code"], 4, "{d}");
+    let lines = d["run"]["lines"].as_array().unwrap();
+    let numbers: Vec<u64> = lines.iter().map(|l| l["line"].as_u64().unwrap()).collect();
+    assert_eq!(numbers, bad, "{d}");
+    assert!(lines.iter().all(|l| l["status"] == "error"), "{d}");
+    assert_eq!(d["run"]["stopped_at"], bad[0], "{d}");
+    d["error"]["message"].as_str().unwrap().to_string()
+}
+
 /// `exec` of a script with several lines that do not parse reports every one of them (human and
 /// `--json`), runs nothing and creates no pool; the JSON of a refused or unreadable script still
 /// carries `dialect`, `file` and the dialect's own exit code.
@@ -90,14 +111,7 @@ fn exec_reports_every_bad_line_with_the_dialect_file_and_code() {
         "bad.dsh",
         "set context persistent\nset context volatil\nadd volume db\nset backuptyp full\ncreate\nfrobnicate\n",
     );
-    let out = run(&pool, &["--json", "exec", &dsh]);
-    let d = doc(&out);
-    assert_eq!(code(&out), 4, "{d}");
-    assert_eq!(d["dialect"], "diskshadow", "{d}");
-    assert_eq!(d["file"], dsh.as_str());
-    assert_eq!(d["exit_code"], 5, "DiskShadow's syntax code: {d}");
-    assert_eq!(d["error"]["exit_code"], 4);
-    let m = d["error"]["message"].as_str().unwrap();
+    let m = refused_script(&pool, &dsh, "diskshadow", &[2, 4, 6]);
     for l in [
         "3 lines do not parse",
         "line 2",
@@ -107,11 +121,6 @@ fn exec_reports_every_bad_line_with_the_dialect_file_and_code() {
     ] {
         assert!(m.contains(l), "{l}: {m}");
     }
-    let lines: Vec<&Value> = d["run"]["lines"].as_array().unwrap().iter().collect();
-    let numbers: Vec<u64> = lines.iter().map(|l| l["line"].as_u64().unwrap()).collect();
-    assert_eq!(numbers, [2, 4, 6], "{d}");
-    assert!(lines.iter().all(|l| l["status"] == "error"));
-    assert_eq!(d["run"]["stopped_at"], 2);
 
     let out = run(&pool, &["exec", &dsh]);
     assert_eq!(code(&out), 4);
@@ -127,22 +136,7 @@ fn exec_reports_every_bad_line_with_the_dialect_file_and_code() {
         "bad.txt",
         "create lun simple size=16 name=db\nfrobnicate\nlist luns\ncreate lun simple size=12QB name=x\n",
     );
-    let out = run(&pool, &["--json", "exec", &raid]);
-    let d = doc(&out);
-    assert_eq!(code(&out), 4, "{d}");
-    assert_eq!(
-        (&d["dialect"], &d["exit_code"]),
-        (&Value::from("diskraid"), &Value::from(5)),
-        "{d}"
-    );
-    let numbers: Vec<u64> = d["run"]["lines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["line"].as_u64().unwrap())
-        .collect();
-    assert_eq!(numbers, [2, 4], "{d}");
-    let m = d["error"]["message"].as_str().unwrap();
+    let m = refused_script(&pool, &raid, "diskraid", &[2, 4]);
     assert!(m.contains("2 lines do not parse"), "{m}");
     assert!(!pool.exists(), "a refused script created the pool");
 
