@@ -381,8 +381,8 @@ impl SetHook for PoolState {
             other => Err(Error::new(
                 ErrorKind::Internal,
                 format!(
-                    "the set-in-progress record of set {set_id} is gone (the pool holds {:?})",
-                    other.map(|r| r.set_id)
+                    "the set-in-progress record of set {set_id} is gone (the pool holds {})",
+                    other.map_or_else(|| "none".to_owned(), |r| format!("set {}", r.set_id))
                 ),
             )),
         }

@@ -4,7 +4,7 @@
 //!
 //! The whole script is checked first ([`validate`], with stand-in ids for the aliases `create`
 //! will define): a script with a line that does not parse runs nothing and ends with
-//! [`ExitCode::Syntax`]. Then each line is parsed again with the aliases defined so far and run;
+//! [`ExitCode::Syntax`], its run holding one error per line that does not parse. Then each line is parsed again with the aliases defined so far and run;
 //! the first failure stops the script with its line number and the dialect's exit code
 //! ([`ExitCode::CommandFailed`], [`ExitCode::ScriptFile`] for `set metadata` / `load metadata`
 //! files, [`ExitCode::ExecFailed`] for `exec`).
@@ -171,8 +171,9 @@ impl<'a> Session<'a> {
         &self.last_status
     }
 
-    /// Runs a whole script: every line is checked first (nothing runs if one does not parse),
-    /// then run in order until the first failure or `exit`; the open backup session is then
+    /// Runs a whole script: every line is checked first (nothing runs if one does not parse;
+    /// the run then holds an error for **each** line that does not parse, and stops at the
+    /// first), then run in order until the first failure or `exit`; the open backup session is then
     /// ended ([`Session::finish`]).
     pub fn execute(&mut self, script: &str) -> ScriptRun {
         let mut run = ScriptRun {
@@ -180,17 +181,10 @@ impl<'a> Session<'a> {
             stopped_at: None,
             lines: Vec::new(),
         };
-        let check = validate(script, &self.aliases);
-        if let Some(e) = check.errors.first() {
-            let line = e.line;
-            run.lines.push(LineResult {
-                line,
-                command: script.lines().nth(line - 1).unwrap_or("").trim().to_owned(),
-                outcome: Err(e.clone()),
-            });
-            run.exit_code = ExitCode::Syntax;
-            run.stopped_at = Some(line);
-            return run;
+        // Every line that does not parse is reported (one line result each), not just the
+        // first; nothing runs.
+        if let Some(refused) = validate(script, &self.aliases).failed_run(script) {
+            return refused;
         }
         for (i, text) in script.lines().enumerate() {
             let line = i + 1;
@@ -308,10 +302,19 @@ impl<'a> Session<'a> {
                     ScriptError::file(line, &Error::new(e.kind(), format!("{p}: {}", e.message())))
                 })?;
                 let set_id = doc.snapshot_set.as_ref().map(|s| s.set_id);
+                let shadows: Vec<Uuid> = doc
+                    .snapshot_set
+                    .iter()
+                    .flat_map(|s| s.shadows.iter().map(|p| p.shadow_id))
+                    .collect();
+                if let Some(id) = set_id {
+                    self.aliases.loaded(id, &shadows);
+                }
                 self.loaded = Some(doc);
                 Output::MetadataLoaded {
                     path: p.clone(),
                     set_id,
+                    shadows,
                 }
             }
             Command::Writer {
@@ -358,8 +361,8 @@ impl<'a> Session<'a> {
                         return Err(failed(Error::new(
                             ErrorKind::Unsupported,
                             format!(
-                                "add volume {lun}: provider {asked:?} was asked but this \
-                                 session's coordinator prefers {pref:?}"
+                                "add volume {lun}: provider {asked} was asked but this \
+                                 session's coordinator prefers {pref}"
                             ),
                         )));
                     }
@@ -494,7 +497,8 @@ impl<'a> Session<'a> {
                 let Some(host) = self.host.clone() else {
                     return Err(failed(Error::new(
                         ErrorKind::InvalidArgument,
-                        "import: no importing host was named",
+                        "import: no importing host was named (the front end names it: \
+                         `umbra exec FILE --host ID`, `Session::with_host`)",
                     )));
                 };
                 let (set_id, ids) = import(self.coordinator, doc, &host).map_err(failed)?;
@@ -520,13 +524,16 @@ impl<'a> Session<'a> {
             }
             Command::Resync { id, target } => {
                 let (p, props) = provider_of(self.coordinator, *id).map_err(failed)?;
+                let lun = target.clone().unwrap_or(props.original.name);
+                let before = p.written_bytes(&lun).map_err(failed)?;
                 p.resync(*id, target.as_deref())
                     .and_then(|h| h.wait().map_err(Error::from))
                     .map_err(failed)?;
+                let after = p.written_bytes(&lun).map_err(failed)?;
                 Output::Resynced {
                     id: *id,
-                    lun: target.clone().unwrap_or(props.original.name),
-                    bytes: props.original.size,
+                    bytes: before.zip(after).map(|(b, a)| a.saturating_sub(b)),
+                    lun,
                 }
             }
             Command::Exec(file) => {
@@ -580,7 +587,7 @@ impl<'a> Session<'a> {
             }
             if !supported {
                 let which = match provider {
-                    Some(t) => format!("no {} provider", format!("{t:?}").to_lowercase()),
+                    Some(t) => format!("no {t} provider"),
                     None => "no provider".to_owned(),
                 };
                 return Err(failed(Error::new(
