@@ -554,3 +554,45 @@ fn metadata_changes_are_notified() {
     assert_eq!((got[0].lun(), got[0].vds_code()), ("", 151));
     assert_eq!((got[1].lun(), got[1].vds_code()), ("a", 110));
 }
+
+/// An unbroken shadow LUN granted read-write by its mask reads back read-only from every access
+/// query (`access`, `host_view`, `lun_hosts`), as every I/O path treats it; once broken the
+/// mask's read-write takes effect in the queries and for I/O alike.
+#[test]
+fn an_unbroken_shadow_lun_is_reported_read_only_as_io_treats_it() {
+    use vds_core::{Access, LunHosts};
+    let a = Array::in_memory();
+    populate(&a, &[("a", 1)]);
+    a.snapshot_set(&[("a", "a-sh")], &BTreeMap::new()).unwrap();
+    a.add_to_mask("a-sh", &mask(W1)).unwrap();
+    let seen = |a: &Array| {
+        let g = a.access("a-sh", &id(W1)).unwrap().unwrap();
+        let view = a.host_view(&id(W1));
+        let v = view.iter().find(|(n, _)| n == "a-sh").unwrap().1;
+        let h = match a.lun_hosts("a-sh").unwrap() {
+            LunHosts::Hosts(h) => h[&id(W1)].access,
+            LunHosts::All {
+                access,
+                own_numbers,
+                ..
+            } => {
+                assert!(own_numbers.values().all(|g| g.access == access));
+                access
+            }
+        };
+        (g.access, v.access, h)
+    };
+    let ro = (Access::ReadOnly, Access::ReadOnly, Access::ReadOnly);
+    assert_eq!(seen(&a), ro);
+    let e = handle(&a, "a-sh", W1).write_at(&pattern(9), 0).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::AccessDenied, "{e}");
+    // Unmasked to every host: the same.
+    a.set_mask("a-sh", &mask("*")).unwrap();
+    assert_eq!(seen(&a), ro);
+    a.break_shadow("a-sh").unwrap();
+    let rw = (Access::ReadWrite, Access::ReadWrite, Access::ReadWrite);
+    assert_eq!(seen(&a), rw);
+    a.set_mask("a-sh", &mask(W1)).unwrap();
+    assert_eq!(seen(&a), rw);
+    handle(&a, "a-sh", W1).write_at(&pattern(9), 0).unwrap();
+}

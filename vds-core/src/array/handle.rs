@@ -138,7 +138,6 @@ impl LunHandle {
             .ok_or_else(|| denied("was deleted"))?;
         let grant = core
             .state
-            .mask
             .access(self.id, ini)
             .ok_or_else(|| denied(&format!("({:?}) is masked from it now", lun.name)))?;
         if grant.number != n {
@@ -157,12 +156,8 @@ impl LunHandle {
             return Err(super::io::reverting(&lun.name));
         }
         let backing = core.volumes[&self.id].clone();
-        // A shadow LUN of a snapshot set is read-only until broken.
-        let access = if lun.shadow {
-            Access::ReadOnly
-        } else {
-            grant.access
-        };
+        // A shadow LUN of a snapshot set is read-only until broken (`ArrayState::access`).
+        let access = grant.access;
         *self.cache.write() = Some(Resolved {
             epoch,
             backing: Arc::downgrade(&backing),

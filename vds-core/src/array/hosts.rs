@@ -48,7 +48,7 @@ impl Array {
         }
         let mut out = Vec::new();
         for ini in core.state.mask.group(name).into_iter().flatten() {
-            for (id, g) in core.state.mask.host_view(ini) {
+            for (id, g) in core.state.host_view(ini) {
                 if let Some(l) = core.state.luns.get(&id) {
                     out.push((l.name.clone(), ini.clone(), g));
                 }

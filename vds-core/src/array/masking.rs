@@ -93,27 +93,28 @@ impl Array {
         })
     }
 
-    /// The LUNs `initiator` sees: (name, access, LUN number), in LUN-number order.
+    /// The LUNs `initiator` sees: (name, access, LUN number), in LUN-number order. The access is
+    /// the one I/O gets: read-only for an unbroken shadow LUN, whatever its mask says.
     pub fn host_view(&self, initiator: &InitiatorId) -> Vec<(String, Grant)> {
         let core = self.inner.core.read();
         core.state
-            .mask
             .host_view(initiator)
             .into_iter()
             .filter_map(|(id, g)| core.state.luns.get(&id).map(|l| (l.name.clone(), g)))
             .collect()
     }
 
-    /// Who sees LUN `name`.
+    /// Who sees LUN `name`, with the access I/O gets (read-only for an unbroken shadow LUN).
     pub fn lun_hosts(&self, name: &str) -> Result<LunHosts> {
         let core = self.inner.core.read();
-        core.state.mask.lun_hosts(core.state.id_of(name)?)
+        core.state.lun_hosts(core.state.id_of(name)?)
     }
 
-    /// What `initiator` may do with LUN `name` (`None`: masked away).
+    /// What `initiator` may do with LUN `name` (`None`: masked away): the access every I/O path
+    /// applies, so read-only for an unbroken shadow LUN whatever its mask says.
     pub fn access(&self, name: &str, initiator: &InitiatorId) -> Result<Option<Grant>> {
         let core = self.inner.core.read();
-        Ok(core.state.mask.access(core.state.id_of(name)?, initiator))
+        Ok(core.state.access(core.state.id_of(name)?, initiator))
     }
 }
 

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::initiator::InitiatorId;
-use crate::mask::{check_name, LunId, MaskDelta, MaskTable};
+use crate::mask::{check_name, Access, Grant, LunHosts, LunId, MaskDelta, MaskTable};
 use crate::model::{Health, LunStatus, Notification};
 
 /// Where a snapshot LUN's data comes from until it is split.
@@ -159,6 +159,57 @@ impl ArrayState {
             .get(name)
             .copied()
             .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("no LUN named {name:?}")))
+    }
+
+    /// `grant` as it takes effect on LUN `id`: read-only while the LUN is a shadow LUN of a
+    /// snapshot set not yet broken, whatever its mask says. Every access query and every I/O
+    /// path goes through it, so what the admin sees is what a client gets.
+    pub(crate) fn effective(&self, id: LunId, grant: Grant) -> Grant {
+        if self.luns.get(&id).is_some_and(|l| l.shadow) {
+            Grant {
+                access: Access::ReadOnly,
+                ..grant
+            }
+        } else {
+            grant
+        }
+    }
+
+    /// What `initiator` may do with LUN `id` now (`None`: masked away), as it takes effect
+    /// (see [`ArrayState::effective`]).
+    pub(crate) fn access(&self, id: LunId, initiator: &InitiatorId) -> Option<Grant> {
+        let g = self.mask.access(id, initiator)?;
+        Some(self.effective(id, g))
+    }
+
+    /// The LUNs `initiator` sees, with their grants as they take effect, in LUN-number order.
+    pub(crate) fn host_view(&self, initiator: &InitiatorId) -> Vec<(LunId, Grant)> {
+        self.mask
+            .host_view(initiator)
+            .into_iter()
+            .map(|(id, g)| (id, self.effective(id, g)))
+            .collect()
+    }
+
+    /// Who sees LUN `id`, with the grants as they take effect.
+    pub(crate) fn lun_hosts(&self, id: LunId) -> Result<LunHosts> {
+        let eff = |m: BTreeMap<InitiatorId, Grant>| -> BTreeMap<InitiatorId, Grant> {
+            m.into_iter()
+                .map(|(i, g)| (i, self.effective(id, g)))
+                .collect()
+        };
+        Ok(match self.mask.lun_hosts(id)? {
+            LunHosts::All {
+                access,
+                number,
+                own_numbers,
+            } => LunHosts::All {
+                access: self.effective(id, Grant { access, number }).access,
+                number,
+                own_numbers: eff(own_numbers),
+            },
+            LunHosts::Hosts(h) => LunHosts::Hosts(eff(h)),
+        })
     }
 
     /// The record of LUN `id`.
