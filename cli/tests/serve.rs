@@ -607,6 +607,55 @@ fn a_caller_killed_mid_stream_leaves_the_server_serving() {
     assert_eq!(std::fs::read(cwd.join("out.bin")).unwrap(), data);
 }
 
+/// The disk space `path` takes (allocated blocks, not its length).
+fn allocated(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).unwrap().blocks() * 512
+}
+
+/// `lun export` through the control socket writes a sparse image as the local one does: the
+/// same bytes, the LUN's holes (a leading, a middle and a trailing one) left unallocated.
+#[test]
+fn a_served_export_is_as_sparse_as_a_local_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let pool = cwd.join("pool");
+    let data = pattern(1 << 20, 3);
+    std::fs::write(cwd.join("in.bin"), &data).unwrap();
+    let (c, _, err) = run_in(
+        cwd,
+        &pool,
+        &["lun", "create", "db", "32MiB", "--unmask", SERVER],
+    );
+    assert_eq!(c, 0, "{err}");
+    for at in ["4MiB", "20MiB"] {
+        let (c, _, err) = run_in(
+            cwd,
+            &pool,
+            &[
+                "lun", "write", "db", "--as", SERVER, "--in", "in.bin", "--offset", at,
+            ],
+        );
+        assert_eq!(c, 0, "{err}");
+    }
+    let (c, _, err) = run_in(cwd, &pool, &["lun", "export", "db", "local.img"]);
+    assert_eq!(c, 0, "{err}");
+    let _srv = Served::start(&pool, &cwd.join("nbd.sock"));
+    let (c, _, err) = run_in(cwd, &pool, &["lun", "export", "db", "served.img"]);
+    assert_eq!(c, 0, "{err}");
+    let (local, served) = (cwd.join("local.img"), cwd.join("served.img"));
+    let bytes = std::fs::read(&served).unwrap();
+    assert_eq!(bytes.len(), 32 << 20);
+    assert!(bytes == std::fs::read(&local).unwrap(), "the same image");
+    assert_eq!(&bytes[4 << 20..5 << 20], &data[..]);
+    assert!(
+        allocated(&served) <= allocated(&local) + (64 << 10) && allocated(&served) < 4 << 20,
+        "served export takes {} bytes on disk, the local one {}",
+        allocated(&served),
+        allocated(&local)
+    );
+}
+
 /// A DiskShadow script run through the control socket: its `exec` line runs as the caller's
 /// child, in the caller's working directory, with the caller's environment; a `%VARIABLE%`
 /// reads the caller's environment; `set metadata` / `load metadata` files are the caller's

@@ -24,6 +24,18 @@ pub trait Sink: Write + Send {
     fn commit(self: Box<Self>) -> io::Result<()>;
     /// Removes the file (a command that failed leaves nothing behind); stdout is left alone.
     fn discard(self: Box<Self>);
+    /// Moves `len` zero bytes on: a hole in a file (it is extended to cover them), zeros
+    /// written where the output cannot seek (stdout).
+    fn skip(&mut self, len: u64) -> io::Result<()> {
+        let zeros = vec![0u8; CHUNK.min(len as usize)];
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(zeros.len() as u64) as usize;
+            self.write_all(&zeros[..n])?;
+            left -= n as u64;
+        }
+        Ok(())
+    }
 }
 
 /// The calling side of a command.
@@ -171,6 +183,13 @@ impl Channel {
             .and_then(|()| wire::send_data(&mut self.stream, data));
         r.map_err(|e| self.broken(e))
     }
+
+    /// Sends `req` alone, with no answer.
+    fn push_json(&mut self, req: &Value) -> io::Result<()> {
+        self.check()?;
+        let r = wire::send_json(&mut self.stream, req);
+        r.map_err(|e| self.broken(e))
+    }
 }
 
 /// A calling `umbra` process on the other end of a control connection (server side).
@@ -302,6 +321,12 @@ impl Write for RemoteSink {
 }
 
 impl Sink for RemoteSink {
+    fn skip(&mut self, len: u64) -> io::Result<()> {
+        self.remote
+            .chan
+            .lock()
+            .push_json(&json!({"op": "skip", "h": self.h, "len": len}))
+    }
     fn commit(self: Box<Self>) -> io::Result<()> {
         self.remote
             .chan

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{self, IsTerminal, Read, Write};
+use std::io::{self, IsTerminal, Read, Seek, SeekFrom, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -78,6 +78,16 @@ enum Open {
         replaces: Option<PathBuf>,
         failed: Option<io::Error>,
     },
+}
+
+/// Moves `f`'s offset `len` bytes on, extending the file over them as a hole: nothing is
+/// written there, so the file stays sparse.
+fn hole(f: &mut File, len: u64) -> io::Result<()> {
+    let end = f.seek(SeekFrom::Current(len as i64))?;
+    if f.metadata()?.len() < end {
+        f.set_len(end)?;
+    }
+    Ok(())
 }
 
 /// The temporary name a replacement of `path` is written under (vss-core's rule for a
@@ -222,6 +232,25 @@ pub fn run(stream: UnixStream, argv: Vec<String>, json: bool) -> Result<Report> 
                 if let Some(Open::Write { out, failed, .. }) = open.get_mut(&h) {
                     if failed.is_none() {
                         if let Err(e) = out.write_all(&data) {
+                            *failed = Some(e);
+                        }
+                    }
+                }
+                None
+            }
+            "skip" => {
+                // A hole in the file written (zeros on stdout); an error shows at the commit.
+                let len = req["len"].as_u64().unwrap_or(0);
+                if let Some(Open::Write {
+                    out, file, failed, ..
+                }) = open.get_mut(&h)
+                {
+                    if failed.is_none() {
+                        let r = match file {
+                            Some(f) => out.flush().and_then(|()| hole(f, len)),
+                            None => io::copy(&mut io::repeat(0).take(len), out).map(drop),
+                        };
+                        if let Err(e) = r {
                             *failed = Some(e);
                         }
                     }

@@ -119,18 +119,19 @@ impl Export {
         self.staged.path()
     }
 
-    /// Sends the staged file to the caller and makes it durable there.
+    /// Sends the staged file to the caller and makes it durable there. Zero blocks of
+    /// [`HOLE_GRAIN`] bytes are sent as holes: the caller's file is as sparse as a local export.
     pub fn finish(mut self) -> Result<()> {
         let mut sink = self.sink.take().expect("finished once");
         let r = (|| {
             let mut src = File::open(self.staged.path())?;
             let mut buf = vec![0u8; CHUNK];
             loop {
-                let n = src.read(&mut buf)?;
+                let n = read_full(&mut src, &mut buf)?;
                 if n == 0 {
                     break;
                 }
-                sink.write_all(&buf[..n])?;
+                send_sparse(&mut *sink, &buf[..n])?;
             }
             Ok::<_, std::io::Error>(())
         })();
@@ -144,6 +145,47 @@ impl Export {
             }
         }
     }
+}
+
+/// The block an exported image is sparse by: a zero block of this size is a hole.
+pub const HOLE_GRAIN: usize = 4096;
+
+/// Reads as much of `buf` as `src` has (short only at its end).
+fn read_full(src: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match src.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Sends `bytes` to `sink`: runs of zero [`HOLE_GRAIN`] blocks as holes, the rest as data.
+fn send_sparse(sink: &mut dyn super::caller::Sink, bytes: &[u8]) -> std::io::Result<()> {
+    let mut start = 0;
+    while start < bytes.len() {
+        let zero = |i: usize| {
+            bytes[i..(i + HOLE_GRAIN).min(bytes.len())]
+                .iter()
+                .all(|b| *b == 0)
+        };
+        let z = zero(start);
+        let mut end = start;
+        while end < bytes.len() && zero(end) == z {
+            end = (end + HOLE_GRAIN).min(bytes.len());
+        }
+        if z {
+            sink.skip((end - start) as u64)?;
+        } else {
+            sink.write_all(&bytes[start..end])?;
+        }
+        start = end;
+    }
+    Ok(())
 }
 
 impl Drop for Export {
