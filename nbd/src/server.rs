@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use vds_core::{Array, InitiatorId};
 
 use crate::conn::Conn;
@@ -45,6 +45,13 @@ pub struct ServerConfig {
     /// cannot hold a connection slot. Transmission has no such limit. `None`: no limit.
     /// (`serve_connection` has none.)
     pub handshake_timeout: Option<std::time::Duration>,
+    /// How long [`Server::shutdown`] lets connections answer the requests they read (5 s):
+    /// past it, the sockets of connections still running are shut down both ways, so replies
+    /// that cannot be sent (a client that stopped reading) fail at once. Shutdown therefore
+    /// takes at most this grace plus the time the requests running then take to finish.
+    /// `None`: wait for every connection however long (bounded only by `write_timeout`, per
+    /// reply).
+    pub shutdown_grace: Option<std::time::Duration>,
 }
 
 impl Default for ServerConfig {
@@ -58,6 +65,7 @@ impl Default for ServerConfig {
             max_in_flight: 16,
             write_timeout: Some(std::time::Duration::from_secs(60)),
             handshake_timeout: Some(std::time::Duration::from_secs(10)),
+            shutdown_grace: Some(std::time::Duration::from_secs(5)),
         }
     }
 }
@@ -156,6 +164,8 @@ pub(crate) struct Core {
     /// Set once by `shutdown`, read by every connection between requests.
     stopping: AtomicBool,
     state: Mutex<State>,
+    /// Signalled (under `state`) whenever a connection ends: what shutdown's grace waits on.
+    ended: Condvar,
 }
 
 #[derive(Default)]
@@ -190,6 +200,14 @@ impl Closer {
         })
     }
 
+    fn shutdown_both(&self) {
+        // An error means the socket is closed already: nothing to end.
+        let _ = match self {
+            Closer::Tcp(s) => s.shutdown(Shutdown::Both),
+            Closer::Unix(s) => s.shutdown(Shutdown::Both),
+        };
+    }
+
     fn shutdown_read(&self) {
         // An error means the socket is closed already: nothing to end.
         let _ = match self {
@@ -209,6 +227,7 @@ impl Server {
                     config,
                     stopping: AtomicBool::new(false),
                     state: Mutex::new(State::default()),
+                    ended: Condvar::new(),
                 }),
             }),
         }
@@ -288,7 +307,9 @@ impl Server {
     }
 
     /// Stops every listener, ends every connection (in-flight requests finish and are answered,
-    /// then the connection closes), and waits for their threads. Idempotent; also run on drop of
+    /// then the connection closes), and waits for their threads. A connection still running
+    /// after [`ServerConfig::shutdown_grace`] has its socket shut down both ways: replies it
+    /// could not send are lost (the client did not read them), so shutdown is bounded. Idempotent; also run on drop of
     /// the last clone.
     pub fn shutdown(&self) {
         self.owner.core.shutdown();
@@ -317,6 +338,7 @@ impl Core {
 
     fn deregister(&self, id: u64) {
         self.state.lock().conns.remove(&id);
+        self.ended.notify_all();
     }
 
     fn shutdown(&self) {
@@ -333,6 +355,21 @@ impl Core {
             let st = self.state.lock();
             for c in st.conns.values().flatten() {
                 c.shutdown_read();
+            }
+        }
+        // The grace: connections answer what they read; past it, a connection whose replies
+        // cannot go out (its client stopped reading) is cut off both ways, so its blocked
+        // writes fail now rather than after `write_timeout` each.
+        if let Some(grace) = self.config.shutdown_grace {
+            let deadline = std::time::Instant::now() + grace;
+            let mut st = self.state.lock();
+            while st.conns.values().any(Option::is_some) {
+                if self.ended.wait_until(&mut st, deadline).timed_out() {
+                    break;
+                }
+            }
+            for c in st.conns.values().flatten() {
+                c.shutdown_both();
             }
         }
         let threads = std::mem::take(&mut self.state.lock().threads);

@@ -523,3 +523,37 @@ fn a_client_stalling_in_the_handshake_is_closed_and_transmission_has_no_limit() 
     assert_eq!(busy.write(1, 0, b"still here"), 0);
     assert_eq!(busy.read(2, 0, 10).unwrap(), b"still here");
 }
+
+/// A client that sends large READs and never reads a reply cannot hold shutdown: past
+/// `shutdown_grace` its socket is shut down and `Server::shutdown` returns, even with no
+/// `write_timeout` at all (before, it waited for the writes forever). The wait below is a
+/// watchdog against a hang, not a measure of speed.
+#[test]
+fn shutdown_is_bounded_by_its_grace_for_a_client_that_does_not_read() {
+    let pool = Pool::new();
+    let a = ini("iqn.2026-01.org.example:a");
+    let n = pool.lun("db", 4 * MIB, &a, Access::ReadWrite);
+    let config = ServerConfig {
+        max_request: 4 * MIB as u32,
+        write_timeout: None,
+        shutdown_grace: Some(std::time::Duration::from_millis(200)),
+        ..ServerConfig::default()
+    };
+    let s = serve_with(&pool.array, &a, config);
+    let mut c = RawClient::connect(s.addr);
+    c.go(&n.to_string()).unwrap();
+    for i in 0..40u64 {
+        c.send(CMD_READ, 0, i, 0, 4 * MIB as u32, &[]);
+    }
+    let server = s.server.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        server.shutdown();
+        let _ = tx.send(());
+    });
+    assert!(
+        rx.recv_timeout(std::time::Duration::from_secs(120)).is_ok(),
+        "shutdown is held by a client that does not read its replies"
+    );
+    assert!(closed(&mut c), "the connection was cut");
+}
