@@ -175,6 +175,23 @@ pub fn run(a: ServeArgs, ctx: &Ctx) -> Result<Report> {
             }
         }
     }
+    if a.max_connections == Some(0) {
+        return Err(Error::of_kind(
+            ErrorKind::InvalidArgument,
+            "--max-connections 0: the server would serve no client (give 1 or more)",
+        ));
+    }
+    // A TLS file that is not there is "not found" (exit 3), as any other missing file.
+    for f in [&a.tls_cert, &a.tls_key, &a.tls_ca].into_iter().flatten() {
+        if let Err(e) = std::fs::metadata(f) {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                return Err(Error::of_kind(
+                    ErrorKind::NotFound,
+                    format!("TLS setup: {}: {e}", f.display()),
+                ));
+            }
+        }
+    }
     let acceptor: Option<Arc<dyn umbra_nbd::TlsAcceptor>> =
         match (&a.tls_cert, &a.tls_key, &a.tls_ca) {
             (Some(c), Some(k), Some(ca)) => Some(Arc::new(

@@ -1350,3 +1350,48 @@ fn progress_bars_of_served_commands_are_drawn_by_the_caller() {
         "a bar with --json: {hidden:?}"
     );
 }
+
+/// `serve --max-connections 0` (a server that serves no one) is invalid input, exit 4 naming
+/// the value; a TLS file that is not there is "not found", exit 3 naming it; neither creates
+/// the pool.
+#[test]
+fn serve_refuses_zero_connections_and_missing_tls_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let pool = cwd.join("pool");
+    let (c, _, err) = run_in(
+        cwd,
+        &pool,
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--as",
+            SERVER,
+            "--max-connections",
+            "0",
+        ],
+    );
+    assert_eq!(c, 4, "{err}");
+    assert!(err.contains("--max-connections 0"), "{err}");
+    std::fs::write(cwd.join("cert.pem"), b"").unwrap();
+    std::fs::write(cwd.join("ca.pem"), b"").unwrap();
+    let (c, _, err) = run_in(
+        cwd,
+        &pool,
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            "cert.pem",
+            "--tls-key",
+            "nosuch.pem",
+            "--tls-ca",
+            "ca.pem",
+        ],
+    );
+    assert_eq!(c, 3, "{err}");
+    assert!(err.contains("nosuch.pem"), "{err}");
+    assert!(!pool.exists(), "a refused serve created the pool");
+}
