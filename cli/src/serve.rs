@@ -27,7 +27,7 @@ Each --listen takes the --as at the same position (or one --as for every listene
 the CA, whose SAN URI (else its CN) is the client's initiator id, and --as is not given.
 A non-loopback TCP address without TLS needs --allow-insecure-remote.
 While it runs, other umbra commands on the pool go through <pool>/control.sock (same output,
-same exit codes; files and writers stay the caller's). SIGINT or SIGTERM: clean shutdown.")]
+same exit codes; files and writers stay the caller's). SIGINT, SIGTERM or SIGHUP: clean shutdown.")]
 pub struct ServeArgs {
     /// An address to serve NBD on (repeatable).
     #[arg(long, value_name = "ADDR", required = true)]
@@ -84,7 +84,7 @@ impl Addr {
     }
 }
 
-/// Blocks SIGINT and SIGTERM in this thread (and so in every thread started after it), so that
+/// Blocks SIGINT, SIGTERM and SIGHUP (the terminal closed) in this thread (and so in every thread started after it), so that
 /// [`wait_for_signal`] takes them.
 fn block_signals() -> libc::sigset_t {
     // SAFETY: sigset_t is plain data; sigemptyset/sigaddset initialise it before any use, and
@@ -94,12 +94,13 @@ fn block_signals() -> libc::sigset_t {
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGINT);
         libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGHUP);
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         set
     }
 }
 
-/// Waits for SIGINT or SIGTERM (blocked by [`block_signals`]); returns its number.
+/// Waits for SIGINT, SIGTERM or SIGHUP (blocked by [`block_signals`]); returns its number.
 fn wait_for_signal(set: &libc::sigset_t) -> i32 {
     let mut sig: libc::c_int = 0;
     loop {
@@ -285,7 +286,10 @@ pub fn run(a: ServeArgs, ctx: &Ctx) -> Result<Report> {
     }
 
     let sig = wait_for_signal(&sigs);
-    eprintln!("umbra serve: signal {sig}: shutting down");
+    if !ctx.json {
+        // With --json nothing is printed on stderr (cli/README, Conventions).
+        eprintln!("umbra serve: signal {sig}: shutting down");
+    }
     control.stop();
     server.shutdown();
     for p in &unix_paths {

@@ -1395,3 +1395,48 @@ fn serve_refuses_zero_connections_and_missing_tls_files() {
     assert!(err.contains("nosuch.pem"), "{err}");
     assert!(!pool.exists(), "a refused serve created the pool");
 }
+
+/// SIGHUP (the terminal closed) stops `serve` as SIGTERM does: exit 0, the sockets and the ready
+/// file removed; with `--json` nothing is printed on stderr.
+#[test]
+fn sighup_stops_the_server_cleanly_and_json_keeps_stderr_quiet() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let pool = cwd.join("pool");
+    let mut child = umbra_at(cwd, &pool)
+        .args([
+            "--json",
+            "serve",
+            "--listen",
+            "unix:nbd.sock",
+            "--as",
+            SERVER,
+        ])
+        .args(["--ready-file", "ready.json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let doc: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(doc["pid"].as_u64(), Some(child.id() as u64));
+    assert!(cwd.join("ready.json").exists());
+    let st = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "SIGHUP is a clean stop");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "",
+        "--json: stderr quiet"
+    );
+    for f in ["nbd.sock", "ready.json", "pool/control.sock"] {
+        assert!(!cwd.join(f).exists(), "{f} outlives the server");
+    }
+}
