@@ -438,6 +438,9 @@ fn run_shadow(c: ShadowCommand, ctx: &Ctx) -> Result<Report> {
     }
 }
 
+/// What a `--save` file that cannot be written is said to be, served or not.
+const SAVE_DIR_UNWRITABLE: &str = "--save: cannot write in the directory of";
+
 /// Checks that `path` can be written (`--save`) before the pool is opened and writers run: a
 /// scratch file is made in its directory and removed.
 ///
@@ -452,7 +455,7 @@ fn check_writable(path: &Path) -> Result<()> {
         .write(true)
         .create_new(true)
         .open(&probe)
-        .map_err(|e| Error::file("--save: cannot write in the directory of", path, e))?;
+        .map_err(|e| Error::file(SAVE_DIR_UNWRITABLE, path, e))?;
     std::fs::remove_file(&probe)
         .map_err(|e| Error::file("--save: cannot remove the scratch file", &probe, e))?;
     Ok(())
@@ -515,7 +518,9 @@ fn create(a: CreateArgs, ctx: &Ctx) -> Result<Report> {
     let save = a.save.as_ref().map(|p| p.to_string_lossy().into_owned());
     // For a caller on the control socket the document is written here first, then sent.
     let saved_here = match &a.save {
-        Some(p) => crate::control::staging::Export::begin(ctx, p, false)?,
+        Some(p) => crate::control::staging::Export::begin_worded(ctx, p, false, |e| {
+            Error::file(SAVE_DIR_UNWRITABLE, p, e)
+        })?,
         None => None,
     };
     let save_here = saved_here

@@ -1440,3 +1440,26 @@ fn sighup_stops_the_server_cleanly_and_json_keeps_stderr_quiet() {
         assert!(!cwd.join(f).exists(), "{f} outlives the server");
     }
 }
+
+/// `shadow create --save` into a missing directory says the same, served or not (exit 3).
+#[test]
+fn a_save_into_a_missing_directory_says_the_same_served_or_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let pool = cwd.join("pool");
+    let (c, _, err) = run_in(cwd, &pool, &["lun", "create", "db", "4MiB"]);
+    assert_eq!(c, 0, "{err}");
+    let args = [
+        "shadow",
+        "create",
+        "db",
+        "--nowriters",
+        "--save",
+        "nodir/x.json",
+    ];
+    let local = run_in(cwd, &pool, &args);
+    assert_eq!(local.0, 3, "{}", local.2);
+    let _srv = Served::start(&pool, &cwd.join("nbd.sock"));
+    let served = run_in(cwd, &pool, &args);
+    assert_eq!((served.0, &served.2), (local.0, &local.2));
+}

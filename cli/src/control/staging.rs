@@ -99,13 +99,23 @@ impl Export {
     /// exists when `new`, else replaced; before anything is done) and a staging path for the
     /// array; `None` locally.
     pub fn begin(ctx: &Ctx, file: &Path, new: bool) -> Result<Option<Export>> {
+        Export::begin_worded(ctx, file, new, |e| {
+            as_the_array_says("cannot create", file, e)
+        })
+    }
+
+    /// [`Export::begin`], the caller's error creating `file` worded by `word` (as the local
+    /// command words its own check of the file).
+    pub fn begin_worded(
+        ctx: &Ctx,
+        file: &Path,
+        new: bool,
+        word: impl FnOnce(std::io::Error) -> Error,
+    ) -> Result<Option<Export>> {
         if !ctx.caller.remote() {
             return Ok(None);
         }
-        let sink = ctx
-            .caller
-            .create(file, new)
-            .map_err(|e| as_the_array_says("cannot create", file, e))?;
+        let sink = ctx.caller.create(file, new).map_err(word)?;
         let (dir, path) = staging_dir()?;
         Ok(Some(Export {
             staged: Staged { _dir: dir, path },
