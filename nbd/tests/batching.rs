@@ -3,6 +3,9 @@
 //! (FLUSH, FUA, a WRITE over 256 KiB), payloads that straddle the read buffer, every reply once
 //! and whole, and replies batched into far fewer writes than requests.
 
+// NBD is big-endian on the wire.
+#![allow(clippy::big_endian_bytes)]
+
 mod support;
 
 use std::collections::HashMap;
