@@ -93,6 +93,10 @@ fn inline_and_worker_requests_are_each_answered_once_with_replies_batched() {
     input.extend_from_slice(&big);
     written.insert(MIB, big.clone());
     for i in 0..16u64 {
+        if i % 20 == 5 {
+            // A FUA write runs on a worker: a READ sent before its reply is not ordered after it.
+            continue;
+        }
         let c = next();
         request(&mut input, CMD_READ, 0, c, i * 8192, 4096);
         reads.insert(c, (i * 8192, 4096usize));
