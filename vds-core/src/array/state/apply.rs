@@ -5,9 +5,7 @@
 use std::collections::BTreeSet;
 
 use super::TargetInfo;
-use super::{
-    check_lun_name, check_portal, ArrayState, Change, Intent, LunRec, SourceRef,
-};
+use super::{check_lun_name, check_portal, ArrayState, Change, Intent, LunRec, SourceRef};
 use crate::error::{Error, ErrorKind, Result};
 use crate::initiator::InitiatorId;
 use crate::mask::{check_name, LunId, MaskSpec};
@@ -467,9 +465,7 @@ impl ArrayState {
         number: u32,
     ) -> Result<Vec<Notification>> {
         self.lun(id)?;
-        let delta = self
-            .mask
-            .set_host_number(id, host, number)?;
+        let delta = self.mask.set_host_number(id, host, number)?;
         Ok(self.mask_notes([delta]))
     }
 
@@ -485,7 +481,9 @@ impl ArrayState {
                 format!("{name:?} is a host, not an initiator group"),
             ));
         }
-        let deltas = self.mask.set_group(name, members.iter().cloned().collect())?;
+        let deltas = self
+            .mask
+            .set_group(name, members.iter().cloned().collect())?;
         Ok(self.mask_notes(deltas))
     }
 
