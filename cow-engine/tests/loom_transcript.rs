@@ -278,7 +278,13 @@ fn the_read_steps_are_the_engines() {
         "read",
         "fn read(&self, i: usize, block: u64)",
         &[
-            GATE_SHARED,
+            step(
+                "gate shared",
+                "io.rs",
+                READ_SNAPSHOT,
+                "self.state.read()",
+                Some("self.gate.read()"),
+            ),
             step(
                 "locate",
                 "io.rs",
