@@ -311,6 +311,168 @@
 #define UMBRA_VSS_STEP_ABORTED 7
 
 /**
+ * Shadow context (the `context` of `umbra_vss_backup_create`, VSS's values): the default;
+ * non-persistent, released when the session ends, with writers.
+ */
+#define UMBRA_VSS_CONTEXT_BACKUP 0
+
+/**
+ * Shadow context: no writers, released when the session ends.
+ */
+#define UMBRA_VSS_CONTEXT_FILE_SHARE_BACKUP 16
+
+/**
+ * Shadow context: persistent, kept after the session, no writers.
+ */
+#define UMBRA_VSS_CONTEXT_NAS_ROLLBACK 25
+
+/**
+ * Shadow context: persistent, kept after the session, with writers.
+ */
+#define UMBRA_VSS_CONTEXT_APP_ROLLBACK 9
+
+/**
+ * Shadow context: persistent, client accessible, kept after the session, no writers.
+ */
+#define UMBRA_VSS_CONTEXT_CLIENT_ACCESSIBLE 29
+
+/**
+ * Shadow context: persistent, client accessible, kept after the session, with writers.
+ */
+#define UMBRA_VSS_CONTEXT_CLIENT_ACCESSIBLE_WRITERS 13
+
+/**
+ * Shadow attribute (OR'ed into a context, and in a shadow's `attributes`): survives the
+ * session that made it.
+ */
+#define UMBRA_VSS_ATTR_PERSISTENT 1
+
+/**
+ * Shadow attribute: not made writable for auto-recovery.
+ */
+#define UMBRA_VSS_ATTR_NO_AUTORECOVERY 2
+
+/**
+ * Shadow attribute: meant to be read by users (previous versions).
+ */
+#define UMBRA_VSS_ATTR_CLIENT_ACCESSIBLE 4
+
+/**
+ * Shadow attribute: not deleted when the requester's session ends.
+ */
+#define UMBRA_VSS_ATTR_NO_AUTO_RELEASE 8
+
+/**
+ * Shadow attribute: made without writers.
+ */
+#define UMBRA_VSS_ATTR_NO_WRITERS 16
+
+/**
+ * Shadow attribute: may be imported by another host.
+ */
+#define UMBRA_VSS_ATTR_TRANSPORTABLE 32
+
+/**
+ * Shadow attribute: not exposed as a device.
+ */
+#define UMBRA_VSS_ATTR_NOT_SURFACED 64
+
+/**
+ * Shadow attribute: not made under the provider's transaction.
+ */
+#define UMBRA_VSS_ATTR_NOT_TRANSACTED 128
+
+/**
+ * Shadow attribute: made by a hardware provider.
+ */
+#define UMBRA_VSS_ATTR_HARDWARE_ASSISTED 65536
+
+/**
+ * Shadow attribute: copy-on-write (a differential shadow).
+ */
+#define UMBRA_VSS_ATTR_DIFFERENTIAL 131072
+
+/**
+ * Shadow attribute: a full copy (a plex).
+ */
+#define UMBRA_VSS_ATTR_PLEX 262144
+
+/**
+ * Shadow attribute: imported on this host.
+ */
+#define UMBRA_VSS_ATTR_IMPORTED 524288
+
+/**
+ * Shadow attribute: exposed on this host.
+ */
+#define UMBRA_VSS_ATTR_EXPOSED_LOCALLY 1048576
+
+/**
+ * Shadow attribute: exposed to other hosts.
+ */
+#define UMBRA_VSS_ATTR_EXPOSED_REMOTELY 2097152
+
+/**
+ * Shadow attribute: writable for auto-recovery.
+ */
+#define UMBRA_VSS_ATTR_AUTORECOVER 4194304
+
+/**
+ * Shadow attribute: made for a rollback recovery.
+ */
+#define UMBRA_VSS_ATTR_ROLLBACK_RECOVERY 8388608
+
+/**
+ * Shadow attribute: post-snapshot is delayed.
+ */
+#define UMBRA_VSS_ATTR_DELAYED_POSTSNAPSHOT 16777216
+
+/**
+ * Shadow attribute: transactional file system recovery.
+ */
+#define UMBRA_VSS_ATTR_TXF_RECOVERY 33554432
+
+/**
+ * Shadow attribute: a file share shadow.
+ */
+#define UMBRA_VSS_ATTR_FILE_SHARE 67108864
+
+/**
+ * Backup type (the `backup_type` of `umbra_vss_backup_create`, VSS's values): not set.
+ */
+#define UMBRA_VSS_BACKUP_TYPE_UNDEFINED 0
+
+/**
+ * Backup type: everything, and the history says so (writers may truncate their logs).
+ */
+#define UMBRA_VSS_BACKUP_TYPE_FULL 1
+
+/**
+ * Backup type: what changed since the last full or incremental backup.
+ */
+#define UMBRA_VSS_BACKUP_TYPE_INCREMENTAL 2
+
+/**
+ * Backup type: what changed since the last full backup.
+ */
+#define UMBRA_VSS_BACKUP_TYPE_DIFFERENTIAL 3
+
+/**
+ * Backup type: logs only.
+ */
+#define UMBRA_VSS_BACKUP_TYPE_LOG 4
+
+/**
+ * Backup type: everything, history untouched (writers leave their logs alone).
+ */
+#define UMBRA_VSS_BACKUP_TYPE_COPY 5
+
+/**
+ * Backup type: another type.
+ */
+#define UMBRA_VSS_BACKUP_TYPE_OTHER 6
+
+/**
  * Length of the buffer a writer's failure message is written into (NUL included).
  */
 #define UMBRA_VSS_MESSAGE_LEN 512
@@ -2406,9 +2568,10 @@ umbra_status umbra_vss_coordinator_break_set(const umbra_vss_coordinator *coordi
                                              size_t *out_len);
 
 /**
- * Starts a backup session in `context` (VSS's context and attribute bits: 0 = BACKUP,
- * non-persistent, with writers; OR in `0x20` TRANSPORTABLE, ...) of `backup_type` (VSS's values:
- * 1 full, 5 copy, ...). Nothing is called yet.
+ * Starts a backup session in `context` (VSS's context and attribute bits, named
+ * `UMBRA_VSS_CONTEXT_*` with `UMBRA_VSS_ATTR_*` OR'ed in: `UMBRA_VSS_CONTEXT_BACKUP` (0) is
+ * non-persistent, with writers; `| UMBRA_VSS_ATTR_TRANSPORTABLE`, ...) of `backup_type`
+ * (`UMBRA_VSS_BACKUP_TYPE_*`, VSS's values: 1 full, 5 copy, ...). Nothing is called yet.
  *
  * # Safety
  * `coordinator` is NULL or live; `out` is NULL or writable.

@@ -68,7 +68,8 @@ pub const TABLE: [(Status, &str); 21] = [
     (Status::Internal, "internal error (a bug: please report it)"),
     (
         Status::Usage,
-        "usage: the command line does not parse, or asks for what is not supported yet",
+        "usage: the command line does not parse (--writer with --nowriters), or is not \
+         supported yet",
     ),
     (
         Status::NotFound,
@@ -76,7 +77,8 @@ pub const TABLE: [(Status, &str); 21] = [
     ),
     (
         Status::InvalidInput,
-        "invalid input: size, initiator id, unmasking list, name, script line",
+        "invalid input: size, initiator id, unmasking list, name, script line, \
+         --writer NAME=CMD",
     ),
     (
         Status::AccessDenied,

@@ -55,7 +55,13 @@ impl Ctx {
     pub fn open(&self) -> Result<Array> {
         match &self.array {
             Some(a) => Ok(a.clone()),
-            None => Ok(Array::open(&self.pool)?),
+            None => {
+                let array = Array::open(&self.pool)?;
+                // The pool's lock is this process's now: a control socket there is a dead
+                // server's.
+                control::client::remove_stale(&self.pool);
+                Ok(array)
+            }
         }
     }
 
@@ -99,6 +105,46 @@ fn print_json(doc: &serde_json::Value) {
     let _ = writeln!(out, "{text}").and_then(|()| out.flush());
 }
 
+/// `text` (a clap error) with the global options its usage lines show bracketed as optional:
+/// clap writes the arguments a command line gave into the usage line of its error
+/// (`Usage: umbra lun create --pool <DIR> <NAME> <SIZE>`), which reads as if `--pool` (which has
+/// `UMBRA_POOL` and a default) or `--json` were required.
+fn optional_globals_in_usage(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    for line in text.split_inclusive('\n') {
+        if !line.trim_start().starts_with("Usage:") {
+            out.push_str(line);
+            continue;
+        }
+        let (body, end) = match line.strip_suffix('\n') {
+            Some(b) => (b, "\n"),
+            None => (line, ""),
+        };
+        let words: Vec<&str> = body.split(' ').collect();
+        let mut fixed = Vec::with_capacity(words.len());
+        let mut i = 0;
+        while i < words.len() {
+            match (words[i], words.get(i + 1)) {
+                ("--pool", Some(&"<DIR>")) => {
+                    fixed.push("[--pool <DIR>]".to_string());
+                    i += 2;
+                }
+                ("--json", _) => {
+                    fixed.push("[--json]".to_string());
+                    i += 1;
+                }
+                (w, _) => {
+                    fixed.push(w.to_string());
+                    i += 1;
+                }
+            }
+        }
+        out.push_str(&fixed.join(" "));
+        out.push_str(end);
+    }
+    out
+}
+
 /// Runs the command line and returns the exit code; every value (the pool included) is dropped
 /// by then.
 fn main_code() -> u8 {
@@ -110,12 +156,18 @@ fn main_code() -> u8 {
         Err(e) => {
             let json = std::env::args().any(|a| a == "--json");
             if json && e.use_stderr() {
-                let err = Error::usage(e.render().to_string().trim_end().to_string());
+                let text = optional_globals_in_usage(&e.render().to_string());
+                let err = Error::usage(text.trim_end().to_string());
                 print_json(&err.to_json());
                 return err.status.code();
             }
-            // Help and version go to stdout with 0; usage errors to stderr with clap's code 2.
-            let _ = e.print();
+            if e.use_stderr() {
+                // Usage errors to stderr with clap's code 2, the global options shown optional.
+                eprint!("{}", optional_globals_in_usage(&e.render().to_string()));
+            } else {
+                // Help and version go to stdout with 0.
+                let _ = e.print();
+            }
             return u8::try_from(e.exit_code()).unwrap_or(2);
         }
     };
@@ -128,6 +180,7 @@ fn main_code() -> u8 {
         (_, control::client::Found::Server(stream)) => {
             control::client::run(stream, std::env::args().skip(1).collect(), json)
         }
+        (_, control::client::Found::Refused(e)) => Err(e),
     };
     finish(result, json)
 }
@@ -167,4 +220,26 @@ fn finish(result: Result<Report>, json: bool) -> u8 {
 
 fn main() -> std::process::ExitCode {
     std::process::ExitCode::from(main_code())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_lines_show_the_global_options_optional() {
+        let text = "error: the following required arguments were not provided:\n  <SIZE>\n\n\
+                    Usage: umbra lun create --pool <DIR> --json <NAME> <SIZE>\n\n\
+                    For more information, try '--help'.\n";
+        let fixed = optional_globals_in_usage(text);
+        assert!(
+            fixed.contains("Usage: umbra lun create [--pool <DIR>] [--json] <NAME> <SIZE>\n"),
+            "{fixed}"
+        );
+        // Only usage lines change.
+        assert_eq!(
+            fixed.replace("[--pool <DIR>] [--json] ", "--pool <DIR> --json "),
+            text
+        );
+    }
 }

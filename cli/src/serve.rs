@@ -201,8 +201,15 @@ pub fn run(a: ServeArgs, ctx: &Ctx) -> Result<Report> {
                 TcpListener::bind(s).map_err(|e| io(&format!("cannot listen on {text}"), e))?,
             ),
             Addr::Unix(p) => {
-                if std::os::unix::net::UnixStream::connect(p).is_err() {
-                    // Nobody listens there: a dead server's socket.
+                use std::os::unix::fs::FileTypeExt;
+                let is_socket =
+                    std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_socket());
+                if is_socket
+                    && std::os::unix::net::UnixStream::connect(p)
+                        .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused)
+                {
+                    // A socket nobody listens on: a dead server's. Anything else there (a
+                    // live socket, a file) is left alone and the bind fails naming it.
                     let _ = std::fs::remove_file(p);
                 }
                 let l = UnixListener::bind(p)

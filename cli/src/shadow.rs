@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use uuid::Uuid;
-use vss_core::pool::{PoolCoordinator, PoolOptions, PoolProvider, RegisteredWriter};
+use vss_core::pool::{PoolCoordinator, PoolOptions, PoolProvider, RegisteredWriter, SetRecovery};
 use vss_core::script::{Aliases, Command, ContextWord, Output, Session};
 use vss_core::{
     Attributes, BackupComponents, BackupType, ErrorKind, ProviderType, ShadowProperties,
@@ -27,8 +27,20 @@ use crate::{parse, Ctx};
 ///
 /// For a caller on the control socket, the pool's registered writers are the caller's: each is
 /// replaced by one whose events the caller's own process runs.
+///
+/// Opening cleans up a set a dead requester left in progress (vss-core does it); that is
+/// reported, never silent: a line on stderr (`umbra: cleaned up set ...`; in the text for a
+/// caller on the control socket), and in `--json` a `"cleaned"` array on the command's document
+/// ([`with_cleanup_report`]).
 pub fn coordinator(ctx: &Ctx, options: PoolOptions) -> Result<PoolCoordinator> {
     let pc = PoolCoordinator::open_with(ctx.open()?, options)?;
+    if let Some(r) = pc.recovered() {
+        let line = cleanup_text(r);
+        if !ctx.json && !ctx.caller.remote() {
+            eprintln!("umbra: {line}");
+        }
+        CLEANED.with(|c| c.borrow_mut().push((cleanup_json(r), line)));
+    }
     if ctx.caller.remote() {
         for w in pc.registered_writers()? {
             pc.remove_writer(&w.name)?;
@@ -36,6 +48,78 @@ pub fn coordinator(ctx: &Ctx, options: PoolOptions) -> Result<PoolCoordinator> {
         }
     }
     Ok(pc)
+}
+
+thread_local! {
+    /// The dead requesters' sets that the coordinators the running command opened cleaned up:
+    /// their JSON and their line of text, taken by [`with_cleanup_report`].
+    static CLEANED: std::cell::RefCell<Vec<(Value, String)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A dead requester's set cleaned up, as JSON: `{"set_id", "pid", "luns", "writers_aborted":
+/// [{"writer", "failure"}], "shadows_deleted": [ID]}`.
+fn cleanup_json(r: &SetRecovery) -> Value {
+    json!({
+        "set_id": r.record.set_id,
+        "pid": r.record.pid,
+        "luns": r.record.luns,
+        "writers_aborted": r.aborted.iter().map(|a| json!({
+            "writer": a.writer,
+            "failure": a.failure.as_ref().map(ToString::to_string),
+        })).collect::<Vec<_>>(),
+        "shadows_deleted": r.shadows_deleted,
+    })
+}
+
+/// A dead requester's set cleaned up, in one line.
+fn cleanup_text(r: &SetRecovery) -> String {
+    let aborted: Vec<String> = r
+        .aborted
+        .iter()
+        .map(|a| match &a.failure {
+            None => a.writer.clone(),
+            Some(f) => format!("{} (abort failed: {f})", a.writer),
+        })
+        .collect();
+    format!(
+        "cleaned up set {} left in progress by requester pid {}, which is gone: abort sent to \
+         writers [{}], LUNs [{}] not frozen, {} shadow(s) of the set deleted",
+        r.record.set_id,
+        r.record.pid,
+        aborted.join(", "),
+        r.record.luns.join(", "),
+        r.shadows_deleted.len()
+    )
+}
+
+/// Runs `command` (one that may open the pool's coordinator) and adds what opening cleaned up,
+/// if anything, to its report: `"cleaned": [...]` in its JSON document (an error's too), and
+/// for a caller on the control socket the lines before its text (a local command printed them
+/// on stderr when the coordinator opened).
+pub fn with_cleanup_report(ctx: &Ctx, command: impl FnOnce() -> Result<Report>) -> Result<Report> {
+    CLEANED.with(|c| c.borrow_mut().clear());
+    let result = command();
+    let cleaned = CLEANED.with(|c| std::mem::take(&mut *c.borrow_mut()));
+    if cleaned.is_empty() {
+        return result;
+    }
+    let mut report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            let mut r = Report::new("", e.to_json());
+            r.failure = Some(e);
+            r
+        }
+    };
+    if report.json.is_object() {
+        report.json["cleaned"] = Value::Array(cleaned.iter().map(|(j, _)| j.clone()).collect());
+    }
+    if ctx.caller.remote() && !ctx.json {
+        let lines: String = cleaned.iter().map(|(_, l)| format!("{l}\n")).collect();
+        report.text = lines + &report.text;
+    }
+    Ok(report)
 }
 
 /// An error of vss-core's `kind` raised by the command itself (a check before the library).
@@ -139,7 +223,7 @@ fn shadow_table(rows: &[ShadowProperties]) -> String {
                 } else {
                     "-".into()
                 },
-                format!("{:?}", s.provider_type).to_lowercase(),
+                s.provider_type.to_string(),
             ]
         })
         .collect();
@@ -181,8 +265,13 @@ fn writers_text(status: &[WriterStatus]) -> String {
     table(["WRITER", "STATE", "FAILURE"], &cells)
 }
 
-/// Runs `umbra shadow ...`.
+/// Runs `umbra shadow ...` (a dead requester's set cleaned up on the way is reported:
+/// [`with_cleanup_report`]).
 pub fn run(c: ShadowCommand, ctx: &Ctx) -> Result<Report> {
+    with_cleanup_report(ctx, || run_shadow(c, ctx))
+}
+
+fn run_shadow(c: ShadowCommand, ctx: &Ctx) -> Result<Report> {
     match c {
         ShadowCommand::Create(a) => create(*a, ctx),
         ShadowCommand::List { set, id: one, lun } => {
@@ -193,6 +282,10 @@ pub fn run(c: ShadowCommand, ctx: &Ctx) -> Result<Report> {
                 _ => ShadowSelector::All,
             };
             let pc = coordinator(ctx, PoolOptions::default())?;
+            if let ShadowSelector::Volume(l) = &sel {
+                // An unknown LUN is not found (3), naming it; a LUN with no shadow lists none.
+                pc.array().lun(l)?;
+            }
             let rows = pc.query_shadows(&sel)?;
             if let ShadowSelector::Id(i) = sel {
                 if rows.is_empty() {
@@ -247,12 +340,21 @@ pub fn run(c: ShadowCommand, ctx: &Ctx) -> Result<Report> {
             let sid = id(&i, "shadow id")?;
             let pc = coordinator(ctx, PoolOptions::default())?;
             let (p, props) = vss_core::script::provider_of(&pc, sid)?;
+            let lun = props.original.name;
+            // What the resync copied: the LUN's write statistics before and after.
+            let before = p.written_bytes(&lun)?;
             let h = p.resync(sid, None)?;
             wait(h, "resync", ctx.progress_shown())?;
-            let lun = props.original.name;
+            let copied = before
+                .zip(p.written_bytes(&lun)?)
+                .map(|(b, a)| a.saturating_sub(b));
+            let text = match copied {
+                Some(n) => format!("shadow {sid} copied back over LUN {lun}: {n} bytes copied\n"),
+                None => format!("shadow {sid} copied back over LUN {lun}\n"),
+            };
             Ok(Report::new(
-                format!("shadow {sid} copied back over LUN {lun}\n"),
-                json!({ "id": sid, "lun": lun }),
+                text,
+                json!({ "id": sid, "lun": lun, "bytes_copied": copied }),
             ))
         }
         ShadowCommand::Import { docfile, host } => {
@@ -439,7 +541,8 @@ fn create(a: CreateArgs, ctx: &Ctx) -> Result<Report> {
     }
     for w in &extra {
         if ctx.caller.remote() {
-            pc.add_writer(ctx.caller.writer(w)?)?;
+            // Named in the set's record: its abort is sent if the server dies mid-set.
+            pc.add_writer_for(w, ctx.caller.writer(w)?)?;
         } else {
             pc.add_exec_writer(w)?;
         }
@@ -564,8 +667,13 @@ fn create(a: CreateArgs, ctx: &Ctx) -> Result<Report> {
     Ok(report)
 }
 
-/// Runs `umbra writers ...`.
+/// Runs `umbra writers ...` (a dead requester's set cleaned up on the way is reported:
+/// [`with_cleanup_report`]).
 pub fn run_writers(c: WritersCommand, ctx: &Ctx) -> Result<Report> {
+    with_cleanup_report(ctx, || writers(c, ctx))
+}
+
+fn writers(c: WritersCommand, ctx: &Ctx) -> Result<Report> {
     match c {
         WritersCommand::Add {
             name,

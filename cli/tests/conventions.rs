@@ -283,20 +283,26 @@ fn bad_input_creates_no_pool() {
     assert!(!pool.exists(), "a refused command created the pool");
 }
 
+/// The holder is another `umbra` process, held inside a set by its writer until the test lets
+/// it go: a lock held in this test process could outlive its drop, since a child another test
+/// thread forks meanwhile shares the lock's file description until it execs.
 #[test]
 fn a_locked_pool_is_refused_naming_the_holder() {
     let tmp = tempfile::tempdir().unwrap();
     let pool = tmp.path().join("pool");
     ok(&pool, &["lun", "create", "db", "4"]);
-    // This test process holds the pool.
-    let held = vds_core::Array::open(&pool).unwrap();
-    let pid = format!("pid {}", std::process::id());
+    let holder = FrozenRequester::start(
+        &pool,
+        &tmp.path().join("frozen"),
+        &tmp.path().join("release"),
+    );
+    let pid = format!("pid {}", holder.pid());
     refused(&pool, &["lun", "list"], 6, &pid);
     refused(&pool, &["lun", "create", "x", "4"], 6, &pid);
     let e = fail_json(&pool, &["lun", "delete", "db"], 6);
     assert_eq!(e["kind"], "busy");
-    drop(held);
-    ok(&pool, &["lun", "delete", "db"]);
+    assert_eq!(holder.release(), 0, "the holder's set is made");
+    ok(&pool, &["lun", "create", "x", "4"]);
 }
 
 #[test]

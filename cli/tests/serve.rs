@@ -21,10 +21,25 @@ struct Served {
 
 impl Served {
     /// Starts `umbra serve` on `pool` with NBD on `nbd` as initiator SERVER, and waits for its
-    /// ready line on stdout.
+    /// ready line on stdout. Its working directory is a folder of its own beside the pool
+    /// (`server-cwd`), so a file it made by a relative path would show there.
     fn start(pool: &Path, nbd: &Path) -> Served {
-        let mut child = Command::new(assert_cmd::cargo::cargo_bin!("umbra"))
+        Served::start_as(pool, nbd, None)
+    }
+
+    /// [`Served::start`], as user and group `uid` when given.
+    fn start_as(pool: &Path, nbd: &Path, uid: Option<u32>) -> Served {
+        use std::os::unix::process::CommandExt;
+        let cwd = pool.parent().unwrap().join("server-cwd");
+        std::fs::create_dir_all(&cwd).unwrap();
+        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("umbra"));
+        if let Some(u) = uid {
+            std::os::unix::fs::chown(&cwd, Some(u), Some(u)).unwrap();
+            cmd.uid(u).gid(u);
+        }
+        let mut child = cmd
             .env_remove("UMBRA_POOL")
+            .current_dir(&cwd)
             .arg("--pool")
             .arg(pool)
             .args(["serve", "--listen"])
@@ -280,6 +295,25 @@ fn writers_run_as_children_of_the_caller() {
     assert!(vss_core::BackupComponents::from_json(&saved).is_ok());
 }
 
+/// `umbra --pool POOL` in `cwd` (no `UMBRA_POOL`), to be given its arguments and spawned.
+fn umbra_at(cwd: &Path, pool: &Path) -> Command {
+    let mut c = Command::new(assert_cmd::cargo::cargo_bin!("umbra"));
+    c.env_remove("UMBRA_POOL")
+        .current_dir(cwd)
+        .arg("--pool")
+        .arg(pool);
+    c
+}
+
+/// The first line written to the FIFO at `path` (opening it waits for its writer).
+fn line_of(path: &Path) -> String {
+    let mut line = String::new();
+    BufReader::new(std::fs::File::open(path).unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    line.trim().to_string()
+}
+
 /// Spawns `c` and waits: its exit code, pid and stdout.
 fn spawn_and_wait(c: &mut Command) -> (i32, u32, String) {
     let mut child = c.stdout(Stdio::piped()).spawn().unwrap();
@@ -295,48 +329,573 @@ fn spawn_and_wait(c: &mut Command) -> (i32, u32, String) {
     (st.code().unwrap_or(128), pid, out)
 }
 
-/// A caller killed while its writer holds the freeze: the server aborts the set (as for a dead
-/// requester) and goes on serving; the next set is made at once.
+/// mkfifo `path`.
+fn fifo(path: &Path) {
+    assert!(Command::new("mkfifo").arg(path).status().unwrap().success());
+}
+
+/// The lines of a writer's log: (event, set id, the pid of its shell's parent).
+fn writer_log(log: &Path) -> Vec<(String, String, u32)> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            (w[0].to_string(), w[1].to_string(), w[2].parse().unwrap())
+        })
+        .collect()
+}
+
+/// The set-in-progress record of the pool at `pool` (no server holds it).
+fn set_record(pool: &Path) -> Option<vss_core::pool::SetRecord> {
+    let a = vds_core::Array::open(pool).unwrap();
+    vss_core::pool::read_record(&a).unwrap()
+}
+
+/// A caller killed (SIGKILL) while its exec writer holds the freeze: the writer's helper dies
+/// with it (it was the caller's child), the server aborts the set and sends the abort the
+/// caller can no longer run to the writer by its command (as the next open does for a dead
+/// requester), leaves no shadow and no record, and goes on serving; the next set is made at
+/// once.
 #[test]
-fn a_caller_killed_mid_command_aborts_its_set_and_the_server_goes_on() {
+fn a_caller_killed_mid_freeze_is_cleaned_up_and_the_server_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let cwd = dir.path();
     let pool = cwd.join("pool");
-    let _srv = Served::start(&pool, &cwd.join("nbd.sock"));
+    let mut srv = Served::start(&pool, &cwd.join("nbd.sock"));
     assert_eq!(run_in(cwd, &pool, &["lun", "create", "db", "4MiB"]).0, 0);
-    let fifo = cwd.join("frozen");
-    assert!(Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap()
-        .success());
+    let (frozen, held, log) = (cwd.join("frozen"), cwd.join("held"), cwd.join("w.log"));
+    fifo(&frozen);
+    fifo(&held);
+    // At freeze: logs, opens `held` for writing (kept by the helper), says so, and becomes the
+    // helper (sleep) holding it; at abort: logs.
     let writer = format!(
-        "w=case $UMBRA_EVENT in freeze) echo frozen > {}; exec sleep 600;; esac; true",
-        fifo.display()
+        "w=case $UMBRA_EVENT in freeze|abort) echo \"$UMBRA_EVENT $UMBRA_SET_ID $PPID\" >> {log};; \
+         esac; case $UMBRA_EVENT in freeze) exec 3>{held}; echo frozen > {frozen}; \
+         exec sleep 600;; esac; true",
+        log = log.display(),
+        held = held.display(),
+        frozen = frozen.display()
     );
-    let mut caller = Command::new(assert_cmd::cargo::cargo_bin!("umbra"))
-        .env_remove("UMBRA_POOL")
-        .current_dir(cwd)
-        .arg("--pool")
-        .arg(&pool)
+    let mut caller = umbra_at(cwd, &pool)
         .args(["shadow", "create", "db", "--writer", &writer])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Blocks until the writer is in its freeze.
-    let mut line = String::new();
-    BufReader::new(std::fs::File::open(&fifo).unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "frozen");
+    // Opening blocks until the helper holds the write end.
+    let mut helper = std::fs::File::open(&held).unwrap();
+    assert_eq!(line_of(&frozen), "frozen");
     caller.kill().unwrap();
     caller.wait().unwrap();
+    // End of file once every holder of the write end is gone: the helper died with the caller.
+    let mut rest = Vec::new();
+    helper.read_to_end(&mut rest).unwrap();
     // The server answers the next command once the dead caller's set is aborted.
     let d = ok_json(&pool, &["shadow", "list"]);
     assert_eq!(d["shadows"].as_array().unwrap().len(), 0, "{d}");
+    let luns = ok_json(&pool, &["lun", "list"]);
+    assert_eq!(luns["luns"].as_array().unwrap().len(), 1, "{luns}");
+    let seen = writer_log(&log);
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    let (freeze, abort) = (&seen[0], &seen[1]);
+    assert_eq!(freeze.0, "freeze");
+    assert_eq!(freeze.2, caller.id(), "the caller ran the freeze");
+    assert_eq!(
+        (abort.0.as_str(), &abort.1, abort.2),
+        ("abort", &freeze.1, srv.pid),
+        "the server sent the abort of the set, the caller being gone"
+    );
     let d = ok_json(&pool, &["shadow", "create", "db", "--nowriters"]);
     assert_eq!(d["shadows"].as_array().unwrap().len(), 1, "{d}");
+    assert_eq!(srv.signal("TERM"), 0);
+    assert_eq!(set_record(&pool), None);
+}
+
+/// The server killed (SIGKILL) mid-set, after the shadows were committed, while the caller's
+/// exec writer (given with --writer) is in its thaw: the caller ends with an I/O error (9)
+/// naming the server; the next command opens the pool itself and cleans up as after a dead
+/// requester: the writer gets abort (run by that command), the shadows are deleted, the
+/// record is gone; the stale socket is removed.
+#[test]
+fn a_server_killed_mid_set_is_cleaned_up_by_the_next_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let pool = cwd.join("pool");
+    let mut srv = Served::start(&pool, &cwd.join("nbd.sock"));
+    assert_eq!(run_in(cwd, &pool, &["lun", "create", "db", "4MiB"]).0, 0);
+    let (thawing, go, log) = (cwd.join("thawing"), cwd.join("go"), cwd.join("w.log"));
+    fifo(&thawing);
+    fifo(&go);
+    let writer = format!(
+        "w=case $UMBRA_EVENT in thaw|abort) echo \"$UMBRA_EVENT $UMBRA_SET_ID $PPID\" >> {log};; \
+         esac; case $UMBRA_EVENT in thaw) echo thawing > {thawing}; read x < {go};; esac; true",
+        log = log.display(),
+        thawing = thawing.display(),
+        go = go.display()
+    );
+    let mut caller = umbra_at(cwd, &pool)
+        .args(["shadow", "create", "db", "--writer", &writer])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert_eq!(line_of(&thawing), "thawing");
+    assert_eq!(srv.signal("KILL"), 128);
+    // Lets the thaw end: the caller then finds its server gone.
+    std::fs::write(&go, "go\n").unwrap();
+    let mut err = String::new();
+    caller
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let st = caller.wait().unwrap();
+    assert_eq!(st.code(), Some(9), "{err}");
+    assert!(err.contains("the pool's server hung up"), "{err}");
+    let rec = set_record(&pool).expect("the dead server's set is still recorded");
+    assert_eq!(rec.pid, srv.pid);
+    let names: Vec<&str> = rec.exec_writers.iter().map(|w| w.name.as_str()).collect();
+    assert_eq!(names, ["w"], "the caller's --writer is named in the record");
+    assert!(pool.join("control.sock").exists());
+
+    let mut next = Command::new(assert_cmd::cargo::cargo_bin!("umbra"));
+    next.env_remove("UMBRA_POOL")
+        .current_dir(cwd)
+        .arg("--pool")
+        .arg(&pool)
+        .args(["--json", "shadow", "list"]);
+    let (code, next_pid, out) = spawn_and_wait(&mut next);
+    assert_eq!(code, 0, "{out}");
+    let d: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        d["shadows"].as_array().unwrap().len(),
+        0,
+        "no stale shadow: {d}"
+    );
+    let luns = ok_json(&pool, &["lun", "list"]);
+    assert_eq!(
+        luns["luns"].as_array().unwrap().len(),
+        1,
+        "no snapshot LUN left: {luns}"
+    );
+    let seen = writer_log(&log);
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!((seen[0].0.as_str(), seen[0].2), ("thaw", caller.id()));
+    assert_eq!(
+        (seen[1].0.as_str(), &seen[1].1, seen[1].2),
+        ("abort", &rec.set_id.to_string(), next_pid),
+        "the next command sent the abort"
+    );
+    assert_eq!(set_record(&pool), None);
+    assert!(
+        !pool.join("control.sock").exists(),
+        "the stale socket is removed"
+    );
+}
+
+/// SIGTERM while a command is mid-set (its writer in freeze): the server stops taking
+/// commands but lets the running one finish — the caller gets its set (0) — then exits 0,
+/// leaving no record; the shadow is there for the next command.
+#[test]
+fn sigterm_mid_set_lets_the_running_command_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let pool = cwd.join("pool");
+    assert_eq!(run_in(cwd, &pool, &["lun", "create", "db", "4MiB"]).0, 0);
+    let mut server = umbra_at(cwd, &pool)
+        .args(["serve", "--listen", "unix:nbd.sock", "--as", SERVER])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(server.stdout.take().unwrap()).lines();
+    while !out.next().unwrap().unwrap().starts_with("ready") {}
+    let (frozen, go) = (cwd.join("frozen"), cwd.join("go"));
+    fifo(&frozen);
+    fifo(&go);
+    let writer = format!(
+        "w=case $UMBRA_EVENT in freeze) echo frozen > {}; read x < {};; esac; true",
+        frozen.display(),
+        go.display()
+    );
+    let mut caller = umbra_at(cwd, &pool)
+        .args(["--json", "shadow", "create", "db", "--writer", &writer])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert_eq!(line_of(&frozen), "frozen");
+    assert!(Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let mut err = BufReader::new(server.stderr.take().unwrap()).lines();
+    loop {
+        let l = err.next().expect("the server says it shuts down").unwrap();
+        if l.contains("signal 15: shutting down") {
+            break;
+        }
+    }
+    std::fs::write(&go, "go\n").unwrap();
+    let mut doc = String::new();
+    caller
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut doc)
+        .unwrap();
+    assert_eq!(caller.wait().unwrap().code(), Some(0), "{doc}");
+    let d: Value = serde_json::from_str(&doc).unwrap();
+    assert_eq!(d["shadows"].as_array().unwrap().len(), 1, "{d}");
+    assert_eq!(server.wait().unwrap().code(), Some(0));
+    assert!(!pool.join("control.sock").exists());
+    assert_eq!(set_record(&pool), None);
+    let d = ok_json(&pool, &["shadow", "list"]);
+    assert_eq!(d["shadows"].as_array().unwrap().len(), 1, "{d}");
+}
+
+/// A caller killed mid-stream (`lun read --out` into a FIFO the test stops reading): the
+/// server notices at its next write, ends the command and serves the next one; a whole read
+/// then gives the LUN's bytes.
+#[test]
+fn a_caller_killed_mid_stream_leaves_the_server_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let pool = cwd.join("pool");
+    let _srv = Served::start(&pool, &cwd.join("nbd.sock"));
+    let data = pattern(8 << 20, 7);
+    std::fs::write(cwd.join("in.bin"), &data).unwrap();
+    assert_eq!(
+        run_in(
+            cwd,
+            &pool,
+            &["lun", "create", "db", "8MiB", "--unmask", SERVER]
+        )
+        .0,
+        0
+    );
+    let (c, _, err) = run_in(
+        cwd,
+        &pool,
+        &["lun", "write", "db", "--as", SERVER, "--in", "in.bin"],
+    );
+    assert_eq!(c, 0, "{err}");
+    let out = cwd.join("out.fifo");
+    fifo(&out);
+    let mut caller = umbra_at(cwd, &pool)
+        .args(["lun", "read", "db", "--as", SERVER, "--out", "out.fifo"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut r = std::fs::File::open(&out).unwrap();
+    let mut first = vec![0u8; 64 << 10];
+    r.read_exact(&mut first).unwrap();
+    assert_eq!(first, data[..64 << 10]);
+    caller.kill().unwrap();
+    caller.wait().unwrap();
+    let mut rest = Vec::new();
+    r.read_to_end(&mut rest).unwrap();
+    assert!(rest.len() < data.len(), "the stream was cut");
+    let (c, _, err) = run_in(
+        cwd,
+        &pool,
+        &["lun", "read", "db", "--as", SERVER, "--out", "out.bin"],
+    );
+    assert_eq!(c, 0, "{err}");
+    assert_eq!(std::fs::read(cwd.join("out.bin")).unwrap(), data);
+}
+
+/// A DiskShadow script run through the control socket: its `exec` line runs as the caller's
+/// child, in the caller's working directory, with the caller's environment; a `%VARIABLE%`
+/// reads the caller's environment; `set metadata` / `load metadata` files are the caller's
+/// (a relative path is the caller's), and nothing appears in the server's working directory.
+#[test]
+fn a_served_scripts_exec_lines_and_files_are_the_callers() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let pool = cwd.join("pool");
+    let srv = Served::start(&pool, &cwd.join("nbd.sock"));
+    assert_eq!(run_in(cwd, &pool, &["lun", "create", "db", "4MiB"]).0, 0);
+    let work = cwd.join("work");
+    std::fs::create_dir(&work).unwrap();
+    let hook = work.join("hook.sh");
+    // Its parent (the shell of the exec line, or the caller if that shell execs it) and that
+    // one's parent, the caller-only variable, and where it runs.
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\necho \"$PPID $(cut -d' ' -f4 /proc/$PPID/stat) $CALLER_ONLY $(pwd)\" > hook.out\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(
+        work.join("backup.dsh"),
+        "set context persistent\nset metadata %CALLER_ONLY%.json\nadd volume db\ncreate\n\
+         exec ./hook.sh\nload metadata %CALLER_ONLY%.json\n",
+    )
+    .unwrap();
+    let mut caller = Command::new(assert_cmd::cargo::cargo_bin!("umbra"));
+    caller
+        .env_remove("UMBRA_POOL")
+        .env("CALLER_ONLY", "only-here")
+        .current_dir(&work)
+        .arg("--pool")
+        .arg(&pool)
+        .args(["--json", "exec", "backup.dsh"]);
+    let (code, pid, out) = spawn_and_wait(&mut caller);
+    assert_eq!(code, 0, "{out}");
+    let d: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(d["exit_code"], 0, "{d}");
+    let said = std::fs::read_to_string(work.join("hook.out")).expect("the hook ran in work/");
+    let w: Vec<&str> = said.split_whitespace().collect();
+    assert!(
+        w[0] == pid.to_string() || w[1] == pid.to_string(),
+        "the caller {pid} runs the exec line, not the server {}: {said}",
+        srv.pid
+    );
+    assert_eq!(&w[2..], ["only-here", work.to_str().unwrap()], "{said}");
+    let doc = std::fs::read(work.join("only-here.json")).expect("set metadata: the caller's file");
+    let doc = vss_core::BackupComponents::from_json(&doc).unwrap();
+    let set = doc.snapshot_set.unwrap().set_id.to_string();
+    assert!(d.to_string().contains(&set), "load metadata read it: {d}");
+    let server_cwd: Vec<_> = std::fs::read_dir(cwd.join("server-cwd")).unwrap().collect();
+    assert!(server_cwd.is_empty(), "{server_cwd:?}");
+}
+
+/// Raw connections to the control socket that misbehave — a huge frame, a bad tag, a document
+/// that is not JSON, a request whose argv is not a list of strings, a caller that says nothing —
+/// are each answered with an invalid-input error (4) and hung up on; a caller that hangs up
+/// mid-header is dropped; none stops two real callers at once from being served.
+#[test]
+fn malformed_and_silent_control_requests_are_refused_and_change_nothing() {
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let pool = cwd.join("pool");
+    let _srv = Served::start(&pool, &cwd.join("nbd.sock"));
+    let sock = pool.join("control.sock");
+    let frame = |tag: u8, body: &[u8]| {
+        let mut f = vec![tag];
+        f.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        f.extend_from_slice(body);
+        f
+    };
+    // The server's answer: one JSON frame, then end of file.
+    let answer = |mut c: UnixStream| -> Value {
+        let mut all = Vec::new();
+        c.read_to_end(&mut all).unwrap();
+        assert_eq!(all[0], b'J', "{all:?}");
+        let len = u32::from_le_bytes(all[1..5].try_into().unwrap()) as usize;
+        assert_eq!(all.len(), 5 + len, "one frame, then the end");
+        serde_json::from_slice(&all[5..]).unwrap()
+    };
+    let silent = UnixStream::connect(&sock).unwrap();
+    let mut half = UnixStream::connect(&sock).unwrap();
+    half.write_all(&[b'J', 9, 0]).unwrap();
+    drop(half);
+    let mut cases: Vec<(Vec<u8>, &str)> = vec![
+        (
+            vec![b'J', 0xff, 0xff, 0xff, 0xff],
+            "control frame of 4294967295 bytes",
+        ),
+        (frame(b'X', b"{}"), "control frame with tag 0x58"),
+        (
+            frame(b'J', b"{\"argv\": [\"lun\""),
+            "control frame: EOF while parsing",
+        ),
+        (
+            frame(b'D', b"lun list"),
+            "data where a JSON document was expected",
+        ),
+        (
+            frame(b'J', b"{\"argv\": 42}"),
+            "\"argv\" is not a list of strings",
+        ),
+    ];
+    for (bytes, want) in cases.drain(..) {
+        let mut c = UnixStream::connect(&sock).unwrap();
+        c.write_all(&bytes).unwrap();
+        let a = answer(c);
+        assert_eq!(a["op"], "done", "{a}");
+        assert_eq!(a["error"]["exit_code"], 4, "{a}");
+        let msg = a["error"]["message"].as_str().unwrap();
+        assert!(
+            msg.contains("a bad control request") && msg.contains(want),
+            "{msg}"
+        );
+    }
+    // Two callers at once, while the silent one is still connected.
+    let spawn = |name: &str| {
+        umbra()
+            .current_dir(cwd)
+            .arg("--pool")
+            .arg(&pool)
+            .args(["lun", "create", name, "1MiB"])
+            .output()
+            .unwrap()
+    };
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| spawn("a"));
+        let b = s.spawn(|| spawn("b"));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert_eq!(
+        (code(&a), code(&b)),
+        (0, 0),
+        "{} {}",
+        stderr(&a),
+        stderr(&b)
+    );
+    let luns = ok_json(&pool, &["lun", "list"]);
+    assert_eq!(luns["luns"].as_array().unwrap().len(), 2, "{luns}");
+    // The silent caller is answered (after the time limit) and hung up on.
+    let a = answer(silent);
+    let msg = a["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("no command line within 10 s"), "{msg}");
+}
+
+/// At most 64 callers at once: with 64 connected (and silent) the next command is answered
+/// busy (6) at once, naming the limit.
+#[test]
+fn callers_past_the_limit_are_answered_busy() {
+    use std::os::unix::net::UnixStream;
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let pool = cwd.join("pool");
+    let _srv = Served::start(&pool, &cwd.join("nbd.sock"));
+    assert_eq!(run_in(cwd, &pool, &["lun", "create", "db", "1MiB"]).0, 0);
+    let held: Vec<UnixStream> = (0..64)
+        .map(|_| UnixStream::connect(pool.join("control.sock")).unwrap())
+        .collect();
+    let (c, _, err) = run_in(cwd, &pool, &["lun", "list"]);
+    assert_eq!(c, 6, "{err}");
+    assert!(err.contains("64 commands running or waiting"), "{err}");
+    drop(held);
+}
+
+/// A control socket nobody accepts on is not taken for a dead server's while the pool's lock
+/// is held (a server binding it this instant holds the lock): the command is busy (6) naming
+/// the holder and the file stays. A `--listen unix:PATH` that is a regular file is not removed:
+/// the server refuses to start.
+#[test]
+fn a_socket_nobody_accepts_on_is_removed_only_under_the_pool_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let pool = cwd.join("pool");
+    let srv = Served::start(&pool, &cwd.join("nbd.sock"));
+    let (sock, aside) = (pool.join("control.sock"), pool.join("control.sock.live"));
+    std::fs::rename(&sock, &aside).unwrap();
+    std::fs::write(&sock, b"").unwrap();
+    let (c, _, err) = run_in(cwd, &pool, &["lun", "list"]);
+    assert_eq!(c, 6, "{err}");
+    assert!(err.contains(&srv.pid.to_string()), "{err}");
+    assert!(sock.exists(), "not removed without the pool's lock");
+    std::fs::rename(&aside, &sock).unwrap();
+    assert_eq!(run_in(cwd, &pool, &["lun", "list"]).0, 0);
+
+    let other = cwd.join("other-pool");
+    let precious = cwd.join("precious.txt");
+    std::fs::write(&precious, b"keep me").unwrap();
+    let (c, _, err) = run_in(
+        cwd,
+        &other,
+        &["serve", "--listen", "unix:precious.txt", "--as", SERVER],
+    );
+    assert_eq!(c, 9, "{err}");
+    assert!(err.contains("cannot listen on unix:precious.txt"), "{err}");
+    assert_eq!(std::fs::read(&precious).unwrap(), b"keep me");
+}
+
+/// Whether this test process runs as root; if not, says the test is skipped (a failure under
+/// `CI`, whose runner is root).
+fn root_or_skip(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    let msg = format!("{test}: skipped: another user's processes need root to start");
+    assert!(std::env::var_os("CI").is_none(), "{msg}; CI runs as root");
+    eprintln!("{msg}");
+    false
+}
+
+/// Callers and servers of different users do not deal with each other: another user's command
+/// cannot connect (the socket is 0600) and fails access denied (5) naming the socket, not the
+/// pool's lock; a root command finding a server of another user refuses to act for it (5); the
+/// server refuses a caller of another user (5); the server goes on serving its own user.
+#[test]
+fn callers_and_servers_of_other_users_are_refused() {
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+    use std::os::unix::process::CommandExt;
+    if !root_or_skip("callers_and_servers_of_other_users_are_refused") {
+        return;
+    }
+    const NOBODY: u32 = 65534;
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(cwd, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // A root server; a caller of uid 65534.
+    let pool = cwd.join("pool");
+    let _srv = Served::start(&pool, &cwd.join("nbd.sock"));
+    std::fs::set_permissions(&pool, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = Command::new(assert_cmd::cargo::cargo_bin!("umbra"))
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .env_remove("UMBRA_POOL")
+        .current_dir("/")
+        .arg("--pool")
+        .arg(&pool)
+        .args(["lun", "list"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(
+        err.contains("is not this user's to use (uid 65534)"),
+        "{err}"
+    );
+    assert_eq!(run_in(cwd, &pool, &["lun", "list"]).0, 0);
+
+    // A server of uid 65534; root callers.
+    let theirs = cwd.join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(NOBODY), Some(NOBODY)).unwrap();
+    let their_pool = theirs.join("pool");
+    let _theirs = Served::start_as(&their_pool, &theirs.join("nbd.sock"), Some(NOBODY));
+    let (c, _, err) = run_in(cwd, &their_pool, &["lun", "list"]);
+    assert_eq!(c, 5, "{err}");
+    assert!(
+        err.contains("runs as uid 65534, this command as uid 0"),
+        "{err}"
+    );
+    let mut raw = UnixStream::connect(their_pool.join("control.sock")).unwrap();
+    let body = br#"{"argv": ["lun", "list"]}"#;
+    let mut f = vec![b'J'];
+    f.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    f.extend_from_slice(body);
+    // The server may hang up before reading it: only its answer counts.
+    let _ = raw.write_all(&f);
+    // One frame (read exactly: the server hangs up on a request it did not read, which the
+    // next read past the frame reports as a reset).
+    let mut head = [0u8; 5];
+    raw.read_exact(&mut head).unwrap();
+    assert_eq!(head[0], b'J');
+    let mut body = vec![0u8; u32::from_le_bytes(head[1..].try_into().unwrap()) as usize];
+    raw.read_exact(&mut body).unwrap();
+    let a: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(a["error"]["exit_code"], 5, "{a}");
+    assert!(
+        a["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("takes commands of that user only, not of uid 0"),
+        "{a}"
+    );
 }
 
 /// SIGTERM stops the server and removes the control socket; the pool then opens locally. A

@@ -380,10 +380,16 @@ fn a_diskshadow_script_runs_through_exec() {
     assert_eq!(d["exit_code"], 4);
     assert_eq!(d["run"]["stopped_at"], 2);
     no_shadows(&pool);
-    // Human form: the line named on stdout's run text.
+    // Human form: the line named once, in the error on stderr (stdout: the lines that ran).
     let out = run(&pool, &["exec", script.to_str().unwrap()]);
     assert_eq!(code(&out), 3);
-    assert!(stdout(&out).contains("line 2"), "{}", stdout(&out));
+    assert!(!stdout(&out).contains("line 2"), "{}", stdout(&out));
+    assert_eq!(
+        stderr(&out).matches("line 2").count(),
+        1,
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// Bad input: its exit code and the pool's files unchanged.

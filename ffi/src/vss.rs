@@ -79,6 +79,75 @@ pub const UMBRA_VSS_STEP_ENDED: u32 = 6;
 /// Backup session step: aborted (by a failure or by `umbra_vss_backup_abort`); over.
 pub const UMBRA_VSS_STEP_ABORTED: u32 = 7;
 
+/// Shadow context (the `context` of `umbra_vss_backup_create`, VSS's values): the default;
+/// non-persistent, released when the session ends, with writers.
+pub const UMBRA_VSS_CONTEXT_BACKUP: u32 = 0x0;
+/// Shadow context: no writers, released when the session ends.
+pub const UMBRA_VSS_CONTEXT_FILE_SHARE_BACKUP: u32 = 0x10;
+/// Shadow context: persistent, kept after the session, no writers.
+pub const UMBRA_VSS_CONTEXT_NAS_ROLLBACK: u32 = 0x19;
+/// Shadow context: persistent, kept after the session, with writers.
+pub const UMBRA_VSS_CONTEXT_APP_ROLLBACK: u32 = 0x09;
+/// Shadow context: persistent, client accessible, kept after the session, no writers.
+pub const UMBRA_VSS_CONTEXT_CLIENT_ACCESSIBLE: u32 = 0x1D;
+/// Shadow context: persistent, client accessible, kept after the session, with writers.
+pub const UMBRA_VSS_CONTEXT_CLIENT_ACCESSIBLE_WRITERS: u32 = 0x0D;
+
+/// Shadow attribute (OR'ed into a context, and in a shadow's `attributes`): survives the
+/// session that made it.
+pub const UMBRA_VSS_ATTR_PERSISTENT: u32 = 0x1;
+/// Shadow attribute: not made writable for auto-recovery.
+pub const UMBRA_VSS_ATTR_NO_AUTORECOVERY: u32 = 0x2;
+/// Shadow attribute: meant to be read by users (previous versions).
+pub const UMBRA_VSS_ATTR_CLIENT_ACCESSIBLE: u32 = 0x4;
+/// Shadow attribute: not deleted when the requester's session ends.
+pub const UMBRA_VSS_ATTR_NO_AUTO_RELEASE: u32 = 0x8;
+/// Shadow attribute: made without writers.
+pub const UMBRA_VSS_ATTR_NO_WRITERS: u32 = 0x10;
+/// Shadow attribute: may be imported by another host.
+pub const UMBRA_VSS_ATTR_TRANSPORTABLE: u32 = 0x20;
+/// Shadow attribute: not exposed as a device.
+pub const UMBRA_VSS_ATTR_NOT_SURFACED: u32 = 0x40;
+/// Shadow attribute: not made under the provider's transaction.
+pub const UMBRA_VSS_ATTR_NOT_TRANSACTED: u32 = 0x80;
+/// Shadow attribute: made by a hardware provider.
+pub const UMBRA_VSS_ATTR_HARDWARE_ASSISTED: u32 = 0x10000;
+/// Shadow attribute: copy-on-write (a differential shadow).
+pub const UMBRA_VSS_ATTR_DIFFERENTIAL: u32 = 0x20000;
+/// Shadow attribute: a full copy (a plex).
+pub const UMBRA_VSS_ATTR_PLEX: u32 = 0x40000;
+/// Shadow attribute: imported on this host.
+pub const UMBRA_VSS_ATTR_IMPORTED: u32 = 0x80000;
+/// Shadow attribute: exposed on this host.
+pub const UMBRA_VSS_ATTR_EXPOSED_LOCALLY: u32 = 0x100000;
+/// Shadow attribute: exposed to other hosts.
+pub const UMBRA_VSS_ATTR_EXPOSED_REMOTELY: u32 = 0x200000;
+/// Shadow attribute: writable for auto-recovery.
+pub const UMBRA_VSS_ATTR_AUTORECOVER: u32 = 0x400000;
+/// Shadow attribute: made for a rollback recovery.
+pub const UMBRA_VSS_ATTR_ROLLBACK_RECOVERY: u32 = 0x800000;
+/// Shadow attribute: post-snapshot is delayed.
+pub const UMBRA_VSS_ATTR_DELAYED_POSTSNAPSHOT: u32 = 0x1000000;
+/// Shadow attribute: transactional file system recovery.
+pub const UMBRA_VSS_ATTR_TXF_RECOVERY: u32 = 0x2000000;
+/// Shadow attribute: a file share shadow.
+pub const UMBRA_VSS_ATTR_FILE_SHARE: u32 = 0x4000000;
+
+/// Backup type (the `backup_type` of `umbra_vss_backup_create`, VSS's values): not set.
+pub const UMBRA_VSS_BACKUP_TYPE_UNDEFINED: u32 = 0;
+/// Backup type: everything, and the history says so (writers may truncate their logs).
+pub const UMBRA_VSS_BACKUP_TYPE_FULL: u32 = 1;
+/// Backup type: what changed since the last full or incremental backup.
+pub const UMBRA_VSS_BACKUP_TYPE_INCREMENTAL: u32 = 2;
+/// Backup type: what changed since the last full backup.
+pub const UMBRA_VSS_BACKUP_TYPE_DIFFERENTIAL: u32 = 3;
+/// Backup type: logs only.
+pub const UMBRA_VSS_BACKUP_TYPE_LOG: u32 = 4;
+/// Backup type: everything, history untouched (writers leave their logs alone).
+pub const UMBRA_VSS_BACKUP_TYPE_COPY: u32 = 5;
+/// Backup type: another type.
+pub const UMBRA_VSS_BACKUP_TYPE_OTHER: u32 = 6;
+
 /// Length of the buffer a writer's failure message is written into (NUL included).
 pub const UMBRA_VSS_MESSAGE_LEN: usize = 512;
 
@@ -698,9 +767,10 @@ pub unsafe extern "C" fn umbra_vss_coordinator_break_set(
     })
 }
 
-/// Starts a backup session in `context` (VSS's context and attribute bits: 0 = BACKUP,
-/// non-persistent, with writers; OR in `0x20` TRANSPORTABLE, ...) of `backup_type` (VSS's values:
-/// 1 full, 5 copy, ...). Nothing is called yet.
+/// Starts a backup session in `context` (VSS's context and attribute bits, named
+/// `UMBRA_VSS_CONTEXT_*` with `UMBRA_VSS_ATTR_*` OR'ed in: `UMBRA_VSS_CONTEXT_BACKUP` (0) is
+/// non-persistent, with writers; `| UMBRA_VSS_ATTR_TRANSPORTABLE`, ...) of `backup_type`
+/// (`UMBRA_VSS_BACKUP_TYPE_*`, VSS's values: 1 full, 5 copy, ...). Nothing is called yet.
 ///
 /// # Safety
 /// `coordinator` is NULL or live; `out` is NULL or writable.

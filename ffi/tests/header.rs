@@ -200,6 +200,71 @@ fn status_codes_are_never_renumbered() {
 }
 
 /// The frozen struct layouts (ABI 1).
+/// The header's names for the shadow-copy contexts, attribute bits and backup types are
+/// vss-core's values (VSS's), one for one.
+#[test]
+fn shadow_copy_constants_are_vss_cores_values() {
+    use umbra::*;
+    use vss_core::{Attributes, BackupType, Context};
+    let contexts = [
+        (UMBRA_VSS_CONTEXT_BACKUP, Context::BACKUP),
+        (
+            UMBRA_VSS_CONTEXT_FILE_SHARE_BACKUP,
+            Context::FILE_SHARE_BACKUP,
+        ),
+        (UMBRA_VSS_CONTEXT_NAS_ROLLBACK, Context::NAS_ROLLBACK),
+        (UMBRA_VSS_CONTEXT_APP_ROLLBACK, Context::APP_ROLLBACK),
+        (
+            UMBRA_VSS_CONTEXT_CLIENT_ACCESSIBLE,
+            Context::CLIENT_ACCESSIBLE,
+        ),
+        (
+            UMBRA_VSS_CONTEXT_CLIENT_ACCESSIBLE_WRITERS,
+            Context::CLIENT_ACCESSIBLE_WRITERS,
+        ),
+    ];
+    for (c, want) in contexts {
+        assert_eq!(c, want.bits(), "{want}");
+    }
+    let attributes = [
+        UMBRA_VSS_ATTR_PERSISTENT,
+        UMBRA_VSS_ATTR_NO_AUTORECOVERY,
+        UMBRA_VSS_ATTR_CLIENT_ACCESSIBLE,
+        UMBRA_VSS_ATTR_NO_AUTO_RELEASE,
+        UMBRA_VSS_ATTR_NO_WRITERS,
+        UMBRA_VSS_ATTR_TRANSPORTABLE,
+        UMBRA_VSS_ATTR_NOT_SURFACED,
+        UMBRA_VSS_ATTR_NOT_TRANSACTED,
+        UMBRA_VSS_ATTR_HARDWARE_ASSISTED,
+        UMBRA_VSS_ATTR_DIFFERENTIAL,
+        UMBRA_VSS_ATTR_PLEX,
+        UMBRA_VSS_ATTR_IMPORTED,
+        UMBRA_VSS_ATTR_EXPOSED_LOCALLY,
+        UMBRA_VSS_ATTR_EXPOSED_REMOTELY,
+        UMBRA_VSS_ATTR_AUTORECOVER,
+        UMBRA_VSS_ATTR_ROLLBACK_RECOVERY,
+        UMBRA_VSS_ATTR_DELAYED_POSTSNAPSHOT,
+        UMBRA_VSS_ATTR_TXF_RECOVERY,
+        UMBRA_VSS_ATTR_FILE_SHARE,
+    ];
+    // Every named attribute, in vss-core's order, one bit each.
+    let named: Vec<u32> = Attributes::all().iter().map(|a| a.bits()).collect();
+    assert_eq!(attributes.to_vec(), named);
+    assert_eq!(UMBRA_VSS_ATTR_HARDWARE_ASSISTED, 0x10000);
+    let types = [
+        UMBRA_VSS_BACKUP_TYPE_UNDEFINED,
+        UMBRA_VSS_BACKUP_TYPE_FULL,
+        UMBRA_VSS_BACKUP_TYPE_INCREMENTAL,
+        UMBRA_VSS_BACKUP_TYPE_DIFFERENTIAL,
+        UMBRA_VSS_BACKUP_TYPE_LOG,
+        UMBRA_VSS_BACKUP_TYPE_COPY,
+        UMBRA_VSS_BACKUP_TYPE_OTHER,
+    ];
+    let codes: Vec<u32> = BackupType::ALL.iter().map(|t| t.code()).collect();
+    assert_eq!(types.to_vec(), codes);
+    assert_eq!(UMBRA_VSS_BACKUP_TYPE_COPY, BackupType::Copy.code());
+}
+
 #[test]
 fn struct_layouts_are_frozen() {
     use std::mem::{align_of, offset_of, size_of};

@@ -583,3 +583,165 @@ fn import_and_export_copy_only_data_and_keep_holes() {
     );
     assert!(a.lun("e").is_err());
 }
+
+/// A split keeps the LUN, its number and its mask: I/O through a handle goes on while it runs
+/// and after it, none refused (the LUN's I/O stops while the snapshot it reads through is
+/// deleted and goes on on the LUN's own origin). Two threads write their own blocks and read
+/// them back in a loop through handles during each round's split; every I/O must succeed and
+/// the split LUN hold the source's image plus every write.
+fn io_goes_on_through_a_split(a: &Array) {
+    const SIZE: u64 = 4 * MB;
+    const BS: usize = 4096;
+    a.create_lun("db", SIZE, &MaskSpec::None).unwrap();
+    let base: Vec<u8> = (0..SIZE as usize).map(|i| (i % 251) as u8).collect();
+    a.set_mask("db", &mask(W1)).unwrap();
+    a.write_at("db", &id(W1), &base, 0).unwrap();
+    a.set_mask("db", &MaskSpec::None).unwrap();
+    for round in 0..12u8 {
+        let name = format!("split{round}");
+        a.snapshot_lun("db", &name).unwrap();
+        a.set_mask(&name, &mask(W1)).unwrap();
+        let number = a.access(&name, &id(W1)).unwrap().unwrap().number;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let started = Arc::new(Barrier::new(3));
+        let threads: Vec<_> = (0..2u64)
+            .map(|t| {
+                let h = a.open_lun(&id(W1), number).unwrap();
+                let (stop, started) = (stop.clone(), started.clone());
+                std::thread::spawn(move || {
+                    // Thread t owns the blocks b with b % 2 == t; returns what it wrote last.
+                    let mut last = std::collections::BTreeMap::new();
+                    let blocks = SIZE / BS as u64;
+                    let mut i = 0u64;
+                    let mut rb = vec![0u8; BS];
+                    loop {
+                        let b = (i * 7 % (blocks / 2)) * 2 + t;
+                        let v = round
+                            .wrapping_mul(31)
+                            .wrapping_add((i % 200) as u8 + t as u8);
+                        let wb = vec![v; BS];
+                        h.write_at(&wb, b * BS as u64).unwrap_or_else(|e| {
+                            panic!("round {round}: write of block {b} refused: {e}")
+                        });
+                        h.read_at(&mut rb, b * BS as u64).unwrap_or_else(|e| {
+                            panic!("round {round}: read of block {b} refused: {e}")
+                        });
+                        assert_eq!(rb, wb, "round {round}: block {b} reads back otherwise");
+                        last.insert(b, v);
+                        if i == 0 {
+                            started.wait();
+                        }
+                        i += 1;
+                        if stop.load(Ordering::Relaxed) && i > 64 {
+                            return last;
+                        }
+                    }
+                })
+            })
+            .collect();
+        started.wait();
+        a.split_lun(&name).wait().unwrap();
+        stop.store(true, Ordering::Relaxed);
+        let mut expected = base.clone();
+        for t in threads {
+            for (b, v) in t.join().unwrap() {
+                let at = b as usize * BS;
+                expected[at..at + BS].fill(v);
+            }
+        }
+        let mut got = vec![0u8; SIZE as usize];
+        a.admin_read_at(&name, &mut got, 0).unwrap();
+        assert!(got == expected, "round {round}: the split LUN lost a write");
+        a.delete_lun(&name).unwrap();
+    }
+}
+
+#[test]
+fn io_through_a_handle_goes_on_through_a_split_in_memory() {
+    io_goes_on_through_a_split(&Array::in_memory());
+}
+
+#[test]
+fn io_through_a_handle_goes_on_through_a_split_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    io_goes_on_through_a_split(&Array::open(dir.path().join("pool")).unwrap());
+}
+
+/// A resync overwrites the target LUN with the source's contents: host I/O on the target is
+/// refused (Busy) while it runs, so no write is acknowledged and then overwritten by the copy,
+/// and writes acknowledged after it ended are kept. A host writes its own pattern in a loop
+/// through a handle while the target is resynced from another LUN (a full copy) and from its
+/// own snapshot LUN (a revert).
+fn no_acknowledged_write_is_lost_to_a_resync(a: &Array) {
+    const SIZE: u64 = 32 * MB;
+    const BS: usize = 4096;
+    a.create_lun("target", SIZE, &mask(W1)).unwrap();
+    a.create_lun("golden", SIZE, &mask(R1)).unwrap();
+    let image: Vec<u8> = (0..SIZE as usize).map(|i| (i % 241) as u8 + 1).collect();
+    a.set_mask("golden", &mask(W1)).unwrap();
+    a.write_at("golden", &id(W1), &image, 0).unwrap();
+    a.set_mask("golden", &MaskSpec::None).unwrap();
+    a.snapshot_lun("target", "target.snap").unwrap();
+    let number = a.access("target", &id(W1)).unwrap().unwrap().number;
+    for (round, source) in ["golden", "target.snap", "golden"].into_iter().enumerate() {
+        let h = a.open_lun(&id(W1), number).unwrap();
+        let refused = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let ended = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (refused, ended) = (refused.clone(), ended.clone());
+            std::thread::spawn(move || {
+                // (block, value) of every acknowledged write after the first refusal; once the
+                // resync has ended, 64 more writes (none refused: the test fails then).
+                let mut after = std::collections::BTreeMap::new();
+                let (mut i, mut since_end) = (0u64, 0);
+                while after.len() < 64 && since_end < 64 {
+                    since_end += u32::from(ended.load(Ordering::Relaxed));
+                    let b = i * 13 % (SIZE / BS as u64);
+                    let v = (i % 250) as u8 + 3;
+                    match h.write_at(&vec![v; BS], b * BS as u64) {
+                        Ok(()) if refused.load(Ordering::Relaxed) => {
+                            after.insert(b, v);
+                        }
+                        Ok(()) => {}
+                        Err(e) => {
+                            assert_eq!(e.kind(), ErrorKind::Busy, "round {round}: {e}");
+                            refused.store(true, Ordering::Relaxed);
+                        }
+                    }
+                    i += 1;
+                }
+                after
+            })
+        };
+        let resync = a.resync_lun(source, "target");
+        while !refused.load(Ordering::Relaxed) && !resync.is_done() {
+            std::thread::yield_now();
+        }
+        resync.wait().unwrap();
+        ended.store(true, Ordering::Relaxed);
+        let after = writer.join().unwrap();
+        assert!(
+            refused.load(Ordering::Relaxed),
+            "round {round}: no host write was refused while the target was resynced from {source}"
+        );
+        let mut got = vec![0u8; BS];
+        for (b, v) in after {
+            a.admin_read_at("target", &mut got, b * BS as u64).unwrap();
+            assert!(
+                got.iter().all(|&x| x == v),
+                "round {round}: block {b}, acknowledged after the resync from {source}, was lost"
+            );
+        }
+    }
+}
+
+#[test]
+fn no_acknowledged_write_is_lost_to_a_resync_in_memory() {
+    no_acknowledged_write_is_lost_to_a_resync(&Array::in_memory());
+}
+
+#[test]
+fn no_acknowledged_write_is_lost_to_a_resync_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    no_acknowledged_write_is_lost_to_a_resync(&Array::open(dir.path().join("pool")).unwrap());
+}

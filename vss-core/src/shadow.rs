@@ -148,6 +148,57 @@ macro_rules! coded_enum {
     };
 }
 
+/// Flags as bitflags writes them (`PERSISTENT | TRANSPORTABLE`), or `empty` for no bit.
+fn write_flags<B: bitflags::Flags>(
+    flags: &B,
+    empty: &str,
+    f: &mut std::fmt::Formatter<'_>,
+) -> std::fmt::Result
+where
+    B::Bits: bitflags::parser::WriteHex,
+{
+    if flags.is_empty() {
+        f.write_str(empty)
+    } else {
+        bitflags::parser::to_writer(flags, f)
+    }
+}
+
+impl std::fmt::Display for Attributes {
+    /// The bits' names, `|`-separated (`PERSISTENT | TRANSPORTABLE`), or `none`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write_flags(self, "none", f)
+    }
+}
+
+impl std::fmt::Display for Context {
+    /// The context's names, `|`-separated (`APP_ROLLBACK`), or `BACKUP` (0).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write_flags(self, "BACKUP", f)
+    }
+}
+
+/// Implements `Display` for a C-like enum as its JSON name (kebab-case).
+macro_rules! display_as_name {
+    ($ty:ident, [$($v:ident => $name:literal),+ $(,)?]) => {
+        impl $ty {
+            /// The name as JSON and messages spell it (kebab-case).
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$v => $name),+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            /// [`Self::as_str`].
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
 /// A backup type (VSS `VSS_BACKUP_TYPE`). [`BackupType::Copy`] leaves the applications' backup
 /// history (log chains) untouched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -176,6 +227,19 @@ coded_enum!(
     [Undefined, Full, Incremental, Differential, Log, Copy, Other]
 );
 
+display_as_name!(
+    BackupType,
+    [
+        Undefined => "undefined",
+        Full => "full",
+        Incremental => "incremental",
+        Differential => "differential",
+        Log => "log",
+        Copy => "copy",
+        Other => "other",
+    ]
+);
+
 /// A provider type (VSS `VSS_PROVIDER_TYPE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -196,6 +260,17 @@ coded_enum!(
     ProviderType,
     "provider type",
     [Unknown, System, Software, Hardware, FileShare]
+);
+
+display_as_name!(
+    ProviderType,
+    [
+        Unknown => "unknown",
+        System => "system",
+        Software => "software",
+        Hardware => "hardware",
+        FileShare => "file-share",
+    ]
 );
 
 /// Where a shadow is in its life (VSS `VSS_SNAPSHOT_STATE`).
@@ -286,6 +361,19 @@ pub enum Exposure {
         /// The initiators, in canonical form.
         initiators: Vec<String>,
     },
+}
+
+impl std::fmt::Display for Exposure {
+    /// `hidden`, `local at PATH`, or `unmasked to ID, ID`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Exposure::Hidden => f.write_str("hidden"),
+            Exposure::Local { path } => write!(f, "local at {path}"),
+            Exposure::Hosts { initiators } => {
+                write!(f, "unmasked to {}", initiators.join(", "))
+            }
+        }
+    }
 }
 
 /// The properties of one shadow (VSS `VSS_SNAPSHOT_PROP`).

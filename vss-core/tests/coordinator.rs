@@ -371,6 +371,24 @@ fn the_typestate_facade() {
     );
     let e = ended.error().unwrap();
     assert!(e.message().contains("panicked"), "{e}");
+
+    // A failed step is a std::error::Error: `?` takes it into a boxed error, with its text.
+    w.clear();
+    w.arm(Freeze, Fault::Fail(FailureKind::Retryable));
+    let boxed = || -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let mut b = c
+            .begin_backup(Context::BACKUP, BackupType::Full)
+            .gather()?
+            .start_set()?;
+        b.add_volume("a")?;
+        b.prepare()?.snapshot()?;
+        Ok(())
+    };
+    let e = boxed().unwrap_err();
+    assert!(
+        e.to_string().contains("FAILED_AT_FREEZE (retryable)"),
+        "{e}"
+    );
 }
 
 /// A provider's veto is told apart from its failure; both abort the set with nothing left.

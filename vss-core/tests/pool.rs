@@ -832,3 +832,45 @@ fn writers_registered_after_a_coordinator_opened_join_its_next_session() {
     );
     assert_eq!(early.writer_names(), ["own"]);
 }
+
+/// A writer added with `add_writer_for` (its events carried out by another process's writer)
+/// is named by its spec in the set-in-progress record, as an exec writer of this process is; a
+/// writer not named as its spec is refused and changes nothing.
+#[test]
+fn a_writer_added_for_a_spec_is_named_in_the_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = pool(&dir.path().join("pool"));
+    let pc = PoolCoordinator::open(a).unwrap();
+    let spec = RegisteredWriter::exec("remote", "echo \"$UMBRA_EVENT\" >> /dev/null");
+    let e = pc
+        .add_writer_for(&spec, Recorder::new("other"))
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    assert!(pc.writer_names().is_empty());
+    let rec = Recorder::new("remote");
+    pc.add_writer_for(&spec, rec.clone()).unwrap();
+    let session = RegisteredWriter::session("remote-session", "cat >/dev/null");
+    pc.add_writer_for(&session, Recorder::new("remote-session"))
+        .unwrap();
+    let mut b = pc.backup(Context::APP_ROLLBACK, BackupType::Full);
+    b.gather_writer_metadata().unwrap();
+    let set = b.start_set().unwrap();
+    b.add_volume("db").unwrap();
+    let r = pc
+        .set_record()
+        .unwrap()
+        .expect("a record while the set is made");
+    assert_eq!(r.set_id, set);
+    assert_eq!(
+        r.exec_writers,
+        [vss_core::pool::RecordedWriter {
+            name: "remote".into(),
+            command: spec.command.clone(),
+        }],
+        "the exec spec is recorded, the session one is not"
+    );
+    b.prepare_for_backup().unwrap();
+    b.abort().unwrap();
+    assert!(pc.set_record().unwrap().is_none());
+    assert_eq!(rec.events().last(), Some(&WriterEvent::Abort));
+}

@@ -120,6 +120,141 @@ fn the_first_failure_stops_the_script_at_its_line_with_its_code() {
     }
 }
 
+/// `load metadata` defines `VSS_SHADOW_SET` and `VSS_SHADOW_n` for the document's set, as
+/// DiskShadow does; a numbered alias the document does not define is refused at its line; an
+/// `import` with no host named says how to name one.
+#[test]
+fn load_metadata_defines_the_set_and_shadow_aliases() {
+    let dir = tempfile::tempdir().unwrap();
+    let pc = pool(dir.path(), "loadm");
+    let bcd = dir.path().join("set.json");
+    let make = format!(
+        "set context persistent\nset option transportable\nset metadata {}\nadd volume loadm\ncreate\n",
+        bcd.display()
+    );
+    let run = Session::new(&pc, Aliases::isolated()).execute(&make);
+    assert_eq!(run.exit_code, ExitCode::Ok, "{run}");
+    let Ok(Output::Created { set_id, shadows }) = &run.lines[4].outcome else {
+        panic!("{run}");
+    };
+    let (set_id, id) = (*set_id, shadows[0].id);
+
+    let load = format!("load metadata {}\n", bcd.display());
+    let mut s = Session::new(&pc, Aliases::isolated());
+    let run = s.execute(&format!(
+        "{load}list shadows id %VSS_SHADOW_1%\nlist shadows set %vss_shadow_set%\n"
+    ));
+    assert_eq!(run.exit_code, ExitCode::Ok, "{run}");
+    assert_eq!(s.aliases().get("VSS_SHADOW_SET"), Some(set_id.to_string()));
+    assert_eq!(s.aliases().get("VSS_SHADOW_1"), Some(id.to_string()));
+    assert_eq!(s.aliases().get("VSS_SHADOW_2"), None);
+    let Ok(Output::MetadataLoaded {
+        set_id: got,
+        shadows,
+        ..
+    }) = &run.lines[0].outcome
+    else {
+        panic!("{run}");
+    };
+    assert_eq!((*got, shadows.as_slice()), (Some(set_id), [id].as_slice()));
+    let text = run.render_text();
+    assert!(
+        text.contains(&format!("Alias VSS_SHADOW_1 for shadow ID {{{id}}}")),
+        "{text}"
+    );
+    for l in [1, 2] {
+        let Ok(Output::Shadows { rows }) = &run.lines[l].outcome else {
+            panic!("{run}");
+        };
+        assert_eq!(rows.iter().map(|r| r.shadow_id).collect::<Vec<_>>(), [id]);
+    }
+
+    // The dry run cannot know how many shadows the document holds; the run refuses the alias
+    // it does not define, at its line.
+    let run = Session::new(&pc, Aliases::isolated())
+        .execute(&format!("{load}list shadows id %VSS_SHADOW_2%\n"));
+    assert_eq!(
+        (run.exit_code, run.stopped_at),
+        (ExitCode::Syntax, Some(2)),
+        "{run}"
+    );
+
+    // `import` with no importing host: the message says how to name one.
+    let run = Session::new(&pc, Aliases::isolated()).execute(&format!("{load}import\n"));
+    assert_eq!(
+        (run.exit_code, run.stopped_at),
+        (ExitCode::CommandFailed, Some(2)),
+        "{run}"
+    );
+    let m = &run.stopping_error().unwrap().message;
+    assert!(m.contains("--host"), "{m}");
+}
+
+/// `resync ID` reports the bytes it copied (the LUN's write statistics over the resync: the
+/// changed blocks), not the LUN's size.
+#[test]
+fn resync_reports_the_bytes_it_copied() {
+    use vds_core::InitiatorId;
+    const HOST: &str = "iqn.2024-01.com.example:app";
+    let dir = tempfile::tempdir().unwrap();
+    let pc = pool(dir.path(), "rsy");
+    let host = InitiatorId::parse(HOST).unwrap();
+    pc.array()
+        .set_mask("rsy", &MaskSpec::parse(HOST).unwrap())
+        .unwrap();
+    let run = Session::new(&pc, Aliases::isolated())
+        .execute("set context persistent nowriters\nadd volume rsy\ncreate\n");
+    assert_eq!(run.exit_code, ExitCode::Ok, "{run}");
+    let id = pc.shadows().unwrap()[0].shadow_id;
+    let bs = u64::from(pc.array().lun_stats("rsy").unwrap().block_size);
+    let number = pc.array().access("rsy", &host).unwrap().unwrap().number;
+    let h = pc.array().open_lun(&host, number).unwrap();
+    for n in [1u64, 7, 30] {
+        h.write_at(&vec![0xAB; bs as usize], n * bs).unwrap();
+    }
+    h.flush().unwrap();
+    drop(h);
+    let run = Session::new(&pc, Aliases::isolated()).execute(&format!("resync {id}\n"));
+    assert_eq!(run.exit_code, ExitCode::Ok, "{run}");
+    let Ok(Output::Resynced { bytes, lun, .. }) = &run.lines[0].outcome else {
+        panic!("{run}");
+    };
+    assert_eq!((lun.as_str(), *bytes), ("rsy", Some(3 * bs)), "{run}");
+    assert!(
+        run.render_text()
+            .contains(&format!("({} bytes copied)", 3 * bs)),
+        "{run}"
+    );
+    // Nothing differs any more: a second resync copies nothing.
+    let run = Session::new(&pc, Aliases::isolated()).execute(&format!("resync {id}\n"));
+    let Ok(Output::Resynced { bytes, .. }) = &run.lines[0].outcome else {
+        panic!("{run}");
+    };
+    assert_eq!(*bytes, Some(0));
+}
+
+/// A script with several lines that do not parse runs nothing, and its run reports every one of
+/// them (as `validate` does), stopped at the first.
+#[test]
+fn every_line_that_does_not_parse_is_reported_and_nothing_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let pc = pool(dir.path(), "bad");
+    let script =
+        "set context persistent\nset context volatil\nadd volume bad\nset backuptyp full\ncreate\nfrobnicate\n";
+    let run = Session::new(&pc, Aliases::isolated()).execute(script);
+    assert_eq!(run.exit_code, ExitCode::Syntax, "{run}");
+    assert_eq!(run.stopped_at, Some(2));
+    let lines: Vec<usize> = run.errors().map(|e| e.line).collect();
+    assert_eq!(lines, [2, 4, 6], "{run}");
+    assert!(run.errors().all(|e| e.code == ExitCode::Syntax));
+    let text = run.render_text();
+    for l in ["line 2", "line 4", "line 6"] {
+        assert!(text.contains(l), "{l}: {text}");
+    }
+    assert!(pc.shadows().unwrap().is_empty());
+    assert!(events(dir.path()).is_empty(), "no writer called");
+}
+
 /// `writer exclude`: the writer answers identify and gets nothing else; `writer verify` of an
 /// excluded writer is refused; after `reset` it takes part again.
 #[test]
@@ -318,4 +453,71 @@ fn add_volume_of_an_unknown_lun_fails_at_its_line_as_not_found() {
     assert!(err.message.contains("nosuch"), "{run}");
     assert!(pc.shadows().unwrap().is_empty());
     assert!(events(dir.path()).is_empty(), "no writer ran");
+}
+
+/// An in-memory [`ScriptIo`]: the commands `exec` lines ran (each with the status it gives)
+/// and the files, by path.
+#[derive(Default)]
+struct MemoryIo {
+    ran: std::sync::Mutex<Vec<String>>,
+    files: std::sync::Mutex<std::collections::BTreeMap<String, Vec<u8>>>,
+}
+
+impl vss_core::script::ScriptIo for MemoryIo {
+    fn exec(&self, command: &str) -> std::io::Result<std::process::ExitStatus> {
+        use std::os::unix::process::ExitStatusExt;
+        self.ran.lock().unwrap().push(command.to_owned());
+        // A wait status: exit code 3 for "fail", else 0.
+        Ok(std::process::ExitStatus::from_raw(if command == "fail" {
+            3 << 8
+        } else {
+            0
+        }))
+    }
+    fn read(&self, path: &str) -> std::io::Result<Vec<u8>> {
+        self.files
+            .lock()
+            .unwrap()
+            .get(path)
+            .cloned()
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "not in memory"))
+    }
+    fn write_durably(&self, path: &str, bytes: &[u8]) -> std::io::Result<()> {
+        self.files
+            .lock()
+            .unwrap()
+            .insert(path.to_owned(), bytes.to_vec());
+        Ok(())
+    }
+}
+
+/// A session given a `ScriptIo` runs its `exec` lines and reads and writes its metadata files
+/// there, and nowhere in this process: nothing is run here and no file appears in the working
+/// directory; a failing program stops the script with the exec code.
+#[test]
+fn exec_lines_and_metadata_files_go_through_the_sessions_io() {
+    let dir = tempfile::tempdir().unwrap();
+    let pc = pool(dir.path(), "io-db");
+    let io = std::sync::Arc::new(MemoryIo::default());
+    let script = "set context persistent\nset option transportable\nset metadata rel/set.json\n\
+                  add volume io-db\nbegin backup\ncreate\nend backup\nexec %VSS_SHADOW_SET%\n\
+                  load metadata rel/set.json\nexec fail\nexec never\n";
+    let mut s = Session::new(&pc, Aliases::isolated()).with_io(io.clone());
+    let run = s.execute(script);
+    assert_eq!(run.exit_code, ExitCode::ExecFailed, "{run}");
+    assert_eq!(run.stopped_at, Some(10), "{run}");
+    let set = s.aliases().get("VSS_SHADOW_SET").unwrap();
+    assert_eq!(*io.ran.lock().unwrap(), [set.clone(), "fail".to_owned()]);
+    let files = io.files.lock().unwrap();
+    let doc = vss_core::BackupComponents::from_json(&files["rel/set.json"]).unwrap();
+    assert_eq!(doc.snapshot_set.unwrap().set_id.to_string(), set);
+    let Ok(Output::MetadataLoaded { set_id, .. }) = &run.lines[8].outcome else {
+        panic!("{run}");
+    };
+    assert_eq!(set_id.map(|s| s.to_string()), Some(set));
+    assert!(!Path::new("rel").exists(), "nothing written here");
+    let Err(e) = &run.lines[9].outcome else {
+        panic!("{run}");
+    };
+    assert!(e.message.contains("exec fail: exit status: 3"), "{e:?}");
 }

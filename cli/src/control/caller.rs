@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use serde_json::{json, Value};
+use vss_core::script::{Aliases, LocalScriptIo, ScriptIo};
 use vss_core::writer::{EventContext, FailureKind, Writer, WriterEvent, WriterFailure};
 use vss_core::{RegisteredWriter, WriterMetadata};
 
@@ -37,6 +38,12 @@ pub trait Caller: Send + Sync {
     fn stdout(&self) -> Box<dyn Sink>;
     /// The writer `w` describes, run by the caller.
     fn writer(&self, w: &RegisteredWriter) -> vss_core::Result<Arc<dyn Writer>>;
+    /// Where a DiskShadow script's `exec` lines run and its metadata files are read and
+    /// written: the caller's process (its children, its working directory).
+    fn script_io(&self) -> Arc<dyn ScriptIo>;
+    /// The alias environment of a DiskShadow script: `%NAME%` not defined by the script reads
+    /// the caller's environment variables.
+    fn script_aliases(&self) -> io::Result<Aliases>;
 }
 
 /// The command's own process: its files, its children.
@@ -112,6 +119,12 @@ impl Caller for Local {
     }
     fn writer(&self, w: &RegisteredWriter) -> vss_core::Result<Arc<dyn Writer>> {
         w.writer()
+    }
+    fn script_io(&self) -> Arc<dyn ScriptIo> {
+        Arc::new(LocalScriptIo)
+    }
+    fn script_aliases(&self) -> io::Result<Aliases> {
+        Ok(Aliases::new())
     }
 }
 
@@ -355,6 +368,65 @@ impl Caller for Remote {
             spec: w.clone(),
         }))
     }
+    fn script_io(&self) -> Arc<dyn ScriptIo> {
+        Arc::new(RemoteScriptIo(self.clone()))
+    }
+    fn script_aliases(&self) -> io::Result<Aliases> {
+        let v = self.chan.lock().call(&json!({"op": "env"}))?;
+        let vars: Vec<(String, String)> =
+            serde_json::from_value(v["ok"]["vars"].clone()).map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("the caller's environment: {e}"),
+                )
+            })?;
+        Ok(Aliases::with_environment(vars))
+    }
+}
+
+/// A script's `exec` lines and metadata files, done by the caller.
+struct RemoteScriptIo(Remote);
+
+impl ScriptIo for RemoteScriptIo {
+    fn exec(&self, command: &str) -> io::Result<std::process::ExitStatus> {
+        use std::os::unix::process::ExitStatusExt;
+        let v = self
+            .0
+            .chan
+            .lock()
+            .call(&json!({"op": "exec", "command": command}))?;
+        let status = v["ok"]["status"].as_i64().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                "an exec answered with no status",
+            )
+        })?;
+        Ok(std::process::ExitStatus::from_raw(status as i32))
+    }
+    fn read(&self, path: &str) -> io::Result<Vec<u8>> {
+        let (mut r, len) = self.0.open_read(Path::new(path))?;
+        let mut bytes = Vec::with_capacity(len.min(CHUNK as u64) as usize);
+        r.read_to_end(&mut bytes)?;
+        Ok(bytes)
+    }
+    fn write_durably(&self, path: &str, bytes: &[u8]) -> io::Result<()> {
+        let h = self.0.handle();
+        self.0
+            .chan
+            .lock()
+            .call(&json!({"op": "create", "h": h, "path": path, "new": false, "replace": true}))?;
+        let mut sink: Box<dyn Sink> = Box::new(RemoteSink {
+            remote: self.0.clone(),
+            h,
+        });
+        match sink.write_all(bytes) {
+            Ok(()) => sink.commit(),
+            Err(e) => {
+                sink.discard();
+                Err(e)
+            }
+        }
+    }
 }
 
 /// A writer the caller runs: each event goes over the socket, and the caller's real exec or
@@ -421,13 +493,27 @@ impl Writer for ProxyWriter {
             WriterFailure::non_retryable(format!("writer {:?} identify: {e}", self.spec.name))
         })
     }
+    /// Abort, by the caller's writer; when the caller is gone (killed mid-set), an exec
+    /// writer's abort is run here, by its command, as the next open runs a dead requester's
+    /// (docs/protocol.md, "The set-in-progress record"): the writer's helpers learn the set is
+    /// over. A session writer needs none: its process took end of file and `SIGTERM` with the
+    /// caller.
+    fn abort(&self, ctx: &EventContext) -> Result<(), WriterFailure> {
+        let r = self.run(WriterEvent::Abort.as_str(), ctx).map(drop);
+        if r.is_err() && self.remote.is_dead() && !self.spec.session {
+            let here = self.spec.writer().map_err(|e| {
+                WriterFailure::non_retryable(format!("writer {:?}: {e}", self.spec.name))
+            })?;
+            return here.abort(ctx);
+        }
+        r
+    }
     proxy_events!(
         prepare_backup,
         prepare_snapshot,
         freeze,
         thaw,
         post_snapshot,
-        abort,
         backup_complete,
         backup_shutdown,
         pre_restore,

@@ -26,8 +26,12 @@ const TERM_WIDTH: u16 = 80;
 pub enum Found {
     /// A live server: the command goes there.
     Server(UnixStream),
-    /// No socket, or a stale one (removed): the command opens the pool itself.
+    /// No socket, or one nobody listens on: the command opens the pool itself (the pool's
+    /// lock says whether it is free; [`remove_stale`] then removes a dead server's socket).
     NoServer,
+    /// A socket this process may not use (another user's server): the command fails with
+    /// this error rather than try the pool.
+    Refused(Error),
 }
 
 /// The control socket of pool `pool`.
@@ -35,19 +39,31 @@ pub fn socket_path(pool: &Path) -> PathBuf {
     pool.join(super::SOCKET_NAME)
 }
 
-/// Looks for a live server of `pool`. A socket nobody listens on is a dead server's: it is
-/// removed (the pool's lock says whether the pool is really free).
+/// Looks for a live server of `pool`. A socket nobody accepts on is left where it is: it may be
+/// a server's that is binding it this instant; only a process holding the pool's lock knows it
+/// is stale ([`remove_stale`]).
 pub fn find(pool: &Path) -> Found {
     let path = socket_path(pool);
     match UnixStream::connect(&path) {
         Ok(s) => Found::Server(s),
-        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-            // Nobody accepts on it: a server that died without cleaning up.
-            let _ = std::fs::remove_file(&path);
-            Found::NoServer
-        }
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Found::Refused(Error::of_kind(
+            vds_core::ErrorKind::AccessDenied,
+            format!(
+                "the pool's control socket {} is not this user's to use (uid {}): {e} (a \
+                 server of another user, or a pool directory this user may not enter); run \
+                 the command as the server's user",
+                path.display(),
+                super::own_uid()
+            ),
+        )),
         Err(_) => Found::NoServer,
     }
+}
+
+/// Removes the control socket of `pool` when the caller holds the pool's lock (a live server
+/// holds it while it runs, so a socket there is a dead server's).
+pub fn remove_stale(pool: &Path) {
+    let _ = std::fs::remove_file(socket_path(pool));
 }
 
 /// An open file of the caller's, by the server's handle.
@@ -56,9 +72,27 @@ enum Open {
     Write {
         out: Box<dyn Write>,
         file: Option<File>,
+        /// The file written (the temporary one of a replacement).
         path: Option<PathBuf>,
+        /// A replacement's final path: the file written is renamed there at commit.
+        replaces: Option<PathBuf>,
         failed: Option<io::Error>,
     },
+}
+
+/// The temporary name a replacement of `path` is written under (vss-core's rule for a
+/// script's metadata file).
+fn replacement_of(path: &Path) -> PathBuf {
+    path.with_extension("tmp~")
+}
+
+/// Renames `tmp` over `path` and syncs the directory: the replacement is durable.
+fn put_in_place(tmp: &Path, path: &Path) -> io::Result<()> {
+    std::fs::rename(tmp, path)?;
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => File::open(dir)?.sync_all(),
+        None => File::open(".")?.sync_all(),
+    }
 }
 
 /// Runs the command `argv` (this process's arguments, without the program name) on the server
@@ -74,6 +108,18 @@ pub fn run(stream: UnixStream, argv: Vec<String>, json: bool) -> Result<Report> 
             format!("the pool's server hung up on this command: {e}"),
         )
     };
+    // A server can make this process run commands and write files: only one of this user.
+    let me = super::own_uid();
+    let server = super::peer_uid(&s).map_err(gone)?;
+    if server != me {
+        return Err(Error::of_kind(
+            vds_core::ErrorKind::AccessDenied,
+            format!(
+                "the pool's server runs as uid {server}, this command as uid {me}: it does \
+                 not act for a server of another user; run it as uid {server}"
+            ),
+        ));
+    }
     let term_width = (!json && io::stderr().is_terminal()).then_some(TERM_WIDTH);
     wire::send_json(&mut s, &json!({ "argv": argv, "term_width": term_width })).map_err(gone)?;
     let mut open: HashMap<u64, Open> = HashMap::new();
@@ -134,13 +180,18 @@ pub fn run(stream: UnixStream, argv: Vec<String>, json: bool) -> Result<Report> 
                             out: Box::new(io::stdout()),
                             file: None,
                             path: None,
+                            replaces: None,
                             failed: None,
                         },
                     );
                     json!({"ok": {}})
                 }
                 Some(p) => {
-                    let path = PathBuf::from(p);
+                    let (path, replaces) = if req["replace"].as_bool() == Some(true) {
+                        (replacement_of(Path::new(p)), Some(PathBuf::from(p)))
+                    } else {
+                        (PathBuf::from(p), None)
+                    };
                     let mut o = OpenOptions::new();
                     o.write(true);
                     if req["new"].as_bool() == Some(true) {
@@ -156,6 +207,7 @@ pub fn run(stream: UnixStream, argv: Vec<String>, json: bool) -> Result<Report> 
                                     out: Box::new(w),
                                     file: Some(f),
                                     path: Some(path),
+                                    replaces,
                                     failed: None,
                                 },
                             );
@@ -180,14 +232,23 @@ pub fn run(stream: UnixStream, argv: Vec<String>, json: bool) -> Result<Report> 
                 Some(Open::Write {
                     mut out,
                     file,
+                    path,
+                    replaces,
                     failed,
-                    ..
                 }) => {
                     let r = match failed {
                         Some(e) => Err(e),
                         None => out
                             .flush()
                             .and_then(|()| file.map_or(Ok(()), |f| f.sync_all())),
+                    };
+                    let r = match (r, path, replaces) {
+                        (Ok(()), Some(tmp), Some(fin)) => put_in_place(&tmp, &fin),
+                        (Err(e), Some(tmp), Some(_)) => {
+                            let _ = std::fs::remove_file(tmp);
+                            Err(e)
+                        }
+                        (r, _, _) => r,
                     };
                     match r {
                         Ok(()) => json!({"ok": {}}),
@@ -208,6 +269,26 @@ pub fn run(stream: UnixStream, argv: Vec<String>, json: bool) -> Result<Report> 
                 Some(json!({"ok": {}}))
             }
             "writer" => Some(writer_event(&req, &mut writers)),
+            "exec" => {
+                use std::os::unix::process::ExitStatusExt;
+                let command = req["command"].as_str().unwrap_or("");
+                Some(
+                    match std::process::Command::new("/bin/sh")
+                        .arg("-c")
+                        .arg(command)
+                        .status()
+                    {
+                        Ok(st) => json!({"ok": {"status": st.into_raw()}}),
+                        Err(e) => json!({"err": wire::io_error_json(&e)}),
+                    },
+                )
+            }
+            "env" => {
+                let vars: Vec<(String, String)> = std::env::vars_os()
+                    .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                    .collect();
+                Some(json!({"ok": {"vars": vars}}))
+            }
             "term" => {
                 let mut err = io::stderr().lock();
                 let _ = err

@@ -5,12 +5,13 @@ use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches};
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use serde_json::{json, Value};
 use vds_core::Array;
 
@@ -21,11 +22,34 @@ use crate::error::{Error, Result};
 use crate::output::Report;
 use crate::Ctx;
 
+/// How long a caller has to send its command line once connected (per read): one that connects
+/// and stays silent is hung up on, not kept.
+pub const REQUEST_TIME_LIMIT: Duration = Duration::from_secs(10);
+
+/// The most callers connected at once (running, waiting for their turn, or yet to speak); one
+/// more is answered busy (exit code 6) at once.
+pub const MAX_CALLERS: usize = 64;
+
 /// A listening control socket; [`ControlServer::stop`] (or drop) stops it and removes the file.
 pub struct ControlServer {
     path: PathBuf,
     stop: Arc<AtomicBool>,
     accept: Option<JoinHandle<()>>,
+    shared: Arc<Shared>,
+}
+
+/// What every connection's thread shares.
+struct Shared {
+    array: Array,
+    pool: PathBuf,
+    /// Held by the command running: one at a time.
+    one: Mutex<()>,
+    stop: Arc<AtomicBool>,
+    callers: AtomicUsize,
+    /// The callers whose command line was read and who are not answered yet (running or
+    /// waiting for their turn); `stop` waits for none to be left.
+    admitted: Mutex<usize>,
+    answered: Condvar,
 }
 
 impl ControlServer {
@@ -48,41 +72,78 @@ impl ControlServer {
         let listener = bound?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
         let stop = Arc::new(AtomicBool::new(false));
-        let (stop2, pool) = (stop.clone(), pool.to_path_buf());
-        // One command at a time: commands see each other's effects whole.
-        let one = Arc::new(Mutex::new(()));
+        let shared = Arc::new(Shared {
+            array,
+            pool: pool.to_path_buf(),
+            // One command at a time: commands see each other's effects whole.
+            one: Mutex::new(()),
+            stop: stop.clone(),
+            callers: AtomicUsize::new(0),
+            admitted: Mutex::new(0),
+            answered: Condvar::new(),
+        });
+        let sh_accept = shared.clone();
         let accept = std::thread::Builder::new()
             .name("umbra-control".into())
             .spawn(move || {
+                let shared = sh_accept;
                 for conn in listener.incoming() {
                     // SeqCst pairs with the store in `stop`: once it is seen, no new command.
-                    if stop2.load(Ordering::SeqCst) {
+                    if shared.stop.load(Ordering::SeqCst) {
                         break;
                     }
                     let Ok(conn) = conn else { continue };
-                    let (array, pool, one) = (array.clone(), pool.clone(), one.clone());
-                    let _ = std::thread::Builder::new()
+                    // Relaxed: a count, read and changed by atomic read-modify-writes only.
+                    if shared.callers.fetch_add(1, Ordering::Relaxed) >= MAX_CALLERS {
+                        shared.callers.fetch_sub(1, Ordering::Relaxed);
+                        refuse(
+                            conn,
+                            &Error::of_kind(
+                                vds_core::ErrorKind::Busy,
+                                format!(
+                                    "the pool's server has {MAX_CALLERS} commands running or \
+                                     waiting; try again when they are done"
+                                ),
+                            ),
+                        );
+                        continue;
+                    }
+                    let sh = shared.clone();
+                    // Counted out when the thread ends (a panic included) or does not start.
+                    let started = std::thread::Builder::new()
                         .name("umbra-command".into())
-                        .spawn(move || serve_one(conn, array, pool, &one));
+                        .spawn(move || {
+                            let _slot = Connected(&sh);
+                            serve_one(conn, &sh);
+                        });
+                    if started.is_err() {
+                        shared.callers.fetch_sub(1, Ordering::Relaxed);
+                    }
                 }
             })?;
         Ok(ControlServer {
             path: path.to_path_buf(),
             stop,
             accept: Some(accept),
+            shared,
         })
     }
 
-    /// Stops accepting (a command running goes on to its end on its own thread) and removes
-    /// the socket.
+    /// Stops accepting, removes the socket, and waits for the command running to end (a set
+    /// being made is finished or aborted, not cut off) and for the commands still waiting for
+    /// their turn to be answered that the server is shutting down (busy, exit code 6; not run).
     pub fn stop(&mut self) {
         let Some(t) = self.accept.take() else { return };
-        // SeqCst: see the load in the accept loop.
+        // SeqCst: see the load in the accept loop and in `serve_one`.
         self.stop.store(true, Ordering::SeqCst);
         // Wakes the accept loop with a connection of our own.
         let _ = UnixStream::connect(&self.path);
         let _ = t.join();
         let _ = std::fs::remove_file(&self.path);
+        let mut left = self.shared.admitted.lock();
+        while *left > 0 {
+            self.shared.answered.wait(&mut left);
+        }
     }
 }
 
@@ -97,22 +158,111 @@ pub fn error_json(e: &Error) -> Value {
     json!({"kind": e.kind, "exit_code": e.status.code(), "message": e.message})
 }
 
-/// Runs one caller's command.
-fn serve_one(conn: UnixStream, array: Array, pool: PathBuf, one: &Mutex<()>) {
-    let mut c = match conn.try_clone() {
-        Ok(c) => c,
-        Err(_) => return,
+/// Answers `conn` with `e` as the command's end, and hangs up.
+fn refuse(mut conn: UnixStream, e: &Error) {
+    let _ = conn.set_write_timeout(Some(REQUEST_TIME_LIMIT));
+    let _ = wire::send_json(&mut conn, &json!({"op": "done", "error": error_json(e)}));
+}
+
+/// The command line of a caller's first message, `{"argv": [STRING...], "term_width": N}`, and
+/// its terminal width; `Err(None)` for a caller that hung up before it spoke.
+fn request(
+    conn: &mut UnixStream,
+) -> std::result::Result<(Vec<String>, Option<u16>), Option<Error>> {
+    let bad = |what: String| {
+        Some(Error::of_kind(
+            vds_core::ErrorKind::InvalidArgument,
+            format!("a bad control request: {what}"),
+        ))
     };
-    let Ok(req) = wire::recv_json(&mut c) else {
-        // The stop's own wake-up connection, or a caller gone before asking anything.
-        return;
+    conn.set_read_timeout(Some(REQUEST_TIME_LIMIT))
+        .map_err(|e| bad(e.to_string()))?;
+    let req = match wire::recv_json(conn) {
+        Ok(r) => r,
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Err(None),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            return Err(bad(format!(
+                "no command line within {} s of connecting",
+                REQUEST_TIME_LIMIT.as_secs()
+            )))
+        }
+        Err(e) => return Err(bad(e.to_string())),
     };
-    let argv: Vec<String> = serde_json::from_value(req["argv"].clone()).unwrap_or_default();
+    conn.set_read_timeout(None)
+        .map_err(|e| bad(e.to_string()))?;
+    let argv: Vec<String> = serde_json::from_value(req["argv"].clone())
+        .map_err(|e| bad(format!("\"argv\" is not a list of strings ({e})")))?;
     let term_width = req["term_width"].as_u64().map(|w| w.clamp(20, 1000) as u16);
+    Ok((argv, term_width))
+}
+
+/// A connection counted in [`Shared::callers`] until dropped.
+struct Connected<'a>(&'a Shared);
+
+impl Drop for Connected<'_> {
+    fn drop(&mut self) {
+        // Relaxed: see the accept loop.
+        self.0.callers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A caller counted in [`Shared::admitted`] until dropped.
+struct Admitted<'a>(&'a Shared);
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        *self.0.admitted.lock() -= 1;
+        self.0.answered.notify_all();
+    }
+}
+
+/// Runs one caller's command.
+fn serve_one(mut conn: UnixStream, sh: &Shared) {
+    let me = super::own_uid();
+    match super::peer_uid(&conn) {
+        Ok(uid) if uid == me => {}
+        Ok(uid) => {
+            return refuse(
+                conn,
+                &Error::of_kind(
+                    vds_core::ErrorKind::AccessDenied,
+                    format!(
+                        "the pool's server runs as uid {me} and takes commands of that user \
+                         only, not of uid {uid}"
+                    ),
+                ),
+            )
+        }
+        Err(_) => return,
+    }
+    let (argv, term_width) = match request(&mut conn) {
+        Ok(r) => r,
+        Err(None) => return,
+        Err(Some(e)) => {
+            eprintln!("umbra serve: control socket: {e}");
+            return refuse(conn, &e);
+        }
+    };
+    *sh.admitted.lock() += 1;
+    // Counted out when this ends, by its answer or by a panic.
+    let _admitted = Admitted(sh);
     let remote = Remote::new(conn, term_width);
     let result = {
-        let _g = one.lock();
-        run_argv(argv.clone(), array, pool, &remote)
+        let _g = sh.one.lock();
+        // SeqCst: pairs with the store in `stop`, made before it waits for this lock.
+        if sh.stop.load(Ordering::SeqCst) {
+            Err(Error::of_kind(
+                vds_core::ErrorKind::Busy,
+                "the pool's server is shutting down; the command was not run (run it again)",
+            ))
+        } else {
+            run_argv(argv.clone(), sh.array.clone(), sh.pool.clone(), &remote)
+        }
     };
     let msg = match &result {
         Ok(r) => json!({"op": "done", "report": {

@@ -290,7 +290,7 @@ fn fast_recovery(array: &Array, size: u64, resync: bool, shown: bool) -> Result<
         format!(
             "writer {WRITER}: {}; {acked_at_freeze} records acknowledged at the freeze{}",
             w.map_or("not in the set".to_string(), |s| format!(
-                "{:?}, {}",
+                "{}, {}",
                 s.state,
                 s.failure
                     .as_ref()
@@ -320,7 +320,7 @@ fn fast_recovery(array: &Array, size: u64, resync: bool, shown: bool) -> Result<
         attrs.contains(
             Attributes::TRANSPORTABLE | Attributes::HARDWARE_ASSISTED | Attributes::PERSISTENT,
         ),
-        format!("shadow {shadow_id} on LUN {shadow_lun}, attributes {attrs:?}"),
+        format!("shadow {shadow_id} on LUN {shadow_lun}, attributes {attrs}"),
     ));
     let seen: Vec<String> = array
         .host_view(&server)
@@ -331,7 +331,11 @@ fn fast_recovery(array: &Array, size: u64, resync: bool, shown: bool) -> Result<
     checks.push(Check::new(
         "shadow_masked_from_server",
         !seen.contains(&shadow_lun) && mask.is_empty(),
-        format!("the server sees {seen:?}; the shadow's mask is {:?}", mask),
+        format!(
+            "the server sees LUNs [{}]; the shadow's mask is {}",
+            seen.join(", "),
+            crate::output::mask(&mask)
+        ),
     ));
 
     // 3. Damage: a bad update overwrites blocks in the middle of the acknowledged records.
@@ -432,7 +436,8 @@ fn fast_recovery(array: &Array, size: u64, resync: bool, shown: bool) -> Result<
                 .as_ref()
                 .is_err_and(|e| e.kind() == ErrorKind::AccessDenied),
         format!(
-            "LUN number {NUMBER} of {SERVER} is {at_number:?}; the handle opened before: {}",
+            "LUN number {NUMBER} of {SERVER} is [{}]; the handle opened before: {}",
+            at_number.join(", "),
             match &old {
                 Ok(()) => "still reads".to_string(),
                 Err(e) => e.to_string(),

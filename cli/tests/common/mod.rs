@@ -134,3 +134,79 @@ pub fn on_a_terminal(args: &[&str]) -> String {
 pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
+
+/// An `umbra shadow create db` on a pool, held inside its set: its writer, at freeze, writes
+/// `frozen` into a FIFO (which [`FrozenRequester::start`] waits for) and then blocks until
+/// [`FrozenRequester::release`] writes into another. It holds the pool (its lock) and a
+/// set-in-progress record meanwhile. Killed when dropped, so a failing test leaves no process.
+pub struct FrozenRequester {
+    child: std::process::Child,
+    release: PathBuf,
+}
+
+impl FrozenRequester {
+    /// Starts the requester on `pool` (LUN `db`; FIFOs `frozen` and `release` are made, in a
+    /// directory of the test's) and returns once its writer holds the freeze (freeze and event
+    /// deadlines of ten minutes: no load makes it time out).
+    pub fn start(pool: &Path, frozen: &Path, release: &Path) -> FrozenRequester {
+        use std::io::BufRead;
+        for f in [frozen, release] {
+            let made = std::process::Command::new("mkfifo")
+                .arg(f)
+                .status()
+                .unwrap();
+            assert!(made.success(), "mkfifo {}", f.display());
+        }
+        let writer = format!(
+            "w=case $UMBRA_EVENT in freeze) echo frozen > {}; read x < {};; esac; true",
+            shell_quote(frozen.to_str().unwrap()),
+            shell_quote(release.to_str().unwrap())
+        );
+        let child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("umbra"))
+            .env_remove("UMBRA_POOL")
+            .arg("--pool")
+            .arg(pool)
+            .args(["shadow", "create", "db", "--freeze-timeout", "10m"])
+            .args(["--event-timeout", "10m", "--writer", &writer])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let held = FrozenRequester {
+            child,
+            release: release.to_path_buf(),
+        };
+        // Blocks until the writer is in its freeze (a FIFO opens once both ends are open).
+        let mut line = String::new();
+        std::io::BufReader::new(std::fs::File::open(frozen).unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "frozen");
+        held
+    }
+
+    /// The requester's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Lets the writer's freeze return; waits for the requester to exit and returns its exit
+    /// code.
+    pub fn release(mut self) -> i32 {
+        std::fs::write(&self.release, "go\n").unwrap();
+        self.child.wait().unwrap().code().expect("an exit code")
+    }
+
+    /// Kills the requester (SIGKILL) mid-set and waits for it.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for FrozenRequester {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

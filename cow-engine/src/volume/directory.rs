@@ -105,9 +105,24 @@ impl Volume {
     ) -> Result<()> {
         // The origin file of a stacked volume's directory is the engine's own: only this split
         // writes it, so an existing one is this split's, interrupted.
+        self.split_stacked_in_then(fs, snapshot, dir, progress, &mut || {})
+    }
+
+    /// [`Volume::split_stacked_in`], calling `before_final` once the copy is done and before the
+    /// snapshot is deleted (see [`Volume::split_snapshot_then`]): the place to stop the stacked
+    /// volume's I/O, which cannot read its origin once the snapshot is gone, until it is reopened
+    /// on its own origin.
+    pub fn split_stacked_in_then(
+        &self,
+        fs: &Arc<dyn Fs>,
+        snapshot: SnapshotId,
+        dir: impl AsRef<Path>,
+        progress: &SplitProgress,
+        before_final: &mut dyn FnMut(),
+    ) -> Result<()> {
         let path = origin_path(dir.as_ref());
         let split = self.prepare_split(fs, snapshot, &path, SplitFile::Resume)?;
-        split.run(progress)
+        self.split_snapshot_then(split.id, split.dest.as_ref(), progress, before_final)
     }
 
     /// Prepares a split of snapshot `id` into the file `path` (the snapshot's raw image, standing

@@ -675,7 +675,24 @@ impl Volume {
         dest: &dyn BlockDevice,
         progress: &SplitProgress,
     ) -> Result<()> {
-        self.inner.split(id, dest, progress)
+        self.inner.split(id, dest, progress, &mut || {})
+    }
+
+    /// [`Volume::split_snapshot`], calling `before_final` once every block is copied, before the
+    /// final pass (which copies again what was written meanwhile, under the volume's gate, and
+    /// deletes the snapshot). A caller whose I/O reads through the snapshot (a stacked volume, see
+    /// [`Volume::create_stacked`]) stops that I/O there, e.g. by taking the write lock it reads
+    /// under, and moves it to `dest` after this returns: so no I/O finds the snapshot gone. Not
+    /// called when the copy fails or is cancelled. `before_final` must not take this volume's
+    /// locks or call into it.
+    pub fn split_snapshot_then(
+        &self,
+        id: SnapshotId,
+        dest: &dyn BlockDevice,
+        progress: &SplitProgress,
+        before_final: &mut dyn FnMut(),
+    ) -> Result<()> {
+        self.inner.split(id, dest, progress, before_final)
     }
 
     /// Forgets the progress of an interrupted split of snapshot `id`, so the next

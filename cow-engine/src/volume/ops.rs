@@ -288,11 +288,14 @@ impl Inner {
         Ok(())
     }
 
+    /// Splits snapshot `id` into `dest` (see [`Volume::split_snapshot_then`]): `before_final`
+    /// runs once the copy is done, before the final pass takes the gate and deletes the snapshot.
     pub(crate) fn split(
         &self,
         id: SnapshotId,
         dest: &dyn BlockDevice,
         progress: &Progress,
+        before_final: &mut dyn FnMut(),
     ) -> Result<()> {
         let bs = self.block_size() as usize;
         let (blocks, start) = {
@@ -325,7 +328,7 @@ impl Inner {
             s.splitting.store(true, Ordering::Relaxed);
             (s.blocks(self.shift), s.split_cursor)
         };
-        let result = self.split_copy(id, dest, progress, bs, blocks, start);
+        let result = self.split_copy(id, dest, progress, bs, blocks, start, before_final);
         if result.is_err() {
             let st = self.state.read();
             if let Ok(i) = st.index_of(id) {
@@ -345,6 +348,7 @@ impl Inner {
         bs: usize,
         blocks: u64,
         start: u64,
+        before_final: &mut dyn FnMut(),
     ) -> Result<()> {
         progress.start(blocks);
         progress.done.store(start, Ordering::Relaxed);
@@ -387,6 +391,9 @@ impl Inner {
                 });
             }
         }
+        // The caller stops the I/O of whatever reads through the snapshot (a stacked volume)
+        // here, before the snapshot goes; its own locks come before the gate, as in its I/O.
+        before_final();
         // Final pass with the gate held exclusively: copy again what was written meanwhile, then
         // delete the snapshot; no write can slip between the two.
         let mut st = self.state.write();

@@ -64,7 +64,16 @@ static void whole_backup(void) {
 
     umbra_vss_backup *b = NULL;
     CHECK_STATUS(umbra_vss_backup_create(c, 0, 77, &b), UMBRA_E_INVALID_ARGUMENT);
-    OK(umbra_vss_backup_create(c, 0x09 /* APP_ROLLBACK: persistent */, 1, &b));
+    /* The header names the contexts, attribute bits and backup types (VSS's values). */
+    CHECK(UMBRA_VSS_CONTEXT_APP_ROLLBACK == (UMBRA_VSS_ATTR_PERSISTENT | UMBRA_VSS_ATTR_NO_AUTO_RELEASE));
+    CHECK(UMBRA_VSS_CONTEXT_NAS_ROLLBACK == (UMBRA_VSS_CONTEXT_APP_ROLLBACK | UMBRA_VSS_ATTR_NO_WRITERS));
+    CHECK(UMBRA_VSS_CONTEXT_CLIENT_ACCESSIBLE ==
+          (UMBRA_VSS_CONTEXT_NAS_ROLLBACK | UMBRA_VSS_ATTR_CLIENT_ACCESSIBLE));
+    CHECK(UMBRA_VSS_ATTR_HARDWARE_ASSISTED == 0x10000);
+    CHECK(UMBRA_VSS_BACKUP_TYPE_FULL == 1 && UMBRA_VSS_BACKUP_TYPE_COPY == 5);
+    CHECK_STATUS(umbra_vss_backup_create(c, UMBRA_VSS_CONTEXT_BACKUP, UMBRA_VSS_BACKUP_TYPE_OTHER + 1, &b),
+                 UMBRA_E_INVALID_ARGUMENT);
+    OK(umbra_vss_backup_create(c, UMBRA_VSS_CONTEXT_APP_ROLLBACK, UMBRA_VSS_BACKUP_TYPE_FULL, &b));
     step_is(b, UMBRA_VSS_STEP_INITIAL);
     OK(umbra_vss_backup_gather(b));
     log_is(&w, "identify");
@@ -232,7 +241,8 @@ static void transport(void) {
     umbra_vss_coordinator *c = NULL;
     OK(umbra_vss_coordinator_create_array(a, 0, 0, 0, &c));
     umbra_vss_backup *b = NULL;
-    OK(umbra_vss_backup_create(c, 0x09 | 0x20 /* APP_ROLLBACK | TRANSPORTABLE */, 5, &b));
+    OK(umbra_vss_backup_create(c, UMBRA_VSS_CONTEXT_APP_ROLLBACK | UMBRA_VSS_ATTR_TRANSPORTABLE,
+                               UMBRA_VSS_BACKUP_TYPE_COPY, &b));
     char set_id[40];
     size_t n = 0;
     set_of_db(b, set_id);

@@ -287,11 +287,11 @@ impl Array {
 /// A page of changed extents `(start, length)` and the cursor of the next page (none: no more).
 pub type ChangedExtents = (Vec<(u64, u64)>, Option<u64>);
 
-/// The error of host I/O on LUN `name` while it is reverted to an engine shadow.
+/// The error of host I/O on LUN `name` while it is reverted or resynced.
 pub(super) fn reverting(name: &str) -> Error {
     Error::new(
         ErrorKind::Busy,
-        format!("LUN {name:?} is being reverted to an engine shadow"),
+        format!("LUN {name:?} is being reverted or resynced: host I/O resumes when that ends"),
     )
 }
 

@@ -7,9 +7,10 @@ use cow_engine::{Progress, Volume};
 
 use super::state::{Change, Intent};
 use super::volumes::volume_config;
-use super::{lun_busy, Array, AsyncHandle};
+use super::{lun_busy, Array, AsyncHandle, Core};
 use crate::error::{Error, ErrorKind, Result};
 use crate::mask::{LunId, MaskSpec};
+use crate::model::Notification;
 
 impl Array {
     /// Creates LUN `name` on a background thread; the handle waits, reports progress, cancels.
@@ -122,15 +123,23 @@ impl Array {
         };
         self.long_op(id, name, || {
             let backing = self.inner.core.read().volumes[&id].clone();
+            // The LUN's I/O runs under `backing`'s read lock and reads through the snapshot: it
+            // stops (the write lock taken) once the copy is done, before the engine deletes the
+            // snapshot, and goes on on the LUN's own volume, so no I/O finds its origin gone.
+            let mut held = None;
             match self.lun_dir(id) {
                 Some(dir) => {
                     // The engine copies the snapshot into the LUN's directory as its origin
                     // (resuming an interrupted copy), then deletes the snapshot.
-                    src_vol
-                        .read()
-                        .split_stacked_in(&dir.fs, src.snapshot, &dir.path, progress)?;
+                    src_vol.read().split_stacked_in_then(
+                        &dir.fs,
+                        src.snapshot,
+                        &dir.path,
+                        progress,
+                        &mut || held = Some(backing.write()),
+                    )?;
                     // The LUN's own volume now stands on its own origin.
-                    let mut guard = backing.write();
+                    let mut guard = held.take().unwrap_or_else(|| backing.write());
                     let placeholder = Volume::create_mem(u64::from(bs), volume_config(bs))?;
                     let old = std::mem::replace(&mut *guard, placeholder);
                     old.flush()?;
@@ -148,10 +157,13 @@ impl Array {
                             ));
                         }
                     }
-                    let mut guard = backing.write();
-                    src_vol
-                        .read()
-                        .split_snapshot(src.snapshot, dest.as_ref(), progress)?;
+                    src_vol.read().split_snapshot_then(
+                        src.snapshot,
+                        dest.as_ref(),
+                        progress,
+                        &mut || held = Some(backing.write()),
+                    )?;
+                    let mut guard = held.take().unwrap_or_else(|| backing.write());
                     *guard = Volume::on_device(dest, volume_config(bs))?;
                 }
             }
@@ -162,9 +174,13 @@ impl Array {
     /// Resync (the copying alternative to the swap): makes LUN `target`'s contents equal to
     /// `source`'s. If `source` is a snapshot LUN of `target`, only the blocks that differ are copied
     /// (a revert); otherwise every block is. On a background thread, with progress and cancel.
-    /// An intent is durable before the first block is copied: an open after a crash finishes the
-    /// resync (the revert resumes from the engine's durable cursor; a full copy starts again). A
-    /// resync that fails or is cancelled is finished by running it again.
+    /// Fenced like a change of access: when the copy starts, no host I/O on `target` admitted
+    /// before is still running, and host I/O on it is refused with [`ErrorKind::Busy`] until the
+    /// resync ends, whether it succeeds or fails (a write landing meanwhile could be overwritten
+    /// by the copy after it was acknowledged). An intent is durable before the first block is
+    /// copied: an open after a crash finishes the resync (the revert resumes from the engine's
+    /// durable cursor; a full copy starts again). A resync that fails or is cancelled is finished
+    /// by running it again.
     pub fn resync_lun(&self, source: &str, target: &str) -> AsyncHandle<()> {
         let (a, s, t) = (self.clone(), source.to_string(), target.to_string());
         AsyncHandle::spawn(move |p| a.resync_blocking(&s, &t, p))
@@ -211,8 +227,10 @@ impl Array {
                 // The snapshot LUN's own writes went through its stacked volume to the snapshot.
                 svol.read().flush()?;
             }
-            // Durable before the first block is copied: an open after a crash finishes it.
-            self.simple(Change::Begin { intent })?;
+            // Durable before the first block is copied: an open after a crash finishes it. Host
+            // I/O is refused (fenced) until it ends: a write landing meanwhile could be
+            // overwritten by the copy after it was acknowledged.
+            self.set_restoring(tid, Some(intent))?;
             let r = match intent {
                 Intent::Revert { snapshot, .. } => {
                     tvol.revert(snapshot, progress).map_err(Error::from)
@@ -221,8 +239,36 @@ impl Array {
             };
             // Ended whatever the outcome: a resync that failed or was cancelled is finished by
             // running it again. If this fails, the next open finishes the resync.
-            let done = self.simple(Change::Done { id: tid });
+            let done = self.set_restoring(tid, None);
             r.and(done)
+        })
+    }
+
+    /// Marks LUN `id` as being restored by `intent` (a revert or a resync copy: host I/O refused,
+    /// and the intent durable, so that an open after a crash finishes it) or, with `None`, no
+    /// longer (its intent ended), fenced: when this returns no host I/O admitted under the old
+    /// state is running.
+    pub(super) fn set_restoring(&self, id: LunId, intent: Option<Intent>) -> Result<()> {
+        self.transact(|core: &mut Core| {
+            let name = core.state.lun(id)?.name.clone();
+            let mut notes = vec![Notification::LunModify { name }];
+            match intent {
+                Some(intent) => {
+                    notes.extend(Array::commit(core, &Change::Begin { intent })?);
+                    core.reverting.insert(id);
+                }
+                None => {
+                    core.reverting.remove(&id);
+                    if matches!(
+                        core.state.intents.get(&id),
+                        Some(Intent::Revert { .. } | Intent::Copy { .. })
+                    ) {
+                        Array::commit(core, &Change::Done { id })?;
+                    }
+                }
+            }
+            core.unfenced.lun(id);
+            Ok(((), notes))
         })
     }
 }

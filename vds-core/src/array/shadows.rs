@@ -23,7 +23,6 @@ use super::volumes::{create_stacked, unpin_and_delete, volume_config};
 use super::{Array, AsyncHandle, Core};
 use crate::error::{Error, ErrorKind, Result};
 use crate::mask::LunId;
-use crate::model::Notification;
 
 /// The tag that starts an engine shadow's snapshot metadata.
 const SHADOW_TAG: &str = "umbra-shadow=";
@@ -322,38 +321,17 @@ impl Array {
         };
         check_shadow(&vol.read(), lun, id)?;
         self.long_op(lid, lun, || {
-            self.set_reverting(lid, Some(id))?;
+            self.set_restoring(
+                lid,
+                Some(Intent::Revert {
+                    id: lid,
+                    snapshot: id,
+                }),
+            )?;
             let r = vol.read().revert(id, progress).map_err(Error::from);
             // Host I/O is served again, whatever the outcome.
-            let back = self.set_reverting(lid, None);
+            let back = self.set_restoring(lid, None);
             r.and(back)
-        })
-    }
-
-    /// Marks LUN `id` as being reverted to its engine snapshot `to` (host I/O refused, and a
-    /// `revert` intent durable, so that an open after a crash finishes the revert) or, with
-    /// `None`, no longer (the intent ended), fenced: when this returns no host I/O admitted under
-    /// the old state is running.
-    fn set_reverting(&self, id: LunId, to: Option<SnapshotId>) -> Result<()> {
-        self.transact(|core: &mut Core| {
-            let name = core.state.lun(id)?.name.clone();
-            let mut notes = vec![Notification::LunModify { name }];
-            match to {
-                Some(snapshot) => {
-                    let intent = Intent::Revert { id, snapshot };
-                    notes.extend(Array::commit(core, &Change::Begin { intent })?);
-                    core.reverting.insert(id);
-                }
-                None => {
-                    core.reverting.remove(&id);
-                    // If this fails, the next open finishes the (finished) revert again.
-                    if matches!(core.state.intents.get(&id), Some(Intent::Revert { .. })) {
-                        let _ = Array::commit(core, &Change::Done { id });
-                    }
-                }
-            }
-            core.unfenced.lun(id);
-            Ok(((), notes))
         })
     }
 }

@@ -90,6 +90,20 @@ pub enum ShadowSelector {
     All,
 }
 
+impl std::fmt::Display for ShadowSelector {
+    /// In words: `shadow ID`, `set ID`, `volume "LUN"`, `the oldest shadow of volume "LUN"`,
+    /// `every shadow`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ShadowSelector::Id(id) => write!(f, "shadow {id}"),
+            ShadowSelector::Set(id) => write!(f, "set {id}"),
+            ShadowSelector::Volume(v) => write!(f, "volume {v:?}"),
+            ShadowSelector::Oldest(v) => write!(f, "the oldest shadow of volume {v:?}"),
+            ShadowSelector::All => f.write_str("every shadow"),
+        }
+    }
+}
+
 /// A writer's status in a session (VSS `GatherWriterStatus`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WriterStatus {
@@ -360,7 +374,10 @@ impl Coordinator {
         Ok(self.owned_shadows()?.into_iter().map(|(_, p)| p).collect())
     }
 
-    /// The shadows `which` names, oldest first (none is not an error).
+    /// The shadows `which` names, oldest first. A selector that matches nothing (an unknown
+    /// id, set or volume, or one with no shadow left: the registry cannot tell them apart) is
+    /// an empty list, never an error; [`Coordinator::shadow`] and
+    /// [`Coordinator::delete_shadows`] are `NotFound` for it.
     pub fn query_shadows(&self, which: &ShadowSelector) -> Result<Vec<ShadowProperties>> {
         Ok(select(self.owned_shadows()?, which)
             .into_iter()
@@ -387,7 +404,7 @@ impl Coordinator {
         if found.is_empty() && *which != ShadowSelector::All {
             return Err(Error::new(
                 ErrorKind::NotFound,
-                format!("no shadow matches {which:?}"),
+                format!("no shadow matches {which}"),
             ));
         }
         for (i, p) in &found {

@@ -302,13 +302,13 @@ impl BackupSession {
         }
         let Some(provider) = chosen else {
             let which = match provider {
-                Some(t) => format!("no {} provider", format!("{t:?}").to_lowercase()),
+                Some(t) => format!("no {t} provider"),
                 None => "no provider".to_owned(),
             };
             return Err(Error::new(
                 ErrorKind::VolumeNotSupported,
                 format!(
-                    "{which} supports volume {volume:?} in context {:?}",
+                    "{which} supports volume {volume:?} in context {}",
                     self.crowd.context
                 ),
             ));

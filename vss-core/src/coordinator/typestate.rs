@@ -11,7 +11,10 @@
 //! ```
 //!
 //! A failed step returns the session ended (aborted) as `Err(Backup<Ended>)`, which keeps the
-//! error and the writers' status and converts into the crate's [`Error`] with `?`.
+//! error and the writers' status and converts into the crate's [`Error`] with `?`. It is a
+//! `std::error::Error` itself (its text is the error's), so `?` also takes it into a
+//! `Box<dyn std::error::Error + Send + Sync>`. The [`Restore`] steps return the crate's
+//! [`Error`] directly.
 //!
 //! A set cannot be started before the writers are gathered:
 //!
@@ -413,6 +416,23 @@ impl Backup<Ended> {
     /// The error that ended the session, taken.
     pub fn into_error(self) -> Option<Error> {
         self.error
+    }
+}
+
+impl std::fmt::Display for Backup<Ended> {
+    /// The error that ended the session (its text), or that the session is over.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.error {
+            Some(e) => std::fmt::Display::fmt(e, f),
+            None => f.write_str("the backup session is over"),
+        }
+    }
+}
+
+impl std::error::Error for Backup<Ended> {
+    /// The source of the error that ended the session (an OS error underneath, ...).
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error.as_ref().and_then(std::error::Error::source)
     }
 }
 

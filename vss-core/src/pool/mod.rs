@@ -381,8 +381,8 @@ impl SetHook for PoolState {
             other => Err(Error::new(
                 ErrorKind::Internal,
                 format!(
-                    "the set-in-progress record of set {set_id} is gone (the pool holds {:?})",
-                    other.map(|r| r.set_id)
+                    "the set-in-progress record of set {set_id} is gone (the pool holds {})",
+                    other.map_or_else(|| "none".to_owned(), |r| format!("set {}", r.set_id))
                 ),
             )),
         }
@@ -631,6 +631,36 @@ impl PoolCoordinator {
             self.state.exec.lock().push(RecordedWriter {
                 name: writer.name.clone(),
                 command: writer.command.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Adds `writer`, which carries out `spec`'s events somewhere other than this process (the
+    /// process of the requester's client: `umbra serve` runs a caller's writers in the caller),
+    /// to the sets this coordinator makes from now on, for this requester only (not stored in
+    /// the pool). As with [`PoolCoordinator::add_exec_writer`], an exec `spec` is named in each
+    /// set's record: if this process dies mid-set, the next open sends the abort by its command.
+    ///
+    /// Errors: [`ErrorKind::InvalidArgument`] for a `writer` not named `spec.name` or a bad
+    /// `spec`; [`ErrorKind::AlreadyExists`] for a name of a writer of this coordinator.
+    pub fn add_writer_for(&self, spec: &RegisteredWriter, writer: Arc<dyn Writer>) -> Result<()> {
+        if writer.name() != spec.name {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!(
+                    "writer {:?} does not carry out writer {:?}'s events",
+                    writer.name(),
+                    spec.name
+                ),
+            ));
+        }
+        spec.writer()?;
+        self.coordinator.add_writer(writer)?;
+        if !spec.session {
+            self.state.exec.lock().push(RecordedWriter {
+                name: spec.name.clone(),
+                command: spec.command.clone(),
             });
         }
         Ok(())

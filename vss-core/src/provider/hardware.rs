@@ -716,6 +716,11 @@ impl Provider for HardwareProvider {
         Ok(self.array.resync_lun(&f.lun, target))
     }
 
+    /// The LUN's origin write bytes (the array's statistics of the LUN).
+    fn written_bytes(&self, volume: &str) -> Result<Option<u64>> {
+        Ok(Some(self.array.lun_stats(volume)?.origin_write_bytes))
+    }
+
     fn import(&self, set_id: Uuid, host: &str) -> Result<Vec<ShadowProperties>> {
         let initiator = InitiatorId::parse(host)?;
         let _ops = self.ops.lock();
@@ -739,7 +744,7 @@ impl Provider for HardwareProvider {
             return Err(Error::new(
                 ErrorKind::BadState,
                 format!(
-                    "set {set_id} is already imported (shadow LUN {:?} is exposed: {:?}); a set is imported once",
+                    "set {set_id} is already imported (shadow LUN {:?} is exposed: {}); a set is imported once",
                     f.lun, f.props.exposure
                 ),
             ));

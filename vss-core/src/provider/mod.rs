@@ -135,6 +135,15 @@ pub trait Provider: Send + Sync {
         Err(unsupported(self.name(), "resync", shadow_id))
     }
 
+    /// The bytes written to `volume`'s own data so far, from its I/O statistics, if this
+    /// provider can read them (`None`: it cannot). A front end reports what a
+    /// [`resync`](Provider::resync) copied as the difference of two readings, taken before it
+    /// starts and after it ends. The default: `None`.
+    fn written_bytes(&self, volume: &str) -> Result<Option<u64>> {
+        let _ = volume;
+        Ok(None)
+    }
+
     /// Makes the shadows of set `set_id` visible to `host` (VSS `LocateLuns` at import;
     /// read-only until broken). A set is imported once: a second import is
     /// [`ErrorKind::BadState`]. Returns the shadows' properties as they are now.

@@ -4,7 +4,7 @@
 //!
 //! The whole script is checked first ([`validate`], with stand-in ids for the aliases `create`
 //! will define): a script with a line that does not parse runs nothing and ends with
-//! [`ExitCode::Syntax`]. Then each line is parsed again with the aliases defined so far and run;
+//! [`ExitCode::Syntax`], its run holding one error per line that does not parse. Then each line is parsed again with the aliases defined so far and run;
 //! the first failure stops the script with its line number and the dialect's exit code
 //! ([`ExitCode::CommandFailed`], [`ExitCode::ScriptFile`] for `set metadata` / `load metadata`
 //! files, [`ExitCode::ExecFailed`] for `exec`).
@@ -27,7 +27,8 @@
 //! Not offered by this executor (each an [`ErrorKind::Unsupported`] failure naming the
 //! command): `begin restore`, `end restore`, `simulate restore`.
 
-use std::process::Command as Process;
+use std::process::{Command as Process, ExitStatus};
+use std::sync::Arc;
 
 use uuid::Uuid;
 
@@ -45,6 +46,39 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::provider::Provider;
 use crate::shadow::{Attributes, BackupType, Context, Exposure, ProviderType, ShadowProperties};
 use crate::writer::WriterState;
+
+/// Where a script's side effects outside the pool happen: the program an `exec` line runs and
+/// the files `load metadata` reads and `create` writes (`set metadata`). [`LocalScriptIo`], the
+/// default, is this process (`/bin/sh -c`, its working directory and environment); a front end
+/// that runs scripts for another process (`umbra serve` for an `umbra` command on its control
+/// socket) gives one that does them in that process, so relative paths, the environment and
+/// the programs' parent are the script's caller's.
+pub trait ScriptIo: Send + Sync {
+    /// Runs `command` (an `exec` line, aliases expanded) as `/bin/sh -c COMMAND`, waits for it
+    /// and returns its status; an error when it cannot be started.
+    fn exec(&self, command: &str) -> std::io::Result<ExitStatus>;
+    /// The whole of the file at `path` (`load metadata`).
+    fn read(&self, path: &str) -> std::io::Result<Vec<u8>>;
+    /// Replaces the file at `path` with `bytes`, durably: written and synced under another name,
+    /// then renamed in place and the directory synced (`set metadata`, at `create`).
+    fn write_durably(&self, path: &str, bytes: &[u8]) -> std::io::Result<()>;
+}
+
+/// This process's [`ScriptIo`]: `/bin/sh -c` as its child, files by its working directory.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LocalScriptIo;
+
+impl ScriptIo for LocalScriptIo {
+    fn exec(&self, command: &str) -> std::io::Result<ExitStatus> {
+        Process::new("/bin/sh").arg("-c").arg(command).status()
+    }
+    fn read(&self, path: &str) -> std::io::Result<Vec<u8>> {
+        std::fs::read(path)
+    }
+    fn write_durably(&self, path: &str, bytes: &[u8]) -> std::io::Result<()> {
+        write_durably(path, bytes)
+    }
+}
 
 /// Runs DiskShadow-style commands against a coordinator, keeping the script's state: context,
 /// options, backup type, volumes added, the metadata file, the loaded document, the aliases and
@@ -65,6 +99,7 @@ pub struct Session<'a> {
     host: Option<String>,
     preferred: Option<ProviderType>,
     last_status: Vec<WriterStatus>,
+    io: Arc<dyn ScriptIo>,
 }
 
 impl std::fmt::Debug for Session<'_> {
@@ -99,7 +134,15 @@ impl<'a> Session<'a> {
             host: None,
             preferred: None,
             last_status: Vec::new(),
+            io: Arc::new(LocalScriptIo),
         }
+    }
+
+    /// Where `exec` lines run and metadata files are read and written ([`LocalScriptIo`], this
+    /// process, unless given).
+    pub fn with_io(mut self, io: Arc<dyn ScriptIo>) -> Self {
+        self.io = io;
+        self
     }
 
     /// The initiator that `import` imports the loaded set for (DiskShadow imports onto the
@@ -128,8 +171,9 @@ impl<'a> Session<'a> {
         &self.last_status
     }
 
-    /// Runs a whole script: every line is checked first (nothing runs if one does not parse),
-    /// then run in order until the first failure or `exit`; the open backup session is then
+    /// Runs a whole script: every line is checked first (nothing runs if one does not parse;
+    /// the run then holds an error for **each** line that does not parse, and stops at the
+    /// first), then run in order until the first failure or `exit`; the open backup session is then
     /// ended ([`Session::finish`]).
     pub fn execute(&mut self, script: &str) -> ScriptRun {
         let mut run = ScriptRun {
@@ -137,17 +181,10 @@ impl<'a> Session<'a> {
             stopped_at: None,
             lines: Vec::new(),
         };
-        let check = validate(script, &self.aliases);
-        if let Some(e) = check.errors.first() {
-            let line = e.line;
-            run.lines.push(LineResult {
-                line,
-                command: script.lines().nth(line - 1).unwrap_or("").trim().to_owned(),
-                outcome: Err(e.clone()),
-            });
-            run.exit_code = ExitCode::Syntax;
-            run.stopped_at = Some(line);
-            return run;
+        // Every line that does not parse is reported (one line result each), not just the
+        // first; nothing runs.
+        if let Some(refused) = validate(script, &self.aliases).failed_run(script) {
+            return refused;
         }
         for (i, text) in script.lines().enumerate() {
             let line = i + 1;
@@ -255,7 +292,7 @@ impl<'a> Session<'a> {
             }
             Command::SetVerbose(on) => Output::VerboseSet { on: *on },
             Command::LoadMetadata(p) => {
-                let bytes = std::fs::read(p).map_err(|e| {
+                let bytes = self.io.read(p).map_err(|e| {
                     ScriptError::file(
                         line,
                         &Error::new(ErrorKind::NotFound, format!("cannot read {p}: {e}")),
@@ -265,10 +302,19 @@ impl<'a> Session<'a> {
                     ScriptError::file(line, &Error::new(e.kind(), format!("{p}: {}", e.message())))
                 })?;
                 let set_id = doc.snapshot_set.as_ref().map(|s| s.set_id);
+                let shadows: Vec<Uuid> = doc
+                    .snapshot_set
+                    .iter()
+                    .flat_map(|s| s.shadows.iter().map(|p| p.shadow_id))
+                    .collect();
+                if let Some(id) = set_id {
+                    self.aliases.loaded(id, &shadows);
+                }
                 self.loaded = Some(doc);
                 Output::MetadataLoaded {
                     path: p.clone(),
                     set_id,
+                    shadows,
                 }
             }
             Command::Writer {
@@ -315,8 +361,8 @@ impl<'a> Session<'a> {
                         return Err(failed(Error::new(
                             ErrorKind::Unsupported,
                             format!(
-                                "add volume {lun}: provider {asked:?} was asked but this \
-                                 session's coordinator prefers {pref:?}"
+                                "add volume {lun}: provider {asked} was asked but this \
+                                 session's coordinator prefers {pref}"
                             ),
                         )));
                     }
@@ -451,7 +497,8 @@ impl<'a> Session<'a> {
                 let Some(host) = self.host.clone() else {
                     return Err(failed(Error::new(
                         ErrorKind::InvalidArgument,
-                        "import: no importing host was named",
+                        "import: no importing host was named (the front end names it: \
+                         `umbra exec FILE --host ID`, `Session::with_host`)",
                     )));
                 };
                 let (set_id, ids) = import(self.coordinator, doc, &host).map_err(failed)?;
@@ -477,23 +524,22 @@ impl<'a> Session<'a> {
             }
             Command::Resync { id, target } => {
                 let (p, props) = provider_of(self.coordinator, *id).map_err(failed)?;
+                let lun = target.clone().unwrap_or(props.original.name);
+                let before = p.written_bytes(&lun).map_err(failed)?;
                 p.resync(*id, target.as_deref())
                     .and_then(|h| h.wait().map_err(Error::from))
                     .map_err(failed)?;
+                let after = p.written_bytes(&lun).map_err(failed)?;
                 Output::Resynced {
                     id: *id,
-                    lun: target.clone().unwrap_or(props.original.name),
-                    bytes: props.original.size,
+                    bytes: before.zip(after).map(|(b, a)| a.saturating_sub(b)),
+                    lun,
                 }
             }
             Command::Exec(file) => {
-                let status = Process::new("/bin/sh")
-                    .arg("-c")
-                    .arg(file)
-                    .status()
-                    .map_err(|e| {
-                        ScriptError::exec_failed(line, format!("exec {file}: cannot run: {e}"))
-                    })?;
+                let status = self.io.exec(file).map_err(|e| {
+                    ScriptError::exec_failed(line, format!("exec {file}: cannot run: {e}"))
+                })?;
                 if !status.success() {
                     return Err(ScriptError::exec_failed(
                         line,
@@ -541,7 +587,7 @@ impl<'a> Session<'a> {
             }
             if !supported {
                 let which = match provider {
-                    Some(t) => format!("no {} provider", format!("{t:?}").to_lowercase()),
+                    Some(t) => format!("no {t} provider"),
                     None => "no provider".to_owned(),
                 };
                 return Err(failed(Error::new(
@@ -586,7 +632,7 @@ impl<'a> Session<'a> {
                 .backup_components()
                 .and_then(|d| d.to_json())
                 .map_err(failed)?;
-            if let Err(e) = write_durably(path, doc.as_bytes()) {
+            if let Err(e) = self.io.write_durably(path, doc.as_bytes()) {
                 let _ = b.abort();
                 return Err(ScriptError::file(
                     line,

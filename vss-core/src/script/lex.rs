@@ -119,14 +119,18 @@ type Lookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 /// - `create` defines `VSS_SHADOW_1` ... `VSS_SHADOW_n`, the ids of its n shadows in the order
 ///   their LUNs were added, and `VSS_SHADOW_SET`, its set id; a `VSS_SHADOW_k` of an earlier
 ///   `create` with more volumes is removed, so no alias names a shadow of another set.
+/// - `load metadata` defines `VSS_SHADOW_SET` and `VSS_SHADOW_1`..`n` for the set its document
+///   describes, in the document's order ([`Aliases::loaded`]).
 /// - `reset` forgets the volumes added (and so their pending aliases); defined aliases stay.
 ///
 /// Script aliases are looked up ignoring ASCII case (`%vss_shadow_set%` works), environment
 /// variables by their exact name. A name neither defines is a syntax error naming it.
 ///
 /// The executor calls [`Aliases::apply`] after each command that succeeded and
-/// [`Aliases::created`] after a `create`; [`validate`](super::validate) does the same with
-/// stand-in ids ([`Aliases::placeholder_id`]).
+/// [`Aliases::created`] after a `create` ([`Aliases::loaded`] after a `load metadata`);
+/// [`validate`](super::validate) does the same with stand-in ids ([`Aliases::placeholder_id`]):
+/// as it reads no file, after a `load metadata` it accepts `VSS_SHADOW_1` to `VSS_SHADOW_64`
+/// (a set holds at most 64), and the run refuses at its line one the document does not define.
 #[derive(Clone)]
 pub struct Aliases {
     defined: BTreeMap<String, (String, String)>,
@@ -265,6 +269,20 @@ impl Aliases {
         }
         self.pending.clear();
         Ok(())
+    }
+
+    /// Records a `load metadata` of a document describing the set `set_id` with `shadows` (in
+    /// the document's order), as DiskShadow does: defines `VSS_SHADOW_SET` and
+    /// `VSS_SHADOW_1`..`n`, and removes the `VSS_SHADOW_k` beyond `n`. The volumes queued for
+    /// the next `create` stay queued.
+    pub fn loaded(&mut self, set_id: Uuid, shadows: &[Uuid]) {
+        self.defined
+            .retain(|k, _| !k.strip_prefix("VSS_SHADOW_").is_some_and(is_number));
+        // The names below are valid alias names.
+        let _ = self.define("VSS_SHADOW_SET", set_id.to_string());
+        for (i, id) in shadows.iter().enumerate() {
+            let _ = self.define(&format!("VSS_SHADOW_{}", i + 1), id.to_string());
+        }
     }
 
     /// The stand-in id [`validate`](super::validate) gives the `n`th (from 1) shadow of a

@@ -89,7 +89,7 @@ pub use command::{
     Command, ContextWord, DeleteTarget, ShadowSelector, WriterAction, WriterListing,
     BACKUP_TYPE_WORDS, OPTION_WORDS,
 };
-pub use exec::{break_set, import, provider_of, Session};
+pub use exec::{break_set, import, provider_of, LocalScriptIo, ScriptIo, Session};
 pub use lex::{is_alias_name, Aliases};
 pub use output::{
     CreatedShadow, ExitCode, LineResult, Output, ProviderRow, ScriptError, ScriptErrorKind,

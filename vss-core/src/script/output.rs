@@ -283,21 +283,6 @@ impl Serialize for ScriptErrorKind {
     }
 }
 
-/// Flags as bitflags writes them (`PERSISTENT | TRANSPORTABLE`), or `empty` for no bit.
-fn flags_text<B: bitflags::Flags>(flags: &B, empty: &str) -> String
-where
-    B::Bits: bitflags::parser::WriteHex,
-{
-    let mut s = String::new();
-    // Writing to a String cannot fail.
-    let _ = bitflags::parser::to_writer(flags, &mut s);
-    if s.is_empty() {
-        empty.to_string()
-    } else {
-        s
-    }
-}
-
 /// One shadow a `create` made, with the aliases that name it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CreatedShadow {
@@ -382,8 +367,10 @@ pub enum Output {
     MetadataLoaded {
         /// The file read.
         path: String,
-        /// The set the document describes.
+        /// The set the document describes (`VSS_SHADOW_SET`).
         set_id: Option<Uuid>,
+        /// The set's shadows in the document's order (`VSS_SHADOW_1`..`n`).
+        shadows: Vec<Uuid>,
     },
     /// `writer verify` / `writer exclude`.
     WriterSelected {
@@ -487,8 +474,10 @@ pub enum Output {
         id: Uuid,
         /// The LUN copied onto.
         lun: String,
-        /// Bytes copied.
-        bytes: u64,
+        /// The bytes the resync wrote to that LUN (only the blocks that differed), from its I/O
+        /// statistics before and after; `None` when the provider cannot read them
+        /// ([`Provider::written_bytes`](crate::provider::Provider::written_bytes)).
+        bytes: Option<u64>,
     },
     /// `exec`: the program exited with status 0.
     Executed {
@@ -504,13 +493,13 @@ impl fmt::Display for Output {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Output::ContextSet { context } => {
-                writeln!(f, "Context set to {}.", flags_text(context, "BACKUP"))
+                writeln!(f, "Context set to {}.", context)
             }
             Output::OptionsSet { attributes } => {
-                writeln!(f, "Options set to {}.", flags_text(attributes, "none"))
+                writeln!(f, "Options set to {}.", attributes)
             }
             Output::BackupTypeSet { backup_type } => {
-                writeln!(f, "Backup type set to {backup_type:?}.")
+                writeln!(f, "Backup type set to {backup_type}.")
             }
             Output::MetadataFileSet { path } => {
                 writeln!(f, "The backup components document will be saved to {path}.")
@@ -518,8 +507,25 @@ impl fmt::Display for Output {
             Output::VerboseSet { on } => {
                 writeln!(f, "Verbose mode {}.", if *on { "on" } else { "off" })
             }
-            Output::MetadataLoaded { path, set_id } => match set_id {
-                Some(id) => writeln!(f, "Loaded {path}: shadow set {{{id}}}."),
+            Output::MetadataLoaded {
+                path,
+                set_id,
+                shadows,
+            } => match set_id {
+                Some(id) => {
+                    writeln!(f, "Loaded {path}: shadow set {{{id}}}.")?;
+                    for (i, s) in shadows.iter().enumerate() {
+                        writeln!(
+                            f,
+                            "Alias VSS_SHADOW_{} for shadow ID {{{s}}} set as environment variable.",
+                            i + 1
+                        )?;
+                    }
+                    writeln!(
+                        f,
+                        "Alias VSS_SHADOW_SET for shadow set ID {{{id}}} set as environment variable."
+                    )
+                }
                 None => writeln!(f, "Loaded {path}."),
             },
             Output::WriterSelected { name, included } => writeln!(
@@ -538,7 +544,7 @@ impl fmt::Display for Output {
             } => {
                 write!(
                     f,
-                    "Volume {lun} added to the shadow set ({provider:?} provider)"
+                    "Volume {lun} added to the shadow set ({provider} provider)"
                 )?;
                 match alias {
                     Some(a) => writeln!(f, ", alias {a}."),
@@ -578,8 +584,8 @@ impl fmt::Display for Output {
                     )?;
                     writeln!(f, "  - Original volume name: {}", s.original.name)?;
                     writeln!(f, "  - Shadow copy device name: {}", s.shadow.name)?;
-                    writeln!(f, "  - Provider type: {:?}", s.provider_type)?;
-                    writeln!(f, "  - Attributes: {}", flags_text(&s.attributes, "none"))?;
+                    writeln!(f, "  - Provider type: {}", s.provider_type)?;
+                    writeln!(f, "  - Attributes: {}", s.attributes)?;
                 }
                 writeln!(f, "Number of shadow copies listed: {}", rows.len())
             }
@@ -605,7 +611,7 @@ impl fmt::Display for Output {
                     writeln!(f, "* ProviderID: {{{}}}", p.id)?;
                     writeln!(
                         f,
-                        "  Type: [{}] {:?}",
+                        "  Type: [{}] {}",
                         p.provider_type.code(),
                         p.provider_type
                     )?;
@@ -639,10 +645,13 @@ impl fmt::Display for Output {
             Output::Reverted { id, lun } => {
                 writeln!(f, "LUN {lun} is reverted to shadow {{{id}}}.")
             }
-            Output::Resynced { id, lun, bytes } => writeln!(
-                f,
-                "LUN {lun} is resynchronised from shadow {{{id}}} ({bytes} bytes copied)."
-            ),
+            Output::Resynced { id, lun, bytes } => match bytes {
+                Some(b) => writeln!(
+                    f,
+                    "LUN {lun} is resynchronised from shadow {{{id}}} ({b} bytes copied)."
+                ),
+                None => writeln!(f, "LUN {lun} is resynchronised from shadow {{{id}}}."),
+            },
             Output::Executed { file } => writeln!(f, "{file} ran successfully."),
             Output::Exit => Ok(()),
         }

@@ -490,7 +490,8 @@ impl Validation {
 /// Aliases are followed as a run would define them ([`Aliases`]): `add alias` at once, `add
 /// volume ... alias` and `VSS_SHADOW_n` / `VSS_SHADOW_SET` at each `create`, with stand-in ids
 /// ([`Aliases::placeholder_id`]) for the shadows a dry run does not make, so `%VSS_SHADOW_1%`
-/// after a `create` of one volume parses and `%VSS_SHADOW_2%` does not. Checking stops at
+/// after a `create` of one volume parses and `%VSS_SHADOW_2%` does not (after a `load metadata`,
+/// whose file it does not read, `VSS_SHADOW_1` to `VSS_SHADOW_64` parse). Checking stops at
 /// `exit`. `aliases` is the environment the script starts in (use [`Aliases::new`] for the
 /// process's environment variables); it is not changed.
 pub fn validate(script: &str, aliases: &Aliases) -> Validation {
@@ -502,6 +503,13 @@ pub fn validate(script: &str, aliases: &Aliases) -> Validation {
             Ok(None) => {}
             Ok(Some(command)) => {
                 env.apply(&command);
+                if let Command::LoadMetadata(_) = command {
+                    // The document is not read: any shadow a set can hold may be named.
+                    let ids: Vec<Uuid> = (1..=crate::document::MAX_VOLUMES_PER_SET)
+                        .map(Aliases::placeholder_id)
+                        .collect();
+                    env.loaded(Aliases::placeholder_id(0), &ids);
+                }
                 if command == Command::Create {
                     let ids: Vec<Uuid> = (1..=env.pending_volumes())
                         .map(Aliases::placeholder_id)

@@ -64,10 +64,7 @@ pub(crate) fn environment(writer: &str, ctx: &EventContext) -> Vec<(&'static str
         ),
         ("UMBRA_LUNS", ctx.luns().join(";")),
         ("UMBRA_DEADLINE", unix_seconds(ctx.deadline()).to_string()),
-        (
-            "UMBRA_BACKUP_TYPE",
-            format!("{:?}", ctx.backup_type()).to_lowercase(),
-        ),
+        ("UMBRA_BACKUP_TYPE", ctx.backup_type().to_string()),
         ("UMBRA_CONTEXT", format!("{:#x}", ctx.context().bits())),
     ]
 }
