@@ -8,6 +8,7 @@
 //! pool is opened, so bad input changes nothing), calls the array, and prints what came back.
 //! Logic another front end would need lives in vds-core.
 
+mod chunks;
 mod cli;
 mod control;
 mod demo;

@@ -158,7 +158,7 @@ impl Array {
         }
         let luns_dir = dir.join(LUNS_DIR);
         ensure_dir(fs.as_ref(), &luns_dir)?;
-        let opened = Array::open_volumes(&fs, &luns_dir, &state)?;
+        let opened = Array::open_volumes(&fs, &luns_dir, &loaded.lun_entries, &state)?;
         let array = Array::assemble(
             Some(dir.to_path_buf()),
             fs,
@@ -324,11 +324,14 @@ impl Array {
     /// ([`Array::orphans`]); cow-engine snapshots tagged for LUNs the metadata does not have are
     /// deleted. A LUN whose volume does not open (or is smaller than its record) is isolated: it
     /// gets a volume whose every read and write fails with [`ErrorKind::Corrupt`] naming why.
-    fn open_volumes(fs: &Arc<dyn Fs>, luns_dir: &Path, state: &ArrayState) -> Result<Opened> {
+    /// `entries` are the names in `luns/`, as the pool store's open listed them.
+    fn open_volumes(
+        fs: &Arc<dyn Fs>,
+        luns_dir: &Path,
+        entries: &[String],
+        state: &ArrayState,
+    ) -> Result<Opened> {
         let mut volumes: HashMap<LunId, Backing> = HashMap::new();
-        let entries = fs
-            .list_dir(luns_dir)
-            .map_err(|e| Error::from(e).context("cannot list LUN volumes", luns_dir))?;
         let unknown: Vec<&String> = entries
             .iter()
             .filter(|n| {
