@@ -54,7 +54,13 @@ impl Ctx {
     pub fn open(&self) -> Result<Array> {
         match &self.array {
             Some(a) => Ok(a.clone()),
-            None => Ok(Array::open(&self.pool)?),
+            None => {
+                let a = Array::open(&self.pool)?;
+                // A revert or copy a crash interrupted is finished in the background; a command
+                // exits when it is done, which would stop it: wait for it, as the open once did.
+                a.wait_resumed()?;
+                Ok(a)
+            }
         }
     }
 
