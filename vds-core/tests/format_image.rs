@@ -10,6 +10,8 @@
 //! To make the image again (only when this format is still current and the maker changed):
 //! `cargo test -p vds-core --test format_image -- --ignored make_the_image`.
 
+mod images;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -97,23 +99,7 @@ fn make_pool(pool: &Path) {
 
 /// The image unpacked into a new temporary directory: (the directory, its pool).
 fn unpack() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let image = Path::new(env!("CARGO_MANIFEST_DIR")).join(IMAGE);
-    let out = Command::new("tar")
-        .arg("-xzf")
-        .arg(&image)
-        .arg("-C")
-        .arg(dir.path())
-        .output()
-        .expect("tar runs (the image is a gzip'd tar)");
-    assert!(
-        out.status.success(),
-        "tar -xzf {}: {}",
-        image.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let pool = dir.path().join("pool");
-    (dir, pool)
+    images::unpack(IMAGE)
 }
 
 /// The versions in `pool`'s file headers: (pool.state's file version, pool.log's version).
