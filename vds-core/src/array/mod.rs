@@ -69,6 +69,7 @@ pub use freeze::FrozenLuns;
 pub use handle::LunHandle;
 pub use io::ChangedExtents;
 pub use lun::LunOptions;
+pub use open::{ResumedKind, ResumedOp};
 pub use shadows::{EngineShadow, EngineShadowSet};
 pub use state::{check_lun_name, TargetInfo};
 
@@ -125,6 +126,8 @@ struct Inner {
     core: RwLock<Core>,
     /// Each LUN's access epoch and in-flight I/O (see `fence.rs`).
     fences: fence::Fences,
+    /// The operations the open resumed in the background ([`Array::resumed`]).
+    resumed: Mutex<Vec<open::Resumed>>,
     subscribers: Mutex<Vec<(u64, Subscriber)>>,
     next_subscription: std::sync::atomic::AtomicU64,
     /// Feeds [`Array::subscribe_channel`]'s bounded queues.
