@@ -739,7 +739,6 @@ fn no_acknowledged_write_is_lost_to_a_resync(a: &Array) {
 /// replaces the LUN's volume; the handle caches the LUN's volume cell) and, with `during`, while
 /// the split runs: every write acknowledged is in the split LUN, and nothing lands on the volume
 /// the split retired. Returns each block's byte as the last acknowledged write left it (flushed).
-
 fn writes_around_a_split_all_land(a: &Array, during: bool) -> Vec<u8> {
     a.create_lun("src", SPLIT_BLOCKS * SPLIT_BS, &MaskSpec::None)
         .unwrap();
