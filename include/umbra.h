@@ -28,7 +28,7 @@
 /** ABI major version of this header: a program needs a library with the same major. */
 #define UMBRA_ABI_MAJOR 1
 /** ABI minor version of this header: a program needs a library with at least this minor. */
-#define UMBRA_ABI_MINOR 7
+#define UMBRA_ABI_MINOR 8
 /** The value umbra_abi_version() returns for a library matching this header exactly. */
 #define UMBRA_ABI_VERSION ((uint32_t)((UMBRA_ABI_MAJOR << 16) | UMBRA_ABI_MINOR))
 
@@ -171,6 +171,17 @@
  * LUN status (VDS `VDS_LS_OFFLINE`): I/O is refused with `UMBRA_E_BAD_STATE`.
  */
 #define UMBRA_LUN_STATUS_OFFLINE 4
+
+/**
+ * `umbra_lun_create_ex` flag: a volatile LUN. Its engine volume keeps no metadata journal: its
+ * data lives in its origin file, written in place and durable once flushed
+ * (`umbra_lun_handle_flush`, or the array's close), so what was flushed survives a reopen and a
+ * crash as a persistent LUN's does; its writes are cheaper (no journal commit for the first write
+ * of a block after a snapshot). But its engine snapshots live only until the pool closes, so
+ * nothing the pool records may stand on one: a snapshot LUN (`umbra_lun_snapshot`), a snapshot
+ * set, a clone or an exposed engine shadow of it is refused with `UMBRA_E_BAD_STATE`. (ABI 1.8)
+ */
+#define UMBRA_LUN_VOLATILE 1
 
 /**
  * `*out_next_cursor` of `umbra_lun_get_changed_extents` when there is nothing more.
@@ -1537,6 +1548,30 @@ umbra_status umbra_lun_create(umbra_array *array,
                               const char *name,
                               uint64_t size_bytes,
                               const char *unmasking_list);
+
+/**
+ * `umbra_lun_create` with `flags` (`UMBRA_LUN_*`; 0 makes what `umbra_lun_create` makes, a
+ * persistent LUN). Unknown flag bits are `UMBRA_E_INVALID_ARGUMENT`, and nothing is created.
+ * (ABI 1.8)
+ *
+ * # Safety
+ * As `umbra_lun_create`.
+ */
+umbra_status umbra_lun_create_ex(umbra_array *array,
+                                 const char *name,
+                                 uint64_t size_bytes,
+                                 const char *unmasking_list,
+                                 uint32_t flags);
+
+/**
+ * Writes whether LUN `name` is volatile (created with `UMBRA_LUN_VOLATILE`, or
+ * `umbra lun create --volatile`) to `*out_volatile`. (ABI 1.8)
+ *
+ * # Safety
+ * `array` is NULL or a live handle; `name` is NULL or NUL-terminated; `out_volatile` is NULL or
+ * writable.
+ */
+umbra_status umbra_lun_is_volatile(const umbra_array *array, const char *name, bool *out_volatile);
 
 /**
  * Deletes LUN `name`. Refused with `UMBRA_E_BAD_STATE` while snapshot LUNs depend on it, and

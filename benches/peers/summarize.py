@@ -46,7 +46,7 @@ def summary(runs, missing, args):
     med = {k: statistics.median(v) for k, v in runs.items()}
     cases = [c for c in CASES if any((c, w) in med or (c, w) in missing for w in WORKLOADS)]
     lines = [
-        f"Run {args.stamp}: {args.ios} I/Os of 4 KiB per run, 3 runs per cell, medians in IOPS "
+        f"Run {args.stamp}: {args.ios} I/Os of 4 KiB per run, {args.reps} runs per cell, medians in IOPS "
         f"(each run's figures in peers.csv). Load average (1, 5, 15 min) {args.load}. "
         f"{args.versions}.",
         "",
@@ -136,6 +136,7 @@ def main():
     p.add_argument("out")
     p.add_argument("--stamp", default="")
     p.add_argument("--ios", default="")
+    p.add_argument("--reps", default="3")
     p.add_argument("--load", default="")
     p.add_argument("--versions", default="")
     args = p.parse_args()

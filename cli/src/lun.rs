@@ -7,14 +7,12 @@ use serde_json::json;
 use vds_core::script::{LunDetail, LunRow, UnmaskedHosts};
 use vds_core::{Access, Array, ErrorKind, InitiatorId, LunHandle, LunOptions, MaskSpec};
 
+use crate::chunks::in_chunks;
 use crate::cli::LunCommand;
 use crate::control::staging;
 use crate::error::{Error, Result};
 use crate::output::{self, fields, table, Report};
 use crate::Ctx;
-
-/// Bytes moved per I/O by `lun read` and `lun write`.
-const CHUNK: usize = 1 << 20;
 
 /// The access word people read (`rw`, `ro`) and JSON's (`read_write`, `read_only`).
 pub fn access_words(a: Access) -> (&'static str, &'static str) {
@@ -423,16 +421,13 @@ fn write(
     let size = lun.size()?;
     check_range(name, size, offset, len)?;
     let pb = output::bar(len, &format!("write {name}"), true, shown);
-    let mut buf = vec![0u8; CHUNK];
-    let mut done = 0u64;
-    while done < len {
-        let n = (len - done).min(CHUNK as u64) as usize;
-        file.read_exact(&mut buf[..n])
+    in_chunks(len, |buf, at| {
+        file.read_exact(buf)
             .map_err(|e| Error::file("cannot read", input, e))?;
-        lun.write_at(&buf[..n], offset + done)?;
-        done += n as u64;
-        pb.set_position(done);
-    }
+        lun.write_at(buf, offset + at)?;
+        pb.set_position(at + buf.len() as u64);
+        Ok::<_, Error>(())
+    })?;
     lun.flush()?;
     pb.finish_and_clear();
     Ok(Report::new(
@@ -481,20 +476,13 @@ fn read(
     };
     let what = out.map_or_else(|| "stdout".to_string(), |p| p.display().to_string());
     let pb = output::bar(len, &format!("read {name}"), true, shown);
-    let mut buf = vec![0u8; CHUNK];
-    let mut done = 0u64;
-    let copied = (|| {
-        while done < len {
-            let n = (len - done).min(CHUNK as u64) as usize;
-            lun.read_at(&mut buf[..n], offset + done)?;
-            sink.write_all(&buf[..n]).map_err(|e| {
-                Error::of_kind(ErrorKind::Io, format!("cannot write to {what}: {e}"))
-            })?;
-            done += n as u64;
-            pb.set_position(done);
-        }
+    let copied = in_chunks(len, |buf, at| {
+        lun.read_at(buf, offset + at)?;
+        sink.write_all(buf)
+            .map_err(|e| Error::of_kind(ErrorKind::Io, format!("cannot write to {what}: {e}")))?;
+        pb.set_position(at + buf.len() as u64);
         Ok::<_, Error>(())
-    })();
+    });
     if let Err(e) = copied {
         sink.discard();
         return Err(e);

@@ -8,6 +8,7 @@
 //! pool is opened, so bad input changes nothing), calls the array, and prints what came back.
 //! Logic another front end would need lives in vds-core.
 
+mod chunks;
 mod cli;
 mod control;
 mod demo;
@@ -59,6 +60,9 @@ impl Ctx {
                 // The pool's lock is this process's now: a control socket there is a dead
                 // server's.
                 control::client::remove_stale(&self.pool);
+                // A revert or copy a crash interrupted is finished in the background; a command
+                // exits when it is done, which would stop it: wait for it, as the open once did.
+                array.wait_resumed()?;
                 Ok(array)
             }
         }

@@ -80,16 +80,7 @@ fn no_shadows(pool: &Path) {
     );
 }
 
-const FULL: [&str; 8] = [
-    "identify",
-    "prepare-backup",
-    "prepare-snapshot",
-    "freeze",
-    "thaw",
-    "post-snapshot",
-    "backup-complete",
-    "backup-shutdown",
-];
+const FULL: [&str; 8] = umbra_test_support::FULL_BACKUP_EVENTS;
 
 /// A registered writer and a one-set writer both see the whole sequence in order; the set is
 /// printed (human) and described (JSON); list and delete find it.

@@ -8,7 +8,7 @@
 
 use std::ffi::{c_char, c_void};
 
-use vds_core::{Access, Array, InitiatorId, LunHosts, MaskSpec};
+use vds_core::{Access, Array, InitiatorId, LunHosts, LunOptions, MaskSpec};
 
 use crate::async_op::umbra_async;
 use crate::boundary::*;
@@ -259,6 +259,76 @@ pub unsafe extern "C" fn umbra_lun_create(
             )
         };
         a.array.create_lun(name, size_bytes, &list)?;
+        Ok(())
+    })
+}
+
+/// `umbra_lun_create_ex` flag: a volatile LUN. Its engine volume keeps no metadata journal: its
+/// data lives in its origin file, written in place and durable once flushed
+/// (`umbra_lun_handle_flush`, or the array's close), so what was flushed survives a reopen and a
+/// crash as a persistent LUN's does; its writes are cheaper (no journal commit for the first write
+/// of a block after a snapshot). But its engine snapshots live only until the pool closes, so
+/// nothing the pool records may stand on one: a snapshot LUN (`umbra_lun_snapshot`), a snapshot
+/// set, a clone or an exposed engine shadow of it is refused with `UMBRA_E_BAD_STATE`. (ABI 1.8)
+pub const UMBRA_LUN_VOLATILE: u32 = 0x1;
+
+/// `umbra_lun_create` with `flags` (`UMBRA_LUN_*`; 0 makes what `umbra_lun_create` makes, a
+/// persistent LUN). Unknown flag bits are `UMBRA_E_INVALID_ARGUMENT`, and nothing is created.
+/// (ABI 1.8)
+///
+/// # Safety
+/// As `umbra_lun_create`.
+#[no_mangle]
+pub unsafe extern "C" fn umbra_lun_create_ex(
+    array: *mut umbra_array,
+    name: *const c_char,
+    size_bytes: u64,
+    unmasking_list: *const c_char,
+    flags: u32,
+) -> umbra_status {
+    ffi_boundary!("umbra_lun_create_ex", {
+        // SAFETY: the pointers are NULL or valid, per this function's contract.
+        let (a, name, list) = unsafe {
+            (
+                handle(array, "array")?,
+                lun_name(name, "name")?,
+                mask_list(unmasking_list, "unmasking_list")?,
+            )
+        };
+        let known = UMBRA_LUN_VOLATILE;
+        if flags & !known != 0 {
+            return Err(FfiError::invalid(format!(
+                "unknown LUN flags {:#x} (creating LUN {name:?})",
+                flags & !known
+            )));
+        }
+        let options = LunOptions {
+            volatile: flags & UMBRA_LUN_VOLATILE != 0,
+        };
+        a.array.create_lun_with(name, size_bytes, &list, options)?;
+        Ok(())
+    })
+}
+
+/// Writes whether LUN `name` is volatile (created with `UMBRA_LUN_VOLATILE`, or
+/// `umbra lun create --volatile`) to `*out_volatile`. (ABI 1.8)
+///
+/// # Safety
+/// `array` is NULL or a live handle; `name` is NULL or NUL-terminated; `out_volatile` is NULL or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn umbra_lun_is_volatile(
+    array: *const umbra_array,
+    name: *const c_char,
+    out_volatile: *mut bool,
+) -> umbra_status {
+    ffi_boundary!("umbra_lun_is_volatile", {
+        // SAFETY: the pointers are NULL or valid, per this function's contract.
+        let (a, name) = unsafe { (handle(array, "array")?, lun_name(name, "name")?) };
+        let out = out_ptr(out_volatile, "out_volatile")?;
+        let volatile = a.array.lun(name)?.volatile;
+        // SAFETY: `out` is non-NULL and writable per this function's contract.
+        unsafe { write_out(out, volatile) };
         Ok(())
     })
 }

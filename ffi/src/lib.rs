@@ -95,8 +95,9 @@ pub(crate) const ABI_MAJOR: u32 = 1;
 /// (`umbra_vss_*`: coordinators, C writers, backup sessions, shadows, fast recovery, import,
 /// break) and its status codes 402-418. 7: restore sessions (`umbra_vss_restore_*`, with C
 /// writers' pre-restore and post-restore), `umbra_vss_backup_set_backup_succeeded`,
-/// `umbra_vss_coordinator_revert_async`, `umbra_vss_coordinator_resync_async`.
-pub(crate) const ABI_MINOR: u32 = 7;
+/// `umbra_vss_coordinator_revert_async`, `umbra_vss_coordinator_resync_async`. 8: volatile LUNs
+/// from C (`umbra_lun_create_ex` with `UMBRA_LUN_VOLATILE`, `umbra_lun_is_volatile`).
+pub(crate) const ABI_MINOR: u32 = 8;
 
 /// The ABI version of the loaded library: `(major << 16) | minor`.
 ///

@@ -277,10 +277,14 @@ pub(crate) fn status_of_vds(kind: vds_core::ErrorKind) -> umbra_status {
     }
 }
 
-/// The status for a `vss-core` error kind (the table in docs/abi.md): its first sixteen kinds are
-/// vds-core's, with vds-core's codes; the protocol's own take 400-418.
+/// The status for a `vss-core` error kind (the table in docs/abi.md): the array's kinds (which
+/// vss-core's are generated from, [`vss_core::ErrorKind::array_kind`]) take vds-core's codes;
+/// the protocol's own take 400-418.
 pub(crate) fn status_of_vss(kind: vss_core::ErrorKind) -> umbra_status {
     use vss_core::ErrorKind as K;
+    if let Some(array) = kind.array_kind() {
+        return status_of_vds(array);
+    }
     match kind {
         K::UnexpectedWriterError => UMBRA_E_WRITER_FAILED,
         K::InvalidDocument => UMBRA_E_INVALID_DOCUMENT,
@@ -301,13 +305,9 @@ pub(crate) fn status_of_vss(kind: vss_core::ErrorKind) -> umbra_status {
         K::SnapshotNotInSet => UMBRA_E_SNAPSHOT_NOT_IN_SET,
         K::NonTransportableBcd => UMBRA_E_NONTRANSPORTABLE_BCD,
         K::ResyncInProgress => UMBRA_E_RESYNC_IN_PROGRESS,
-        // vds-core's kinds (vss-core holds each under the same name): vds-core's codes. A kind
-        // added to vss-core after this table is reported as an I/O error (the message names
-        // it) until it gets its own code in the next minor ABI version.
-        k => vds_core::ErrorKind::ALL
-            .iter()
-            .find(|&&v| vss_core::ErrorKind::from(v) == k)
-            .map_or(UMBRA_E_IO, |&v| status_of_vds(v)),
+        // A protocol kind added to vss-core after this table is reported as an I/O error (the
+        // message names it) until it gets its own code in the next minor ABI version.
+        _ => UMBRA_E_IO,
     }
 }
 

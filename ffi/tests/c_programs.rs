@@ -356,6 +356,11 @@ fn c_lun_handles_and_fenced_mask_changes() {
 }
 
 #[test]
+fn c_volatile_luns_survive_a_reopen_and_refuse_snapshots() {
+    run_program("volatile", "volatile.c", Lang::C, Link::Shared, true);
+}
+
+#[test]
 fn c_freeze_snapshot_sets_metadata_and_stats() {
     run_program("protocol", "protocol.c", Lang::C, Link::Shared, false);
 }

@@ -30,11 +30,12 @@ pub struct ServerConfig {
     /// The longest option data accepted, in bytes (64 KiB: an export name and a query are at
     /// most 4096 bytes each); a longer option closes the connection.
     pub max_option_len: u32,
-    /// Worker threads per connection that run its requests (4): how many of its requests are
-    /// served at once, replies going out in the order they finish.
+    /// Worker threads per connection (4) that run its requests that wait for the disk (FLUSH,
+    /// FUA) or are over 256 KiB, replies going out in the order they finish; the rest run on the
+    /// thread that reads the connection, in arrival order.
     pub workers: usize,
-    /// Requests read but not yet answered per connection (16, workers' included) before the
-    /// server stops reading the connection until one is answered.
+    /// Requests handed to the workers but not yet answered per connection (16, those running
+    /// included) before the server stops reading the connection until one is answered.
     pub max_in_flight: usize,
     /// How long writing a reply to a socket may make no progress (60 s) before the connection
     /// counts as dead: a client that stops reading its replies cannot hold a worker, or

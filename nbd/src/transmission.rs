@@ -1,16 +1,22 @@
-//! Transmission: a request reader, a few workers per connection, and replies under one lock.
+//! Transmission: a request reader that runs most requests itself, a few workers per connection
+//! for the slow ones, and replies under one lock.
 //!
-//! The connection's thread reads requests (a WRITE with its whole payload) and queues them; the
-//! workers run them on the LUN handle and write each reply whole under the reply lock, so
-//! replies go out in the order requests finish. A request that arrives alone (nothing in flight,
-//! nothing more buffered) runs on the reading thread itself, sparing the hand-offs at qd1. A WRITE whose payload does not arrive whole is
-//! never queued: nothing is written that the client did not send completely. When the reader
-//! stops (DISC, end of input, a protocol error, shutdown), the requests already queued still
-//! run and are answered before the connection closes.
+//! The connection's thread reads requests (a WRITE with its whole payload). Requests that do not
+//! wait for the disk — everything but FLUSH and FUA, up to [`INLINE_MAX`] bytes — run on that
+//! thread itself, in the order they arrive: no thread hand-off, and a WRITE whose payload is
+//! buffered whole is written straight from the read buffer. Their replies gather in a batch that
+//! goes out in one write when the reader has no further whole request buffered (before it waits
+//! for the client) or the batch reaches [`BATCH_BYTES`]. FLUSH, FUA requests and larger ones go
+//! to the connection's workers (a lone one, with nothing queued and nothing more buffered, runs
+//! on the reader too), which write each reply whole under the reply lock as it finishes: replies
+//! go out in the order requests finish. A WRITE whose payload does not arrive whole is never
+//! run: nothing is written that the client did not send completely. When the reader stops (DISC,
+//! end of input, a protocol error, shutdown), its batch is sent and the requests already queued
+//! still run and are answered before the connection closes.
 
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use parking_lot::Mutex;
 use vds_core::LunHandle;
@@ -24,6 +30,21 @@ use crate::proto::codec::{
 };
 use crate::proto::*;
 use crate::server::Core;
+
+/// The longest request (READ, WRITE, TRIM or WRITE_ZEROES range) the reader runs itself; a
+/// longer one goes to a worker, so one large transfer does not hold up the requests behind it.
+pub(crate) const INLINE_MAX: u32 = 256 << 10;
+
+/// Replies the reader gathered are written once they reach this many bytes (else when no
+/// further whole request is buffered).
+pub(crate) const BATCH_BYTES: usize = 64 << 10;
+
+/// A worker's reply buffer kept between requests up to this capacity (a larger one, left by a
+/// large READ, is freed).
+const KEEP_BUFFER: usize = 1 << 20;
+
+/// The size of a connection's read buffer.
+const READ_BUFFER: usize = 128 << 10;
 
 /// What the handshake chose.
 pub(crate) struct Session {
@@ -58,10 +79,48 @@ impl Replies {
     }
 }
 
+/// The replies of the requests the reader ran itself, not yet written.
+struct Batch<'r> {
+    replies: &'r Replies,
+    out: Vec<u8>,
+}
+
+impl Batch<'_> {
+    /// Runs `req` and adds its reply; writes the batch once it is large enough.
+    fn run(&mut self, core: &Core, s: &Session, req: &Request, payload: &[u8]) {
+        execute(core, s, req, payload, &mut self.out);
+        if self.out.len() >= BATCH_BYTES {
+            self.flush();
+        }
+    }
+
+    /// Adds an error reply to `req`.
+    fn error(&mut self, s: &Session, req: &Request, err: u32, msg: &str) {
+        error_reply(s, req, err, msg, &mut self.out);
+    }
+
+    /// Writes the replies gathered, in one write.
+    fn flush(&mut self) {
+        if !self.out.is_empty() {
+            self.replies.send(&self.out);
+            self.out.clear();
+            if self.out.capacity() > KEEP_BUFFER {
+                self.out = Vec::new();
+            }
+        }
+    }
+}
+
+/// Whether `req` runs on the reading thread even while others are in flight: it does not wait
+/// for the disk (no FLUSH, no FUA) and is at most [`INLINE_MAX`] bytes.
+fn runs_inline(req: &Request) -> bool {
+    req.kind != CMD_FLUSH && req.flags & CMD_FLAG_FUA == 0 && req.len <= INLINE_MAX
+}
+
 /// Runs transmission until the client disconnects or the server shuts down.
 pub(crate) fn run(core: &Core, conn: Conn, s: Session) -> Result<()> {
     let Conn { reader, writer } = conn;
-    let mut reader = BufReader::with_capacity(128 << 10, reader);
+    let mut reader = BufReader::with_capacity(READ_BUFFER, reader);
     let replies = Replies {
         w: Mutex::new(writer),
         broken: AtomicBool::new(false),
@@ -76,75 +135,94 @@ pub(crate) fn run(core: &Core, conn: Conn, s: Session) -> Result<()> {
         for _ in 0..workers {
             scope.spawn(|| worker(core, &s, &rx, &replies, &pending));
         }
-        let r = read_requests(core, &mut reader, &s, &replies, |job, more| {
-            // Nothing else in flight and no further request arrived: run it here, sparing two
-            // thread hand-offs (one request at a time, qd1). Relaxed: a stale count only picks
-            // the other, equally correct, path.
-            if !more && pending.load(Ordering::Relaxed) == 0 {
-                replies.send(&execute(core, &s, &job.req, &job.payload));
-                return true;
-            }
-            pending.fetch_add(1, Ordering::Relaxed);
-            // The workers outlive the sender: a send fails only if they all panicked.
-            tx.send(job).is_ok()
-        });
+        let mut batch = Batch {
+            replies: &replies,
+            out: Vec::new(),
+        };
+        let r = read_requests(core, &mut reader, &s, &mut batch, &tx, &pending);
+        batch.flush();
         drop(tx);
         r
     })
 }
 
-/// Reads requests and hands each to `queue` (with whether more input is buffered already) until
-/// the client disconnects.
+/// Reads requests until the client disconnects, running each on this thread (into `batch`) or
+/// handing it to the workers (`tx`).
 fn read_requests<R: Read>(
     core: &Core,
     reader: &mut BufReader<R>,
     s: &Session,
-    replies: &Replies,
-    mut queue: impl FnMut(Job, bool) -> bool,
+    batch: &mut Batch<'_>,
+    tx: &SyncSender<Job>,
+    pending: &AtomicUsize,
 ) -> Result<()> {
+    let mut head = [0u8; REQUEST_LEN];
     loop {
         if core.stopping() {
             return Ok(());
         }
-        let mut head = [0u8; REQUEST_LEN];
+        // About to wait for the client: it gets the replies gathered so far first.
+        if reader.buffer().len() < REQUEST_LEN {
+            batch.flush();
+        }
         if !read_full(reader, &mut head)? {
             return Ok(());
         }
         let Some(req) = Request::decode(&head) else {
             return Err(Error::protocol("a request without the request magic"));
         };
-        let mut payload = Vec::new();
         if req.kind == CMD_DISC {
             return Ok(());
         }
+        let inline = runs_inline(&req);
+        let mut payload = Vec::new();
         if req.kind == CMD_WRITE {
+            let len = req.len as usize;
             if req.len > core.config.max_request {
+                batch.flush();
                 // Read and drop the payload, so the next request is found where it starts.
                 let got = io::copy(&mut reader.take(u64::from(req.len)), &mut io::sink())
                     .map_err(|e| Error::io("reading a WRITE payload", e))?;
                 if got < u64::from(req.len) {
                     return Ok(());
                 }
-                reply_error(
-                    replies,
-                    s,
-                    &req,
-                    EOVERFLOW,
-                    "the WRITE is larger than the maximum",
-                );
+                batch.error(s, &req, EOVERFLOW, "the WRITE is larger than the maximum");
                 continue;
             }
-            payload = vec![0u8; req.len as usize];
+            if inline && reader.buffer().len() >= len {
+                // The whole payload is buffered: written from the read buffer, not copied.
+                if core.stopping() {
+                    batch.error(s, &req, ESHUTDOWN, "the server is shutting down");
+                    return Ok(());
+                }
+                batch.run(core, s, &req, &reader.buffer()[..len]);
+                reader.consume(len);
+                continue;
+            }
+            if reader.buffer().len() < len {
+                batch.flush();
+            }
+            payload = vec![0u8; len];
             if !read_full(reader, &mut payload)? {
                 return Ok(()); // the client vanished inside the payload: nothing is written
             }
         }
         if core.stopping() {
-            reply_error(replies, s, &req, ESHUTDOWN, "the server is shutting down");
+            batch.error(s, &req, ESHUTDOWN, "the server is shutting down");
             return Ok(());
         }
-        let more = !reader.buffer().is_empty();
-        if !queue(Job { req, payload }, more) {
+        // A slow request arriving alone (nothing queued, nothing more buffered) runs here too,
+        // sparing two thread hand-offs. Relaxed: a stale count only picks the other, equally
+        // correct, path.
+        if inline || (reader.buffer().is_empty() && pending.load(Ordering::Relaxed) == 0) {
+            batch.run(core, s, &req, &payload);
+            continue;
+        }
+        // It may wait for a worker: the client gets the replies gathered so far first.
+        batch.flush();
+        pending.fetch_add(1, Ordering::Relaxed);
+        // The workers outlive the sender: a send fails only if they all panicked.
+        if tx.send(Job { req, payload }).is_err() {
             return Ok(());
         }
     }
@@ -157,13 +235,18 @@ fn worker(
     replies: &Replies,
     pending: &AtomicUsize,
 ) {
+    let mut out = Vec::new();
     loop {
         let job = match rx.lock().recv() {
             Ok(j) => j,
             Err(_) => return, // the reader stopped and the queue is empty
         };
-        let reply = execute(core, s, &job.req, &job.payload);
-        replies.send(&reply);
+        out.clear();
+        if out.capacity() > KEEP_BUFFER {
+            out = Vec::new();
+        }
+        execute(core, s, &job.req, &job.payload, &mut out);
+        replies.send(&out);
         pending.fetch_sub(1, Ordering::Relaxed);
     }
 }
@@ -182,11 +265,13 @@ pub(crate) fn errno(cmd: u16, e: &vds_core::Error) -> u32 {
     }
 }
 
-/// Runs one request and returns its whole reply.
-fn execute(core: &Core, s: &Session, req: &Request, payload: &[u8]) -> Vec<u8> {
-    match run_request(core, s, req, payload) {
-        Ok(reply) => reply,
-        Err((err, msg)) => error_reply(s, req, err, &msg),
+/// Runs one request and appends its whole reply to `out`.
+fn execute(core: &Core, s: &Session, req: &Request, payload: &[u8], out: &mut Vec<u8>) {
+    let start = out.len();
+    if let Err((err, msg)) = run_request(core, s, req, payload, out) {
+        // Whatever the request had put in its reply goes: only the error is sent.
+        out.truncate(start);
+        error_reply(s, req, err, &msg, out);
     }
 }
 
@@ -201,7 +286,8 @@ fn run_request(
     s: &Session,
     req: &Request,
     payload: &[u8],
-) -> std::result::Result<Vec<u8>, Failure> {
+    out: &mut Vec<u8>,
+) -> std::result::Result<(), Failure> {
     let h = &s.handle;
     let cmd = req.kind;
     if req.flags & !CMD_FLAGS_KNOWN != 0 {
@@ -212,7 +298,7 @@ fn run_request(
         return Err((EINVAL, "offset + length overflows".into()));
     }
     let fua = req.flags & CMD_FLAG_FUA != 0;
-    let ok = || simple_reply(0, req.cookie).to_vec();
+    let ok = |out: &mut Vec<u8>| out.extend_from_slice(&simple_reply(0, req.cookie));
     match cmd {
         CMD_READ => {
             if req.len > core.config.max_request {
@@ -224,7 +310,7 @@ fn run_request(
                     ),
                 ));
             }
-            read(s, req)
+            read(s, req, out)
         }
         CMD_WRITE => {
             if fua {
@@ -232,18 +318,21 @@ fn run_request(
             } else {
                 h.write_at(payload, req.offset).map_err(fail(cmd))?;
             }
-            Ok(ok())
+            ok(out);
+            Ok(())
         }
         CMD_FLUSH => {
             h.flush().map_err(fail(cmd))?;
-            Ok(ok())
+            ok(out);
+            Ok(())
         }
         CMD_TRIM => {
             h.discard(req.offset, len).map_err(fail(cmd))?;
             if fua {
                 h.flush().map_err(fail(cmd))?;
             }
-            Ok(ok())
+            ok(out);
+            Ok(())
         }
         CMD_WRITE_ZEROES => {
             if req.flags & CMD_FLAG_NO_HOLE != 0 {
@@ -259,7 +348,8 @@ fn run_request(
             if fua {
                 h.flush().map_err(fail(cmd))?;
             }
-            Ok(ok())
+            ok(out);
+            Ok(())
         }
         CMD_CACHE => {
             // A hint: nothing to prefetch, but the range is checked as a read's.
@@ -267,7 +357,8 @@ fn run_request(
             if req.offset + len > size {
                 return Err((EINVAL, format!("CACHE past the end ({size} bytes)")));
             }
-            Ok(ok())
+            ok(out);
+            Ok(())
         }
         CMD_BLOCK_STATUS => {
             if !s.base_allocation {
@@ -290,14 +381,15 @@ fn run_request(
                 req.flags & CMD_FLAG_REQ_ONE != 0,
             );
             let payload = block_status_payload(BASE_ALLOCATION_ID, &extents);
-            let mut b = chunk(
+            chunk(
+                out,
                 REPLY_FLAG_DONE,
                 REPLY_TYPE_BLOCK_STATUS,
                 req.cookie,
                 payload.len(),
             );
-            b.extend_from_slice(&payload);
-            Ok(b)
+            out.extend_from_slice(&payload);
+            Ok(())
         }
         _ => Err((EINVAL, format!("unknown command {cmd}"))),
     }
@@ -326,23 +418,22 @@ fn write_zero_data(h: &LunHandle, offset: u64, len: u64) -> vds_core::Result<()>
     Ok(())
 }
 
-/// A READ's reply: a simple reply with the data, or (structured) data and hole chunks.
-fn read(s: &Session, req: &Request) -> std::result::Result<Vec<u8>, Failure> {
+/// Appends a READ's reply to `out`: a simple reply with the data, or (structured) data and hole
+/// chunks.
+fn read(s: &Session, req: &Request, out: &mut Vec<u8>) -> std::result::Result<(), Failure> {
     let h = &s.handle;
     let (offset, len) = (req.offset, u64::from(req.len));
     if !s.structured {
-        let mut b = simple_reply(0, req.cookie).to_vec();
-        let at = b.len();
-        b.resize(at + len as usize, 0);
-        h.read_at(&mut b[at..], offset).map_err(fail(CMD_READ))?;
-        return Ok(b);
+        out.extend_from_slice(&simple_reply(0, req.cookie));
+        return read_into(h, out, offset, len);
     }
     if len == 0 {
         let h = h.size().map_err(fail(CMD_READ))?;
         if offset > h {
             return Err((EINVAL, format!("READ past the end ({h} bytes)")));
         }
-        return Ok(chunk(REPLY_FLAG_DONE, REPLY_TYPE_NONE, req.cookie, 0));
+        chunk(out, REPLY_FLAG_DONE, REPLY_TYPE_NONE, req.cookie, 0);
+        return Ok(());
     }
     let pieces = if req.flags & CMD_FLAG_DF != 0 {
         vec![ReadPiece::Data { offset, len }]
@@ -360,7 +451,7 @@ fn read(s: &Session, req: &Request) -> std::result::Result<Vec<u8>, Failure> {
             ReadPiece::Hole { .. } => 0,
         })
         .sum();
-    let mut b = Vec::with_capacity(pieces.len() * 32 + data as usize);
+    out.reserve(pieces.len() * 32 + data as usize);
     for (i, p) in pieces.iter().enumerate() {
         let flags = if i + 1 == pieces.len() {
             REPLY_FLAG_DONE
@@ -369,52 +460,57 @@ fn read(s: &Session, req: &Request) -> std::result::Result<Vec<u8>, Failure> {
         };
         match *p {
             ReadPiece::Data { offset, len } => {
-                b.extend_from_slice(&chunk(
+                chunk(
+                    out,
                     flags,
                     REPLY_TYPE_OFFSET_DATA,
                     req.cookie,
                     8 + len as usize,
-                ));
-                b.extend_from_slice(&offset.to_be_bytes());
-                let at = b.len();
-                b.resize(at + len as usize, 0);
-                h.read_at(&mut b[at..], offset).map_err(fail(CMD_READ))?;
+                );
+                out.extend_from_slice(&offset.to_be_bytes());
+                read_into(h, out, offset, len)?;
             }
             ReadPiece::Hole { offset, len } => {
-                b.extend_from_slice(&chunk(flags, REPLY_TYPE_OFFSET_HOLE, req.cookie, 12));
-                b.extend_from_slice(&offset.to_be_bytes());
-                b.extend_from_slice(&(len as u32).to_be_bytes());
+                chunk(out, flags, REPLY_TYPE_OFFSET_HOLE, req.cookie, 12);
+                out.extend_from_slice(&offset.to_be_bytes());
+                out.extend_from_slice(&(len as u32).to_be_bytes());
             }
         }
     }
-    Ok(b)
+    Ok(())
 }
 
-/// A chunk header of a payload of `len` bytes, as a buffer to append the payload to.
-fn chunk(flags: u16, kind: u16, cookie: u64, len: usize) -> Vec<u8> {
-    ChunkHeader {
+/// Appends `len` bytes of the LUN at `offset` to `out`.
+fn read_into(
+    h: &LunHandle,
+    out: &mut Vec<u8>,
+    offset: u64,
+    len: u64,
+) -> std::result::Result<(), Failure> {
+    let at = out.len();
+    out.resize(at + len as usize, 0);
+    h.read_at(&mut out[at..], offset).map_err(fail(CMD_READ))
+}
+
+/// Appends a chunk header of a payload of `len` bytes to `out` (the payload follows).
+fn chunk(out: &mut Vec<u8>, flags: u16, kind: u16, cookie: u64, len: usize) {
+    let h = ChunkHeader {
         flags,
         kind,
         cookie,
         len: len as u32,
-    }
-    .encode()
-    .to_vec()
+    };
+    out.extend_from_slice(&h.encode());
 }
 
-/// An error reply: an ERROR chunk for READ and BLOCK_STATUS under structured replies (which
-/// must not get a simple reply), a simple reply otherwise.
-fn error_reply(s: &Session, req: &Request, err: u32, msg: &str) -> Vec<u8> {
+/// Appends an error reply to `out`: an ERROR chunk for READ and BLOCK_STATUS under structured
+/// replies (which must not get a simple reply), a simple reply otherwise.
+fn error_reply(s: &Session, req: &Request, err: u32, msg: &str, out: &mut Vec<u8>) {
     if s.structured && matches!(req.kind, CMD_READ | CMD_BLOCK_STATUS) {
         let p = error_payload(err, msg);
-        let mut b = chunk(REPLY_FLAG_DONE, REPLY_TYPE_ERROR, req.cookie, p.len());
-        b.extend_from_slice(&p);
-        b
+        chunk(out, REPLY_FLAG_DONE, REPLY_TYPE_ERROR, req.cookie, p.len());
+        out.extend_from_slice(&p);
     } else {
-        simple_reply(err, req.cookie).to_vec()
+        out.extend_from_slice(&simple_reply(err, req.cookie));
     }
-}
-
-fn reply_error(replies: &Replies, s: &Session, req: &Request, err: u32, msg: &str) {
-    replies.send(&error_reply(s, req, err, msg));
 }

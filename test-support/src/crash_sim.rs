@@ -1125,6 +1125,12 @@ impl Rng {
         Rng(seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0x9E37_79B9_7F4A_7C15)
     }
 
+    /// A generator whose SplitMix64 state is `state`, unmixed: the fuzz targets seed it so, and a
+    /// corpus input must replay the numbers it always drew.
+    pub fn from_state(state: u64) -> Self {
+        Rng(state)
+    }
+
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);

@@ -15,126 +15,107 @@ use std::path::{Path, PathBuf};
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// What went wrong, as a small stable set that the C ABI maps one to one onto status codes.
+/// The array's error kinds as one table, each kind with its doc, its text
+/// ([`ErrorKind::as_str`]) and its JSON name ([`ErrorKind::name`]): `$then! { [table] rest }`.
 ///
-/// It holds every kind `cow_engine::ErrorKind` has (same names, same meaning) plus the array's
-/// own ([`ErrorKind::InvalidInitiator`], [`ErrorKind::AccessDenied`], [`ErrorKind::NotAPool`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ErrorKind {
-    /// An argument is invalid (a name, a size, a LUN number, a script argument).
-    InvalidArgument,
-    /// An initiator id or unmasking list entry is not valid.
-    InvalidInitiator,
-    /// A LUN, host, group or pool does not exist.
-    NotFound,
-    /// A LUN or group of that name already exists.
-    AlreadyExists,
-    /// The mask denies the initiator this access.
-    AccessDenied,
-    /// In use by someone else right now: a pool or volume directory open in another handle or
-    /// process, a LUN with a long operation running. The same call may succeed later.
-    Busy,
-    /// Refused in the object's current state, until that state changes: a LUN that snapshot LUNs
-    /// depend on deleted, I/O to an offline LUN, a snapshot LUN extended before it is split, a
-    /// group a mask names deleted, a read-only snapshot written, a volume frozen twice.
-    BadState,
-    /// A byte range lies outside the LUN.
-    OutOfRange,
-    /// No room: no free host LUN number, a full diff area, a full file system.
-    NoSpace,
-    /// A deadline passed (a freeze drain).
-    Timeout,
-    /// An operation was cancelled; starting it again resumes it where it can.
-    Cancelled,
-    /// Persisted state is damaged.
-    Corrupt,
-    /// The on-disk format version is newer (or older) than this build understands. Not damage:
-    /// upgrade the library, do not repair the pool.
-    UnsupportedVersion,
-    /// The device lacks an optional ability (resize, discard) the operation needs.
-    Unsupported,
-    /// The operating system reported an I/O error.
-    Io,
-    /// A bug: the library panicked inside a long operation (the panic's message says where).
-    /// Please report it.
-    Internal,
-    /// A directory given as a pool holds files but no pool (a volume's directory, a mistyped
-    /// path): a pool is created only in a missing or empty directory, and nothing was written.
-    NotAPool,
+/// This crate's [`ErrorKind`] is built from it, and so is every error vocabulary above that holds
+/// the array's kinds (vss-core's), so a kind added here is added there too, with the same name
+/// and text, and its conversion from this crate's kind is generated rather than written again.
+/// Not for use outside the workspace.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! array_error_kinds {
+    ($then:ident ! { $($rest:tt)* }) => {
+        $then! {
+            [
+                /// An argument is invalid (a name, a size, a LUN number, a script argument).
+                InvalidArgument = "invalid argument", "invalid_argument";
+                /// An initiator id or unmasking list entry is not valid.
+                InvalidInitiator = "invalid initiator", "invalid_initiator";
+                /// A LUN, host, group or pool does not exist.
+                NotFound = "not found", "not_found";
+                /// A LUN or group of that name already exists.
+                AlreadyExists = "already exists", "already_exists";
+                /// The mask denies the initiator this access.
+                AccessDenied = "access denied", "access_denied";
+                /// In use by someone else right now: a pool or volume directory open in another
+                /// handle or process, a LUN with a long operation running. The same call may
+                /// succeed later.
+                Busy = "busy", "busy";
+                /// Refused in the object's current state, until that state changes: a LUN that
+                /// snapshot LUNs depend on deleted, I/O to an offline LUN, a snapshot LUN extended
+                /// before it is split, a group a mask names deleted, a read-only snapshot written,
+                /// a volume frozen twice.
+                BadState = "bad state", "bad_state";
+                /// A byte range lies outside the LUN.
+                OutOfRange = "out of range", "out_of_range";
+                /// No room: no free host LUN number, a full diff area, a full file system.
+                NoSpace = "no space", "no_space";
+                /// A deadline passed (a freeze drain).
+                Timeout = "timed out", "timeout";
+                /// An operation was cancelled; starting it again resumes it where it can.
+                Cancelled = "cancelled", "cancelled";
+                /// Persisted state is damaged.
+                Corrupt = "corrupt", "corrupt";
+                /// The on-disk format version is newer (or older) than this build understands.
+                /// Not damage: upgrade the library, do not repair the pool.
+                UnsupportedVersion = "unsupported version", "unsupported_version";
+                /// The device lacks an optional ability (resize, discard) the operation needs.
+                Unsupported = "unsupported", "unsupported";
+                /// The operating system reported an I/O error.
+                Io = "I/O error", "io";
+                /// A bug: the library panicked inside a long operation (the panic's message says
+                /// where). Please report it.
+                Internal = "internal error", "internal";
+                /// A directory given as a pool holds files but no pool (a volume's directory, a
+                /// mistyped path): a pool is created only in a missing or empty directory, and
+                /// nothing was written.
+                NotAPool = "not a pool", "not_a_pool";
+            ]
+            $($rest)*
+        }
+    };
 }
 
-impl ErrorKind {
-    /// A short stable name for the kind (the same text `cow_engine::ErrorKind` uses for the kinds
-    /// both have).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorKind::InvalidArgument => "invalid argument",
-            ErrorKind::InvalidInitiator => "invalid initiator",
-            ErrorKind::NotFound => "not found",
-            ErrorKind::AlreadyExists => "already exists",
-            ErrorKind::AccessDenied => "access denied",
-            ErrorKind::Busy => "busy",
-            ErrorKind::BadState => "bad state",
-            ErrorKind::OutOfRange => "out of range",
-            ErrorKind::NoSpace => "no space",
-            ErrorKind::Timeout => "timed out",
-            ErrorKind::Cancelled => "cancelled",
-            ErrorKind::Corrupt => "corrupt",
-            ErrorKind::UnsupportedVersion => "unsupported version",
-            ErrorKind::Unsupported => "unsupported",
-            ErrorKind::Io => "I/O error",
-            ErrorKind::Internal => "internal error",
-            ErrorKind::NotAPool => "not a pool",
+/// Defines [`ErrorKind`] from the table of [`array_error_kinds!`].
+macro_rules! define_error_kind {
+    ([ $( $(#[$doc:meta])* $kind:ident = $text:literal, $name:literal; )* ]) => {
+        /// What went wrong, as a small stable set that the C ABI maps one to one onto status
+        /// codes.
+        ///
+        /// It holds every kind `cow_engine::ErrorKind` has (same names, same meaning) plus the
+        /// array's own ([`ErrorKind::InvalidInitiator`], [`ErrorKind::AccessDenied`],
+        /// [`ErrorKind::NotAPool`]).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum ErrorKind {
+            $( $(#[$doc])* $kind, )*
         }
-    }
 
-    /// The kind's stable snake_case name, as JSON output spells it (the script's results, the
-    /// `umbra` command's errors): `"invalid_argument"`, `"not_a_pool"`, ... (exhaustive: a new
-    /// kind must be named here).
-    pub fn name(self) -> &'static str {
-        match self {
-            ErrorKind::InvalidArgument => "invalid_argument",
-            ErrorKind::InvalidInitiator => "invalid_initiator",
-            ErrorKind::NotFound => "not_found",
-            ErrorKind::AlreadyExists => "already_exists",
-            ErrorKind::AccessDenied => "access_denied",
-            ErrorKind::Busy => "busy",
-            ErrorKind::BadState => "bad_state",
-            ErrorKind::OutOfRange => "out_of_range",
-            ErrorKind::NoSpace => "no_space",
-            ErrorKind::Timeout => "timeout",
-            ErrorKind::Cancelled => "cancelled",
-            ErrorKind::Corrupt => "corrupt",
-            ErrorKind::UnsupportedVersion => "unsupported_version",
-            ErrorKind::Unsupported => "unsupported",
-            ErrorKind::Io => "io",
-            ErrorKind::Internal => "internal",
-            ErrorKind::NotAPool => "not_a_pool",
+        impl ErrorKind {
+            /// A short stable name for the kind (the same text `cow_engine::ErrorKind` uses for
+            /// the kinds both have).
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $( ErrorKind::$kind => $text, )*
+                }
+            }
+
+            /// The kind's stable snake_case name, as JSON output spells it (the script's
+            /// results, the `umbra` command's errors): `"invalid_argument"`, `"not_a_pool"`, ...
+            pub fn name(self) -> &'static str {
+                match self {
+                    $( ErrorKind::$kind => $name, )*
+                }
+            }
+
+            /// Every kind, in declaration order.
+            pub const ALL: [ErrorKind; [$(stringify!($kind)),*].len()] = [$(ErrorKind::$kind),*];
         }
-    }
-
-    /// Every kind, in declaration order.
-    pub const ALL: [ErrorKind; 17] = [
-        ErrorKind::InvalidArgument,
-        ErrorKind::InvalidInitiator,
-        ErrorKind::NotFound,
-        ErrorKind::AlreadyExists,
-        ErrorKind::AccessDenied,
-        ErrorKind::Busy,
-        ErrorKind::BadState,
-        ErrorKind::OutOfRange,
-        ErrorKind::NoSpace,
-        ErrorKind::Timeout,
-        ErrorKind::Cancelled,
-        ErrorKind::Corrupt,
-        ErrorKind::UnsupportedVersion,
-        ErrorKind::Unsupported,
-        ErrorKind::Io,
-        ErrorKind::Internal,
-        ErrorKind::NotAPool,
-    ];
+    };
 }
+
+array_error_kinds!(define_error_kind! {});
 
 impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -168,6 +168,15 @@ impl serde::Serialize for InitiatorId {
     }
 }
 
+/// An initiator deserialises from any spelling [`InitiatorId::parse`] reads; a text it refuses is
+/// a deserialisation error carrying its message.
+impl<'de> serde::Deserialize<'de> for InitiatorId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let text = <String as serde::Deserialize>::deserialize(d)?;
+        InitiatorId::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 impl fmt::Display for InitiatorId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -37,7 +37,7 @@ pub mod script;
 
 pub use array::{
     AdminOp, Array, ArrayOptions, AsyncHandle, EngineShadow, EngineShadowSet, FrozenLuns,
-    LunHandle, LunOptions, ThawOutcome,
+    LunHandle, LunOptions, ResumedKind, ResumedOp, ThawOutcome,
 };
 pub use cow_engine::events::{Delivery, Subscription};
 pub use cow_engine::SnapshotId;

@@ -735,6 +735,89 @@ fn no_acknowledged_write_is_lost_to_a_resync(a: &Array) {
     }
 }
 
+/// A handle on a snapshot LUN writes before and after the LUN is split from its source (which
+/// replaces the LUN's volume; the handle caches the LUN's volume cell) and, with `during`, while
+/// the split runs: every write acknowledged is in the split LUN, and nothing lands on the volume
+/// the split retired. Returns each block's byte as the last acknowledged write left it (flushed).
+fn writes_around_a_split_all_land(a: &Array, during: bool) -> Vec<u8> {
+    a.create_lun("src", SPLIT_BLOCKS * SPLIT_BS, &MaskSpec::None)
+        .unwrap();
+    a.snapshot_lun("src", "snap").unwrap();
+    a.set_mask("snap", &mask(W1)).unwrap();
+    let number = a.access("snap", &id(W1)).unwrap().unwrap().number;
+    let h = a.open_lun(&id(W1), number).unwrap();
+    let byte = |round: u64| (round % 251) as u8 + 1;
+    // `acked[b]` is the last round acknowledged on block `b` (round r writes block r % BLOCKS).
+    let acked: Vec<AtomicU64> = (0..SPLIT_BLOCKS).map(|_| AtomicU64::new(0)).collect();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let started = Barrier::new(2);
+    let writer_paused = Barrier::new(2);
+    std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            let mut round = 1u64;
+            // Until the split is done, and then one more pass over every block.
+            let mut last = u64::MAX;
+            while round < last {
+                let b = round % SPLIT_BLOCKS;
+                let block = vec![byte(round); SPLIT_BS as usize];
+                h.write_at(&block, b * SPLIT_BS).unwrap();
+                acked[b as usize].store(round, Ordering::Relaxed);
+                round += 1;
+                if round == SPLIT_BLOCKS + 1 {
+                    if during {
+                        started.wait();
+                    } else {
+                        // Hold still until the split is done.
+                        writer_paused.wait();
+                        writer_paused.wait();
+                    }
+                }
+                if last == u64::MAX && stop.load(Ordering::Acquire) {
+                    last = round + SPLIT_BLOCKS;
+                }
+            }
+            h.flush().unwrap();
+        });
+        if during {
+            started.wait();
+        } else {
+            // Before the split, not during it: the writer's first pass is over.
+            writer_paused.wait();
+        }
+        a.split_lun("snap").wait().unwrap();
+        if !during {
+            writer_paused.wait();
+        }
+        // Release: pairs with the writer's Acquire load.
+        stop.store(true, Ordering::Release);
+        writer.join().unwrap();
+    });
+    assert_eq!(a.lun("snap").unwrap().source, None, "the LUN is split");
+    let want: Vec<u8> = acked
+        .iter()
+        .map(|r| byte(r.load(Ordering::Relaxed)))
+        .collect();
+    check_blocks(a, &want, "after the split");
+    want
+}
+
+const SPLIT_BLOCKS: u64 = 64;
+const SPLIT_BS: u64 = 4096;
+
+/// LUN `snap`'s block `b` reads as `want[b]` throughout.
+fn check_blocks(a: &Array, want: &[u8], when: &str) {
+    for (b, &w) in want.iter().enumerate() {
+        let mut got = vec![0u8; SPLIT_BS as usize];
+        a.admin_read_at("snap", &mut got, b as u64 * SPLIT_BS)
+            .unwrap();
+        assert!(
+            got.iter().all(|&x| x == w),
+            "{when}: block {b} holds {} where the last acknowledged write wrote {w}",
+            got[0]
+        );
+    }
+}
+
 #[test]
 fn no_acknowledged_write_is_lost_to_a_resync_in_memory() {
     no_acknowledged_write_is_lost_to_a_resync(&Array::in_memory());
@@ -744,4 +827,29 @@ fn no_acknowledged_write_is_lost_to_a_resync_in_memory() {
 fn no_acknowledged_write_is_lost_to_a_resync_on_disk() {
     let dir = tempfile::tempdir().unwrap();
     no_acknowledged_write_is_lost_to_a_resync(&Array::open(dir.path().join("pool")).unwrap());
+}
+
+#[test]
+fn writes_through_a_handle_during_a_split_all_land_in_memory() {
+    writes_around_a_split_all_land(&Array::in_memory(), true);
+}
+
+#[test]
+fn writes_through_a_handle_before_and_after_a_split_all_land_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = dir.path().join("pool");
+    let want = writes_around_a_split_all_land(&Array::open(&pool).unwrap(), false);
+    let a = Array::open_existing(&pool).unwrap();
+    assert_eq!(a.lun("snap").unwrap().source, None);
+    check_blocks(&a, &want, "after a reopen");
+}
+
+#[test]
+fn writes_through_a_handle_during_a_split_all_land_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = dir.path().join("pool");
+    let want = writes_around_a_split_all_land(&Array::open(&pool).unwrap(), true);
+    let a = Array::open_existing(&pool).unwrap();
+    assert_eq!(a.lun("snap").unwrap().source, None);
+    check_blocks(&a, &want, "after a reopen");
 }

@@ -1014,6 +1014,11 @@ fn a_pool_survives_a_crash_at_every_sync_point_of_an_admin_workload() {
                     in_flight.map_or(String::new(), |s| format!(", in {:?}", s.what))
                 )
             };
+            // A revert or resync the crash cut is finished in the background: the checks below
+            // are of the pool once it is done.
+            if let Err(e) = a.wait_resumed() {
+                panic!("{}: a resumed operation failed: {}", at(), e.report());
+            }
             assert!(
                 a.damaged_luns().is_empty(),
                 "{}: damaged LUNs {:?}",
@@ -1140,6 +1145,8 @@ fn each_crash(
             let crashed: Arc<dyn Fs> = Arc::new(r.build(|_| fate, &Log::discarding()));
             let a = Array::open_existing_in(crashed, POOL)
                 .unwrap_or_else(|e| panic!("crash at {cut} ({fate:?}): {}", e.report()));
+            a.wait_resumed()
+                .unwrap_or_else(|e| panic!("crash at {cut} ({fate:?}): resumed: {}", e.report()));
             check(cut, fate, a);
         }
     }

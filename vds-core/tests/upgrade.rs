@@ -4,8 +4,9 @@
 //! mask, number, group, host, target and byte; an upgrade interrupted after each of its steps
 //! still opens, whole.
 
+mod images;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use vds_core::{Array, ErrorKind, InitiatorId, LunStatus};
 
@@ -20,23 +21,7 @@ fn id(s: &str) -> InitiatorId {
 
 /// The image unpacked into a new temporary directory: (the directory, its pool).
 fn unpack() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let image = Path::new(env!("CARGO_MANIFEST_DIR")).join(IMAGE);
-    let out = Command::new("tar")
-        .arg("-xzf")
-        .arg(&image)
-        .arg("-C")
-        .arg(dir.path())
-        .output()
-        .expect("tar runs (the image is a gzip'd tar)");
-    assert!(
-        out.status.success(),
-        "tar -xzf {}: {}",
-        image.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let pool = dir.path().join("pool");
-    (dir, pool)
+    images::unpack(IMAGE)
 }
 
 fn block(a: &Array, lun: &str, who: &str, b: u64) -> Vec<u8> {

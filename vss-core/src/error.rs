@@ -15,192 +15,132 @@ use std::fmt;
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// What went wrong, as a small stable set that the C ABI maps one to one onto status codes.
-///
-/// The first sixteen kinds are `vds_core::ErrorKind`'s (same names, same meaning, same text),
-/// which themselves hold every `cow_engine::ErrorKind`; the others are the shadow-copy protocol's
-/// own, after the requester-visible errors of VSS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ErrorKind {
-    /// An argument is invalid (a name, a size, an event name, a writer command).
-    /// VSS: `E_INVALIDARG`.
-    InvalidArgument,
-    /// An initiator id or unmasking list entry is not valid (from the array).
-    InvalidInitiator,
-    /// A LUN, shadow, set, writer or component does not exist. VSS: `VSS_E_OBJECT_NOT_FOUND`.
-    NotFound,
-    /// The object already exists (a writer name, a volume added twice to a set, a LUN).
-    /// VSS: `VSS_E_OBJECT_ALREADY_EXISTS`.
-    AlreadyExists,
-    /// The mask denies the initiator this access. VSS: `E_ACCESSDENIED`.
-    AccessDenied,
-    /// In use by someone else right now; the same call may succeed later.
-    Busy,
-    /// Refused in the object's current state: a protocol call out of sequence, a frozen volume
-    /// frozen again. VSS: `VSS_E_BAD_STATE`.
-    BadState,
-    /// A byte range lies outside the LUN.
-    OutOfRange,
-    /// No room: no free LUN number, a full diff area, a full file system.
-    /// VSS: `VSS_E_INSUFFICIENT_STORAGE`.
-    NoSpace,
-    /// A deadline passed (a freeze drain of a volume).
-    Timeout,
-    /// An operation was cancelled.
-    Cancelled,
-    /// Persisted state is damaged.
-    Corrupt,
-    /// An on-disk format version this build does not understand.
-    UnsupportedVersion,
-    /// The device lacks an optional ability the operation needs.
-    Unsupported,
-    /// The operating system reported an I/O error (starting a writer process included).
-    Io,
-    /// A bug: the library panicked where it could not be contained. VSS: `E_UNEXPECTED`.
-    Internal,
-    /// A provider refused the operation in an expected way (a volume it cannot snapshot now).
-    /// VSS: `VSS_E_PROVIDER_VETO`.
-    ProviderVeto,
-    /// No provider supports this volume. VSS: `VSS_E_VOLUME_NOT_SUPPORTED`.
-    VolumeNotSupported,
-    /// A provider failed in an unexpected way (told apart from its veto).
-    /// VSS: `VSS_E_UNEXPECTED_PROVIDER_ERROR`.
-    UnexpectedProviderError,
-    /// A writer metadata or backup components document is malformed; the message names the
-    /// problem and where (line:column and JSON path). VSS: `VSS_E_INVALID_XML_DOCUMENT`.
-    InvalidDocument,
-    /// A set already holds the most volumes a set may hold (64).
-    /// VSS: `VSS_E_MAXIMUM_NUMBER_OF_VOLUMES_REACHED`.
-    MaxVolumesReached,
-    /// Writes could not be flushed in time at the start of the hold window.
-    /// VSS: `VSS_E_FLUSH_WRITES_TIMEOUT`.
-    FlushWritesTimeout,
-    /// Writes were held longer than the hold window (10 s by default).
-    /// VSS: `VSS_E_HOLD_WRITES_TIMEOUT`.
-    HoldWritesTimeout,
-    /// Talking to a writer failed in an unexpected way. VSS: `VSS_E_UNEXPECTED_WRITER_ERROR`.
-    UnexpectedWriterError,
-    /// Another snapshot set is being created; try again when it is done.
-    /// VSS: `VSS_E_SNAPSHOT_SET_IN_PROGRESS`.
-    SnapshotSetInProgress,
-    /// A volume already has the most shadows it may have (64 by default, 512 at most).
-    /// VSS: `VSS_E_MAXIMUM_NUMBER_OF_SNAPSHOTS_REACHED`.
-    MaxSnapshotsReached,
-    /// A writer did not answer within its deadline and has not answered since.
-    /// VSS: `VSS_E_WRITER_NOT_RESPONDING`.
-    WriterNotResponding,
-    /// The context (or an attribute in it) is not supported here. VSS: `VSS_E_UNSUPPORTED_CONTEXT`.
-    UnsupportedContext,
-    /// The volume is in use by another operation (a revert, a resync, an import).
-    /// VSS: `VSS_E_VOLUME_IN_USE`.
-    VolumeInUse,
-    /// An import found none of the set's shadows. VSS: `VSS_E_NO_SNAPSHOTS_IMPORTED`.
-    NoSnapshotsImported,
-    /// A revert of the volume is running. VSS: `VSS_E_REVERT_IN_PROGRESS`.
-    RevertInProgress,
-    /// A volume named is not one of the set's. VSS: `VSS_E_UNSELECTED_VOLUME`.
-    UnselectedVolume,
-    /// A shadow named is not in the set. VSS: `VSS_E_SNAPSHOT_NOT_IN_SET`.
-    SnapshotNotInSet,
-    /// The backup components document describes a set that is not transportable.
-    /// VSS: `VSS_E_NONTRANSPORTABLE_BCD`.
-    NonTransportableBcd,
-    /// A resync of the LUN is running. VSS: `VSS_E_RESYNC_IN_PROGRESS`.
-    ResyncInProgress,
-    /// The array's: a directory given as a pool holds files but no pool.
-    NotAPool,
+/// Defines [`ErrorKind`]: the array's kinds (`vds_core::array_error_kinds!`'s table, the one
+/// source of them), then the protocol's own, and the conversions between the array's kind and
+/// this one.
+macro_rules! define_error_kind {
+    (
+        [ $( $(#[$adoc:meta])* $akind:ident = $atext:literal, $aname:literal; )* ]
+        $( $(#[$doc:meta])* $kind:ident = $text:literal, $name:literal; )*
+    ) => {
+        /// What went wrong, as a small stable set that the C ABI maps one to one onto status
+        /// codes.
+        ///
+        /// The first kinds are `vds_core::ErrorKind`'s, generated from the array's one table
+        /// (same names, same meaning, same text), which themselves hold every
+        /// `cow_engine::ErrorKind`; the others are the shadow-copy protocol's own, after the
+        /// requester-visible errors of VSS ([`ErrorKind::hresult`] names the VSS code of each
+        /// kind that has one).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum ErrorKind {
+            $( $(#[$adoc])* $akind, )*
+            $( $(#[$doc])* $kind, )*
+        }
+
+        impl ErrorKind {
+            /// The kind's stable snake_case name, as JSON output spells it (the DiskShadow run's
+            /// results, the `umbra` command's errors): `"invalid_argument"`,
+            /// `"writer_not_responding"`, ... (the kinds vds-core also has carry
+            /// `vds_core::ErrorKind::name`'s names).
+            pub fn name(self) -> &'static str {
+                match self {
+                    $( ErrorKind::$akind => $aname, )*
+                    $( ErrorKind::$kind => $name, )*
+                }
+            }
+
+            /// A short stable name for the kind (the text `vds_core::ErrorKind` uses for the
+            /// kinds both have).
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $( ErrorKind::$akind => $atext, )*
+                    $( ErrorKind::$kind => $text, )*
+                }
+            }
+
+            /// The array's kind this one is (`None` for the protocol's own kinds): the inverse
+            /// of `From<vds_core::ErrorKind>`, for a mapping (the C status table) that gives the
+            /// array's kinds their codes in one place.
+            pub fn array_kind(self) -> Option<vds_core::ErrorKind> {
+                match self {
+                    $( ErrorKind::$akind => Some(vds_core::ErrorKind::$akind), )*
+                    $( ErrorKind::$kind => None, )*
+                }
+            }
+
+            /// Every kind, in declaration order.
+            pub const ALL: [ErrorKind; [$(stringify!($akind),)* $(stringify!($kind)),*].len()] =
+                [$(ErrorKind::$akind,)* $(ErrorKind::$kind),*];
+        }
+
+        impl From<vds_core::ErrorKind> for ErrorKind {
+            /// The kind of the same name: nothing is folded.
+            fn from(kind: vds_core::ErrorKind) -> Self {
+                match kind {
+                    $( vds_core::ErrorKind::$akind => ErrorKind::$akind, )*
+                    // Unreachable: both enums come from the same table (vds-core's kind is
+                    // `non_exhaustive`, so the compiler asks for this arm).
+                    _ => ErrorKind::Internal,
+                }
+            }
+        }
+    };
 }
 
+vds_core::array_error_kinds!(define_error_kind! {
+    /// A provider refused the operation in an expected way (a volume it cannot snapshot now).
+    /// VSS: `VSS_E_PROVIDER_VETO`.
+    ProviderVeto = "provider veto", "provider_veto";
+    /// No provider supports this volume. VSS: `VSS_E_VOLUME_NOT_SUPPORTED`.
+    VolumeNotSupported = "volume not supported", "volume_not_supported";
+    /// A provider failed in an unexpected way (told apart from its veto).
+    /// VSS: `VSS_E_UNEXPECTED_PROVIDER_ERROR`.
+    UnexpectedProviderError = "unexpected provider error", "unexpected_provider_error";
+    /// A writer metadata or backup components document is malformed; the message names the
+    /// problem and where (line:column and JSON path). VSS: `VSS_E_INVALID_XML_DOCUMENT`.
+    InvalidDocument = "invalid document", "invalid_document";
+    /// A set already holds the most volumes a set may hold (64).
+    /// VSS: `VSS_E_MAXIMUM_NUMBER_OF_VOLUMES_REACHED`.
+    MaxVolumesReached = "maximum number of volumes reached", "max_volumes_reached";
+    /// Writes could not be flushed in time at the start of the hold window.
+    /// VSS: `VSS_E_FLUSH_WRITES_TIMEOUT`.
+    FlushWritesTimeout = "flush writes timeout", "flush_writes_timeout";
+    /// Writes were held longer than the hold window (10 s by default).
+    /// VSS: `VSS_E_HOLD_WRITES_TIMEOUT`.
+    HoldWritesTimeout = "hold writes timeout", "hold_writes_timeout";
+    /// Talking to a writer failed in an unexpected way. VSS: `VSS_E_UNEXPECTED_WRITER_ERROR`.
+    UnexpectedWriterError = "unexpected writer error", "unexpected_writer_error";
+    /// Another snapshot set is being created; try again when it is done.
+    /// VSS: `VSS_E_SNAPSHOT_SET_IN_PROGRESS`.
+    SnapshotSetInProgress = "snapshot set in progress", "snapshot_set_in_progress";
+    /// A volume already has the most shadows it may have (64 by default, 512 at most).
+    /// VSS: `VSS_E_MAXIMUM_NUMBER_OF_SNAPSHOTS_REACHED`.
+    MaxSnapshotsReached = "maximum number of snapshots reached", "max_snapshots_reached";
+    /// A writer did not answer within its deadline and has not answered since.
+    /// VSS: `VSS_E_WRITER_NOT_RESPONDING`.
+    WriterNotResponding = "writer not responding", "writer_not_responding";
+    /// The context (or an attribute in it) is not supported here. VSS: `VSS_E_UNSUPPORTED_CONTEXT`.
+    UnsupportedContext = "unsupported context", "unsupported_context";
+    /// The volume is in use by another operation (a revert, a resync, an import).
+    /// VSS: `VSS_E_VOLUME_IN_USE`.
+    VolumeInUse = "volume in use", "volume_in_use";
+    /// An import found none of the set's shadows. VSS: `VSS_E_NO_SNAPSHOTS_IMPORTED`.
+    NoSnapshotsImported = "no snapshots imported", "no_snapshots_imported";
+    /// A revert of the volume is running. VSS: `VSS_E_REVERT_IN_PROGRESS`.
+    RevertInProgress = "revert in progress", "revert_in_progress";
+    /// A volume named is not one of the set's. VSS: `VSS_E_UNSELECTED_VOLUME`.
+    UnselectedVolume = "unselected volume", "unselected_volume";
+    /// A shadow named is not in the set. VSS: `VSS_E_SNAPSHOT_NOT_IN_SET`.
+    SnapshotNotInSet = "snapshot not in set", "snapshot_not_in_set";
+    /// The backup components document describes a set that is not transportable.
+    /// VSS: `VSS_E_NONTRANSPORTABLE_BCD`.
+    NonTransportableBcd = "non-transportable backup components document", "non_transportable_bcd";
+    /// A resync of the LUN is running. VSS: `VSS_E_RESYNC_IN_PROGRESS`.
+    ResyncInProgress = "resync in progress", "resync_in_progress";
+});
+
 impl ErrorKind {
-    /// The kind's stable snake_case name, as JSON output spells it (the DiskShadow run's
-    /// results, the `umbra` command's errors): `"invalid_argument"`, `"writer_not_responding"`,
-    /// ... (exhaustive: a new kind must be named here; the kinds vds-core also has carry
-    /// `vds_core::ErrorKind::name`'s names).
-    pub fn name(self) -> &'static str {
-        match self {
-            ErrorKind::InvalidArgument => "invalid_argument",
-            ErrorKind::InvalidInitiator => "invalid_initiator",
-            ErrorKind::NotFound => "not_found",
-            ErrorKind::AlreadyExists => "already_exists",
-            ErrorKind::AccessDenied => "access_denied",
-            ErrorKind::Busy => "busy",
-            ErrorKind::BadState => "bad_state",
-            ErrorKind::OutOfRange => "out_of_range",
-            ErrorKind::NoSpace => "no_space",
-            ErrorKind::Timeout => "timeout",
-            ErrorKind::Cancelled => "cancelled",
-            ErrorKind::Corrupt => "corrupt",
-            ErrorKind::UnsupportedVersion => "unsupported_version",
-            ErrorKind::Unsupported => "unsupported",
-            ErrorKind::Io => "io",
-            ErrorKind::Internal => "internal",
-            ErrorKind::ProviderVeto => "provider_veto",
-            ErrorKind::VolumeNotSupported => "volume_not_supported",
-            ErrorKind::UnexpectedProviderError => "unexpected_provider_error",
-            ErrorKind::InvalidDocument => "invalid_document",
-            ErrorKind::MaxVolumesReached => "max_volumes_reached",
-            ErrorKind::FlushWritesTimeout => "flush_writes_timeout",
-            ErrorKind::HoldWritesTimeout => "hold_writes_timeout",
-            ErrorKind::UnexpectedWriterError => "unexpected_writer_error",
-            ErrorKind::SnapshotSetInProgress => "snapshot_set_in_progress",
-            ErrorKind::MaxSnapshotsReached => "max_snapshots_reached",
-            ErrorKind::WriterNotResponding => "writer_not_responding",
-            ErrorKind::UnsupportedContext => "unsupported_context",
-            ErrorKind::VolumeInUse => "volume_in_use",
-            ErrorKind::NoSnapshotsImported => "no_snapshots_imported",
-            ErrorKind::RevertInProgress => "revert_in_progress",
-            ErrorKind::UnselectedVolume => "unselected_volume",
-            ErrorKind::SnapshotNotInSet => "snapshot_not_in_set",
-            ErrorKind::NonTransportableBcd => "non_transportable_bcd",
-            ErrorKind::ResyncInProgress => "resync_in_progress",
-            ErrorKind::NotAPool => "not_a_pool",
-        }
-    }
-
-    /// A short stable name for the kind (the text `vds_core::ErrorKind` uses for the kinds both
-    /// have).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorKind::InvalidArgument => "invalid argument",
-            ErrorKind::InvalidInitiator => "invalid initiator",
-            ErrorKind::NotFound => "not found",
-            ErrorKind::AlreadyExists => "already exists",
-            ErrorKind::AccessDenied => "access denied",
-            ErrorKind::Busy => "busy",
-            ErrorKind::BadState => "bad state",
-            ErrorKind::OutOfRange => "out of range",
-            ErrorKind::NoSpace => "no space",
-            ErrorKind::Timeout => "timed out",
-            ErrorKind::Cancelled => "cancelled",
-            ErrorKind::Corrupt => "corrupt",
-            ErrorKind::UnsupportedVersion => "unsupported version",
-            ErrorKind::Unsupported => "unsupported",
-            ErrorKind::Io => "I/O error",
-            ErrorKind::Internal => "internal error",
-            ErrorKind::ProviderVeto => "provider veto",
-            ErrorKind::VolumeNotSupported => "volume not supported",
-            ErrorKind::UnexpectedProviderError => "unexpected provider error",
-            ErrorKind::InvalidDocument => "invalid document",
-            ErrorKind::MaxVolumesReached => "maximum number of volumes reached",
-            ErrorKind::FlushWritesTimeout => "flush writes timeout",
-            ErrorKind::HoldWritesTimeout => "hold writes timeout",
-            ErrorKind::UnexpectedWriterError => "unexpected writer error",
-            ErrorKind::SnapshotSetInProgress => "snapshot set in progress",
-            ErrorKind::MaxSnapshotsReached => "maximum number of snapshots reached",
-            ErrorKind::WriterNotResponding => "writer not responding",
-            ErrorKind::UnsupportedContext => "unsupported context",
-            ErrorKind::VolumeInUse => "volume in use",
-            ErrorKind::NoSnapshotsImported => "no snapshots imported",
-            ErrorKind::RevertInProgress => "revert in progress",
-            ErrorKind::UnselectedVolume => "unselected volume",
-            ErrorKind::SnapshotNotInSet => "snapshot not in set",
-            ErrorKind::NonTransportableBcd => "non-transportable backup components document",
-            ErrorKind::ResyncInProgress => "resync in progress",
-            ErrorKind::NotAPool => "not a pool",
-        }
-    }
-
     /// The VSS `HRESULT` of the kind, where VSS has one (the values of vss.h and winerror.h), for
     /// the C status table; `None` for the kinds VSS has no counterpart of.
     pub fn hresult(self) -> Option<u32> {
@@ -243,80 +183,11 @@ impl ErrorKind {
             | ErrorKind::NotAPool => return None,
         })
     }
-
-    /// Every kind, in declaration order.
-    pub const ALL: [ErrorKind; 36] = [
-        ErrorKind::InvalidArgument,
-        ErrorKind::InvalidInitiator,
-        ErrorKind::NotFound,
-        ErrorKind::AlreadyExists,
-        ErrorKind::AccessDenied,
-        ErrorKind::Busy,
-        ErrorKind::BadState,
-        ErrorKind::OutOfRange,
-        ErrorKind::NoSpace,
-        ErrorKind::Timeout,
-        ErrorKind::Cancelled,
-        ErrorKind::Corrupt,
-        ErrorKind::UnsupportedVersion,
-        ErrorKind::Unsupported,
-        ErrorKind::Io,
-        ErrorKind::Internal,
-        ErrorKind::ProviderVeto,
-        ErrorKind::VolumeNotSupported,
-        ErrorKind::UnexpectedProviderError,
-        ErrorKind::InvalidDocument,
-        ErrorKind::MaxVolumesReached,
-        ErrorKind::FlushWritesTimeout,
-        ErrorKind::HoldWritesTimeout,
-        ErrorKind::UnexpectedWriterError,
-        ErrorKind::SnapshotSetInProgress,
-        ErrorKind::MaxSnapshotsReached,
-        ErrorKind::WriterNotResponding,
-        ErrorKind::UnsupportedContext,
-        ErrorKind::VolumeInUse,
-        ErrorKind::NoSnapshotsImported,
-        ErrorKind::RevertInProgress,
-        ErrorKind::UnselectedVolume,
-        ErrorKind::SnapshotNotInSet,
-        ErrorKind::NonTransportableBcd,
-        ErrorKind::ResyncInProgress,
-        ErrorKind::NotAPool,
-    ];
 }
 
 impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-impl From<vds_core::ErrorKind> for ErrorKind {
-    /// The kind of the same name: nothing is folded.
-    fn from(kind: vds_core::ErrorKind) -> Self {
-        use vds_core::ErrorKind as K;
-        match kind {
-            K::InvalidArgument => ErrorKind::InvalidArgument,
-            K::InvalidInitiator => ErrorKind::InvalidInitiator,
-            K::NotFound => ErrorKind::NotFound,
-            K::AlreadyExists => ErrorKind::AlreadyExists,
-            K::AccessDenied => ErrorKind::AccessDenied,
-            K::Busy => ErrorKind::Busy,
-            K::BadState => ErrorKind::BadState,
-            K::OutOfRange => ErrorKind::OutOfRange,
-            K::NoSpace => ErrorKind::NoSpace,
-            K::Timeout => ErrorKind::Timeout,
-            K::Cancelled => ErrorKind::Cancelled,
-            K::Corrupt => ErrorKind::Corrupt,
-            K::UnsupportedVersion => ErrorKind::UnsupportedVersion,
-            K::Unsupported => ErrorKind::Unsupported,
-            K::Io => ErrorKind::Io,
-            K::Internal => ErrorKind::Internal,
-            K::NotAPool => ErrorKind::NotAPool,
-            // A kind added to the array after this crate was written (a test keeps this arm
-            // unreachable for the array this workspace builds).
-            _ => ErrorKind::Internal,
-        }
     }
 }
 
@@ -414,6 +285,18 @@ mod tests {
         }
         for k in vds_core::ErrorKind::ALL {
             assert_eq!(ErrorKind::from(k).name(), k.name(), "{k:?}");
+            assert_eq!(ErrorKind::from(k).array_kind(), Some(k), "{k:?}");
+        }
+        // Every kind is the array's (and then converts back to itself) or the protocol's own.
+        let own = ErrorKind::ALL
+            .iter()
+            .filter(|k| k.array_kind().is_none())
+            .count();
+        assert_eq!(own + vds_core::ErrorKind::ALL.len(), ErrorKind::ALL.len());
+        for k in ErrorKind::ALL {
+            if let Some(a) = k.array_kind() {
+                assert_eq!(ErrorKind::from(a), k);
+            }
         }
     }
 

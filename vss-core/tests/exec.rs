@@ -104,19 +104,7 @@ fn an_exec_writer_gets_each_event_as_its_argument_with_the_environment() {
     let text = std::fs::read_to_string(&log).unwrap();
     let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split('|').collect()).collect();
     let seen: Vec<&str> = lines.iter().map(|l| l[1]).collect();
-    assert_eq!(
-        seen,
-        [
-            "identify",
-            "prepare-backup",
-            "prepare-snapshot",
-            "freeze",
-            "thaw",
-            "post-snapshot",
-            "backup-complete",
-            "backup-shutdown"
-        ]
-    );
+    assert_eq!(seen, umbra_test_support::FULL_BACKUP_EVENTS);
     for (i, l) in lines.iter().enumerate() {
         assert_eq!(l[0], "1", "the event is the one argument");
         assert_eq!(l[1], l[2], "UMBRA_EVENT is the argument");
@@ -362,17 +350,7 @@ fn a_session_writer_runs_once_for_the_set_and_holds_its_lock_from_freeze_to_thaw
     let (events, processes) = events_seen(&log);
     assert_eq!(
         events,
-        [
-            "identify",
-            "prepare-backup",
-            "prepare-snapshot",
-            "freeze",
-            "thaw",
-            "post-snapshot",
-            "backup-complete",
-            "backup-shutdown",
-            "eof"
-        ]
+        [&umbra_test_support::FULL_BACKUP_EVENTS[..], &["eof"]].concat()
     );
     assert_eq!(processes, 1, "one process for the whole session");
 }

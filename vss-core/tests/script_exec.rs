@@ -54,19 +54,7 @@ fn a_backup_script_runs_the_sequence_and_defines_the_aliases() {
     let mut s = Session::new(&pc, Aliases::isolated());
     let run = s.execute(&script);
     assert_eq!(run.exit_code, ExitCode::Ok, "{run}");
-    assert_eq!(
-        events(dir.path()),
-        [
-            "identify",
-            "prepare-backup",
-            "prepare-snapshot",
-            "freeze",
-            "thaw",
-            "post-snapshot",
-            "backup-complete",
-            "backup-shutdown"
-        ]
-    );
+    assert_eq!(events(dir.path()), umbra_test_support::FULL_BACKUP_EVENTS);
     let Ok(Output::Created { set_id, shadows }) = &run.lines[5].outcome else {
         panic!("{run}");
     };

@@ -68,19 +68,16 @@ pub fn stage_in(ctx: &Ctx, file: &Path) -> Result<Option<Staged>> {
         Error::of_kind(ErrorKind::Io, format!("staging {}: {e}", file.display()))
     };
     let mut dst = File::create(&path).map_err(io)?;
-    let mut buf = vec![0u8; CHUNK];
-    let mut done = 0u64;
-    while done < len {
-        let want = (len - done).min(CHUNK as u64) as usize;
-        src.read_exact(&mut buf[..want])
+    crate::chunks::in_chunks(len, |buf, _| {
+        src.read_exact(buf)
             .map_err(|e| Error::file("cannot read", file, e))?;
-        if buf[..want].iter().all(|b| *b == 0) {
-            dst.seek(SeekFrom::Current(want as i64)).map_err(io)?;
+        if buf.iter().all(|b| *b == 0) {
+            dst.seek(SeekFrom::Current(buf.len() as i64)).map_err(io)?;
         } else {
-            dst.write_all(&buf[..want]).map_err(io)?;
+            dst.write_all(buf).map_err(io)?;
         }
-        done += want as u64;
-    }
+        Ok::<_, Error>(())
+    })?;
     dst.set_len(len).map_err(io)?;
     Ok(Some(Staged { _dir: dir, path }))
 }

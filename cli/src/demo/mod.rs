@@ -125,7 +125,8 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// Deterministic garbage (a bad update's bytes).
+/// Deterministic garbage (a bad update's bytes): xorshift64, not the tests' SplitMix64
+/// (`umbra_test_support::Rng`), which production code does not depend on; any bytes serve.
 fn garbage(len: usize) -> Vec<u8> {
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     (0..len)

@@ -107,21 +107,10 @@ pub fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     out
 }
 
-/// Deterministic bytes that are not all alike (and a zero run, to exercise holes).
-pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|i| {
-            if (i / 4096) % 3 == 2 {
-                return 0;
-            }
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
+/// Deterministic bytes that are not all alike, with zero runs to exercise holes (the workspace's
+/// one test generator).
+#[allow(unused_imports)] // not every test crate that includes this module uses it
+pub use umbra_test_support::sparse_pattern as pattern;
 
 /// Runs `umbra ARGS` with its stdout and stderr on a pseudo-terminal (util-linux `script`, part
 /// of every Debian system); what the terminal received.

@@ -1,19 +1,9 @@
 //! Shared by the integration tests that run outside tools (gcc, g++, valgrind, cbindgen, make,
-//! pkg-config, readelf).
+//! pkg-config, readelf) or call the C ABI; the policy for a missing tool is the workspace's one
+//! (`umbra_test_support::tools`).
 
-/// Reports that a tool a test needs is missing. Under `CI` (the variable is set) this fails the
-/// test: CI must run every check, and `.ci/run` installs the tools. Elsewhere the test prints that
-/// it skipped; the caller then returns (or carries on without the tool).
-#[allow(dead_code)] // not every test crate that includes this module runs tools
-#[track_caller]
-pub fn tool_missing(tool: &str, hint: &str) {
-    let msg = format!("{tool} is not installed or does not run ({hint})");
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{msg}; CI must have it (.ci/run installs it)"
-    );
-    println!("skipped: {msg}");
-}
+#[allow(unused_imports)] // not every test crate that includes this module runs tools
+pub use umbra_test_support::tools::{assert_success, tool_missing};
 
 /// Where cargo put libumbra.so and libumbra.a for this test run: next to the test executable
 /// (`target/<profile>/deps/`) or one level up. None on an unusual runner.
@@ -27,19 +17,6 @@ pub fn built_by_this_run() -> Option<std::path::PathBuf> {
         .find(|d| d.join("libumbra.so").is_file() && d.join("libumbra.a").is_file())
         .map(std::path::Path::to_path_buf);
     found
-}
-
-/// Fails the test with the command's output unless it exited successfully.
-#[allow(dead_code)] // not every test crate that includes this module runs commands
-#[track_caller]
-pub fn assert_success(out: &std::process::Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what} failed ({})\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// This thread's last libumbra failure message (`umbra_last_error`).

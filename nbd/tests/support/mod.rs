@@ -16,36 +16,17 @@ use umbra_nbd::proto::*;
 use umbra_nbd::{Identity, Listener, ListenerHandle, Server, ServerConfig};
 use vds_core::{Access, Array, InitiatorId, MaskSpec};
 
-/// Whether `tool` runs (`tool --version`). Missing: a loud skip, or a failure when `CI` is set.
-pub fn have(tool: &str) -> bool {
-    let ok = Command::new(tool)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        if std::env::var_os("CI").is_some() {
-            panic!("{tool} is not installed, and CI is set: install it (see .ci/run)");
-        }
-        eprintln!(
-            "SKIPPED: {tool} is not installed; this test did not run (it fails when CI is set)"
-        );
-    }
-    ok
-}
+/// Test data from the workspace's one test generator; whether an outside tool runs (missing: a
+/// loud skip, or a failure when `CI` is set). Not every test crate that includes this module uses
+/// both.
+#[allow(unused_imports)]
+pub use umbra_test_support::{pattern, tools::have};
 
 /// Runs `cmd` to its end (killed after 5 minutes: a hang guard, not a timing check) and returns
 /// its output; panics, with its stderr, if it failed.
 pub fn run(cmd: &mut Command) -> Output {
     let out = run_any(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    umbra_test_support::tools::assert_success(&out, &format!("{cmd:?}"));
     out
 }
 
@@ -182,11 +163,6 @@ impl OneLun {
     pub fn bytes(&self) -> Vec<u8> {
         self.pool.bytes("db", &self.a)
     }
-}
-
-/// Deterministic pseudo-random bytes (the workspace's one test generator).
-pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    umbra_test_support::crash_sim::Rng::new(seed).bytes(len)
 }
 
 /// One reply to a request, decoded.

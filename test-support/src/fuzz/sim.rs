@@ -279,8 +279,8 @@ impl SimDevice {
         let (mut rng, resizes_random) = match mode {
             CrashMode::LoseUnflushed => return d.durable.clone(),
             CrashMode::KeepAll => return d.live.clone(),
-            CrashMode::Subset(s) => (Rng::new(s), false),
-            CrashMode::SubsetWithResizes(s) => (Rng::new(s), true),
+            CrashMode::Subset(s) => (Rng::from_state(s), false),
+            CrashMode::SubsetWithResizes(s) => (Rng::from_state(s), true),
         };
         let mut img = d.durable.clone();
         for p in &d.pending {

@@ -701,7 +701,7 @@ impl World {
                 seed,
             } => {
                 let (off, len) = range(self.origin.live.len(), block, within, len);
-                let data = Rng::new(u64::from(seed) ^ salt).fill(len);
+                let data = Rng::from_state(u64::from(seed) ^ salt).bytes(len);
                 let r = self.vol().write_at(&data, off as u64);
                 self.drain_events();
                 match &r {
@@ -803,7 +803,7 @@ impl World {
                 Some(i) => {
                     let id = self.snaps[i].id;
                     let (off, len) = range(self.snaps[i].image.live.len(), block, within, len);
-                    let data = Rng::new(u64::from(seed) ^ salt ^ 0x5A).fill(len);
+                    let data = Rng::from_state(u64::from(seed) ^ salt ^ 0x5A).bytes(len);
                     let r = self
                         .vol()
                         .snapshot(id)
@@ -929,7 +929,7 @@ impl World {
                 None => Ok(()),
                 Some(i) => {
                     let id = self.snaps[i].id;
-                    let blob = Rng::new(u64::from(seed) ^ salt).fill(usize::from(len % 40));
+                    let blob = Rng::from_state(u64::from(seed) ^ salt).bytes(usize::from(len % 40));
                     let r = self.vol().set_metadata(id, &blob);
                     match &r {
                         Ok(()) => self.snaps[i].metadata = blob,

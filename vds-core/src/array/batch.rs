@@ -5,7 +5,7 @@
 
 use super::masking::mask_change;
 use super::state::Change;
-use super::{mask_text, Array};
+use super::{checked_mask, Array};
 use crate::error::{Error, Result};
 use crate::mask::MaskSpec;
 
@@ -66,13 +66,14 @@ impl Array {
         if ops.is_empty() {
             return Ok(());
         }
-        for op in ops {
+        // Each op checked once, here at the edge: a mask op carries its list as
+        // [`checked_mask`] returns it from here on.
+        let mut checked = ops.to_vec();
+        for op in &mut checked {
             match op {
                 AdminOp::SetMask { mask: m, .. }
                 | AdminOp::AddToMask { entries: m, .. }
-                | AdminOp::RemoveFromMask { entries: m, .. } => {
-                    mask_text(m)?;
-                }
+                | AdminOp::RemoveFromMask { entries: m, .. } => *m = checked_mask(m)?,
                 AdminOp::SetLunMetadata { key, .. } => Array::check_metadata_key(key)?,
                 _ => {}
             }
@@ -81,7 +82,7 @@ impl Array {
             // Each change is made against the state the ones before it leave.
             let mut scratch = core.state.clone();
             let mut changes = Vec::with_capacity(ops.len());
-            for (i, op) in ops.iter().enumerate() {
+            for (i, (op, given)) in checked.iter().zip(ops).enumerate() {
                 let made = op_change(&scratch, op).and_then(|c| {
                     scratch.apply(&c)?;
                     Ok(c)
@@ -89,7 +90,7 @@ impl Array {
                 let change = made.map_err(|e| {
                     Error::new(
                         e.kind(),
-                        format!("change {} of the batch ({op:?}): {}", i + 1, e.message()),
+                        format!("change {} of the batch ({given:?}): {}", i + 1, e.message()),
                     )
                 })?;
                 changes.push(change);
@@ -100,7 +101,7 @@ impl Array {
     }
 }
 
-/// The change `op` makes in `state`.
+/// The change `op` (whose list, for a mask op, [`checked_mask`] returned) makes in `state`.
 fn op_change(state: &super::state::ArrayState, op: &AdminOp) -> Result<Change> {
     Ok(match op {
         AdminOp::SetLunMetadata { lun, key, value } => Change::SetLunMetadata {
@@ -110,7 +111,7 @@ fn op_change(state: &super::state::ArrayState, op: &AdminOp) -> Result<Change> {
         },
         AdminOp::SetMask { lun, mask } => Change::SetMask {
             id: state.id_of(lun)?,
-            mask: mask_text(mask)?,
+            mask: mask.clone(),
         },
         AdminOp::AddToMask { lun, entries } => mask_change(state, lun, entries, true)?,
         AdminOp::RemoveFromMask { lun, entries } => mask_change(state, lun, entries, false)?,

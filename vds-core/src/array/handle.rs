@@ -2,7 +2,7 @@
 //! number), resolved once and checked per I/O, fenced by every change of access (see `fence.rs`).
 
 use std::io::{IoSlice, IoSliceMut};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use cow_engine::Volume;
 use parking_lot::RwLock;
@@ -16,10 +16,17 @@ use crate::mask::{Access, LunId};
 use crate::model::LunStatus;
 
 /// What a handle last resolved, valid while its LUN's access epoch has not moved.
+///
+/// It holds the LUN's volume cell strongly, so that an I/O borrows it under the handle's own
+/// cache lock and touches no reference count shared with other handles (a `Weak` upgrade per I/O
+/// was two atomic read-modify-writes on a line every handle of the LUN writes). A change that
+/// deletes or swaps the LUN moves its epoch, so the handle resolves again at its next call and
+/// lets go of the cell then (or at its close); a deleted LUN's volume is retired by the delete,
+/// so the cell kept until then reaches no file.
+#[derive(Clone)]
 struct Resolved {
     epoch: u64,
-    /// The LUN's volume (weak: a handle does not keep a deleted LUN's volume alive).
-    backing: Weak<RwLock<Volume>>,
+    backing: Arc<RwLock<Volume>>,
     size: u64,
     access: Access,
 }
@@ -111,7 +118,7 @@ impl LunHandle {
 
     /// The LUN's size in bytes, as the initiator may use it now (refused as its I/O would be).
     pub fn size(&self) -> Result<u64> {
-        Ok(self.current()?.2)
+        self.with_current(|r| Ok(Some(r.size)))
     }
 
     /// The array's block size (the LUN's block size).
@@ -120,8 +127,22 @@ impl LunHandle {
     }
 
     /// Resolves the handle's access now (under the admin lock's read side) and caches it with
-    /// the epoch it holds for.
-    fn resolve(&self) -> Result<(u64, Arc<RwLock<Volume>>, u64, Access)> {
+    /// the epoch it holds for; a refusal empties the cache (the volume is let go).
+    ///
+    /// The cache is written after the admin lock is let go, and only if no I/O of another thread
+    /// holds it (`try_write`): an I/O may hold it while a freeze holds its write, and a resolve
+    /// must never wait for a thaw (nor hold the admin lock while it waits). An answer not cached
+    /// is resolved again at the next call.
+    fn resolve(&self) -> Result<Resolved> {
+        let r = self.resolve_now();
+        if let Some(mut c) = self.cache.try_write() {
+            *c = r.as_ref().ok().cloned();
+        }
+        r
+    }
+
+    /// The handle's access as the admin lock's read side sees it now.
+    fn resolve_now(&self) -> Result<Resolved> {
         let core = self.array.inner.core.read();
         let epoch = self.fence.epoch();
         let (ini, n) = (&self.initiator, self.number);
@@ -158,28 +179,35 @@ impl LunHandle {
         let backing = core.volumes[&self.id].clone();
         // A shadow LUN of a snapshot set is read-only until broken (`ArrayState::access`).
         let access = grant.access;
-        *self.cache.write() = Some(Resolved {
+        Ok(Resolved {
             epoch,
-            backing: Arc::downgrade(&backing),
+            backing,
             size: lun.size,
             access,
-        });
-        Ok((epoch, backing, lun.size, access))
+        })
     }
 
-    /// The handle's access as of the LUN's current epoch: cached, or resolved again.
-    fn current(&self) -> Result<(u64, Arc<RwLock<Volume>>, u64, Access)> {
-        {
-            let c = self.cache.read();
-            if let Some(r) = &*c {
-                if r.epoch == self.fence.epoch() {
-                    if let Some(b) = r.backing.upgrade() {
-                        return Ok((r.epoch, b, r.size, r.access));
+    /// Calls `f` with the handle's access as of the LUN's current epoch: the cached one (borrowed
+    /// under the handle's own cache lock, touching nothing another handle writes), or one
+    /// resolved again.
+    fn with_current<T>(&self, mut f: impl FnMut(&Resolved) -> Result<Option<T>>) -> Result<T> {
+        loop {
+            {
+                let c = self.cache.read();
+                if let Some(r) = &*c {
+                    if r.epoch == self.fence.epoch() {
+                        match f(r)? {
+                            Some(t) => return Ok(t),
+                            // Refused at admission: the epoch moved meanwhile.
+                            None => continue,
+                        }
                     }
                 }
             }
+            if let Some(t) = f(&self.resolve()?)? {
+                return Ok(t);
+            }
         }
-        self.resolve()
     }
 
     /// Runs `op` on the LUN's volume once the access `want` is granted and `[offset, offset +
@@ -193,9 +221,8 @@ impl LunHandle {
         len: u64,
         mut op: impl FnMut(&Volume, &dyn Fn() -> Option<Admitted<'s>>) -> Result<Option<T>>,
     ) -> Result<T> {
-        loop {
-            let (epoch, backing, size, access) = self.current()?;
-            if want == Access::ReadWrite && access == Access::ReadOnly {
+        self.with_current(|r| {
+            if want == Access::ReadWrite && r.access == Access::ReadOnly {
                 return Err(Error::new(
                     ErrorKind::AccessDenied,
                     format!(
@@ -204,13 +231,13 @@ impl LunHandle {
                     ),
                 ));
             }
-            check_range_of(size, offset, len)?;
-            let vol = backing.read();
+            check_range_of(r.size, offset, len)?;
+            let epoch = r.epoch;
+            // The volume's lock, read side: a split replaces the volume under its write side.
+            let vol = r.backing.read();
             let admit = || self.fence.enter(&self.slot, epoch);
-            if let Some(t) = op(&vol, &admit)? {
-                return Ok(t);
-            }
-        }
+            op(&vol, &admit)
+        })
     }
 
     /// Reads `buf.len()` bytes at `offset`. [`ErrorKind::AccessDenied`] once the initiator no

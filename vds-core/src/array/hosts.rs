@@ -1,7 +1,7 @@
 //! Hosts (named initiator groups with their ports) and iSCSI targets.
 
 use super::state::{Change, TargetInfo};
-use super::{initiator_texts, Array};
+use super::{checked_ids, Array};
 use crate::error::{Error, ErrorKind, Result};
 use crate::initiator::InitiatorId;
 use crate::mask::Grant;
@@ -12,7 +12,7 @@ impl Array {
     pub fn set_host(&self, name: &str, initiators: &[InitiatorId]) -> Result<()> {
         self.simple(Change::SetHost {
             name: name.to_string(),
-            initiators: initiator_texts(initiators),
+            initiators: checked_ids(initiators)?,
         })
     }
 

@@ -11,7 +11,7 @@ use super::volumes::{
     create_file_volume, create_stacked, delete_tagged, remove_lun_dir, snapshot_tag,
     unpin_and_delete, volume_config,
 };
-use super::{lun_busy, mask_text, Array, Core};
+use super::{checked_mask, lun_busy, Array, Core};
 use crate::error::{Error, ErrorKind, Result};
 use crate::mask::{LunId, MaskSpec};
 use crate::model::{Health, LunInfo, LunStatus, LunType, Notification, TransitionState};
@@ -68,7 +68,7 @@ impl Array {
         fill: bool,
     ) -> Result<LunId> {
         check_lun_name(name)?;
-        let mask = mask_text(mask)?;
+        let mask = checked_mask(mask)?;
         self.transact(|core| {
             core.state.check_size(size)?;
             core.state.check_new_name(name)?;
@@ -142,7 +142,7 @@ impl Array {
                 id,
                 name: snapshot_name.to_string(),
                 size,
-                mask: String::new(),
+                mask: MaskSpec::None,
                 source: Some(SourceRef {
                     lun: src_id,
                     snapshot: sid,

@@ -2,7 +2,7 @@
 //! fast-recovery swap, and who sees what.
 
 use super::state::{ArrayState, Change};
-use super::{initiator_texts, mask_text, Array};
+use super::{checked_ids, checked_mask, Array};
 use crate::error::{Error, Result};
 use crate::initiator::InitiatorId;
 use crate::mask::{Grant, LunHosts, MaskSpec};
@@ -12,7 +12,7 @@ impl Array {
     /// `"<id>;<id>=ro"` is read by [`MaskSpec::parse`]). Returns once no I/O admitted under the
     /// old mask is running (as every change of access does).
     pub fn set_mask(&self, name: &str, mask: &MaskSpec) -> Result<()> {
-        let mask = mask_text(mask)?;
+        let mask = checked_mask(mask)?;
         self.change_lun(name, |id| Change::SetMask { id, mask })
     }
 
@@ -30,9 +30,9 @@ impl Array {
 
     /// Adds `entries` to LUN `name`'s mask, or removes them, in one transaction.
     fn modify_mask(&self, name: &str, entries: &MaskSpec, add: bool) -> Result<()> {
-        mask_text(entries)?;
+        let entries = checked_mask(entries)?;
         self.transact(|core| {
-            let change = mask_change(&core.state, name, entries, add)?;
+            let change = mask_change(&core.state, name, &entries, add)?;
             Ok(((), Array::commit(core, &change)?))
         })
     }
@@ -47,18 +47,15 @@ impl Array {
 
     /// Sets the LUN number `initiator` sees LUN `name` at.
     pub fn set_host_number(&self, name: &str, initiator: &InitiatorId, number: u32) -> Result<()> {
-        self.change_lun(name, |id| Change::SetHostNumber {
-            id,
-            host: initiator.to_string(),
-            number,
-        })
+        let host = InitiatorId::parse(&initiator.to_string())?;
+        self.change_lun(name, |id| Change::SetHostNumber { id, host, number })
     }
 
     /// Creates or replaces initiator group `group` with `members` (usable in masks as `@group`).
     pub fn set_group(&self, group: &str, members: &[InitiatorId]) -> Result<()> {
         self.simple(Change::SetGroup {
             name: group.to_string(),
-            members: initiator_texts(members),
+            members: checked_ids(members)?,
         })
     }
 
@@ -118,8 +115,8 @@ impl Array {
     }
 }
 
-/// The change that adds `entries` to LUN `name`'s mask in `state` (or, without `add`, removes
-/// them): a `set_mask` of the resulting list.
+/// The change that adds `entries` (a list [`checked_mask`] returned) to LUN `name`'s mask in
+/// `state` (or, without `add`, removes them): a `set_mask` of the resulting list.
 pub(super) fn mask_change(
     state: &ArrayState,
     name: &str,
@@ -153,8 +150,5 @@ pub(super) fn mask_change(
             }
         }
     };
-    Ok(Change::SetMask {
-        id,
-        mask: new.to_string(),
-    })
+    Ok(Change::SetMask { id, mask: new })
 }

@@ -12,7 +12,7 @@
 //!
 //! Masks are [`MaskSpec`] values and initiators [`InitiatorId`] values: text is parsed at the edge
 //! with [`MaskSpec::parse`] and [`InitiatorId::parse`] (as the script interpreter and the C ABI
-//! do), and the log records the canonical text.
+//! do); a change carries them parsed, and the log records their canonical text.
 //!
 //! [`Array`]'s methods live by concern, each file an `impl Array` block:
 //!
@@ -69,6 +69,7 @@ pub use freeze::FrozenLuns;
 pub use handle::LunHandle;
 pub use io::ChangedExtents;
 pub use lun::LunOptions;
+pub use open::{ResumedKind, ResumedOp};
 pub use shadows::{EngineShadow, EngineShadowSet};
 pub use state::{check_lun_name, TargetInfo};
 
@@ -125,6 +126,8 @@ struct Inner {
     core: RwLock<Core>,
     /// Each LUN's access epoch and in-flight I/O (see `fence.rs`).
     fences: fence::Fences,
+    /// The operations the open resumed in the background ([`Array::resumed`]).
+    resumed: Mutex<Vec<open::Resumed>>,
     subscribers: Mutex<Vec<(u64, Subscriber)>>,
     next_subscription: std::sync::atomic::AtomicU64,
     /// Feeds [`Array::subscribe_channel`]'s bounded queues.
@@ -184,17 +187,23 @@ fn lun_busy(name: &str) -> Error {
     )
 }
 
-/// Initiator ids as the log records them: their canonical text.
-fn initiator_texts(ids: &[InitiatorId]) -> Vec<String> {
-    ids.iter().map(ToString::to_string).collect()
+/// Initiator ids `ids` as the log records them: each as its canonical text reads back (the
+/// edge's one parse; a hand-built id whose text is not an initiator id is refused here, with
+/// [`ErrorKind::InvalidInitiator`], before any change is made).
+fn checked_ids(ids: &[InitiatorId]) -> Result<Vec<InitiatorId>> {
+    ids.iter()
+        .map(|id| InitiatorId::parse(&id.to_string()))
+        .collect()
 }
 
-/// Unmasking list `spec` as the log records it: its canonical text. Refused (with
-/// [`ErrorKind::InvalidInitiator`]) unless that text reads back as `spec`, so that what is
-/// recorded means what was given: a list built by hand rather than by [`MaskSpec::parse`] could
-/// hold a name whose text says something else (a `;` in a group name, an id not in canonical
-/// form). An empty [`MaskSpec::List`] reads back as [`MaskSpec::None`], which means the same.
-fn mask_text(spec: &MaskSpec) -> Result<String> {
+/// Unmasking list `spec` as the log records it: the list its canonical text reads back as (the
+/// edge's one parse; the change carries that value, and the text is only its encoding in the
+/// record). Refused (with [`ErrorKind::InvalidInitiator`]) unless it reads back as `spec`, so that
+/// what is recorded means what was given: a list built by hand rather than by
+/// [`MaskSpec::parse`] could hold a name whose text says something else (a `;` in a group name,
+/// an id not in canonical form). An empty [`MaskSpec::List`] reads back as [`MaskSpec::None`],
+/// which means the same.
+fn checked_mask(spec: &MaskSpec) -> Result<MaskSpec> {
     let text = spec.to_string();
     let back = MaskSpec::parse(&text)?;
     if back != *spec && !matches!(spec, MaskSpec::List(m) if m.is_empty()) {
@@ -206,7 +215,7 @@ fn mask_text(spec: &MaskSpec) -> Result<String> {
             ),
         ));
     }
-    Ok(text)
+    Ok(back)
 }
 
 impl Array {

@@ -1,7 +1,8 @@
 //! Opening an array, and the recovery that runs when a pool opens: the checkpoint loaded, the log
 //! replayed onto it, an older format upgraded, every LUN's volume opened (sources before their
 //! snapshot LUNs; a LUN whose volume does not open is isolated, not fatal), the operations that
-//! intent records name finished or rolled back, and what a crash left behind recorded.
+//! intent records name finished or rolled back (a revert or a full copy in the background:
+//! [`Array::resumed`]), and what a crash left behind recorded.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -18,9 +19,40 @@ use super::volumes::{
     delete_tagged, ensure_dir, failed_volume, remove_lun_dir, tagged_lun, unpin_and_delete,
     LUNS_DIR,
 };
-use super::{Array, ArrayOptions, Backing, Core, Inner, DEFAULT_BLOCK_SIZE};
+use super::{Array, ArrayOptions, AsyncHandle, Backing, Core, Inner, DEFAULT_BLOCK_SIZE};
 use crate::error::{Error, ErrorKind, Result};
 use crate::mask::LunId;
+use crate::model::Notification;
+
+/// An operation that an open resumed in the background (see [`Array::resumed`]).
+pub(super) struct Resumed {
+    lun: LunId,
+    intent: Intent,
+    handle: Arc<AsyncHandle<()>>,
+}
+
+/// What an interrupted operation resumed in the background does ([`ResumedOp::kind`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResumedKind {
+    /// A revert of the LUN to an engine snapshot of its volume: a resync from a snapshot LUN of
+    /// it, or a revert to an engine shadow. Host I/O is refused with [`ErrorKind::Busy`] until it
+    /// ends.
+    Revert,
+    /// A full copy of another LUN's contents onto the LUN (a resync); its I/O is served.
+    Copy,
+}
+
+/// An operation that [`Array::open`] found interrupted by a crash and finishes in the
+/// background ([`Array::resumed`]).
+#[derive(Debug, Clone)]
+pub struct ResumedOp {
+    /// The LUN it finishes (its id: [`crate::model::LunInfo::id`]).
+    pub lun: LunId,
+    /// What it does.
+    pub kind: ResumedKind,
+    /// Its progress and result; dropping it does not stop the operation.
+    pub handle: Arc<AsyncHandle<()>>,
+}
 
 /// What opening the LUNs' volumes found.
 struct Opened {
@@ -57,6 +89,14 @@ impl Array {
     /// empty. A directory that holds other files but no pool is refused with
     /// [`ErrorKind::NotAPool`], and nothing is written to it. One process owns a pool at a time:
     /// a second opener gets [`ErrorKind::Busy`] ("pool in use (pid N)").
+    ///
+    /// An open after a crash finishes or rolls back what the crash interrupted before it returns,
+    /// except a resync's revert or full copy and a revert to an engine shadow, whose work is as
+    /// long as the LUN is large: those are finished in the background, after the open has
+    /// returned, the LUN kept meanwhile as the live operation keeps it (busy; for a revert its
+    /// host I/O refused with [`ErrorKind::Busy`]); their intent ends only once the work is done,
+    /// so a crash meanwhile is resumed again by the next open. [`Array::resumed`] lists them and
+    /// [`Array::wait_resumed`] waits for them; one that fails isolates its LUN as damaged.
     pub fn open(dir: impl AsRef<Path>) -> Result<Array> {
         Array::open_with(dir, ArrayOptions::default())
     }
@@ -158,7 +198,7 @@ impl Array {
         }
         let luns_dir = dir.join(LUNS_DIR);
         ensure_dir(fs.as_ref(), &luns_dir)?;
-        let opened = Array::open_volumes(&fs, &luns_dir, &state)?;
+        let opened = Array::open_volumes(&fs, &luns_dir, &loaded.lun_entries, &state)?;
         let array = Array::assemble(
             Some(dir.to_path_buf()),
             fs,
@@ -184,12 +224,14 @@ impl Array {
     /// Finishes or rolls back every operation an intent record names (an open after a crash):
     /// a create that did not commit is rolled back (its directory and snapshot removed), a
     /// delete's clean-up is done, an extend is rolled back (the volume kept its size) or adopted
-    /// (the volume was grown), an import or clone not filled is deleted, a revert or resync is
-    /// finished (a LUN whose one does not finish is isolated as damaged, its intent kept). Each
-    /// is then recorded as done.
+    /// (the volume was grown), an import or clone not filled is deleted; each is then recorded as
+    /// done. A revert or full copy is started in the background instead ([`Array::resume`]),
+    /// its LUN marked busy (and, for a revert, its host I/O refused) before anyone can see the
+    /// array; a LUN already damaged keeps its intent for the next open.
     fn finish_intents(&self) -> Result<()> {
         let mut core = self.inner.core.write();
         let intents: Vec<Intent> = core.state.intents.values().copied().collect();
+        let mut resumes = Vec::new();
         for intent in intents {
             match intent {
                 Intent::CreateLun { id, source } => {
@@ -235,57 +277,150 @@ impl Array {
                         remove_lun_dir(&dir)?;
                     }
                 }
-                Intent::Revert { id, snapshot } => {
-                    if !self.resume(&mut core, id, |v| {
-                        match v.revert(snapshot, &Progress::new()) {
-                            // The snapshot is gone: nothing is left to revert to.
-                            Err(e) if e.kind() == cow_engine::ErrorKind::NotFound => Ok(()),
-                            r => Ok(r?),
-                        }
-                    }) {
+                Intent::Revert { id, .. } | Intent::Copy { id, .. } => {
+                    if !core.state.luns.contains_key(&id) || !core.volumes.contains_key(&id) {
+                        // The LUN is gone: nothing is left to finish.
+                    } else if core.damaged.contains_key(&id) {
+                        // Its volume did not open: the intent is kept for the next open.
                         continue;
-                    }
-                }
-                Intent::Copy { id, source } => {
-                    let (src, bs) = (core.volumes.get(&source).cloned(), core.state.block_size);
-                    let size = core.state.lun(id).map_or(0, |l| l.size);
-                    if !self.resume(&mut core, id, |v| match &src {
-                        Some(s) => copy_all(&s.read().clone(), v, size, bs, &Progress::new()),
-                        None => Ok(()),
-                    }) {
+                    } else {
+                        // Finished in the background, the LUN in the state the live operation
+                        // keeps it in (see `resume`): busy, its host I/O refused (a revert, or a
+                        // resync's copy, `Array::set_restoring`).
+                        core.busy.insert(id);
+                        core.reverting.insert(id);
+                        resumes.push(intent);
                         continue;
                     }
                 }
             }
             Array::commit(&mut core, &Change::Done { id: intent.lun() })?;
         }
+        drop(core);
+        let handles: Vec<Resumed> = resumes
+            .into_iter()
+            .map(|intent| {
+                let a = self.clone();
+                Resumed {
+                    lun: intent.lun(),
+                    intent,
+                    handle: Arc::new(AsyncHandle::spawn(move |p| a.resume(intent, p))),
+                }
+            })
+            .collect();
+        *self.inner.resumed.lock() = handles;
         Ok(())
     }
 
-    /// Finishes the operation an intent names on LUN `id`'s volume by `work` (an open after a
-    /// crash): true when done, or when there is nothing to do (the LUN is gone); false when it
-    /// failed, in which case the LUN is isolated as damaged (its I/O refused, naming why) and the
-    /// intent kept, for the next open to try again.
-    fn resume(&self, core: &mut Core, id: LunId, work: impl FnOnce(&Volume) -> Result<()>) -> bool {
-        let (Some(vol), Ok(rec)) = (core.volumes.get(&id), core.state.lun(id)) else {
-            return true;
+    /// Finishes, on a background thread, the revert or copy that intent `intent` names (an open
+    /// after a crash interrupted it): the work of the live operation run again (a revert resumes
+    /// from the engine's durable cursor; a full copy starts again), the LUN kept meanwhile as the
+    /// live operation keeps it: marked busy (another long operation on it is refused with
+    /// [`ErrorKind::Busy`]), and its host I/O refused with [`ErrorKind::Busy`]
+    /// (fenced when it is served again), as during a live revert or resync. The
+    /// intent is ended ([`Change::Done`]) only once the work is done and durable. If the work
+    /// fails (or is cancelled), the LUN is isolated as damaged (its I/O refused with
+    /// [`ErrorKind::Corrupt`] naming why, fenced) and the intent kept, for the next open to try
+    /// again; the error is the handle's result.
+    fn resume(&self, intent: Intent, progress: &Progress) -> Result<()> {
+        let id = intent.lun();
+        let (vol, src, size, bs) = {
+            let core = self.inner.core.read();
+            let src = match intent {
+                Intent::Copy { source, .. } => core.volumes.get(&source).cloned(),
+                _ => None,
+            };
+            (
+                core.volumes.get(&id).map(|v| v.read().clone()),
+                src,
+                core.state.lun(id).map_or(0, |l| l.size),
+                core.state.block_size,
+            )
         };
-        if core.damaged.contains_key(&id) {
-            return false;
-        }
-        let vol = vol.read().clone();
-        match work(&vol) {
-            Ok(()) => true,
-            Err(e) => {
-                let why = format!(
-                    "LUN {:?} (luns/{id}): an operation a crash interrupted does not finish: {}",
-                    rec.name,
-                    e.report()
-                );
-                core.damaged.insert(id, why);
-                false
+        let work = match (vol, intent) {
+            // Deleted meanwhile: nothing is left to finish.
+            (None, _) => Ok(()),
+            (Some(v), Intent::Revert { snapshot, .. }) => match v.revert(snapshot, progress) {
+                // The snapshot is gone: nothing is left to revert to.
+                Err(e) if e.kind() == cow_engine::ErrorKind::NotFound => Ok(()),
+                r => r.map_err(Error::from),
+            },
+            (Some(v), _) => match &src {
+                Some(s) => copy_all(&s.read().clone(), &v, size, bs, progress),
+                None => Ok(()),
+            },
+        };
+        let failed = work.as_ref().err().map(Error::report);
+        self.transact(|core| {
+            core.busy.remove(&id);
+            if core.reverting.remove(&id) {
+                core.unfenced.lun(id);
+            }
+            let Ok(rec) = core.state.lun(id) else {
+                return Ok(((), Vec::new()));
+            };
+            let name = rec.name.clone();
+            let mut notes = vec![Notification::LunModify { name: name.clone() }];
+            match &failed {
+                None => notes.extend(Array::commit(core, &Change::Done { id })?),
+                Some(why) => {
+                    let why = format!(
+                        "LUN {name:?} (luns/{id}): an operation a crash interrupted does not \
+                         finish: {why}"
+                    );
+                    let failed = failed_volume(rec.size, core.state.block_size, &why)?;
+                    if let Some(b) = core.volumes.get(&id) {
+                        *b.write() = failed;
+                    }
+                    core.damaged.insert(id, why);
+                    core.unfenced.lun(id);
+                }
+            }
+            Ok(((), notes))
+        })?;
+        work
+    }
+
+    /// The operations that this open found interrupted by a crash and finishes in the background
+    /// (a resync's revert or full copy, a revert to an engine shadow; see [`Array::open`]), in
+    /// the order of their LUNs' ids; empty once [`Array::wait_resumed`] has returned, and for an
+    /// array in memory. Each handle reports progress, can be waited on (many times:
+    /// [`AsyncHandle::wait_with`]) and cancelled (the LUN is then isolated as damaged, the intent
+    /// kept for the next open).
+    pub fn resumed(&self) -> Vec<ResumedOp> {
+        self.inner
+            .resumed
+            .lock()
+            .iter()
+            .map(|r| ResumedOp {
+                lun: r.lun,
+                kind: match r.intent {
+                    Intent::Revert { .. } => ResumedKind::Revert,
+                    _ => ResumedKind::Copy,
+                },
+                handle: r.handle.clone(),
+            })
+            .collect()
+    }
+
+    /// Waits until every operation the open resumed ([`Array::resumed`]) has finished; the first
+    /// failure, if any (its LUN is isolated as damaged), after waiting for all.
+    pub fn wait_resumed(&self) -> Result<()> {
+        let all = std::mem::take(&mut *self.inner.resumed.lock());
+        let mut first = Ok(());
+        for r in all {
+            let out = r
+                .handle
+                .wait_with(None, |res| match res {
+                    Ok(()) => Ok(()),
+                    Err(e) => Err(Error::new(e.kind(), e.report())),
+                })
+                .expect("waiting without a deadline returns the result");
+            if first.is_ok() {
+                first = out;
             }
         }
+        first
     }
 
     /// An array over `state`, its store and its LUNs' volumes.
@@ -311,6 +446,7 @@ impl Array {
                     reverting: BTreeSet::new(),
                 }),
                 fences: Default::default(),
+                resumed: Mutex::new(Vec::new()),
                 subscribers: Mutex::new(Vec::new()),
                 next_subscription: std::sync::atomic::AtomicU64::new(1),
                 hub: cow_engine::events::Hub::default(),
@@ -324,11 +460,14 @@ impl Array {
     /// ([`Array::orphans`]); cow-engine snapshots tagged for LUNs the metadata does not have are
     /// deleted. A LUN whose volume does not open (or is smaller than its record) is isolated: it
     /// gets a volume whose every read and write fails with [`ErrorKind::Corrupt`] naming why.
-    fn open_volumes(fs: &Arc<dyn Fs>, luns_dir: &Path, state: &ArrayState) -> Result<Opened> {
+    /// `entries` are the names in `luns/`, as the pool store's open listed them.
+    fn open_volumes(
+        fs: &Arc<dyn Fs>,
+        luns_dir: &Path,
+        entries: &[String],
+        state: &ArrayState,
+    ) -> Result<Opened> {
         let mut volumes: HashMap<LunId, Backing> = HashMap::new();
-        let entries = fs
-            .list_dir(luns_dir)
-            .map_err(|e| Error::from(e).context("cannot list LUN volumes", luns_dir))?;
         let unknown: Vec<&String> = entries
             .iter()
             .filter(|n| {

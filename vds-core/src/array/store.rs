@@ -351,6 +351,9 @@ pub(crate) struct Loaded {
     pub(crate) created: bool,
     /// The directory was missing, and made by this open.
     pub(crate) made_dir: bool,
+    /// The names in `luns/` as this open found them (none if it was missing): listed once, under
+    /// the pool's lock, for the recovery of the LUN volumes.
+    pub(crate) lun_entries: Vec<String>,
 }
 
 /// The files and folders a new pool gets (what a failed create removes).
@@ -569,7 +572,15 @@ impl PoolStore {
             Err(e) => return Err(ctx("cannot read the pool state", &state_path, e)),
         };
         let log_path = dir.join(LOG_FILE);
-        let lun_volumes = fs.list_dir(&dir.join("luns")).map_or(0, |d| d.len());
+        // `luns/` is listed once per open: here, and the listing goes on to the recovery of the
+        // LUN volumes (`Loaded::lun_entries`).
+        let luns_path = dir.join(super::volumes::LUNS_DIR);
+        let lun_entries = match fs.list_dir(&luns_path) {
+            Ok(names) => names,
+            Err(e) if e.kind() == cow_engine::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(ctx("cannot list LUN volumes", &luns_path, e)),
+        };
+        let lun_volumes = lun_entries.len();
         let log_exists = fs.kind(&log_path)?.is_some();
         if !log_exists && (lun_volumes > 0 || checkpoint.is_some()) {
             return Err(Error::new(
@@ -667,6 +678,7 @@ impl PoolStore {
                 changes,
                 created,
                 made_dir,
+                lun_entries,
             },
         ))
     }

@@ -189,6 +189,22 @@ impl fmt::Display for MaskSpec {
     }
 }
 
+/// A list serialises as its canonical text (its `Display`).
+impl serde::Serialize for MaskSpec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A list deserialises from any text [`MaskSpec::parse`] reads; a text it refuses is a
+/// deserialisation error carrying its message.
+impl<'de> serde::Deserialize<'de> for MaskSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let text = <String as serde::Deserialize>::deserialize(d)?;
+        MaskSpec::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 /// [`MaskSpec::parse`], for `"...".parse::<MaskSpec>()`.
 impl FromStr for MaskSpec {
     type Err = Error;

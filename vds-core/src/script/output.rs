@@ -4,7 +4,8 @@
 //! executed line, each either an [`Output`] (typed rows, a record, or what a change did) or a
 //! [`ScriptError`]. Text is a function of it ([`ScriptRun::render_text`], or `Display` on every
 //! type); JSON is `serde_json::to_string(&run)`. The JSON field names below are stable: new fields
-//! may be added, none is renamed or removed.
+//! may be added, none is renamed or removed. (vss-core's DiskShadow-style run mirrors these types
+//! on purpose; see there why they are not shared.)
 
 use std::fmt;
 

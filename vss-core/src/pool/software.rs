@@ -7,7 +7,6 @@
 //! docs/format.md). No side file: [`Provider::shadows`] reads every LUN's engine shadows, so the
 //! shadows of a pool are listed again after it is reopened.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::Mutex;
@@ -15,6 +14,7 @@ use uuid::Uuid;
 use vds_core::{Array, AsyncHandle, SnapshotId};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::provider::pending::PendingSets;
 use crate::provider::software::{
     check_max, check_room, decode, encode, shadow_name, DEFAULT_MAX_SHADOWS_PER_VOLUME,
 };
@@ -27,18 +27,12 @@ use crate::shadow::{
 pub const ARRAY_SOFTWARE_PROVIDER_ID: Uuid =
     Uuid::from_u128(0x756d_6272_612d_706f_6f6c_2d73_6f66_0001);
 
-/// A set between `begin_prepare` and `post_commit` (or `abort`).
-struct Pending {
-    requests: Vec<ShadowRequest>,
-    /// The shadows its commit made: (LUN, engine snapshot, properties), in request order.
-    made: Vec<(String, SnapshotId, ShadowProperties)>,
-}
-
 /// Shadows as engine-level shadows of the array's LUNs (see the module documentation).
 pub struct ArraySoftwareProvider {
     array: Array,
     max_per_volume: usize,
-    sets: Mutex<HashMap<Uuid, Pending>>,
+    /// The sets being made; their shadows' place is the LUN's name.
+    sets: Mutex<PendingSets<String>>,
 }
 
 impl std::fmt::Debug for ArraySoftwareProvider {
@@ -55,7 +49,7 @@ impl ArraySoftwareProvider {
         ArraySoftwareProvider {
             array,
             max_per_volume: DEFAULT_MAX_SHADOWS_PER_VOLUME,
-            sets: Mutex::new(HashMap::new()),
+            sets: Mutex::new(PendingSets::new("pool software provider", "LUN")),
         }
     }
 
@@ -129,21 +123,6 @@ impl ArraySoftwareProvider {
         }
         Ok(luns)
     }
-
-    fn pending<'a>(
-        sets: &'a mut HashMap<Uuid, Pending>,
-        set_id: Uuid,
-        step: &str,
-    ) -> Result<&'a mut Pending> {
-        sets.get_mut(&set_id).ok_or_else(|| {
-            Error::new(
-                ErrorKind::BadState,
-                format!(
-                    "pool software provider: {step} of set {set_id}, which is not being prepared"
-                ),
-            )
-        })
-    }
 }
 
 impl Provider for ArraySoftwareProvider {
@@ -195,30 +174,7 @@ impl Provider for ArraySoftwareProvider {
             ));
         }
         let mut sets = self.sets.lock();
-        if let Some((other, _)) = sets.iter().find(|(id, p)| {
-            **id != request.set_id && p.requests.iter().any(|r| r.volume == request.volume)
-        }) {
-            return Err(Error::new(
-                ErrorKind::ProviderVeto,
-                format!(
-                    "LUN {:?} is in set {other}, which is being made",
-                    request.volume
-                ),
-            ));
-        }
-        let pending = sets.entry(request.set_id).or_insert_with(|| Pending {
-            requests: Vec::new(),
-            made: Vec::new(),
-        });
-        if pending.requests.iter().any(|r| r.volume == request.volume) {
-            return Err(Error::new(
-                ErrorKind::AlreadyExists,
-                format!(
-                    "LUN {:?} is already in set {}",
-                    request.volume, request.set_id
-                ),
-            ));
-        }
+        let pending = sets.admit(request)?;
         let have = self.shadows_on(&request.volume)?.len();
         check_room("LUN", &request.volume, have, self.max_per_volume)?;
         pending.requests.push(request.clone());
@@ -226,20 +182,12 @@ impl Provider for ArraySoftwareProvider {
     }
 
     fn end_prepare(&self, set_id: Uuid, _deadline: Instant) -> Result<()> {
-        let mut sets = self.sets.lock();
-        let p = Self::pending(&mut sets, set_id, "end-prepare")?;
-        if p.requests.is_empty() {
-            return Err(Error::new(
-                ErrorKind::BadState,
-                format!("pool software provider: set {set_id} has no volume"),
-            ));
-        }
-        Ok(())
+        self.sets.lock().end_prepare(set_id)
     }
 
     fn pre_commit(&self, set_id: Uuid) -> Result<()> {
         let mut sets = self.sets.lock();
-        let p = Self::pending(&mut sets, set_id, "pre-commit")?;
+        let p = sets.get(set_id, "pre-commit")?;
         for r in &p.requests {
             if !self.is_volume_supported(&r.volume, r.context)? {
                 return Err(Error::new(
@@ -258,13 +206,7 @@ impl Provider for ArraySoftwareProvider {
     /// deletes what it made and is [`ErrorKind::HoldWritesTimeout`].
     fn commit(&self, set_id: Uuid, hold: Duration) -> Result<()> {
         let mut sets = self.sets.lock();
-        let p = Self::pending(&mut sets, set_id, "commit")?;
-        if !p.made.is_empty() {
-            return Err(Error::new(
-                ErrorKind::BadState,
-                format!("pool software provider: set {set_id} is already committed"),
-            ));
-        }
+        let p = sets.for_commit(set_id)?;
         let started = Instant::now();
         let created = SystemTime::now();
         let count = u32::try_from(p.requests.len()).unwrap_or(u32::MAX);
@@ -335,23 +277,13 @@ impl Provider for ArraySoftwareProvider {
     }
 
     fn post_commit(&self, set_id: Uuid) -> Result<Vec<ShadowProperties>> {
-        let mut sets = self.sets.lock();
-        let p = Self::pending(&mut sets, set_id, "post-commit")?;
-        if p.made.len() != p.requests.len() {
-            return Err(Error::new(
-                ErrorKind::BadState,
-                format!("pool software provider: post-commit of set {set_id} before its commit"),
-            ));
-        }
-        let props = p.made.iter().map(|(_, _, p)| p.clone()).collect();
-        sets.remove(&set_id);
-        Ok(props)
+        self.sets.lock().post_commit(set_id)
     }
 
     /// Forgets the set and deletes every shadow of it on any LUN (so it also cleans up a set a
     /// killed process left). Idempotent.
     fn abort(&self, set_id: Uuid) -> Result<()> {
-        self.sets.lock().remove(&set_id);
+        self.sets.lock().remove(set_id);
         self.delete_set(set_id).map(drop)
     }
 

@@ -26,6 +26,7 @@
 //! [`ErrorKind::ProviderVeto`]: crate::ErrorKind::ProviderVeto
 
 pub mod hardware;
+pub(crate) mod pending;
 pub mod software;
 
 use std::time::{Duration, Instant};

@@ -12,7 +12,7 @@
 //! context (`Attributes::PERSISTENT`) makes persistent snapshots (on a journaled volume they
 //! survive a reopen); any other context makes volatile ones, gone at the next open.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use vds_core::AsyncHandle;
 
+use super::pending::PendingSets;
 use super::{Provider, ShadowRequest};
 use crate::document::{is_name, NAME_RULE};
 use crate::error::{Error, ErrorKind, Result};
@@ -56,7 +57,7 @@ pub struct SoftwareProvider {
     max_per_volume: usize,
     /// The sets being made (several coordinators may share the provider, each making sets of
     /// other volumes), by id.
-    set: Mutex<HashMap<Uuid, Pending>>,
+    set: Mutex<PendingSets<Volume>>,
     /// Volumes with a revert running.
     reverting: Arc<Mutex<HashSet<String>>>,
 }
@@ -70,14 +71,6 @@ impl std::fmt::Debug for SoftwareProvider {
     }
 }
 
-/// A set between `begin_prepare` and `post_commit` (or `abort`).
-struct Pending {
-    set_id: Uuid,
-    requests: Vec<ShadowRequest>,
-    /// The snapshots its commit made, in request order, with their properties.
-    made: Vec<(Volume, SnapshotId, ShadowProperties)>,
-}
-
 impl SoftwareProvider {
     /// A provider over `volumes` (name, volume), holding at most
     /// [`DEFAULT_MAX_SHADOWS_PER_VOLUME`] shadows per volume.
@@ -88,7 +81,7 @@ impl SoftwareProvider {
         let p = SoftwareProvider {
             volumes: RwLock::new(BTreeMap::new()),
             max_per_volume: DEFAULT_MAX_SHADOWS_PER_VOLUME,
-            set: Mutex::new(HashMap::new()),
+            set: Mutex::new(PendingSets::new("software provider", "volume")),
             reverting: Arc::new(Mutex::new(HashSet::new())),
         };
         for (name, vol) in volumes {
@@ -180,21 +173,6 @@ impl SoftwareProvider {
             ErrorKind::NotFound,
             format!("the software provider has no shadow {shadow_id}"),
         ))
-    }
-
-    /// Checks that `set_id` is the set being made.
-    fn pending<'a>(
-        sets: &'a mut HashMap<Uuid, Pending>,
-        set_id: Uuid,
-        step: &str,
-    ) -> Result<&'a mut Pending> {
-        match sets.get_mut(&set_id) {
-            Some(p) => Ok(p),
-            None => Err(Error::new(
-                ErrorKind::BadState,
-                format!("software provider: {step} of set {set_id}, which is not being prepared"),
-            )),
-        }
     }
 }
 
@@ -344,34 +322,8 @@ impl Provider for SoftwareProvider {
             ));
         }
         let mut slot = self.set.lock();
-        // The first volume of a set starts its sequence; a volume in another set being made is
-        // refused (the coordinators keep this from happening).
-        if let Some(other) = slot.values().find(|p| {
-            p.set_id != request.set_id && p.requests.iter().any(|r| r.volume == request.volume)
-        }) {
-            return Err(Error::new(
-                ErrorKind::ProviderVeto,
-                format!(
-                    "volume {:?} is in set {}, which is being made",
-                    request.volume, other.set_id
-                ),
-            ));
-        }
-        slot.entry(request.set_id).or_insert_with(|| Pending {
-            set_id: request.set_id,
-            requests: Vec::new(),
-            made: Vec::new(),
-        });
-        let pending = Self::pending(&mut slot, request.set_id, "begin-prepare")?;
-        if pending.requests.iter().any(|r| r.volume == request.volume) {
-            return Err(Error::new(
-                ErrorKind::AlreadyExists,
-                format!(
-                    "volume {:?} is already in set {}",
-                    request.volume, request.set_id
-                ),
-            ));
-        }
+        // The first volume of a set starts its sequence.
+        let pending = slot.admit(request)?;
         let have = Self::shadows_on(&request.volume, &vol)?.len();
         check_room("volume", &request.volume, have, self.max_per_volume)?;
         pending.requests.push(request.clone());
@@ -379,31 +331,16 @@ impl Provider for SoftwareProvider {
     }
 
     fn end_prepare(&self, set_id: Uuid, _deadline: Instant) -> Result<()> {
-        let mut slot = self.set.lock();
-        let p = Self::pending(&mut slot, set_id, "end-prepare")?;
-        if p.requests.is_empty() {
-            return Err(Error::new(
-                ErrorKind::BadState,
-                format!("software provider: set {set_id} has no volume"),
-            ));
-        }
-        Ok(())
+        self.set.lock().end_prepare(set_id)
     }
 
     fn pre_commit(&self, set_id: Uuid) -> Result<()> {
-        let mut slot = self.set.lock();
-        Self::pending(&mut slot, set_id, "pre-commit").map(drop)
+        self.set.lock().get(set_id, "pre-commit").map(drop)
     }
 
     fn commit(&self, set_id: Uuid, hold: Duration) -> Result<()> {
         let mut slot = self.set.lock();
-        let p = Self::pending(&mut slot, set_id, "commit")?;
-        if !p.made.is_empty() {
-            return Err(Error::new(
-                ErrorKind::BadState,
-                format!("software provider: set {set_id} is already committed"),
-            ));
-        }
+        let p = slot.for_commit(set_id)?;
         let vols: Vec<Volume> = p
             .requests
             .iter()
@@ -515,22 +452,12 @@ impl Provider for SoftwareProvider {
     }
 
     fn post_commit(&self, set_id: Uuid) -> Result<Vec<ShadowProperties>> {
-        let mut slot = self.set.lock();
-        let p = Self::pending(&mut slot, set_id, "post-commit")?;
-        if p.made.len() != p.requests.len() {
-            return Err(Error::new(
-                ErrorKind::BadState,
-                format!("software provider: post-commit of set {set_id} before its commit"),
-            ));
-        }
-        let props = p.made.iter().map(|(_, _, p)| p.clone()).collect();
         // The shadows are handed over: from now on they are deleted one by one.
-        slot.remove(&set_id);
-        Ok(props)
+        self.set.lock().post_commit(set_id)
     }
 
     fn abort(&self, set_id: Uuid) -> Result<()> {
-        match self.set.lock().remove(&set_id) {
+        match self.set.lock().remove(set_id) {
             Some(p) => undo(&p.made),
             None => Ok(()),
         }

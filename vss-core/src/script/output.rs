@@ -5,6 +5,10 @@
 //! either dialect's run the same way. DiskShadow has no `noerr`, so there is no `noerr` flag nor
 //! `ignored_errors` list: the first failure stops the script. Field names never change; new
 //! fields and new `"type"` values may be added.
+//!
+//! A mirror kept on purpose, not a shared generic: the dialects' exit codes, error fields (a
+//! syntax error's column, token, expected) and `noerr` differ, and each dialect's JSON is its own
+//! stable format.
 
 use std::fmt;
 

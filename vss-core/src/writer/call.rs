@@ -36,10 +36,30 @@ type Job = Box<dyn FnOnce() + Send>;
 /// returned. Calls on a lane run one after the other: the coordinator sends a writer its next
 /// event only once the last one answered, and abandons the lane ([`Lane::abandon`]) when a call
 /// passes its deadline.
+///
+/// Dropping a lane whose calls have all answered waits for its thread to end (a moment: the
+/// thread only finishes the last call's bookkeeping), so no writer thread outlives the session
+/// that ran it — a C program that frees its session and exits leaves none behind.
 #[derive(Default)]
 pub(crate) struct Lane {
     /// The thread's feed; `None` until the first call (or after [`Lane::abandon`]).
     feed: Option<mpsc::Sender<Job>>,
+    /// The thread, joined when the lane is dropped; `None` when there is none, or it was
+    /// abandoned to a hung call.
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Lane {
+    fn drop(&mut self) {
+        // Closing the feed ends the thread's loop once its call has returned.
+        self.feed = None;
+        if let Some(t) = self.thread.take() {
+            // A lane dropped on its own thread (by a late hook) cannot wait for itself.
+            if t.thread().id() != std::thread::current().id() {
+                let _ = t.join();
+            }
+        }
+    }
 }
 
 impl Lane {
@@ -47,6 +67,7 @@ impl Lane {
     /// a new thread.
     pub(crate) fn abandon(&mut self) {
         self.feed = None;
+        self.thread = None;
     }
 
     /// Runs `job` on the lane's thread, starting the thread if there is none; the thread's
@@ -65,7 +86,7 @@ impl Lane {
 
     fn start(&mut self, writer: &str, job: Job) -> std::io::Result<()> {
         let (feed, calls) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name(format!("umbra-writer {writer}"))
             .spawn(move || {
                 for job in calls {
@@ -75,6 +96,8 @@ impl Lane {
         // The receiver lives on the thread just started: this send cannot fail.
         let _ = feed.send(job);
         self.feed = Some(feed);
+        // A previous thread is gone (its feed was refused): nothing to wait for.
+        self.thread = Some(thread);
         Ok(())
     }
 }

@@ -5,9 +5,7 @@
 use std::collections::BTreeSet;
 
 use super::TargetInfo;
-use super::{
-    check_lun_name, check_portal, parse_ids, ArrayState, Change, Intent, LunRec, SourceRef,
-};
+use super::{check_lun_name, check_portal, ArrayState, Change, Intent, LunRec, SourceRef};
 use crate::error::{Error, ErrorKind, Result};
 use crate::initiator::InitiatorId;
 use crate::mask::{check_name, LunId, MaskSpec};
@@ -348,7 +346,7 @@ impl ArrayState {
         id: LunId,
         name: &str,
         size: u64,
-        mask: &str,
+        mask: &MaskSpec,
         source: Option<SourceRef>,
         volatile: bool,
     ) -> Result<Vec<Notification>> {
@@ -367,8 +365,7 @@ impl ArrayState {
         if let Some(s) = source {
             self.lun(s.lun)?;
         }
-        let spec = MaskSpec::parse(mask)?;
-        let delta = self.mask.add_lun(id, spec, None)?;
+        let delta = self.mask.add_lun(id, mask.clone(), None)?;
         let mut rec = LunRec::new(id, name.to_string(), size, LunStatus::Online, source);
         rec.volatile = volatile;
         self.luns.insert(id, rec);
@@ -454,9 +451,9 @@ impl ArrayState {
     }
 
     /// Replaces LUN `id`'s unmasking list.
-    fn apply_set_mask(&mut self, id: LunId, mask: &str) -> Result<Vec<Notification>> {
+    fn apply_set_mask(&mut self, id: LunId, mask: &MaskSpec) -> Result<Vec<Notification>> {
         self.lun(id)?;
-        let delta = self.mask.set_mask(id, MaskSpec::parse(mask)?)?;
+        let delta = self.mask.set_mask(id, mask.clone())?;
         Ok(self.mask_notes([delta]))
     }
 
@@ -464,25 +461,29 @@ impl ArrayState {
     fn apply_set_host_number(
         &mut self,
         id: LunId,
-        host: &str,
+        host: &InitiatorId,
         number: u32,
     ) -> Result<Vec<Notification>> {
         self.lun(id)?;
-        let delta = self
-            .mask
-            .set_host_number(id, &InitiatorId::parse(host)?, number)?;
+        let delta = self.mask.set_host_number(id, host, number)?;
         Ok(self.mask_notes([delta]))
     }
 
     /// Creates or replaces initiator group `name`: refused over a host.
-    fn apply_set_group(&mut self, name: &str, members: &[String]) -> Result<Vec<Notification>> {
+    fn apply_set_group(
+        &mut self,
+        name: &str,
+        members: &[InitiatorId],
+    ) -> Result<Vec<Notification>> {
         if self.hosts.contains(name) {
             return Err(Error::new(
                 ErrorKind::AlreadyExists,
                 format!("{name:?} is a host, not an initiator group"),
             ));
         }
-        let deltas = self.mask.set_group(name, parse_ids(members)?)?;
+        let deltas = self
+            .mask
+            .set_group(name, members.iter().cloned().collect())?;
         Ok(self.mask_notes(deltas))
     }
 
@@ -499,14 +500,18 @@ impl ArrayState {
 
     /// Creates or replaces host `name` (a group of its own): refused over an initiator group, or
     /// when one of its initiators belongs to another host.
-    fn apply_set_host(&mut self, name: &str, initiators: &[String]) -> Result<Vec<Notification>> {
+    fn apply_set_host(
+        &mut self,
+        name: &str,
+        initiators: &[InitiatorId],
+    ) -> Result<Vec<Notification>> {
         if self.mask.group(name).is_some() && !self.hosts.contains(name) {
             return Err(Error::new(
                 ErrorKind::AlreadyExists,
                 format!("{name:?} is an initiator group, not a host"),
             ));
         }
-        let ids = parse_ids(initiators)?;
+        let ids: BTreeSet<InitiatorId> = initiators.iter().cloned().collect();
         if let Some((other, _)) = self.hosts.iter().filter(|h| *h != name).find_map(|h| {
             let m = self.mask.group(h)?;
             ids.iter()

@@ -5,7 +5,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::SourceRef;
-use crate::mask::LunId;
+use crate::initiator::InitiatorId;
+use crate::mask::{LunId, MaskSpec};
 
 /// An operation on a LUN's volume under way: recorded (durably, in the log) before any volume
 /// directory or engine snapshot is created, removed or grown, so that an open after a crash
@@ -66,6 +67,10 @@ impl Intent {
 
 /// One change of the array's metadata: what the log records. [`super::ArrayState::apply`] applies
 /// it, identically live and on replay.
+///
+/// Masks and initiators are carried parsed ([`MaskSpec`], [`InitiatorId`]): the array checks them
+/// once at its edge, and their canonical text is only their encoding in the record (serialised by
+/// their `Display`, read back by their `parse` when the log is replayed).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub(crate) enum Change {
@@ -73,7 +78,7 @@ pub(crate) enum Change {
         id: LunId,
         name: String,
         size: u64,
-        mask: String,
+        mask: MaskSpec,
         source: Option<SourceRef>,
         /// A volatile LUN (log format 6; absent: persistent).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -84,16 +89,16 @@ pub(crate) enum Change {
     },
     SetMask {
         id: LunId,
-        mask: String,
+        mask: MaskSpec,
     },
     SetHostNumber {
         id: LunId,
-        host: String,
+        host: InitiatorId,
         number: u32,
     },
     SetGroup {
         name: String,
-        members: Vec<String>,
+        members: Vec<InitiatorId>,
     },
     DeleteGroup {
         name: String,
@@ -128,7 +133,7 @@ pub(crate) enum Change {
     },
     SetHost {
         name: String,
-        initiators: Vec<String>,
+        initiators: Vec<InitiatorId>,
     },
     DeleteHost {
         name: String,
@@ -199,4 +204,41 @@ pub(crate) struct SetLun {
     pub(crate) name: String,
     pub(crate) size: u64,
     pub(crate) source: SourceRef,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A change carries its mask and initiators parsed, but the record is the log format as it
+    /// was when they were text: the canonical text, read back by `parse` (a text `parse` refuses
+    /// does not decode).
+    #[test]
+    fn masks_and_initiators_are_recorded_as_their_canonical_text() {
+        let mask = MaskSpec::parse("IQN.1991-05.com.Microsoft:H1=RO; @g").unwrap();
+        let change = Change::SetMask { id: 7, mask };
+        let json = serde_json::to_string(&change).unwrap();
+        assert_eq!(
+            json,
+            r#"{"op":"set_mask","id":7,"mask":"@g;iqn.1991-05.com.microsoft:h1=ro"}"#
+        );
+        assert_eq!(serde_json::from_str::<Change>(&json).unwrap(), change);
+
+        let group = Change::SetGroup {
+            name: "g".into(),
+            members: vec![InitiatorId::parse("10:00:00:00:C9:00:00:02").unwrap()],
+        };
+        let json = serde_json::to_string(&group).unwrap();
+        assert_eq!(
+            json,
+            r#"{"op":"set_group","name":"g","members":["10000000c9000002"]}"#
+        );
+        assert_eq!(serde_json::from_str::<Change>(&json).unwrap(), group);
+
+        let bad = r#"{"op":"set_mask","id":7,"mask":"*;iqn.1991-05.com.microsoft:h1"}"#;
+        let e = serde_json::from_str::<Change>(bad).unwrap_err().to_string();
+        assert!(e.contains("cannot be combined"), "{e}");
+        let bad = r#"{"op":"set_host_number","id":7,"host":"nonsense","number":3}"#;
+        assert!(serde_json::from_str::<Change>(bad).is_err());
+    }
 }

@@ -48,7 +48,8 @@ pub(crate) struct LunState {
     pub(crate) name: String,
     pub(crate) size: u64,
     pub(crate) online: bool,
-    pub(crate) mask: String,
+    /// Its unmasking list (recorded as its canonical text).
+    pub(crate) mask: MaskSpec,
     pub(crate) number: u32,
     pub(crate) host_numbers: BTreeMap<String, u32>,
     pub(crate) source: Option<SourceRef>,
@@ -74,11 +75,7 @@ impl ArrayState {
                 name: l.name.clone(),
                 size: l.size,
                 online: l.status == LunStatus::Online,
-                mask: self
-                    .mask
-                    .spec(l.id)
-                    .map(|s| s.to_string())
-                    .unwrap_or_default(),
+                mask: self.mask.spec(l.id).cloned().unwrap_or_default(),
                 number: self.mask.default_number(l.id).unwrap_or(0),
                 host_numbers: self
                     .mask
@@ -143,7 +140,7 @@ impl ArrayState {
                 .map(|(h, n)| Ok((InitiatorId::parse(h)?, *n)))
                 .collect::<Result<BTreeMap<_, _>>>()?;
             m.mask
-                .restore_lun(l.id, MaskSpec::parse(&l.mask)?, l.number, &numbers)?;
+                .restore_lun(l.id, l.mask.clone(), l.number, &numbers)?;
             m.names.insert(l.name.clone(), l.id);
             let status = if l.online {
                 LunStatus::Online
