@@ -44,18 +44,27 @@ type Job = Box<dyn FnOnce() + Send>;
 pub(crate) struct Lane {
     /// The thread's feed; `None` until the first call (or after [`Lane::abandon`]).
     feed: Option<mpsc::Sender<Job>>,
-    /// The thread, joined when the lane is dropped; `None` when there is none, or it was
-    /// abandoned to a hung call.
-    thread: Option<std::thread::JoinHandle<()>>,
+    /// The thread and its token, joined when the lane is dropped; `None` when there is none, or
+    /// it was abandoned to a hung call.
+    thread: Option<(std::thread::JoinHandle<()>, u64)>,
+}
+
+/// Lane threads' tokens, so a lane knows whether it is dropped on its own thread.
+static NEXT_LANE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+thread_local! {
+    /// The token of the lane whose thread this is (0: none). Not `thread::current()`, which
+    /// allocates a handle that a C program's own threads would keep until they exit.
+    static THIS_LANE: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 impl Drop for Lane {
     fn drop(&mut self) {
         // Closing the feed ends the thread's loop once its call has returned.
         self.feed = None;
-        if let Some(t) = self.thread.take() {
+        if let Some((t, token)) = self.thread.take() {
             // A lane dropped on its own thread (by a late hook) cannot wait for itself.
-            if t.thread().id() != std::thread::current().id() {
+            if THIS_LANE.with(std::cell::Cell::get) != token {
                 let _ = t.join();
             }
         }
@@ -86,9 +95,11 @@ impl Lane {
 
     fn start(&mut self, writer: &str, job: Job) -> std::io::Result<()> {
         let (feed, calls) = mpsc::channel::<Job>();
+        let token = NEXT_LANE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let thread = std::thread::Builder::new()
             .name(format!("umbra-writer {writer}"))
             .spawn(move || {
+                THIS_LANE.with(|t| t.set(token));
                 for job in calls {
                     job();
                 }
@@ -97,7 +108,7 @@ impl Lane {
         let _ = feed.send(job);
         self.feed = Some(feed);
         // A previous thread is gone (its feed was refused): nothing to wait for.
-        self.thread = Some(thread);
+        self.thread = Some((thread, token));
         Ok(())
     }
 }
