@@ -874,3 +874,90 @@ fn a_writer_added_for_a_spec_is_named_in_the_record() {
     assert!(pc.set_record().unwrap().is_none());
     assert_eq!(rec.events().last(), Some(&WriterEvent::Abort));
 }
+
+/// Why: a volatile LUN's engine snapshots live only while the pool is open, so a software
+/// shadow of it that outlives its session (persistent, client accessible, or kept after the
+/// session) would be listed, then silently gone at the next open. Each such context is refused
+/// with `BadState` naming the LUN when the LUN is added, nothing made (a set mixing a
+/// persistent and a volatile LUN too, whichever comes first), and the provider's begin-prepare
+/// refuses it as well; a volatile context (auto-released) shadows it and releases it at the
+/// session's end.
+#[test]
+fn a_volatile_lun_takes_only_shadows_released_with_their_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = pool(&dir.path().join("pool"));
+    a.create_lun_with(
+        "v",
+        MB,
+        &mask(HOST_A),
+        vds_core::LunOptions { volatile: true },
+    )
+    .unwrap();
+    let sw = PoolCoordinator::open_with(a.clone(), options(PoolProvider::Software)).unwrap();
+    let kept = [
+        Context::APP_ROLLBACK,
+        Context::NAS_ROLLBACK,
+        Context::CLIENT_ACCESSIBLE,
+        Context::CLIENT_ACCESSIBLE_WRITERS,
+        Context::BACKUP | vss_core::Attributes::NO_AUTO_RELEASE,
+        Context::FILE_SHARE_BACKUP | vss_core::Attributes::NO_AUTO_RELEASE,
+        Context::BACKUP | vss_core::Attributes::PERSISTENT,
+    ];
+    for context in kept {
+        for order in [["v", "db"], ["db", "v"]] {
+            let mut b = sw.backup(context, BackupType::Full);
+            b.gather_writer_metadata().unwrap();
+            b.start_set().unwrap();
+            let mut refused = None;
+            for lun in order {
+                if let Err(e) = b.add_volume(lun) {
+                    refused = Some((lun, e));
+                    break;
+                }
+            }
+            let (lun, e) = refused.unwrap_or_else(|| panic!("{context}: {order:?} was accepted"));
+            assert_eq!(lun, "v", "{context}: {e}");
+            assert_eq!(e.kind(), ErrorKind::BadState, "{context}: {e}");
+            assert!(e.message().contains("LUN \"v\" is volatile"), "{e}");
+            b.abort().unwrap();
+            for lun in ["v", "db", "log"] {
+                assert!(a.engine_shadows(lun).unwrap().is_empty(), "{context}: {lun}");
+            }
+            assert!(sw.shadows().unwrap().is_empty(), "{context}");
+            assert!(sw.set_record().unwrap().is_none(), "{context}");
+        }
+    }
+
+    // The provider refuses at begin-prepare too (a caller that skips the support check).
+    let p = vss_core::pool::ArraySoftwareProvider::new(a.clone());
+    let req = |context: Context| vss_core::ShadowRequest {
+        set_id: Uuid::new_v4(),
+        shadow_id: Uuid::new_v4(),
+        volume: "v".into(),
+        context,
+        attributes: context.attributes(),
+        count_in_set: 1,
+    };
+    let e = p.begin_prepare(&req(Context::APP_ROLLBACK)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::BadState, "{e}");
+    let ok = req(Context::BACKUP);
+    p.begin_prepare(&ok).unwrap();
+    p.abort(ok.set_id).unwrap();
+
+    // A volatile context shadows both, and its shadows go with the session.
+    for context in [Context::BACKUP, Context::FILE_SHARE_BACKUP] {
+        let mut b = sw.backup(context, BackupType::Full);
+        b.gather_writer_metadata().unwrap();
+        b.start_set().unwrap();
+        b.add_volume("v").unwrap();
+        b.add_volume("db").unwrap();
+        b.prepare_for_backup().unwrap();
+        let made = b.do_snapshot_set().unwrap();
+        assert_eq!(made.len(), 2, "{context}");
+        assert_eq!(a.engine_shadows("v").unwrap().len(), 1, "{context}");
+        assert_eq!(sw.shadows().unwrap().len(), 2, "{context}");
+        b.backup_shutdown().unwrap();
+        assert!(sw.shadows().unwrap().is_empty(), "{context}");
+        assert!(a.engine_shadows("v").unwrap().is_empty(), "{context}");
+    }
+}

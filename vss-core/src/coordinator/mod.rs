@@ -811,11 +811,13 @@ impl Crowd {
 }
 
 /// A provider's error at `step`: a veto (and the kinds a provider is expected to report: flush
-/// and hold timeouts, no room, too many shadows, an unsupported volume) keeps its kind; anything
+/// and hold timeouts, no room, too many shadows, an unsupported volume, a volume in a state it
+/// cannot be shadowed in, such as a volatile LUN in a persistent context) keeps its kind; anything
 /// else is an unexpected provider error, its text kept.
 pub(crate) fn provider_error(provider: &dyn Provider, step: &str, e: Error) -> Error {
     match e.kind() {
         ErrorKind::ProviderVeto
+        | ErrorKind::BadState
         | ErrorKind::FlushWritesTimeout
         | ErrorKind::HoldWritesTimeout
         | ErrorKind::NoSpace

@@ -125,6 +125,32 @@ impl ArraySoftwareProvider {
     }
 }
 
+/// The attributes of a shadow that outlives the session that made it: kept after the session
+/// (`NO_AUTO_RELEASE`), persistent, or meant for users (`CLIENT_ACCESSIBLE`).
+const OUTLIVES_SESSION: Attributes = Attributes::PERSISTENT
+    .union(Attributes::CLIENT_ACCESSIBLE)
+    .union(Attributes::NO_AUTO_RELEASE);
+
+/// Refuses a shadow of volatile LUN `lun` in a `context` whose shadows outlive the session
+/// ([`OUTLIVES_SESSION`]): a volatile LUN's engine snapshots live only while the pool is open,
+/// so such a shadow would be listed, then silently gone at the next open. Only a volatile
+/// context (auto-released, not persistent: a DiskShadow script's `set context volatile`) may
+/// stand on them. [`ErrorKind::BadState`], as the array refuses a snapshot LUN of it.
+fn check_lifetime(lun: &str, volatile: bool, context: Context) -> Result<()> {
+    let kept = context.attributes() & OUTLIVES_SESSION;
+    if volatile && !kept.is_empty() {
+        return Err(Error::new(
+            ErrorKind::BadState,
+            format!(
+                "LUN {lun:?} is volatile: its snapshots live only until the pool closes, so a \
+                 shadow of it in context {context} (attributes {kept:?}) cannot be made; only a \
+                 volatile context (released when its session ends) can shadow it"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 impl Provider for ArraySoftwareProvider {
     fn id(&self) -> Uuid {
         ARRAY_SOFTWARE_PROVIDER_ID
@@ -151,15 +177,21 @@ impl Provider for ArraySoftwareProvider {
 
     /// A LUN of the array that is not damaged and is not an unbroken shadow LUN; not in a
     /// hardware-only (`HARDWARE_ASSISTED`, `PLEX`) context.
+    ///
+    /// Errors: [`ErrorKind::BadState`] for a volatile LUN in a context whose shadows outlive
+    /// the session (see [`check_lifetime`]), so the set is refused at once, before any writer
+    /// is told of it.
     fn is_volume_supported(&self, volume: &str, context: Context) -> Result<bool> {
         if context.contains(Context::HARDWARE_ASSISTED) || context.contains(Context::PLEX) {
             return Ok(false);
         }
-        if self.array.lun(volume).is_err()
-            || self.array.damaged_luns().iter().any(|(n, _)| n == volume)
-        {
+        let Ok(info) = self.array.lun(volume) else {
+            return Ok(false);
+        };
+        if self.array.damaged_luns().iter().any(|(n, _)| n == volume) {
             return Ok(false);
         }
+        check_lifetime(volume, info.volatile, context)?;
         Ok(!self.array.is_shadow(volume)?)
     }
 
