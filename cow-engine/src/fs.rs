@@ -11,11 +11,21 @@
 use std::any::Any;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::device::{BlockDevice, FileDevice};
 use crate::error::{Error, ErrorKind, Result};
+
+/// The mode every file the engine (and a pool) creates gets: read and write for its owner only,
+/// so a volume's data is not readable by other local users whatever the process's umask. (The
+/// umask can only take bits away: 0600 under any umask that leaves the owner's bits.)
+pub const FILE_MODE: u32 = 0o600;
+
+/// The mode every directory the engine (and a pool) creates gets: owner only (see
+/// [`FILE_MODE`]).
+pub const DIR_MODE: u32 = 0o700;
 
 /// What a directory entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +94,10 @@ pub trait Fs: Send + Sync + std::fmt::Debug {
 }
 
 /// The real file system: `std::fs`, [`FileDevice`] for device files and `flock` for locks.
+///
+/// Every file it creates ([`Fs::create_file`], [`Fs::write_file`] of a missing file) is mode
+/// 0600 and every directory ([`Fs::create_dir`]) 0700, whatever the umask adds: a volume's or a
+/// pool's data is its owner's only. An existing file or directory keeps its mode.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StdFs;
 
@@ -116,6 +130,7 @@ impl Fs for StdFs {
             .write(true)
             .create(true)
             .truncate(true)
+            .mode(FILE_MODE)
             .open(path)
             .map_err(|e| Error::io("cannot open for writing", e).with_path(path))?;
         f.write_all(data)
@@ -138,7 +153,9 @@ impl Fs for StdFs {
     }
 
     fn create_dir(&self, path: &Path) -> Result<()> {
-        std::fs::create_dir(path)
+        std::fs::DirBuilder::new()
+            .mode(DIR_MODE)
+            .create(path)
             .map_err(|e| Error::io("cannot create directory", e).with_path(path))
     }
 

@@ -1,12 +1,13 @@
 //! A file-backed device: `pread` / `pwrite`, `fdatasync` for flush.
 
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{write_zeros, BlockDevice, Discard, Resize};
 use crate::error::{check_range, Error, Result};
+use crate::fs::FILE_MODE;
 
 /// A [`BlockDevice`] over a regular file. Its size is the file's size when opened (or set by
 /// [`Resize::resize`]); I/O errors carry the path and offset.
@@ -25,13 +26,16 @@ pub struct FileDevice {
 }
 
 impl FileDevice {
-    /// Creates a new file of `len` bytes (sparse); fails if it exists.
+    /// Creates a new file of `len` bytes (sparse); fails if it exists. The file is created
+    /// [`FILE_MODE`] (0600, owner only, whatever the umask): it holds a volume's data, which
+    /// only the volume's owner may read.
     pub fn create(path: impl AsRef<Path>, len: u64) -> Result<Self> {
         let path = path.as_ref();
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
+            .mode(FILE_MODE)
             .open(path)
             .map_err(|e| Error::io("cannot create device file", e).with_path(path))?;
         file.set_len(len)
