@@ -668,10 +668,11 @@ fn io_through_a_handle_goes_on_through_a_split_on_disk() {
 }
 
 /// A resync overwrites the target LUN with the source's contents: host I/O on the target is
-/// refused (Busy) while it runs, so no write is acknowledged and then overwritten by the copy,
-/// and writes acknowledged after it ended are kept. A host writes its own pattern in a loop
-/// through a handle while the target is resynced from another LUN (a full copy) and from its
-/// own snapshot LUN (a revert).
+/// refused while it runs (the handle opened before is revoked, `AccessDenied`, and reopening it
+/// is refused `Busy`), so no write is acknowledged and then overwritten by the copy, and writes
+/// acknowledged after it ended (through a handle opened again, as a client reconnects) are kept.
+/// A host writes its own pattern in a loop through a handle while the target is resynced from
+/// another LUN (a full copy) and from its own snapshot LUN (a revert).
 fn no_acknowledged_write_is_lost_to_a_resync(a: &Array) {
     const SIZE: u64 = 32 * MB;
     const BS: usize = 4096;
@@ -688,21 +689,34 @@ fn no_acknowledged_write_is_lost_to_a_resync(a: &Array) {
         let refused = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let ended = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let writer = {
-            let (refused, ended) = (refused.clone(), ended.clone());
+            let (refused, ended, a) = (refused.clone(), ended.clone(), a.clone());
             std::thread::spawn(move || {
                 // (block, value) of every acknowledged write after the first refusal; once the
                 // resync has ended, 64 more writes (none refused: the test fails then).
                 let mut after = std::collections::BTreeMap::new();
                 let (mut i, mut since_end) = (0u64, 0);
+                let mut h = Some(h);
+                let mut revoked = false;
                 while after.len() < 64 && since_end < 64 {
                     since_end += u32::from(ended.load(Ordering::Relaxed));
                     let b = i * 13 % (SIZE / BS as u64);
                     let v = (i % 250) as u8 + 3;
-                    match h.write_at(&vec![v; BS], b * BS as u64) {
-                        Ok(()) if refused.load(Ordering::Relaxed) => {
+                    // A revoked handle is opened again, as a client reconnects.
+                    let (wrote, r) = match &h {
+                        Some(h) => (true, h.write_at(&vec![v; BS], b * BS as u64)),
+                        None => (false, a.open_lun(&id(W1), number).map(|n| h = Some(n))),
+                    };
+                    match r {
+                        Ok(()) if wrote && refused.load(Ordering::Relaxed) => {
                             after.insert(b, v);
                         }
                         Ok(()) => {}
+                        Err(e) if e.kind() == ErrorKind::AccessDenied && !revoked => {
+                            assert!(e.message().contains("reverted or resynced"), "{e}");
+                            revoked = true;
+                            h = None;
+                            refused.store(true, Ordering::Relaxed);
+                        }
                         Err(e) => {
                             assert_eq!(e.kind(), ErrorKind::Busy, "round {round}: {e}");
                             refused.store(true, Ordering::Relaxed);
@@ -710,6 +724,7 @@ fn no_acknowledged_write_is_lost_to_a_resync(a: &Array) {
                     }
                     i += 1;
                 }
+                assert!(revoked, "round {round}: the handle opened before was not revoked");
                 after
             })
         };
@@ -852,4 +867,79 @@ fn writes_through_a_handle_during_a_split_all_land_on_disk() {
     let a = Array::open_existing(&pool).unwrap();
     assert_eq!(a.lun("snap").unwrap().source, None);
     check_blocks(&a, &want, "after a reopen");
+}
+
+/// Why: a restore in place (a revert to an engine shadow, a resync from a LUN or from the LUN's
+/// own snapshot LUN) replaces the content under a connected client, whose cache (a mounted file
+/// system, a guest's page cache) sits on the old one. As after a swap, every handle opened
+/// before the restore is revoked for good when it starts (`AccessDenied`, reads and writes
+/// alike, after the restore too); a handle opened again reaches the LUN and reads the restored
+/// content; a handle opened after a restore is not revoked by it.
+fn a_restore_revokes_the_handles_opened_before_it(a: &Array) {
+    const BS: usize = 4096;
+    let blocks = |v: u8| vec![v; 4 * BS];
+    a.create_lun("db", MB, &mask(W1)).unwrap();
+    a.create_lun("golden", MB, &mask(W1)).unwrap();
+    let n = a.access("db", &id(W1)).unwrap().unwrap().number;
+    let g = a.access("golden", &id(W1)).unwrap().unwrap().number;
+    a.open_lun(&id(W1), g).unwrap().write_at(&blocks(0x60), 0).unwrap();
+    let read = |h: &LunHandle| {
+        let mut b = vec![0u8; 4 * BS];
+        h.read_at(&mut b, 0).map(|()| b)
+    };
+    let revoked = |h: &LunHandle, what: &str| {
+        let e = read(h).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::AccessDenied, "{what}: {e}");
+        assert!(e.message().contains("(\"db\") was reverted or resynced"), "{e}");
+        let e = h.write_at(&blocks(0x77), 0).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::AccessDenied, "{what}: {e}");
+        let e = h.flush().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::AccessDenied, "{what}: {e}");
+    };
+
+    // A revert to an engine shadow.
+    let h = a.open_lun(&id(W1), n).unwrap();
+    h.write_at(&blocks(0x11), 0).unwrap();
+    let shadow = a.engine_snapshot_set(&[("db", b"".as_slice())]).unwrap().shadows[0].1;
+    h.write_at(&blocks(0x22), 0).unwrap();
+    let other = a.open_lun(&id(W1), g).unwrap();
+    a.revert_to_engine_shadow("db", shadow).wait().unwrap();
+    revoked(&h, "after a revert");
+    assert_eq!(read(&other).unwrap(), blocks(0x60), "another LUN's handle is not revoked");
+    let h2 = a.open_lun(&id(W1), n).unwrap();
+    assert_eq!(read(&h2).unwrap(), blocks(0x11), "reopened: the reverted data");
+    h2.write_at(&blocks(0x33), 0).unwrap();
+    revoked(&h, "still, after a write through the new handle");
+
+    // A resync from another LUN (a full copy): the handle opened after the revert is revoked.
+    a.resync_lun("golden", "db").wait().unwrap();
+    revoked(&h2, "after a resync");
+    let h3 = a.open_lun(&id(W1), n).unwrap();
+    assert_eq!(read(&h3).unwrap(), blocks(0x60), "reopened: the resynced data");
+
+    // A resync from the LUN's own snapshot LUN (a revert inside the array).
+    h3.write_at(&blocks(0x44), 0).unwrap();
+    a.snapshot_lun("db", "db.snap").unwrap();
+    h3.write_at(&blocks(0x55), 0).unwrap();
+    a.resync_lun("db.snap", "db").wait().unwrap();
+    revoked(&h3, "after a resync from its snapshot LUN");
+    let h4 = a.open_lun(&id(W1), n).unwrap();
+    assert_eq!(read(&h4).unwrap(), blocks(0x44), "reopened: the snapshot's data");
+    // By-name I/O addresses the LUN afresh: never revoked.
+    let mut b = vec![0u8; 4 * BS];
+    a.read_at("db", &id(W1), &mut b, 0).unwrap();
+    assert_eq!(b, blocks(0x44));
+    // The source of a resync is not restored: its handles go on.
+    assert_eq!(read(&other).unwrap(), blocks(0x60));
+}
+
+#[test]
+fn a_restore_revokes_the_handles_opened_before_it_in_memory() {
+    a_restore_revokes_the_handles_opened_before_it(&Array::in_memory());
+}
+
+#[test]
+fn a_restore_revokes_the_handles_opened_before_it_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    a_restore_revokes_the_handles_opened_before_it(&Array::open(dir.path().join("pool")).unwrap());
 }

@@ -39,7 +39,12 @@ struct Resolved {
 /// with the access the I/O needs; when a change of access returns, no I/O admitted under the old
 /// access is still running and every later one sees the new (see [`Array::set_mask`]). After
 /// [`Array::swap_lun`] the old handle is refused with [`ErrorKind::AccessDenied`]; opening the
-/// same number again reaches the replacement. Safe to share between threads (each thread may
+/// same number again reaches the replacement. A restore of the LUN in place (a revert to an
+/// engine shadow, [`Array::revert_to_engine_shadow`], or a resync onto it,
+/// [`Array::resync_lun`], a resumed one after an open included) revokes it the same way when
+/// it starts: its client's cache sits on content the restore replaces, so it must reconnect;
+/// opening again is refused with [`ErrorKind::Busy`] while the restore runs, then reaches the
+/// restored LUN. Safe to share between threads (each thread may
 /// also open a handle of its own, which avoids sharing counters).
 ///
 /// Durability: [`LunHandle::write_at`], [`LunHandle::writev`], [`LunHandle::discard`] and
@@ -53,6 +58,9 @@ pub struct LunHandle {
     fence: Arc<LunFence>,
     slot: Arc<InFlight>,
     cache: RwLock<Option<Resolved>>,
+    /// The LUN's restore count when the handle was opened: a revert or resync started since
+    /// revokes the handle.
+    restores: u64,
 }
 
 impl std::fmt::Debug for LunHandle {
@@ -69,9 +77,10 @@ impl Array {
     /// Opens the LUN that `initiator` sees at host LUN number `number` (what a SCSI or NBD client
     /// addresses), for I/O as that initiator. [`ErrorKind::NotFound`] if it sees no LUN there.
     pub fn open_lun(&self, initiator: &InitiatorId, number: u32) -> Result<LunHandle> {
-        let id = {
+        let (id, restores) = {
             let core = self.inner.core.read();
-            core.state
+            let id = core
+                .state
                 .mask
                 .host_view(initiator)
                 .into_iter()
@@ -82,7 +91,8 @@ impl Array {
                         ErrorKind::NotFound,
                         format!("initiator {initiator} sees no LUN at number {number}"),
                     )
-                })?
+                })?;
+            (id, core.restores_of(id))
         };
         // The fence is created (if new) under the admin lock's read side in `resolve` too; a LUN
         // deleted in between makes the first I/O refused, as for any deleted LUN.
@@ -99,6 +109,7 @@ impl Array {
             fence,
             slot,
             cache: RwLock::new(None),
+            restores,
         };
         h.resolve()?;
         Ok(h)
@@ -172,6 +183,13 @@ impl LunHandle {
                 ErrorKind::BadState,
                 format!("LUN {:?} is offline", lun.name),
             ));
+        }
+        if core.restores_of(self.id) != self.restores {
+            return Err(denied(&format!(
+                "({:?}) was reverted or resynced since: its content was replaced under the \
+                 handle; open it again",
+                lun.name
+            )));
         }
         if core.reverting.contains(&self.id) {
             return Err(super::io::reverting(&lun.name));

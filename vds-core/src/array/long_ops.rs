@@ -245,9 +245,9 @@ impl Array {
     }
 
     /// Marks LUN `id` as being restored by `intent` (a revert or a resync copy: host I/O refused,
-    /// and the intent durable, so that an open after a crash finishes it) or, with `None`, no
-    /// longer (its intent ended), fenced: when this returns no host I/O admitted under the old
-    /// state is running.
+    /// every handle opened before revoked for good, and the intent durable, so that an open
+    /// after a crash finishes it) or, with `None`, no longer (its intent ended), fenced: when
+    /// this returns no host I/O admitted under the old state is running.
     pub(super) fn set_restoring(&self, id: LunId, intent: Option<Intent>) -> Result<()> {
         self.transact(|core: &mut Core| {
             let name = core.state.lun(id)?.name.clone();
@@ -255,7 +255,7 @@ impl Array {
             match intent {
                 Some(intent) => {
                     notes.extend(Array::commit(core, &Change::Begin { intent })?);
-                    core.reverting.insert(id);
+                    core.start_restoring(id);
                 }
                 None => {
                     core.reverting.remove(&id);

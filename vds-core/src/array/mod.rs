@@ -114,6 +114,25 @@ struct Core {
     unfenced: fence::Unfenced,
     /// LUNs being reverted to an engine shadow: host I/O refused with [`ErrorKind::Busy`].
     reverting: BTreeSet<LunId>,
+    /// How many restores (reverts, resyncs) each LUN has started since the array opened: a
+    /// [`LunHandle`] opened before the latest is revoked for good (its client's cache sits on
+    /// content the restore replaced), as after a swap.
+    restores: HashMap<LunId, u64>,
+}
+
+impl Core {
+    /// Marks LUN `id` as being restored (host I/O refused while it runs) and revokes every
+    /// handle opened on it before: they are refused with [`ErrorKind::AccessDenied`] from now
+    /// on (the caller fences the LUN so that none is still running when the restore starts).
+    fn start_restoring(&mut self, id: LunId) {
+        self.reverting.insert(id);
+        *self.restores.entry(id).or_default() += 1;
+    }
+
+    /// How many restores LUN `id` has started since the array opened.
+    fn restores_of(&self, id: LunId) -> u64 {
+        self.restores.get(&id).copied().unwrap_or(0)
+    }
 }
 
 /// What the handles of one array share.

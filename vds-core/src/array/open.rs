@@ -288,7 +288,7 @@ impl Array {
                         // keeps it in (see `resume`): busy, its host I/O refused (a revert, or a
                         // resync's copy, `Array::set_restoring`).
                         core.busy.insert(id);
-                        core.reverting.insert(id);
+                        core.start_restoring(id);
                         resumes.push(intent);
                         continue;
                     }
@@ -444,6 +444,7 @@ impl Array {
                     damaged,
                     unfenced: Default::default(),
                     reverting: BTreeSet::new(),
+                    restores: HashMap::new(),
                 }),
                 fences: Default::default(),
                 resumed: Mutex::new(Vec::new()),
