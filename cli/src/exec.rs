@@ -113,7 +113,7 @@ impl Refusal {
 /// A DiskShadow script opens the pool's coordinator: a dead requester's set it cleans up is
 /// reported ([`crate::shadow::with_cleanup_report`]).
 pub fn run(args: ExecArgs, ctx: &Ctx) -> Result<Report> {
-    crate::shadow::with_cleanup_report(ctx, || Ok(run_reported(&args, ctx)))
+    crate::shadow::with_cleanup_report(|| Ok(run_reported(&args, ctx)))
 }
 
 /// [`run`] without the cleanup report.

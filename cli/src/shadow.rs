@@ -29,17 +29,17 @@ use crate::{parse, Ctx};
 /// replaced by one whose events the caller's own process runs.
 ///
 /// Opening cleans up a set a dead requester left in progress (vss-core does it); that is
-/// reported, never silent: a line on stderr (`umbra: cleaned up set ...`; in the text for a
-/// caller on the control socket), and in `--json` a `"cleaned"` array on the command's document
-/// ([`with_cleanup_report`]).
+/// reported, never silent: a line on the caller's stderr (`umbra: cleaned up set ...`, the
+/// same for a caller on the control socket), and in `--json` a `"cleaned"` array on the
+/// command's document ([`with_cleanup_report`]).
 pub fn coordinator(ctx: &Ctx, options: PoolOptions) -> Result<PoolCoordinator> {
     let pc = PoolCoordinator::open_with(ctx.open()?, options)?;
     if let Some(r) = pc.recovered() {
         let line = cleanup_text(r);
-        if !ctx.json && !ctx.caller.remote() {
-            eprintln!("umbra: {line}");
+        if !ctx.json {
+            ctx.caller.stderr(&format!("umbra: {line}\n"));
         }
-        CLEANED.with(|c| c.borrow_mut().push((cleanup_json(r), line)));
+        CLEANED.with(|c| c.borrow_mut().push(cleanup_json(r)));
     }
     if ctx.caller.remote() {
         for w in pc.registered_writers()? {
@@ -51,9 +51,9 @@ pub fn coordinator(ctx: &Ctx, options: PoolOptions) -> Result<PoolCoordinator> {
 }
 
 thread_local! {
-    /// The dead requesters' sets that the coordinators the running command opened cleaned up:
-    /// their JSON and their line of text, taken by [`with_cleanup_report`].
-    static CLEANED: std::cell::RefCell<Vec<(Value, String)>> =
+    /// The dead requesters' sets that the coordinators the running command opened cleaned up,
+    /// as JSON, taken by [`with_cleanup_report`].
+    static CLEANED: std::cell::RefCell<Vec<Value>> =
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
@@ -94,10 +94,9 @@ fn cleanup_text(r: &SetRecovery) -> String {
 }
 
 /// Runs `command` (one that may open the pool's coordinator) and adds what opening cleaned up,
-/// if anything, to its report: `"cleaned": [...]` in its JSON document (an error's too), and
-/// for a caller on the control socket the lines before its text (a local command printed them
-/// on stderr when the coordinator opened).
-pub fn with_cleanup_report(ctx: &Ctx, command: impl FnOnce() -> Result<Report>) -> Result<Report> {
+/// if anything, to its JSON document: `"cleaned": [...]` (an error's too). (The text lines
+/// went to the caller's stderr when the coordinator opened.)
+pub fn with_cleanup_report(command: impl FnOnce() -> Result<Report>) -> Result<Report> {
     CLEANED.with(|c| c.borrow_mut().clear());
     let result = command();
     let cleaned = CLEANED.with(|c| std::mem::take(&mut *c.borrow_mut()));
@@ -113,11 +112,7 @@ pub fn with_cleanup_report(ctx: &Ctx, command: impl FnOnce() -> Result<Report>) 
         }
     };
     if report.json.is_object() {
-        report.json["cleaned"] = Value::Array(cleaned.iter().map(|(j, _)| j.clone()).collect());
-    }
-    if ctx.caller.remote() && !ctx.json {
-        let lines: String = cleaned.iter().map(|(_, l)| format!("{l}\n")).collect();
-        report.text = lines + &report.text;
+        report.json["cleaned"] = Value::Array(cleaned);
     }
     Ok(report)
 }
@@ -268,7 +263,7 @@ fn writers_text(status: &[WriterStatus]) -> String {
 /// Runs `umbra shadow ...` (a dead requester's set cleaned up on the way is reported:
 /// [`with_cleanup_report`]).
 pub fn run(c: ShadowCommand, ctx: &Ctx) -> Result<Report> {
-    with_cleanup_report(ctx, || run_shadow(c, ctx))
+    with_cleanup_report(|| run_shadow(c, ctx))
 }
 
 fn run_shadow(c: ShadowCommand, ctx: &Ctx) -> Result<Report> {
@@ -675,7 +670,7 @@ fn create(a: CreateArgs, ctx: &Ctx) -> Result<Report> {
 /// Runs `umbra writers ...` (a dead requester's set cleaned up on the way is reported:
 /// [`with_cleanup_report`]).
 pub fn run_writers(c: WritersCommand, ctx: &Ctx) -> Result<Report> {
-    with_cleanup_report(ctx, || writers(c, ctx))
+    with_cleanup_report(|| writers(c, ctx))
 }
 
 fn writers(c: WritersCommand, ctx: &Ctx) -> Result<Report> {

@@ -76,7 +76,9 @@ fn exercise(pool: &Path, scratch: &Path) {
     a.engine_snapshot_set(&[("db", b"x".as_slice())]).unwrap();
     a.set_pool_metadata("k", Some("v")).unwrap();
     owner_only(pool, "an engine shadow and pool metadata");
-    let out = scratch.join(pool.file_name().unwrap()).with_extension("img");
+    let out = scratch
+        .join(pool.file_name().unwrap())
+        .with_extension("img");
     a.export_lun("db", &out).wait().unwrap();
     assert_eq!(mode(&out), 0o600, "an export holds the LUN's data");
     drop(a);
@@ -111,7 +113,11 @@ fn a_pool_is_its_owners_only_whatever_the_umask() {
         .create(&theirs)
         .unwrap();
     exercise(&theirs, tmp.path());
-    assert_eq!(mode(&theirs), 0o755, "the user's directory is left as it is");
+    assert_eq!(
+        mode(&theirs),
+        0o755,
+        "the user's directory is left as it is"
+    );
     assert_eq!(mode(&theirs.join("luns")), 0o700);
 
     // An existing pool whose files have other modes (made before 0600, or chmod-ed by its
@@ -129,5 +135,9 @@ fn a_pool_is_its_owners_only_whatever_the_umask() {
     a.create_lun("later", MB, &MaskSpec::None).unwrap();
     drop(a);
     assert_eq!(mode(&log), 0o644, "no silent chmod of an existing file");
-    assert_eq!(mode(&lun_dir), 0o755, "no silent chmod of an existing directory");
+    assert_eq!(
+        mode(&lun_dir),
+        0o755,
+        "no silent chmod of an existing directory"
+    );
 }

@@ -724,7 +724,10 @@ fn no_acknowledged_write_is_lost_to_a_resync(a: &Array) {
                     }
                     i += 1;
                 }
-                assert!(revoked, "round {round}: the handle opened before was not revoked");
+                assert!(
+                    revoked,
+                    "round {round}: the handle opened before was not revoked"
+                );
                 after
             })
         };
@@ -882,7 +885,10 @@ fn a_restore_revokes_the_handles_opened_before_it(a: &Array) {
     a.create_lun("golden", MB, &mask(W1)).unwrap();
     let n = a.access("db", &id(W1)).unwrap().unwrap().number;
     let g = a.access("golden", &id(W1)).unwrap().unwrap().number;
-    a.open_lun(&id(W1), g).unwrap().write_at(&blocks(0x60), 0).unwrap();
+    a.open_lun(&id(W1), g)
+        .unwrap()
+        .write_at(&blocks(0x60), 0)
+        .unwrap();
     let read = |h: &LunHandle| {
         let mut b = vec![0u8; 4 * BS];
         h.read_at(&mut b, 0).map(|()| b)
@@ -890,7 +896,10 @@ fn a_restore_revokes_the_handles_opened_before_it(a: &Array) {
     let revoked = |h: &LunHandle, what: &str| {
         let e = read(h).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::AccessDenied, "{what}: {e}");
-        assert!(e.message().contains("(\"db\") was reverted or resynced"), "{e}");
+        assert!(
+            e.message().contains("(\"db\") was reverted or resynced"),
+            "{e}"
+        );
         let e = h.write_at(&blocks(0x77), 0).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::AccessDenied, "{what}: {e}");
         let e = h.flush().unwrap_err();
@@ -900,14 +909,26 @@ fn a_restore_revokes_the_handles_opened_before_it(a: &Array) {
     // A revert to an engine shadow.
     let h = a.open_lun(&id(W1), n).unwrap();
     h.write_at(&blocks(0x11), 0).unwrap();
-    let shadow = a.engine_snapshot_set(&[("db", b"".as_slice())]).unwrap().shadows[0].1;
+    let shadow = a
+        .engine_snapshot_set(&[("db", b"".as_slice())])
+        .unwrap()
+        .shadows[0]
+        .1;
     h.write_at(&blocks(0x22), 0).unwrap();
     let other = a.open_lun(&id(W1), g).unwrap();
     a.revert_to_engine_shadow("db", shadow).wait().unwrap();
     revoked(&h, "after a revert");
-    assert_eq!(read(&other).unwrap(), blocks(0x60), "another LUN's handle is not revoked");
+    assert_eq!(
+        read(&other).unwrap(),
+        blocks(0x60),
+        "another LUN's handle is not revoked"
+    );
     let h2 = a.open_lun(&id(W1), n).unwrap();
-    assert_eq!(read(&h2).unwrap(), blocks(0x11), "reopened: the reverted data");
+    assert_eq!(
+        read(&h2).unwrap(),
+        blocks(0x11),
+        "reopened: the reverted data"
+    );
     h2.write_at(&blocks(0x33), 0).unwrap();
     revoked(&h, "still, after a write through the new handle");
 
@@ -915,7 +936,11 @@ fn a_restore_revokes_the_handles_opened_before_it(a: &Array) {
     a.resync_lun("golden", "db").wait().unwrap();
     revoked(&h2, "after a resync");
     let h3 = a.open_lun(&id(W1), n).unwrap();
-    assert_eq!(read(&h3).unwrap(), blocks(0x60), "reopened: the resynced data");
+    assert_eq!(
+        read(&h3).unwrap(),
+        blocks(0x60),
+        "reopened: the resynced data"
+    );
 
     // A resync from the LUN's own snapshot LUN (a revert inside the array).
     h3.write_at(&blocks(0x44), 0).unwrap();
@@ -924,7 +949,11 @@ fn a_restore_revokes_the_handles_opened_before_it(a: &Array) {
     a.resync_lun("db.snap", "db").wait().unwrap();
     revoked(&h3, "after a resync from its snapshot LUN");
     let h4 = a.open_lun(&id(W1), n).unwrap();
-    assert_eq!(read(&h4).unwrap(), blocks(0x44), "reopened: the snapshot's data");
+    assert_eq!(
+        read(&h4).unwrap(),
+        blocks(0x44),
+        "reopened: the snapshot's data"
+    );
     // By-name I/O addresses the LUN afresh: never revoked.
     let mut b = vec![0u8; 4 * BS];
     a.read_at("db", &id(W1), &mut b, 0).unwrap();

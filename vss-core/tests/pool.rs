@@ -921,7 +921,10 @@ fn a_volatile_lun_takes_only_shadows_released_with_their_session() {
             assert!(e.message().contains("LUN \"v\" is volatile"), "{e}");
             b.abort().unwrap();
             for lun in ["v", "db", "log"] {
-                assert!(a.engine_shadows(lun).unwrap().is_empty(), "{context}: {lun}");
+                assert!(
+                    a.engine_shadows(lun).unwrap().is_empty(),
+                    "{context}: {lun}"
+                );
             }
             assert!(sw.shadows().unwrap().is_empty(), "{context}");
             assert!(sw.set_record().unwrap().is_none(), "{context}");

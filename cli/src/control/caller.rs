@@ -48,6 +48,9 @@ pub trait Caller: Send + Sync {
     fn create(&self, path: &Path, new: bool) -> io::Result<Box<dyn Sink>>;
     /// The caller's standard output.
     fn stdout(&self) -> Box<dyn Sink>;
+    /// Writes `text` (whole lines: a notice) on the caller's standard error, as a command run
+    /// without a server prints it there. Best effort: a caller gone is told by the command's end.
+    fn stderr(&self, text: &str);
     /// The writer `w` describes, run by the caller.
     fn writer(&self, w: &RegisteredWriter) -> vss_core::Result<Arc<dyn Writer>>;
     /// Where a DiskShadow script's `exec` lines run and its metadata files are read and
@@ -107,6 +110,10 @@ impl Sink for LocalStdout {
 impl Caller for Local {
     fn remote(&self) -> bool {
         false
+    }
+    fn stderr(&self, text: &str) {
+        let mut err = io::stderr().lock();
+        let _ = err.write_all(text.as_bytes()).and_then(|()| err.flush());
     }
     fn open_read(&self, path: &Path) -> io::Result<(Box<dyn Read + Send>, u64)> {
         let f = File::open(path)?;
@@ -346,6 +353,16 @@ impl Sink for RemoteSink {
 impl Caller for Remote {
     fn remote(&self) -> bool {
         true
+    }
+    fn stderr(&self, text: &str) {
+        // A `term` request: the caller writes its text on its stderr, no answer (as a progress
+        // bar's drawing).
+        let mut c = self.chan.lock();
+        if c.check().is_ok() {
+            if let Err(e) = wire::send_json(&mut c.stream, &json!({"op": "term", "text": text})) {
+                c.broken(e);
+            }
+        }
     }
     fn open_read(&self, path: &Path) -> io::Result<(Box<dyn Read + Send>, u64)> {
         let h = self.handle();
