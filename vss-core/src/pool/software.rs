@@ -179,8 +179,9 @@ impl Provider for ArraySoftwareProvider {
     /// hardware-only (`HARDWARE_ASSISTED`, `PLEX`) context.
     ///
     /// Errors: [`ErrorKind::BadState`] for a volatile LUN in a context whose shadows outlive
-    /// the session (see [`check_lifetime`]), so the set is refused at once, before any writer
-    /// is told of it.
+    /// the session (`PERSISTENT`, `CLIENT_ACCESSIBLE` or `NO_AUTO_RELEASE`): its engine
+    /// snapshots end with the pool, so the set is refused at once, before any writer is told of
+    /// it.
     fn is_volume_supported(&self, volume: &str, context: Context) -> Result<bool> {
         if context.contains(Context::HARDWARE_ASSISTED) || context.contains(Context::PLEX) {
             return Ok(false);
