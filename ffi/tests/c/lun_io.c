@@ -1,7 +1,8 @@
 /* LUN handles through the C ABI, as a SCSI or NBD target uses them: a LUN opened by (initiator,
  * host LUN number); vectored I/O; flush, FUA, discard and write-zeroes; the allocation query
  * (3 blocks written to a 1 GiB LUN report exactly 3, 2 after a discard); after a swap the old
- * handle is refused and the same number reaches the replacement. Then the fence: three threads
+ * handle is refused and the same number reaches the replacement; after a resync onto a LUN the
+ * handles opened before are refused and one opened again reads the resynced data. Then the fence: three threads
  * write 1 MiB as a host (two through handles, one by LUN name) while the main thread removes that
  * host; once umbra_lun_set_mask has returned, the LUN's contents never change again.
  *
@@ -99,6 +100,30 @@ static void handle_basics(void) {
     OK(umbra_lun_handle_flush(h2));
     CHECK_STATUS(umbra_lun_handle_write_fua(h2, 0, block, BS), UMBRA_E_ACCESS_DENIED);
     CHECK_STATUS(umbra_lun_handle_discard(h2, 0, BS), UMBRA_E_ACCESS_DENIED);
+
+    /* A resync onto the LUN (here from its own snapshot LUN) revokes, as a swap does, every
+     * handle opened on it before: their clients' caches sit on replaced content. A handle opened
+     * again reads the restored data. */
+    OK(umbra_lun_set_mask(a, "spare", WRITER));
+    OK(umbra_lun_snapshot(a, "spare", "spare.snap"));
+    umbra_lun_handle *h3 = NULL;
+    OK(umbra_lun_handle_open(a, WRITER, 5, &h3));
+    uint8_t later[BS];
+    memset(later, 0x5a, BS);
+    OK(umbra_lun_handle_write(h3, 0, later, BS));
+    umbra_async *op = NULL;
+    OK(umbra_lun_resync_async(a, "spare.snap", "spare", &op));
+    OK(umbra_async_wait(op));
+    umbra_async_free(op);
+    CHECK_STATUS(umbra_lun_handle_read(h3, 0, later, BS), UMBRA_E_ACCESS_DENIED);
+    CHECK_STATUS(umbra_lun_handle_write(h3, 0, later, BS), UMBRA_E_ACCESS_DENIED);
+    CHECK_STATUS(umbra_lun_handle_read(h2, 0, later, BS), UMBRA_E_ACCESS_DENIED);
+    umbra_lun_handle *h4 = NULL;
+    OK(umbra_lun_handle_open(a, WRITER, 5, &h4));
+    OK(umbra_lun_handle_read(h4, 0, later, BS));
+    CHECK(memcmp(later, block, BS) == 0);
+    umbra_lun_handle_close(h3);
+    umbra_lun_handle_close(h4);
     umbra_lun_handle_close(h);
     umbra_lun_handle_close(h2);
     umbra_lun_handle_close(NULL);
