@@ -693,3 +693,46 @@ impl io::Read for HandshakeClock {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::time::Duration;
+
+    /// A clock over one end of a socket pair whose other end says nothing.
+    fn clock(silence: Duration, deadline: Option<Duration>) -> (HandshakeClock, UnixStream) {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let c = HandshakeClock {
+            socket: Closer::Unix(ours.try_clone().unwrap()),
+            inner: Box::new(ours),
+            silence: Some(silence),
+            deadline: deadline.map(|d| (std::time::Instant::now() + d, d)),
+            lifted: Arc::new(AtomicBool::new(false)),
+        };
+        (c, theirs)
+    }
+
+    #[test]
+    fn the_handshake_clock_names_the_limit_that_passed() {
+        let mut b = [0u8; 4];
+        let (mut c, _peer) = clock(Duration::from_millis(30), None);
+        let e = c.read(&mut b).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert!(e.to_string().contains("silence limit"), "{e}");
+        let (mut c, _peer) = clock(Duration::from_secs(10), Some(Duration::from_millis(30)));
+        let e = c.read(&mut b).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert!(e.to_string().contains("handshake deadline"), "{e}");
+        // Past the deadline no read waits at all.
+        let e = c.read(&mut b).unwrap_err();
+        assert!(e.to_string().contains("handshake deadline"), "{e}");
+        // Lifted: a plain read (the peer's bytes arrive whatever the time).
+        let (mut c, mut peer) = clock(Duration::from_millis(30), Some(Duration::ZERO));
+        c.lifted.store(true, Ordering::Relaxed);
+        c.socket.set_read_timeout(None).unwrap();
+        io::Write::write_all(&mut peer, b"late").unwrap();
+        c.read_exact(&mut b).unwrap();
+        assert_eq!(&b, b"late");
+    }
+}
