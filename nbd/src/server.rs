@@ -674,7 +674,12 @@ impl io::Read for HandshakeClock {
         }
         self.socket.set_read_timeout(wait)?;
         match self.inner.read(buf) {
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 match self.deadline {
                     Some((at, total)) if std::time::Instant::now() >= at => {
                         Err(Self::past_deadline(total))

@@ -24,13 +24,13 @@ use vds_core::LunHandle;
 use crate::conn::Conn;
 use crate::error::{Error, ErrorKind, Result};
 use crate::handshake::read_full;
-use crate::server::WRITE_DROP_FACTOR;
 use crate::proto::codec::{
     block_status_extents, block_status_payload, error_payload, plan_read, simple_reply,
     ChunkHeader, ReadPiece, Request, REQUEST_LEN,
 };
 use crate::proto::*;
 use crate::server::Core;
+use crate::server::WRITE_DROP_FACTOR;
 
 /// The longest request (READ, WRITE, TRIM or WRITE_ZEROES range) the reader runs itself; a
 /// longer one goes to a worker, so one large transfer does not hold up the requests behind it.
