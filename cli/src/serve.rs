@@ -50,7 +50,8 @@ pub struct ServeArgs {
     /// Once listening, write a JSON document here (pid, control socket, addresses), atomically.
     #[arg(long, value_name = "PATH")]
     pub ready_file: Option<PathBuf>,
-    /// The most NBD connections at once.
+    /// The most NBD connections in transmission at once (64); clients still in their
+    /// handshake have a budget of their own (16 per listener).
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
 }
