@@ -1652,3 +1652,75 @@ fn the_ready_document_is_absolute_and_a_stale_one_never_outlives_the_next_start(
     assert_eq!(child.wait().unwrap().code(), Some(0));
     assert!(!cwd.join("ready.json").exists());
 }
+
+/// A WRITE declaring 4 GiB closes the client's connection at once, its payload unread, and the
+/// server says why on stderr (with `--json` too); the server goes on.
+#[test]
+fn an_absurd_write_closes_the_connection_with_a_logged_reason() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let pool = cwd.join("pool");
+    let (c, _, err) = run_in(
+        cwd,
+        &pool,
+        &["lun", "create", "db", "1MiB", "--unmask", SERVER],
+    );
+    assert_eq!(c, 0, "{err}");
+    let mut child = umbra_at(cwd, &pool)
+        .args(["--json", "serve", "--listen", "127.0.0.1:0", "--as", SERVER])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let doc: Value = serde_json::from_str(&line).unwrap();
+    let addr = doc["listeners"][0]["address"].as_str().unwrap().to_string();
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    let mut greeting = [0u8; 18];
+    s.read_exact(&mut greeting).unwrap();
+    // Fixed newstyle + no zeroes; EXPORT_NAME "0"; then a WRITE header claiming 4 GiB - 1.
+    let mut b = 3u32.to_be_bytes().to_vec();
+    b.extend_from_slice(b"IHAVEOPT");
+    b.extend_from_slice(&1u32.to_be_bytes());
+    b.extend_from_slice(&1u32.to_be_bytes());
+    b.extend_from_slice(b"0");
+    s.write_all(&b).unwrap();
+    let mut export = [0u8; 10];
+    s.read_exact(&mut export).unwrap();
+    let mut req = 0x2560_9513u32.to_be_bytes().to_vec();
+    req.extend_from_slice(&0u16.to_be_bytes());
+    req.extend_from_slice(&1u16.to_be_bytes());
+    req.extend_from_slice(&7u64.to_be_bytes());
+    req.extend_from_slice(&0u64.to_be_bytes());
+    req.extend_from_slice(&u32::MAX.to_be_bytes());
+    s.write_all(&req).unwrap();
+    // A watchdog against a server reading the payload, not a measure of speed.
+    s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    let mut rest = Vec::new();
+    let end = s.read_to_end(&mut rest);
+    assert!(
+        end.is_ok() || end.is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "the connection was not closed"
+    );
+    // The server goes on: a new client gets its greeting.
+    let mut again = std::net::TcpStream::connect(&addr).unwrap();
+    again.read_exact(&mut greeting).unwrap();
+    drop(again);
+    let st = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("connection from 127.0.0.1:") && log.contains("WRITE of 4294967295 bytes"),
+        "{log}"
+    );
+}
