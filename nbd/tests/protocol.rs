@@ -488,11 +488,23 @@ fn handshakes_have_a_budget_per_listener_apart_from_established_connections() {
     // The refused client is still in its handshake: LIST answers.
     assert_eq!(b3.list(), vec![(n.clone(), "db".to_string())]);
     assert_eq!(b1.write(1, 0, b"x"), 0);
-    // One ends: a new client is served (once the server read the end of that connection).
+    // One ends: a new client is served (once the server read the end of that connection;
+    // meanwhile an attempt may also find the listener's handshake budget spent by the ones
+    // before it, not yet seen to end: closed at accept).
     b2.s.shutdown(std::net::Shutdown::Both).unwrap();
     drop(b2);
     drop(b3);
-    let served = (0..1000).any(|_| RawClient::connect(b).go(&n).is_ok());
+    let try_connect = || {
+        let mut s = std::net::TcpStream::connect(b).ok()?;
+        s.read_exact(&mut [0u8; 18]).ok()?;
+        s.write_all(&(CLIENT_FIXED_NEWSTYLE | CLIENT_NO_ZEROES).to_be_bytes())
+            .ok()?;
+        Some(RawClient {
+            s,
+            structured: false,
+        })
+    };
+    let served = (0..1000).any(|_| try_connect().is_some_and(|mut c| c.go(&n).is_ok()));
     assert!(served);
 }
 
