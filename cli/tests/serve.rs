@@ -1656,6 +1656,8 @@ fn the_ready_document_is_absolute_and_a_stale_one_never_outlives_the_next_start(
 /// A WRITE declaring 4 GiB closes the client's connection at once, its payload unread, and the
 /// server says why on stderr (with `--json` too); the server goes on.
 #[test]
+// NBD is big-endian on the wire; nothing here is persisted.
+#[allow(clippy::big_endian_bytes)]
 fn an_absurd_write_closes_the_connection_with_a_logged_reason() {
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
