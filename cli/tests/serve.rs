@@ -305,6 +305,27 @@ fn umbra_at(cwd: &Path, pool: &Path) -> Command {
     c
 }
 
+/// Spawns `cmd` (a `--json serve`; its stdout is piped here) and reads its ready document, the
+/// first line of its stdout.
+fn spawn_ready(cmd: &mut Command) -> (Child, Value) {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let doc = serde_json::from_str(&line).expect("the ready document");
+    (child, doc)
+}
+
+/// Sends `sig` to `child`.
+fn kill(child: &Child, sig: &str) {
+    let st = Command::new("kill")
+        .args([&format!("-{sig}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
 /// The first line written to the FIFO at `path` (opening it waits for its writer).
 fn line_of(path: &Path) -> String {
     let mut line = String::new();
@@ -1204,33 +1225,18 @@ fn tls_clients_on_one_listener_see_their_own_views() {
         &["lun", "create", "two", "2MiB", "--unmask", h2],
     );
     assert_eq!(c, 0, "{err}");
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin!("umbra"))
-        .env_remove("UMBRA_POOL")
-        .current_dir(cwd)
-        .args([
-            "--pool",
-            "pool",
-            "--json",
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .args([
-            "--tls-cert",
-            "server-cert.pem",
-            "--tls-key",
-            "server-key.pem",
-            "--tls-ca",
-            "ca-cert.pem",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let ready: Value = serde_json::from_str(&line).expect("the ready document");
+    let (child, ready) = spawn_ready(
+        umbra_at(cwd, Path::new("pool"))
+            .args(["--json", "serve", "--listen", "127.0.0.1:0"])
+            .args([
+                "--tls-cert",
+                "server-cert.pem",
+                "--tls-key",
+                "server-key.pem",
+                "--tls-ca",
+                "ca-cert.pem",
+            ]),
+    );
     // No fixed initiator under TLS: null, not a placeholder string.
     assert!(ready["listeners"][0]["initiator"].is_null(), "{ready}");
     assert_eq!(
@@ -1421,32 +1427,22 @@ fn sighup_stops_the_server_cleanly_and_json_keeps_stderr_quiet() {
     let dir = tempfile::tempdir().unwrap();
     let cwd = dir.path();
     let pool = cwd.join("pool");
-    let mut child = umbra_at(cwd, &pool)
-        .args([
-            "--json",
-            "serve",
-            "--listen",
-            "unix:nbd.sock",
-            "--as",
-            SERVER,
-        ])
-        .args(["--ready-file", "ready.json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let doc: Value = serde_json::from_str(&line).unwrap();
+    let (child, doc) = spawn_ready(
+        umbra_at(cwd, &pool)
+            .args([
+                "--json",
+                "serve",
+                "--listen",
+                "unix:nbd.sock",
+                "--as",
+                SERVER,
+            ])
+            .args(["--ready-file", "ready.json"])
+            .stderr(Stdio::piped()),
+    );
     assert_eq!(doc["pid"].as_u64(), Some(child.id() as u64));
     assert!(cwd.join("ready.json").exists());
-    let st = Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    kill(&child, "HUP");
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "SIGHUP is a clean stop");
     assert_eq!(
@@ -1548,23 +1544,14 @@ fn a_serve_that_cannot_listen_creates_nothing_and_exits_with_the_cause() {
 fn the_ready_document_is_absolute_and_a_stale_one_never_outlives_the_next_start() {
     let dir = tempfile::tempdir().unwrap();
     let cwd = dir.path();
-    let start = |pool: &str, listen: &str| {
-        let mut child = Command::new(assert_cmd::cargo::cargo_bin!("umbra"))
-            .env_remove("UMBRA_POOL")
-            .current_dir(cwd)
-            .args(["--pool", pool, "--json", "serve", "--listen", listen])
-            .args(["--as", SERVER, "--ready-file", "ready.json"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let doc: Value = serde_json::from_str(&line).expect("the ready document");
-        (child, doc)
+    let start = || {
+        spawn_ready(
+            umbra_at(cwd, Path::new("pool"))
+                .args(["--json", "serve", "--listen", "unix:rel.sock"])
+                .args(["--as", SERVER, "--ready-file", "ready.json"]),
+        )
     };
-    let (mut child, doc) = start("pool", "unix:rel.sock");
+    let (mut child, doc) = start();
     let on_disk: Value =
         serde_json::from_slice(&std::fs::read(cwd.join("ready.json")).unwrap()).unwrap();
     assert_eq!(on_disk, doc);
@@ -1642,13 +1629,9 @@ fn the_ready_document_is_absolute_and_a_stale_one_never_outlives_the_next_start(
     assert_eq!(c, 11, "{err}");
     assert_eq!(std::fs::read(cwd.join("ready.json")).unwrap(), b"precious");
     std::fs::write(cwd.join("ready.json"), b"").unwrap();
-    let (mut child, doc) = start("pool", "unix:rel.sock");
+    let (mut child, doc) = start();
     assert_eq!(doc["pid"].as_u64(), Some(u64::from(child.id())));
-    let st = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    kill(&child, "TERM");
     assert_eq!(child.wait().unwrap().code(), Some(0));
     assert!(!cwd.join("ready.json").exists());
 }
@@ -1669,17 +1652,11 @@ fn an_absurd_write_closes_the_connection_with_a_logged_reason() {
         &["lun", "create", "db", "1MiB", "--unmask", SERVER],
     );
     assert_eq!(c, 0, "{err}");
-    let mut child = umbra_at(cwd, &pool)
-        .args(["--json", "serve", "--listen", "127.0.0.1:0", "--as", SERVER])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let doc: Value = serde_json::from_str(&line).unwrap();
+    let (child, doc) = spawn_ready(
+        umbra_at(cwd, &pool)
+            .args(["--json", "serve", "--listen", "127.0.0.1:0", "--as", SERVER])
+            .stderr(Stdio::piped()),
+    );
     let addr = doc["listeners"][0]["address"].as_str().unwrap().to_string();
     let mut s = std::net::TcpStream::connect(&addr).unwrap();
     let mut greeting = [0u8; 18];
@@ -1713,11 +1690,7 @@ fn an_absurd_write_closes_the_connection_with_a_logged_reason() {
     let mut again = std::net::TcpStream::connect(&addr).unwrap();
     again.read_exact(&mut greeting).unwrap();
     drop(again);
-    let st = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    kill(&child, "TERM");
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     let log = String::from_utf8_lossy(&out.stderr);
