@@ -24,6 +24,10 @@ struct Negotiated {
     initiator: Option<InitiatorId>,
     structured: bool,
     base_allocation: bool,
+    /// The most exports a LIST answered: each may then be asked about (INFO, GO, meta
+    /// contexts) with a budget of options of its own, as nbdkit allows, so `nbdinfo --list`
+    /// of a host that sees many LUNs is not cut off.
+    listed: u32,
 }
 
 /// What an option leads to.
@@ -75,6 +79,7 @@ pub(crate) fn serve(
         },
         structured: false,
         base_allocation: false,
+        listed: 0,
     };
     let mut options = 0u32;
     loop {
@@ -93,10 +98,11 @@ pub(crate) fn serve(
         }
         let (opt, len) = (be_u32(&head[8..12]), be_u32(&head[12..16]));
         options += 1;
-        if options > core.config.max_options {
+        let max = core.config.max_options;
+        let budget = max.saturating_add(max.saturating_mul(neg.listed));
+        if options > budget {
             return Err(Error::protocol(format!(
-                "the client sent more than {} options",
-                core.config.max_options
+                "the client sent more than {budget} options ({max}, and {max} per export listed)"
             )));
         }
         if len > core.config.max_option_len {
@@ -152,6 +158,7 @@ pub(crate) fn serve(
                 initiator: Some(initiator),
                 structured: false,
                 base_allocation: false,
+                listed: 0,
             };
             continue;
         }
@@ -238,7 +245,11 @@ fn option(
                 return Ok(Step::Next);
             }
             let mut out = Vec::new();
-            for e in export::list(array, initiator) {
+            let exports = export::list(array, initiator);
+            neg.listed = neg
+                .listed
+                .max(u32::try_from(exports.len()).unwrap_or(u32::MAX));
+            for e in exports {
                 let name = e.name();
                 let mut d = Vec::with_capacity(4 + name.len() + e.lun.len());
                 d.extend_from_slice(&(name.len() as u32).to_be_bytes());
@@ -254,7 +265,7 @@ fn option(
             let req = match InfoRequest::decode(data) {
                 Ok(r) => r,
                 Err(why) => {
-                    reply_err(conn, opt, REP_ERR_INVALID, &why)?;
+                    reply_err(conn, opt, why.reply(), &why.to_string())?;
                     return Ok(Step::Next);
                 }
             };
@@ -263,23 +274,21 @@ fn option(
                 reply_err(conn, opt, REP_ERR_UNKNOWN, &msg)?;
                 return Ok(Step::Next);
             };
-            let handle = if opt == OPT_GO {
-                match array.open_lun(initiator, info.number) {
-                    Ok(_) if !admit() => {
-                        reply_err(conn, opt, REP_ERR_POLICY, &full())?;
-                        return Ok(Step::Next);
-                    }
-                    Ok(h) => {
-                        info.size = h.size().unwrap_or(info.size);
-                        Some(h)
-                    }
-                    Err(e) => {
-                        reply_err(conn, opt, REP_ERR_UNKNOWN, &e.to_string())?;
-                        return Ok(Step::Next);
-                    }
+            // INFO answers as GO would (clients probe with it): the LUN is opened for both, so
+            // one that cannot be (offline, being restored) is refused by both alike.
+            let handle = match array.open_lun(initiator, info.number) {
+                Ok(_) if opt == OPT_GO && !admit() => {
+                    reply_err(conn, opt, REP_ERR_POLICY, &full())?;
+                    return Ok(Step::Next);
                 }
-            } else {
-                None
+                Ok(h) => {
+                    info.size = h.size().unwrap_or(info.size);
+                    (opt == OPT_GO).then_some(h)
+                }
+                Err(e) => {
+                    reply_err(conn, opt, REP_ERR_UNKNOWN, &e.to_string())?;
+                    return Ok(Step::Next);
+                }
             };
             let mut out = Vec::new();
             let mut export = Vec::with_capacity(12);
@@ -336,7 +345,7 @@ fn option(
             let req = match MetaRequest::decode(data) {
                 Ok(r) => r,
                 Err(why) => {
-                    reply_err(conn, opt, REP_ERR_INVALID, &why)?;
+                    reply_err(conn, opt, why.reply(), &why.to_string())?;
                     return Ok(Step::Next);
                 }
             };

@@ -41,8 +41,8 @@ pub struct ServerConfig {
     /// does); a WRITE declaring more closes the connection (the server does not read up to
     /// 4 GiB of a client's bytes to throw them away).
     pub max_request: u32,
-    /// Options a client may send in one handshake (32, as nbdkit); the next one closes the
-    /// connection.
+    /// Options a client may send in one handshake (32, as nbdkit), plus as many again per
+    /// export its largest LIST answered; the next one closes the connection.
     pub max_options: u32,
     /// The longest option data accepted, in bytes (64 KiB: an export name and a query are at
     /// most 4096 bytes each); a longer option closes the connection.

@@ -350,7 +350,9 @@ fn run_request(
         CMD_WRITE_ZEROES => {
             if req.flags & CMD_FLAG_NO_HOLE != 0 {
                 if req.flags & CMD_FLAG_FAST_ZERO != 0 {
-                    // Zeros written as data are not fast: the client zeroes another way.
+                    // Zeros written as data are not fast: the client zeroes another way (a
+                    // read-only export or a range past the end gets the write's own error).
+                    h.check_write(req.offset, len).map_err(fail(cmd))?;
                     return Err((ENOTSUP, "zeroing without holes is not fast".into()));
                 }
                 write_zero_data(h, req.offset, len).map_err(fail(cmd))?;

@@ -666,3 +666,85 @@ fn shutdown_is_bounded_by_its_grace_for_a_client_that_does_not_read() {
     );
     assert!(closed(&mut c), "the connection was cut");
 }
+
+/// A LIST raises the handshake's option budget by 32 per export listed (as nbdkit does for
+/// `nbdinfo --list`, which asks about every export on the same connection): with 20 exports,
+/// 2 options per export after the LIST are all answered; without a LIST the 33rd option closes.
+#[test]
+fn a_list_gives_each_export_listed_its_own_option_budget() {
+    let pool = Pool::new();
+    let a = ini("iqn.2026-01.org.example:many");
+    for i in 0..20 {
+        pool.lun(&format!("many{i}"), MIB, &a, Access::ReadWrite);
+    }
+    let s = serve(&pool.array, &a);
+    let mut c = RawClient::connect(s.addr);
+    let exports = c.list();
+    assert_eq!(exports.len(), 20);
+    for (name, _) in &exports {
+        for _ in 0..2 {
+            let q = InfoRequest {
+                name: name.clone(),
+                infos: vec![INFO_NAME, INFO_DESCRIPTION],
+            };
+            let r = c.option(OPT_INFO, &q.encode());
+            assert_eq!(r.last().unwrap().0, REP_ACK, "INFO {name}: {r:?}");
+        }
+    }
+    assert_eq!(c.list().len(), 20);
+
+    let mut c = RawClient::connect(s.addr);
+    for _ in 0..32 {
+        assert_eq!(c.option(OPT_STRUCTURED_REPLY, b"x")[0].0, REP_ERR_INVALID);
+    }
+    c.send_option(OPT_STRUCTURED_REPLY, 1, b"x");
+    assert!(closed(&mut c), "the 33rd option without a LIST closes");
+}
+
+/// INFO answers as GO would: an offline LUN is refused by both alike (ERR_UNKNOWN naming the
+/// state), an export name over 4096 bytes is ERR_TOO_BIG, and a zeroing a read-only export cannot
+/// get is refused for its access (EPERM) before its flags (ENOTSUP).
+#[test]
+fn info_refuses_what_go_refuses_long_names_are_too_big_and_access_comes_before_flags() {
+    let pool = Pool::new();
+    let a = ini("iqn.2026-01.org.example:a");
+    let n = pool.lun("db", MIB, &a, Access::ReadWrite);
+    let ro = pool.lun("ro", MIB, &a, Access::ReadOnly);
+    let s = serve(&pool.array, &a);
+    pool.array.set_online("db", false).unwrap();
+    let mut c = RawClient::connect(s.addr);
+    let q = InfoRequest {
+        name: n.to_string(),
+        infos: vec![],
+    };
+    let info = c.option(OPT_INFO, &q.encode());
+    assert_eq!(info.len(), 1, "{info:?}");
+    assert_eq!(info[0].0, REP_ERR_UNKNOWN);
+    let why = String::from_utf8_lossy(&info[0].1).into_owned();
+    assert!(why.contains("offline"), "{why}");
+    let go = c.go(&n.to_string()).unwrap_err();
+    assert_eq!((go.0, go.1), (REP_ERR_UNKNOWN, why));
+    pool.array.set_online("db", true).unwrap();
+    let info = c.option(OPT_INFO, &q.encode());
+    assert_eq!(info.last().unwrap().0, REP_ACK, "{info:?}");
+
+    let long = InfoRequest {
+        name: "x".repeat(4097),
+        infos: vec![],
+    };
+    let r = c.option(OPT_INFO, &long.encode());
+    assert_eq!(r[0].0, REP_ERR_TOO_BIG, "{r:?}");
+    let r = c.option(OPT_GO, &long.encode());
+    assert_eq!(r[0].0, REP_ERR_TOO_BIG, "{r:?}");
+
+    c.go(&ro.to_string()).unwrap();
+    c.send(
+        CMD_WRITE_ZEROES,
+        CMD_FLAG_NO_HOLE | CMD_FLAG_FAST_ZERO,
+        1,
+        0,
+        4096,
+        &[],
+    );
+    assert_eq!(c.reply(0).error, EPERM, "read-only first");
+}
