@@ -28,6 +28,25 @@
 //!   given a [`Fate`] by the mode. A fuzz run issues many writes, so its devices log into a
 //!   [`Log::since_flush`], which drops a device's events at its flush: memory stays bounded by the
 //!   unflushed work.
+//!
+//! ```
+//! use umbra_test_support::crash_sim::{CrashMode, Fault, Log, SimDevice};
+//! use cow_engine::BlockDevice;
+//!
+//! let fault = Fault::new();
+//! let log = Log::since_flush();
+//! let dev = SimDevice::new(0, &log, 4096, true).with_fault(&fault);
+//! dev.write_at(&[1; 512], 0).unwrap();
+//! dev.flush().unwrap();
+//! dev.write_at(&[2; 512], 0).unwrap();
+//! // A power loss now may lose the second write.
+//! assert_eq!(dev.crash_image(CrashMode::LoseUnflushed).to_bytes()[0], 1);
+//! assert_eq!(dev.crash_image(CrashMode::KeepAll).to_bytes()[0], 2);
+//! // The next mutating call fails, and the device dies with it.
+//! fault.arm(0, 0, false);
+//! assert!(dev.flush().is_err());
+//! assert!(dev.read_at(&mut [0; 8], 0).is_err());
+//! ```
 
 use std::collections::{BTreeMap, HashSet};
 use std::io;
@@ -1544,6 +1563,220 @@ mod tests {
             short.to_bytes(),
             [vec![5u8; SECTOR as usize], zeros.clone()].concat()
         );
+    }
+
+    /// Reads all of `dev`.
+    fn read_all(dev: &SimDevice) -> Result<Vec<u8>> {
+        let mut b = vec![0u8; dev.len() as usize];
+        dev.read_at(&mut b, 0).map(|()| b)
+    }
+
+    /// A shared countdown fails the n-th mutating call of any device sharing it, leaving the
+    /// armed part of a failing write behind; the devices are then dead: every call on every one
+    /// of them fails, reads included, and nothing changes any more.
+    #[test]
+    fn a_fault_fails_the_nth_call_across_devices_and_a_dead_one_fails_reads_too() {
+        let fault = Fault::new();
+        let log = Log::since_flush();
+        let a = SimDevice::new(0, &log, 4 * SECTOR, true).with_fault(&fault);
+        let b = SimDevice::new(1, &log, SECTOR, true).with_fault(&fault);
+        a.write_at(&[1; SECTOR as usize], 0).unwrap();
+        // The third mutating call from now fails and leaves half of its write.
+        fault.arm(2, 128, false);
+        b.write_at(&[4; SECTOR as usize], 0).unwrap();
+        b.flush().unwrap();
+        assert!(!fault.fired() && !fault.is_dead());
+        let err = a.write_at(&[9; 2 * SECTOR as usize], SECTOR).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Io, "{err}");
+        assert!(fault.is_dead() && fault.fired());
+        assert!(fault.take_fired());
+        assert!(!fault.take_fired(), "take_fired forgets");
+
+        for dev in [&a, &b] {
+            let e = read_all(dev).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Io, "a read of a dead device: {e}");
+            assert!(dev.write_at(&[5; 10], 0).is_err());
+            assert!(dev.flush().is_err());
+            assert!(dev.resize(8 * SECTOR).is_err());
+            assert!(dev.discard(0, SECTOR).is_err());
+        }
+        // Arming a dead fault does not revive it.
+        fault.arm(5, 0, true);
+        assert!(b.flush().is_err());
+        let s = SECTOR as usize;
+        let expected = [vec![1; s], vec![9; s], vec![0; 2 * s]].concat();
+        assert_eq!(
+            a.image().to_bytes(),
+            expected,
+            "the torn prefix is all that changed"
+        );
+        assert_eq!(b.image().to_bytes(), vec![4; s]);
+        // The torn prefix was issued, so a crash may keep it.
+        assert_eq!(a.crash_image(CrashMode::KeepAll).to_bytes(), expected);
+        assert_eq!(
+            a.crash_image(CrashMode::LoseUnflushed).to_bytes(),
+            vec![0; 4 * s]
+        );
+    }
+
+    /// A transient failure fails one call (here a flush, then a write that leaves nothing) and
+    /// the devices go on working.
+    #[test]
+    fn a_transient_fault_fails_one_call_only() {
+        let fault = Fault::new();
+        let log = Log::since_flush();
+        let dev = SimDevice::new(0, &log, 2 * SECTOR, true).with_fault(&fault);
+        fault.arm(0, 0, true);
+        assert_eq!(dev.flush().unwrap_err().kind(), ErrorKind::Io);
+        assert!(fault.take_fired() && !fault.is_dead());
+        dev.write_at(&[3; SECTOR as usize], 0).unwrap();
+        fault.arm(1, 0, true);
+        dev.flush().unwrap();
+        assert!(dev.write_at(&[6; SECTOR as usize], SECTOR).is_err());
+        assert!(fault.take_fired() && !fault.is_dead());
+        dev.write_at(&[7; SECTOR as usize], SECTOR).unwrap();
+        let s = SECTOR as usize;
+        assert_eq!(read_all(&dev).unwrap(), [vec![3; s], vec![7; s]].concat());
+        assert_eq!(
+            dev.crash_image(CrashMode::LoseUnflushed).to_bytes(),
+            [vec![3; s], vec![0; s]].concat(),
+            "the flush that failed made nothing durable; the one that worked did"
+        );
+        assert!(!fault.fired());
+    }
+
+    /// A size cap refuses a resize with `NoSpace` without ticking the fault or changing anything;
+    /// a device without discard says so; a since-flush log drops a device's events at its flush.
+    #[test]
+    fn a_size_cap_refuses_a_resize_and_a_since_flush_log_forgets_what_was_flushed() {
+        let fault = Fault::new();
+        let log = Log::since_flush();
+        let dev = SimDevice::new(0, &log, SECTOR, true)
+            .with_fault(&fault)
+            .with_max_len(4 * SECTOR)
+            .without_discard();
+        let other = SimDevice::new(1, &log, SECTOR, true);
+        assert!(dev.as_discard().is_none() && other.as_discard().is_some());
+        fault.arm(0, 0, false);
+        let e = dev.resize(4 * SECTOR + 1).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NoSpace, "{e}");
+        assert!(!fault.fired(), "a refused resize does not tick the fault");
+        assert_eq!(dev.len(), SECTOR);
+        fault.arm(u32::MAX, 0, false);
+
+        for i in 0..100u8 {
+            dev.write_at(&[i; 16], u64::from(i)).unwrap();
+        }
+        other.write_at(&[1; 8], 0).unwrap();
+        assert_eq!(log.len(), 101);
+        dev.flush().unwrap();
+        assert_eq!(
+            log.len(),
+            1,
+            "only the other device's unflushed write is left"
+        );
+        other.flush().unwrap();
+        assert!(log.is_empty());
+        assert_eq!(
+            dev.crash_image(CrashMode::LoseUnflushed).to_bytes(),
+            dev.image().to_bytes()
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "crash_image needs a Log::since_flush()")]
+    fn a_crash_image_needs_a_since_flush_log() {
+        SimDevice::new(3, &Log::new(), SECTOR, true).crash_image(CrashMode::KeepAll);
+    }
+
+    /// What one crash of [`crash_images_follow_each_mode`]'s workload did, by hand.
+    #[derive(Default)]
+    struct Seen {
+        lost: bool,
+        kept: bool,
+        torn: bool,
+        resize_lost: bool,
+    }
+
+    /// Each [`CrashMode`] against a hand-built expectation: the device's flushed contents, then
+    /// its events since the flush in issue order, each lost, kept or torn (sector by sector) as the
+    /// mode's documented rule draws it; a kept write past a lost resize extends the image.
+    #[test]
+    fn crash_images_follow_each_mode() {
+        let s = SECTOR as usize;
+        let log = Log::since_flush();
+        let dev = SimDevice::new(0, &log, 2 * SECTOR, true);
+        let other = SimDevice::new(1, &log, SECTOR, true);
+        dev.write_at(&vec![1; 2 * s], 0).unwrap();
+        dev.flush().unwrap();
+        // Pending: grow to 4 sectors, a 2-sector write at sector 1, a 1-sector write at sector 3.
+        dev.resize(4 * SECTOR).unwrap();
+        dev.write_at(&vec![2; 2 * s], SECTOR).unwrap();
+        other.write_at(&[7; 100], 0).unwrap();
+        other.flush().unwrap();
+        dev.write_at(&vec![3; s], 3 * SECTOR).unwrap();
+        assert_eq!(log.len(), 3);
+
+        let live = [vec![1; s], vec![2; 2 * s], vec![3; s]].concat();
+        assert_eq!(dev.image().to_bytes(), live);
+        let image = |mode| dev.crash_image(mode).to_bytes();
+        assert_eq!(image(CrashMode::LoseUnflushed), vec![1; 2 * s]);
+        assert_eq!(image(CrashMode::KeepAll), live);
+
+        // The rule, by hand on plain bytes.
+        let by_hand = |seed: u64, resizes_random: bool, seen: &mut Seen| {
+            let mut rng = Rng::from_state(seed);
+            let mut img = vec![1u8; 2 * s];
+            if !resizes_random || rng.below(2) == 0 {
+                img.resize(4 * s, 0);
+            } else {
+                seen.resize_lost = true;
+            }
+            for (at, byte, sectors) in [(s, 2u8, 2usize), (3 * s, 3, 1)] {
+                let mask: u64 = match rng.below(6) {
+                    0 | 1 => {
+                        seen.lost = true;
+                        0
+                    }
+                    2..=4 => {
+                        seen.kept = true;
+                        u64::MAX
+                    }
+                    _ => {
+                        seen.torn = true;
+                        rng.next_u64()
+                    }
+                };
+                for k in 0..sectors {
+                    if mask & (1 << k) != 0 {
+                        let start = at + k * s;
+                        if img.len() < start + s {
+                            img.resize(start + s, 0);
+                        }
+                        img[start..start + s].fill(byte);
+                    }
+                }
+            }
+            img
+        };
+        let (mut seen, mut seen_r) = (Seen::default(), Seen::default());
+        for seed in 0..64 {
+            assert_eq!(
+                image(CrashMode::Subset(seed)),
+                by_hand(seed, false, &mut seen),
+                "Subset({seed})"
+            );
+            assert_eq!(
+                image(CrashMode::SubsetWithResizes(seed)),
+                by_hand(seed, true, &mut seen_r),
+                "SubsetWithResizes({seed})"
+            );
+        }
+        assert!(seen.lost && seen.kept && seen.torn && !seen.resize_lost);
+        assert!(seen_r.lost && seen_r.kept && seen_r.torn && seen_r.resize_lost);
+        // The same mode gives the same image; the device itself is untouched.
+        assert_eq!(image(CrashMode::Subset(9)), image(CrashMode::Subset(9)));
+        assert_eq!(dev.image().to_bytes(), live);
     }
 
     fn p(s: &str) -> PathBuf {
