@@ -16,8 +16,9 @@
 //!   configuration allows (out of diff space with a limit, writes to read-only snapshots).
 //! - After a *transient* failure (one device call fails, the devices go on) the volume must stay
 //!   consistent: snapshots unchanged, the failed write's bytes old or new, the failed operation
-//!   without effect in memory; later operations may fail with `Io` (a failed journal refuses
-//!   work until reopened).
+//!   without effect in memory (but a deletion whose giving back of free space failed, which is
+//!   documented to delete all the same, durably); later operations may fail with `Io` (a failed
+//!   journal refuses work until reopened).
 //! - After the devices *die* (or a power loss, or a close) they are rebuilt from what a crash
 //!   could leave and the volume is reopened: every snapshot whose creation was acknowledged must
 //!   be there (unless deleted, or a failed deletion may have gone through), only snapshots whose
@@ -883,7 +884,14 @@ impl World {
                         }
                         Err(e) => {
                             self.classify(e, &[], "delete");
-                            self.doubt.gone.push(id);
+                            if self.alive() && self.vol().snapshot(id).is_err() {
+                                // Documented: when giving the freed space back fails, the
+                                // snapshot is deleted all the same, durably (a crash that brings
+                                // it back is caught: it is no longer in doubt).
+                                self.snaps.remove(i);
+                            } else {
+                                self.doubt.gone.push(id);
+                            }
                         }
                     }
                     r
