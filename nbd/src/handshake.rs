@@ -35,14 +35,15 @@ enum Step {
     Transmit(LunHandle, ExportInfo),
 }
 
-/// Runs one connection: the handshake, then transmission of the export chosen (`transmitting`
-/// is called as it begins). `Ok` when the client ended it (ABORT, DISC, end of input) or the
-/// server shut down.
+/// Runs one connection: the handshake, then transmission of the export chosen. `admit` is
+/// called as the client chooses its export, before the answer: false means the server has its
+/// most connections in transmission already (the export is refused). `Ok` when the client
+/// ended it (ABORT, DISC, end of input) or the server shut down.
 pub(crate) fn serve(
     core: &Core,
     conn: Conn,
     identity: &Identity,
-    transmitting: &dyn Fn(),
+    admit: &dyn Fn() -> bool,
 ) -> Result<()> {
     let mut conn = conn;
     let mut greeting = Vec::with_capacity(18);
@@ -159,7 +160,7 @@ pub(crate) fn serve(
             let _ = send(&mut conn, &option_reply(opt, REP_ACK, &[]));
             return Ok(());
         };
-        match option(core, &mut conn, &mut neg, &initiator, opt, &data)? {
+        match option(core, &mut conn, &mut neg, &initiator, opt, &data, admit)? {
             Step::Next => {}
             Step::Close => return Ok(()),
             Step::Transmit(handle, info) => {
@@ -173,7 +174,6 @@ pub(crate) fn serve(
                     }
                     send(&mut conn, &b)?;
                 }
-                transmitting();
                 return transmission::run(
                     core,
                     conn,
@@ -196,8 +196,15 @@ fn option(
     initiator: &InitiatorId,
     opt: u32,
     data: &[u8],
+    admit: &dyn Fn() -> bool,
 ) -> Result<Step> {
     let array = &core.array;
+    let full = || {
+        format!(
+            "the server has its most connections in transmission ({}): try again later",
+            core.config.max_connections
+        )
+    };
     match opt {
         OPT_ABORT => {
             // The client may close without reading the ACK.
@@ -217,6 +224,12 @@ fn option(
             let handle = array.open_lun(initiator, info.number).map_err(|e| {
                 Error::protocol(format!("EXPORT_NAME {name:?}: opening the LUN: {e}"))
             })?;
+            if !admit() {
+                return Err(Error::new(
+                    ErrorKind::Limit,
+                    format!("EXPORT_NAME {name:?}: {}", full()),
+                ));
+            }
             Ok(Step::Transmit(handle, info))
         }
         OPT_LIST => {
@@ -252,6 +265,10 @@ fn option(
             };
             let handle = if opt == OPT_GO {
                 match array.open_lun(initiator, info.number) {
+                    Ok(_) if !admit() => {
+                        reply_err(conn, opt, REP_ERR_POLICY, &full())?;
+                        return Ok(Step::Next);
+                    }
                     Ok(h) => {
                         info.size = h.size().unwrap_or(info.size);
                         Some(h)
