@@ -403,7 +403,8 @@ fn an_engine_shadow_set_that_fails_leaves_nothing() {
 }
 
 /// A revert of a LUN to its shadow copies back exactly the changed blocks; while it runs host
-/// I/O is refused (Busy), and served again once it ends.
+/// I/O is refused (Busy by name; a handle opened before is revoked, AccessDenied, for good), and
+/// served again once it ends (to a handle opened again).
 #[test]
 fn reverting_to_an_engine_shadow_is_fenced_and_writes_only_what_changed() {
     let a = Array::in_memory();
@@ -425,7 +426,7 @@ fn reverting_to_an_engine_shadow_is_fenced_and_writes_only_what_changed() {
     }
     let mut b = pattern(0);
     let e = w.read_at(&mut b, 0).unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Busy, "{e}");
+    assert_eq!(e.kind(), ErrorKind::AccessDenied, "{e}");
     assert_eq!(
         a.read_at("a", &id(R1), &mut b, 0).unwrap_err().kind(),
         ErrorKind::Busy
@@ -433,6 +434,11 @@ fn reverting_to_an_engine_shadow_is_fenced_and_writes_only_what_changed() {
     frozen.thaw().unwrap();
     op.wait().unwrap();
     assert_eq!(read(&a, "a", R1), pattern(1));
+    assert_eq!(
+        w.read_at(&mut b, 0).unwrap_err().kind(),
+        ErrorKind::AccessDenied
+    );
+    let w = handle(&a, "a", W1);
     w.read_at(&mut b, 9 * BS as u64).unwrap();
     assert_eq!(b, pattern(0));
     let after = a.lun_stats("a").unwrap();

@@ -72,6 +72,13 @@ fn one_set_across_the_hardware_and_software_providers_and_back() {
             WriterEvent::PostRestore
         ]
     );
+    // The resync revoked the handle opened before it; opened again, it reads the restored data.
+    let mut old = vec![0u8; 4096];
+    assert_eq!(
+        lun.read_at(&mut old, 0).unwrap_err().kind(),
+        vds_core::ErrorKind::AccessDenied
+    );
+    let lun = open_as(&array, HOST_A, "db");
     assert_eq!(read_block(&lun, 0), block(0, 1));
     let mut buf = [0u8; 8];
     vols[1].1.read_at(&mut buf, 0).unwrap();

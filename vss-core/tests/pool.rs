@@ -198,6 +198,13 @@ fn persistent_software_shadows_survive_a_reopen_and_revert() {
     let h = open_as(&a, HOST_A, "db");
     assert_eq!(read_block(&h, 3), block(3, 0x22));
     pc.revert(before[0].shadow_id).unwrap().wait().unwrap();
+    // The revert revoked the handle opened before it (as VSS dismounts a reverted volume).
+    let mut old = vec![0u8; 4096];
+    assert_eq!(
+        h.read_at(&mut old, 0).unwrap_err().kind(),
+        vds_core::ErrorKind::AccessDenied
+    );
+    let h = open_as(&a, HOST_A, "db");
     assert_eq!(read_block(&h, 3), block(3, 0x11), "reverted to the shadow");
     assert_eq!(pc.shadows().unwrap(), before, "the shadow stays");
     assert_eq!(

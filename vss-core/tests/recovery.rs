@@ -217,6 +217,13 @@ fn resync_writes_exactly_the_changed_blocks_and_restores_the_data() {
     let before = a.lun_stats("data").unwrap();
     let op = hw.resync(shadow.shadow_id, None).unwrap();
     op.wait().unwrap();
+    // The handle opened before the resync is revoked; a client opens its LUN again.
+    let mut old = vec![0u8; BS as usize];
+    assert_eq!(
+        h.read_at(&mut old, 0).unwrap_err().kind(),
+        vds_core::ErrorKind::AccessDenied
+    );
+    let h = open_as(&a, HOST_A, "data");
     let after = a.lun_stats("data").unwrap();
     assert_eq!(
         after.origin_write_bytes - before.origin_write_bytes,
@@ -239,6 +246,7 @@ fn resync_writes_exactly_the_changed_blocks_and_restores_the_data() {
 
     // A cancelled resync (wherever the cancel lands) is finished by the next one, and the two
     // together write each changed block once.
+    let h = open_as(&a, HOST_A, "data");
     for n in 0..BLOCKS {
         h.write_at(&block(n, 0xAA), n * BS).unwrap();
     }
@@ -252,6 +260,7 @@ fn resync_writes_exactly_the_changed_blocks_and_restores_the_data() {
     }
     let op = hw.resync(shadow.shadow_id, None).unwrap();
     op.wait().unwrap();
+    let h = open_as(&a, HOST_A, "data");
     for n in 0..BLOCKS {
         assert_eq!(read_block(&h, n), block(n, 1), "block {n}");
     }
