@@ -139,7 +139,12 @@ impl Model {
             .extend(offset / BLOCK..(offset + data.len()).div_ceil(BLOCK));
     }
 
-    /// Zeros written or discarded: the whole blocks of the range are released.
+    /// Zeros written as data (WRITE_ZEROES with NO_HOLE): the blocks are allocated.
+    fn zero_data(&mut self, offset: usize, len: usize) {
+        self.write(offset, &vec![0; len]);
+    }
+
+    /// Zeros written allowing holes, or discarded: the whole blocks of the range are released.
     fn zero(&mut self, offset: usize, len: usize) {
         self.bytes[offset..offset + len].fill(0);
         for b in offset.div_ceil(BLOCK)..(offset + len) / BLOCK {
@@ -397,6 +402,7 @@ fn plugin_serves_a_lun_to_nbdinfo_qemu_img_qemu_io_and_nbdcopy() {
     }
     assert_eq!(x["block_size_minimum"], 1, "{x}");
     assert_eq!(x["block_size_preferred"], BLOCK as u64, "{x}");
+    assert_eq!(x["block_size_maximum"], 32 * MIB as u64, "{x}");
     assert!(
         x["contexts"]
             .as_array()
@@ -415,18 +421,20 @@ fn plugin_serves_a_lun_to_nbdinfo_qemu_img_qemu_io_and_nbdcopy() {
         "qemu-img convert",
     );
 
-    // qemu-io writes (plain, FUA, write-zeroes, discard with unmap on, flush), then the pool,
-    // read through the C ABI, holds them.
+    // qemu-io writes (plain, FUA, write-zeroes allowing holes and not, discard with unmap on,
+    // flush), then the pool, read through the C ABI, holds them.
     // qemu-io's -P fills with one byte value.
     model.write(12288, &[7; 8192]);
     model.write(4 * MIB - 4096, &[8; 4096]);
-    model.zero(MIB + 4096, 8192); // write -z inside the first write
+    model.zero(MIB + 4096, 8192); // write -z -u (may unmap) inside the first write
+    model.zero_data(MIB + 16384, 4096); // write -z (NO_HOLE) inside it: zeros as data
     model.zero(MIB + 32768, 4096); // discard inside it too
     let io = format!(
         "qemu-io -f raw -d unmap -c 'write -P 7 12288 8192' -c 'write -f -P 8 {} 4096' \
-         -c 'write -z {} 8192' -c 'discard {} 4096' -c 'flush' \"$uri\"",
+         -c 'write -z -u {} 8192' -c 'write -z {} 4096' -c 'discard {} 4096' -c 'flush' \"$uri\"",
         4 * MIB - 4096,
         MIB + 4096,
+        MIB + 16384,
         MIB + 32768
     );
     let text = served(e, &dir, "0", &io);
@@ -679,8 +687,9 @@ fn plugin_refuses_what_the_initiator_does_not_see_and_bad_configuration() {
     assert_eq!(x["description"], "mine", "{x}");
 }
 
-/// nbdkit under valgrind serving writes (FUA, zero, trim, flush), block status and a parallel
-/// multi-connection copy: no memory error, no leak in the plugin or libumbra.
+/// nbdkit under valgrind serving writes (FUA, zero with holes and without, trim, flush), block
+/// status and a parallel multi-connection copy: no memory error, no leak in the plugin or
+/// libumbra.
 /// `UMBRA_TEST_NO_VALGRIND=1` skips it on purpose (as tests/c_programs.rs does).
 #[test]
 fn plugin_under_valgrind_has_no_memory_error_and_no_leak() {
@@ -709,6 +718,7 @@ fn plugin_under_valgrind_has_no_memory_error_and_no_leak() {
     model.write(8192, &[5; 8192]);
     model.zero(3 * MIB, 8192);
     model.zero(3 * MIB + 8192, 4096);
+    model.zero_data(3 * MIB + 12288, 300_000);
     let copy = e.work.join("valgrind-copy");
     let out = Command::new("valgrind")
         .args([
@@ -724,11 +734,12 @@ fn plugin_under_valgrind_has_no_memory_error_and_no_leak() {
         .arg("lun=disk")
         .arg("--run")
         .arg(format!(
-            "qemu-io -f raw -d unmap -c 'write -f -P 5 8192 8192' -c 'write -z {} 8192' \
-             -c 'discard {} 4096' -c flush \"$uri\" && nbdinfo --map \"$uri\" && \
-             nbdcopy --connections=4 \"$uri\" {}",
+            "qemu-io -f raw -d unmap -c 'write -f -P 5 8192 8192' -c 'write -z -u {} 8192' \
+             -c 'discard {} 4096' -c 'write -z -f {} 300000' -c flush \"$uri\" && \
+             nbdinfo --map \"$uri\" && nbdcopy --connections=4 \"$uri\" {}",
             3 * MIB,
             3 * MIB + 8192,
+            3 * MIB + 12288,
             copy.display()
         ))
         .output()
