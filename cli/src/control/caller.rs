@@ -226,6 +226,17 @@ impl Remote {
         }))
     }
 
+    /// Writes `text` on the caller's stderr as it is (a `term` request, no answer); a caller
+    /// that is gone is noticed at the command's next request, not here.
+    pub fn notice(&self, text: &str) {
+        let mut c = self.chan.lock();
+        if c.check().is_ok() {
+            if let Err(e) = wire::send_json(&mut c.stream, &json!({"op": "term", "text": text})) {
+                c.broken(e);
+            }
+        }
+    }
+
     /// Sends the command's last message (its report or error); nothing answers it.
     pub fn finish(&self, doc: &Value) -> io::Result<()> {
         let mut c = self.chan.lock();

@@ -1,5 +1,7 @@
-//! The serving side of the control socket: accepts `umbra` processes and runs their commands,
-//! one at a time, on the served array.
+//! The serving side of the control socket: accepts `umbra` processes and runs their commands on
+//! the served array, in two lanes: access changes and queries (`quick`) one at a time among
+//! themselves, everything else one at a time after the other (a revoke never waits for a
+//! `shadow create` or an image copy to finish).
 
 use std::io;
 use std::os::unix::fs::PermissionsExt;
@@ -8,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::{CommandFactory, FromArgMatches};
 use parking_lot::{Condvar, Mutex};
@@ -17,7 +19,7 @@ use vds_core::Array;
 
 use super::caller::Remote;
 use super::wire;
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, LunCommand};
 use crate::error::{Error, Result};
 use crate::output::Report;
 use crate::Ctx;
@@ -42,8 +44,13 @@ pub struct ControlServer {
 struct Shared {
     array: Array,
     pool: PathBuf,
-    /// Held by the command running: one at a time.
+    /// Held by the long-lane command running: one at a time.
     one: Mutex<()>,
+    /// The long-lane command running (its command line) and since when, for the notice of
+    /// one that waits.
+    running: Mutex<Option<(String, Instant)>>,
+    /// Held by the quick-lane command running ([`quick`]): one at a time among themselves.
+    quick: Mutex<()>,
     stop: Arc<AtomicBool>,
     callers: AtomicUsize,
     /// The callers whose command line was read and who are not answered yet (running or
@@ -75,8 +82,11 @@ impl ControlServer {
         let shared = Arc::new(Shared {
             array,
             pool: pool.to_path_buf(),
-            // One command at a time: commands see each other's effects whole.
+            // One command at a time in each lane: commands see each other's effects whole
+            // (a quick one is one array change, atomic and fenced by the array itself).
             one: Mutex::new(()),
+            running: Mutex::new(None),
+            quick: Mutex::new(()),
             stop: stop.clone(),
             callers: AtomicUsize::new(0),
             admitted: Mutex::new(0),
@@ -252,16 +262,28 @@ fn serve_one(mut conn: UnixStream, sh: &Shared) {
     // Counted out when this ends, by its answer or by a panic.
     let _admitted = Admitted(sh);
     let remote = Remote::new(conn, term_width);
-    let result = {
-        let _g = sh.one.lock();
-        // SeqCst: pairs with the store in `stop`, made before it waits for this lock.
-        if sh.stop.load(Ordering::SeqCst) {
-            Err(Error::of_kind(
-                vds_core::ErrorKind::Busy,
-                "the pool's server is shutting down; the command was not run (run it again)",
-            ))
-        } else {
-            run_argv(argv.clone(), sh.array.clone(), sh.pool.clone(), &remote)
+    let result = match parse(&argv) {
+        Err(e) => Err(e),
+        Ok(cli) if quick(&cli.command) => {
+            let _g = sh.quick.lock();
+            run_parsed(cli, sh, &remote)
+        }
+        Ok(cli) => {
+            let _g = match sh.one.try_lock() {
+                Some(g) => g,
+                None => {
+                    if !cli.json {
+                        if let Some(text) = waiting_notice(&sh.running.lock()) {
+                            remote.notice(&text);
+                        }
+                    }
+                    sh.one.lock()
+                }
+            };
+            *sh.running.lock() = Some((command_words(&argv), Instant::now()));
+            let result = run_parsed(cli, sh, &remote);
+            *sh.running.lock() = None;
+            result
         }
     };
     let msg = match &result {
@@ -279,13 +301,81 @@ fn serve_one(mut conn: UnixStream, sh: &Shared) {
     }
 }
 
-/// Parses and runs `argv` as `umbra` would, on the served array, for `remote`.
-fn run_argv(argv: Vec<String>, array: Array, pool: PathBuf, remote: &Remote) -> Result<Report> {
-    let matches = Cli::command()
-        .try_get_matches_from(std::iter::once("umbra".to_string()).chain(argv))
+/// `argv` parsed as `umbra` would parse it.
+fn parse(argv: &[String]) -> Result<Cli> {
+    Cli::command()
+        .try_get_matches_from(std::iter::once("umbra".to_string()).chain(argv.iter().cloned()))
         .and_then(|m| Cli::from_arg_matches(&m))
-        .map_err(|e| Error::usage(e.render().to_string().trim_end().to_string()))?;
-    match matches.command {
+        .map_err(|e| Error::usage(e.render().to_string().trim_end().to_string()))
+}
+
+/// True for the commands of the quick lane: an access change (mask, host LUN number, online,
+/// host or group membership) or a query of the array. Each is one change the array makes
+/// atomically and fences itself (no I/O admitted under the old access runs on after it), so it
+/// may run while a long command (a shadow set being made, an image copied, a script) is under
+/// way, as it would from a second process calling the library: "mask it off" is never queued
+/// behind a backup.
+fn quick(command: &Command) -> bool {
+    match command {
+        Command::Lun(c) => matches!(
+            c,
+            LunCommand::Unmask { .. }
+                | LunCommand::Number { .. }
+                | LunCommand::Online { .. }
+                | LunCommand::Offline { .. }
+                | LunCommand::List
+                | LunCommand::Detail { .. }
+        ),
+        Command::Host(_) => true,
+        Command::Group(_) => true,
+        _ => false,
+    }
+}
+
+/// `umbra` and the command line without its global options (`--pool`, `--json`), cut short
+/// past 80 characters: how a waiting caller is told which command it waits for.
+fn command_words(argv: &[String]) -> String {
+    let mut words = vec!["umbra"];
+    let mut it = argv.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--pool" => {
+                it.next();
+            }
+            "--json" => {}
+            a if a.starts_with("--pool=") => {}
+            a => words.push(a),
+        }
+    }
+    let text = words.join(" ");
+    match text.char_indices().nth(80) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text,
+    }
+}
+
+/// What a long-lane command that has to wait is told on stderr: the command it waits for.
+fn waiting_notice(running: &Option<(String, Instant)>) -> Option<String> {
+    let (command, since) = running.as_ref()?;
+    Some(format!(
+        "umbra: waiting for `{command}` (running for {} s) to finish: a served pool runs one \
+         such command at a time (masking, numbers, online/offline, hosts, groups and queries do \
+         not wait)\n",
+        since.elapsed().as_secs()
+    ))
+}
+
+/// Runs the parsed command as `umbra` would, on the served array, for `remote`; the check of a
+/// stopping server comes first (a command that waited for its turn is not run then).
+fn run_parsed(cli: Cli, sh: &Shared, remote: &Remote) -> Result<Report> {
+    // SeqCst: pairs with the store in `stop`, made before it waits for the commands admitted.
+    if sh.stop.load(Ordering::SeqCst) {
+        return Err(Error::of_kind(
+            vds_core::ErrorKind::Busy,
+            "the pool's server is shutting down; the command was not run (run it again)",
+        ));
+    }
+    match cli.command {
         Command::Demo(_) => {
             return Err(Error::usage(
                 "umbra demo runs on a pool of its own, not through a served pool's control socket",
@@ -299,11 +389,11 @@ fn run_argv(argv: Vec<String>, array: Array, pool: PathBuf, remote: &Remote) -> 
         _ => {}
     }
     let ctx = Ctx {
-        pool,
-        json: matches.json,
+        pool: sh.pool.clone(),
+        json: cli.json,
         pool_given: true,
-        array: Some(array),
+        array: Some(sh.array.clone()),
         caller: Arc::new(remote.clone()),
     };
-    crate::output::with_caller_term(remote.term(), || crate::dispatch_ctx(matches.command, &ctx))
+    crate::output::with_caller_term(remote.term(), || crate::dispatch_ctx(cli.command, &ctx))
 }
