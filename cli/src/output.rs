@@ -163,7 +163,9 @@ pub fn wait<T>(handle: AsyncHandle<T>, what: &str, shown: bool) -> vds_core::Res
     }
     let r = handle.wait();
     if r.is_ok() {
-        pb.finish_and_clear();
+        // The operation says at most 99% until it is done (its last step, a flush, may take a
+        // while): done, the bar is drawn at 100% and left, so it never ends at 99%.
+        pb.finish();
     } else {
         pb.abandon();
     }

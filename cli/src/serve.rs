@@ -50,7 +50,8 @@ pub struct ServeArgs {
     /// Once listening, write a JSON document here (pid, control socket, addresses), atomically.
     #[arg(long, value_name = "PATH")]
     pub ready_file: Option<PathBuf>,
-    /// The most NBD connections at once.
+    /// The most NBD connections in transmission at once (64); clients still in their
+    /// handshake have a budget of their own (16 per listener).
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
 }
@@ -119,6 +120,204 @@ fn write_ready(path: &Path, doc: &Value) -> Result<()> {
     std::fs::write(&tmp, text + "\n")
         .and_then(|()| std::fs::rename(&tmp, path))
         .map_err(|e| Error::file("cannot write ready file", path, e))
+}
+
+/// Unix sockets this server bound: removed when dropped (at shutdown, or when a later step of
+/// the start fails).
+struct SocketFiles(Vec<PathBuf>);
+
+impl Drop for SocketFiles {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// The bytes a unix socket's path may have: `sun_path` less its closing NUL (107 on Linux).
+fn max_socket_path() -> usize {
+    fn len<const N: usize>(_: fn(&libc::sockaddr_un) -> &[libc::c_char; N]) -> usize {
+        N
+    }
+    len(|a| &a.sun_path) - 1
+}
+
+/// Refuses a socket path a unix socket address cannot hold: invalid input (4), naming it.
+fn check_socket_path_len(p: &Path, what: &str) -> Result<()> {
+    let n = p.as_os_str().len();
+    if n > max_socket_path() {
+        return Err(Error::of_kind(
+            ErrorKind::InvalidArgument,
+            format!(
+                "{what}: the socket path {} is {n} bytes, longer than a unix socket address \
+                 holds ({}); use a shorter path",
+                p.display(),
+                max_socket_path()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The pool's control socket path, checked before the pool is opened: short enough, and no
+/// directory there.
+fn check_control_path(sock: &Path) -> Result<()> {
+    check_socket_path_len(sock, "the pool's control socket")?;
+    if std::fs::symlink_metadata(sock).is_ok_and(|m| m.is_dir()) {
+        return Err(Error::of_kind(
+            ErrorKind::AlreadyExists,
+            format!(
+                "the pool's control socket {}: a directory is there; remove it",
+                sock.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A listen failure on `--listen TEXT` with its exit code: a missing directory is not found
+/// (3), a path a socket cannot have invalid input (4), the rest (an address in use) I/O (9).
+fn listen_error(text: &str, e: std::io::Error) -> Error {
+    let kind = match e.kind() {
+        std::io::ErrorKind::NotFound => ErrorKind::NotFound,
+        std::io::ErrorKind::InvalidInput => ErrorKind::InvalidArgument,
+        _ => ErrorKind::Io,
+    };
+    Error::of_kind(kind, format!("cannot listen on {text}: {e}"))
+}
+
+/// Binds `--listen unix:PATH`. A socket nobody accepts on (a dead server's) is replaced; a live
+/// one fails (address in use, 9); anything else there (a file, a directory, a symbolic link) is
+/// left alone and refused as already existing (11), naming it.
+fn bind_unix(p: &Path, text: &str) -> Result<UnixListener> {
+    use std::os::unix::fs::FileTypeExt;
+    check_socket_path_len(p, &format!("--listen {text}"))?;
+    if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.is_dir() {
+            return Err(Error::of_kind(
+                ErrorKind::NotFound,
+                format!(
+                    "cannot listen on {text}: no directory {} to make the socket in",
+                    dir.display()
+                ),
+            ));
+        }
+    }
+    match std::fs::symlink_metadata(p) {
+        Ok(m) if m.file_type().is_socket() => {
+            if std::os::unix::net::UnixStream::connect(p)
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused)
+            {
+                // A socket nobody listens on: a dead server's.
+                let _ = std::fs::remove_file(p);
+            }
+        }
+        Ok(m) => {
+            let what = if m.is_dir() {
+                "a directory"
+            } else if m.file_type().is_symlink() {
+                "a symbolic link"
+            } else {
+                "a file that is not a socket"
+            };
+            return Err(Error::of_kind(
+                ErrorKind::AlreadyExists,
+                format!(
+                    "cannot listen on {text}: {} is {what}; it is left alone (give another \
+                     path, or remove it)",
+                    p.display()
+                ),
+            ));
+        }
+        Err(_) => {}
+    }
+    UnixListener::bind(p).map_err(|e| listen_error(text, e))
+}
+
+/// Makes way for `--ready-file PATH` before the server starts, so a script waiting on it never
+/// reads a dead server's document: nothing there, or an empty file, is fine; the document of a
+/// server that is gone (its pool's lock is free, or held by another process than the one it
+/// names) is removed, under that lock, so no server of that pool starts meanwhile. The document
+/// of a live server is refused busy (6), and any other file already existing (11): neither is
+/// touched.
+fn clear_ready_file(path: &Path) -> Result<()> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                Some(d) if !d.is_dir() => Err(Error::of_kind(
+                    ErrorKind::NotFound,
+                    format!(
+                        "--ready-file {}: no directory {}",
+                        path.display(),
+                        d.display()
+                    ),
+                )),
+                _ => Ok(()),
+            };
+        }
+        Err(e) => return Err(Error::file("--ready-file: cannot read", path, e)),
+    };
+    let remove = || {
+        std::fs::remove_file(path)
+            .map_err(|e| Error::file("--ready-file: cannot remove the stale", path, e))
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return remove();
+    }
+    let doc: Option<Value> = serde_json::from_slice(&bytes).ok();
+    let Some((pid, pool)) = doc
+        .as_ref()
+        .and_then(|d| Some((d["pid"].as_u64()?, PathBuf::from(d["pool"].as_str()?))))
+    else {
+        return Err(Error::of_kind(
+            ErrorKind::AlreadyExists,
+            format!(
+                "--ready-file {}: the file exists and is not a ready document of umbra serve; \
+                 it is left alone (give another path, or remove it)",
+                path.display()
+            ),
+        ));
+    };
+    // The server that wrote it holds its pool's lock (`pool.lock`, with its pid) while it lives.
+    let lock = pool.join("pool.lock");
+    let file = match std::fs::File::open(&lock) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return remove(),
+        Err(e) => {
+            return Err(Error::file(
+                "--ready-file: cannot open the pool lock",
+                &lock,
+                e,
+            ))
+        }
+    };
+    match file.try_lock() {
+        // Free: its server is gone. Removed while this process holds the lock.
+        Ok(()) => remove(),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&lock).unwrap_or_default();
+            if holder.trim() == pid.to_string() {
+                Err(Error::of_kind(
+                    ErrorKind::Busy,
+                    format!(
+                        "--ready-file {}: the ready document of the live server (pid {pid}) of \
+                         pool {}",
+                        path.display(),
+                        pool.display()
+                    ),
+                ))
+            } else {
+                // Another process holds that pool now: the document's server is gone.
+                remove()
+            }
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::file(
+            "--ready-file: cannot lock the pool lock",
+            &lock,
+            e,
+        )),
+    }
 }
 
 /// Runs `umbra serve` until SIGINT or SIGTERM.
@@ -203,6 +402,29 @@ pub fn run(a: ServeArgs, ctx: &Ctx) -> Result<Report> {
             _ => None,
         };
 
+    // Paths as the ready document and stdout give them: absolute, so a script elsewhere can
+    // use them whatever the server's working directory.
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let sock = crate::control::client::socket_path(&ctx.pool);
+    check_control_path(&sock)?;
+    if let Some(p) = &a.ready_file {
+        clear_ready_file(p)?;
+    }
+    // Every listener is bound before the pool is opened (or created): a serve that cannot
+    // listen changes nothing. Sockets bound here are removed if a later step fails.
+    let mut bound = SocketFiles(Vec::new());
+    let mut listeners = Vec::new();
+    for (addr, text) in addrs.iter().zip(&a.listen) {
+        listeners.push(match addr {
+            Addr::Tcp(s) => Listener::Tcp(TcpListener::bind(s).map_err(|e| listen_error(text, e))?),
+            Addr::Unix(p) => {
+                let l = bind_unix(p, text)?;
+                bound.0.push(p.clone());
+                Listener::Unix(l)
+            }
+        });
+    }
+
     let array = ctx.open()?;
     let mut config = ServerConfig::default();
     if let Some(n) = a.max_connections {
@@ -210,57 +432,37 @@ pub fn run(a: ServeArgs, ctx: &Ctx) -> Result<Report> {
     }
     let server = Server::new(array.clone(), config);
     let mut handles = Vec::new();
-    let mut unix_paths = Vec::new();
     let mut shown = Vec::new();
     let io = |what: &str, e: std::io::Error| Error::of_kind(ErrorKind::Io, format!("{what}: {e}"));
-    for (i, (addr, text)) in addrs.iter().zip(&a.listen).enumerate() {
-        let listener = match addr {
-            Addr::Tcp(s) => Listener::Tcp(
-                TcpListener::bind(s).map_err(|e| io(&format!("cannot listen on {text}"), e))?,
-            ),
-            Addr::Unix(p) => {
-                use std::os::unix::fs::FileTypeExt;
-                let is_socket =
-                    std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_socket());
-                if is_socket
-                    && std::os::unix::net::UnixStream::connect(p)
-                        .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused)
-                {
-                    // A socket nobody listens on: a dead server's. Anything else there (a
-                    // live socket, a file) is left alone and the bind fails naming it.
-                    let _ = std::fs::remove_file(p);
-                }
-                let l = UnixListener::bind(p)
-                    .map_err(|e| io(&format!("cannot listen on {text}"), e))?;
-                unix_paths.push(p.clone());
-                Listener::Unix(l)
-            }
-        };
+    for (i, ((listener, addr), text)) in
+        listeners.into_iter().zip(&addrs).zip(&a.listen).enumerate()
+    {
         let (identity, who) = match &acceptor {
-            Some(t) => (
-                Identity::Tls(t.clone()),
-                "(TLS client certificate)".to_string(),
+            // No fixed initiator: each client is the one its certificate names.
+            Some(t) => (Identity::Tls(t.clone()), Value::Null),
+            None => (
+                Identity::Fixed(ids[i].clone()),
+                Value::String(ids[i].to_string()),
             ),
-            None => (Identity::Fixed(ids[i].clone()), ids[i].to_string()),
         };
         let h = server
             .listen(listener, identity)
             .map_err(|e| Error::of_kind(ErrorKind::Io, format!("cannot serve {text}: {e}")))?;
-        let at = match h.local_addr().tcp() {
-            Some(s) => s.to_string(),
-            None => text.clone(),
+        let at = match (addr, h.local_addr().tcp()) {
+            (_, Some(s)) => s.to_string(),
+            (Addr::Unix(p), None) => format!("unix:{}", absolute(p).display()),
+            (Addr::Tcp(_), None) => text.clone(),
         };
         shown.push(json!({ "address": at, "initiator": who }));
         handles.push(h);
     }
-    let sock = crate::control::client::socket_path(&ctx.pool);
     let mut control = ControlServer::start(array.clone(), &ctx.pool, &sock)
         .map_err(|e| io(&format!("cannot listen on {}", sock.display()), e))?;
 
     let ready = json!({
         "pid": std::process::id(),
-        "pool": ctx.pool,
-        "control": sock,
+        "pool": absolute(&ctx.pool),
+        "control": absolute(&sock),
         "listeners": shown,
     });
     if let Some(p) = &a.ready_file {
@@ -272,14 +474,16 @@ pub fn run(a: ServeArgs, ctx: &Ctx) -> Result<Report> {
             let _ = writeln!(out, "{}", serde_json::to_string(&ready).expect("JSON"));
         } else {
             for l in &shown {
-                let _ = writeln!(
-                    out,
-                    "listening on {} as {}",
-                    l["address"].as_str().unwrap_or(""),
-                    l["initiator"].as_str().unwrap_or("")
-                );
+                let at = l["address"].as_str().unwrap_or("");
+                let _ = match l["initiator"].as_str() {
+                    Some(who) => writeln!(out, "listening on {at} as {who}"),
+                    None => writeln!(
+                        out,
+                        "listening on {at} (TLS: each client as the initiator its certificate names)"
+                    ),
+                };
             }
-            let _ = writeln!(out, "control socket {}", sock.display());
+            let _ = writeln!(out, "control socket {}", absolute(&sock).display());
             let _ = writeln!(out, "ready (pid {})", std::process::id());
         }
         let _ = out.flush();
@@ -292,9 +496,7 @@ pub fn run(a: ServeArgs, ctx: &Ctx) -> Result<Report> {
     }
     control.stop();
     server.shutdown();
-    for p in &unix_paths {
-        let _ = std::fs::remove_file(p);
-    }
+    drop(bound);
     if let Some(p) = &a.ready_file {
         let _ = std::fs::remove_file(p);
     }

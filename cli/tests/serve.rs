@@ -305,6 +305,27 @@ fn umbra_at(cwd: &Path, pool: &Path) -> Command {
     c
 }
 
+/// Spawns `cmd` (a `--json serve`; its stdout is piped here) and reads its ready document, the
+/// first line of its stdout.
+fn spawn_ready(cmd: &mut Command) -> (Child, Value) {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let doc = serde_json::from_str(&line).expect("the ready document");
+    (child, doc)
+}
+
+/// Sends `sig` to `child`.
+fn kill(child: &Child, sig: &str) {
+    let st = Command::new("kill")
+        .args([&format!("-{sig}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
 /// The first line written to the FIFO at `path` (opening it waits for its writer).
 fn line_of(path: &Path) -> String {
     let mut line = String::new();
@@ -853,8 +874,12 @@ fn a_socket_nobody_accepts_on_is_removed_only_under_the_pool_lock() {
         &other,
         &["serve", "--listen", "unix:precious.txt", "--as", SERVER],
     );
-    assert_eq!(c, 9, "{err}");
+    assert_eq!(c, 11, "{err}");
     assert!(err.contains("cannot listen on unix:precious.txt"), "{err}");
+    assert!(
+        !other.exists(),
+        "a serve that cannot listen created the pool"
+    );
     assert_eq!(std::fs::read(&precious).unwrap(), b"keep me");
 }
 
@@ -1200,33 +1225,25 @@ fn tls_clients_on_one_listener_see_their_own_views() {
         &["lun", "create", "two", "2MiB", "--unmask", h2],
     );
     assert_eq!(c, 0, "{err}");
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin!("umbra"))
-        .env_remove("UMBRA_POOL")
-        .current_dir(cwd)
-        .args([
-            "--pool",
-            "pool",
-            "--json",
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .args([
-            "--tls-cert",
-            "server-cert.pem",
-            "--tls-key",
-            "server-key.pem",
-            "--tls-ca",
-            "ca-cert.pem",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let ready: Value = serde_json::from_str(&line).expect("the ready document");
+    let (child, ready) = spawn_ready(
+        umbra_at(cwd, Path::new("pool"))
+            .args(["--json", "serve", "--listen", "127.0.0.1:0"])
+            .args([
+                "--tls-cert",
+                "server-cert.pem",
+                "--tls-key",
+                "server-key.pem",
+                "--tls-ca",
+                "ca-cert.pem",
+            ]),
+    );
+    // No fixed initiator under TLS: null, not a placeholder string.
+    assert!(ready["listeners"][0]["initiator"].is_null(), "{ready}");
+    assert_eq!(
+        ready["pool"],
+        cwd.join("pool").to_str().unwrap(),
+        "absolute"
+    );
     let pid = child.id();
     let srv = Served {
         child,
@@ -1321,12 +1338,8 @@ fn progress_bars_of_served_commands_are_drawn_by_the_caller() {
     );
     std::fs::write(cwd.join("in.bin"), vec![7u8; 8 << 20]).unwrap();
     let umbra_bin = assert_cmd::cargo::cargo_bin!("umbra");
-    let on_a_terminal = |json: &str| {
-        let cmd = format!(
-            "{} --pool {} {json} lun write db --as {SERVER} --in in.bin",
-            umbra_bin.display(),
-            pool.display()
-        );
+    let on_a_terminal_args = |args: &str| {
+        let cmd = format!("{} --pool {} {args}", umbra_bin.display(), pool.display());
         let out = Command::new("script")
             .args(["-qec", &cmd, "/dev/null"])
             .current_dir(cwd)
@@ -1341,8 +1354,19 @@ fn progress_bars_of_served_commands_are_drawn_by_the_caller() {
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
+    let on_a_terminal =
+        |json: &str| on_a_terminal_args(&format!("{json} lun write db --as {SERVER} --in in.bin"));
     let shown = on_a_terminal("");
     assert!(shown.contains("write db ["), "no bar drawn: {shown:?}");
+    // A bar of a long operation (percent done) ends at 100%, not at the 99% it says until the
+    // operation is over.
+    let export = on_a_terminal_args("lun export db out.img");
+    let last = export.rsplit("export db [").next().unwrap();
+    assert!(
+        export.contains("export db [") && last.contains("] 100%"),
+        "the bar does not end at 100%: {export:?}"
+    );
+    assert!(export.contains("Exported"), "{export:?}");
     assert!(shown.contains("Wrote 8388608 bytes"), "{shown:?}");
     let hidden = on_a_terminal("--json");
     assert!(
@@ -1403,32 +1427,22 @@ fn sighup_stops_the_server_cleanly_and_json_keeps_stderr_quiet() {
     let dir = tempfile::tempdir().unwrap();
     let cwd = dir.path();
     let pool = cwd.join("pool");
-    let mut child = umbra_at(cwd, &pool)
-        .args([
-            "--json",
-            "serve",
-            "--listen",
-            "unix:nbd.sock",
-            "--as",
-            SERVER,
-        ])
-        .args(["--ready-file", "ready.json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let doc: Value = serde_json::from_str(&line).unwrap();
+    let (child, doc) = spawn_ready(
+        umbra_at(cwd, &pool)
+            .args([
+                "--json",
+                "serve",
+                "--listen",
+                "unix:nbd.sock",
+                "--as",
+                SERVER,
+            ])
+            .args(["--ready-file", "ready.json"])
+            .stderr(Stdio::piped()),
+    );
     assert_eq!(doc["pid"].as_u64(), Some(child.id() as u64));
     assert!(cwd.join("ready.json").exists());
-    let st = Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    kill(&child, "HUP");
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "SIGHUP is a clean stop");
     assert_eq!(
@@ -1462,4 +1476,226 @@ fn a_save_into_a_missing_directory_says_the_same_served_or_not() {
     let _srv = Served::start(&pool, &cwd.join("nbd.sock"));
     let served = run_in(cwd, &pool, &args);
     assert_eq!((served.0, &served.2), (local.0, &local.2));
+}
+
+/// Listen failures are found before the pool is opened (nothing is created) and exit with the
+/// code of their cause: a missing directory not found (3), a path a socket address cannot hold
+/// invalid input (4), a directory, file or symbolic link at the path already exists (11, left
+/// alone), an address in use I/O (9).
+#[test]
+fn a_serve_that_cannot_listen_creates_nothing_and_exits_with_the_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let pool = cwd.join("pool");
+    std::fs::create_dir(cwd.join("adir")).unwrap();
+    std::fs::write(cwd.join("afile"), b"keep").unwrap();
+    std::os::unix::fs::symlink("afile", cwd.join("alink")).unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let long = format!("unix:{}", "s".repeat(120));
+    let in_use = format!("127.0.0.1:{}", taken.local_addr().unwrap().port());
+    for (listen, code, named) in [
+        ("unix:nodir/s.sock", 3, "nodir"),
+        (long.as_str(), 4, "120 bytes"),
+        ("unix:adir", 11, "adir is a directory"),
+        ("unix:afile", 11, "afile is a file"),
+        ("unix:alink", 11, "alink is a symbolic link"),
+        (in_use.as_str(), 9, in_use.as_str()),
+    ] {
+        let (c, _, err) = run_in(cwd, &pool, &["serve", "--listen", listen, "--as", SERVER]);
+        assert_eq!(c, code, "{listen}: {err}");
+        assert!(err.contains(named), "{listen}: {err}");
+        assert!(!pool.exists(), "{listen}: the pool was created");
+    }
+    // Two listeners, the second failing: the first one's socket is removed too.
+    let (c, _, err) = run_in(
+        cwd,
+        &pool,
+        &[
+            "serve",
+            "--listen",
+            "unix:first.sock",
+            "--listen",
+            "unix:adir",
+            "--as",
+            SERVER,
+        ],
+    );
+    assert_eq!(c, 11, "{err}");
+    assert!(!cwd.join("first.sock").exists());
+    assert_eq!(std::fs::read(cwd.join("afile")).unwrap(), b"keep");
+    assert!(cwd.join("adir").is_dir() && cwd.join("alink").is_symlink());
+    // A control socket path too long for a socket: invalid input, before the pool is made.
+    let deep = cwd.join("d".repeat(100));
+    let (c, _, err) = run_in(
+        cwd,
+        &deep,
+        &["serve", "--listen", "unix:s.sock", "--as", SERVER],
+    );
+    assert_eq!(c, 4, "{err}");
+    assert!(err.contains("control socket"), "{err}");
+    assert!(!deep.exists() && !cwd.join("s.sock").exists());
+}
+
+/// The ready document (and `--json` stdout) names the pool, the control socket and unix
+/// listeners by absolute paths, whatever relative ones were given. A dead server's ready file
+/// is removed as the next serve starts, even one that then fails; a live server's ready file,
+/// or a file that is no ready document, is refused and left alone.
+#[test]
+fn the_ready_document_is_absolute_and_a_stale_one_never_outlives_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let start = || {
+        spawn_ready(
+            umbra_at(cwd, Path::new("pool"))
+                .args(["--json", "serve", "--listen", "unix:rel.sock"])
+                .args(["--as", SERVER, "--ready-file", "ready.json"]),
+        )
+    };
+    let (mut child, doc) = start();
+    let on_disk: Value =
+        serde_json::from_slice(&std::fs::read(cwd.join("ready.json")).unwrap()).unwrap();
+    assert_eq!(on_disk, doc);
+    let abs = |p: &str| cwd.join(p).to_str().unwrap().to_string();
+    assert_eq!(doc["pool"], abs("pool"));
+    assert_eq!(doc["control"], abs("pool/control.sock"));
+    assert_eq!(
+        doc["listeners"][0]["address"],
+        format!("unix:{}", abs("rel.sock"))
+    );
+    assert_eq!(doc["listeners"][0]["initiator"], SERVER);
+
+    // A live server's ready file: another pool's serve refuses it (busy), untouched.
+    let (c, _, err) = run_in(
+        cwd,
+        &cwd.join("other"),
+        &[
+            "serve",
+            "--listen",
+            "unix:o.sock",
+            "--as",
+            SERVER,
+            "--ready-file",
+            "ready.json",
+        ],
+    );
+    assert_eq!(c, 6, "{err}");
+    assert!(err.contains(&format!("pid {}", child.id())), "{err}");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&std::fs::read(cwd.join("ready.json")).unwrap()).unwrap(),
+        doc
+    );
+    assert!(!cwd.join("other").exists() && !cwd.join("o.sock").exists());
+
+    // Killed: its ready file stays, until the next serve starts, even one that fails.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(cwd.join("ready.json").exists());
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let in_use = format!("127.0.0.1:{}", taken.local_addr().unwrap().port());
+    let (c, _, err) = run_in(
+        cwd,
+        &cwd.join("pool"),
+        &[
+            "serve",
+            "--listen",
+            &in_use,
+            "--as",
+            SERVER,
+            "--ready-file",
+            "ready.json",
+        ],
+    );
+    assert_eq!(c, 9, "{err}");
+    assert!(
+        !cwd.join("ready.json").exists(),
+        "the dead server's ready file is left"
+    );
+
+    // A file that is no ready document is not replaced (an empty one is).
+    std::fs::write(cwd.join("ready.json"), b"precious").unwrap();
+    let (c, _, err) = run_in(
+        cwd,
+        &cwd.join("pool"),
+        &[
+            "serve",
+            "--listen",
+            "unix:rel.sock",
+            "--as",
+            SERVER,
+            "--ready-file",
+            "ready.json",
+        ],
+    );
+    assert_eq!(c, 11, "{err}");
+    assert_eq!(std::fs::read(cwd.join("ready.json")).unwrap(), b"precious");
+    std::fs::write(cwd.join("ready.json"), b"").unwrap();
+    let (mut child, doc) = start();
+    assert_eq!(doc["pid"].as_u64(), Some(u64::from(child.id())));
+    kill(&child, "TERM");
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert!(!cwd.join("ready.json").exists());
+}
+
+/// A WRITE declaring 4 GiB closes the client's connection at once, its payload unread, and the
+/// server says why on stderr (with `--json` too); the server goes on.
+#[test]
+// NBD is big-endian on the wire; nothing here is persisted.
+#[allow(clippy::big_endian_bytes)]
+fn an_absurd_write_closes_the_connection_with_a_logged_reason() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let pool = cwd.join("pool");
+    let (c, _, err) = run_in(
+        cwd,
+        &pool,
+        &["lun", "create", "db", "1MiB", "--unmask", SERVER],
+    );
+    assert_eq!(c, 0, "{err}");
+    let (child, doc) = spawn_ready(
+        umbra_at(cwd, &pool)
+            .args(["--json", "serve", "--listen", "127.0.0.1:0", "--as", SERVER])
+            .stderr(Stdio::piped()),
+    );
+    let addr = doc["listeners"][0]["address"].as_str().unwrap().to_string();
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    let mut greeting = [0u8; 18];
+    s.read_exact(&mut greeting).unwrap();
+    // Fixed newstyle + no zeroes; EXPORT_NAME "0"; then a WRITE header claiming 4 GiB - 1.
+    let mut b = 3u32.to_be_bytes().to_vec();
+    b.extend_from_slice(b"IHAVEOPT");
+    b.extend_from_slice(&1u32.to_be_bytes());
+    b.extend_from_slice(&1u32.to_be_bytes());
+    b.extend_from_slice(b"0");
+    s.write_all(&b).unwrap();
+    let mut export = [0u8; 10];
+    s.read_exact(&mut export).unwrap();
+    let mut req = 0x2560_9513u32.to_be_bytes().to_vec();
+    req.extend_from_slice(&0u16.to_be_bytes());
+    req.extend_from_slice(&1u16.to_be_bytes());
+    req.extend_from_slice(&7u64.to_be_bytes());
+    req.extend_from_slice(&0u64.to_be_bytes());
+    req.extend_from_slice(&u32::MAX.to_be_bytes());
+    s.write_all(&req).unwrap();
+    // A watchdog against a server reading the payload, not a measure of speed.
+    s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    let mut rest = Vec::new();
+    let end = s.read_to_end(&mut rest);
+    assert!(
+        end.is_ok() || end.is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "the connection was not closed"
+    );
+    // The server goes on: a new client gets its greeting.
+    let mut again = std::net::TcpStream::connect(&addr).unwrap();
+    again.read_exact(&mut greeting).unwrap();
+    drop(again);
+    kill(&child, "TERM");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("connection from 127.0.0.1:") && log.contains("WRITE of 4294967295 bytes"),
+        "{log}"
+    );
 }

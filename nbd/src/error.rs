@@ -17,6 +17,10 @@ pub enum ErrorKind {
     Protocol,
     /// The TLS handshake failed, or the client would not use TLS where it is required.
     Tls,
+    /// The client passed one of the server's limits (`ServerConfig`): its handshake's silence
+    /// limit or deadline, the connection limit at EXPORT_NAME, a WRITE declaring far more than
+    /// the largest request; the connection was closed.
+    Limit,
     /// The server is shut down.
     Shutdown,
 }
@@ -28,6 +32,7 @@ impl ErrorKind {
             ErrorKind::Io => "io",
             ErrorKind::Protocol => "protocol",
             ErrorKind::Tls => "tls",
+            ErrorKind::Limit => "limit",
             ErrorKind::Shutdown => "shutdown",
         }
     }
@@ -59,10 +64,15 @@ impl Error {
         }
     }
 
-    /// An I/O error with what was being done when it happened.
+    /// An I/O error with what was being done when it happened: [`ErrorKind::Limit`] for a
+    /// read that timed out (a handshake limit), [`ErrorKind::Io`] otherwise.
     pub fn io(what: impl Into<String>, source: io::Error) -> Error {
         Error {
-            kind: ErrorKind::Io,
+            kind: if source.kind() == io::ErrorKind::TimedOut {
+                ErrorKind::Limit
+            } else {
+                ErrorKind::Io
+            },
             message: format!("{}: {source}", what.into()),
             source: Some(source),
         }

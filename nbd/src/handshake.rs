@@ -24,6 +24,10 @@ struct Negotiated {
     initiator: Option<InitiatorId>,
     structured: bool,
     base_allocation: bool,
+    /// The most exports a LIST answered: each may then be asked about (INFO, GO, meta
+    /// contexts) with a budget of options of its own, as nbdkit allows, so `nbdinfo --list`
+    /// of a host that sees many LUNs is not cut off.
+    listed: u32,
 }
 
 /// What an option leads to.
@@ -35,14 +39,15 @@ enum Step {
     Transmit(LunHandle, ExportInfo),
 }
 
-/// Runs one connection: the handshake, then transmission of the export chosen (`transmitting`
-/// is called as it begins). `Ok` when the client ended it (ABORT, DISC, end of input) or the
-/// server shut down.
+/// Runs one connection: the handshake, then transmission of the export chosen. `admit` is
+/// called as the client chooses its export, before the answer: false means the server has its
+/// most connections in transmission already (the export is refused). `Ok` when the client
+/// ended it (ABORT, DISC, end of input) or the server shut down.
 pub(crate) fn serve(
     core: &Core,
     conn: Conn,
     identity: &Identity,
-    transmitting: &dyn Fn(),
+    admit: &dyn Fn() -> bool,
 ) -> Result<()> {
     let mut conn = conn;
     let mut greeting = Vec::with_capacity(18);
@@ -74,6 +79,7 @@ pub(crate) fn serve(
         },
         structured: false,
         base_allocation: false,
+        listed: 0,
     };
     let mut options = 0u32;
     loop {
@@ -92,10 +98,11 @@ pub(crate) fn serve(
         }
         let (opt, len) = (be_u32(&head[8..12]), be_u32(&head[12..16]));
         options += 1;
-        if options > core.config.max_options {
+        let max = core.config.max_options;
+        let budget = max.saturating_add(max.saturating_mul(neg.listed));
+        if options > budget {
             return Err(Error::protocol(format!(
-                "the client sent more than {} options",
-                core.config.max_options
+                "the client sent more than {budget} options ({max}, and {max} per export listed)"
             )));
         }
         if len > core.config.max_option_len {
@@ -151,6 +158,7 @@ pub(crate) fn serve(
                 initiator: Some(initiator),
                 structured: false,
                 base_allocation: false,
+                listed: 0,
             };
             continue;
         }
@@ -159,7 +167,7 @@ pub(crate) fn serve(
             let _ = send(&mut conn, &option_reply(opt, REP_ACK, &[]));
             return Ok(());
         };
-        match option(core, &mut conn, &mut neg, &initiator, opt, &data)? {
+        match option(core, &mut conn, &mut neg, &initiator, opt, &data, admit)? {
             Step::Next => {}
             Step::Close => return Ok(()),
             Step::Transmit(handle, info) => {
@@ -173,7 +181,6 @@ pub(crate) fn serve(
                     }
                     send(&mut conn, &b)?;
                 }
-                transmitting();
                 return transmission::run(
                     core,
                     conn,
@@ -196,8 +203,15 @@ fn option(
     initiator: &InitiatorId,
     opt: u32,
     data: &[u8],
+    admit: &dyn Fn() -> bool,
 ) -> Result<Step> {
     let array = &core.array;
+    let full = || {
+        format!(
+            "the server has its most connections in transmission ({}): try again later",
+            core.config.max_connections
+        )
+    };
     match opt {
         OPT_ABORT => {
             // The client may close without reading the ACK.
@@ -217,6 +231,12 @@ fn option(
             let handle = array.open_lun(initiator, info.number).map_err(|e| {
                 Error::protocol(format!("EXPORT_NAME {name:?}: opening the LUN: {e}"))
             })?;
+            if !admit() {
+                return Err(Error::new(
+                    ErrorKind::Limit,
+                    format!("EXPORT_NAME {name:?}: {}", full()),
+                ));
+            }
             Ok(Step::Transmit(handle, info))
         }
         OPT_LIST => {
@@ -225,7 +245,11 @@ fn option(
                 return Ok(Step::Next);
             }
             let mut out = Vec::new();
-            for e in export::list(array, initiator) {
+            let exports = export::list(array, initiator);
+            neg.listed = neg
+                .listed
+                .max(u32::try_from(exports.len()).unwrap_or(u32::MAX));
+            for e in exports {
                 let name = e.name();
                 let mut d = Vec::with_capacity(4 + name.len() + e.lun.len());
                 d.extend_from_slice(&(name.len() as u32).to_be_bytes());
@@ -241,7 +265,7 @@ fn option(
             let req = match InfoRequest::decode(data) {
                 Ok(r) => r,
                 Err(why) => {
-                    reply_err(conn, opt, REP_ERR_INVALID, &why)?;
+                    reply_err(conn, opt, why.reply(), &why.to_string())?;
                     return Ok(Step::Next);
                 }
             };
@@ -250,19 +274,21 @@ fn option(
                 reply_err(conn, opt, REP_ERR_UNKNOWN, &msg)?;
                 return Ok(Step::Next);
             };
-            let handle = if opt == OPT_GO {
-                match array.open_lun(initiator, info.number) {
-                    Ok(h) => {
-                        info.size = h.size().unwrap_or(info.size);
-                        Some(h)
-                    }
-                    Err(e) => {
-                        reply_err(conn, opt, REP_ERR_UNKNOWN, &e.to_string())?;
-                        return Ok(Step::Next);
-                    }
+            // INFO answers as GO would (clients probe with it): the LUN is opened for both, so
+            // one that cannot be (offline, being restored) is refused by both alike.
+            let handle = match array.open_lun(initiator, info.number) {
+                Ok(_) if opt == OPT_GO && !admit() => {
+                    reply_err(conn, opt, REP_ERR_POLICY, &full())?;
+                    return Ok(Step::Next);
                 }
-            } else {
-                None
+                Ok(h) => {
+                    info.size = h.size().unwrap_or(info.size);
+                    (opt == OPT_GO).then_some(h)
+                }
+                Err(e) => {
+                    reply_err(conn, opt, REP_ERR_UNKNOWN, &e.to_string())?;
+                    return Ok(Step::Next);
+                }
             };
             let mut out = Vec::new();
             let mut export = Vec::with_capacity(12);
@@ -319,7 +345,7 @@ fn option(
             let req = match MetaRequest::decode(data) {
                 Ok(r) => r,
                 Err(why) => {
-                    reply_err(conn, opt, REP_ERR_INVALID, &why)?;
+                    reply_err(conn, opt, why.reply(), &why.to_string())?;
                     return Ok(Step::Next);
                 }
             };

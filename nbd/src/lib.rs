@@ -82,4 +82,5 @@ pub use error::{Error, ErrorKind, Result};
 pub use export::ExportInfo;
 pub use server::{
     Identity, Listener, ListenerHandle, LocalAddr, Server, ServerConfig, TlsAcceptor,
+    WRITE_DROP_FACTOR,
 };

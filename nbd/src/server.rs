@@ -16,16 +16,33 @@ use vds_core::{Array, InitiatorId};
 use crate::conn::Conn;
 use crate::error::{Error, ErrorKind, Result};
 
+/// How many times [`ServerConfig::max_request`] a WRITE may declare and still have its payload
+/// read and dropped (answered EOVERFLOW, the connection going on); past it the connection is
+/// closed.
+pub const WRITE_DROP_FACTOR: u32 = 4;
+
 /// Limits of a [`Server`]. `Default` gives the values documented on each field.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// Connections served at once, over every listener (64); one more is closed at accept.
+    /// Connections in transmission at once, over every listener and
+    /// [`Server::serve_connection`] (64): past it, a GO is answered `ERR_POLICY` naming the limit
+    /// and an EXPORT_NAME closes the connection. Connections still in their handshake do not
+    /// count here: they count against their listener's [`ServerConfig::max_handshakes`].
     pub max_connections: usize,
+    /// Connections in their handshake at once, per listener (16): one more is closed at accept.
+    /// A budget of its own, apart from [`ServerConfig::max_connections`], so that clients that
+    /// connect and never finish their handshake (before showing a TLS certificate, say) hold at
+    /// most this many sockets of their listener, and no slot of another listener or of an
+    /// established connection.
+    pub max_handshakes: usize,
     /// The largest READ or WRITE accepted, in bytes (32 MiB, advertised as the maximum block
-    /// size); a larger one gets EOVERFLOW (a WRITE's payload is read and dropped first).
+    /// size); a larger one gets EOVERFLOW. A WRITE's payload is read and dropped first when it
+    /// is at most [`WRITE_DROP_FACTOR`] times this, so the connection goes on (as qemu-nbd
+    /// does); a WRITE declaring more closes the connection (the server does not read up to
+    /// 4 GiB of a client's bytes to throw them away).
     pub max_request: u32,
-    /// Options a client may send in one handshake (32, as nbdkit); the next one closes the
-    /// connection.
+    /// Options a client may send in one handshake (32, as nbdkit), plus as many again per
+    /// export its largest LIST answered; the next one closes the connection.
     pub max_options: u32,
     /// The longest option data accepted, in bytes (64 KiB: an export name and a query are at
     /// most 4096 bytes each); a longer option closes the connection.
@@ -46,6 +63,11 @@ pub struct ServerConfig {
     /// cannot hold a connection slot. Transmission has no such limit. `None`: no limit.
     /// (`serve_connection` has none.)
     pub handshake_timeout: Option<std::time::Duration>,
+    /// How long a listener's client may take over its whole handshake, from accept to GO or
+    /// EXPORT_NAME, a TLS handshake included (30 s): a client that sends a byte now and then,
+    /// each within [`ServerConfig::handshake_timeout`], cannot hold its handshake slot longer.
+    /// `None`: no limit. (`serve_connection` has none.)
+    pub handshake_deadline: Option<std::time::Duration>,
     /// How long [`Server::shutdown`] lets connections answer the requests they read (5 s):
     /// past it, the sockets of connections still running are shut down both ways, so replies
     /// that cannot be sent (a client that stopped reading) fail at once. Shutdown therefore
@@ -59,6 +81,7 @@ impl Default for ServerConfig {
     fn default() -> ServerConfig {
         ServerConfig {
             max_connections: 64,
+            max_handshakes: 16,
             max_request: 32 << 20,
             max_options: 32,
             max_option_len: 64 << 10,
@@ -66,6 +89,7 @@ impl Default for ServerConfig {
             max_in_flight: 16,
             write_timeout: Some(std::time::Duration::from_secs(60)),
             handshake_timeout: Some(std::time::Duration::from_secs(10)),
+            handshake_deadline: Some(std::time::Duration::from_secs(30)),
             shutdown_grace: Some(std::time::Duration::from_secs(5)),
         }
     }
@@ -171,13 +195,26 @@ pub(crate) struct Core {
 
 #[derive(Default)]
 struct State {
-    /// Live connections: the socket to shut the read side of at shutdown (`None`: a connection
-    /// of `serve_connection`, whose reader the server cannot interrupt).
-    conns: HashMap<u64, Option<Closer>>,
+    /// Live connections.
+    conns: HashMap<u64, Entry>,
+    /// Connections of `conns` in transmission (counted against `max_connections`).
+    established: usize,
     next: u64,
     listeners: Vec<Arc<ListenerCtl>>,
     /// Connection threads of the listeners (finished ones are pruned as new ones start).
     threads: Vec<JoinHandle<()>>,
+}
+
+/// A live connection.
+struct Entry {
+    /// The socket to shut the read side of at shutdown (`None`: a connection of
+    /// `serve_connection`, whose reader the server cannot interrupt).
+    closer: Option<Closer>,
+    /// The listener it came from (its id), whose handshake budget it counts against until it
+    /// is established; `None`: `serve_connection`'s.
+    listener: Option<u64>,
+    /// In transmission: counted against `max_connections` rather than the handshake budget.
+    established: bool,
 }
 
 /// A clone of a connection's socket, to end its reading.
@@ -267,6 +304,7 @@ impl Server {
             ),
         };
         let ctl = Arc::new(ListenerCtl {
+            id: core.next_id(),
             stop: AtomicBool::new(false),
             wake,
             addr,
@@ -296,13 +334,13 @@ impl Server {
     /// next request.
     pub fn serve_connection(&self, conn: Conn, identity: &Identity) -> Result<()> {
         let core = &self.owner.core;
-        let id = core.register(None).ok_or_else(|| {
+        let id = core.register(None, None).ok_or_else(|| {
             Error::new(
                 ErrorKind::Shutdown,
                 "the server is shut down: connection refused",
             )
         })?;
-        let r = crate::handshake::serve(core, conn, identity, &|| ());
+        let r = crate::handshake::serve(core, conn, identity, &|| core.admit(id));
         core.deregister(id);
         r
     }
@@ -325,21 +363,68 @@ impl Core {
         self.stopping.load(Ordering::Acquire)
     }
 
-    /// Records a live connection; `None` once shutdown began.
-    fn register(&self, closer: Option<Closer>) -> Option<u64> {
+    /// Records a live connection in its handshake (of listener `listener`); `None` once
+    /// shutdown began, or when the listener has [`ServerConfig::max_handshakes`] connections
+    /// in their handshake already.
+    fn register(&self, closer: Option<Closer>, listener: Option<u64>) -> Option<u64> {
         let mut st = self.state.lock();
-        if self.stopping() || st.conns.len() >= self.config.max_connections {
+        if self.stopping() {
             return None;
+        }
+        if let Some(l) = listener {
+            let handshaking = st
+                .conns
+                .values()
+                .filter(|e| e.listener == Some(l) && !e.established)
+                .count();
+            if handshaking >= self.config.max_handshakes {
+                return None;
+            }
         }
         let id = st.next;
         st.next += 1;
-        st.conns.insert(id, closer);
+        st.conns.insert(
+            id,
+            Entry {
+                closer,
+                listener,
+                established: false,
+            },
+        );
         Some(id)
     }
 
+    /// Moves connection `id` from its handshake to transmission: false (and nothing changed)
+    /// when [`ServerConfig::max_connections`] connections are in transmission already.
+    pub(crate) fn admit(&self, id: u64) -> bool {
+        let mut st = self.state.lock();
+        if st.established >= self.config.max_connections {
+            return false;
+        }
+        let Some(e) = st.conns.get_mut(&id) else {
+            return false;
+        };
+        if !e.established {
+            e.established = true;
+            st.established += 1;
+        }
+        true
+    }
+
     fn deregister(&self, id: u64) {
-        self.state.lock().conns.remove(&id);
+        let mut st = self.state.lock();
+        if st.conns.remove(&id).is_some_and(|e| e.established) {
+            st.established -= 1;
+        }
+        drop(st);
         self.ended.notify_all();
+    }
+
+    /// A fresh id (listeners).
+    fn next_id(&self) -> u64 {
+        let mut st = self.state.lock();
+        st.next += 1;
+        st.next - 1
     }
 
     fn shutdown(&self) {
@@ -354,7 +439,7 @@ impl Core {
         }
         {
             let st = self.state.lock();
-            for c in st.conns.values().flatten() {
+            for c in st.conns.values().filter_map(|e| e.closer.as_ref()) {
                 c.shutdown_read();
             }
         }
@@ -364,12 +449,12 @@ impl Core {
         if let Some(grace) = self.config.shutdown_grace {
             let deadline = std::time::Instant::now() + grace;
             let mut st = self.state.lock();
-            while st.conns.values().any(Option::is_some) {
+            while st.conns.values().any(|e| e.closer.is_some()) {
                 if self.ended.wait_until(&mut st, deadline).timed_out() {
                     break;
                 }
             }
-            for c in st.conns.values().flatten() {
+            for c in st.conns.values().filter_map(|e| e.closer.as_ref()) {
                 c.shutdown_both();
             }
         }
@@ -388,6 +473,8 @@ enum WakeSock {
 }
 
 struct ListenerCtl {
+    /// Its connections' handshake budget is counted by this id.
+    id: u64,
     stop: AtomicBool,
     wake: WakeSock,
     addr: LocalAddr,
@@ -444,24 +531,30 @@ impl ListenerHandle {
 
 fn accept_loop(core: Arc<Core>, ctl: Arc<ListenerCtl>, listener: Listener, identity: Identity) {
     loop {
+        // The handshake's per-read limit is set by its clock ([`HandshakeClock`]) before every
+        // read; this one covers a client silent from the start.
         let accepted = match &listener {
-            Listener::Tcp(l) => l.accept().and_then(|(s, _)| {
+            Listener::Tcp(l) => l.accept().and_then(|(s, peer)| {
                 s.set_write_timeout(core.config.write_timeout)?;
                 s.set_read_timeout(core.config.handshake_timeout)?;
                 let c = s.try_clone()?;
-                Ok((Conn::from_tcp(s)?, Closer::Tcp(c)))
+                Ok((Conn::from_tcp(s)?, Closer::Tcp(c), peer.to_string()))
             }),
             Listener::Unix(l) => l.accept().and_then(|(s, _)| {
                 s.set_write_timeout(core.config.write_timeout)?;
                 s.set_read_timeout(core.config.handshake_timeout)?;
                 let c = s.try_clone()?;
-                Ok((Conn::from_unix(s)?, Closer::Unix(c)))
+                let at = match &ctl.addr {
+                    LocalAddr::Unix(Some(p)) => format!("unix:{}", p.display()),
+                    _ => "unix socket".to_string(),
+                };
+                Ok((Conn::from_unix(s)?, Closer::Unix(c), at))
             }),
         };
         if ctl.stopped() || core.stopping() {
             return;
         }
-        let (conn, closer) = match accepted {
+        let (mut conn, closer, peer) = match accepted {
             Ok(a) => a,
             Err(e) => match rustix::io::Errno::from_io_error(&e) {
                 Some(
@@ -488,28 +581,163 @@ fn accept_loop(core: Arc<Core>, ctl: Arc<ListenerCtl>, listener: Listener, ident
         let mut st = core.state.lock();
         st.threads.retain(|t| !t.is_finished());
         drop(st);
-        // A second clone, to lift the handshake's read timeout once transmission begins.
-        let Ok(lift) = closer.try_clone() else {
+        // Two more clones: one for the handshake's clock, one to lift its limits once
+        // transmission begins.
+        let (Ok(clock_sock), Ok(lift)) = (closer.try_clone(), closer.try_clone()) else {
             continue;
         };
-        let Some(id) = core.register(Some(closer)) else {
-            continue; // at the connection limit (or shutting down): closed by the drop
+        let Some(id) = core.register(Some(closer), Some(ctl.id)) else {
+            continue; // at the listener's handshake budget (or shutting down): closed by the drop
         };
+        let lifted = Arc::new(AtomicBool::new(false));
+        conn.reader = Box::new(HandshakeClock {
+            inner: conn.reader,
+            socket: clock_sock,
+            silence: core.config.handshake_timeout,
+            deadline: core
+                .config
+                .handshake_deadline
+                .map(|d| (std::time::Instant::now() + d, d)),
+            lifted: lifted.clone(),
+        });
         let (c, ident) = (core.clone(), identity.clone());
         let spawned = std::thread::Builder::new()
             .name("nbd-conn".into())
             .spawn(move || {
-                // The error ended this connection only; the server goes on.
-                // On failure the connection goes on under the handshake's limit, which then
-                // also limits waits between requests.
-                let _ = crate::handshake::serve(&c, conn, &ident, &|| {
+                let r = crate::handshake::serve(&c, conn, &ident, &|| {
+                    if !c.admit(id) {
+                        return false;
+                    }
+                    // Relaxed: set and read by this connection's thread only (the handshake
+                    // and transmission read the connection on it).
+                    lifted.store(true, Ordering::Relaxed);
+                    // On failure the connection goes on under the handshake's silence limit,
+                    // which then also limits waits between requests.
                     let _ = lift.set_read_timeout(None);
+                    true
                 });
                 c.deregister(id);
+                // The error ended this connection only; the server goes on. A client that
+                // broke the protocol or a limit is named on stderr (TLS refusals are by the
+                // acceptor; a client that just went away is not news).
+                if let Err(e) = r {
+                    if matches!(e.kind(), ErrorKind::Protocol | ErrorKind::Limit) {
+                        eprintln!("umbra-nbd: connection from {peer} closed: {e}");
+                    }
+                }
             });
         match spawned {
             Ok(t) => core.state.lock().threads.push(t),
             Err(_) => core.deregister(id),
         }
+    }
+}
+
+/// The reading half of a listener's connection while it haggles: each read waits at most the
+/// silence limit and never past the handshake's deadline, and says which one passed (a
+/// [`io::ErrorKind::TimedOut`] error, rather than the socket's bare EAGAIN). Once `lifted`
+/// (transmission began) it reads plainly.
+struct HandshakeClock {
+    inner: Box<dyn io::Read + Send>,
+    /// A clone of the socket, to set its read timeout.
+    socket: Closer,
+    silence: Option<std::time::Duration>,
+    /// When the handshake must be over, and the limit that was (for the message).
+    deadline: Option<(std::time::Instant, std::time::Duration)>,
+    lifted: Arc<AtomicBool>,
+}
+
+impl HandshakeClock {
+    fn past_deadline(total: std::time::Duration) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "timed out: the handshake was not over within {total:?} (the handshake deadline)"
+            ),
+        )
+    }
+}
+
+impl io::Read for HandshakeClock {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // Relaxed: see where it is stored (the same thread).
+        if self.lifted.load(Ordering::Relaxed) {
+            return self.inner.read(buf);
+        }
+        let mut wait = self.silence;
+        if let Some((at, total)) = self.deadline {
+            let left = at.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(Self::past_deadline(total));
+            }
+            wait = Some(wait.map_or(left, |w| w.min(left)));
+        }
+        self.socket.set_read_timeout(wait)?;
+        match self.inner.read(buf) {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                match self.deadline {
+                    Some((at, total)) if std::time::Instant::now() >= at => {
+                        Err(Self::past_deadline(total))
+                    }
+                    _ => Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!(
+                            "timed out: the client sent nothing for {:?} during its handshake \
+                             (the handshake's silence limit)",
+                            self.silence.unwrap_or_default()
+                        ),
+                    )),
+                }
+            }
+            r => r,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::time::Duration;
+
+    /// A clock over one end of a socket pair whose other end says nothing.
+    fn clock(silence: Duration, deadline: Option<Duration>) -> (HandshakeClock, UnixStream) {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let c = HandshakeClock {
+            socket: Closer::Unix(ours.try_clone().unwrap()),
+            inner: Box::new(ours),
+            silence: Some(silence),
+            deadline: deadline.map(|d| (std::time::Instant::now() + d, d)),
+            lifted: Arc::new(AtomicBool::new(false)),
+        };
+        (c, theirs)
+    }
+
+    #[test]
+    fn the_handshake_clock_names_the_limit_that_passed() {
+        let mut b = [0u8; 4];
+        let (mut c, _peer) = clock(Duration::from_millis(30), None);
+        let e = c.read(&mut b).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert!(e.to_string().contains("silence limit"), "{e}");
+        let (mut c, _peer) = clock(Duration::from_secs(10), Some(Duration::from_millis(30)));
+        let e = c.read(&mut b).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert!(e.to_string().contains("handshake deadline"), "{e}");
+        // Past the deadline no read waits at all.
+        let e = c.read(&mut b).unwrap_err();
+        assert!(e.to_string().contains("handshake deadline"), "{e}");
+        // Lifted: a plain read (the peer's bytes arrive whatever the time).
+        let (mut c, mut peer) = clock(Duration::from_millis(30), Some(Duration::ZERO));
+        c.lifted.store(true, Ordering::Relaxed);
+        c.socket.set_read_timeout(None).unwrap();
+        io::Write::write_all(&mut peer, b"late").unwrap();
+        c.read_exact(&mut b).unwrap();
+        assert_eq!(&b, b"late");
     }
 }

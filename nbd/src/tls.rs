@@ -315,7 +315,15 @@ impl TlsAcceptor for RustlsAcceptor {
                 if let Err(e) = tls.complete_io(&mut io) {
                     // The alert that says why, where the socket still takes it.
                     let _ = Shared::drain(&mut tls, io.writer);
-                    return Err(refused(format!("handshake failed: {e}")));
+                    // A socket's read timeout is a bare EAGAIN ("Resource temporarily
+                    // unavailable"): say what it means. (A server's listener reads through its
+                    // handshake clock, whose error names the limit that passed.)
+                    let why = if e.kind() == io::ErrorKind::WouldBlock {
+                        "timed out: the client stopped sending".to_string()
+                    } else {
+                        e.to_string()
+                    };
+                    return Err(refused(format!("handshake failed: {why}")));
                 }
             }
             Shared::drain(&mut tls, io.writer)?;

@@ -22,7 +22,7 @@ use parking_lot::Mutex;
 use vds_core::LunHandle;
 
 use crate::conn::Conn;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::handshake::read_full;
 use crate::proto::codec::{
     block_status_extents, block_status_payload, error_payload, plan_read, simple_reply,
@@ -30,6 +30,7 @@ use crate::proto::codec::{
 };
 use crate::proto::*;
 use crate::server::Core;
+use crate::server::WRITE_DROP_FACTOR;
 
 /// The longest request (READ, WRITE, TRIM or WRITE_ZEROES range) the reader runs itself; a
 /// longer one goes to a worker, so one large transfer does not hold up the requests behind it.
@@ -180,6 +181,18 @@ fn read_requests<R: Read>(
             let len = req.len as usize;
             if req.len > core.config.max_request {
                 batch.flush();
+                let most = u64::from(core.config.max_request) * u64::from(WRITE_DROP_FACTOR);
+                if u64::from(req.len) > most {
+                    return Err(Error::new(
+                        ErrorKind::Limit,
+                        format!(
+                            "a WRITE of {} bytes at offset {} (more than {WRITE_DROP_FACTOR} \
+                             times the largest request, {} bytes): connection closed rather \
+                             than its payload read",
+                            req.len, req.offset, core.config.max_request
+                        ),
+                    ));
+                }
                 // Read and drop the payload, so the next request is found where it starts.
                 let got = io::copy(&mut reader.take(u64::from(req.len)), &mut io::sink())
                     .map_err(|e| Error::io("reading a WRITE payload", e))?;
@@ -337,7 +350,9 @@ fn run_request(
         CMD_WRITE_ZEROES => {
             if req.flags & CMD_FLAG_NO_HOLE != 0 {
                 if req.flags & CMD_FLAG_FAST_ZERO != 0 {
-                    // Zeros written as data are not fast: the client zeroes another way.
+                    // Zeros written as data are not fast: the client zeroes another way (a
+                    // read-only export or a range past the end gets the write's own error).
+                    h.check_write(req.offset, len).map_err(fail(cmd))?;
                     return Err((ENOTSUP, "zeroing without holes is not fast".into()));
                 }
                 write_zero_data(h, req.offset, len).map_err(fail(cmd))?;

@@ -399,3 +399,34 @@ fn fio_verifies_while_shadows_are_taken_and_each_shadow_is_a_point_in_time_image
         shadows.len()
     );
 }
+
+/// `nbdinfo --list` of a host that sees 20 LUNs lists them all (it asks about each export on
+/// the LIST's connection: more options than a handshake's 32 without a LIST).
+#[test]
+fn nbdinfo_lists_a_host_that_sees_many_luns() {
+    if !have("nbdinfo") {
+        return;
+    }
+    let pool = Pool::new();
+    let a = ini("iqn.2026-01.org.example:many");
+    let mut want = BTreeSet::new();
+    for i in 0..20 {
+        let n = pool.lun(&format!("many{i}"), MIB, &a, Access::ReadWrite);
+        want.insert((n.to_string(), format!("many{i}")));
+    }
+    let s = serve(&pool.array, &a);
+    let out = run(Command::new("nbdinfo").args(["--json", "--list", &s.uri("")]));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let seen: BTreeSet<(String, String)> = v["exports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["export-name"].as_str().unwrap().to_string(),
+                e["description"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(seen, want);
+}

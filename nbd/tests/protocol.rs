@@ -424,33 +424,142 @@ fn forcedtls_refuses_options_before_starttls_and_forgets_state_after_it() {
     server.shutdown();
 }
 
+/// Whether the server closes `s` (end of input or a reset) within `wait`; false when `wait`
+/// passed with the connection open (a watchdog, not a measure of speed).
+fn closed_within(s: &mut std::net::TcpStream, wait: std::time::Duration) -> bool {
+    s.set_read_timeout(Some(wait)).unwrap();
+    let mut b = [0u8; 64];
+    loop {
+        match s.read(&mut b) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return false
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+/// Connections in their handshake count against their listener's own budget
+/// (`max_handshakes`), not against `max_connections`: clients that connect to one listener and
+/// stall hold no slot of another listener's clients nor of established connections. Past
+/// `max_connections` in transmission a GO is refused (`ERR_POLICY`, naming the limit), and a
+/// client is served again once a connection ended.
 #[test]
-fn connections_over_the_limit_are_closed_and_others_served() {
+fn handshakes_have_a_budget_per_listener_apart_from_established_connections() {
     let pool = Pool::new();
     let a = ini("iqn.2026-01.org.example:a");
-    let n = pool.lun("db", MIB, &a, Access::ReadWrite);
+    let n = pool.lun("db", MIB, &a, Access::ReadWrite).to_string();
     let config = ServerConfig {
         max_connections: 2,
+        max_handshakes: 2,
         ..ServerConfig::default()
     };
     let s = serve_with(&pool.array, &a, config);
-    let mut c1 = RawClient::connect(s.addr);
-    let mut c2 = RawClient::connect(s.addr);
-    c1.go(&n.to_string()).unwrap();
-    // The third is closed at accept: no greeting.
-    let mut c3 = std::net::TcpStream::connect(s.addr).unwrap();
+    let other = s
+        .server
+        .listen(
+            umbra_nbd::Listener::Tcp(std::net::TcpListener::bind("127.0.0.1:0").unwrap()),
+            Identity::Fixed(a.clone()),
+        )
+        .unwrap();
+    let b = other.local_addr().tcp().unwrap();
+    // Two clients stall in their handshake on the first listener: its budget is spent, and a
+    // third is closed at accept (no greeting)...
+    let _stalled = [RawClient::connect(s.addr), RawClient::connect(s.addr)];
+    let mut third = std::net::TcpStream::connect(s.addr).unwrap();
     let mut g = [0u8; 18];
-    assert!(c3.read_exact(&mut g).is_err());
-    assert_eq!(c2.list(), vec![(n.to_string(), "db".to_string())]);
-    assert_eq!(c1.write(1, 0, b"x"), 0);
-    // One ends: a new one is served (its thread deregisters once it read the end of input).
-    c2.s.shutdown(std::net::Shutdown::Both).unwrap();
-    drop(c2);
-    let served = (0..1000).any(|_| {
-        let mut c = std::net::TcpStream::connect(s.addr).unwrap();
-        c.read_exact(&mut g).is_ok()
-    });
+    assert!(third.read_exact(&mut g).is_err());
+    // ...yet the other listener's clients are served, up to `max_connections` in transmission.
+    let mut b1 = RawClient::connect(b);
+    b1.go(&n).unwrap();
+    let mut b2 = RawClient::connect(b);
+    b2.go(&n).unwrap();
+    let mut b3 = RawClient::connect(b);
+    let (err, msg) = b3.go(&n).unwrap_err();
+    assert_eq!(err, REP_ERR_POLICY, "{msg}");
+    assert!(msg.contains("(2)"), "{msg}");
+    // The refused client is still in its handshake: LIST answers.
+    assert_eq!(b3.list(), vec![(n.clone(), "db".to_string())]);
+    assert_eq!(b1.write(1, 0, b"x"), 0);
+    // One ends: a new client is served (once the server read the end of that connection;
+    // meanwhile an attempt may also find the listener's handshake budget spent by the ones
+    // before it, not yet seen to end: closed at accept).
+    b2.s.shutdown(std::net::Shutdown::Both).unwrap();
+    drop(b2);
+    drop(b3);
+    let try_connect = || {
+        let mut s = std::net::TcpStream::connect(b).ok()?;
+        s.read_exact(&mut [0u8; 18]).ok()?;
+        s.write_all(&(CLIENT_FIXED_NEWSTYLE | CLIENT_NO_ZEROES).to_be_bytes())
+            .ok()?;
+        Some(RawClient {
+            s,
+            structured: false,
+        })
+    };
+    let served = (0..1000).any(|_| try_connect().is_some_and(|mut c| c.go(&n).is_ok()));
     assert!(served);
+}
+
+/// A client that sends its handshake a byte at a time, each well within the silence limit,
+/// is closed at the whole handshake's deadline.
+#[test]
+fn a_client_trickling_its_handshake_is_closed_at_the_deadline() {
+    let pool = Pool::new();
+    let a = ini("iqn.2026-01.org.example:a");
+    pool.lun("db", MIB, &a, Access::ReadWrite);
+    let config = ServerConfig {
+        handshake_timeout: Some(std::time::Duration::from_secs(10)),
+        handshake_deadline: Some(std::time::Duration::from_millis(300)),
+        ..ServerConfig::default()
+    };
+    let s = serve_with(&pool.array, &a, config);
+    let mut c = RawClient::connect(s.addr);
+    // An INFO option whose 1000 bytes of data come one by one, 20 ms apart (20 s in all).
+    c.send_option(OPT_INFO, 1000, &[]);
+    let sent = (0..1000)
+        .take_while(|_| {
+            c.s.write_all(b"x").is_ok()
+                && !closed_within(&mut c.s, std::time::Duration::from_millis(20))
+        })
+        .count();
+    assert!(sent < 1000, "the trickling client was never closed");
+}
+
+/// A WRITE over `max_request` but at most `WRITE_DROP_FACTOR` times it has its payload dropped
+/// and gets EOVERFLOW, the connection going on (as qemu-nbd); one declaring more (up to 4 GiB)
+/// closes the connection at once, its payload unread.
+#[test]
+fn a_write_declaring_far_more_than_the_maximum_closes_the_connection() {
+    let pool = Pool::new();
+    let a = ini("iqn.2026-01.org.example:a");
+    let n = pool.lun("db", 8 * MIB, &a, Access::ReadWrite);
+    let config = ServerConfig {
+        max_request: MIB as u32,
+        ..ServerConfig::default()
+    };
+    let s = serve_with(&pool.array, &a, config);
+    let most = MIB as usize * umbra_nbd::WRITE_DROP_FACTOR as usize;
+    for len in [u32::MAX, most as u32 + 1] {
+        let mut c = RawClient::connect(s.addr);
+        c.go(&n.to_string()).unwrap();
+        assert_eq!(c.write(1, 0, &vec![9u8; most]), EOVERFLOW, "dropped");
+        assert_eq!(c.write(2, 0, b"still here"), 0);
+        // The header alone: a server reading the payload would wait for it.
+        c.send(CMD_WRITE, 0, 3, 0, len, &[]);
+        assert!(
+            closed_within(&mut c.s, std::time::Duration::from_secs(60)),
+            "a WRITE of {len} bytes did not close the connection"
+        );
+    }
+    assert_eq!(&pool.bytes("db", &a)[..10], b"still here");
 }
 
 #[test]
@@ -556,4 +665,86 @@ fn shutdown_is_bounded_by_its_grace_for_a_client_that_does_not_read() {
         "shutdown is held by a client that does not read its replies"
     );
     assert!(closed(&mut c), "the connection was cut");
+}
+
+/// A LIST raises the handshake's option budget by 32 per export listed (as nbdkit does for
+/// `nbdinfo --list`, which asks about every export on the same connection): with 20 exports,
+/// 2 options per export after the LIST are all answered; without a LIST the 33rd option closes.
+#[test]
+fn a_list_gives_each_export_listed_its_own_option_budget() {
+    let pool = Pool::new();
+    let a = ini("iqn.2026-01.org.example:many");
+    for i in 0..20 {
+        pool.lun(&format!("many{i}"), MIB, &a, Access::ReadWrite);
+    }
+    let s = serve(&pool.array, &a);
+    let mut c = RawClient::connect(s.addr);
+    let exports = c.list();
+    assert_eq!(exports.len(), 20);
+    for (name, _) in &exports {
+        for _ in 0..2 {
+            let q = InfoRequest {
+                name: name.clone(),
+                infos: vec![INFO_NAME, INFO_DESCRIPTION],
+            };
+            let r = c.option(OPT_INFO, &q.encode());
+            assert_eq!(r.last().unwrap().0, REP_ACK, "INFO {name}: {r:?}");
+        }
+    }
+    assert_eq!(c.list().len(), 20);
+
+    let mut c = RawClient::connect(s.addr);
+    for _ in 0..32 {
+        assert_eq!(c.option(OPT_STRUCTURED_REPLY, b"x")[0].0, REP_ERR_INVALID);
+    }
+    c.send_option(OPT_STRUCTURED_REPLY, 1, b"x");
+    assert!(closed(&mut c), "the 33rd option without a LIST closes");
+}
+
+/// INFO answers as GO would: an offline LUN is refused by both alike (ERR_UNKNOWN naming the
+/// state), an export name over 4096 bytes is ERR_TOO_BIG, and a zeroing a read-only export cannot
+/// get is refused for its access (EPERM) before its flags (ENOTSUP).
+#[test]
+fn info_refuses_what_go_refuses_long_names_are_too_big_and_access_comes_before_flags() {
+    let pool = Pool::new();
+    let a = ini("iqn.2026-01.org.example:a");
+    let n = pool.lun("db", MIB, &a, Access::ReadWrite);
+    let ro = pool.lun("ro", MIB, &a, Access::ReadOnly);
+    let s = serve(&pool.array, &a);
+    pool.array.set_online("db", false).unwrap();
+    let mut c = RawClient::connect(s.addr);
+    let q = InfoRequest {
+        name: n.to_string(),
+        infos: vec![],
+    };
+    let info = c.option(OPT_INFO, &q.encode());
+    assert_eq!(info.len(), 1, "{info:?}");
+    assert_eq!(info[0].0, REP_ERR_UNKNOWN);
+    let why = String::from_utf8_lossy(&info[0].1).into_owned();
+    assert!(why.contains("offline"), "{why}");
+    let go = c.go(&n.to_string()).unwrap_err();
+    assert_eq!((go.0, go.1), (REP_ERR_UNKNOWN, why));
+    pool.array.set_online("db", true).unwrap();
+    let info = c.option(OPT_INFO, &q.encode());
+    assert_eq!(info.last().unwrap().0, REP_ACK, "{info:?}");
+
+    let long = InfoRequest {
+        name: "x".repeat(4097),
+        infos: vec![],
+    };
+    let r = c.option(OPT_INFO, &long.encode());
+    assert_eq!(r[0].0, REP_ERR_TOO_BIG, "{r:?}");
+    let r = c.option(OPT_GO, &long.encode());
+    assert_eq!(r[0].0, REP_ERR_TOO_BIG, "{r:?}");
+
+    c.go(&ro.to_string()).unwrap();
+    c.send(
+        CMD_WRITE_ZEROES,
+        CMD_FLAG_NO_HOLE | CMD_FLAG_FAST_ZERO,
+        1,
+        0,
+        4096,
+        &[],
+    );
+    assert_eq!(c.reply(0).error, EPERM, "read-only first");
 }

@@ -1,6 +1,10 @@
 //! RustlsAcceptor against a real rustls client over loopback TCP: client certificates required
 //! and verified against the CA, the initiator named by the SAN URI else the CN, and the split
 //! connection's halves working at once (a reader blocked on the socket never holds up writes).
+//! Also: a stalled TLS handshake reported as timed out, and one trickled past the deadline.
+
+// NBD is big-endian on the wire; nothing here is persisted.
+#![allow(clippy::big_endian_bytes)]
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -216,4 +220,72 @@ fn bad_pem_is_refused_naming_the_part() {
     assert!(e.to_string().contains("CA"), "{e}");
     let e = initiator_of_certificate(b"not DER").unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
+}
+
+/// A client that connects and sends nothing: the acceptor's error says the handshake timed out
+/// (not the socket's bare "Resource temporarily unavailable").
+#[test]
+fn a_stalled_tls_handshake_is_reported_as_timed_out() {
+    let ca = ca("umbra test CA");
+    let acc = acceptor(&ca);
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let _client = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (s, _) = l.accept().unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_millis(100)))
+        .unwrap();
+    let err = acc.accept(Conn::from_tcp(s).unwrap()).unwrap_err();
+    assert!(err.to_string().contains("timed out"), "{err}");
+    assert!(!err.to_string().contains("temporarily"), "{err}");
+}
+
+/// On a TLS listener, a client that asks for STARTTLS and then sends its ClientHello a byte at
+/// a time (each well within the silence limit) is closed at the handshake's deadline, before
+/// any certificate is shown.
+#[test]
+fn a_client_trickling_its_tls_handshake_is_closed_at_the_deadline() {
+    use umbra_nbd::proto::*;
+    let ca = ca("umbra test CA");
+    let config = umbra_nbd::ServerConfig {
+        handshake_timeout: Some(std::time::Duration::from_secs(10)),
+        handshake_deadline: Some(std::time::Duration::from_millis(300)),
+        ..umbra_nbd::ServerConfig::default()
+    };
+    let server = umbra_nbd::Server::new(vds_core::Array::in_memory(), config);
+    let l = server
+        .listen(
+            umbra_nbd::Listener::Tcp(TcpListener::bind("127.0.0.1:0").unwrap()),
+            umbra_nbd::Identity::Tls(Arc::new(acceptor(&ca))),
+        )
+        .unwrap();
+    let mut s = TcpStream::connect(l.local_addr().tcp().unwrap()).unwrap();
+    let mut greeting = [0u8; 18];
+    s.read_exact(&mut greeting).unwrap();
+    s.write_all(&(CLIENT_FIXED_NEWSTYLE | CLIENT_NO_ZEROES).to_be_bytes())
+        .unwrap();
+    let mut opt = IHAVEOPT.to_be_bytes().to_vec();
+    opt.extend_from_slice(&OPT_STARTTLS.to_be_bytes());
+    opt.extend_from_slice(&0u32.to_be_bytes());
+    s.write_all(&opt).unwrap();
+    let mut ack = [0u8; 20];
+    s.read_exact(&mut ack).unwrap();
+    assert_eq!(u32::from_be_bytes(ack[12..16].try_into().unwrap()), REP_ACK);
+    // A handshake record header announcing 4 KiB, then its bytes one by one, 20 ms apart.
+    s.write_all(&[0x16, 0x03, 0x01, 0x10, 0x00]).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_millis(20)))
+        .unwrap();
+    let mut b = [0u8; 64];
+    let sent = (0..1000)
+        .take_while(|_| {
+            s.write_all(&[1]).is_ok()
+                && match s.read(&mut b) {
+                    Err(e) => matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ),
+                    Ok(n) => n > 0,
+                }
+        })
+        .count();
+    assert!(sent < 1000, "the trickling client was never closed");
+    server.shutdown();
 }

@@ -131,7 +131,14 @@ pub fn run(stream: UnixStream, argv: Vec<String>, json: bool) -> Result<Report> 
         ));
     }
     let term_width = (!json && io::stderr().is_terminal()).then_some(TERM_WIDTH);
-    wire::send_json(&mut s, &json!({ "argv": argv, "term_width": term_width })).map_err(gone)?;
+    if let Err(e) = wire::send_json(&mut s, &json!({ "argv": argv, "term_width": term_width })) {
+        // A server that refuses a caller (busy, another user) answers and hangs up without
+        // reading its command line: the answer may be waiting here though the send failed.
+        return match wire::recv_json(&mut s) {
+            Ok(msg) if msg["op"] == "done" => done(&msg),
+            _ => Err(gone(e)),
+        };
+    }
     let mut open: HashMap<u64, Open> = HashMap::new();
     let mut writers: HashMap<String, Arc<dyn Writer>> = HashMap::new();
     loop {

@@ -135,7 +135,7 @@ impl InfoRequest {
     }
 
     /// Parses the option data; the error says what is malformed.
-    pub fn decode(data: &[u8]) -> Result<InfoRequest, String> {
+    pub fn decode(data: &[u8]) -> Result<InfoRequest, BadOption> {
         let mut r = Cursor(data);
         let name = r.string("export name")?;
         let n = r.u16("information count")?;
@@ -172,7 +172,7 @@ impl MetaRequest {
     }
 
     /// Parses the option data; the error says what is malformed.
-    pub fn decode(data: &[u8]) -> Result<MetaRequest, String> {
+    pub fn decode(data: &[u8]) -> Result<MetaRequest, BadOption> {
         let mut r = Cursor(data);
         let name = r.string("export name")?;
         let n = r.u32("query count")?;
@@ -185,49 +185,77 @@ impl MetaRequest {
     }
 }
 
+/// Option data that cannot be used, and the error reply it gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BadOption {
+    /// Malformed (`NBD_REP_ERR_INVALID`): the text says what.
+    Invalid(String),
+    /// A string longer than the server accepts (`NBD_REP_ERR_TOO_BIG`).
+    TooBig(String),
+}
+
+impl BadOption {
+    /// The option reply type that answers it.
+    pub fn reply(&self) -> u32 {
+        match self {
+            BadOption::Invalid(_) => super::REP_ERR_INVALID,
+            BadOption::TooBig(_) => super::REP_ERR_TOO_BIG,
+        }
+    }
+}
+
+impl std::fmt::Display for BadOption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BadOption::Invalid(m) | BadOption::TooBig(m) => f.write_str(m),
+        }
+    }
+}
+
 /// A reader of option data that names what it could not read.
 struct Cursor<'a>(&'a [u8]);
 
 impl Cursor<'_> {
-    fn take(&mut self, n: usize, what: &str) -> Result<&[u8], String> {
+    fn take(&mut self, n: usize, what: &str) -> Result<&[u8], BadOption> {
         if self.0.len() < n {
-            return Err(format!(
+            return Err(BadOption::Invalid(format!(
                 "the option data ends inside the {what} ({} bytes left, {n} needed)",
                 self.0.len()
-            ));
+            )));
         }
         let (a, b) = self.0.split_at(n);
         self.0 = b;
         Ok(a)
     }
 
-    fn u16(&mut self, what: &str) -> Result<u16, String> {
+    fn u16(&mut self, what: &str) -> Result<u16, BadOption> {
         Ok(be_u16(self.take(2, what)?))
     }
 
-    fn u32(&mut self, what: &str) -> Result<u32, String> {
+    fn u32(&mut self, what: &str) -> Result<u32, BadOption> {
         Ok(be_u32(self.take(4, what)?))
     }
 
-    fn string(&mut self, what: &str) -> Result<String, String> {
+    fn string(&mut self, what: &str) -> Result<String, BadOption> {
         let len = self.u32(&format!("{what}'s length"))? as usize;
         if len > MAX_STRING {
-            return Err(format!(
+            return Err(BadOption::TooBig(format!(
                 "the {what} is {len} bytes long (at most {MAX_STRING})"
-            ));
+            )));
         }
         let b = self.take(len, what)?;
-        String::from_utf8(b.to_vec()).map_err(|_| format!("the {what} is not UTF-8"))
+        String::from_utf8(b.to_vec())
+            .map_err(|_| BadOption::Invalid(format!("the {what} is not UTF-8")))
     }
 
-    fn end(&self) -> Result<(), String> {
+    fn end(&self) -> Result<(), BadOption> {
         if self.0.is_empty() {
             Ok(())
         } else {
-            Err(format!(
+            Err(BadOption::Invalid(format!(
                 "{} bytes of option data follow its last field",
                 self.0.len()
-            ))
+            )))
         }
     }
 }
@@ -471,11 +499,15 @@ mod tests {
         let mut d = (MAX_STRING as u32 + 1).to_be_bytes().to_vec();
         d.extend(vec![b'a'; MAX_STRING + 1]);
         d.extend(0u16.to_be_bytes());
-        assert!(InfoRequest::decode(&d).unwrap_err().contains("4097 bytes"));
+        let e = InfoRequest::decode(&d).unwrap_err();
+        assert!(matches!(&e, BadOption::TooBig(m) if m.contains("4097 bytes")), "{e:?}");
+        assert_eq!(e.reply(), REP_ERR_TOO_BIG);
         let mut d = 1u32.to_be_bytes().to_vec();
         d.push(0xff);
         d.extend(0u16.to_be_bytes());
-        assert!(InfoRequest::decode(&d).unwrap_err().contains("UTF-8"));
+        let e = InfoRequest::decode(&d).unwrap_err();
+        assert!(matches!(&e, BadOption::Invalid(m) if m.contains("UTF-8")), "{e:?}");
+        assert_eq!(e.reply(), REP_ERR_INVALID);
         let p = error_payload(EIO, &"é".repeat(3000));
         assert_eq!(be_u16(&p[4..6]) as usize, p.len() - 6);
         assert!(std::str::from_utf8(&p[6..]).is_ok());

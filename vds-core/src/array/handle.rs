@@ -368,4 +368,12 @@ impl LunHandle {
     pub fn write_zeroes(&self, offset: u64, len: u64) -> Result<()> {
         self.discard(offset, len)
     }
+
+    /// Whether a write of `len` bytes at `offset` would be admitted now, writing nothing: the
+    /// errors of [`LunHandle::write_at`] for access and range (so a server answers a write it
+    /// cannot serve for another reason, such as an unsupported flag, with the access error
+    /// first, as the write itself would).
+    pub fn check_write(&self, offset: u64, len: u64) -> Result<()> {
+        self.run(Access::ReadWrite, offset, len, |_, _| Ok(Some(())))
+    }
 }
