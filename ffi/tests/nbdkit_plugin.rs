@@ -843,7 +843,8 @@ fn libnbd_script(e: &Env, name: &str, body: &str) -> String {
 
 /// WRITE_ZEROES as `umbra serve` answers it (docs/nbd.md): plain (holes allowed) releases the
 /// range, `FAST_ZERO` too; `NO_HOLE` writes zeros as data (allocated, in several chunks, FUA too);
-/// `NO_HOLE|FAST_ZERO` fails with `ENOTSUP` and changes nothing.
+/// `NO_HOLE|FAST_ZERO` fails with `ENOTSUP` and changes nothing. On a read-only export every
+/// zeroing is `EPERM` (the access first, as `umbra serve` answers).
 #[test]
 fn plugin_zero_honours_no_hole_and_fast_zero_as_umbra_serve_does() {
     let Some(e) = env() else { return };
@@ -901,11 +902,26 @@ fn plugin_zero_honours_no_hole_and_fast_zero_as_umbra_serve_does() {
     );
     // NO_HOLE: data extents of zeros; plain and FAST_ZERO: holes; NO_HOLE|FAST_ZERO: nothing.
     assert_eq!(map(e, &dir, "disk"), model.map());
-    let pool = Pool::open(&dir);
-    assert_same(
-        &pool.read_all("disk"),
-        &model.bytes,
-        "the LUN after zeroing",
+    {
+        let pool = Pool::open(&dir);
+        assert_same(
+            &pool.read_all("disk"),
+            &model.bytes,
+            "the LUN after zeroing",
+        );
+        pool.create_lun("ro", &format!("{INI}=ro"));
+    }
+    let run = libnbd_script(
+        e,
+        "zero-ro",
+        "op('no-hole-fast', h.zero, 4096, 0, nbd.CMD_FLAG_NO_HOLE | nbd.CMD_FLAG_FAST_ZERO)\n\
+         op('plain', h.zero, 4096, 0)\n",
+    );
+    let out = served(e, &dir, "ro", &run);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["no-hole-fast EPERM", "plain EPERM"],
+        "{out}"
     );
 }
 
