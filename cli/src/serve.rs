@@ -334,6 +334,22 @@ pub fn run(a: ServeArgs, ctx: &Ctx) -> Result<Report> {
         .iter()
         .map(|t| Addr::parse(t))
         .collect::<Result<_>>()?;
+    // The same address twice is the command line's mistake, not the second bind's failure.
+    for (i, addr) in addrs.iter().enumerate() {
+        let twice = addrs[..i].iter().any(|b| match (addr, b) {
+            (Addr::Tcp(x), Addr::Tcp(y)) => x == y && x.port() != 0,
+            (Addr::Unix(x), Addr::Unix(y)) => {
+                std::path::absolute(x).ok() == std::path::absolute(y).ok()
+            }
+            _ => false,
+        });
+        if twice {
+            return Err(Error::usage(format!(
+                "--listen {} given twice: each listener needs an address of its own",
+                a.listen[i]
+            )));
+        }
+    }
     let tls = a.tls_cert.is_some();
     if tls && !a.initiator.is_empty() {
         return Err(Error::usage(

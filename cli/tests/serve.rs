@@ -1534,6 +1534,19 @@ fn a_serve_that_cannot_listen_creates_nothing_and_exits_with_the_cause() {
     assert_eq!(c, 4, "{err}");
     assert!(err.contains("control socket"), "{err}");
     assert!(!deep.exists() && !cwd.join("s.sock").exists());
+    // The same address twice: a usage error (2), nothing bound, no pool.
+    for (first, second) in [
+        ("unix:twice.sock", "unix:./twice.sock"),
+        (in_use.as_str(), in_use.as_str()),
+    ] {
+        let args = [
+            "serve", "--listen", first, "--listen", second, "--as", SERVER,
+        ];
+        let (c, _, err) = run_in(cwd, &pool, &args);
+        assert_eq!(c, 2, "{first} {second}: {err}");
+        assert!(err.contains("given twice"), "{err}");
+        assert!(!pool.exists() && !cwd.join("twice.sock").exists());
+    }
 }
 
 /// The ready document (and `--json` stdout) names the pool, the control socket and unix

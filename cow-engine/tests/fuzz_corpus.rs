@@ -14,6 +14,7 @@ use std::sync::Arc;
 use cow_engine::{BlockDevice, ErrorKind, MemDevice, SnapshotId, SnapshotOptions, Volume};
 use fuzz_logic::format::{self, rec, JournalHeader, Payload, Superblock};
 use fuzz_logic::open_diff::{self, Images, UUID};
+use umbra_test_support::crash_sim::{Fault, Log, SimDevice};
 
 /// Every file of one corpus, in name order.
 fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
@@ -341,19 +342,21 @@ fn sane_hand_made_images_open() {
 }
 
 /// A persistent volume of 16 blocks on simulated devices: the origin and diff share one fault
-/// switch, the two journals another (returned, to fail journal I/O on demand).
-fn faulted_volume() -> (
-    Volume,
-    [Arc<fuzz_logic::sim::SimDevice>; 4],
-    Arc<fuzz_logic::sim::Fault>,
-) {
-    use fuzz_logic::sim::{Fault, SimDevice};
+/// switch, the two journals another (returned, to fail journal I/O on demand). Their crashes are
+/// not studied (a restart reopens what they hold live), so their log keeps nothing.
+fn faulted_volume() -> (Volume, [Arc<SimDevice>; 4], Arc<Fault>) {
     let (dev_fault, journal_fault) = (Fault::new(), Fault::new());
+    let log = Log::discarding();
+    let dev = |id: usize, len: u64, fault: &Arc<Fault>| {
+        SimDevice::new(id, &log, len, true)
+            .with_fault(fault)
+            .without_discard()
+    };
     let devs = [
-        SimDevice::new(16 * BS, dev_fault.clone()),
-        SimDevice::new(0, dev_fault),
-        SimDevice::new(0, journal_fault.clone()),
-        SimDevice::new(0, journal_fault.clone()),
+        dev(0, 16 * BS, &dev_fault),
+        dev(1, 0, &dev_fault),
+        dev(2, 0, &journal_fault),
+        dev(3, 0, &journal_fault),
     ];
     let d = |i: usize| -> Arc<dyn BlockDevice> { devs[i].clone() };
     let vol = Volume::create_on_devices(
@@ -367,11 +370,11 @@ fn faulted_volume() -> (
 }
 
 /// A process restart (the OS cache survives): opens what the devices of [`faulted_volume`] hold.
-fn restart(devs: &[Arc<fuzz_logic::sim::SimDevice>; 4]) -> cow_engine::Result<Volume> {
-    use fuzz_logic::sim::{Fault, SimDevice};
+fn restart(devs: &[Arc<SimDevice>; 4]) -> cow_engine::Result<Volume> {
+    let log = Log::discarding();
     let imgs = devs
         .each_ref()
-        .map(|x| SimDevice::from_image(x.live_image(), Fault::new()));
+        .map(|x| SimDevice::with_image(0, &log, x.image(), true).without_discard());
     let d = |i: usize| -> Arc<dyn BlockDevice> { imgs[i].clone() };
     Volume::open_on_devices(d(0), d(1), [d(2), d(3)])
 }

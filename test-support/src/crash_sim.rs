@@ -16,6 +16,37 @@
 //! [`SimDir`] grows the devices into a directory tree (a `cow_engine::fs::Fs`): its files are
 //! devices on the same log, and its name changes ([`NameOp`]) are logged too, durable once their
 //! directories are synced; [`DirReplayer`] rebuilds the tree after a crash.
+//!
+//! The same device serves the fuzz targets (`crate::fuzz::volume_ops`), which need two more things:
+//!
+//! - a shared failure countdown, [`Fault`], attached with [`SimDevice::with_fault`]: the n-th
+//!   mutating call of any device sharing it fails (a failing write may leave a torn prefix
+//!   behind); unless the failure is transient the devices are then *dead* and every later call on
+//!   any of them fails, reads included, as on a disk that went away;
+//! - the image a power loss could leave now, [`SimDevice::crash_image`], by a [`CrashMode`]: built
+//!   by the [`Replayer`] from the device's durable image and its events since its last flush, each
+//!   given a [`Fate`] by the mode. A fuzz run issues many writes, so its devices log into a
+//!   [`Log::since_flush`], which drops a device's events at its flush: memory stays bounded by the
+//!   unflushed work.
+//!
+//! ```
+//! use umbra_test_support::crash_sim::{CrashMode, Fault, Log, SimDevice};
+//! use cow_engine::BlockDevice;
+//!
+//! let fault = Fault::new();
+//! let log = Log::since_flush();
+//! let dev = SimDevice::new(0, &log, 4096, true).with_fault(&fault);
+//! dev.write_at(&[1; 512], 0).unwrap();
+//! dev.flush().unwrap();
+//! dev.write_at(&[2; 512], 0).unwrap();
+//! // A power loss now may lose the second write.
+//! assert_eq!(dev.crash_image(CrashMode::LoseUnflushed).to_bytes()[0], 1);
+//! assert_eq!(dev.crash_image(CrashMode::KeepAll).to_bytes()[0], 2);
+//! // The next mutating call fails, and the device dies with it.
+//! fault.arm(0, 0, false);
+//! assert!(dev.flush().is_err());
+//! assert!(dev.read_at(&mut [0; 8], 0).is_err());
+//! ```
 
 use std::collections::{BTreeMap, HashSet};
 use std::io;
@@ -30,6 +61,7 @@ use cow_engine::{BlockDevice, Discard, Error, ErrorKind, Resize, Result};
 pub const SECTOR: u64 = 512;
 
 const CHUNK: usize = 4096;
+static ZEROS: [u8; CHUNK] = [0; CHUNK];
 
 /// The contents of a device: copy-on-write chunks shared between images, so the thousands of crash
 /// images built from one durable base cost only the chunks each one changes.
@@ -104,8 +136,18 @@ impl Image {
             let pos = offset + done;
             let (c, within) = (pos / CHUNK, pos % CHUNK);
             let n = (CHUNK - within).min(data.len() - done);
-            let chunk = self.chunks[c].get_or_insert_with(|| Arc::new([0; CHUNK]));
-            Arc::make_mut(chunk)[within..within + n].copy_from_slice(&data[done..done + n]);
+            let piece = &data[done..done + n];
+            match &mut self.chunks[c] {
+                Some(chunk) => Arc::make_mut(chunk)[within..within + n].copy_from_slice(piece),
+                // An absent chunk reads as zeros already. Compared as a slice (one memcmp), not
+                // byte by byte: fuzz builds instrument every comparison.
+                None if piece == &ZEROS[..n] => {}
+                slot @ None => {
+                    let mut chunk = Arc::new([0; CHUNK]);
+                    Arc::make_mut(&mut chunk)[within..within + n].copy_from_slice(piece);
+                    *slot = Some(chunk);
+                }
+            }
             done += n;
         }
     }
@@ -274,11 +316,22 @@ pub struct Event {
     pub op: Op,
 }
 
+/// What a [`Log`] keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    /// Every event.
+    All,
+    /// Each device's events until its next flush (the flush itself is not kept).
+    SinceFlush,
+    /// Nothing.
+    Nothing,
+}
+
 /// The issue-ordered event log shared by the devices of one volume.
 #[derive(Clone)]
 pub struct Log {
     events: Arc<Mutex<Vec<Event>>>,
-    keep: bool,
+    keep: Keep,
 }
 
 impl Default for Log {
@@ -290,17 +343,27 @@ impl Default for Log {
 impl Log {
     /// A log that keeps every event.
     pub fn new() -> Self {
-        Log {
-            events: Arc::default(),
-            keep: true,
-        }
+        Log::keeping(Keep::All)
     }
 
     /// A log that keeps nothing, for devices whose crashes are not studied (a reopened volume).
     pub fn discarding() -> Self {
+        Log::keeping(Keep::Nothing)
+    }
+
+    /// A log that keeps each device's writes, discards and resizes only until that device's next
+    /// flush, which drops them: what [`SimDevice::crash_image`] needs, in memory bounded by the
+    /// unflushed work (a fuzz run issues many writes). Its positions are not crash points: a
+    /// [`Replayer`] or [`DirReplayer`] needs a log of [`Log::new`], and so does a [`SimDir`] (its
+    /// name changes are never dropped).
+    pub fn since_flush() -> Self {
+        Log::keeping(Keep::SinceFlush)
+    }
+
+    fn keeping(keep: Keep) -> Self {
         Log {
             events: Arc::default(),
-            keep: false,
+            keep,
         }
     }
 
@@ -308,9 +371,13 @@ impl Log {
         self.events.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn push(log: &mut MutexGuard<'_, Vec<Event>>, keep: bool, event: Event) {
-        if keep {
-            log.push(event);
+    fn push(log: &mut MutexGuard<'_, Vec<Event>>, keep: Keep, event: Event) {
+        match (keep, &event.op) {
+            (Keep::Nothing, _) => {}
+            (Keep::All, _) => log.push(event),
+            (Keep::SinceFlush, Op::Flush) => log.retain(|e| e.dev != event.dev),
+            (Keep::SinceFlush, Op::Restart(_)) => log.clear(),
+            (Keep::SinceFlush, _) => log.push(event),
         }
     }
 
@@ -343,6 +410,158 @@ impl Log {
     }
 }
 
+#[derive(Debug, Default)]
+struct FaultState {
+    /// Mutating calls left before the failure; `None` = never fail.
+    countdown: Option<u32>,
+    /// Bytes a failing write leaves, in 256ths of its length.
+    tear: u8,
+    /// The failure leaves the devices working (only the one call fails).
+    transient: bool,
+    dead: bool,
+    /// A call failed since [`Fault::take_fired`] was last called.
+    fired: bool,
+}
+
+/// A failure countdown shared by the devices it is attached to ([`SimDevice::with_fault`]): the
+/// devices of one volume, so that "the n-th device call" counts across all of them.
+///
+/// Every write, discard, flush and resize first asks the fault: once its countdown runs out that
+/// call fails (a failing write may leave a torn prefix behind) and, unless the failure is
+/// transient, the fault is *dead*: every later call on every device sharing it fails too, reads
+/// included, as on a disk that went away.
+#[derive(Debug, Default)]
+pub struct Fault(Mutex<FaultState>);
+
+/// What a mutating call may do.
+enum Tick {
+    Proceed,
+    /// Fail, leaving this many 256ths of a write behind.
+    Fail(u8),
+}
+
+impl Fault {
+    /// A fault that never fires until armed.
+    pub fn new() -> Arc<Fault> {
+        Arc::new(Fault::default())
+    }
+
+    fn state(&self) -> MutexGuard<'_, FaultState> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Fails the mutating call after the next `after` ones (`after` = 0: the very next one); a
+    /// failing write leaves `tear`/256 of its bytes behind. A `transient` failure fails that one
+    /// call only; otherwise the devices die with it. A dead fault stays dead.
+    pub fn arm(&self, after: u32, tear: u8, transient: bool) {
+        let mut s = self.state();
+        if !s.dead {
+            s.countdown = Some(after);
+            s.tear = tear;
+            s.transient = transient;
+        }
+    }
+
+    /// True if a call failed since the last [`Fault::take_fired`].
+    pub fn fired(&self) -> bool {
+        self.state().fired
+    }
+
+    /// Whether a call failed since the last call, and forgets it.
+    pub fn take_fired(&self) -> bool {
+        std::mem::take(&mut self.state().fired)
+    }
+
+    /// Makes every later call fail (a power loss: nothing more reaches the disks).
+    pub fn kill(&self) {
+        self.state().dead = true;
+    }
+
+    /// True once a countdown that was not transient has fired (or after [`Fault::kill`]).
+    pub fn is_dead(&self) -> bool {
+        self.state().dead
+    }
+
+    fn tick(&self) -> Tick {
+        let mut s = self.state();
+        if s.dead {
+            return Tick::Fail(0);
+        }
+        match s.countdown {
+            Some(0) => {
+                s.dead = !s.transient;
+                s.fired = true;
+                s.countdown = None;
+                Tick::Fail(s.tear)
+            }
+            Some(n) => {
+                s.countdown = Some(n - 1);
+                Tick::Proceed
+            }
+            None => Tick::Proceed,
+        }
+    }
+}
+
+fn injected(id: usize, what: &str) -> Error {
+    Error::io(
+        format!("sim device {id}: injected {what} failure"),
+        io::Error::other("simulated device failure"),
+    )
+}
+
+/// How much of a device's unflushed work a power loss keeps ([`SimDevice::crash_image`]). Each
+/// mode is a rule giving each write, discard and resize since the device's last flush a [`Fate`];
+/// what is kept reaches the medium in issue order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashMode {
+    /// Only what was flushed: every event [`Fate::Lost`].
+    LoseUnflushed,
+    /// Everything written (the OS cache survived: a process crash, or a clean shutdown): every
+    /// event [`Fate::Kept`].
+    KeepAll,
+    /// Resizes kept; each write or discard, in issue order, drawn from [`Rng::from_state`] of the
+    /// seed: `below(6)` of 0 or 1 loses it, 2 to 4 keeps it, 5 tears it by the sector mask
+    /// `next_u64()` ([`Fate::Torn`]).
+    Subset(u64),
+    /// As [`CrashMode::Subset`], but each resize too is drawn: `below(2)` of 0 keeps it, 1 loses
+    /// it.
+    SubsetWithResizes(u64),
+}
+
+impl CrashMode {
+    /// The mode a fuzz byte names (with a seed from the same byte and `salt`).
+    pub fn from_byte(b: u8, salt: u64) -> CrashMode {
+        let seed = u64::from(b >> 2) ^ salt.wrapping_mul(0x100_0000_01B3);
+        match b & 3 {
+            0 => CrashMode::LoseUnflushed,
+            1 => CrashMode::KeepAll,
+            2 => CrashMode::Subset(seed),
+            _ => CrashMode::SubsetWithResizes(seed),
+        }
+    }
+
+    /// The fate of each pending event by this mode, asked in issue order.
+    fn fates(self) -> impl FnMut(&Op) -> Fate {
+        let (mut rng, resizes_random) = match self {
+            CrashMode::LoseUnflushed | CrashMode::KeepAll => (Rng::from_state(0), false),
+            CrashMode::Subset(seed) => (Rng::from_state(seed), false),
+            CrashMode::SubsetWithResizes(seed) => (Rng::from_state(seed), true),
+        };
+        move |op| match (self, op) {
+            (CrashMode::LoseUnflushed, _) => Fate::Lost,
+            (CrashMode::KeepAll, _) => Fate::Kept,
+            (_, Op::Resize { .. }) if !resizes_random || rng.below(2) == 0 => Fate::Kept,
+            (_, Op::Resize { .. }) => Fate::Lost,
+            _ => match rng.below(6) {
+                0 | 1 => Fate::Lost,
+                2..=4 => Fate::Kept,
+                _ => Fate::Torn(rng.next_u64()),
+            },
+        }
+    }
+}
+
 /// A device that fails writes past a capacity, like a full disk (a sparse file that cannot grow).
 struct Full {
     capacity: u64,
@@ -350,11 +569,22 @@ struct Full {
 }
 
 /// A simulated device: live contents plus an entry in the shared [`Log`] for everything it does.
+///
+/// Made by [`SimDevice::new`] or [`SimDevice::with_image`], then, before it is shared, optionally
+/// given a failure countdown ([`SimDevice::with_fault`]), a size cap ([`SimDevice::with_max_len`])
+/// or no discard support ([`SimDevice::without_discard`]).
 pub struct SimDevice {
     id: usize,
     log: Log,
     live: Mutex<Image>,
+    /// The contents as of the last flush, kept only on a [`Log::since_flush`] (whose events
+    /// since then are the rest of [`SimDevice::crash_image`]'s input).
+    durable: Mutex<Option<Image>>,
     resizable: bool,
+    discards: bool,
+    /// Resizes past this fail with `NoSpace`.
+    max_len: u64,
+    fault: Option<Arc<Fault>>,
     full: Mutex<Option<Full>>,
     /// Set when power was lost: the device no longer changes or logs anything.
     dead: AtomicBool,
@@ -371,17 +601,63 @@ impl SimDevice {
         Self::with_image(id, log, Image::zeros(len), resizable)
     }
 
-    /// Device `id` holding `image`, logging into `log`.
+    /// Device `id` holding `image` (durable), logging into `log`.
     pub fn with_image(id: usize, log: &Log, image: Image, resizable: bool) -> Arc<Self> {
         Arc::new(SimDevice {
             id,
             log: log.clone(),
+            durable: Mutex::new((log.keep == Keep::SinceFlush).then(|| image.clone())),
             live: Mutex::new(image),
             resizable,
+            discards: true,
+            max_len: u64::MAX,
+            fault: None,
             full: Mutex::new(None),
             dead: AtomicBool::new(false),
             before_write: Mutex::new(None),
         })
+    }
+
+    /// Changes a device no one else holds yet.
+    fn configured(mut self: Arc<Self>, f: impl FnOnce(&mut SimDevice)) -> Arc<Self> {
+        let id = self.id;
+        f(Arc::get_mut(&mut self)
+            .unwrap_or_else(|| panic!("sim device {id}: configured after it was shared")));
+        self
+    }
+
+    /// The device with the shared failure countdown `fault` attached (see [`Fault`]): every
+    /// write, discard, flush and resize ticks it, and once it is dead every call fails, reads
+    /// included.
+    ///
+    /// # Panics
+    ///
+    /// If the device was already shared (cloned) or given a fault.
+    pub fn with_fault(self: Arc<Self>, fault: &Arc<Fault>) -> Arc<Self> {
+        self.configured(|d| {
+            assert!(d.fault.is_none(), "sim device {}: a second fault", d.id);
+            d.fault = Some(fault.clone());
+        })
+    }
+
+    /// The device refusing to be resized past `max` bytes (`NoSpace`, nothing changed, no tick of
+    /// its fault), as a disk of that size would.
+    ///
+    /// # Panics
+    ///
+    /// If the device was already shared.
+    pub fn with_max_len(self: Arc<Self>, max: u64) -> Arc<Self> {
+        self.configured(|d| d.max_len = max)
+    }
+
+    /// The device without discard support (`as_discard` gives `None`), so its users zero ranges
+    /// by writing.
+    ///
+    /// # Panics
+    ///
+    /// If the device was already shared.
+    pub fn without_discard(self: Arc<Self>) -> Arc<Self> {
+        self.configured(|d| d.discards = false)
     }
 
     /// Calls `hook` before each write from now on (`None`: no more), for example to hold a write
@@ -406,9 +682,57 @@ impl SimDevice {
         self.dead.load(Ordering::Relaxed)
     }
 
+    /// Ticks the attached fault: `Some(kept 256ths)` when this call fails.
+    fn tick(&self) -> Option<u8> {
+        match self.fault.as_ref().map(|f| f.tick()) {
+            Some(Tick::Fail(tear)) => Some(tear),
+            Some(Tick::Proceed) | None => None,
+        }
+    }
+
+    fn fault_is_dead(&self) -> bool {
+        self.fault.as_ref().is_some_and(|f| f.is_dead())
+    }
+
     /// The live contents (what a clean shutdown would leave).
     pub fn image(&self) -> Image {
         self.live.lock().unwrap().clone()
+    }
+
+    /// The contents a power loss now could leave, by `mode`: the device's contents as of its last
+    /// flush, with each write, discard and resize since then given a fate by `mode` and replayed
+    /// in issue order by the [`Replayer`] (a torn write or discard reaches the medium sector by
+    /// sector). A write the crash keeps past the end of the image (its resize lost) extends the
+    /// image, as a write past the end of a file does.
+    ///
+    /// # Panics
+    ///
+    /// Unless the device logs into a [`Log::since_flush`] (the log that keeps exactly its events
+    /// since its last flush).
+    pub fn crash_image(&self, mode: CrashMode) -> Image {
+        assert!(
+            self.log.keep == Keep::SinceFlush,
+            "sim device {}: crash_image needs a Log::since_flush()",
+            self.id
+        );
+        // Under the log lock, so the durable image and the events after it agree.
+        let log = self.log.lock();
+        let durable = self.durable.lock().unwrap().clone();
+        let events: Vec<Event> = log
+            .iter()
+            .filter(|e| e.dev == self.id)
+            .map(|e| Event {
+                dev: 0,
+                op: e.op.clone(),
+            })
+            .collect();
+        drop(log);
+        let durable = durable.expect("a device on a since-flush log keeps its durable image");
+        let mut replay = Replayer::new(&events, vec![durable]);
+        replay.advance(events.len());
+        let mut fate = mode.fates();
+        let mut images = replay.build(|i| fate(&events[i].op));
+        images.pop().expect("one device, one image")
     }
 
     fn out_of_range(&self, offset: u64, len: usize, size: u64) -> Error {
@@ -425,6 +749,9 @@ impl SimDevice {
 
 impl BlockDevice for SimDevice {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        if self.fault_is_dead() {
+            return Err(injected(self.id, "read").with_offset(offset));
+        }
         let live = self.live.lock().unwrap();
         let end = offset.checked_add(buf.len() as u64);
         match end {
@@ -452,12 +779,20 @@ impl BlockDevice for SimDevice {
         if !matches!(end, Some(end) if end <= live.len()) {
             return Err(self.out_of_range(offset, buf.len(), live.len()));
         }
-        let (keep, fail) = match &*self.full.lock().unwrap() {
-            Some(f) if offset + buf.len() as u64 > f.capacity => {
-                (f.capacity.saturating_sub(offset) as usize, Some(f.kind))
-            }
+        let (mut keep, mut fail) = match &*self.full.lock().unwrap() {
+            Some(f) if offset + buf.len() as u64 > f.capacity => (
+                f.capacity.saturating_sub(offset) as usize,
+                Some(Error::io(
+                    format!("sim device {} is full", self.id),
+                    io::Error::from(f.kind),
+                )),
+            ),
             _ => (buf.len(), None),
         };
+        if let Some(tear) = self.tick() {
+            keep = keep.min(buf.len() * usize::from(tear) / 256);
+            fail = Some(injected(self.id, "write"));
+        }
         if keep > 0 {
             live.write(offset as usize, &buf[..keep]);
             Log::push(
@@ -474,11 +809,7 @@ impl BlockDevice for SimDevice {
         }
         match fail {
             None => Ok(()),
-            Some(kind) => Err(Error::io(
-                format!("sim device {} is full", self.id),
-                io::Error::from(kind),
-            )
-            .with_offset(offset)),
+            Some(e) => Err(e.with_offset(offset)),
         }
     }
 
@@ -486,11 +817,19 @@ impl BlockDevice for SimDevice {
         if self.is_dead() {
             return Ok(());
         }
+        if self.tick().is_some() {
+            return Err(injected(self.id, "flush"));
+        }
         let event = Event {
             dev: self.id,
             op: Op::Flush,
         };
-        Log::push(&mut self.log.lock(), self.log.keep, event);
+        let mut log = self.log.lock();
+        if self.log.keep == Keep::SinceFlush {
+            // The events this flush drops from the log are in the durable image from now on.
+            *self.durable.lock().unwrap() = Some(self.live.lock().unwrap().clone());
+        }
+        Log::push(&mut log, self.log.keep, event);
         Ok(())
     }
 
@@ -503,7 +842,7 @@ impl BlockDevice for SimDevice {
     }
 
     fn as_discard(&self) -> Option<&dyn Discard> {
-        Some(self)
+        self.discards.then_some(self as &dyn Discard)
     }
 }
 
@@ -517,6 +856,9 @@ impl Discard for SimDevice {
         let end = offset.checked_add(len);
         if !matches!(end, Some(end) if end <= live.len()) {
             return Err(self.out_of_range(offset, len as usize, live.len()));
+        }
+        if self.tick().is_some() {
+            return Err(injected(self.id, "discard").with_offset(offset));
         }
         live.discard(offset as usize, len as usize);
         let event = Event {
@@ -532,6 +874,18 @@ impl Resize for SimDevice {
     fn resize(&self, new_len: u64) -> Result<()> {
         if self.is_dead() {
             return Ok(());
+        }
+        if new_len > self.max_len {
+            return Err(Error::new(
+                ErrorKind::NoSpace,
+                format!(
+                    "sim device {} cannot hold {new_len} bytes (at most {})",
+                    self.id, self.max_len
+                ),
+            ));
+        }
+        if self.tick().is_some() {
+            return Err(injected(self.id, "resize"));
         }
         let mut log = self.log.lock();
         self.live.lock().unwrap().resize(new_len as usize);
@@ -1209,6 +1563,220 @@ mod tests {
             short.to_bytes(),
             [vec![5u8; SECTOR as usize], zeros.clone()].concat()
         );
+    }
+
+    /// Reads all of `dev`.
+    fn read_all(dev: &SimDevice) -> Result<Vec<u8>> {
+        let mut b = vec![0u8; dev.len() as usize];
+        dev.read_at(&mut b, 0).map(|()| b)
+    }
+
+    /// A shared countdown fails the n-th mutating call of any device sharing it, leaving the
+    /// armed part of a failing write behind; the devices are then dead: every call on every one
+    /// of them fails, reads included, and nothing changes any more.
+    #[test]
+    fn a_fault_fails_the_nth_call_across_devices_and_a_dead_one_fails_reads_too() {
+        let fault = Fault::new();
+        let log = Log::since_flush();
+        let a = SimDevice::new(0, &log, 4 * SECTOR, true).with_fault(&fault);
+        let b = SimDevice::new(1, &log, SECTOR, true).with_fault(&fault);
+        a.write_at(&[1; SECTOR as usize], 0).unwrap();
+        // The third mutating call from now fails and leaves half of its write.
+        fault.arm(2, 128, false);
+        b.write_at(&[4; SECTOR as usize], 0).unwrap();
+        b.flush().unwrap();
+        assert!(!fault.fired() && !fault.is_dead());
+        let err = a.write_at(&[9; 2 * SECTOR as usize], SECTOR).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Io, "{err}");
+        assert!(fault.is_dead() && fault.fired());
+        assert!(fault.take_fired());
+        assert!(!fault.take_fired(), "take_fired forgets");
+
+        for dev in [&a, &b] {
+            let e = read_all(dev).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Io, "a read of a dead device: {e}");
+            assert!(dev.write_at(&[5; 10], 0).is_err());
+            assert!(dev.flush().is_err());
+            assert!(dev.resize(8 * SECTOR).is_err());
+            assert!(dev.discard(0, SECTOR).is_err());
+        }
+        // Arming a dead fault does not revive it.
+        fault.arm(5, 0, true);
+        assert!(b.flush().is_err());
+        let s = SECTOR as usize;
+        let expected = [vec![1; s], vec![9; s], vec![0; 2 * s]].concat();
+        assert_eq!(
+            a.image().to_bytes(),
+            expected,
+            "the torn prefix is all that changed"
+        );
+        assert_eq!(b.image().to_bytes(), vec![4; s]);
+        // The torn prefix was issued, so a crash may keep it.
+        assert_eq!(a.crash_image(CrashMode::KeepAll).to_bytes(), expected);
+        assert_eq!(
+            a.crash_image(CrashMode::LoseUnflushed).to_bytes(),
+            vec![0; 4 * s]
+        );
+    }
+
+    /// A transient failure fails one call (here a flush, then a write that leaves nothing) and
+    /// the devices go on working.
+    #[test]
+    fn a_transient_fault_fails_one_call_only() {
+        let fault = Fault::new();
+        let log = Log::since_flush();
+        let dev = SimDevice::new(0, &log, 2 * SECTOR, true).with_fault(&fault);
+        fault.arm(0, 0, true);
+        assert_eq!(dev.flush().unwrap_err().kind(), ErrorKind::Io);
+        assert!(fault.take_fired() && !fault.is_dead());
+        dev.write_at(&[3; SECTOR as usize], 0).unwrap();
+        fault.arm(1, 0, true);
+        dev.flush().unwrap();
+        assert!(dev.write_at(&[6; SECTOR as usize], SECTOR).is_err());
+        assert!(fault.take_fired() && !fault.is_dead());
+        dev.write_at(&[7; SECTOR as usize], SECTOR).unwrap();
+        let s = SECTOR as usize;
+        assert_eq!(read_all(&dev).unwrap(), [vec![3; s], vec![7; s]].concat());
+        assert_eq!(
+            dev.crash_image(CrashMode::LoseUnflushed).to_bytes(),
+            [vec![3; s], vec![0; s]].concat(),
+            "the flush that failed made nothing durable; the one that worked did"
+        );
+        assert!(!fault.fired());
+    }
+
+    /// A size cap refuses a resize with `NoSpace` without ticking the fault or changing anything;
+    /// a device without discard says so; a since-flush log drops a device's events at its flush.
+    #[test]
+    fn a_size_cap_refuses_a_resize_and_a_since_flush_log_forgets_what_was_flushed() {
+        let fault = Fault::new();
+        let log = Log::since_flush();
+        let dev = SimDevice::new(0, &log, SECTOR, true)
+            .with_fault(&fault)
+            .with_max_len(4 * SECTOR)
+            .without_discard();
+        let other = SimDevice::new(1, &log, SECTOR, true);
+        assert!(dev.as_discard().is_none() && other.as_discard().is_some());
+        fault.arm(0, 0, false);
+        let e = dev.resize(4 * SECTOR + 1).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NoSpace, "{e}");
+        assert!(!fault.fired(), "a refused resize does not tick the fault");
+        assert_eq!(dev.len(), SECTOR);
+        fault.arm(u32::MAX, 0, false);
+
+        for i in 0..100u8 {
+            dev.write_at(&[i; 16], u64::from(i)).unwrap();
+        }
+        other.write_at(&[1; 8], 0).unwrap();
+        assert_eq!(log.len(), 101);
+        dev.flush().unwrap();
+        assert_eq!(
+            log.len(),
+            1,
+            "only the other device's unflushed write is left"
+        );
+        other.flush().unwrap();
+        assert!(log.is_empty());
+        assert_eq!(
+            dev.crash_image(CrashMode::LoseUnflushed).to_bytes(),
+            dev.image().to_bytes()
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "crash_image needs a Log::since_flush()")]
+    fn a_crash_image_needs_a_since_flush_log() {
+        SimDevice::new(3, &Log::new(), SECTOR, true).crash_image(CrashMode::KeepAll);
+    }
+
+    /// What one crash of [`crash_images_follow_each_mode`]'s workload did, by hand.
+    #[derive(Default)]
+    struct Seen {
+        lost: bool,
+        kept: bool,
+        torn: bool,
+        resize_lost: bool,
+    }
+
+    /// Each [`CrashMode`] against a hand-built expectation: the device's flushed contents, then
+    /// its events since the flush in issue order, each lost, kept or torn (sector by sector) as the
+    /// mode's documented rule draws it; a kept write past a lost resize extends the image.
+    #[test]
+    fn crash_images_follow_each_mode() {
+        let s = SECTOR as usize;
+        let log = Log::since_flush();
+        let dev = SimDevice::new(0, &log, 2 * SECTOR, true);
+        let other = SimDevice::new(1, &log, SECTOR, true);
+        dev.write_at(&vec![1; 2 * s], 0).unwrap();
+        dev.flush().unwrap();
+        // Pending: grow to 4 sectors, a 2-sector write at sector 1, a 1-sector write at sector 3.
+        dev.resize(4 * SECTOR).unwrap();
+        dev.write_at(&vec![2; 2 * s], SECTOR).unwrap();
+        other.write_at(&[7; 100], 0).unwrap();
+        other.flush().unwrap();
+        dev.write_at(&vec![3; s], 3 * SECTOR).unwrap();
+        assert_eq!(log.len(), 3);
+
+        let live = [vec![1; s], vec![2; 2 * s], vec![3; s]].concat();
+        assert_eq!(dev.image().to_bytes(), live);
+        let image = |mode| dev.crash_image(mode).to_bytes();
+        assert_eq!(image(CrashMode::LoseUnflushed), vec![1; 2 * s]);
+        assert_eq!(image(CrashMode::KeepAll), live);
+
+        // The rule, by hand on plain bytes.
+        let by_hand = |seed: u64, resizes_random: bool, seen: &mut Seen| {
+            let mut rng = Rng::from_state(seed);
+            let mut img = vec![1u8; 2 * s];
+            if !resizes_random || rng.below(2) == 0 {
+                img.resize(4 * s, 0);
+            } else {
+                seen.resize_lost = true;
+            }
+            for (at, byte, sectors) in [(s, 2u8, 2usize), (3 * s, 3, 1)] {
+                let mask: u64 = match rng.below(6) {
+                    0 | 1 => {
+                        seen.lost = true;
+                        0
+                    }
+                    2..=4 => {
+                        seen.kept = true;
+                        u64::MAX
+                    }
+                    _ => {
+                        seen.torn = true;
+                        rng.next_u64()
+                    }
+                };
+                for k in 0..sectors {
+                    if mask & (1 << k) != 0 {
+                        let start = at + k * s;
+                        if img.len() < start + s {
+                            img.resize(start + s, 0);
+                        }
+                        img[start..start + s].fill(byte);
+                    }
+                }
+            }
+            img
+        };
+        let (mut seen, mut seen_r) = (Seen::default(), Seen::default());
+        for seed in 0..64 {
+            assert_eq!(
+                image(CrashMode::Subset(seed)),
+                by_hand(seed, false, &mut seen),
+                "Subset({seed})"
+            );
+            assert_eq!(
+                image(CrashMode::SubsetWithResizes(seed)),
+                by_hand(seed, true, &mut seen_r),
+                "SubsetWithResizes({seed})"
+            );
+        }
+        assert!(seen.lost && seen.kept && seen.torn && !seen.resize_lost);
+        assert!(seen_r.lost && seen_r.kept && seen_r.torn && seen_r.resize_lost);
+        // The same mode gives the same image; the device itself is untouched.
+        assert_eq!(image(CrashMode::Subset(9)), image(CrashMode::Subset(9)));
+        assert_eq!(dev.image().to_bytes(), live);
     }
 
     fn p(s: &str) -> PathBuf {

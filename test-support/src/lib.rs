@@ -7,12 +7,16 @@
 //!   scripts), run by cargo-fuzz and replayed by `vds-core/tests/fuzz_corpus.rs`.
 //! - [`vss_fuzz`]: the checks of the vss-core fuzz targets (both documents from arbitrary bytes;
 //!   DiskShadow-style scripts), run by cargo-fuzz and replayed by `vss-core/tests/fuzz_corpus.rs`.
-//! - [`crash_sim`]: the engine crash harness's simulated device, which records every write and
-//!   flush so a test can build the disk image of a crash at any point
-//!   (`cow-engine/tests/crash.rs`), and its simulated directory tree (`SimDir`, a
-//!   `cow_engine::fs::Fs` whose names are durable only after their directory's sync), rebuilt
-//!   after a crash by `DirReplayer` (`cow-engine/tests/dir_crash.rs`), and [`Rng`], the
-//!   workspace's one test generator (the fuzz targets' too).
+//! - [`crash_sim`]: the one simulated device and directory. `SimDevice` has a volatile write
+//!   cache and records every write, discard, resize and flush in a shared `Log`, so a test can
+//!   build the disk image of a crash at any point with `Replayer` (`cow-engine/tests/crash.rs`);
+//!   `SimDir` grows it into a directory tree (a `cow_engine::fs::Fs` whose names are durable only
+//!   after their directory's sync), rebuilt after a crash by `DirReplayer`
+//!   (`cow-engine/tests/dir_crash.rs`, `vds-core/tests/pool_crash.rs`, `vds-core/tests/resume.rs`).
+//!   The fuzz logic runs on the same device, with a shared failure countdown attached (`Fault`)
+//!   and the image a power loss could leave now (`SimDevice::crash_image` by a `CrashMode`, on a
+//!   `Log::since_flush` that keeps only the unflushed work). Also [`Rng`], the workspace's one
+//!   test generator (the fuzz targets' too).
 //! - [`pattern`] and [`sparse_pattern`]: test data from that generator; [`FULL_BACKUP_EVENTS`],
 //!   what a writer sees in a backup that succeeds.
 //! - [`tools`]: the one policy for an outside tool a test needs and does not find (a failure

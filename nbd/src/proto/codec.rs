@@ -500,13 +500,19 @@ mod tests {
         d.extend(vec![b'a'; MAX_STRING + 1]);
         d.extend(0u16.to_be_bytes());
         let e = InfoRequest::decode(&d).unwrap_err();
-        assert!(matches!(&e, BadOption::TooBig(m) if m.contains("4097 bytes")), "{e:?}");
+        assert!(
+            matches!(&e, BadOption::TooBig(m) if m.contains("4097 bytes")),
+            "{e:?}"
+        );
         assert_eq!(e.reply(), REP_ERR_TOO_BIG);
         let mut d = 1u32.to_be_bytes().to_vec();
         d.push(0xff);
         d.extend(0u16.to_be_bytes());
         let e = InfoRequest::decode(&d).unwrap_err();
-        assert!(matches!(&e, BadOption::Invalid(m) if m.contains("UTF-8")), "{e:?}");
+        assert!(
+            matches!(&e, BadOption::Invalid(m) if m.contains("UTF-8")),
+            "{e:?}"
+        );
         assert_eq!(e.reply(), REP_ERR_INVALID);
         let p = error_payload(EIO, &"é".repeat(3000));
         assert_eq!(be_u16(&p[4..6]) as usize, p.len() - 6);

@@ -16,8 +16,9 @@
 //!   configuration allows (out of diff space with a limit, writes to read-only snapshots).
 //! - After a *transient* failure (one device call fails, the devices go on) the volume must stay
 //!   consistent: snapshots unchanged, the failed write's bytes old or new, the failed operation
-//!   without effect in memory; later operations may fail with `Io` (a failed journal refuses
-//!   work until reopened).
+//!   without effect in memory (but a deletion whose giving back of free space failed, which is
+//!   documented to delete all the same, durably); later operations may fail with `Io` (a failed
+//!   journal refuses work until reopened).
 //! - After the devices *die* (or a power loss, or a close) they are rebuilt from what a crash
 //!   could leave and the volume is reopened: every snapshot whose creation was acknowledged must
 //!   be there (unless deleted, or a failed deletion may have gone through), only snapshots whose
@@ -33,7 +34,7 @@ use cow_engine::{
 };
 
 use super::input::{Input, Rng};
-use super::sim::{CrashMode, Fault, SimDevice, Sparse};
+use crate::crash_sim::{self as sim, CrashMode, Fault, Log, SimDevice};
 
 /// Set to print each operation and its outcome to stderr (for reading a failing input).
 pub static TRACE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -419,8 +420,23 @@ struct World {
     failed_since_restart: bool,
 }
 
-fn devices_from(images: [Sparse; 4], fault: &Arc<Fault>) -> Devices {
-    images.map(|img| SimDevice::from_image(img, fault.clone()))
+/// The simulated devices' size cap: a resize past it is refused with `NoSpace` (a fuzzed
+/// configuration must not make the simulation allocate without bound).
+const MAX_DEVICE_LEN: u64 = 1 << 30;
+
+/// Devices holding `images` (durable), sharing the failure countdown `fault` and one log that
+/// keeps only what each device has not flushed (all a crash image needs). Without discard
+/// support: the engine zeroes ranges by writing, as the model expects.
+fn devices_from(images: [sim::Image; 4], fault: &Arc<Fault>) -> Devices {
+    let log = Log::since_flush();
+    let mut id = 0;
+    images.map(|img| {
+        id += 1;
+        SimDevice::with_image(id - 1, &log, img, true)
+            .with_fault(fault)
+            .with_max_len(MAX_DEVICE_LEN)
+            .without_discard()
+    })
 }
 
 fn as_dyn(d: &Arc<SimDevice>) -> Arc<dyn BlockDevice> {
@@ -478,12 +494,10 @@ pub fn run_with_stats(data: &[u8]) -> Stats {
     if header.format_fail != 0 {
         fault.arm(u32::from(header.format_fail % 16), 128, false);
     }
-    let devs: Devices = [
-        SimDevice::new((blocks * BS) as u64, fault.clone()),
-        SimDevice::new(0, fault.clone()),
-        SimDevice::new(0, fault.clone()),
-        SimDevice::new(0, fault.clone()),
-    ];
+    let devs = devices_from(
+        [(blocks * BS) as u64, 0, 0, 0].map(sim::Image::zeros),
+        &fault,
+    );
     let created = Volume::create_on_devices(
         as_dyn(&devs[0]),
         as_dyn(&devs[1]),
@@ -870,7 +884,14 @@ impl World {
                         }
                         Err(e) => {
                             self.classify(e, &[], "delete");
-                            self.doubt.gone.push(id);
+                            if self.alive() && self.vol().snapshot(id).is_err() {
+                                // Documented: when giving the freed space back fails, the
+                                // snapshot is deleted all the same, durably (a crash that brings
+                                // it back is caught: it is no longer in doubt).
+                                self.snaps.remove(i);
+                            } else {
+                                self.doubt.gone.push(id);
+                            }
                         }
                     }
                     r
@@ -1117,7 +1138,7 @@ impl World {
                 let mode = CrashMode::from_byte(fail >> 6, self.step);
                 images = devs.each_ref().map(|d| d.crash_image(mode));
             } else {
-                images = devs.each_ref().map(|d| d.live_image());
+                images = devs.each_ref().map(|d| d.image());
             }
         }
         self.fault = Fault::new();
