@@ -104,6 +104,28 @@ fn version_defines_match_the_library_and_the_soname() {
     );
 }
 
+/// The workspace README names the header's ABI version, in its table ("the stable C ABI (version
+/// MAJOR.MINOR)") and in the installed library's file name (`libumbra.so.MAJOR.MINOR.`).
+#[test]
+fn readme_names_the_header_abi_version() {
+    let defines = numeric_defines(&header());
+    let version = format!(
+        "{}.{}",
+        defines["UMBRA_ABI_MAJOR"], defines["UMBRA_ABI_MINOR"]
+    );
+    let readme =
+        std::fs::read_to_string(ffi_dir().join("../README.md")).expect("read the workspace README");
+    for want in [
+        format!("the stable C ABI (version {version})"),
+        format!("libumbra.so.{version}."),
+    ] {
+        assert!(
+            readme.contains(&want),
+            "README.md must say {want:?} (include/umbra.h is ABI {version})"
+        );
+    }
+}
+
 /// Every `UMBRA_OK` / `UMBRA_E_*` define of the header is a status the library names the same way.
 #[test]
 fn header_status_codes_match_the_library() {

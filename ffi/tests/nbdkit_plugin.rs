@@ -7,8 +7,13 @@
 //!
 //! nbdkit runs captive (`nbdkit -U - ... --run CMD`): it listens, runs the client command with
 //! `$uri` set, and exits with the command's status when it ends, so no test waits on a socket.
-//! Needs make, pkg-config, gcc (`CC`), nbdkit with `nbdkit-plugin.h`, nbdinfo, nbdcopy, qemu-img
-//! and qemu-io: without one the tests print that they skipped, and fail when `CI` is set.
+//! Requests with flags no command-line client sends (WRITE_ZEROES with NO_HOLE and FAST_ZERO, reads
+//! over the advertised maximum) come from a python script on libnbd (`/usr/bin/python3`, the
+//! distribution's, with python3-libnbd).
+//!
+//! Needs make, pkg-config, gcc (`CC`), nbdkit with `nbdkit-plugin.h` and its log filter, nbdinfo,
+//! nbdcopy, qemu-img, qemu-io, readelf and python3-libnbd: without one the tests print that they
+//! skipped, and fail when `CI` is set.
 
 mod support;
 
@@ -42,10 +47,18 @@ impl Pool {
     }
 
     fn create_lun(&self, name: &str, mask: &str) {
+        self.create_lun_sized(name, LUN_SIZE, mask);
+    }
+
+    fn create_lun_sized(&self, name: &str, size: usize, mask: &str) {
         // SAFETY: a live handle and valid C strings.
-        ok(unsafe {
-            umbra_lun_create(self.0, c(name).as_ptr(), LUN_SIZE as u64, c(mask).as_ptr())
-        });
+        ok(unsafe { umbra_lun_create(self.0, c(name).as_ptr(), size as u64, c(mask).as_ptr()) });
+    }
+
+    /// Makes `INI` see LUN `name` at host LUN `number`.
+    fn set_number(&self, name: &str, number: u32) {
+        // SAFETY: a live handle and valid C strings.
+        ok(unsafe { umbra_lun_set_host_number(self.0, c(name).as_ptr(), c(INI).as_ptr(), number) });
     }
 
     fn set_mask(&self, name: &str, mask: &str) {
@@ -67,16 +80,21 @@ impl Pool {
         });
     }
 
-    /// The whole LUN, read as `INI`.
+    /// The whole LUN (of `LUN_SIZE`), read as `INI`.
     fn read_all(&self, name: &str) -> Vec<u8> {
-        let mut buf = vec![0u8; LUN_SIZE];
+        self.read(name, 0, LUN_SIZE)
+    }
+
+    /// `len` bytes at `offset` of LUN `name`, read as `INI`.
+    fn read(&self, name: &str, offset: usize, len: usize) -> Vec<u8> {
+        let mut buf = vec![0u8; len];
         // SAFETY: a live handle, valid C strings, `buf.len()` writable bytes.
         ok(unsafe {
             umbra_lun_read(
                 self.0,
                 c(name).as_ptr(),
                 c(INI).as_ptr(),
-                0,
+                offset as u64,
                 buf.as_mut_ptr(),
                 buf.len(),
             )
@@ -139,7 +157,12 @@ impl Model {
             .extend(offset / BLOCK..(offset + data.len()).div_ceil(BLOCK));
     }
 
-    /// Zeros written or discarded: the whole blocks of the range are released.
+    /// Zeros written as data (WRITE_ZEROES with NO_HOLE): the blocks are allocated.
+    fn zero_data(&mut self, offset: usize, len: usize) {
+        self.write(offset, &vec![0; len]);
+    }
+
+    /// Zeros written allowing holes, or discarded: the whole blocks of the range are released.
     fn zero(&mut self, offset: usize, len: usize) {
         self.bytes[offset..offset + len].fill(0);
         for b in offset.div_ceil(BLOCK)..(offset + len) / BLOCK {
@@ -285,6 +308,20 @@ fn pool_dir(e: &Env, name: &str) -> PathBuf {
 /// shell command line: `$uri` is the export, `$OUT` a scratch file) as its client. Returns
 /// nbdkit's output (the client's stdout included) whatever the exit status.
 fn nbdkit(e: &Env, pool: &Path, initiator: &str, lun: &str, run: &str) -> Output {
+    nbdkit_with(e, pool, initiator, lun, &[], &[], run)
+}
+
+/// [`nbdkit`] with `before` nbdkit's arguments before the plugin (filters) and `after` the
+/// plugin's (filter parameters).
+fn nbdkit_with(
+    e: &Env,
+    pool: &Path,
+    initiator: &str,
+    lun: &str,
+    before: &[&str],
+    after: &[String],
+    run: &str,
+) -> Output {
     let out_file = e.work.join(format!(
         "out-{}-{}",
         pool.file_name().unwrap().to_string_lossy(),
@@ -293,10 +330,12 @@ fn nbdkit(e: &Env, pool: &Path, initiator: &str, lun: &str, run: &str) -> Output
     let _ = std::fs::remove_file(&out_file);
     Command::new("nbdkit")
         .args(["-U", "-"])
+        .args(before)
         .arg(&e.plugin)
         .arg(format!("pool={}", pool.display()))
         .arg(format!("initiator={initiator}"))
         .arg(format!("lun={lun}"))
+        .args(after)
         .arg("--run")
         .arg(run)
         .env("OUT", &out_file)
@@ -397,6 +436,7 @@ fn plugin_serves_a_lun_to_nbdinfo_qemu_img_qemu_io_and_nbdcopy() {
     }
     assert_eq!(x["block_size_minimum"], 1, "{x}");
     assert_eq!(x["block_size_preferred"], BLOCK as u64, "{x}");
+    assert_eq!(x["block_size_maximum"], 32 * MIB as u64, "{x}");
     assert!(
         x["contexts"]
             .as_array()
@@ -415,18 +455,20 @@ fn plugin_serves_a_lun_to_nbdinfo_qemu_img_qemu_io_and_nbdcopy() {
         "qemu-img convert",
     );
 
-    // qemu-io writes (plain, FUA, write-zeroes, discard with unmap on, flush), then the pool,
-    // read through the C ABI, holds them.
+    // qemu-io writes (plain, FUA, write-zeroes allowing holes and not, discard with unmap on,
+    // flush), then the pool, read through the C ABI, holds them.
     // qemu-io's -P fills with one byte value.
     model.write(12288, &[7; 8192]);
     model.write(4 * MIB - 4096, &[8; 4096]);
-    model.zero(MIB + 4096, 8192); // write -z inside the first write
+    model.zero(MIB + 4096, 8192); // write -z -u (may unmap) inside the first write
+    model.zero_data(MIB + 16384, 4096); // write -z (NO_HOLE) inside it: zeros as data
     model.zero(MIB + 32768, 4096); // discard inside it too
     let io = format!(
         "qemu-io -f raw -d unmap -c 'write -P 7 12288 8192' -c 'write -f -P 8 {} 4096' \
-         -c 'write -z {} 8192' -c 'discard {} 4096' -c 'flush' \"$uri\"",
+         -c 'write -z -u {} 8192' -c 'write -z {} 4096' -c 'discard {} 4096' -c 'flush' \"$uri\"",
         4 * MIB - 4096,
         MIB + 4096,
+        MIB + 16384,
         MIB + 32768
     );
     let text = served(e, &dir, "0", &io);
@@ -679,8 +721,9 @@ fn plugin_refuses_what_the_initiator_does_not_see_and_bad_configuration() {
     assert_eq!(x["description"], "mine", "{x}");
 }
 
-/// nbdkit under valgrind serving writes (FUA, zero, trim, flush), block status and a parallel
-/// multi-connection copy: no memory error, no leak in the plugin or libumbra.
+/// nbdkit under valgrind serving writes (FUA, zero with holes and without, trim, flush), block
+/// status and a parallel multi-connection copy: no memory error, no leak in the plugin or
+/// libumbra.
 /// `UMBRA_TEST_NO_VALGRIND=1` skips it on purpose (as tests/c_programs.rs does).
 #[test]
 fn plugin_under_valgrind_has_no_memory_error_and_no_leak() {
@@ -709,6 +752,7 @@ fn plugin_under_valgrind_has_no_memory_error_and_no_leak() {
     model.write(8192, &[5; 8192]);
     model.zero(3 * MIB, 8192);
     model.zero(3 * MIB + 8192, 4096);
+    model.zero_data(3 * MIB + 12288, 300_000);
     let copy = e.work.join("valgrind-copy");
     let out = Command::new("valgrind")
         .args([
@@ -724,11 +768,12 @@ fn plugin_under_valgrind_has_no_memory_error_and_no_leak() {
         .arg("lun=disk")
         .arg("--run")
         .arg(format!(
-            "qemu-io -f raw -d unmap -c 'write -f -P 5 8192 8192' -c 'write -z {} 8192' \
-             -c 'discard {} 4096' -c flush \"$uri\" && nbdinfo --map \"$uri\" && \
-             nbdcopy --connections=4 \"$uri\" {}",
+            "qemu-io -f raw -d unmap -c 'write -f -P 5 8192 8192' -c 'write -z -u {} 8192' \
+             -c 'discard {} 4096' -c 'write -z -f {} 300000' -c flush \"$uri\" && \
+             nbdinfo --map \"$uri\" && nbdcopy --connections=4 \"$uri\" {}",
             3 * MIB,
             3 * MIB + 8192,
+            3 * MIB + 12288,
             copy.display()
         ))
         .output()
@@ -752,4 +797,318 @@ fn plugin_under_valgrind_has_no_memory_error_and_no_leak() {
         &model.bytes,
         "nbdcopy under valgrind",
     );
+}
+
+// ---- libnbd from python: requests with flags no command-line client sends ----
+
+/// The distribution's python3, for which python3-libnbd installs the `nbd` module.
+const PYTHON: &str = "/usr/bin/python3";
+
+/// True if [`PYTHON`] imports libnbd's `nbd` module; else says so (a failure under `CI`).
+fn libnbd_python() -> bool {
+    let works = Command::new(PYTHON)
+        .args(["-c", "import nbd"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !works {
+        support::tool_missing("python3 with libnbd", "apt-get install python3-libnbd");
+    }
+    works
+}
+
+/// Writes `body` after a prelude into a script file of this test and returns the `--run` command
+/// running it on the export. The prelude connects `h` (strict mode off: the server, not
+/// libnbd, judges every request) and defines `op(what, f, *args)`, which prints `what ok` or
+/// `what ERRNO` (the error's symbolic name).
+fn libnbd_script(e: &Env, name: &str, body: &str) -> String {
+    let script = e.work.join(format!("{name}.py"));
+    let text = format!(
+        "import errno, sys, nbd\n\
+         h = nbd.NBD()\n\
+         h.set_strict_mode(0)\n\
+         h.connect_uri(sys.argv[1])\n\
+         def op(what, f, *args):\n\
+         \x20   try:\n\
+         \x20       f(*args)\n\
+         \x20       print(what, 'ok')\n\
+         \x20   except nbd.Error as err:\n\
+         \x20       n = err.errno\n\
+         \x20       print(what, n if isinstance(n, str) else errno.errorcode.get(n, n))\n\
+         {body}\
+         h.shutdown()\n"
+    );
+    std::fs::write(&script, text).expect("write the libnbd script");
+    format!("{PYTHON} {} \"$uri\"", script.display())
+}
+
+/// WRITE_ZEROES as `umbra serve` answers it (docs/nbd.md): plain (holes allowed) releases the
+/// range, `FAST_ZERO` too; `NO_HOLE` writes zeros as data (allocated, in several chunks, FUA too);
+/// `NO_HOLE|FAST_ZERO` fails with `ENOTSUP` and changes nothing. On a read-only export every
+/// zeroing is `EPERM` (the access first, as `umbra serve` answers).
+#[test]
+fn plugin_zero_honours_no_hole_and_fast_zero_as_umbra_serve_does() {
+    let Some(e) = env() else { return };
+    if !libnbd_python() {
+        return;
+    }
+    let dir = pool_dir(e, "zero");
+    let mut model = Model::new();
+    {
+        let pool = Pool::open(&dir);
+        pool.create_lun("disk", INI);
+        for (off, seed, len) in [(MIB, 1u8, 64 << 10), (4 * MIB, 2, MIB)] {
+            let data = pattern(seed, len);
+            pool.write("disk", off, &data);
+            model.write(off, &data);
+        }
+    }
+    let x = info(e, &dir, "disk");
+    assert_eq!(x["can_zero"], true, "{x}");
+    assert_eq!(x["can_fast_zero"], true, "{x}");
+
+    // Over holes and over data, larger than the plugin's chunk and not a multiple of it.
+    model.zero_data(8192, 3 * MIB + 4096);
+    model.zero(4 * MIB + (128 << 10), 256 << 10);
+    model.zero(4 * MIB + (512 << 10), 64 << 10);
+    model.zero_data(6 * MIB + 100, 5000);
+    let run = libnbd_script(
+        e,
+        "zero",
+        &format!(
+            "op('no-hole', h.zero, {}, 8192, nbd.CMD_FLAG_NO_HOLE)\n\
+             op('no-hole-fast', h.zero, 65536, {}, nbd.CMD_FLAG_NO_HOLE | nbd.CMD_FLAG_FAST_ZERO)\n\
+             op('plain', h.zero, {}, {})\n\
+             op('fast', h.zero, 65536, {}, nbd.CMD_FLAG_FAST_ZERO)\n\
+             op('no-hole-fua', h.zero, 5000, {}, nbd.CMD_FLAG_NO_HOLE | nbd.CMD_FLAG_FUA)\n",
+            3 * MIB + 4096,
+            4 * MIB,
+            256 << 10,
+            4 * MIB + (128 << 10),
+            4 * MIB + (512 << 10),
+            6 * MIB + 100,
+        ),
+    );
+    let out = served(e, &dir, "disk", &run);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "no-hole ok",
+            "no-hole-fast ENOTSUP",
+            "plain ok",
+            "fast ok",
+            "no-hole-fua ok"
+        ],
+        "{out}"
+    );
+    // NO_HOLE: data extents of zeros; plain and FAST_ZERO: holes; NO_HOLE|FAST_ZERO: nothing.
+    assert_eq!(map(e, &dir, "disk"), model.map());
+    {
+        let pool = Pool::open(&dir);
+        assert_same(
+            &pool.read_all("disk"),
+            &model.bytes,
+            "the LUN after zeroing",
+        );
+        pool.create_lun("ro", &format!("{INI}=ro"));
+    }
+    let run = libnbd_script(
+        e,
+        "zero-ro",
+        "op('no-hole-fast', h.zero, 4096, 0, nbd.CMD_FLAG_NO_HOLE | nbd.CMD_FLAG_FAST_ZERO)\n\
+         op('plain', h.zero, 4096, 0)\n",
+    );
+    let out = served(e, &dir, "ro", &run);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["no-hole-fast EPERM", "plain EPERM"],
+        "{out}"
+    );
+}
+
+/// `lun=` follows `umbra serve`'s export-name rule: a number is decimal without sign or leading
+/// zeros, anything else a LUN name; a LUN named like a number is reached by its number only.
+#[test]
+fn plugin_lun_number_has_no_leading_zeros_as_umbra_serve_export_names() {
+    let Some(e) = env() else { return };
+    let dir = pool_dir(e, "naming");
+    {
+        let pool = Pool::open(&dir);
+        pool.create_lun("disk", INI);
+        pool.set_number("disk", 0);
+        pool.create_lun("00", INI);
+        pool.set_number("00", 5);
+        pool.create_lun("7", INI);
+        pool.set_number("7", 3);
+    }
+    for (lun, want) in [("00", "00"), ("0", "disk"), ("5", "00"), ("3", "7")] {
+        let x = info(e, &dir, lun);
+        assert_eq!(x["description"], want, "lun={lun}: {x}");
+    }
+    for (lun, want) in [
+        (
+            "7",
+            "initiator iqn.2026-12.org.umbra.test:plugin sees no LUN at host LUN number 7",
+        ),
+        ("007", "UMBRA_E_NOT_FOUND"),
+        ("+3", "LUN name \"+3\" must be"),
+    ] {
+        let out = nbdkit(e, &dir, INI, lun, "true");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "lun={lun} was served: {stderr}");
+        assert!(
+            stderr.contains(want),
+            "lun={lun}: no {want:?} in:\n{stderr}"
+        );
+    }
+}
+
+/// The advertised block sizes are `umbra serve`'s (1, 4096, 32 MiB); a client honouring them
+/// (qemu) splits a 33 MiB read and write into requests of at most 32 MiB (nbdkit's log filter
+/// records each), and one that does not gets EINVAL (the plugin's EOVERFLOW without DF), the
+/// write changing nothing.
+#[test]
+fn plugin_advertises_a_32_mib_maximum_and_refuses_larger_requests() {
+    let Some(e) = env() else { return };
+    if !libnbd_python() {
+        return;
+    }
+    let dir = pool_dir(e, "maxsize");
+    Pool::open(&dir).create_lun_sized("big", 40 * MIB, INI);
+    let x = info(e, &dir, "big");
+    assert_eq!(x["block_size_minimum"], 1, "{x}");
+    assert_eq!(x["block_size_preferred"], BLOCK as u64, "{x}");
+    assert_eq!(x["block_size_maximum"], 33554432, "{x}");
+
+    let log = e.work.join("maxsize.log");
+    let _ = std::fs::remove_file(&log);
+    let out = nbdkit_with(
+        e,
+        &dir,
+        INI,
+        "big",
+        &["--filter=log"],
+        &[format!("logfile={}", log.display())],
+        r#"qemu-io -f raw -c 'write -P 0x5a 0 33M' -c 'read -P 0x5a 0 33M' "$uri""#,
+    );
+    support::assert_success(&out, "qemu-io of 33 MiB");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("read 34603008/34603008 bytes at offset 0"),
+        "{text}"
+    );
+    let log = std::fs::read_to_string(&log).expect("read nbdkit's log");
+    for kind in [" Read ", " Write "] {
+        let counts: Vec<u64> = log
+            .lines()
+            .filter(|l| l.contains(kind))
+            .filter_map(|l| l.split("count=0x").nth(1))
+            .map(|c| u64::from_str_radix(c.split(' ').next().unwrap(), 16).unwrap())
+            .collect();
+        assert!(
+            counts.len() >= 2
+                && counts.iter().all(|&c| c <= 32 * MIB as u64)
+                && counts.iter().sum::<u64>() == 33 * MIB as u64,
+            "{kind}requests {counts:?} in:\n{log}"
+        );
+    }
+
+    let run = libnbd_script(
+        e,
+        "maxsize",
+        &format!(
+            "op('read-32M', h.pread, {m32}, 0)\n\
+             op('read-33M', h.pread, {m33}, 0)\n\
+             op('write-33M', h.pwrite, bytes([0x11]) * {m33}, 0)\n",
+            m32 = 32 * MIB,
+            m33 = 33 * MIB
+        ),
+    );
+    let out = nbdkit(e, &dir, INI, "big", &run);
+    support::assert_success(&out, "libnbd of 33 MiB");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        ["read-32M ok", "read-33M EINVAL", "write-33M EINVAL"],
+        "{text}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for what in ["read", "write"] {
+        let want = format!(
+            "{what} of 34603008 bytes at 0 of LUN 'big' is larger than the maximum block size \
+             33554432"
+        );
+        assert!(stderr.contains(&want), "no {want:?} in:\n{stderr}");
+    }
+    let got = Pool::open(&dir).read("big", 0, 33 * MIB);
+    assert!(
+        got.iter().all(|&b| b == 0x5a),
+        "the refused write changed the LUN"
+    );
+}
+
+/// `make STATIC=1 OUT=DIR` with DIR not there yet: make creates it and links libumbra.a with
+/// umbra.pc's `Libs.private` (`-Wl,-Bstatic $(pkg-config --static --libs umbra)`, as docs/abi.md
+/// links statically); the plugin needs no libumbra.so, and nbdkit serves with it.
+#[test]
+fn plugin_builds_static_into_a_new_directory() {
+    let Some(e) = env() else { return };
+    let top = e.work.join("static");
+    let _ = std::fs::remove_dir_all(&top);
+    let out_dir = top.join("new/dir");
+    let cc = std::env::var("CC").unwrap_or_else(|_| "gcc".to_string());
+    let pc_dir = e.work.join("prefix/lib/pkgconfig");
+    let out = Command::new("make")
+        .current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/nbdkit-umbra"))
+        .arg(format!("OUT={}", out_dir.display()))
+        .arg(format!("CC={cc}"))
+        .arg("STATIC=1")
+        .env("PKG_CONFIG_PATH", &pc_dir)
+        .env_remove("MAKEFLAGS")
+        .output()
+        .expect("run make");
+    support::assert_success(&out, "make STATIC=1 OUT=<new directory>");
+    let plugin = out_dir.join("nbdkit-umbra.so");
+    assert!(plugin.is_file(), "make built no {}", plugin.display());
+
+    // The link line: -Wl,-Bstatic, then every library of Libs.private.
+    let diag = String::from_utf8_lossy(&out.stderr);
+    let link = diag
+        .lines()
+        .find(|l| l.contains(" -shared "))
+        .unwrap_or_else(|| panic!("no link line in:\n{diag}"));
+    let pc = std::fs::read_to_string(pc_dir.join("umbra.pc")).expect("read umbra.pc");
+    let private = pc
+        .lines()
+        .find_map(|l| l.strip_prefix("Libs.private:"))
+        .expect("umbra.pc has Libs.private");
+    assert!(private.contains("-lgcc_s"), "{private}");
+    assert!(link.contains("-Wl,-Bstatic"), "{link}");
+    let after = &link[link.find("-Wl,-Bstatic").unwrap()..];
+    for lib in private.split_whitespace() {
+        assert!(
+            after.split_whitespace().any(|w| w == lib),
+            "{lib} of Libs.private is not on the link line {link}"
+        );
+    }
+    let dynamic = Command::new("readelf")
+        .args(["-d"])
+        .arg(&plugin)
+        .output()
+        .expect("run readelf");
+    support::assert_success(&dynamic, "readelf -d");
+    let dynamic = String::from_utf8_lossy(&dynamic.stdout);
+    assert!(dynamic.contains("(NEEDED)"), "{dynamic}");
+    assert!(
+        !dynamic.contains("libumbra"),
+        "the static plugin needs libumbra:\n{dynamic}"
+    );
+
+    let dir = pool_dir(e, "static-pool");
+    Pool::open(&dir).create_lun("disk", INI);
+    let static_env = Env {
+        plugin,
+        work: e.work.clone(),
+    };
+    let x = info(&static_env, &dir, "0");
+    assert_eq!(x["description"], "disk", "{x}");
 }

@@ -5,17 +5,17 @@
  * Written in C against include/umbra.h alone (libumbra's stable C ABI): the proof that another
  * storage stack embeds libumbra without reading Rust. The LUN is the one initiator ID sees at
  * host LUN number N (or LUN NAME, which ID must see), exactly as a SCSI initiator would address
- * it; masking decides: a LUN masked from ID is refused when nbdkit starts, read-only access (or
- * an unbroken shadow LUN) is served read-only, and every request is checked against the masking
- * of the moment by libumbra (a request the initiator may no longer make fails with EPERM).
+ * it; masking decides: a LUN masked from ID is refused when nbdkit starts, and read-only access
+ * (or an unbroken shadow LUN) is served read-only. nbdkit holds the pool while it runs, so no
+ * other process can change a mask, take a shadow or recover meanwhile: the masking is the one of
+ * the start, for nbdkit's whole life.
  *
  * Lifecycle: .get_ready opens the pool, resolves the LUN and closes the pool again, so a bad
  * configuration makes nbdkit exit non-zero with the reason before it serves anything; .after_fork
  * opens the pool for serving (nbdkit may have forked into the background in between, and the
  * pool belongs to one process). Every connection opens its own umbra_lun_handle by host LUN
- * number (resolved again per connection, so after a fast-recovery swap a new connection reaches
- * the replacement). The handle is thread-safe, so the thread model is PARALLEL; a flush covers
- * every write to the LUN by any handle, so multi-conn is advertised.
+ * number. The handle is thread-safe, so the thread model is PARALLEL; a flush covers every write
+ * to the LUN by any handle, so multi-conn is advertised.
  *
  * See README.md beside this file.
  */
@@ -23,7 +23,6 @@
 #define NBDKIT_API_VERSION 2
 #define _GNU_SOURCE /* strdup in strict modes */
 
-#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -38,6 +37,17 @@
 #include "umbra.h"
 
 #define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
+
+/* The largest read or write served, advertised as the maximum block size: `umbra serve`'s
+ * default (docs/nbd.md); nbdkit itself refuses requests over 64 MiB. A larger request is refused
+ * with EOVERFLOW (NBD EINVAL unless the client asked DF), as `umbra serve` refuses it. */
+#define MAX_REQUEST (32u << 20)
+
+/* Zeros written as data (WRITE_ZEROES with NO_HOLE) go out this many bytes at a time, from
+ * zero_chunk: zero-initialized and never written, so every thread reads it without a lock (not
+ * const: in .bss rather than 256 KiB of zeros in the plugin's file). */
+#define ZERO_CHUNK (256u << 10)
+static uint8_t zero_chunk[ZERO_CHUNK];
 
 /* The LUN metadata key naming the snapshot set of a shadow LUN; removed when the shadow is
  * broken. An unbroken shadow is read-only whatever its mask says (docs/abi.md). */
@@ -169,15 +179,19 @@ umbra_config_complete (void)
   "initiator=<ID>    (required) Serve as this initiator (iqn..., eui..., naa..., WWPN).\n" \
   "lun=<N>|<NAME>    (required) The host LUN number the initiator sees, or a LUN name."
 
-/* True if `s` is a host LUN number (decimal digits only), written to *out. */
+/* True if `s` is a host LUN number, written to *out: a decimal number without sign or leading
+ * zeros ("0", "17"), the rule of `umbra serve`'s export names (docs/nbd.md). Anything else
+ * ("00", "+1", "007") is a LUN name. */
 static bool
 parse_number (const char *s, uint32_t *out)
 {
   uint64_t n = 0;
   const char *p;
 
+  if (s[0] == '0' && s[1] != '\0')
+    return false;
   for (p = s; *p; p++) {
-    if (!isdigit ((unsigned char) *p))
+    if (*p < '0' || *p > '9')
       return false;
     n = n * 10 + (uint64_t) (*p - '0');
     if (n > UINT32_MAX)
@@ -408,11 +422,12 @@ umbra_block_size (void *handle, uint32_t *minimum, uint32_t *preferred, uint32_t
   uint32_t bs = 4096;
 
   (void) handle;
+  /* The pool's block size as preferred (4096 unless the pool was made otherwise). */
   if (umbra_array_get_block_size (array, &bs) != UMBRA_OK || bs == 0)
     bs = 4096;
   *minimum = 1;
   *preferred = bs;
-  *maximum = 0xffffffff;
+  *maximum = MAX_REQUEST;
   return 0;
 }
 
@@ -437,13 +452,29 @@ umbra_can_fua (void *handle)
   return NBDKIT_FUA_NATIVE;
 }
 
+/* Refuses a read or write larger than the advertised maximum block size (EOVERFLOW), as
+ * `umbra serve` does: a client honouring the advertised maximum never sends one. */
+static int
+too_large (const struct conn *c, const char *what, uint32_t count, uint64_t offset)
+{
+  if (count <= MAX_REQUEST)
+    return 0;
+  nbdkit_error ("umbra: %s of %" PRIu32 " bytes at %" PRIu64 " of LUN '%s' is larger than "
+                "the maximum block size %u", what, count, offset, c->name, MAX_REQUEST);
+  nbdkit_set_error (EOVERFLOW);
+  return -1;
+}
+
 static int
 umbra_pread (void *handle, void *buf, uint32_t count, uint64_t offset, uint32_t flags)
 {
   struct conn *c = handle;
-  umbra_status st = umbra_lun_handle_read (c->h, offset, buf, count);
+  umbra_status st;
 
   (void) flags;
+  if (too_large (c, "read", count, offset) == -1)
+    return -1;
+  st = umbra_lun_handle_read (c->h, offset, buf, count);
   if (st != UMBRA_OK) {
     report (st, false, "read of %" PRIu32 " bytes at %" PRIu64 " of LUN '%s'",
             count, offset, c->name);
@@ -456,10 +487,13 @@ static int
 umbra_pwrite (void *handle, const void *buf, uint32_t count, uint64_t offset, uint32_t flags)
 {
   struct conn *c = handle;
-  umbra_status st = (flags & NBDKIT_FLAG_FUA)
+  umbra_status st;
+
+  if (too_large (c, "write", count, offset) == -1)
+    return -1;
+  st = (flags & NBDKIT_FLAG_FUA)
     ? umbra_lun_handle_write_fua (c->h, offset, buf, count)
     : umbra_lun_handle_write (c->h, offset, buf, count);
-
   if (st != UMBRA_OK) {
     report (st, true, "write%s of %" PRIu32 " bytes at %" PRIu64 " of LUN '%s'",
             (flags & NBDKIT_FLAG_FUA) ? " (FUA)" : "", count, offset, c->name);
@@ -482,10 +516,9 @@ umbra_flush (void *handle, uint32_t flags)
   return 0;
 }
 
-/* Trim and zero: the range reads as zeros afterwards. libumbra writes zeros by releasing the range
- * (as a discard), never by writing them: always fast, so NBD_CMD_FLAG_FAST_ZERO is honoured
- * (can_fast_zero) and MAY_TRIM changes nothing. Both are durable after the next flush: with FUA,
- * flush before answering. */
+/* Trim, and zero allowing holes: the range reads as zeros afterwards. libumbra zeroes by releasing
+ * the range (as a discard), never by writing: always fast, so NBDKIT_FLAG_FAST_ZERO is satisfied.
+ * Both are durable after the next flush: with FUA, flush before answering. */
 static int
 release (struct conn *c, uint32_t count, uint64_t offset, uint32_t flags, bool zero)
 {
@@ -503,16 +536,57 @@ release (struct conn *c, uint32_t count, uint64_t offset, uint32_t flags, bool z
   return 0;
 }
 
+/* Zero without holes (the client's NBD_CMD_FLAG_NO_HOLE: no NBDKIT_FLAG_MAY_TRIM): the range is
+ * provisioned, so zeros are written as data, ZERO_CHUNK bytes at a time. The whole range is
+ * checked first, so a range past the end writes nothing. */
+static int
+write_zero_data (struct conn *c, uint32_t count, uint64_t offset, uint32_t flags)
+{
+  uint64_t size = 0, at = offset, end = offset + count;
+  umbra_status st = umbra_lun_handle_get_size (c->h, &size);
+
+  if (st == UMBRA_OK && end > size) {
+    nbdkit_error ("umbra: write-zeroes of %" PRIu32 " bytes at %" PRIu64 " of LUN '%s' is "
+                  "past its end (%" PRIu64 " bytes)", count, offset, c->name, size);
+    nbdkit_set_error (ENOSPC);
+    return -1;
+  }
+  while (st == UMBRA_OK && at < end) {
+    uint64_t n = end - at < ZERO_CHUNK ? end - at : ZERO_CHUNK;
+    st = umbra_lun_handle_write (c->h, at, zero_chunk, (size_t) n);
+    if (st == UMBRA_OK)
+      at += n;
+  }
+  if (st == UMBRA_OK && (flags & NBDKIT_FLAG_FUA))
+    st = umbra_lun_handle_flush (c->h);
+  if (st != UMBRA_OK) {
+    report (st, true, "write-zeroes without holes of %" PRIu32 " bytes at %" PRIu64
+            " of LUN '%s' (at %" PRIu64 ")", count, offset, c->name, at);
+    return -1;
+  }
+  return 0;
+}
+
 static int
 umbra_trim (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 {
   return release (handle, count, offset, flags, false);
 }
 
+/* Zero, as `umbra serve` answers WRITE_ZEROES (docs/nbd.md): with MAY_TRIM the range is released
+ * (fast); without it (NO_HOLE) zeros are written as data, which is not fast, so with FAST_ZERO
+ * too it fails at once with ENOTSUP and writes nothing (the client zeroes another way). */
 static int
 umbra_zero (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 {
-  return release (handle, count, offset, flags, true);
+  if (flags & NBDKIT_FLAG_MAY_TRIM)
+    return release (handle, count, offset, flags, true);
+  if (flags & NBDKIT_FLAG_FAST_ZERO) {
+    nbdkit_debug ("umbra: write-zeroes without holes is not fast: ENOTSUP");
+    nbdkit_set_error (ENOTSUP);
+    return -1;
+  }
+  return write_zero_data (handle, count, offset, flags);
 }
 
 /* Block status: libumbra lists the extents that may hold data; everything else is a hole that
