@@ -46,7 +46,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::provider::Provider;
 use crate::shadow::{Context, ProviderType, ShadowProperties};
 use crate::writer::{
-    Call, EventContext, FailureKind, Lane, LateCall, Writer, WriterEvent, WriterFailure,
+    Call, EventContext, FailureKind, Lane, LateCall, Straggler, Writer, WriterEvent, WriterFailure,
     WriterState,
 };
 
@@ -156,6 +156,34 @@ pub(crate) struct Inner {
     hung: Mutex<HashMap<String, (WriterEvent, usize)>>,
     /// Signalled when a hung writer's call returns.
     answered: Condvar,
+    /// The threads of hung calls (by writer), joined once their writer has no call hung any
+    /// more: by [`Coordinator::wait_until_responding`] and when the coordinator goes.
+    stragglers: Mutex<Vec<(String, Straggler)>>,
+}
+
+impl Inner {
+    /// Joins the threads of hung calls that have all returned (their writer is hung no more:
+    /// each thread only ends now); the rest stay.
+    fn join_stragglers(&self) {
+        let done: Vec<Straggler> = {
+            let hung = self.hung.lock();
+            let mut all = self.stragglers.lock();
+            let (done, left): (Vec<_>, Vec<_>) = all
+                .drain(..)
+                .partition(|(name, _)| !hung.contains_key(name));
+            *all = left;
+            done.into_iter().map(|(_, s)| s).collect()
+        };
+        for s in done {
+            s.join();
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.join_stragglers();
+    }
 }
 
 impl Inner {
@@ -248,6 +276,7 @@ impl Coordinator {
                 flight: Mutex::new(None),
                 hung: Mutex::new(HashMap::new()),
                 answered: Condvar::new(),
+                stragglers: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -325,10 +354,15 @@ impl Coordinator {
         let mut hung = self.inner.hung.lock();
         while hung.contains_key(name) {
             if self.inner.answered.wait_until(&mut hung, until).timed_out() {
-                return !hung.contains_key(name);
+                break;
             }
         }
-        true
+        let responding = !hung.contains_key(name);
+        drop(hung);
+        if responding {
+            self.inner.join_stragglers();
+        }
+        responding
     }
 
     /// The set this coordinator is making, if any (from `start_set` until
@@ -626,9 +660,13 @@ impl Crowd {
         let p = &mut self.parts[i];
         p.responding = false;
         // Its thread is stuck in the call: whatever comes next runs elsewhere.
-        p.lane.abandon();
+        let straggler = p.lane.abandon();
         let name = p.name.clone();
         self.inner.mark_hung(&name, event);
+        // Kept after it is marked hung: joined only once its call has returned.
+        if let Some(s) = straggler {
+            self.inner.stragglers.lock().push((name.clone(), s));
+        }
         self.fate.lock().hung.insert(name.clone());
         let fate = self.fate.clone();
         let inner = self.inner.clone();

@@ -71,12 +71,30 @@ impl Drop for Lane {
     }
 }
 
+/// The thread of an abandoned lane: it ends once its hung call returns (its feed is closed).
+pub(crate) struct Straggler {
+    thread: std::thread::JoinHandle<()>,
+    token: u64,
+}
+
+impl Straggler {
+    /// Waits for the thread to end; the caller knows its call has returned (so this waits only
+    /// for the thread's last bookkeeping). Does nothing on the thread itself.
+    pub(crate) fn join(self) {
+        if THIS_LANE.with(std::cell::Cell::get) != self.token {
+            let _ = self.thread.join();
+        }
+    }
+}
+
 impl Lane {
     /// Leaves the thread to finish the call it runs (a hung one) and end; the next call starts
-    /// a new thread.
-    pub(crate) fn abandon(&mut self) {
+    /// a new thread. The thread is handed back, to be joined once its call has returned.
+    pub(crate) fn abandon(&mut self) -> Option<Straggler> {
         self.feed = None;
-        self.thread = None;
+        self.thread
+            .take()
+            .map(|(thread, token)| Straggler { thread, token })
     }
 
     /// Runs `job` on the lane's thread, starting the thread if there is none; the thread's
@@ -123,6 +141,9 @@ struct Slot<T> {
 struct Shared<T> {
     slot: Mutex<Slot<T>>,
     returned: Condvar,
+    /// The thread of a call run on a fresh thread (no lane), joined by [`Call::wait`] once it
+    /// answered (it then only returns), so no writer thread outlives a call that returned.
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 /// Facts about a call, kept by the call and by its late continuation.
@@ -211,6 +232,7 @@ impl<T: Send + 'static> Call<T> {
                 on_return: None,
             }),
             returned: Condvar::new(),
+            thread: Mutex::new(None),
         });
         let s = shared.clone();
         let i = info.clone();
@@ -237,7 +259,7 @@ impl<T: Send + 'static> Call<T> {
             None => std::thread::Builder::new()
                 .name(format!("umbra-writer {event}"))
                 .spawn(job)
-                .map(drop),
+                .map(|t| *shared.thread.lock() = Some(t)),
         };
         if let Err(e) = spawned {
             // The system refused a thread: the writer could not be asked, which is a resource
@@ -289,7 +311,14 @@ impl<T> Call<T> {
             }
         }
         match slot.answer.take() {
-            Some((r, at)) if at <= self.info.deadline => CallOutcome::Returned(r),
+            Some((r, at)) if at <= self.info.deadline => {
+                drop(slot);
+                // Answered: the thread only returns now.
+                if let Some(t) = self.shared.thread.lock().take() {
+                    let _ = t.join();
+                }
+                CallOutcome::Returned(r)
+            }
             answer => {
                 slot.answer = answer;
                 drop(slot);

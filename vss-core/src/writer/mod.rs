@@ -48,8 +48,8 @@ use std::time::Instant;
 
 use uuid::Uuid;
 
-pub(crate) use call::Lane;
 pub use call::{Call, CallOutcome, LateCall, LateReturn};
+pub(crate) use call::{Lane, Straggler};
 pub use event::{FailureKind, WriterEvent, WriterFailure, WriterState};
 pub use exec::{ExecWriter, EXIT_RETRYABLE};
 pub use session::{SessionWriter, DEFAULT_END_GRACE};
