@@ -5,36 +5,11 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use common::*;
-
-/// `umbra --pool POOL` run in `cwd`.
-fn umbra_at(cwd: &Path, pool: &Path) -> Command {
-    let mut c = Command::new(assert_cmd::cargo::cargo_bin!("umbra"));
-    c.env_remove("UMBRA_POOL")
-        .current_dir(cwd)
-        .arg("--pool")
-        .arg(pool);
-    c
-}
-
-/// mkfifo `path`.
-fn fifo(path: &Path) {
-    assert!(Command::new("mkfifo").arg(path).status().unwrap().success());
-}
-
-/// The first line written to the FIFO at `path` (opening it waits for its writer).
-fn line_of(path: &Path) -> String {
-    let mut line = String::new();
-    BufReader::new(std::fs::File::open(path).unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    line.trim().to_string()
-}
 
 /// Runs `c` on a thread; its (exit code, stdout, stderr) arrive on the channel when it ends.
 fn in_background(mut c: Command) -> mpsc::Receiver<(i32, String, String)> {
@@ -54,17 +29,6 @@ fn in_background(mut c: Command) -> mpsc::Receiver<(i32, String, String)> {
 /// waiting for the long lane fails the test instead of hanging it.
 const MUST_END: Duration = Duration::from_secs(60);
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn an_access_change_does_not_wait_for_a_shadow_set_and_a_long_command_says_what_it_waits_for() {
     let dir = tempfile::tempdir().unwrap();
@@ -77,25 +41,7 @@ fn an_access_change_does_not_wait_for_a_shadow_set_and_a_long_command_says_what_
         )),
         0
     );
-    let ready = cwd.join("ready.json");
-    let mut server = umbra_at(cwd, &pool)
-        .args(["serve", "--listen"])
-        .arg(format!("unix:{}", cwd.join("nbd.sock").display()))
-        .args(["--as", SERVER, "--ready-file"])
-        .arg(&ready)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    // Ready once it printed its ready line.
-    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
-    while !lines
-        .next()
-        .expect("umbra serve says it is ready")
-        .unwrap()
-        .starts_with("ready (pid ")
-    {}
-    let _server = Server(server);
+    let _server = Served::start(&pool, &cwd.join("nbd.sock"));
 
     // A shadow set whose writer stays frozen until the test releases it.
     let (frozen, release) = (cwd.join("frozen"), cwd.join("release"));

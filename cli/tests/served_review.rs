@@ -7,70 +7,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use common::*;
-
-/// A running `umbra serve` on `pool` (NBD on a unix socket beside it, as [`SERVER`]), stopped
-/// by SIGTERM when dropped.
-struct Served {
-    child: Child,
-}
-
-impl Served {
-    /// Starts the server and waits for its ready line on stdout.
-    fn start(pool: &Path) -> Served {
-        let nbd = pool.with_extension("nbd.sock");
-        let mut child = Command::new(assert_cmd::cargo::cargo_bin!("umbra"))
-            .env_remove("UMBRA_POOL")
-            .arg("--pool")
-            .arg(pool)
-            .args(["serve", "--listen"])
-            .arg(format!("unix:{}", nbd.display()))
-            .args(["--as", SERVER])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("umbra serve starts");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        loop {
-            let line = lines
-                .next()
-                .expect("umbra serve says it is ready before it ends")
-                .unwrap();
-            if line.starts_with("ready (pid ") {
-                break;
-            }
-        }
-        Served { child }
-    }
-
-    /// Stops the server (SIGTERM) and waits for it; its exit code.
-    fn stop(mut self) -> Option<i32> {
-        self.term()
-    }
-
-    fn term(&mut self) -> Option<i32> {
-        if let Ok(Some(st)) = self.child.try_wait() {
-            return st.code();
-        }
-        let st = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(st.success());
-        self.child.wait().unwrap().code()
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.term();
-    }
-}
 
 /// A pool with LUN `db` (4 MiB) and volatile LUN `v` (1 MiB), both visible to [`SERVER`].
 fn pool_with_luns(dir: &Path) -> PathBuf {
@@ -132,7 +73,7 @@ fn the_cleanup_notice_is_on_stderr_served_or_not() {
     let mut seen = Vec::new();
     for (round, serve) in [(0, false), (1, true)] {
         let pid = dead_requester(&pool, tmp.path(), round);
-        let srv = serve.then(|| Served::start(&pool));
+        let srv = serve.then(|| Served::start(&pool, &pool.with_extension("nbd.sock")));
         let out = run(&pool, &["shadow", "list"]);
         assert_eq!(code(&out), 0, "{}", stderr(&out));
         let text = stdout(&out);
@@ -161,7 +102,7 @@ fn a_shadow_of_a_volatile_lun_is_refused_served_or_not() {
     let tmp = tempfile::tempdir().unwrap();
     let pool = pool_with_luns(tmp.path());
     for serve in [false, true] {
-        let srv = serve.then(|| Served::start(&pool));
+        let srv = serve.then(|| Served::start(&pool, &pool.with_extension("nbd.sock")));
         for args in [
             &[
                 "shadow",
@@ -256,7 +197,7 @@ fn a_pool_made_by_the_cli_is_its_owners_only() {
     sh(&format!(
         "{bin} --pool {p} lun create db 1MiB --unmask {SERVER}"
     ));
-    let srv = Served::start(&pool);
+    let srv = Served::start(&pool, &pool.with_extension("nbd.sock"));
     let sock = pool.join("control.sock");
     assert_eq!(
         std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777,

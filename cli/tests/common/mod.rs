@@ -3,6 +3,11 @@
 
 #![allow(dead_code)]
 
+pub mod served;
+
+#[allow(unused_imports)]
+pub use served::*;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
