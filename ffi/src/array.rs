@@ -1044,6 +1044,11 @@ pub unsafe extern "C" fn umbra_lun_split_async(
 /// both were reported only by `umbra_async_wait`.) A long operation already running on `target`
 /// fails the operation with `UMBRA_E_BUSY`.
 ///
+/// When it starts, every `umbra_lun_handle` opened on `target` before it is revoked for good
+/// (`UMBRA_E_ACCESS_DENIED`, as after a swap: a client's cache of the old contents must not go
+/// on); a handle opened while it runs gets `UMBRA_E_BUSY` on I/O, and one opened after it reads
+/// the resynced data.
+///
 /// # Safety
 /// `array` is NULL or a live handle; `source` and `target` are NULL or NUL-terminated; `out_op` is
 /// NULL or writable.
