@@ -82,6 +82,7 @@ pub(crate) fn serve(
         listed: 0,
     };
     let mut options = 0u32;
+    let mut other_options = 0u32;
     loop {
         if core.stopping() {
             return Ok(());
@@ -98,11 +99,23 @@ pub(crate) fn serve(
         }
         let (opt, len) = (be_u32(&head[8..12]), be_u32(&head[12..16]));
         options += 1;
+        // The extra budget a LIST gives is for asking about exports (INFO, GO, meta contexts);
+        // every other option, LIST included, stays within the base budget, so a LIST cannot
+        // buy more LISTs.
+        let about_an_export = matches!(
+            opt,
+            OPT_INFO | OPT_GO | OPT_LIST_META_CONTEXT | OPT_SET_META_CONTEXT
+        );
+        if !about_an_export {
+            other_options += 1;
+        }
         let max = core.config.max_options;
         let budget = max.saturating_add(max.saturating_mul(neg.listed));
-        if options > budget {
+        if options > budget || other_options > max {
             return Err(Error::protocol(format!(
-                "the client sent more than {budget} options ({max}, and {max} per export listed)"
+                "the client sent more than {} options ({max}, and {max} per export listed for \
+                 options about an export)",
+                if other_options > max { max } else { budget }
             )));
         }
         if len > core.config.max_option_len {
@@ -225,7 +238,8 @@ fn option(
             })?;
             let Some(info) = export::resolve(array, initiator, name) else {
                 return Err(Error::protocol(format!(
-                    "EXPORT_NAME: initiator {initiator} sees no export {name:?}"
+                    "EXPORT_NAME: initiator {initiator} sees no export {:?}",
+                    shown(name)
                 )));
             };
             let handle = array.open_lun(initiator, info.number).map_err(|e| {
@@ -270,7 +284,10 @@ fn option(
                 }
             };
             let Some(mut info) = export::resolve(array, initiator, &req.name) else {
-                let msg = format!("initiator {initiator} sees no export {:?}", req.name);
+                let msg = format!(
+                    "initiator {initiator} sees no export {:?}",
+                    shown(&req.name)
+                );
                 reply_err(conn, opt, REP_ERR_UNKNOWN, &msg)?;
                 return Ok(Step::Next);
             };
@@ -355,7 +372,10 @@ fn option(
                 return Ok(Step::Next);
             }
             if export::resolve(array, initiator, &req.name).is_none() {
-                let msg = format!("initiator {initiator} sees no export {:?}", req.name);
+                let msg = format!(
+                    "initiator {initiator} sees no export {:?}",
+                    shown(&req.name)
+                );
                 reply_err(conn, opt, REP_ERR_UNKNOWN, &msg)?;
                 return Ok(Step::Next);
             }
@@ -411,6 +431,15 @@ pub(crate) fn tflags(info: &ExportInfo, structured: bool) -> u16 {
         f |= TF_SEND_DF;
     }
     f
+}
+
+/// An export name as an error message quotes it: at most 64 characters, so a client's long name
+/// cannot make a reply many times its option's size.
+fn shown(name: &str) -> std::borrow::Cow<'_, str> {
+    match name.char_indices().nth(64) {
+        Some((cut, _)) => format!("{}...", &name[..cut]).into(),
+        None => name.into(),
+    }
 }
 
 fn reply_err(conn: &mut Conn, opt: u32, err: u32, msg: &str) -> Result<()> {

@@ -19,7 +19,7 @@ use vds_core::Array;
 
 use super::caller::Remote;
 use super::wire;
-use crate::cli::{Cli, Command, LunCommand};
+use crate::cli::{Cli, Command, LunCommand, ShadowCommand};
 use crate::error::{Error, Result};
 use crate::output::Report;
 use crate::Ctx;
@@ -273,13 +273,20 @@ fn serve_one(mut conn: UnixStream, sh: &Shared) {
                 Some(g) => g,
                 None => {
                     if !cli.json {
-                        if let Some(text) = waiting_notice(&sh.running.lock()) {
+                        // Read under the lock, sent after it: a write to the caller never holds
+                        // up the running command's bookkeeping.
+                        let text = waiting_notice(&sh.running.lock());
+                        if let Some(text) = text {
                             remote.notice(&text);
                         }
                     }
                     sh.one.lock()
                 }
             };
+            // A fast recovery breaks, swaps and masks in steps: no access change of the quick
+            // lane runs between them (it takes a moment; the quick lane waits that long).
+            let _steps = matches!(cli.command, Command::Shadow(ShadowCommand::Recover { .. }))
+                .then(|| sh.quick.lock());
             *sh.running.lock() = Some((command_words(&argv), Instant::now()));
             let result = run_parsed(cli, sh, &remote);
             *sh.running.lock() = None;
