@@ -13,6 +13,28 @@ use vds_core::Access;
 
 const MIB: u64 = 1 << 20;
 
+/// `nbdinfo --json --list URI`: (export name, description, size, read-only) of each export,
+/// sorted.
+fn listed(uri: &str) -> Vec<(String, String, u64, bool)> {
+    let out = run(Command::new("nbdinfo").args(["--json", "--list", uri]));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut e: Vec<_> = v["exports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["export-name"].as_str().unwrap().to_string(),
+                e["description"].as_str().unwrap().to_string(),
+                e["export-size"].as_u64().unwrap(),
+                e["is_read_only"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    e.sort();
+    e
+}
+
 #[test]
 fn nbdinfo_lists_only_each_identitys_luns_by_number_with_names_and_read_only() {
     if !have("nbdinfo") {
@@ -37,35 +59,14 @@ fn nbdinfo_lists_only_each_identitys_luns_by_number_with_names_and_read_only() {
         .unwrap();
     let addr_b = lb.local_addr().tcp().unwrap();
 
-    let list = |uri: String| -> serde_json::Value {
-        let out = run(Command::new("nbdinfo").args(["--json", "--list", &uri]));
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
-    let seen = |v: &serde_json::Value| -> Vec<(String, String, u64, bool)> {
-        let mut e: Vec<_> = v["exports"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| {
-                (
-                    e["export-name"].as_str().unwrap().to_string(),
-                    e["description"].as_str().unwrap().to_string(),
-                    e["export-size"].as_u64().unwrap(),
-                    e["is_read_only"].as_bool().unwrap(),
-                )
-            })
-            .collect();
-        e.sort();
-        e
-    };
     let mut want_a = vec![
         (db.to_string(), "db".to_string(), 4 * MIB, false),
         (logs.to_string(), "logs".to_string(), MIB, true),
     ];
     want_a.sort();
-    assert_eq!(seen(&list(sa.uri(""))), want_a);
+    assert_eq!(listed(&sa.uri("")), want_a);
     assert_eq!(
-        seen(&list(format!("nbd://{addr_b}/"))),
+        listed(&format!("nbd://{addr_b}/")),
         vec![(other.to_string(), "other".to_string(), 2 * MIB, false)]
     );
     // Opening by LUN name reaches the same export; a LUN masked from the identity does not open.
@@ -409,24 +410,12 @@ fn nbdinfo_lists_a_host_that_sees_many_luns() {
     }
     let pool = Pool::new();
     let a = ini("iqn.2026-01.org.example:many");
-    let mut want = BTreeSet::new();
+    let mut want = Vec::new();
     for i in 0..20 {
         let n = pool.lun(&format!("many{i}"), MIB, &a, Access::ReadWrite);
-        want.insert((n.to_string(), format!("many{i}")));
+        want.push((n.to_string(), format!("many{i}"), MIB, false));
     }
+    want.sort();
     let s = serve(&pool.array, &a);
-    let out = run(Command::new("nbdinfo").args(["--json", "--list", &s.uri("")]));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let seen: BTreeSet<(String, String)> = v["exports"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["export-name"].as_str().unwrap().to_string(),
-                e["description"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    assert_eq!(seen, want);
+    assert_eq!(listed(&s.uri("")), want);
 }
